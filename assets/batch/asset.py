@@ -1,0 +1,108 @@
+"""M5 ``test_batch``: the routing manifest + registry turn prompts into N provider tasks
+→ TestBatchDispatched; tokens are reserved per charged task."""
+
+
+import random
+
+import dagster as dg
+import polars as pl
+
+from assets.common import SILVER_KW, silver_ins, frame, only_row
+from economics import ledger
+from economics.routing import build_manifest, select_providers
+from resources.catalog import CatalogResource
+from resources.events import event, notify, record_execution_events, record_pipeline_events, stable_id, utcnow
+from resources.lake import LakeResource
+from resources.manifest_store import ManifestStore
+from resources.platform import PlatformConfig
+from resources.providers.resource import ProviderRegistryResource
+from resources.schemas import LEDGER_ENTRIES, TEST_BATCH
+
+STAGE = "M5"
+
+
+def task_id_for(video_id: str, effect_type: str, provider_id: str) -> str:
+    """Deterministic task id: the same video, effect and provider always name one task."""
+    return stable_id("task", video_id, effect_type, provider_id, length=20)
+
+
+def current_rankings(manifest: dict | None, active: dict[str, list[str]], now) -> tuple[dict, str, str]:
+    """Manifest entries per effect type restricted to the providers active now.
+
+    Falls back to a bootstrap ranking (registry order, neutral priors) for any effect type
+    the published manifest does not cover (or when none was published yet).
+
+    Returns:
+        (effect type → entries, manifest version, source: 'manifest' | 'bootstrap').
+    """
+    bootstrap = build_manifest(pl.DataFrame(), active, now)
+    if manifest is None:
+        return bootstrap["effects"], bootstrap["version"], "bootstrap"
+    effects = {}
+    for effect_type, providers in active.items():
+        published = [e for e in manifest["effects"].get(effect_type, []) if e["provider_id"] in providers]
+        effects[effect_type] = published or bootstrap["effects"][effect_type]
+    return effects, manifest["version"], "manifest"
+
+
+@dg.asset(group_name="M5_batch", output_required=False, ins=silver_ins("prompt_variants", "ingested_video"), **SILVER_KW)
+def test_batch(
+    context: dg.AssetExecutionContext, prompt_variants: pl.DataFrame, ingested_video: pl.DataFrame,
+    lake: LakeResource, providers: ProviderRegistryResource, manifest_store: ManifestStore,
+    catalog: CatalogResource, platform: PlatformConfig,
+):
+    """Per eligible effect type: the top ``top_k`` providers of the current routing manifest,
+    plus an exploration candidate with probability ``exploration_rate``, plus shadow copies.
+
+    The draw is seeded by the video id, so re-running the stage dispatches the same tasks.
+    Yields nothing (and tells the user) when no effect type is eligible.
+    """
+    video = only_row(ingested_video, "ingested_video")
+    video_id, user_id = video["video_id"], video["user_id"]
+    now = utcnow()
+    registry = providers.registry()
+    rankings, version, source = current_rankings(manifest_store.read(), registry.active_by_effect(), now)
+    prices = catalog.prices()
+    rng = random.Random(int(stable_id("routing", video_id), 16))
+    rows = []
+    for variant in prompt_variants.sort("effect_type").iter_rows(named=True):
+        effect_type = variant["effect_type"]
+        chosen = select_providers(
+            rankings.get(effect_type, []), rng, top_k=platform.top_k,
+            epsilon=platform.exploration_rate, shadow=registry.shadow_for(effect_type),
+        )
+        for c in chosen:
+            rows.append({
+                "video_id": video_id, "task_id": task_id_for(video_id, effect_type, c.provider_id),
+                "effect_type": effect_type, "provider_id": c.provider_id, "rank": c.rank,
+                "selection": c.selection, "manifest_version": version, "user_id": user_id,
+                "tokens_reserved": 0 if c.selection == "shadow" else prices[effect_type],
+                "prompt": variant["prompt"], "params": variant["params"], "dispatched_at": now,
+            })
+    if not rows:
+        note = notify(lake, user_id, video_id, "no_effects", "No effect fits this video",
+                      "None of the catalog's effects can be applied to this video.")
+        record_pipeline_events(lake, [
+            event("NoEligibleEffects", video_id, STAGE, {}),
+            event("UserNotified", video_id, STAGE, {"notification_id": note["notification_id"]},
+                  identity="no_effects"),
+        ])
+        return
+    lake.append(LEDGER_ENTRIES, pl.DataFrame(ledger.reserve(rows, now), schema=LEDGER_ENTRIES.schema))
+    record_execution_events(lake, [
+        event("TaskDispatched", video_id, STAGE,
+              {"selection": r["selection"], "rank": r["rank"], "manifest_version": version},
+              identity=r["task_id"], task_id=r["task_id"], provider_id=r["provider_id"],
+              effect_type=r["effect_type"])
+        for r in rows
+    ])
+    record_pipeline_events(lake, [event(
+        "TestBatchDispatched", video_id, STAGE,
+        {"tasks": len(rows), "manifest_version": version, "manifest_source": source,
+         "tokens_reserved": sum(r["tokens_reserved"] for r in rows),
+         "providers": sorted({f"{r['effect_type']}:{r['provider_id']}" for r in rows})},
+    )])
+    yield dg.Output(frame(rows, TEST_BATCH), metadata={
+        "tasks": len(rows), "manifest": f"{source} {version}",
+        "exploration": sum(r["selection"] == "exploration" for r in rows),
+    })

@@ -1,0 +1,117 @@
+"""M6 ``provider_outputs``: run every task of the batch on its provider → TaskSucceeded |
+TaskFailed, with measured telemetry; settle each task's reserved tokens."""
+
+
+import json
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from assets.common import SILVER_KW, silver_ins, frame, only_row
+from assets.execution.runner import run_tasks
+from economics import ledger
+from resources.events import event, record_execution_events, record_pipeline_events, utcnow
+from resources.lake import LakeResource
+from resources.media import MediaStore
+from resources.platform import PlatformConfig
+from resources.providers.base import ProviderTask, TaskResult
+from resources.providers.resource import ProviderRegistryResource
+from resources.schemas import LEDGER_ENTRIES, PROVIDER_OUTPUTS
+
+STAGE = "M6"
+
+
+def output_key(video_id: str, task_id: str) -> str:
+    """Media key of a task's output video."""
+    return f"outputs/{video_id}/{task_id}.mp4"
+
+
+def telemetry(result: TaskResult) -> dict:
+    """The telemetry fields of a result, as stored in events and ``provider_outputs``."""
+    return {
+        "status": result.status, "duration_ms": result.duration_ms,
+        "queue_wait_ms": result.queue_wait_ms, "compute_seconds": result.compute_seconds,
+        "instance_type": result.instance_type, "partner_cost_usd": result.partner_cost_usd,
+        "attempts": result.attempts, "error_class": result.error_class,
+        "error_message": result.error_message,
+    }
+
+
+def result_events(task: dict, result: TaskResult, at) -> tuple[dict, dict]:
+    """The (pipeline event, execution event) pair recording one finished task."""
+    kind = "TaskSucceeded" if result.status == "succeeded" else "TaskFailed"
+    tel = telemetry(result)
+    pipeline = event(kind, task["video_id"], STAGE,
+                     {"task_id": task["task_id"], "provider_id": task["provider_id"],
+                      "effect_type": task["effect_type"], "error_class": result.error_class},
+                     identity=task["task_id"], occurred_at=at)
+    execution = event(kind, task["video_id"], STAGE, {**tel, "selection": task["selection"]},
+                      identity=task["task_id"], occurred_at=at, task_id=task["task_id"],
+                      provider_id=task["provider_id"], effect_type=task["effect_type"])
+    return pipeline, execution
+
+
+@dg.asset(group_name="M6_execution", ins=silver_ins("test_batch", "ingested_video"), **SILVER_KW)
+def provider_outputs(
+    context: dg.AssetExecutionContext, test_batch: pl.DataFrame, ingested_video: pl.DataFrame,
+    lake: LakeResource, media: MediaStore, providers: ProviderRegistryResource,
+    platform: PlatformConfig,
+) -> pl.DataFrame:
+    """One row per task: status, output media key, duration, queue wait, measured compute
+    seconds, instance type, partner cost, attempts, error class and message.
+
+    A failing provider fails only its own task; the run succeeds as long as the stage could
+    record every outcome.
+    """
+    video = only_row(ingested_video, "ingested_video")
+    tasks = list(test_batch.iter_rows(named=True))
+    registry = providers.registry()
+    with media.local_file(video["proxy_key"]) as proxy, tempfile.TemporaryDirectory() as workdir:
+        jobs = [
+            ProviderTask(
+                task_id=t["task_id"], video_id=t["video_id"], effect_type=t["effect_type"],
+                provider_id=t["provider_id"], input_path=proxy,
+                output_path=str(Path(workdir) / f"{t['task_id']}.mp4"),
+                params=json.loads(t["params"]), prompt=t["prompt"],
+            )
+            for t in tasks
+        ]
+        results = run_tasks(jobs, providers.adapter, platform.max_parallel_tasks,
+                            lambda pid: registry.spec(pid).instance_type)
+        for job, result in zip(jobs, results):
+            if result.status == "succeeded":
+                media.put_file(output_key(job.video_id, job.task_id), result.output_path)
+    finished = utcnow()
+    rows, pipeline_events, execution_events, entries = [], [], [], []
+    for task, result in zip(tasks, results):
+        ok = result.status == "succeeded"
+        rows.append({
+            "video_id": task["video_id"], "task_id": task["task_id"],
+            "effect_type": task["effect_type"], "provider_id": task["provider_id"],
+            "selection": task["selection"], **telemetry(result),
+            "output_key": output_key(task["video_id"], task["task_id"]) if ok else None,
+            "node_timings": json.dumps(result.node_timings), "finished_at": finished,
+        })
+        p, e = result_events(task, result, finished)
+        pipeline_events.append(p)
+        execution_events.append(e)
+        settled = ledger.settle(task, result.status, finished)
+        if settled:
+            entries.append(settled)
+        if not ok:
+            context.log.warning(
+                f"task {task['task_id']} on {task['provider_id']} failed "
+                f"({result.error_class}): {result.error_message}"
+            )
+    record_execution_events(lake, execution_events)
+    record_pipeline_events(lake, pipeline_events)
+    if entries:
+        lake.append(LEDGER_ENTRIES, pl.DataFrame(entries, schema=LEDGER_ENTRIES.schema))
+    succeeded = sum(r["status"] == "succeeded" for r in rows)
+    context.add_output_metadata({
+        "tasks": len(rows), "succeeded": succeeded, "failed": len(rows) - succeeded,
+        "compute_seconds": round(sum(r["compute_seconds"] or 0 for r in rows), 3),
+    })
+    return frame(rows, PROVIDER_OUTPUTS)

@@ -1,0 +1,55 @@
+"""Run provider tasks in parallel, each failure contained to its own task.
+
+Threads, not processes: the work happens in ffmpeg children or in OpenCV/NumPy calls that
+release the GIL, and each adapter measures its own CPU time per task.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from resources.providers.base import ProviderAdapter, ProviderTask, TaskResult
+
+
+def run_tasks(
+    tasks: list[ProviderTask], adapter_for: Callable[[str], ProviderAdapter], max_workers: int,
+    instance_type_for: Callable[[str], str],
+) -> list[TaskResult]:
+    """Execute every task on its provider, at most ``max_workers`` at once.
+
+    Args:
+        tasks: tasks to run (order is kept in the result).
+        adapter_for: provider id → adapter.
+        max_workers: parallel slots.
+        instance_type_for: provider id → instance type, for results of tasks whose adapter
+            could not even be built.
+
+    Returns:
+        One TaskResult per task, in order. ``queue_wait_ms`` is the time a task waited for a
+        slot. An adapter that raises (it should not) yields a failed result with the
+        exception's class name — one provider never fails another's task.
+    """
+    submitted = time.perf_counter()
+
+    def run(task: ProviderTask) -> TaskResult:
+        waited_ms = int((time.perf_counter() - submitted) * 1000)
+        try:
+            result = adapter_for(task.provider_id).execute(task)
+        except Exception as exc:  # noqa: BLE001 - contain any provider bug to its task
+            result = TaskResult(
+                task_id=task.task_id, status="failed", output_path=None, duration_ms=0,
+                compute_seconds=0.0, instance_type=instance_type_for(task.provider_id),
+                error_class=type(exc).__name__, error_message=str(exc)[:500],
+            )
+        return _with_queue_wait(result, waited_ms)
+
+    with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="provider") as pool:
+        return list(pool.map(run, tasks))
+
+
+def _with_queue_wait(result: TaskResult, waited_ms: int) -> TaskResult:
+    from dataclasses import replace
+
+    return replace(result, queue_wait_ms=result.queue_wait_ms + waited_ms)

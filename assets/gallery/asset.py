@@ -1,0 +1,103 @@
+"""M10 ``gallery_revisions``: after an admin decision, an immutable revision with its content
+hash and the publish pin → EffectPublished + UserNotified; a rejection refunds and notifies."""
+
+
+import json
+
+import dagster as dg
+import polars as pl
+
+from assets.approval.asset import media_url
+from assets.common import SILVER_KW, silver_ins, frame, only_row
+from assets.gallery.snapshot import revision, slug_for
+from economics import ledger
+from resources.catalog import CatalogResource
+from resources.events import event, notify, record_pipeline_events, utcnow
+from resources.lake import LakeResource
+from resources.platform import PlatformConfig
+from resources.schemas import APPROVAL_DECISIONS, GALLERY_REVISIONS, LEDGER_ENTRIES
+
+STAGE = "M10"
+
+
+@dg.asset(group_name="M10_gallery", ins=silver_ins("approval_requests", "best_result", "prompt_variants", "quality_scores", "test_batch"), **SILVER_KW)
+def gallery_revisions(
+    context: dg.AssetExecutionContext, approval_requests: pl.DataFrame,
+    best_result: pl.DataFrame, prompt_variants: pl.DataFrame, quality_scores: pl.DataFrame,
+    test_batch: pl.DataFrame, lake: LakeResource, catalog: CatalogResource,
+    platform: PlatformConfig,
+) -> pl.DataFrame:
+    """The admin's decision on the video's approval request, applied.
+
+    Raises:
+        dg.Failure: no decision is recorded yet (the approval sensor only starts this run
+            after one is).
+    """
+    request = only_row(approval_requests, "approval_requests")
+    decisions = lake.read(APPROVAL_DECISIONS, pl.col("approval_id") == request["approval_id"])
+    if decisions.is_empty():
+        raise dg.Failure(f"no admin decision recorded for approval {request['approval_id']}")
+    decision = decisions.row(0, named=True)
+    video_id, user_id, now = request["video_id"], request["user_id"], utcnow()
+    best = only_row(best_result, "best_result")
+    if decision["decision"] != "approve":
+        return _rejected(context, lake, request, decision, test_batch, now)
+    prompt = only_row(prompt_variants.filter(pl.col("effect_type") == best["effect_type"]), "prompt")
+    quality = only_row(quality_scores.filter(pl.col("task_id") == best["task_id"]), "quality")
+    slug = slug_for(best["effect_type"], video_id)
+    snapshot = {
+        "slug": slug, "effect_type": best["effect_type"],
+        "display_name": catalog.effects()[best["effect_type"]]["display_name"],
+        "provider_id": best["provider_id"], "task_id": best["task_id"],
+        "prompt": prompt["prompt"], "template": f"{prompt['template_id']}@v{prompt['template_version']}",
+        "params": json.loads(prompt["params"]), "source_video_id": video_id,
+        "output_key": best["output_key"], "approval_id": request["approval_id"],
+        "approved_by": decision["admin"],
+        "quality": {k: quality[k] for k in ("composite", "fidelity", "artifacts", "style_adherence",
+                                             "temporal_consistency", "perceptual_hash_distance")},
+        "cost_usd": best["cost_usd"], "margin": best["margin"],
+    }
+    revision_id, content_hash = revision(snapshot)
+    row = {
+        "video_id": video_id, "revision_id": revision_id, "slug": slug,
+        "approval_id": request["approval_id"], "decision": "approve",
+        "effect_type": best["effect_type"], "provider_id": best["provider_id"],
+        "task_id": best["task_id"], "snapshot": json.dumps(snapshot, sort_keys=True, default=str),
+        "content_hash": content_hash, "published": True, "output_key": best["output_key"],
+        "published_at": now,
+    }
+    url = f"{platform.api_base_url.rstrip('/')}/v1/effects/{slug}"
+    note = notify(lake, user_id, video_id, "effect_published", "Your effect is published",
+                  f"{snapshot['display_name']} is live in the gallery.", url=url, identity=revision_id)
+    record_pipeline_events(lake, [
+        event("EffectPublished", video_id, STAGE,
+              {"slug": slug, "revision_id": revision_id, "content_hash": content_hash, "url": url}),
+        event("UserNotified", video_id, STAGE, {"notification_id": note["notification_id"],
+                                                "kind": "effect_published"}, identity="published"),
+    ])
+    context.add_output_metadata({"slug": slug, "revision_id": revision_id,
+                                 "preview": media_url(platform.api_base_url, best["output_key"])})
+    return frame([row], GALLERY_REVISIONS)
+
+
+def _rejected(context, lake, request, decision, test_batch, now) -> pl.DataFrame:
+    video_id, user_id = request["video_id"], request["user_id"]
+    refunds = [r for t in test_batch.iter_rows(named=True)
+               if (r := ledger.refund_consumed(t, now, "rejected by admin"))]
+    if refunds:
+        lake.append(LEDGER_ENTRIES, pl.DataFrame(refunds, schema=LEDGER_ENTRIES.schema))
+    reason = decision["reason"] or "an admin rejected the result"
+    note = notify(lake, user_id, video_id, "effect_rejected", "Your effect was not published",
+                  f"{reason}. Your tokens were refunded.", identity=request["approval_id"])
+    record_pipeline_events(lake, [
+        event("EffectRejected", video_id, STAGE, {"approval_id": request["approval_id"],
+                                                  "reason": reason, "refunded_tasks": len(refunds)}),
+        event("UserNotified", video_id, STAGE, {"notification_id": note["notification_id"],
+                                                "kind": "effect_rejected"}, identity="rejected"),
+    ])
+    context.add_output_metadata({"decision": "reject", "refunded_tasks": len(refunds)})
+    return frame([{"video_id": video_id, "approval_id": request["approval_id"],
+                   "decision": "reject", "published": False, "published_at": now,
+                   "revision_id": "", "effect_type": request["effect_type"],
+                   "provider_id": request["provider_id"], "task_id": request["task_id"]}],
+                 GALLERY_REVISIONS)

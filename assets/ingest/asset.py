@@ -1,0 +1,87 @@
+"""M1 ``ingested_video``: probe, validate, normalized proxy → VideoIngested | VideoRejected."""
+
+
+import time
+
+import dagster as dg
+import polars as pl
+
+from assets.common import SILVER_KW, frame, only_row
+from assets.ingest.probe import IngestLimits, VideoRejected, probe_video, validate
+from assets.ingest.proxy import make_proxy
+from resources.events import event, notify, record_pipeline_events, utcnow
+from resources.lake import LakeResource
+from resources.media import MediaStore
+from resources.platform import PlatformConfig
+from resources.schemas import INGESTED_VIDEO, UPLOADS
+
+STAGE = "M1"
+
+
+def proxy_key(video_id: str) -> str:
+    """Media key of a video's normalized proxy."""
+    return f"proxy/{video_id}.mp4"
+
+
+@dg.asset(group_name="M1_ingest", **SILVER_KW)
+def ingested_video(
+    context: dg.AssetExecutionContext, lake: LakeResource, media: MediaStore,
+    platform: PlatformConfig,
+) -> pl.DataFrame:
+    """One row per video: decoded-frame probe (container, codec, size, fps, frames, duration,
+    bitrate, bytes), validation outcome and the normalized H.264 proxy's key.
+
+    A video that fails probing or validation is not an error of the run: it gets
+    ``status = 'rejected'`` with a readable reason, a ``VideoRejected`` event and a user
+    notification, and the downstream stages skip it.
+    """
+    video_id = context.partition_key
+    upload = only_row(lake.read(UPLOADS, pl.col("video_id") == video_id), "upload")
+    limits = IngestLimits(
+        max_bytes=platform.max_upload_bytes, max_duration_ms=platform.max_duration_ms,
+        min_duration_ms=platform.min_duration_ms,
+    )
+    started = time.perf_counter()
+    row: dict = {"video_id": video_id, "user_id": upload["user_id"]}
+    with media.local_file(upload["media_key"]) as raw_path:
+        try:
+            probe = probe_video(raw_path)
+            row.update(probe.to_dict())
+            validate(probe, limits)
+        except VideoRejected as rejected:
+            return _reject(context, lake, row, rejected)
+        key = proxy_key(video_id)
+        with media.writable_file(key) as proxy_path:
+            make_proxy(raw_path, proxy_path, max_side=platform.proxy_max_side)
+            proxy = probe_video(proxy_path)
+    row.update(
+        status="accepted", proxy_key=key, proxy_width=proxy.width, proxy_height=proxy.height,
+        proxy_fps=proxy.fps, ingest_ms=int((time.perf_counter() - started) * 1000),
+        ingested_at=utcnow(),
+    )
+    record_pipeline_events(lake, [event(
+        "VideoIngested", video_id, STAGE,
+        {k: row[k] for k in ("codec", "width", "height", "fps", "frame_count", "duration_ms",
+                             "proxy_key", "ingest_ms")},
+    )])
+    context.add_output_metadata({
+        "status": "accepted", "codec": row["codec"], "resolution": f"{row['width']}x{row['height']}",
+        "fps": round(row["fps"], 3), "frames": row["frame_count"], "ingest_ms": row["ingest_ms"],
+    })
+    return frame([row], INGESTED_VIDEO)
+
+
+def _reject(context, lake: LakeResource, row: dict, rejected: VideoRejected) -> pl.DataFrame:
+    video_id = row["video_id"]
+    row.update(status="rejected", reject_code=rejected.code, reject_reason=rejected.reason,
+               ingested_at=utcnow())
+    note = notify(lake, row["user_id"], video_id, "video_rejected", "Your video was rejected",
+                  rejected.reason)
+    record_pipeline_events(lake, [
+        event("VideoRejected", video_id, STAGE, {"code": rejected.code, "reason": rejected.reason}),
+        event("UserNotified", video_id, STAGE, {"notification_id": note["notification_id"],
+                                                "kind": "video_rejected"}, identity="rejected"),
+    ])
+    context.log.warning(f"video {video_id} rejected ({rejected.code}): {rejected.reason}")
+    context.add_output_metadata({"status": "rejected", "reason": rejected.reason})
+    return frame([row], INGESTED_VIDEO)

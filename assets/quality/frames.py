@@ -1,0 +1,354 @@
+"""Decode a video once into the arrays the quality metrics need.
+
+One pass over every frame (PyAV) yields:
+
+* per-frame temporal statistics at the *working size* (longer side <= ``MAX_SIDE`` px):
+  consecutive-frame mean absolute luma difference, a coarse grid of regional luma means and a
+  black-frame flag;
+* the frames shown at ``samples`` relative time positions ``(i + 0.5) / samples`` of the
+  video's presentation interval, as working-size RGB + luma and native-resolution luma.
+
+Sampling by *relative* position means a 2x slow-motion output is sampled at the same content
+instants as its input. Target instants come from the container's duration; when that
+disagrees with the decoded timeline (broken metadata) the video is decoded a second time with
+the measured duration, so the matching never rests on wrong metadata.
+
+Luma is the decoded Y plane itself (8-bit planar YUV), i.e. the signal the encoder coded, in
+whatever range it was coded (limited range 16..235 for the H.264 proxies here).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+
+#: Longer side of the working size in px: metrics on <= 320 px frames are fast and still
+#: resolve structure (brief: "downscaled to <= 320 px for speed").
+MAX_SIDE = 320
+
+#: Regional-luma grid cell (px at working size) used for flicker: coarse enough that pixel
+#: noise averages out, fine enough that local brightness pumping does not cancel globally.
+GRID_CELL = 16
+
+#: Black frame: at least ``BLACK_RATIO`` of the pixels at or below ``BLACK_LUMA``. These are
+#: ffmpeg ``blackdetect``'s defaults (picture_black_ratio_th=0.98, pixel_black_th=0.10),
+#: with 0.10 mapped onto limited-range luma: 16 + 0.10 * (235 - 16) = 37.9.
+BLACK_LUMA = 38
+BLACK_RATIO = 0.98
+
+# Planar 8-bit YUV formats whose plane 0 is the luma we can read without conversion.
+_YUV8 = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21"}
+
+# Tolerance when comparing a frame timestamp with a target instant (s): absorbs the rounding
+# of pts * time_base so a frame starting exactly at a target is the one shown there.
+_EPS_S = 1e-6
+
+
+class VideoUnreadable(Exception):
+    """The file is missing, is not a media file, or has no video stream. ``reason`` is readable."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class VideoMeta:
+    """Container/stream metadata of a video (what the file *claims*).
+
+    Attributes:
+        path: file path.
+        container: demuxer name, e.g. ``"mov,mp4,m4a,3gp,3g2,mj2"``.
+        major_brand: ISO-BMFF major brand (``"isom"``, ``"mp42"``; ``"qt  "`` is QuickTime),
+            ``""`` when the container has none.
+        codec: decoder name, e.g. ``"h264"``.
+        width, height: coded picture size in px.
+        fps: average frame rate (frames/s), 0.0 when unknown.
+        pix_fmt: pixel format name, e.g. ``"yuv420p"`` (``""`` when unknown).
+        bit_rate: video bit rate in bit/s (stream, else container, else size*8/duration; 0
+            when unknown).
+        declared_frames: frame count from the container index, 0 when unknown.
+        duration_s: video duration from metadata in seconds, 0.0 when unknown.
+    """
+
+    path: str
+    container: str
+    major_brand: str
+    codec: str
+    width: int
+    height: int
+    fps: float
+    pix_fmt: str
+    bit_rate: int
+    declared_frames: int
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class SampledFrame:
+    """The frame shown at one sampled relative position.
+
+    Attributes:
+        index: decoded frame index (0-based, presentation order).
+        rgb: (h, w, 3) uint8 RGB at the working size.
+        luma: (h, w) uint8 luma at the working size.
+        luma_native: (H, W) uint8 luma at the coded size (block-grid metrics need it).
+    """
+
+    index: int
+    rgb: np.ndarray
+    luma: np.ndarray
+    luma_native: np.ndarray
+
+
+@dataclass(frozen=True)
+class DecodedVideo:
+    """Everything measured in one decode of a video.
+
+    Attributes:
+        meta: what the container claims (see VideoMeta).
+        work_size: (width, height) in px of the working-size arrays.
+        frames: number of frames decoded.
+        decode_errors: number of packets the decoder rejected (0 = decoded cleanly).
+        first_error: text of the first decoder error, None when there was none.
+        timestamps: (frames,) float64 presentation times in s.
+        frame_mad: (frames-1,) float64 mean |luma_t - luma_{t-1}| in 8-bit levels, working size.
+        grid_means: (frames, gh, gw) float32 regional luma means (GRID_CELL cells).
+        black: (frames,) bool, blackdetect-style black frame flags.
+        samples: sample slot i -> SampledFrame for slot position ``(i + 0.5) / n``; slots whose
+            instant lies outside the decoded timeline are absent.
+        n_samples: how many slots were requested.
+    """
+
+    meta: VideoMeta
+    work_size: tuple[int, int]
+    frames: int
+    decode_errors: int
+    first_error: str | None
+    timestamps: np.ndarray
+    frame_mad: np.ndarray
+    grid_means: np.ndarray
+    black: np.ndarray
+    samples: dict[int, SampledFrame]
+    n_samples: int
+
+    @property
+    def frame_duration_s(self) -> float:
+        """Typical frame duration in s: median timestamp step, else 1/fps, else 0."""
+        if self.frames >= 2:
+            step = float(np.median(np.diff(self.timestamps)))
+            if step > 0:
+                return step
+        return 1.0 / self.meta.fps if self.meta.fps > 0 else 0.0
+
+    @property
+    def duration_s(self) -> float:
+        """Decoded presentation span in s: last - first timestamp + one frame duration."""
+        if self.frames == 0:
+            return 0.0
+        return float(self.timestamps[-1] - self.timestamps[0]) + self.frame_duration_s
+
+
+def working_size(width: int, height: int, max_side: int = MAX_SIDE) -> tuple[int, int]:
+    """(w, h) with the aspect of ``width`` x ``height`` and the longer side <= ``max_side``.
+
+    Never upscales; each side is at least 16 px so the 11x11 SSIM window fits.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"invalid frame size {width}x{height}")
+    scale = min(1.0, max_side / max(width, height))
+    return max(16, round(width * scale)), max(16, round(height * scale))
+
+
+def sample_positions(n: int) -> np.ndarray:
+    """(n,) relative positions ``(i + 0.5) / n`` in (0, 1): centres of n equal time slices."""
+    if n <= 0:
+        raise ValueError(f"samples must be positive, got {n}")
+    return (np.arange(n, dtype=np.float64) + 0.5) / n
+
+
+def probe(path: str) -> VideoMeta:
+    """Read the metadata of the first video stream of ``path``.
+
+    Raises:
+        VideoUnreadable: missing file, not a media file, or no video stream.
+    """
+    with _open(path) as container:
+        return _meta(path, container, container.streams.video[0])
+
+
+def decode(path: str, samples: int, work_size: tuple[int, int] | None = None) -> DecodedVideo:
+    """Decode every frame of ``path``; sample ``samples`` relative positions.
+
+    Args:
+        path: local video file.
+        samples: number of relative positions to keep frames for (>= 1).
+        work_size: (w, h) to measure at; default ``working_size`` of the video's own size.
+            Pass the *input's* working size when decoding an output so pairs align.
+
+    Returns:
+        DecodedVideo. A file whose packets are all rejected has ``frames == 0``.
+
+    Raises:
+        VideoUnreadable: missing file, not a media file, or no video stream.
+        ValueError: ``samples < 1``.
+    """
+    positions = sample_positions(samples)
+    meta = probe(path)
+    if work_size is None:
+        work_size = working_size(meta.width, meta.height) if meta.width > 0 else (MAX_SIDE, MAX_SIDE)
+    span_hint = meta.duration_s
+    if span_hint <= 0 and meta.declared_frames > 0 and meta.fps > 0:
+        span_hint = meta.declared_frames / meta.fps
+    video = _decode_pass(path, meta, positions, work_size, span_hint)
+    # Metadata duration off by more than two frames (and 2%) from the decoded timeline: the
+    # relative positions would land on the wrong content, so re-sample with the measured span.
+    # Not for damaged files, whose decoded span is short because frames were lost.
+    tolerance = max(2 * video.frame_duration_s, 0.02 * video.duration_s)
+    if video.frames and not video.decode_errors and abs(video.duration_s - span_hint) > tolerance:
+        video = _decode_pass(path, meta, positions, work_size, video.duration_s)
+    return video
+
+
+def _open(path: str):
+    if not path or not os.path.isfile(path):
+        raise VideoUnreadable(str(path), "file does not exist")
+    try:
+        container = av.open(path)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise VideoUnreadable(path, f"cannot open: {exc}") from exc
+    if not container.streams.video:
+        container.close()
+        raise VideoUnreadable(path, "no video stream")
+    return container
+
+
+def _meta(path: str, container, stream) -> VideoMeta:
+    ctx = stream.codec_context
+    rate = stream.average_rate or stream.guessed_rate or Fraction(0)
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    else:
+        duration = 0.0
+    bit_rate = stream.bit_rate or container.bit_rate or 0
+    if not bit_rate and duration > 0:
+        bit_rate = int(os.path.getsize(path) * 8 / duration)
+    return VideoMeta(
+        path=path,
+        container=container.format.name or "",
+        major_brand=str(container.metadata.get("major_brand", "")),
+        codec=ctx.name or "",
+        width=int(ctx.width or 0),
+        height=int(ctx.height or 0),
+        fps=float(rate),
+        pix_fmt=ctx.pix_fmt or "",
+        bit_rate=int(bit_rate),
+        declared_frames=int(stream.frames or 0),
+        duration_s=duration,
+    )
+
+
+def _luma(frame: av.VideoFrame) -> np.ndarray:
+    """(H, W) uint8 luma of a decoded frame (a copy)."""
+    if frame.format.name in _YUV8:
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
+        return rows[:, : frame.width].copy()
+    return frame.to_ndarray(format="gray")
+
+
+def _decode_pass(
+    path: str,
+    meta: VideoMeta,
+    positions: np.ndarray,
+    work_size: tuple[int, int],
+    span_s: float,
+) -> DecodedVideo:
+    w, h = work_size
+    grid = (max(1, w // GRID_CELL), max(1, h // GRID_CELL))
+    timestamps: list[float] = []
+    mads: list[float] = []
+    grids: list[np.ndarray] = []
+    blacks: list[bool] = []
+    samples: dict[int, SampledFrame] = {}
+    errors = 0
+    first_error: str | None = None
+    targets: np.ndarray | None = None  # absolute instants, known once the first pts is
+    next_slot = 0
+    prev: tuple[int, av.VideoFrame, np.ndarray] | None = None  # (index, frame, native luma)
+    prev_small: np.ndarray | None = None
+    converted: dict[int, SampledFrame] = {}
+
+    def keep(slot: int, index: int, frame: av.VideoFrame, native: np.ndarray) -> None:
+        # Several slots can land on one frame (short videos): convert it once.
+        if index not in converted:
+            rgb = cv2.resize(frame.to_ndarray(format="rgb24"), (w, h), interpolation=cv2.INTER_AREA)
+            small = cv2.resize(native, (w, h), interpolation=cv2.INTER_AREA)
+            converted[index] = SampledFrame(index, rgb, small, native)
+        samples[slot] = converted[index]
+
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        # Make the decoder reject damaged packets instead of silently concealing them (h264
+        # otherwise patches broken macroblocks and returns a frame): the rejected packets are
+        # the integrity evidence the gate needs. Valid streams never trigger it.
+        stream.codec_context.options = {"err_detect": "explode"}
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as exc:
+                # Keep going: later keyframes may decode, and the count of rejected packets
+                # is the integrity evidence.
+                errors += 1
+                first_error = first_error or str(exc)
+                continue
+            for frame in frames:
+                index = len(timestamps)
+                t = frame.time
+                if t is None:
+                    t = timestamps[-1] + (1.0 / meta.fps if meta.fps else 0.04) if timestamps else 0.0
+                timestamps.append(float(t))
+                native = _luma(frame)
+                small = cv2.resize(native, (w, h), interpolation=cv2.INTER_AREA)
+                if prev_small is not None:
+                    mads.append(float(cv2.absdiff(small, prev_small).mean()))
+                prev_small = small
+                grids.append(cv2.resize(small, grid, interpolation=cv2.INTER_AREA).astype(np.float32))
+                blacks.append(bool(np.count_nonzero(small <= BLACK_LUMA) >= BLACK_RATIO * small.size))
+                if targets is None:
+                    targets = float(t) + positions * span_s
+                # The frame shown at instant x is the last one starting at or before x: every
+                # target before this frame's start belongs to the previous frame.
+                while next_slot < len(targets) and targets[next_slot] < t - _EPS_S and prev:
+                    keep(next_slot, *prev)
+                    next_slot += 1
+                prev = (index, frame, native)
+    if prev is not None and targets is not None:
+        end = timestamps[-1] + (float(np.median(np.diff(timestamps))) if len(timestamps) > 1 else
+                                (1.0 / meta.fps if meta.fps else 0.0))
+        while next_slot < len(targets) and targets[next_slot] < end - _EPS_S:
+            keep(next_slot, *prev)
+            next_slot += 1
+    n = len(timestamps)
+    return DecodedVideo(
+        meta=meta,
+        work_size=(w, h),
+        frames=n,
+        decode_errors=errors,
+        first_error=first_error,
+        timestamps=np.asarray(timestamps, dtype=np.float64),
+        frame_mad=np.asarray(mads, dtype=np.float64),
+        grid_means=np.stack(grids) if grids else np.zeros((0, grid[1], grid[0]), np.float32),
+        black=np.asarray(blacks, dtype=bool),
+        samples=samples,
+        n_samples=len(positions),
+    )

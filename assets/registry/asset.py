@@ -1,0 +1,55 @@
+"""M3 ``provider_registry``: a versioned snapshot of ``data/providers.yaml`` with each
+provider's live health, appended every economics cycle."""
+
+
+import dagster as dg
+import polars as pl
+
+from resources.events import stable_id, utcnow
+from resources.lake import LakeResource
+from resources.providers.resource import ProviderRegistryResource
+from resources.schemas import PROVIDER_REGISTRY
+
+
+@dg.asset(key_prefix=["silver"], group_name="M3_registry", kinds={"polars", "deltalake"})
+def provider_registry(
+    context: dg.AssetExecutionContext, lake: LakeResource, providers: ProviderRegistryResource,
+) -> dg.MaterializeResult:
+    """One row per provider: registry version, adapter, mode, effect types, instance type,
+    and the result of its health check (disabled providers are not probed)."""
+    registry = providers.registry()
+    now = utcnow()
+    rows = []
+    for spec in registry.providers:
+        if spec.mode == "disabled":
+            healthy, detail, latency = False, "disabled in the registry", 0
+        else:
+            try:
+                h = providers.adapter(spec.provider_id).health_check()
+                healthy, detail, latency = h.ok, h.detail, h.latency_ms
+            except Exception as exc:  # noqa: BLE001 - an adapter that cannot be built is unhealthy
+                healthy, detail, latency = False, f"{type(exc).__name__}: {exc}", 0
+        rows.append({
+            "snapshot_id": stable_id(registry.version, spec.provider_id, now.isoformat()),
+            "registry_version": registry.version, "provider_id": spec.provider_id,
+            "adapter": spec.adapter, "mode": spec.mode, "effect_types": list(spec.effect_types),
+            "instance_type": spec.instance_type, "healthy": healthy, "health_detail": detail,
+            "latency_ms": latency, "checked_at": now,
+        })
+    lake.append(PROVIDER_REGISTRY, pl.DataFrame(rows, infer_schema_length=None))
+    unhealthy = [r["provider_id"] for r in rows if not r["healthy"] and r["mode"] != "disabled"]
+    for pid in unhealthy:
+        context.log.warning(f"provider {pid} is unhealthy: it is left out of routing")
+    return dg.MaterializeResult(metadata={
+        "registry_version": registry.version, "providers": len(rows),
+        "unhealthy": ", ".join(unhealthy) or "none",
+    })
+
+
+def unhealthy_providers(lake: LakeResource) -> set[str]:
+    """Providers whose latest health snapshot failed (empty before the first snapshot)."""
+    latest = (
+        lake.scan(PROVIDER_REGISTRY).sort("checked_at").group_by("provider_id").last()
+        .filter(~pl.col("healthy") & (pl.col("mode") != "disabled")).select("provider_id").collect()
+    )
+    return set(latest["provider_id"])

@@ -1,0 +1,49 @@
+"""Choosing the best output for a video (M5 best_result): weighted quality × cost × speed.
+
+    score = w_q·composite + w_c·(cheapest cost / cost) + w_s·(fastest duration / duration)
+
+over the candidates that can be shown to a user: succeeded, technical gate passed, quality
+scored, and not a shadow copy. Same weights and ratio scales as the routing manifest
+(economics.routing.PRIORITY_WEIGHTS) so a winner and a routing rank mean the same thing.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from economics.routing import PRIORITY_WEIGHTS
+
+
+def eligible(candidates: pl.DataFrame) -> pl.DataFrame:
+    """The rows that may win: succeeded, gate passed, scored, not shadow."""
+    return candidates.filter(
+        (pl.col("status") == "scored")
+        & pl.col("gate_passed")
+        & pl.col("composite").is_not_null()
+        & (pl.col("selection") != "shadow")
+    )
+
+
+def rank_candidates(candidates: pl.DataFrame, priority: str = "balanced") -> pl.DataFrame:
+    """Score and sort the eligible candidates, best first.
+
+    Args:
+        candidates: quality rows joined with execution rows: ``status`` (quality status),
+            ``gate_passed``, ``composite``, ``selection``, ``cost_usd``, ``duration_ms``.
+
+    Returns:
+        The eligible rows with a ``score`` column, sorted descending (empty if none).
+    """
+    w = PRIORITY_WEIGHTS[priority]
+    ok = eligible(candidates)
+    if ok.is_empty():
+        return ok.with_columns(score=pl.lit(None, pl.Float64))
+    # A zero cost (partner-free, sub-microsecond) would divide by zero; clip at a
+    # micro-dollar, below any real execution's cost.
+    cost = pl.col("cost_usd").clip(lower_bound=1e-6)
+    dur = pl.col("duration_ms").clip(lower_bound=1)
+    return ok.with_columns(
+        score=w["quality"] * pl.col("composite")
+        + w["cost"] * (cost.min() / cost)
+        + w["speed"] * (dur.min() / dur)
+    ).sort("score", "composite", descending=True)

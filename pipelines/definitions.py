@@ -1,0 +1,75 @@
+"""The one Dagster ``Definitions`` of effectlake (loaded by ``workspace.yaml``).
+
+Resources come from ``resources.settings.Settings`` (environment variables: ``LAKE_URI``,
+``MEDIA_URI``, ``MANIFEST_URI``…), so ``dagster dev``, the daemon, the API and the CLI all
+point at the same lake; tests build their own with ``build_definitions(settings)``.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_deltalake import LocalConfig, S3Config
+from dagster_deltalake_polars import DeltaLakePolarsIOManager
+
+from assets.analysis.asset import content_analysis
+from assets.approval.asset import approval_requests
+from assets.batch.asset import test_batch
+from assets.batch.best import best_result
+from assets.execution.asset import provider_outputs
+from assets.gallery.asset import gallery_revisions
+from assets.gold.economics import execution_costs, marginality_windows, routing_manifest
+from assets.ingest.asset import ingested_video
+from assets.prompts.asset import prompt_variants
+from assets.quality.asset import quality_scores
+from assets.registry.asset import provider_registry
+from pipelines.checks import CHECKS
+from pipelines.jobs import economics_job, economics_schedule, evaluation_job, intake_job, publish_job
+from pipelines.sensors import approval_sensor, completion_sensor, upload_sensor
+from resources.catalog import CatalogResource
+from resources.lake import LakeResource
+from resources.manifest_store import ManifestStore
+from resources.media import MediaStore
+from resources.platform import PlatformConfig
+from resources.providers.resource import ProviderRegistryResource
+from resources.settings import Settings, get_settings
+
+ASSETS = [
+    ingested_video, content_analysis, provider_registry, prompt_variants, test_batch,
+    provider_outputs, quality_scores, best_result, approval_requests, gallery_revisions,
+    execution_costs, marginality_windows, routing_manifest,
+]
+
+
+def build_resources(settings: Settings) -> dict:
+    """Resource instances for ``settings`` (the same lake root for the lake resource and the
+    Delta IO manager, so both see the same tables)."""
+    lake = LakeResource(uri=settings.lake_uri)
+    storage = S3Config() if lake.root.startswith("s3://") else LocalConfig()
+    return {
+        "lake": lake,
+        "io_manager": DeltaLakePolarsIOManager(root_uri=lake.root, storage_options=storage),
+        "media": MediaStore(uri=settings.media_uri),
+        "manifest_store": ManifestStore(uri=settings.manifest_uri),
+        "catalog": CatalogResource(),
+        "providers": ProviderRegistryResource(),
+        "platform": PlatformConfig(
+            max_upload_bytes=settings.max_upload_bytes, max_duration_ms=settings.max_duration_ms,
+            min_duration_ms=settings.min_duration_ms, token_usd_rate=settings.token_usd_rate,
+            exploration_rate=settings.exploration_rate, api_base_url=settings.api_base_url,
+        ),
+    }
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """The Definitions for ``settings`` (default: read from the environment)."""
+    return dg.Definitions(
+        assets=ASSETS,
+        asset_checks=CHECKS,
+        jobs=[intake_job, evaluation_job, publish_job, economics_job],
+        sensors=[upload_sensor, completion_sensor, approval_sensor],
+        schedules=[economics_schedule],
+        resources=build_resources(settings or get_settings()),
+    )
+
+
+defs = build_definitions()

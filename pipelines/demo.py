@@ -1,0 +1,152 @@
+"""``effectlake demo``: the whole chain on real sample videos, driven by the real sensors.
+
+Starts the intake API (uvicorn) and ``dagster dev`` (webserver + daemon, which runs the
+sensors) on one Dagster instance (``DAGSTER_HOME``) and one lake (``LAKE_URI``), uploads the
+samples over HTTP, waits for the sensors to carry each video to the approval queue, approves
+each best result over HTTP, waits for publication and prints a summary per video.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from pipelines.samples import sample_videos
+from pipelines.summary import format_video
+from resources.lake import LakeResource
+from resources.settings import DATA_DIR, PROJECT_ROOT, get_settings
+
+# Stages after which a video waits for nobody but an admin, or has ended.
+WAITING = {"awaiting_approval"}
+ENDED = {"published", "rejected", "no_usable_result", "no_eligible_effects", "rejected_by_admin"}
+
+DAGSTER_YAML = """\
+# Written by `effectlake demo` for the embedded instance (SQLite storage under this folder).
+telemetry:
+  enabled: false
+run_queue:
+  # 2 cores: a few videos in flight at once; provider tasks add their own parallelism.
+  max_concurrent_runs: 3
+"""
+
+
+def dagster_home() -> Path:
+    """``$DAGSTER_HOME`` or ``data/dagster_home`` (created, with a dagster.yaml if none)."""
+    home = Path(os.environ.get("DAGSTER_HOME") or DATA_DIR / "dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    return home
+
+
+def _spawn(cmd: list[str], env: dict, log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "ab")
+    # Own process group: dagster dev starts a webserver, a daemon and code servers; the
+    # whole group is stopped together.
+    return subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+def _wait_http(url: str, timeout_s: float, what: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}; see its log")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} did not answer at {url} within {timeout_s:.0f} s")
+
+
+def _wait_stage(client: httpx.Client, video_id: str, stages: set[str], timeout_s: float) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = client.get(f"/v1/videos/{video_id}").raise_for_status().json()
+        if status["stage"] in stages:
+            return status
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"video {video_id} stuck at stage {status['stage']} after {timeout_s:.0f} s")
+        time.sleep(1.0)
+
+
+def run_demo(exit_after: bool, api_port: int, dagster_port: int, timeout_s: float) -> int:
+    """Run the demo; returns a process exit code (0 when every video reached an end)."""
+    settings = get_settings()
+    home = dagster_home()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "LAKE_URI": settings.lake_uri,
+           "MEDIA_URI": settings.media_uri, "MANIFEST_URI": settings.manifest_uri,
+           "EFFECTLAKE_API_URL": f"http://127.0.0.1:{api_port}"}
+    LakeResource(uri=settings.lake_uri).ensure_all()
+    logs = home / "logs"
+    logs.mkdir(exist_ok=True)
+    bin_dir = Path(sys.executable).parent
+    api = _spawn([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
+                  "--port", str(api_port)], env, logs / "api.log")
+    dagster = _spawn([str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
+                      "-p", str(dagster_port)], env, logs / "dagster.log")
+    procs = [api, dagster]
+    try:
+        base = f"http://127.0.0.1:{api_port}"
+        _wait_http(f"{base}/healthz", 60, "the API", api)
+        _wait_http(f"http://127.0.0.1:{dagster_port}/server_info", 180, "the Dagster webserver", dagster)
+        print(f"API: {base}   Dagster UI: http://127.0.0.1:{dagster_port}   lake: {settings.lake_uri}")
+        print(f"DAGSTER_HOME: {home}   logs: {logs}", flush=True)
+        code = _drive(base, settings.admin_api_key, timeout_s)
+        if exit_after:
+            return code
+        print("\nServing the API and the Dagster UI; Ctrl-C to stop.", flush=True)
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        _stop(procs)
+
+
+def _drive(base: str, admin_key: str, timeout_s: float) -> int:
+    started: dict[str, float] = {}
+    with httpx.Client(base_url=base, timeout=60) as client:
+        ids = []
+        for path in sample_videos():
+            with open(path, "rb") as fh:
+                resp = client.post("/v1/uploads", files={"file": (path.name, fh, "application/octet-stream")},
+                                   data={"user_id": "demo-user"})
+            body = resp.raise_for_status().json()
+            started[body["video_id"]] = time.monotonic()
+            ids.append(body["video_id"])
+            print(f"uploaded {path.name} ({body['bytes'] / 1e6:.2f} MB) → {body['video_id']}", flush=True)
+        for vid in ids:
+            status = _wait_stage(client, vid, WAITING | ENDED, timeout_s)
+            if status["stage"] in WAITING:
+                approval = status["approval"]["approval_id"]
+                client.post(f"/v1/admin/approvals/{approval}", headers={"X-Admin-Key": admin_key},
+                            json={"decision": "approve", "admin": "demo-admin"}).raise_for_status()
+                print(f"approved {approval} for {vid}", flush=True)
+        print()
+        code = 0
+        for vid in ids:
+            status = _wait_stage(client, vid, ENDED, timeout_s)
+            print(format_video(status, time.monotonic() - started[vid]), "\n", flush=True)
+            code |= 0 if status["stage"] == "published" else 1
+        return code

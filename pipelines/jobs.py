@@ -1,0 +1,50 @@
+"""The jobs: the main chain is split where it waits for something outside the run
+(provider tasks finishing, an admin deciding), and sensors start each part."""
+
+import dagster as dg
+
+from assets.partitions import videos
+
+SILVER = ["silver"]
+
+
+def _keys(*names: str) -> list[dg.AssetKey]:
+    return [dg.AssetKey([*SILVER, n]) for n in names]
+
+
+# In-process: a video's stages form a chain, so a process per step buys no parallelism and
+# costs an interpreter start (Dagster + Polars + OpenCV imports) per step. Parallelism comes
+# from runs of different videos and from M6's provider threads.
+intake_job = dg.define_asset_job(
+    "intake_job",
+    selection=_keys("ingested_video", "content_analysis", "prompt_variants", "test_batch",
+                    "provider_outputs"),
+    partitions_def=videos,
+    executor_def=dg.in_process_executor,
+    description="M1→M6 for one uploaded video: ingest, analyze, prompt, dispatch, execute.",
+)
+evaluation_job = dg.define_asset_job(
+    "evaluation_job",
+    selection=_keys("quality_scores", "best_result", "approval_requests"),
+    partitions_def=videos,
+    executor_def=dg.in_process_executor,
+    description="M7, M5, M9 once every provider task of the video has finished.",
+)
+publish_job = dg.define_asset_job(
+    "publish_job",
+    selection=_keys("gallery_revisions"),
+    partitions_def=videos,
+    executor_def=dg.in_process_executor,
+    description="M10 after an admin decision: publish (or reject and refund).",
+)
+economics_job = dg.define_asset_job(
+    "economics_job",
+    selection=dg.AssetSelection.groups("economics", "M3_registry"),
+    executor_def=dg.in_process_executor,
+    description="M8: registry health, execution costs, marginality windows, routing manifest.",
+)
+
+economics_schedule = dg.ScheduleDefinition(
+    job=economics_job, cron_schedule="*/15 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)

@@ -1,0 +1,92 @@
+"""Sensors that drive the main chain: new uploads, finished provider tasks, admin decisions.
+
+Each reads one bronze table through the lake resource. The cursor is that table's Delta
+version, so a tick with no new commit reads nothing; run keys make every request at most
+once per sensor, so re-reading a table never starts a run twice.
+"""
+
+
+import dagster as dg
+import polars as pl
+
+from assets.partitions import videos
+from pipelines.jobs import evaluation_job, intake_job, publish_job
+from resources.lake import LakeResource
+from resources.schemas import APPROVAL_DECISIONS, EXECUTION_EVENTS, UPLOADS, TableSpec
+
+INTERVAL_S = 5
+
+
+def _changed(context: dg.SensorEvaluationContext, lake: LakeResource, spec: TableSpec) -> int | None:
+    """The table's version when it changed since the cursor, else None."""
+    version = lake.version(spec)
+    if version < 0 or str(version) == context.cursor:
+        return None
+    return version
+
+
+@dg.sensor(job=intake_job, minimum_interval_seconds=INTERVAL_S,
+           default_status=dg.DefaultSensorStatus.RUNNING)
+def upload_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+    """New rows in ``uploads`` → a ``videos`` partition each and its intake run
+    (run_key = video_id, so the same bytes uploaded twice run once)."""
+    version = _changed(context, lake, UPLOADS)
+    if version is None:
+        return dg.SkipReason("no new uploads")
+    known = set(context.instance.get_dynamic_partitions(videos.name))
+    uploads = lake.read(UPLOADS).sort("uploaded_at")
+    new = [v for v in uploads["video_id"].to_list() if v not in known]
+    # Tables exist before runs go parallel: a partition overwrite into a table that does not
+    # exist yet can lose another run's partition (DESIGN.md §3).
+    lake.ensure_all()
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(partition_key=v, run_key=v) for v in new],
+        dynamic_partitions_requests=[videos.build_add_request(new)] if new else [],
+        cursor=str(version),
+    )
+
+
+def videos_with_all_tasks_finished(events: pl.DataFrame) -> pl.DataFrame:
+    """(video_id, tasks) for videos whose every dispatched task has a terminal event.
+
+    Args:
+        events: execution events with ``correlation_id``, ``task_id``, ``event_type``.
+    """
+    per_video = events.group_by("correlation_id").agg(
+        dispatched=pl.col("task_id").filter(pl.col("event_type") == "TaskDispatched").n_unique(),
+        finished=pl.col("task_id").filter(
+            pl.col("event_type").is_in(["TaskSucceeded", "TaskFailed"])).n_unique(),
+    )
+    return (per_video.filter((pl.col("dispatched") > 0) & (pl.col("finished") >= pl.col("dispatched")))
+            .select(video_id="correlation_id", tasks="dispatched").sort("video_id"))
+
+
+@dg.sensor(job=evaluation_job, minimum_interval_seconds=INTERVAL_S,
+           default_status=dg.DefaultSensorStatus.RUNNING)
+def completion_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+    """Every provider task of a video finished (succeeded or failed) → its evaluation run."""
+    version = _changed(context, lake, EXECUTION_EVENTS)
+    if version is None:
+        return dg.SkipReason("no new task events")
+    events = lake.read(EXECUTION_EVENTS).select("correlation_id", "task_id", "event_type")
+    ready = videos_with_all_tasks_finished(events)
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(partition_key=r["video_id"], run_key=f"evaluate:{r['video_id']}:{r['tasks']}")
+                      for r in ready.iter_rows(named=True)],
+        cursor=str(version),
+    )
+
+
+@dg.sensor(job=publish_job, minimum_interval_seconds=INTERVAL_S,
+           default_status=dg.DefaultSensorStatus.RUNNING)
+def approval_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+    """An admin decision (approve or reject) → the video's publication run."""
+    version = _changed(context, lake, APPROVAL_DECISIONS)
+    if version is None:
+        return dg.SkipReason("no new decisions")
+    decisions = lake.read(APPROVAL_DECISIONS)
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(partition_key=r["video_id"], run_key=f"publish:{r['approval_id']}")
+                      for r in decisions.iter_rows(named=True)],
+        cursor=str(version),
+    )

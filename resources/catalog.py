@@ -1,0 +1,67 @@
+"""Shipped configuration under ``data/``: effect catalog, style taxonomy, prompt templates,
+rate card. Parsed YAML is cached per (path, mtime), so an edited file is picked up without a
+restart and an unchanged one is parsed once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from economics.cost_model import RateCard
+from resources.settings import DATA_DIR
+
+
+@lru_cache(maxsize=32)
+def _load(path: str, mtime: float) -> dict:
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Parse a YAML file (cached until it changes).
+
+    Raises:
+        FileNotFoundError: no such file.
+    """
+    p = Path(path)
+    return _load(str(p), p.stat().st_mtime)
+
+
+class CatalogResource(dg.ConfigurableResource):
+    """Read access to the shipped catalogs in ``data_dir`` (default: the repo's ``data/``)."""
+
+    data_dir: str = str(DATA_DIR)
+
+    def _doc(self, name: str) -> dict:
+        return load_yaml(Path(self.data_dir) / name)
+
+    def effect_catalog(self) -> dict:
+        """The parsed ``effects.yaml`` (``version`` and ``effects``)."""
+        return self._doc("effects.yaml")
+
+    def effects(self) -> dict[str, dict]:
+        """Effect type → entry (``display_name``, ``price_tokens``, ``params``, rules)."""
+        return self.effect_catalog()["effects"]
+
+    def prices(self) -> dict[str, int]:
+        """Effect type → tokens charged per successful execution."""
+        return {k: int(v["price_tokens"]) for k, v in self.effects().items()}
+
+    def style_taxonomy(self) -> dict:
+        """The parsed ``style_taxonomy.yaml``."""
+        return self._doc("style_taxonomy.yaml")
+
+    def prompt_templates(self) -> dict:
+        """The parsed ``prompt_templates.yaml``."""
+        return self._doc("prompt_templates.yaml")
+
+    def rate_card(self) -> RateCard:
+        """The rate card (USD per compute-second by instance type)."""
+        return RateCard.from_dict(self._doc("rate_card.yaml"))
+
+    def providers_path(self) -> str:
+        """Path of the provider registry YAML."""
+        return str(Path(self.data_dir) / "providers.yaml")

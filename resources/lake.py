@@ -1,0 +1,164 @@
+"""The lake resource: every Delta table under one root URI (local dir or ``s3://``).
+
+No other module builds a table path. Bronze tables are appended here with deltalake's own
+merge (insert-if-key-absent), because the Delta IO manager can neither merge nor evolve a
+schema (DESIGN.md §3, dagster-io/dagster#32644); silver tables are written by the
+dagster-deltalake-polars IO manager rooted at the same URI, and gold tables are overwritten
+here each economics cycle.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pyarrow.dataset as pads
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError
+from pydantic import Field
+
+from resources.schemas import ALL_TABLES, TableSpec, conform
+
+# Concurrent runs append to the same bronze tables; delta-rs resolves conflicts optimistically,
+# so a losing writer retries. Ten tries with jittered backoff covers the handful of parallel
+# runs a 2-core machine (or a small run queue) produces.
+_COMMIT_RETRIES = 10
+
+
+def _is_url(uri: str) -> bool:
+    return "://" in uri
+
+
+class LakeResource(dg.ConfigurableResource):
+    """Delta tables rooted at ``uri``.
+
+    Attributes:
+        uri: lake root: a local directory (relative paths resolve against the current working
+            directory) or ``s3://bucket/prefix``.
+        storage_options: passed to delta-rs for object stores (e.g. ``AWS_ENDPOINT_URL``,
+            ``conditional_put``; DESIGN.md §3 notes S3-compatible servers need them).
+    """
+
+    uri: str
+    storage_options: dict[str, str] = Field(default_factory=dict)
+
+    # -- paths ----------------------------------------------------------------------------
+    @property
+    def root(self) -> str:
+        """The lake root, absolute for local paths (the IO manager is rooted here too)."""
+        if _is_url(self.uri):
+            return self.uri.rstrip("/")
+        return str(Path(self.uri).resolve())
+
+    def table_uri(self, spec: TableSpec) -> str:
+        """URI of ``spec``'s table: ``<root>/<layer>/<name>`` (the IO manager's layout)."""
+        return f"{self.root}/{spec.path}"
+
+    def _options(self) -> dict[str, str] | None:
+        return dict(self.storage_options) or None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def exists(self, spec: TableSpec) -> bool:
+        """True when the Delta table has been created."""
+        return DeltaTable.is_deltatable(self.table_uri(spec), storage_options=self._options())
+
+    def ensure(self, spec: TableSpec) -> None:
+        """Create ``spec``'s table empty, with its schema and partitioning, if absent.
+
+        Partition-scoped overwrites only work once a table exists, so tables are created
+        before runs can go parallel (DESIGN.md §3 pitfalls).
+        """
+        if self.exists(spec):
+            return
+        schema = pl.DataFrame(schema=spec.schema).to_arrow().schema
+        self._retry(
+            lambda: DeltaTable.create(
+                self.table_uri(spec),
+                schema=schema,
+                partition_by=[spec.partition_by] if spec.partition_by else None,
+                mode="ignore",
+                storage_options=self._options(),
+            )
+        )
+
+    def ensure_all(self) -> None:
+        """Create every declared table that does not exist yet."""
+        for spec in ALL_TABLES:
+            self.ensure(spec)
+
+    def version(self, spec: TableSpec) -> int:
+        """Current Delta version of the table, -1 when it does not exist (sensor cursors)."""
+        if not self.exists(spec):
+            return -1
+        return DeltaTable(self.table_uri(spec), storage_options=self._options()).version()
+
+    # -- reads ----------------------------------------------------------------------------
+    def scan(self, spec: TableSpec) -> pl.LazyFrame:
+        """Lazy scan of the whole table; an empty frame of the schema if it does not exist."""
+        if not self.exists(spec):
+            return pl.LazyFrame(schema=spec.schema)
+        return pl.scan_delta(self.table_uri(spec), storage_options=self._options())
+
+    def read(self, spec: TableSpec, where: pl.Expr | None = None) -> pl.DataFrame:
+        """Collect the table (optionally filtered) as a DataFrame."""
+        lf = self.scan(spec)
+        if where is not None:
+            lf = lf.filter(where)
+        return lf.collect()
+
+    def dataset(self, spec: TableSpec) -> pads.Dataset:
+        """A pyarrow dataset of the table, for DuckDB (its delta extension is unavailable
+        offline, DESIGN.md §3). The table is created first if missing."""
+        self.ensure(spec)
+        dt = DeltaTable(self.table_uri(spec), storage_options=self._options())
+        return dt.to_pyarrow_dataset()
+
+    # -- writes ---------------------------------------------------------------------------
+    def append(self, spec: TableSpec, df: pl.DataFrame) -> int:
+        """Insert the rows of ``df`` whose key is not in the table yet; return how many.
+
+        Idempotent: appending the same rows twice inserts them once. Rows are conformed to
+        the schema (see ``resources.schemas.conform``); duplicate keys within ``df`` keep the
+        first row.
+        """
+        if df.is_empty():
+            return 0
+        self.ensure(spec)
+        rows = conform(df, spec).unique(subset=list(spec.key), keep="first", maintain_order=True)
+        predicate = " AND ".join(f"t.{k} = s.{k}" for k in spec.key)
+
+        def merge() -> int:
+            dt = DeltaTable(self.table_uri(spec), storage_options=self._options())
+            metrics = (
+                dt.merge(source=rows.to_arrow(), predicate=predicate, source_alias="s",
+                         target_alias="t")
+                .when_not_matched_insert_all()
+                .execute()
+            )
+            return int(metrics["num_target_rows_inserted"])
+
+        return self._retry(merge)
+
+    def overwrite(self, spec: TableSpec, df: pl.DataFrame) -> None:
+        """Replace the whole table with ``df`` (gold tables, rebuilt each cycle)."""
+        self.ensure(spec)
+        data = conform(df, spec).to_arrow()
+        self._retry(
+            lambda: write_deltalake(
+                self.table_uri(spec), data, mode="overwrite", storage_options=self._options()
+            )
+        )
+
+    @staticmethod
+    def _retry(fn):
+        for attempt in range(_COMMIT_RETRIES):
+            try:
+                return fn()
+            except CommitFailedError:
+                if attempt == _COMMIT_RETRIES - 1:
+                    raise
+                time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+        raise AssertionError("unreachable")

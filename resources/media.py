@@ -1,0 +1,126 @@
+"""The media store resource: video bytes under one root URI (local dir or ``s3://``).
+
+Keys are relative (``raw/<sha256>.mp4``, ``proxy/<video_id>.mp4``,
+``outputs/<video_id>/<task_id>.mp4``); only this module turns a key into a location. Video
+tools need local files, so reads and writes go through ``local_file`` / ``writable_file``,
+which are the files themselves on a local root and temporary copies on S3.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+import dagster as dg
+from pydantic import Field
+
+
+class MediaStore(dg.ConfigurableResource):
+    """Video bytes by key.
+
+    Attributes:
+        uri: local directory or ``s3://bucket/prefix``.
+        storage_options: for S3: ``endpoint_url``, ``region_name`` and credentials passed to
+            ``boto3.client("s3", ...)``.
+    """
+
+    uri: str
+    storage_options: dict[str, str] = Field(default_factory=dict)
+
+    # -- location -------------------------------------------------------------------------
+    @property
+    def is_s3(self) -> bool:
+        return self.uri.startswith("s3://")
+
+    def _local(self, key: str) -> Path:
+        return Path(self.uri).resolve() / key
+
+    def _bucket_key(self, key: str) -> tuple[str, str]:
+        bucket, _, prefix = self.uri[len("s3://"):].partition("/")
+        return bucket, f"{prefix.strip('/')}/{key}".lstrip("/")
+
+    def _s3(self):
+        import boto3
+
+        return boto3.client("s3", **self.storage_options)
+
+    # -- API ------------------------------------------------------------------------------
+    def exists(self, key: str) -> bool:
+        """True when an object is stored under ``key``."""
+        if not self.is_s3:
+            return self._local(key).is_file()
+        bucket, k = self._bucket_key(key)
+        try:
+            self._s3().head_object(Bucket=bucket, Key=k)
+            return True
+        except Exception:  # botocore ClientError 404: absent
+            return False
+
+    def put_file(self, key: str, path: str) -> None:
+        """Store the local file ``path`` under ``key`` (overwriting)."""
+        if self.is_s3:
+            bucket, k = self._bucket_key(key)
+            self._s3().upload_file(path, bucket, k)
+            return
+        dst = self._local(key)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if Path(path).resolve() != dst:
+            tmp = dst.with_suffix(dst.suffix + ".part")
+            shutil.copyfile(path, tmp)
+            tmp.replace(dst)  # atomic: readers never see half a file
+
+    def put_stream(self, key: str, stream: BinaryIO) -> None:
+        """Store the bytes of a readable binary stream under ``key``."""
+        with tempfile.NamedTemporaryFile(delete=False) as tmp:
+            shutil.copyfileobj(stream, tmp)
+        try:
+            self.put_file(key, tmp.name)
+        finally:
+            Path(tmp.name).unlink(missing_ok=True)
+
+    @contextmanager
+    def local_file(self, key: str) -> Iterator[str]:
+        """Yield a local path holding ``key``'s bytes (a temp copy on S3).
+
+        Raises:
+            FileNotFoundError: nothing is stored under ``key``.
+        """
+        if not self.is_s3:
+            path = self._local(key)
+            if not path.is_file():
+                raise FileNotFoundError(f"media key not found: {key}")
+            yield str(path)
+            return
+        bucket, k = self._bucket_key(key)
+        with tempfile.TemporaryDirectory() as d:
+            local = str(Path(d) / Path(key).name)
+            self._s3().download_file(bucket, k, local)
+            yield local
+
+    @contextmanager
+    def writable_file(self, key: str) -> Iterator[str]:
+        """Yield a local path to write ``key`` to; stored when the block exits normally
+        (nothing is stored if it raises or leaves no file)."""
+        with tempfile.TemporaryDirectory() as d:
+            local = str(Path(d) / Path(key).name)
+            yield local
+            if Path(local).is_file():
+                self.put_file(key, local)
+
+    def open(self, key: str) -> BinaryIO:
+        """Open ``key`` for reading (for streaming to HTTP clients).
+
+        Raises:
+            FileNotFoundError: nothing is stored under ``key``.
+        """
+        if not self.is_s3:
+            return open(self._local(key), "rb")
+        bucket, k = self._bucket_key(key)
+        try:
+            return self._s3().get_object(Bucket=bucket, Key=k)["Body"]
+        except Exception as exc:
+            raise FileNotFoundError(f"media key not found: {key}") from exc

@@ -1,0 +1,101 @@
+"""The provider adapter protocol (DESIGN.md §4) and the task/result shapes every adapter speaks.
+
+A provider is one way to produce an effect: an adapter kind + a workflow + a price. Local
+adapters run to completion in ``execute``; remote ones (ComfyUI) return a handle from ``submit``
+that ``poll`` resolves later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class ProviderTask:
+    """One execution of one effect on one provider.
+
+    Attributes:
+        task_id: deterministic id (video_id, effect_type, provider_id).
+        video_id: the upload (correlation id).
+        effect_type: catalog effect type, e.g. ``warm_grade``.
+        provider_id: registry id, e.g. ``ffmpeg-colortemp``.
+        input_path: local path of the normalized proxy (H.264 mp4).
+        output_path: local path the adapter must write its mp4 to.
+        params: effect parameters from the prompt variant (e.g. ``{"strength": 0.6}``).
+        prompt: the prompt text (used by generative providers; logged by local ones).
+    """
+
+    task_id: str
+    video_id: str
+    effect_type: str
+    provider_id: str
+    input_path: str
+    output_path: str
+    params: dict[str, Any] = field(default_factory=dict)
+    prompt: str = ""
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """Outcome and telemetry of a task (DESIGN.md §4 telemetry).
+
+    Attributes:
+        status: ``succeeded`` or ``failed``.
+        output_path: local path of the output mp4 when succeeded, else None.
+        duration_ms: wall milliseconds from start of work to result.
+        queue_wait_ms: milliseconds spent waiting for a slot before work started.
+        compute_seconds: measured CPU seconds of the work (child processes' rusage or the
+            worker thread's CPU time), or GPU seconds reported by a remote provider.
+        instance_type: rate-card instance type the work ran on.
+        partner_cost_usd: per-call cost billed by a partner API (0 for local work).
+        attempts: how many tries were made (1 = first try succeeded or failed for good).
+        error_class: short machine-readable class when failed (``FFmpegError``, ``Timeout``…).
+        error_message: readable reason when failed.
+        node_timings: per-node milliseconds where the provider reports them, else empty.
+    """
+
+    task_id: str
+    status: str
+    output_path: str | None
+    duration_ms: int
+    compute_seconds: float
+    instance_type: str
+    queue_wait_ms: int = 0
+    partner_cost_usd: float = 0.0
+    attempts: int = 1
+    error_class: str | None = None
+    error_message: str | None = None
+    node_timings: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Health:
+    """Result of a provider health check: ``ok`` plus a readable ``detail`` and latency."""
+
+    ok: bool
+    detail: str
+    latency_ms: int = 0
+
+
+@runtime_checkable
+class ProviderAdapter(Protocol):
+    """What the execution stage (M6) and the completion sensor need from any provider."""
+
+    provider_id: str
+
+    def supports(self, effect_type: str) -> bool:
+        """True when this provider can run ``effect_type``."""
+
+    def submit(self, task: ProviderTask) -> str:
+        """Start the task; return an opaque handle for ``poll``."""
+
+    def poll(self, handle: str) -> TaskResult | None:
+        """The finished result, or None while pending."""
+
+    def health_check(self) -> Health:
+        """Cheap liveness probe."""
+
+    def execute(self, task: ProviderTask) -> TaskResult:
+        """Submit and wait (local adapters do the work here). Never raises for task failure:
+        failures come back as ``TaskResult(status="failed", error_class=…)``."""

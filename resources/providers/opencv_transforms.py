@@ -1,0 +1,162 @@
+"""Frame transforms the ``opencv`` adapter runs, registered by the names ``providers.yaml`` uses.
+
+A transform factory takes the workflow's keyword params once per task and returns a function
+``frame -> frame`` over ``HxWx3 uint8 BGR`` arrays (same shape out). Factories validate their
+params (``ValueError``) so a bad registry entry fails before any frame is decoded, and
+precompute what they can (LUTs), so per-frame work is only the image operations.
+
+Threading: these run in the adapter's worker thread; the adapter pins OpenCV to the calling
+thread (``cv2.setNumThreads(0)``) so ``time.thread_time()`` sees all of their CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+FrameTransform = Callable[[np.ndarray], np.ndarray]
+TransformFactory = Callable[..., FrameTransform]
+
+TRANSFORMS: dict[str, TransformFactory] = {}
+
+
+def register(name: str) -> Callable[[TransformFactory], TransformFactory]:
+    """Decorator: make a factory available to ``providers.yaml`` as ``transform: <name>``."""
+
+    def deco(factory: TransformFactory) -> TransformFactory:
+        TRANSFORMS[name] = factory
+        return factory
+
+    return deco
+
+
+def _odd(name: str, value: float, minimum: int = 3) -> int:
+    v = int(value)
+    if v != value or v < minimum or v % 2 == 0:
+        raise ValueError(f"{name} must be an odd integer >= {minimum}, got {value}")
+    return v
+
+
+@register("channel_curves")
+def channel_curves(r_gamma: float = 1.0, g_gamma: float = 1.0, b_gamma: float = 1.0) -> FrameTransform:
+    """Per-channel power curves ``out = 255 * (in / 255) ** gamma`` applied with one ``cv2.LUT``.
+
+    Gamma < 1 lifts a channel (mid-tones most, black and white stay put), > 1 lowers it; a warm
+    grade lifts red and lowers blue, a cool grade the reverse.
+
+    Raises:
+        ValueError: a gamma <= 0.
+    """
+    gammas = {"r_gamma": r_gamma, "g_gamma": g_gamma, "b_gamma": b_gamma}
+    for name, g in gammas.items():
+        if not g > 0:
+            raise ValueError(f"{name} must be > 0, got {g}")
+    x = np.arange(256, dtype=np.float64) / 255.0
+    # OpenCV frames are BGR: LUT channel 0 is blue.
+    lut = np.stack([255.0 * x ** b_gamma, 255.0 * x ** g_gamma, 255.0 * x ** r_gamma], axis=-1)
+    lut = np.clip(np.rint(lut), 0, 255).astype(np.uint8).reshape(1, 256, 3)
+
+    def apply(frame: np.ndarray) -> np.ndarray:
+        return cv2.LUT(frame, lut)
+
+    return apply
+
+
+def toon_quantizer(levels: int, chroma_step: float, saturation: float = 1.0) -> FrameTransform:
+    """Flat-shading quantizer: luma (YCrCb Y) into ``levels`` bands, each at its band centre,
+    and chroma (Cr, Cb) scaled by ``saturation`` around neutral 128 then rounded to multiples
+    of ``chroma_step`` (cartoons are more saturated than footage).
+
+    Quantizing luma and chroma rather than R, G and B separately keeps greys grey: per-channel
+    bins put the three channels of a near-grey pixel in different bins and paint false colours.
+
+    Raises:
+        ValueError: ``levels`` not an integer in 2…64, ``chroma_step`` outside 1…128 or
+            ``saturation`` outside 0…4.
+    """
+    n = int(levels)
+    if n != levels or not 2 <= n <= 64:
+        raise ValueError(f"levels must be an integer in 2..64, got {levels}")
+    if not 1 <= chroma_step <= 128:
+        raise ValueError(f"chroma_step must be in 1..128, got {chroma_step}")
+    if not 0 <= saturation <= 4:
+        raise ValueError(f"saturation must be in 0..4, got {saturation}")
+    x = np.arange(256, dtype=np.float64)
+    band = 256.0 / n
+    y_lut = (np.floor(x / band) + 0.5) * band
+    c_lut = np.round((x - 128.0) * saturation / chroma_step) * chroma_step + 128.0
+    lut = np.clip(np.rint(np.stack([y_lut, c_lut, c_lut], axis=-1)), 0, 255)
+    lut = lut.astype(np.uint8).reshape(1, 256, 3)
+
+    def apply(frame: np.ndarray) -> np.ndarray:
+        ycc = cv2.cvtColor(frame, cv2.COLOR_BGR2YCrCb)
+        return cv2.cvtColor(cv2.LUT(ycc, lut), cv2.COLOR_YCrCb2BGR)
+
+    return apply
+
+
+@register("cartoon")
+def cartoon(levels: int = 6, chroma_step: float = 12, saturation: float = 1.0,
+            smooth_passes: int = 4, diameter: int = 9,
+            sigma_color: float = 30, sigma_space: float = 7, median_ksize: int = 5,
+            edge_block: int = 9, edge_c: float = 6) -> FrameTransform:
+    """Classic OpenCV cartoon: edge-preserving smoothing, flat colours, ink outlines.
+
+    1. ``smooth_passes`` bilateral filters (``diameter``, ``sigma_color``, ``sigma_space``) at
+       half resolution — several small passes flatten regions like one huge filter at a
+       fraction of the cost, and half resolution quarters it again;
+    2. ``toon_quantizer(levels, chroma_step, saturation)``;
+    3. outlines: ``adaptiveThreshold`` (mean over ``edge_block``² minus ``edge_c``) of the
+       median-blurred (``median_ksize``) grey frame, multiplied in as black.
+
+    Raises:
+        ValueError: bad sizes (``diameter``, ``median_ksize``, ``edge_block`` odd ≥ 3) or
+            quantizer params.
+    """
+    quantize = toon_quantizer(levels, chroma_step, saturation)
+    diameter = _odd("diameter", diameter)
+    median_ksize = _odd("median_ksize", median_ksize)
+    edge_block = _odd("edge_block", edge_block)
+    passes = int(smooth_passes)
+    if passes < 0:
+        raise ValueError(f"smooth_passes must be >= 0, got {smooth_passes}")
+
+    def apply(frame: np.ndarray) -> np.ndarray:
+        h, w = frame.shape[:2]
+        small = cv2.resize(frame, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+        for _ in range(passes):
+            small = cv2.bilateralFilter(small, diameter, sigma_color, sigma_space)
+        flat = quantize(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR))
+        gray = cv2.medianBlur(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), median_ksize)
+        ink = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY,
+                                    edge_block, edge_c)
+        return cv2.bitwise_and(flat, flat, mask=ink)
+
+    return apply
+
+
+@register("stylize")
+def stylize(levels: int = 6, chroma_step: float = 12, saturation: float = 1.0,
+            sigma_s: float = 60, sigma_r: float = 0.45) -> FrameTransform:
+    """``cv2.stylization`` (Gastal & Oliveira domain-transform edge-preserving filter with edge
+    emphasis; OpenCV photo module) then ``toon_quantizer(levels, chroma_step, saturation)``.
+
+    Much costlier per frame than ``cartoon`` but with cleaner regions and softer, painted
+    outlines.
+
+    Raises:
+        ValueError: ``sigma_s`` outside 0…200, ``sigma_r`` outside 0…1 (OpenCV's ranges), or
+            quantizer params.
+    """
+    quantize = toon_quantizer(levels, chroma_step, saturation)
+    if not 0 < sigma_s <= 200:
+        raise ValueError(f"sigma_s must be in (0, 200], got {sigma_s}")
+    if not 0 < sigma_r <= 1:
+        raise ValueError(f"sigma_r must be in (0, 1], got {sigma_r}")
+
+    def apply(frame: np.ndarray) -> np.ndarray:
+        return quantize(cv2.stylization(frame, sigma_s=float(sigma_s), sigma_r=float(sigma_r)))
+
+    return apply

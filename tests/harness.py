@@ -1,0 +1,59 @@
+"""Drive the real sensors the way the Dagster daemon does, and execute the runs they request
+in process on a test instance: tick → partitions added → run requests deduped by run key →
+job executed for the partition."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from assets.partitions import videos
+
+
+@dataclass
+class Driver:
+    """Sensor ticks and requested runs against one instance and one Definitions."""
+
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+    cursors: dict[str, str | None] = field(default_factory=dict)
+    run_keys: set[tuple[str, str]] = field(default_factory=set)
+    runs: list[tuple[str, str, bool]] = field(default_factory=list)  # (job, partition, success)
+
+    def tick(self, sensor_name: str) -> list[dg.RunRequest]:
+        """Evaluate a sensor once; return its new run requests (run keys already used by
+        this sensor are dropped, as the daemon does)."""
+        sensor = self.defs.resolve_sensor_def(sensor_name)
+        resources = self.defs.resources
+        ctx = dg.build_sensor_context(instance=self.instance, resources=resources,
+                                      cursor=self.cursors.get(sensor_name))
+        result = sensor(ctx)
+        if isinstance(result, dg.SkipReason) or result is None:
+            return []
+        for req in result.dynamic_partitions_requests or []:
+            self.instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+        if result.cursor is not None:
+            self.cursors[sensor_name] = result.cursor
+        fresh = []
+        for r in result.run_requests or []:
+            if (sensor_name, r.run_key) not in self.run_keys:
+                self.run_keys.add((sensor_name, r.run_key))
+                fresh.append(r)
+        return fresh
+
+    def run(self, sensor_name: str, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+        """Execute the job a sensor targets for the request's partition."""
+        job_name = self.defs.resolve_sensor_def(sensor_name).job_name
+        job = self.defs.resolve_job_def(job_name)
+        result = job.execute_in_process(partition_key=request.partition_key, instance=self.instance,
+                                        raise_on_error=False)
+        self.runs.append((job_name, request.partition_key, result.success))
+        return result
+
+    def step(self, sensor_name: str) -> list[dg.ExecuteInProcessResult]:
+        """Tick a sensor and execute every run it requests."""
+        return [self.run(sensor_name, r) for r in self.tick(sensor_name)]
+
+    def partitions(self) -> list[str]:
+        return list(self.instance.get_dynamic_partitions(videos.name))

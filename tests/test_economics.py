@@ -1,0 +1,117 @@
+"""Cost model, marginality windows, routing manifest and selection — on hand-checked numbers."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from economics import ledger
+from economics.best import rank_candidates
+from economics.cost_model import RateCard, cost_frame, execution_cost_usd
+from economics.marginality import marginality_windows
+from economics.routing import build_manifest, select_providers
+
+CARD = RateCard({"cpu-2c": 0.36 / 3600, "gpu-l4": 3.6 / 3600})  # $0.0001/s and $0.001/s
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def test_execution_cost_is_compute_times_rate_plus_partner_cost():
+    assert execution_cost_usd(10.0, "gpu-l4", 0.02, CARD) == pytest.approx(0.03)
+    assert execution_cost_usd(10.0, "cpu-2c", 0.0, RateCard(CARD.usd_per_second, 0.5), spot=True) == pytest.approx(0.0005)
+    with pytest.raises(KeyError, match="not on the rate card"):
+        execution_cost_usd(1.0, "tpu-v5", 0.0, CARD)
+
+
+def _outputs(**cols) -> pl.DataFrame:
+    base = {"status": ["succeeded", "failed", "succeeded"], "effect_type": ["cartoon"] * 3,
+            "instance_type": ["gpu-l4", "gpu-l4", "cpu-2c"], "compute_seconds": [20.0, 5.0, 100.0],
+            "partner_cost_usd": [0.0, 0.0, 0.01], "selection": ["ranked", "ranked", "shadow"]}
+    return pl.DataFrame({**base, **cols})
+
+
+def test_cost_frame_charges_only_successful_user_visible_tasks():
+    df = cost_frame(_outputs(), CARD, {"cartoon": 4}, token_usd_rate=0.01)
+    assert df["cost_usd"].to_list() == pytest.approx([0.02, 0.005, 0.02])
+    assert df["tokens_charged"].to_list() == [4, 0, 0]  # failed and shadow are not charged
+    assert df["cost_tokens"].to_list() == pytest.approx([2.0, 0.5, 2.0])
+    assert df["margin"].to_list()[0] == pytest.approx(0.5)  # (4 - 2) / 4
+    assert df["margin"].to_list()[1:] == [None, None]
+
+
+def test_marginality_windows_sum_then_divide():
+    costs = pl.DataFrame({
+        "provider_id": ["a", "a", "a"], "effect_type": ["cartoon"] * 3,
+        "status": ["succeeded", "succeeded", "failed"],
+        "tokens_charged": [4, 4, 0], "cost_tokens": [1.0, 3.0, 0.5],
+        "revenue_usd": [0.04, 0.04, 0.0], "cost_usd": [0.01, 0.03, 0.005],
+        "finished_at": [NOW - timedelta(minutes=10), NOW - timedelta(hours=5), NOW - timedelta(days=2)],
+    })
+    w = {r["window"]: r for r in marginality_windows(costs, NOW).iter_rows(named=True)}
+    assert (w["1h"]["executions"], w["1h"]["tokens_charged"]) == (1, 4)
+    assert w["1h"]["margin"] == pytest.approx(0.75)              # (4 - 1) / 4
+    assert w["24h"]["margin"] == pytest.approx((8 - 4.0) / 8)    # 0.5
+    assert w["7d"]["margin"] == pytest.approx((8 - 4.5) / 8)     # the failure's cost counts
+    assert (w["7d"]["executions"], w["7d"]["succeeded"]) == (3, 2)
+    assert w["7d"]["cost_usd"] == pytest.approx(0.045)
+
+
+def _stats(rows):
+    return pl.DataFrame(rows, schema={"provider_id": pl.String, "effect_type": pl.String,
+                                      "executions": pl.Int64, "success_rate": pl.Float64,
+                                      "mean_cost_usd": pl.Float64, "mean_quality": pl.Float64,
+                                      "mean_duration_ms": pl.Float64}, orient="row")
+
+
+def test_manifest_prefers_cheaper_at_equal_quality_and_punishes_failures():
+    stats = _stats([
+        ("cheap", "cartoon", 40, 1.0, 0.001, 0.8, 1000.0),
+        ("pricey", "cartoon", 40, 1.0, 0.004, 0.8, 1000.0),
+        ("flaky", "cartoon", 40, 0.5, 0.001, 0.8, 1000.0),
+    ])
+    m = build_manifest(stats, {"cartoon": ["pricey", "flaky", "cheap"], "warm_grade": ["new"]}, NOW)
+    ranked = [e["provider_id"] for e in m["effects"]["cartoon"]]
+    assert ranked == ["cheap", "pricey", "flaky"]
+    cheap = m["effects"]["cartoon"][0]
+    assert cheap["score"] == pytest.approx(0.5 * 0.8 + 0.3 * 1 + 0.2 * 1)
+    assert cheap["confidence"] == pytest.approx(40 / 50)
+    assert m["effects"]["warm_grade"][0]["confidence"] == 0  # bootstrap prior
+    assert m["version"] == build_manifest(stats, {"cartoon": ["pricey", "flaky", "cheap"], "warm_grade": ["new"]}, NOW)["version"]
+
+
+def test_exploration_share_is_epsilon_and_shadow_always_copied():
+    ranked = [{"provider_id": p, "rank": i + 1} for i, p in enumerate("abcd")]
+    rng = random.Random(7)
+    picks = [select_providers(ranked, rng, top_k=2, epsilon=0.05, shadow=["s"]) for _ in range(10_000)]
+    explored = sum(any(s.selection == "exploration" for s in p) for p in picks)
+    assert 0.04 <= explored / 10_000 <= 0.06
+    assert all([s.provider_id for s in p[:2]] == ["a", "b"] for p in picks)
+    assert all(p[-1].selection == "shadow" and p[-1].provider_id == "s" for p in picks)
+    assert {s.provider_id for p in picks for s in p if s.selection == "exploration"} == {"c", "d"}
+
+
+def test_best_result_never_picks_shadow_failed_or_gate_failed_outputs():
+    c = pl.DataFrame({
+        "task_id": ["shadow", "gatefail", "ok_cheap", "ok_good"],
+        "status": ["scored", "scored", "scored", "scored"],
+        "gate_passed": [True, False, True, True], "composite": [0.99, 0.95, 0.6, 0.8],
+        "selection": ["shadow", "ranked", "ranked", "exploration"],
+        "cost_usd": [0.0001, 0.0001, 0.001, 0.002], "duration_ms": [100, 100, 1000, 1000],
+    })
+    ranked = rank_candidates(c)
+    assert ranked["task_id"].to_list() == ["ok_cheap", "ok_good"]
+    # 0.5*0.6 + 0.3*1 + 0.2*1 = 0.8 vs 0.5*0.8 + 0.3*0.5 + 0.2*1 = 0.75
+    assert ranked["score"].to_list() == pytest.approx([0.8, 0.75])
+
+
+def test_ledger_ids_make_settlement_exactly_once():
+    task = {"user_id": "u", "video_id": "v", "task_id": "t", "tokens_reserved": 4}
+    consume = ledger.settle(task, "succeeded", NOW)
+    refund_after_reject = ledger.refund_consumed(task, NOW, "rejected")
+    refund_on_failure = ledger.settle(task, "failed", NOW)
+    assert consume["kind"] == "consume" and refund_on_failure["kind"] == "refund"
+    assert refund_after_reject["entry_id"] == refund_on_failure["entry_id"]  # refunded at most once
+    assert ledger.settle({**task, "tokens_reserved": 0}, "succeeded", NOW) is None
+    assert len({e["entry_id"] for e in ledger.reserve([task, task], NOW)}) == 1

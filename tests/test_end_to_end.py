@@ -1,0 +1,131 @@
+"""The main job end to end: real HTTP uploads → real sensors → Dagster runs on real video →
+admin approval over HTTP → EffectPublished, with every event in order under one
+correlation id; a corrupt upload in the same batch is rejected without hurting the rest."""
+
+from __future__ import annotations
+
+import httpx
+import polars as pl
+import pytest
+
+from api.app import create_app
+from pipelines.definitions import build_definitions
+from resources.lake import LakeResource
+from resources.schemas import LEDGER_ENTRIES, PIPELINE_EVENTS, PROVIDER_OUTPUTS, TEST_BATCH
+from tests.harness import Driver
+from tests.server import serve
+
+ADMIN = {"X-Admin-Key": "test-admin-key"}
+
+
+def _upload(client: httpx.Client, path, name: str | None = None) -> httpx.Response:
+    with open(path, "rb") as fh:
+        return client.post("/v1/uploads", files={"file": (name or path.name, fh, "video/mp4")},
+                           data={"user_id": "user-1"})
+
+
+def _event_types(lake: LakeResource, video_id: str) -> list[str]:
+    ev = lake.read(PIPELINE_EVENTS, pl.col("correlation_id") == video_id).sort("occurred_at")
+    return ev["event_type"].to_list()
+
+
+@pytest.fixture
+def world(settings, instance):
+    defs = build_definitions(settings)
+    with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        yield Driver(defs, instance), client, LakeResource(uri=settings.lake_uri)
+
+
+def test_upload_to_published_through_sensors(world, short_bikes, tmp_path):
+    driver, client, lake = world
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(short_bikes.read_bytes()[: short_bikes.stat().st_size // 3])
+
+    good = _upload(client, short_bikes)
+    bad = _upload(client, truncated)
+    assert good.status_code == 202 and bad.status_code == 202
+    vid, bad_vid = good.json()["video_id"], bad.json()["video_id"]
+    assert client.get(f"/v1/videos/{vid}").json()["stage"] == "uploaded"
+
+    # The upload sensor adds both partitions and requests one intake run each.
+    intake = driver.step("upload_sensor")
+    assert sorted(driver.partitions()) == sorted([vid, bad_vid])
+    assert len(intake) == 2 and all(r.success for r in intake)
+    assert driver.step("upload_sensor") == []  # nothing new: no run twice
+
+    bad_status = client.get(f"/v1/videos/{bad_vid}").json()
+    assert bad_status["stage"] == "rejected"
+    assert bad_status["video"]["reject_reason"]
+    assert [n["kind"] for n in bad_status["notifications"]] == ["video_rejected"]
+
+    # Every task finished → the completion sensor requests exactly one evaluation run.
+    evaluation = driver.step("completion_sensor")
+    assert [r.success for r in evaluation] == [True]
+    assert driver.step("completion_sensor") == []
+
+    status = client.get(f"/v1/videos/{vid}").json()
+    assert status["stage"] == "awaiting_approval"
+    assert status["result"]["outcome"] == "selected"
+    assert {o["status"] for o in status["outputs"]} <= {"scored", "unknown"}
+    approval_id = status["approval"]["approval_id"]
+    pending = client.get("/v1/admin/approvals", headers=ADMIN).json()
+    assert [p["approval_id"] for p in pending] == [approval_id]
+    assert len(pending[0]["comparison"]["outputs"]) == len(status["outputs"])
+
+    assert client.post(f"/v1/admin/approvals/{approval_id}", json={"decision": "approve"}).status_code == 401
+    decided = client.post(f"/v1/admin/approvals/{approval_id}", headers=ADMIN,
+                          json={"decision": "approve", "admin": "alice"})
+    assert decided.status_code == 202
+    published = driver.step("approval_sensor")
+    assert [r.success for r in published] == [True]
+
+    final = client.get(f"/v1/videos/{vid}").json()
+    assert final["stage"] == "published"
+    slug = final["gallery"]["slug"]
+    effect = client.get(f"/v1/effects/{slug}").json()
+    assert effect["snapshot"]["source_video_id"] == vid
+    assert client.get(effect["preview_url"].replace("http://testserver", "")).content[4:8] == b"ftyp"
+    assert [e["slug"] for e in client.get("/v1/effects").json()] == [slug]
+
+    # The whole trace, in order, under one correlation id.
+    tasks = lake.read(TEST_BATCH, pl.col("video_id") == vid).height
+    types = _event_types(lake, vid)
+    task_events = [t for t in types if t in ("TaskSucceeded", "TaskFailed")]
+    assert len(task_events) == tasks
+    assert [t for t in types if t not in ("TaskSucceeded", "TaskFailed")] == [
+        "VideoIngested", "ContentAnalyzed", "PromptsGenerated", "TestBatchDispatched",
+        "QualityEvaluated", "BestResultSelected", "ApprovalRequested", "UserNotified",
+        "EffectPublished", "UserNotified",
+    ]
+    first_task = types.index(task_events[0])
+    assert types[first_task - 1] == "TestBatchDispatched"
+    assert types[first_task + tasks] == "QualityEvaluated"
+
+    # Tokens: each charged task reserved once and settled exactly once.
+    ledger = lake.read(LEDGER_ENTRIES, pl.col("correlation_id") == vid)
+    outputs = lake.read(PROVIDER_OUTPUTS, pl.col("video_id") == vid)
+    charged = outputs.filter(pl.col("selection") != "shadow").height
+    assert ledger.filter(pl.col("kind") == "reserve").height == charged
+    assert ledger.filter(pl.col("kind").is_in(["consume", "refund"])).height == charged
+
+
+def test_same_bytes_twice_is_one_video_and_one_run(world, short_bikes):
+    driver, client, lake = world
+    first, second = _upload(client, short_bikes).json(), _upload(client, short_bikes, "again.mp4").json()
+    assert first["video_id"] == second["video_id"]
+    assert (first["duplicate"], second["duplicate"]) == (False, True)
+    requests = driver.tick("upload_sensor")
+    assert [r.partition_key for r in requests] == [first["video_id"]]
+    assert driver.tick("upload_sensor") == []
+
+
+def test_rerunning_a_stage_never_duplicates_events_or_ledger_entries(world, short_bikes):
+    driver, client, lake = world
+    vid = _upload(client, short_bikes).json()["video_id"]
+    [request] = driver.tick("upload_sensor")
+    assert driver.run("upload_sensor", request).success
+    before = (lake.read(PIPELINE_EVENTS).height, lake.read(LEDGER_ENTRIES).height)
+    assert driver.run("upload_sensor", request).success  # re-execution of the same partition
+    assert (lake.read(PIPELINE_EVENTS).height, lake.read(LEDGER_ENTRIES).height) == before
+    assert lake.read(PROVIDER_OUTPUTS, pl.col("video_id") == vid).height == \
+        lake.read(TEST_BATCH, pl.col("video_id") == vid).height

