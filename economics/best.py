@@ -2,7 +2,9 @@
 
     score = w_q·composite + w_c·(cheapest cost / cost) + w_s·(fastest duration / duration)
 
-over the candidates that can be shown to a user: succeeded, technical gate passed, quality
+where "cheapest" and "fastest" are taken among the outputs of the same effect type — the
+providers that did the same task — so a cheap effect type never wins on price against a
+dearer one, only on how well its provider did against its peers. Scored over the candidates that can be shown to a user: succeeded, technical gate passed, quality
 scored, and not a shadow copy. Same weights and ratio scales as the routing manifest
 (economics.routing.PRIORITY_WEIGHTS) so a winner and a routing rank mean the same thing.
 """
@@ -29,7 +31,8 @@ def rank_candidates(candidates: pl.DataFrame, priority: str = "balanced") -> pl.
 
     Args:
         candidates: quality rows joined with execution rows: ``status`` (quality status),
-            ``gate_passed``, ``composite``, ``selection``, ``cost_usd``, ``duration_ms``.
+            ``gate_passed``, ``composite``, ``selection``, ``effect_type``, ``cost_usd``,
+            ``duration_ms``.
 
     Returns:
         The eligible rows with a ``score`` column, sorted descending (empty if none).
@@ -44,6 +47,6 @@ def rank_candidates(candidates: pl.DataFrame, priority: str = "balanced") -> pl.
     dur = pl.col("duration_ms").clip(lower_bound=1)
     return ok.with_columns(
         score=w["quality"] * pl.col("composite")
-        + w["cost"] * (cost.min() / cost)
-        + w["speed"] * (dur.min() / dur)
+        + w["cost"] * (cost.min().over("effect_type") / cost)
+        + w["speed"] * (dur.min().over("effect_type") / dur)
     ).sort("score", "composite", descending=True)

@@ -149,6 +149,12 @@ def test_eligibility_rules_of_the_catalog(style, fps, motion, excluded):
     assert eligible_effect_types(style, fps, motion, CATALOG) == expected
 
 
+def test_an_effect_already_detected_is_not_offered_again():
+    # Megamind.avi: dominant style low_key, but its warm cast is detected as warm_grade.
+    assert "warm_grade" not in eligible_effect_types("low_key", 24.0, 0.05, CATALOG, ["warm_grade", "low_light"])
+    assert "warm_grade" in eligible_effect_types("low_key", 24.0, 0.05, CATALOG, ["low_light"])
+
+
 def test_taxonomy_has_the_styles_and_scores_any_metrics():
     assert TAXONOMY["version"] == 1
     styles = {"warm", "cool", "monochrome", "vivid", "muted", "low_key", "neutral"}

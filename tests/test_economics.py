@@ -99,11 +99,26 @@ def test_best_result_never_picks_shadow_failed_or_gate_failed_outputs():
         "gate_passed": [True, False, True, True], "composite": [0.99, 0.95, 0.6, 0.8],
         "selection": ["shadow", "ranked", "ranked", "exploration"],
         "cost_usd": [0.0001, 0.0001, 0.001, 0.002], "duration_ms": [100, 100, 1000, 1000],
+        "effect_type": ["cartoon"] * 4,
     })
     ranked = rank_candidates(c)
     assert ranked["task_id"].to_list() == ["ok_cheap", "ok_good"]
     # 0.5*0.6 + 0.3*1 + 0.2*1 = 0.8 vs 0.5*0.8 + 0.3*0.5 + 0.2*1 = 0.75
     assert ranked["score"].to_list() == pytest.approx([0.8, 0.75])
+
+
+def test_cost_and_speed_are_compared_among_providers_of_the_same_effect():
+    # A cheap, poor slow-motion must not beat a good one just because slow motion by frame
+    # duplication is the cheapest output of the whole batch (seen in the demo on carphone).
+    c = pl.DataFrame({
+        "task_id": ["dup", "blend", "grade"], "status": ["scored"] * 3, "gate_passed": [True] * 3,
+        "composite": [0.86, 0.99, 0.95], "selection": ["ranked"] * 3,
+        "effect_type": ["slow_motion", "slow_motion", "warm_grade"],
+        "cost_usd": [0.0000030, 0.0000035, 0.0000043], "duration_ms": [900, 1000, 1100],
+    })
+    scores = dict(zip(*rank_candidates(c).select("task_id", "score")))
+    assert scores["blend"] > scores["dup"]
+    assert scores["grade"] == pytest.approx(0.5 * 0.95 + 0.3 + 0.2)  # alone in its effect type
 
 
 def test_ledger_ids_make_settlement_exactly_once():

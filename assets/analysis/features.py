@@ -119,6 +119,7 @@ def analyze_video(
     metrics["cuts_per_minute"] = len(cuts_s) * 60.0 / duration_s
     scores = score_styles(metrics, style_taxonomy)
     dominant = dominant_style(scores)
+    detected = detect_effects(metrics, style_taxonomy)
     return ContentAnalysis(
         scene_count=len(cuts_s) + 1,
         scene_cuts_ms=[round(c * 1000) for c in cuts_s],
@@ -130,9 +131,9 @@ def analyze_video(
         contrast=metrics["contrast"],
         dominant_style=dominant,
         style_scores=scores,
-        detected_effects=detect_effects(metrics, style_taxonomy),
+        detected_effects=detected,
         eligible_effect_types=eligible_effect_types(
-            dominant, fps, metrics["motion_level"], effect_catalog
+            dominant, fps, metrics["motion_level"], effect_catalog, detected
         ),
         analysis_ms=round((time.perf_counter() - started) * 1000),
     )
@@ -345,17 +346,22 @@ def _metric(metrics: dict[str, float], name: str, owner: str) -> float:
 
 
 def eligible_effect_types(
-    dominant_style: str, fps: float, motion_level: float, effect_catalog: dict
+    dominant_style: str, fps: float, motion_level: float, effect_catalog: dict,
+    detected_effects: list[str] | tuple[str, ...] = (),
 ) -> list[str]:
     """Effect types of ``effect_catalog['effects']`` this video can get, sorted.
 
-    An effect is eligible unless one of its rules fails: ``not_if_style`` (list: the dominant style
-    is in it, e.g. no warm grade on a warm video), ``min_fps`` (the decoded fps is lower), or
-    ``min_motion`` (motion_level is lower: slow motion of a still shot shows nothing). Other keys
-    (price, params, display name) do not affect eligibility.
+    An effect is eligible unless one of its rules fails: it is already among
+    ``detected_effects`` (a clip that already has a warm grade gains nothing from another,
+    whatever style dominates), ``not_if_style`` (list: the dominant style is in it, e.g. no warm
+    grade on a warm video), ``min_fps`` (the decoded fps is lower), or ``min_motion``
+    (motion_level is lower: slow motion of a still shot shows nothing). Other keys (price,
+    params, display name) do not affect eligibility.
     """
     eligible = []
     for effect, spec in effect_catalog["effects"].items():
+        if effect in detected_effects:
+            continue
         if dominant_style in spec.get("not_if_style", ()):
             continue
         if fps < spec.get("min_fps", 0):
