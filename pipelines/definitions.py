@@ -51,7 +51,7 @@ def build_resources(settings: Settings) -> dict:
         "media": MediaStore(uri=settings.media_uri),
         "manifest_store": ManifestStore(uri=settings.manifest_uri),
         "catalog": CatalogResource(),
-        "providers": ProviderRegistryResource(),
+        "providers": ProviderRegistryResource(path=settings.providers_path),
         "platform": PlatformConfig(
             max_upload_bytes=settings.max_upload_bytes, max_duration_ms=settings.max_duration_ms,
             min_duration_ms=settings.min_duration_ms, token_usd_rate=settings.token_usd_rate,

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
         lake_uri: root of every Delta table (local dir or ``s3://bucket/prefix``).
         media_uri: root of video bytes (local dir or ``s3://bucket/prefix``).
         manifest_uri: routing-manifest store: a local JSON file path or ``redis://…``.
+        providers_path: the provider registry YAML (``effects.yaml`` and ``rate_card.yaml``
+            beside it are used to validate it).
         admin_api_key: key for ``/v1/admin/*`` routes (header ``X-Admin-Key``).
         max_upload_bytes: hard upload size limit enforced by the API and by M1.
         max_duration_ms / min_duration_ms: accepted video duration range (M1).
@@ -42,6 +44,9 @@ class Settings(BaseSettings):
     media_uri: str = Field(default_factory=lambda: _under_data("media"), alias="MEDIA_URI")
     manifest_uri: str = Field(
         default_factory=lambda: _under_data("manifest/routing_manifest.json"), alias="MANIFEST_URI"
+    )
+    providers_path: str = Field(
+        default_factory=lambda: _under_data("providers.yaml"), alias="EFFECTLAKE_PROVIDERS"
     )
     admin_api_key: str = Field(default="dev-admin-key", alias="EFFECTLAKE_ADMIN_KEY")
     api_base_url: str = Field(default="http://127.0.0.1:8000", alias="EFFECTLAKE_API_URL")

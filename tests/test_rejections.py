@@ -1,0 +1,69 @@
+"""Bad input that only decoding can reveal: M1 rejects it with a readable reason, a
+VideoRejected event and a user notification; the sensor and the other videos carry on."""
+
+import httpx
+import polars as pl
+import pytest
+
+from api.app import create_app
+from pipelines.definitions import build_definitions
+from resources.ffmpeg import run_ffmpeg
+from resources.lake import LakeResource
+from resources.schemas import INGESTED_VIDEO, NOTIFICATIONS, PIPELINE_EVENTS
+from tests.harness import Driver
+from tests.server import serve
+
+
+@pytest.fixture
+def one_frame_mp4(tmp_path):
+    out = tmp_path / "still.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "1",
+                "-c:v", "libx264", "-pix_fmt", "yuv420p", str(out)])
+    return out
+
+
+@pytest.fixture
+def long_mp4(tmp_path):
+    out = tmp_path / "long.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=4",
+                "-c:v", "libx264", "-pix_fmt", "yuv420p", str(out)])
+    return out
+
+
+def test_undecodable_inputs_are_rejected_and_the_rest_carries_on(
+        settings, instance, short_bikes, one_frame_mp4, long_mp4, tmp_path):
+    settings = settings.model_copy(update={"max_duration_ms": 3_000})
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(short_bikes.read_bytes()[:-4000])  # bikes keeps its index first
+    driver = Driver(build_definitions(settings), instance)
+    lake = LakeResource(uri=settings.lake_uri)
+    with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        ids = {}
+        for name, path in [("good", short_bikes), ("still", one_frame_mp4), ("long", long_mp4),
+                           ("truncated", truncated)]:
+            r = client.post("/v1/uploads", files={"file": (path.name, path.read_bytes(), "video/mp4")},
+                            data={"user_id": f"user-{name}"})
+            assert r.status_code == 202, r.text
+            ids[name] = r.json()["video_id"]
+        runs = driver.step("upload_sensor")
+        assert len(runs) == 4 and all(r.success for r in runs)
+
+        videos = {r["video_id"]: r for r in lake.read(INGESTED_VIDEO).iter_rows(named=True)}
+        assert videos[ids["good"]]["status"] == "accepted"
+        expected = {"still": ("still_image", "frame"), "long": ("too_long", "limit"),
+                    "truncated": ("truncated", "")}
+        for name, (code, phrase) in expected.items():
+            v = videos[ids[name]]
+            assert (v["status"], v["reject_code"]) == ("rejected", code), v
+            assert phrase in v["reject_reason"]
+            notes = lake.read(NOTIFICATIONS, pl.col("user_id") == f"user-{name}")
+            assert notes["kind"].to_list() == ["video_rejected"]
+            assert notes["body"].to_list() == [v["reject_reason"]]
+            events = lake.read(PIPELINE_EVENTS, pl.col("correlation_id") == ids[name])
+            assert sorted(events["event_type"].to_list()) == ["UserNotified", "VideoRejected"]
+            assert client.get(f"/v1/videos/{ids[name]}").json()["stage"] == "rejected"
+
+        # The good video goes on to evaluation; nothing was requested for the rejected ones.
+        evaluation = driver.step("completion_sensor")
+        assert [(r.success, r.dagster_run.tags["dagster/partition"]) for r in evaluation] == [(True, ids["good"])]
+        assert client.get(f"/v1/videos/{ids['good']}").json()["stage"] == "awaiting_approval"
