@@ -1,0 +1,70 @@
+"""The economics job on real executions: registry health, execution costs, marginality
+windows, and a routing manifest that the next video's M5 reads."""
+
+import json
+
+import httpx
+import polars as pl
+import pytest
+
+from api.app import create_app
+from pipelines.definitions import build_definitions
+from resources.lake import LakeResource
+from resources.manifest_store import ManifestStore
+from resources.schemas import (
+    EXECUTION_COSTS, MARGINALITY_WINDOWS, PIPELINE_EVENTS, PROVIDER_OUTPUTS, PROVIDER_REGISTRY,
+    ROUTING_MANIFESTS,
+)
+from tests.harness import Driver
+from tests.server import serve
+
+
+def _upload(base, path):
+    r = httpx.post(f"{base}/v1/uploads", files={"file": (path.name, path.read_bytes(), "video/mp4")})
+    return r.json()["video_id"]
+
+
+def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, short_bikes, short_carphone):
+    defs = build_definitions(settings)
+    driver = Driver(defs, instance)
+    lake = LakeResource(uri=settings.lake_uri)
+    with serve(create_app(settings)) as base:
+        first = _upload(base, short_bikes)
+        driver.step("upload_sensor")
+        first_batch = lake.read(PIPELINE_EVENTS, (pl.col("correlation_id") == first)
+                                & (pl.col("event_type") == "TestBatchDispatched"))
+        assert json.loads(first_batch["payload"][0])["manifest_source"] == "bootstrap"
+
+        assert defs.resolve_job_def("economics_job").execute_in_process(instance=instance).success
+
+        outputs = lake.read(PROVIDER_OUTPUTS)
+        costs = lake.read(EXECUTION_COSTS)
+        assert sorted(costs["task_id"]) == sorted(outputs["task_id"])
+        ok = costs.filter(pl.col("status") == "succeeded")
+        assert (ok["cost_usd"] > 0).all() and (ok["tokens_charged"] > 0).all()
+        assert ok["margin"].to_list() == pytest.approx(
+            ((ok["tokens_charged"] - ok["cost_usd"] / settings.token_usd_rate) / ok["tokens_charged"]).to_list())
+        windows = lake.read(MARGINALITY_WINDOWS)
+        assert set(windows["window"]) == {"1h", "24h", "7d"}
+        day = windows.filter(pl.col("window") == "24h")
+        assert day["executions"].sum() == costs.height
+
+        registry = lake.read(PROVIDER_REGISTRY)
+        health = dict(zip(registry["provider_id"], registry["healthy"]))
+        assert health["ffmpeg-colortemp"] and health["opencv-cartoon"] and not health["comfyui-gpu"]
+
+        manifest = ManifestStore(uri=settings.manifest_uri).read()
+        assert manifest is not None
+        tried = {(r["provider_id"], r["effect_type"]) for r in outputs.iter_rows(named=True)}
+        for effect_type, entries in manifest["effects"].items():
+            assert [e["rank"] for e in entries] == list(range(1, len(entries) + 1))
+            for e in entries:
+                assert (e["executions"] > 0) == ((e["provider_id"], effect_type) in tried)
+        assert set(lake.read(ROUTING_MANIFESTS)["version"]) == {manifest["version"]}
+
+        second = _upload(base, short_carphone)
+        driver.step("upload_sensor")
+    batch = lake.read(PIPELINE_EVENTS, (pl.col("correlation_id") == second)
+                      & (pl.col("event_type") == "TestBatchDispatched"))
+    payload = json.loads(batch["payload"][0])
+    assert (payload["manifest_source"], payload["manifest_version"]) == ("manifest", manifest["version"])
