@@ -19,6 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
     sub.add_parser("init", help="create every lake table (empty, with its schema)")
+    sub.add_parser("economics", help="run one economics cycle on the current instance")
+    sub.add_parser("benchmark", help="run the benchmark job (reference suite) on the current instance")
+    manifest = sub.add_parser("manifest", help="print the current routing manifest")
+    manifest.add_argument("--effect-type", help="only this effect type")
+    manifest.add_argument("--json", action="store_true", help="JSON output")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -30,6 +35,14 @@ def main(argv: list[str] | None = None) -> int:
 
         uvicorn.run("api.main:app", host=args.host, port=args.port)
         return 0
+    if args.command in ("economics", "benchmark"):
+        from pipelines.run_jobs import run_job
+
+        return 0 if run_job(f"{args.command}_job") else 1
+    if args.command == "manifest":
+        from pipelines.manifest_cli import print_manifest
+
+        return print_manifest(args.effect_type, args.json)
     if args.command == "init":
         from resources.lake import LakeResource
         from resources.settings import get_settings

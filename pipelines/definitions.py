@@ -15,6 +15,7 @@ from assets.analysis.asset import content_analysis
 from assets.approval.asset import approval_requests
 from assets.batch.asset import test_batch
 from assets.batch.best import best_result
+from assets.benchmark.asset import benchmark_reports, provider_effect_matrix
 from assets.execution.asset import provider_outputs
 from assets.gallery.asset import gallery_revisions
 from assets.gold.economics import execution_costs, marginality_windows, routing_manifest
@@ -23,8 +24,11 @@ from assets.prompts.asset import prompt_variants
 from assets.quality.asset import quality_scores
 from assets.registry.asset import provider_registry
 from pipelines.checks import CHECKS
-from pipelines.jobs import economics_job, economics_schedule, evaluation_job, intake_job, publish_job
-from pipelines.sensors import approval_sensor, completion_sensor, upload_sensor
+from pipelines.jobs import (
+    benchmark_job, benchmark_schedule, economics_job, economics_schedule, evaluation_job, intake_job,
+    publish_job,
+)
+from pipelines.sensors import approval_sensor, completion_sensor, provider_change_sensor, upload_sensor
 from resources.catalog import CatalogResource
 from resources.lake import LakeResource
 from resources.manifest_store import ManifestStore
@@ -36,7 +40,8 @@ from resources.settings import Settings, get_settings
 ASSETS = [
     ingested_video, content_analysis, provider_registry, prompt_variants, test_batch,
     provider_outputs, quality_scores, best_result, approval_requests, gallery_revisions,
-    execution_costs, marginality_windows, routing_manifest,
+    execution_costs, marginality_windows, routing_manifest, benchmark_reports,
+    provider_effect_matrix,
 ]
 
 
@@ -50,7 +55,7 @@ def build_resources(settings: Settings) -> dict:
         "io_manager": DeltaLakePolarsIOManager(root_uri=lake.root, storage_options=storage),
         "media": MediaStore(uri=settings.media_uri),
         "manifest_store": ManifestStore(uri=settings.manifest_uri),
-        "catalog": CatalogResource(),
+        "catalog": CatalogResource(reference_suite_path=settings.reference_suite_path),
         "providers": ProviderRegistryResource(path=settings.providers_path),
         "platform": PlatformConfig(
             max_upload_bytes=settings.max_upload_bytes, max_duration_ms=settings.max_duration_ms,
@@ -65,9 +70,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
-        jobs=[intake_job, evaluation_job, publish_job, economics_job],
-        sensors=[upload_sensor, completion_sensor, approval_sensor],
-        schedules=[economics_schedule],
+        jobs=[intake_job, evaluation_job, publish_job, economics_job, benchmark_job],
+        sensors=[upload_sensor, completion_sensor, approval_sensor, provider_change_sensor],
+        schedules=[economics_schedule, benchmark_schedule],
         resources=build_resources(settings or get_settings()),
     )
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from pipelines.samples import sample_videos
+from resources.samples import sample_videos
 from pipelines.summary import format_video
 from resources.lake import LakeResource
 from resources.settings import DATA_DIR, PROJECT_ROOT, get_settings

@@ -48,3 +48,14 @@ economics_schedule = dg.ScheduleDefinition(
     job=economics_job, cron_schedule="*/15 * * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
+
+benchmark_job = dg.define_asset_job(
+    "benchmark_job",
+    selection=dg.AssetSelection.groups("benchmark"),
+    executor_def=dg.in_process_executor,
+    description="Reference suite × effect types × every provider → benchmark_reports, provider_effect_matrix.",
+)
+benchmark_schedule = dg.ScheduleDefinition(
+    job=benchmark_job, cron_schedule="0 3 * * 1",  # Mondays 03:00 UTC, off-peak
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)

@@ -10,9 +10,10 @@ import dagster as dg
 import polars as pl
 
 from assets.partitions import videos
-from pipelines.jobs import evaluation_job, intake_job, publish_job
+from pipelines.jobs import benchmark_job, evaluation_job, intake_job, publish_job
 from resources.lake import LakeResource
-from resources.schemas import APPROVAL_DECISIONS, EXECUTION_EVENTS, UPLOADS, TableSpec
+from resources.providers.resource import ProviderRegistryResource
+from resources.schemas import APPROVAL_DECISIONS, BENCHMARK_REPORTS, EXECUTION_EVENTS, UPLOADS, TableSpec
 
 INTERVAL_S = 5
 
@@ -90,3 +91,19 @@ def approval_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
                       for r in decisions.iter_rows(named=True)],
         cursor=str(version),
     )
+
+
+@dg.sensor(job=benchmark_job, minimum_interval_seconds=60,
+           default_status=dg.DefaultSensorStatus.RUNNING)
+def provider_change_sensor(context: dg.SensorEvaluationContext, lake: LakeResource,
+                           providers: ProviderRegistryResource):
+    """The provider registry changed since the last benchmark → benchmark again
+    (run_key = registry version). Before any benchmark exists the weekly schedule or an
+    operator starts the first one, so a fresh install is not flooded at start-up."""
+    version = providers.registry().version
+    last = lake.scan(BENCHMARK_REPORTS).sort("ran_at").select(pl.col("registry_version").last()).collect()
+    if last.is_empty() or last.item() is None:
+        return dg.SkipReason("no benchmark yet: the weekly schedule runs the first one")
+    if last.item() == version:
+        return dg.SkipReason(f"registry {version} already benchmarked")
+    return dg.RunRequest(run_key=f"registry:{version}")

@@ -34,6 +34,7 @@ class CatalogResource(dg.ConfigurableResource):
     """Read access to the shipped catalogs in ``data_dir`` (default: the repo's ``data/``)."""
 
     data_dir: str = str(DATA_DIR)
+    reference_suite_path: str = ""  # default: <data_dir>/reference_suite.yaml
 
     def _doc(self, name: str) -> dict:
         return load_yaml(Path(self.data_dir) / name)
@@ -61,6 +62,10 @@ class CatalogResource(dg.ConfigurableResource):
     def rate_card(self) -> RateCard:
         """The rate card (USD per compute-second by instance type)."""
         return RateCard.from_dict(self._doc("rate_card.yaml"))
+
+    def reference_suite(self) -> dict:
+        """The benchmark job's reference suite (``reference_suite.yaml``)."""
+        return load_yaml(self.reference_suite_path or Path(self.data_dir) / "reference_suite.yaml")
 
     def providers_path(self) -> str:
         """Path of the provider registry YAML."""

@@ -11,34 +11,45 @@ import os
 import tempfile
 from pathlib import Path
 
+from functools import lru_cache
+
 import dagster as dg
 
-REDIS_KEY = "effectlake:routing_manifest:current"
-REDIS_HISTORY_KEY = "effectlake:routing_manifest:history"
+HISTORY_LIMIT = 1000  # versions kept in the store itself; every version is also in the lake
+
+
+@lru_cache(maxsize=8)
+def _redis_client(uri: str):
+    # One client (and its connection pool) per URI and process: building one per read costs
+    # a TCP connect and put reads above a millisecond (bench/manifest_read.py).
+    import redis
+
+    return redis.Redis.from_url(uri)
 
 
 class ManifestStore(dg.ConfigurableResource):
     """The published routing manifest.
 
     Attributes:
-        uri: a file path (``…/routing_manifest.json``) or ``redis://host:port/db``.
+        uri: a file path (``…/routing_manifest.json``; history beside it as
+            ``….history.jsonl``) or ``redis://host:port/db``.
+        key_prefix: Redis keys ``<prefix>:current`` and ``<prefix>:history``.
     """
 
     uri: str
+    key_prefix: str = "effectlake:routing_manifest"
 
     @property
     def is_redis(self) -> bool:
         return self.uri.startswith(("redis://", "rediss://", "unix://"))
 
     def _redis(self):
-        import redis
-
-        return redis.Redis.from_url(self.uri)
+        return _redis_client(self.uri)
 
     def read(self) -> dict | None:
         """The current manifest, or None when none was ever published."""
         if self.is_redis:
-            raw = self._redis().get(REDIS_KEY)
+            raw = self._redis().get(f"{self.key_prefix}:current")
             return json.loads(raw) if raw else None
         path = Path(self.uri)
         if not path.is_file():
@@ -50,15 +61,35 @@ class ManifestStore(dg.ConfigurableResource):
         body = json.dumps(manifest, sort_keys=True)
         if self.is_redis:
             r = self._redis()
-            with r.pipeline() as p:
-                p.set(REDIS_KEY, body)
-                p.lpush(REDIS_HISTORY_KEY, body)
-                p.ltrim(REDIS_HISTORY_KEY, 0, 999)
+            with r.pipeline() as p:  # MULTI/EXEC: current and history change together
+                p.set(f"{self.key_prefix}:current", body)
+                p.lpush(f"{self.key_prefix}:history", body)
+                p.ltrim(f"{self.key_prefix}:history", 0, HISTORY_LIMIT - 1)
                 p.execute()
             return
         path = Path(self.uri)
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_atomic(path, body)
+        history = self._history_path()
+        lines = history.read_text(encoding="utf-8").splitlines() if history.exists() else []
+        self._write_atomic(history, "\n".join([body, *lines[: HISTORY_LIMIT - 1]]) + "\n")
+
+    def history(self, limit: int = 20) -> list[dict]:
+        """Published manifests, newest first (at most ``limit``)."""
+        if self.is_redis:
+            return [json.loads(x) for x in self._redis().lrange(f"{self.key_prefix}:history", 0, limit - 1)]
+        history = self._history_path()
+        if not history.exists():
+            return []
+        return [json.loads(x) for x in history.read_text(encoding="utf-8").splitlines()[:limit]]
+
+    def _history_path(self) -> Path:
+        path = Path(self.uri)
+        return path.with_name(path.stem + ".history.jsonl")
+
+    @staticmethod
+    def _write_atomic(path: Path, text: str) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest-")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(body)
+            fh.write(text)
         os.replace(tmp, path)

@@ -189,11 +189,29 @@ ROUTING_MANIFESTS = _spec(
     reason=pl.String, published_at=UTC_TS,
 )
 
+BENCHMARK_REPORTS = _spec(
+    "gold", "benchmark_reports", ("benchmark_id", "video", "provider_id", "effect_type"),
+    benchmark_id=pl.String, registry_version=pl.String, video=pl.String,
+    provider_id=pl.String, effect_type=pl.String, mode=pl.String, status=pl.String,
+    error_class=pl.String, composite=pl.Float64, fidelity=pl.Float64,
+    style_adherence=pl.Float64, artifacts=pl.Float64, gate_passed=pl.Boolean,
+    duration_ms=pl.Int64, compute_seconds=pl.Float64, instance_type=pl.String,
+    cost_usd=pl.Float64, tokens_charged=pl.Int64, margin=pl.Float64, ran_at=UTC_TS,
+)
+PROVIDER_EFFECT_MATRIX = _spec(
+    "gold", "provider_effect_matrix", ("source", "provider_id", "effect_type"),
+    source=pl.String, provider_id=pl.String, effect_type=pl.String, runs=pl.Int64,
+    success_rate=pl.Float64, mean_quality=pl.Float64, p50_duration_ms=pl.Float64,
+    p95_duration_ms=pl.Float64, mean_cost_usd=pl.Float64, margin=pl.Float64,
+    benchmark_id=pl.String, computed_at=UTC_TS,
+)
+
 ALL_TABLES: tuple[TableSpec, ...] = (
     UPLOADS, UPLOAD_REJECTIONS, PIPELINE_EVENTS, EXECUTION_EVENTS, LEDGER_ENTRIES, APPROVAL_DECISIONS,
     NOTIFICATIONS, INGESTED_VIDEO, CONTENT_ANALYSIS, PROMPT_VARIANTS, TEST_BATCH,
     PROVIDER_OUTPUTS, QUALITY_SCORES, BEST_RESULT, APPROVAL_REQUESTS, GALLERY_REVISIONS, PROVIDER_REGISTRY,
-    EXECUTION_COSTS, MARGINALITY_WINDOWS, ROUTING_MANIFESTS,
+    EXECUTION_COSTS, MARGINALITY_WINDOWS, ROUTING_MANIFESTS, BENCHMARK_REPORTS,
+    PROVIDER_EFFECT_MATRIX,
 )
 BY_NAME = {t.name: t for t in ALL_TABLES}
 

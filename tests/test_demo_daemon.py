@@ -8,7 +8,7 @@ import sys
 import polars as pl
 import pytest
 
-from pipelines.samples import sample_videos
+from resources.samples import sample_videos
 from resources.lake import LakeResource
 from resources.schemas import GALLERY_REVISIONS, PIPELINE_EVENTS
 from tests.server import free_port

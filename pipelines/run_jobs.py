@@ -1,0 +1,24 @@
+"""Run a job of the Definitions on the current Dagster instance (``DAGSTER_HOME``, default
+``data/dagster_home``), so on-demand runs from the CLI show in the Dagster UI like any other."""
+
+import os
+
+import dagster as dg
+
+
+def current_instance() -> dg.DagsterInstance:
+    """The instance at ``$DAGSTER_HOME`` (set to ``data/dagster_home`` when unset)."""
+    from pipelines.demo import dagster_home
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home())
+    return dg.DagsterInstance.get()
+
+
+def run_job(name: str) -> bool:
+    """Execute job ``name`` in process on the current instance; True when it succeeded."""
+    from pipelines.definitions import defs
+
+    with current_instance() as instance:
+        result = defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False)
+        print(f"{name}: run {result.run_id} {'succeeded' if result.success else 'FAILED'}")
+        return result.success

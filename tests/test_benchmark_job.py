@@ -1,0 +1,36 @@
+"""The benchmark job on a one-video reference suite: every non-disabled provider × effect
+type runs for real, lands in benchmark_reports, and the matrix aggregates it."""
+
+import polars as pl
+import yaml
+
+from pipelines.definitions import build_definitions
+from resources.lake import LakeResource
+from resources.providers.resource import ProviderRegistryResource
+from resources.schemas import BENCHMARK_REPORTS, PROVIDER_EFFECT_MATRIX
+from tests.harness import Driver
+
+
+def test_benchmark_covers_every_provider_and_effect(settings, instance, short_carphone, tmp_path):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"version": 1, "max_seconds": 1, "videos": [
+        {"name": "carphone", "source": "path", "file": str(short_carphone).lstrip("/")}]}))
+    settings = settings.model_copy(update={"reference_suite_path": str(suite)})
+    defs = build_definitions(settings)
+    driver = Driver(defs, instance)
+    assert driver.tick("provider_change_sensor") == []  # no benchmark yet: no flood at start-up
+    assert defs.resolve_job_def("benchmark_job").execute_in_process(instance=instance).success
+
+    lake = LakeResource(uri=settings.lake_uri)
+    reports = lake.read(BENCHMARK_REPORTS)
+    registry = ProviderRegistryResource().registry()
+    expected = {(p.provider_id, e) for p in registry.providers if p.mode != "disabled" for e in p.effect_types}
+    assert set(zip(reports["provider_id"], reports["effect_type"])) == expected
+    assert (reports["status"] == "succeeded").all()
+    assert (reports["cost_usd"] > 0).all() and reports["composite"].is_not_null().all()
+    matrix = lake.read(PROVIDER_EFFECT_MATRIX).filter(pl.col("source") == "benchmark")
+    assert matrix.height == len(expected) and (matrix["runs"] == 1).all()
+    # mci interpolates motion: far more compute than frame duplication on the same clip
+    cost = dict(zip(matrix["provider_id"], matrix["mean_cost_usd"]))
+    assert cost["ffmpeg-slowmo-mci"] > 3 * cost["ffmpeg-slowmo-dup"]
+    assert driver.tick("provider_change_sensor") == []  # same registry version: nothing to do
