@@ -20,7 +20,9 @@ from pydantic import BaseModel
 
 from api.sniff import SNIFF_BYTES, sniff
 from api.status import gallery, video_status
-from resources.approvals import ApprovalConflict, ApprovalNotFound, decide, pending_requests
+from resources.approvals import decide, pending_requests
+from resources.decisions import DecisionConflict, DecisionNotFound
+from resources.recommendation_service import decide_recommendation, recommendations_with_status
 from resources.events import stable_id, utcnow
 from resources.lake import LakeResource
 from resources.media import MediaStore
@@ -207,10 +209,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Approve (publish) or reject (refund and notify) a pending effect."""
         try:
             row = decide(lake, approval_id, body.decision, body.admin, body.reason)
-        except ApprovalNotFound:
+        except DecisionNotFound:
             raise HTTPException(404, f"no approval request {approval_id}") from None
-        except ApprovalConflict as exc:
+        except DecisionConflict as exc:
             raise HTTPException(409, str(exc)) from None
         return {"approval_id": approval_id, "video_id": row["video_id"], "decision": row["decision"]}
+
+    @app.get("/v1/admin/recommendations", dependencies=[Depends(require_admin)])
+    def list_recommendations(status: str | None = None) -> list[dict]:
+        """Economic recommendations of the latest cycle with their decision status."""
+        import json
+
+        recs = recommendations_with_status(lake)
+        if status:
+            recs = recs.filter(pl.col("status") == status)
+        return [{**r, "action": json.loads(r["action"])} for r in recs.iter_rows(named=True)]
+
+    @app.post("/v1/admin/recommendations/{recommendation_id}", status_code=202,
+              dependencies=[Depends(require_admin)])
+    def decide_on_recommendation(recommendation_id: str, body: Decision) -> dict:
+        """Approve or reject a recommendation; the decision is recorded once."""
+        try:
+            row = decide_recommendation(lake, recommendation_id, body.decision, body.admin, body.reason)
+        except DecisionNotFound:
+            raise HTTPException(404, f"no recommendation {recommendation_id}") from None
+        except DecisionConflict as exc:
+            raise HTTPException(409, str(exc)) from None
+        return {"recommendation_id": recommendation_id, "decision": row["decision"]}
 
     return app

@@ -1,36 +1,128 @@
 """Cost of an execution and what the user was charged for it (DESIGN.md §6).
 
-cost_usd = compute_seconds × rate(instance_type) [× spot multiplier] + partner cost
-margin   = (tokens charged − cost in tokens) / tokens charged,  cost in tokens = cost_usd / token_usd_rate
+Per execution, in USD, six terms that sum to ``cost_usd`` (``cost_breakdown`` returns each):
 
-Storage, bandwidth and idle-share terms of DESIGN.md §6 arrive with the fuller cost model
-(issue 3); their rates already live in the rate card.
+    compute   = busy_seconds × rate × s
+    startup   = cold_start_seconds / tasks_per_burst × rate × s
+    idle      = (1 − u) / u × busy_seconds × rate × s
+    partner   = recorded per-call charge + partner_tokens / 1e6 × usd_per_million_tokens
+                + partner_credits × usd_per_credit
+    storage   = output_bytes / 2^30 × storage_usd_per_gb_month × retention_days / (365.25 / 12)
+    bandwidth = egress_bytes / 2^30 × bandwidth_usd_per_gb
+
+    cost_tokens = cost_usd / token_usd_rate
+    margin      = (tokens charged − cost_tokens) / tokens charged
+
+where ``rate`` is the rate card's USD per compute-second of the instance type and ``s`` the
+rate card's ``spot_multiplier`` when the task ran on spot capacity (else 1).
+
+Why these forms:
+
+* **startup** — a provider scaled to zero pays ``cold_start_seconds`` of instance time before
+  the first task of a burst (a run of tasks with gaps no longer than the keep-warm period);
+  the burst's tasks share it equally. ``tasks_per_burst`` is measured by ``measure_bursts``;
+  unmeasured it is 1, so each task pays a whole cold start — the most it can cost, so a
+  provider never looks cheaper than it is for lack of data.
+* **idle** — an instance provisioned for T seconds at utilisation u is busy u·T and idle
+  (1 − u)·T. Charging the idle time to tasks in proportion to their busy seconds gives each
+  (1 − u)/u × busy, so compute + idle over all tasks equals the instance bill. u is in the
+  rate card's unit (one compute-second = one instance-second) and is measured by
+  ``measure_bursts`` (per provider for a dedicated fleet, per instance type for adapters that
+  share hosts); unmeasured it is 1 (no idle charged): idle time of an always-on shared host is
+  not caused by one provider, so it is charged only once measured.
+* **storage** — object stores bill GB-months pro rata (S3: GB = 2^30 bytes, averaged over the
+  hours of the month), so an output kept ``retention_days`` costs that fraction of a month.
+  Only rows with ``output_bytes`` pay it (a failed task stored nothing).
+* **bandwidth** — ``egress_bytes`` when recorded; otherwise each user-visible successful
+  output is assumed downloaded ``egress_per_output`` times (default once: the user fetches
+  the result) and shadow copies never leave the lake.
+
+Rates and defaults: ``RateCard`` (from ``data/rate_card.yaml``; its optional keys are listed
+in ``RateCard.from_dict``) and ``ProviderCostProfile`` (``profiles_from_registry``: the
+provider's ``cost`` in ``data/providers.yaml`` plus ``measure_bursts``). Without profiles the
+cost is compute + recorded partner cost (+ storage and egress when bytes are given), as before.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 
 import polars as pl
+
+BYTES_PER_GB = 2**30  # AWS bills storage and transfer in GB of 2^30 bytes ("GB-Month").
+DAYS_PER_MONTH = 365.25 / 12  # storage is pro-rated over an average month
+TOKENS_PER_MILLION = 1_000_000  # partner LLM-style APIs price per 1M tokens
+
+# Defaults of the optional rate-card keys. The two prices are AWS list prices (S3 Standard,
+# first 50 TB, and internet egress, first 10 TB, us-east-1) — the same values the rate card
+# ships, so a card without them still charges storage and egress at a real price.
+DEFAULT_STORAGE_USD_PER_GB_MONTH = 0.023
+DEFAULT_BANDWIDTH_USD_PER_GB = 0.09
+DEFAULT_RETENTION_DAYS = 30.0  # assumption: outputs are kept a month before lifecycle expiry
+DEFAULT_EGRESS_PER_OUTPUT = 1.0  # assumption: the user downloads a delivered result once
+# Assumption: a scale-to-zero node stays warm 5 minutes after its last task (serverless GPU
+# platforms default to 1–15 minutes); ends bursts in ``measure_bursts``.
+DEFAULT_KEEP_WARM_SECONDS = 300.0
+# Floor of a measured utilisation: below it (1 − u)/u explodes on a handful of tasks (at 0.05
+# idle is 19× busy), and a provider that idle is a fleet problem, flagged elsewhere.
+MIN_UTILISATION = 0.05
+
+BREAKDOWN_COLUMNS = (
+    "compute_cost_usd", "startup_cost_usd", "idle_cost_usd", "partner_cost_usd",
+    "storage_cost_usd", "bandwidth_cost_usd",
+)
+# Columns of ``cost_frame``'s result beyond its input: the ``execution_costs`` schema
+# (resources/schemas.py) has no startup/idle/storage/bandwidth columns yet and ``conform``
+# rejects unknown columns, so the detailed terms are only returned on request.
+FRAME_COLUMNS = ("compute_cost_usd", "partner_cost_usd", "cost_usd", "tokens_charged",
+                 "revenue_usd", "cost_tokens", "margin")
 
 
 @dataclass(frozen=True)
 class RateCard:
-    """USD per compute-second by instance type, from ``data/rate_card.yaml``.
+    """Prices of the platform's own resources, from ``data/rate_card.yaml``.
 
     Attributes:
         usd_per_second: instance type → USD per compute-second (hourly list price / 3600).
-        spot_multiplier: factor applied to spot capacity (0..1).
+        spot_multiplier: factor applied to instance time on spot capacity (0..1).
+        storage_usd_per_gb_month: object storage, USD per GB (2^30 B) per month.
+        bandwidth_usd_per_gb: egress, USD per GB (2^30 B).
+        retention_days: days an output is stored (key ``output_retention_days``).
+        egress_per_output: downloads assumed per delivered output when egress is not
+            recorded (key ``egress_downloads_per_output``).
+        keep_warm_seconds: idle seconds before a scale-to-zero node is released (key
+            ``keep_warm_seconds``); separates bursts.
     """
 
     usd_per_second: dict[str, float]
     spot_multiplier: float = 1.0
+    storage_usd_per_gb_month: float = DEFAULT_STORAGE_USD_PER_GB_MONTH
+    bandwidth_usd_per_gb: float = DEFAULT_BANDWIDTH_USD_PER_GB
+    retention_days: float = DEFAULT_RETENTION_DAYS
+    egress_per_output: float = DEFAULT_EGRESS_PER_OUTPUT
+    keep_warm_seconds: float = DEFAULT_KEEP_WARM_SECONDS
 
     @classmethod
     def from_dict(cls, doc: dict) -> RateCard:
-        """Build from the parsed YAML (``instance_types: {name: {usd_per_hour}}``)."""
+        """Build from the parsed YAML (``instance_types: {name: {usd_per_hour}}`` plus the
+        optional keys ``spot_multiplier``, ``storage_usd_per_gb_month``,
+        ``bandwidth_usd_per_gb``, ``output_retention_days``, ``egress_downloads_per_output``,
+        ``keep_warm_seconds``; missing keys take the module defaults above)."""
         rates = {k: float(v["usd_per_hour"]) / 3600.0 for k, v in doc["instance_types"].items()}
-        return cls(rates, float(doc.get("spot_multiplier", 1.0)))
+
+        def opt(key: str, default: float) -> float:
+            return float(doc.get(key, default))
+
+        return cls(
+            rates,
+            spot_multiplier=opt("spot_multiplier", 1.0),
+            storage_usd_per_gb_month=opt("storage_usd_per_gb_month", DEFAULT_STORAGE_USD_PER_GB_MONTH),
+            bandwidth_usd_per_gb=opt("bandwidth_usd_per_gb", DEFAULT_BANDWIDTH_USD_PER_GB),
+            retention_days=opt("output_retention_days", DEFAULT_RETENTION_DAYS),
+            egress_per_output=opt("egress_downloads_per_output", DEFAULT_EGRESS_PER_OUTPUT),
+            keep_warm_seconds=opt("keep_warm_seconds", DEFAULT_KEEP_WARM_SECONDS),
+        )
 
     def rate(self, instance_type: str) -> float:
         """USD per compute-second.
@@ -45,13 +137,172 @@ class RateCard:
             raise KeyError(f"instance type {instance_type!r} is not on the rate card") from None
 
 
+@dataclass(frozen=True)
+class ProviderCostProfile:
+    """How one provider is billed beyond busy seconds (all defaults = a local adapter).
+
+    Attributes:
+        cold_start_seconds: instance seconds paid before a burst (``providers.yaml`` cost).
+        tasks_per_burst: tasks sharing one cold start (≥ 1; measured, else 1 — see module).
+        utilisation: busy share of provisioned instance time (MIN_UTILISATION..1; measured,
+            else 1 — see module).
+        partner_usd_per_call: partner fee per call. ``cost_breakdown`` uses the recorded
+            ``partner_cost_usd`` instead (the runner knows whether the call ran); this is
+            the forecast price the estimator uses.
+        partner_usd_per_million_tokens: partner usage price per 1M tokens.
+        partner_usd_per_credit: partner usage price per credit.
+        spot: the provider's instances are spot capacity (a row's ``spot`` column wins).
+    """
+
+    cold_start_seconds: float = 0.0
+    tasks_per_burst: float = 1.0
+    utilisation: float = 1.0
+    partner_usd_per_call: float = 0.0
+    partner_usd_per_million_tokens: float = 0.0
+    partner_usd_per_credit: float = 0.0
+    spot: bool = False
+
+    def __post_init__(self):
+        if self.tasks_per_burst < 1:
+            raise ValueError(f"tasks_per_burst must be ≥ 1, got {self.tasks_per_burst}")
+        if not MIN_UTILISATION <= self.utilisation <= 1:
+            raise ValueError(f"utilisation must be in [{MIN_UTILISATION}, 1], got {self.utilisation}")
+
+
+# --- the cost terms, written once for floats and polars expressions alike ------------------------
+def startup_seconds(cold_start_seconds, tasks_per_burst):
+    """Cold-start instance seconds charged to one task of a burst."""
+    return cold_start_seconds / tasks_per_burst
+
+
+def idle_seconds(busy_seconds, utilisation):
+    """Idle instance seconds charged to a task: (1 − u)/u × busy."""
+    return busy_seconds * (1 - utilisation) / utilisation
+
+
+def storage_usd(output_bytes, rate_card: RateCard):
+    """USD to keep ``output_bytes`` for the rate card's retention period."""
+    return (output_bytes / BYTES_PER_GB * rate_card.storage_usd_per_gb_month
+            * rate_card.retention_days / DAYS_PER_MONTH)
+
+
+def bandwidth_usd(egress_bytes, rate_card: RateCard):
+    """USD to send ``egress_bytes`` out of the cloud."""
+    return egress_bytes / BYTES_PER_GB * rate_card.bandwidth_usd_per_gb
+
+
+def partner_usage_usd(tokens, credits, usd_per_million_tokens, usd_per_credit):
+    """USD of metered partner usage (tokens and credits), on top of the per-call fee."""
+    return tokens / TOKENS_PER_MILLION * usd_per_million_tokens + credits * usd_per_credit
+
+
+# --- frames -------------------------------------------------------------------------------------
+def _col(df: pl.DataFrame, name: str, default) -> pl.Expr:
+    return pl.col(name) if name in df.columns else pl.lit(default)
+
+
+def _amount(df: pl.DataFrame, name: str) -> pl.Expr:
+    # An optional numeric input: absent or null means none of it.
+    return _col(df, name, 0.0).cast(pl.Float64).fill_null(0.0)
+
+
+def _user_visible_success(df: pl.DataFrame) -> pl.Expr:
+    # Charged and delivered: a successful, non-shadow execution (shadow copies are never shown).
+    return (_col(df, "status", "succeeded") == "succeeded") & (_col(df, "selection", "ranked") != "shadow")
+
+
+def _profile_frame(profiles: Mapping[str, ProviderCostProfile]) -> pl.DataFrame:
+    names = [f.name for f in fields(ProviderCostProfile)]
+    columns = {f"_p_{n}": [getattr(p, n) for p in profiles.values()] for n in names}
+    dtypes = {f"_p_{n}": pl.Boolean if n == "spot" else pl.Float64 for n in names}
+    return pl.DataFrame({"provider_id": list(profiles), **columns},
+                        schema={"provider_id": pl.String, **dtypes})
+
+
+def cost_breakdown(
+    outputs: pl.DataFrame, rate_card: RateCard, *,
+    profiles: Mapping[str, ProviderCostProfile] | None = None,
+) -> pl.DataFrame:
+    """Add the six cost terms and their sum to execution rows.
+
+    Args:
+        outputs: one row per execution. Required: ``instance_type``, ``compute_seconds``
+            (busy seconds; null = 0). Optional (absent = 0 / default): ``provider_id`` (to
+            find a profile), ``partner_cost_usd`` (recorded per-call charge), ``spot``
+            (bool), ``output_bytes``, ``egress_bytes``, ``partner_tokens``,
+            ``partner_credits``, ``status`` and ``selection`` (for the egress default).
+        rate_card: see RateCard.
+        profiles: provider_id → ProviderCostProfile; providers not in it get the defaults.
+
+    Returns:
+        ``outputs`` plus ``compute_cost_usd, startup_cost_usd, idle_cost_usd,
+        partner_cost_usd`` (the full partner bill; replaces the recorded column),
+        ``storage_cost_usd, bandwidth_cost_usd`` and ``cost_usd`` (their sum), all Float64
+        USD, never null.
+
+    Raises:
+        KeyError: an instance type is not on the rate card.
+    """
+    missing = set(outputs["instance_type"].drop_nulls().unique()) - set(rate_card.usd_per_second)
+    if missing:
+        raise KeyError(f"instance types not on the rate card: {sorted(missing)}")
+    rates = pl.DataFrame(
+        {"instance_type": list(rate_card.usd_per_second), "_rate": list(rate_card.usd_per_second.values())},
+        schema={"instance_type": pl.String, "_rate": pl.Float64},
+    )
+    df = outputs.join(rates, on="instance_type", how="left")
+    default = ProviderCostProfile()
+    if profiles and "provider_id" in outputs.columns:
+        df = df.join(_profile_frame(profiles), on="provider_id", how="left")
+    p = {f.name: (pl.col(f"_p_{f.name}") if f"_p_{f.name}" in df.columns else pl.lit(None))
+         .fill_null(getattr(default, f.name)) for f in fields(ProviderCostProfile)}
+
+    spot = _col(df, "spot", None).cast(pl.Boolean).fill_null(p["spot"])
+    spot_factor = pl.when(spot).then(rate_card.spot_multiplier).otherwise(1.0)
+    instance_usd = pl.col("_rate").fill_null(0.0) * spot_factor
+    busy, output_bytes = _amount(df, "compute_seconds"), _amount(df, "output_bytes")
+    downloads = pl.when(_user_visible_success(df)).then(rate_card.egress_per_output).otherwise(0.0)
+    egress = _col(df, "egress_bytes", None).cast(pl.Float64).fill_null(output_bytes * downloads)
+    usage = partner_usage_usd(_amount(df, "partner_tokens"), _amount(df, "partner_credits"),
+                              p["partner_usd_per_million_tokens"], p["partner_usd_per_credit"])
+    return (
+        df.with_columns(
+            compute_cost_usd=busy * instance_usd,
+            startup_cost_usd=startup_seconds(p["cold_start_seconds"], p["tasks_per_burst"]) * instance_usd,
+            idle_cost_usd=idle_seconds(busy, p["utilisation"]) * instance_usd,
+            partner_cost_usd=_amount(df, "partner_cost_usd") + usage,
+            storage_cost_usd=storage_usd(output_bytes, rate_card),
+            bandwidth_cost_usd=bandwidth_usd(egress, rate_card),
+        )
+        .with_columns(cost_usd=pl.sum_horizontal(*BREAKDOWN_COLUMNS))
+        .drop("_rate", *[c for c in df.columns if c.startswith("_p_")])
+    )
+
+
 def execution_cost_usd(
     compute_seconds: float, instance_type: str, partner_cost_usd: float, rate_card: RateCard,
-    spot: bool = False,
+    spot: bool = False, *, profile: ProviderCostProfile | None = None, output_bytes: int = 0,
+    egress_bytes: int | None = None, partner_tokens: float = 0.0, partner_credits: float = 0.0,
 ) -> float:
-    """USD cost of one execution: compute × rate (× spot multiplier) + partner cost."""
-    rate = rate_card.rate(instance_type) * (rate_card.spot_multiplier if spot else 1.0)
-    return compute_seconds * rate + partner_cost_usd
+    """USD cost of one execution: the six terms of ``cost_breakdown`` for one row.
+
+    With only the positional arguments this is compute × rate (× spot multiplier) + partner
+    cost. ``egress_bytes`` None = ``output_bytes`` × the rate card's downloads per output (a
+    delivered output).
+
+    Raises:
+        KeyError: the instance type is not on the rate card.
+    """
+    rate_card.rate(instance_type)  # the single-row message names the instance type
+    row = pl.DataFrame({
+        "provider_id": ["_"], "instance_type": [instance_type], "compute_seconds": [float(compute_seconds)],
+        "partner_cost_usd": [float(partner_cost_usd)], "spot": [bool(spot)],
+        "output_bytes": [float(output_bytes)],
+        "egress_bytes": [None if egress_bytes is None else float(egress_bytes)],
+        "partner_tokens": [float(partner_tokens)], "partner_credits": [float(partner_credits)],
+    }, schema_overrides={"egress_bytes": pl.Float64})
+    costs = cost_breakdown(row, rate_card, profiles={"_": profile} if profile else None)
+    return float(costs["cost_usd"][0])
 
 
 def margin(tokens_charged: float, cost_tokens: float) -> float | None:
@@ -62,50 +313,130 @@ def margin(tokens_charged: float, cost_tokens: float) -> float | None:
 
 
 def cost_frame(
-    outputs: pl.DataFrame, rate_card: RateCard, price_tokens: dict[str, int], token_usd_rate: float
+    outputs: pl.DataFrame, rate_card: RateCard, price_tokens: dict[str, int], token_usd_rate: float,
+    *, profiles: Mapping[str, ProviderCostProfile] | None = None, breakdown: bool = False,
 ) -> pl.DataFrame:
     """Add cost and margin columns to execution rows.
 
     Args:
         outputs: rows with ``status``, ``effect_type``, ``instance_type``, ``compute_seconds``,
-            ``partner_cost_usd`` and (optional) ``selection``; shadow copies are never charged.
+            ``partner_cost_usd`` and (optional) ``selection`` and the optional columns of
+            ``cost_breakdown``; shadow copies are never charged.
         rate_card: see RateCard.
         price_tokens: effect type → tokens charged per successful execution.
         token_usd_rate: USD per token.
+        profiles: see ``cost_breakdown``.
+        breakdown: also keep ``startup_cost_usd, idle_cost_usd, storage_cost_usd,
+            bandwidth_cost_usd`` (off by default: ``execution_costs`` has no such columns).
 
     Returns:
-        ``outputs`` plus ``compute_cost_usd``, ``cost_usd``, ``tokens_charged`` (Int64),
-        ``revenue_usd``, ``cost_tokens`` and ``margin`` (null when nothing was charged).
+        ``outputs`` plus ``compute_cost_usd``, ``partner_cost_usd`` (full partner bill, 0
+        when unrecorded), ``cost_usd``, ``tokens_charged`` (Int64), ``revenue_usd``,
+        ``cost_tokens`` and ``margin`` (null when nothing was charged).
+
+    Raises:
+        KeyError: an instance type is not on the rate card.
     """
-    rates = pl.DataFrame(
-        {"instance_type": list(rate_card.usd_per_second),
-         "_rate": list(rate_card.usd_per_second.values())}
-    )
     prices = pl.DataFrame(
         {"effect_type": list(price_tokens), "_price": [int(p) for p in price_tokens.values()]},
         schema={"effect_type": pl.String, "_price": pl.Int64},
     )
-    missing = set(outputs["instance_type"].drop_nulls().unique()) - set(rate_card.usd_per_second)
-    if missing:
-        raise KeyError(f"instance types not on the rate card: {sorted(missing)}")
-    selection = pl.col("selection") if "selection" in outputs.columns else pl.lit("ranked")
-    charged = (pl.col("status") == "succeeded") & (selection != "shadow")
-    return (
-        outputs.join(rates, on="instance_type", how="left")
+    charged = _user_visible_success(outputs)
+    out = (
+        cost_breakdown(outputs, rate_card, profiles=profiles)
         .join(prices, on="effect_type", how="left")
         .with_columns(
-            compute_cost_usd=pl.col("compute_seconds").fill_null(0.0) * pl.col("_rate").fill_null(0.0),
-            tokens_charged=pl.when(charged).then(pl.col("_price")).otherwise(0).cast(pl.Int64),
-        )
-        .with_columns(
-            cost_usd=pl.col("compute_cost_usd") + pl.col("partner_cost_usd").fill_null(0.0),
-            revenue_usd=pl.col("tokens_charged") * token_usd_rate,
-        )
-        .with_columns(cost_tokens=pl.col("cost_usd") / token_usd_rate)
+            tokens_charged=pl.when(charged).then(pl.col("_price")).otherwise(0).cast(pl.Int64))
+        .with_columns(revenue_usd=pl.col("tokens_charged") * token_usd_rate,
+                      cost_tokens=pl.col("cost_usd") / token_usd_rate)
         .with_columns(
             margin=pl.when(pl.col("tokens_charged") > 0)
             .then((pl.col("tokens_charged") - pl.col("cost_tokens")) / pl.col("tokens_charged"))
             .otherwise(None)
         )
-        .drop("_rate", "_price")
+        .drop("_price")
     )
+    return out if breakdown else out.drop(*(set(BREAKDOWN_COLUMNS) - set(FRAME_COLUMNS)))
+
+
+# --- amortisation inputs, measured from history ---------------------------------------------------
+def measure_bursts(
+    executions: pl.DataFrame, keep_warm_seconds: float = DEFAULT_KEEP_WARM_SECONDS, by: str = "provider_id",
+) -> pl.DataFrame:
+    """Bursts and utilisation per fleet, measured from finished executions.
+
+    A task runs from ``finished_at − duration_ms`` to ``finished_at``. A new burst starts
+    when a task starts more than ``keep_warm_seconds`` after every earlier task of the fleet
+    ended (the node was released in between). A burst keeps its node from its first start to
+    its last end plus ``keep_warm_seconds`` (the node idles that long before release); cold
+    starts are excluded (they are their own term).
+
+    Args:
+        executions: ``by``, ``finished_at`` (datetime), ``duration_ms`` (wall),
+            ``compute_seconds`` (busy; null = 0). Rows without ``finished_at`` or
+            ``duration_ms`` are ignored.
+        keep_warm_seconds: see RateCard.
+        by: what shares a node: ``provider_id`` (each provider its own fleet, e.g. a remote
+            ComfyUI pool) or ``instance_type`` (local adapters sharing hosts) — measuring
+            providers that share a host one by one would count the host's idle tail once
+            per provider.
+
+    Returns:
+        One row per ``by`` value: ``tasks (Int64), bursts (Int64), tasks_per_burst,
+        busy_seconds, provisioned_seconds, utilisation`` (busy / provisioned, clipped to
+        MIN_UTILISATION..1).
+    """
+    start = pl.col("finished_at") - pl.duration(milliseconds=pl.col("duration_ms"))
+    by_burst = (
+        executions.filter(pl.col("finished_at").is_not_null() & pl.col("duration_ms").is_not_null())
+        .with_columns(_start=start)
+        .sort(by, "_start")
+        .with_columns(_prev_end=pl.col("finished_at").cum_max().shift(1).over(by))
+        .with_columns(_new=pl.col("_prev_end").is_null()
+                      | (pl.col("_start") > pl.col("_prev_end") + pl.duration(seconds=keep_warm_seconds)))
+        .with_columns(_burst=pl.col("_new").cast(pl.Int64).cum_sum().over(by))
+        .group_by(by, "_burst")
+        .agg(tasks=pl.len(), busy=pl.col("compute_seconds").fill_null(0.0).sum(),
+             wall=(pl.col("finished_at").max() - pl.col("_start").min()).dt.total_microseconds() / 1e6)
+    )
+    return (
+        by_burst.group_by(by)
+        .agg(tasks=pl.col("tasks").sum().cast(pl.Int64), bursts=pl.len().cast(pl.Int64),
+             busy_seconds=pl.col("busy").sum(),
+             provisioned_seconds=(pl.col("wall") + keep_warm_seconds).sum())
+        .with_columns(
+            tasks_per_burst=pl.col("tasks") / pl.col("bursts"),
+            utilisation=(pl.col("busy_seconds") / pl.col("provisioned_seconds")).clip(MIN_UTILISATION, 1.0),
+        )
+        .sort(by)
+    )
+
+
+def profiles_from_registry(
+    providers: Iterable[Mapping], bursts: pl.DataFrame | None = None, by: str = "provider_id",
+) -> dict[str, ProviderCostProfile]:
+    """Cost profiles from ``providers.yaml`` entries and (optionally) ``measure_bursts``.
+
+    Args:
+        providers: provider mappings with ``provider_id``, ``instance_type`` and an optional
+            ``cost`` mapping (``partner_cost_usd_per_call``, ``cold_start_seconds``, and the
+            proposed ``partner_usd_per_million_tokens``, ``partner_usd_per_credit``, ``spot``).
+        bursts: ``measure_bursts`` output; providers without a row keep the defaults.
+        by: the ``by`` the bursts were measured with (a provider field: ``provider_id`` or
+            ``instance_type``).
+    """
+    measured = {r[by]: r for r in bursts.iter_rows(named=True)} if bursts is not None else {}
+    out = {}
+    for p in providers:
+        cost = p.get("cost") or {}
+        m = measured.get(p.get(by))
+        out[p["provider_id"]] = ProviderCostProfile(
+            cold_start_seconds=float(cost.get("cold_start_seconds", 0.0)),
+            tasks_per_burst=max(1.0, float(m["tasks_per_burst"])) if m else 1.0,
+            utilisation=float(m["utilisation"]) if m else 1.0,
+            partner_usd_per_call=float(cost.get("partner_cost_usd_per_call", 0.0)),
+            partner_usd_per_million_tokens=float(cost.get("partner_usd_per_million_tokens", 0.0)),
+            partner_usd_per_credit=float(cost.get("partner_usd_per_credit", 0.0)),
+            spot=bool(cost.get("spot", False)),
+        )
+    return out

@@ -1,4 +1,4 @@
-"""Routing manifest: ranked providers per effect type, and task selection with exploration.
+"""Routing manifest: ranked providers per effect type, routing weights, and task selection.
 
 Score of a provider for an effect type (DESIGN.md §6, multi-objective):
 
@@ -10,16 +10,31 @@ Ratios to the best peer keep the three terms on one 0..1 scale without hand-set 
 Providers without executions get neutral priors (0.5) and confidence 0, so they rank below
 proven good ones and are reached through exploration. Confidence = n / (n + 10): a
 pseudo-count of 10 executions before the estimate is trusted half.
+
+Routing weight of an entry = probability that one user job of the effect type goes to it
+under epsilon-greedy with ε = ``exploration_rate`` (DESIGN.md §6, default 5%):
+
+    rank 1:          1 − ε          (the whole 1 when it is the only entry: nobody to explore)
+    every other one: ε / (n − 1)    (exploration is uniform among the non-best n − 1)
+
+so the weights of an effect type sum to 1, and the share of jobs that explore is exactly ε.
+``route`` / ``route_many`` draw from these weights; a forced entry (emergency override) takes
+weight 1 and every other entry 0.
 """
 
 from __future__ import annotations
 
+import bisect
+import copy
 import hashlib
+import itertools
 import json
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import polars as pl
 
 PRIORITY_WEIGHTS: dict[str, dict[str, float]] = {
@@ -30,10 +45,50 @@ PRIORITY_WEIGHTS: dict[str, dict[str, float]] = {
 }
 PRIOR = 0.5
 CONFIDENCE_PSEUDO_COUNT = 10
+# DESIGN.md §6 "epsilon-greedy exploration (default 5%)"; the same default as
+# PlatformConfig.exploration_rate, which is what the economics job passes.
+EXPLORATION_RATE = 0.05
+AB_SELECTION = "ab"
 
 
-def _version(effects: dict) -> str:
-    return hashlib.sha256(json.dumps(effects, sort_keys=True).encode()).hexdigest()[:12]
+def _version(doc: dict) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _check_epsilon(epsilon: float) -> float:
+    if not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"exploration rate must be within [0, 1], got {epsilon}")
+    return float(epsilon)
+
+
+def _ordered(entries: Iterable[dict]) -> list[dict]:
+    return sorted(entries, key=lambda e: e["rank"])
+
+
+def routing_weights(entries: Sequence[dict], epsilon: float = EXPLORATION_RATE) -> dict[str, float]:
+    """Probability that one user job goes to each entry (module docstring formula).
+
+    Args:
+        entries: manifest entries of one effect type (``provider_id``, ``rank``; optional
+            ``forced``), any order.
+        epsilon: exploration rate in [0, 1].
+
+    Returns:
+        provider_id → probability, in rank order, summing to 1 (empty for no entries).
+
+    Raises:
+        ValueError: epsilon outside [0, 1].
+    """
+    epsilon = _check_epsilon(epsilon)
+    ordered = _ordered(entries)
+    forced = [e for e in ordered if e.get("forced")]
+    if forced:
+        return {e["provider_id"]: float(e is forced[0]) for e in ordered}
+    n = len(ordered)
+    if n <= 1:
+        return {e["provider_id"]: 1.0 for e in ordered}
+    return {e["provider_id"]: (1.0 - epsilon if i == 0 else epsilon / (n - 1))
+            for i, e in enumerate(ordered)}
 
 
 def build_manifest(
@@ -41,27 +96,45 @@ def build_manifest(
     providers_by_effect: dict[str, list[str]],
     published_at: datetime,
     priority: str = "balanced",
+    exploration_rate: float = EXPLORATION_RATE,
+    exclude: Iterable[str] = frozenset(),
 ) -> dict:
-    """Rank every active provider per effect type.
+    """Rank every routable provider per effect type and give each its routing weight.
 
     Args:
         stats: per (provider_id, effect_type): ``executions``, ``success_rate`` (0..1),
             ``mean_cost_usd``, ``mean_quality`` (0..1, null if never scored),
-            ``mean_duration_ms``. May be empty (bootstrap: every provider on priors).
+            ``mean_duration_ms`` (``economics.stats.provider_stats``). May be empty
+            (bootstrap: every provider on priors).
         providers_by_effect: effect type → active provider ids, in registry order (the
             tie-breaker).
         published_at: UTC publication time.
         priority: key of PRIORITY_WEIGHTS.
+        exploration_rate: ε of the routing weights, in [0, 1].
+        exclude: provider ids left out of routing (unhealthy, disabled by an admin…). They
+            get no entry and do not set the cheapest/fastest bar of the ratio scores, since
+            no job can go to them.
 
     Returns:
-        ``{"version", "published_at" (ISO), "priority", "effects": {effect_type: [entry…]}}``
-        with entries ``provider_id, rank (1 = best), score, expected_cost_usd,
-        expected_quality, expected_duration_ms, confidence, executions, reason``.
+        ``{"version", "published_at" (ISO), "priority", "exploration_rate", "excluded"
+        (sorted ids that were listed but left out), "effects": {effect_type: [entry…]}}``
+        with entries ``provider_id, rank (1 = best), weight, forced (False), score,
+        expected_cost_usd, expected_quality, expected_duration_ms, expected_success_rate,
+        confidence, executions, reason`` (the expectations null without executions).
+        JSON-serialisable.
+
+    Raises:
+        KeyError: unknown priority. ValueError: exploration_rate outside [0, 1].
     """
     w = PRIORITY_WEIGHTS[priority]
+    exploration_rate = _check_epsilon(exploration_rate)
+    exclude = set(exclude)
     by_key = {(r["provider_id"], r["effect_type"]): r for r in stats.iter_rows(named=True)}
     effects: dict[str, list[dict]] = {}
-    for effect_type, provider_ids in sorted(providers_by_effect.items()):
+    excluded: set[str] = set()
+    for effect_type, listed in sorted(providers_by_effect.items()):
+        provider_ids = [p for p in listed if p not in exclude]
+        excluded.update(p for p in listed if p in exclude)
         rows = [by_key.get((p, effect_type)) for p in provider_ids]
         costs = [r["mean_cost_usd"] for r in rows if r and r["mean_cost_usd"]]
         durations = [r["mean_duration_ms"] for r in rows if r and r["mean_duration_ms"]]
@@ -85,22 +158,115 @@ def build_manifest(
                 "expected_cost_usd": r["mean_cost_usd"] if n else None,
                 "expected_quality": r["mean_quality"] if n else None,
                 "expected_duration_ms": r["mean_duration_ms"] if n else None,
+                "expected_success_rate": success if n else None,
                 "confidence": round(n / (n + CONFIDENCE_PSEUDO_COUNT), 4),
                 "executions": n,
                 "reason": reason,
+                "forced": False,
                 "_order": order,
             })
         entries.sort(key=lambda e: (-e["score"], e["_order"]))
         for rank, e in enumerate(entries, start=1):
             e.pop("_order")
             e["rank"] = rank
+        weights = routing_weights(entries, exploration_rate)
+        for e in entries:
+            e["weight"] = weights[e["provider_id"]]
         effects[effect_type] = entries
     return {
         "version": _version(effects),
         "published_at": published_at.isoformat(),
         "priority": priority,
+        "exploration_rate": exploration_rate,
+        "excluded": sorted(excluded),
         "effects": effects,
     }
+
+
+def override_manifest(
+    manifest: dict, effect_type: str, provider_id: str, reason: str, at: datetime,
+) -> dict:
+    """Emergency override: a new manifest version that sends every job of ``effect_type``
+    to ``provider_id`` (weight 1, rank 1, ``forced``), every other provider of that effect
+    type weight 0 (ranks kept in order behind it). Other effect types are unchanged.
+
+    The override lives until the next regular publication: ``build_manifest`` starts from
+    the statistics and never carries ``overrides`` over. Overrides compose (one per effect
+    type; a second one on the same effect type replaces the first). Pure: ``manifest`` is
+    not modified.
+
+    Returns:
+        A copy with ``version`` (new), ``published_at`` = ``at``, ``base_version`` (the
+        regular manifest this overrides), ``overrides[effect_type] = {provider_id, reason,
+        at}``, and the forced entry's ``reason`` = ``"override: <reason>"``.
+
+    Raises:
+        KeyError: ``effect_type`` is not in the manifest.
+        ValueError: ``provider_id`` has no entry for it (excluded or unknown providers
+            cannot take traffic), or ``reason`` is empty (an override must say why).
+    """
+    if effect_type not in manifest["effects"]:
+        raise KeyError(f"effect type {effect_type!r} is not in manifest {manifest['version']}")
+    entries = _ordered(copy.deepcopy(manifest["effects"][effect_type]))
+    known = [e["provider_id"] for e in entries]
+    if provider_id not in known:
+        raise ValueError(f"{provider_id!r} has no entry for {effect_type!r} (known: {known})")
+    if not reason.strip():
+        raise ValueError("an override needs a reason")
+    forced = next(e for e in entries if e["provider_id"] == provider_id)
+    others = [e for e in entries if e is not forced]
+    forced.update(forced=True, weight=1.0, reason=f"override: {reason}")
+    for rank, e in enumerate([forced, *others], start=1):
+        e["rank"] = rank
+        if e is not forced:
+            e.update(forced=False, weight=0.0)
+    out = copy.deepcopy(manifest)
+    out["effects"][effect_type] = [forced, *others]
+    out["overrides"] = {**manifest.get("overrides", {}),
+                        effect_type: {"provider_id": provider_id, "reason": reason,
+                                      "at": at.isoformat()}}
+    out["base_version"] = manifest.get("base_version", manifest["version"])
+    out["published_at"] = at.isoformat()
+    out["version"] = _version({"effects": out["effects"], "overrides": out["overrides"]})
+    return out
+
+
+def manifest_weights(manifest: dict) -> dict[str, dict[str, float]]:
+    """effect type → provider_id → routing weight, from a manifest's entries."""
+    return {effect: {e["provider_id"]: float(e["weight"]) for e in _ordered(entries)}
+            for effect, entries in manifest["effects"].items()}
+
+
+def _cumulative(entries: Sequence[dict], epsilon: float) -> tuple[list[str], list[float]]:
+    weights = routing_weights(entries, epsilon)
+    if not weights:
+        raise ValueError("no provider to route to: the effect type has no manifest entry")
+    return list(weights), list(itertools.accumulate(weights.values()))
+
+
+def route(entries: Sequence[dict], rng: random.Random | np.random.Generator,
+          epsilon: float = EXPLORATION_RATE) -> str:
+    """The provider of one user job: rank 1 with probability 1 − ε, otherwise one of the
+    others uniformly (a forced entry always). One uniform draw per call.
+
+    Args:
+        entries: manifest entries of the effect type (any order).
+        rng: ``random.Random`` or ``numpy.random.Generator`` (both have ``random()``).
+
+    Raises:
+        ValueError: no entries, or epsilon outside [0, 1].
+    """
+    ids, cum = _cumulative(entries, epsilon)
+    # min(): float sums can end a hair below 1.0.
+    return ids[min(bisect.bisect_right(cum, rng.random()), len(ids) - 1)]
+
+
+def route_many(entries: Sequence[dict], rng: np.random.Generator, n: int,
+               epsilon: float = EXPLORATION_RATE) -> np.ndarray:
+    """``route`` for ``n`` jobs at once: array of ``n`` provider ids (numpy str)."""
+    ids, cum = _cumulative(entries, epsilon)
+    idx = np.minimum(np.searchsorted(np.asarray(cum), rng.random(n), side="right"), len(ids) - 1)
+    return np.asarray(ids)[idx]
 
 
 @dataclass(frozen=True)
@@ -117,28 +283,75 @@ def select_providers(
     ranked: list[dict], rng: random.Random, top_k: int = 2, epsilon: float = 0.05,
     shadow: list[str] | None = None,
 ) -> list[Selection]:
-    """Epsilon-greedy choice for one effect type (DESIGN.md §6).
+    """Epsilon-greedy choice of a test batch for one effect type (DESIGN.md §6).
 
     Takes the ``top_k`` best-ranked providers; with probability ``epsilon`` adds one more,
     drawn uniformly from the rest, as exploration. Shadow providers always get a copy that is
-    evaluated and costed but never shown to users nor charged.
+    evaluated and costed but never shown to users nor charged — and never a ranked or
+    exploration slot, even if a manifest lists them by mistake. Under an emergency override
+    (a ``forced`` entry) the batch is the forced provider alone, plus the shadow copies.
 
     Args:
         ranked: manifest entries for the effect type (any order; sorted by ``rank`` here).
         rng: seeded per video so a re-run makes the same choice.
     """
-    ordered = sorted(ranked, key=lambda e: e["rank"])
-    chosen = [Selection(e["provider_id"], e["rank"], "ranked") for e in ordered[:top_k]]
-    rest = ordered[top_k:]
-    if rest and rng.random() < epsilon:
-        e = rng.choice(rest)
-        chosen.append(Selection(e["provider_id"], e["rank"], "exploration"))
-    chosen += [Selection(p, 0, "shadow") for p in (shadow or [])]
+    shadow = list(shadow or [])
+    ordered = [e for e in _ordered(ranked) if e["provider_id"] not in shadow]
+    forced = [e for e in ordered if e.get("forced")]
+    if forced:
+        chosen = [Selection(forced[0]["provider_id"], forced[0]["rank"], "ranked")]
+    else:
+        chosen = [Selection(e["provider_id"], e["rank"], "ranked") for e in ordered[:top_k]]
+        rest = ordered[top_k:]
+        if rest and rng.random() < epsilon:
+            e = rng.choice(rest)
+            chosen.append(Selection(e["provider_id"], e["rank"], "exploration"))
+    chosen += [Selection(p, 0, "shadow") for p in shadow]
     return chosen
 
 
+def ab_assignments(
+    providers: Sequence[str], inputs: int | Sequence[str], effect_type: str,
+    experiment: str = "ab",
+) -> list[dict]:
+    """A/B mode: an admin runs every input on every listed provider.
+
+    Args:
+        providers: provider ids to compare (duplicates dropped, order kept); at least two.
+        inputs: video ids, or a count n for n numbered input slots ``<experiment>-<i>`` that
+            the caller binds to videos.
+        effect_type: the effect every task produces.
+        experiment: names the experiment; part of every task id, so two experiments on the
+            same video never share a task (nor with the routed task of that video).
+
+    Returns:
+        One dict per (input, provider), input-major: ``task_id`` (20 hex, sha256 of
+        ``ab|experiment|video|effect|provider``), ``video_id``, ``effect_type``,
+        ``provider_id``, ``rank`` 0 (not a manifest rank), ``selection`` ``'ab'``.
+
+    Raises:
+        ValueError: fewer than two distinct providers, or no inputs.
+    """
+    arms = list(dict.fromkeys(providers))
+    if len(arms) < 2:
+        raise ValueError(f"an A/B run compares at least two providers, got {arms}")
+    videos = [f"{experiment}-{i}" for i in range(inputs)] if isinstance(inputs, int) else list(inputs)
+    if not videos:
+        raise ValueError("an A/B run needs at least one input")
+    return [
+        {"task_id": hashlib.sha256(f"ab|{experiment}|{v}|{effect_type}|{p}".encode()).hexdigest()[:20],
+         "video_id": v, "effect_type": effect_type, "provider_id": p, "rank": 0,
+         "selection": AB_SELECTION}
+        for v in videos for p in arms
+    ]
+
+
 def manifest_rows(manifest: dict) -> pl.DataFrame:
-    """Flatten a manifest into ``routing_manifests`` rows (one per effect × provider)."""
+    """Flatten a manifest into ``routing_manifests`` rows (one per effect × provider).
+
+    ``weight`` and ``forced`` are not columns of that table (resources/schemas.py); the
+    published JSON manifest carries them.
+    """
     published = datetime.fromisoformat(manifest["published_at"])
     rows = [
         {"version": manifest["version"], "effect_type": effect, "published_at": published,

@@ -18,6 +18,7 @@ from assets.batch.best import best_result
 from assets.benchmark.asset import benchmark_reports, provider_effect_matrix
 from assets.execution.asset import provider_outputs
 from assets.gallery.asset import gallery_revisions
+from assets.gold.advice import cost_estimate_accuracy, recommendations
 from assets.gold.economics import execution_costs, marginality_windows, routing_manifest
 from assets.ingest.asset import ingested_video
 from assets.prompts.asset import prompt_variants
@@ -41,7 +42,7 @@ ASSETS = [
     ingested_video, content_analysis, provider_registry, prompt_variants, test_batch,
     provider_outputs, quality_scores, best_result, approval_requests, gallery_revisions,
     execution_costs, marginality_windows, routing_manifest, benchmark_reports,
-    provider_effect_matrix,
+    provider_effect_matrix, cost_estimate_accuracy, recommendations,
 ]
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from economics.recommendations import RECOMMENDATION_SCHEMA
+
 UTC_TS = pl.Datetime("us", "UTC")
 STR_LIST = pl.List(pl.String)
 
@@ -206,12 +208,25 @@ PROVIDER_EFFECT_MATRIX = _spec(
     benchmark_id=pl.String, computed_at=UTC_TS,
 )
 
+COST_ESTIMATE_ACCURACY = _spec(
+    "gold", "cost_estimate_accuracy", ("provider_id", "effect_type"),
+    provider_id=pl.String, effect_type=pl.String, n=pl.Int64, mape=pl.Float64,
+    p90_ape=pl.Float64, coverage=pl.Float64, computed_at=UTC_TS,
+)
+RECOMMENDATIONS = TableSpec("gold", "recommendations", RECOMMENDATION_SCHEMA, ("recommendation_id",))
+RECOMMENDATION_DECISIONS = _spec(
+    "bronze", "recommendation_decisions", ("recommendation_id",),
+    recommendation_id=pl.String, type=pl.String, title=pl.String, decision=pl.String,
+    admin=pl.String, reason=pl.String, decided_at=UTC_TS,
+)
+
 ALL_TABLES: tuple[TableSpec, ...] = (
     UPLOADS, UPLOAD_REJECTIONS, PIPELINE_EVENTS, EXECUTION_EVENTS, LEDGER_ENTRIES, APPROVAL_DECISIONS,
     NOTIFICATIONS, INGESTED_VIDEO, CONTENT_ANALYSIS, PROMPT_VARIANTS, TEST_BATCH,
     PROVIDER_OUTPUTS, QUALITY_SCORES, BEST_RESULT, APPROVAL_REQUESTS, GALLERY_REVISIONS, PROVIDER_REGISTRY,
     EXECUTION_COSTS, MARGINALITY_WINDOWS, ROUTING_MANIFESTS, BENCHMARK_REPORTS,
-    PROVIDER_EFFECT_MATRIX,
+    PROVIDER_EFFECT_MATRIX, RECOMMENDATIONS, RECOMMENDATION_DECISIONS,
+    COST_ESTIMATE_ACCURACY,
 )
 BY_NAME = {t.name: t for t in ALL_TABLES}
 

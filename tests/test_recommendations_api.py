@@ -1,0 +1,57 @@
+"""Admins approve or reject recommendations through the API; the decision is recorded once."""
+
+from datetime import UTC, datetime
+
+import httpx
+import polars as pl
+import pytest
+
+from api.app import create_app
+from economics.recommendations import recommend
+from resources.lake import LakeResource
+from resources.schemas import RECOMMENDATION_DECISIONS, RECOMMENDATIONS
+from tests.server import serve
+
+ADMIN = {"X-Admin-Key": "test-admin-key"}
+
+
+def _costs_where_margin_is_thin() -> pl.DataFrame:
+    # 20 cartoon runs costing 3.5 of the 4 tokens charged: margin 12.5%, under any sane floor.
+    n = 20
+    return pl.DataFrame({
+        "provider_id": ["opencv-cartoon"] * n, "effect_type": ["cartoon"] * n, "instance_type": ["cpu-2c"] * n,
+        "status": ["succeeded"] * n, "selection": ["ranked"] * n, "source": ["real"] * n,
+        "cost_usd": [0.035] * n, "cost_tokens": [3.5] * n, "tokens_charged": [4] * n,
+        "duration_ms": [5000] * n,
+        "finished_at": [datetime(2026, 11, 21, 12, i, tzinfo=UTC) for i in range(n)],
+    })
+
+
+@pytest.fixture
+def seeded(settings):
+    lake = LakeResource(uri=settings.lake_uri)
+    recs = recommend(_costs_where_margin_is_thin(), pl.DataFrame({
+        "provider_id": ["opencv-cartoon"], "effect_type": ["cartoon"], "mean_quality": [0.9], "scored": [20]}),
+        {"effects": {}}, {"cartoon": 4}, 0.01, now=datetime(2026, 11, 21, 13, tzinfo=UTC))
+    assert "PRICE_ADJUSTMENT" in recs["type"].to_list()
+    lake.overwrite(RECOMMENDATIONS, recs)
+    return lake, recs
+
+
+def test_recommendation_decisions(settings, seeded):
+    lake, recs = seeded
+    rec_id = recs.filter(pl.col("type") == "PRICE_ADJUSTMENT")["recommendation_id"][0]
+    with serve(create_app(settings)) as base, httpx.Client(base_url=base) as c:
+        assert c.get("/v1/admin/recommendations").status_code == 401
+        pending = c.get("/v1/admin/recommendations", headers=ADMIN, params={"status": "pending"}).json()
+        assert rec_id in [r["recommendation_id"] for r in pending]
+        assert isinstance(pending[0]["action"], dict)
+        url = f"/v1/admin/recommendations/{rec_id}"
+        assert c.post(url, headers=ADMIN, json={"decision": "approve", "admin": "bob"}).status_code == 202
+        assert c.post(url, headers=ADMIN, json={"decision": "approve", "admin": "bob"}).status_code == 202
+        assert c.post(url, headers=ADMIN, json={"decision": "reject"}).status_code == 409
+        assert c.post("/v1/admin/recommendations/nope", headers=ADMIN, json={"decision": "reject"}).status_code == 404
+        approved = c.get("/v1/admin/recommendations", headers=ADMIN, params={"status": "approve"}).json()
+        assert [r["recommendation_id"] for r in approved] == [rec_id]
+    decisions = lake.read(RECOMMENDATION_DECISIONS)
+    assert decisions.select("recommendation_id", "decision", "admin").rows() == [(rec_id, "approve", "bob")]
