@@ -12,39 +12,17 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from economics.simulator import Market, Outage, ProviderModel, Shock, diurnal, execution_events, simulate
+from economics.simulator import execution_events, reference_market, simulate
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
-
-
-def market() -> Market:
-    """Providers shaped after data/providers.yaml (compute times are rough guesses)."""
-    models = [
-        ProviderModel("ffmpeg-colortemp", e, "cpu-2c", 2.0, quality_mean=0.78) for e in ("warm_grade", "cool_grade")
-    ] + [
-        ProviderModel("opencv-curves", e, "cpu-2c", 6.0, quality_mean=0.80, quality_dist="beta")
-        for e in ("warm_grade", "cool_grade")
-    ] + [
-        ProviderModel("ffmpeg-slowmo-dup", "slow_motion", "cpu-2c", 1.5, quality_mean=0.6),
-        ProviderModel("ffmpeg-slowmo-mci", "slow_motion", "cpu-8c", 40.0, quality_mean=0.9, failure_rate=0.02),
-        ProviderModel("opencv-cartoon", "cartoon", "cpu-2c", 12.0, quality_mean=0.75),
-        ProviderModel("ffmpeg-posterize", "cartoon", "cpu-2c", 4.0, quality_mean=0.65),
-        ProviderModel("comfyui-gpu", "cartoon", "gpu-l4", 20.0, quality_mean=0.9, mode="shadow"),
-    ]
-    return Market(
-        tuple(models), T0,
-        shocks=(Shock("opencv-cartoon", T0 + timedelta(hours=30), cost_factor=3.0),),
-        outages=(Outage("ffmpeg-slowmo-mci", T0 + timedelta(hours=10), T0 + timedelta(hours=11)),),
-        volume_by_hour=diurnal(0.4), latency_load_elasticity=0.5,
-    )
 
 
 def main(n: int) -> None:
     hours = 48.0
     t = time.perf_counter()
-    rows = simulate(market(), T0, hours, n / hours / 1.25, seed=1)  # cartoon jobs get a shadow copy: ×1.25 rows
+    rows = simulate(reference_market(T0), T0, hours, n / hours / 1.25, seed=1)  # cartoon jobs get a shadow copy: ×1.25 rows
     dt = time.perf_counter() - t
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     print(f"simulate: {rows.height:,} rows in {dt:.2f} s ({rows.height / dt / 1e6:.2f} M rows/s); "

@@ -57,11 +57,13 @@ def marginality_windows(costs: pl.DataFrame, now: datetime) -> pl.DataFrame:
         now: window end (UTC, tz-aware).
 
     Returns:
-        One row per (window, provider_id, effect_type) with executions, succeeded,
+        One row per (window, provider_id, effect_type[, source]) with executions, succeeded,
         tokens_charged, cost_tokens, revenue_usd, cost_usd and margin (null when nothing was
-        charged in the window).
+        charged in the window). When ``costs`` has a ``source`` column ('real' /
+        'simulated'), it is a grouping key: simulated money never mixes with real money.
     """
-    out = _per_window(costs, now, ("provider_id", "effect_type"), {
+    keys = ("provider_id", "effect_type") + (("source",) if "source" in costs.columns else ())
+    out = _per_window(costs, now, keys, {
         "executions": pl.len().cast(pl.Int64),
         "succeeded": (pl.col("status") == "succeeded").sum().cast(pl.Int64),
         "tokens_charged": pl.col("tokens_charged").sum().cast(pl.Int64),
@@ -73,7 +75,7 @@ def marginality_windows(costs: pl.DataFrame, now: datetime) -> pl.DataFrame:
         margin=pl.when(pl.col("tokens_charged") > 0)
         .then((pl.col("tokens_charged") - pl.col("cost_tokens")) / pl.col("tokens_charged"))
         .otherwise(None)
-    ).sort("window", "provider_id", "effect_type")
+    ).sort("window", *keys)
 
 
 def burn_rates(costs: pl.DataFrame, now: datetime, by: Sequence[str] = ()) -> pl.DataFrame:

@@ -603,3 +603,31 @@ class OraclePolicy:
         stats = self.market.expected_stats(now, self.rate_card)
         manifest = build_manifest(stats, self.market.providers_by_effect(), now, self.priority, exploration_rate=0.0)
         return manifest_weights(manifest)
+
+
+def reference_market(origin: datetime) -> Market:
+    """A market shaped after ``data/providers.yaml``: the 9 local providers over 4 effect
+    types plus the ComfyUI provider as shadow, with one price shock (opencv-cartoon ×3 at
+    +30 h), one outage (ffmpeg-slowmo-mci, +10 h to +11 h), a diurnal volume curve and
+    load-dependent latency. Median compute seconds are rough guesses in the ratios measured
+    on the real providers (docs/architecture.md), not measurements. Used by
+    ``effectlake simulate`` and the benches."""
+    models = [
+        ProviderModel("ffmpeg-colortemp", e, "cpu-2c", 2.0, quality_mean=0.78) for e in ("warm_grade", "cool_grade")
+    ] + [
+        ProviderModel("opencv-curves", e, "cpu-2c", 6.0, quality_mean=0.80, quality_dist="beta")
+        for e in ("warm_grade", "cool_grade")
+    ] + [
+        ProviderModel("ffmpeg-slowmo-dup", "slow_motion", "cpu-2c", 1.5, quality_mean=0.6),
+        ProviderModel("ffmpeg-slowmo-mci", "slow_motion", "cpu-8c", 40.0, quality_mean=0.9, failure_rate=0.02),
+        ProviderModel("opencv-cartoon", "cartoon", "cpu-2c", 12.0, quality_mean=0.75),
+        ProviderModel("ffmpeg-posterize", "cartoon", "cpu-2c", 4.0, quality_mean=0.65),
+        ProviderModel("comfyui-gpu", "cartoon", "gpu-l4", 20.0, quality_mean=0.9, mode="shadow"),
+    ]
+    return Market(
+        tuple(models), origin,
+        shocks=(Shock("opencv-cartoon", origin + timedelta(hours=30), cost_factor=3.0),),
+        outages=(Outage("ffmpeg-slowmo-mci", origin + timedelta(hours=10), origin + timedelta(hours=11)),),
+        volume_by_hour=diurnal(0.4), latency_load_elasticity=0.5,
+    )
+

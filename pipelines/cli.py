@@ -21,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("init", help="create every lake table (empty, with its schema)")
     sub.add_parser("economics", help="run one economics cycle on the current instance")
     sub.add_parser("benchmark", help="run the benchmark job (reference suite) on the current instance")
+    simulate = sub.add_parser("simulate", help="write simulated execution history into the lake")
+    simulate.add_argument("--days", type=float, default=7)
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--per-hour", type=float, default=200, help="jobs per hour")
     manifest = sub.add_parser("manifest", help="print the current routing manifest")
     manifest.add_argument("--effect-type", help="only this effect type")
     manifest.add_argument("--json", action="store_true", help="JSON output")
@@ -39,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.run_jobs import run_job
 
         return 0 if run_job(f"{args.command}_job") else 1
+    if args.command == "simulate":
+        from pipelines.simulate_cli import run_simulation
+
+        run_simulation(args.days, args.seed, args.per_hour)
+        return 0
     if args.command == "manifest":
         from pipelines.manifest_cli import print_manifest
 

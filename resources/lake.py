@@ -143,12 +143,14 @@ class LakeResource(dg.ConfigurableResource):
         return self._retry(merge)
 
     def overwrite(self, spec: TableSpec, df: pl.DataFrame) -> None:
-        """Replace the whole table with ``df`` (gold tables, rebuilt each cycle)."""
+        """Replace the whole table with ``df`` (gold tables, rebuilt each cycle). The schema
+        is replaced too, so a gold table follows its declared schema as it evolves."""
         self.ensure(spec)
         data = conform(df, spec).to_arrow()
         self._retry(
             lambda: write_deltalake(
-                self.table_uri(spec), data, mode="overwrite", storage_options=self._options()
+                self.table_uri(spec), data, mode="overwrite", schema_mode="overwrite",
+                storage_options=self._options(),
             )
         )
 

@@ -17,6 +17,8 @@ class PlatformConfig(dg.ConfigurableResource):
         api_base_url: public base URL for preview links in notifications.
         priority: default user priority for routing/best-result weights.
         proxy_max_side: longest side of the normalized proxy, pixels.
+        routing_window_hours: trailing window of real executions the routing manifest is
+            ranked from (see ``assets.gold.economics.routing_manifest``).
     """
 
     max_upload_bytes: int = 200 * 1024 * 1024
@@ -29,3 +31,4 @@ class PlatformConfig(dg.ConfigurableResource):
     api_base_url: str = "http://127.0.0.1:8000"
     priority: str = "balanced"
     proxy_max_side: int = 480
+    routing_window_hours: int = 24

@@ -178,9 +178,9 @@ EXECUTION_COSTS = _spec(
     margin=pl.Float64, duration_ms=pl.Int64, finished_at=UTC_TS,
 )
 MARGINALITY_WINDOWS = _spec(
-    "gold", "marginality_windows", ("window", "provider_id", "effect_type"),
+    "gold", "marginality_windows", ("window", "provider_id", "effect_type", "source"),
     window=pl.String, window_start=UTC_TS, window_end=UTC_TS, provider_id=pl.String,
-    effect_type=pl.String, executions=pl.Int64, succeeded=pl.Int64, tokens_charged=pl.Int64,
+    effect_type=pl.String, source=pl.String, executions=pl.Int64, succeeded=pl.Int64, tokens_charged=pl.Int64,
     cost_tokens=pl.Float64, revenue_usd=pl.Float64, cost_usd=pl.Float64, margin=pl.Float64,
 )
 ROUTING_MANIFESTS = _spec(

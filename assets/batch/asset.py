@@ -7,6 +7,7 @@ import random
 import dagster as dg
 import polars as pl
 
+from assets.registry.asset import unhealthy_providers
 from assets.common import SILVER_KW, silver_ins, frame, only_row
 from economics import ledger
 from economics.routing import build_manifest, select_providers
@@ -61,7 +62,8 @@ def test_batch(
     video_id, user_id = video["video_id"], video["user_id"]
     now = utcnow()
     registry = providers.registry()
-    rankings, version, source = current_rankings(manifest_store.read(), registry.active_by_effect(), now)
+    active = registry.active_by_effect(exclude=unhealthy_providers(lake))
+    rankings, version, source = current_rankings(manifest_store.read(), active, now)
     prices = catalog.prices()
     rng = random.Random(int(stable_id("routing", video_id), 16))
     rows = []

@@ -1,0 +1,116 @@
+"""The economics cycle over N simulated executions vs the floor: a bare DuckDB group-by scan
+of the same Delta table.
+
+Usage: ``python bench/economics_cycle.py [N] [--dir D]`` (default 10,000,000 into a temp dir).
+1. prepare: simulate N executions (economics.simulator.reference_market) and write them as
+   ``execution_events`` to a Delta table (setup, not timed);
+2. cycle:   what the economics job computes — terminal events → execution costs →
+   marginality windows → provider stats → routing manifest — from that table;
+3. floor:   DuckDB ``GROUP BY provider_id, effect_type`` with count and a sum over the same
+   table's pyarrow dataset (the least any cycle must do: read every row once).
+Steps 2 and 3 each run in a fresh child process, so wall time and peak RSS are their own;
+they run one after the other in the same invocation (side by side, same machine state).
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+
+def prepare(n: int, root: str) -> None:
+    from economics.simulator import execution_events, reference_market, simulate
+    from resources.lake import LakeResource
+    from resources.schemas import EXECUTION_EVENTS, conform
+    from deltalake import write_deltalake
+
+    lake = LakeResource(uri=root)
+    start = datetime.now(UTC) - timedelta(days=7)
+    rows = simulate(reference_market(start), start, 7 * 24, n / (7 * 24) / 1.25, seed=1)
+    uri = lake.table_uri(EXECUTION_EVENTS)
+    for i in range(0, rows.height, 1_000_000):
+        events = conform(execution_events(rows.slice(i, 1_000_000)), EXECUTION_EVENTS)
+        write_deltalake(uri, events.to_arrow(), mode="append")  # fresh table: plain appends
+    print(json.dumps({"prepared_rows": rows.height}))
+
+
+def cycle(root: str) -> None:
+    import polars as pl
+
+    from assets.gold.economics import finished_executions
+    from economics.cost_model import cost_frame
+    from economics.marginality import marginality_windows
+    from economics.routing import build_manifest
+    from economics.stats import provider_stats
+    from resources.catalog import CatalogResource
+    from resources.lake import LakeResource
+    from resources.providers.resource import ProviderRegistryResource
+    from resources.schemas import EXECUTION_EVENTS
+
+    t = time.perf_counter()
+    lake, catalog = LakeResource(uri=root), CatalogResource()
+    executions = finished_executions(lake.scan(EXECUTION_EVENTS))
+    costs = cost_frame(executions, catalog.rate_card(), catalog.prices(), 0.01)
+    now = datetime.now(UTC)
+    windows = marginality_windows(costs, now)
+    stats = provider_stats(costs, pl.DataFrame(schema={"provider_id": pl.String, "effect_type": pl.String,
+                                                       "status": pl.String, "composite": pl.Float64}))
+    build_manifest(stats, ProviderRegistryResource().registry().active_by_effect(), now)
+    _report("cycle", t, rows=costs.height, windows=windows.height)
+
+
+def floor(root: str) -> None:
+    import duckdb
+
+    from resources.lake import LakeResource
+    from resources.schemas import EXECUTION_EVENTS
+
+    t = time.perf_counter()
+    events = LakeResource(uri=root).dataset(EXECUTION_EVENTS)  # noqa: F841 (read by duckdb)
+    out = duckdb.sql("SELECT provider_id, effect_type, count(*) AS n, sum(length(payload)) AS b "
+                     "FROM events GROUP BY ALL").fetchall()
+    _report("floor", t, groups=len(out), rows=sum(r[2] for r in out))
+
+
+def _report(step: str, started: float, **extra) -> None:
+    print(json.dumps({"step": step, "wall_s": round(time.perf_counter() - started, 2),
+                      "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2), **extra}))
+
+
+def _child(step: str, root: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, f"--step={step}", f"--dir={root}"],
+                         capture_output=True, text=True, check=True).stdout.strip().splitlines()
+    return json.loads(out[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("n", nargs="?", type=int, default=10_000_000)
+    ap.add_argument("--dir")
+    ap.add_argument("--step", choices=["prepare", "cycle", "floor"])
+    args = ap.parse_args()
+    if args.step:
+        {"cycle": lambda: cycle(args.dir), "floor": lambda: floor(args.dir),
+         "prepare": lambda: prepare(args.n, args.dir)}[args.step]()
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.dir or tmp
+        if not Path(root, "bronze", "execution_events").exists():
+            t = time.perf_counter()
+            prepare(args.n, root)
+            print(f"prepare: {time.perf_counter() - t:.1f} s (not part of the comparison)")
+        floor_r, cycle_r = _child("floor", root), _child("cycle", root)
+        print(f"floor (DuckDB group-by scan): {floor_r['wall_s']:.2f} s, peak {floor_r['peak_rss_gb']:.2f} GB, rows {floor_r['rows']:,}")
+        print(f"economics cycle:              {cycle_r['wall_s']:.2f} s, peak {cycle_r['peak_rss_gb']:.2f} GB, rows {cycle_r['rows']:,}")
+        print(f"ratio cycle / floor: {cycle_r['wall_s'] / floor_r['wall_s']:.1f}x wall, "
+              f"{cycle_r['peak_rss_gb'] / floor_r['peak_rss_gb']:.1f}x memory")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    main()

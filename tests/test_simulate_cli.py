@@ -1,0 +1,28 @@
+"""`effectlake simulate` writes marked history; the economics job keeps it apart from real
+money and never routes on it."""
+
+import polars as pl
+
+from pipelines.cli import main
+from pipelines.definitions import build_definitions
+from resources.lake import LakeResource
+from resources.manifest_store import ManifestStore
+from resources.schemas import EXECUTION_COSTS, EXECUTION_EVENTS, MARGINALITY_WINDOWS
+
+
+def test_simulated_history_is_marked_and_never_routes(settings, instance, monkeypatch):
+    monkeypatch.setenv("LAKE_URI", settings.lake_uri)
+    assert main(["simulate", "--days", "1", "--seed", "5", "--per-hour", "50"]) == 0
+    lake = LakeResource(uri=settings.lake_uri)
+    events = lake.read(EXECUTION_EVENTS)
+    assert events.height > 1000
+    assert main(["simulate", "--days", "1", "--seed", "6", "--per-hour", "50"]) == 0
+    assert build_definitions(settings).resolve_job_def("economics_job").execute_in_process(instance=instance).success
+    costs = lake.read(EXECUTION_COSTS)
+    assert set(costs["source"]) == {"simulated"}
+    windows = lake.read(MARGINALITY_WINDOWS)
+    assert set(windows["source"]) == {"simulated"}
+    manifest = ManifestStore(uri=settings.manifest_uri).read()
+    # Routing reads real executions only: with none, every entry stands on priors.
+    assert all(e["executions"] == 0 for entries in manifest["effects"].values() for e in entries)
+    assert costs.filter(pl.col("status") == "succeeded")["tokens_charged"].sum() > 0
