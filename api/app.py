@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from api.sniff import SNIFF_BYTES, sniff
 from api.status import gallery, video_status
+from resources.accounts import balance, ensure_welcome_credit, top_up
 from resources.approvals import decide, pending_requests
 from resources.decisions import DecisionConflict, DecisionNotFound
 from resources.recommendation_service import decide_recommendation, recommendations_with_status
@@ -51,6 +52,15 @@ class UploadRejected(Exception):
     def __init__(self, status: int, code: str, reason: str):
         super().__init__(reason)
         self.status, self.code, self.reason = status, code, reason
+
+
+class TopUp(BaseModel):
+    """Body of ``POST /v1/admin/users/{user_id}/credits``: ``topup_id`` makes it idempotent
+    (e.g. the payment provider's id)."""
+
+    tokens: int
+    topup_id: str
+    reason: str = "top-up"
 
 
 class Decision(BaseModel):
@@ -99,6 +109,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise
 
     def _accept(file: UploadFile, user_id: str) -> dict:
+        # Refuse a paused account before reading a byte (DESIGN.md §6: pause at 100%).
+        ensure_welcome_credit(lake, user_id, settings.welcome_credit_tokens)
+        available = balance(lake, user_id)["available"]
+        if available <= 0:
+            raise UploadRejected(402, "UserQuotaExceeded",
+                                 f"User {user_id} has no tokens left ({available} available); "
+                                 "new jobs are paused until the account is topped up.")
         content_type = (file.content_type or "application/octet-stream").split(";")[0].strip().lower()
         if content_type not in ACCEPTED_CONTENT_TYPES:
             raise UploadRejected(415, "unsupported_media_type",
@@ -162,6 +179,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """In-app notifications of a user, newest first."""
         return lake.read(NOTIFICATIONS, pl.col("user_id") == user_id).sort(
             "created_at", descending=True).to_dicts()
+
+    @app.get("/v1/users/{user_id}/balance")
+    def get_balance(user_id: str) -> dict:
+        """The user's token balance: credited, reserved, consumed, refunded, available."""
+        return balance(lake, user_id)
+
+    @app.post("/v1/admin/users/{user_id}/credits", status_code=201, dependencies=[Depends(require_admin)])
+    def credit_user(user_id: str, body: TopUp) -> dict:
+        """Top up a user's tokens (once per ``topup_id``); a paused user can upload again."""
+        try:
+            return top_up(lake, user_id, body.tokens, body.topup_id, body.reason)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
 
     @app.get("/v1/effects")
     def list_effects() -> list[dict]:

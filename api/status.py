@@ -16,7 +16,7 @@ from resources.schemas import (
 STAGE_OF_EVENT = {
     "VideoIngested": "ingested", "VideoRejected": "rejected", "ContentAnalyzed": "analyzed",
     "PromptsGenerated": "prompted", "NoEligibleEffects": "no_eligible_effects",
-    "TestBatchDispatched": "executing", "TaskSucceeded": "executing", "TaskFailed": "executing",
+    "UserQuotaExceeded": "quota_exceeded", "TestBatchDispatched": "executing", "TaskSucceeded": "executing", "TaskFailed": "executing",
     "QualityEvaluated": "evaluated", "BestResultSelected": "selected",
     "NoUsableResult": "no_usable_result", "ApprovalRequested": "awaiting_approval",
     "EffectPublished": "published", "EffectRejected": "rejected_by_admin",

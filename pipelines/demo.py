@@ -24,7 +24,8 @@ from resources.settings import DATA_DIR, PROJECT_ROOT, get_settings
 
 # Stages after which a video waits for nobody but an admin, or has ended.
 WAITING = {"awaiting_approval"}
-ENDED = {"published", "rejected", "no_usable_result", "no_eligible_effects", "rejected_by_admin"}
+ENDED = {"published", "rejected", "no_usable_result", "no_eligible_effects", "rejected_by_admin",
+         "quota_exceeded"}
 
 DAGSTER_YAML = """\
 # Written by `effectlake demo` for the embedded instance (SQLite storage under this folder).

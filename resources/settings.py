@@ -35,6 +35,8 @@ class Settings(BaseSettings):
         admin_api_key: key for ``/v1/admin/*`` routes (header ``X-Admin-Key``).
         max_upload_bytes: hard upload size limit enforced by the API and by M1.
         max_duration_ms / min_duration_ms: accepted video duration range (M1).
+        welcome_credit_tokens: tokens credited once to a user's account on their first
+            upload (a free trial; 0 disables it, then users need an admin top-up first).
         token_usd_rate: USD value of one token (DESIGN.md §6).
         exploration_rate: epsilon for epsilon-greedy provider exploration (DESIGN.md §6).
     """
@@ -58,6 +60,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, alias="EFFECTLAKE_MAX_UPLOAD_BYTES")
     max_duration_ms: int = Field(default=120_000, alias="EFFECTLAKE_MAX_DURATION_MS")
     min_duration_ms: int = Field(default=500, alias="EFFECTLAKE_MIN_DURATION_MS")
+    welcome_credit_tokens: int = Field(default=200, alias="EFFECTLAKE_WELCOME_CREDIT")
     token_usd_rate: float = Field(default=0.01, alias="EFFECTLAKE_TOKEN_USD_RATE")
     exploration_rate: float = Field(default=0.05, alias="EFFECTLAKE_EXPLORATION_RATE")
 

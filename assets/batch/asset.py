@@ -9,7 +9,7 @@ import polars as pl
 
 from assets.registry.asset import unhealthy_providers
 from assets.common import SILVER_KW, silver_ins, frame, only_row
-from economics import ledger
+from economics.budget import UserQuotaExceeded, reserve_or_raise
 from economics.routing import build_manifest, select_providers
 from resources.catalog import CatalogResource
 from resources.events import event, notify, record_execution_events, record_pipeline_events, stable_id, utcnow
@@ -90,7 +90,16 @@ def test_batch(
                   identity="no_effects"),
         ])
         return
-    lake.append(LEDGER_ENTRIES, pl.DataFrame(ledger.reserve(rows, now), schema=LEDGER_ENTRIES.schema))
+    try:
+        reservation = reserve_or_raise(lake.read(LEDGER_ENTRIES, pl.col("user_id") == user_id), rows, now)
+    except UserQuotaExceeded as exc:
+        _refuse(context, lake, video_id, user_id, exc)
+        return
+    lake.append(LEDGER_ENTRIES, pl.DataFrame(reservation.entries, schema=LEDGER_ENTRIES.schema))
+    decision = reservation.decisions.get(user_id)
+    if decision is not None and decision.alert:
+        notify(lake, user_id, video_id, "budget_alert", "You have used most of your tokens",
+               decision.reason, identity="budget_alert")
     record_execution_events(lake, [
         event("TaskDispatched", video_id, STAGE,
               {"selection": r["selection"], "rank": r["rank"], "manifest_version": version},
@@ -108,3 +117,15 @@ def test_batch(
         "tasks": len(rows), "manifest": f"{source} {version}",
         "exploration": sum(r["selection"] == "exploration" for r in rows),
     })
+
+
+def _refuse(context, lake: LakeResource, video_id: str, user_id: str, exc: UserQuotaExceeded) -> None:
+    """Dispatch nothing for a user over budget, and say so (DESIGN.md §6: pause at 100%)."""
+    note = notify(lake, user_id, video_id, "quota_exceeded", "Top up to continue", str(exc))
+    record_pipeline_events(lake, [
+        event("UserQuotaExceeded", video_id, STAGE, {"user_id": user_id, "reason": str(exc)}),
+        event("UserNotified", video_id, STAGE, {"notification_id": note["notification_id"],
+                                                "kind": "quota_exceeded"}, identity="quota_exceeded"),
+    ])
+    context.log.warning(f"video {video_id}: {exc}")
+
