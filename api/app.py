@@ -23,6 +23,8 @@ from api.status import gallery, video_status
 from resources.accounts import balance, ensure_welcome_credit, top_up
 from resources.approvals import decide, pending_requests
 from resources.decisions import DecisionConflict, DecisionNotFound
+from resources.manifest_store import ManifestStore
+from resources.routing_admin import NoManifest, emergency_override
 from resources.recommendation_service import decide_recommendation, recommendations_with_status
 from resources.events import stable_id, utcnow
 from resources.lake import LakeResource
@@ -61,6 +63,14 @@ class TopUp(BaseModel):
     tokens: int
     topup_id: str
     reason: str = "top-up"
+
+
+class Override(BaseModel):
+    """Body of ``POST /v1/admin/routing/override``."""
+
+    effect_type: str
+    provider_id: str
+    reason: str
 
 
 class Decision(BaseModel):
@@ -192,6 +202,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return top_up(lake, user_id, body.tokens, body.topup_id, body.reason)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
+
+    @app.post("/v1/admin/routing/override", status_code=201, dependencies=[Depends(require_admin)])
+    def override_routing(body: Override) -> dict:
+        """Emergency override: route every job of an effect type to one provider, now."""
+        try:
+            m = emergency_override(lake, ManifestStore(uri=settings.manifest_uri), body.effect_type,
+                                   body.provider_id, body.reason)
+        except NoManifest as exc:
+            raise HTTPException(409, str(exc)) from None
+        except (KeyError, ValueError) as exc:
+            raise HTTPException(422, str(exc).strip("'\"")) from None
+        return {"version": m["version"], "base_version": m["base_version"], "overrides": m["overrides"]}
 
     @app.get("/v1/effects")
     def list_effects() -> list[dict]:

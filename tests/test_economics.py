@@ -130,3 +130,15 @@ def test_ledger_ids_make_settlement_exactly_once():
     assert refund_after_reject["entry_id"] == refund_on_failure["entry_id"]  # refunded at most once
     assert ledger.settle({**task, "tokens_reserved": 0}, "succeeded", NOW) is None
     assert len({e["entry_id"] for e in ledger.reserve([task, task], NOW)}) == 1
+
+
+def test_revenue_is_what_the_ledger_kept():
+    from economics.revenue import recognise
+
+    costs = pl.DataFrame({"task_id": ["kept", "refunded", "simulated"], "tokens_charged": [4, 4, 4],
+                          "cost_tokens": [1.0, 1.0, 1.0]})
+    settlements = pl.DataFrame({"task_id": ["kept", "refunded"], "spent": [4, 0]})
+    out = recognise(costs, settlements, 0.01)
+    assert out["tokens_charged"].to_list() == [4, 0, 4]
+    assert out["revenue_usd"].to_list() == pytest.approx([0.04, 0.0, 0.04])
+    assert out["margin"].to_list() == [0.75, None, 0.75]

@@ -4,6 +4,7 @@ windows, and a routing manifest that the next video's M5 reads."""
 import json
 
 import httpx
+
 import polars as pl
 import pytest
 
@@ -68,3 +69,27 @@ def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, s
                       & (pl.col("event_type") == "TestBatchDispatched"))
     payload = json.loads(batch["payload"][0])
     assert (payload["manifest_source"], payload["manifest_version"]) == ("manifest", manifest["version"])
+
+
+def test_emergency_override_is_published_at_once_and_m5_obeys(settings, instance, short_bikes, short_carphone):
+    defs = build_definitions(settings)
+    driver = Driver(defs, instance)
+    lake = LakeResource(uri=settings.lake_uri)
+    admin = {"X-Admin-Key": "test-admin-key"}
+    with serve(create_app(settings)) as base, httpx.Client(base_url=base) as c:
+        r = c.post("/v1/admin/routing/override", headers=admin,
+                   json={"effect_type": "cartoon", "provider_id": "ffmpeg-posterize", "reason": "incident 42"})
+        assert r.status_code == 409  # nothing published yet
+        assert defs.resolve_job_def("economics_job").execute_in_process(instance=instance).success
+        r = c.post("/v1/admin/routing/override", headers=admin,
+                   json={"effect_type": "cartoon", "provider_id": "ffmpeg-posterize", "reason": "incident 42"})
+        assert r.status_code == 201, r.text
+        version = r.json()["version"]
+        assert c.post("/v1/admin/routing/override", headers=admin,
+                      json={"effect_type": "cartoon", "provider_id": "nope", "reason": "x"}).status_code == 422
+        vid = _upload(base, short_bikes)
+        driver.step("upload_sensor")
+    assert ManifestStore(uri=settings.manifest_uri).read()["version"] == version
+    assert version in set(lake.read(ROUTING_MANIFESTS)["version"])
+    cartoon = lake.read(PROVIDER_OUTPUTS, (pl.col("video_id") == vid) & (pl.col("effect_type") == "cartoon"))
+    assert cartoon.filter(pl.col("selection") != "shadow")["provider_id"].to_list() == ["ffmpeg-posterize"]

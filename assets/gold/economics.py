@@ -13,7 +13,9 @@ import dagster as dg
 import polars as pl
 
 from economics.cost_model import cost_frame
+from economics.ledger import task_settlements
 from economics.marginality import marginality_windows as windows_of
+from economics.revenue import recognise
 from economics.routing import build_manifest, manifest_rows
 from economics.stats import provider_stats
 from assets.registry.asset import unhealthy_providers
@@ -24,7 +26,8 @@ from resources.manifest_store import ManifestStore
 from resources.platform import PlatformConfig
 from resources.providers.resource import ProviderRegistryResource
 from resources.schemas import (
-    EXECUTION_COSTS, EXECUTION_EVENTS, MARGINALITY_WINDOWS, QUALITY_SCORES, ROUTING_MANIFESTS,
+    EXECUTION_COSTS, EXECUTION_EVENTS, LEDGER_ENTRIES, MARGINALITY_WINDOWS, QUALITY_SCORES,
+    ROUTING_MANIFESTS,
 )
 
 GOLD = {"key_prefix": ["gold"], "group_name": "economics", "kinds": {"polars", "deltalake"}}
@@ -58,9 +61,11 @@ def execution_costs(
     lake: LakeResource, catalog: CatalogResource, platform: PlatformConfig,
 ) -> dg.MaterializeResult:
     """Cost per execution (compute seconds × instance rate + partner cost), tokens charged
-    from the effect catalog, margin; one row per finished task."""
+    as the ledger settled them (list price where no ledger entry exists), margin; one row
+    per finished task."""
     executions = finished_executions(lake.scan(EXECUTION_EVENTS))
-    costs = cost_frame(executions, catalog.rate_card(), catalog.prices(), platform.token_usd_rate)
+    listed = cost_frame(executions, catalog.rate_card(), catalog.prices(), platform.token_usd_rate)
+    costs = recognise(listed, task_settlements(lake.read(LEDGER_ENTRIES)), platform.token_usd_rate)
     lake.overwrite(EXECUTION_COSTS, costs)
     return dg.MaterializeResult(metadata={
         "executions": costs.height,
