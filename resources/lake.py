@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -139,6 +140,34 @@ class LakeResource(dg.ConfigurableResource):
                 .execute()
             )
             return int(metrics["num_target_rows_inserted"])
+
+        return self._retry(merge)
+
+    def upsert(self, spec: TableSpec, df: pl.DataFrame, recent: tuple[str, datetime] | None = None) -> dict:
+        """Insert ``df``'s rows, replacing rows with the same key (gold tables maintained
+        incrementally).
+
+        Args:
+            recent: ``(column, since)``: every row ``df`` can replace has ``column > since``;
+                the merge predicate says so, letting delta-rs skip older files by their
+                statistics, so an upsert costs what is recent, not the whole history.
+
+        Returns:
+            delta-rs merge metrics (rows updated / inserted, files scanned / skipped).
+        """
+        if df.is_empty():
+            return {}
+        self.ensure(spec)
+        rows = conform(df, spec).unique(subset=list(spec.key), keep="last", maintain_order=True)
+        predicate = " AND ".join(f"t.{k} = s.{k}" for k in spec.key)
+        if recent is not None:
+            column, since = recent
+            predicate += f" AND t.{column} > '{since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}'"
+
+        def merge() -> dict:
+            dt = DeltaTable(self.table_uri(spec), storage_options=self._options())
+            return (dt.merge(source=rows.to_arrow(), predicate=predicate, source_alias="s", target_alias="t")
+                    .when_matched_update_all().when_not_matched_insert_all().execute())
 
         return self._retry(merge)
 

@@ -93,3 +93,33 @@ def test_emergency_override_is_published_at_once_and_m5_obeys(settings, instance
     assert version in set(lake.read(ROUTING_MANIFESTS)["version"])
     cartoon = lake.read(PROVIDER_OUTPUTS, (pl.col("video_id") == vid) & (pl.col("effect_type") == "cartoon"))
     assert cartoon.filter(pl.col("selection") != "shadow")["provider_id"].to_list() == ["ffmpeg-posterize"]
+
+
+def test_incremental_costs_match_a_full_refresh_including_a_late_refund(settings, instance, short_bikes, short_carphone):
+    defs = build_definitions(settings)
+    driver = Driver(defs, instance)
+    lake = LakeResource(uri=settings.lake_uri)
+    economics = defs.resolve_job_def("economics_job")
+    admin = {"X-Admin-Key": "test-admin-key"}
+    with serve(create_app(settings)) as base, httpx.Client(base_url=base) as c:
+        first = _upload(base, short_bikes)
+        driver.step("upload_sensor")
+        driver.step("completion_sensor")
+        assert economics.execute_in_process(instance=instance).success  # full: table was empty
+        second = _upload(base, short_carphone)
+        driver.step("upload_sensor")
+        # A late correction: the admin rejects the first video's effect → its tokens are refunded.
+        approval = c.get(f"/v1/videos/{first}").json()["approval"]["approval_id"]
+        c.post(f"/v1/admin/approvals/{approval}", headers=admin, json={"decision": "reject"}).raise_for_status()
+        driver.step("approval_sensor")
+    result = economics.execute_in_process(instance=instance)
+    assert result.success
+    mode = result.asset_materializations_for_node("gold__execution_costs")[0].metadata["mode"].value
+    assert mode.startswith("incremental")
+    incremental = lake.read(EXECUTION_COSTS).sort("task_id")
+    assert set(incremental["video_id"]) == {first, second}
+    assert incremental.filter(pl.col("video_id") == first)["tokens_charged"].sum() == 0  # refund seen
+    full = economics.execute_in_process(
+        instance=instance, run_config={"ops": {"gold__execution_costs": {"config": {"full_refresh": True}}}})
+    assert full.success
+    assert lake.read(EXECUTION_COSTS).sort("task_id").equals(incremental)

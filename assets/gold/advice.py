@@ -1,6 +1,8 @@
 """Economics-job assets that judge and advise: how accurate cost estimates are, and what an
 admin should change (recommendations)."""
 
+from datetime import timedelta
+
 import dagster as dg
 import polars as pl
 
@@ -15,6 +17,10 @@ from resources.schemas import (
     COST_ESTIMATE_ACCURACY, EXECUTION_COSTS, INGESTED_VIDEO, PROVIDER_OUTPUTS, QUALITY_SCORES,
     RECOMMENDATIONS,
 )
+
+# Recommendations rest on the last week: long enough for the rules' minimum sample sizes at
+# real volumes, short enough that a fixed problem stops being recommended.
+RECOMMENDATION_WINDOW = timedelta(days=7)
 
 GOLD = {"key_prefix": ["gold"], "group_name": "economics", "kinds": {"polars", "deltalake"}}
 
@@ -40,9 +46,10 @@ def recommendations(
     """PROVIDER_SWITCH, PRICE_ADJUSTMENT, FLEET_OPTIMIZATION and WORKFLOW_TUNING from real
     executions, each with projected margin and quality impact, confidence and the executions
     it rests on. The table holds the latest cycle; admin decisions are kept apart."""
+    now = utcnow()
     recs = recommend(
-        lake.read(EXECUTION_COSTS), lake.read(QUALITY_SCORES), manifest_store.read() or {"effects": {}},
-        catalog.prices(), platform.token_usd_rate, now=utcnow(), rate_card=catalog.rate_card(),
+        lake.read(EXECUTION_COSTS, pl.col("finished_at") > now - RECOMMENDATION_WINDOW), lake.read(QUALITY_SCORES), manifest_store.read() or {"effects": {}},
+        catalog.prices(), platform.token_usd_rate, now=now, rate_card=catalog.rate_card(),
     )
     lake.overwrite(RECOMMENDATIONS, recs)
     return dg.MaterializeResult(metadata={

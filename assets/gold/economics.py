@@ -7,13 +7,14 @@ which the Delta IO manager cannot do for many partitions (DESIGN.md §3, dagster
 """
 
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 import polars as pl
 
 from economics.cost_model import cost_frame
 from economics.ledger import task_settlements
+from economics.marginality import WINDOWS
 from economics.marginality import marginality_windows as windows_of
 from economics.revenue import recognise
 from economics.routing import build_manifest, manifest_rows
@@ -56,19 +57,64 @@ def finished_executions(events: pl.LazyFrame) -> pl.DataFrame:
     )
 
 
+# Events are committed moments after their ``occurred_at``, and concurrent runs commit out of
+# order; re-reading the last hour before the watermark catches late commits (the upsert makes
+# the overlap harmless).
+LATE_MARGIN = timedelta(hours=1)
+# A task's revenue changes when its ledger moves after it finished (an admin rejects the
+# effect days later). Ledger entries and events are looked up this far back; an older
+# correction needs a full refresh.
+LEDGER_LOOKBACK = timedelta(days=7)
+
+
+def _execution_costs_since(lake: LakeResource, catalog: CatalogResource, token_usd_rate: float,
+                           watermark: datetime | None) -> pl.DataFrame:
+    """Costs of the tasks that finished after ``watermark − LATE_MARGIN`` or whose ledger
+    entries moved since then (all tasks when ``watermark`` is None)."""
+    events = lake.scan(EXECUTION_EVENTS)
+    ledger = lake.scan(LEDGER_ENTRIES)
+    if watermark is not None:
+        since = watermark - LATE_MARGIN
+        moved = ledger.filter(pl.col("occurred_at") > since).select("task_id").unique().collect()["task_id"]
+        events = events.filter(
+            (pl.col("occurred_at") > since)
+            | ((pl.col("occurred_at") > watermark - LEDGER_LOOKBACK) & pl.col("task_id").is_in(moved.to_list())))
+        ledger = ledger.filter(pl.col("occurred_at") > watermark - LEDGER_LOOKBACK)
+    executions = finished_executions(events)
+    listed = cost_frame(executions, catalog.rate_card(), catalog.prices(), token_usd_rate)
+    entries = ledger.filter(pl.col("task_id").is_in(executions["task_id"].to_list())).collect()
+    return recognise(listed, task_settlements(entries), token_usd_rate)
+
+
+class CostsConfig(dg.Config):
+    """``full_refresh``: recompute every execution instead of the new ones (after a rate-card
+    or price change, or a ledger correction older than LEDGER_LOOKBACK)."""
+
+    full_refresh: bool = False
+
+
 @dg.asset(deps=[dg.AssetKey(["silver", "provider_outputs"])], **GOLD)
 def execution_costs(
-    lake: LakeResource, catalog: CatalogResource, platform: PlatformConfig,
+    config: CostsConfig, lake: LakeResource, catalog: CatalogResource, platform: PlatformConfig,
 ) -> dg.MaterializeResult:
     """Cost per execution (compute seconds × instance rate + partner cost), tokens charged
     as the ledger settled them (list price where no ledger entry exists), margin; one row
-    per finished task."""
-    executions = finished_executions(lake.scan(EXECUTION_EVENTS))
-    listed = cost_frame(executions, catalog.rate_card(), catalog.prices(), platform.token_usd_rate)
-    costs = recognise(listed, task_settlements(lake.read(LEDGER_ENTRIES)), platform.token_usd_rate)
-    lake.overwrite(EXECUTION_COSTS, costs)
+    per finished task.
+
+    Incremental: each cycle costs only the tasks that finished since the table's newest
+    ``finished_at`` (minus LATE_MARGIN) or whose ledger moved, and upserts them by task id,
+    so a 15-minute cycle's work follows the new events, not the history."""
+    watermark = None
+    if not config.full_refresh and lake.exists(EXECUTION_COSTS):
+        watermark = lake.scan(EXECUTION_COSTS).select(pl.col("finished_at").max()).collect().item()
+    costs = _execution_costs_since(lake, catalog, platform.token_usd_rate, watermark)
+    if watermark is None:
+        lake.overwrite(EXECUTION_COSTS, costs)
+    else:
+        lake.upsert(EXECUTION_COSTS, costs, recent=("finished_at", watermark - LEDGER_LOOKBACK))
     return dg.MaterializeResult(metadata={
-        "executions": costs.height,
+        "mode": "full" if watermark is None else f"incremental since {watermark.isoformat()}",
+        "executions_costed": costs.height,
         "cost_usd": round(float(costs["cost_usd"].sum() or 0), 6),
         "revenue_usd": round(float(costs["revenue_usd"].sum() or 0), 4),
     })
@@ -77,7 +123,10 @@ def execution_costs(
 @dg.asset(deps=[execution_costs], **GOLD)
 def marginality_windows(lake: LakeResource) -> dg.MaterializeResult:
     """Margin per provider × effect type over the 1h / 24h / 7d windows ending now."""
-    windows = windows_of(lake.read(EXECUTION_COSTS), utcnow())
+    now = utcnow()
+    # Only the longest window's rows are read: the cost follows a week of volume, not history.
+    recent = lake.read(EXECUTION_COSTS, pl.col("finished_at") > now - max(WINDOWS.values()))
+    windows = windows_of(recent, now)
     lake.overwrite(MARGINALITY_WINDOWS, windows)
     day = windows.filter((pl.col("window") == "24h") & (pl.col("source") == "real"))
     charged = int(day["tokens_charged"].sum() or 0)
@@ -101,8 +150,8 @@ def routing_manifest(
     the bench's 2,000 jobs/h, and a window with no executions falls back to priors."""
     now = utcnow()
     # Real executions only: simulated history must never steer real routing (DESIGN.md §6).
-    real = lake.read(EXECUTION_COSTS, pl.col("source") == "real")
     since = now - timedelta(hours=platform.routing_window_hours)
+    real = lake.read(EXECUTION_COSTS, (pl.col("source") == "real") & (pl.col("finished_at") >= since))
     stats = provider_stats(real, lake.read(QUALITY_SCORES), since=since)
     manifest = build_manifest(
         stats, providers.registry().active_by_effect(exclude=unhealthy_providers(lake)), now,
