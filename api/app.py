@@ -20,10 +20,12 @@ from pydantic import BaseModel
 
 from api.sniff import SNIFF_BYTES, sniff
 from api.status import gallery, video_status
+from resources.ab_tests import ABTestInvalid, ab_test, request_ab_test
 from resources.accounts import balance, ensure_welcome_credit, top_up
 from resources.approvals import decide, pending_requests
 from resources.decisions import DecisionConflict, DecisionNotFound
 from resources.manifest_store import ManifestStore
+from resources.providers.resource import ProviderRegistryResource
 from resources.routing_admin import NoManifest, emergency_override
 from resources.recommendation_service import decide_recommendation, recommendations_with_status
 from resources.events import stable_id, utcnow
@@ -71,6 +73,15 @@ class Override(BaseModel):
     effect_type: str
     provider_id: str
     reason: str
+
+
+class ABTestRequest(BaseModel):
+    """Body of ``POST /v1/admin/ab-tests``."""
+
+    video_id: str
+    effect_type: str
+    providers: list[str]
+    admin: str = "admin"
 
 
 class Decision(BaseModel):
@@ -214,6 +225,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except (KeyError, ValueError) as exc:
             raise HTTPException(422, str(exc).strip("'\"")) from None
         return {"version": m["version"], "base_version": m["base_version"], "overrides": m["overrides"]}
+
+    @app.post("/v1/admin/ab-tests", status_code=202, dependencies=[Depends(require_admin)])
+    def create_ab_test(body: ABTestRequest) -> dict:
+        """Run one uploaded video on several providers side by side (the A/B sensor starts it)."""
+        try:
+            row = request_ab_test(lake, ProviderRegistryResource(path=settings.providers_path), body.video_id,
+                                  body.effect_type, body.providers, body.admin)
+        except ABTestInvalid as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"experiment_id": row["experiment_id"], "status_url": f"/v1/admin/ab-tests/{row['experiment_id']}"}
+
+    @app.get("/v1/admin/ab-tests/{experiment_id}", dependencies=[Depends(require_admin)])
+    def get_ab_test(experiment_id: str) -> dict:
+        """The request and, once run, every provider's quality, time and cost."""
+        found = ab_test(lake, experiment_id)
+        if found is None:
+            raise HTTPException(404, f"no A/B test {experiment_id}")
+        return found
 
     @app.get("/v1/effects")
     def list_effects() -> list[dict]:

@@ -206,9 +206,15 @@ def _amount(df: pl.DataFrame, name: str) -> pl.Expr:
     return _col(df, name, 0.0).cast(pl.Float64).fill_null(0.0)
 
 
+# Selections the user is never charged for: shadow copies (never shown) and admin A/B runs
+# (the business's own experiment).
+UNCHARGED_SELECTIONS = ("shadow", "ab")
+
+
 def _user_visible_success(df: pl.DataFrame) -> pl.Expr:
-    # Charged and delivered: a successful, non-shadow execution (shadow copies are never shown).
-    return (_col(df, "status", "succeeded") == "succeeded") & (_col(df, "selection", "ranked") != "shadow")
+    # Charged and delivered: a successful execution a user asked for.
+    return ((_col(df, "status", "succeeded") == "succeeded")
+            & ~_col(df, "selection", "ranked").is_in(UNCHARGED_SELECTIONS))
 
 
 def _profile_frame(profiles: Mapping[str, ProviderCostProfile]) -> pl.DataFrame:

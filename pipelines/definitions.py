@@ -18,6 +18,7 @@ from assets.batch.best import best_result
 from assets.benchmark.asset import benchmark_reports, provider_effect_matrix
 from assets.execution.asset import provider_outputs
 from assets.gallery.asset import gallery_revisions
+from assets.gold.ab import ab_results
 from assets.gold.advice import cost_estimate_accuracy, recommendations
 from assets.gold.economics import execution_costs, marginality_windows, routing_manifest
 from assets.ingest.asset import ingested_video
@@ -26,10 +27,12 @@ from assets.quality.asset import quality_scores
 from assets.registry.asset import provider_registry
 from pipelines.checks import CHECKS
 from pipelines.jobs import (
-    benchmark_job, benchmark_schedule, economics_job, economics_schedule, evaluation_job, intake_job,
+    ab_job, benchmark_job, benchmark_schedule, economics_job, economics_schedule, evaluation_job, intake_job,
     publish_job,
 )
-from pipelines.sensors import approval_sensor, completion_sensor, provider_change_sensor, upload_sensor
+from pipelines.sensors import (
+    ab_test_sensor, approval_sensor, completion_sensor, provider_change_sensor, upload_sensor,
+)
 from resources.catalog import CatalogResource
 from resources.lake import LakeResource
 from resources.manifest_store import ManifestStore
@@ -42,7 +45,7 @@ ASSETS = [
     ingested_video, content_analysis, provider_registry, prompt_variants, test_batch,
     provider_outputs, quality_scores, best_result, approval_requests, gallery_revisions,
     execution_costs, marginality_windows, routing_manifest, benchmark_reports,
-    provider_effect_matrix, cost_estimate_accuracy, recommendations,
+    provider_effect_matrix, cost_estimate_accuracy, recommendations, ab_results,
 ]
 
 
@@ -71,8 +74,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
-        jobs=[intake_job, evaluation_job, publish_job, economics_job, benchmark_job],
-        sensors=[upload_sensor, completion_sensor, approval_sensor, provider_change_sensor],
+        jobs=[intake_job, evaluation_job, publish_job, economics_job, benchmark_job, ab_job],
+        sensors=[upload_sensor, completion_sensor, approval_sensor, provider_change_sensor, ab_test_sensor],
         schedules=[economics_schedule, benchmark_schedule],
         resources=build_resources(settings or get_settings()),
     )

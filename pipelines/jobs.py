@@ -59,3 +59,10 @@ benchmark_schedule = dg.ScheduleDefinition(
     job=benchmark_job, cron_schedule="0 3 * * 1",  # Mondays 03:00 UTC, off-peak
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
+
+ab_job = dg.define_asset_job(
+    "ab_job",
+    selection=dg.AssetSelection.groups("ab_testing"),
+    executor_def=dg.in_process_executor,
+    description="An admin A/B test: one video on several chosen providers, side by side.",
+)

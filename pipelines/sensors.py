@@ -10,10 +10,10 @@ import dagster as dg
 import polars as pl
 
 from assets.partitions import videos
-from pipelines.jobs import benchmark_job, evaluation_job, intake_job, publish_job
+from pipelines.jobs import ab_job, benchmark_job, evaluation_job, intake_job, publish_job
 from resources.lake import LakeResource
 from resources.providers.resource import ProviderRegistryResource
-from resources.schemas import APPROVAL_DECISIONS, BENCHMARK_REPORTS, EXECUTION_EVENTS, UPLOADS, TableSpec
+from resources.schemas import AB_REQUESTS, APPROVAL_DECISIONS, BENCHMARK_REPORTS, EXECUTION_EVENTS, UPLOADS, TableSpec
 
 INTERVAL_S = 5
 
@@ -107,3 +107,18 @@ def provider_change_sensor(context: dg.SensorEvaluationContext, lake: LakeResour
     if last.item() == version:
         return dg.SkipReason(f"registry {version} already benchmarked")
     return dg.RunRequest(run_key=f"registry:{version}")
+
+
+@dg.sensor(job=ab_job, minimum_interval_seconds=INTERVAL_S,
+           default_status=dg.DefaultSensorStatus.RUNNING)
+def ab_test_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+    """A new A/B test request → one run of it (run_key = experiment id)."""
+    version = _changed(context, lake, AB_REQUESTS)
+    if version is None:
+        return dg.SkipReason("no new A/B test requests")
+    requests = lake.read(AB_REQUESTS)
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"ab:{e}", run_config={
+            "ops": {"gold__ab_results": {"config": {"experiment_id": e}}}}) for e in requests["experiment_id"]],
+        cursor=str(version),
+    )

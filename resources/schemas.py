@@ -208,6 +208,19 @@ PROVIDER_EFFECT_MATRIX = _spec(
     benchmark_id=pl.String, computed_at=UTC_TS,
 )
 
+AB_REQUESTS = _spec(
+    "bronze", "ab_requests", ("experiment_id",),
+    experiment_id=pl.String, video_id=pl.String, effect_type=pl.String, providers=STR_LIST,
+    admin=pl.String, requested_at=UTC_TS,
+)
+AB_RESULTS = _spec(
+    "gold", "ab_results", ("experiment_id", "provider_id"),
+    experiment_id=pl.String, task_id=pl.String, video_id=pl.String, effect_type=pl.String,
+    provider_id=pl.String, status=pl.String, error_class=pl.String, composite=pl.Float64,
+    fidelity=pl.Float64, style_adherence=pl.Float64, artifacts=pl.Float64,
+    gate_passed=pl.Boolean, duration_ms=pl.Int64, compute_seconds=pl.Float64,
+    instance_type=pl.String, cost_usd=pl.Float64, output_key=pl.String, ran_at=UTC_TS,
+)
 COST_ESTIMATE_ACCURACY = _spec(
     "gold", "cost_estimate_accuracy", ("provider_id", "effect_type"),
     provider_id=pl.String, effect_type=pl.String, n=pl.Int64, mape=pl.Float64,
@@ -226,7 +239,7 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     PROVIDER_OUTPUTS, QUALITY_SCORES, BEST_RESULT, APPROVAL_REQUESTS, GALLERY_REVISIONS, PROVIDER_REGISTRY,
     EXECUTION_COSTS, MARGINALITY_WINDOWS, ROUTING_MANIFESTS, BENCHMARK_REPORTS,
     PROVIDER_EFFECT_MATRIX, RECOMMENDATIONS, RECOMMENDATION_DECISIONS,
-    COST_ESTIMATE_ACCURACY,
+    COST_ESTIMATE_ACCURACY, AB_REQUESTS, AB_RESULTS,
 )
 BY_NAME = {t.name: t for t in ALL_TABLES}
 

@@ -43,11 +43,11 @@ class Driver:
         return fresh
 
     def run(self, sensor_name: str, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
-        """Execute the job a sensor targets for the request's partition."""
+        """Execute the job a sensor targets for the request's partition and run config."""
         job_name = self.defs.resolve_sensor_def(sensor_name).job_name
         job = self.defs.resolve_job_def(job_name)
         result = job.execute_in_process(partition_key=request.partition_key, instance=self.instance,
-                                        raise_on_error=False)
+                                        run_config=request.run_config or None, raise_on_error=False)
         self.runs.append((job_name, request.partition_key, result.success))
         return result
 

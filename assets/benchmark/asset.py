@@ -9,9 +9,8 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets.execution.runner import run_tasks
+from assets.execution.scored import run_and_score
 from assets.ingest.proxy import make_proxy
-from assets.quality.score import score_output
 from economics.cost_model import cost_frame
 from economics.matrix import provider_effect_matrix as matrix_of
 from resources.catalog import CatalogResource
@@ -70,20 +69,11 @@ def benchmark_reports(
                         params=dict(effects[effect_type].get("params", {})), prompt="benchmark"))
                     meta.append((video, spec.mode))
         context.log.info(f"benchmark {benchmark_id}: {len(tasks)} runs on {len(videos)} videos")
-        results = run_tasks(tasks, providers.adapter, platform.max_parallel_tasks,
-                            lambda pid: registry.spec(pid).instance_type)
-        for task, result, (video, mode) in zip(tasks, results, meta):
-            q = score_output(task.input_path, result.output_path, task.effect_type, task.params).to_dict()
-            rows.append({
-                "benchmark_id": benchmark_id, "registry_version": registry.version, "video": video,
-                "provider_id": task.provider_id, "effect_type": task.effect_type, "mode": mode,
-                "status": result.status, "error_class": result.error_class,
-                "composite": q["composite"], "fidelity": q["fidelity"],
-                "style_adherence": q["style_adherence"], "artifacts": q["artifacts"],
-                "gate_passed": q["gate_passed"], "duration_ms": result.duration_ms,
-                "compute_seconds": result.compute_seconds, "instance_type": result.instance_type,
-                "partner_cost_usd": result.partner_cost_usd, "ran_at": now,
-            })
+        runs = run_and_score(tasks, providers.adapter, platform.max_parallel_tasks,
+                             lambda pid: registry.spec(pid).instance_type)
+        for run, (video, mode) in zip(runs, meta):
+            rows.append({**run, "benchmark_id": benchmark_id, "registry_version": registry.version,
+                         "video": video, "mode": mode, "ran_at": now})
     # Margin at list price: a benchmark run is priced as if a user had been charged for it.
     costed = cost_frame(pl.DataFrame(rows, infer_schema_length=None), catalog.rate_card(),
                         catalog.prices(), platform.token_usd_rate)

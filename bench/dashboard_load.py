@@ -1,0 +1,132 @@
+"""Dashboard page load times on a lake holding ~N simulated executions.
+
+Usage: ``python bench/dashboard_load.py [--rows 1000000] [--days 28] [--dir D] [--runs 3]``
+
+1. prepare (skipped when ``D/lake`` already has execution costs; not timed): ``effectlake
+   simulate`` (``pipelines.simulate_cli.run_simulation``) sized to ~``rows`` executions over
+   ``days`` days, then the economics job, as production would build the lake;
+2. measure: each page of the dashboard rendered by ``streamlit.testing.v1.AppTest`` (the
+   real script, in process, signed in through the password form) — the first render of a
+   page in a fresh process (``cold``: empty caches, every table read and aggregated) and the
+   median of ``runs`` renders after it (``warm``: what an admin moving between pages sees
+   until a table changes), for the ``simulated`` data filter (where the million rows are)
+   and the ``real`` one.
+
+Prints one JSON line per page and source, then a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# The simulator adds a shadow copy to ~a quarter of user jobs (reference_market's shadow
+# providers): rows ≈ 1.25 × jobs.
+ROWS_PER_JOB = 1.25
+PAGES = ("margins", "providers", "routing", "recommendations", "approvals", "bottlenecks")
+PASSWORD = "bench-password"
+
+
+def env_for(root: Path) -> dict[str, str]:
+    return {"LAKE_URI": str(root / "lake"), "MEDIA_URI": str(root / "media"),
+            "MANIFEST_URI": str(root / "manifest" / "routing_manifest.json"),
+            "EFFECTLAKE_DEPLOYMENT": "local"}
+
+
+def prepare(root: Path, rows: int, days: float) -> None:
+    """Simulate ~``rows`` executions into ``root``'s lake and run the economics job."""
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+    from pipelines.simulate_cli import run_simulation
+    from resources.lake import LakeResource
+    from resources.schemas import EXECUTION_COSTS
+    from resources.settings import Settings
+
+    env = env_for(root)
+    lake = LakeResource(uri=env["LAKE_URI"])
+    if lake.exists(EXECUTION_COSTS) and lake.scan(EXECUTION_COSTS).select("task_id").collect().height:
+        return
+    os.environ.update(env)
+    t = time.perf_counter()
+    run_simulation(days=days, seed=1, per_hour=rows / (days * 24) / ROWS_PER_JOB)
+    simulated = time.perf_counter() - t
+    settings = Settings(LAKE_URI=env["LAKE_URI"], MEDIA_URI=env["MEDIA_URI"], MANIFEST_URI=env["MANIFEST_URI"])
+    t = time.perf_counter()
+    with dg.DagsterInstance.ephemeral() as instance:
+        ok = build_definitions(settings).resolve_job_def("economics_job").execute_in_process(instance=instance).success
+    print(json.dumps({"prepared": lake.scan(EXECUTION_COSTS).select("task_id").collect().height,
+                      "simulate_s": round(simulated, 1), "economics_job_s": round(time.perf_counter() - t, 1),
+                      "economics_ok": ok}), flush=True)
+
+
+def measure(root: Path, source: str, runs: int) -> list[dict]:
+    """Render every page ``1 + runs`` times in this process; one result per page."""
+    from streamlit.testing.v1 import AppTest
+
+    from dashboards.auth import hash_password
+
+    os.environ.update(env_for(root))
+    os.environ["EFFECTLAKE_DASHBOARD_PASSWORD_HASH"] = hash_password(PASSWORD)
+    at = AppTest.from_file(str(ROOT / "dashboards" / "app.py"), default_timeout=600)
+    at.run()
+    at.text_input(key="signin_password").input(PASSWORD)
+    at.button(key="signin_submit").click().run()
+    at.sidebar.radio(key="source").set_value(source).run()
+    out = []
+    for page in PAGES:
+        at.switch_page(f"app_pages/{page}.py")
+        times = []
+        for _ in range(1 + runs):
+            t = time.perf_counter()
+            at.run()
+            times.append(time.perf_counter() - t)
+            if at.exception:
+                raise RuntimeError(f"{page}: {at.exception[0].value}")
+        out.append({"page": page, "source": source, "cold_s": round(times[0], 3),
+                    "warm_s": round(statistics.median(times[1:]), 3)})
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--days", type=float, default=28)
+    p.add_argument("--dir", help="lake folder to build or reuse (default: a new temp dir)")
+    p.add_argument("--runs", type=int, default=3, help="warm renders per page")
+    p.add_argument("--measure-only", metavar="SOURCE", help=argparse.SUPPRESS)  # child process
+    args = p.parse_args()
+    root = Path(args.dir or tempfile.mkdtemp(prefix="dashboard-bench-"))
+    if args.measure_only:
+        for row in measure(root, args.measure_only, args.runs):
+            print(json.dumps(row), flush=True)
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    prepare(root, args.rows, args.days)
+    results = []
+    for source in ("simulated", "real"):
+        # A fresh process per source: "cold" means empty Streamlit caches.
+        proc = subprocess.run([sys.executable, __file__, "--dir", str(root), "--runs", str(args.runs),
+                               "--measure-only", source], capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode:
+            sys.exit(proc.stderr[-4000:])
+        for line in proc.stdout.splitlines():
+            if line.startswith("{"):
+                print(line, flush=True)
+                results.append(json.loads(line))
+    print(f"\nlake: {root}")
+    print(f"{'page':<16}{'source':<11}{'cold s':>8}{'warm s':>8}")
+    for r in results:
+        print(f"{r['page']:<16}{r['source']:<11}{r['cold_s']:>8.2f}{r['warm_s']:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
