@@ -1,9 +1,9 @@
 """The incremental economics cycle: its time should follow the new events, not the history.
 
-Usage: ``python bench/incremental_cycle.py [--sizes 1000000,3000000,9000000] [--new 10000]``.
-For each history size H: simulate H executions spread over the 60 days before the last
-15 minutes, cost them once (full, not timed), then add ``--new`` executions in the last 15
-minutes and time what one 15-minute cycle does: incremental ``execution_costs`` (upsert) →
+Usage: ``python bench/incremental_cycle.py [--days 20,60,180] [--per-day 50000] [--new 10000]``.
+For each history length D: simulate D days at a fixed ``--per-day`` volume (so history grows,
+the traffic does not: 1M, 3M, 9M executions by default) ending 15 minutes ago, cost them
+once (full, not timed), then add ``--new`` executions in the last 15 minutes and time what one 15-minute cycle does: incremental ``execution_costs`` (upsert) →
 marginality windows (reads 7 days) → routing stats (reads 24 h). All sizes run in one
 invocation, one after the other.
 """
@@ -36,13 +36,14 @@ def _write_events(lake: LakeResource, rows: pl.DataFrame) -> None:
         write_deltalake(lake.table_uri(EXECUTION_EVENTS), events.to_arrow(), mode="append")
 
 
-def one_size(history: int, new: int, seed: int) -> dict:
+def one_size(days: int, per_day: int, new: int, seed: int) -> dict:
     catalog, now = CatalogResource(), datetime.now(UTC)
     with tempfile.TemporaryDirectory() as root:
         lake = LakeResource(uri=root)
-        start = now - timedelta(days=60)
-        hours = 60 * 24 - 0.25
-        _write_events(lake, simulate(reference_market(start), start, hours, history / hours / 1.25, seed=seed))
+        start = now - timedelta(days=days)
+        hours = days * 24 - 0.25
+        history = days * per_day
+        _write_events(lake, simulate(reference_market(start), start, hours, per_day / 24 / 1.25, seed=seed))
         initial = _execution_costs_since(lake, catalog, 0.01, None).sort("finished_at")
         lake.ensure(EXECUTION_COSTS)
         for _, day in initial.group_by(pl.col("finished_at").dt.date(), maintain_order=True):
@@ -51,7 +52,7 @@ def one_size(history: int, new: int, seed: int) -> dict:
         _write_events(lake, simulate(reference_market(start), recent_start, 0.25, new / 0.25 / 1.25,
                                      seed=seed + 1, run_id="new"))
         t = time.perf_counter()
-        watermark = lake.scan(EXECUTION_COSTS).select(pl.col("finished_at").max()).collect().item()
+        watermark = lake.column_max(EXECUTION_COSTS, "finished_at")
         costs = _execution_costs_since(lake, catalog, 0.01, watermark)
         metrics = lake.upsert(EXECUTION_COSTS, costs, recent=("finished_at", watermark - LEDGER_LOOKBACK))
         t_costs = time.perf_counter() - t
@@ -67,12 +68,13 @@ def one_size(history: int, new: int, seed: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="1000000,3000000,9000000")
+    ap.add_argument("--days", default="20,60,180")
+    ap.add_argument("--per-day", type=int, default=50_000)
     ap.add_argument("--new", type=int, default=10_000)
     args = ap.parse_args()
     print(f"{'history':>10} {'costed':>8} {'costs s':>8} {'cycle s':>8} {'files scanned/skipped':>22}")
-    for i, h in enumerate(int(x) for x in args.sizes.split(",")):
-        r = one_size(h, args.new, seed=10 + i)
+    for i, d in enumerate(int(x) for x in args.days.split(",")):
+        r = one_size(d, args.per_day, args.new, seed=10 + i)
         print(f"{r['history']:>10,} {r['costed']:>8,} {r['costs_s']:>8.2f} {r['cycle_s']:>8.2f} "
               f"{r['files_scanned']!s:>10}/{r['files_skipped']!s:<10}")
 

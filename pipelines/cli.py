@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     api = sub.add_parser("api", help="serve the intake API")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
+    dashboard = sub.add_parser("dashboard", help="serve the admin dashboard (Streamlit)")
+    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8501)
     sub.add_parser("init", help="create every lake table (empty, with its schema)")
     sub.add_parser("economics", help="run one economics cycle on the current instance")
     sub.add_parser("benchmark", help="run the benchmark job (reference suite) on the current instance")
@@ -39,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
 
         uvicorn.run("api.main:app", host=args.host, port=args.port)
         return 0
+    if args.command == "dashboard":
+        from dashboards.launch import run
+
+        return run(args.port, args.host)
     if args.command in ("economics", "benchmark"):
         from pipelines.run_jobs import run_job
 

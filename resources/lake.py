@@ -96,6 +96,22 @@ class LakeResource(dg.ConfigurableResource):
             return -1
         return DeltaTable(self.table_uri(spec), storage_options=self._options()).version()
 
+    def column_max(self, spec: TableSpec, column: str):
+        """Largest value of ``column`` from the Delta log's per-file statistics: O(files),
+        no data read (None for an empty or missing table). Delta truncates timestamp stats
+        to milliseconds, so a timestamp max may read up to 1 ms low; files without stats
+        fall back to a column scan."""
+        if not self.exists(spec):
+            return None
+        dt = DeltaTable(self.table_uri(spec), storage_options=self._options())
+        actions = pl.DataFrame(dt.get_add_actions(flatten=True))
+        stat = f"max.{column}"
+        if actions.is_empty():
+            return None
+        if stat not in actions.columns or actions[stat].null_count():
+            return self.scan(spec).select(pl.col(column).max()).collect().item()
+        return actions[stat].max()
+
     # -- reads ----------------------------------------------------------------------------
     def scan(self, spec: TableSpec) -> pl.LazyFrame:
         """Lazy scan of the whole table; an empty frame of the schema if it does not exist."""

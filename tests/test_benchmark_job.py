@@ -1,13 +1,15 @@
 """The benchmark job on a one-video reference suite: every non-disabled provider × effect
 type runs for real, lands in benchmark_reports, and the matrix aggregates it."""
 
+from datetime import UTC, datetime
+
 import polars as pl
 import yaml
 
 from pipelines.definitions import build_definitions
 from resources.lake import LakeResource
 from resources.providers.resource import ProviderRegistryResource
-from resources.schemas import BENCHMARK_REPORTS, PROVIDER_EFFECT_MATRIX
+from resources.schemas import BENCHMARK_REPORTS, PROVIDER_EFFECT_MATRIX, RECOMMENDATIONS
 from tests.harness import Driver
 
 
@@ -34,3 +36,22 @@ def test_benchmark_covers_every_provider_and_effect(settings, instance, short_ca
     cost = dict(zip(matrix["provider_id"], matrix["mean_cost_usd"]))
     assert cost["ffmpeg-slowmo-mci"] > 3 * cost["ffmpeg-slowmo-dup"]
     assert driver.tick("provider_change_sensor") == []  # same registry version: nothing to do
+
+
+def test_benchmark_evidence_reaches_recommendations(settings, instance):
+    # A benchmark where ffmpeg-posterize matches opencv-cartoon's quality at 40% of its cost,
+    # while the manifest (no user traffic yet) ranks opencv-cartoon first: a switch is due.
+    lake = LakeResource(uri=settings.lake_uri)
+    now = datetime.now(UTC)
+    rows = [{"benchmark_id": "b1", "registry_version": "r", "video": f"v{i}", "provider_id": p,
+             "effect_type": "cartoon", "mode": "active", "status": "succeeded", "composite": 0.8,
+             "fidelity": 0.8, "style_adherence": 0.9, "artifacts": 0.05, "gate_passed": True,
+             "duration_ms": 2000, "compute_seconds": 2.0, "instance_type": "cpu-2c", "cost_usd": cost,
+             "tokens_charged": 4, "margin": 0.9, "ran_at": now}
+            for i in range(4) for p, cost in (("opencv-cartoon", 0.0010), ("ffmpeg-posterize", 0.0004))]
+    lake.append(BENCHMARK_REPORTS, pl.DataFrame(rows))
+    assert build_definitions(settings).resolve_job_def("economics_job").execute_in_process(instance=instance).success
+    recs = lake.read(RECOMMENDATIONS).filter(pl.col("type") == "PROVIDER_SWITCH")
+    switch = recs.filter(pl.col("effect_type") == "cartoon").row(0, named=True)
+    assert switch["provider_id"] == "ffmpeg-posterize" or "ffmpeg-posterize" in switch["action"]
+    assert switch["based_on_executions"] >= 4 and switch["projected_margin_impact_usd"] >= 0

@@ -7,14 +7,14 @@ import dagster as dg
 import polars as pl
 
 from economics.backtest import estimate_accuracy_backtest
-from economics.recommendations import recommend
+from economics.recommendations import Policy, recommend
 from resources.catalog import CatalogResource
 from resources.events import utcnow
 from resources.lake import LakeResource
 from resources.manifest_store import ManifestStore
 from resources.platform import PlatformConfig
 from resources.schemas import (
-    COST_ESTIMATE_ACCURACY, EXECUTION_COSTS, INGESTED_VIDEO, PROVIDER_OUTPUTS, QUALITY_SCORES,
+    BENCHMARK_REPORTS, COST_ESTIMATE_ACCURACY, EXECUTION_COSTS, INGESTED_VIDEO, PROVIDER_OUTPUTS, QUALITY_SCORES,
     RECOMMENDATIONS,
 )
 
@@ -39,18 +39,44 @@ def cost_estimate_accuracy(lake: LakeResource, catalog: CatalogResource) -> dg.M
     return dg.MaterializeResult(metadata={"estimates": n, "mape": round(mape, 4) if mape is not None else "n/a"})
 
 
-@dg.asset(deps=[dg.AssetKey(["gold", "execution_costs"]), dg.AssetKey(["gold", "routing_manifest"])], **GOLD)
+def latest_benchmark_as_executions(reports: pl.DataFrame, token_usd_rate: float) -> pl.DataFrame:
+    """The latest benchmark's runs in ``execution_costs`` shape (with ``composite`` for
+    quality). Benchmark runs are real executions on real sample video, so they count as
+    real evidence; each (provider, effect) cell has one run per reference video."""
+    if reports.is_empty():
+        return reports
+    latest = reports.sort("ran_at").select(pl.col("benchmark_id").last()).item()
+    return (reports.filter(pl.col("benchmark_id") == latest)
+            .with_columns(task_id=pl.concat_str("benchmark_id", "video", "provider_id", "effect_type", separator=":"),
+                          cost_tokens=pl.col("cost_usd") / token_usd_rate, finished_at=pl.col("ran_at"),
+                          selection=pl.lit("ranked"), source=pl.lit("real")))
+
+
+@dg.asset(deps=[dg.AssetKey(["gold", "execution_costs"]), dg.AssetKey(["gold", "routing_manifest"]),
+                dg.AssetKey(["gold", "benchmark_reports"])], **GOLD)
 def recommendations(
     lake: LakeResource, catalog: CatalogResource, manifest_store: ManifestStore, platform: PlatformConfig,
 ) -> dg.MaterializeResult:
-    """PROVIDER_SWITCH, PRICE_ADJUSTMENT, FLEET_OPTIMIZATION and WORKFLOW_TUNING from real
-    executions, each with projected margin and quality impact, confidence and the executions
-    it rests on. The table holds the latest cycle; admin decisions are kept apart."""
+    """PROVIDER_SWITCH, PRICE_ADJUSTMENT, FLEET_OPTIMIZATION and WORKFLOW_TUNING from the last
+    week of real executions and from the latest benchmark, each with projected margin and
+    quality impact, confidence and the executions it rests on. When both sources recommend
+    the same action, the one from user traffic stands. The table holds the latest cycle;
+    admin decisions are kept apart."""
     now = utcnow()
-    recs = recommend(
-        lake.read(EXECUTION_COSTS, pl.col("finished_at") > now - RECOMMENDATION_WINDOW), lake.read(QUALITY_SCORES), manifest_store.read() or {"effects": {}},
-        catalog.prices(), platform.token_usd_rate, now=now, rate_card=catalog.rate_card(),
-    )
+    manifest = manifest_store.read() or {"effects": {}}
+    args = dict(price_tokens=catalog.prices(), token_usd_rate=platform.token_usd_rate, now=now,
+                rate_card=catalog.rate_card())
+    frames = [recommend(lake.read(EXECUTION_COSTS, pl.col("finished_at") > now - RECOMMENDATION_WINDOW),
+                        lake.read(QUALITY_SCORES), manifest, **args)]
+    bench = latest_benchmark_as_executions(lake.read(BENCHMARK_REPORTS), platform.token_usd_rate)
+    if not bench.is_empty():
+        quality = bench.filter(pl.col("composite").is_not_null()).select(
+            "provider_id", "effect_type", "composite", "artifacts", status=pl.lit("scored"))
+        # One run per reference video per cell: the evidence threshold is the suite size, and
+        # the rules' n-based confidence stays correspondingly low.
+        policy = Policy(min_executions=bench["video"].n_unique())
+        frames.append(recommend(bench, quality, manifest, policy=policy, **args))
+    recs = pl.concat(frames, how="vertical_relaxed").unique("recommendation_id", keep="first", maintain_order=True)
     lake.overwrite(RECOMMENDATIONS, recs)
     return dg.MaterializeResult(metadata={
         "recommendations": recs.height,

@@ -106,7 +106,7 @@ def execution_costs(
     so a 15-minute cycle's work follows the new events, not the history."""
     watermark = None
     if not config.full_refresh and lake.exists(EXECUTION_COSTS):
-        watermark = lake.scan(EXECUTION_COSTS).select(pl.col("finished_at").max()).collect().item()
+        watermark = lake.column_max(EXECUTION_COSTS, "finished_at")
     costs = _execution_costs_since(lake, catalog, platform.token_usd_rate, watermark)
     if watermark is None:
         lake.overwrite(EXECUTION_COSTS, costs)
