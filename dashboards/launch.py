@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -22,6 +23,18 @@ def streamlit_command(port: int = DEFAULT_PORT, host: str = "127.0.0.1") -> list
             "--server.port", str(port), "--server.address", host, "--server.headless", "true",
             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
             "--client.toolbarMode", "viewer"]
+
+
+def pick_port(preferred: int = DEFAULT_PORT, host: str = "127.0.0.1") -> int:
+    """``preferred`` when it is free on ``host``, otherwise a free port the OS picks."""
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise OSError("no free port")
 
 
 def with_password(env: Mapping[str, str]) -> tuple[dict[str, str], str | None]:

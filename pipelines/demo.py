@@ -1,8 +1,8 @@
 """``effectlake demo``: the whole chain on real sample videos, driven by the real sensors.
 
-Starts the intake API (uvicorn) and ``dagster dev`` (webserver + daemon, which runs the
-sensors) on one Dagster instance (``DAGSTER_HOME``) and one lake (``LAKE_URI``), uploads the
-samples over HTTP, waits for the sensors to carry each video to the approval queue, approves
+Starts the intake API (uvicorn), ``dagster dev`` (webserver + daemon, which runs the
+sensors) and the admin dashboard (Streamlit) on one Dagster instance (``DAGSTER_HOME``) and
+one lake (``LAKE_URI``), uploads the samples over HTTP, waits for the sensors to carry each video to the approval queue, approves
 each best result over HTTP, waits for publication and prints a summary per video.
 """
 
@@ -90,13 +90,18 @@ def _wait_stage(client: httpx.Client, video_id: str, stages: set[str], timeout_s
         time.sleep(1.0)
 
 
-def run_demo(exit_after: bool, api_port: int, dagster_port: int, timeout_s: float) -> int:
+def run_demo(exit_after: bool, api_port: int, dagster_port: int, timeout_s: float,
+             dashboard_port: int = 8501) -> int:
     """Run the demo; returns a process exit code (0 when every video reached an end)."""
+    from dashboards.launch import pick_port, streamlit_command, with_password
+
     settings = get_settings()
     home = dagster_home()
     env = {**os.environ, "DAGSTER_HOME": str(home), "LAKE_URI": settings.lake_uri,
            "MEDIA_URI": settings.media_uri, "MANIFEST_URI": settings.manifest_uri,
            "EFFECTLAKE_API_URL": f"http://127.0.0.1:{api_port}"}
+    # The admin dashboard gets a one-off password (printed below) unless one is configured.
+    dashboard_env, dashboard_password = with_password(env)
     LakeResource(uri=settings.lake_uri).ensure_all()
     logs = home / "logs"
     logs.mkdir(exist_ok=True)
@@ -105,24 +110,33 @@ def run_demo(exit_after: bool, api_port: int, dagster_port: int, timeout_s: floa
                   "--port", str(api_port)], env, logs / "api.log")
     dagster = _spawn([str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
                       "-p", str(dagster_port)], env, logs / "dagster.log")
+    dashboard_port = pick_port(dashboard_port)  # another dashboard may hold the default port
+    dashboard = _spawn(streamlit_command(dashboard_port), dashboard_env, logs / "dashboard.log")
     procs = [api, dagster]
     try:
         base = f"http://127.0.0.1:{api_port}"
+        dashboard_url = f"http://127.0.0.1:{dashboard_port}"
         _wait_http(f"{base}/healthz", 60, "the API", api)
         _wait_http(f"http://127.0.0.1:{dagster_port}/server_info", 180, "the Dagster webserver", dagster)
         print(f"API: {base}   Dagster UI: http://127.0.0.1:{dagster_port}   lake: {settings.lake_uri}")
+        try:  # the dashboard is for people watching; the demo itself does not need it
+            _wait_http(f"{dashboard_url}/_stcore/health", 60, "the dashboard", dashboard)
+            print(f"Admin dashboard: {dashboard_url}"
+                  + (f"   password: {dashboard_password}" if dashboard_password else ""))
+        except (RuntimeError, TimeoutError) as exc:
+            print(f"warning: {exc} ({logs / 'dashboard.log'})")
         print(f"DAGSTER_HOME: {home}   logs: {logs}", flush=True)
         code = _drive(base, settings.admin_api_key, timeout_s)
         if exit_after:
             return code
-        print("\nServing the API and the Dagster UI; Ctrl-C to stop.", flush=True)
+        print("\nServing the API, the Dagster UI and the admin dashboard; Ctrl-C to stop.", flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(1)
         return 1
     except KeyboardInterrupt:
         return 0
     finally:
-        _stop(procs)
+        _stop([*procs, dashboard])
 
 
 def _drive(base: str, admin_key: str, timeout_s: float) -> int:

@@ -182,7 +182,9 @@ class LakeResource(dg.ConfigurableResource):
 
         def merge() -> dict:
             dt = DeltaTable(self.table_uri(spec), storage_options=self._options())
-            return (dt.merge(source=rows.to_arrow(), predicate=predicate, source_alias="s", target_alias="t")
+            # merge_schema: a column added to a gold table's declared schema joins the table.
+            return (dt.merge(source=rows.to_arrow(), predicate=predicate, source_alias="s", target_alias="t",
+                             merge_schema=True)
                     .when_matched_update_all().when_not_matched_insert_all().execute())
 
         return self._retry(merge)

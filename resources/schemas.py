@@ -173,7 +173,9 @@ EXECUTION_COSTS = _spec(
     "gold", "execution_costs", ("task_id",),
     task_id=pl.String, video_id=pl.String, provider_id=pl.String, effect_type=pl.String,
     instance_type=pl.String, status=pl.String, selection=pl.String, source=pl.String,
-    compute_seconds=pl.Float64, compute_cost_usd=pl.Float64, partner_cost_usd=pl.Float64, cost_usd=pl.Float64,
+    compute_seconds=pl.Float64, compute_cost_usd=pl.Float64, startup_cost_usd=pl.Float64,
+    idle_cost_usd=pl.Float64, partner_cost_usd=pl.Float64, storage_cost_usd=pl.Float64,
+    bandwidth_cost_usd=pl.Float64, cost_usd=pl.Float64, output_bytes=pl.Int64,
     tokens_charged=pl.Int64, revenue_usd=pl.Float64, cost_tokens=pl.Float64,
     margin=pl.Float64, duration_ms=pl.Int64, finished_at=UTC_TS,
 )

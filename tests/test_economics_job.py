@@ -43,6 +43,10 @@ def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, s
         assert sorted(costs["task_id"]) == sorted(outputs["task_id"])
         ok = costs.filter(pl.col("status") == "succeeded")
         assert (ok["cost_usd"] > 0).all() and (ok["tokens_charged"] > 0).all()
+        parts = ["compute_cost_usd", "startup_cost_usd", "idle_cost_usd", "partner_cost_usd",
+                 "storage_cost_usd", "bandwidth_cost_usd"]
+        assert costs.select(total=pl.sum_horizontal(parts))["total"].to_list() == pytest.approx(costs["cost_usd"].to_list())
+        assert (ok["output_bytes"] > 1000).all() and (ok["storage_cost_usd"] > 0).all()
         assert ok["margin"].to_list() == pytest.approx(
             ((ok["tokens_charged"] - ok["cost_usd"] / settings.token_usd_rate) / ok["tokens_charged"]).to_list())
         windows = lake.read(MARGINALITY_WINDOWS)

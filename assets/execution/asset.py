@@ -3,6 +3,7 @@ TaskFailed, with measured telemetry; settle each task's reserved tokens."""
 
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -28,9 +29,11 @@ def output_key(video_id: str, task_id: str) -> str:
     return f"outputs/{video_id}/{task_id}.mp4"
 
 
-def telemetry(result: TaskResult) -> dict:
-    """The telemetry fields of a result, as stored in events and ``provider_outputs``."""
+def telemetry(result: TaskResult, output_bytes: int | None = None) -> dict:
+    """The telemetry fields of a result, as stored in events and ``provider_outputs``;
+    ``output_bytes``: the stored output's size (base of storage and bandwidth cost)."""
     return {
+        "output_bytes": output_bytes,
         "status": result.status, "duration_ms": result.duration_ms,
         "queue_wait_ms": result.queue_wait_ms, "compute_seconds": result.compute_seconds,
         "instance_type": result.instance_type, "partner_cost_usd": result.partner_cost_usd,
@@ -39,10 +42,15 @@ def telemetry(result: TaskResult) -> dict:
     }
 
 
-def result_events(task: dict, result: TaskResult, at) -> tuple[dict, dict]:
+def without_size(tel: dict) -> dict:
+    """Telemetry minus ``output_bytes`` (kept in the execution event, not in the silver row)."""
+    return {k: v for k, v in tel.items() if k != "output_bytes"}
+
+
+def result_events(task: dict, result: TaskResult, at, output_bytes: int | None = None) -> tuple[dict, dict]:
     """The (pipeline event, execution event) pair recording one finished task."""
     kind = "TaskSucceeded" if result.status == "succeeded" else "TaskFailed"
-    tel = telemetry(result)
+    tel = telemetry(result, output_bytes)
     pipeline = event(kind, task["video_id"], STAGE,
                      {"task_id": task["task_id"], "provider_id": task["provider_id"],
                       "effect_type": task["effect_type"], "error_class": result.error_class},
@@ -80,8 +88,10 @@ def provider_outputs(
         ]
         results = run_tasks(jobs, providers.adapter, platform.max_parallel_tasks,
                             lambda pid: registry.spec(pid).instance_type)
+        sizes = {}
         for job, result in zip(jobs, results):
             if result.status == "succeeded":
+                sizes[job.task_id] = os.path.getsize(result.output_path)
                 media.put_file(output_key(job.video_id, job.task_id), result.output_path)
     finished = utcnow()
     rows, pipeline_events, execution_events, entries = [], [], [], []
@@ -90,11 +100,11 @@ def provider_outputs(
         rows.append({
             "video_id": task["video_id"], "task_id": task["task_id"],
             "effect_type": task["effect_type"], "provider_id": task["provider_id"],
-            "selection": task["selection"], **telemetry(result),
+            "selection": task["selection"], **without_size(telemetry(result)),
             "output_key": output_key(task["video_id"], task["task_id"]) if ok else None,
             "node_timings": json.dumps(result.node_timings), "finished_at": finished,
         })
-        p, e = result_events(task, result, finished)
+        p, e = result_events(task, result, finished, sizes.get(task["task_id"]))
         pipeline_events.append(p)
         execution_events.append(e)
         settled = ledger.settle(task, result.status, finished)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 import polars as pl
 
-from economics.cost_model import cost_frame
+from economics.cost_model import cost_frame, measure_bursts, profiles_from_registry
 from economics.ledger import task_settlements
 from economics.marginality import WINDOWS
 from economics.marginality import marginality_windows as windows_of
@@ -37,7 +37,7 @@ GOLD = {"key_prefix": ["gold"], "group_name": "economics", "kinds": {"polars", "
 TELEMETRY = pl.Struct({
     "status": pl.String, "duration_ms": pl.Int64, "compute_seconds": pl.Float64,
     "instance_type": pl.String, "partner_cost_usd": pl.Float64, "selection": pl.String,
-    "source": pl.String,
+    "source": pl.String, "output_bytes": pl.Int64,
 })
 
 
@@ -67,10 +67,29 @@ LATE_MARGIN = timedelta(hours=1)
 LEDGER_LOOKBACK = timedelta(days=7)
 
 
+# Utilisation (hence the idle share of the bill) is measured over the last day of work on
+# each instance type: long enough to see the daily pattern, short enough to follow it.
+UTILISATION_WINDOW = timedelta(hours=24)
+
+
+def cost_profiles(lake: LakeResource, registry_providers: list, new: pl.DataFrame, now: datetime) -> dict:
+    """Per-provider cost profiles (cold start, partner pricing, measured utilisation) for
+    ``economics.cost_model.cost_breakdown``. Utilisation is measured per instance type,
+    because local providers share their host: its idle time is one bill, not one per
+    provider."""
+    cols = ["instance_type", "finished_at", "duration_ms", "compute_seconds"]
+    recent = lake.read(EXECUTION_COSTS, pl.col("finished_at") > now - UTILISATION_WINDOW).select(cols)
+    window = pl.concat([recent, new.select(cols)], how="vertical_relaxed")
+    bursts = measure_bursts(window, by="instance_type") if not window.is_empty() else None
+    return profiles_from_registry([p.model_dump() for p in registry_providers], bursts, by="instance_type")
+
+
 def _execution_costs_since(lake: LakeResource, catalog: CatalogResource, token_usd_rate: float,
-                           watermark: datetime | None) -> pl.DataFrame:
+                           watermark: datetime | None, registry_providers: list | None = None) -> pl.DataFrame:
     """Costs of the tasks that finished after ``watermark − LATE_MARGIN`` or whose ledger
-    entries moved since then (all tasks when ``watermark`` is None)."""
+    entries moved since then (all tasks when ``watermark`` is None), with the full cost
+    breakdown (compute, startup, idle, partner, storage, bandwidth) when the registry's
+    providers are given."""
     events = lake.scan(EXECUTION_EVENTS)
     ledger = lake.scan(LEDGER_ENTRIES)
     if watermark is not None:
@@ -81,7 +100,9 @@ def _execution_costs_since(lake: LakeResource, catalog: CatalogResource, token_u
             | ((pl.col("occurred_at") > watermark - LEDGER_LOOKBACK) & pl.col("task_id").is_in(moved.to_list())))
         ledger = ledger.filter(pl.col("occurred_at") > watermark - LEDGER_LOOKBACK)
     executions = finished_executions(events)
-    listed = cost_frame(executions, catalog.rate_card(), catalog.prices(), token_usd_rate)
+    profiles = cost_profiles(lake, registry_providers, executions, utcnow()) if registry_providers else None
+    listed = cost_frame(executions, catalog.rate_card(), catalog.prices(), token_usd_rate,
+                        profiles=profiles, breakdown=True)
     entries = ledger.filter(pl.col("task_id").is_in(executions["task_id"].to_list())).collect()
     return recognise(listed, task_settlements(entries), token_usd_rate)
 
@@ -96,8 +117,10 @@ class CostsConfig(dg.Config):
 @dg.asset(deps=[dg.AssetKey(["silver", "provider_outputs"])], **GOLD)
 def execution_costs(
     config: CostsConfig, lake: LakeResource, catalog: CatalogResource, platform: PlatformConfig,
+    providers: ProviderRegistryResource,
 ) -> dg.MaterializeResult:
-    """Cost per execution (compute seconds × instance rate + partner cost), tokens charged
+    """Cost per execution — compute + startup (cold start amortised over the burst) + idle
+    share (measured utilisation) + partner + storage + bandwidth, DESIGN.md §6 — tokens charged
     as the ledger settled them (list price where no ledger entry exists), margin; one row
     per finished task.
 
@@ -107,7 +130,8 @@ def execution_costs(
     watermark = None
     if not config.full_refresh and lake.exists(EXECUTION_COSTS):
         watermark = lake.column_max(EXECUTION_COSTS, "finished_at")
-    costs = _execution_costs_since(lake, catalog, platform.token_usd_rate, watermark)
+    costs = _execution_costs_since(lake, catalog, platform.token_usd_rate, watermark,
+                                   providers.registry().providers)
     if watermark is None:
         lake.overwrite(EXECUTION_COSTS, costs)
     else:

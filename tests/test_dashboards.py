@@ -1,0 +1,281 @@
+"""The admin dashboard through Streamlit's AppTest (the real script, in process) on a lake
+filled by the main job, a benchmark, simulated history and the economics job
+(tests/dashboards_lake.py): sign-in on every page, every page for real and simulated data,
+the numbers shown against the lake, decisions landing in the lake, and an empty lake."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from deltalake import write_deltalake
+from streamlit.testing.v1 import AppTest
+
+from dashboards import auth, state
+from dashboards.data import fmt_pct, fmt_usd
+from resources.lake import LakeResource
+from resources.manifest_store import ManifestStore
+from resources.recommendation_service import recommendations_with_status
+from resources.schemas import APPROVAL_DECISIONS, EXECUTION_COSTS, RECOMMENDATION_DECISIONS
+from tests import dashboards_lake
+from tests.dashboards_lake import PASSWORD, World
+
+APP = Path(__file__).resolve().parents[1] / "dashboards" / "app.py"
+PAGES = {"margins": "Margins", "providers": "Providers", "routing": "Routing",
+         "recommendations": "Recommendations", "approvals": "Approval queue",
+         "bottlenecks": "Bottlenecks & alerts"}
+OIDC = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "s3cret-cookie",
+        "client_id": "dashboard", "client_secret": "client-secret",
+        "server_metadata_url": "https://id.example.com/.well-known/openid-configuration"}
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory, short_bikes, short_carphone) -> World:
+    return dashboards_lake.filled_lake(tmp_path_factory, [short_bikes], short_carphone)
+
+
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    return auth.hash_password(PASSWORD)
+
+
+@pytest.fixture
+def private_world(world, tmp_path) -> World:
+    """A copy of the filled lake for a test that decides something."""
+    return dashboards_lake.copy_world(world, tmp_path / "world")
+
+
+def _use(monkeypatch, world: World, password_hash: str, **extra) -> None:
+    for key in ("EFFECTLAKE_ADMIN_EMAILS", "REDIS_URL"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in {**world.env(password_hash), **extra}.items():
+        monkeypatch.setenv(key, value)
+
+
+def _app() -> AppTest:
+    return AppTest.from_file(str(APP), default_timeout=180)
+
+
+def _sign_in(at: AppTest, name: str = "alice", password: str = PASSWORD) -> AppTest:
+    at.run()
+    at.text_input(key="signin_name").input(name)
+    at.text_input(key="signin_password").input(password)
+    return at.button(key="signin_submit").click().run()
+
+
+def _signed_in(monkeypatch, world: World, password_hash: str, source: str = "real") -> AppTest:
+    _use(monkeypatch, world, password_hash)
+    at = _sign_in(_app())
+    assert not at.exception, at.exception
+    if source != "real":
+        at.sidebar.radio(key="source").set_value(source).run()
+    return at
+
+
+def _open(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert [h.value for h in at.header][:1] == [PAGES[page]]
+    return at
+
+
+def _texts(at: AppTest) -> str:
+    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info])
+
+
+# -- sign-in ---------------------------------------------------------------------------------
+def test_nothing_shows_before_sign_in_and_a_wrong_password_is_refused(monkeypatch, world, password_hash):
+    _use(monkeypatch, world, password_hash)
+    at = _app().run()
+    assert not at.exception
+    assert not at.metric and not at.header  # no HUD, no page
+    assert [t.label for t in at.text_input] == ["Your name (recorded with your decisions)", "Admin password"]
+
+    at = _sign_in(_app(), password="not the password")
+    assert [w.value for w in at.warning] == ["Wrong password."]
+    assert not at.metric
+    assert at.session_state["signin_password"] == ""  # the typed password is not kept
+
+    at = _sign_in(at)
+    assert [h.value for h in at.header] == ["Margins"]
+    assert "signed in as **alice**" in at.sidebar.caption[0].value
+
+
+def test_api_admin_key_is_not_accepted_as_the_browser_password(monkeypatch, world):
+    _use(monkeypatch, world, auth.hash_password("test-admin-key"))
+    at = _app().run()
+    assert "refuses to start" in at.error[0].value and "API admin key" in at.error[0].value
+    assert not at.text_input
+
+
+def test_prod_refuses_to_start_without_oidc(monkeypatch, world, password_hash):
+    _use(monkeypatch, world, password_hash, EFFECTLAKE_DEPLOYMENT="prod", EFFECTLAKE_ADMIN_EMAILS="alice@example.com")
+    at = _app().run()
+    assert not at.exception
+    assert "refuses to start" in at.error[0].value and "OpenID Connect" in at.error[0].value
+    assert not at.text_input and not at.metric
+
+
+def test_prod_signs_in_with_oidc_and_the_email_allow_list(monkeypatch, world, password_hash):
+    _use(monkeypatch, world, "", EFFECTLAKE_DEPLOYMENT="prod", EFFECTLAKE_ADMIN_EMAILS="Alice@Example.com, bob@example.com")
+    at = _app()
+    at.secrets["auth"] = OIDC
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert [b.label for b in at.button] == ["Sign in"] and not at.metric and not at.text_input
+
+    at.user = {"is_logged_in": True, "email": "mallory@example.com", "email_verified": True}
+    at.run()
+    assert "not an effectlake admin" in at.warning[0].value and not at.metric
+
+    at.user = {"is_logged_in": True, "email": "alice@example.com", "email_verified": True}
+    at.run()
+    assert not at.exception and [h.value for h in at.header] == ["Margins"]
+    assert "signed in as **alice@example.com**" in at.sidebar.caption[0].value
+
+
+# -- every page, numbers against the lake ------------------------------------------------------
+@pytest.mark.parametrize("source", ["real", "simulated"])
+def test_every_page_renders_on_the_filled_lake(monkeypatch, world, password_hash, source):
+    at = _signed_in(monkeypatch, world, password_hash, source)
+    for page in PAGES:
+        _open(at, page)
+        assert len(at.metric) >= 4  # the HUD is on every page
+    # the charts people look at rather than read
+    at = _open(at, "margins")
+    assert len(at.get("vega_lite_chart")) >= 3
+
+
+@pytest.mark.parametrize("source", ["real", "simulated"])
+def test_hud_shows_the_lake_numbers(monkeypatch, world, password_hash, source):
+    at = _signed_in(monkeypatch, world, password_hash, source)
+    now = at.session_state[state.CTX_KEY].now
+    costs = world.lake.read(EXECUTION_COSTS, pl.col("source") == source)
+    hud = [m.value for m in at.markdown if m.value.startswith("Revenue **")]
+    metrics = {m.label: m.value for m in at.metric}
+    for i, (window, length) in enumerate({"1h": timedelta(hours=1), "24h": timedelta(hours=24),
+                                          "7d": timedelta(days=7)}.items()):
+        inside = costs.filter((pl.col("finished_at") > now - length) & (pl.col("finished_at") <= now))
+        revenue, cost = inside["revenue_usd"].sum(), inside["cost_usd"].sum()
+        hours = length.total_seconds() / 3600
+        assert hud[i] == (f"Revenue **{fmt_usd(revenue)}** · Cost **{fmt_usd(cost)}**  \n"
+                          f"Burn **{fmt_usd(cost / hours)}/h** · {inside.height:,} runs")
+        assert metrics[f"Margin · last {window}"] == (fmt_pct((revenue - cost) / revenue) if revenue else "—")
+    # The forecast fits complete hours only: none before the current hour, no forecast.
+    history = costs.filter(pl.col("finished_at") < now.replace(minute=0)).height
+    assert (metrics["Forecast · next 24h"] != "—") == (history > 0)
+
+
+def test_margin_decomposition_and_drill_down_match_the_lake(monkeypatch, world, password_hash):
+    at = _open(_signed_in(monkeypatch, world, password_hash, "simulated"), "margins")
+    now = at.session_state[state.CTX_KEY].now
+    costs = world.lake.read(EXECUTION_COSTS, pl.col("source") == "simulated")
+
+    def margin(lo, hi):
+        inside = costs.filter((pl.col("finished_at") > lo) & (pl.col("finished_at") <= hi))
+        return inside["revenue_usd"].sum() - inside["cost_usd"].sum()
+
+    metrics = {m.label: m for m in at.metric}
+    a, b = margin(now - timedelta(hours=48), now - timedelta(hours=24)), margin(now - timedelta(hours=24), now)
+    assert metrics["Margin A"].value == fmt_usd(a) and metrics["Margin B"].value == fmt_usd(b)
+    assert metrics["Margin B"].delta == fmt_usd(b - a)
+    # drill down into the first cell: the executions of that provider × effect type in period B
+    cell = at.selectbox(key="why_cell")
+    provider, effect = cell.options[cell.index].split(" · ")
+    rows = at.dataframe[-1].value
+    expected = costs.filter((pl.col("finished_at") > now - timedelta(hours=24)) & (pl.col("finished_at") <= now)
+                            & (pl.col("provider_id") == provider) & (pl.col("effect_type") == effect))
+    assert len(rows) == min(expected.height, 500) and set(rows["provider_id"]) == {provider}
+    at.radio(key="why_period").set_value("A").run()
+    assert not at.exception
+
+
+def test_providers_and_routing_show_the_lake(monkeypatch, world, password_hash):
+    at = _open(_signed_in(monkeypatch, world, password_hash, "real"), "providers")
+    real = world.lake.read(EXECUTION_COSTS, pl.col("source") == "real")
+    assert f"{real.height:,} real executions" in _texts(at)
+    matrix = at.dataframe[1].value  # health table, then the executions matrix
+    assert int(matrix["runs"].sum()) == real.height
+    assert {"comfyui-gpu", "opencv-cartoon"} <= set(at.dataframe[0].value["provider_id"])
+
+    at = _open(at, "routing")
+    manifest = ManifestStore(uri=world.manifest_uri).read()
+    assert f"Version `{manifest['version']}`" in _texts(at)
+    shown = at.dataframe[0].value
+    assert len(shown) == sum(len(v) for v in manifest["effects"].values())
+
+
+# -- decisions land in the lake -------------------------------------------------------------------
+def test_approve_an_effect_from_the_queue(monkeypatch, private_world, password_hash):
+    at = _open(_signed_in(monkeypatch, private_world, password_hash), "approvals")
+    pending = [s for s in at.subheader if "proposed" in s.value]
+    assert len(pending) == 1
+    videos = at.get("video")
+    assert len(videos) >= 3  # the input beside every output
+    key = next(b.key for b in at.button if b.key and b.key.endswith("_approve"))
+    aid = key.removeprefix("approval_").removesuffix("_approve")
+    at.text_input(key=f"approval_{aid}_reason").input("crisp and cheap")
+    at.button(key=key).click().run()
+    assert not at.exception
+    assert at.success and "approved" in at.success[0].value
+    decisions = private_world.lake.read(APPROVAL_DECISIONS)
+    assert decisions.select("approval_id", "decision", "admin", "reason").rows() == [
+        (aid, "approve", "alice", "crisp and cheap")]
+    assert "Nothing waits for approval." in _texts(at)
+
+
+def test_reject_an_effect_from_the_queue(monkeypatch, private_world, password_hash):
+    at = _open(_signed_in(monkeypatch, private_world, password_hash), "approvals")
+    key = next(b.key for b in at.button if b.key and b.key.endswith("_reject"))
+    at.button(key=key).click().run()
+    assert not at.exception
+    assert private_world.lake.read(APPROVAL_DECISIONS)["decision"].to_list() == ["reject"]
+
+
+def test_approve_and_reject_recommendations(monkeypatch, private_world, password_hash):
+    at = _open(_signed_in(monkeypatch, private_world, password_hash), "recommendations")
+    n = recommendations_with_status(private_world.lake).height
+    assert n >= 2
+    assert [t.label for t in at.tabs] == [f"Pending ({n})", "Approved (0)", "Rejected (0)"]
+    keys = [b.key for b in at.button if b.key and b.key.startswith("rec_") and b.key.endswith("_approve")]
+    first, second = (k.removeprefix("rec_").removesuffix("_approve") for k in keys[:2])
+    at.button(key=f"rec_{first}_approve").click().run()
+    at.text_input(key=f"rec_{second}_reason").input("not now")
+    at.button(key=f"rec_{second}_reject").click().run()
+    assert not at.exception
+    assert [t.label for t in at.tabs] == [f"Pending ({n - 2})", "Approved (1)", "Rejected (1)"]
+    decisions = private_world.lake.read(RECOMMENDATION_DECISIONS).sort("decision")
+    assert decisions.select("recommendation_id", "decision", "admin", "reason").rows() == [
+        (first, "approve", "alice", ""), (second, "reject", "alice", "not now")]
+
+
+# -- empty lake and later tables ---------------------------------------------------------------
+@pytest.mark.parametrize("source", ["real", "simulated"])
+def test_an_empty_lake_renders_every_page_without_writing(monkeypatch, tmp_path, password_hash, source):
+    empty = World(tmp_path / "empty")
+    at = _signed_in(monkeypatch, empty, password_hash, source)
+    infos = []
+    for page in PAGES:
+        _open(at, page)
+        infos += [i.value for i in at.info]
+    assert {m.value for m in at.metric} == {"—"}
+    assert any("No marginality windows yet." in i for i in infos)
+    assert any("Nothing waits for approval." in i for i in infos)
+    assert any("No bottleneck or alert data yet." in i for i in infos)
+    assert not (tmp_path / "empty" / "lake").exists()  # reading never creates a table
+
+
+def test_bottlenecks_page_shows_alert_tables_once_they_exist(monkeypatch, private_world, password_hash):
+    from datetime import UTC, datetime
+
+    alerts = pl.DataFrame({"alert_id": ["a1", "a2", "a3"], "source": ["real", "real", "simulated"],
+                           "severity": ["high", "low", "high"], "message": ["margin below floor", "slow", "sim"],
+                           "raised_at": [datetime(2026, 1, d, tzinfo=UTC) for d in (1, 2, 3)]})
+    write_deltalake(f"{LakeResource(uri=private_world.lake_uri).root}/gold/economic_alerts", alerts.to_arrow())
+    at = _open(_signed_in(monkeypatch, private_world, password_hash), "bottlenecks")
+    assert [s.value for s in at.subheader] == ["Signals", "Bottleneck classifications", "Economic alerts"]
+    shown = at.dataframe[0].value
+    assert list(shown["alert_id"]) == ["a2", "a1"]  # real only, newest first
