@@ -95,9 +95,12 @@ def _execution_costs_since(lake: LakeResource, catalog: CatalogResource, token_u
     if watermark is not None:
         since = watermark - LATE_MARGIN
         moved = ledger.filter(pl.col("occurred_at") > since).select("task_id").unique().collect()["task_id"]
-        events = events.filter(
-            (pl.col("occurred_at") > since)
-            | ((pl.col("occurred_at") > watermark - LEDGER_LOOKBACK) & pl.col("task_id").is_in(moved.to_list())))
+        recent = events.filter(pl.col("occurred_at") > since)
+        # Two scans rather than one OR'd predicate: a plain time bound lets each scan skip
+        # old files by their statistics; the OR defeats that pruning.
+        corrected = events.filter((pl.col("occurred_at") > watermark - LEDGER_LOOKBACK)
+                                  & pl.col("task_id").is_in(moved.to_list()))
+        events = pl.concat([recent, corrected]) if moved.len() else recent
         ledger = ledger.filter(pl.col("occurred_at") > watermark - LEDGER_LOOKBACK)
     executions = finished_executions(events)
     profiles = cost_profiles(lake, registry_providers, executions, utcnow()) if registry_providers else None
