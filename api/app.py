@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
@@ -110,6 +111,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(UploadRejected)
     async def _rejected(request: Request, exc: UploadRejected):
         return JSONResponse(status_code=exc.status, content={"error": exc.code, "detail": exc.reason})
+
+    # Admin decisions (approvals, recommendations) fail the same two ways everywhere.
+    @app.exception_handler(DecisionNotFound)
+    async def _not_found(request: Request, exc: DecisionNotFound):
+        return JSONResponse(status_code=404, content={"detail": f"nothing to decide with id {exc}"})
+
+    @app.exception_handler(DecisionConflict)
+    async def _conflict(request: Request, exc: DecisionConflict):
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -258,8 +268,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _effect(rows.row(0, named=True))
 
     def _effect(r: dict) -> dict:
-        import json
-
         return {"slug": r["slug"], "revision_id": r["revision_id"], "content_hash": r["content_hash"],
                 "effect_type": r["effect_type"], "provider_id": r["provider_id"],
                 "published_at": r["published_at"], "preview_url": media_url(r["output_key"]),
@@ -279,8 +287,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/v1/admin/approvals", dependencies=[Depends(require_admin)])
     def list_approvals() -> list[dict]:
         """Pending approval requests with their side-by-side comparison."""
-        import json
-
         return [{**r, "comparison": json.loads(r["comparison"])}
                 for r in pending_requests(lake).iter_rows(named=True)]
 
@@ -288,19 +294,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
               dependencies=[Depends(require_admin)])
     def decide_approval(approval_id: str, body: Decision) -> dict:
         """Approve (publish) or reject (refund and notify) a pending effect."""
-        try:
-            row = decide(lake, approval_id, body.decision, body.admin, body.reason)
-        except DecisionNotFound:
-            raise HTTPException(404, f"no approval request {approval_id}") from None
-        except DecisionConflict as exc:
-            raise HTTPException(409, str(exc)) from None
+        row = decide(lake, approval_id, body.decision, body.admin, body.reason)
         return {"approval_id": approval_id, "video_id": row["video_id"], "decision": row["decision"]}
 
     @app.get("/v1/admin/recommendations", dependencies=[Depends(require_admin)])
     def list_recommendations(status: str | None = None) -> list[dict]:
         """Economic recommendations of the latest cycle with their decision status."""
-        import json
-
         recs = recommendations_with_status(lake)
         if status:
             recs = recs.filter(pl.col("status") == status)
@@ -310,12 +309,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
               dependencies=[Depends(require_admin)])
     def decide_on_recommendation(recommendation_id: str, body: Decision) -> dict:
         """Approve or reject a recommendation; the decision is recorded once."""
-        try:
-            row = decide_recommendation(lake, recommendation_id, body.decision, body.admin, body.reason)
-        except DecisionNotFound:
-            raise HTTPException(404, f"no recommendation {recommendation_id}") from None
-        except DecisionConflict as exc:
-            raise HTTPException(409, str(exc)) from None
+        row = decide_recommendation(lake, recommendation_id, body.decision, body.admin, body.reason)
         return {"recommendation_id": recommendation_id, "decision": row["decision"]}
 
     return app

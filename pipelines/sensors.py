@@ -6,6 +6,8 @@ once per sensor, so re-reading a table never starts a run twice.
 """
 
 
+from collections.abc import Callable
+
 import dagster as dg
 import polars as pl
 
@@ -24,6 +26,16 @@ def _changed(context: dg.SensorEvaluationContext, lake: LakeResource, spec: Tabl
     if version < 0 or str(version) == context.cursor:
         return None
     return version
+
+
+def _on_table_change(context: dg.SensorEvaluationContext, lake: LakeResource, spec: TableSpec,
+                     idle: str, requests: Callable[[pl.DataFrame], list[dg.RunRequest]]):
+    """Skip when ``spec``'s table has no new commit; else the run requests ``requests``
+    makes from the whole table (run keys drop the ones already made) and the new cursor."""
+    version = _changed(context, lake, spec)
+    if version is None:
+        return dg.SkipReason(idle)
+    return dg.SensorResult(run_requests=requests(lake.read(spec)), cursor=str(version))
 
 
 @dg.sensor(job=intake_job, minimum_interval_seconds=INTERVAL_S,
@@ -66,31 +78,18 @@ def videos_with_all_tasks_finished(events: pl.DataFrame) -> pl.DataFrame:
            default_status=dg.DefaultSensorStatus.RUNNING)
 def completion_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
     """Every provider task of a video finished (succeeded or failed) → its evaluation run."""
-    version = _changed(context, lake, EXECUTION_EVENTS)
-    if version is None:
-        return dg.SkipReason("no new task events")
-    events = lake.read(EXECUTION_EVENTS).select("correlation_id", "task_id", "event_type")
-    ready = videos_with_all_tasks_finished(events)
-    return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=r["video_id"], run_key=f"evaluate:{r['video_id']}:{r['tasks']}")
-                      for r in ready.iter_rows(named=True)],
-        cursor=str(version),
-    )
+    return _on_table_change(context, lake, EXECUTION_EVENTS, "no new task events", lambda events: [
+        dg.RunRequest(partition_key=r["video_id"], run_key=f"evaluate:{r['video_id']}:{r['tasks']}")
+        for r in videos_with_all_tasks_finished(events).iter_rows(named=True)])
 
 
 @dg.sensor(job=publish_job, minimum_interval_seconds=INTERVAL_S,
            default_status=dg.DefaultSensorStatus.RUNNING)
 def approval_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
     """An admin decision (approve or reject) → the video's publication run."""
-    version = _changed(context, lake, APPROVAL_DECISIONS)
-    if version is None:
-        return dg.SkipReason("no new decisions")
-    decisions = lake.read(APPROVAL_DECISIONS)
-    return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=r["video_id"], run_key=f"publish:{r['approval_id']}")
-                      for r in decisions.iter_rows(named=True)],
-        cursor=str(version),
-    )
+    return _on_table_change(context, lake, APPROVAL_DECISIONS, "no new decisions", lambda decisions: [
+        dg.RunRequest(partition_key=r["video_id"], run_key=f"publish:{r['approval_id']}")
+        for r in decisions.iter_rows(named=True)])
 
 
 @dg.sensor(job=benchmark_job, minimum_interval_seconds=60,
@@ -113,12 +112,6 @@ def provider_change_sensor(context: dg.SensorEvaluationContext, lake: LakeResour
            default_status=dg.DefaultSensorStatus.RUNNING)
 def ab_test_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
     """A new A/B test request → one run of it (run_key = experiment id)."""
-    version = _changed(context, lake, AB_REQUESTS)
-    if version is None:
-        return dg.SkipReason("no new A/B test requests")
-    requests = lake.read(AB_REQUESTS)
-    return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"ab:{e}", run_config={
-            "ops": {"gold__ab_results": {"config": {"experiment_id": e}}}}) for e in requests["experiment_id"]],
-        cursor=str(version),
-    )
+    return _on_table_change(context, lake, AB_REQUESTS, "no new A/B test requests", lambda requests: [
+        dg.RunRequest(run_key=f"ab:{e}", run_config={"ops": {"gold__ab_results": {"config": {"experiment_id": e}}}})
+        for e in requests["experiment_id"]])
