@@ -1,10 +1,10 @@
 """effectlake admin dashboard (Streamlit): ``effectlake dashboard [--port N]``.
 
 Every run: sign-in gate → sidebar (real / simulated filter) → the chosen page of
-``app_pages/`` (each opens with ``widgets.page``: title, messages, HUD). The gate runs before ``st.navigation`` hands over to a page, so no page is
-reachable without signing in. Settings come from the environment (``LAKE_URI``,
-``MEDIA_URI``, ``MANIFEST_URI``, ``EFFECTLAKE_*``; see resources/settings.py and
-dashboards/auth.py).
+``app_pages/`` (each opens with ``widgets.page``: title, messages, HUD). The gate runs
+before ``st.navigation`` hands over to a page, so no page is reachable without signing in.
+Settings come from the environment (``LAKE_URI``, ``MEDIA_URI``, ``MANIFEST_URI``,
+``EFFECTLAKE_*``; see resources/settings.py and dashboards/auth.py).
 """
 
 from pathlib import Path

@@ -120,6 +120,19 @@ def forecast(cube: pl.DataFrame, now: datetime) -> Forecast | None:
     return forecast_next_24h(hourly) if hourly.height else None
 
 
+def forecast_view(cube: pl.DataFrame, fc: Forecast, hours: int = 48) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The margin USD forecast with the hours before it, for a chart.
+
+    Returns:
+        (history: hour, margin_usd — the last ``hours`` complete hours before the forecast,
+        idle hours as 0; forecast: hour, point, lower, upper of margin_usd).
+    """
+    ahead = fc.hourly.filter(pl.col("metric") == "margin_usd").select("hour", "point", "lower", "upper")
+    end = ahead["hour"].min()
+    history = hourly_totals(cube.rename({"hour": "finished_at"}), end - timedelta(hours=hours), end)
+    return history.select("hour", "margin_usd"), ahead
+
+
 # -- margins -----------------------------------------------------------------------------------
 def current_margins(windows: pl.DataFrame, by: str) -> pl.DataFrame:
     """Gold ``marginality_windows`` rows (one source) summed per window and ``by``.
@@ -204,6 +217,13 @@ PERIOD_PRESETS: dict[str, timedelta] = {
 def preset_periods(length: timedelta, now: datetime) -> tuple[tuple[datetime, datetime], tuple[datetime, datetime]]:
     """(period A, period B): B = the ``length`` ending at ``now``, A = the one before it."""
     return (now - 2 * length, now - length), (now - length, now)
+
+
+def decomposition_cells(change: MarginChange) -> pl.DataFrame:
+    """The per-cell decomposition for a table: largest change first, effects rounded to
+    1e-9 USD (the Shapley formulas leave float noise like 4e-16 where a factor did not move)."""
+    usd = [*EFFECTS, "change", "margin_usd_a", "margin_usd_b"]
+    return change.cells.with_columns(pl.col(usd).round(9)).sort(pl.col("change").abs(), descending=True)
 
 
 def decomposition_parts(change: MarginChange) -> pl.DataFrame:
@@ -359,8 +379,9 @@ def shadow_results(cube: pl.DataFrame, since: datetime, quality: pl.DataFrame | 
     ranked = stats(recent.filter(pl.col("selection") == "ranked"), ["effect_type"], "ranked_")
     if quality is not None and not quality.is_empty():
         q = quality.filter(pl.col("composite").is_not_null())
-        shadow = shadow.join(q.filter(pl.col("selection") == "shadow").group_by("provider_id", "effect_type")
-                             .agg(mean_quality=pl.col("composite").mean()), on=["provider_id", "effect_type"], how="left")
+        shadow_q = (q.filter(pl.col("selection") == "shadow").group_by("provider_id", "effect_type")
+                    .agg(mean_quality=pl.col("composite").mean()))
+        shadow = shadow.join(shadow_q, on=["provider_id", "effect_type"], how="left")
         ranked = ranked.join(q.filter(pl.col("selection") == "ranked").group_by("effect_type")
                              .agg(ranked_mean_quality=pl.col("composite").mean()), on="effect_type", how="left")
     else:
@@ -398,6 +419,18 @@ class ApprovalItem:
     requested_at: datetime | None
     input_key: str | None
     outputs: pl.DataFrame
+
+
+def quality_summary(output: dict) -> str:
+    """An output's quality vector as compact Markdown (three short lines, 3 decimals;
+    ``—`` where it was not measured)."""
+    def v(name: str) -> str:
+        x = output.get(name)
+        return "—" if x is None else f"{x:.3f}"
+
+    return (f"composite **{v('composite')}**  \nfidelity **{v('fidelity')}** · artifacts **{v('artifacts')}**  \n"
+            f"style **{v('style_adherence')}** · temporal **{v('temporal_consistency')}** · "
+            f"pHash **{v('perceptual_hash_distance')}**")
 
 
 def approval_item(request: dict, provider_outputs: pl.DataFrame, input_key: str | None) -> ApprovalItem:

@@ -57,12 +57,12 @@ class LakeReader:
         """The whole table (optionally filtered); empty with the schema when absent."""
         return self.lake.read(spec, where)
 
-    def optional_table(self, layer: str, name: str, limit: int = 1000) -> pl.DataFrame | None:
-        """The first ``limit`` rows of an undeclared table, or None when it does not exist."""
+    def optional_table(self, layer: str, name: str) -> pl.DataFrame | None:
+        """An undeclared table as it is, or None when it does not exist."""
         spec = optional_spec(layer, name)
         if not self.lake.exists(spec):
             return None
-        return self.lake.scan(spec).head(limit).collect()
+        return self.lake.scan(spec).collect()
 
     # -- execution_costs through DuckDB ---------------------------------------------------
     def _query(self, sql: str, params: list) -> pl.DataFrame | None:

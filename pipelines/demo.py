@@ -2,8 +2,9 @@
 
 Starts the intake API (uvicorn), ``dagster dev`` (webserver + daemon, which runs the
 sensors) and the admin dashboard (Streamlit) on one Dagster instance (``DAGSTER_HOME``) and
-one lake (``LAKE_URI``), uploads the samples over HTTP, waits for the sensors to carry each video to the approval queue, approves
-each best result over HTTP, waits for publication and prints a summary per video.
+one lake (``LAKE_URI``), uploads the samples over HTTP, waits for the sensors to carry each
+video to the approval queue, approves each best result over HTTP, waits for publication and
+prints a summary per video.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def run_demo(exit_after: bool, api_port: int, dagster_port: int, timeout_s: floa
     # The admin dashboard gets a one-off password (printed below) unless one is configured.
     dashboard_env, dashboard_password = with_password(env)
     LakeResource(uri=settings.lake_uri).ensure_all()
-    logs = home / "logs"
+    # Not "logs": that folder belongs to the Dagster instance (compute logs) and is cleaned by it.
+    logs = home / "demo_logs"
     logs.mkdir(exist_ok=True)
     bin_dir = Path(sys.executable).parent
     api = _spawn([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",

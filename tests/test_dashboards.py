@@ -120,7 +120,8 @@ def test_prod_refuses_to_start_without_oidc(monkeypatch, world, password_hash):
 
 
 def test_prod_signs_in_with_oidc_and_the_email_allow_list(monkeypatch, world, password_hash):
-    _use(monkeypatch, world, "", EFFECTLAKE_DEPLOYMENT="prod", EFFECTLAKE_ADMIN_EMAILS="Alice@Example.com, bob@example.com")
+    _use(monkeypatch, world, "", EFFECTLAKE_DEPLOYMENT="prod",
+         EFFECTLAKE_ADMIN_EMAILS="Alice@Example.com, bob@example.com")
     at = _app()
     at.secrets["auth"] = OIDC
     at.user = {"is_logged_in": False}

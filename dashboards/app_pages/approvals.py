@@ -2,11 +2,10 @@
 with quality vector, cost and margin; the decision goes through resources/approvals.decide,
 and the approval sensor publishes (or refunds) from there."""
 
-import polars as pl
 import streamlit as st
 
 from dashboards import state, widgets
-from dashboards.data import QUALITY_VECTOR, fmt_pct, fmt_usd
+from dashboards.data import fmt_pct, fmt_usd, quality_summary
 from resources.approvals import decide
 
 ctx = widgets.page("Approval queue")
@@ -41,8 +40,7 @@ def _output(o: dict) -> None:
                     + ("" if o["gate_passed"] in (True, None) else f" · gate failed: {o['gate_failures']}"))
         _video(o["output_key"])
         st.markdown(f"Cost **{fmt_usd(o['cost_usd'])}** · Margin **{fmt_pct(o['margin'], 2)}**")
-        vector = pl.DataFrame({"measure": list(QUALITY_VECTOR), "value": [o[q] for q in QUALITY_VECTOR]})
-        widgets.table(vector, value=st.column_config.NumberColumn("value", format="%.3f"))
+        st.markdown(quality_summary(o))
 
 
 with st.container(border=True):

@@ -26,5 +26,5 @@ for name, df in found.items():
     if rows.is_empty():
         st.caption("No rows" + (f" for {ctx.source} data." if "source" in df.columns else "."))
     else:
-        st.caption(f"{rows.height:,} rows (newest first, at most 1,000).")
-        widgets.table(rows, height=320)
+        st.caption(f"{rows.height:,} rows, newest first" + (" (the first 1,000 shown)." if rows.height > 1000 else "."))
+        widgets.table(rows.head(1000), height=320)

@@ -43,8 +43,8 @@ if cube.is_empty():
 else:
     c1, c2, c3 = st.columns(3)
     trailing = c1.selectbox("Margin over the trailing", list(WINDOWS), index=1, key="history_window")
-    by = c2.selectbox("Per", ["effect_type", "provider_id"], format_func=lambda c: c.replace("_id", "").replace("_", " "),
-                      key="history_by")
+    by = c2.selectbox("Per", ["effect_type", "provider_id"], key="history_by",
+                      format_func=lambda c: c.replace("_id", "").replace("_", " "))
     span = c3.selectbox("Showing", ["7d", "24h", "30d"], key="history_span")
     end = ctx.now.replace(minute=0) + timedelta(hours=1)
     hist = data.margin_history(cube, by, trailing, end - timedelta(days={"24h": 1, "7d": 7, "30d": 30}[span]), end)
@@ -57,6 +57,10 @@ else:
             ["revenue_usd", "cost_usd"], index="hour", variable_name="measure", value_name="usd").with_columns(
             measure=pl.col("measure").str.replace("_usd", ""))
         widgets.chart(charts.lines_over_time(totals, "usd", "measure", y_title=f"USD over the trailing {trailing}"))
+    fc = state.forecast(ctx)
+    if fc is not None:
+        st.markdown(f"**Next 24 hours** — margin per hour, forecast with its {fc.level:.0%} interval")
+        widgets.chart(charts.forecast_chart(*data.forecast_view(cube, fc)))
 
 # -- why did margin move -----------------------------------------------------------------------
 st.subheader("Why did margin move?")
@@ -91,7 +95,7 @@ else:
         for col, (name, value) in zip(m[2:], data.decomposition_parts(change).iter_rows()):
             col.metric(name.capitalize(), fmt_usd(value))
         widgets.chart(charts.effect_bars(data.decomposition_parts(change)))
-        cells = change.cells.sort(pl.col("change").abs(), descending=True)
+        cells = data.decomposition_cells(change)
         widgets.table(cells, price_a=widgets.money("Price A"), price_b=widgets.money("Price B"),
                       cost_per_run_a=widgets.money("Cost/run A"), cost_per_run_b=widgets.money("Cost/run B"),
                       margin_usd_a=widgets.money("Margin A"), margin_usd_b=widgets.money("Margin B"),

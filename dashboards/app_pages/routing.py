@@ -1,7 +1,6 @@
 """Routing: the manifest that routes the next jobs, its history, how much of the exploration
 budget is used, and what shadow providers would have delivered."""
 
-import polars as pl
 import streamlit as st
 
 from dashboards import charts, data, state, widgets
