@@ -87,7 +87,22 @@ class LutSpec(BaseModel):
         return v
 
 
-class FFmpegWorkflow(BaseModel):
+class _Workflow(BaseModel):
+    """What every local workflow shares: per-effect derived parameters, syntax-checked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    params: ParamsByEffect = Field(default_factory=dict)
+
+    @field_validator("params")
+    @classmethod
+    def _params_syntax(cls, v: ParamsByEffect) -> ParamsByEffect:
+        for exprs in v.values():
+            _check_exprs(exprs)
+        return v
+
+
+class FFmpegWorkflow(_Workflow):
     """Workflow of an ``ffmpeg`` provider.
 
     Attributes:
@@ -99,10 +114,7 @@ class FFmpegWorkflow(BaseModel):
         lut: optional per-task LUT file.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     graph: str = Field(min_length=1)
-    params: ParamsByEffect = Field(default_factory=dict)
     lut: LutSpec | None = None
 
     @field_validator("graph")
@@ -115,15 +127,9 @@ class FFmpegWorkflow(BaseModel):
                              "write literal braces as {{ }}") from None
         return v
 
-    @field_validator("params")
-    @classmethod
-    def _params_syntax(cls, v: ParamsByEffect) -> ParamsByEffect:
-        for exprs in v.values():
-            _check_exprs(exprs)
-        return v
 
 
-class OpenCVWorkflow(BaseModel):
+class OpenCVWorkflow(_Workflow):
     """Workflow of an ``opencv`` provider.
 
     Attributes:
@@ -134,10 +140,7 @@ class OpenCVWorkflow(BaseModel):
             effect's params are passed as they are.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     transform: str
-    params: ParamsByEffect = Field(default_factory=dict)
 
     @field_validator("transform")
     @classmethod
@@ -148,12 +151,6 @@ class OpenCVWorkflow(BaseModel):
             raise ValueError(f"unknown frame transform {v!r} (known: {', '.join(sorted(TRANSFORMS))})")
         return v
 
-    @field_validator("params")
-    @classmethod
-    def _params_syntax(cls, v: ParamsByEffect) -> ParamsByEffect:
-        for exprs in v.values():
-            _check_exprs(exprs)
-        return v
 
 
 def _check_exprs(exprs: dict[str, ParamValue]) -> None:
