@@ -49,6 +49,13 @@ def video_status(lake: LakeResource, video_id: str, media_url, base_url: str = "
     approval = _first(lake.read(APPROVAL_REQUESTS, by_video))
     decision = _first(lake.read(APPROVAL_DECISIONS, by_video))
     revision = _first(lake.read(GALLERY_REVISIONS, by_video & pl.col("published").fill_null(False)))
+    # A stage records its event before Dagster's IO manager writes its output row, so for a
+    # moment the event is visible and the row is not: report a stage only once a client can
+    # act on it (approve a request that exists, open a gallery entry that exists).
+    if stage == "awaiting_approval" and approval is None:
+        stage = "selected"
+    if stage == "published" and revision is None:
+        stage = "approved"
     outputs = lake.read(QUALITY_SCORES, by_video).sort("effect_type", "rank")
     return {
         "video_id": video_id,

@@ -129,3 +129,19 @@ def test_rerunning_a_stage_never_duplicates_events_or_ledger_entries(world, shor
     assert (lake.read(PIPELINE_EVENTS).height, lake.read(LEDGER_ENTRIES).height) == before
     assert lake.read(PROVIDER_OUTPUTS, pl.col("video_id") == vid).height == \
         lake.read(TEST_BATCH, pl.col("video_id") == vid).height
+
+
+def test_a_stage_is_reported_only_once_its_output_is_readable(settings):
+    """ApprovalRequested is recorded before the approval row is written: until the row
+    exists, the API must not announce a request nobody can approve."""
+    from api.status import video_status
+    from resources.events import event, record_pipeline_events
+    from resources.schemas import UPLOADS
+
+    lake = LakeResource(uri=settings.lake_uri)
+    lake.append(UPLOADS, pl.DataFrame([{"video_id": "v1", "user_id": "u", "filename": "f.mp4",
+                                        "media_key": "raw/x.mp4", "bytes": 1, "source": "api"}]))
+    record_pipeline_events(lake, [event("BestResultSelected", "v1", "M5", {}),
+                                  event("ApprovalRequested", "v1", "M9", {})])
+    status = video_status(lake, "v1", lambda key: key)
+    assert (status["stage"], status["approval"]) == ("selected", None)
