@@ -17,7 +17,7 @@ def provider_effect_matrix(runs: pl.DataFrame, source: str, computed_at: datetim
         runs: one row per run with ``provider_id``, ``effect_type``, ``status``
             ('succeeded'/'failed'), ``composite`` (null when not scored), ``duration_ms``,
             ``cost_usd``, ``tokens_charged``, ``cost_tokens``.
-        source: ``benchmark`` or ``executions``.
+        source: ``benchmark``, ``executions`` (real) or ``simulated``.
 
     Returns:
         ``provider_effect_matrix`` rows: runs, success_rate, mean_quality (scored runs),

@@ -7,7 +7,9 @@ from pipelines.cli import main
 from pipelines.definitions import build_definitions
 from resources.lake import LakeResource
 from resources.manifest_store import ManifestStore
-from resources.schemas import EXECUTION_COSTS, EXECUTION_EVENTS, MARGINALITY_WINDOWS
+import dagster as dg
+
+from resources.schemas import EXECUTION_COSTS, EXECUTION_EVENTS, MARGINALITY_WINDOWS, PROVIDER_EFFECT_MATRIX
 
 
 def test_simulated_history_is_marked_and_never_routes(settings, instance, monkeypatch):
@@ -26,3 +28,15 @@ def test_simulated_history_is_marked_and_never_routes(settings, instance, monkey
     # Routing reads real executions only: with none, every entry stands on priors.
     assert all(e["executions"] == 0 for entries in manifest["effects"].values() for e in entries)
     assert costs.filter(pl.col("status") == "succeeded")["tokens_charged"].sum() > 0
+
+
+def test_provider_matrix_keeps_simulated_apart(settings, instance, monkeypatch):
+    monkeypatch.setenv("LAKE_URI", settings.lake_uri)
+    assert main(["simulate", "--days", "1", "--seed", "7", "--per-hour", "40"]) == 0
+    defs = build_definitions(settings)
+    assert defs.resolve_job_def("economics_job").execute_in_process(instance=instance).success
+    matrix = defs.get_assets_def(["gold", "provider_effect_matrix"])
+    assert dg.materialize([matrix], resources=defs.resources, instance=instance,
+                          selection=[matrix.key]).success
+    sources = set(LakeResource(uri=settings.lake_uri).read(PROVIDER_EFFECT_MATRIX)["source"])
+    assert sources == {"simulated"}  # no real executions, no benchmark: nothing else appears

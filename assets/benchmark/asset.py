@@ -88,7 +88,8 @@ def benchmark_reports(
 @dg.asset(deps=[benchmark_reports, dg.AssetKey(["gold", "execution_costs"])], **BENCH)
 def provider_effect_matrix(lake: LakeResource, platform: PlatformConfig) -> dg.MaterializeResult:
     """Quality, time, cost per run and margin per provider × effect type: from the latest
-    benchmark and from real executions (joined with their quality scores)."""
+    benchmark (``source`` = benchmark), real executions (executions) and simulated ones
+    (simulated), each its own rows."""
     now = utcnow()
     reports = lake.read(BENCHMARK_REPORTS)
     frames = []
@@ -99,8 +100,11 @@ def provider_effect_matrix(lake: LakeResource, platform: PlatformConfig) -> dg.M
         frames.append(matrix_of(bench, "benchmark", now, latest))
     quality = lake.read(QUALITY_SCORES).select("task_id", "composite")
     executions = lake.read(EXECUTION_COSTS).join(quality, on="task_id", how="left")
-    if not executions.is_empty():
-        frames.append(matrix_of(executions, "executions", now))
+    # Real and simulated executions are separate rows of the matrix: they never mix silently.
+    for source, label in (("real", "executions"), ("simulated", "simulated")):
+        rows = executions.filter(pl.col("source") == source)
+        if not rows.is_empty():
+            frames.append(matrix_of(rows, label, now))
     matrix = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(schema=PROVIDER_EFFECT_MATRIX.schema)
     lake.overwrite(PROVIDER_EFFECT_MATRIX, matrix)
     return dg.MaterializeResult(metadata={"cells": matrix.height})
