@@ -35,6 +35,11 @@ telemetry:
 run_queue:
   # 2 cores: a few videos in flight at once; provider tasks add their own parallelism.
   max_concurrent_runs: 3
+concurrency:
+  pools:
+    # One slot per pool: the "ledger" pool (M5's token reservation) runs one step at a time
+    # across all runs, so a balance is never checked by two reservations at once.
+    default_limit: 1
 """
 
 

@@ -46,3 +46,13 @@ def test_batch_over_the_balance_is_refused_and_the_user_told(settings, instance,
     notes = lake.read(NOTIFICATIONS, pl.col("user_id") == "small")
     assert notes["kind"].to_list() == ["quota_exceeded"]
     assert "has 3 available" in notes["body"][0]
+
+
+def test_reservations_go_through_the_one_slot_ledger_pool(settings, instance, short_bikes):
+    driver = Driver(build_definitions(settings), instance)
+    with serve(create_app(settings)) as base, httpx.Client(base_url=base) as c:
+        _upload(c, short_bikes, "pooled")
+        assert all(r.success for r in driver.step("upload_sensor"))
+    assert "ledger" in instance.event_log_storage.get_concurrency_keys()
+    info = instance.event_log_storage.get_concurrency_info("ledger")
+    assert info.slot_count == 1 and info.active_slot_count == 0  # claimed, then released

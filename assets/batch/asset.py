@@ -46,7 +46,9 @@ def current_rankings(manifest: dict | None, active: dict[str, list[str]], now) -
     return effects, manifest["version"], "manifest"
 
 
-@dg.asset(group_name="M5_batch", output_required=False, ins=silver_ins("prompt_variants", "ingested_video"), **SILVER_KW)
+# pool="ledger": reserving is check-then-append on a user's balance; the instance gives the
+# pool one slot (pipelines/demo.py DAGSTER_YAML), so two runs never both spend the same tokens.
+@dg.asset(group_name="M5_batch", output_required=False, pool="ledger", ins=silver_ins("prompt_variants", "ingested_video"), **SILVER_KW)
 def test_batch(
     context: dg.AssetExecutionContext, prompt_variants: pl.DataFrame, ingested_video: pl.DataFrame,
     lake: LakeResource, providers: ProviderRegistryResource, manifest_store: ManifestStore,
