@@ -32,10 +32,10 @@ DAGSTER_YAML = """\
 # Written by `effectlake demo` for the embedded instance (SQLite storage under this folder).
 telemetry:
   enabled: false
-run_queue:
-  # 2 cores: a few videos in flight at once; provider tasks add their own parallelism.
-  max_concurrent_runs: 3
 concurrency:
+  runs:
+    # 2 cores: a few videos in flight at once; provider tasks add their own parallelism.
+    max_concurrent_runs: 3
   pools:
     # One slot per pool: the "ledger" pool (M5's token reservation) runs one step at a time
     # across all runs, so a balance is never checked by two reservations at once.
