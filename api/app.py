@@ -98,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     lake = LakeResource(uri=settings.lake_uri)
     media = MediaStore(uri=settings.media_uri)
+    manifest_store = ManifestStore(uri=settings.manifest_uri)
+    registry = ProviderRegistryResource(path=settings.providers_path)
     app = FastAPI(title="effectlake intake API", version="0.1.0")
 
     def media_url(key: str | None) -> str | None:
@@ -141,8 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def _accept(file: UploadFile, user_id: str) -> dict:
         # Refuse a paused account before reading a byte (DESIGN.md §6: pause at 100%).
-        ensure_welcome_credit(lake, user_id, settings.welcome_credit_tokens)
-        available = balance(lake, user_id)["available"]
+        available = ensure_welcome_credit(lake, user_id, settings.welcome_credit_tokens)["available"]
         if available <= 0:
             raise UploadRejected(402, "UserQuotaExceeded",
                                  f"User {user_id} has no tokens left ({available} available); "
@@ -228,8 +229,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def override_routing(body: Override) -> dict:
         """Emergency override: route every job of an effect type to one provider, now."""
         try:
-            m = emergency_override(lake, ManifestStore(uri=settings.manifest_uri), body.effect_type,
-                                   body.provider_id, body.reason)
+            m = emergency_override(lake, manifest_store, body.effect_type, body.provider_id, body.reason)
         except NoManifest as exc:
             raise HTTPException(409, str(exc)) from None
         except (KeyError, ValueError) as exc:
@@ -240,8 +240,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def create_ab_test(body: ABTestRequest) -> dict:
         """Run one uploaded video on several providers side by side (the A/B sensor starts it)."""
         try:
-            row = request_ab_test(lake, ProviderRegistryResource(path=settings.providers_path), body.video_id,
-                                  body.effect_type, body.providers, body.admin)
+            row = request_ab_test(lake, registry, body.video_id, body.effect_type, body.providers, body.admin)
         except ABTestInvalid as exc:
             raise HTTPException(422, str(exc)) from None
         return {"experiment_id": row["experiment_id"], "status_url": f"/v1/admin/ab-tests/{row['experiment_id']}"}

@@ -33,7 +33,9 @@ def top_up(lake: LakeResource, user_id: str, tokens: int, topup_id: str, reason:
     return balance(lake, user_id)
 
 
-def ensure_welcome_credit(lake: LakeResource, user_id: str, tokens: int) -> None:
-    """Credit the one-time welcome tokens (idempotent: the top-up id is per user)."""
+def ensure_welcome_credit(lake: LakeResource, user_id: str, tokens: int) -> dict:
+    """Credit the one-time welcome tokens (idempotent: the top-up id is per user) and return
+    the user's balance (``balance``)."""
     if tokens > 0:
-        top_up(lake, user_id, tokens, f"welcome:{user_id}", reason="welcome credit")
+        return top_up(lake, user_id, tokens, f"welcome:{user_id}", reason="welcome credit")
+    return balance(lake, user_id)

@@ -70,7 +70,7 @@ def benchmark_reports(
                     meta.append((video, spec.mode))
         context.log.info(f"benchmark {benchmark_id}: {len(tasks)} runs on {len(videos)} videos")
         runs = run_and_score(tasks, providers.adapter, platform.max_parallel_tasks,
-                             lambda pid: registry.spec(pid).instance_type)
+                             registry.instance_type)
         for run, (video, mode) in zip(runs, meta):
             rows.append({**run, "benchmark_id": benchmark_id, "registry_version": registry.version,
                          "video": video, "mode": mode, "ran_at": now})

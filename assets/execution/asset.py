@@ -29,11 +29,9 @@ def output_key(video_id: str, task_id: str) -> str:
     return f"outputs/{video_id}/{task_id}.mp4"
 
 
-def telemetry(result: TaskResult, output_bytes: int | None = None) -> dict:
-    """The telemetry fields of a result, as stored in events and ``provider_outputs``;
-    ``output_bytes``: the stored output's size (base of storage and bandwidth cost)."""
+def telemetry(result: TaskResult) -> dict:
+    """The telemetry fields of a result, as stored in events and ``provider_outputs``."""
     return {
-        "output_bytes": output_bytes,
         "status": result.status, "duration_ms": result.duration_ms,
         "queue_wait_ms": result.queue_wait_ms, "compute_seconds": result.compute_seconds,
         "instance_type": result.instance_type, "partner_cost_usd": result.partner_cost_usd,
@@ -42,20 +40,17 @@ def telemetry(result: TaskResult, output_bytes: int | None = None) -> dict:
     }
 
 
-def without_size(tel: dict) -> dict:
-    """Telemetry minus ``output_bytes`` (kept in the execution event, not in the silver row)."""
-    return {k: v for k, v in tel.items() if k != "output_bytes"}
-
-
 def result_events(task: dict, result: TaskResult, at, output_bytes: int | None = None) -> tuple[dict, dict]:
-    """The (pipeline event, execution event) pair recording one finished task."""
+    """The (pipeline event, execution event) pair recording one finished task; the execution
+    event also carries ``output_bytes``, the stored output's size (base of storage and
+    bandwidth cost)."""
     kind = "TaskSucceeded" if result.status == "succeeded" else "TaskFailed"
-    tel = telemetry(result, output_bytes)
     pipeline = event(kind, task["video_id"], STAGE,
                      {"task_id": task["task_id"], "provider_id": task["provider_id"],
                       "effect_type": task["effect_type"], "error_class": result.error_class},
                      identity=task["task_id"], occurred_at=at)
-    execution = event(kind, task["video_id"], STAGE, {**tel, "selection": task["selection"]},
+    execution = event(kind, task["video_id"], STAGE,
+                      {**telemetry(result), "output_bytes": output_bytes, "selection": task["selection"]},
                       identity=task["task_id"], occurred_at=at, task_id=task["task_id"],
                       provider_id=task["provider_id"], effect_type=task["effect_type"])
     return pipeline, execution
@@ -87,7 +82,7 @@ def provider_outputs(
             for t in tasks
         ]
         results = run_tasks(jobs, providers.adapter, platform.max_parallel_tasks,
-                            lambda pid: registry.spec(pid).instance_type)
+                            registry.instance_type)
         sizes = {}
         for job, result in zip(jobs, results):
             if result.status == "succeeded":
@@ -100,7 +95,7 @@ def provider_outputs(
         rows.append({
             "video_id": task["video_id"], "task_id": task["task_id"],
             "effect_type": task["effect_type"], "provider_id": task["provider_id"],
-            "selection": task["selection"], **without_size(telemetry(result)),
+            "selection": task["selection"], **telemetry(result),
             "output_key": output_key(task["video_id"], task["task_id"]) if ok else None,
             "node_timings": json.dumps(result.node_timings), "finished_at": finished,
         })

@@ -2,6 +2,8 @@
 every output's quality, time and cost side by side in ``ab_results``."""
 
 import json
+import tempfile
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -36,13 +38,14 @@ def ab_results(config: ABConfig, lake: LakeResource, media: MediaStore, provider
     registry = providers.registry()
     assignments = ab_assignments(req["providers"], [req["video_id"]], req["effect_type"],
                                  experiment=config.experiment_id)
-    with media.local_file(video["proxy_key"]) as proxy:
+    # Outputs go to a scratch folder (a local media store's proxy is the stored file itself).
+    with media.local_file(video["proxy_key"]) as proxy, tempfile.TemporaryDirectory() as workdir:
         tasks = [ProviderTask(task_id=a["task_id"], video_id=req["video_id"], effect_type=req["effect_type"],
                               provider_id=a["provider_id"], input_path=proxy,
-                              output_path=f"{proxy}.{a['task_id']}.mp4", params=params, prompt="ab test")
+                              output_path=str(Path(workdir) / f"{a['task_id']}.mp4"), params=params,
+                              prompt="ab test")
                  for a in assignments]
-        runs = run_and_score(tasks, providers.adapter, platform.max_parallel_tasks,
-                             lambda pid: registry.spec(pid).instance_type)
+        runs = run_and_score(tasks, providers.adapter, platform.max_parallel_tasks, registry.instance_type)
         for run in runs:
             key = f"ab/{config.experiment_id}/{run['provider_id']}.mp4"
             if run["status"] == "succeeded":

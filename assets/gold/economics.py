@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 import polars as pl
 
+from assets.registry.asset import unhealthy_providers
 from economics.cost_model import cost_frame, measure_bursts, profiles_from_registry
 from economics.ledger import task_settlements
 from economics.marginality import WINDOWS
@@ -19,7 +20,6 @@ from economics.marginality import marginality_windows as windows_of
 from economics.revenue import recognise
 from economics.routing import build_manifest, manifest_rows
 from economics.stats import provider_stats
-from assets.registry.asset import unhealthy_providers
 from resources.catalog import CatalogResource
 from resources.events import utcnow
 from resources.lake import LakeResource
@@ -130,9 +130,7 @@ def execution_costs(
     Incremental: each cycle costs only the tasks that finished since the table's newest
     ``finished_at`` (minus LATE_MARGIN) or whose ledger moved, and upserts them by task id,
     so a 15-minute cycle's work follows the new events, not the history."""
-    watermark = None
-    if not config.full_refresh and lake.exists(EXECUTION_COSTS):
-        watermark = lake.column_max(EXECUTION_COSTS, "finished_at")
+    watermark = None if config.full_refresh else lake.column_max(EXECUTION_COSTS, "finished_at")
     costs = _execution_costs_since(lake, catalog, platform.token_usd_rate, watermark,
                                    providers.registry().providers)
     if watermark is None:

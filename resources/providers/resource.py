@@ -32,6 +32,15 @@ class RegistryView:
                 return p
         raise KeyError(f"unknown provider {provider_id!r} (registry {self.version})")
 
+    def instance_type(self, provider_id: str) -> str:
+        """The rate-card instance type ``provider_id`` runs on (for results of tasks whose
+        adapter could not even be built).
+
+        Raises:
+            KeyError: unknown provider id.
+        """
+        return self.spec(provider_id).instance_type
+
     def active_by_effect(self, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, list[str]]:
         """Effect type → active provider ids in registry order (``exclude``: unhealthy ones)."""
         out: dict[str, list[str]] = {}
