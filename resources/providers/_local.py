@@ -33,6 +33,7 @@ import structlog
 from resources.ffmpeg import FFmpegError, ProcessStats, ffmpeg_exe, run_ffmpeg
 from resources.providers.base import Health, ProviderTask, TaskResult
 from resources.providers.params import ParamError
+from resources.video.probe import NoVideoStream, probe_header
 
 if TYPE_CHECKING:
     from resources.providers.registry import ProviderSpec
@@ -165,19 +166,14 @@ def probe_video(path: str) -> VideoFacts:
         TaskFailure: ``DecodeError`` when there is no video stream or no frame rate.
         av.error.FFmpegError: the file cannot be opened as media.
     """
-    with av.open(path) as container:
-        if not container.streams.video:
-            raise TaskFailure("DecodeError", f"{path} has no video stream")
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
-        if not rate:
-            raise TaskFailure("DecodeError", f"{path}: video stream has no frame rate")
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        else:
-            duration = (container.duration or 0) / 1_000_000  # container duration is in µs
-        return VideoFacts(width=stream.codec_context.width, height=stream.codec_context.height,
-                          fps=Fraction(rate), duration=duration, frames=stream.frames or None)
+    try:
+        header = probe_header(path)
+    except NoVideoStream:
+        raise TaskFailure("DecodeError", f"{path} has no video stream") from None
+    if header.frame_rate is None:
+        raise TaskFailure("DecodeError", f"{path}: video stream has no frame rate")
+    return VideoFacts(width=header.width, height=header.height, fps=header.frame_rate,
+                      duration=header.duration_s, frames=header.nb_frames)
 
 
 def verify_output(path: str) -> None:
@@ -392,11 +388,20 @@ class LocalAdapter:
     ``_render`` (a second only after a transient failure), verifies the output and moves it
     to ``task.output_path``. It never raises for a task failure.
 
-    Subclasses implement ``_render(task, out_path, meter, timings)`` (write an mp4 to
-    ``out_path``; raise on failure) and ``health_check``.
+    Subclasses set ``adapter_kind`` (the registry's ``adapter`` value they run) and implement
+    ``_render(task, out_path, meter, timings)`` (write an mp4 to ``out_path``; raise on
+    failure) and ``health_check``.
+
+    Raises:
+        ValueError: ``spec`` is a provider of another adapter kind.
     """
 
+    adapter_kind: str  # set by each subclass, e.g. "ffmpeg"
+
     def __init__(self, spec: ProviderSpec):
+        if spec.adapter != self.adapter_kind:
+            raise ValueError(f"{spec.provider_id} is an {spec.adapter} provider, "
+                             f"not {self.adapter_kind}")
         self.spec = spec
         self.provider_id = spec.provider_id
         self._slots = threading.BoundedSemaphore(spec.concurrency)
