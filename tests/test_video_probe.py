@@ -11,8 +11,14 @@ from assets.ingest import probe_video as ingest_probe
 from assets.quality import frames
 from resources.ffmpeg import run_ffmpeg
 from resources.providers import _local
-from resources.video.probe import (MissingTimestamps, NoVideoStream, VideoHeader, decode_timeline,
-                                   open_video, probe_header)
+from resources.video.probe import (
+    MissingTimestamps,
+    NoVideoStream,
+    VideoHeader,
+    decode_timeline,
+    open_video,
+    probe_header,
+)
 
 
 def _lavfi(dst: Path, source: str, *output_args: str) -> str:
@@ -55,10 +61,10 @@ def test_every_stage_reports_the_same_header(clip):
 
 
 def _header(**claims) -> VideoHeader:
-    base = dict(format_name="matroska,webm", major_brand="", codec_name="h264", width=64,
-                height=64, pix_fmt="yuv420p", frame_rate=Fraction(25), nb_frames=None,
-                stream_duration_s=None, tag_duration_s=None, format_duration_s=None,
-                bit_rate=0, stream_types=("video",))
+    base = {"format_name": "matroska,webm", "major_brand": "", "codec_name": "h264",
+            "width": 64, "height": 64, "pix_fmt": "yuv420p", "frame_rate": Fraction(25),
+            "nb_frames": None, "stream_duration_s": None, "tag_duration_s": None,
+            "format_duration_s": None, "bit_rate": 0, "stream_types": ("video",)}
     return VideoHeader(**{**base, **claims})
 
 

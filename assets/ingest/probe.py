@@ -14,8 +14,15 @@ from dataclasses import asdict, dataclass
 
 import av
 
-from resources.video.probe import (MissingTimestamps, NoVideoStream, Timeline, VideoHeader,
-                                   decode_timeline, open_video, read_header)
+from resources.video.probe import (
+    MissingTimestamps,
+    NoVideoStream,
+    Timeline,
+    VideoHeader,
+    decode_timeline,
+    open_video,
+    read_header,
+)
 
 # A decoded video whose frame timestamps cover less than this share of the duration its header
 # declares is treated as cut off. Complete files cover ~100 % (every sample video here is within
