@@ -33,9 +33,12 @@ import structlog
 from resources.ffmpeg import FFmpegError, ProcessStats, ffmpeg_exe, run_ffmpeg
 from resources.providers.base import Health, ProviderTask, TaskResult
 from resources.providers.params import ParamError
+from resources.retry import transient_failures
 from resources.video.probe import NoVideoStream, probe_header
 
 if TYPE_CHECKING:
+    from tenacity import RetryCallState
+
     from resources.providers.registry import ProviderSpec
 
 log = structlog.get_logger("effectlake.providers")
@@ -454,28 +457,33 @@ class LocalAdapter:
         started = time.perf_counter()
         meter = CpuMeter()
         timings: dict[str, int] = {}
-        attempts = ran = 0
-        while True:
+        attempts = ran = 0  # tries, and tries that got past the input check (billed)
+
+        def attempt() -> None:
+            nonlocal attempts, ran
             attempts += 1
-            try:
-                self._check_task(task)
-                ran += 1
-                self._attempt(task, meter, timings)
-                return self._result(task, "succeeded", started, meter, queue_wait_ms, attempts,
-                                    ran, timings)
-            except Exception as exc:  # noqa: BLE001 - every failure becomes a failed result
-                failure = classify(exc)
-            if failure.transient and attempts < MAX_ATTEMPTS:
-                log.warning("provider_task_retry", provider_id=self.provider_id,
-                            task_id=task.task_id, error_class=failure.error_class,
-                            error_message=failure.message[:_MESSAGE_CHARS],
-                            economic_impact="the failed attempt's compute is paid again",
-                            operator_action="none if the retry succeeds; "
-                                            "else check host memory/processes")
-                time.sleep(RETRY_PAUSE_S)
-                continue
+            self._check_task(task)
+            ran += 1
+            self._attempt(task, meter, timings)
+
+        def log_retry(state: RetryCallState) -> None:
+            failure = classify(state.outcome.exception())  # type: ignore[union-attr, arg-type]
+            log.warning("provider_task_retry", provider_id=self.provider_id,
+                        task_id=task.task_id, error_class=failure.error_class,
+                        error_message=failure.message[:_MESSAGE_CHARS],
+                        economic_impact="the failed attempt's compute is paid again",
+                        operator_action="none if the retry succeeds; "
+                                        "else check host memory/processes")
+
+        retrying = transient_failures(lambda exc: classify(exc).transient, MAX_ATTEMPTS,
+                                      RETRY_PAUSE_S, before_sleep=log_retry)
+        try:
+            retrying(attempt)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a failed result
             return self._result(task, "failed", started, meter, queue_wait_ms, attempts, ran,
-                                timings, failure)
+                                timings, classify(exc))
+        return self._result(task, "succeeded", started, meter, queue_wait_ms, attempts, ran,
+                            timings)
 
     def _check_task(self, task: ProviderTask) -> None:
         if not self.supports(task.effect_type):
