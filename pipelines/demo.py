@@ -21,6 +21,7 @@ import httpx
 from resources.samples import sample_videos
 from pipelines.summary import format_video
 from resources.lake import LakeResource
+from resources.retry import PollTimeout, until_ready
 from resources.settings import DATA_DIR, PROJECT_ROOT, get_settings
 
 # Stages after which a video waits for nobody but an admin, or has ended.
@@ -72,28 +73,32 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 
 def _wait_http(url: str, timeout_s: float, what: str, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def answered() -> bool | None:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited with {proc.returncode}; see its log")
         try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
+            return True if httpx.get(url, timeout=2).status_code < 500 else None
         except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{what} did not answer at {url} within {timeout_s:.0f} s")
+            return None  # not listening yet
+
+    try:
+        until_ready(timeout_s, interval_s=0.5)(answered)
+    except PollTimeout:
+        raise TimeoutError(f"{what} did not answer at {url} within {timeout_s:.0f} s") from None
 
 
 def _wait_stage(client: httpx.Client, video_id: str, stages: set[str], timeout_s: float) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
+    seen: list[str] = []
+
+    def reached() -> dict | None:
         status = client.get(f"/v1/videos/{video_id}").raise_for_status().json()
-        if status["stage"] in stages:
-            return status
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"video {video_id} stuck at stage {status['stage']} after {timeout_s:.0f} s")
-        time.sleep(1.0)
+        seen.append(status["stage"])
+        return status if status["stage"] in stages else None
+
+    try:
+        return until_ready(timeout_s, interval_s=1.0)(reached)
+    except PollTimeout:
+        raise TimeoutError(f"video {video_id} stuck at stage {seen[-1]} after {timeout_s:.0f} s") from None
 
 
 def run_demo(exit_after: bool, api_port: int, dagster_port: int, timeout_s: float,

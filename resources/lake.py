@@ -9,8 +9,6 @@ here each economics cycle.
 
 from __future__ import annotations
 
-import random
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,9 +16,9 @@ import dagster as dg
 import polars as pl
 import pyarrow.dataset as pads
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError
 from pydantic import Field
 
+from resources.retry import commit_conflicts
 from resources.schemas import ALL_TABLES, TableSpec, conform
 
 # Concurrent runs append to the same bronze tables; delta-rs resolves conflicts optimistically,
@@ -203,11 +201,4 @@ class LakeResource(dg.ConfigurableResource):
 
     @staticmethod
     def _retry(fn):
-        for attempt in range(_COMMIT_RETRIES):
-            try:
-                return fn()
-            except CommitFailedError:
-                if attempt == _COMMIT_RETRIES - 1:
-                    raise
-                time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
-        raise AssertionError("unreachable")
+        return commit_conflicts(_COMMIT_RETRIES)(fn)

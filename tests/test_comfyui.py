@@ -253,6 +253,39 @@ def test_unreachable_server(clip: Path, tmp_path: Path) -> None:
     assert not health.ok and "Unreachable" in health.detail
 
 
+class BlippingClient(ComfyUIClient):
+    """A real client whose first ``blips`` history reads after queueing find no server."""
+
+    def __init__(self, base_url: str, blips: int):
+        super().__init__(base_url)
+        self.armed, self.blips, self.unanswered = blips, 0, 0
+
+    def queue_prompt(self, *args: Any, **kwargs: Any) -> str:
+        prompt_id = super().queue_prompt(*args, **kwargs)
+        self.blips = self.armed
+        return prompt_id
+
+    def history(self, prompt_id: str) -> dict[str, Any] | None:
+        if self.blips:
+            self.blips -= 1
+            self.unanswered += 1
+            raise ComfyUIUnreachable("GET /history: ConnectError: test blip")
+        return super().history(prompt_id)
+
+
+@pytest.mark.parametrize(("blips", "status", "error_class"), [
+    (3, "succeeded", None), (4, "failed", "ProviderUnreachable")])
+def test_execute_rides_out_three_unreachable_polls(
+    server: FakeComfyUI, clip: Path, tmp_path: Path, blips: int, status: str,
+    error_class: str | None,
+) -> None:
+    client = BlippingClient(server.base_url, blips)
+    adapter = make_adapter(server.base_url, client=client)
+    result = adapter.execute(make_task(clip, tmp_path, f"vid-1:cartoon:comfy-blips-{blips}"))
+    assert (result.status, result.error_class, client.unanswered) == (status, error_class, blips)
+    assert result.attempts == 1  # polls are not prompt attempts
+
+
 def test_health_check_ok(server: FakeComfyUI) -> None:
     health = make_adapter(server.base_url).health_check()
     assert health.ok and "0.3.64" in health.detail and "cpu" in health.detail

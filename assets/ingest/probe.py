@@ -2,17 +2,27 @@
 
 Headers are only claims: container frame counts and rates are what the muxer wrote, and a
 truncated upload keeps the header of the complete file. So every number on :class:`VideoProbe`
-except the ``header_*`` fields comes from decoding every video frame with PyAV (decode only,
-no pixel conversion, so a 10 s 640x272 H.264 clip takes about 0.1 s).
+except the ``header_*`` fields comes from decoding every video frame
+(``resources.video.probe.decode_timeline``); this module holds M1's rules for what is not a
+usable video.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 
 import av
+
+from resources.video.probe import (
+    MissingTimestamps,
+    NoVideoStream,
+    Timeline,
+    VideoHeader,
+    decode_timeline,
+    open_video,
+    read_header,
+)
 
 # A decoded video whose frame timestamps cover less than this share of the duration its header
 # declares is treated as cut off. Complete files cover ~100 % (every sample video here is within
@@ -98,20 +108,6 @@ class VideoProbe:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class _Decoded:
-    """Result of the decode pass; times are seconds on the file's timeline (pts * time_base)."""
-
-    frame_count: int
-    first_s: float
-    last_s: float
-    last_frame_s: float  # duration of the frame shown last
-    width: int
-    height: int
-    pix_fmt: str
-    error: str | None  # FFmpeg error that stopped decoding early, if any
-
-
 def probe_video(path: str) -> VideoProbe:
     """Decode every video frame of ``path`` and measure it.
 
@@ -133,39 +129,40 @@ def probe_video(path: str) -> VideoProbe:
     if size == 0:
         raise VideoRejected("empty_file", "The file is 0 bytes: nothing was uploaded.")
     try:
-        container = av.open(path)
+        container, stream = open_video(path)
     except av.FFmpegError:
         raise _unopenable(path) from None
+    except NoVideoStream as exc:
+        found = f"only {', '.join(exc.stream_types)}" if exc.stream_types else "no streams at all"
+        raise VideoRejected("no_video_stream", f"The file has no video stream ({found}).") from None
     with container:
-        if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams})
-            found = f"only {', '.join(kinds)}" if kinds else "no streams at all"
-            raise VideoRejected("no_video_stream", f"The file has no video stream ({found}).")
-        stream = container.streams.video[0]
-        if _is_image_demuxer(container.format.name):
-            kind = container.format.name.removesuffix(_IMAGE_DEMUXER_SUFFIX)  # png_pipe -> png
+        header = read_header(container, stream)
+        if _is_image_demuxer(header.format_name):
+            kind = header.format_name.removesuffix(_IMAGE_DEMUXER_SUFFIX)  # png_pipe -> png
             if kind in _IMAGE_DEMUXERS:
-                kind = stream.codec_context.name
+                kind = header.codec_name
             raise VideoRejected(
                 "still_image", f"The file is a still image ({kind.upper()}), not a video."
             )
-        header_fps = _header_fps(stream)
-        header_frames = stream.frames or None
-        header_s = _header_duration_s(container, stream)
-        decoded = _decode_all(container, stream, header_fps)
-        # Still inside ``with``: a closed container no longer lists its streams.
-        return _measure(size, container, stream, decoded, header_fps, header_frames, header_s)
+        header_fps = float(header.frame_rate) if header.frame_rate else None
+        try:
+            decoded = decode_timeline(container, stream, header_fps)
+        except MissingTimestamps:
+            raise VideoRejected(
+                "not_a_video", "The video has no timestamps and no frame rate."
+            ) from None
+    return _measure(size, header, decoded)
 
 
-def _measure(size, container, stream, decoded, header_fps, header_frames, header_s) -> VideoProbe:
+def _measure(size: int, header: VideoHeader, decoded: Timeline) -> VideoProbe:
     """Turn the decode pass into a VideoProbe, rejecting truncated and one-frame files."""
+    header_s = header.video_duration_s
     if decoded.error is not None:
-        got = decoded.last_s - decoded.first_s + decoded.last_frame_s if decoded.frame_count else 0
         claimed = f" of the {header_s:.1f} s its header declares" if header_s else ""
         raise VideoRejected(
             "truncated",
-            f"Decoding stopped with an error after {decoded.frame_count} frames ({got:.1f} s"
-            f"{claimed}): the file is cut off or damaged.",
+            f"Decoding stopped with an error after {decoded.frame_count} frames "
+            f"({decoded.duration_s:.1f} s{claimed}): the file is cut off or damaged.",
         )
     if decoded.frame_count == 0:
         raise VideoRejected(
@@ -176,12 +173,12 @@ def _measure(size, container, stream, decoded, header_fps, header_frames, header
             "still_image",
             "The video has a single frame: it is a still image, not a video.",
         )
-    span_s = decoded.last_s - decoded.first_s
+    span_s = decoded.span_s
     if span_s <= 0:
         raise VideoRejected(
             "not_a_video", f"The {decoded.frame_count} frames all carry the same timestamp."
         )
-    duration_s = span_s + decoded.last_frame_s
+    duration_s = decoded.duration_s
     if header_s and duration_s < TRUNCATION_COVERAGE * header_s:
         raise VideoRejected(
             "truncated",
@@ -189,8 +186,8 @@ def _measure(size, container, stream, decoded, header_fps, header_frames, header
             f"{header_s:.1f} s: the file is cut off.",
         )
     return VideoProbe(
-        container=container.format.name,
-        codec=stream.codec_context.name,
+        container=header.format_name,
+        codec=header.codec_name,
         width=decoded.width,
         height=decoded.height,
         fps=round((decoded.frame_count - 1) / span_s, 3),  # 3 decimals keep 29.97/23.976, drop float noise
@@ -199,76 +196,10 @@ def _measure(size, container, stream, decoded, header_fps, header_frames, header
         bitrate=round(size * 8 / duration_s),
         bytes=size,
         pix_fmt=decoded.pix_fmt,
-        has_audio=bool(container.streams.audio),
-        header_fps=header_fps,
-        header_frame_count=header_frames,
+        has_audio=header.has_audio,
+        header_fps=float(header.frame_rate) if header.frame_rate else None,
+        header_frame_count=header.nb_frames,
     )
-
-
-def _decode_all(container, stream, header_fps: float | None) -> _Decoded:
-    """Decode every frame of ``stream``, keeping only counts, first/last timestamps and size.
-
-    Frames come out in presentation order but some demuxers (AVI with packed B-frames, e.g.
-    Megamind.avi) stamp them slightly out of order, so first/last are the min/max timestamp.
-    Raw elementary streams carry no pts; their frames are then placed at ``1 / header_fps``.
-
-    Raises:
-        VideoRejected: ``not_a_video`` when frames have neither pts nor a header rate.
-    """
-    # PyAV's default slice threading, not "AUTO": frame threading is ~25 % faster on 720p H.264
-    # but swallows the decoder's errors on a cut-off packet, which truncation detection needs.
-    tb = stream.time_base or Fraction(0)
-    count, first, last, last_dur = 0, None, None, 0.0
-    width = height = 0
-    pix_fmt = ""
-    error = None
-    try:
-        for frame in container.decode(stream):
-            if frame.pts is None:
-                if not header_fps:
-                    raise VideoRejected(
-                        "not_a_video", "The video has no timestamps and no frame rate."
-                    )
-                t, dur = count / header_fps, 1 / header_fps
-            else:
-                t, dur = float(frame.pts * tb), float((frame.duration or 0) * tb)
-            if count == 0:
-                width, height, pix_fmt = frame.width, frame.height, frame.format.name
-            count += 1
-            first = t if first is None else min(first, t)
-            if last is None or t >= last:
-                last, last_dur = t, dur
-    except av.FFmpegError as exc:
-        error = str(exc)
-    if count >= 2 and not last_dur:
-        last_dur = (last - first) / (count - 1)  # decoder gave no duration: use the mean interval
-    return _Decoded(count, first or 0.0, last or 0.0, last_dur, width, height, pix_fmt, error)
-
-
-def _header_fps(stream) -> float | None:
-    rate = stream.average_rate or stream.guessed_rate
-    return float(rate) if rate else None
-
-
-def _header_duration_s(container, stream) -> float | None:
-    """Duration the header declares for the video track, None when it declares none.
-
-    In order: the stream's own duration (MP4, AVI); Matroska's per-track ``DURATION`` tag
-    (``HH:MM:SS.nnnnnnnnn``, written by FFmpeg and mkvmerge: MKV streams carry no duration);
-    the container's duration, but only when video is the file's only stream, because otherwise
-    it is the longest track's and a soundtrack that outlasts the picture would look like a cut.
-    """
-    if stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
-    tag = stream.metadata.get("DURATION", "")
-    try:
-        hours, minutes, seconds = tag.split(":")
-        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    except ValueError:
-        pass  # no tag, or not in the Matroska form
-    if container.duration and len(container.streams) == 1:
-        return container.duration / av.time_base
-    return None
 
 
 def _is_image_demuxer(format_name: str) -> bool:

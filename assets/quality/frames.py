@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from fractions import Fraction
 
 import av
 import cv2
 import numpy as np
+
+from resources.video.probe import NoVideoStream, VideoHeader, open_video, read_header
 
 #: Longer side of the working size in px: metrics on <= 320 px frames are fast and still
 #: resolve structure (brief: "downscaled to <= 320 px for speed").
@@ -179,8 +180,9 @@ def probe(path: str) -> VideoMeta:
     Raises:
         VideoUnreadable: missing file, not a media file, or no video stream.
     """
-    with _open(path) as container:
-        return _meta(path, container, container.streams.video[0])
+    container, stream = _open(path)
+    with container:
+        return _meta(path, read_header(container, stream))
 
 
 def decode(path: str, samples: int, work_size: tuple[int, int] | None = None) -> DecodedVideo:
@@ -216,42 +218,34 @@ def decode(path: str, samples: int, work_size: tuple[int, int] | None = None) ->
     return video
 
 
-def _open(path: str):
+def _open(path: str) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """``open_video`` with its failures as VideoUnreadable; the caller closes the container."""
     if not path or not os.path.isfile(path):
         raise VideoUnreadable(str(path), "file does not exist")
     try:
-        container = av.open(path)
+        return open_video(path)
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise VideoUnreadable(path, f"cannot open: {exc}") from exc
-    if not container.streams.video:
-        container.close()
-        raise VideoUnreadable(path, "no video stream")
-    return container
+    except NoVideoStream:
+        raise VideoUnreadable(path, "no video stream") from None
 
 
-def _meta(path: str, container, stream) -> VideoMeta:
-    ctx = stream.codec_context
-    rate = stream.average_rate or stream.guessed_rate or Fraction(0)
-    if stream.duration is not None and stream.time_base is not None:
-        duration = float(stream.duration * stream.time_base)
-    elif container.duration is not None:
-        duration = container.duration / av.time_base
-    else:
-        duration = 0.0
-    bit_rate = stream.bit_rate or container.bit_rate or 0
+def _meta(path: str, header: VideoHeader) -> VideoMeta:
+    duration = header.duration_s
+    bit_rate = header.bit_rate
     if not bit_rate and duration > 0:
         bit_rate = int(os.path.getsize(path) * 8 / duration)
     return VideoMeta(
         path=path,
-        container=container.format.name or "",
-        major_brand=str(container.metadata.get("major_brand", "")),
-        codec=ctx.name or "",
-        width=int(ctx.width or 0),
-        height=int(ctx.height or 0),
-        fps=float(rate),
-        pix_fmt=ctx.pix_fmt or "",
-        bit_rate=int(bit_rate),
-        declared_frames=int(stream.frames or 0),
+        container=header.format_name,
+        major_brand=header.major_brand,
+        codec=header.codec_name,
+        width=header.width,
+        height=header.height,
+        fps=float(header.frame_rate or 0),
+        pix_fmt=header.pix_fmt,
+        bit_rate=bit_rate,
+        declared_frames=header.nb_frames or 0,
         duration_s=duration,
     )
 
@@ -295,8 +289,8 @@ def _decode_pass(
             converted[index] = SampledFrame(index, rgb, small, native)
         samples[slot] = converted[index]
 
-    with _open(path) as container:
-        stream = container.streams.video[0]
+    container, stream = _open(path)
+    with container:
         stream.thread_type = "AUTO"
         # Make the decoder reject damaged packets instead of silently concealing them (h264
         # otherwise patches broken macroblocks and returns a frame): the rejected packets are

@@ -263,10 +263,7 @@ def _score(
     }
     return QualityVector(
         status="scored",
-        fidelity=fidelity,
-        artifacts=artifact_score,
-        style_adherence=style_score,
-        temporal_consistency=temporal_score,
+        **vector,
         perceptual_hash_distance=phash_distance,
         composite=composite(vector, gate.passed),
         confidence=min(1.0, len(slots) / samples),

@@ -33,8 +33,12 @@ import structlog
 from resources.ffmpeg import FFmpegError, ProcessStats, ffmpeg_exe, run_ffmpeg
 from resources.providers.base import Health, ProviderTask, TaskResult
 from resources.providers.params import ParamError
+from resources.retry import transient_failures
+from resources.video.probe import NoVideoStream, probe_header
 
 if TYPE_CHECKING:
+    from tenacity import RetryCallState
+
     from resources.providers.registry import ProviderSpec
 
 log = structlog.get_logger("effectlake.providers")
@@ -165,19 +169,14 @@ def probe_video(path: str) -> VideoFacts:
         TaskFailure: ``DecodeError`` when there is no video stream or no frame rate.
         av.error.FFmpegError: the file cannot be opened as media.
     """
-    with av.open(path) as container:
-        if not container.streams.video:
-            raise TaskFailure("DecodeError", f"{path} has no video stream")
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
-        if not rate:
-            raise TaskFailure("DecodeError", f"{path}: video stream has no frame rate")
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        else:
-            duration = (container.duration or 0) / 1_000_000  # container duration is in µs
-        return VideoFacts(width=stream.codec_context.width, height=stream.codec_context.height,
-                          fps=Fraction(rate), duration=duration, frames=stream.frames or None)
+    try:
+        header = probe_header(path)
+    except NoVideoStream:
+        raise TaskFailure("DecodeError", f"{path} has no video stream") from None
+    if header.frame_rate is None:
+        raise TaskFailure("DecodeError", f"{path}: video stream has no frame rate")
+    return VideoFacts(width=header.width, height=header.height, fps=header.frame_rate,
+                      duration=header.duration_s, frames=header.nb_frames)
 
 
 def verify_output(path: str) -> None:
@@ -392,11 +391,20 @@ class LocalAdapter:
     ``_render`` (a second only after a transient failure), verifies the output and moves it
     to ``task.output_path``. It never raises for a task failure.
 
-    Subclasses implement ``_render(task, out_path, meter, timings)`` (write an mp4 to
-    ``out_path``; raise on failure) and ``health_check``.
+    Subclasses set ``adapter_kind`` (the registry's ``adapter`` value they run) and implement
+    ``_render(task, out_path, meter, timings)`` (write an mp4 to ``out_path``; raise on
+    failure) and ``health_check``.
+
+    Raises:
+        ValueError: ``spec`` is a provider of another adapter kind.
     """
 
+    adapter_kind: str  # set by each subclass, e.g. "ffmpeg"
+
     def __init__(self, spec: ProviderSpec):
+        if spec.adapter != self.adapter_kind:
+            raise ValueError(f"{spec.provider_id} is an {spec.adapter} provider, "
+                             f"not {self.adapter_kind}")
         self.spec = spec
         self.provider_id = spec.provider_id
         self._slots = threading.BoundedSemaphore(spec.concurrency)
@@ -449,28 +457,33 @@ class LocalAdapter:
         started = time.perf_counter()
         meter = CpuMeter()
         timings: dict[str, int] = {}
-        attempts = ran = 0
-        while True:
+        attempts = ran = 0  # tries, and tries that got past the input check (billed)
+
+        def attempt() -> None:
+            nonlocal attempts, ran
             attempts += 1
-            try:
-                self._check_task(task)
-                ran += 1
-                self._attempt(task, meter, timings)
-                return self._result(task, "succeeded", started, meter, queue_wait_ms, attempts,
-                                    ran, timings)
-            except Exception as exc:  # noqa: BLE001 - every failure becomes a failed result
-                failure = classify(exc)
-            if failure.transient and attempts < MAX_ATTEMPTS:
-                log.warning("provider_task_retry", provider_id=self.provider_id,
-                            task_id=task.task_id, error_class=failure.error_class,
-                            error_message=failure.message[:_MESSAGE_CHARS],
-                            economic_impact="the failed attempt's compute is paid again",
-                            operator_action="none if the retry succeeds; "
-                                            "else check host memory/processes")
-                time.sleep(RETRY_PAUSE_S)
-                continue
+            self._check_task(task)
+            ran += 1
+            self._attempt(task, meter, timings)
+
+        def log_retry(state: RetryCallState) -> None:
+            failure = classify(state.outcome.exception())  # type: ignore[union-attr, arg-type]
+            log.warning("provider_task_retry", provider_id=self.provider_id,
+                        task_id=task.task_id, error_class=failure.error_class,
+                        error_message=failure.message[:_MESSAGE_CHARS],
+                        economic_impact="the failed attempt's compute is paid again",
+                        operator_action="none if the retry succeeds; "
+                                        "else check host memory/processes")
+
+        retrying = transient_failures(lambda exc: classify(exc).transient, MAX_ATTEMPTS,
+                                      RETRY_PAUSE_S, before_sleep=log_retry)
+        try:
+            retrying(attempt)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a failed result
             return self._result(task, "failed", started, meter, queue_wait_ms, attempts, ran,
-                                timings, failure)
+                                timings, classify(exc))
+        return self._result(task, "succeeded", started, meter, queue_wait_ms, attempts, ran,
+                            timings)
 
     def _check_task(self, task: ProviderTask) -> None:
         if not self.supports(task.effect_type):

@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from resources.providers.base import Health, ProviderTask, TaskResult
+from resources.retry import PollTimeout, transient_failures, until_ready
 
 # ---------------------------------------------------------------------------------------------
 # Errors
@@ -561,6 +562,8 @@ class WorkflowTemplate:
 _PROMPT_NAMESPACE = uuid.UUID("6b1f3c52-7d0e-4c1b-9a51-2f0de7c3a9e4")
 # How many fresh prompts one task may get after earlier ones failed (attempt numbers).
 _MAX_ATTEMPTS = 20
+# Consecutive unreachable polls ``execute`` rides out before failing the task.
+_UNREACHABLE_POLLS = 3
 
 
 def prompt_id_for(task_id: str, attempt: int = 1) -> str:
@@ -736,33 +739,27 @@ class ComfyUIAdapter:
         """Submit, then poll every ``poll_interval_s`` until done or ``timeout_s``.
 
         Up to 3 consecutive unreachable polls are tolerated (a blip should not fail a GPU job
-        that is still running); on timeout the prompt is removed from the queue or interrupted.
+        that is still running), each ``poll_interval_s`` after the last; on timeout the prompt
+        is removed from the queue or interrupted.
         """
         handle = self.submit(task)
         h = json.loads(handle)
         if "error" in h:
             return self._failed(h, h["error"]["class"], h["error"]["message"])
-        deadline = time.monotonic() + self.timeout_s
-        unreachable = 0
-        while True:
-            try:
-                result = self._poll_once(h)
-                unreachable = 0
-            except ComfyUIUnreachable as exc:
-                unreachable += 1
-                result = None
-                if unreachable > 3:
-                    return self._failed(h, "ProviderUnreachable", str(exc))
-            except ComfyUIHTTPError as exc:
-                return self._failed(h, "ComfyUIHTTPError", str(exc))
-            if result is not None:
-                return result
-            if time.monotonic() >= deadline:
-                self._cancel(h["prompt_id"])
-                return self._failed(
-                    h, "Timeout", f"prompt {h['prompt_id']} not done after {self.timeout_s:g} s"
-                )
-            time.sleep(self.poll_interval_s)
+        # One poll = up to 1 + _UNREACHABLE_POLLS tries while the server does not answer.
+        poll = transient_failures(lambda exc: isinstance(exc, ComfyUIUnreachable),
+                                  1 + _UNREACHABLE_POLLS, self.poll_interval_s)
+        try:
+            return until_ready(self.timeout_s, self.poll_interval_s)(poll, self._poll_once, h)
+        except ComfyUIUnreachable as exc:
+            return self._failed(h, "ProviderUnreachable", str(exc))
+        except ComfyUIHTTPError as exc:
+            return self._failed(h, "ComfyUIHTTPError", str(exc))
+        except PollTimeout:
+            self._cancel(h["prompt_id"])
+            return self._failed(
+                h, "Timeout", f"prompt {h['prompt_id']} not done after {self.timeout_s:g} s"
+            )
 
     def health_check(self) -> Health:
         """``GET /system_stats``: ok with the ComfyUI version and device, or not ok with why."""

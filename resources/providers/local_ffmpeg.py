@@ -39,9 +39,9 @@ class FFmpegAdapter(LocalAdapter):
         ValueError: ``spec`` is not an ffmpeg provider.
     """
 
+    adapter_kind = "ffmpeg"
+
     def __init__(self, spec: ProviderSpec):
-        if spec.adapter != "ffmpeg":
-            raise ValueError(f"{spec.provider_id} is an {spec.adapter} provider, not ffmpeg")
         super().__init__(spec)
         self.workflow = spec.ffmpeg_workflow()
         self.filters = graph_filters(self.workflow.graph)

@@ -73,9 +73,9 @@ class OpenCVAdapter(LocalAdapter):
         ValueError: ``spec`` is not an opencv provider.
     """
 
+    adapter_kind = "opencv"
+
     def __init__(self, spec: ProviderSpec):
-        if spec.adapter != "opencv":
-            raise ValueError(f"{spec.provider_id} is an {spec.adapter} provider, not opencv")
         super().__init__(spec)
         self.workflow = spec.opencv_workflow()
         self.factory = TRANSFORMS[self.workflow.transform]

@@ -1,0 +1,120 @@
+"""The retry and poll policies of every call that waits on the outside world (tenacity).
+
+Each function returns a fresh ``tenacity.Retrying``: call it with the function to run and its
+arguments, ``policy(fn, *args)``. A fresh one per use because a ``Retrying`` carries the state
+of the call in progress; ``.copy(sleep=...)`` swaps the sleep in tests.
+
+=====================  =================================================================
+policy                 used for
+=====================  =================================================================
+``commit_conflicts``   Delta commits that lose an optimistic-concurrency race (lake)
+``transient_failures`` one task attempt that failed for a passing reason (providers)
+``until_ready``        polling a remote job or server until it answers, with a deadline
+=====================  =================================================================
+
+Exceptions a policy does not retry propagate unchanged from the first attempt that raised
+them, and an exhausted retry re-raises the last attempt's exception (``reraise``), so callers
+handle the same exceptions as without a policy.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from deltalake.exceptions import CommitFailedError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_fixed,
+)
+from tenacity.wait import wait_base
+
+# Pause before commit attempt n+1 is uniform(0.05, 0.2) s x n: the jitter spreads writers
+# that lost together so they do not collide again, and the growth gives a crowd time to clear.
+COMMIT_PAUSE_S = (0.05, 0.2)
+
+
+class PollTimeout(TimeoutError):
+    """``until_ready`` reached its deadline without a ready answer."""
+
+
+class wait_jittered_linear(wait_base):
+    """Wait ``uniform(low_s, high_s) * n`` seconds after the n-th failed attempt."""
+
+    def __init__(self, low_s: float, high_s: float):
+        self.low_s = low_s
+        self.high_s = high_s
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        return random.uniform(self.low_s, self.high_s) * retry_state.attempt_number
+
+
+def commit_conflicts(attempts: int) -> Retrying:
+    """Retry a Delta commit that raised ``CommitFailedError``: delta-rs resolves concurrent
+    writes optimistically, so the writer that lost the race commits again.
+
+    Args:
+        attempts: attempts in all (first try included); the lake uses 10.
+
+    Waits ``uniform(0.05, 0.2) * n`` s after the n-th failure (``COMMIT_PAUSE_S``); after
+    ``attempts`` failures the last ``CommitFailedError`` is raised. Other exceptions are not
+    retried.
+    """
+    return Retrying(
+        retry=retry_if_exception_type(CommitFailedError),
+        stop=stop_after_attempt(attempts),
+        wait=wait_jittered_linear(*COMMIT_PAUSE_S),
+        reraise=True,
+    )
+
+
+def transient_failures(
+    is_transient: Callable[[BaseException], bool], attempts: int, pause_s: float,
+    before_sleep: Callable[[RetryCallState], None] | None = None,
+) -> Retrying:
+    """Retry an attempt whose exception ``is_transient`` says may pass (a full machine, a
+    dropped connection), at most ``attempts`` tries in all, ``pause_s`` seconds apart.
+
+    Args:
+        is_transient: exception -> True to retry; every other exception is raised at once.
+        attempts: attempts in all (first try included); the last failure is raised.
+        pause_s: seconds between attempts (long enough for a momentary shortage to clear).
+        before_sleep: called with tenacity's call state before each pause (to log the retry;
+            ``state.outcome.exception()`` is the failure, ``state.attempt_number`` its attempt).
+    """
+    return Retrying(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_attempt(attempts),
+        wait=wait_fixed(pause_s),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+
+
+def until_ready(timeout_s: float, interval_s: float) -> Retrying:
+    """Call a check every ``interval_s`` seconds until it returns something other than None.
+
+    Returns the first non-None answer. The deadline is checked after each call, so there is
+    always a first call and an answer that arrives at the deadline still counts. Exceptions
+    of the check are not retried: they propagate at once.
+
+    Raises:
+        PollTimeout: ``timeout_s`` seconds passed since the first call and the check still
+            answers None.
+    """
+
+    def timed_out(state: RetryCallState) -> None:
+        raise PollTimeout(f"not ready after {state.attempt_number} checks in {timeout_s:g} s")
+
+    return Retrying(
+        retry=retry_if_result(lambda answer: answer is None),
+        stop=stop_after_delay(timeout_s),
+        wait=wait_fixed(interval_s),
+        retry_error_callback=timed_out,
+    )

@@ -1,0 +1,1 @@
+"""Reading video files (PyAV): see ``resources.video.probe``."""
