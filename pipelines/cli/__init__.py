@@ -7,3 +7,9 @@
 * ``simulate.py`` — ``effectlake simulate``: simulated history into the lake.
 * ``manifest.py`` — ``effectlake manifest``: the current routing manifest.
 """
+
+# ``pipelines.cli:main`` was the console script's entry point before the CLI became a
+# package; an environment installed before the move keeps a working ``effectlake``.
+from pipelines.cli.main import main
+
+__all__ = ["main"]

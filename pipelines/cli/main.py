@@ -1,4 +1,4 @@
-"""The ``effectlake`` command (console script ``pipelines.cli.main:main``)."""
+"""The ``effectlake`` command."""
 
 from __future__ import annotations
 
