@@ -128,6 +128,13 @@ class ErrorDetail(BaseModel):
     detail: str
 
 
+class ValidationErrors(BaseModel):
+    """FastAPI's own 422 for a malformed request: one entry per problem (``type``, ``loc``,
+    ``msg``, ``input``…)."""
+
+    detail: list[JSONObject]
+
+
 class UploadError(BaseModel):
     """A refused upload: machine ``error`` code (``UserQuotaExceeded``, ``too_large``,
     ``empty_file``, ``not_a_video``, ``unsupported_media_type``) and readable ``detail``."""

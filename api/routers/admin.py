@@ -13,6 +13,7 @@ from api.deps import LakeDep, ManifestStoreDep, ProvidersDep, require_admin
 from api.models import (
     ABTest, ABTestCreated, ABTestRequest, ApprovalDecided, ApprovalRequest, Balance, Decision,
     ErrorDetail, Override, Recommendation, RecommendationDecided, RoutingOverride, TopUp,
+    ValidationErrors,
 )
 from resources.services.ab_tests import ABTestInvalid, ab_test, request_ab_test
 from resources.services.accounts import top_up
@@ -24,10 +25,13 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(req
                    responses={401: {"model": ErrorDetail}})
 
 NOT_FOUND = {404: {"model": ErrorDetail}}
+# A 422 is FastAPI's list of problems with the body, or a sentence from the service.
+REFUSED = {422: {"model": ErrorDetail | ValidationErrors,
+                 "description": "a malformed body, or a request the service refused"}}
 DECISION_ERRORS = {404: {"model": ErrorDetail}, 409: {"model": ErrorDetail}}
 
 
-@router.post("/users/{user_id}/credits", status_code=201, responses={422: {"model": ErrorDetail}})
+@router.post("/users/{user_id}/credits", status_code=201, responses=REFUSED)
 def credit_user(user_id: str, body: TopUp, lake: LakeDep) -> Balance:
     """Top up a user's tokens (once per ``topup_id``); a paused user can upload again."""
     try:
@@ -37,7 +41,7 @@ def credit_user(user_id: str, body: TopUp, lake: LakeDep) -> Balance:
 
 
 @router.post("/routing/override", status_code=201,
-             responses={409: {"model": ErrorDetail}, 422: {"model": ErrorDetail}})
+             responses={409: {"model": ErrorDetail}, **REFUSED})
 def override_routing(body: Override, lake: LakeDep, manifest_store: ManifestStoreDep) -> RoutingOverride:
     """Emergency override: route every job of an effect type to one provider, now."""
     try:
@@ -49,7 +53,7 @@ def override_routing(body: Override, lake: LakeDep, manifest_store: ManifestStor
     return RoutingOverride(version=m["version"], base_version=m["base_version"], overrides=m["overrides"])
 
 
-@router.post("/ab-tests", status_code=202, responses={422: {"model": ErrorDetail}})
+@router.post("/ab-tests", status_code=202, responses=REFUSED)
 def create_ab_test(body: ABTestRequest, lake: LakeDep, providers: ProvidersDep) -> ABTestCreated:
     """Run one uploaded video on several providers side by side (the A/B sensor starts it)."""
     try:
