@@ -6,7 +6,7 @@ import json
 
 import polars as pl
 
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import (
     APPROVAL_DECISIONS, APPROVAL_REQUESTS, BEST_RESULT, CONTENT_ANALYSIS, GALLERY_REVISIONS,
     INGESTED_VIDEO, NOTIFICATIONS, PIPELINE_EVENTS, QUALITY_SCORES, UPLOADS,
@@ -27,7 +27,7 @@ def _first(df: pl.DataFrame) -> dict | None:
     return df.row(0, named=True) if df.height else None
 
 
-def video_status(lake: LakeResource, video_id: str, media_url, base_url: str = "") -> dict | None:
+def video_status(lake: Lake, video_id: str, media_url, base_url: str = "") -> dict | None:
     """Everything a user (or the demo) needs about one video; None when it was never uploaded.
 
     Args:
@@ -83,7 +83,7 @@ def video_status(lake: LakeResource, video_id: str, media_url, base_url: str = "
     }
 
 
-def gallery(lake: LakeResource) -> pl.DataFrame:
+def gallery(lake: Lake) -> pl.DataFrame:
     """Published effects, newest revision per slug first."""
     return (lake.read(GALLERY_REVISIONS, pl.col("published").fill_null(False))
             .sort("published_at", descending=True).unique("slug", keep="first", maintain_order=True))

@@ -7,7 +7,7 @@ gaps (which include sensor latency and, before publication, the admin's decision
 
 import polars as pl
 
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import PIPELINE_EVENTS, UPLOADS
 from resources.settings import get_settings
 
@@ -16,7 +16,7 @@ MILESTONES = ["VideoIngested", "ContentAnalyzed", "PromptsGenerated", "TestBatch
 
 
 def main() -> None:
-    lake = LakeResource(uri=get_settings().lake_uri)
+    lake = Lake(uri=get_settings().lake_uri)
     uploads = lake.read(UPLOADS).select("video_id", "filename", "uploaded_at")
     # The last task outcome of a video marks the end of execution.
     task_done = pl.col("event_type").is_in(["TaskSucceeded", "TaskFailed"])

@@ -3,7 +3,7 @@
 Usage: ``python bench/dashboard_load.py [--rows 1000000] [--days 28] [--dir D] [--runs 3]``
 
 1. prepare (skipped when ``D/lake`` already has execution costs; not timed): ``effectlake
-   simulate`` (``pipelines.simulate_cli.run_simulation``) sized to ~``rows`` executions over
+   simulate`` (``pipelines.cli.simulate.run_simulation``) sized to ~``rows`` executions over
    ``days`` days, then the economics job, as production would build the lake;
 2. measure: each page of the dashboard rendered by ``streamlit.testing.v1.AppTest`` (the
    real script, HUD and page, in process), each page in a fresh process: its first render
@@ -46,13 +46,13 @@ def prepare(root: Path, rows: int, days: float) -> None:
     import dagster as dg
 
     from pipelines.definitions import build_definitions
-    from pipelines.simulate_cli import run_simulation
-    from resources.lake import LakeResource
+    from pipelines.cli.simulate import run_simulation
+    from resources.lake import Lake
     from resources.schemas import EXECUTION_COSTS
     from resources.settings import Settings
 
     env = env_for(root)
-    lake = LakeResource(uri=env["LAKE_URI"])
+    lake = Lake(uri=env["LAKE_URI"])
     if lake.exists(EXECUTION_COSTS) and lake.scan(EXECUTION_COSTS).select("task_id").collect().height:
         return
     os.environ.update(env)

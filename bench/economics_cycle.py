@@ -25,11 +25,11 @@ from pathlib import Path
 
 def prepare(n: int, root: str) -> None:
     from economics.simulator import execution_events, reference_market, simulate
-    from resources.lake import LakeResource
+    from resources.lake import Lake
     from resources.schemas import EXECUTION_EVENTS, conform
     from deltalake import write_deltalake
 
-    lake = LakeResource(uri=root)
+    lake = Lake(uri=root)
     start = datetime.now(UTC) - timedelta(days=7)
     rows = simulate(reference_market(start), start, 7 * 24, n / (7 * 24) / 1.25, seed=1)
     uri = lake.table_uri(EXECUTION_EVENTS)
@@ -47,31 +47,33 @@ def cycle(root: str) -> None:
     from economics.marginality import marginality_windows
     from economics.routing import build_manifest
     from economics.stats import provider_stats
-    from resources.catalog import CatalogResource
-    from resources.lake import LakeResource
-    from resources.providers.resource import ProviderRegistryResource
+    from resources.clients import Clients
+    from resources.lake import Lake
     from resources.schemas import EXECUTION_EVENTS
+    from resources.settings import get_settings
 
     t = time.perf_counter()
-    lake, catalog = LakeResource(uri=root), CatalogResource()
+    settings = get_settings()
+    clients = Clients.from_settings(settings)
+    lake, catalog = Lake(uri=root), clients.catalog
     executions = finished_executions(lake.scan(EXECUTION_EVENTS))
-    costs = cost_frame(executions, catalog.rate_card(), catalog.prices(), 0.01)
+    costs = cost_frame(executions, catalog.rate_card(), catalog.prices(), settings.token_usd_rate)
     now = datetime.now(UTC)
     windows = marginality_windows(costs, now)
     stats = provider_stats(costs, pl.DataFrame(schema={"provider_id": pl.String, "effect_type": pl.String,
                                                        "status": pl.String, "composite": pl.Float64}))
-    build_manifest(stats, ProviderRegistryResource().registry().active_by_effect(), now)
+    build_manifest(stats, clients.providers.registry().active_by_effect(), now)
     _report("cycle", t, rows=costs.height, windows=windows.height)
 
 
 def floor(root: str) -> None:
     import duckdb
 
-    from resources.lake import LakeResource
+    from resources.lake import Lake
     from resources.schemas import EXECUTION_EVENTS
 
     t = time.perf_counter()
-    events = LakeResource(uri=root).dataset(EXECUTION_EVENTS)  # noqa: F841 (read by duckdb)
+    events = Lake(uri=root).dataset(EXECUTION_EVENTS)  # noqa: F841 (read by duckdb)
     out = duckdb.sql("SELECT provider_id, effect_type, count(*) AS n, sum(length(payload)) AS b "
                      "FROM events GROUP BY ALL").fetchall()
     _report("floor", t, groups=len(out), rows=sum(r[2] for r in out))

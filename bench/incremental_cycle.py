@@ -19,14 +19,15 @@ from assets.gold.economics import LEDGER_LOOKBACK, _execution_costs_since
 from economics.marginality import marginality_windows
 from economics.simulator import execution_events, reference_market, simulate
 from economics.stats import provider_stats
-from resources.catalog import CatalogResource
-from resources.lake import LakeResource
+from resources.catalog import Catalog
+from resources.lake import Lake
 from resources.schemas import EXECUTION_COSTS, EXECUTION_EVENTS, QUALITY_SCORES, conform
+from resources.settings import get_settings
 
 import polars as pl
 
 
-def _write_events(lake: LakeResource, rows: pl.DataFrame) -> None:
+def _write_events(lake: Lake, rows: pl.DataFrame) -> None:
     """Append in time order, one commit per simulated day: production appends events as they
     happen, so each file covers a short time range and file statistics can prune by time."""
     lake.ensure(EXECUTION_EVENTS)
@@ -37,9 +38,10 @@ def _write_events(lake: LakeResource, rows: pl.DataFrame) -> None:
 
 
 def one_size(days: int, per_day: int, new: int, seed: int) -> dict:
-    catalog, now = CatalogResource(), datetime.now(UTC)
+    settings = get_settings()
+    catalog, now = Catalog(data_dir=settings.data_dir), datetime.now(UTC)
     with tempfile.TemporaryDirectory() as root:
-        lake = LakeResource(uri=root)
+        lake = Lake(uri=root)
         start = now - timedelta(days=days)
         hours = days * 24 - 0.25
         history = days * per_day

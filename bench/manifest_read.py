@@ -16,7 +16,8 @@ import polars as pl
 
 from economics.routing import build_manifest
 from resources.manifest_store import ManifestStore
-from resources.providers.resource import ProviderRegistryResource
+from resources.providers.client import ProviderRegistry
+from resources.settings import get_settings
 
 
 def measure(store: ManifestStore, reads: int) -> np.ndarray:
@@ -35,7 +36,7 @@ def main() -> None:
     ap.add_argument("--reads", type=int, default=20_000)
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/15")
     args = ap.parse_args()
-    active = ProviderRegistryResource().registry().active_by_effect()
+    active = ProviderRegistry(path=get_settings().providers_path).registry().active_by_effect()
     manifest = build_manifest(pl.DataFrame(), active, datetime.now(UTC))
     with tempfile.TemporaryDirectory() as d:
         stores = {"file": ManifestStore(uri=f"{d}/routing_manifest.json"),

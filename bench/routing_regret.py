@@ -3,7 +3,7 @@ drift: cumulative margin of routing policies over the same demand.
 
 Usage: ``python bench/routing_regret.py [hours] [jobs_per_hour] [seeds]`` (defaults 48, 2000,
 3). Prices come from data/effects.yaml, instance rates from data/rate_card.yaml, and
-token_usd_rate is 0.01 USD (PlatformConfig default).
+token_usd_rate is 0.01 USD (the Settings default).
 
 Policies (all routers of economics.simulator.simulate, re-deciding every 15 simulated min):
   manifest ε-greedy   build_manifest on provider_stats of the history (trailing window as

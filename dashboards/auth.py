@@ -1,5 +1,6 @@
 """Who may open the admin dashboard: configuration, password hashes and the start-up checks.
-Pure Python (hashlib, hmac); the Streamlit side is ``dashboards/gate.py``.
+Pure Python (hashlib, hmac; the settings and their defaults are ``resources.settings``); the
+Streamlit side is ``dashboards/gate.py``.
 
 Two ways to sign in, chosen by ``EFFECTLAKE_DEPLOYMENT``:
 
@@ -37,11 +38,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from resources.settings import Settings, alias_of, default_of
+
 PROD = "prod"
-PASSWORD_HASH_ENV = "EFFECTLAKE_DASHBOARD_PASSWORD_HASH"
-ADMIN_EMAILS_ENV = "EFFECTLAKE_ADMIN_EMAILS"
-DEPLOYMENT_ENV = "EFFECTLAKE_DEPLOYMENT"
-ADMIN_KEY_ENV = "EFFECTLAKE_ADMIN_KEY"
+# The environment variables, as Settings names them.
+PASSWORD_HASH_ENV = alias_of("dashboard_password_hash")
+ADMIN_EMAILS_ENV = alias_of("admin_emails")
+DEPLOYMENT_ENV = alias_of("deployment")
+ADMIN_KEY_ENV = alias_of("admin_api_key")
 
 # scrypt's recommended interactive parameters (Percival 2009; OWASP keeps N=2^15, r=8):
 # about 0.1 s and 32 MiB per verification, paid once per sign-in.
@@ -49,9 +53,9 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 32768, 8, 1
 SCRYPT_KEY_BYTES = 64
 _SALT_ALPHABET = string.ascii_letters + string.digits
 # Passwords nobody may keep in production: the usual guesses, and the development API key
-# (resources/settings.py's default) because a browser password must not be an API key.
+# (Settings' default) because a browser password must not be an API key.
 DEFAULT_PASSWORDS = ("", "admin", "password", "changeme", "effectlake", "streamlit", "demo",
-                     "dev-admin-key", "admin123", "123456")
+                     default_of("admin_api_key"), "admin123", "123456")
 # Keys an [auth] section (or one of its provider subsections) needs for st.login.
 OIDC_SHARED_KEYS = ("redirect_uri", "cookie_secret")
 OIDC_PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
@@ -157,26 +161,32 @@ class AuthConfig:
         api_admin_key: the API's key (EFFECTLAKE_ADMIN_KEY), only to refuse it as password.
     """
 
-    deployment: str = "local"
+    deployment: str = default_of("deployment")
     password_hash: str | None = None
     admin_emails: frozenset[str] = field(default_factory=frozenset)
     oidc: bool = False
-    api_admin_key: str = "dev-admin-key"
+    api_admin_key: str = default_of("admin_api_key")
 
     @property
     def is_prod(self) -> bool:
         return self.deployment == PROD
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], auth_secrets: Mapping | None = None) -> AuthConfig:
-        """Read the configuration from environment variables and the ``[auth]`` secrets."""
+    def from_settings(cls, settings: Settings, auth_secrets: Mapping | None = None) -> AuthConfig:
+        """The configuration of ``settings`` and the ``[auth]`` secrets."""
         return cls(
-            deployment=(env.get(DEPLOYMENT_ENV) or "local").strip().lower(),
-            password_hash=(env.get(PASSWORD_HASH_ENV) or "").strip() or None,
-            admin_emails=parse_emails(env.get(ADMIN_EMAILS_ENV)),
+            deployment=settings.deployment,
+            password_hash=settings.dashboard_password_hash,
+            admin_emails=parse_emails(settings.admin_emails),
             oidc=oidc_configured(auth_secrets),
-            api_admin_key=env.get(ADMIN_KEY_ENV) or "dev-admin-key",
+            api_admin_key=settings.admin_api_key,
         )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], auth_secrets: Mapping | None = None) -> AuthConfig:
+        """The configuration of the environment ``env`` alone (e.g. one prepared for the
+        dashboard's process; see ``Settings.from_environ``) and the ``[auth]`` secrets."""
+        return cls.from_settings(Settings.from_environ(env), auth_secrets)
 
 
 @lru_cache(maxsize=16)

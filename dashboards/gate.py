@@ -4,13 +4,13 @@ Configuration and hashing: ``dashboards/auth.py``."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 
 import streamlit as st
 
 from dashboards import auth
+from resources.settings import get_settings
 
 ADMIN_KEY = "_effectlake_admin"
 FAILURES_KEY = "_effectlake_signin_failures"
@@ -29,8 +29,8 @@ def _auth_secrets() -> Mapping | None:
 
 
 def config() -> auth.AuthConfig:
-    """The sign-in configuration of this process (environment + secrets)."""
-    return auth.AuthConfig.from_env(os.environ, _auth_secrets())
+    """The sign-in configuration of this process (settings + secrets)."""
+    return auth.AuthConfig.from_settings(get_settings(), _auth_secrets())
 
 
 def refuse_if_misconfigured(cfg: auth.AuthConfig) -> None:
@@ -98,7 +98,7 @@ def _password(cfg: auth.AuthConfig) -> str:
 
 def sign_out() -> None:
     """Forget the sign-in of this session (password) or the identity cookie (OIDC)."""
-    if auth.AuthConfig.from_env(os.environ).is_prod:
+    if auth.AuthConfig.from_settings(get_settings()).is_prod:
         st.logout()
     else:
         st.session_state.pop(ADMIN_KEY, None)

@@ -1,10 +1,10 @@
-"""The dashboard's reads of the lake, through ``resources.lake.LakeResource`` only.
+"""The dashboard's reads of the lake, through the lake client ``resources.lake.Lake`` only.
 
 The big table, gold ``execution_costs`` (a million rows and more), is queried with DuckDB
 over its pyarrow dataset, so the source and time filters and the column list are pushed
 down to the Parquet files and only what a page needs is materialised. Every other table is
 small and read with Polars. Nothing here writes: a table that does not exist yet reads as an
-empty frame of its schema (``LakeResource.dataset`` would create it, so it is only called on
+empty frame of its schema (``Lake.dataset`` would create it, so it is only called on
 tables that exist).
 """
 
@@ -15,7 +15,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import EXECUTION_COSTS, TableSpec
 
 # Columns of execution_costs the money views need (HUD, margins, decomposition).
@@ -36,10 +36,10 @@ class LakeReader:
     """Read-only views of one lake for the dashboard pages.
 
     Args:
-        lake: the lake resource (``LakeResource(uri=Settings().lake_uri)``).
+        lake: the lake client (``Lake(uri=Settings().lake_uri)``).
     """
 
-    def __init__(self, lake: LakeResource):
+    def __init__(self, lake: Lake):
         self.lake = lake
 
     # -- metadata -------------------------------------------------------------------------

@@ -19,15 +19,15 @@ from dashboards import data
 from dashboards.sources import LakeReader
 from economics.decomposition import MarginChange, why_margin_moved
 from economics.forecast import Forecast
-from resources.approvals import pending_requests
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.media import MediaStore
-from resources.recommendation_service import recommendations_with_status
 from resources.schemas import (
     EXECUTION_COSTS, INGESTED_VIDEO, MARGINALITY_WINDOWS, PROVIDER_EFFECT_MATRIX, PROVIDER_OUTPUTS,
     PROVIDER_REGISTRY, QUALITY_SCORES, ROUTING_MANIFESTS, TableSpec,
 )
+from resources.services.approvals import pending_requests
+from resources.services.recommendations import recommendations_with_status
 from resources.settings import Settings
 
 CTX_KEY = "_effectlake_ctx"
@@ -52,8 +52,8 @@ class Context:
     admin: str
 
     @property
-    def lake(self) -> LakeResource:
-        return LakeResource(uri=self.settings.lake_uri)
+    def lake(self) -> Lake:
+        return Lake(uri=self.settings.lake_uri)
 
     @property
     def uri(self) -> str:
@@ -82,7 +82,7 @@ def _v(ctx: Context, *specs: TableSpec) -> tuple[int, ...]:
 
 @st.cache_resource(show_spinner=False)
 def _reader(uri: str) -> LakeReader:
-    return LakeReader(LakeResource(uri=uri))
+    return LakeReader(Lake(uri=uri))
 
 
 # -- execution_costs views -------------------------------------------------------------------
@@ -202,13 +202,13 @@ def manifest(ctx: Context) -> dict | None:
 
 
 def recommendations(ctx: Context) -> pl.DataFrame:
-    """Current recommendations with their status (``recommendation_service``; not cached:
+    """Current recommendations with their status (``resources.services.recommendations``; not cached:
     a decision must show at once)."""
     return recommendations_with_status(ctx.lake)
 
 
 def pending_approvals(ctx: Context) -> pl.DataFrame:
-    """Approval requests without a decision, oldest first (``resources.approvals``)."""
+    """Approval requests without a decision, oldest first (``resources.services.approvals``)."""
     return pending_requests(ctx.lake)
 
 

@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboards import data, gate, state
 from dashboards.data import fmt_pct, fmt_usd
-from resources.decisions import DecisionConflict, DecisionNotFound
+from resources.services.decisions import DecisionConflict, DecisionNotFound
 
 FLASH_KEY = "_effectlake_flash"
 SOURCE_LABELS = {"real": "Real", "simulated": "Simulated"}

@@ -46,7 +46,7 @@ PRIORITY_WEIGHTS: dict[str, dict[str, float]] = {
 PRIOR = 0.5
 CONFIDENCE_PSEUDO_COUNT = 10
 # DESIGN.md §6 "epsilon-greedy exploration (default 5%)"; the same default as
-# PlatformConfig.exploration_rate, which is what the economics job passes.
+# Settings.exploration_rate, which is what the economics job passes.
 EXPLORATION_RATE = 0.05
 AB_SELECTION = "ab"
 

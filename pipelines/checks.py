@@ -8,7 +8,7 @@ which it cannot do (DESIGN.md §3, dagster#12502).
 import dagster as dg
 import polars as pl
 
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import EXECUTION_EVENTS, PROVIDER_OUTPUTS, QUALITY_SCORES
 
 SILVER = ["silver"]
@@ -20,7 +20,8 @@ def _video_id(context: dg.AssetCheckExecutionContext) -> str:
 
 @dg.asset_check(asset=dg.AssetKey([*SILVER, "provider_outputs"]),
                 description="Every dispatched task of the video has exactly one outcome.")
-def every_task_has_an_outcome(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+def every_task_has_an_outcome(context: dg.AssetCheckExecutionContext,
+                              lake: dg.ResourceParam[Lake]) -> dg.AssetCheckResult:
     video_id = _video_id(context)
     dispatched = set(lake.read(EXECUTION_EVENTS, (pl.col("correlation_id") == video_id)
                                & (pl.col("event_type") == "TaskDispatched"))["task_id"])
@@ -35,7 +36,8 @@ def every_task_has_an_outcome(context: dg.AssetCheckExecutionContext, lake: Lake
 
 @dg.asset_check(asset=dg.AssetKey([*SILVER, "quality_scores"]),
                 description="Scores are within [0, 1] and unknown outputs carry confidence 0.")
-def quality_scores_in_range(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+def quality_scores_in_range(context: dg.AssetCheckExecutionContext,
+                            lake: dg.ResourceParam[Lake]) -> dg.AssetCheckResult:
     scores = lake.read(QUALITY_SCORES, pl.col("video_id") == _video_id(context))
     cols = ["fidelity", "artifacts", "style_adherence", "temporal_consistency",
             "perceptual_hash_distance", "composite", "confidence"]

@@ -33,12 +33,8 @@ from pipelines.jobs import (
 from pipelines.sensors import (
     ab_test_sensor, approval_sensor, completion_sensor, provider_change_sensor, upload_sensor,
 )
-from resources.catalog import CatalogResource
-from resources.lake import LakeResource
-from resources.manifest_store import ManifestStore
-from resources.media import MediaStore
-from resources.platform import PlatformConfig
-from resources.providers.resource import ProviderRegistryResource
+from resources.dagster_resources import client_resources
+from resources.lake import Lake
 from resources.settings import Settings, get_settings
 
 ASSETS = [
@@ -50,23 +46,13 @@ ASSETS = [
 
 
 def build_resources(settings: Settings) -> dict:
-    """Resource instances for ``settings`` (the same lake root for the lake resource and the
-    Delta IO manager, so both see the same tables)."""
-    lake = LakeResource(uri=settings.lake_uri)
-    storage = S3Config() if lake.root.startswith("s3://") else LocalConfig()
-    return {
-        "lake": lake,
-        "io_manager": DeltaLakePolarsIOManager(root_uri=lake.root, storage_options=storage),
-        "media": MediaStore(uri=settings.media_uri),
-        "manifest_store": ManifestStore(uri=settings.manifest_uri),
-        "catalog": CatalogResource(reference_suite_path=settings.reference_suite_path),
-        "providers": ProviderRegistryResource(path=settings.providers_path),
-        "platform": PlatformConfig(
-            max_upload_bytes=settings.max_upload_bytes, max_duration_ms=settings.max_duration_ms,
-            min_duration_ms=settings.min_duration_ms, token_usd_rate=settings.token_usd_rate,
-            exploration_rate=settings.exploration_rate, api_base_url=settings.api_base_url,
-        ),
-    }
+    """Resource instances for ``settings``: the client wrappers and ``platform``
+    (``resources.dagster_resources.client_resources``) and the Delta IO manager, rooted where
+    the lake client is, so both see the same tables."""
+    resources = client_resources(settings)
+    root = Lake(uri=settings.lake_uri).root
+    storage = S3Config() if root.startswith("s3://") else LocalConfig()
+    return {**resources, "io_manager": DeltaLakePolarsIOManager(root_uri=root, storage_options=storage)}
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

@@ -13,14 +13,14 @@ import polars as pl
 
 from assets.partitions import videos
 from pipelines.jobs import ab_job, benchmark_job, evaluation_job, intake_job, publish_job
-from resources.lake import LakeResource
-from resources.providers.resource import ProviderRegistryResource
+from resources.lake import Lake
+from resources.providers.client import ProviderRegistry
 from resources.schemas import AB_REQUESTS, APPROVAL_DECISIONS, BENCHMARK_REPORTS, EXECUTION_EVENTS, UPLOADS, TableSpec
 
 INTERVAL_S = 5
 
 
-def _changed(context: dg.SensorEvaluationContext, lake: LakeResource, spec: TableSpec) -> int | None:
+def _changed(context: dg.SensorEvaluationContext, lake: Lake, spec: TableSpec) -> int | None:
     """The table's version when it changed since the cursor, else None."""
     version = lake.version(spec)
     if version < 0 or str(version) == context.cursor:
@@ -28,7 +28,7 @@ def _changed(context: dg.SensorEvaluationContext, lake: LakeResource, spec: Tabl
     return version
 
 
-def _on_table_change(context: dg.SensorEvaluationContext, lake: LakeResource, spec: TableSpec,
+def _on_table_change(context: dg.SensorEvaluationContext, lake: Lake, spec: TableSpec,
                      idle: str, requests: Callable[[pl.DataFrame], list[dg.RunRequest]]):
     """Skip when ``spec``'s table has no new commit; else the run requests ``requests``
     makes from the whole table (run keys drop the ones already made) and the new cursor."""
@@ -40,7 +40,7 @@ def _on_table_change(context: dg.SensorEvaluationContext, lake: LakeResource, sp
 
 @dg.sensor(job=intake_job, minimum_interval_seconds=INTERVAL_S,
            default_status=dg.DefaultSensorStatus.RUNNING)
-def upload_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+def upload_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
     """New rows in ``uploads`` → a ``videos`` partition each and its intake run
     (run_key = video_id, so the same bytes uploaded twice run once)."""
     version = _changed(context, lake, UPLOADS)
@@ -76,7 +76,7 @@ def videos_with_all_tasks_finished(events: pl.DataFrame) -> pl.DataFrame:
 
 @dg.sensor(job=evaluation_job, minimum_interval_seconds=INTERVAL_S,
            default_status=dg.DefaultSensorStatus.RUNNING)
-def completion_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+def completion_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
     """Every provider task of a video finished (succeeded or failed) → its evaluation run."""
     return _on_table_change(context, lake, EXECUTION_EVENTS, "no new task events", lambda events: [
         dg.RunRequest(partition_key=r["video_id"], run_key=f"evaluate:{r['video_id']}:{r['tasks']}")
@@ -85,7 +85,7 @@ def completion_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
 
 @dg.sensor(job=publish_job, minimum_interval_seconds=INTERVAL_S,
            default_status=dg.DefaultSensorStatus.RUNNING)
-def approval_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+def approval_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
     """An admin decision (approve or reject) → the video's publication run."""
     return _on_table_change(context, lake, APPROVAL_DECISIONS, "no new decisions", lambda decisions: [
         dg.RunRequest(partition_key=r["video_id"], run_key=f"publish:{r['approval_id']}")
@@ -94,8 +94,8 @@ def approval_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
 
 @dg.sensor(job=benchmark_job, minimum_interval_seconds=60,
            default_status=dg.DefaultSensorStatus.RUNNING)
-def provider_change_sensor(context: dg.SensorEvaluationContext, lake: LakeResource,
-                           providers: ProviderRegistryResource):
+def provider_change_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake],
+                           providers: dg.ResourceParam[ProviderRegistry]):
     """The provider registry changed since the last benchmark → benchmark again
     (run_key = registry version). Before any benchmark exists the weekly schedule or an
     operator starts the first one, so a fresh install is not flooded at start-up."""
@@ -110,7 +110,7 @@ def provider_change_sensor(context: dg.SensorEvaluationContext, lake: LakeResour
 
 @dg.sensor(job=ab_job, minimum_interval_seconds=INTERVAL_S,
            default_status=dg.DefaultSensorStatus.RUNNING)
-def ab_test_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+def ab_test_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
     """A new A/B test request → one run of it (run_key = experiment id)."""
     return _on_table_change(context, lake, AB_REQUESTS, "no new A/B test requests", lambda requests: [
         dg.RunRequest(run_key=f"ab:{e}", run_config={"ops": {"gold__ab_results": {"config": {"experiment_id": e}}}})

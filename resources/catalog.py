@@ -1,17 +1,17 @@
 """Shipped configuration under ``data/``: effect catalog, style taxonomy, prompt templates,
 rate card. Parsed YAML is cached per (path, mtime), so an edited file is picked up without a
-restart and an unchanged one is parsed once per process."""
+restart and an unchanged one is parsed once per process. ``Catalog`` is a plain pydantic model;
+``resources.dagster_resources.CatalogResource`` hands it to assets."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
 
-import dagster as dg
 import yaml
+from pydantic import BaseModel, ConfigDict
 
 from economics.cost_model import RateCard
-from resources.settings import DATA_DIR
 
 
 @lru_cache(maxsize=32)
@@ -30,11 +30,20 @@ def load_yaml(path: str | Path) -> dict:
     return _load(str(p), p.stat().st_mtime)
 
 
-class CatalogResource(dg.ConfigurableResource):
-    """Read access to the shipped catalogs in ``data_dir`` (default: the repo's ``data/``)."""
+class Catalog(BaseModel):
+    """Read access to the shipped catalogs in ``data_dir`` (``Settings.data_dir``: the repo's
+    ``data/`` by default).
 
-    data_dir: str = str(DATA_DIR)
-    reference_suite_path: str = ""  # default: <data_dir>/reference_suite.yaml
+    Attributes:
+        data_dir: folder of ``effects.yaml``, ``rate_card.yaml``, ``style_taxonomy.yaml``,
+            ``prompt_templates.yaml``.
+        reference_suite_path: the benchmark suite; empty = ``<data_dir>/reference_suite.yaml``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    data_dir: str
+    reference_suite_path: str = ""
 
     def _doc(self, name: str) -> dict:
         return load_yaml(Path(self.data_dir) / name)
@@ -66,7 +75,3 @@ class CatalogResource(dg.ConfigurableResource):
     def reference_suite(self) -> dict:
         """The benchmark job's reference suite (``reference_suite.yaml``)."""
         return load_yaml(self.reference_suite_path or Path(self.data_dir) / "reference_suite.yaml")
-
-    def providers_path(self) -> str:
-        """Path of the provider registry YAML."""
-        return str(Path(self.data_dir) / "providers.yaml")

@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import EXECUTION_EVENTS, NOTIFICATIONS, PIPELINE_EVENTS
 
 
@@ -52,18 +52,18 @@ def event(
     }
 
 
-def record_pipeline_events(lake: LakeResource, rows: list[dict]) -> int:
+def record_pipeline_events(lake: Lake, rows: list[dict]) -> int:
     """Append pipeline events (idempotent); returns how many were new."""
     return lake.append(PIPELINE_EVENTS, pl.DataFrame(rows, infer_schema_length=None)) if rows else 0
 
 
-def record_execution_events(lake: LakeResource, rows: list[dict]) -> int:
+def record_execution_events(lake: Lake, rows: list[dict]) -> int:
     """Append execution (task) events (idempotent); returns how many were new."""
     return lake.append(EXECUTION_EVENTS, pl.DataFrame(rows, infer_schema_length=None)) if rows else 0
 
 
 def notify(
-    lake: LakeResource, user_id: str, video_id: str, kind: str, title: str, body: str,
+    lake: Lake, user_id: str, video_id: str, kind: str, title: str, body: str,
     url: str | None = None, identity: Any = "",
 ) -> dict:
     """Append an in-app notification for ``user_id`` (idempotent per kind and identity) and

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
+from resources.settings import get_settings
+
 
 class FFmpegError(RuntimeError):
     """ffmpeg exited non-zero. ``stderr_tail`` holds its last lines (the useful part)."""
@@ -41,8 +43,9 @@ class ProcessStats:
 
 @lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary: ``$FFMPEG_BINARY`` or the one inside imageio-ffmpeg."""
-    override = os.environ.get("FFMPEG_BINARY")
+    """Path of the ffmpeg binary: ``Settings.ffmpeg_binary`` (``$FFMPEG_BINARY``) or the one
+    inside imageio-ffmpeg."""
+    override = get_settings().ffmpeg_binary
     if override:
         return override
     import imageio_ffmpeg

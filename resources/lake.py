@@ -1,6 +1,8 @@
-"""The lake resource: every Delta table under one root URI (local dir or ``s3://``).
+"""The lake client: every Delta table under one root URI (local dir or ``s3://``).
 
-No other module builds a table path. Bronze tables are appended here with deltalake's own
+A plain pydantic model, so the API and the dashboard read tables without Dagster; the Dagster
+resource that hands it to assets is ``resources.dagster_resources.LakeResource``. No other
+module builds a table path. Bronze tables are appended here with deltalake's own
 merge (insert-if-key-absent), because the Delta IO manager can neither merge nor evolve a
 schema (DESIGN.md §3, dagster-io/dagster#32644); silver tables are written by the
 dagster-deltalake-polars IO manager rooted at the same URI, and gold tables are overwritten
@@ -12,11 +14,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
 import pyarrow.dataset as pads
 from deltalake import DeltaTable, write_deltalake
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from resources.retry import commit_conflicts
 from resources.schemas import ALL_TABLES, TableSpec, conform
@@ -31,7 +32,7 @@ def _is_url(uri: str) -> bool:
     return "://" in uri
 
 
-class LakeResource(dg.ConfigurableResource):
+class Lake(BaseModel):
     """Delta tables rooted at ``uri``.
 
     Attributes:
@@ -40,6 +41,9 @@ class LakeResource(dg.ConfigurableResource):
         storage_options: passed to delta-rs for object stores (e.g. ``AWS_ENDPOINT_URL``,
             ``conditional_put``; DESIGN.md §3 notes S3-compatible servers need them).
     """
+
+    # Frozen like the Dagster resource it replaces: a client shared by threads never changes.
+    model_config = ConfigDict(frozen=True)
 
     uri: str
     storage_options: dict[str, str] = Field(default_factory=dict)

@@ -1,7 +1,8 @@
 """Where the current routing manifest is published and read (DESIGN.md §6).
 
 Backends: a local JSON file (embedded default) or Redis (``redis://…``). Readers only ever
-see a whole manifest: the file is replaced atomically, Redis ``SET`` is atomic.
+see a whole manifest: the file is replaced atomically, Redis ``SET`` is atomic. A plain
+pydantic model; ``resources.dagster_resources.ManifestStoreResource`` hands it to assets.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from functools import lru_cache
 
-import dagster as dg
+from pydantic import BaseModel, ConfigDict
 
 HISTORY_LIMIT = 1000  # versions kept in the store itself; every version is also in the lake
 
@@ -27,7 +28,7 @@ def _redis_client(uri: str):
     return redis.Redis.from_url(uri)
 
 
-class ManifestStore(dg.ConfigurableResource):
+class ManifestStore(BaseModel):
     """The published routing manifest.
 
     Attributes:
@@ -35,6 +36,8 @@ class ManifestStore(dg.ConfigurableResource):
             ``….history.jsonl``) or ``redis://host:port/db``.
         key_prefix: Redis keys ``<prefix>:current`` and ``<prefix>:history``.
     """
+
+    model_config = ConfigDict(frozen=True)
 
     uri: str
     key_prefix: str = "effectlake:routing_manifest"

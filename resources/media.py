@@ -1,9 +1,10 @@
-"""The media store resource: video bytes under one root URI (local dir or ``s3://``).
+"""The media store client: video bytes under one root URI (local dir or ``s3://``).
 
 Keys are relative (``raw/<sha256>.mp4``, ``proxy/<video_id>.mp4``,
 ``outputs/<video_id>/<task_id>.mp4``); only this module turns a key into a location. Video
 tools need local files, so reads and writes go through ``local_file`` / ``writable_file``,
-which are the files themselves on a local root and temporary copies on S3.
+which are the files themselves on a local root and temporary copies on S3. A plain pydantic
+model; ``resources.dagster_resources.MediaResource`` hands it to assets.
 """
 
 from __future__ import annotations
@@ -15,11 +16,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-import dagster as dg
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
-class MediaStore(dg.ConfigurableResource):
+# The intake API serves public media (proxies and outputs) under this path.
+MEDIA_ROUTE = "/v1/media/"
+
+
+def media_url(api_base_url: str, key: str | None) -> str | None:
+    """Public URL of a media key, served by the intake API (None for no key)."""
+    return f"{api_base_url.rstrip('/')}{MEDIA_ROUTE}{key}" if key else None
+
+
+class MediaStore(BaseModel):
     """Video bytes by key.
 
     Attributes:
@@ -27,6 +36,8 @@ class MediaStore(dg.ConfigurableResource):
         storage_options: for S3: ``endpoint_url``, ``region_name`` and credentials passed to
             ``boto3.client("s3", ...)``.
     """
+
+    model_config = ConfigDict(frozen=True)
 
     uri: str
     storage_options: dict[str, str] = Field(default_factory=dict)

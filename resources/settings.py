@@ -1,16 +1,21 @@
-"""Process-wide settings read from the environment (pydantic-settings).
+"""Process-wide settings read from the environment (pydantic-settings): the one place every
+knob of the platform and its default are written.
 
-Every location the platform touches is named here once; the lake and media resources are the
-only code that turns these URIs into paths. Relative defaults resolve against the project root
-so the API, the Dagster processes and the CLI agree whatever their working directory.
+Every location the platform touches is named here once; the I/O clients (``resources/lake.py``,
+``media.py``, ``manifest_store.py``, ``catalog.py``, ``providers/client.py``) are built from
+these values (``resources.clients.Clients.from_settings``) and are the only code that turns
+them into paths. Relative defaults resolve against the project root so the API, the Dagster
+processes, the dashboard and the CLI agree whatever their working directory. The stages read
+their policy knobs (``top_k``, ``exploration_rate``…) from the same object: the Dagster
+``platform`` resource is this Settings instance.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -22,47 +27,152 @@ def _under_data(name: str) -> str:
 
 
 class Settings(BaseSettings):
-    """Deployment settings.
+    """Deployment settings and platform policy (each field's environment variable is its
+    alias).
 
-    Attributes:
-        deployment: ``local`` (embedded default: everything on this disk) or ``prod``.
-        lake_uri: root of every Delta table (local dir or ``s3://bucket/prefix``).
-        media_uri: root of video bytes (local dir or ``s3://bucket/prefix``).
-        manifest_uri: routing-manifest store: a local JSON file path or ``redis://…``
-            (default: ``$REDIS_URL`` when set, else a file under ``data/manifest``).
-        providers_path: the provider registry YAML (``effects.yaml`` and ``rate_card.yaml``
-            beside it are used to validate it).
-        admin_api_key: key for ``/v1/admin/*`` routes (header ``X-Admin-Key``).
-        max_upload_bytes: hard upload size limit enforced by the API and by M1.
-        max_duration_ms / min_duration_ms: accepted video duration range (M1).
+    Locations:
+        lake_uri (``LAKE_URI``): root of every Delta table (local dir or ``s3://bucket/prefix``).
+        media_uri (``MEDIA_URI``): root of video bytes (local dir or ``s3://bucket/prefix``).
+        manifest_uri (``MANIFEST_URI``): routing-manifest store: a local JSON file path or
+            ``redis://…`` (default: ``redis_url`` when set, else a file under
+            ``data/manifest``).
+        redis_url (``REDIS_URL``): production's Redis, the manifest store's default.
+        data_dir (``EFFECTLAKE_DATA_DIR``): the shipped catalogs (``effects.yaml``,
+            ``rate_card.yaml``, ``style_taxonomy.yaml``, ``prompt_templates.yaml``).
+        providers_path (``EFFECTLAKE_PROVIDERS``): the provider registry YAML
+            (``effects.yaml`` and ``rate_card.yaml`` beside it validate it).
+        reference_suite_path (``EFFECTLAKE_REFERENCE_SUITE``): the benchmark's suite; empty
+            = ``<data_dir>/reference_suite.yaml``.
+        dagster_home (``DAGSTER_HOME``): the Dagster instance the CLI and the demo use.
+        ffmpeg_binary (``FFMPEG_BINARY``): ffmpeg to run; empty = the imageio-ffmpeg wheel's.
+
+    API and sign-in:
+        deployment (``EFFECTLAKE_DEPLOYMENT``): ``local`` (embedded default: everything on
+            this disk, password sign-in) or ``prod`` (OIDC sign-in); stored trimmed and
+            lower-cased.
+        admin_api_key (``EFFECTLAKE_ADMIN_KEY``): key for ``/v1/admin/*`` routes (header
+            ``X-Admin-Key``).
+        api_base_url (``EFFECTLAKE_API_URL``): public base URL of the API, for media and
+            gallery links.
+        dashboard_password_hash (``EFFECTLAKE_DASHBOARD_PASSWORD_HASH``): the embedded
+            dashboard's admin password hash (``dashboards/auth.py``); None when unset or blank.
+        admin_emails (``EFFECTLAKE_ADMIN_EMAILS``): prod's dashboard allow-list,
+            comma-separated.
+
+    Intake (API and M1):
+        max_upload_bytes: hard upload size limit, bytes.
+        max_duration_ms / min_duration_ms: accepted video duration range, ms.
+        proxy_max_side: longest side of the normalized proxy M1 writes, pixels.
         welcome_credit_tokens: tokens credited once to a user's account on their first
             upload (a free trial; 0 disables it, then users need an admin top-up first).
-        token_usd_rate: USD value of one token (DESIGN.md §6).
-        exploration_rate: epsilon for epsilon-greedy provider exploration (DESIGN.md §6).
+
+    Economics and routing:
+        token_usd_rate: USD value of one token.
+        exploration_rate: epsilon of epsilon-greedy provider exploration (5% by default).
+        top_k: providers M5 takes per effect type from the routing manifest.
+        priority: user priority naming the routing / best-result weights
+            (``economics.routing.PRIORITY_WEIGHTS``).
+        routing_window_hours: trailing window of real executions the routing manifest is
+            ranked from, hours.
+        max_parallel_tasks: provider tasks run at once by M6, the benchmark and A/B tests.
     """
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
-    deployment: str = Field(default="local", alias="EFFECTLAKE_DEPLOYMENT")
+    # -- locations --------------------------------------------------------------------------
     lake_uri: str = Field(default_factory=lambda: _under_data("lake"), alias="LAKE_URI")
     media_uri: str = Field(default_factory=lambda: _under_data("media"), alias="MEDIA_URI")
-    manifest_uri: str = Field(
-        # Production sets REDIS_URL; the embedded default is a file under data/.
-        default_factory=lambda: os.environ.get("REDIS_URL") or _under_data("manifest/routing_manifest.json"),
-        alias="MANIFEST_URI",
-    )
+    # Empty means "not set": the validator below picks Redis or the file default.
+    manifest_uri: str = Field(default="", alias="MANIFEST_URI")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    data_dir: str = Field(default_factory=lambda: str(DATA_DIR), alias="EFFECTLAKE_DATA_DIR")
     providers_path: str = Field(
         default_factory=lambda: _under_data("providers.yaml"), alias="EFFECTLAKE_PROVIDERS"
     )
     reference_suite_path: str = Field(default="", alias="EFFECTLAKE_REFERENCE_SUITE")
+    dagster_home: str = Field(default_factory=lambda: _under_data("dagster_home"), alias="DAGSTER_HOME")
+    ffmpeg_binary: str = Field(default="", alias="FFMPEG_BINARY")
+
+    # -- API and sign-in --------------------------------------------------------------------
+    deployment: str = Field(default="local", alias="EFFECTLAKE_DEPLOYMENT")
     admin_api_key: str = Field(default="dev-admin-key", alias="EFFECTLAKE_ADMIN_KEY")
     api_base_url: str = Field(default="http://127.0.0.1:8000", alias="EFFECTLAKE_API_URL")
+    dashboard_password_hash: str | None = Field(default=None, alias="EFFECTLAKE_DASHBOARD_PASSWORD_HASH")
+    admin_emails: str = Field(default="", alias="EFFECTLAKE_ADMIN_EMAILS")
+
+    # -- intake -----------------------------------------------------------------------------
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, alias="EFFECTLAKE_MAX_UPLOAD_BYTES")
     max_duration_ms: int = Field(default=120_000, alias="EFFECTLAKE_MAX_DURATION_MS")
     min_duration_ms: int = Field(default=500, alias="EFFECTLAKE_MIN_DURATION_MS")
+    proxy_max_side: int = Field(default=480, alias="EFFECTLAKE_PROXY_MAX_SIDE")
     welcome_credit_tokens: int = Field(default=200, alias="EFFECTLAKE_WELCOME_CREDIT")
+
+    # -- economics and routing --------------------------------------------------------------
     token_usd_rate: float = Field(default=0.01, alias="EFFECTLAKE_TOKEN_USD_RATE")
     exploration_rate: float = Field(default=0.05, alias="EFFECTLAKE_EXPLORATION_RATE")
+    top_k: int = Field(default=2, alias="EFFECTLAKE_TOP_K")
+    priority: str = Field(default="balanced", alias="EFFECTLAKE_PRIORITY")
+    routing_window_hours: int = Field(default=24, alias="EFFECTLAKE_ROUTING_WINDOW_HOURS")
+    max_parallel_tasks: int = Field(default=2, alias="EFFECTLAKE_MAX_PARALLEL_TASKS")
+
+    @field_validator("deployment")
+    @classmethod
+    def _deployment(cls, value: str) -> str:
+        return value.strip().lower() or "local"
+
+    @field_validator("dashboard_password_hash")
+    @classmethod
+    def _password_hash(cls, value: str | None) -> str | None:
+        return (value or "").strip() or None
+
+    @model_validator(mode="after")
+    def _manifest_default(self) -> Settings:
+        # Production sets REDIS_URL; the embedded default is a file under data/.
+        if not self.manifest_uri:
+            self.manifest_uri = self.redis_url or _under_data("manifest/routing_manifest.json")
+        return self
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """Settings from ``environ`` alone, not the process environment (for an environment
+        prepared for a child process, or a test's).
+
+        Raises:
+            pydantic.ValidationError: a value of the wrong type (e.g. a non-numeric limit).
+        """
+        return _FromMapping(**environ)
+
+
+class _FromMapping(Settings):
+    """Settings whose only source is the keyword arguments (no process environment, no
+    dotenv file): what ``Settings.from_environ`` builds."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return (init_settings,)
+
+
+def alias_of(field: str) -> str:
+    """The environment variable of Settings field ``field`` (e.g. ``lake_uri`` → ``LAKE_URI``).
+
+    Raises:
+        KeyError: no such field.
+    """
+    return Settings.model_fields[field].alias or field.upper()
+
+
+def default_of(field: str):
+    """The default of Settings field ``field`` (for code that must name it, e.g. the
+    dashboard's list of passwords nobody may keep).
+
+    Raises:
+        KeyError: no such field; ValueError: the field's default is computed.
+    """
+    info = Settings.model_fields[field]
+    if info.default_factory is not None:
+        raise ValueError(f"{field} has a computed default")
+    return info.default
 
 
 def get_settings() -> Settings:

@@ -23,7 +23,7 @@ import yaml
 from api.app import create_app
 from economics.recommendations import recommend
 from pipelines.definitions import build_definitions
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import RECOMMENDATIONS
 from resources.settings import Settings
 from tests.harness import Driver
@@ -63,8 +63,8 @@ class World:
                 "EFFECTLAKE_DASHBOARD_PASSWORD_HASH": password_hash}
 
     @property
-    def lake(self) -> LakeResource:
-        return LakeResource(uri=self.lake_uri)
+    def lake(self) -> Lake:
+        return Lake(uri=self.lake_uri)
 
 
 def _upload(client: httpx.Client, path: Path) -> str:
@@ -118,7 +118,7 @@ def build(root: Path, clips: list[Path], suite_clip: Path) -> World:
         assert defs.resolve_job_def("benchmark_job").execute_in_process(instance=instance).success
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("LAKE_URI", world.lake_uri)
-            from pipelines.simulate_cli import run_simulation
+            from pipelines.cli.simulate import run_simulation
 
             run_simulation(days=SIM_DAYS, seed=SIM_SEED, per_hour=SIM_PER_HOUR)
         assert defs.resolve_job_def("economics_job").execute_in_process(instance=instance).success

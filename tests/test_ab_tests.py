@@ -6,7 +6,7 @@ import polars as pl
 
 from api.app import create_app
 from pipelines.definitions import build_definitions
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import LEDGER_ENTRIES
 from tests.harness import Driver
 from tests.server import serve
@@ -16,7 +16,7 @@ ADMIN = {"X-Admin-Key": "test-admin-key"}
 
 def test_ab_test_runs_each_provider_once_and_charges_nobody(settings, instance, short_carphone):
     driver = Driver(build_definitions(settings), instance)
-    lake = LakeResource(uri=settings.lake_uri)
+    lake = Lake(uri=settings.lake_uri)
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as c:
         vid = c.post("/v1/uploads", files={"file": ("c.mp4", short_carphone.read_bytes(), "video/mp4")}).json()["video_id"]
         driver.step("upload_sensor")

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from api.app import create_app
-from api.sniff import sniff
-from resources.lake import LakeResource
+from resources.services.sniff import sniff
+from resources.lake import Lake
 from resources.schemas import UPLOAD_REJECTIONS, UPLOADS
 from tests.server import serve
 
@@ -41,7 +41,7 @@ def test_bad_uploads_get_readable_4xx_and_are_recorded(client, settings, tmp_pat
     # A good upload in between is unaffected.
     ok = _post(client, "bikes.mp4", short_bikes.read_bytes())
     assert ok.status_code == 202
-    lake = LakeResource(uri=settings.lake_uri)
+    lake = Lake(uri=settings.lake_uri)
     rejections = lake.read(UPLOAD_REJECTIONS)
     assert sorted(rejections["code"].to_list()) == sorted(c[4] for c in cases)
     assert lake.read(UPLOADS)["video_id"].to_list() == [ok.json()["video_id"]]
@@ -52,7 +52,7 @@ def test_over_the_size_limit_is_413(settings, short_bikes):
     with serve(create_app(small)) as base, httpx.Client(base_url=base) as c:
         r = _post(c, "bikes.mp4", short_bikes.read_bytes())
     assert r.status_code == 413 and "limit" in r.json()["detail"]
-    assert LakeResource(uri=settings.lake_uri).read(UPLOADS).is_empty()
+    assert Lake(uri=settings.lake_uri).read(UPLOADS).is_empty()
 
 
 def test_unknown_video_and_media_are_404(client):

@@ -7,8 +7,8 @@ import polars as pl
 import yaml
 
 from pipelines.definitions import build_definitions
-from resources.lake import LakeResource
-from resources.providers.resource import ProviderRegistryResource
+from resources.lake import Lake
+from resources.providers.client import ProviderRegistry
 from resources.schemas import BENCHMARK_REPORTS, PROVIDER_EFFECT_MATRIX, RECOMMENDATIONS
 from tests.harness import Driver
 
@@ -23,9 +23,9 @@ def test_benchmark_covers_every_provider_and_effect(settings, instance, short_ca
     assert driver.tick("provider_change_sensor") == []  # no benchmark yet: no flood at start-up
     assert defs.resolve_job_def("benchmark_job").execute_in_process(instance=instance).success
 
-    lake = LakeResource(uri=settings.lake_uri)
+    lake = Lake(uri=settings.lake_uri)
     reports = lake.read(BENCHMARK_REPORTS)
-    registry = ProviderRegistryResource().registry()
+    registry = ProviderRegistry(path=settings.providers_path).registry()
     expected = {(p.provider_id, e) for p in registry.providers if p.mode != "disabled" for e in p.effect_types}
     assert set(zip(reports["provider_id"], reports["effect_type"])) == expected
     assert (reports["status"] == "succeeded").all()
@@ -41,7 +41,7 @@ def test_benchmark_covers_every_provider_and_effect(settings, instance, short_ca
 def test_benchmark_evidence_reaches_recommendations(settings, instance):
     # A benchmark where ffmpeg-posterize matches opencv-cartoon's quality at 40% of its cost,
     # while the manifest (no user traffic yet) ranks opencv-cartoon first: a switch is due.
-    lake = LakeResource(uri=settings.lake_uri)
+    lake = Lake(uri=settings.lake_uri)
     now = datetime.now(UTC)
     rows = [{"benchmark_id": "b1", "registry_version": "r", "video": f"v{i}", "provider_id": p,
              "effect_type": "cartoon", "mode": "active", "status": "succeeded", "composite": 0.8,

@@ -6,7 +6,7 @@ import polars as pl
 
 from api.app import create_app
 from pipelines.definitions import build_definitions
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import EXECUTION_EVENTS, NOTIFICATIONS, PIPELINE_EVENTS
 from tests.harness import Driver
 from tests.server import serve
@@ -39,7 +39,7 @@ def test_batch_over_the_balance_is_refused_and_the_user_told(settings, instance,
         assert all(r.success for r in driver.step("upload_sensor"))
         assert c.get(f"/v1/videos/{vid}").json()["stage"] == "quota_exceeded"
         assert c.get("/v1/users/small/balance").json()["available"] == 3  # nothing reserved
-    lake = LakeResource(uri=settings.lake_uri)
+    lake = Lake(uri=settings.lake_uri)
     types = lake.read(PIPELINE_EVENTS, pl.col("correlation_id") == vid)["event_type"].to_list()
     assert "UserQuotaExceeded" in types and "TestBatchDispatched" not in types
     assert lake.read(EXECUTION_EVENTS, pl.col("correlation_id") == vid).is_empty()

@@ -15,9 +15,9 @@ from streamlit.testing.v1 import AppTest
 
 from dashboards import auth, state
 from dashboards.data import fmt_pct, fmt_usd
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.manifest_store import ManifestStore
-from resources.recommendation_service import recommendations_with_status
+from resources.services.recommendations import recommendations_with_status
 from resources.schemas import APPROVAL_DECISIONS, EXECUTION_COSTS, RECOMMENDATION_DECISIONS
 from tests import dashboards_lake
 from tests.dashboards_lake import PASSWORD, World
@@ -275,7 +275,7 @@ def test_bottlenecks_page_shows_alert_tables_once_they_exist(monkeypatch, privat
     alerts = pl.DataFrame({"alert_id": ["a1", "a2", "a3"], "source": ["real", "real", "simulated"],
                            "severity": ["high", "low", "high"], "message": ["margin below floor", "slow", "sim"],
                            "raised_at": [datetime(2026, 1, d, tzinfo=UTC) for d in (1, 2, 3)]})
-    write_deltalake(f"{LakeResource(uri=private_world.lake_uri).root}/gold/economic_alerts", alerts.to_arrow())
+    write_deltalake(f"{Lake(uri=private_world.lake_uri).root}/gold/economic_alerts", alerts.to_arrow())
     at = _open(_signed_in(monkeypatch, private_world, password_hash), "bottlenecks")
     assert [s.value for s in at.subheader] == ["Signals", "Bottleneck classifications", "Economic alerts"]
     shown = at.dataframe[0].value

@@ -12,7 +12,7 @@ import pytest
 
 from dashboards import auth, data
 from dashboards.launch import with_password
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 NOW = datetime(2026, 11, 21, 12, 30, tzinfo=UTC)
 

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from pipelines.demo import DAGSTER_YAML
+from pipelines.cli.demo import DAGSTER_YAML
 
 
 def test_demo_instance_config_loads_with_the_ledger_pool_limit(tmp_path):

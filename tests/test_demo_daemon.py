@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from resources.samples import sample_videos
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import GALLERY_REVISIONS, PIPELINE_EVENTS
 from tests.server import free_port
 
@@ -26,7 +26,7 @@ def test_demo_publishes_every_sample_through_the_daemon(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     samples = sample_videos()
     assert proc.stdout.count("stage=published") == len(samples) >= 3
-    lake = LakeResource(uri=env["LAKE_URI"])
+    lake = Lake(uri=env["LAKE_URI"])
     assert lake.read(GALLERY_REVISIONS).filter(pl.col("published")).height == len(samples)
     published = lake.read(PIPELINE_EVENTS, pl.col("event_type") == "EffectPublished")
     assert published["correlation_id"].n_unique() == len(samples)

@@ -1,4 +1,4 @@
-"""The demo's waits for its servers and for a video's stage (pipelines/demo.py)."""
+"""The demo's waits for its servers and for a video's stage (pipelines/cli/demo.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import httpx
 import pytest
 
-from pipelines.demo import _wait_http, _wait_stage
+from pipelines.cli.demo import _wait_http, _wait_stage
 
 
 def _closed_port_url() -> str:

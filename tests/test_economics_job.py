@@ -10,7 +10,7 @@ import pytest
 
 from api.app import create_app
 from pipelines.definitions import build_definitions
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.schemas import (
     EXECUTION_COSTS, MARGINALITY_WINDOWS, PIPELINE_EVENTS, PROVIDER_OUTPUTS, PROVIDER_REGISTRY,
@@ -28,7 +28,7 @@ def _upload(base, path):
 def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, short_bikes, short_carphone):
     defs = build_definitions(settings)
     driver = Driver(defs, instance)
-    lake = LakeResource(uri=settings.lake_uri)
+    lake = Lake(uri=settings.lake_uri)
     with serve(create_app(settings)) as base:
         first = _upload(base, short_bikes)
         driver.step("upload_sensor")
@@ -78,7 +78,7 @@ def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, s
 def test_emergency_override_is_published_at_once_and_m5_obeys(settings, instance, short_bikes, short_carphone):
     defs = build_definitions(settings)
     driver = Driver(defs, instance)
-    lake = LakeResource(uri=settings.lake_uri)
+    lake = Lake(uri=settings.lake_uri)
     admin = {"X-Admin-Key": "test-admin-key"}
     with serve(create_app(settings)) as base, httpx.Client(base_url=base) as c:
         r = c.post("/v1/admin/routing/override", headers=admin,
@@ -102,7 +102,7 @@ def test_emergency_override_is_published_at_once_and_m5_obeys(settings, instance
 def test_incremental_costs_match_a_full_refresh_including_a_late_refund(settings, instance, short_bikes, short_carphone):
     defs = build_definitions(settings)
     driver = Driver(defs, instance)
-    lake = LakeResource(uri=settings.lake_uri)
+    lake = Lake(uri=settings.lake_uri)
     economics = defs.resolve_job_def("economics_job")
     admin = {"X-Admin-Key": "test-admin-key"}
     with serve(create_app(settings)) as base, httpx.Client(base_url=base) as c:

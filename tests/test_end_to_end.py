@@ -10,7 +10,7 @@ import pytest
 
 from api.app import create_app
 from pipelines.definitions import build_definitions
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import LEDGER_ENTRIES, PIPELINE_EVENTS, PROVIDER_OUTPUTS, TEST_BATCH
 from tests.harness import Driver
 from tests.server import serve
@@ -24,7 +24,7 @@ def _upload(client: httpx.Client, path, name: str | None = None) -> httpx.Respon
                            data={"user_id": "user-1"})
 
 
-def _event_types(lake: LakeResource, video_id: str) -> list[str]:
+def _event_types(lake: Lake, video_id: str) -> list[str]:
     ev = lake.read(PIPELINE_EVENTS, pl.col("correlation_id") == video_id).sort("occurred_at")
     return ev["event_type"].to_list()
 
@@ -33,7 +33,7 @@ def _event_types(lake: LakeResource, video_id: str) -> list[str]:
 def world(settings, instance):
     defs = build_definitions(settings)
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
-        yield Driver(defs, instance), client, LakeResource(uri=settings.lake_uri)
+        yield Driver(defs, instance), client, Lake(uri=settings.lake_uri)
 
 
 def test_upload_to_published_through_sensors(world, short_bikes, tmp_path):
@@ -138,7 +138,7 @@ def test_a_stage_is_reported_only_once_its_output_is_readable(settings):
     from resources.events import event, record_pipeline_events
     from resources.schemas import UPLOADS
 
-    lake = LakeResource(uri=settings.lake_uri)
+    lake = Lake(uri=settings.lake_uri)
     lake.append(UPLOADS, pl.DataFrame([{"video_id": "v1", "user_id": "u", "filename": "f.mp4",
                                         "media_key": "raw/x.mp4", "bytes": 1, "source": "api"}]))
     record_pipeline_events(lake, [event("BestResultSelected", "v1", "M5", {}),

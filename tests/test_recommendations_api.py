@@ -8,7 +8,7 @@ import pytest
 
 from api.app import create_app
 from economics.recommendations import recommend
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import RECOMMENDATION_DECISIONS, RECOMMENDATIONS
 from tests.server import serve
 
@@ -29,7 +29,7 @@ def _costs_where_margin_is_thin() -> pl.DataFrame:
 
 @pytest.fixture
 def seeded(settings):
-    lake = LakeResource(uri=settings.lake_uri)
+    lake = Lake(uri=settings.lake_uri)
     recs = recommend(_costs_where_margin_is_thin(), pl.DataFrame({
         "provider_id": ["opencv-cartoon"], "effect_type": ["cartoon"], "mean_quality": [0.9], "scored": [20]}),
         {"effects": {}}, {"cartoon": 4}, 0.01, now=datetime(2026, 11, 21, 13, tzinfo=UTC))

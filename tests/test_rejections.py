@@ -8,7 +8,7 @@ import pytest
 from api.app import create_app
 from pipelines.definitions import build_definitions
 from resources.ffmpeg import run_ffmpeg
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import INGESTED_VIDEO, NOTIFICATIONS, PIPELINE_EVENTS
 from tests.harness import Driver
 from tests.server import serve
@@ -36,7 +36,7 @@ def test_undecodable_inputs_are_rejected_and_the_rest_carries_on(
     truncated = tmp_path / "cut.mp4"
     truncated.write_bytes(short_bikes.read_bytes()[:-4000])  # bikes keeps its index first
     driver = Driver(build_definitions(settings), instance)
-    lake = LakeResource(uri=settings.lake_uri)
+    lake = Lake(uri=settings.lake_uri)
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
         ids = {}
         for name, path in [("good", short_bikes), ("still", one_frame_mp4), ("long", long_mp4),

@@ -7,7 +7,7 @@ import time
 import pytest
 from deltalake.exceptions import CommitFailedError
 
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.retry import (
     PollTimeout,
     commit_conflicts,
@@ -56,7 +56,7 @@ def test_commit_conflicts_do_not_retry_other_errors():
 
 def test_lake_commits_retry_conflicts():
     fn = flaky([CommitFailedError("lost the race")])
-    assert LakeResource._retry(fn) == "done" and fn.calls == 2
+    assert Lake._retry(fn) == "done" and fn.calls == 2
 
 
 def test_transient_failures_stop_at_the_attempt_limit_and_log_each_retry():

@@ -10,7 +10,7 @@ import yaml
 
 from api.app import create_app
 from pipelines.definitions import build_definitions
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import BEST_RESULT, LEDGER_ENTRIES, PROVIDER_OUTPUTS, QUALITY_SCORES
 from resources.settings import DATA_DIR
 from tests.fakes.comfyui_server import FakeComfyUI
@@ -40,7 +40,7 @@ def test_shadow_comfyui_copy_is_costed_never_charged_never_chosen(settings, inst
             assert all(run.success for run in driver.step("upload_sensor"))
             assert all(run.success for run in driver.step("completion_sensor"))
 
-    lake = LakeResource(uri=settings.lake_uri)
+    lake = Lake(uri=settings.lake_uri)
     outputs = lake.read(PROVIDER_OUTPUTS, pl.col("video_id") == vid)
     shadow = outputs.filter(pl.col("provider_id") == "comfyui-gpu").row(0, named=True)
     assert (shadow["selection"], shadow["status"], shadow["instance_type"]) == ("shadow", "succeeded", "gpu-l4")

@@ -3,9 +3,9 @@ money and never routes on it."""
 
 import polars as pl
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.definitions import build_definitions
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 import dagster as dg
 
@@ -15,7 +15,7 @@ from resources.schemas import EXECUTION_COSTS, EXECUTION_EVENTS, MARGINALITY_WIN
 def test_simulated_history_is_marked_and_never_routes(settings, instance, monkeypatch):
     monkeypatch.setenv("LAKE_URI", settings.lake_uri)
     assert main(["simulate", "--days", "1", "--seed", "5", "--per-hour", "50"]) == 0
-    lake = LakeResource(uri=settings.lake_uri)
+    lake = Lake(uri=settings.lake_uri)
     events = lake.read(EXECUTION_EVENTS)
     assert events.height > 1000
     assert main(["simulate", "--days", "1", "--seed", "6", "--per-hour", "50"]) == 0
@@ -38,5 +38,5 @@ def test_provider_matrix_keeps_simulated_apart(settings, instance, monkeypatch):
     matrix = defs.get_assets_def(["gold", "provider_effect_matrix"])
     assert dg.materialize([matrix], resources=defs.resources, instance=instance,
                           selection=[matrix.key]).success
-    sources = set(LakeResource(uri=settings.lake_uri).read(PROVIDER_EFFECT_MATRIX)["source"])
+    sources = set(Lake(uri=settings.lake_uri).read(PROVIDER_EFFECT_MATRIX)["source"])
     assert sources == {"simulated"}  # no real executions, no benchmark: nothing else appears

@@ -8,9 +8,9 @@ import polars as pl
 
 from assets.analysis.features import analyze_video
 from assets.common import SILVER_KW, silver_ins, frame, only_row
-from resources.catalog import CatalogResource
+from resources.catalog import Catalog
 from resources.events import event, record_pipeline_events
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.media import MediaStore
 from resources.schemas import CONTENT_ANALYSIS
 
@@ -19,8 +19,8 @@ STAGE = "M2"
 
 @dg.asset(group_name="M2_analysis", output_required=False, ins=silver_ins("ingested_video"), **SILVER_KW)
 def content_analysis(
-    context: dg.AssetExecutionContext, ingested_video: pl.DataFrame, lake: LakeResource,
-    media: MediaStore, catalog: CatalogResource,
+    context: dg.AssetExecutionContext, ingested_video: pl.DataFrame, lake: dg.ResourceParam[Lake],
+    media: dg.ResourceParam[MediaStore], catalog: dg.ResourceParam[Catalog],
 ):
     """Scenes (PySceneDetect), motion level, color statistics, dominant style (taxonomy in
     ``data/style_taxonomy.yaml``), detected effects and eligible effect types of the proxy.

@@ -9,20 +9,16 @@ import polars as pl
 
 from assets.common import SILVER_KW, silver_ins, frame, only_row
 from resources.events import event, notify, record_pipeline_events, stable_id, utcnow
-from resources.lake import LakeResource
-from resources.platform import PlatformConfig
+from resources.lake import Lake
+from resources.media import media_url
 from resources.schemas import APPROVAL_REQUESTS
+from resources.settings import Settings
 
 STAGE = "M9"
 
 COMPARED = ("task_id", "effect_type", "provider_id", "status", "composite", "fidelity",
             "artifacts", "style_adherence", "temporal_consistency", "perceptual_hash_distance",
             "gate_passed", "gate_failures", "rank", "cost_usd", "margin")
-
-
-def media_url(api_base_url: str, key: str | None) -> str | None:
-    """Public URL of a media key, served by the intake API."""
-    return f"{api_base_url.rstrip('/')}/v1/media/{key}" if key else None
 
 
 def approval_id_for(video_id: str, task_id: str) -> str:
@@ -33,8 +29,8 @@ def approval_id_for(video_id: str, task_id: str) -> str:
 @dg.asset(group_name="M9_approval", output_required=False, ins=silver_ins("best_result", "quality_scores", "provider_outputs", "ingested_video"), **SILVER_KW)
 def approval_requests(
     context: dg.AssetExecutionContext, best_result: pl.DataFrame, quality_scores: pl.DataFrame,
-    provider_outputs: pl.DataFrame, ingested_video: pl.DataFrame, lake: LakeResource,
-    platform: PlatformConfig,
+    provider_outputs: pl.DataFrame, ingested_video: pl.DataFrame, lake: dg.ResourceParam[Lake],
+    platform: dg.ResourceParam[Settings],
 ):
     """A pending approval for the winner, comparing every output (quality vector, cost,
     margin, preview URL). Yields nothing when the video has no usable result."""

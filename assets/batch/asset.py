@@ -11,13 +11,13 @@ from assets.registry.asset import unhealthy_providers
 from assets.common import SILVER_KW, silver_ins, frame, only_row
 from economics.budget import UserQuotaExceeded, reserve_or_raise
 from economics.routing import build_manifest, select_providers
-from resources.catalog import CatalogResource
+from resources.catalog import Catalog
 from resources.events import event, notify, record_execution_events, record_pipeline_events, stable_id, utcnow
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.manifest_store import ManifestStore
-from resources.platform import PlatformConfig
-from resources.providers.resource import ProviderRegistryResource
+from resources.providers.client import ProviderRegistry
 from resources.schemas import LEDGER_ENTRIES, TEST_BATCH
+from resources.settings import Settings
 
 STAGE = "M5"
 
@@ -47,12 +47,13 @@ def current_rankings(manifest: dict | None, active: dict[str, list[str]], now) -
 
 
 # pool="ledger": reserving is check-then-append on a user's balance; the instance gives the
-# pool one slot (pipelines/demo.py DAGSTER_YAML), so two runs never both spend the same tokens.
+# pool one slot (pipelines/cli/demo.py DAGSTER_YAML), so two runs never both spend the same tokens.
 @dg.asset(group_name="M5_batch", output_required=False, pool="ledger", ins=silver_ins("prompt_variants", "ingested_video"), **SILVER_KW)
 def test_batch(
     context: dg.AssetExecutionContext, prompt_variants: pl.DataFrame, ingested_video: pl.DataFrame,
-    lake: LakeResource, providers: ProviderRegistryResource, manifest_store: ManifestStore,
-    catalog: CatalogResource, platform: PlatformConfig,
+    lake: dg.ResourceParam[Lake], providers: dg.ResourceParam[ProviderRegistry],
+    manifest_store: dg.ResourceParam[ManifestStore], catalog: dg.ResourceParam[Catalog],
+    platform: dg.ResourceParam[Settings],
 ):
     """Per eligible effect type: the top ``top_k`` providers of the current routing manifest,
     plus an exploration candidate with probability ``exploration_rate``, plus shadow copies.
@@ -121,7 +122,7 @@ def test_batch(
     })
 
 
-def _refuse(context, lake: LakeResource, video_id: str, user_id: str, exc: UserQuotaExceeded) -> None:
+def _refuse(context, lake: Lake, video_id: str, user_id: str, exc: UserQuotaExceeded) -> None:
     """Dispatch nothing for a user over budget, and say so (DESIGN.md §6: pause at 100%)."""
     note = notify(lake, user_id, video_id, "quota_exceeded", "Top up to continue", str(exc))
     record_pipeline_events(lake, [

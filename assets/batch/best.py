@@ -9,9 +9,9 @@ from assets.common import SILVER_KW, silver_ins, frame, only_row
 from economics import ledger
 from economics.best import rank_candidates
 from resources.events import event, notify, record_pipeline_events, utcnow
-from resources.lake import LakeResource
-from resources.platform import PlatformConfig
+from resources.lake import Lake
 from resources.schemas import BEST_RESULT, LEDGER_ENTRIES
+from resources.settings import Settings
 
 STAGE = "M5"
 
@@ -19,8 +19,8 @@ STAGE = "M5"
 @dg.asset(group_name="M5_batch", ins=silver_ins("quality_scores", "provider_outputs", "test_batch"), **SILVER_KW)
 def best_result(
     context: dg.AssetExecutionContext, quality_scores: pl.DataFrame,
-    provider_outputs: pl.DataFrame, test_batch: pl.DataFrame, lake: LakeResource,
-    platform: PlatformConfig,
+    provider_outputs: pl.DataFrame, test_batch: pl.DataFrame, lake: dg.ResourceParam[Lake],
+    platform: dg.ResourceParam[Settings],
 ) -> pl.DataFrame:
     """The winning output of the video (outcome ``selected``), or outcome
     ``no_usable_result`` when every task failed or no output passed the gate: then every

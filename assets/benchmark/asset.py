@@ -13,15 +13,15 @@ from assets.execution.scored import run_and_score
 from assets.ingest.proxy import make_proxy
 from economics.cost_model import cost_frame
 from economics.matrix import provider_effect_matrix as matrix_of
-from resources.catalog import CatalogResource
+from resources.catalog import Catalog
 from resources.events import stable_id, utcnow
 from resources.ffmpeg import run_ffmpeg
-from resources.lake import LakeResource
-from resources.platform import PlatformConfig
+from resources.lake import Lake
 from resources.providers.base import ProviderTask
-from resources.providers.resource import ProviderRegistryResource
+from resources.providers.client import ProviderRegistry
 from resources.samples import reference_videos
 from resources.schemas import BENCHMARK_REPORTS, EXECUTION_COSTS, PROVIDER_EFFECT_MATRIX, QUALITY_SCORES
+from resources.settings import Settings
 
 BENCH = {"key_prefix": ["gold"], "group_name": "benchmark", "kinds": {"polars", "deltalake"}}
 
@@ -41,8 +41,9 @@ def _suite_proxies(suite: dict, workdir: Path, max_side: int) -> list[tuple[str,
 
 @dg.asset(**BENCH)
 def benchmark_reports(
-    context: dg.AssetExecutionContext, lake: LakeResource, providers: ProviderRegistryResource,
-    catalog: CatalogResource, platform: PlatformConfig,
+    context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake],
+    providers: dg.ResourceParam[ProviderRegistry], catalog: dg.ResourceParam[Catalog],
+    platform: dg.ResourceParam[Settings],
 ) -> dg.MaterializeResult:
     """Run the reference suite on every non-disabled provider; one row per (video, provider,
     effect type) with status, quality, time, measured compute, cost and the margin the run
@@ -86,7 +87,8 @@ def benchmark_reports(
 
 
 @dg.asset(deps=[benchmark_reports, dg.AssetKey(["gold", "execution_costs"])], **BENCH)
-def provider_effect_matrix(lake: LakeResource, platform: PlatformConfig) -> dg.MaterializeResult:
+def provider_effect_matrix(lake: dg.ResourceParam[Lake],
+                           platform: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
     """Quality, time, cost per run and margin per provider × effect type: from the latest
     benchmark (``source`` = benchmark), real executions (executions) and simulated ones
     (simulated), each its own rows."""

@@ -14,12 +14,12 @@ from assets.common import SILVER_KW, silver_ins, frame, only_row
 from assets.execution.runner import run_tasks
 from economics import ledger
 from resources.events import event, record_execution_events, record_pipeline_events, utcnow
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.media import MediaStore
-from resources.platform import PlatformConfig
 from resources.providers.base import ProviderTask, TaskResult
-from resources.providers.resource import ProviderRegistryResource
+from resources.providers.client import ProviderRegistry
 from resources.schemas import LEDGER_ENTRIES, PROVIDER_OUTPUTS
+from resources.settings import Settings
 
 STAGE = "M6"
 
@@ -59,8 +59,8 @@ def result_events(task: dict, result: TaskResult, at, output_bytes: int | None =
 @dg.asset(group_name="M6_execution", ins=silver_ins("test_batch", "ingested_video"), **SILVER_KW)
 def provider_outputs(
     context: dg.AssetExecutionContext, test_batch: pl.DataFrame, ingested_video: pl.DataFrame,
-    lake: LakeResource, media: MediaStore, providers: ProviderRegistryResource,
-    platform: PlatformConfig,
+    lake: dg.ResourceParam[Lake], media: dg.ResourceParam[MediaStore],
+    providers: dg.ResourceParam[ProviderRegistry], platform: dg.ResourceParam[Settings],
 ) -> pl.DataFrame:
     """One row per task: status, output media key, duration, queue wait, measured compute
     seconds, instance type, partner cost, attempts, error class and message.

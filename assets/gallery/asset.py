@@ -7,15 +7,15 @@ import json
 import dagster as dg
 import polars as pl
 
-from assets.approval.asset import media_url
 from assets.common import SILVER_KW, silver_ins, frame, only_row
 from assets.gallery.snapshot import revision, slug_for
 from economics import ledger
-from resources.catalog import CatalogResource
+from resources.catalog import Catalog
 from resources.events import event, notify, record_pipeline_events, utcnow
-from resources.lake import LakeResource
-from resources.platform import PlatformConfig
+from resources.lake import Lake
+from resources.media import media_url
 from resources.schemas import APPROVAL_DECISIONS, GALLERY_REVISIONS, LEDGER_ENTRIES
+from resources.settings import Settings
 
 STAGE = "M10"
 
@@ -24,8 +24,8 @@ STAGE = "M10"
 def gallery_revisions(
     context: dg.AssetExecutionContext, approval_requests: pl.DataFrame,
     best_result: pl.DataFrame, prompt_variants: pl.DataFrame, quality_scores: pl.DataFrame,
-    test_batch: pl.DataFrame, lake: LakeResource, catalog: CatalogResource,
-    platform: PlatformConfig,
+    test_batch: pl.DataFrame, lake: dg.ResourceParam[Lake], catalog: dg.ResourceParam[Catalog],
+    platform: dg.ResourceParam[Settings],
 ) -> pl.DataFrame:
     """The admin's decision on the video's approval request, applied.
 

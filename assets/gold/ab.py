@@ -11,14 +11,14 @@ import polars as pl
 from assets.execution.scored import run_and_score
 from economics.cost_model import cost_frame
 from economics.routing import ab_assignments
-from resources.catalog import CatalogResource
+from resources.catalog import Catalog
 from resources.events import utcnow
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.media import MediaStore
-from resources.platform import PlatformConfig
 from resources.providers.base import ProviderTask
-from resources.providers.resource import ProviderRegistryResource
+from resources.providers.client import ProviderRegistry
 from resources.schemas import AB_REQUESTS, AB_RESULTS, INGESTED_VIDEO
+from resources.settings import Settings
 
 
 class ABConfig(dg.Config):
@@ -28,8 +28,9 @@ class ABConfig(dg.Config):
 
 
 @dg.asset(key_prefix=["gold"], group_name="ab_testing", kinds={"polars", "deltalake"})
-def ab_results(config: ABConfig, lake: LakeResource, media: MediaStore, providers: ProviderRegistryResource,
-               catalog: CatalogResource, platform: PlatformConfig) -> dg.MaterializeResult:
+def ab_results(config: ABConfig, lake: dg.ResourceParam[Lake], media: dg.ResourceParam[MediaStore],
+               providers: dg.ResourceParam[ProviderRegistry], catalog: dg.ResourceParam[Catalog],
+               platform: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
     """Every provider of the experiment on the video's proxy: status, quality vector, time,
     measured compute and cost. A/B runs are the business's own: costed, never charged."""
     req = lake.read(AB_REQUESTS, pl.col("experiment_id") == config.experiment_id).row(0, named=True)

@@ -8,15 +8,15 @@ import polars as pl
 
 from economics.backtest import estimate_accuracy_backtest
 from economics.recommendations import Policy, recommend
-from resources.catalog import CatalogResource
+from resources.catalog import Catalog
 from resources.events import utcnow
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.manifest_store import ManifestStore
-from resources.platform import PlatformConfig
 from resources.schemas import (
     BENCHMARK_REPORTS, COST_ESTIMATE_ACCURACY, EXECUTION_COSTS, INGESTED_VIDEO, PROVIDER_OUTPUTS, QUALITY_SCORES,
     RECOMMENDATIONS,
 )
+from resources.settings import Settings
 
 # Recommendations rest on the last week: long enough for the rules' minimum sample sizes at
 # real volumes, short enough that a fixed problem stops being recommended.
@@ -26,7 +26,8 @@ GOLD = {"key_prefix": ["gold"], "group_name": "economics", "kinds": {"polars", "
 
 
 @dg.asset(deps=[dg.AssetKey(["gold", "execution_costs"])], **GOLD)
-def cost_estimate_accuracy(lake: LakeResource, catalog: CatalogResource) -> dg.MaterializeResult:
+def cost_estimate_accuracy(lake: dg.ResourceParam[Lake],
+                           catalog: dg.ResourceParam[Catalog]) -> dg.MaterializeResult:
     """MAPE, p90 error and 80%-interval coverage of the pre-run cost (compute-seconds)
     estimator per provider × effect type, from a leave-one-video-out backtest."""
     proxies = lake.read(INGESTED_VIDEO).select(
@@ -55,7 +56,8 @@ def latest_benchmark_as_executions(reports: pl.DataFrame, token_usd_rate: float)
 @dg.asset(deps=[dg.AssetKey(["gold", "execution_costs"]), dg.AssetKey(["gold", "routing_manifest"]),
                 dg.AssetKey(["gold", "benchmark_reports"])], **GOLD)
 def recommendations(
-    lake: LakeResource, catalog: CatalogResource, manifest_store: ManifestStore, platform: PlatformConfig,
+    lake: dg.ResourceParam[Lake], catalog: dg.ResourceParam[Catalog],
+    manifest_store: dg.ResourceParam[ManifestStore], platform: dg.ResourceParam[Settings],
 ) -> dg.MaterializeResult:
     """PROVIDER_SWITCH, PRICE_ADJUSTMENT, FLEET_OPTIMIZATION and WORKFLOW_TUNING from the last
     week of real executions and from the latest benchmark, each with projected margin and

@@ -20,16 +20,16 @@ from economics.marginality import marginality_windows as windows_of
 from economics.revenue import recognise
 from economics.routing import build_manifest, manifest_rows
 from economics.stats import provider_stats
-from resources.catalog import CatalogResource
+from resources.catalog import Catalog
 from resources.events import utcnow
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.manifest_store import ManifestStore
-from resources.platform import PlatformConfig
-from resources.providers.resource import ProviderRegistryResource
+from resources.providers.client import ProviderRegistry
 from resources.schemas import (
     EXECUTION_COSTS, EXECUTION_EVENTS, LEDGER_ENTRIES, MARGINALITY_WINDOWS, QUALITY_SCORES,
     ROUTING_MANIFESTS,
 )
+from resources.settings import Settings
 
 GOLD = {"key_prefix": ["gold"], "group_name": "economics", "kinds": {"polars", "deltalake"}}
 
@@ -72,7 +72,7 @@ LEDGER_LOOKBACK = timedelta(days=7)
 UTILISATION_WINDOW = timedelta(hours=24)
 
 
-def cost_profiles(lake: LakeResource, registry_providers: list, new: pl.DataFrame, now: datetime) -> dict:
+def cost_profiles(lake: Lake, registry_providers: list, new: pl.DataFrame, now: datetime) -> dict:
     """Per-provider cost profiles (cold start, partner pricing, measured utilisation) for
     ``economics.cost_model.cost_breakdown``. Utilisation is measured per instance type,
     because local providers share their host: its idle time is one bill, not one per
@@ -84,7 +84,7 @@ def cost_profiles(lake: LakeResource, registry_providers: list, new: pl.DataFram
     return profiles_from_registry([p.model_dump() for p in registry_providers], bursts, by="instance_type")
 
 
-def _execution_costs_since(lake: LakeResource, catalog: CatalogResource, token_usd_rate: float,
+def _execution_costs_since(lake: Lake, catalog: Catalog, token_usd_rate: float,
                            watermark: datetime | None, registry_providers: list | None = None) -> pl.DataFrame:
     """Costs of the tasks that finished after ``watermark − LATE_MARGIN`` or whose ledger
     entries moved since then (all tasks when ``watermark`` is None), with the full cost
@@ -119,8 +119,8 @@ class CostsConfig(dg.Config):
 
 @dg.asset(deps=[dg.AssetKey(["silver", "provider_outputs"])], **GOLD)
 def execution_costs(
-    config: CostsConfig, lake: LakeResource, catalog: CatalogResource, platform: PlatformConfig,
-    providers: ProviderRegistryResource,
+    config: CostsConfig, lake: dg.ResourceParam[Lake], catalog: dg.ResourceParam[Catalog],
+    platform: dg.ResourceParam[Settings], providers: dg.ResourceParam[ProviderRegistry],
 ) -> dg.MaterializeResult:
     """Cost per execution — compute + startup (cold start amortised over the burst) + idle
     share (measured utilisation) + partner + storage + bandwidth, DESIGN.md §6 — tokens charged
@@ -146,7 +146,7 @@ def execution_costs(
 
 
 @dg.asset(deps=[execution_costs], **GOLD)
-def marginality_windows(lake: LakeResource) -> dg.MaterializeResult:
+def marginality_windows(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     """Margin per provider × effect type over the 1h / 24h / 7d windows ending now."""
     now = utcnow()
     # Only the longest window's rows are read: the cost follows a week of volume, not history.
@@ -162,8 +162,8 @@ def marginality_windows(lake: LakeResource) -> dg.MaterializeResult:
 
 @dg.asset(deps=[execution_costs, dg.AssetKey(["silver", "quality_scores"])], **GOLD)
 def routing_manifest(
-    lake: LakeResource, providers: ProviderRegistryResource, manifest_store: ManifestStore,
-    platform: PlatformConfig,
+    lake: dg.ResourceParam[Lake], providers: dg.ResourceParam[ProviderRegistry],
+    manifest_store: dg.ResourceParam[ManifestStore], platform: dg.ResourceParam[Settings],
 ) -> dg.MaterializeResult:
     """Rank every active, healthy provider per effect type from the real executions of the
     last ``routing_window_hours`` and their quality; publish it as the current manifest and

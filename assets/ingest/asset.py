@@ -10,10 +10,10 @@ from assets.common import SILVER_KW, frame, only_row
 from assets.ingest.probe import IngestLimits, VideoRejected, probe_video, validate
 from assets.ingest.proxy import make_proxy
 from resources.events import event, notify, record_pipeline_events, utcnow
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.media import MediaStore
-from resources.platform import PlatformConfig
 from resources.schemas import INGESTED_VIDEO, UPLOADS
+from resources.settings import Settings
 
 STAGE = "M1"
 
@@ -25,8 +25,8 @@ def proxy_key(video_id: str) -> str:
 
 @dg.asset(group_name="M1_ingest", **SILVER_KW)
 def ingested_video(
-    context: dg.AssetExecutionContext, lake: LakeResource, media: MediaStore,
-    platform: PlatformConfig,
+    context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake], media: dg.ResourceParam[MediaStore],
+    platform: dg.ResourceParam[Settings],
 ) -> pl.DataFrame:
     """One row per video: decoded-frame probe (container, codec, size, fps, frames, duration,
     bitrate, bytes), validation outcome and the normalized H.264 proxy's key.
@@ -71,7 +71,7 @@ def ingested_video(
     return frame([row], INGESTED_VIDEO)
 
 
-def _reject(context, lake: LakeResource, row: dict, rejected: VideoRejected) -> pl.DataFrame:
+def _reject(context, lake: Lake, row: dict, rejected: VideoRejected) -> pl.DataFrame:
     video_id = row["video_id"]
     row.update(status="rejected", reject_code=rejected.code, reject_reason=rejected.reason,
                ingested_at=utcnow())

@@ -6,9 +6,9 @@ import polars as pl
 
 from assets.common import SILVER_KW, silver_ins, frame, only_row
 from assets.prompts.templates import render_prompts
-from resources.catalog import CatalogResource
+from resources.catalog import Catalog
 from resources.events import event, record_pipeline_events
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import PROMPT_VARIANTS
 
 STAGE = "M4"
@@ -16,8 +16,8 @@ STAGE = "M4"
 
 @dg.asset(group_name="M4_prompts", ins=silver_ins("content_analysis"), **SILVER_KW)
 def prompt_variants(
-    context: dg.AssetExecutionContext, content_analysis: pl.DataFrame, lake: LakeResource,
-    catalog: CatalogResource,
+    context: dg.AssetExecutionContext, content_analysis: pl.DataFrame, lake: dg.ResourceParam[Lake],
+    catalog: dg.ResourceParam[Catalog],
 ) -> pl.DataFrame:
     """A prompt per eligible effect type, from the versioned templates."""
     analysis = only_row(content_analysis, "content_analysis")

@@ -11,12 +11,12 @@ import polars as pl
 from assets.common import SILVER_KW, silver_ins, frame, only_row
 from assets.quality.score import rank_outputs, score_output
 from economics.cost_model import cost_frame
-from resources.catalog import CatalogResource
+from resources.catalog import Catalog
 from resources.events import event, record_pipeline_events
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.media import MediaStore
-from resources.platform import PlatformConfig
 from resources.schemas import QUALITY_SCORES
+from resources.settings import Settings
 
 STAGE = "M7"
 
@@ -24,8 +24,8 @@ STAGE = "M7"
 @dg.asset(group_name="M7_quality", ins=silver_ins("provider_outputs", "test_batch", "ingested_video"), **SILVER_KW)
 def quality_scores(
     context: dg.AssetExecutionContext, provider_outputs: pl.DataFrame, test_batch: pl.DataFrame,
-    ingested_video: pl.DataFrame, lake: LakeResource, media: MediaStore,
-    catalog: CatalogResource, platform: PlatformConfig,
+    ingested_video: pl.DataFrame, lake: dg.ResourceParam[Lake], media: dg.ResourceParam[MediaStore],
+    catalog: dg.ResourceParam[Catalog], platform: dg.ResourceParam[Settings],
 ) -> pl.DataFrame:
     """Per output, against the proxy it was made from: fidelity (SSIM on luma), artifacts,
     style adherence, temporal consistency, pHash distance, technical gate, composite and rank

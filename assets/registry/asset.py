@@ -6,14 +6,15 @@ import dagster as dg
 import polars as pl
 
 from resources.events import stable_id, utcnow
-from resources.lake import LakeResource
-from resources.providers.resource import ProviderRegistryResource
+from resources.lake import Lake
+from resources.providers.client import ProviderRegistry
 from resources.schemas import PROVIDER_REGISTRY
 
 
 @dg.asset(key_prefix=["silver"], group_name="M3_registry", kinds={"polars", "deltalake"})
 def provider_registry(
-    context: dg.AssetExecutionContext, lake: LakeResource, providers: ProviderRegistryResource,
+    context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake],
+    providers: dg.ResourceParam[ProviderRegistry],
 ) -> dg.MaterializeResult:
     """One row per provider: registry version, adapter, mode, effect types, instance type,
     and the result of its health check (disabled providers are not probed)."""
@@ -46,7 +47,7 @@ def provider_registry(
     })
 
 
-def unhealthy_providers(lake: LakeResource) -> set[str]:
+def unhealthy_providers(lake: Lake) -> set[str]:
     """Providers whose latest health snapshot failed (empty before the first snapshot)."""
     latest = (
         lake.scan(PROVIDER_REGISTRY).sort("checked_at").group_by("provider_id").last()

@@ -1,12 +1,13 @@
 """Approval queue: a pending effect's input video and every provider's output side by side,
-with quality vector, cost and margin; the decision goes through resources/approvals.decide,
-and the approval sensor publishes (or refunds) from there."""
+with quality vector, cost and margin; the decision goes through
+resources/services/approvals.decide, and the approval sensor publishes (or refunds) from
+there."""
 
 import streamlit as st
 
 from dashboards import state, widgets
 from dashboards.data import fmt_pct, fmt_usd, quality_summary
-from resources.approvals import decide
+from resources.services.approvals import decide
 
 ctx = widgets.page("Approval queue")
 widgets.source_note(ctx, "Approval requests")

@@ -1,5 +1,5 @@
 """Recommendations: pending, approved and rejected, with projected impact; decisions are
-recorded through resources/recommendation_service.py, as the API records them."""
+recorded through resources/services/recommendations.py, as the API records them."""
 
 import json
 
@@ -7,7 +7,7 @@ import polars as pl
 import streamlit as st
 
 from dashboards import charts, data, state, widgets
-from resources.recommendation_service import decide_recommendation
+from resources.services.recommendations import decide_recommendation
 
 ctx = widgets.page("Recommendations")
 widgets.source_note(ctx, "Recommendations")

@@ -5,22 +5,22 @@ from __future__ import annotations
 
 import polars as pl
 
-from resources.decisions import DecisionConflict, DecisionNotFound, record_decision
 from resources.events import utcnow
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import APPROVAL_DECISIONS, APPROVAL_REQUESTS
+from resources.services.decisions import DecisionConflict, DecisionNotFound, record_decision
 
 __all__ = ["DecisionConflict", "DecisionNotFound", "decide", "pending_requests"]
 
 
-def pending_requests(lake: LakeResource) -> pl.DataFrame:
+def pending_requests(lake: Lake) -> pl.DataFrame:
     """Approval requests without a decision, oldest first."""
     decided = lake.read(APPROVAL_DECISIONS).select("approval_id")
     return (lake.read(APPROVAL_REQUESTS).join(decided, on="approval_id", how="anti")
             .sort("requested_at"))
 
 
-def decide(lake: LakeResource, approval_id: str, decision: str, admin: str, reason: str = "") -> dict:
+def decide(lake: Lake, approval_id: str, decision: str, admin: str, reason: str = "") -> dict:
     """Record an admin's decision on an approval request.
 
     Returns:

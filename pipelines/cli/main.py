@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "demo":
-        from pipelines.demo import run_demo
+        from pipelines.cli.demo import run_demo
 
         return run_demo(args.exit, args.api_port, args.dagster_port, args.timeout)
     if args.command == "api":
@@ -47,23 +47,23 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(args.port, args.host)
     if args.command in ("economics", "benchmark"):
-        from pipelines.run_jobs import run_job
+        from pipelines.cli.run_jobs import run_job
 
         return 0 if run_job(f"{args.command}_job") else 1
     if args.command == "simulate":
-        from pipelines.simulate_cli import run_simulation
+        from pipelines.cli.simulate import run_simulation
 
         run_simulation(args.days, args.seed, args.per_hour)
         return 0
     if args.command == "manifest":
-        from pipelines.manifest_cli import print_manifest
+        from pipelines.cli.manifest import print_manifest
 
         return print_manifest(args.effect_type, args.json)
     if args.command == "init":
-        from resources.lake import LakeResource
+        from resources.lake import Lake
         from resources.settings import get_settings
 
-        LakeResource(uri=get_settings().lake_uri).ensure_all()
+        Lake(uri=get_settings().lake_uri).ensure_all()
         return 0
     return 2
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import TableSpec
 
 DECISIONS = ("approve", "reject")
@@ -24,7 +24,7 @@ class DecisionConflict(ValueError):
         self.existing = existing
 
 
-def record_decision(lake: LakeResource, spec: TableSpec, row: dict) -> dict:
+def record_decision(lake: Lake, spec: TableSpec, row: dict) -> dict:
     """Append ``row`` (keyed by ``spec.key[0]``) unless a decision exists; return the
     decision that stands.
 

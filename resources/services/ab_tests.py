@@ -1,13 +1,13 @@
-"""Admin A/B tests: one uploaded video run on several chosen providers side by side
-(DESIGN.md §6). Requests are bronze rows; the A/B sensor runs each once."""
+"""Admin A/B tests: one uploaded video run on several chosen providers side by side.
+Requests are bronze rows; the A/B sensor runs each once."""
 
 from __future__ import annotations
 
 import polars as pl
 
 from resources.events import stable_id, utcnow
-from resources.lake import LakeResource
-from resources.providers.resource import ProviderRegistryResource
+from resources.lake import Lake
+from resources.providers.client import ProviderRegistry
 from resources.schemas import AB_REQUESTS, AB_RESULTS, INGESTED_VIDEO
 
 
@@ -16,7 +16,7 @@ class ABTestInvalid(ValueError):
     does not do the effect, or fewer than two providers."""
 
 
-def request_ab_test(lake: LakeResource, registry: ProviderRegistryResource, video_id: str,
+def request_ab_test(lake: Lake, registry: ProviderRegistry, video_id: str,
                     effect_type: str, providers: list[str], admin: str) -> dict:
     """Record an A/B test request; the same video, effect and providers name one experiment.
 
@@ -44,7 +44,7 @@ def request_ab_test(lake: LakeResource, registry: ProviderRegistryResource, vide
     return row
 
 
-def ab_test(lake: LakeResource, experiment_id: str) -> dict | None:
+def ab_test(lake: Lake, experiment_id: str) -> dict | None:
     """The request and its results so far (``status``: pending or done); None if unknown."""
     req = lake.read(AB_REQUESTS, pl.col("experiment_id") == experiment_id)
     if req.is_empty():

@@ -7,22 +7,22 @@ import polars as pl
 
 from economics import ledger
 from resources.events import utcnow
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import LEDGER_ENTRIES
 
 
-def user_entries(lake: LakeResource, user_id: str) -> pl.DataFrame:
+def user_entries(lake: Lake, user_id: str) -> pl.DataFrame:
     """Every ledger entry of ``user_id``."""
     return lake.read(LEDGER_ENTRIES, pl.col("user_id") == user_id)
 
 
-def balance(lake: LakeResource, user_id: str) -> dict:
+def balance(lake: Lake, user_id: str) -> dict:
     """The user's balance (``economics.ledger.balance_of``: credited, reserved_outstanding,
     consumed, refunded, spent, available…)."""
     return ledger.balance_of(user_entries(lake, user_id), user_id)
 
 
-def top_up(lake: LakeResource, user_id: str, tokens: int, topup_id: str, reason: str = "top-up") -> dict:
+def top_up(lake: Lake, user_id: str, tokens: int, topup_id: str, reason: str = "top-up") -> dict:
     """Credit ``tokens`` to ``user_id`` once per ``topup_id``; returns the new balance.
 
     Raises:
@@ -33,7 +33,7 @@ def top_up(lake: LakeResource, user_id: str, tokens: int, topup_id: str, reason:
     return balance(lake, user_id)
 
 
-def ensure_welcome_credit(lake: LakeResource, user_id: str, tokens: int) -> dict:
+def ensure_welcome_credit(lake: Lake, user_id: str, tokens: int) -> dict:
     """Credit the one-time welcome tokens (idempotent: the top-up id is per user) and return
     the user's balance (``balance``)."""
     if tokens > 0:

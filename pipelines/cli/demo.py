@@ -18,11 +18,11 @@ from pathlib import Path
 
 import httpx
 
+from pipelines.cli.summary import format_video
+from resources.lake import Lake
 from resources.samples import sample_videos
-from pipelines.summary import format_video
-from resources.lake import LakeResource
 from resources.retry import PollTimeout, until_ready
-from resources.settings import DATA_DIR, PROJECT_ROOT, get_settings
+from resources.settings import PROJECT_ROOT, get_settings
 
 # Stages after which a video waits for nobody but an admin, or has ended.
 WAITING = {"awaiting_approval"}
@@ -45,8 +45,9 @@ concurrency:
 
 
 def dagster_home() -> Path:
-    """``$DAGSTER_HOME`` or ``data/dagster_home`` (created, with a dagster.yaml if none)."""
-    home = Path(os.environ.get("DAGSTER_HOME") or DATA_DIR / "dagster_home").resolve()
+    """``Settings.dagster_home`` (``$DAGSTER_HOME``, default ``data/dagster_home``), created
+    with a dagster.yaml if it has none."""
+    home = Path(get_settings().dagster_home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
         (home / "dagster.yaml").write_text(DAGSTER_YAML)
@@ -113,7 +114,7 @@ def run_demo(exit_after: bool, api_port: int, dagster_port: int, timeout_s: floa
            "EFFECTLAKE_API_URL": f"http://127.0.0.1:{api_port}"}
     # The admin dashboard gets a one-off password (printed below) unless one is configured.
     dashboard_env, dashboard_password = with_password(env)
-    LakeResource(uri=settings.lake_uri).ensure_all()
+    Lake(uri=settings.lake_uri).ensure_all()
     # Not "logs": that folder belongs to the Dagster instance (compute logs) and is cleaned by it.
     logs = home / "demo_logs"
     logs.mkdir(exist_ok=True)

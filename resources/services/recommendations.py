@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import polars as pl
 
-from resources.decisions import DecisionNotFound, record_decision
 from resources.events import utcnow
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import RECOMMENDATION_DECISIONS, RECOMMENDATIONS
+from resources.services.decisions import DecisionNotFound, record_decision
 
 
-def recommendations_with_status(lake: LakeResource) -> pl.DataFrame:
+def recommendations_with_status(lake: Lake) -> pl.DataFrame:
     """Current recommendations with ``status`` pending / approve / reject, newest first."""
     decisions = lake.read(RECOMMENDATION_DECISIONS).select("recommendation_id", "decision")
     return (lake.read(RECOMMENDATIONS).join(decisions, on="recommendation_id", how="left")
@@ -18,14 +18,14 @@ def recommendations_with_status(lake: LakeResource) -> pl.DataFrame:
             .sort("created_at", descending=True))
 
 
-def decide_recommendation(lake: LakeResource, recommendation_id: str, decision: str, admin: str,
+def decide_recommendation(lake: Lake, recommendation_id: str, decision: str, admin: str,
                           reason: str = "") -> dict:
     """Record an admin's decision on a recommendation.
 
     Raises:
         ValueError: ``decision`` is not approve/reject.
         DecisionNotFound: no such recommendation in the current cycle's table.
-        resources.decisions.DecisionConflict: already decided differently.
+        resources.services.decisions.DecisionConflict: already decided differently.
     """
     rec = lake.read(RECOMMENDATIONS, pl.col("recommendation_id") == recommendation_id)
     if rec.is_empty():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from economics.routing import manifest_rows, override_manifest
 from resources.events import utcnow
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.schemas import ROUTING_MANIFESTS
 
@@ -15,7 +15,7 @@ class NoManifest(LookupError):
     """Nothing is published yet: there is no manifest to override."""
 
 
-def emergency_override(lake: LakeResource, store: ManifestStore, effect_type: str, provider_id: str,
+def emergency_override(lake: Lake, store: ManifestStore, effect_type: str, provider_id: str,
                        reason: str) -> dict:
     """Publish an override of the current manifest; return it.
 

@@ -1,5 +1,5 @@
-"""Run a job of the Definitions on the current Dagster instance (``DAGSTER_HOME``, default
-``data/dagster_home``), so on-demand runs from the CLI show in the Dagster UI like any other."""
+"""Run a job of the Definitions on the current Dagster instance (``Settings.dagster_home``,
+``DAGSTER_HOME``), so on-demand runs from the CLI show in the Dagster UI like any other."""
 
 import os
 
@@ -7,8 +7,9 @@ import dagster as dg
 
 
 def current_instance() -> dg.DagsterInstance:
-    """The instance at ``$DAGSTER_HOME`` (set to ``data/dagster_home`` when unset)."""
-    from pipelines.demo import dagster_home
+    """The instance at ``Settings.dagster_home`` (exported as ``DAGSTER_HOME``, where Dagster
+    looks for it)."""
+    from pipelines.cli.demo import dagster_home
 
     os.environ["DAGSTER_HOME"] = str(dagster_home())
     return dg.DagsterInstance.get()

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from economics.simulator import execution_events, reference_market, simulate
 from resources.events import utcnow
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import EXECUTION_EVENTS
 from resources.settings import get_settings
 
@@ -18,7 +18,7 @@ BATCH_ROWS = 500_000  # bounded memory per Delta commit
 
 def run_simulation(days: float, seed: int, per_hour: float) -> int:
     """Simulate ``days`` of history ending now at ``per_hour`` jobs/hour; returns rows written."""
-    lake = LakeResource(uri=get_settings().lake_uri)
+    lake = Lake(uri=get_settings().lake_uri)
     start = utcnow() - timedelta(days=days)
     rows = simulate(reference_market(start), start, days * 24, per_hour, seed=seed)
     written = 0

@@ -1,5 +1,6 @@
-"""Recognize a video container from its first bytes, so the API can refuse what is plainly
-not a video (a text file named .mp4, a still image) with a 4xx before any pipeline work.
+"""Recognize a video container from its first bytes, so upload intake can refuse what is
+plainly not a video (a text file named .mp4, a still image) with a 4xx before any pipeline
+work.
 
 Signatures are the containers' own magic numbers (ISO/IEC 14496-12 ``ftyp`` box, RIFF/AVI,
 EBML for Matroska/WebM, MPEG-TS sync byte, MPEG-PS pack header, FLV, Ogg, ASF GUID). Passing

@@ -1,16 +1,16 @@
-"""The provider registry as a Dagster resource: specs from ``data/providers.yaml`` and an
-adapter per provider, built once per process."""
+"""The provider registry client: specs from ``data/providers.yaml`` and an adapter per
+provider, built once per process. A plain pydantic model;
+``resources.dagster_resources.ProviderRegistryResource`` hands it to assets."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
 
-import dagster as dg
+from pydantic import BaseModel, ConfigDict
 
 from resources.providers.base import ProviderAdapter
 from resources.providers.registry import ProviderSpec, Registry, build_adapter, load_registry
-from resources.settings import DATA_DIR
 
 
 class RegistryView:
@@ -66,14 +66,16 @@ def _adapter(path: str, mtime: float, provider_id: str) -> ProviderAdapter:
     return build_adapter(_load(path, mtime).spec(provider_id))
 
 
-class ProviderRegistryResource(dg.ConfigurableResource):
+class ProviderRegistry(BaseModel):
     """Provider specs and adapters.
 
     Attributes:
-        path: the registry YAML (default ``data/providers.yaml``).
+        path: the registry YAML (``Settings.providers_path``).
     """
 
-    path: str = str(DATA_DIR / "providers.yaml")
+    model_config = ConfigDict(frozen=True)
+
+    path: str
 
     def _mtime(self) -> float:
         return Path(self.path).stat().st_mtime

@@ -1,0 +1,241 @@
+"""The API's request bodies and response models.
+
+Responses that carry lake rows (a video's upload, analysis, outputs…) use row models built
+from the table schemas in ``resources/schemas.py`` (``row_model``), so a column is declared in
+one place and the OpenAPI document still lists every field with its type. Row models allow
+extra keys: a column added to a table reaches clients without a change here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, create_model
+
+from economics.ledger import BALANCE_SCHEMA
+from economics.recommendations import RECOMMENDATION_SCHEMA
+from resources.schemas import (
+    AB_REQUESTS, AB_RESULTS, APPROVAL_REQUESTS, BEST_RESULT, CONTENT_ANALYSIS, INGESTED_VIDEO,
+    NOTIFICATIONS, QUALITY_SCORES, UPLOADS,
+)
+
+
+def _python_type(dtype: pl.DataType) -> Any:
+    """The Python type of a Polars dtype's values (``List(Int64)`` → ``list[int]``)."""
+    if isinstance(dtype, pl.List):
+        return list[_python_type(dtype.inner)]
+    return dtype.to_python()
+
+
+class Row(BaseModel):
+    """Base of the row models: extra keys pass through unchanged."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def row_model(name: str, schema: pl.Schema, doc: str, **overrides: Any) -> type[Row]:
+    """A response model of one row of ``schema``: every column, in schema order, required and
+    nullable (Delta columns are nullable), typed from its Polars dtype.
+
+    Args:
+        name: the model's name (shown in the OpenAPI document).
+        doc: its description.
+        overrides: column → Python type, for JSON columns the API returns parsed; a name not in
+            the schema adds a field after the columns.
+    """
+    fields: dict[str, Any] = {col: (_python_type(dtype) | None, ...) for col, dtype in schema.items()}
+    fields.update({col: (typ, ...) for col, typ in overrides.items()})
+    return create_model(name, __base__=Row, __doc__=doc, **fields)
+
+
+JSONObject = dict[str, Any]
+
+# -- rows ------------------------------------------------------------------------------------
+UploadRow = row_model("UploadRow", UPLOADS.schema, "A row of bronze ``uploads``.")
+IngestedVideoRow = row_model("IngestedVideoRow", INGESTED_VIDEO.schema, "A row of silver ``ingested_video``.")
+ContentAnalysisRow = row_model("ContentAnalysisRow", CONTENT_ANALYSIS.schema,
+                               "A row of silver ``content_analysis``.")
+OutputRow = row_model("OutputRow", QUALITY_SCORES.schema,
+                      "A row of silver ``quality_scores``, ``measurements`` parsed.",
+                      measurements=JSONObject)
+BestResultRow = row_model("BestResultRow", BEST_RESULT.schema, "A row of silver ``best_result``.")
+Notification = row_model("Notification", NOTIFICATIONS.schema, "An in-app notification (bronze ``notifications``).")
+Balance = row_model("Balance", BALANCE_SCHEMA,
+                    "A user's token balance (``economics.ledger.balance_of``): credited, reserved, "
+                    "reserved_outstanding, consumed, refunded, refunded_consumed, spent, available, "
+                    "flagged (tokens).")
+ApprovalRequest = row_model("ApprovalRequest", APPROVAL_REQUESTS.schema,
+                            "A pending approval request with its side-by-side ``comparison`` parsed.",
+                            comparison=JSONObject)
+Recommendation = row_model("Recommendation", RECOMMENDATION_SCHEMA,
+                           "An economic recommendation with its ``action`` parsed and its decision "
+                           "``status`` (pending, approve, reject).",
+                           action=Any, status=str)
+ABResultRow = row_model("ABResultRow", AB_RESULTS.schema, "One provider's result in an A/B test.")
+ABTest = row_model("ABTest", AB_REQUESTS.schema,
+                   "An A/B test request, its ``status`` (pending or done) and its results so far.",
+                   status=Literal["pending", "done"], results=list[ABResultRow])
+
+
+# -- request bodies --------------------------------------------------------------------------
+class TopUp(BaseModel):
+    """Body of ``POST /v1/admin/users/{user_id}/credits``: ``topup_id`` makes it idempotent
+    (e.g. the payment provider's id)."""
+
+    tokens: int
+    topup_id: str
+    reason: str = "top-up"
+
+
+class Override(BaseModel):
+    """Body of ``POST /v1/admin/routing/override``."""
+
+    effect_type: str
+    provider_id: str
+    reason: str
+
+
+class ABTestRequest(BaseModel):
+    """Body of ``POST /v1/admin/ab-tests``."""
+
+    video_id: str
+    effect_type: str
+    providers: list[str]
+    admin: str = "admin"
+
+
+class Decision(BaseModel):
+    """Body of ``POST /v1/admin/approvals/{approval_id}`` and
+    ``POST /v1/admin/recommendations/{recommendation_id}``."""
+
+    decision: Literal["approve", "reject"]
+    reason: str = ""
+    admin: str = "admin"
+
+
+# -- responses -------------------------------------------------------------------------------
+class Health(BaseModel):
+    """``GET /healthz``."""
+
+    ok: bool
+
+
+class ErrorDetail(BaseModel):
+    """A 4xx answer: what went wrong, in words."""
+
+    detail: str
+
+
+class ValidationErrors(BaseModel):
+    """FastAPI's own 422 for a malformed request: one entry per problem (``type``, ``loc``,
+    ``msg``, ``input``…)."""
+
+    detail: list[JSONObject]
+
+
+class UploadError(BaseModel):
+    """A refused upload: machine ``error`` code (``UserQuotaExceeded``, ``too_large``,
+    ``empty_file``, ``not_a_video``, ``unsupported_media_type``) and readable ``detail``."""
+
+    error: str
+    detail: str
+
+
+class UploadAccepted(BaseModel):
+    """``POST /v1/uploads`` (202): the ``video_id`` (sha256 of the bytes, 24 hex digits), where
+    to follow it, whether the same bytes were uploaded before, and their size in bytes."""
+
+    video_id: str
+    status_url: str
+    duplicate: bool
+    bytes: int
+
+
+class PipelineEvent(BaseModel):
+    """One event of a video's journey, ``payload`` parsed."""
+
+    event_type: str
+    stage: str | None
+    occurred_at: datetime | None
+    payload: JSONObject
+
+
+class ApprovalState(BaseModel):
+    """A video's approval request: ``status`` pending, approve or reject."""
+
+    approval_id: str
+    status: str
+    preview_url: str | None
+
+
+class GalleryLink(BaseModel):
+    """Where a video's published effect is."""
+
+    slug: str
+    revision_id: str
+    url: str
+    preview_url: str | None
+
+
+class VideoStatus(BaseModel):
+    """``GET /v1/videos/{video_id}``: the stage reached and every section so far (null until
+    its stage ran); see ``api.status.video_status``."""
+
+    video_id: str
+    stage: str
+    upload: UploadRow
+    events: list[PipelineEvent]
+    video: IngestedVideoRow | None
+    analysis: ContentAnalysisRow | None
+    outputs: list[OutputRow]
+    result: BestResultRow | None
+    approval: ApprovalState | None
+    gallery: GalleryLink | None
+    notifications: list[Notification]
+
+
+class Effect(BaseModel):
+    """A published effect: its current pinned revision (``snapshot``: the published record,
+    parsed)."""
+
+    slug: str
+    revision_id: str
+    content_hash: str | None
+    effect_type: str | None
+    provider_id: str | None
+    published_at: datetime | None
+    preview_url: str | None
+    snapshot: JSONObject
+
+
+class RoutingOverride(BaseModel):
+    """``POST /v1/admin/routing/override`` (201): the published manifest version, the regular
+    version it overrides, and every override in force (effect type → provider, reason, at)."""
+
+    version: str
+    base_version: str
+    overrides: dict[str, JSONObject]
+
+
+class ABTestCreated(BaseModel):
+    """``POST /v1/admin/ab-tests`` (202)."""
+
+    experiment_id: str
+    status_url: str
+
+
+class ApprovalDecided(BaseModel):
+    """``POST /v1/admin/approvals/{approval_id}`` (202): the decision that stands."""
+
+    approval_id: str
+    video_id: str
+    decision: str
+
+
+class RecommendationDecided(BaseModel):
+    """``POST /v1/admin/recommendations/{recommendation_id}`` (202): the decision that stands."""
+
+    recommendation_id: str
+    decision: str

@@ -1,0 +1,27 @@
+"""``GET /v1/media/{key}``: proxies and outputs, streamed (raw uploads stay private)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import StreamingResponse
+
+from api.deps import MediaDep
+from api.models import ErrorDetail
+
+router = APIRouter(tags=["media"])
+
+PUBLIC_MEDIA_PREFIXES = ("proxy/", "outputs/")  # raw uploads stay private
+
+
+@router.get("/v1/media/{key:path}", response_class=StreamingResponse,
+            responses={200: {"content": {"video/mp4": {}}, "description": "the video's bytes"},
+                       404: {"model": ErrorDetail}})
+def get_media(key: str, media: MediaDep) -> StreamingResponse:
+    """Stream a proxy or output video (raw uploads are not served)."""
+    if not key.startswith(PUBLIC_MEDIA_PREFIXES) or ".." in key:
+        raise HTTPException(404, "no such media")
+    try:
+        stream = media.open(key)
+    except FileNotFoundError:
+        raise HTTPException(404, "no such media") from None
+    return StreamingResponse(stream, media_type="video/mp4")

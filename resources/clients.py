@@ -1,0 +1,36 @@
+"""Every I/O client built from one Settings, so the API, the dashboard, the CLI and the Dagster
+resources (``resources/dagster_resources.py``) point at the same lake, media store, manifest
+store, catalogs and provider registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from resources.catalog import Catalog
+from resources.lake import Lake
+from resources.manifest_store import ManifestStore
+from resources.media import MediaStore
+from resources.providers.client import ProviderRegistry
+from resources.settings import Settings
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The platform's I/O clients (plain objects, no Dagster). Building them does no I/O."""
+
+    lake: Lake
+    media: MediaStore
+    manifest_store: ManifestStore
+    catalog: Catalog
+    providers: ProviderRegistry
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Clients:
+        """The clients of ``settings``' locations."""
+        return cls(
+            lake=Lake(uri=settings.lake_uri),
+            media=MediaStore(uri=settings.media_uri),
+            manifest_store=ManifestStore(uri=settings.manifest_uri),
+            catalog=Catalog(data_dir=settings.data_dir, reference_suite_path=settings.reference_suite_path),
+            providers=ProviderRegistry(path=settings.providers_path),
+        )

@@ -1,0 +1,94 @@
+"""The Dagster face of the I/O clients: the only module of ``resources/`` that imports Dagster.
+
+Each wrapper is a ``dg.ConfigurableResource`` whose config mirrors its client's fields (so the
+Dagster UI shows where the lake, media store… are) and whose ``create_resource`` hands the
+plain client to user code; assets, sensors and checks take it as ``dg.ResourceParam[Lake]``
+and so on. (Dagster 1.13 documents exactly this on ``ConfigurableResource``: override
+``create_resource`` to vend another object. Its base class ``ConfigurableResourceFactory`` is
+not exported from the ``dagster`` package.) The ``platform`` resource needs no wrapper: it is
+the ``Settings`` object itself, passed as a plain resource.
+
+Resource keys: ``lake``, ``media``, ``manifest_store``, ``catalog``, ``providers``,
+``platform`` (plus ``io_manager``, the Delta IO manager, built in ``pipelines/definitions.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from resources.catalog import Catalog
+from resources.clients import Clients
+from resources.lake import Lake
+from resources.manifest_store import ManifestStore
+from resources.media import MediaStore
+from resources.providers.client import ProviderRegistry
+from resources.settings import Settings
+
+
+class LakeResource(dg.ConfigurableResource[Lake]):
+    """``resources.lake.Lake`` for Dagster (config: ``uri``, ``storage_options``)."""
+
+    uri: str
+    storage_options: dict[str, str]
+
+    def create_resource(self, context: dg.InitResourceContext) -> Lake:
+        return Lake(uri=self.uri, storage_options=self.storage_options)
+
+
+class MediaResource(dg.ConfigurableResource[MediaStore]):
+    """``resources.media.MediaStore`` for Dagster (config: ``uri``, ``storage_options``)."""
+
+    uri: str
+    storage_options: dict[str, str]
+
+    def create_resource(self, context: dg.InitResourceContext) -> MediaStore:
+        return MediaStore(uri=self.uri, storage_options=self.storage_options)
+
+
+class ManifestStoreResource(dg.ConfigurableResource[ManifestStore]):
+    """``resources.manifest_store.ManifestStore`` for Dagster (config: ``uri``,
+    ``key_prefix``)."""
+
+    uri: str
+    key_prefix: str
+
+    def create_resource(self, context: dg.InitResourceContext) -> ManifestStore:
+        return ManifestStore(uri=self.uri, key_prefix=self.key_prefix)
+
+
+class CatalogResource(dg.ConfigurableResource[Catalog]):
+    """``resources.catalog.Catalog`` for Dagster (config: ``data_dir``,
+    ``reference_suite_path``)."""
+
+    data_dir: str
+    reference_suite_path: str
+
+    def create_resource(self, context: dg.InitResourceContext) -> Catalog:
+        return Catalog(data_dir=self.data_dir, reference_suite_path=self.reference_suite_path)
+
+
+class ProviderRegistryResource(dg.ConfigurableResource[ProviderRegistry]):
+    """``resources.providers.client.ProviderRegistry`` for Dagster (config: ``path``)."""
+
+    path: str
+
+    def create_resource(self, context: dg.InitResourceContext) -> ProviderRegistry:
+        return ProviderRegistry(path=self.path)
+
+
+def client_resources(settings: Settings) -> dict[str, Any]:
+    """The resources of ``settings`` by key, except the IO manager: a wrapper per client and
+    ``platform`` = ``settings``."""
+    # Wrappers declare no defaults: each is configured from the client Settings built, so a
+    # default lives in one place (Settings, or the client for a field Settings lacks).
+    c = Clients.from_settings(settings)
+    return {
+        "lake": LakeResource(**c.lake.model_dump()),
+        "media": MediaResource(**c.media.model_dump()),
+        "manifest_store": ManifestStoreResource(**c.manifest_store.model_dump()),
+        "catalog": CatalogResource(**c.catalog.model_dump()),
+        "providers": ProviderRegistryResource(**c.providers.model_dump()),
+        "platform": settings,
+    }

@@ -1,0 +1,21 @@
+"""The Dagster resources hand the runs the same plain clients the API builds from Settings."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines.definitions import build_definitions
+from resources.clients import Clients
+
+
+def test_every_resource_key_gives_the_plain_client_of_the_settings(settings):
+    defs = build_definitions(settings)
+    expected = Clients.from_settings(settings)
+    keys = {"lake", "media", "manifest_store", "catalog", "providers", "platform"}
+    with dg.build_resources({k: v for k, v in defs.resources.items() if k in keys}) as res:
+        for key in keys - {"platform"}:
+            client = getattr(res, key)
+            assert client == getattr(expected, key), key
+            assert "dagster" not in type(client).__module__
+        assert res.platform is settings
+    assert set(defs.resources) == keys | {"io_manager"}
