@@ -11,6 +11,7 @@ import polars as pl
 
 from assets.execution.scored import run_and_score
 from assets.ingest.proxy import make_proxy
+from assets.lineage import reads
 from economics.cost_model import cost_frame
 from economics.matrix import provider_effect_matrix as matrix_of
 from resources.catalog import CatalogResource
@@ -85,7 +86,7 @@ def benchmark_reports(
     })
 
 
-@dg.asset(deps=[benchmark_reports, dg.AssetKey(["gold", "execution_costs"])], **BENCH)
+@dg.asset(deps=[benchmark_reports, *reads(EXECUTION_COSTS, QUALITY_SCORES)], **BENCH)
 def provider_effect_matrix(lake: LakeResource, platform: PlatformConfig) -> dg.MaterializeResult:
     """Quality, time, cost per run and margin per provider × effect type: from the latest
     benchmark (``source`` = benchmark), real executions (executions) and simulated ones

@@ -6,6 +6,7 @@ from datetime import timedelta
 import dagster as dg
 import polars as pl
 
+from assets.lineage import reads
 from economics.backtest import estimate_accuracy_backtest
 from economics.recommendations import Policy, recommend
 from resources.catalog import CatalogResource
@@ -15,7 +16,7 @@ from resources.manifest_store import ManifestStore
 from resources.platform import PlatformConfig
 from resources.schemas import (
     BENCHMARK_REPORTS, COST_ESTIMATE_ACCURACY, EXECUTION_COSTS, INGESTED_VIDEO, PROVIDER_OUTPUTS, QUALITY_SCORES,
-    RECOMMENDATIONS,
+    RECOMMENDATIONS, ROUTING_MANIFESTS,
 )
 
 # Recommendations rest on the last week: long enough for the rules' minimum sample sizes at
@@ -25,7 +26,7 @@ RECOMMENDATION_WINDOW = timedelta(days=7)
 GOLD = {"key_prefix": ["gold"], "group_name": "economics", "kinds": {"polars", "deltalake"}}
 
 
-@dg.asset(deps=[dg.AssetKey(["gold", "execution_costs"])], **GOLD)
+@dg.asset(deps=reads(INGESTED_VIDEO, PROVIDER_OUTPUTS), **GOLD)
 def cost_estimate_accuracy(lake: LakeResource, catalog: CatalogResource) -> dg.MaterializeResult:
     """MAPE, p90 error and 80%-interval coverage of the pre-run cost (compute-seconds)
     estimator per provider × effect type, from a leave-one-video-out backtest."""
@@ -52,8 +53,8 @@ def latest_benchmark_as_executions(reports: pl.DataFrame, token_usd_rate: float)
                           selection=pl.lit("ranked"), source=pl.lit("real")))
 
 
-@dg.asset(deps=[dg.AssetKey(["gold", "execution_costs"]), dg.AssetKey(["gold", "routing_manifest"]),
-                dg.AssetKey(["gold", "benchmark_reports"])], **GOLD)
+# The routing manifest is read from the manifest store, where routing_manifests publishes it.
+@dg.asset(deps=reads(EXECUTION_COSTS, ROUTING_MANIFESTS, BENCHMARK_REPORTS, QUALITY_SCORES), **GOLD)
 def recommendations(
     lake: LakeResource, catalog: CatalogResource, manifest_store: ManifestStore, platform: PlatformConfig,
 ) -> dg.MaterializeResult:
