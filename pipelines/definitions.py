@@ -16,6 +16,7 @@ from assets.approval.asset import approval_requests
 from assets.batch.asset import test_batch
 from assets.batch.best import best_result
 from assets.benchmark.asset import benchmark_reports, provider_effect_matrix
+from assets.bronze import BRONZE
 from assets.execution.asset import provider_outputs
 from assets.gallery.asset import gallery_revisions
 from assets.gold.ab import ab_results
@@ -30,11 +31,11 @@ from pipelines.jobs import (
     ab_job, benchmark_job, benchmark_schedule, economics_job, economics_schedule, evaluation_job, intake_job,
     publish_job,
 )
+from pipelines.reporting_lake import RunReportingLake
 from pipelines.sensors import (
     ab_test_sensor, approval_sensor, completion_sensor, provider_change_sensor, upload_sensor,
 )
 from resources.catalog import CatalogResource
-from resources.lake import LakeResource
 from resources.manifest_store import ManifestStore
 from resources.media import MediaStore
 from resources.platform import PlatformConfig
@@ -45,14 +46,15 @@ ASSETS = [
     ingested_video, content_analysis, provider_registry, prompt_variants, test_batch,
     provider_outputs, quality_scores, best_result, approval_requests, gallery_revisions,
     execution_costs, marginality_windows, routing_manifest, benchmark_reports,
-    provider_effect_matrix, cost_estimate_accuracy, recommendations, ab_results,
+    provider_effect_matrix, cost_estimate_accuracy, recommendations, ab_results, *BRONZE,
 ]
 
 
 def build_resources(settings: Settings) -> dict:
     """Resource instances for ``settings`` (the same lake root for the lake resource and the
-    Delta IO manager, so both see the same tables)."""
-    lake = LakeResource(uri=settings.lake_uri)
+    Delta IO manager, so both see the same tables; the lake reports stages' appends to bronze
+    tables as those tables' materializations, see ``pipelines.reporting_lake``)."""
+    lake = RunReportingLake(uri=settings.lake_uri)
     storage = S3Config() if lake.root.startswith("s3://") else LocalConfig()
     return {
         "lake": lake,
