@@ -23,6 +23,7 @@ from api.app import create_app
 from assets.bronze import BRONZE
 from assets.lineage import FEEDBACK_READS, table_key
 from pipelines import definitions
+from pipelines.checks import CHECKS
 from pipelines.definitions import build_definitions
 from pipelines.reporting_lake import RunReportingLake
 from pipelines.sensors import approval_sensor, upload_sensor
@@ -180,13 +181,13 @@ def _small_registry(tmp_path) -> str:
 
 # --- static ------------------------------------------------------------------------------
 
-def test_every_lake_table_is_an_asset_and_every_asset_a_table():
-    keys = set(build_definitions().resolve_asset_graph().get_all_asset_keys())
+def test_every_lake_table_is_an_asset_and_every_asset_a_table(settings):
+    keys = set(build_definitions(settings).resolve_asset_graph().get_all_asset_keys())
     assert keys == {table_key(t) for t in ALL_TABLES}
 
 
-def test_bronze_tables_are_external_assets_in_their_group():
-    graph = build_definitions().resolve_asset_graph()
+def test_bronze_tables_are_external_assets_in_their_group(settings):
+    graph = build_definitions(settings).resolve_asset_graph()
     bronze = [t for t in ALL_TABLES if t.layer == "bronze"]
     assert {s.key for s in BRONZE} == {table_key(t) for t in bronze}
     for t in bronze:
@@ -194,8 +195,8 @@ def test_bronze_tables_are_external_assets_in_their_group():
         assert not node.is_materializable and node.group_name == "bronze"
 
 
-def test_feedback_reads_are_only_the_reads_that_would_close_a_cycle():
-    graph = build_definitions().resolve_asset_graph()
+def test_feedback_reads_are_only_the_reads_that_would_close_a_cycle(settings):
+    graph = build_definitions(settings).resolve_asset_graph()
     for reader, tables in FEEDBACK_READS.items():
         for table in tables:
             assert reader in _ancestors(graph, table), f"{table} is not downstream of {reader}: declare it"
@@ -296,7 +297,7 @@ def test_declared_upstream_is_exactly_what_each_asset_and_check_reads(recorded):
         assert declared - really_read == set(), f"{name} declares tables it never reads"
 
     checks = [c for c in read if isinstance(c, dg.AssetCheckKey)]
-    for checks_def in definitions.CHECKS:
+    for checks_def in CHECKS:
         for spec in checks_def.check_specs:
             assert spec.key in checks, f"{spec.key} never ran"
             declared = {spec.asset_key} | {d.asset_key for d in spec.additional_deps}
