@@ -329,3 +329,14 @@ def test_bronze_appends_come_from_declared_writers_and_are_materializations(reco
     for (table, writer), rows in written.items():
         step = defs.resolve_assets_def(writer).op.name
         assert reported[(table, step)] == rows, (table, writer)
+
+
+def test_check_results_belong_to_the_checked_video(recorded):
+    _, instance = recorded
+    records = instance.get_event_records(
+        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION))
+    partitions = {(r.event_log_entry.dagster_event.event_specific_data.check_name,
+                   r.event_log_entry.dagster_event.event_specific_data.partition) for r in records}
+    accepted = instance.get_dynamic_partitions("videos")
+    assert {name for name, _ in partitions} == {s.name for c in CHECKS for s in c.check_specs}
+    assert {p for _, p in partitions} <= set(accepted) and None not in {p for _, p in partitions}
