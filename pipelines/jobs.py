@@ -14,7 +14,6 @@ from assets.partitions import videos
 from assets.prompts.asset import prompt_variants
 from assets.quality.asset import quality_scores
 
-
 # In-process: a video's stages form a chain, so a process per step buys no parallelism and
 # costs an interpreter start (Dagster + Polars + OpenCV imports) per step. Parallelism comes
 # from runs of different videos and from M6's provider threads.

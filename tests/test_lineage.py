@@ -12,6 +12,7 @@ from __future__ import annotations
 import dis
 import shutil
 from collections import defaultdict
+from typing import ClassVar
 
 import dagster as dg
 import httpx
@@ -63,9 +64,9 @@ class Record:
     """What the recording clients saw: (kind, entity, table key, rows) per call, where entity
     is the running asset's key or check's key (None outside any step)."""
 
-    calls: list[tuple[str, object, dg.AssetKey, int]] = []
-    in_sensor_tick = False
-    unattributed: list[tuple[str, dg.AssetKey]] = []
+    calls: ClassVar[list[tuple[str, object, dg.AssetKey, int]]] = []
+    in_sensor_tick: ClassVar[bool] = False
+    unattributed: ClassVar[list[tuple[str, dg.AssetKey]]] = []
 
     @classmethod
     def add(cls, kind: str, key: dg.AssetKey, rows: int = 0) -> None:
