@@ -16,6 +16,7 @@ from assets.approval.asset import approval_requests
 from assets.batch.asset import test_batch
 from assets.batch.best import best_result
 from assets.benchmark.asset import benchmark_reports, provider_effect_matrix
+from assets.bronze import BRONZE
 from assets.execution.asset import provider_outputs
 from assets.gallery.asset import gallery_revisions
 from assets.gold.ab import ab_results
@@ -30,29 +31,31 @@ from pipelines.jobs import (
     ab_job, benchmark_job, benchmark_schedule, economics_job, economics_schedule, evaluation_job, intake_job,
     publish_job,
 )
+from pipelines.reporting_lake import RunReportingLakeResource
 from pipelines.sensors import (
     ab_test_sensor, approval_sensor, completion_sensor, provider_change_sensor, upload_sensor,
 )
 from resources.dagster_resources import client_resources
-from resources.lake import Lake
+from resources.clients import Clients
 from resources.settings import Settings, get_settings
 
 ASSETS = [
     ingested_video, content_analysis, provider_registry, prompt_variants, test_batch,
     provider_outputs, quality_scores, best_result, approval_requests, gallery_revisions,
     execution_costs, marginality_windows, routing_manifest, benchmark_reports,
-    provider_effect_matrix, cost_estimate_accuracy, recommendations, ab_results,
+    provider_effect_matrix, cost_estimate_accuracy, recommendations, ab_results, *BRONZE,
 ]
 
 
 def build_resources(settings: Settings) -> dict:
     """Resource instances for ``settings``: the client wrappers and ``platform``
     (``resources.dagster_resources.client_resources``) and the Delta IO manager, rooted where
-    the lake client is, so both see the same tables."""
-    resources = client_resources(settings)
-    root = Lake(uri=settings.lake_uri).root
-    storage = S3Config() if root.startswith("s3://") else LocalConfig()
-    return {**resources, "io_manager": DeltaLakePolarsIOManager(root_uri=root, storage_options=storage)}
+    the lake client is, so both see the same tables. The lake reports stages' appends to
+    bronze tables as those tables' materializations (``pipelines.reporting_lake``)."""
+    lake = Clients.from_settings(settings).lake
+    storage = S3Config() if lake.root.startswith("s3://") else LocalConfig()
+    return {**client_resources(settings), "lake": RunReportingLakeResource(**lake.model_dump()),
+            "io_manager": DeltaLakePolarsIOManager(root_uri=lake.root, storage_options=storage)}
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

@@ -3,36 +3,38 @@
 
 import dagster as dg
 
+from assets.analysis.asset import content_analysis
+from assets.approval.asset import approval_requests
+from assets.batch.asset import test_batch
+from assets.batch.best import best_result
+from assets.execution.asset import provider_outputs
+from assets.gallery.asset import gallery_revisions
+from assets.ingest.asset import ingested_video
 from assets.partitions import videos
-
-SILVER = ["silver"]
-
-
-def _keys(*names: str) -> list[dg.AssetKey]:
-    return [dg.AssetKey([*SILVER, n]) for n in names]
-
+from assets.prompts.asset import prompt_variants
+from assets.quality.asset import quality_scores
 
 # In-process: a video's stages form a chain, so a process per step buys no parallelism and
 # costs an interpreter start (Dagster + Polars + OpenCV imports) per step. Parallelism comes
 # from runs of different videos and from M6's provider threads.
 intake_job = dg.define_asset_job(
     "intake_job",
-    selection=_keys("ingested_video", "content_analysis", "prompt_variants", "test_batch",
-                    "provider_outputs"),
+    selection=dg.AssetSelection.assets(ingested_video, content_analysis, prompt_variants, test_batch,
+                                       provider_outputs),
     partitions_def=videos,
     executor_def=dg.in_process_executor,
     description="M1→M6 for one uploaded video: ingest, analyze, prompt, dispatch, execute.",
 )
 evaluation_job = dg.define_asset_job(
     "evaluation_job",
-    selection=_keys("quality_scores", "best_result", "approval_requests"),
+    selection=dg.AssetSelection.assets(quality_scores, best_result, approval_requests),
     partitions_def=videos,
     executor_def=dg.in_process_executor,
     description="M7, M5, M9 once every provider task of the video has finished.",
 )
 publish_job = dg.define_asset_job(
     "publish_job",
-    selection=_keys("gallery_revisions"),
+    selection=dg.AssetSelection.assets(gallery_revisions),
     partitions_def=videos,
     executor_def=dg.in_process_executor,
     description="M10 after an admin decision: publish (or reject and refund).",

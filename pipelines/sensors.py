@@ -2,7 +2,15 @@
 
 Each reads one bronze table through the lake resource. The cursor is that table's Delta
 version, so a tick with no new commit reads nothing; run keys make every request at most
-once per sensor, so re-reading a table never starts a run twice.
+once per sensor, so re-reading a table never starts a run twice. A tick that sees a new
+version reports an ``AssetObservation`` of the table's asset (Delta version, rows), so the
+bronze assets the API writes outside any run have a history in Dagster too.
+
+The cursors are Delta versions rather than Dagster asset events: the API's tables are
+written outside any run, and a stage's materialization event for ``execution_events`` is
+only logged when its step returns, so a step that fails after recording its tasks' outcomes
+would leave an event-driven sensor waiting forever. The table is the record; it is what the
+sensors watch.
 """
 
 
@@ -11,6 +19,7 @@ from collections.abc import Callable
 import dagster as dg
 import polars as pl
 
+from assets.lineage import table_key
 from assets.partitions import videos
 from pipelines.jobs import ab_job, benchmark_job, evaluation_job, intake_job, publish_job
 from resources.lake import Lake
@@ -28,14 +37,22 @@ def _changed(context: dg.SensorEvaluationContext, lake: Lake, spec: TableSpec) -
     return version
 
 
+def observed(spec: TableSpec, version: int, rows: int) -> dg.AssetObservation:
+    """The observation a sensor reports of ``spec``'s table at Delta ``version``."""
+    return dg.AssetObservation(asset_key=table_key(spec), metadata={"delta_version": version, "rows": rows})
+
+
 def _on_table_change(context: dg.SensorEvaluationContext, lake: Lake, spec: TableSpec,
                      idle: str, requests: Callable[[pl.DataFrame], list[dg.RunRequest]]):
     """Skip when ``spec``'s table has no new commit; else the run requests ``requests``
-    makes from the whole table (run keys drop the ones already made) and the new cursor."""
+    makes from the whole table (run keys drop the ones already made), an observation of the
+    table and the new cursor."""
     version = _changed(context, lake, spec)
     if version is None:
         return dg.SkipReason(idle)
-    return dg.SensorResult(run_requests=requests(lake.read(spec)), cursor=str(version))
+    table = lake.read(spec)
+    return dg.SensorResult(run_requests=requests(table), asset_events=[observed(spec, version, table.height)],
+                           cursor=str(version))
 
 
 @dg.sensor(job=intake_job, minimum_interval_seconds=INTERVAL_S,
@@ -55,6 +72,7 @@ def upload_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[La
     return dg.SensorResult(
         run_requests=[dg.RunRequest(partition_key=v, run_key=v) for v in new],
         dynamic_partitions_requests=[videos.build_add_request(new)] if new else [],
+        asset_events=[observed(UPLOADS, version, uploads.height)],
         cursor=str(version),
     )
 

@@ -9,6 +9,7 @@ import polars as pl
 
 from assets.registry.asset import unhealthy_providers
 from assets.common import SILVER_KW, silver_ins, frame, only_row
+from assets.lineage import reads
 from economics.budget import UserQuotaExceeded, reserve_or_raise
 from economics.routing import build_manifest, select_providers
 from resources.catalog import Catalog
@@ -16,7 +17,7 @@ from resources.events import event, notify, record_execution_events, record_pipe
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.providers.client import ProviderRegistry
-from resources.schemas import LEDGER_ENTRIES, TEST_BATCH
+from resources.schemas import LEDGER_ENTRIES, PROVIDER_REGISTRY, TEST_BATCH
 from resources.settings import Settings
 
 STAGE = "M5"
@@ -48,7 +49,8 @@ def current_rankings(manifest: dict | None, active: dict[str, list[str]], now) -
 
 # pool="ledger": reserving is check-then-append on a user's balance; the instance gives the
 # pool one slot (pipelines/cli/demo.py DAGSTER_YAML), so two runs never both spend the same tokens.
-@dg.asset(group_name="M5_batch", output_required=False, pool="ledger", ins=silver_ins("prompt_variants", "ingested_video"), **SILVER_KW)
+@dg.asset(group_name="M5_batch", output_required=False, pool="ledger", ins=silver_ins("prompt_variants", "ingested_video"),
+          deps=reads(PROVIDER_REGISTRY), **SILVER_KW)
 def test_batch(
     context: dg.AssetExecutionContext, prompt_variants: pl.DataFrame, ingested_video: pl.DataFrame,
     lake: dg.ResourceParam[Lake], providers: dg.ResourceParam[ProviderRegistry],

@@ -11,6 +11,7 @@ import polars as pl
 
 from assets.execution.scored import run_and_score
 from assets.ingest.proxy import make_proxy
+from assets.lineage import reads
 from economics.cost_model import cost_frame
 from economics.matrix import provider_effect_matrix as matrix_of
 from resources.catalog import Catalog
@@ -86,7 +87,7 @@ def benchmark_reports(
     })
 
 
-@dg.asset(deps=[benchmark_reports, dg.AssetKey(["gold", "execution_costs"])], **BENCH)
+@dg.asset(deps=[benchmark_reports, *reads(EXECUTION_COSTS, QUALITY_SCORES)], **BENCH)
 def provider_effect_matrix(lake: dg.ResourceParam[Lake],
                            platform: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
     """Quality, time, cost per run and margin per provider × effect type: from the latest

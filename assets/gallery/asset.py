@@ -9,6 +9,7 @@ import polars as pl
 
 from assets.common import SILVER_KW, silver_ins, frame, only_row
 from assets.gallery.snapshot import revision, slug_for
+from assets.lineage import reads
 from economics import ledger
 from resources.catalog import Catalog
 from resources.events import event, notify, record_pipeline_events, utcnow
@@ -20,7 +21,8 @@ from resources.settings import Settings
 STAGE = "M10"
 
 
-@dg.asset(group_name="M10_gallery", ins=silver_ins("approval_requests", "best_result", "prompt_variants", "quality_scores", "test_batch"), **SILVER_KW)
+@dg.asset(group_name="M10_gallery", ins=silver_ins("approval_requests", "best_result", "prompt_variants", "quality_scores", "test_batch"),
+          deps=reads(APPROVAL_DECISIONS), **SILVER_KW)
 def gallery_revisions(
     context: dg.AssetExecutionContext, approval_requests: pl.DataFrame,
     best_result: pl.DataFrame, prompt_variants: pl.DataFrame, quality_scores: pl.DataFrame,

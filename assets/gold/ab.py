@@ -9,6 +9,7 @@ import dagster as dg
 import polars as pl
 
 from assets.execution.scored import run_and_score
+from assets.lineage import reads
 from economics.cost_model import cost_frame
 from economics.routing import ab_assignments
 from resources.catalog import Catalog
@@ -27,7 +28,8 @@ class ABConfig(dg.Config):
     experiment_id: str
 
 
-@dg.asset(key_prefix=["gold"], group_name="ab_testing", kinds={"polars", "deltalake"})
+@dg.asset(key_prefix=["gold"], group_name="ab_testing", kinds={"polars", "deltalake"},
+          deps=reads(AB_REQUESTS, INGESTED_VIDEO))
 def ab_results(config: ABConfig, lake: dg.ResourceParam[Lake], media: dg.ResourceParam[MediaStore],
                providers: dg.ResourceParam[ProviderRegistry], catalog: dg.ResourceParam[Catalog],
                platform: dg.ResourceParam[Settings]) -> dg.MaterializeResult:

@@ -6,6 +6,7 @@ from datetime import timedelta
 import dagster as dg
 import polars as pl
 
+from assets.lineage import reads
 from economics.backtest import estimate_accuracy_backtest
 from economics.recommendations import Policy, recommend
 from resources.catalog import Catalog
@@ -14,7 +15,7 @@ from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.schemas import (
     BENCHMARK_REPORTS, COST_ESTIMATE_ACCURACY, EXECUTION_COSTS, INGESTED_VIDEO, PROVIDER_OUTPUTS, QUALITY_SCORES,
-    RECOMMENDATIONS,
+    RECOMMENDATIONS, ROUTING_MANIFESTS,
 )
 from resources.settings import Settings
 
@@ -25,7 +26,7 @@ RECOMMENDATION_WINDOW = timedelta(days=7)
 GOLD = {"key_prefix": ["gold"], "group_name": "economics", "kinds": {"polars", "deltalake"}}
 
 
-@dg.asset(deps=[dg.AssetKey(["gold", "execution_costs"])], **GOLD)
+@dg.asset(deps=reads(INGESTED_VIDEO, PROVIDER_OUTPUTS), **GOLD)
 def cost_estimate_accuracy(lake: dg.ResourceParam[Lake],
                            catalog: dg.ResourceParam[Catalog]) -> dg.MaterializeResult:
     """MAPE, p90 error and 80%-interval coverage of the pre-run cost (compute-seconds)
@@ -53,8 +54,8 @@ def latest_benchmark_as_executions(reports: pl.DataFrame, token_usd_rate: float)
                           selection=pl.lit("ranked"), source=pl.lit("real")))
 
 
-@dg.asset(deps=[dg.AssetKey(["gold", "execution_costs"]), dg.AssetKey(["gold", "routing_manifest"]),
-                dg.AssetKey(["gold", "benchmark_reports"])], **GOLD)
+# The routing manifest is read from the manifest store, where routing_manifests publishes it.
+@dg.asset(deps=reads(EXECUTION_COSTS, ROUTING_MANIFESTS, BENCHMARK_REPORTS, QUALITY_SCORES), **GOLD)
 def recommendations(
     lake: dg.ResourceParam[Lake], catalog: dg.ResourceParam[Catalog],
     manifest_store: dg.ResourceParam[ManifestStore], platform: dg.ResourceParam[Settings],

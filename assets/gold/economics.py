@@ -1,7 +1,7 @@
 """M8 gold assets of the economics job: execution costs → marginality windows → routing
 manifest (published to the manifest store, every version kept in ``routing_manifests``).
 
-Gold assets are unpartitioned and declare the silver tables as ``deps``: they scan whole
+Gold assets are unpartitioned and declare the tables they read as ``deps``: they scan whole
 Delta tables through the lake resource rather than load dynamically partitioned inputs,
 which the Delta IO manager cannot do for many partitions (DESIGN.md §3, dagster#12502).
 """
@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 import polars as pl
 
+from assets.lineage import reads
 from assets.registry.asset import unhealthy_providers
 from economics.cost_model import cost_frame, measure_bursts, profiles_from_registry
 from economics.ledger import task_settlements
@@ -26,7 +27,7 @@ from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.providers.client import ProviderRegistry
 from resources.schemas import (
-    EXECUTION_COSTS, EXECUTION_EVENTS, LEDGER_ENTRIES, MARGINALITY_WINDOWS, QUALITY_SCORES,
+    EXECUTION_COSTS, EXECUTION_EVENTS, LEDGER_ENTRIES, MARGINALITY_WINDOWS, PROVIDER_REGISTRY, QUALITY_SCORES,
     ROUTING_MANIFESTS,
 )
 from resources.settings import Settings
@@ -117,7 +118,9 @@ class CostsConfig(dg.Config):
     full_refresh: bool = False
 
 
-@dg.asset(deps=[dg.AssetKey(["silver", "provider_outputs"])], **GOLD)
+# Also reads its own table (the watermark, the last day's utilisation): an asset's own
+# earlier materialization is not a dependency.
+@dg.asset(deps=reads(EXECUTION_EVENTS, LEDGER_ENTRIES), **GOLD)
 def execution_costs(
     config: CostsConfig, lake: dg.ResourceParam[Lake], catalog: dg.ResourceParam[Catalog],
     platform: dg.ResourceParam[Settings], providers: dg.ResourceParam[ProviderRegistry],
@@ -160,7 +163,7 @@ def marginality_windows(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
                                           "margin_24h": round(margin, 6) if margin is not None else "n/a"})
 
 
-@dg.asset(deps=[execution_costs, dg.AssetKey(["silver", "quality_scores"])], **GOLD)
+@dg.asset(name="routing_manifests", deps=[execution_costs, *reads(QUALITY_SCORES, PROVIDER_REGISTRY)], **GOLD)
 def routing_manifest(
     lake: dg.ResourceParam[Lake], providers: dg.ResourceParam[ProviderRegistry],
     manifest_store: dg.ResourceParam[ManifestStore], platform: dg.ResourceParam[Settings],

@@ -9,6 +9,7 @@ import polars as pl
 from assets.common import SILVER_KW, frame, only_row
 from assets.ingest.probe import IngestLimits, VideoRejected, probe_video, validate
 from assets.ingest.proxy import make_proxy
+from assets.lineage import reads
 from resources.events import event, notify, record_pipeline_events, utcnow
 from resources.lake import Lake
 from resources.media import MediaStore
@@ -23,7 +24,7 @@ def proxy_key(video_id: str) -> str:
     return f"proxy/{video_id}.mp4"
 
 
-@dg.asset(group_name="M1_ingest", **SILVER_KW)
+@dg.asset(group_name="M1_ingest", deps=reads(UPLOADS), **SILVER_KW)
 def ingested_video(
     context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake], media: dg.ResourceParam[MediaStore],
     platform: dg.ResourceParam[Settings],

@@ -1,0 +1,38 @@
+"""How a lake table is named in the asset graph, and the reads the graph cannot show.
+
+Every lake table is an asset whose key is its path, ``[layer, name]``: the Delta IO manager
+names silver tables after their asset key, and bronze and gold tables follow the same rule.
+An asset that reads a table through the lake client declares it with ``deps=reads(...)``,
+naming the same ``TableSpec`` its body reads, so the graph shows what each stage really reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import dagster as dg
+
+from resources.schemas import LEDGER_ENTRIES, ROUTING_MANIFESTS, TEST_BATCH, TableSpec
+
+
+def table_key(spec: TableSpec) -> dg.AssetKey:
+    """The asset key of ``spec``'s table: ``[layer, name]`` (e.g. ``bronze/uploads``)."""
+    return dg.AssetKey([spec.layer, spec.name])
+
+
+def reads(*specs: TableSpec) -> list[dg.AssetKey]:
+    """``deps`` for the tables an asset reads through the lake client."""
+    return [table_key(s) for s in specs]
+
+
+FEEDBACK_READS: Mapping[dg.AssetKey, frozenset[dg.AssetKey]] = {
+    # M5 reserves tokens against the balance the ledger holds (credits, and what earlier
+    # videos reserved and consumed), and routes by the manifest the economics job built from
+    # earlier videos' executions. Both tables are downstream of test_batch itself (its tasks
+    # are settled into the ledger and costed into the next manifest), so declaring them as
+    # deps would close a cycle, which an asset graph cannot hold: these reads are declared
+    # here instead, and tests/test_lineage.py checks they are real reads that would cycle.
+    table_key(TEST_BATCH): frozenset({table_key(LEDGER_ENTRIES), table_key(ROUTING_MANIFESTS)}),
+}
+"""Reads of a table downstream of the reading asset (state from earlier partitions), by
+reading asset. The asset graph is acyclic, so these are the only reads not shown as deps."""

@@ -1,0 +1,343 @@
+"""The asset graph tells the truth: every lake table is an asset, and each asset declares as
+its upstream exactly the tables it reads.
+
+The dynamic test runs the real jobs (intake, evaluation, publish, economics, benchmark, A/B)
+on one short real clip with a lake client that records every read and write together with
+the asset or check running at that moment, then compares the record with the declared
+graph in both directions: nothing read undeclared, nothing declared unread.
+"""
+
+from __future__ import annotations
+
+import dis
+import shutil
+from collections import defaultdict
+from typing import ClassVar
+
+import dagster as dg
+import httpx
+import polars as pl
+import pytest
+import yaml
+
+from api.app import create_app
+from assets.bronze import BRONZE
+from assets.lineage import FEEDBACK_READS, table_key
+from pipelines import definitions
+from pipelines.checks import CHECKS
+from pipelines.definitions import build_definitions
+from pipelines.reporting_lake import RunReportingLake
+from pipelines.sensors import approval_sensor, upload_sensor
+from resources.lake import Lake
+from resources.manifest_store import ManifestStore
+from resources.schemas import (
+    ALL_TABLES, APPROVAL_DECISIONS, BEST_RESULT, LEDGER_ENTRIES, NOTIFICATIONS, ROUTING_MANIFESTS,
+    TEST_BATCH, UPLOADS, TableSpec,
+)
+from resources.settings import DATA_DIR, Settings
+from tests.harness import Driver
+from tests.server import serve
+
+ADMIN = {"X-Admin-Key": "test-admin-key"}
+
+# One cheap provider per effect type, plus a second slow-motion one for the A/B test.
+PROVIDERS = {"ffmpeg-colortemp", "ffmpeg-slowmo-dup", "ffmpeg-slowmo-blend", "ffmpeg-posterize"}
+
+# Declared writers whose appends happen only on branches this run does not take.
+BRANCH_ONLY_WRITES = {
+    (table_key(NOTIFICATIONS), table_key(TEST_BATCH)),    # no eligible effect, over budget, 80% alert
+    (table_key(NOTIFICATIONS), table_key(BEST_RESULT)),   # no usable result
+    (table_key(LEDGER_ENTRIES), table_key(BEST_RESULT)),  # no usable result: refund
+}
+
+# Tables the API writes outside any run, with the table it reads to write them (their deps).
+API_WRITES = {
+    table_key(APPROVAL_DECISIONS): {dg.AssetKey(["silver", "approval_requests"])},
+    dg.AssetKey(["bronze", "recommendation_decisions"]): {dg.AssetKey(["gold", "recommendations"])},
+    dg.AssetKey(["bronze", "ab_requests"]): {dg.AssetKey(["silver", "ingested_video"])},
+}
+
+
+# --- recording ---------------------------------------------------------------------------
+
+class Record:
+    """What the recording clients saw: (kind, entity, table key, rows) per call, where entity
+    is the running asset's key or check's key (None outside any step)."""
+
+    calls: ClassVar[list[tuple[str, object, dg.AssetKey, int]]] = []
+    in_sensor_tick: ClassVar[bool] = False
+    unattributed: ClassVar[list[tuple[str, dg.AssetKey]]] = []
+
+    @classmethod
+    def add(cls, kind: str, key: dg.AssetKey, rows: int = 0) -> None:
+        entity = _running_entity()
+        if entity is None and not cls.in_sensor_tick:
+            cls.unattributed.append((kind, key))
+        cls.calls.append((kind, entity, key, rows))
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.calls, cls.unattributed, cls.in_sensor_tick = [], [], False
+
+
+def _running_entity() -> dg.AssetKey | dg.AssetCheckKey | None:
+    try:
+        return dg.AssetExecutionContext.get().assets_def.key
+    except dg.DagsterInvariantViolationError:
+        pass
+    try:
+        [check_key] = dg.AssetCheckExecutionContext.get().selected_asset_check_keys
+        return check_key
+    except dg.DagsterInvariantViolationError:
+        return None
+
+
+class RecordingLake(RunReportingLake):
+    """The definitions' own lake class, recording every read (scan, read, dataset, version,
+    column_max) and write."""
+
+    def scan(self, spec: TableSpec):
+        Record.add("read", table_key(spec))
+        return super().scan(spec)
+
+    def read(self, spec: TableSpec, where=None):
+        Record.add("read", table_key(spec))
+        return super().read(spec, where)
+
+    def dataset(self, spec: TableSpec):
+        Record.add("read", table_key(spec))
+        return super().dataset(spec)
+
+    def version(self, spec: TableSpec) -> int:
+        Record.add("read", table_key(spec))
+        return super().version(spec)
+
+    def column_max(self, spec: TableSpec, column: str):
+        Record.add("read", table_key(spec))
+        return super().column_max(spec, column)
+
+    def append(self, spec: TableSpec, df: pl.DataFrame) -> int:
+        rows = super().append(spec, df)
+        Record.add("write", table_key(spec), rows)
+        return rows
+
+    def upsert(self, spec: TableSpec, df: pl.DataFrame, recent=None) -> dict:
+        metrics = super().upsert(spec, df, recent)
+        Record.add("write", table_key(spec), int(metrics.get("num_target_rows_inserted", 0))
+                   + int(metrics.get("num_target_rows_updated", 0)))
+        return metrics
+
+    def overwrite(self, spec: TableSpec, df: pl.DataFrame) -> None:
+        super().overwrite(spec, df)
+        Record.add("write", table_key(spec), df.height)
+
+
+class RecordingManifestStore(ManifestStore):
+    """The current routing manifest is the published form of ``gold/routing_manifests``."""
+
+    def read(self) -> dict | None:
+        Record.add("read", table_key(ROUTING_MANIFESTS))
+        return super().read()
+
+
+class RecordingDriver(Driver):
+    def tick(self, sensor_name: str) -> list[dg.RunRequest]:
+        Record.in_sensor_tick = True
+        try:
+            return super().tick(sensor_name)
+        finally:
+            Record.in_sensor_tick = False
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+def _used_inputs(assets_def: dg.AssetsDefinition) -> set[dg.AssetKey]:
+    """Upstream keys of the inputs the compute function's body really uses (a parameter
+    that is only loaded and never touched would be a dep on paper only)."""
+    code = assets_def.op.compute_fn.decorated_fn.__code__
+    params = set(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
+    loaded = {i.argval for i in dis.get_instructions(code) if i.opname.startswith("LOAD_FAST")}
+    return {key for name, key in assets_def.keys_by_input_name.items() if name in params and name in loaded}
+
+
+def _ancestors(graph, key: dg.AssetKey) -> set[dg.AssetKey]:
+    seen, todo = set(), [key]
+    while todo:
+        for parent in graph.get(todo.pop()).parent_keys:
+            if parent not in seen:
+                seen.add(parent)
+                todo.append(parent)
+    return seen
+
+
+def _small_registry(tmp_path) -> str:
+    for name in ("effects.yaml", "rate_card.yaml"):
+        shutil.copyfile(DATA_DIR / name, tmp_path / name)
+    doc = yaml.safe_load((DATA_DIR / "providers.yaml").read_text())
+    doc["providers"] = [p for p in doc["providers"] if p["provider_id"] in PROVIDERS]
+    path = tmp_path / "providers.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+# --- static ------------------------------------------------------------------------------
+
+def test_every_lake_table_is_an_asset_and_every_asset_a_table(settings):
+    keys = set(build_definitions(settings).resolve_asset_graph().get_all_asset_keys())
+    assert keys == {table_key(t) for t in ALL_TABLES}
+
+
+def test_bronze_tables_are_external_assets_in_their_group(settings):
+    graph = build_definitions(settings).resolve_asset_graph()
+    bronze = [t for t in ALL_TABLES if t.layer == "bronze"]
+    assert {s.key for s in BRONZE} == {table_key(t) for t in bronze}
+    for t in bronze:
+        node = graph.get(table_key(t))
+        assert not node.is_materializable and node.group_name == "bronze"
+
+
+def test_feedback_reads_are_only_the_reads_that_would_close_a_cycle(settings):
+    graph = build_definitions(settings).resolve_asset_graph()
+    for reader, tables in FEEDBACK_READS.items():
+        for table in tables:
+            assert reader in _ancestors(graph, table), f"{table} is not downstream of {reader}: declare it"
+
+
+# --- sensors report what they saw --------------------------------------------------------
+
+def test_sensors_observe_the_bronze_table_they_watch(settings, instance):
+    defs = build_definitions(settings)
+    lake = Lake(uri=settings.lake_uri)
+    lake.append(UPLOADS, pl.DataFrame([{"video_id": "v1", "user_id": "u", "media_key": "raw/v1.mp4"}]))
+    lake.append(APPROVAL_DECISIONS, pl.DataFrame([{"approval_id": "a1", "video_id": "v1", "decision": "approve"}]))
+    for sensor, spec in ((upload_sensor, UPLOADS), (approval_sensor, APPROVAL_DECISIONS)):
+        result = sensor(dg.build_sensor_context(instance=instance, resources=defs.resources))
+        [seen] = result.asset_events
+        assert isinstance(seen, dg.AssetObservation) and seen.asset_key == table_key(spec)
+        assert seen.metadata["delta_version"].value == lake.version(spec)
+        assert seen.metadata["rows"].value == 1
+        assert isinstance(sensor(dg.build_sensor_context(instance=instance, resources=defs.resources,
+                                                         cursor=result.cursor)), dg.SkipReason)
+
+
+# --- dynamic -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def recorded(short_carphone, tmp_path_factory):
+    """Run every job once on one short clip (plus a truncated upload M1 rejects) with
+    recording clients; yield (definitions, instance)."""
+    tmp_path = tmp_path_factory.mktemp("lineage")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"version": 1, "max_seconds": 1, "videos": [
+        {"name": "carphone", "source": "path", "file": str(short_carphone).lstrip("/")}]}))
+    settings = Settings(
+        LAKE_URI=str(tmp_path / "lake"), MEDIA_URI=str(tmp_path / "media"),
+        MANIFEST_URI=str(tmp_path / "manifest" / "routing_manifest.json"),
+        EFFECTLAKE_ADMIN_KEY="test-admin-key", EFFECTLAKE_API_URL="http://testserver",
+        EFFECTLAKE_PROVIDERS=_small_registry(tmp_path), EFFECTLAKE_REFERENCE_SUITE=str(suite),
+    )
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(short_carphone.read_bytes()[: short_carphone.stat().st_size // 3])
+    build_resources = definitions.build_resources
+    with pytest.MonkeyPatch.context() as mp, \
+            dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 1}}}) as instance:
+        mp.setattr(definitions, "build_resources", lambda s: {
+            **build_resources(s), "lake": RecordingLake(uri=s.lake_uri),
+            "manifest_store": RecordingManifestStore(uri=s.manifest_uri)})
+        defs = build_definitions(settings)
+        Record.reset()
+        _run_everything(defs, instance, settings, short_carphone, truncated)
+        yield defs, instance
+    Record.reset()
+
+
+def _run_everything(defs, instance, settings, clip, truncated) -> None:
+    driver = RecordingDriver(defs, instance)
+    with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        ids = []
+        for path in (clip, truncated):
+            with open(path, "rb") as fh:
+                r = client.post("/v1/uploads", files={"file": (path.name, fh, "video/mp4")})
+            assert r.status_code == 202, r.text
+            ids.append(r.json()["video_id"])
+        assert [r.success for r in driver.step("upload_sensor")] == [True, True]
+        assert client.get(f"/v1/videos/{ids[1]}").json()["stage"] == "rejected"
+        assert [r.success for r in driver.step("completion_sensor")] == [True]
+        approval_id = client.get(f"/v1/videos/{ids[0]}").json()["approval"]["approval_id"]
+        # A rejection: the publish stage refunds, so its ledger append is seen too.
+        assert client.post(f"/v1/admin/approvals/{approval_id}", headers=ADMIN,
+                           json={"decision": "reject", "admin": "alice"}).status_code == 202
+        assert [r.success for r in driver.step("approval_sensor")] == [True]
+        for job in ("economics_job", "benchmark_job"):
+            assert defs.resolve_job_def(job).execute_in_process(instance=instance).success
+        assert client.post("/v1/admin/ab-tests", headers=ADMIN, json={
+            "video_id": ids[0], "effect_type": "slow_motion",
+            "providers": ["ffmpeg-slowmo-dup", "ffmpeg-slowmo-blend"]}).status_code == 202
+        assert [r.success for r in driver.step("ab_test_sensor")] == [True]
+
+
+def test_declared_upstream_is_exactly_what_each_asset_and_check_reads(recorded):
+    defs, instance = recorded
+    graph = defs.resolve_asset_graph()
+    assert Record.unattributed == []  # every read inside a run happened in an asset or check step
+    read = defaultdict(set)
+    for kind, entity, key, _ in Record.calls:
+        if kind == "read" and entity is not None:
+            read[entity].add(key)
+
+    materializable = [k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable]
+    for key in materializable:
+        assert instance.get_latest_materialization_event(key) is not None, f"{key.to_user_string()} never ran"
+        assets_def = defs.resolve_assets_def(key)
+        really_read = (read[key] | _used_inputs(assets_def)) - {key}  # its own table is no dep
+        feedback = FEEDBACK_READS.get(key, frozenset())
+        assert feedback <= really_read, f"{key.to_user_string()}: feedback reads {feedback - really_read} not read"
+        declared = set(graph.get(key).parent_keys)
+        name = key.to_user_string()
+        assert really_read - feedback - declared == set(), f"{name} reads undeclared tables"
+        assert declared - really_read == set(), f"{name} declares tables it never reads"
+
+    checks = [c for c in read if isinstance(c, dg.AssetCheckKey)]
+    for checks_def in CHECKS:
+        for spec in checks_def.check_specs:
+            assert spec.key in checks, f"{spec.key} never ran"
+            declared = {spec.asset_key} | {d.asset_key for d in spec.additional_deps}
+            assert read[spec.key] == declared, spec.key
+
+
+def test_bronze_appends_come_from_declared_writers_and_are_materializations(recorded):
+    defs, instance = recorded
+    graph = defs.resolve_asset_graph()
+    written = defaultdict(int)
+    for kind, entity, key, rows in Record.calls:
+        if kind == "write" and isinstance(entity, dg.AssetKey) and key != entity:
+            written[(key, entity)] += rows
+
+    bronze = {s.key for s in BRONZE}
+    for table, writer in written:
+        assert table in bronze, f"{writer.to_user_string()} writes {table.to_user_string()}, not a bronze table"
+        assert writer in graph.get(table).parent_keys, \
+            f"{writer.to_user_string()} appends to {table.to_user_string()} but is not declared upstream of it"
+    declared = {(t, w) for t in bronze for w in graph.get(t).parent_keys if w not in API_WRITES.get(t, set())}
+    assert declared - set(written) <= BRANCH_ONLY_WRITES
+
+    # Each append of new rows is in the bronze asset's history, from the writer's step.
+    reported = defaultdict(int)
+    for table in bronze:
+        for record in instance.fetch_materializations(table, limit=10_000).records:
+            step = record.event_log_entry.step_key
+            reported[(table, step)] += record.asset_materialization.metadata["rows"].value
+    for (table, writer), rows in written.items():
+        step = defs.resolve_assets_def(writer).op.name
+        assert reported[(table, step)] == rows, (table, writer)
+
+
+def test_check_results_belong_to_the_checked_video(recorded):
+    _, instance = recorded
+    records = instance.get_event_records(
+        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION))
+    partitions = {(r.event_log_entry.dagster_event.event_specific_data.check_name,
+                   r.event_log_entry.dagster_event.event_specific_data.partition) for r in records}
+    accepted = instance.get_dynamic_partitions("videos")
+    assert {name for name, _ in partitions} == {s.name for c in CHECKS for s in c.check_specs}
+    assert {p for _, p in partitions} <= set(accepted) and None not in {p for _, p in partitions}
