@@ -103,10 +103,9 @@ def test_batch(
         notify(lake, user_id, video_id, "budget_alert", "You have used most of your tokens",
                decision.reason, identity="budget_alert")
     record_execution_events(lake, [
-        event("TaskDispatched", video_id, STAGE,
-              {"selection": r["selection"], "rank": r["rank"], "manifest_version": version},
+        event("TaskDispatched", video_id, STAGE, {"rank": r["rank"], "manifest_version": version},
               identity=r["task_id"], task_id=r["task_id"], provider_id=r["provider_id"],
-              effect_type=r["effect_type"])
+              effect_type=r["effect_type"], selection=r["selection"])
         for r in rows
     ])
     record_pipeline_events(lake, [event(
