@@ -15,6 +15,7 @@ import polars as pl
 from assets.registry.asset import unhealthy_providers
 from economics.cost_model import cost_frame, measure_bursts, profiles_from_registry
 from economics.ledger import task_settlements
+from economics.margin import margin as margin_of
 from economics.marginality import WINDOWS
 from economics.marginality import marginality_windows as windows_of
 from economics.revenue import recognise
@@ -132,7 +133,7 @@ def marginality_windows(lake: LakeResource) -> dg.MaterializeResult:
     lake.overwrite(MARGINALITY_WINDOWS, windows)
     day = windows.filter((pl.col("window") == "24h") & (pl.col("source") == "real"))
     charged = int(day["tokens_charged"].sum() or 0)
-    margin = (charged - float(day["cost_tokens"].sum() or 0)) / charged if charged else None
+    margin = margin_of(charged, float(day["cost_tokens"].sum() or 0))
     return dg.MaterializeResult(metadata={"rows": windows.height,
                                           "margin_24h": round(margin, 6) if margin is not None else "n/a"})
 
