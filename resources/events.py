@@ -17,9 +17,9 @@ import polars as pl
 
 from economics.ids import event_id, stable_id
 from resources.lake import LakeResource
-from resources.schemas import EXECUTION_EVENTS, NOTIFICATIONS, PIPELINE_EVENTS
+from resources.schemas import EXECUTION_EVENTS, PIPELINE_EVENTS
 
-__all__ = ["event", "notify", "record_execution_events", "record_pipeline_events", "stable_id", "utcnow"]
+__all__ = ["event", "record_execution_events", "record_pipeline_events", "stable_id", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -57,18 +57,3 @@ def record_pipeline_events(lake: LakeResource, rows: list[dict]) -> int:
 def record_execution_events(lake: LakeResource, rows: list[dict]) -> int:
     """Append execution (task) events (idempotent); returns how many were new."""
     return lake.append(EXECUTION_EVENTS, pl.DataFrame(rows, infer_schema_length=None)) if rows else 0
-
-
-def notify(
-    lake: LakeResource, user_id: str, video_id: str, kind: str, title: str, body: str,
-    url: str | None = None, identity: Any = "",
-) -> dict:
-    """Append an in-app notification for ``user_id`` (idempotent per kind and identity) and
-    return its row; the caller records the matching ``UserNotified`` event."""
-    row = {
-        "notification_id": stable_id("notification", video_id, kind, identity),
-        "user_id": user_id, "correlation_id": video_id, "kind": kind, "title": title,
-        "body": body, "url": url, "created_at": utcnow(),
-    }
-    lake.append(NOTIFICATIONS, pl.DataFrame([row], infer_schema_length=None))
-    return row

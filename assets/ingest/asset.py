@@ -9,9 +9,10 @@ import polars as pl
 from assets.common import SILVER_KW, frame, only_row
 from assets.ingest.probe import IngestLimits, VideoRejected, probe_video, validate
 from assets.ingest.proxy import make_proxy
-from resources.events import event, notify, record_pipeline_events, utcnow
+from resources.events import event, record_pipeline_events, utcnow
 from resources.lake import LakeResource
 from resources.media import MediaStore
+from resources.notifications import notify_user
 from resources.platform import PlatformConfig
 from resources.schemas import INGESTED_VIDEO, UPLOADS
 
@@ -75,12 +76,11 @@ def _reject(context, lake: LakeResource, row: dict, rejected: VideoRejected) -> 
     video_id = row["video_id"]
     row.update(status="rejected", reject_code=rejected.code, reject_reason=rejected.reason,
                ingested_at=utcnow())
-    note = notify(lake, row["user_id"], video_id, "video_rejected", "Your video was rejected",
-                  rejected.reason)
+    notified = notify_user(lake, STAGE, row["user_id"], video_id, "video_rejected",
+                           "Your video was rejected", rejected.reason, event_identity="rejected")
     record_pipeline_events(lake, [
         event("VideoRejected", video_id, STAGE, {"code": rejected.code, "reason": rejected.reason}),
-        event("UserNotified", video_id, STAGE, {"notification_id": note["notification_id"],
-                                                "kind": "video_rejected"}, identity="rejected"),
+        notified,
     ])
     context.log.warning(f"video {video_id} rejected ({rejected.code}): {rejected.reason}")
     context.add_output_metadata({"status": "rejected", "reason": rejected.reason})
