@@ -22,7 +22,9 @@ def notify_user(
     that records it.
 
     The event is returned, not written, so the stage appends it with its own events in one
-    commit and in order (what happened, then that the user was told).
+    commit and in order (what happened, then that the user was told). Events are ordered by
+    ``occurred_at``, stamped when built: build the stage's own event first, e.g.
+    ``record_pipeline_events(lake, [event("VideoRejected", …), notify_user(…)])``.
 
     Args:
         stage: the stage telling the user (``M1``…), the event's stage.

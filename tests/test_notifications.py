@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import polars as pl
@@ -12,7 +13,7 @@ from economics.ids import event_id
 from resources.lake import LakeResource
 from resources.notifications import notify_user
 from resources.refunds import refund_and_notify
-from resources.schemas import LEDGER_ENTRIES, NOTIFICATIONS
+from resources.schemas import LEDGER_ENTRIES, NOTIFICATIONS, PIPELINE_EVENTS
 
 AT = datetime(2026, 3, 2, tzinfo=UTC)
 
@@ -39,10 +40,15 @@ def test_refund_and_notify_refunds_consumed_tasks_once(tmp_path):
     lake.append(LEDGER_ENTRIES, pl.DataFrame(entries, schema=LEDGER_ENTRIES.schema))
     assert ledger.balance_of(lake.read(LEDGER_ENTRIES), "u1")["spent"] == 7
     for _ in range(2):
-        refunded, notified = refund_and_notify(lake, "M5", tasks, AT, "no usable result", user_id="u1",
-                                               video_id="v1", kind="no_result", title="T", body="B")
-        assert refunded == 2 and notified["event_type"] == "UserNotified"
+        refunded = refund_and_notify(lake, "M5", tasks, AT, "no usable result", outcome="NoUsableResult",
+                                     details={"outputs": 3}, user_id="u1", video_id="v1", kind="no_result",
+                                     title="T", body="B")
+        assert refunded == 2
     stored = lake.read(LEDGER_ENTRIES)
     assert sorted(stored.filter(pl.col("kind") == "refund")["task_id"]) == ["t1", "t2"]
     assert ledger.balance_of(stored, "u1")["spent"] == 0
     assert lake.read(NOTIFICATIONS)["kind"].to_list() == ["no_result"]
+    # What happened, then that the user was told: in that order, once each.
+    events = lake.read(PIPELINE_EVENTS).sort("occurred_at")
+    assert events["event_type"].to_list() == ["NoUsableResult", "UserNotified"]
+    assert json.loads(events["payload"][0]) == {"outputs": 3, "refunded_tasks": 2}

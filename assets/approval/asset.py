@@ -63,14 +63,12 @@ def approval_requests(
         "comparison": json.dumps(comparison, sort_keys=True, default=str),
         "preview_url": preview, "requested_at": utcnow(),
     }
-    notified = notify_user(lake, STAGE, video["user_id"], video_id, "preview_ready",
-                           "Your effect preview is ready",
-                           f"Best result: {best['effect_type']} by {best['provider_id']}; "
-                           "an admin will review it before it is published.", url=preview,
-                           identity=row["approval_id"])
     record_pipeline_events(lake, [
         event("ApprovalRequested", video_id, STAGE,
               {"approval_id": row["approval_id"], "task_id": best["task_id"]}),
-        notified,
+        notify_user(lake, STAGE, video["user_id"], video_id, "preview_ready", "Your effect preview is ready",
+                    f"Best result: {best['effect_type']} by {best['provider_id']}; "
+                    "an admin will review it before it is published.", url=preview,
+                    identity=row["approval_id"]),
     ])
     yield dg.Output(frame([row], APPROVAL_REQUESTS), metadata={"approval_id": row["approval_id"]})

@@ -85,9 +85,11 @@ def test_batch(
                 "prompt": variant["prompt"], "params": variant["params"], "dispatched_at": now,
             })
     if not rows:
-        notified = notify_user(lake, STAGE, user_id, video_id, "no_effects", "No effect fits this video",
-                               "None of the catalog's effects can be applied to this video.")
-        record_pipeline_events(lake, [event("NoEligibleEffects", video_id, STAGE, {}), notified])
+        record_pipeline_events(lake, [
+            event("NoEligibleEffects", video_id, STAGE, {}),
+            notify_user(lake, STAGE, user_id, video_id, "no_effects", "No effect fits this video",
+                        "None of the catalog's effects can be applied to this video."),
+        ])
         return
     try:
         reservation = reserve_or_raise(lake.read(LEDGER_ENTRIES, pl.col("user_id") == user_id), rows, now)
@@ -96,23 +98,23 @@ def test_batch(
         return
     lake.append(LEDGER_ENTRIES, pl.DataFrame(reservation.entries, schema=LEDGER_ENTRIES.schema))
     decision = reservation.decisions.get(user_id)
-    alerts = []
-    if decision is not None and decision.alert:
-        alerts.append(notify_user(lake, STAGE, user_id, video_id, "budget_alert",
-                                  "You have used most of your tokens", decision.reason,
-                                  identity="budget_alert"))
     record_execution_events(lake, [
         event("TaskDispatched", video_id, STAGE, {"rank": r["rank"], "manifest_version": version},
               identity=r["task_id"], task_id=r["task_id"], provider_id=r["provider_id"],
               effect_type=r["effect_type"], selection=r["selection"])
         for r in rows
     ])
-    record_pipeline_events(lake, [event(
+    dispatched = [event(
         "TestBatchDispatched", video_id, STAGE,
         {"tasks": len(rows), "manifest_version": version, "manifest_source": source,
          "tokens_reserved": sum(r["tokens_reserved"] for r in rows),
          "providers": sorted({f"{r['effect_type']}:{r['provider_id']}" for r in rows})},
-    ), *alerts])
+    )]
+    if decision is not None and decision.alert:
+        dispatched.append(notify_user(lake, STAGE, user_id, video_id, "budget_alert",
+                                      "You have used most of your tokens", decision.reason,
+                                      identity="budget_alert"))
+    record_pipeline_events(lake, dispatched)
     yield dg.Output(frame(rows, TEST_BATCH), metadata={
         "tasks": len(rows), "manifest": f"{source} {version}",
         "exploration": sum(r["selection"] == "exploration" for r in rows),
@@ -121,10 +123,9 @@ def test_batch(
 
 def _refuse(context, lake: LakeResource, video_id: str, user_id: str, exc: UserQuotaExceeded) -> None:
     """Dispatch nothing for a user over budget, and say so (DESIGN.md §6: pause at 100%)."""
-    notified = notify_user(lake, STAGE, user_id, video_id, "quota_exceeded", "Top up to continue", str(exc))
     record_pipeline_events(lake, [
         event("UserQuotaExceeded", video_id, STAGE, {"user_id": user_id, "reason": str(exc)}),
-        notified,
+        notify_user(lake, STAGE, user_id, video_id, "quota_exceeded", "Top up to continue", str(exc)),
     ])
     context.log.warning(f"video {video_id}: {exc}")
 

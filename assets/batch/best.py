@@ -52,15 +52,12 @@ def best_result(
 
 def _no_result(context, lake, video_id, test_batch, outputs, now) -> pl.DataFrame:
     tasks = list(test_batch.iter_rows(named=True))
-    refunded, notified = refund_and_notify(
-        lake, STAGE, tasks, now, "no usable result", user_id=tasks[0]["user_id"], video_id=video_id,
+    refund_and_notify(
+        lake, STAGE, tasks, now, "no usable result", outcome="NoUsableResult",
+        details={"outputs": outputs}, user_id=tasks[0]["user_id"], video_id=video_id,
         kind="no_result", title="We could not make your effect",
         body=f"None of the {outputs} provider outputs was usable; your "
              f"{sum(t['tokens_reserved'] for t in tasks)} tokens were refunded.")
-    record_pipeline_events(lake, [
-        event("NoUsableResult", video_id, STAGE, {"outputs": outputs, "refunded_tasks": refunded}),
-        notified,
-    ])
     context.log.warning(f"video {video_id}: no usable result among {outputs} outputs")
     return frame([{"video_id": video_id, "outcome": "no_usable_result", "candidates": 0,
                    "selected_at": now}], BEST_RESULT)

@@ -68,13 +68,12 @@ def gallery_revisions(
         "published_at": now,
     }
     url = f"{platform.api_base_url.rstrip('/')}/v1/effects/{slug}"
-    notified = notify_user(lake, STAGE, user_id, video_id, "effect_published", "Your effect is published",
-                           f"{snapshot['display_name']} is live in the gallery.", url=url,
-                           identity=revision_id, event_identity="published")
     record_pipeline_events(lake, [
         event("EffectPublished", video_id, STAGE,
               {"slug": slug, "revision_id": revision_id, "content_hash": content_hash, "url": url}),
-        notified,
+        notify_user(lake, STAGE, user_id, video_id, "effect_published", "Your effect is published",
+                    f"{snapshot['display_name']} is live in the gallery.", url=url,
+                    identity=revision_id, event_identity="published"),
     ])
     context.add_output_metadata({"slug": slug, "revision_id": revision_id,
                                  "preview": media_url(platform.api_base_url, best["output_key"])})
@@ -84,16 +83,12 @@ def gallery_revisions(
 def _rejected(context, lake, request, decision, test_batch, now) -> pl.DataFrame:
     video_id, user_id = request["video_id"], request["user_id"]
     reason = decision["reason"] or "an admin rejected the result"
-    refunded, notified = refund_and_notify(
+    refunded = refund_and_notify(
         lake, STAGE, list(test_batch.iter_rows(named=True)), now, "rejected by admin",
+        outcome="EffectRejected", details={"approval_id": request["approval_id"], "reason": reason},
         user_id=user_id, video_id=video_id, kind="effect_rejected",
         title="Your effect was not published", body=f"{reason}. Your tokens were refunded.",
         identity=request["approval_id"], event_identity="rejected")
-    record_pipeline_events(lake, [
-        event("EffectRejected", video_id, STAGE, {"approval_id": request["approval_id"],
-                                                  "reason": reason, "refunded_tasks": refunded}),
-        notified,
-    ])
     context.add_output_metadata({"decision": "reject", "refunded_tasks": refunded})
     return frame([{"video_id": video_id, "approval_id": request["approval_id"],
                    "decision": "reject", "published": False, "published_at": now,

@@ -76,11 +76,10 @@ def _reject(context, lake: LakeResource, row: dict, rejected: VideoRejected) -> 
     video_id = row["video_id"]
     row.update(status="rejected", reject_code=rejected.code, reject_reason=rejected.reason,
                ingested_at=utcnow())
-    notified = notify_user(lake, STAGE, row["user_id"], video_id, "video_rejected",
-                           "Your video was rejected", rejected.reason, event_identity="rejected")
     record_pipeline_events(lake, [
         event("VideoRejected", video_id, STAGE, {"code": rejected.code, "reason": rejected.reason}),
-        notified,
+        notify_user(lake, STAGE, row["user_id"], video_id, "video_rejected", "Your video was rejected",
+                    rejected.reason, event_identity="rejected"),
     ])
     context.log.warning(f"video {video_id} rejected ({rejected.code}): {rejected.reason}")
     context.add_output_metadata({"status": "rejected", "reason": rejected.reason})
