@@ -6,8 +6,9 @@ Usage: ``python bench/economics_cycle.py [N] [--dir D]`` (default 10,000,000 int
    ``execution_events`` to a Delta table (setup, not timed);
 2. cycle:   what the economics job computes — terminal events → execution costs →
    marginality windows → provider stats → routing manifest — from that table;
-3. floor:   DuckDB ``GROUP BY provider_id, effect_type`` with count and a sum over the same
-   table's pyarrow dataset (the least any cycle must do: read every row once).
+3. floor:   DuckDB ``GROUP BY provider_id, effect_type`` with count and a sum of
+   ``compute_seconds`` over the same table's pyarrow dataset (the least any cycle must do:
+   read every row once).
 Steps 2 and 3 each run in a fresh child process, so wall time and peak RSS are their own;
 they run one after the other in the same invocation (side by side, same machine state).
 """
@@ -42,7 +43,7 @@ def prepare(n: int, root: str) -> None:
 def cycle(root: str) -> None:
     import polars as pl
 
-    from assets.gold.economics import finished_executions
+    from economics.telemetry import finished_executions
     from economics.cost_model import cost_frame
     from economics.marginality import marginality_windows
     from economics.routing import build_manifest
@@ -74,7 +75,7 @@ def floor(root: str) -> None:
 
     t = time.perf_counter()
     events = Lake(uri=root).dataset(EXECUTION_EVENTS)  # noqa: F841 (read by duckdb)
-    out = duckdb.sql("SELECT provider_id, effect_type, count(*) AS n, sum(length(payload)) AS b "
+    out = duckdb.sql("SELECT provider_id, effect_type, count(*) AS n, sum(compute_seconds) AS s "
                      "FROM events GROUP BY ALL").fetchall()
     _report("floor", t, groups=len(out), rows=sum(r[2] for r in out))
 

@@ -15,6 +15,7 @@ import polars as pl
 
 from economics.decomposition import EFFECTS, MarginChange
 from economics.forecast import Forecast, forecast_next_24h, hourly_totals
+from economics.margin import margin_expr
 from economics.marginality import WINDOWS, burn_rates, marginality_windows
 from economics.matrix import provider_effect_matrix
 
@@ -60,11 +61,6 @@ def floor_minute(t: datetime) -> datetime:
     return t.replace(second=0, microsecond=0)
 
 
-def _margin(tokens: pl.Expr, cost_tokens: pl.Expr) -> pl.Expr:
-    """(charged − cost) / charged in tokens; null when nothing was charged."""
-    return pl.when(tokens > 0).then((tokens - cost_tokens) / tokens).otherwise(None)
-
-
 # -- HUD ----------------------------------------------------------------------------------------
 def hud_windows(costs: pl.DataFrame, now: datetime) -> pl.DataFrame:
     """Platform totals over the 1h / 24h / 7d windows ending at ``now``.
@@ -90,7 +86,7 @@ def hud_windows(costs: pl.DataFrame, now: datetime) -> pl.DataFrame:
                       pl.col("tokens_charged").fill_null(0).cast(pl.Int64),
                       pl.col("cost_tokens", "revenue_usd", "cost_usd").fill_null(0.0).cast(pl.Float64))
         .with_columns(margin_usd=pl.col("revenue_usd") - pl.col("cost_usd"),
-                      margin=_margin(pl.col("tokens_charged"), pl.col("cost_tokens")))
+                      margin=margin_expr(pl.col("tokens_charged"), pl.col("cost_tokens")))
         .select("window", "hours", "executions", "revenue_usd", "cost_usd", "margin_usd", "margin",
                 "cost_usd_per_hour", "revenue_usd_per_hour")
         .sort("hours")
@@ -151,7 +147,7 @@ def current_margins(windows: pl.DataFrame, by: str) -> pl.DataFrame:
         windows.group_by("window", by)
         .agg(pl.col("window_end").max(), *(pl.col(c).sum() for c in (*SUMS, "succeeded")))
         .with_columns(margin_usd=pl.col("revenue_usd") - pl.col("cost_usd"),
-                      margin=_margin(pl.col("tokens_charged"), pl.col("cost_tokens")),
+                      margin=margin_expr(pl.col("tokens_charged"), pl.col("cost_tokens")),
                       success_rate=pl.when(pl.col("executions") > 0)
                       .then(pl.col("succeeded") / pl.col("executions")))
         .with_columns(_o=pl.col("window").replace_strict(order, default=99))
@@ -202,7 +198,7 @@ def margin_history(cube: pl.DataFrame, by: str, window: str, start: datetime, en
     return (
         rolled.filter(pl.col("hour") >= start)
         .with_columns(hour=pl.col("hour") + timedelta(hours=1),
-                      margin=_margin(pl.col("tokens_charged"), pl.col("cost_tokens")))
+                      margin=margin_expr(pl.col("tokens_charged"), pl.col("cost_tokens")))
         .select("hour", by, "revenue_usd", "cost_usd", pl.col("executions").cast(pl.Int64), "margin")
     )
 
@@ -332,7 +328,7 @@ def exploration_burn(cube: pl.DataFrame, since: datetime, epsilon: float) -> pl.
     explo = pl.col("selection") == "exploration"
 
     def margin_of(mask: pl.Expr) -> pl.Expr:
-        return _margin(pl.col("tokens_charged").filter(mask).sum(), pl.col("cost_tokens").filter(mask).sum())
+        return margin_expr(pl.col("tokens_charged").filter(mask).sum(), pl.col("cost_tokens").filter(mask).sum())
 
     out = user.group_by("effect_type").agg(
         user_jobs=pl.col("executions").sum(),

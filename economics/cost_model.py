@@ -11,7 +11,7 @@ Per execution, in USD, six terms that sum to ``cost_usd`` (``cost_breakdown`` re
     bandwidth = egress_bytes / 2^30 × bandwidth_usd_per_gb
 
     cost_tokens = cost_usd / token_usd_rate
-    margin      = (tokens charged − cost_tokens) / tokens charged
+    margin      = (tokens charged − cost_tokens) / tokens charged     (economics.margin)
 
 where ``rate`` is the rate card's USD per compute-second of the instance type and ``s`` the
 rate card's ``spot_multiplier`` when the task ran on spot capacity (else 1).
@@ -49,6 +49,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
 import polars as pl
+
+from economics.margin import margin_expr
 
 BYTES_PER_GB = 2**30  # AWS bills storage and transfer in GB of 2^30 bytes ("GB-Month").
 DAYS_PER_MONTH = 365.25 / 12  # storage is pro-rated over an average month
@@ -311,13 +313,6 @@ def execution_cost_usd(
     return float(costs["cost_usd"][0])
 
 
-def margin(tokens_charged: float, cost_tokens: float) -> float | None:
-    """(charged − cost) / charged; None when nothing was charged (a failed task is pure cost)."""
-    if tokens_charged <= 0:
-        return None
-    return (tokens_charged - cost_tokens) / tokens_charged
-
-
 def cost_frame(
     outputs: pl.DataFrame, rate_card: RateCard, price_tokens: dict[str, int], token_usd_rate: float,
     *, profiles: Mapping[str, ProviderCostProfile] | None = None, breakdown: bool = False,
@@ -355,11 +350,7 @@ def cost_frame(
             tokens_charged=pl.when(charged).then(pl.col("_price")).otherwise(0).cast(pl.Int64))
         .with_columns(revenue_usd=pl.col("tokens_charged") * token_usd_rate,
                       cost_tokens=pl.col("cost_usd") / token_usd_rate)
-        .with_columns(
-            margin=pl.when(pl.col("tokens_charged") > 0)
-            .then((pl.col("tokens_charged") - pl.col("cost_tokens")) / pl.col("tokens_charged"))
-            .otherwise(None)
-        )
+        .with_columns(margin=margin_expr("tokens_charged", "cost_tokens"))
         .drop("_price")
     )
     return out if breakdown else out.drop(*(set(BREAKDOWN_COLUMNS) - set(FRAME_COLUMNS)))

@@ -48,6 +48,8 @@ from datetime import datetime
 
 import polars as pl
 
+from economics.margin import margin
+
 CELL = ("provider_id", "effect_type")
 EFFECTS = ("price_effect", "cost_effect", "volume_effect", "mix_effect")
 
@@ -164,8 +166,7 @@ def decompose_margin_change(cells_a: pl.DataFrame, cells_b: pl.DataFrame) -> Mar
     )
     margin_a = float(both["revenue_usd_a"].sum() - both["cost_usd_a"].sum())
     margin_b = float(both["revenue_usd_b"].sum() - both["cost_usd_b"].sum())
-    pct = [m / r if r else None for m, r in ((margin_a, both["revenue_usd_a"].sum()),
-                                             (margin_b, both["revenue_usd_b"].sum()))]
+    pct = [margin(both[f"revenue_usd_{p}"].sum(), both[f"cost_usd_{p}"].sum()) for p in "ab"]
     return MarginChange(
         cells, margin_a, margin_b, margin_b - margin_a,
         *(float(cells[e].sum()) for e in EFFECTS),

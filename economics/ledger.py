@@ -49,10 +49,11 @@ written without that check, and the budget check then refuses new work.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 
 import polars as pl
+
+from economics.ids import stable_id
 
 CREDIT, RESERVE, CONSUME, REFUND = "credit", "reserve", "consume", "refund"
 KINDS = (CREDIT, RESERVE, CONSUME, REFUND)
@@ -80,7 +81,7 @@ def entry_id(kind: str, task_id: str) -> str:
     """Deterministic ledger entry id for (kind, task): 32 hex chars of sha256.
 
     For a credit, ``task_id`` is the top-up's id (the payment reference)."""
-    return hashlib.sha256(f"ledger|{kind}|{task_id}".encode()).hexdigest()[:32]
+    return stable_id("ledger", kind, task_id, length=32)
 
 
 def _entry(kind, user_id, video_id, task_id, tokens, reason, at) -> dict:

@@ -1,7 +1,7 @@
 """Margin and burn rate per provider × effect type over sliding windows (DESIGN.md §6).
 
-MARGIN = (tokens charged − cost in tokens) / tokens charged, summed over the executions that
-finished inside the window (a ratio of sums, not a mean of per-execution margins, so a
+MARGIN = (tokens charged − cost in tokens) / tokens charged (``economics.margin``), summed
+over the executions that finished inside the window (a ratio of sums, not a mean of per-execution margins, so a
 window's margin is the business's real margin on it).
 
 BURN RATE = window total / window length in hours (USD of cost, tokens charged, …). The
@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import polars as pl
+
+from economics.margin import margin_expr
 
 WINDOWS: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -71,11 +73,7 @@ def marginality_windows(costs: pl.DataFrame, now: datetime) -> pl.DataFrame:
         "revenue_usd": pl.col("revenue_usd").sum(),
         "cost_usd": pl.col("cost_usd").sum(),
     })
-    return out.with_columns(
-        margin=pl.when(pl.col("tokens_charged") > 0)
-        .then((pl.col("tokens_charged") - pl.col("cost_tokens")) / pl.col("tokens_charged"))
-        .otherwise(None)
-    ).sort("window", *keys)
+    return out.with_columns(margin=margin_expr("tokens_charged", "cost_tokens")).sort("window", *keys)
 
 
 def burn_rates(costs: pl.DataFrame, now: datetime, by: Sequence[str] = ()) -> pl.DataFrame:

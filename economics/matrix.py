@@ -8,6 +8,8 @@ from datetime import datetime
 
 import polars as pl
 
+from economics.margin import margin_expr
+
 
 def provider_effect_matrix(runs: pl.DataFrame, source: str, computed_at: datetime,
                            benchmark_id: str | None = None) -> pl.DataFrame:
@@ -35,7 +37,7 @@ def provider_effect_matrix(runs: pl.DataFrame, source: str, computed_at: datetim
             p50_duration_ms=pl.col("duration_ms").filter(ok).quantile(0.5),
             p95_duration_ms=pl.col("duration_ms").filter(ok).quantile(0.95),
             mean_cost_usd=pl.col("cost_usd").mean(),
-            margin=pl.when(charged > 0).then((charged - pl.col("cost_tokens").sum()) / charged),
+            margin=margin_expr(charged, pl.col("cost_tokens").sum()),
         )
         .with_columns(source=pl.lit(source), benchmark_id=pl.lit(benchmark_id, pl.String),
                       computed_at=pl.lit(computed_at))

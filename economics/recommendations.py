@@ -39,6 +39,8 @@ from datetime import datetime
 import polars as pl
 
 from economics.cost_model import RateCard
+from economics.margin import margin as margin_of
+from economics.margin import price_for_margin
 from economics.routing import CONFIDENCE_PSEUDO_COUNT
 
 TYPES = ("PROVIDER_SWITCH", "PRICE_ADJUSTMENT", "FLEET_OPTIMIZATION", "WORKFLOW_TUNING")
@@ -277,9 +279,11 @@ def _price_adjustment(
         price = price_tokens.get(e["effect_type"])
         if price is None or e["charged"] < policy.min_executions:
             continue
-        margin = (e["tokens"] - e["cost_tokens"]) / e["tokens"]
+        margin = margin_of(e["tokens"], e["cost_tokens"])
+        if margin is None:  # only free executions: no price to revise
+            continue
         cost_per_charged = e["cost_tokens"] / e["charged"]  # failures and shadow copies included
-        target_price = max(1, math.ceil(cost_per_charged / (1 - policy.target_margin)))
+        target_price = max(1, math.ceil(price_for_margin(cost_per_charged, policy.target_margin)))
         market = (market_price_tokens or {}).get(e["effect_type"])
         if margin < policy.margin_floor and target_price > price:
             new, why = target_price, f"margin {margin:.1%} is below the {policy.margin_floor:.0%} floor"
@@ -295,7 +299,7 @@ def _price_adjustment(
             "PRICE_ADJUSTMENT", e["effect_type"], None,
             title=f"{'Raise' if new > price else 'Lower'} {e['effect_type']} from {price} to {new} tokens",
             rationale=f"{why}: {e['charged']} charged executions, cost {cost_per_charged:.3f} tokens "
-            f"per charged execution; {new} tokens gives a margin of {1 - cost_per_charged / new:.1%} "
+            f"per charged execution; {new} tokens gives a margin of {margin_of(new, cost_per_charged):.1%} "
             f"(target {policy.target_margin:.0%}). Impact assumes today's volume (no price elasticity).",
             action={"effect_type": e["effect_type"], "price_tokens": new, "previous_price_tokens": price},
             impact=(new - price) * token_usd_rate * e["charged"] / days, quality=0.0,

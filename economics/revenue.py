@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import polars as pl
 
+from economics.margin import margin_expr
+
 
 def recognise(costs: pl.DataFrame, settlements: pl.DataFrame, token_usd_rate: float) -> pl.DataFrame:
     """Replace ``tokens_charged`` by the ledger's net charge where one exists and recompute
-    ``revenue_usd`` and ``margin`` ((charged − cost tokens) / charged; null when 0).
+    ``revenue_usd`` and ``margin`` (``economics.margin``: (charged − cost tokens) / charged; null when 0).
 
     Args:
         costs: ``cost_frame`` output (``task_id``, ``tokens_charged``, ``cost_tokens``…).
@@ -25,7 +27,6 @@ def recognise(costs: pl.DataFrame, settlements: pl.DataFrame, token_usd_rate: fl
         costs.join(spent, on="task_id", how="left")
         .with_columns(tokens_charged=pl.coalesce("_spent", "tokens_charged").cast(pl.Int64))
         .with_columns(revenue_usd=pl.col("tokens_charged") * token_usd_rate)
-        .with_columns(margin=pl.when(pl.col("tokens_charged") > 0)
-                      .then((pl.col("tokens_charged") - pl.col("cost_tokens")) / pl.col("tokens_charged")))
+        .with_columns(margin=margin_expr("tokens_charged", "cost_tokens"))
         .drop("_spent")
     )

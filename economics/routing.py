@@ -37,6 +37,8 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
+from economics.ids import stable_id
+
 PRIORITY_WEIGHTS: dict[str, dict[str, float]] = {
     "balanced": {"quality": 0.5, "cost": 0.3, "speed": 0.2},
     "quality": {"quality": 0.7, "cost": 0.15, "speed": 0.15},
@@ -325,8 +327,8 @@ def ab_assignments(
             same video never share a task (nor with the routed task of that video).
 
     Returns:
-        One dict per (input, provider), input-major: ``task_id`` (20 hex, sha256 of
-        ``ab|experiment|video|effect|provider``), ``video_id``, ``effect_type``,
+        One dict per (input, provider), input-major: ``task_id`` (``stable_id`` of
+        ``ab, experiment, video, effect, provider``, 20 hex), ``video_id``, ``effect_type``,
         ``provider_id``, ``rank`` 0 (not a manifest rank), ``selection`` ``'ab'``.
 
     Raises:
@@ -339,7 +341,7 @@ def ab_assignments(
     if not videos:
         raise ValueError("an A/B run needs at least one input")
     return [
-        {"task_id": hashlib.sha256(f"ab|{experiment}|{v}|{effect_type}|{p}".encode()).hexdigest()[:20],
+        {"task_id": stable_id("ab", experiment, v, effect_type, p, length=20),
          "video_id": v, "effect_type": effect_type, "provider_id": p, "rank": 0,
          "selection": AB_SELECTION}
         for v in videos for p in arms

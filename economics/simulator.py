@@ -37,7 +37,6 @@ Everything is vectorised with numpy and deterministic for a seed (the router per
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,10 +48,12 @@ import numpy as np
 import polars as pl
 
 from economics.cost_model import RateCard, cost_frame
+from economics.ids import event_id_sql, stable_id
 from economics.routing import EXPLORATION_RATE, build_manifest, manifest_weights
 from economics.stats import provider_stats
+from economics.telemetry import SIMULATED, TELEMETRY, terminal_event_expr
 
-SOURCE = "simulated"
+SOURCE = SIMULATED
 SELECTIONS = ("ranked", "exploration", "shadow")
 # A failure happens, on average, halfway through the call when its point is uniform over the
 # call; partner APIs bill failed calls inconsistently, so the same half is the middle guess.
@@ -63,8 +64,8 @@ TRUE_STATS_EXECUTIONS = 1_000_000
 
 UTC_TS = pl.Datetime("us", "UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Columns of assets.gold.economics.finished_executions (the execution_costs input), in the
-# order of the brief, plus the quality composite of succeeded calls.
+# Columns of economics.telemetry.finished_executions (the execution_costs input), plus the
+# quality composite of succeeded calls.
 SIMULATED_SCHEMA = pl.Schema({
     "task_id": pl.String, "video_id": pl.String, "provider_id": pl.String,
     "effect_type": pl.String, "instance_type": pl.String, "status": pl.String,
@@ -72,10 +73,9 @@ SIMULATED_SCHEMA = pl.Schema({
     "duration_ms": pl.Int64, "finished_at": UTC_TS, "source": pl.String,
     "composite": pl.Float64,
 })
-# Telemetry fields of a TaskSucceeded / TaskFailed payload (assets.gold.economics.TELEMETRY),
-# alphabetical like the json.dumps(sort_keys=True) of resources.events.event.
-TELEMETRY_FIELDS = ("compute_seconds", "duration_ms", "instance_type", "partner_cost_usd",
-                    "selection", "source", "status")
+# The payload of a simulated task event: everything it says is in the telemetry columns
+# (the same JSON as resources.events.event writes for an empty payload).
+EMPTY_PAYLOAD = "{}"
 
 RoutingTable = Mapping[str, Mapping[str, float]]
 Router = Callable[[datetime, pl.DataFrame], RoutingTable]
@@ -511,7 +511,7 @@ def simulate(
     rng = np.random.default_rng(seed)
     mix = market.effect_mix or dict.fromkeys(market.providers_by_effect(), 1.0)
     effects = sorted(mix)
-    prefix = hashlib.sha256((run_id or f"{seed}|{start.isoformat()}").encode()).hexdigest()[:8]
+    prefix = stable_id(*([run_id] if run_id else [seed, start.isoformat()]), length=8)
     run = _Run(market, start, prefix, effects, rng)
     t = _arrivals(market, start, hours, executions_per_hour, rng)
     share = np.array([mix[e] for e in effects], dtype=float)
@@ -544,21 +544,24 @@ def quality_rows(rows: pl.DataFrame) -> pl.DataFrame:
 
 def execution_events(rows: pl.DataFrame, stage: str = "M6") -> pl.DataFrame:
     """``execution_events`` rows for simulated executions: TaskSucceeded / TaskFailed at
-    ``finished_at``, correlation id = video id, payload JSON with TELEMETRY_FIELDS.
+    ``finished_at``, correlation id = video id, the telemetry as its typed columns
+    (``economics.telemetry.TELEMETRY``; what a simulation does not model stays null) and an
+    empty payload.
 
-    ``event_id`` follows resources.events.event — sha256 of
-    ``stage|event_type|correlation_id|task_id``, first 32 hex — so writing the same rows
-    twice is idempotent in the lake. Pure: returns a frame, writes nothing.
+    ``event_id`` is ``economics.ids.event_id`` of (stage, event type, video id, task id),
+    computed in DuckDB from the same rule, so writing the same rows twice is idempotent in
+    the lake and a real M6 event of the same task would have the same id. Pure: returns a
+    frame, writes nothing.
     """
     events = rows.select(
-        event_type=pl.when(pl.col("status") == "succeeded").then(pl.lit("TaskSucceeded")).otherwise(pl.lit("TaskFailed")),
-        correlation_id="video_id", stage=pl.lit(stage), occurred_at="finished_at",
-        payload=pl.struct(*TELEMETRY_FIELDS).struct.json_encode(),
-        task_id="task_id", provider_id="provider_id", effect_type="effect_type",
+        terminal_event_expr(pl.col("status")).alias("event_type"),
+        pl.col("video_id").alias("correlation_id"), pl.lit(stage).alias("stage"),
+        pl.col("finished_at").alias("occurred_at"), pl.lit(EMPTY_PAYLOAD).alias("payload"),
+        "task_id", "provider_id", "effect_type",
+        *(pl.col(c) if c in rows.columns else pl.lit(None, t).alias(c) for c, t in TELEMETRY.items()),
     )
     with duckdb.connect() as con:  # private in-memory database: no shared default connection
-        ids = con.sql("SELECT substr(sha256(concat_ws('|', stage, event_type, correlation_id, task_id)), 1, 32) "
-                      "AS event_id FROM events").pl()
+        ids = con.sql(f"SELECT {event_id_sql()} AS event_id FROM events").pl()
     return pl.concat([ids, events], how="horizontal")
 
 

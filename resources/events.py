@@ -1,33 +1,30 @@
 """Event rows (DESIGN.md §3): every row carries ``event_id``, ``event_type``,
 ``correlation_id`` (the video id), ``stage``, ``occurred_at`` (UTC) and a JSON ``payload``.
 
-``event_id`` is deterministic — sha256 of (stage, event type, correlation id, identity) — so a
-re-run of a stage with the same inputs produces the same id and the idempotent append keeps
-the first occurrence only.
+``event_id`` is deterministic — ``economics.ids.event_id`` of (stage, event type, correlation
+id, identity) — so a re-run of a stage with the same inputs produces the same id and the
+idempotent append keeps the first occurrence only. ``stable_id`` (the one id rule) is
+re-exported here for the stages that name their rows with it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
 
+from economics.ids import event_id, stable_id
 from resources.lake import Lake
-from resources.schemas import EXECUTION_EVENTS, NOTIFICATIONS, PIPELINE_EVENTS
+from resources.schemas import EXECUTION_EVENTS, PIPELINE_EVENTS
+
+__all__ = ["event", "record_execution_events", "record_pipeline_events", "stable_id", "utcnow"]
 
 
 def utcnow() -> datetime:
     """Current time, tz-aware UTC, microsecond precision (the lake's timestamp unit)."""
     return datetime.now(UTC)
-
-
-def stable_id(*parts: Any, length: int = 32) -> str:
-    """Hex sha256 of the parts joined with ``|`` (dicts as sorted JSON); ``length`` chars."""
-    text = "|".join(json.dumps(p, sort_keys=True) if isinstance(p, dict) else str(p) for p in parts)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def event(
@@ -42,7 +39,7 @@ def event(
         extra: additional envelope columns (``task_id``… for ``execution_events``).
     """
     return {
-        "event_id": stable_id(stage, event_type, correlation_id, identity),
+        "event_id": event_id(stage, event_type, correlation_id, identity),
         "event_type": event_type,
         "correlation_id": correlation_id,
         "stage": stage,
@@ -60,18 +57,3 @@ def record_pipeline_events(lake: Lake, rows: list[dict]) -> int:
 def record_execution_events(lake: Lake, rows: list[dict]) -> int:
     """Append execution (task) events (idempotent); returns how many were new."""
     return lake.append(EXECUTION_EVENTS, pl.DataFrame(rows, infer_schema_length=None)) if rows else 0
-
-
-def notify(
-    lake: Lake, user_id: str, video_id: str, kind: str, title: str, body: str,
-    url: str | None = None, identity: Any = "",
-) -> dict:
-    """Append an in-app notification for ``user_id`` (idempotent per kind and identity) and
-    return its row; the caller records the matching ``UserNotified`` event."""
-    row = {
-        "notification_id": stable_id("notification", video_id, kind, identity),
-        "user_id": user_id, "correlation_id": video_id, "kind": kind, "title": title,
-        "body": body, "url": url, "created_at": utcnow(),
-    }
-    lake.append(NOTIFICATIONS, pl.DataFrame([row], infer_schema_length=None))
-    return row

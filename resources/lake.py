@@ -151,9 +151,11 @@ class Lake(BaseModel):
 
         def merge() -> int:
             dt = DeltaTable(self.table_uri(spec), storage_options=self._options())
+            # merge_schema: a column added to a bronze table's declared schema joins the
+            # table; without it delta-rs silently drops the new column's values.
             metrics = (
                 dt.merge(source=rows.to_arrow(), predicate=predicate, source_alias="s",
-                         target_alias="t")
+                         target_alias="t", merge_schema=True)
                 .when_not_matched_insert_all()
                 .execute()
             )

@@ -3,7 +3,8 @@
 Writers conform frames to these schemas before writing (``conform``) and readers get an empty
 frame of the right shape when a table does not exist yet, so no code guesses a column type.
 Nested values that vary by row (payloads, quality measurements, comparisons) are JSON strings:
-they are read back by the code that wrote them, never filtered on in SQL.
+they are read back by the code that wrote them, never filtered on in SQL. What is computed on
+(execution telemetry) is typed columns.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from economics.recommendations import RECOMMENDATION_SCHEMA
+from economics.telemetry import TELEMETRY
 
 UTC_TS = pl.Datetime("us", "UTC")
 STR_LIST = pl.List(pl.String)
@@ -71,8 +73,11 @@ UPLOADS = _spec(
     uploaded_at=UTC_TS,
 )
 PIPELINE_EVENTS = _event_table("pipeline_events")
+# Task events carry their telemetry as typed columns (null where an event type has none,
+# e.g. TaskDispatched): the economics job reads them without decoding the payload.
 EXECUTION_EVENTS = _event_table(
-    "execution_events", task_id=pl.String, provider_id=pl.String, effect_type=pl.String
+    "execution_events", task_id=pl.String, provider_id=pl.String, effect_type=pl.String,
+    **TELEMETRY,
 )
 LEDGER_ENTRIES = _spec(
     "bronze", "ledger_entries", ("entry_id",),

@@ -2,7 +2,6 @@
 run by the A/B sensor's job, costed but never charged."""
 
 import httpx
-import polars as pl
 
 from api.app import create_app
 from pipelines.definitions import build_definitions

@@ -5,7 +5,6 @@ from __future__ import annotations
 import cv2
 import httpx
 import numpy as np
-import polars as pl
 import pytest
 
 from api.app import create_app

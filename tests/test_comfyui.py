@@ -8,7 +8,6 @@ cut to 2 s at 320 px wide (320×136, 25 fps, 50 frames).
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import socket
 import time
@@ -20,7 +19,6 @@ import httpx
 import numpy as np
 import pytest
 
-from resources.ffmpeg import run_ffmpeg
 from resources.providers.base import ProviderAdapter, ProviderTask, TaskResult
 from resources.providers.comfyui import (
     ComfyUIAdapter,

@@ -52,7 +52,7 @@ def test_rows_have_exactly_the_execution_costs_input_shape():
 
 
 def test_execution_events_round_trip_through_the_economics_job_reader():
-    from assets.gold.economics import finished_executions
+    from economics.telemetry import finished_executions
 
     rows = simulate(_market(ProviderModel("a", "cartoon", "cpu-2c", 10.0, failure_rate=0.3)), T0, 1, 200, seed=2)
     events = conform(execution_events(rows), EXECUTION_EVENTS)

@@ -8,9 +8,10 @@ import dagster as dg
 import polars as pl
 
 from assets.common import SILVER_KW, silver_ins, frame, only_row
-from resources.events import event, notify, record_pipeline_events, stable_id, utcnow
+from resources.events import event, record_pipeline_events, stable_id, utcnow
 from resources.lake import Lake
 from resources.media import media_url
+from resources.notifications import notify_user
 from resources.schemas import APPROVAL_REQUESTS
 from resources.settings import Settings
 
@@ -58,14 +59,12 @@ def approval_requests(
         "comparison": json.dumps(comparison, sort_keys=True, default=str),
         "preview_url": preview, "requested_at": utcnow(),
     }
-    note = notify(lake, video["user_id"], video_id, "preview_ready", "Your effect preview is ready",
-                  f"Best result: {best['effect_type']} by {best['provider_id']}; "
-                  "an admin will review it before it is published.", url=preview,
-                  identity=row["approval_id"])
     record_pipeline_events(lake, [
         event("ApprovalRequested", video_id, STAGE,
               {"approval_id": row["approval_id"], "task_id": best["task_id"]}),
-        event("UserNotified", video_id, STAGE, {"notification_id": note["notification_id"],
-                                                "kind": "preview_ready"}, identity="preview_ready"),
+        notify_user(lake, STAGE, video["user_id"], video_id, "preview_ready", "Your effect preview is ready",
+                    f"Best result: {best['effect_type']} by {best['provider_id']}; "
+                    "an admin will review it before it is published.", url=preview,
+                    identity=row["approval_id"]),
     ])
     yield dg.Output(frame([row], APPROVAL_REQUESTS), metadata={"approval_id": row["approval_id"]})

@@ -13,9 +13,10 @@ from assets.lineage import reads
 from economics.budget import UserQuotaExceeded, reserve_or_raise
 from economics.routing import build_manifest, select_providers
 from resources.catalog import Catalog
-from resources.events import event, notify, record_execution_events, record_pipeline_events, stable_id, utcnow
+from resources.events import event, record_execution_events, record_pipeline_events, stable_id, utcnow
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
+from resources.notifications import notify_user
 from resources.providers.client import ProviderRegistry
 from resources.schemas import LEDGER_ENTRIES, PROVIDER_REGISTRY, TEST_BATCH
 from resources.settings import Settings
@@ -87,12 +88,10 @@ def test_batch(
                 "prompt": variant["prompt"], "params": variant["params"], "dispatched_at": now,
             })
     if not rows:
-        note = notify(lake, user_id, video_id, "no_effects", "No effect fits this video",
-                      "None of the catalog's effects can be applied to this video.")
         record_pipeline_events(lake, [
             event("NoEligibleEffects", video_id, STAGE, {}),
-            event("UserNotified", video_id, STAGE, {"notification_id": note["notification_id"]},
-                  identity="no_effects"),
+            notify_user(lake, STAGE, user_id, video_id, "no_effects", "No effect fits this video",
+                        "None of the catalog's effects can be applied to this video."),
         ])
         return
     try:
@@ -102,22 +101,23 @@ def test_batch(
         return
     lake.append(LEDGER_ENTRIES, pl.DataFrame(reservation.entries, schema=LEDGER_ENTRIES.schema))
     decision = reservation.decisions.get(user_id)
-    if decision is not None and decision.alert:
-        notify(lake, user_id, video_id, "budget_alert", "You have used most of your tokens",
-               decision.reason, identity="budget_alert")
     record_execution_events(lake, [
-        event("TaskDispatched", video_id, STAGE,
-              {"selection": r["selection"], "rank": r["rank"], "manifest_version": version},
+        event("TaskDispatched", video_id, STAGE, {"rank": r["rank"], "manifest_version": version},
               identity=r["task_id"], task_id=r["task_id"], provider_id=r["provider_id"],
-              effect_type=r["effect_type"])
+              effect_type=r["effect_type"], selection=r["selection"])
         for r in rows
     ])
-    record_pipeline_events(lake, [event(
+    dispatched = [event(
         "TestBatchDispatched", video_id, STAGE,
         {"tasks": len(rows), "manifest_version": version, "manifest_source": source,
          "tokens_reserved": sum(r["tokens_reserved"] for r in rows),
          "providers": sorted({f"{r['effect_type']}:{r['provider_id']}" for r in rows})},
-    )])
+    )]
+    if decision is not None and decision.alert:
+        dispatched.append(notify_user(lake, STAGE, user_id, video_id, "budget_alert",
+                                      "You have used most of your tokens", decision.reason,
+                                      identity="budget_alert"))
+    record_pipeline_events(lake, dispatched)
     yield dg.Output(frame(rows, TEST_BATCH), metadata={
         "tasks": len(rows), "manifest": f"{source} {version}",
         "exploration": sum(r["selection"] == "exploration" for r in rows),
@@ -126,11 +126,9 @@ def test_batch(
 
 def _refuse(context, lake: Lake, video_id: str, user_id: str, exc: UserQuotaExceeded) -> None:
     """Dispatch nothing for a user over budget, and say so (DESIGN.md §6: pause at 100%)."""
-    note = notify(lake, user_id, video_id, "quota_exceeded", "Top up to continue", str(exc))
     record_pipeline_events(lake, [
         event("UserQuotaExceeded", video_id, STAGE, {"user_id": user_id, "reason": str(exc)}),
-        event("UserNotified", video_id, STAGE, {"notification_id": note["notification_id"],
-                                                "kind": "quota_exceeded"}, identity="quota_exceeded"),
+        notify_user(lake, STAGE, user_id, video_id, "quota_exceeded", "Top up to continue", str(exc)),
     ])
     context.log.warning(f"video {video_id}: {exc}")
 

@@ -6,11 +6,11 @@ import dagster as dg
 import polars as pl
 
 from assets.common import SILVER_KW, silver_ins, frame, only_row
-from economics import ledger
 from economics.best import rank_candidates
-from resources.events import event, notify, record_pipeline_events, utcnow
+from resources.events import event, record_pipeline_events, utcnow
 from resources.lake import Lake
-from resources.schemas import BEST_RESULT, LEDGER_ENTRIES
+from resources.refunds import refund_and_notify
+from resources.schemas import BEST_RESULT
 from resources.settings import Settings
 
 STAGE = "M5"
@@ -52,18 +52,12 @@ def best_result(
 
 def _no_result(context, lake, video_id, test_batch, outputs, now) -> pl.DataFrame:
     tasks = list(test_batch.iter_rows(named=True))
-    refunds = [r for t in tasks if (r := ledger.refund_consumed(t, now, "no usable result"))]
-    if refunds:
-        lake.append(LEDGER_ENTRIES, pl.DataFrame(refunds, schema=LEDGER_ENTRIES.schema))
-    user_id = tasks[0]["user_id"]
-    note = notify(lake, user_id, video_id, "no_result", "We could not make your effect",
-                  f"None of the {outputs} provider outputs was usable; your "
-                  f"{sum(t['tokens_reserved'] for t in tasks)} tokens were refunded.")
-    record_pipeline_events(lake, [
-        event("NoUsableResult", video_id, STAGE, {"outputs": outputs, "refunded_tasks": len(refunds)}),
-        event("UserNotified", video_id, STAGE, {"notification_id": note["notification_id"],
-                                                "kind": "no_result"}, identity="no_result"),
-    ])
+    refund_and_notify(
+        lake, STAGE, tasks, now, "no usable result", outcome="NoUsableResult",
+        details={"outputs": outputs}, user_id=tasks[0]["user_id"], video_id=video_id,
+        kind="no_result", title="We could not make your effect",
+        body=f"None of the {outputs} provider outputs was usable; your "
+             f"{sum(t['tokens_reserved'] for t in tasks)} tokens were refunded.")
     context.log.warning(f"video {video_id}: no usable result among {outputs} outputs")
     return frame([{"video_id": video_id, "outcome": "no_usable_result", "candidates": 0,
                    "selected_at": now}], BEST_RESULT)

@@ -13,6 +13,7 @@ import polars as pl
 from assets.common import SILVER_KW, silver_ins, frame, only_row
 from assets.execution.runner import run_tasks
 from economics import ledger
+from economics.telemetry import MEASURED, REAL, terminal_event
 from resources.events import event, record_execution_events, record_pipeline_events, utcnow
 from resources.lake import Lake
 from resources.media import MediaStore
@@ -30,29 +31,26 @@ def output_key(video_id: str, task_id: str) -> str:
 
 
 def telemetry(result: TaskResult) -> dict:
-    """The telemetry fields of a result, as stored in events and ``provider_outputs``."""
-    return {
-        "status": result.status, "duration_ms": result.duration_ms,
-        "queue_wait_ms": result.queue_wait_ms, "compute_seconds": result.compute_seconds,
-        "instance_type": result.instance_type, "partner_cost_usd": result.partner_cost_usd,
-        "attempts": result.attempts, "error_class": result.error_class,
-        "error_message": result.error_message,
-    }
+    """What the provider run measured (``economics.telemetry.MEASURED``), as stored in
+    execution events and ``provider_outputs``."""
+    return {field: getattr(result, field) for field in MEASURED}
 
 
 def result_events(task: dict, result: TaskResult, at, output_bytes: int | None = None) -> tuple[dict, dict]:
-    """The (pipeline event, execution event) pair recording one finished task; the execution
-    event also carries ``output_bytes``, the stored output's size (base of storage and
-    bandwidth cost)."""
-    kind = "TaskSucceeded" if result.status == "succeeded" else "TaskFailed"
+    """The (pipeline event, execution event) pair recording one finished task. The execution
+    event carries the telemetry as its typed columns (``economics.telemetry.TELEMETRY``),
+    including ``output_bytes``, the stored output's size (base of storage and bandwidth
+    cost); its payload is empty."""
+    kind = terminal_event(result.status)
     pipeline = event(kind, task["video_id"], STAGE,
                      {"task_id": task["task_id"], "provider_id": task["provider_id"],
                       "effect_type": task["effect_type"], "error_class": result.error_class},
                      identity=task["task_id"], occurred_at=at)
-    execution = event(kind, task["video_id"], STAGE,
-                      {**telemetry(result), "output_bytes": output_bytes, "selection": task["selection"]},
+    execution = event(kind, task["video_id"], STAGE, {},
                       identity=task["task_id"], occurred_at=at, task_id=task["task_id"],
-                      provider_id=task["provider_id"], effect_type=task["effect_type"])
+                      provider_id=task["provider_id"], effect_type=task["effect_type"],
+                      **telemetry(result), selection=task["selection"], source=REAL,
+                      output_bytes=output_bytes)
     return pipeline, execution
 
 

@@ -10,12 +10,13 @@ import polars as pl
 from assets.common import SILVER_KW, silver_ins, frame, only_row
 from assets.gallery.snapshot import revision, slug_for
 from assets.lineage import reads
-from economics import ledger
 from resources.catalog import Catalog
-from resources.events import event, notify, record_pipeline_events, utcnow
+from resources.events import event, record_pipeline_events, utcnow
 from resources.lake import Lake
 from resources.media import media_url
-from resources.schemas import APPROVAL_DECISIONS, GALLERY_REVISIONS, LEDGER_ENTRIES
+from resources.notifications import notify_user
+from resources.refunds import refund_and_notify
+from resources.schemas import APPROVAL_DECISIONS, GALLERY_REVISIONS
 from resources.settings import Settings
 
 STAGE = "M10"
@@ -69,13 +70,12 @@ def gallery_revisions(
         "published_at": now,
     }
     url = f"{platform.api_base_url.rstrip('/')}/v1/effects/{slug}"
-    note = notify(lake, user_id, video_id, "effect_published", "Your effect is published",
-                  f"{snapshot['display_name']} is live in the gallery.", url=url, identity=revision_id)
     record_pipeline_events(lake, [
         event("EffectPublished", video_id, STAGE,
               {"slug": slug, "revision_id": revision_id, "content_hash": content_hash, "url": url}),
-        event("UserNotified", video_id, STAGE, {"notification_id": note["notification_id"],
-                                                "kind": "effect_published"}, identity="published"),
+        notify_user(lake, STAGE, user_id, video_id, "effect_published", "Your effect is published",
+                    f"{snapshot['display_name']} is live in the gallery.", url=url,
+                    identity=revision_id, event_identity="published"),
     ])
     context.add_output_metadata({"slug": slug, "revision_id": revision_id,
                                  "preview": media_url(platform.api_base_url, best["output_key"])})
@@ -84,20 +84,14 @@ def gallery_revisions(
 
 def _rejected(context, lake, request, decision, test_batch, now) -> pl.DataFrame:
     video_id, user_id = request["video_id"], request["user_id"]
-    refunds = [r for t in test_batch.iter_rows(named=True)
-               if (r := ledger.refund_consumed(t, now, "rejected by admin"))]
-    if refunds:
-        lake.append(LEDGER_ENTRIES, pl.DataFrame(refunds, schema=LEDGER_ENTRIES.schema))
     reason = decision["reason"] or "an admin rejected the result"
-    note = notify(lake, user_id, video_id, "effect_rejected", "Your effect was not published",
-                  f"{reason}. Your tokens were refunded.", identity=request["approval_id"])
-    record_pipeline_events(lake, [
-        event("EffectRejected", video_id, STAGE, {"approval_id": request["approval_id"],
-                                                  "reason": reason, "refunded_tasks": len(refunds)}),
-        event("UserNotified", video_id, STAGE, {"notification_id": note["notification_id"],
-                                                "kind": "effect_rejected"}, identity="rejected"),
-    ])
-    context.add_output_metadata({"decision": "reject", "refunded_tasks": len(refunds)})
+    refunded = refund_and_notify(
+        lake, STAGE, list(test_batch.iter_rows(named=True)), now, "rejected by admin",
+        outcome="EffectRejected", details={"approval_id": request["approval_id"], "reason": reason},
+        user_id=user_id, video_id=video_id, kind="effect_rejected",
+        title="Your effect was not published", body=f"{reason}. Your tokens were refunded.",
+        identity=request["approval_id"], event_identity="rejected")
+    context.add_output_metadata({"decision": "reject", "refunded_tasks": refunded})
     return frame([{"video_id": video_id, "approval_id": request["approval_id"],
                    "decision": "reject", "published": False, "published_at": now,
                    "revision_id": "", "effect_type": request["effect_type"],

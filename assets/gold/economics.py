@@ -16,11 +16,13 @@ from assets.lineage import reads
 from assets.registry.asset import unhealthy_providers
 from economics.cost_model import cost_frame, measure_bursts, profiles_from_registry
 from economics.ledger import task_settlements
+from economics.margin import margin as margin_of
 from economics.marginality import WINDOWS
 from economics.marginality import marginality_windows as windows_of
 from economics.revenue import recognise
 from economics.routing import build_manifest, manifest_rows
 from economics.stats import provider_stats
+from economics.telemetry import finished_executions
 from resources.catalog import Catalog
 from resources.events import utcnow
 from resources.lake import Lake
@@ -33,30 +35,6 @@ from resources.schemas import (
 from resources.settings import Settings
 
 GOLD = {"key_prefix": ["gold"], "group_name": "economics", "kinds": {"polars", "deltalake"}}
-
-# Telemetry carried in the payload of TaskSucceeded / TaskFailed execution events.
-TELEMETRY = pl.Struct({
-    "status": pl.String, "duration_ms": pl.Int64, "compute_seconds": pl.Float64,
-    "instance_type": pl.String, "partner_cost_usd": pl.Float64, "selection": pl.String,
-    "source": pl.String, "output_bytes": pl.Int64,
-})
-
-
-def finished_executions(events: pl.LazyFrame) -> pl.DataFrame:
-    """Terminal task events flattened to one row per task (the latest outcome wins)."""
-    return (
-        events.filter(pl.col("event_type").is_in(["TaskSucceeded", "TaskFailed"]))
-        .with_columns(t=pl.col("payload").str.json_decode(TELEMETRY))
-        .select(
-            "task_id", "provider_id", "effect_type", video_id=pl.col("correlation_id"),
-            finished_at=pl.col("occurred_at"),
-            **{f: pl.col("t").struct.field(f) for f in TELEMETRY.to_schema()},
-        )
-        .with_columns(source=pl.col("source").fill_null("real"))
-        .sort("finished_at").group_by("task_id").last()
-        .collect()
-    )
-
 
 # Events are committed moments after their ``occurred_at``, and concurrent runs commit out of
 # order; re-reading the last hour before the watermark catches late commits (the upsert makes
@@ -158,7 +136,7 @@ def marginality_windows(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     lake.overwrite(MARGINALITY_WINDOWS, windows)
     day = windows.filter((pl.col("window") == "24h") & (pl.col("source") == "real"))
     charged = int(day["tokens_charged"].sum() or 0)
-    margin = (charged - float(day["cost_tokens"].sum() or 0)) / charged if charged else None
+    margin = margin_of(charged, float(day["cost_tokens"].sum() or 0))
     return dg.MaterializeResult(metadata={"rows": windows.height,
                                           "margin_24h": round(margin, 6) if margin is not None else "n/a"})
 

@@ -10,9 +10,10 @@ from assets.common import SILVER_KW, frame, only_row
 from assets.ingest.probe import IngestLimits, VideoRejected, probe_video, validate
 from assets.ingest.proxy import make_proxy
 from assets.lineage import reads
-from resources.events import event, notify, record_pipeline_events, utcnow
+from resources.events import event, record_pipeline_events, utcnow
 from resources.lake import Lake
 from resources.media import MediaStore
+from resources.notifications import notify_user
 from resources.schemas import INGESTED_VIDEO, UPLOADS
 from resources.settings import Settings
 
@@ -76,12 +77,10 @@ def _reject(context, lake: Lake, row: dict, rejected: VideoRejected) -> pl.DataF
     video_id = row["video_id"]
     row.update(status="rejected", reject_code=rejected.code, reject_reason=rejected.reason,
                ingested_at=utcnow())
-    note = notify(lake, row["user_id"], video_id, "video_rejected", "Your video was rejected",
-                  rejected.reason)
     record_pipeline_events(lake, [
         event("VideoRejected", video_id, STAGE, {"code": rejected.code, "reason": rejected.reason}),
-        event("UserNotified", video_id, STAGE, {"notification_id": note["notification_id"],
-                                                "kind": "video_rejected"}, identity="rejected"),
+        notify_user(lake, STAGE, row["user_id"], video_id, "video_rejected", "Your video was rejected",
+                    rejected.reason, event_identity="rejected"),
     ])
     context.log.warning(f"video {video_id} rejected ({rejected.code}): {rejected.reason}")
     context.add_output_metadata({"status": "rejected", "reason": rejected.reason})

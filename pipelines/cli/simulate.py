@@ -1,6 +1,6 @@
 """``effectlake simulate``: simulated execution history into the current lake.
 
-Rows are written as ``execution_events`` with ``source = 'simulated'`` in their payload, so
+Rows are written as ``execution_events`` with ``source = 'simulated'`` (a telemetry column), so
 the economics job costs them like real ones but keeps them apart (marginality windows are
 split by source; the routing manifest reads real executions only).
 """
