@@ -1,4 +1,4 @@
-"""Per-user token budgets (DESIGN.md §6): alert at 80 % used, pause at 100 %, and refuse a
+"""Per-user token budgets (docs/architecture.md, "Economics"): alert at 80 % used, pause at 100 %, and refuse a
 reservation the user cannot cover — so a balance never goes negative.
 
     used      = spent + reserved_outstanding          (tokens charged or held; ledger.balances)

@@ -1,4 +1,4 @@
-"""Cost of an execution and what the user was charged for it (DESIGN.md §6).
+"""Cost of an execution and what the user was charged for it (docs/architecture.md, "Economics").
 
 Per execution, in USD, six terms that sum to ``cost_usd`` (``cost_breakdown`` returns each):
 
@@ -74,9 +74,10 @@ BREAKDOWN_COLUMNS = (
     "compute_cost_usd", "startup_cost_usd", "idle_cost_usd", "partner_cost_usd",
     "storage_cost_usd", "bandwidth_cost_usd",
 )
-# Columns of ``cost_frame``'s result beyond its input: the ``execution_costs`` schema
-# (resources/schemas.py) has no startup/idle/storage/bandwidth columns yet and ``conform``
-# rejects unknown columns, so the detailed terms are only returned on request.
+# Columns of ``cost_frame``'s result beyond its input. The detailed terms
+# (BREAKDOWN_COLUMNS) are added only on request (``breakdown=True``, as the economics job
+# asks, since ``execution_costs`` stores every term); callers that want the total alone,
+# like the scenario tests and the simulator's benches, get a narrower frame.
 FRAME_COLUMNS = ("compute_cost_usd", "partner_cost_usd", "cost_usd", "tokens_charged",
                  "revenue_usd", "cost_tokens", "margin")
 
@@ -328,7 +329,8 @@ def cost_frame(
         token_usd_rate: USD per token.
         profiles: see ``cost_breakdown``.
         breakdown: also keep ``startup_cost_usd, idle_cost_usd, storage_cost_usd,
-            bandwidth_cost_usd`` (off by default: ``execution_costs`` has no such columns).
+            bandwidth_cost_usd`` (the economics job asks for them: ``execution_costs`` stores
+            every term; off by default for callers that want the total alone).
 
     Returns:
         ``outputs`` plus ``compute_cost_usd``, ``partner_cost_usd`` (full partner bill, 0

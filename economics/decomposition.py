@@ -1,4 +1,4 @@
-"""Why margin moved between two periods (DESIGN.md §6): price, cost per run, volume, mix.
+"""Why margin moved between two periods (docs/architecture.md, "Economics"): price, cost per run, volume, mix.
 
 Measured in margin USD (revenue − cost), per cell = provider × effect type. For cell i in
 period X ∈ {A, B}:

@@ -1,4 +1,4 @@
-"""What a task will cost before it runs (DESIGN.md §6): compute seconds from input size, then
+"""What a task will cost before it runs (docs/architecture.md, "Economics"): compute seconds from input size, then
 the cost model.
 
 Size of a task: ``megapixel_frames = width × height × frames / 1e6`` with ``frames =

@@ -1,4 +1,4 @@
-"""Next-24h revenue, cost and margin from hourly history (DESIGN.md §6).
+"""Next-24h revenue, cost and margin from hourly history (docs/architecture.md, "Economics").
 
 Model, by how much history there is (n hourly points, idle hours counted as 0):
 

@@ -1,4 +1,4 @@
-"""Token ledger (DESIGN.md §6): credit on top-up, reserve on dispatch, consume on success,
+"""Token ledger (docs/architecture.md, "Economics"): credit on top-up, reserve on dispatch, consume on success,
 refund on failure or rejection — each exactly once — and the balances they add up to.
 
 Entry kinds

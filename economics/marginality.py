@@ -1,4 +1,4 @@
-"""Margin and burn rate per provider × effect type over sliding windows (DESIGN.md §6).
+"""Margin and burn rate per provider × effect type over sliding windows (docs/architecture.md, "Economics").
 
 MARGIN = (tokens charged − cost in tokens) / tokens charged (``economics.margin``), summed
 over the executions that finished inside the window (a ratio of sums, not a mean of per-execution margins, so a

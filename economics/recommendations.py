@@ -1,4 +1,4 @@
-"""Recommendations from real executions (DESIGN.md §6): what to change to earn more per video.
+"""Recommendations from real executions (docs/architecture.md, "Economics"): what to change to earn more per video.
 
 Four kinds, each from its own rule (thresholds in ``Policy``, each with its reason):
 
@@ -24,7 +24,7 @@ current volume" without price elasticity. Margins are ratios of sums (as in
 (``economics.routing.CONFIDENCE_PSEUDO_COUNT``), with n the smaller sample a rule rests on.
 
 Only real rows are used: rows whose ``source`` is set and not ``real`` (simulated) are dropped,
-so a simulation never moves a real price (DESIGN.md §6).
+so a simulation never moves a real price (docs/architecture.md, "Economics").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Routing manifest: ranked providers per effect type, routing weights, and task selection.
 
-Score of a provider for an effect type (DESIGN.md §6, multi-objective):
+Score of a provider for an effect type (docs/architecture.md, "Economics", multi-objective):
 
     score = success_rate × (w_q·quality + w_c·cost_score + w_s·speed_score)
     cost_score  = cheapest expected cost / this provider's expected cost    (1 = cheapest)
@@ -12,7 +12,7 @@ proven good ones and are reached through exploration. Confidence = n / (n + 10):
 pseudo-count of 10 executions before the estimate is trusted half.
 
 Routing weight of an entry = probability that one user job of the effect type goes to it
-under epsilon-greedy with ε = ``exploration_rate`` (DESIGN.md §6, default 5%):
+under epsilon-greedy with ε = ``exploration_rate`` (docs/architecture.md, "Economics", default 5%):
 
     rank 1:          1 − ε          (the whole 1 when it is the only entry: nobody to explore)
     every other one: ε / (n − 1)    (exploration is uniform among the non-best n − 1)
@@ -47,7 +47,7 @@ PRIORITY_WEIGHTS: dict[str, dict[str, float]] = {
 }
 PRIOR = 0.5
 CONFIDENCE_PSEUDO_COUNT = 10
-# DESIGN.md §6 "epsilon-greedy exploration (default 5%)"; the same default as
+# Epsilon-greedy exploration defaults to 5% of jobs (docs/architecture.md, "Economics"); the same default as
 # Settings.exploration_rate, which is what the economics job passes.
 EXPLORATION_RATE = 0.05
 AB_SELECTION = "ab"
@@ -285,7 +285,7 @@ def select_providers(
     ranked: list[dict], rng: random.Random, top_k: int = 2, epsilon: float = 0.05,
     shadow: list[str] | None = None,
 ) -> list[Selection]:
-    """Epsilon-greedy choice of a test batch for one effect type (DESIGN.md §6).
+    """Epsilon-greedy choice of a test batch for one effect type (docs/architecture.md, "Economics").
 
     Takes the ``top_k`` best-ranked providers; with probability ``epsilon`` adds one more,
     drawn uniformly from the rest, as exploration. Shadow providers always get a copy that is

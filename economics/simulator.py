@@ -1,4 +1,4 @@
-"""Market simulator (DESIGN.md §6): providers with latent cost, quality, latency and failure
+"""Market simulator (docs/architecture.md, "Economics"): providers with latent cost, quality, latency and failure
 rate, drifting over time, hit by price shocks and outages, under a seasonal volume — producing
 executions in exactly the shape the economics job reads, marked ``source = 'simulated'``.
 

@@ -1,7 +1,7 @@
-"""Per (provider, effect type) statistics that the routing manifest ranks on (DESIGN.md §6).
+"""Per (provider, effect type) statistics that the routing manifest ranks on (docs/architecture.md, "Economics").
 
-The same aggregation as ``assets.gold.economics.provider_stats``, held by the pure library
-so the economics job, the market simulator and the scenario tests share one definition:
+The one definition of this aggregation, shared by the economics job's routing manifest,
+the market simulator and the scenario tests:
 
     executions       = rows (succeeded + failed, shadow copies included: they measure the
                        provider just as well)

@@ -4,7 +4,7 @@ The checks are partitioned like the asset they check (``partitions_def=videos``,
 feature of Dagster 1.13's ``@asset_check``), so each result belongs to one video and the
 check reads that video through ``context.partition_key``. They read it through the lake
 resource: loading a dynamically partitioned asset as a check input makes the Delta IO manager
-load every partition at once, which it cannot do (DESIGN.md §3, dagster#12502).
+load every partition at once, which it cannot do (docs/architecture.md, "Known pitfalls", dagster#12502).
 """
 
 import warnings

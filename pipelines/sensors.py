@@ -67,7 +67,7 @@ def upload_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[La
     uploads = lake.read(UPLOADS).sort("uploaded_at")
     new = [v for v in uploads["video_id"].to_list() if v not in known]
     # Tables exist before runs go parallel: a partition overwrite into a table that does not
-    # exist yet can lose another run's partition (DESIGN.md §3).
+    # exist yet can lose another run's partition (docs/architecture.md, "Known pitfalls").
     lake.ensure_all()
     return dg.SensorResult(
         run_requests=[dg.RunRequest(partition_key=v, run_key=v) for v in new],

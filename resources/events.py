@@ -1,4 +1,4 @@
-"""Event rows (DESIGN.md §3): every row carries ``event_id``, ``event_type``,
+"""Event rows (docs/architecture.md, "The lake"): every row carries ``event_id``, ``event_type``,
 ``correlation_id`` (the video id), ``stage``, ``occurred_at`` (UTC) and a JSON ``payload``.
 
 ``event_id`` is deterministic — ``economics.ids.event_id`` of (stage, event type, correlation

@@ -4,7 +4,7 @@ A plain pydantic model, so the API and the dashboard read tables without Dagster
 resource that hands it to assets is ``resources.dagster_resources.LakeResource``. No other
 module builds a table path. Bronze tables are appended here with deltalake's own
 merge (insert-if-key-absent), because the Delta IO manager can neither merge nor evolve a
-schema (DESIGN.md §3, dagster-io/dagster#32644); silver tables are written by the
+schema (docs/architecture.md, "Known pitfalls", dagster-io/dagster#32644); silver tables are written by the
 dagster-deltalake-polars IO manager rooted at the same URI, and gold tables are overwritten
 here each economics cycle.
 """
@@ -39,7 +39,7 @@ class Lake(BaseModel):
         uri: lake root: a local directory (relative paths resolve against the current working
             directory) or ``s3://bucket/prefix``.
         storage_options: passed to delta-rs for object stores (e.g. ``AWS_ENDPOINT_URL``,
-            ``conditional_put``; DESIGN.md §3 notes S3-compatible servers need them).
+            ``conditional_put``; docs/architecture.md ("Known pitfalls") notes S3-compatible servers need them).
     """
 
     # Frozen like the Dagster resource it replaces: a client shared by threads never changes.
@@ -72,7 +72,7 @@ class Lake(BaseModel):
         """Create ``spec``'s table empty, with its schema and partitioning, if absent.
 
         Partition-scoped overwrites only work once a table exists, so tables are created
-        before runs can go parallel (DESIGN.md §3 pitfalls).
+        before runs can go parallel (docs/architecture.md, "Known pitfalls").
         """
         if self.exists(spec):
             return
@@ -130,7 +130,7 @@ class Lake(BaseModel):
 
     def dataset(self, spec: TableSpec) -> pads.Dataset:
         """A pyarrow dataset of the table, for DuckDB (its delta extension is unavailable
-        offline, DESIGN.md §3). The table is created first if missing."""
+        offline, docs/architecture.md, "Known pitfalls"). The table is created first if missing."""
         self.ensure(spec)
         dt = DeltaTable(self.table_uri(spec), storage_options=self._options())
         return dt.to_pyarrow_dataset()

@@ -1,4 +1,4 @@
-"""Where the current routing manifest is published and read (DESIGN.md §6).
+"""Where the current routing manifest is published and read (docs/architecture.md, "Economics").
 
 Backends: a local JSON file (embedded default) or Redis (``redis://…``). Readers only ever
 see a whole manifest: the file is replaced atomically, Redis ``SET`` is atomic. A plain

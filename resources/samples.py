@@ -1,4 +1,4 @@
-"""The real sample videos available offline (DESIGN.md §9)."""
+"""The real sample videos available offline (docs/architecture.md, "Sample videos")."""
 
 from __future__ import annotations
 

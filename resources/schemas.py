@@ -1,4 +1,4 @@
-"""Every lake table's schema, declared once (DESIGN.md §3).
+"""Every lake table's schema, declared once (docs/architecture.md, "The lake").
 
 Writers conform frames to these schemas before writing (``conform``) and readers get an empty
 frame of the right shape when a table does not exist yet, so no code guesses a column type.
@@ -50,7 +50,7 @@ def _spec(layer: str, name: str, key: tuple[str, ...], partition_by: str | None 
 
 
 def _event_table(name: str, **extra) -> TableSpec:
-    # Every event row carries the same envelope (DESIGN.md §3).
+    # Every event row carries the same envelope (docs/architecture.md, "The lake").
     return _spec(
         "bronze",
         name,

@@ -125,7 +125,7 @@ def test_batch(
 
 
 def _refuse(context, lake: Lake, video_id: str, user_id: str, exc: UserQuotaExceeded) -> None:
-    """Dispatch nothing for a user over budget, and say so (DESIGN.md §6: pause at 100%)."""
+    """Dispatch nothing for a user over budget, and say so (docs/architecture.md, "Economics": pause at 100%)."""
     record_pipeline_events(lake, [
         event("UserQuotaExceeded", video_id, STAGE, {"user_id": user_id, "reason": str(exc)}),
         notify_user(lake, STAGE, user_id, video_id, "quota_exceeded", "Top up to continue", str(exc)),

@@ -3,7 +3,7 @@ manifest (published to the manifest store, every version kept in ``routing_manif
 
 Gold assets are unpartitioned and declare the tables they read as ``deps``: they scan whole
 Delta tables through the lake resource rather than load dynamically partitioned inputs,
-which the Delta IO manager cannot do for many partitions (DESIGN.md §3, dagster#12502).
+which the Delta IO manager cannot do for many partitions (docs/architecture.md, "Known pitfalls", dagster#12502).
 """
 
 
@@ -104,7 +104,7 @@ def execution_costs(
     platform: dg.ResourceParam[Settings], providers: dg.ResourceParam[ProviderRegistry],
 ) -> dg.MaterializeResult:
     """Cost per execution — compute + startup (cold start amortised over the burst) + idle
-    share (measured utilisation) + partner + storage + bandwidth, DESIGN.md §6 — tokens charged
+    share (measured utilisation) + partner + storage + bandwidth, docs/architecture.md, "Economics" — tokens charged
     as the ledger settled them (list price where no ledger entry exists), margin; one row
     per finished task.
 
@@ -155,7 +155,7 @@ def routing_manifest(
     oracle and all-history 13%; 24 h is the default because real volume here is far below
     the bench's 2,000 jobs/h, and a window with no executions falls back to priors."""
     now = utcnow()
-    # Real executions only: simulated history must never steer real routing (DESIGN.md §6).
+    # Real executions only: simulated history must never steer real routing (docs/architecture.md, "Economics").
     since = now - timedelta(hours=platform.routing_window_hours)
     real = lake.read(EXECUTION_COSTS, (pl.col("source") == "real") & (pl.col("finished_at") >= since))
     stats = provider_stats(real, lake.read(QUALITY_SCORES), since=since)

@@ -6,7 +6,7 @@ renders one attempt (``_render``) into a temporary file. Everything else — con
 input check, one retry of transient failures, output verification, atomic publish,
 ``TaskResult`` with measured telemetry — lives here once.
 
-CPU accounting (DESIGN.md §4 telemetry): tasks run in parallel threads of one process, so
+CPU accounting (docs/architecture.md, "Providers" telemetry): tasks run in parallel threads of one process, so
 process-wide counters would mix tasks. A task's ``compute_seconds`` is the CPU time of its own
 worker thread (``time.thread_time``: in-process decode, transforms, probing) plus the CPU time
 of each child process it spawned, taken from ``os.wait4`` rusage of that child alone.

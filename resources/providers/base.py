@@ -1,4 +1,4 @@
-"""The provider adapter protocol (DESIGN.md §4) and the task/result shapes every adapter speaks.
+"""The provider adapter protocol (docs/architecture.md, "Providers") and the task/result shapes every adapter speaks.
 
 A provider is one way to produce an effect: an adapter kind + a workflow + a price. Local
 adapters run to completion in ``execute``; remote ones (ComfyUI) return a handle from ``submit``
@@ -38,7 +38,7 @@ class ProviderTask:
 
 @dataclass(frozen=True)
 class TaskResult:
-    """Outcome and telemetry of a task (DESIGN.md §4 telemetry).
+    """Outcome and telemetry of a task (docs/architecture.md, "Providers" telemetry).
 
     Attributes:
         status: ``succeeded`` or ``failed``.

@@ -1,6 +1,6 @@
 """The ComfyUI provider: an HTTP client for ComfyUI's real API and the adapter built on it.
 
-Shapes follow responses recorded from a real ComfyUI 0.3.64 (``reference/comfyui-recorded/``):
+Shapes follow responses recorded from a real ComfyUI 0.3.64 (``tests/fixtures/comfyui-recorded/``):
 
 * ``POST /upload/image`` (multipart ``image``, ``type=input``, ``overwrite="true"``)
   → ``{"name", "subfolder", "type"}``; videos use the same endpoint.

@@ -1,6 +1,6 @@
 """The provider registry: ``data/providers.yaml`` parsed and validated, and adapters built from it.
 
-Shapes (DESIGN.md §4): a provider is ``provider_id`` + ``adapter`` kind + ``workflow`` + the
+Shapes (docs/architecture.md, "Providers"): a provider is ``provider_id`` + ``adapter`` kind + ``workflow`` + the
 ``effect_types`` it makes + where it runs (``instance_type`` from ``data/rate_card.yaml``) + its
 price (``cost``) + ``concurrency`` + ``mode``. Every mistake in the YAML surfaces as a pydantic
 ``ValidationError`` whose locations name the provider (``providers.ffmpeg-lut3d.cost…``), not
