@@ -6,8 +6,9 @@ PY     := $(VENV)/bin/python
 ARGS   ?=
 PYTEST_ARGS ?=
 # Tests run on every core (pytest-xdist); `make test PYTEST_ARGS="-n 0"` runs them in one process.
-# loadgroup keeps tests marked xdist_group (the dashboard tests sharing one filled lake) on one worker.
-XDIST  ?= -n auto --dist loadgroup
+# One module per worker at a time (loadfile): module- and session-scoped fixtures (encoded clips,
+# scored outputs, the dashboards' filled lake) are then built once, not once per worker.
+XDIST  ?= -n auto --dist loadfile
 # requirements.lock pins every package of pyproject.toml's dependencies and test extra; `make lock`
 # rewrites it (keeping the current pins where they still fit) after pyproject.toml changes.
 LOCK   := requirements.lock

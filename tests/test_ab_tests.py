@@ -3,6 +3,7 @@ run by the A/B sensor's job, costed but never charged."""
 
 import httpx
 import polars as pl
+import pytest
 
 from api.app import create_app
 from pipelines.definitions import build_definitions
@@ -10,6 +11,8 @@ from resources.lake import LakeResource
 from resources.schemas import LEDGER_ENTRIES
 from tests.harness import Driver
 from tests.server import serve
+
+pytestmark = [pytest.mark.slow, pytest.mark.video]
 
 ADMIN = {"X-Admin-Key": "test-admin-key"}
 

@@ -14,6 +14,8 @@ from resources.lake import LakeResource
 from resources.schemas import UPLOAD_REJECTIONS, UPLOADS
 from tests.server import serve
 
+pytestmark = pytest.mark.video
+
 
 @pytest.fixture
 def client(settings):
