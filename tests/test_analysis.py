@@ -21,6 +21,8 @@ from assets.analysis.features import (
 from assets.ingest import probe_video
 from tests.test_ingest import lavfi_clip, sample
 
+pytestmark = pytest.mark.video
+
 DATA = Path(__file__).resolve().parents[1] / "data"
 TAXONOMY = yaml.safe_load((DATA / "style_taxonomy.yaml").read_text())
 CATALOG = yaml.safe_load((DATA / "effects.yaml").read_text())

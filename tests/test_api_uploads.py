@@ -13,6 +13,8 @@ from resources.lake import Lake
 from resources.schemas import UPLOAD_REJECTIONS, UPLOADS
 from tests.server import serve
 
+pytestmark = pytest.mark.video
+
 
 @pytest.fixture
 def client(settings):

@@ -4,6 +4,7 @@ type runs for real, lands in benchmark_reports, and the matrix aggregates it."""
 from datetime import UTC, datetime
 
 import polars as pl
+import pytest
 import yaml
 
 from pipelines.definitions import build_definitions
@@ -11,6 +12,8 @@ from resources.lake import Lake
 from resources.providers.client import ProviderRegistry
 from resources.schemas import BENCHMARK_REPORTS, PROVIDER_EFFECT_MATRIX, RECOMMENDATIONS
 from tests.harness import Driver
+
+pytestmark = [pytest.mark.slow, pytest.mark.video]
 
 
 def test_benchmark_covers_every_provider_and_effect(settings, instance, short_carphone, tmp_path):

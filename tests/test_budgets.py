@@ -3,6 +3,7 @@ UserQuotaExceeded until an admin tops it up; M5 refuses a batch the balance cann
 
 import httpx
 import polars as pl
+import pytest
 
 from api.app import create_app
 from pipelines.definitions import build_definitions
@@ -10,6 +11,8 @@ from resources.lake import Lake
 from resources.schemas import EXECUTION_EVENTS, NOTIFICATIONS, PIPELINE_EVENTS
 from tests.harness import Driver
 from tests.server import serve
+
+pytestmark = [pytest.mark.slow, pytest.mark.video]
 
 ADMIN = {"X-Admin-Key": "test-admin-key"}
 

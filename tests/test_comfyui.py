@@ -36,6 +36,8 @@ from resources.providers.comfyui import (
 from resources.settings import PROJECT_ROOT
 from tests.fakes.comfyui_server import FakeComfyUI
 
+pytestmark = pytest.mark.video
+
 # Responses recorded from a real ComfyUI 0.3.64 (copied from the shared reference folder).
 RECORDED = Path(__file__).parent / "fixtures" / "comfyui-recorded"
 WORKFLOW = PROJECT_ROOT / "data" / "workflows" / "comfyui_cartoon.json"

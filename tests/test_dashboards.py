@@ -22,6 +22,8 @@ from resources.schemas import APPROVAL_DECISIONS, EXECUTION_COSTS, RECOMMENDATIO
 from tests import dashboards_lake
 from tests.dashboards_lake import PASSWORD, World
 
+pytestmark = [pytest.mark.slow, pytest.mark.video]
+
 APP = Path(__file__).resolve().parents[1] / "dashboards" / "app.py"
 PAGES = {"margins": "Margins", "providers": "Providers", "routing": "Routing",
          "recommendations": "Recommendations", "approvals": "Approval queue",

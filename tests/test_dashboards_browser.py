@@ -27,7 +27,8 @@ from tests.server import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make system-deps)")
+pytestmark = [pytest.mark.browser, pytest.mark.video,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make system-deps)")]
 
 # Flags for a root user in a container, and a browser that talks to nobody but the app.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

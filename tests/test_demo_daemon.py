@@ -13,6 +13,8 @@ from resources.lake import Lake
 from resources.schemas import GALLERY_REVISIONS, PIPELINE_EVENTS
 from tests.server import free_port
 
+pytestmark = pytest.mark.video
+
 
 @pytest.mark.slow
 def test_demo_publishes_every_sample_through_the_daemon(tmp_path):

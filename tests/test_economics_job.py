@@ -19,6 +19,8 @@ from resources.schemas import (
 from tests.harness import Driver
 from tests.server import serve
 
+pytestmark = [pytest.mark.slow, pytest.mark.video]
+
 
 def _upload(base, path):
     r = httpx.post(f"{base}/v1/uploads", files={"file": (path.name, path.read_bytes(), "video/mp4")})

@@ -15,6 +15,8 @@ from resources.schemas import LEDGER_ENTRIES, PIPELINE_EVENTS, PROVIDER_OUTPUTS,
 from tests.harness import Driver
 from tests.server import serve
 
+pytestmark = [pytest.mark.slow, pytest.mark.video]
+
 ADMIN = {"X-Admin-Key": "test-admin-key"}
 
 

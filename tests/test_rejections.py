@@ -13,6 +13,8 @@ from resources.schemas import INGESTED_VIDEO, NOTIFICATIONS, PIPELINE_EVENTS
 from tests.harness import Driver
 from tests.server import serve
 
+pytestmark = [pytest.mark.slow, pytest.mark.video]
+
 
 @pytest.fixture
 def one_frame_mp4(tmp_path):

@@ -6,6 +6,7 @@ import shutil
 
 import httpx
 import polars as pl
+import pytest
 import yaml
 
 from api.app import create_app
@@ -16,6 +17,8 @@ from resources.settings import DATA_DIR
 from tests.fakes.comfyui_server import FakeComfyUI
 from tests.harness import Driver
 from tests.server import serve
+
+pytestmark = [pytest.mark.slow, pytest.mark.video]
 
 
 def _registry_with_shadow_comfyui(tmp_path, base_url: str) -> str:
