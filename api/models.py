@@ -17,8 +17,15 @@ from pydantic import BaseModel, ConfigDict, create_model
 from economics.ledger import BALANCE_SCHEMA
 from economics.recommendations import RECOMMENDATION_SCHEMA
 from resources.schemas import (
-    AB_REQUESTS, AB_RESULTS, APPROVAL_REQUESTS, BEST_RESULT, CONTENT_ANALYSIS, INGESTED_VIDEO,
-    NOTIFICATIONS, QUALITY_SCORES, UPLOADS,
+    AB_REQUESTS,
+    AB_RESULTS,
+    APPROVAL_REQUESTS,
+    BEST_RESULT,
+    CONTENT_ANALYSIS,
+    INGESTED_VIDEO,
+    NOTIFICATIONS,
+    QUALITY_SCORES,
+    UPLOADS,
 )
 
 
@@ -55,28 +62,43 @@ JSONObject = dict[str, Any]
 # -- rows ------------------------------------------------------------------------------------
 UploadRow = row_model("UploadRow", UPLOADS.schema, "A row of bronze ``uploads``.")
 IngestedVideoRow = row_model("IngestedVideoRow", INGESTED_VIDEO.schema, "A row of silver ``ingested_video``.")
-ContentAnalysisRow = row_model("ContentAnalysisRow", CONTENT_ANALYSIS.schema,
-                               "A row of silver ``content_analysis``.")
-OutputRow = row_model("OutputRow", QUALITY_SCORES.schema,
-                      "A row of silver ``quality_scores``, ``measurements`` parsed.",
-                      measurements=JSONObject)
+ContentAnalysisRow = row_model("ContentAnalysisRow", CONTENT_ANALYSIS.schema, "A row of silver ``content_analysis``.")
+OutputRow = row_model(
+    "OutputRow",
+    QUALITY_SCORES.schema,
+    "A row of silver ``quality_scores``, ``measurements`` parsed.",
+    measurements=JSONObject,
+)
 BestResultRow = row_model("BestResultRow", BEST_RESULT.schema, "A row of silver ``best_result``.")
 Notification = row_model("Notification", NOTIFICATIONS.schema, "An in-app notification (bronze ``notifications``).")
-Balance = row_model("Balance", BALANCE_SCHEMA,
-                    "A user's token balance (``economics.ledger.balance_of``): credited, reserved, "
-                    "reserved_outstanding, consumed, refunded, refunded_consumed, spent, available, "
-                    "flagged (tokens).")
-ApprovalRequest = row_model("ApprovalRequest", APPROVAL_REQUESTS.schema,
-                            "A pending approval request with its side-by-side ``comparison`` parsed.",
-                            comparison=JSONObject)
-Recommendation = row_model("Recommendation", RECOMMENDATION_SCHEMA,
-                           "An economic recommendation with its ``action`` parsed and its decision "
-                           "``status`` (pending, approve, reject).",
-                           action=Any, status=str)
+Balance = row_model(
+    "Balance",
+    BALANCE_SCHEMA,
+    "A user's token balance (``economics.ledger.balance_of``): credited, reserved, "
+    "reserved_outstanding, consumed, refunded, refunded_consumed, spent, available, "
+    "flagged (tokens).",
+)
+ApprovalRequest = row_model(
+    "ApprovalRequest",
+    APPROVAL_REQUESTS.schema,
+    "A pending approval request with its side-by-side ``comparison`` parsed.",
+    comparison=JSONObject,
+)
+Recommendation = row_model(
+    "Recommendation",
+    RECOMMENDATION_SCHEMA,
+    "An economic recommendation with its ``action`` parsed and its decision ``status`` (pending, approve, reject).",
+    action=Any,
+    status=str,
+)
 ABResultRow = row_model("ABResultRow", AB_RESULTS.schema, "One provider's result in an A/B test.")
-ABTest = row_model("ABTest", AB_REQUESTS.schema,
-                   "An A/B test request, its ``status`` (pending or done) and its results so far.",
-                   status=Literal["pending", "done"], results=list[ABResultRow])
+ABTest = row_model(
+    "ABTest",
+    AB_REQUESTS.schema,
+    "An A/B test request, its ``status`` (pending or done) and its results so far.",
+    status=Literal["pending", "done"],
+    results=list[ABResultRow],
+)
 
 
 # -- request bodies --------------------------------------------------------------------------

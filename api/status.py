@@ -8,18 +8,35 @@ import polars as pl
 
 from resources.lake import Lake
 from resources.schemas import (
-    APPROVAL_DECISIONS, APPROVAL_REQUESTS, BEST_RESULT, CONTENT_ANALYSIS, GALLERY_REVISIONS,
-    INGESTED_VIDEO, NOTIFICATIONS, PIPELINE_EVENTS, QUALITY_SCORES, UPLOADS,
+    APPROVAL_DECISIONS,
+    APPROVAL_REQUESTS,
+    BEST_RESULT,
+    CONTENT_ANALYSIS,
+    GALLERY_REVISIONS,
+    INGESTED_VIDEO,
+    NOTIFICATIONS,
+    PIPELINE_EVENTS,
+    QUALITY_SCORES,
+    UPLOADS,
 )
 
 # The stage a video has reached, named by its latest milestone event.
 STAGE_OF_EVENT = {
-    "VideoIngested": "ingested", "VideoRejected": "rejected", "ContentAnalyzed": "analyzed",
-    "PromptsGenerated": "prompted", "NoEligibleEffects": "no_eligible_effects",
-    "UserQuotaExceeded": "quota_exceeded", "TestBatchDispatched": "executing", "TaskSucceeded": "executing", "TaskFailed": "executing",
-    "QualityEvaluated": "evaluated", "BestResultSelected": "selected",
-    "NoUsableResult": "no_usable_result", "ApprovalRequested": "awaiting_approval",
-    "EffectPublished": "published", "EffectRejected": "rejected_by_admin",
+    "VideoIngested": "ingested",
+    "VideoRejected": "rejected",
+    "ContentAnalyzed": "analyzed",
+    "PromptsGenerated": "prompted",
+    "NoEligibleEffects": "no_eligible_effects",
+    "UserQuotaExceeded": "quota_exceeded",
+    "TestBatchDispatched": "executing",
+    "TaskSucceeded": "executing",
+    "TaskFailed": "executing",
+    "QualityEvaluated": "evaluated",
+    "BestResultSelected": "selected",
+    "NoUsableResult": "no_usable_result",
+    "ApprovalRequested": "awaiting_approval",
+    "EffectPublished": "published",
+    "EffectRejected": "rejected_by_admin",
 }
 
 
@@ -62,28 +79,41 @@ def video_status(lake: Lake, video_id: str, media_url, base_url: str = "") -> di
         "stage": stage,
         "upload": upload,
         "events": [
-            {"event_type": e["event_type"], "stage": e["stage"], "occurred_at": e["occurred_at"],
-             "payload": json.loads(e["payload"])}
+            {
+                "event_type": e["event_type"],
+                "stage": e["stage"],
+                "occurred_at": e["occurred_at"],
+                "payload": json.loads(e["payload"]),
+            }
             for e in events.iter_rows(named=True)
         ],
         "video": _first(lake.read(INGESTED_VIDEO, by_video)),
         "analysis": _first(lake.read(CONTENT_ANALYSIS, by_video)),
-        "outputs": [{**o, "measurements": json.loads(o["measurements"] or "{}")}
-                    for o in outputs.iter_rows(named=True)],
+        "outputs": [
+            {**o, "measurements": json.loads(o["measurements"] or "{}")} for o in outputs.iter_rows(named=True)
+        ],
         "result": _first(lake.read(BEST_RESULT, by_video)),
-        "approval": approval and {
-            "approval_id": approval["approval_id"], "status": decision["decision"] if decision else "pending",
+        "approval": approval
+        and {
+            "approval_id": approval["approval_id"],
+            "status": decision["decision"] if decision else "pending",
             "preview_url": approval["preview_url"],
         },
-        "gallery": revision and {"slug": revision["slug"], "revision_id": revision["revision_id"],
-                                 "url": f"{base_url.rstrip('/')}/v1/effects/{revision['slug']}",
-                                 "preview_url": media_url(revision["output_key"])},
-        "notifications": lake.read(NOTIFICATIONS, pl.col("correlation_id") == video_id)
-        .sort("created_at").to_dicts(),
+        "gallery": revision
+        and {
+            "slug": revision["slug"],
+            "revision_id": revision["revision_id"],
+            "url": f"{base_url.rstrip('/')}/v1/effects/{revision['slug']}",
+            "preview_url": media_url(revision["output_key"]),
+        },
+        "notifications": lake.read(NOTIFICATIONS, pl.col("correlation_id") == video_id).sort("created_at").to_dicts(),
     }
 
 
 def gallery(lake: Lake) -> pl.DataFrame:
     """Published effects, newest revision per slug first."""
-    return (lake.read(GALLERY_REVISIONS, pl.col("published").fill_null(False))
-            .sort("published_at", descending=True).unique("slug", keep="first", maintain_order=True))
+    return (
+        lake.read(GALLERY_REVISIONS, pl.col("published").fill_null(False))
+        .sort("published_at", descending=True)
+        .unique("slug", keep="first", maintain_order=True)
+    )

@@ -11,8 +11,17 @@ from resources.lake import Lake
 from resources.schemas import PIPELINE_EVENTS, UPLOADS
 from resources.settings import get_settings
 
-MILESTONES = ["VideoIngested", "ContentAnalyzed", "PromptsGenerated", "TestBatchDispatched",
-              "TasksFinished", "QualityEvaluated", "BestResultSelected", "ApprovalRequested", "EffectPublished"]
+MILESTONES = [
+    "VideoIngested",
+    "ContentAnalyzed",
+    "PromptsGenerated",
+    "TestBatchDispatched",
+    "TasksFinished",
+    "QualityEvaluated",
+    "BestResultSelected",
+    "ApprovalRequested",
+    "EffectPublished",
+]
 
 
 def main() -> None:
@@ -20,10 +29,13 @@ def main() -> None:
     uploads = lake.read(UPLOADS).select("video_id", "filename", "uploaded_at")
     # The last task outcome of a video marks the end of execution.
     task_done = pl.col("event_type").is_in(["TaskSucceeded", "TaskFailed"])
-    events = (lake.read(PIPELINE_EVENTS)
-              .with_columns(event_type=pl.when(task_done).then(pl.lit("TasksFinished")).otherwise("event_type"))
-              .filter(pl.col("event_type").is_in(MILESTONES))
-              .group_by("correlation_id", "event_type").agg(at=pl.col("occurred_at").max()))
+    events = (
+        lake.read(PIPELINE_EVENTS)
+        .with_columns(event_type=pl.when(task_done).then(pl.lit("TasksFinished")).otherwise("event_type"))
+        .filter(pl.col("event_type").is_in(MILESTONES))
+        .group_by("correlation_id", "event_type")
+        .agg(at=pl.col("occurred_at").max())
+    )
     wide = events.pivot(on="event_type", index="correlation_id", values="at")
     table = uploads.join(wide, left_on="video_id", right_on="correlation_id", how="inner")
     cols = [m for m in MILESTONES if m in table.columns]

@@ -36,17 +36,20 @@ PASSWORD = "bench-password"
 
 
 def env_for(root: Path) -> dict[str, str]:
-    return {"LAKE_URI": str(root / "lake"), "MEDIA_URI": str(root / "media"),
-            "MANIFEST_URI": str(root / "manifest" / "routing_manifest.json"),
-            "EFFECTLAKE_DEPLOYMENT": "local"}
+    return {
+        "LAKE_URI": str(root / "lake"),
+        "MEDIA_URI": str(root / "media"),
+        "MANIFEST_URI": str(root / "manifest" / "routing_manifest.json"),
+        "EFFECTLAKE_DEPLOYMENT": "local",
+    }
 
 
 def prepare(root: Path, rows: int, days: float) -> None:
     """Simulate ~``rows`` executions into ``root``'s lake and run the economics job."""
     import dagster as dg
 
-    from pipelines.definitions import build_definitions
     from pipelines.cli.simulate import run_simulation
+    from pipelines.definitions import build_definitions
     from resources.lake import Lake
     from resources.schemas import EXECUTION_COSTS
     from resources.settings import Settings
@@ -63,19 +66,27 @@ def prepare(root: Path, rows: int, days: float) -> None:
     t = time.perf_counter()
     with dg.DagsterInstance.ephemeral() as instance:
         ok = build_definitions(settings).resolve_job_def("economics_job").execute_in_process(instance=instance).success
-    print(json.dumps({"prepared": lake.scan(EXECUTION_COSTS).select("task_id").collect().height,
-                      "simulate_s": round(simulated, 1), "economics_job_s": round(time.perf_counter() - t, 1),
-                      "economics_ok": ok}), flush=True)
+    print(
+        json.dumps(
+            {
+                "prepared": lake.scan(EXECUTION_COSTS).select("task_id").collect().height,
+                "simulate_s": round(simulated, 1),
+                "economics_job_s": round(time.perf_counter() - t, 1),
+                "economics_ok": ok,
+            }
+        ),
+        flush=True,
+    )
 
 
 def measure(root: Path, page: str, source: str, runs: int) -> dict:
     """Render ``page`` for ``source`` in this (fresh) process: the first render (cold
     caches: every table read and aggregated, HUD included) and the median of ``runs``
     renders after it."""
+    import altair  # noqa: F401  imports are paid once per process, not per page: not counted
     from streamlit.testing.v1 import AppTest
 
-    import altair  # noqa: F401  imports are paid once per process, not per page: not counted
-    import dashboards.charts  # noqa: F401
+    import dashboards.charts
     import dashboards.widgets  # noqa: F401
     from dashboards.auth import hash_password
     from dashboards.gate import ADMIN_KEY
@@ -96,8 +107,12 @@ def measure(root: Path, page: str, source: str, runs: int) -> dict:
         if at.exception:
             raise RuntimeError(f"{page}: {at.exception[0].value}")
     assert at.header[0].value, "the page did not render"
-    return {"page": page, "source": source, "cold_s": round(times[0], 3),
-            "warm_s": round(statistics.median(times[1:]), 3)}
+    return {
+        "page": page,
+        "source": source,
+        "cold_s": round(times[0], 3),
+        "warm_s": round(statistics.median(times[1:]), 3),
+    }
 
 
 def main() -> None:
@@ -118,8 +133,22 @@ def main() -> None:
     for source in ("simulated", "real"):
         for page in PAGES:
             # A fresh process per page: "cold" means empty Streamlit caches.
-            proc = subprocess.run([sys.executable, __file__, "--dir", str(root), "--runs", str(args.runs),
-                                   "--measure-only", page, source], capture_output=True, text=True, cwd=ROOT)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--dir",
+                    str(root),
+                    "--runs",
+                    str(args.runs),
+                    "--measure-only",
+                    page,
+                    source,
+                ],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
             if proc.returncode:
                 sys.exit(proc.stderr[-4000:])
             row = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])

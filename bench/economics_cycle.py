@@ -25,10 +25,11 @@ from pathlib import Path
 
 
 def prepare(n: int, root: str) -> None:
+    from deltalake import write_deltalake
+
     from economics.simulator import execution_events, reference_market, simulate
     from resources.lake import Lake
     from resources.schemas import EXECUTION_EVENTS, conform
-    from deltalake import write_deltalake
 
     lake = Lake(uri=root)
     start = datetime.now(UTC) - timedelta(days=7)
@@ -43,11 +44,11 @@ def prepare(n: int, root: str) -> None:
 def cycle(root: str) -> None:
     import polars as pl
 
-    from economics.telemetry import finished_executions
     from economics.cost_model import cost_frame
     from economics.marginality import marginality_windows
     from economics.routing import build_manifest
     from economics.stats import provider_stats
+    from economics.telemetry import finished_executions
     from resources.clients import Clients
     from resources.lake import Lake
     from resources.schemas import EXECUTION_EVENTS
@@ -61,8 +62,12 @@ def cycle(root: str) -> None:
     costs = cost_frame(executions, catalog.rate_card(), catalog.prices(), settings.token_usd_rate)
     now = datetime.now(UTC)
     windows = marginality_windows(costs, now)
-    stats = provider_stats(costs, pl.DataFrame(schema={"provider_id": pl.String, "effect_type": pl.String,
-                                                       "status": pl.String, "composite": pl.Float64}))
+    stats = provider_stats(
+        costs,
+        pl.DataFrame(
+            schema={"provider_id": pl.String, "effect_type": pl.String, "status": pl.String, "composite": pl.Float64}
+        ),
+    )
     build_manifest(stats, clients.providers.registry().active_by_effect(), now)
     _report("cycle", t, rows=costs.height, windows=windows.height)
 
@@ -75,19 +80,33 @@ def floor(root: str) -> None:
 
     t = time.perf_counter()
     events = Lake(uri=root).dataset(EXECUTION_EVENTS)  # noqa: F841 (read by duckdb)
-    out = duckdb.sql("SELECT provider_id, effect_type, count(*) AS n, sum(compute_seconds) AS s "
-                     "FROM events GROUP BY ALL").fetchall()
+    out = duckdb.sql(
+        "SELECT provider_id, effect_type, count(*) AS n, sum(compute_seconds) AS s FROM events GROUP BY ALL"
+    ).fetchall()
     _report("floor", t, groups=len(out), rows=sum(r[2] for r in out))
 
 
 def _report(step: str, started: float, **extra) -> None:
-    print(json.dumps({"step": step, "wall_s": round(time.perf_counter() - started, 2),
-                      "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2), **extra}))
+    print(
+        json.dumps(
+            {
+                "step": step,
+                "wall_s": round(time.perf_counter() - started, 2),
+                "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
+                **extra,
+            }
+        )
+    )
 
 
 def _child(step: str, root: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, f"--step={step}", f"--dir={root}"],
-                         capture_output=True, text=True, check=True).stdout.strip().splitlines()
+    out = (
+        subprocess.run(
+            [sys.executable, __file__, f"--step={step}", f"--dir={root}"], capture_output=True, text=True, check=True
+        )
+        .stdout.strip()
+        .splitlines()
+    )
     return json.loads(out[-1])
 
 
@@ -98,8 +117,11 @@ def main() -> None:
     ap.add_argument("--step", choices=["prepare", "cycle", "floor"])
     args = ap.parse_args()
     if args.step:
-        {"cycle": lambda: cycle(args.dir), "floor": lambda: floor(args.dir),
-         "prepare": lambda: prepare(args.n, args.dir)}[args.step]()
+        {
+            "cycle": lambda: cycle(args.dir),
+            "floor": lambda: floor(args.dir),
+            "prepare": lambda: prepare(args.n, args.dir),
+        }[args.step]()
         return
     with tempfile.TemporaryDirectory() as tmp:
         root = args.dir or tmp
@@ -108,10 +130,16 @@ def main() -> None:
             prepare(args.n, root)
             print(f"prepare: {time.perf_counter() - t:.1f} s (not part of the comparison)")
         floor_r, cycle_r = _child("floor", root), _child("cycle", root)
-        print(f"floor (DuckDB group-by scan): {floor_r['wall_s']:.2f} s, peak {floor_r['peak_rss_gb']:.2f} GB, rows {floor_r['rows']:,}")
-        print(f"economics cycle:              {cycle_r['wall_s']:.2f} s, peak {cycle_r['peak_rss_gb']:.2f} GB, rows {cycle_r['rows']:,}")
-        print(f"ratio cycle / floor: {cycle_r['wall_s'] / floor_r['wall_s']:.1f}x wall, "
-              f"{cycle_r['peak_rss_gb'] / floor_r['peak_rss_gb']:.1f}x memory")
+        print(
+            f"floor (DuckDB group-by scan): {floor_r['wall_s']:.2f} s, peak {floor_r['peak_rss_gb']:.2f} GB, rows {floor_r['rows']:,}"
+        )
+        print(
+            f"economics cycle:              {cycle_r['wall_s']:.2f} s, peak {cycle_r['peak_rss_gb']:.2f} GB, rows {cycle_r['rows']:,}"
+        )
+        print(
+            f"ratio cycle / floor: {cycle_r['wall_s'] / floor_r['wall_s']:.1f}x wall, "
+            f"{cycle_r['peak_rss_gb'] / floor_r['peak_rss_gb']:.1f}x memory"
+        )
 
 
 if __name__ == "__main__":

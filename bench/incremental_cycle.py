@@ -13,6 +13,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
+import polars as pl
 from deltalake import write_deltalake
 
 from assets.gold.economics import LEDGER_LOOKBACK, _execution_costs_since
@@ -23,8 +24,6 @@ from resources.catalog import Catalog
 from resources.lake import Lake
 from resources.schemas import EXECUTION_COSTS, EXECUTION_EVENTS, QUALITY_SCORES, conform
 from resources.settings import get_settings
-
-import polars as pl
 
 
 def _write_events(lake: Lake, rows: pl.DataFrame) -> None:
@@ -51,21 +50,30 @@ def one_size(days: int, per_day: int, new: int, seed: int) -> dict:
         for _, day in initial.group_by(pl.col("finished_at").dt.date(), maintain_order=True):
             write_deltalake(lake.table_uri(EXECUTION_COSTS), conform(day, EXECUTION_COSTS).to_arrow(), mode="append")
         recent_start = now - timedelta(minutes=15)
-        _write_events(lake, simulate(reference_market(start), recent_start, 0.25, new / 0.25 / 1.25,
-                                     seed=seed + 1, run_id="new"))
+        _write_events(
+            lake, simulate(reference_market(start), recent_start, 0.25, new / 0.25 / 1.25, seed=seed + 1, run_id="new")
+        )
         t = time.perf_counter()
         watermark = lake.column_max(EXECUTION_COSTS, "finished_at")
         costs = _execution_costs_since(lake, catalog, 0.01, watermark)
         metrics = lake.upsert(EXECUTION_COSTS, costs, recent=("finished_at", watermark - LEDGER_LOOKBACK))
         t_costs = time.perf_counter() - t
         windows = marginality_windows(lake.read(EXECUTION_COSTS, pl.col("finished_at") > now - timedelta(days=7)), now)
-        stats = provider_stats(lake.read(EXECUTION_COSTS, pl.col("finished_at") >= now - timedelta(hours=24)),
-                               pl.DataFrame(schema=QUALITY_SCORES.schema))
+        stats = provider_stats(
+            lake.read(EXECUTION_COSTS, pl.col("finished_at") >= now - timedelta(hours=24)),
+            pl.DataFrame(schema=QUALITY_SCORES.schema),
+        )
         total = time.perf_counter() - t
-        return {"history": history, "costed": costs.height, "costs_s": t_costs, "cycle_s": total,
-                "windows": windows.height, "stats": stats.height,
-                "files_scanned": metrics.get("num_target_files_scanned"),
-                "files_skipped": metrics.get("num_target_files_skipped_during_scan")}
+        return {
+            "history": history,
+            "costed": costs.height,
+            "costs_s": t_costs,
+            "cycle_s": total,
+            "windows": windows.height,
+            "stats": stats.height,
+            "files_scanned": metrics.get("num_target_files_scanned"),
+            "files_skipped": metrics.get("num_target_files_skipped_during_scan"),
+        }
 
 
 def main() -> None:
@@ -77,8 +85,10 @@ def main() -> None:
     print(f"{'history':>10} {'costed':>8} {'costs s':>8} {'cycle s':>8} {'files scanned/skipped':>22}")
     for i, d in enumerate(int(x) for x in args.days.split(",")):
         r = one_size(d, args.per_day, args.new, seed=10 + i)
-        print(f"{r['history']:>10,} {r['costed']:>8,} {r['costs_s']:>8.2f} {r['cycle_s']:>8.2f} "
-              f"{r['files_scanned']!s:>10}/{r['files_skipped']!s:<10}")
+        print(
+            f"{r['history']:>10,} {r['costed']:>8,} {r['costs_s']:>8.2f} {r['cycle_s']:>8.2f} "
+            f"{r['files_scanned']!s:>10}/{r['files_skipped']!s:<10}"
+        )
 
 
 if __name__ == "__main__":

@@ -39,15 +39,21 @@ def main() -> None:
     active = ProviderRegistry(path=get_settings().providers_path).registry().active_by_effect()
     manifest = build_manifest(pl.DataFrame(), active, datetime.now(UTC))
     with tempfile.TemporaryDirectory() as d:
-        stores = {"file": ManifestStore(uri=f"{d}/routing_manifest.json"),
-                  "redis": ManifestStore(uri=args.redis, key_prefix=f"bench-{uuid.uuid4().hex}")}
-        print(f"manifest: {sum(len(v) for v in manifest['effects'].values())} entries, "
-              f"{len(str(manifest))} chars; {args.reads} reads per backend")
+        stores = {
+            "file": ManifestStore(uri=f"{d}/routing_manifest.json"),
+            "redis": ManifestStore(uri=args.redis, key_prefix=f"bench-{uuid.uuid4().hex}"),
+        }
+        print(
+            f"manifest: {sum(len(v) for v in manifest['effects'].values())} entries, "
+            f"{len(str(manifest))} chars; {args.reads} reads per backend"
+        )
         for name, store in stores.items():
             store.publish(manifest)
             lat = measure(store, args.reads)
-            print(f"{name:>6}: p50 {np.percentile(lat, 50):7.1f} µs   p99 {np.percentile(lat, 99):7.1f} µs   "
-                  f"max {lat.max():8.1f} µs")
+            print(
+                f"{name:>6}: p50 {np.percentile(lat, 50):7.1f} µs   p99 {np.percentile(lat, 99):7.1f} µs   "
+                f"max {lat.max():8.1f} µs"
+            )
         r = stores["redis"]._redis()
         for key in r.scan_iter(f"{stores['redis'].key_prefix}:*"):
             r.delete(key)

@@ -34,7 +34,14 @@ import yaml
 
 from economics.cost_model import RateCard, cost_frame
 from economics.simulator import (
-    ManifestPolicy, Market, OraclePolicy, Outage, ProviderModel, Shock, diurnal, simulate,
+    ManifestPolicy,
+    Market,
+    OraclePolicy,
+    Outage,
+    ProviderModel,
+    Shock,
+    diurnal,
+    simulate,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,20 +66,36 @@ def market() -> Market:
         m("slowmo-mci", "slow_motion", "cpu-8c", 120.0, quality_mean=0.90, latency_median_ms=120_000),
         m("rife-l4", "slow_motion", "gpu-l4", 6.0, quality_mean=0.88, latency_median_ms=10_000),
         m("slowmo-blend", "slow_motion", "cpu-2c", 60.0, quality_mean=0.70, latency_median_ms=60_000),
-        *(m(p, e, inst, s, partner_cost_usd=pc, quality_mean=q, latency_median_ms=lat,
-            cost_drift_per_day=cd, quality_drift_per_day=qd)
-          for e in ("warm_grade", "cool_grade")
-          for p, inst, s, pc, q, lat, cd, qd in (
-              ("ffmpeg-colortemp", "cpu-2c", 2.0, 0.0, 0.78, 2_000, 0.0, 0.0),
-              ("opencv-curves", "cpu-2c", 6.0, 0.0, 0.80, 6_000, 0.2, 0.0),
-              ("grade-api", "cpu-2c", 0.5, 0.001, 0.90, 3_000, 0.0, -0.03))),
+        *(
+            m(
+                p,
+                e,
+                inst,
+                s,
+                partner_cost_usd=pc,
+                quality_mean=q,
+                latency_median_ms=lat,
+                cost_drift_per_day=cd,
+                quality_drift_per_day=qd,
+            )
+            for e in ("warm_grade", "cool_grade")
+            for p, inst, s, pc, q, lat, cd, qd in (
+                ("ffmpeg-colortemp", "cpu-2c", 2.0, 0.0, 0.78, 2_000, 0.0, 0.0),
+                ("opencv-curves", "cpu-2c", 6.0, 0.0, 0.80, 6_000, 0.2, 0.0),
+                ("grade-api", "cpu-2c", 0.5, 0.001, 0.90, 3_000, 0.0, -0.03),
+            )
+        ),
     )
     return Market(
-        models, T0,
-        shocks=(Shock("toon-api", T0 + timedelta(hours=12), cost_factor=5.0),
-                Shock("rife-l4", T0 + timedelta(hours=30), failure_rate=0.4)),
+        models,
+        T0,
+        shocks=(
+            Shock("toon-api", T0 + timedelta(hours=12), cost_factor=5.0),
+            Shock("rife-l4", T0 + timedelta(hours=30), failure_rate=0.4),
+        ),
         outages=(Outage("rife-l4", T0 + timedelta(hours=20), T0 + timedelta(hours=23)),),
-        volume_by_hour=diurnal(0.4), latency_load_elasticity=0.3,
+        volume_by_hour=diurnal(0.4),
+        latency_load_elasticity=0.3,
     )
 
 
@@ -85,33 +108,52 @@ class MarginOracle:
 
     def __call__(self, now, history):
         s = self.market.expected_stats(now, self.card).with_columns(
-            m=pl.col("success_rate") * pl.col("effect_type").replace_strict(self.prices) - pl.col("cost_per_call_usd"))
+            m=pl.col("success_rate") * pl.col("effect_type").replace_strict(self.prices) - pl.col("cost_per_call_usd")
+        )
         active = self.market.providers_by_effect()
-        return {e: {s.filter(pl.col("effect_type") == e, pl.col("provider_id").is_in(ps))
-                    .sort("m", descending=True)["provider_id"][0]: 1.0}
-                for e, ps in active.items()}
+        return {
+            e: {
+                s.filter(pl.col("effect_type") == e, pl.col("provider_id").is_in(ps)).sort("m", descending=True)[
+                    "provider_id"
+                ][0]: 1.0
+            }
+            for e, ps in active.items()
+        }
 
 
 def static_cheapest(market: Market, card: RateCard):
     """Router fixed at the start: the cheapest list cost per effect type."""
     s = market.expected_stats(market.origin, card)
-    table = {e: {s.filter(pl.col("effect_type") == e, pl.col("provider_id").is_in(ps))
-                 .sort("mean_cost_usd")["provider_id"][0]: 1.0}
-             for e, ps in market.providers_by_effect().items()}
+    table = {
+        e: {
+            s.filter(pl.col("effect_type") == e, pl.col("provider_id").is_in(ps)).sort("mean_cost_usd")["provider_id"][
+                0
+            ]: 1.0
+        }
+        for e, ps in market.providers_by_effect().items()
+    }
     return lambda now, history: table
 
 
 def summarise(rows: pl.DataFrame, card: RateCard, prices: dict[str, int]) -> dict:
     c = cost_frame(rows, card, prices, TOKEN_USD_RATE)
     charged, cost = float(c["tokens_charged"].sum()), float(c["cost_tokens"].sum())
-    return {"jobs": c.height, "success": float((c["status"] == "succeeded").mean()),
-            "quality": float(c["composite"].mean()), "charged": charged, "cost": cost,
-            "margin": charged - cost}
+    return {
+        "jobs": c.height,
+        "success": float((c["status"] == "succeeded").mean()),
+        "quality": float(c["composite"].mean()),
+        "charged": charged,
+        "cost": cost,
+        "margin": charged - cost,
+    }
 
 
 def main(hours: float, rate: float, seeds: int) -> None:
     card = RateCard.from_dict(yaml.safe_load((ROOT / "data/rate_card.yaml").read_text()))
-    prices = {k: int(v["price_tokens"]) for k, v in yaml.safe_load((ROOT / "data/effects.yaml").read_text())["effects"].items()}
+    prices = {
+        k: int(v["price_tokens"])
+        for k, v in yaml.safe_load((ROOT / "data/effects.yaml").read_text())["effects"].items()
+    }
     mk = market()
     active = mk.providers_by_effect()
     policies = {
@@ -130,27 +172,42 @@ def main(hours: float, rate: float, seeds: int) -> None:
             rows = simulate(mk, T0, hours, rate, seed, router=make(), cycle=CYCLE)
             results[name].append(summarise(rows, card, prices))
     base = [r["margin"] for r in results["oracle (score)"]]
-    table = pl.DataFrame([
-        {"policy": name,
-         "jobs": sum(r["jobs"] for r in rs) / seeds,
-         "success %": 100 * sum(r["success"] for r in rs) / seeds,
-         "quality": sum(r["quality"] for r in rs) / seeds,
-         "charged tok": sum(r["charged"] for r in rs) / seeds,
-         "cost tok": sum(r["cost"] for r in rs) / seeds,
-         "margin tok": sum(r["margin"] for r in rs) / seeds,
-         "margin %": 100 * sum(r["margin"] for r in rs) / sum(r["charged"] for r in rs),
-         "regret tok": sum(b - r["margin"] for b, r in zip(base, rs)) / seeds,
-         "regret min..max": f"{min(b - r['margin'] for b, r in zip(base, rs)):.0f}..{max(b - r['margin'] for b, r in zip(base, rs)):.0f}"}
-        for name, rs in results.items()
-    ])
-    print(f"{hours:g} h × {rate:g} jobs/h, mean over {seeds} seed(s), cycle {CYCLE}, "
-          f"token_usd_rate {TOKEN_USD_RATE} — {time.perf_counter() - started:.1f} s")
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, float_precision=2,
-                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+    table = pl.DataFrame(
+        [
+            {
+                "policy": name,
+                "jobs": sum(r["jobs"] for r in rs) / seeds,
+                "success %": 100 * sum(r["success"] for r in rs) / seeds,
+                "quality": sum(r["quality"] for r in rs) / seeds,
+                "charged tok": sum(r["charged"] for r in rs) / seeds,
+                "cost tok": sum(r["cost"] for r in rs) / seeds,
+                "margin tok": sum(r["margin"] for r in rs) / seeds,
+                "margin %": 100 * sum(r["margin"] for r in rs) / sum(r["charged"] for r in rs),
+                "regret tok": sum(b - r["margin"] for b, r in zip(base, rs)) / seeds,
+                "regret min..max": f"{min(b - r['margin'] for b, r in zip(base, rs)):.0f}..{max(b - r['margin'] for b, r in zip(base, rs)):.0f}",
+            }
+            for name, rs in results.items()
+        ]
+    )
+    print(
+        f"{hours:g} h × {rate:g} jobs/h, mean over {seeds} seed(s), cycle {CYCLE}, "
+        f"token_usd_rate {TOKEN_USD_RATE} — {time.perf_counter() - started:.1f} s"
+    )
+    with pl.Config(
+        tbl_rows=-1,
+        tbl_cols=-1,
+        tbl_width_chars=200,
+        float_precision=2,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+    ):
         print(table)
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    main(float(args[0]) if args else 48.0, float(args[1]) if len(args) > 1 else 2000.0,
-         int(args[2]) if len(args) > 2 else 3)
+    main(
+        float(args[0]) if args else 48.0,
+        float(args[1]) if len(args) > 1 else 2000.0,
+        int(args[2]) if len(args) > 2 else 3,
+    )

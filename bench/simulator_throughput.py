@@ -22,11 +22,15 @@ T0 = datetime(2026, 3, 2, tzinfo=UTC)
 def main(n: int) -> None:
     hours = 48.0
     t = time.perf_counter()
-    rows = simulate(reference_market(T0), T0, hours, n / hours / 1.25, seed=1)  # cartoon jobs get a shadow copy: ×1.25 rows
+    rows = simulate(
+        reference_market(T0), T0, hours, n / hours / 1.25, seed=1
+    )  # cartoon jobs get a shadow copy: ×1.25 rows
     dt = time.perf_counter() - t
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    print(f"simulate: {rows.height:,} rows in {dt:.2f} s ({rows.height / dt / 1e6:.2f} M rows/s); "
-          f"frame {rows.estimated_size() / 1e9:.2f} GB; peak RSS {peak_gb:.2f} GB")
+    print(
+        f"simulate: {rows.height:,} rows in {dt:.2f} s ({rows.height / dt / 1e6:.2f} M rows/s); "
+        f"frame {rows.estimated_size() / 1e9:.2f} GB; peak RSS {peak_gb:.2f} GB"
+    )
     head = rows.head(1_000_000)
     t = time.perf_counter()
     events = execution_events(head)

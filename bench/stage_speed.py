@@ -52,18 +52,37 @@ def main() -> None:
     taxonomy, effects = catalog.style_taxonomy(), catalog.effect_catalog()
     with tempfile.TemporaryDirectory() as tmp:
         warm = str(Path(tmp) / "warm.mp4")
-        run_ffmpeg(["-i", args.video, "-vf", "colortemperature=temperature=4000", "-an",
-                    "-c:v", "libx264", "-preset", "veryfast", warm])
+        run_ffmpeg(
+            [
+                "-i",
+                args.video,
+                "-vf",
+                "colortemperature=temperature=4000",
+                "-an",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                warm,
+            ]
+        )
         fps = probe_video(args.video).fps
         one = median_s(lambda: decode_once(args.video), args.repeat)
         both = median_s(lambda: (decode_once(args.video), decode_once(warm)), args.repeat)
         rows = [
             ("M1 probe", median_s(lambda: probe_video(args.video), args.repeat), one, "decode input"),
-            ("M2 analysis", median_s(lambda: analyze_video(args.video, fps, taxonomy, effects), args.repeat),
-             one, "decode input"),
-            ("M7 scoring (warm grade)",
-             median_s(lambda: score_output(args.video, warm, "warm_grade", {}), args.repeat),
-             both, "decode input + output"),
+            (
+                "M2 analysis",
+                median_s(lambda: analyze_video(args.video, fps, taxonomy, effects), args.repeat),
+                one,
+                "decode input",
+            ),
+            (
+                "M7 scoring (warm grade)",
+                median_s(lambda: score_output(args.video, warm, "warm_grade", {}), args.repeat),
+                both,
+                "decode input + output",
+            ),
         ]
     print(f"{Path(args.video).name}, median of {args.repeat}")
     print(f"{'step':26} {'seconds':>8} {'floor s':>8} {'ratio':>6}  floor")

@@ -24,12 +24,14 @@ source = widgets.sidebar(admin, now)
 ctx = state.Context(settings=get_settings(), source=source, now=now, admin=admin)
 state.set_current(ctx)
 
-page = st.navigation([
-    st.Page(PAGES / "margins.py", title="Margins", icon=":material/payments:", default=True),
-    st.Page(PAGES / "providers.py", title="Providers", icon=":material/dns:"),
-    st.Page(PAGES / "routing.py", title="Routing", icon=":material/alt_route:"),
-    st.Page(PAGES / "recommendations.py", title="Recommendations", icon=":material/lightbulb:"),
-    st.Page(PAGES / "approvals.py", title="Approval queue", icon=":material/fact_check:"),
-    st.Page(PAGES / "bottlenecks.py", title="Bottlenecks & alerts", icon=":material/warning:"),
-])
+page = st.navigation(
+    [
+        st.Page(PAGES / "margins.py", title="Margins", icon=":material/payments:", default=True),
+        st.Page(PAGES / "providers.py", title="Providers", icon=":material/dns:"),
+        st.Page(PAGES / "routing.py", title="Routing", icon=":material/alt_route:"),
+        st.Page(PAGES / "recommendations.py", title="Recommendations", icon=":material/lightbulb:"),
+        st.Page(PAGES / "approvals.py", title="Approval queue", icon=":material/fact_check:"),
+        st.Page(PAGES / "bottlenecks.py", title="Bottlenecks & alerts", icon=":material/warning:"),
+    ]
+)
 page.run()

@@ -54,8 +54,18 @@ SCRYPT_KEY_BYTES = 64
 _SALT_ALPHABET = string.ascii_letters + string.digits
 # Passwords nobody may keep in production: the usual guesses, and the development API key
 # (Settings' default) because a browser password must not be an API key.
-DEFAULT_PASSWORDS = ("", "admin", "password", "changeme", "effectlake", "streamlit", "demo",
-                     default_of("admin_api_key"), "admin123", "123456")
+DEFAULT_PASSWORDS = (
+    "",
+    "admin",
+    "password",
+    "changeme",
+    "effectlake",
+    "streamlit",
+    "demo",
+    default_of("admin_api_key"),
+    "admin123",
+    "123456",
+)
 # Keys an [auth] section (or one of its provider subsections) needs for st.login.
 OIDC_SHARED_KEYS = ("redirect_uri", "cookie_secret")
 OIDC_PROVIDER_KEYS = ("client_id", "client_secret", "server_metadata_url")
@@ -68,12 +78,14 @@ class InvalidHash(ValueError):
 def _scrypt(password: str, salt: str, n: int, r: int, p: int) -> bytes:
     # maxmem: OpenSSL's default cap (32 MiB) is exactly N=2^15, r=8 and refuses it; allow
     # the 128·N·r bytes scrypt needs plus slack.
-    return hashlib.scrypt(password.encode(), salt=salt.encode(), n=n, r=r, p=p,
-                          maxmem=132 * n * r * p, dklen=SCRYPT_KEY_BYTES)
+    return hashlib.scrypt(
+        password.encode(), salt=salt.encode(), n=n, r=r, p=p, maxmem=132 * n * r * p, dklen=SCRYPT_KEY_BYTES
+    )
 
 
-def hash_password(password: str, *, salt: str | None = None, n: int = SCRYPT_N, r: int = SCRYPT_R,
-                  p: int = SCRYPT_P) -> str:
+def hash_password(
+    password: str, *, salt: str | None = None, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P
+) -> str:
     """Hash ``password`` as ``scrypt:N:r:p$salt$hex`` (a fresh 16-character salt unless given).
 
     Raises:
@@ -124,11 +136,11 @@ def verify_password(password: str, encoded: str) -> bool:
     fields, salt, expected = _parse(encoded)
     if fields[0] == "scrypt":
         n, r, p = (int(f) for f in fields[1:])
-        actual = hashlib.scrypt(password.encode(), salt=salt.encode(), n=n, r=r, p=p,
-                                maxmem=132 * n * r * p, dklen=len(expected))
+        actual = hashlib.scrypt(
+            password.encode(), salt=salt.encode(), n=n, r=r, p=p, maxmem=132 * n * r * p, dklen=len(expected)
+        )
     else:
-        actual = hashlib.pbkdf2_hmac(fields[1], password.encode(), salt.encode(), int(fields[2]),
-                                     dklen=len(expected))
+        actual = hashlib.pbkdf2_hmac(fields[1], password.encode(), salt.encode(), int(fields[2]), dklen=len(expected))
     return hmac.compare_digest(actual, expected)
 
 
@@ -214,8 +226,10 @@ def startup_problems(config: AuthConfig) -> list[str]:
             problems.append(f"{PASSWORD_HASH_ENV} is malformed: {exc}")
     if config.is_prod:
         if not config.oidc:
-            problems.append("prod needs OpenID Connect: an [auth] section in .streamlit/secrets.toml with "
-                            "redirect_uri, cookie_secret, client_id, client_secret, server_metadata_url")
+            problems.append(
+                "prod needs OpenID Connect: an [auth] section in .streamlit/secrets.toml with "
+                "redirect_uri, cookie_secret, client_id, client_secret, server_metadata_url"
+            )
         if not config.admin_emails:
             problems.append(f"prod needs {ADMIN_EMAILS_ENV} (comma-separated admin e-mails)")
     if config.password_hash and not problems:

@@ -82,13 +82,26 @@ def hud_windows(costs: pl.DataFrame, now: datetime) -> pl.DataFrame:
     burn = burn_rates(costs, now).select("window", "hours", "cost_usd_per_hour", "revenue_usd_per_hour")
     return (
         burn.join(totals, on="window", how="left")
-        .with_columns(pl.col("executions").fill_null(0).cast(pl.Int64),
-                      pl.col("tokens_charged").fill_null(0).cast(pl.Int64),
-                      pl.col("cost_tokens", "revenue_usd", "cost_usd").fill_null(0.0).cast(pl.Float64))
-        .with_columns(margin_usd=pl.col("revenue_usd") - pl.col("cost_usd"),
-                      margin=margin_expr(pl.col("tokens_charged"), pl.col("cost_tokens")))
-        .select("window", "hours", "executions", "revenue_usd", "cost_usd", "margin_usd", "margin",
-                "cost_usd_per_hour", "revenue_usd_per_hour")
+        .with_columns(
+            pl.col("executions").fill_null(0).cast(pl.Int64),
+            pl.col("tokens_charged").fill_null(0).cast(pl.Int64),
+            pl.col("cost_tokens", "revenue_usd", "cost_usd").fill_null(0.0).cast(pl.Float64),
+        )
+        .with_columns(
+            margin_usd=pl.col("revenue_usd") - pl.col("cost_usd"),
+            margin=margin_expr(pl.col("tokens_charged"), pl.col("cost_tokens")),
+        )
+        .select(
+            "window",
+            "hours",
+            "executions",
+            "revenue_usd",
+            "cost_usd",
+            "margin_usd",
+            "margin",
+            "cost_usd_per_hour",
+            "revenue_usd_per_hour",
+        )
         .sort("hours")
     )
 
@@ -146,14 +159,25 @@ def current_margins(windows: pl.DataFrame, by: str) -> pl.DataFrame:
     return (
         windows.group_by("window", by)
         .agg(pl.col("window_end").max(), *(pl.col(c).sum() for c in (*SUMS, "succeeded")))
-        .with_columns(margin_usd=pl.col("revenue_usd") - pl.col("cost_usd"),
-                      margin=margin_expr(pl.col("tokens_charged"), pl.col("cost_tokens")),
-                      success_rate=pl.when(pl.col("executions") > 0)
-                      .then(pl.col("succeeded") / pl.col("executions")))
+        .with_columns(
+            margin_usd=pl.col("revenue_usd") - pl.col("cost_usd"),
+            margin=margin_expr(pl.col("tokens_charged"), pl.col("cost_tokens")),
+            success_rate=pl.when(pl.col("executions") > 0).then(pl.col("succeeded") / pl.col("executions")),
+        )
         .with_columns(_o=pl.col("window").replace_strict(order, default=99))
         .sort("_o", "margin_usd", descending=[False, True])
-        .select("window", "window_end", by, "executions", "succeeded", "revenue_usd", "cost_usd",
-                "margin_usd", "margin", "success_rate")
+        .select(
+            "window",
+            "window_end",
+            by,
+            "executions",
+            "succeeded",
+            "revenue_usd",
+            "cost_usd",
+            "margin_usd",
+            "margin",
+            "success_rate",
+        )
     )
 
 
@@ -184,21 +208,36 @@ def margin_history(cube: pl.DataFrame, by: str, window: str, start: datetime, en
     size = int(WINDOWS[window].total_seconds() // 3600)
     start, end = (t.replace(minute=0, second=0, microsecond=0) for t in (start, end))
     lead = start - timedelta(hours=size - 1)
-    per = (cube.filter((pl.col("hour") >= lead) & (pl.col("hour") < end))
-           .group_by("hour", by).agg(pl.col(c).sum() for c in SUMS))
+    per = (
+        cube.filter((pl.col("hour") >= lead) & (pl.col("hour") < end))
+        .group_by("hour", by)
+        .agg(pl.col(c).sum() for c in SUMS)
+    )
     if per.is_empty():
-        return pl.DataFrame(schema={"hour": cube.schema["hour"], by: pl.String, "revenue_usd": pl.Float64,
-                                    "cost_usd": pl.Float64, "executions": pl.Int64, "margin": pl.Float64})
-    hours = pl.DataFrame({"hour": pl.datetime_range(lead, end, timedelta(hours=1), closed="left",
-                                                    time_unit="us", eager=True)}).cast({"hour": cube.schema["hour"]})
+        return pl.DataFrame(
+            schema={
+                "hour": cube.schema["hour"],
+                by: pl.String,
+                "revenue_usd": pl.Float64,
+                "cost_usd": pl.Float64,
+                "executions": pl.Int64,
+                "margin": pl.Float64,
+            }
+        )
+    hours = pl.DataFrame(
+        {"hour": pl.datetime_range(lead, end, timedelta(hours=1), closed="left", time_unit="us", eager=True)}
+    ).cast({"hour": cube.schema["hour"]})
     grid = hours.join(per.select(by).unique(), how="cross")
-    dense = (grid.join(per, on=["hour", by], how="left")
-             .with_columns(pl.col(c).fill_null(0) for c in SUMS).sort(by, "hour"))
+    dense = (
+        grid.join(per, on=["hour", by], how="left").with_columns(pl.col(c).fill_null(0) for c in SUMS).sort(by, "hour")
+    )
     rolled = dense.with_columns(pl.col(c).rolling_sum(size, min_samples=1).over(by) for c in SUMS)
     return (
         rolled.filter(pl.col("hour") >= start)
-        .with_columns(hour=pl.col("hour") + timedelta(hours=1),
-                      margin=margin_expr(pl.col("tokens_charged"), pl.col("cost_tokens")))
+        .with_columns(
+            hour=pl.col("hour") + timedelta(hours=1),
+            margin=margin_expr(pl.col("tokens_charged"), pl.col("cost_tokens")),
+        )
         .select("hour", by, "revenue_usd", "cost_usd", pl.col("executions").cast(pl.Int64), "margin")
     )
 
@@ -225,10 +264,8 @@ def decomposition_cells(change: MarginChange) -> pl.DataFrame:
 def decomposition_parts(change: MarginChange) -> pl.DataFrame:
     """The four Shapley effects of a margin change for a chart: factor, usd (their sum is
     ``change.change``)."""
-    names = {"price_effect": "price", "cost_effect": "cost per run", "volume_effect": "volume",
-             "mix_effect": "mix"}
-    return pl.DataFrame({"factor": [names[e] for e in EFFECTS],
-                         "usd": [float(getattr(change, e)) for e in EFFECTS]})
+    names = {"price_effect": "price", "cost_effect": "cost per run", "volume_effect": "volume", "mix_effect": "mix"}
+    return pl.DataFrame({"factor": [names[e] for e in EFFECTS], "usd": [float(getattr(change, e)) for e in EFFECTS]})
 
 
 # -- providers ---------------------------------------------------------------------------------
@@ -258,12 +295,30 @@ def latest_health(registry: pl.DataFrame) -> pl.DataFrame:
     """The newest provider_registry snapshot of every provider: provider_id, mode, healthy,
     health_detail, latency_ms, checked_at, effect_types (comma-joined)."""
     if registry.is_empty():
-        return registry.select("provider_id", "mode", "healthy", "health_detail", "latency_ms", "checked_at",
-                               pl.col("effect_types").list.join(", "))
-    return (registry.sort("checked_at").group_by("provider_id").last()
-            .select("provider_id", "mode", "healthy", "health_detail", "latency_ms", "checked_at",
-                    pl.col("effect_types").list.join(", "))
-            .sort("provider_id"))
+        return registry.select(
+            "provider_id",
+            "mode",
+            "healthy",
+            "health_detail",
+            "latency_ms",
+            "checked_at",
+            pl.col("effect_types").list.join(", "),
+        )
+    return (
+        registry.sort("checked_at")
+        .group_by("provider_id")
+        .last()
+        .select(
+            "provider_id",
+            "mode",
+            "healthy",
+            "health_detail",
+            "latency_ms",
+            "checked_at",
+            pl.col("effect_types").list.join(", "),
+        )
+        .sort("provider_id")
+    )
 
 
 def success_rates(cube: pl.DataFrame, now: datetime) -> pl.DataFrame:
@@ -279,21 +334,46 @@ def success_rates(cube: pl.DataFrame, now: datetime) -> pl.DataFrame:
 
 
 # -- routing -----------------------------------------------------------------------------------
-MANIFEST_COLUMNS = ("effect_type", "rank", "provider_id", "weight", "forced", "score", "expected_cost_usd",
-                    "expected_quality", "expected_duration_ms", "expected_success_rate", "confidence",
-                    "executions", "reason")
+MANIFEST_COLUMNS = (
+    "effect_type",
+    "rank",
+    "provider_id",
+    "weight",
+    "forced",
+    "score",
+    "expected_cost_usd",
+    "expected_quality",
+    "expected_duration_ms",
+    "expected_success_rate",
+    "confidence",
+    "executions",
+    "reason",
+)
 
 
 def manifest_table(manifest: dict | None) -> pl.DataFrame:
     """The entries of a published manifest (``ManifestStore.read()``), one row per effect
     type × provider in rank order, columns ``MANIFEST_COLUMNS``."""
-    rows = [{"effect_type": effect, **{c: e.get(c) for c in MANIFEST_COLUMNS if c != "effect_type"}}
-            for effect, entries in sorted(((manifest or {}).get("effects") or {}).items()) for e in entries]
-    schema = {"effect_type": pl.String, "rank": pl.Int64, "provider_id": pl.String, "weight": pl.Float64,
-              "forced": pl.Boolean, "score": pl.Float64, "expected_cost_usd": pl.Float64,
-              "expected_quality": pl.Float64, "expected_duration_ms": pl.Float64,
-              "expected_success_rate": pl.Float64, "confidence": pl.Float64, "executions": pl.Int64,
-              "reason": pl.String}
+    rows = [
+        {"effect_type": effect, **{c: e.get(c) for c in MANIFEST_COLUMNS if c != "effect_type"}}
+        for effect, entries in sorted(((manifest or {}).get("effects") or {}).items())
+        for e in entries
+    ]
+    schema = {
+        "effect_type": pl.String,
+        "rank": pl.Int64,
+        "provider_id": pl.String,
+        "weight": pl.Float64,
+        "forced": pl.Boolean,
+        "score": pl.Float64,
+        "expected_cost_usd": pl.Float64,
+        "expected_quality": pl.Float64,
+        "expected_duration_ms": pl.Float64,
+        "expected_success_rate": pl.Float64,
+        "confidence": pl.Float64,
+        "executions": pl.Int64,
+        "reason": pl.String,
+    }
     return pl.DataFrame(rows, schema=schema).sort("effect_type", "rank")
 
 
@@ -302,13 +382,23 @@ def manifest_history(rows: pl.DataFrame) -> pl.DataFrame:
     effect type: version, published_at, effect_type, provider_id, score, providers (how many
     were ranked), newest first."""
     if rows.is_empty():
-        return pl.DataFrame(schema={"version": pl.String, "published_at": rows.schema["published_at"],
-                                    "effect_type": pl.String, "provider_id": pl.String, "score": pl.Float64,
-                                    "providers": pl.UInt32})
+        return pl.DataFrame(
+            schema={
+                "version": pl.String,
+                "published_at": rows.schema["published_at"],
+                "effect_type": pl.String,
+                "provider_id": pl.String,
+                "score": pl.Float64,
+                "providers": pl.UInt32,
+            }
+        )
     ranked = rows.group_by("version", "effect_type").agg(providers=pl.len())
-    return (rows.filter(pl.col("rank") == 1).join(ranked, on=["version", "effect_type"])
-            .select("version", "published_at", "effect_type", "provider_id", "score", "providers")
-            .sort("published_at", "effect_type", descending=[True, False]))
+    return (
+        rows.filter(pl.col("rank") == 1)
+        .join(ranked, on=["version", "effect_type"])
+        .select("version", "published_at", "effect_type", "provider_id", "score", "providers")
+        .sort("published_at", "effect_type", descending=[True, False])
+    )
 
 
 def exploration_burn(cube: pl.DataFrame, since: datetime, epsilon: float) -> pl.DataFrame:
@@ -337,13 +427,24 @@ def exploration_burn(cube: pl.DataFrame, since: datetime, epsilon: float) -> pl.
         exploration_margin=margin_of(explo),
         exploited_margin=margin_of(pl.col("selection") == "ranked"),
     )
-    return (out.with_columns(exploration_share=pl.col("exploration_jobs") / pl.col("user_jobs"),
-                             budget=pl.lit(float(epsilon)))
-            .with_columns(budget_used=pl.when(pl.col("budget") > 0)
-                          .then(pl.col("exploration_share") / pl.col("budget")))
-            .select("effect_type", "user_jobs", "exploration_jobs", "exploration_share", "budget",
-                    "budget_used", "exploration_cost_usd", "exploration_margin", "exploited_margin")
-            .sort("effect_type"))
+    return (
+        out.with_columns(
+            exploration_share=pl.col("exploration_jobs") / pl.col("user_jobs"), budget=pl.lit(float(epsilon))
+        )
+        .with_columns(budget_used=pl.when(pl.col("budget") > 0).then(pl.col("exploration_share") / pl.col("budget")))
+        .select(
+            "effect_type",
+            "user_jobs",
+            "exploration_jobs",
+            "exploration_share",
+            "budget",
+            "budget_used",
+            "exploration_cost_usd",
+            "exploration_margin",
+            "exploited_margin",
+        )
+        .sort("effect_type")
+    )
 
 
 def shadow_results(cube: pl.DataFrame, since: datetime, quality: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -375,23 +476,48 @@ def shadow_results(cube: pl.DataFrame, since: datetime, quality: pl.DataFrame | 
     ranked = stats(recent.filter(pl.col("selection") == "ranked"), ["effect_type"], "ranked_")
     if quality is not None and not quality.is_empty():
         q = quality.filter(pl.col("composite").is_not_null())
-        shadow_q = (q.filter(pl.col("selection") == "shadow").group_by("provider_id", "effect_type")
-                    .agg(mean_quality=pl.col("composite").mean()))
+        shadow_q = (
+            q.filter(pl.col("selection") == "shadow")
+            .group_by("provider_id", "effect_type")
+            .agg(mean_quality=pl.col("composite").mean())
+        )
         shadow = shadow.join(shadow_q, on=["provider_id", "effect_type"], how="left")
-        ranked = ranked.join(q.filter(pl.col("selection") == "ranked").group_by("effect_type")
-                             .agg(ranked_mean_quality=pl.col("composite").mean()), on="effect_type", how="left")
+        ranked = ranked.join(
+            q.filter(pl.col("selection") == "ranked")
+            .group_by("effect_type")
+            .agg(ranked_mean_quality=pl.col("composite").mean()),
+            on="effect_type",
+            how="left",
+        )
     else:
         shadow = shadow.with_columns(mean_quality=pl.lit(None, pl.Float64))
         ranked = ranked.with_columns(ranked_mean_quality=pl.lit(None, pl.Float64))
-    return (shadow.join(ranked, on="effect_type", how="left")
-            .select("provider_id", "effect_type", "runs", "success_rate", "mean_cost_usd", "mean_duration_ms",
-                    "mean_quality", "ranked_mean_cost_usd", "ranked_mean_quality")
-            .sort("effect_type", "provider_id"))
+    return (
+        shadow.join(ranked, on="effect_type", how="left")
+        .select(
+            "provider_id",
+            "effect_type",
+            "runs",
+            "success_rate",
+            "mean_cost_usd",
+            "mean_duration_ms",
+            "mean_quality",
+            "ranked_mean_cost_usd",
+            "ranked_mean_quality",
+        )
+        .sort("effect_type", "provider_id")
+    )
 
 
 # -- approvals ---------------------------------------------------------------------------------
-QUALITY_VECTOR = ("composite", "fidelity", "artifacts", "style_adherence", "temporal_consistency",
-                  "perceptual_hash_distance")
+QUALITY_VECTOR = (
+    "composite",
+    "fidelity",
+    "artifacts",
+    "style_adherence",
+    "temporal_consistency",
+    "perceptual_hash_distance",
+)
 
 
 @dataclass(frozen=True)
@@ -420,13 +546,16 @@ class ApprovalItem:
 def quality_summary(output: dict) -> str:
     """An output's quality vector as compact Markdown (three short lines, 3 decimals;
     ``—`` where it was not measured)."""
+
     def v(name: str) -> str:
         x = output.get(name)
         return "—" if x is None else f"{x:.3f}"
 
-    return (f"composite **{v('composite')}**  \nfidelity **{v('fidelity')}** · artifacts **{v('artifacts')}**  \n"
-            f"style **{v('style_adherence')}** · temporal **{v('temporal_consistency')}** · "
-            f"pHash **{v('perceptual_hash_distance')}**")
+    return (
+        f"composite **{v('composite')}**  \nfidelity **{v('fidelity')}** · artifacts **{v('artifacts')}**  \n"
+        f"style **{v('style_adherence')}** · temporal **{v('temporal_consistency')}** · "
+        f"pHash **{v('perceptual_hash_distance')}**"
+    )
 
 
 def approval_item(request: dict, provider_outputs: pl.DataFrame, input_key: str | None) -> ApprovalItem:
@@ -436,24 +565,55 @@ def approval_item(request: dict, provider_outputs: pl.DataFrame, input_key: str 
     comparison = json.loads(request["comparison"] or "{}")
     winner = comparison.get("winner_task_id") or request["task_id"]
     keys = dict(zip(provider_outputs["task_id"], provider_outputs["output_key"]))
-    rows = [{
-        "task_id": o.get("task_id"), "effect_type": o.get("effect_type"), "provider_id": o.get("provider_id"),
-        "selection": o.get("selection"), "status": o.get("status"),
-        **{q: o.get(q) for q in QUALITY_VECTOR},
-        "gate_passed": o.get("gate_passed"), "gate_failures": ", ".join(o.get("gate_failures") or []),
-        "rank": o.get("rank"), "cost_usd": o.get("cost_usd"), "margin": o.get("margin"),
-        "output_key": keys.get(o.get("task_id")), "winner": o.get("task_id") == winner,
-    } for o in comparison.get("outputs", [])]
-    schema = {"task_id": pl.String, "effect_type": pl.String, "provider_id": pl.String, "selection": pl.String,
-              "status": pl.String, **{q: pl.Float64 for q in QUALITY_VECTOR}, "gate_passed": pl.Boolean,
-              "gate_failures": pl.String, "rank": pl.Int64, "cost_usd": pl.Float64, "margin": pl.Float64,
-              "output_key": pl.String, "winner": pl.Boolean}
-    outputs = (pl.DataFrame(rows, schema=schema)
-               .with_columns(_first=pl.col("effect_type") != request["effect_type"])
-               .sort("_first", "effect_type", "rank", nulls_last=True).drop("_first"))
-    return ApprovalItem(request["approval_id"], request["video_id"], request["effect_type"],
-                        request["provider_id"], request.get("user_id"), request.get("requested_at"),
-                        input_key, outputs)
+    rows = [
+        {
+            "task_id": o.get("task_id"),
+            "effect_type": o.get("effect_type"),
+            "provider_id": o.get("provider_id"),
+            "selection": o.get("selection"),
+            "status": o.get("status"),
+            **{q: o.get(q) for q in QUALITY_VECTOR},
+            "gate_passed": o.get("gate_passed"),
+            "gate_failures": ", ".join(o.get("gate_failures") or []),
+            "rank": o.get("rank"),
+            "cost_usd": o.get("cost_usd"),
+            "margin": o.get("margin"),
+            "output_key": keys.get(o.get("task_id")),
+            "winner": o.get("task_id") == winner,
+        }
+        for o in comparison.get("outputs", [])
+    ]
+    schema = {
+        "task_id": pl.String,
+        "effect_type": pl.String,
+        "provider_id": pl.String,
+        "selection": pl.String,
+        "status": pl.String,
+        **dict.fromkeys(QUALITY_VECTOR, pl.Float64),
+        "gate_passed": pl.Boolean,
+        "gate_failures": pl.String,
+        "rank": pl.Int64,
+        "cost_usd": pl.Float64,
+        "margin": pl.Float64,
+        "output_key": pl.String,
+        "winner": pl.Boolean,
+    }
+    outputs = (
+        pl.DataFrame(rows, schema=schema)
+        .with_columns(_first=pl.col("effect_type") != request["effect_type"])
+        .sort("_first", "effect_type", "rank", nulls_last=True)
+        .drop("_first")
+    )
+    return ApprovalItem(
+        request["approval_id"],
+        request["video_id"],
+        request["effect_type"],
+        request["provider_id"],
+        request.get("user_id"),
+        request.get("requested_at"),
+        input_key,
+        outputs,
+    )
 
 
 # -- bottlenecks -------------------------------------------------------------------------------

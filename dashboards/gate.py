@@ -82,15 +82,16 @@ def _password(cfg: auth.AuthConfig) -> str:
         return st.session_state[ADMIN_KEY]
     st.title("effectlake admin")
     if not cfg.password_hash:
-        st.warning(f"No admin password is configured. Set {auth.PASSWORD_HASH_ENV} "
-                   "(make one with `python -m dashboards.auth hash`), or start the dashboard with "
-                   "`effectlake dashboard`, which prints a one-off password.")
+        st.warning(
+            f"No admin password is configured. Set {auth.PASSWORD_HASH_ENV} "
+            "(make one with `python -m dashboards.auth hash`), or start the dashboard with "
+            "`effectlake dashboard`, which prints a one-off password."
+        )
         st.stop()
     with st.form("signin"):
         st.text_input("Your name (recorded with your decisions)", key="signin_name")
         st.text_input("Admin password", type="password", key="signin_password")
-        st.form_submit_button("Sign in", type="primary", key="signin_submit", on_click=_check_password,
-                              args=(cfg,))
+        st.form_submit_button("Sign in", type="primary", key="signin_submit", on_click=_check_password, args=(cfg,))
     if st.session_state.get(FAILURES_KEY):
         st.warning("Wrong password.")
     st.stop()

@@ -19,10 +19,25 @@ DEFAULT_PORT = 8501
 def streamlit_command(port: int = DEFAULT_PORT, host: str = "127.0.0.1") -> list[str]:
     """The ``streamlit run`` command line for the app on ``host:port`` (headless, no usage
     statistics, no file watcher: the code does not change under a running dashboard)."""
-    return [sys.executable, "-m", "streamlit", "run", str(APP),
-            "--server.port", str(port), "--server.address", host, "--server.headless", "true",
-            "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-            "--client.toolbarMode", "viewer"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.port",
+        str(port),
+        "--server.address",
+        host,
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+    ]
 
 
 def pick_port(preferred: int = DEFAULT_PORT, host: str = "127.0.0.1") -> int:

@@ -19,8 +19,17 @@ from resources.lake import Lake
 from resources.schemas import EXECUTION_COSTS, TableSpec
 
 # Columns of execution_costs the money views need (HUD, margins, decomposition).
-MONEY_COLUMNS = ("finished_at", "provider_id", "effect_type", "status", "selection", "tokens_charged",
-                 "cost_tokens", "revenue_usd", "cost_usd")
+MONEY_COLUMNS = (
+    "finished_at",
+    "provider_id",
+    "effect_type",
+    "status",
+    "selection",
+    "tokens_charged",
+    "cost_tokens",
+    "revenue_usd",
+    "cost_usd",
+)
 # The hourly cube: every chart over time is drawn from it (a few thousand rows per year of
 # history per provider × effect type, whatever the execution volume).
 CUBE_KEYS = ("hour", "provider_id", "effect_type", "selection", "status")
@@ -78,9 +87,15 @@ class LakeReader:
         finally:
             con.close()
 
-    def costs(self, source: str, start: datetime | None = None, end: datetime | None = None,
-              columns: tuple[str, ...] = MONEY_COLUMNS, where: dict[str, str] | None = None,
-              limit: int | None = None) -> pl.DataFrame:
+    def costs(
+        self,
+        source: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        columns: tuple[str, ...] = MONEY_COLUMNS,
+        where: dict[str, str] | None = None,
+        limit: int | None = None,
+    ) -> pl.DataFrame:
         """Rows of execution_costs of one ``source`` ('real' / 'simulated').
 
         Args:
@@ -124,19 +139,29 @@ class LakeReader:
                       count(*) AS executions, sum(tokens_charged) AS tokens_charged,
                       sum(cost_tokens) AS cost_tokens, sum(revenue_usd) AS revenue_usd,
                       sum(cost_usd) AS cost_usd, sum(duration_ms) AS duration_ms
-               FROM costs WHERE source = ? GROUP BY ALL ORDER BY hour""", [source])
-        schema = {"hour": EXECUTION_COSTS.schema["finished_at"], "provider_id": pl.String,
-                  "effect_type": pl.String, "selection": pl.String, "status": pl.String,
-                  "executions": pl.Int64, "tokens_charged": pl.Int64, "cost_tokens": pl.Float64,
-                  "revenue_usd": pl.Float64, "cost_usd": pl.Float64, "duration_ms": pl.Float64}
+               FROM costs WHERE source = ? GROUP BY ALL ORDER BY hour""",
+            [source],
+        )
+        schema = {
+            "hour": EXECUTION_COSTS.schema["finished_at"],
+            "provider_id": pl.String,
+            "effect_type": pl.String,
+            "selection": pl.String,
+            "status": pl.String,
+            "executions": pl.Int64,
+            "tokens_charged": pl.Int64,
+            "cost_tokens": pl.Float64,
+            "revenue_usd": pl.Float64,
+            "cost_usd": pl.Float64,
+            "duration_ms": pl.Float64,
+        }
         if out is None or out.is_empty():
             return pl.DataFrame(schema=schema)
         return out.cast(schema)
 
     def span(self, source: str) -> tuple[datetime | None, datetime | None]:
         """First and last ``finished_at`` of ``source`` (None, None when it has none)."""
-        out = self._query("SELECT min(finished_at) AS lo, max(finished_at) AS hi FROM costs WHERE source = ?",
-                          [source])
+        out = self._query("SELECT min(finished_at) AS lo, max(finished_at) AS hi FROM costs WHERE source = ?", [source])
         if out is None or out.is_empty():
             return None, None
         return out["lo"][0], out["hi"][0]

@@ -23,8 +23,15 @@ from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.media import MediaStore
 from resources.schemas import (
-    EXECUTION_COSTS, INGESTED_VIDEO, MARGINALITY_WINDOWS, PROVIDER_EFFECT_MATRIX, PROVIDER_OUTPUTS,
-    PROVIDER_REGISTRY, QUALITY_SCORES, ROUTING_MANIFESTS, TableSpec,
+    EXECUTION_COSTS,
+    INGESTED_VIDEO,
+    MARGINALITY_WINDOWS,
+    PROVIDER_EFFECT_MATRIX,
+    PROVIDER_OUTPUTS,
+    PROVIDER_REGISTRY,
+    QUALITY_SCORES,
+    ROUTING_MANIFESTS,
+    TableSpec,
 )
 from resources.services.approvals import pending_requests
 from resources.services.recommendations import recommendations_with_status
@@ -129,9 +136,22 @@ def decomposition(ctx: Context, a: tuple[datetime, datetime], b: tuple[datetime,
     return _decomposition(ctx.uri, _v(ctx, EXECUTION_COSTS), ctx.source, tuple(a), tuple(b))
 
 
-DRILL_COLUMNS = ("finished_at", "task_id", "video_id", "provider_id", "effect_type", "status", "selection",
-                 "instance_type", "compute_seconds", "duration_ms", "cost_usd", "revenue_usd", "tokens_charged",
-                 "margin")
+DRILL_COLUMNS = (
+    "finished_at",
+    "task_id",
+    "video_id",
+    "provider_id",
+    "effect_type",
+    "status",
+    "selection",
+    "instance_type",
+    "compute_seconds",
+    "duration_ms",
+    "cost_usd",
+    "revenue_usd",
+    "tokens_charged",
+    "margin",
+)
 
 
 def executions(ctx: Context, start: datetime, end: datetime, where: dict[str, str], limit: int = 500) -> pl.DataFrame:
@@ -143,11 +163,26 @@ def executions(ctx: Context, start: datetime, end: datetime, where: dict[str, st
 @st.cache_data(show_spinner=False, max_entries=ENTRIES)
 def _matrix(uri: str, version: tuple, source: str, since: datetime | None, now: datetime) -> pl.DataFrame:
     reader = _reader(uri)
-    runs = reader.costs(source, start=since, end=None, columns=(
-        "task_id", "provider_id", "effect_type", "status", "duration_ms", "cost_usd", "tokens_charged",
-        "cost_tokens"))
-    quality = reader.table(QUALITY_SCORES) if source == "real" else pl.DataFrame(
-        schema={"task_id": pl.String, "composite": pl.Float64})
+    runs = reader.costs(
+        source,
+        start=since,
+        end=None,
+        columns=(
+            "task_id",
+            "provider_id",
+            "effect_type",
+            "status",
+            "duration_ms",
+            "cost_usd",
+            "tokens_charged",
+            "cost_tokens",
+        ),
+    )
+    quality = (
+        reader.table(QUALITY_SCORES)
+        if source == "real"
+        else pl.DataFrame(schema={"task_id": pl.String, "composite": pl.Float64})
+    )
     return data.execution_matrix(runs, quality, now)
 
 

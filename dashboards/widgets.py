@@ -23,8 +23,14 @@ def sidebar(admin: str, now) -> str:
     """The sidebar: real vs simulated filter, as-of time (``now``, UTC), who is signed in.
     Returns the chosen source."""
     with st.sidebar:
-        source = st.radio("Data", data.SOURCES, key="source", format_func=SOURCE_LABELS.get, horizontal=True,
-                          help="Real executions and simulated history are never added together.")
+        source = st.radio(
+            "Data",
+            data.SOURCES,
+            key="source",
+            format_func=SOURCE_LABELS.get,
+            horizontal=True,
+            help="Real executions and simulated history are never added together.",
+        )
         st.caption(f"As of {now:%Y-%m-%d %H:%M} UTC · signed in as **{admin}**")
         st.button("Sign out", key="sign_out", on_click=gate.sign_out)
     return source
@@ -75,12 +81,17 @@ def hud(ctx: state.Context) -> None:
         cols = st.columns(4)
         for col, w in zip(cols, windows.iter_rows(named=True)):
             with col:
-                st.metric(f"Margin · last {w['window']}", fmt_pct(w["margin"]),
-                          delta=fmt_usd(w["margin_usd"]) if w["executions"] else None,
-                          help=f"(revenue − cost) / revenue of the {w['executions']:,} {ctx.source} executions "
-                               f"that finished in the last {w['window']}; the delta is the margin in USD.")
-                st.markdown(f"Revenue **{fmt_usd(w['revenue_usd'])}** · Cost **{fmt_usd(w['cost_usd'])}**  \n"
-                            f"Burn **{fmt_usd(w['cost_usd_per_hour'])}/h** · {w['executions']:,} runs")
+                st.metric(
+                    f"Margin · last {w['window']}",
+                    fmt_pct(w["margin"]),
+                    delta=fmt_usd(w["margin_usd"]) if w["executions"] else None,
+                    help=f"(revenue − cost) / revenue of the {w['executions']:,} {ctx.source} executions "
+                    f"that finished in the last {w['window']}; the delta is the margin in USD.",
+                )
+                st.markdown(
+                    f"Revenue **{fmt_usd(w['revenue_usd'])}** · Cost **{fmt_usd(w['cost_usd'])}**  \n"
+                    f"Burn **{fmt_usd(w['cost_usd_per_hour'])}/h** · {w['executions']:,} runs"
+                )
         with cols[3]:
             if fc is None:
                 st.metric("Forecast · next 24h", "—", help="No complete hour of history yet.")
@@ -88,13 +99,18 @@ def hud(ctx: state.Context) -> None:
             else:
                 t = {r["metric"]: r for r in fc.totals.iter_rows(named=True)}
                 m = t["margin_usd"]
-                interval = (f" (90 %: {fmt_usd(m['lower'])} … {fmt_usd(m['upper'])})"
-                            if m["lower"] is not None else "")
-                st.metric("Forecast · next 24h", fmt_pct(fc.margin_pct), delta=fmt_usd(m["point"]),
-                          help=f"Method: {m['method']}; margin USD{interval}.")
-                st.markdown(f"Revenue **{fmt_usd(t['revenue_usd']['point'])}** · "
-                            f"Cost **{fmt_usd(t['cost_usd']['point'])}**  \n"
-                            f"Burn **{fmt_usd(t['cost_usd']['point'] / 24)}/h** · {m['method'].replace('_', ' ')}")
+                interval = f" (90 %: {fmt_usd(m['lower'])} … {fmt_usd(m['upper'])})" if m["lower"] is not None else ""
+                st.metric(
+                    "Forecast · next 24h",
+                    fmt_pct(fc.margin_pct),
+                    delta=fmt_usd(m["point"]),
+                    help=f"Method: {m['method']}; margin USD{interval}.",
+                )
+                st.markdown(
+                    f"Revenue **{fmt_usd(t['revenue_usd']['point'])}** · "
+                    f"Cost **{fmt_usd(t['cost_usd']['point'])}**  \n"
+                    f"Burn **{fmt_usd(t['cost_usd']['point'] / 24)}/h** · {m['method'].replace('_', ' ')}"
+                )
 
 
 # -- tables and charts ---------------------------------------------------------------------------
@@ -114,16 +130,28 @@ def fraction_bar(label: str, help: str | None = None):
 
 
 COLUMN_CONFIG = {
-    "revenue_usd": money("Revenue"), "cost_usd": money("Cost"), "margin_usd": money("Margin USD"),
-    "mean_cost_usd": money("Cost / run"), "expected_cost_usd": money("Expected cost"),
-    "exploration_cost_usd": money("Exploration cost"), "ranked_mean_cost_usd": money("Ranked cost / run"),
+    "revenue_usd": money("Revenue"),
+    "cost_usd": money("Cost"),
+    "margin_usd": money("Margin USD"),
+    "mean_cost_usd": money("Cost / run"),
+    "expected_cost_usd": money("Expected cost"),
+    "exploration_cost_usd": money("Exploration cost"),
+    "ranked_mean_cost_usd": money("Ranked cost / run"),
     "projected_margin_impact_usd": money("Impact / day"),
-    "margin": percent("Margin"), "success_rate": fraction_bar("Success"), "mean_quality": fraction_bar("Quality"),
-    "expected_quality": fraction_bar("Expected quality"), "ranked_mean_quality": fraction_bar("Ranked quality"),
-    "weight": fraction_bar("Routing weight"), "confidence": fraction_bar("Confidence"),
-    "exploration_share": percent("Exploring"), "budget": percent("Budget ε"), "budget_used": percent("Budget used"),
-    "exploration_margin": percent("Margin exploring"), "exploited_margin": percent("Margin ranked"),
-    "success_24h": percent("Success 24h"), "success_7d": percent("Success 7d"),
+    "margin": percent("Margin"),
+    "success_rate": fraction_bar("Success"),
+    "mean_quality": fraction_bar("Quality"),
+    "expected_quality": fraction_bar("Expected quality"),
+    "ranked_mean_quality": fraction_bar("Ranked quality"),
+    "weight": fraction_bar("Routing weight"),
+    "confidence": fraction_bar("Confidence"),
+    "exploration_share": percent("Exploring"),
+    "budget": percent("Budget ε"),
+    "budget_used": percent("Budget used"),
+    "exploration_margin": percent("Margin exploring"),
+    "exploited_margin": percent("Margin ranked"),
+    "success_24h": percent("Success 24h"),
+    "success_7d": percent("Success 7d"),
     "composite": fraction_bar("Composite"),
 }
 
@@ -158,7 +186,14 @@ def decision_controls(key: str, label: str, record: Callable[[str, str], dict]) 
     the decision (through the shared decision services) when one is clicked."""
     st.text_input("Reason (optional)", key=f"{key}_reason", placeholder="why — kept with the decision")
     a, r, _ = st.columns([1, 1, 4])
-    a.button("Approve", key=f"{key}_approve", type="primary", icon=":material/check:",
-             on_click=_decide, args=(key, "approve", record, label))
-    r.button("Reject", key=f"{key}_reject", icon=":material/close:",
-             on_click=_decide, args=(key, "reject", record, label))
+    a.button(
+        "Approve",
+        key=f"{key}_approve",
+        type="primary",
+        icon=":material/check:",
+        on_click=_decide,
+        args=(key, "approve", record, label),
+    )
+    r.button(
+        "Reject", key=f"{key}_reject", icon=":material/close:", on_click=_decide, args=(key, "reject", record, label)
+    )

@@ -13,8 +13,19 @@ import polars as pl
 from economics.cost_model import RateCard
 from economics.estimator import CostEstimator, estimate_accuracy
 
-TASK_COLUMNS = ("task_id", "video_id", "provider_id", "effect_type", "instance_type",
-                "compute_seconds", "status", "width", "height", "frames", "fps")
+TASK_COLUMNS = (
+    "task_id",
+    "video_id",
+    "provider_id",
+    "effect_type",
+    "instance_type",
+    "compute_seconds",
+    "status",
+    "width",
+    "height",
+    "frames",
+    "fps",
+)
 
 
 def backtest_estimates(executions: pl.DataFrame, rate_card: RateCard, max_videos: int = 200) -> pl.DataFrame:
@@ -36,8 +47,16 @@ def backtest_estimates(executions: pl.DataFrame, rate_card: RateCard, max_videos
         train = ok.filter(pl.col("video_id") != video_id)
         test = ok.filter(pl.col("video_id") == video_id)
         model = CostEstimator.fit(train)
-        tasks = test.select("task_id", "provider_id", "effect_type", "instance_type", "width", "height",
-                            "fps", duration_s=pl.col("frames") / pl.col("fps"))
+        tasks = test.select(
+            "task_id",
+            "provider_id",
+            "effect_type",
+            "instance_type",
+            "width",
+            "height",
+            "fps",
+            duration_s=pl.col("frames") / pl.col("fps"),
+        )
         frames.append(model.estimate_frame(tasks, rate_card))
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
@@ -47,6 +66,14 @@ def estimate_accuracy_backtest(executions: pl.DataFrame, rate_card: RateCard, ma
     80% interval, of compute-seconds estimates in the leave-one-video-out backtest."""
     estimates = backtest_estimates(executions, rate_card, max_videos)
     if estimates.is_empty():
-        return pl.DataFrame(schema={"provider_id": pl.String, "effect_type": pl.String, "n": pl.Int64,
-                                    "mape": pl.Float64, "p90_ape": pl.Float64, "coverage": pl.Float64})
+        return pl.DataFrame(
+            schema={
+                "provider_id": pl.String,
+                "effect_type": pl.String,
+                "n": pl.Int64,
+                "mape": pl.Float64,
+                "p90_ape": pl.Float64,
+                "coverage": pl.Float64,
+            }
+        )
     return estimate_accuracy(estimates, executions.select("task_id", "compute_seconds"))

@@ -55,18 +55,17 @@ class UserQuotaExceeded(Exception):
     Attributes: user_id, requested, available (tokens), decision (the BudgetDecision).
     """
 
-    def __init__(self, user_id: str, requested: int, available: int,
-                 decision: BudgetDecision | None = None):
+    def __init__(self, user_id: str, requested: int, available: int, decision: BudgetDecision | None = None):
         self.user_id, self.requested, self.available = user_id, requested, available
         self.decision = decision
         why = f": {decision.reason}" if decision else ""
-        super().__init__(
-            f"user {user_id} needs {requested} tokens but has {available} available{why}"
-        )
+        super().__init__(f"user {user_id} needs {requested} tokens but has {available} available{why}")
 
 
 def check_budget(
-    balance_row: Mapping, requested_tokens: int, budget: int | None = None,
+    balance_row: Mapping,
+    requested_tokens: int,
+    budget: int | None = None,
 ) -> BudgetDecision:
     """Decide whether ``requested_tokens`` may be reserved for a user (formulas: module doc).
 
@@ -114,7 +113,9 @@ class Reservation:
 
 
 def reserve_or_raise(
-    entries: pl.DataFrame, tasks: list[dict], at: datetime,
+    entries: pl.DataFrame,
+    tasks: list[dict],
+    at: datetime,
     budgets: Mapping[str, int] | None = None,
 ) -> Reservation:
     """Reserve entries for ``tasks`` if every user involved can cover them.
@@ -142,8 +143,7 @@ def reserve_or_raise(
             requested[e["user_id"]] = requested.get(e["user_id"], 0) + e["tokens"]
     decisions = {}
     for user_id in sorted(requested):
-        decision = check_budget(ledger.balance_of(entries, user_id), requested[user_id],
-                                (budgets or {}).get(user_id))
+        decision = check_budget(ledger.balance_of(entries, user_id), requested[user_id], (budgets or {}).get(user_id))
         if not decision.allowed:
             raise UserQuotaExceeded(user_id, requested[user_id], decision.available, decision)
         decisions[user_id] = decision

@@ -71,15 +71,26 @@ DEFAULT_KEEP_WARM_SECONDS = 300.0
 MIN_UTILISATION = 0.05
 
 BREAKDOWN_COLUMNS = (
-    "compute_cost_usd", "startup_cost_usd", "idle_cost_usd", "partner_cost_usd",
-    "storage_cost_usd", "bandwidth_cost_usd",
+    "compute_cost_usd",
+    "startup_cost_usd",
+    "idle_cost_usd",
+    "partner_cost_usd",
+    "storage_cost_usd",
+    "bandwidth_cost_usd",
 )
 # Columns of ``cost_frame``'s result beyond its input. The detailed terms
 # (BREAKDOWN_COLUMNS) are added only on request (``breakdown=True``, as the economics job
 # asks, since ``execution_costs`` stores every term); callers that want the total alone,
 # like the scenario tests and the simulator's benches, get a narrower frame.
-FRAME_COLUMNS = ("compute_cost_usd", "partner_cost_usd", "cost_usd", "tokens_charged",
-                 "revenue_usd", "cost_tokens", "margin")
+FRAME_COLUMNS = (
+    "compute_cost_usd",
+    "partner_cost_usd",
+    "cost_usd",
+    "tokens_charged",
+    "revenue_usd",
+    "cost_tokens",
+    "margin",
+)
 
 
 @dataclass(frozen=True)
@@ -185,8 +196,7 @@ def idle_seconds(busy_seconds, utilisation):
 
 def storage_usd(output_bytes, rate_card: RateCard):
     """USD to keep ``output_bytes`` for the rate card's retention period."""
-    return (output_bytes / BYTES_PER_GB * rate_card.storage_usd_per_gb_month
-            * rate_card.retention_days / DAYS_PER_MONTH)
+    return output_bytes / BYTES_PER_GB * rate_card.storage_usd_per_gb_month * rate_card.retention_days / DAYS_PER_MONTH
 
 
 def bandwidth_usd(egress_bytes, rate_card: RateCard):
@@ -216,20 +226,22 @@ UNCHARGED_SELECTIONS = ("shadow", "ab")
 
 def _user_visible_success(df: pl.DataFrame) -> pl.Expr:
     # Charged and delivered: a successful execution a user asked for.
-    return ((_col(df, "status", "succeeded") == "succeeded")
-            & ~_col(df, "selection", "ranked").is_in(UNCHARGED_SELECTIONS))
+    return (_col(df, "status", "succeeded") == "succeeded") & ~_col(df, "selection", "ranked").is_in(
+        UNCHARGED_SELECTIONS
+    )
 
 
 def _profile_frame(profiles: Mapping[str, ProviderCostProfile]) -> pl.DataFrame:
     names = [f.name for f in fields(ProviderCostProfile)]
     columns = {f"_p_{n}": [getattr(p, n) for p in profiles.values()] for n in names}
     dtypes = {f"_p_{n}": pl.Boolean if n == "spot" else pl.Float64 for n in names}
-    return pl.DataFrame({"provider_id": list(profiles), **columns},
-                        schema={"provider_id": pl.String, **dtypes})
+    return pl.DataFrame({"provider_id": list(profiles), **columns}, schema={"provider_id": pl.String, **dtypes})
 
 
 def cost_breakdown(
-    outputs: pl.DataFrame, rate_card: RateCard, *,
+    outputs: pl.DataFrame,
+    rate_card: RateCard,
+    *,
     profiles: Mapping[str, ProviderCostProfile] | None = None,
 ) -> pl.DataFrame:
     """Add the six cost terms and their sum to execution rows.
@@ -263,8 +275,12 @@ def cost_breakdown(
     default = ProviderCostProfile()
     if profiles and "provider_id" in outputs.columns:
         df = df.join(_profile_frame(profiles), on="provider_id", how="left")
-    p = {f.name: (pl.col(f"_p_{f.name}") if f"_p_{f.name}" in df.columns else pl.lit(None))
-         .fill_null(getattr(default, f.name)) for f in fields(ProviderCostProfile)}
+    p = {
+        f.name: (pl.col(f"_p_{f.name}") if f"_p_{f.name}" in df.columns else pl.lit(None)).fill_null(
+            getattr(default, f.name)
+        )
+        for f in fields(ProviderCostProfile)
+    }
 
     spot = _col(df, "spot", None).cast(pl.Boolean).fill_null(p["spot"])
     spot_factor = pl.when(spot).then(rate_card.spot_multiplier).otherwise(1.0)
@@ -272,8 +288,12 @@ def cost_breakdown(
     busy, output_bytes = _amount(df, "compute_seconds"), _amount(df, "output_bytes")
     downloads = pl.when(_user_visible_success(df)).then(rate_card.egress_per_output).otherwise(0.0)
     egress = _col(df, "egress_bytes", None).cast(pl.Float64).fill_null(output_bytes * downloads)
-    usage = partner_usage_usd(_amount(df, "partner_tokens"), _amount(df, "partner_credits"),
-                              p["partner_usd_per_million_tokens"], p["partner_usd_per_credit"])
+    usage = partner_usage_usd(
+        _amount(df, "partner_tokens"),
+        _amount(df, "partner_credits"),
+        p["partner_usd_per_million_tokens"],
+        p["partner_usd_per_credit"],
+    )
     return (
         df.with_columns(
             compute_cost_usd=busy * instance_usd,
@@ -289,9 +309,17 @@ def cost_breakdown(
 
 
 def execution_cost_usd(
-    compute_seconds: float, instance_type: str, partner_cost_usd: float, rate_card: RateCard,
-    spot: bool = False, *, profile: ProviderCostProfile | None = None, output_bytes: int = 0,
-    egress_bytes: int | None = None, partner_tokens: float = 0.0, partner_credits: float = 0.0,
+    compute_seconds: float,
+    instance_type: str,
+    partner_cost_usd: float,
+    rate_card: RateCard,
+    spot: bool = False,
+    *,
+    profile: ProviderCostProfile | None = None,
+    output_bytes: int = 0,
+    egress_bytes: int | None = None,
+    partner_tokens: float = 0.0,
+    partner_credits: float = 0.0,
 ) -> float:
     """USD cost of one execution: the six terms of ``cost_breakdown`` for one row.
 
@@ -303,20 +331,32 @@ def execution_cost_usd(
         KeyError: the instance type is not on the rate card.
     """
     rate_card.rate(instance_type)  # the single-row message names the instance type
-    row = pl.DataFrame({
-        "provider_id": ["_"], "instance_type": [instance_type], "compute_seconds": [float(compute_seconds)],
-        "partner_cost_usd": [float(partner_cost_usd)], "spot": [bool(spot)],
-        "output_bytes": [float(output_bytes)],
-        "egress_bytes": [None if egress_bytes is None else float(egress_bytes)],
-        "partner_tokens": [float(partner_tokens)], "partner_credits": [float(partner_credits)],
-    }, schema_overrides={"egress_bytes": pl.Float64})
+    row = pl.DataFrame(
+        {
+            "provider_id": ["_"],
+            "instance_type": [instance_type],
+            "compute_seconds": [float(compute_seconds)],
+            "partner_cost_usd": [float(partner_cost_usd)],
+            "spot": [bool(spot)],
+            "output_bytes": [float(output_bytes)],
+            "egress_bytes": [None if egress_bytes is None else float(egress_bytes)],
+            "partner_tokens": [float(partner_tokens)],
+            "partner_credits": [float(partner_credits)],
+        },
+        schema_overrides={"egress_bytes": pl.Float64},
+    )
     costs = cost_breakdown(row, rate_card, profiles={"_": profile} if profile else None)
     return float(costs["cost_usd"][0])
 
 
 def cost_frame(
-    outputs: pl.DataFrame, rate_card: RateCard, price_tokens: dict[str, int], token_usd_rate: float,
-    *, profiles: Mapping[str, ProviderCostProfile] | None = None, breakdown: bool = False,
+    outputs: pl.DataFrame,
+    rate_card: RateCard,
+    price_tokens: dict[str, int],
+    token_usd_rate: float,
+    *,
+    profiles: Mapping[str, ProviderCostProfile] | None = None,
+    breakdown: bool = False,
 ) -> pl.DataFrame:
     """Add cost and margin columns to execution rows.
 
@@ -348,10 +388,10 @@ def cost_frame(
     out = (
         cost_breakdown(outputs, rate_card, profiles=profiles)
         .join(prices, on="effect_type", how="left")
+        .with_columns(tokens_charged=pl.when(charged).then(pl.col("_price")).otherwise(0).cast(pl.Int64))
         .with_columns(
-            tokens_charged=pl.when(charged).then(pl.col("_price")).otherwise(0).cast(pl.Int64))
-        .with_columns(revenue_usd=pl.col("tokens_charged") * token_usd_rate,
-                      cost_tokens=pl.col("cost_usd") / token_usd_rate)
+            revenue_usd=pl.col("tokens_charged") * token_usd_rate, cost_tokens=pl.col("cost_usd") / token_usd_rate
+        )
         .with_columns(margin=margin_expr("tokens_charged", "cost_tokens"))
         .drop("_price")
     )
@@ -360,7 +400,9 @@ def cost_frame(
 
 # --- amortisation inputs, measured from history ---------------------------------------------------
 def measure_bursts(
-    executions: pl.DataFrame, keep_warm_seconds: float = DEFAULT_KEEP_WARM_SECONDS, by: str = "provider_id",
+    executions: pl.DataFrame,
+    keep_warm_seconds: float = DEFAULT_KEEP_WARM_SECONDS,
+    by: str = "provider_id",
 ) -> pl.DataFrame:
     """Bursts and utilisation per fleet, measured from finished executions.
 
@@ -391,18 +433,26 @@ def measure_bursts(
         .with_columns(_start=start)
         .sort(by, "_start")
         .with_columns(_prev_end=pl.col("finished_at").cum_max().shift(1).over(by))
-        .with_columns(_new=pl.col("_prev_end").is_null()
-                      | (pl.col("_start") > pl.col("_prev_end") + pl.duration(seconds=keep_warm_seconds)))
+        .with_columns(
+            _new=pl.col("_prev_end").is_null()
+            | (pl.col("_start") > pl.col("_prev_end") + pl.duration(seconds=keep_warm_seconds))
+        )
         .with_columns(_burst=pl.col("_new").cast(pl.Int64).cum_sum().over(by))
         .group_by(by, "_burst")
-        .agg(tasks=pl.len(), busy=pl.col("compute_seconds").fill_null(0.0).sum(),
-             wall=(pl.col("finished_at").max() - pl.col("_start").min()).dt.total_microseconds() / 1e6)
+        .agg(
+            tasks=pl.len(),
+            busy=pl.col("compute_seconds").fill_null(0.0).sum(),
+            wall=(pl.col("finished_at").max() - pl.col("_start").min()).dt.total_microseconds() / 1e6,
+        )
     )
     return (
         by_burst.group_by(by)
-        .agg(tasks=pl.col("tasks").sum().cast(pl.Int64), bursts=pl.len().cast(pl.Int64),
-             busy_seconds=pl.col("busy").sum(),
-             provisioned_seconds=(pl.col("wall") + keep_warm_seconds).sum())
+        .agg(
+            tasks=pl.col("tasks").sum().cast(pl.Int64),
+            bursts=pl.len().cast(pl.Int64),
+            busy_seconds=pl.col("busy").sum(),
+            provisioned_seconds=(pl.col("wall") + keep_warm_seconds).sum(),
+        )
         .with_columns(
             tasks_per_burst=pl.col("tasks") / pl.col("bursts"),
             utilisation=(pl.col("busy_seconds") / pl.col("provisioned_seconds")).clip(MIN_UTILISATION, 1.0),
@@ -412,7 +462,9 @@ def measure_bursts(
 
 
 def profiles_from_registry(
-    providers: Iterable[Mapping], bursts: pl.DataFrame | None = None, by: str = "provider_id",
+    providers: Iterable[Mapping],
+    bursts: pl.DataFrame | None = None,
+    by: str = "provider_id",
 ) -> dict[str, ProviderCostProfile]:
     """Cost profiles from ``providers.yaml`` entries and (optionally) ``measure_bursts``.
 

@@ -93,9 +93,11 @@ def period_cells(costs: pl.DataFrame) -> pl.DataFrame:
     """
     return (
         costs.group_by(*CELL)
-        .agg(runs=pl.len().cast(pl.Int64),
-             revenue_usd=pl.col("revenue_usd").fill_null(0.0).sum().cast(pl.Float64),
-             cost_usd=pl.col("cost_usd").fill_null(0.0).sum().cast(pl.Float64))
+        .agg(
+            runs=pl.len().cast(pl.Int64),
+            revenue_usd=pl.col("revenue_usd").fill_null(0.0).sum().cast(pl.Float64),
+            cost_usd=pl.col("cost_usd").fill_null(0.0).sum().cast(pl.Float64),
+        )
         .sort(*CELL)
     )
 
@@ -114,8 +116,7 @@ def _side(cells: pl.DataFrame, suffix: str) -> pl.DataFrame:
     if cells.filter(pl.col("runs") <= 0).height:
         raise ValueError("every cell needs runs > 0 (price and cost are per run)")
     return cells.select(
-        *CELL, **{f"{c}_{suffix}": pl.col(c).cast(pl.Float64)
-                  for c in ("runs", "revenue_usd", "cost_usd")}
+        *CELL, **{f"{c}_{suffix}": pl.col(c).cast(pl.Float64) for c in ("runs", "revenue_usd", "cost_usd")}
     )
 
 
@@ -130,23 +131,35 @@ def decompose_margin_change(cells_a: pl.DataFrame, cells_b: pl.DataFrame) -> Mar
         ValueError: a cell is listed twice or has runs ≤ 0.
     """
     both = _side(cells_a, "a").join(_side(cells_b, "b"), on=list(CELL), how="full", coalesce=True)
-    both = both.with_columns(pl.col(f"{c}_{x}").fill_null(0.0)
-                             for c in ("runs", "revenue_usd", "cost_usd") for x in "ab")
+    both = both.with_columns(
+        pl.col(f"{c}_{x}").fill_null(0.0) for c in ("runs", "revenue_usd", "cost_usd") for x in "ab"
+    )
     total_a, total_b = both["runs_a"].sum(), both["runs_b"].sum()
     # an empty period takes the other's shares, so its absence is all volume
     share_a = pl.col("runs_a") / total_a if total_a else pl.col("runs_b") / total_b
     share_b = pl.col("runs_b") / total_b if total_b else share_a
-    per_run = {x: {"price": pl.col(f"revenue_usd_{x}") / pl.col(f"runs_{x}"),
-                   "cost": pl.col(f"cost_usd_{x}") / pl.col(f"runs_{x}")} for x in "ab"}
+    per_run = {
+        x: {
+            "price": pl.col(f"revenue_usd_{x}") / pl.col(f"runs_{x}"),
+            "cost": pl.col(f"cost_usd_{x}") / pl.col(f"runs_{x}"),
+        }
+        for x in "ab"
+    }
     cells = (
         both.with_columns(
-            N_a=pl.lit(float(total_a)), N_b=pl.lit(float(total_b)), s_a=share_a, s_b=share_b,
-            **{f"{k}_{x}": pl.when(pl.col(f"runs_{x}") > 0).then(per_run[x][k])
-               .otherwise(per_run["b" if x == "a" else "a"][k])
-               for k in ("price", "cost") for x in "ab"},
+            N_a=pl.lit(float(total_a)),
+            N_b=pl.lit(float(total_b)),
+            s_a=share_a,
+            s_b=share_b,
+            **{
+                f"{k}_{x}": pl.when(pl.col(f"runs_{x}") > 0)
+                .then(per_run[x][k])
+                .otherwise(per_run["b" if x == "a" else "a"][k])
+                for k in ("price", "cost")
+                for x in "ab"
+            },
         )
-        .with_columns(u_a=pl.col("price_a") - pl.col("cost_a"),
-                      u_b=pl.col("price_b") - pl.col("cost_b"))
+        .with_columns(u_a=pl.col("price_a") - pl.col("cost_a"), u_b=pl.col("price_b") - pl.col("cost_b"))
         .with_columns(
             price_effect=(pl.col("price_b") - pl.col("price_a")) * _w("N", "s"),
             cost_effect=-(pl.col("cost_b") - pl.col("cost_a")) * _w("N", "s"),
@@ -157,9 +170,16 @@ def decompose_margin_change(cells_a: pl.DataFrame, cells_b: pl.DataFrame) -> Mar
         )
         .with_columns(change=pl.col("margin_usd_b") - pl.col("margin_usd_a"))
         .select(
-            *CELL, pl.col("runs_a").cast(pl.Int64), pl.col("runs_b").cast(pl.Int64),
-            "price_a", "price_b", pl.col("cost_a").alias("cost_per_run_a"),
-            pl.col("cost_b").alias("cost_per_run_b"), "margin_usd_a", "margin_usd_b", "change",
+            *CELL,
+            pl.col("runs_a").cast(pl.Int64),
+            pl.col("runs_b").cast(pl.Int64),
+            "price_a",
+            "price_b",
+            pl.col("cost_a").alias("cost_per_run_a"),
+            pl.col("cost_b").alias("cost_per_run_b"),
+            "margin_usd_a",
+            "margin_usd_b",
+            "change",
             *EFFECTS,
         )
         .sort(*CELL)
@@ -168,18 +188,26 @@ def decompose_margin_change(cells_a: pl.DataFrame, cells_b: pl.DataFrame) -> Mar
     margin_b = float(both["revenue_usd_b"].sum() - both["cost_usd_b"].sum())
     pct = [margin(both[f"revenue_usd_{p}"].sum(), both[f"cost_usd_{p}"].sum()) for p in "ab"]
     return MarginChange(
-        cells, margin_a, margin_b, margin_b - margin_a,
+        cells,
+        margin_a,
+        margin_b,
+        margin_b - margin_a,
         *(float(cells[e].sum()) for e in EFFECTS),
-        pct[0], pct[1], pct[1] - pct[0] if None not in pct else None,
+        pct[0],
+        pct[1],
+        pct[1] - pct[0] if None not in pct else None,
     )
 
 
 def why_margin_moved(
-    costs: pl.DataFrame, period_a: tuple[datetime, datetime], period_b: tuple[datetime, datetime],
+    costs: pl.DataFrame,
+    period_a: tuple[datetime, datetime],
+    period_b: tuple[datetime, datetime],
 ) -> MarginChange:
     """``decompose_margin_change`` of two periods of ``execution_costs``; a period
     ``(start, end)`` holds the executions with ``start < finished_at ≤ end`` (as the
     marginality windows)."""
+
     def cells(start: datetime, end: datetime) -> pl.DataFrame:
         inside = (pl.col("finished_at") > start) & (pl.col("finished_at") <= end)
         return period_cells(costs.filter(inside))

@@ -167,8 +167,7 @@ class _Rate:
         return {"intercept": self.log_rate, "slope": 1.0, "log_sd": None}
 
 
-PRIOR = _Rate(math.log(PRIOR_SECONDS_PER_MPF), NormalDist().inv_cdf(0.5 + INTERVAL / 2) * PRIOR_LOG_SD,
-              0, "prior")
+PRIOR = _Rate(math.log(PRIOR_SECONDS_PER_MPF), NormalDist().inv_cdf(0.5 + INTERVAL / 2) * PRIOR_LOG_SD, 0, "prior")
 
 
 def _size_expr(df: pl.DataFrame) -> pl.Expr:
@@ -187,10 +186,10 @@ def training_rows(provider_outputs: pl.DataFrame, ingested_video: pl.DataFrame) 
     Returns:
         ``provider_id, effect_type, status, compute_seconds, width, height, frames``.
     """
-    proxies = ingested_video.select("video_id", width="proxy_width", height="proxy_height",
-                                    frames="frame_count")
+    proxies = ingested_video.select("video_id", width="proxy_width", height="proxy_height", frames="frame_count")
     return provider_outputs.join(proxies, on="video_id", how="inner").select(
-        "provider_id", "effect_type", "status", "compute_seconds", "width", "height", "frames")
+        "provider_id", "effect_type", "status", "compute_seconds", "width", "height", "frames"
+    )
 
 
 class CostEstimator:
@@ -215,20 +214,25 @@ class CostEstimator:
                 used: a failed task's seconds say nothing about a successful one's.
         """
         ok = pl.col("status") == "succeeded" if "status" in history.columns else pl.lit(True)
-        rows = (history.filter(ok).with_columns(_size=_size_expr(history))
-                .filter((pl.col("compute_seconds") > 0) & (pl.col("_size") > 0))
-                .with_columns(_log_s=pl.col("compute_seconds").log(), _log_x=pl.col("_size").log()))
+        rows = (
+            history.filter(ok)
+            .with_columns(_size=_size_expr(history))
+            .filter((pl.col("compute_seconds") > 0) & (pl.col("_size") > 0))
+            .with_columns(_log_s=pl.col("compute_seconds").log(), _log_x=pl.col("_size").log())
+        )
         pairs: dict[tuple[str, str], _Regression | _Rate] = {}
         for (provider_id, effect_type), g in rows.group_by("provider_id", "effect_type"):
             log_s, log_x = g["_log_s"].to_numpy(), g["_log_x"].to_numpy()
             if len(g) >= MIN_REGRESSION_ROWS and np.ptp(log_x) >= math.log(MIN_SIZE_RATIO):
                 pairs[(provider_id, effect_type)] = _Regression(
-                    sm.OLS(log_s, np.column_stack([np.ones(len(g)), log_x])).fit(), len(g))
+                    sm.OLS(log_s, np.column_stack([np.ones(len(g)), log_x])).fit(), len(g)
+                )
             elif len(g) >= MIN_RATE_ROWS:
                 pairs[(provider_id, effect_type)] = _Rate.from_ratios(log_s - log_x)
         providers = {
             provider_id: _Rate.from_ratios((g["_log_s"] - g["_log_x"]).to_numpy())
-            for (provider_id,), g in rows.group_by("provider_id") if len(g) >= MIN_RATE_ROWS
+            for (provider_id,), g in rows.group_by("provider_id")
+            if len(g) >= MIN_RATE_ROWS
         }
         return cls(pairs, providers)
 
@@ -238,14 +242,26 @@ class CostEstimator:
     def coefficients(self) -> pl.DataFrame:
         """Per fitted (provider_id, effect_type): ``method, n, intercept, slope, log_sd`` and
         ``seconds_per_mpf`` (median seconds of a 1-megapixel-frame task = exp(intercept))."""
-        rows = [{"provider_id": p, "effect_type": e, "method": m.method, "n": m.n, **m.coefficients()}
-                for (p, e), m in sorted(self._pairs.items())]
-        schema = {"provider_id": pl.String, "effect_type": pl.String, "method": pl.String, "n": pl.Int64,
-                  "intercept": pl.Float64, "slope": pl.Float64, "log_sd": pl.Float64}
+        rows = [
+            {"provider_id": p, "effect_type": e, "method": m.method, "n": m.n, **m.coefficients()}
+            for (p, e), m in sorted(self._pairs.items())
+        ]
+        schema = {
+            "provider_id": pl.String,
+            "effect_type": pl.String,
+            "method": pl.String,
+            "n": pl.Int64,
+            "intercept": pl.Float64,
+            "slope": pl.Float64,
+            "log_sd": pl.Float64,
+        }
         return pl.DataFrame(rows, schema=schema).with_columns(seconds_per_mpf=pl.col("intercept").exp())
 
     def estimate(
-        self, task: TaskSpec, rate_card: RateCard, profile: ProviderCostProfile | None = None,
+        self,
+        task: TaskSpec,
+        rate_card: RateCard,
+        profile: ProviderCostProfile | None = None,
     ) -> Estimate:
         """Seconds and USD of one task with 80% intervals (``estimate_frame`` of one row).
 
@@ -253,12 +269,15 @@ class CostEstimator:
             KeyError: the instance type is not on the rate card.
             ValueError: non-positive size or batch size < 1.
         """
-        row = self.estimate_frame(pl.DataFrame([asdict(task)]), rate_card,
-                                  {task.provider_id: profile} if profile else None)
+        row = self.estimate_frame(
+            pl.DataFrame([asdict(task)]), rate_card, {task.provider_id: profile} if profile else None
+        )
         return Estimate(**row.select(*Estimate.__dataclass_fields__).row(0, named=True))
 
     def estimate_frame(
-        self, tasks: pl.DataFrame, rate_card: RateCard,
+        self,
+        tasks: pl.DataFrame,
+        rate_card: RateCard,
         profiles: Mapping[str, ProviderCostProfile] | None = None,
     ) -> pl.DataFrame:
         """Estimate every row of ``tasks``.
@@ -277,43 +296,64 @@ class CostEstimator:
             KeyError: an instance type is not on the rate card.
             ValueError: a non-positive size or a batch size < 1.
         """
-        optional = {f.name: f.default for f in TaskSpec.__dataclass_fields__.values()
-                    if f.default is not MISSING}
+        optional = {f.name: f.default for f in TaskSpec.__dataclass_fields__.values() if f.default is not MISSING}
         df = tasks.with_columns(
-            (pl.col(c).fill_null(v) if c in tasks.columns else pl.lit(v)).alias(f"_{c}")
-            for c, v in optional.items()
+            (pl.col(c).fill_null(v) if c in tasks.columns else pl.lit(v)).alias(f"_{c}") for c, v in optional.items()
         ).with_columns(
             _row=pl.int_range(pl.len(), dtype=pl.Int64),
-            megapixel_frames=megapixel_frames(pl.col("width"), pl.col("height"), pl.col("duration_s"),
-                                              pl.col("_fps")).cast(pl.Float64),
+            megapixel_frames=megapixel_frames(
+                pl.col("width"), pl.col("height"), pl.col("duration_s"), pl.col("_fps")
+            ).cast(pl.Float64),
         )
         if not (df["megapixel_frames"] > 0).all():
             raise ValueError("task size must be positive (width, height, duration_s, fps)")
         if not (df["_batch_size"] >= 1).all():
             raise ValueError("batch_size must be ≥ 1")
-        predicted = pl.DataFrame(schema={"_row": pl.Int64, "method": pl.String, "n_train": pl.Int64,
-                                         "_mid": pl.Float64, "_low": pl.Float64, "_high": pl.Float64})
+        predicted = pl.DataFrame(
+            schema={
+                "_row": pl.Int64,
+                "method": pl.String,
+                "n_train": pl.Int64,
+                "_mid": pl.Float64,
+                "_low": pl.Float64,
+                "_high": pl.Float64,
+            }
+        )
         for (provider_id, effect_type), g in df.group_by("provider_id", "effect_type"):
             model = self._model(provider_id, effect_type)
             mid, low, high = model.predict(g["megapixel_frames"].to_numpy())
-            part = {"_row": g["_row"], "method": model.method, "n_train": model.n,
-                    "_mid": mid, "_low": low, "_high": high}
+            part = {
+                "_row": g["_row"],
+                "method": model.method,
+                "n_train": model.n,
+                "_mid": mid,
+                "_low": low,
+                "_high": high,
+            }
             predicted = pl.concat([predicted, pl.DataFrame(part, schema=predicted.schema)])
         quantized = pl.when(pl.col("_quantized")).then(QUANTIZED_FACTOR).otherwise(1.0)
         factor = batch_factor(pl.col("_batch_size")) * quantized
-        df = df.join(predicted, on="_row", how="left").sort("_row").with_columns(
-            compute_seconds=pl.col("_mid") * factor, compute_seconds_low=pl.col("_low") * factor,
-            compute_seconds_high=pl.col("_high") * factor,
+        df = (
+            df.join(predicted, on="_row", how="left")
+            .sort("_row")
+            .with_columns(
+                compute_seconds=pl.col("_mid") * factor,
+                compute_seconds_low=pl.col("_low") * factor,
+                compute_seconds_high=pl.col("_high") * factor,
+            )
         )
         per_call = {p: prof.partner_usd_per_call for p, prof in (profiles or {}).items()}
         billed = df.select(
-            "provider_id", "instance_type", spot="_spot", output_bytes="_output_bytes",
-            partner_cost_usd=pl.col("provider_id").replace_strict(per_call, default=0.0,
-                                                                  return_dtype=pl.Float64),
+            "provider_id",
+            "instance_type",
+            spot="_spot",
+            output_bytes="_output_bytes",
+            partner_cost_usd=pl.col("provider_id").replace_strict(per_call, default=0.0, return_dtype=pl.Float64),
         )
         costs = {
-            f"cost_usd{q}": cost_breakdown(billed.with_columns(compute_seconds=df[f"compute_seconds{q}"]),
-                                           rate_card, profiles=profiles)["cost_usd"]
+            f"cost_usd{q}": cost_breakdown(
+                billed.with_columns(compute_seconds=df[f"compute_seconds{q}"]), rate_card, profiles=profiles
+            )["cost_usd"]
             for q in ("", "_low", "_high")
         }
         internal = ["_row", "_mid", "_low", "_high", *(f"_{c}" for c in optional)]
@@ -321,7 +361,11 @@ class CostEstimator:
 
 
 def estimate_accuracy(
-    estimates: pl.DataFrame, actuals: pl.DataFrame, *, metric: str = "compute_seconds", on: str = "task_id",
+    estimates: pl.DataFrame,
+    actuals: pl.DataFrame,
+    *,
+    metric: str = "compute_seconds",
+    on: str = "task_id",
 ) -> pl.DataFrame:
     """How good past estimates were, per provider × effect type.
 
@@ -337,15 +381,26 @@ def estimate_accuracy(
         fractions: 0.1 = 10%) and ``coverage`` (share of actuals inside [low, high]; near
         0.8 for a calibrated 80% interval), sorted by provider and effect.
     """
-    est = estimates.select(on, "provider_id", "effect_type", _est=pl.col(metric),
-                           _low=pl.col(f"{metric}_low"), _high=pl.col(f"{metric}_high"))
-    joined = (est.join(actuals.select(on, _act=pl.col(metric)), on=on, how="inner")
-              .filter(pl.col("_act") > 0)
-              .with_columns(_ape=(pl.col("_est") - pl.col("_act")).abs() / pl.col("_act")))
+    est = estimates.select(
+        on,
+        "provider_id",
+        "effect_type",
+        _est=pl.col(metric),
+        _low=pl.col(f"{metric}_low"),
+        _high=pl.col(f"{metric}_high"),
+    )
+    joined = (
+        est.join(actuals.select(on, _act=pl.col(metric)), on=on, how="inner")
+        .filter(pl.col("_act") > 0)
+        .with_columns(_ape=(pl.col("_est") - pl.col("_act")).abs() / pl.col("_act"))
+    )
     return (
         joined.group_by("provider_id", "effect_type")
-        .agg(n=pl.len().cast(pl.Int64), mape=pl.col("_ape").mean(),
-             p90_ape=pl.col("_ape").quantile(0.9, interpolation="linear"),
-             coverage=((pl.col("_act") >= pl.col("_low")) & (pl.col("_act") <= pl.col("_high"))).mean())
+        .agg(
+            n=pl.len().cast(pl.Int64),
+            mape=pl.col("_ape").mean(),
+            p90_ape=pl.col("_ape").quantile(0.9, interpolation="linear"),
+            coverage=((pl.col("_act") >= pl.col("_low")) & (pl.col("_act") <= pl.col("_high"))).mean(),
+        )
         .sort("provider_id", "effect_type")
     )

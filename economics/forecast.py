@@ -38,7 +38,7 @@ import polars as pl
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.holtwinters import ExponentialSmoothing, SimpleExpSmoothing
 
-SEASON = 24          # hours in the daily cycle
+SEASON = 24  # hours in the daily cycle
 MIN_SEASONAL = 2 * SEASON
 MIN_SMOOTHING = 3
 METRICS = ("revenue_usd", "cost_usd", "margin_usd")
@@ -95,26 +95,32 @@ def hourly_totals(costs: pl.DataFrame, start: datetime, end: datetime) -> pl.Dat
         hour of the range, zeros when nothing ran.
     """
     start, end = (t.replace(minute=0, second=0, microsecond=0) for t in (start, end))
-    hours = pl.DataFrame({"hour": pl.datetime_range(start, end, timedelta(hours=1), closed="left",
-                                                    time_unit="us", eager=True)})
+    hours = pl.DataFrame(
+        {"hour": pl.datetime_range(start, end, timedelta(hours=1), closed="left", time_unit="us", eager=True)}
+    )
     sums = (
         costs.filter((pl.col("finished_at") >= start) & (pl.col("finished_at") < end))
         .group_by(hour=pl.col("finished_at").dt.truncate("1h").cast(hours["hour"].dtype))
-        .agg(executions=pl.len().cast(pl.Int64),
-             revenue_usd=pl.col("revenue_usd").sum().cast(pl.Float64),
-             cost_usd=pl.col("cost_usd").sum().cast(pl.Float64))
+        .agg(
+            executions=pl.len().cast(pl.Int64),
+            revenue_usd=pl.col("revenue_usd").sum().cast(pl.Float64),
+            cost_usd=pl.col("cost_usd").sum().cast(pl.Float64),
+        )
     )
     return (
         hours.join(sums, on="hour", how="left")
-        .with_columns(pl.col("executions").fill_null(0),
-                      pl.col("revenue_usd", "cost_usd").fill_null(0.0))
+        .with_columns(pl.col("executions").fill_null(0), pl.col("revenue_usd", "cost_usd").fill_null(0.0))
         .with_columns(margin_usd=pl.col("revenue_usd") - pl.col("cost_usd"))
         .sort("hour")
     )
 
 
 def forecast_series(
-    values: np.ndarray, horizon: int = 24, level: float = 0.9, repetitions: int = 1000, seed: int = 0,
+    values: np.ndarray,
+    horizon: int = 24,
+    level: float = 0.9,
+    repetitions: int = 1000,
+    seed: int = 0,
 ) -> SeriesForecast:
     """Forecast one hourly series ``horizon`` hours ahead (model choice: module doc).
 
@@ -138,8 +144,7 @@ def forecast_series(
         return SeriesForecast("last_value", point, None, None, float(point.sum()), None, None)
     if y.size >= MIN_SEASONAL:
         method = "holt_winters_daily"
-        model = ExponentialSmoothing(y, seasonal="add", seasonal_periods=SEASON,
-                                     initialization_method="estimated")
+        model = ExponentialSmoothing(y, seasonal="add", seasonal_periods=SEASON, initialization_method="estimated")
     else:
         method = "simple_exponential_smoothing"
         model = SimpleExpSmoothing(y, initialization_method="estimated")
@@ -148,17 +153,18 @@ def forecast_series(
         warnings.simplefilter("ignore", ConvergenceWarning)
         fit = model.fit()
     point = np.asarray(fit.forecast(horizon), dtype=float)
-    paths = np.asarray(fit.simulate(horizon, anchor="end", repetitions=repetitions,
-                                    rng=np.random.default_rng(seed)), dtype=float).reshape(horizon, -1)
+    paths = np.asarray(
+        fit.simulate(horizon, anchor="end", repetitions=repetitions, rng=np.random.default_rng(seed)), dtype=float
+    ).reshape(horizon, -1)
     q = ((1 - level) / 2, (1 + level) / 2)
     lower, upper = np.quantile(paths, q, axis=1)
     total_lower, total_upper = np.quantile(paths.sum(axis=0), q)
-    return SeriesForecast(method, point, lower, upper, float(point.sum()),
-                          float(total_lower), float(total_upper))
+    return SeriesForecast(method, point, lower, upper, float(point.sum()), float(total_lower), float(total_upper))
 
 
 def _clipped(f: SeriesForecast) -> SeriesForecast:
     """``f`` with point and bounds floored at 0 (a quantity that cannot be negative)."""
+
     def clip(a):
         return None if a is None else np.maximum(a, 0.0)
 
@@ -166,12 +172,23 @@ def _clipped(f: SeriesForecast) -> SeriesForecast:
         return None if x is None else max(x, 0.0)
 
     point = clip(f.point)
-    return SeriesForecast(f.method, point, clip(f.lower), clip(f.upper), float(point.sum()),
-                          clip_total(f.total_lower), clip_total(f.total_upper))
+    return SeriesForecast(
+        f.method,
+        point,
+        clip(f.lower),
+        clip(f.upper),
+        float(point.sum()),
+        clip_total(f.total_lower),
+        clip_total(f.total_upper),
+    )
 
 
 def forecast_next_24h(
-    hourly: pl.DataFrame, level: float = 0.9, horizon: int = 24, repetitions: int = 1000, seed: int = 0,
+    hourly: pl.DataFrame,
+    level: float = 0.9,
+    horizon: int = 24,
+    repetitions: int = 1000,
+    seed: int = 0,
 ) -> Forecast:
     """Forecast revenue, cost and margin USD for the ``horizon`` hours after the history.
 
@@ -188,24 +205,44 @@ def forecast_next_24h(
         raise ValueError(f"forecast needs hourly history with {('hour', *METRICS)}; missing {missing}")
     hourly = hourly.sort("hour")
     last = hourly["hour"][-1]
-    future = pl.datetime_range(last + timedelta(hours=1), last + timedelta(hours=horizon),
-                               timedelta(hours=1), eager=True, time_unit=hourly["hour"].dtype.time_unit,
-                               time_zone=hourly["hour"].dtype.time_zone)
+    future = pl.datetime_range(
+        last + timedelta(hours=1),
+        last + timedelta(hours=horizon),
+        timedelta(hours=1),
+        eager=True,
+        time_unit=hourly["hour"].dtype.time_unit,
+        time_zone=hourly["hour"].dtype.time_zone,
+    )
     hourly_rows, total_rows = [], []
     for metric in METRICS:
         f = forecast_series(hourly[metric].to_numpy(), horizon, level, repetitions, seed)
         if metric in NONNEGATIVE:
             f = _clipped(f)
-        hourly_rows.append(pl.DataFrame({
-            "hour": future, "metric": [metric] * horizon, "point": f.point,
-            "lower": f.lower if f.lower is not None else [None] * horizon,
-            "upper": f.upper if f.upper is not None else [None] * horizon,
-        }, schema_overrides={"lower": pl.Float64, "upper": pl.Float64}))
-        total_rows.append({"metric": metric, "method": f.method, "point": f.total,
-                           "lower": f.total_lower, "upper": f.total_upper})
-    totals = pl.DataFrame(total_rows, schema={"metric": pl.String, "method": pl.String,
-                                              "point": pl.Float64, "lower": pl.Float64,
-                                              "upper": pl.Float64})
+        hourly_rows.append(
+            pl.DataFrame(
+                {
+                    "hour": future,
+                    "metric": [metric] * horizon,
+                    "point": f.point,
+                    "lower": f.lower if f.lower is not None else [None] * horizon,
+                    "upper": f.upper if f.upper is not None else [None] * horizon,
+                },
+                schema_overrides={"lower": pl.Float64, "upper": pl.Float64},
+            )
+        )
+        total_rows.append(
+            {"metric": metric, "method": f.method, "point": f.total, "lower": f.total_lower, "upper": f.total_upper}
+        )
+    totals = pl.DataFrame(
+        total_rows,
+        schema={
+            "metric": pl.String,
+            "method": pl.String,
+            "point": pl.Float64,
+            "lower": pl.Float64,
+            "upper": pl.Float64,
+        },
+    )
     point = dict(zip(totals["metric"], totals["point"]))
     margin_pct = point["margin_usd"] / point["revenue_usd"] if point["revenue_usd"] > 0 else None
     return Forecast(pl.concat(hourly_rows), totals, margin_pct, level)

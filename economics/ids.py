@@ -63,7 +63,11 @@ def event_id(stage: str, event_type: str, correlation_id: str, identity: Any = "
     return stable_id(stage, event_type, correlation_id, identity, length=EVENT_ID_LENGTH)
 
 
-def event_id_sql(stage: str = "stage", event_type: str = "event_type",
-                 correlation_id: str = "correlation_id", identity: str = "task_id") -> str:
+def event_id_sql(
+    stage: str = "stage",
+    event_type: str = "event_type",
+    correlation_id: str = "correlation_id",
+    identity: str = "task_id",
+) -> str:
     """``event_id`` as a DuckDB expression over the named columns (see ``stable_id_sql``)."""
     return stable_id_sql(stage, event_type, correlation_id, identity, length=EVENT_ID_LENGTH)

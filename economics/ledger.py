@@ -59,20 +59,40 @@ CREDIT, RESERVE, CONSUME, REFUND = "credit", "reserve", "consume", "refund"
 KINDS = (CREDIT, RESERVE, CONSUME, REFUND)
 TASK_KINDS = (RESERVE, CONSUME, REFUND)
 
-BALANCE_SCHEMA = pl.Schema({
-    "user_id": pl.String, "credited": pl.Int64, "reserved": pl.Int64,
-    "reserved_outstanding": pl.Int64, "consumed": pl.Int64, "refunded": pl.Int64,
-    "refunded_consumed": pl.Int64, "spent": pl.Int64, "available": pl.Int64,
-    "flagged": pl.Int64,
-})
-SETTLEMENT_SCHEMA = pl.Schema({
-    "task_id": pl.String, "user_id": pl.String, "reserved": pl.Int64,
-    "reserved_outstanding": pl.Int64, "consumed": pl.Int64, "refunded": pl.Int64,
-    "refunded_consumed": pl.Int64, "spent": pl.Int64,
-})
-AUDIT_SCHEMA = pl.Schema({
-    "user_id": pl.String, "task_id": pl.String, "entry_id": pl.String, "issue": pl.String,
-})
+BALANCE_SCHEMA = pl.Schema(
+    {
+        "user_id": pl.String,
+        "credited": pl.Int64,
+        "reserved": pl.Int64,
+        "reserved_outstanding": pl.Int64,
+        "consumed": pl.Int64,
+        "refunded": pl.Int64,
+        "refunded_consumed": pl.Int64,
+        "spent": pl.Int64,
+        "available": pl.Int64,
+        "flagged": pl.Int64,
+    }
+)
+SETTLEMENT_SCHEMA = pl.Schema(
+    {
+        "task_id": pl.String,
+        "user_id": pl.String,
+        "reserved": pl.Int64,
+        "reserved_outstanding": pl.Int64,
+        "consumed": pl.Int64,
+        "refunded": pl.Int64,
+        "refunded_consumed": pl.Int64,
+        "spent": pl.Int64,
+    }
+)
+AUDIT_SCHEMA = pl.Schema(
+    {
+        "user_id": pl.String,
+        "task_id": pl.String,
+        "entry_id": pl.String,
+        "issue": pl.String,
+    }
+)
 _REQUIRED = ("entry_id", "user_id", "task_id", "kind", "tokens", "occurred_at")
 _AUDIT_KEYS = ("user_id", "task_id", "entry_id")
 
@@ -86,8 +106,13 @@ def entry_id(kind: str, task_id: str) -> str:
 
 def _entry(kind, user_id, video_id, task_id, tokens, reason, at) -> dict:
     return {
-        "entry_id": entry_id(kind, task_id), "user_id": user_id, "correlation_id": video_id,
-        "task_id": task_id, "kind": kind, "tokens": int(tokens), "reason": reason,
+        "entry_id": entry_id(kind, task_id),
+        "user_id": user_id,
+        "correlation_id": video_id,
+        "task_id": task_id,
+        "kind": kind,
+        "tokens": int(tokens),
+        "reason": reason,
         "occurred_at": at,
     }
 
@@ -115,9 +140,9 @@ def reserve(tasks: list[dict], at: datetime) -> list[dict]:
             (shadow copies carry 0 and get no entry: they are never charged).
     """
     return [
-        _entry(RESERVE, t["user_id"], t["video_id"], t["task_id"], t["tokens_reserved"],
-               "dispatched", at)
-        for t in tasks if t["tokens_reserved"] > 0
+        _entry(RESERVE, t["user_id"], t["video_id"], t["task_id"], t["tokens_reserved"], "dispatched", at)
+        for t in tasks
+        if t["tokens_reserved"] > 0
     ]
 
 
@@ -127,8 +152,9 @@ def settle(task: dict, status: str, at: datetime, reason: str = "") -> dict | No
     if task["tokens_reserved"] <= 0:
         return None
     kind = CONSUME if status == "succeeded" else REFUND
-    return _entry(kind, task["user_id"], task["video_id"], task["task_id"],
-                  task["tokens_reserved"], reason or status, at)
+    return _entry(
+        kind, task["user_id"], task["video_id"], task["task_id"], task["tokens_reserved"], reason or status, at
+    )
 
 
 def refund_consumed(task: dict, at: datetime, reason: str) -> dict | None:
@@ -136,11 +162,11 @@ def refund_consumed(task: dict, at: datetime, reason: str) -> dict | None:
     kind ``refund`` id is the same as a failure refund, so a task is refunded at most once."""
     if task["tokens_reserved"] <= 0:
         return None
-    return _entry(REFUND, task["user_id"], task["video_id"], task["task_id"],
-                  task["tokens_reserved"], reason, at)
+    return _entry(REFUND, task["user_id"], task["video_id"], task["task_id"], task["tokens_reserved"], reason, at)
 
 
 # --- reading the ledger -----------------------------------------------------------------
+
 
 def _prepared(entries: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(valid entries counted once, issues found on the way).
@@ -158,33 +184,42 @@ def _prepared(entries: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         ValueError: a required column is missing.
     """
     if entries.width == 0:  # no ledger table yet
-        entries = pl.DataFrame(schema={c: pl.String for c in _REQUIRED} | {
-            "tokens": pl.Int64, "occurred_at": pl.Datetime("us", "UTC")})
+        entries = pl.DataFrame(
+            schema=dict.fromkeys(_REQUIRED, pl.String) | {"tokens": pl.Int64, "occurred_at": pl.Datetime("us", "UTC")}
+        )
     missing = [c for c in _REQUIRED if c not in entries.columns]
     if missing:
         raise ValueError(f"ledger entries lack columns {missing}")
-    rows = entries.lazy().select(
-        pl.col("entry_id").cast(pl.String), pl.col("user_id").cast(pl.String),
-        pl.col("task_id").cast(pl.String), pl.col("kind").cast(pl.String),
-        pl.col("tokens").cast(pl.Int64), "occurred_at",
-    ).sort("occurred_at", "entry_id", nulls_last=True)
+    rows = (
+        entries.lazy()
+        .select(
+            pl.col("entry_id").cast(pl.String),
+            pl.col("user_id").cast(pl.String),
+            pl.col("task_id").cast(pl.String),
+            pl.col("kind").cast(pl.String),
+            pl.col("tokens").cast(pl.Int64),
+            "occurred_at",
+        )
+        .sort("occurred_at", "entry_id", nulls_last=True)
+    )
     content = pl.struct("user_id", "task_id", "kind", "tokens")
     conflicting = (
-        rows.group_by("entry_id").agg(pl.col("user_id").first(), pl.col("task_id").first(),
-                                      n=content.n_unique())
-        .filter(pl.col("n") > 1).select(*_AUDIT_KEYS, issue=pl.lit("conflicting_duplicate"))
+        rows.group_by("entry_id")
+        .agg(pl.col("user_id").first(), pl.col("task_id").first(), n=content.n_unique())
+        .filter(pl.col("n") > 1)
+        .select(*_AUDIT_KEYS, issue=pl.lit("conflicting_duplicate"))
     )
     rows = rows.unique(subset="entry_id", keep="first", maintain_order=True)
     is_valid = (
-        pl.col("entry_id").is_not_null() & pl.col("kind").is_in(KINDS) & (pl.col("tokens") > 0)
+        pl.col("entry_id").is_not_null()
+        & pl.col("kind").is_in(KINDS)
+        & (pl.col("tokens") > 0)
         & ((pl.col("kind") == CREDIT) | pl.col("task_id").is_not_null())
     )
-    invalid = rows.filter(~is_valid.fill_null(False)).select(
-        *_AUDIT_KEYS, issue=pl.lit("invalid_entry"))
+    invalid = rows.filter(~is_valid.fill_null(False)).select(*_AUDIT_KEYS, issue=pl.lit("invalid_entry"))
     valid = rows.filter(is_valid.fill_null(False))
     slot_taken = (pl.col("kind") != CREDIT) & (pl.int_range(pl.len()).over("kind", "task_id") > 0)
-    second_slot = valid.filter(slot_taken).select(
-        *_AUDIT_KEYS, issue=pl.lit("conflicting_duplicate"))
+    second_slot = valid.filter(slot_taken).select(*_AUDIT_KEYS, issue=pl.lit("conflicting_duplicate"))
     issues = pl.concat([conflicting, invalid, second_slot], how="vertical_relaxed")
     valid, issues = pl.collect_all([valid.filter(~slot_taken), issues])
     return valid, issues
@@ -192,6 +227,7 @@ def _prepared(entries: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def _tasks(valid: pl.DataFrame) -> pl.DataFrame:
     """One row per task with the raw amounts of its reserve / consume / refund."""
+
     def amount(kind: str) -> pl.Expr:
         return pl.col("tokens").filter(pl.col("kind") == kind).sum().cast(pl.Int64)
 
@@ -199,14 +235,20 @@ def _tasks(valid: pl.DataFrame) -> pl.DataFrame:
         return (pl.col("kind") == kind).any()
 
     return (
-        valid.lazy().filter(pl.col("kind").is_in(TASK_KINDS)).group_by("task_id")
+        valid.lazy()
+        .filter(pl.col("kind").is_in(TASK_KINDS))
+        .group_by("task_id")
         .agg(
             # the reservation's owner is the task's user; an orphan keeps its own user so
             # it can be reported
             user_id=pl.col("user_id").sort_by(pl.col("kind") != RESERVE).first(),
             users=pl.col("user_id").n_unique(),
-            has_reserve=present(RESERVE), has_consume=present(CONSUME), has_refund=present(REFUND),
-            r=amount(RESERVE), c=amount(CONSUME), f=amount(REFUND),
+            has_reserve=present(RESERVE),
+            has_consume=present(CONSUME),
+            has_refund=present(REFUND),
+            r=amount(RESERVE),
+            c=amount(CONSUME),
+            f=amount(REFUND),
             refund_at=pl.col("occurred_at").filter(pl.col("kind") == REFUND).first(),
             consume_at=pl.col("occurred_at").filter(pl.col("kind") == CONSUME).first(),
         )
@@ -220,21 +262,26 @@ def _settled(tasks: pl.DataFrame) -> pl.LazyFrame:
     reserved = pl.col("has_reserve")
     consumed = pl.when(reserved & pl.col("has_consume")).then(pl.min_horizontal(c, r)).otherwise(0)
     return (
-        tasks.lazy().with_columns(
+        tasks.lazy()
+        .with_columns(
             reserved=pl.when(reserved).then(r).otherwise(0),
             reserved_outstanding=pl.when(reserved & ~pl.col("has_consume") & ~pl.col("has_refund"))
-            .then(r).otherwise(0),
+            .then(r)
+            .otherwise(0),
             consumed=consumed,
         )
         .with_columns(
             refunded_consumed=pl.when(reserved & pl.col("has_consume") & pl.col("has_refund"))
-            .then(pl.min_horizontal(f, pl.col("consumed"))).otherwise(0),
+            .then(pl.min_horizontal(f, pl.col("consumed")))
+            .otherwise(0),
         )
         .with_columns(
             # what the refund entry handed back: the charge it reversed, or the whole
             # reservation it released
-            refunded=pl.when(~reserved | ~pl.col("has_refund")).then(0)
-            .when(pl.col("has_consume")).then(pl.col("refunded_consumed"))
+            refunded=pl.when(~reserved | ~pl.col("has_refund"))
+            .then(0)
+            .when(pl.col("has_consume"))
+            .then(pl.col("refunded_consumed"))
             .otherwise(r),
             spent=pl.col("consumed") - pl.col("refunded_consumed"),
         )
@@ -245,21 +292,26 @@ def _task_issues(tasks: pl.DataFrame) -> pl.LazyFrame:
     """Audit rows for tasks whose entries do not make a clean reserve → settle story."""
     rules = {
         "orphan_settlement": ~pl.col("has_reserve"),
-        "consume_exceeds_reserve": pl.col("has_reserve") & pl.col("has_consume")
-        & (pl.col("c") > pl.col("r")),
-        "refund_exceeds_consumed": pl.col("has_reserve") & pl.col("has_consume") & pl.col("has_refund")
+        "consume_exceeds_reserve": pl.col("has_reserve") & pl.col("has_consume") & (pl.col("c") > pl.col("r")),
+        "refund_exceeds_consumed": pl.col("has_reserve")
+        & pl.col("has_consume")
+        & pl.col("has_refund")
         & (pl.col("f") > pl.min_horizontal("c", "r")),
-        "refund_exceeds_reserve": pl.col("has_reserve") & ~pl.col("has_consume")
-        & (pl.col("f") > pl.col("r")),
-        "consume_after_refund": pl.col("has_consume") & pl.col("has_refund")
+        "refund_exceeds_reserve": pl.col("has_reserve") & ~pl.col("has_consume") & (pl.col("f") > pl.col("r")),
+        "consume_after_refund": pl.col("has_consume")
+        & pl.col("has_refund")
         & (pl.col("consume_at") > pl.col("refund_at")),
         "user_mismatch": pl.col("users") > 1,
     }
-    return pl.concat([
-        tasks.lazy().filter(rule.fill_null(False)).select(
-            "user_id", "task_id", entry_id=pl.lit(None, pl.String), issue=pl.lit(name))
-        for name, rule in rules.items()
-    ], how="vertical_relaxed")
+    return pl.concat(
+        [
+            tasks.lazy()
+            .filter(rule.fill_null(False))
+            .select("user_id", "task_id", entry_id=pl.lit(None, pl.String), issue=pl.lit(name))
+            for name, rule in rules.items()
+        ],
+        how="vertical_relaxed",
+    )
 
 
 def task_settlements(entries: pl.DataFrame) -> pl.DataFrame:
@@ -310,15 +362,19 @@ def balances(entries: pl.DataFrame) -> pl.DataFrame:
     """
     valid, issues = _prepared(entries)
     tasks = _tasks(valid)
-    per_task = _settled(tasks).group_by("user_id").agg(
-        pl.col(c).sum() for c in ("reserved", "reserved_outstanding", "consumed", "refunded",
-                                  "refunded_consumed", "spent")
+    per_task = (
+        _settled(tasks)
+        .group_by("user_id")
+        .agg(
+            pl.col(c).sum()
+            for c in ("reserved", "reserved_outstanding", "consumed", "refunded", "refunded_consumed", "spent")
+        )
     )
-    credited = (valid.lazy().filter(pl.col("kind") == CREDIT)
-                .group_by("user_id").agg(credited=pl.col("tokens").sum()))
+    credited = valid.lazy().filter(pl.col("kind") == CREDIT).group_by("user_id").agg(credited=pl.col("tokens").sum())
     flagged = (
         pl.concat([issues.lazy(), _task_issues(tasks)], how="vertical_relaxed")
-        .group_by("user_id").agg(flagged=pl.len())
+        .group_by("user_id")
+        .agg(flagged=pl.len())
     )
     users = pl.concat([f.select("user_id") for f in (per_task, credited, flagged)]).unique()
     return (
@@ -327,7 +383,10 @@ def balances(entries: pl.DataFrame) -> pl.DataFrame:
         .join(flagged, on="user_id", how="left", nulls_equal=True)
         .with_columns(pl.exclude("user_id").fill_null(0))
         .with_columns(available=pl.col("credited") - pl.col("spent") - pl.col("reserved_outstanding"))
-        .select(BALANCE_SCHEMA.names()).cast(BALANCE_SCHEMA).sort("user_id", nulls_last=True).collect()
+        .select(BALANCE_SCHEMA.names())
+        .cast(BALANCE_SCHEMA)
+        .sort("user_id", nulls_last=True)
+        .collect()
     )
 
 

@@ -34,7 +34,10 @@ BURN_RATE_COLUMNS = ("cost_usd", "revenue_usd", "tokens_charged", "cost_tokens")
 
 
 def _per_window(
-    costs: pl.DataFrame, now: datetime, by: Sequence[str], aggs: dict[str, pl.Expr],
+    costs: pl.DataFrame,
+    now: datetime,
+    by: Sequence[str],
+    aggs: dict[str, pl.Expr],
 ) -> pl.DataFrame:
     """``aggs`` over the rows of each window ending at ``now``, grouped by ``by``; one
     frame with ``window``, ``window_start``, ``window_end`` first."""
@@ -43,8 +46,7 @@ def _per_window(
         start = now - length
         inside = costs.filter((pl.col("finished_at") > start) & (pl.col("finished_at") <= now))
         agg = inside.group_by(*by).agg(**aggs) if by else inside.select(**aggs)
-        frames.append(agg.with_columns(
-            window=pl.lit(name), window_start=pl.lit(start), window_end=pl.lit(now)))
+        frames.append(agg.with_columns(window=pl.lit(name), window_start=pl.lit(start), window_end=pl.lit(now)))
     out = pl.concat(frames, how="vertical_relaxed")
     return out.select("window", "window_start", "window_end", *by, *aggs)
 
@@ -65,14 +67,19 @@ def marginality_windows(costs: pl.DataFrame, now: datetime) -> pl.DataFrame:
         'simulated'), it is a grouping key: simulated money never mixes with real money.
     """
     keys = ("provider_id", "effect_type") + (("source",) if "source" in costs.columns else ())
-    out = _per_window(costs, now, keys, {
-        "executions": pl.len().cast(pl.Int64),
-        "succeeded": (pl.col("status") == "succeeded").sum().cast(pl.Int64),
-        "tokens_charged": pl.col("tokens_charged").sum().cast(pl.Int64),
-        "cost_tokens": pl.col("cost_tokens").sum(),
-        "revenue_usd": pl.col("revenue_usd").sum(),
-        "cost_usd": pl.col("cost_usd").sum(),
-    })
+    out = _per_window(
+        costs,
+        now,
+        keys,
+        {
+            "executions": pl.len().cast(pl.Int64),
+            "succeeded": (pl.col("status") == "succeeded").sum().cast(pl.Int64),
+            "tokens_charged": pl.col("tokens_charged").sum().cast(pl.Int64),
+            "cost_tokens": pl.col("cost_tokens").sum(),
+            "revenue_usd": pl.col("revenue_usd").sum(),
+            "cost_usd": pl.col("cost_usd").sum(),
+        },
+    )
     return out.with_columns(margin=margin_expr("tokens_charged", "cost_tokens")).sort("window", *keys)
 
 
@@ -91,18 +98,22 @@ def burn_rates(costs: pl.DataFrame, now: datetime, by: Sequence[str] = ()) -> pl
         executions, and ``<column>_per_hour`` for cost_usd, revenue_usd,
         tokens_charged (the tokens consumed by users) and cost_tokens; all Float64.
     """
-    totals = _per_window(costs, now, tuple(by), {
-        "executions": pl.len().cast(pl.Int64),
-        **{c: pl.col(c).sum().cast(pl.Float64) for c in BURN_RATE_COLUMNS},
-    })
+    totals = _per_window(
+        costs,
+        now,
+        tuple(by),
+        {
+            "executions": pl.len().cast(pl.Int64),
+            **{c: pl.col(c).sum().cast(pl.Float64) for c in BURN_RATE_COLUMNS},
+        },
+    )
     hours = pl.col("window").replace_strict(
         {name: length.total_seconds() / 3600 for name, length in WINDOWS.items()},
         return_dtype=pl.Float64,
     )
     return (
         totals.with_columns(hours=hours)
-        .with_columns(**{f"{c}_per_hour": pl.col(c).fill_null(0.0) / pl.col("hours")
-                         for c in BURN_RATE_COLUMNS})
+        .with_columns(**{f"{c}_per_hour": pl.col(c).fill_null(0.0) / pl.col("hours") for c in BURN_RATE_COLUMNS})
         .drop(*BURN_RATE_COLUMNS)
         .sort(pl.col("hours"), *by)
     )

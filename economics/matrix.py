@@ -11,8 +11,9 @@ import polars as pl
 from economics.margin import margin_expr
 
 
-def provider_effect_matrix(runs: pl.DataFrame, source: str, computed_at: datetime,
-                           benchmark_id: str | None = None) -> pl.DataFrame:
+def provider_effect_matrix(
+    runs: pl.DataFrame, source: str, computed_at: datetime, benchmark_id: str | None = None
+) -> pl.DataFrame:
     """Aggregate runs per (provider_id, effect_type).
 
     Args:
@@ -39,7 +40,8 @@ def provider_effect_matrix(runs: pl.DataFrame, source: str, computed_at: datetim
             mean_cost_usd=pl.col("cost_usd").mean(),
             margin=margin_expr(charged, pl.col("cost_tokens").sum()),
         )
-        .with_columns(source=pl.lit(source), benchmark_id=pl.lit(benchmark_id, pl.String),
-                      computed_at=pl.lit(computed_at))
+        .with_columns(
+            source=pl.lit(source), benchmark_id=pl.lit(benchmark_id, pl.String), computed_at=pl.lit(computed_at)
+        )
         .sort("effect_type", "provider_id")
     )

@@ -45,22 +45,24 @@ from economics.routing import CONFIDENCE_PSEUDO_COUNT
 
 TYPES = ("PROVIDER_SWITCH", "PRICE_ADJUSTMENT", "FLEET_OPTIMIZATION", "WORKFLOW_TUNING")
 
-RECOMMENDATION_SCHEMA = pl.Schema({
-    "recommendation_id": pl.String,        # sha256 of (type, effect, provider, action), 16 hex
-    "type": pl.String,                     # one of TYPES
-    "effect_type": pl.String,              # null for provider-wide FLEET_OPTIMIZATION
-    "provider_id": pl.String,              # null for PRICE_ADJUSTMENT
-    "title": pl.String,
-    "rationale": pl.String,                # the numbers the rule fired on, in words
-    "action": pl.String,                   # JSON: what to change (machine-applicable)
-    "projected_margin_impact_usd": pl.Float64,  # USD per day at current volume (+ = more margin)
-    "projected_quality_impact": pl.Float64,     # Δ mean composite (0..1 scale); null = not projected
-    "confidence": pl.Float64,              # 0..1
-    "based_on_executions": pl.Int64,
-    "auto_applicable": pl.Boolean,         # low risk and reversible: may be applied unattended
-    "requires_admin_approval": pl.Boolean,
-    "created_at": pl.Datetime("us", "UTC"),
-})
+RECOMMENDATION_SCHEMA = pl.Schema(
+    {
+        "recommendation_id": pl.String,  # sha256 of (type, effect, provider, action), 16 hex
+        "type": pl.String,  # one of TYPES
+        "effect_type": pl.String,  # null for provider-wide FLEET_OPTIMIZATION
+        "provider_id": pl.String,  # null for PRICE_ADJUSTMENT
+        "title": pl.String,
+        "rationale": pl.String,  # the numbers the rule fired on, in words
+        "action": pl.String,  # JSON: what to change (machine-applicable)
+        "projected_margin_impact_usd": pl.Float64,  # USD per day at current volume (+ = more margin)
+        "projected_quality_impact": pl.Float64,  # Δ mean composite (0..1 scale); null = not projected
+        "confidence": pl.Float64,  # 0..1
+        "based_on_executions": pl.Int64,
+        "auto_applicable": pl.Boolean,  # low risk and reversible: may be applied unattended
+        "requires_admin_approval": pl.Boolean,
+        "created_at": pl.Datetime("us", "UTC"),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -125,18 +127,36 @@ def recommendation_id(type_: str, effect_type: str | None, provider_id: str | No
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _rec(type_: str, effect_type: str | None, provider_id: str | None, *, title: str, rationale: str,
-         action: dict, impact: float, quality: float | None, n_conf: int, based_on: int, auto: bool,
-         approval: bool) -> dict:
+def _rec(
+    type_: str,
+    effect_type: str | None,
+    provider_id: str | None,
+    *,
+    title: str,
+    rationale: str,
+    action: dict,
+    impact: float,
+    quality: float | None,
+    n_conf: int,
+    based_on: int,
+    auto: bool,
+    approval: bool,
+) -> dict:
     """One RECOMMENDATION_SCHEMA row (without ``created_at``); ``n_conf`` sets the confidence."""
     return {
-        "recommendation_id": recommendation_id(type_, effect_type, provider_id, action), "type": type_,
-        "effect_type": effect_type, "provider_id": provider_id, "title": title, "rationale": rationale,
+        "recommendation_id": recommendation_id(type_, effect_type, provider_id, action),
+        "type": type_,
+        "effect_type": effect_type,
+        "provider_id": provider_id,
+        "title": title,
+        "rationale": rationale,
         "action": json.dumps(action, sort_keys=True),
         "projected_margin_impact_usd": round(float(impact), 8),
         "projected_quality_impact": None if quality is None else round(float(quality), 4),
-        "confidence": confidence(n_conf), "based_on_executions": int(based_on),
-        "auto_applicable": bool(auto), "requires_admin_approval": bool(approval),
+        "confidence": confidence(n_conf),
+        "based_on_executions": int(based_on),
+        "auto_applicable": bool(auto),
+        "requires_admin_approval": bool(approval),
     }
 
 
@@ -164,12 +184,15 @@ def _quality(quality: pl.DataFrame) -> pl.DataFrame:
         return rows.group_by(keys).agg(
             mean_quality=pl.col("composite").mean(),
             mean_artifacts=_opt(quality, "artifacts", None).cast(pl.Float64).mean(),
-            scored=pl.len().cast(pl.Int64))
+            scored=pl.len().cast(pl.Int64),
+        )
     if "mean_quality" in quality.columns:
         return quality.select(
-            *keys, pl.col("mean_quality").cast(pl.Float64),
+            *keys,
+            pl.col("mean_quality").cast(pl.Float64),
             _opt(quality, "mean_artifacts", None).cast(pl.Float64).alias("mean_artifacts"),
-            _opt(quality, "scored", None).cast(pl.Int64).alias("scored"))
+            _opt(quality, "scored", None).cast(pl.Int64).alias("scored"),
+        )
     raise ValueError("quality needs 'composite' (quality_scores rows) or 'mean_quality' (aggregated)")
 
 
@@ -185,9 +208,11 @@ def _pair_stats(costs: pl.DataFrame, quality: pl.DataFrame, days: float) -> pl.D
     ok = pl.col("status") == "succeeded"
     visible = ok & (_opt(costs, "selection", "ranked") != "shadow")
     stats = costs.group_by("provider_id", "effect_type").agg(
-        n=pl.len().cast(pl.Int64), succeeded=ok.sum().cast(pl.Int64),
+        n=pl.len().cast(pl.Int64),
+        succeeded=ok.sum().cast(pl.Int64),
         visible=visible.sum().cast(pl.Int64),
-        cost_usd=pl.col("cost_usd").sum(), failed_cost_usd=pl.col("cost_usd").filter(~ok).sum(),
+        cost_usd=pl.col("cost_usd").sum(),
+        failed_cost_usd=pl.col("cost_usd").filter(~ok).sum(),
         mean_success_cost=pl.col("cost_usd").filter(ok).mean(),
         median_success_cost=pl.col("cost_usd").filter(ok).median(),
         std_success_cost=pl.col("cost_usd").filter(ok).std(),
@@ -196,10 +221,12 @@ def _pair_stats(costs: pl.DataFrame, quality: pl.DataFrame, days: float) -> pl.D
         cost_per_success=pl.when(pl.col("succeeded") > 0).then(pl.col("cost_usd") / pl.col("succeeded")),
         failure_rate=1 - pl.col("succeeded") / pl.col("n"),
         cost_cv=pl.col("std_success_cost") / pl.col("mean_success_cost"),
-        visible_per_day=pl.col("visible") / days, succeeded_per_day=pl.col("succeeded") / days,
+        visible_per_day=pl.col("visible") / days,
+        succeeded_per_day=pl.col("succeeded") / days,
     )
-    return (stats.join(_quality(quality), on=["provider_id", "effect_type"], how="left")
-            .sort("provider_id", "effect_type"))
+    return stats.join(_quality(quality), on=["provider_id", "effect_type"], how="left").sort(
+        "provider_id", "effect_type"
+    )
 
 
 def _provider_stats(costs: pl.DataFrame, days: float) -> pl.DataFrame:
@@ -209,14 +236,19 @@ def _provider_stats(costs: pl.DataFrame, days: float) -> pl.DataFrame:
     compute, idle = _opt(costs, "compute_cost_usd"), _opt(costs, "idle_cost_usd")
     # Utilisation from the cost terms: busy / (busy + idle) = u, by the idle formula's definition.
     util = compute.sum() / (compute + idle).sum() if "idle_cost_usd" in costs.columns else pl.lit(None)
-    return costs.group_by("provider_id").agg(
-        n=pl.len().cast(pl.Int64), failure_rate=1 - ok.mean(),
-        instance_type=pl.col("instance_type").drop_nulls().mode().sort().first(),
-        spot_share=_opt(costs, "spot", False).cast(pl.Float64).mean(),
-        p95_seconds=(_opt(costs, "duration_ms", None).filter(ok) / 1000).quantile(0.95),
-        instance_usd_per_day=(compute + _opt(costs, "startup_cost_usd") + idle).sum() / days,
-        utilisation=util.cast(pl.Float64),
-    ).sort("provider_id")
+    return (
+        costs.group_by("provider_id")
+        .agg(
+            n=pl.len().cast(pl.Int64),
+            failure_rate=1 - ok.mean(),
+            instance_type=pl.col("instance_type").drop_nulls().mode().sort().first(),
+            spot_share=_opt(costs, "spot", False).cast(pl.Float64).mean(),
+            p95_seconds=(_opt(costs, "duration_ms", None).filter(ok) / 1000).quantile(0.95),
+            instance_usd_per_day=(compute + _opt(costs, "startup_cost_usd") + idle).sum() / days,
+            utilisation=util.cast(pl.Float64),
+        )
+        .sort("provider_id")
+    )
 
 
 # --- the rules ------------------------------------------------------------------------------------
@@ -224,8 +256,12 @@ def _provider_switch(pairs: pl.DataFrame, manifest: dict, policy: Policy) -> lis
     by_key = {(r["provider_id"], r["effect_type"]): r for r in pairs.iter_rows(named=True)}
 
     def usable(r: dict | None) -> bool:  # enough executions, a quality and a cost to compare
-        return (r is not None and r["n"] >= policy.min_executions and r["mean_quality"] is not None
-                and r["cost_per_success"] is not None)
+        return (
+            r is not None
+            and r["n"] >= policy.min_executions
+            and r["mean_quality"] is not None
+            and r["cost_per_success"] is not None
+        )
 
     out = []
     for effect_type, entries in sorted(manifest.get("effects", {}).items()):
@@ -234,10 +270,18 @@ def _provider_switch(pairs: pl.DataFrame, manifest: dict, policy: Policy) -> lis
             continue
         alts = [a for e in ranked[1:] if usable(a := by_key.get((e["provider_id"], effect_type)))]
         top_cost, top_q = top["cost_per_success"], top["mean_quality"]
-        cheaper = [a for a in alts if a["cost_per_success"] <= (1 - policy.min_saving_share) * top_cost
-                   and a["mean_quality"] >= top_q - policy.quality_tolerance]
-        better = [a for a in alts if a["mean_quality"] >= top_q + policy.quality_gain
-                  and a["cost_per_success"] <= (1 + policy.cost_tolerance_share) * top_cost]
+        cheaper = [
+            a
+            for a in alts
+            if a["cost_per_success"] <= (1 - policy.min_saving_share) * top_cost
+            and a["mean_quality"] >= top_q - policy.quality_tolerance
+        ]
+        better = [
+            a
+            for a in alts
+            if a["mean_quality"] >= top_q + policy.quality_gain
+            and a["cost_per_success"] <= (1 + policy.cost_tolerance_share) * top_cost
+        ]
         # Deterministic choice: cheapest (then best, then id) / best (then cheapest, then id).
         if cheaper:
             why = "cheaper"
@@ -251,29 +295,50 @@ def _provider_switch(pairs: pl.DataFrame, manifest: dict, policy: Policy) -> lis
         dq = alt["mean_quality"] - top_q
         n_conf = min(top["n"], alt["n"])
         auto = dq >= 0 and confidence(n_conf) >= policy.auto_min_confidence
-        out.append(_rec(
-            "PROVIDER_SWITCH", effect_type, alt["provider_id"],
-            title=f"Rank {alt['provider_id']} first for {effect_type} ({why} than {top['provider_id']})",
-            rationale=f"{alt['provider_id']} costs ${alt['cost_per_success']:.6f} per successful output vs "
-            f"${top_cost:.6f} for {top['provider_id']} ({-saving / top_cost:+.0%}), "
-            f"quality {alt['mean_quality']:.3f} vs {top_q:.3f} ({dq:+.3f}); "
-            f"{top['visible_per_day']:.1f} delivered outputs/day on {top['provider_id']}.",
-            action={"effect_type": effect_type, "from_provider": top["provider_id"],
-                    "to_provider": alt["provider_id"]},
-            impact=saving * top["visible_per_day"], quality=dq, n_conf=n_conf,
-            based_on=top["n"] + alt["n"], auto=auto, approval=not auto,
-        ))
+        out.append(
+            _rec(
+                "PROVIDER_SWITCH",
+                effect_type,
+                alt["provider_id"],
+                title=f"Rank {alt['provider_id']} first for {effect_type} ({why} than {top['provider_id']})",
+                rationale=f"{alt['provider_id']} costs ${alt['cost_per_success']:.6f} per successful output vs "
+                f"${top_cost:.6f} for {top['provider_id']} ({-saving / top_cost:+.0%}), "
+                f"quality {alt['mean_quality']:.3f} vs {top_q:.3f} ({dq:+.3f}); "
+                f"{top['visible_per_day']:.1f} delivered outputs/day on {top['provider_id']}.",
+                action={
+                    "effect_type": effect_type,
+                    "from_provider": top["provider_id"],
+                    "to_provider": alt["provider_id"],
+                },
+                impact=saving * top["visible_per_day"],
+                quality=dq,
+                n_conf=n_conf,
+                based_on=top["n"] + alt["n"],
+                auto=auto,
+                approval=not auto,
+            )
+        )
     return out
 
 
 def _price_adjustment(
-    costs: pl.DataFrame, price_tokens: Mapping[str, int], token_usd_rate: float, days: float,
-    policy: Policy, market_price_tokens: Mapping[str, int] | None,
+    costs: pl.DataFrame,
+    price_tokens: Mapping[str, int],
+    token_usd_rate: float,
+    days: float,
+    policy: Policy,
+    market_price_tokens: Mapping[str, int] | None,
 ) -> list[dict]:
-    effects = costs.group_by("effect_type").agg(
-        n=pl.len().cast(pl.Int64), charged=(pl.col("tokens_charged") > 0).sum().cast(pl.Int64),
-        tokens=pl.col("tokens_charged").sum(), cost_tokens=pl.col("cost_tokens").sum(),
-    ).sort("effect_type")
+    effects = (
+        costs.group_by("effect_type")
+        .agg(
+            n=pl.len().cast(pl.Int64),
+            charged=(pl.col("tokens_charged") > 0).sum().cast(pl.Int64),
+            tokens=pl.col("tokens_charged").sum(),
+            cost_tokens=pl.col("cost_tokens").sum(),
+        )
+        .sort("effect_type")
+    )
     out = []
     for e in effects.iter_rows(named=True):
         price = price_tokens.get(e["effect_type"])
@@ -287,24 +352,31 @@ def _price_adjustment(
         market = (market_price_tokens or {}).get(e["effect_type"])
         if margin < policy.margin_floor and target_price > price:
             new, why = target_price, f"margin {margin:.1%} is below the {policy.margin_floor:.0%} floor"
-        elif (market is not None and price > market * (1 + policy.market_premium)
-              and margin > policy.target_margin):
+        elif market is not None and price > market * (1 + policy.market_premium) and margin > policy.target_margin:
             new = max(target_price, int(market))
             why = f"price {price} tokens is {price / market - 1:+.0%} above the market's {market}"
         else:
             continue
         if new == price:
             continue
-        out.append(_rec(
-            "PRICE_ADJUSTMENT", e["effect_type"], None,
-            title=f"{'Raise' if new > price else 'Lower'} {e['effect_type']} from {price} to {new} tokens",
-            rationale=f"{why}: {e['charged']} charged executions, cost {cost_per_charged:.3f} tokens "
-            f"per charged execution; {new} tokens gives a margin of {margin_of(new, cost_per_charged):.1%} "
-            f"(target {policy.target_margin:.0%}). Impact assumes today's volume (no price elasticity).",
-            action={"effect_type": e["effect_type"], "price_tokens": new, "previous_price_tokens": price},
-            impact=(new - price) * token_usd_rate * e["charged"] / days, quality=0.0,
-            n_conf=e["charged"], based_on=e["n"], auto=False, approval=True,  # users pay it: a human decides
-        ))
+        out.append(
+            _rec(
+                "PRICE_ADJUSTMENT",
+                e["effect_type"],
+                None,
+                title=f"{'Raise' if new > price else 'Lower'} {e['effect_type']} from {price} to {new} tokens",
+                rationale=f"{why}: {e['charged']} charged executions, cost {cost_per_charged:.3f} tokens "
+                f"per charged execution; {new} tokens gives a margin of {margin_of(new, cost_per_charged):.1%} "
+                f"(target {policy.target_margin:.0%}). Impact assumes today's volume (no price elasticity).",
+                action={"effect_type": e["effect_type"], "price_tokens": new, "previous_price_tokens": price},
+                impact=(new - price) * token_usd_rate * e["charged"] / days,
+                quality=0.0,
+                n_conf=e["charged"],
+                based_on=e["n"],
+                auto=False,
+                approval=True,  # users pay it: a human decides
+            )
+        )
     return out
 
 
@@ -316,21 +388,34 @@ def _fleet(providers: pl.DataFrame, rate_card: RateCard, policy: Policy) -> list
             continue
         pid, spend = p["provider_id"], p["instance_usd_per_day"]
         short = p["p95_seconds"] is not None and p["p95_seconds"] <= policy.spot_safe_seconds
-        if (p["spot_share"] < 0.5 and rate_card.spot_multiplier < 1 and short
-                and p["failure_rate"] <= policy.max_spot_failure_rate):
+        if (
+            p["spot_share"] < 0.5
+            and rate_card.spot_multiplier < 1
+            and short
+            and p["failure_rate"] <= policy.max_spot_failure_rate
+        ):
             # Short, reliable tasks survive an interruption by finishing or re-running cheaply,
             # and the change is reversible: auto-applicable once the sample is large enough.
             auto = confidence(n) >= policy.auto_min_confidence
-            out.append(_rec(
-                "FLEET_OPTIMIZATION", None, pid, title=f"Run {pid} on spot {itype}",
-                rationale=f"p95 task time {p['p95_seconds']:.1f} s fits the "
-                f"{policy.spot_safe_seconds:.0f} s spot interruption notice and "
-                f"{p['failure_rate']:.1%} of tasks fail; spot costs ×{rate_card.spot_multiplier} "
-                f"of ${spend:.6f}/day instance spend.",
-                action={"provider_id": pid, "instance_type": itype, "spot": True},
-                impact=spend * (1 - rate_card.spot_multiplier), quality=0.0, n_conf=n, based_on=n,
-                auto=auto, approval=not auto,
-            ))
+            out.append(
+                _rec(
+                    "FLEET_OPTIMIZATION",
+                    None,
+                    pid,
+                    title=f"Run {pid} on spot {itype}",
+                    rationale=f"p95 task time {p['p95_seconds']:.1f} s fits the "
+                    f"{policy.spot_safe_seconds:.0f} s spot interruption notice and "
+                    f"{p['failure_rate']:.1%} of tasks fail; spot costs ×{rate_card.spot_multiplier} "
+                    f"of ${spend:.6f}/day instance spend.",
+                    action={"provider_id": pid, "instance_type": itype, "spot": True},
+                    impact=spend * (1 - rate_card.spot_multiplier),
+                    quality=0.0,
+                    n_conf=n,
+                    based_on=n,
+                    auto=auto,
+                    approval=not auto,
+                )
+            )
         u = p["utilisation"]
         if u is None or u >= policy.max_target_utilisation:
             continue
@@ -338,20 +423,32 @@ def _fleet(providers: pl.DataFrame, rate_card: RateCard, policy: Policy) -> list
         family = itype.split("-")[0]
         # Assumption: throughput scales with price within a family (cpu-8c = 4 × cpu-2c in vCPUs
         # and price), so the same work keeps a node u × rate / rate' busy on the smaller one.
-        fits = [(r, t) for t, r in rate_card.usd_per_second.items()
-                if t.split("-")[0] == family and r < rate and u * rate / r <= policy.max_target_utilisation]
+        fits = [
+            (r, t)
+            for t, r in rate_card.usd_per_second.items()
+            if t.split("-")[0] == family and r < rate and u * rate / r <= policy.max_target_utilisation
+        ]
         if not fits:
             continue
         new_rate, new_type = min(fits)
-        out.append(_rec(
-            "FLEET_OPTIMIZATION", None, pid, title=f"Move {pid} from {itype} to {new_type}",
-            rationale=f"{itype} is {u:.0%} utilised; {new_type} at {new_rate / rate:.0%} of the price "
-            f"would run at ~{u * rate / new_rate:.0%} (limit {policy.max_target_utilisation:.0%}), "
-            "with longer tasks.",
-            action={"provider_id": pid, "instance_type": new_type, "from_instance_type": itype},
-            impact=spend * (1 - new_rate / rate), quality=0.0, n_conf=n, based_on=n,
-            auto=False, approval=True,  # slower tasks: a capacity decision
-        ))
+        out.append(
+            _rec(
+                "FLEET_OPTIMIZATION",
+                None,
+                pid,
+                title=f"Move {pid} from {itype} to {new_type}",
+                rationale=f"{itype} is {u:.0%} utilised; {new_type} at {new_rate / rate:.0%} of the price "
+                f"would run at ~{u * rate / new_rate:.0%} (limit {policy.max_target_utilisation:.0%}), "
+                "with longer tasks.",
+                action={"provider_id": pid, "instance_type": new_type, "from_instance_type": itype},
+                impact=spend * (1 - new_rate / rate),
+                quality=0.0,
+                n_conf=n,
+                based_on=n,
+                auto=False,
+                approval=True,  # slower tasks: a capacity decision
+            )
+        )
     return out
 
 
@@ -364,35 +461,68 @@ def _workflow_tuning(pairs: pl.DataFrame, days: float, policy: Policy) -> list[d
 
         def tune(issue, title, why, impact, quality, n_conf):
             # Advisory: an engineer changes the workflow; nothing to approve or apply until then.
-            out.append(_rec("WORKFLOW_TUNING", effect, pid, title=title, rationale=why,
-                            action={"provider_id": pid, "effect_type": effect, "issue": issue},
-                            impact=impact, quality=quality, n_conf=n_conf, based_on=n,
-                            auto=False, approval=False))
+            out.append(
+                _rec(
+                    "WORKFLOW_TUNING",
+                    effect,
+                    pid,
+                    title=title,
+                    rationale=why,
+                    action={"provider_id": pid, "effect_type": effect, "issue": issue},
+                    impact=impact,
+                    quality=quality,
+                    n_conf=n_conf,
+                    based_on=n,
+                    auto=False,
+                    approval=False,
+                )
+            )
 
         if r["failure_rate"] > policy.max_failure_rate:
-            tune("failure_rate", f"{pid} fails {r['failure_rate']:.0%} of {effect} tasks",
-                 f"{n - r['succeeded']} of {n} executions failed (limit {policy.max_failure_rate:.0%}); "
-                 f"failures cost ${r['failed_cost_usd']:.6f} with nothing to charge.",
-                 r["failed_cost_usd"] / days, 0.0, n)
+            tune(
+                "failure_rate",
+                f"{pid} fails {r['failure_rate']:.0%} of {effect} tasks",
+                f"{n - r['succeeded']} of {n} executions failed (limit {policy.max_failure_rate:.0%}); "
+                f"failures cost ${r['failed_cost_usd']:.6f} with nothing to charge.",
+                r["failed_cost_usd"] / days,
+                0.0,
+                n,
+            )
         if r["succeeded"] >= policy.min_executions and (r["cost_cv"] or 0) > policy.max_cost_cv:
-            tune("cost_variance", f"{pid} {effect} cost varies ×{r['cost_cv']:.1f} of its mean",
-                 f"cost per success: mean ${r['mean_success_cost']:.6f}, median "
-                 f"${r['median_success_cost']:.6f}, CV {r['cost_cv']:.2f} (limit {policy.max_cost_cv}); "
-                 "cutting the tail to the median saves the difference (part may be input-size mix).",
-                 (r["mean_success_cost"] - r["median_success_cost"]) * r["succeeded_per_day"], 0.0,
-                 r["succeeded"])
+            tune(
+                "cost_variance",
+                f"{pid} {effect} cost varies ×{r['cost_cv']:.1f} of its mean",
+                f"cost per success: mean ${r['mean_success_cost']:.6f}, median "
+                f"${r['median_success_cost']:.6f}, CV {r['cost_cv']:.2f} (limit {policy.max_cost_cv}); "
+                "cutting the tail to the median saves the difference (part may be input-size mix).",
+                (r["mean_success_cost"] - r["median_success_cost"]) * r["succeeded_per_day"],
+                0.0,
+                r["succeeded"],
+            )
         if (r["scored"] or 0) >= policy.min_executions and (r["mean_artifacts"] or 0) > policy.max_artifacts:
-            tune("artifacts", f"{pid} {effect} outputs are artifact-heavy",
-                 f"mean artifact score {r['mean_artifacts']:.2f} over {r['scored']} scored outputs "
-                 f"(limit {policy.max_artifacts}); quality gain depends on the fix, not projected.",
-                 0.0, None, r["scored"])
+            tune(
+                "artifacts",
+                f"{pid} {effect} outputs are artifact-heavy",
+                f"mean artifact score {r['mean_artifacts']:.2f} over {r['scored']} scored outputs "
+                f"(limit {policy.max_artifacts}); quality gain depends on the fix, not projected.",
+                0.0,
+                None,
+                r["scored"],
+            )
     return out
 
 
 def recommend(
-    costs: pl.DataFrame, quality: pl.DataFrame, manifest: dict, price_tokens: Mapping[str, int],
-    token_usd_rate: float, *, now: datetime, rate_card: RateCard | None = None,
-    market_price_tokens: Mapping[str, int] | None = None, policy: Policy = Policy(),
+    costs: pl.DataFrame,
+    quality: pl.DataFrame,
+    manifest: dict,
+    price_tokens: Mapping[str, int],
+    token_usd_rate: float,
+    *,
+    now: datetime,
+    rate_card: RateCard | None = None,
+    market_price_tokens: Mapping[str, int] | None = None,
+    policy: Policy = Policy(),
 ) -> pl.DataFrame:
     """All recommendations for the current data.
 
@@ -423,7 +553,6 @@ def recommend(
         if rate_card is not None:
             recs += _fleet(_provider_stats(real, days), rate_card, policy)
         recs += _workflow_tuning(pairs, days, policy)
-    return (
-        pl.DataFrame([{**r, "created_at": now} for r in recs], schema=RECOMMENDATION_SCHEMA)
-        .sort(["projected_margin_impact_usd", "recommendation_id"], descending=[True, False])
+    return pl.DataFrame([{**r, "created_at": now} for r in recs], schema=RECOMMENDATION_SCHEMA).sort(
+        ["projected_margin_impact_usd", "recommendation_id"], descending=[True, False]
     )

@@ -89,8 +89,7 @@ def routing_weights(entries: Sequence[dict], epsilon: float = EXPLORATION_RATE) 
     n = len(ordered)
     if n <= 1:
         return {e["provider_id"]: 1.0 for e in ordered}
-    return {e["provider_id"]: (1.0 - epsilon if i == 0 else epsilon / (n - 1))
-            for i, e in enumerate(ordered)}
+    return {e["provider_id"]: (1.0 - epsilon if i == 0 else epsilon / (n - 1)) for i, e in enumerate(ordered)}
 
 
 def build_manifest(
@@ -151,22 +150,26 @@ def build_manifest(
                 cost_s = min(costs) / r["mean_cost_usd"] if r["mean_cost_usd"] else 1.0
                 speed_s = min(durations) / r["mean_duration_ms"] if r["mean_duration_ms"] else 1.0
                 success = float(r["success_rate"])
-                reason = (f"{n} executions: success {success:.0%}, quality {quality:.2f}, "
-                          f"cost ×{1 / cost_s:.2f} of cheapest, time ×{1 / speed_s:.2f} of fastest")
+                reason = (
+                    f"{n} executions: success {success:.0%}, quality {quality:.2f}, "
+                    f"cost ×{1 / cost_s:.2f} of cheapest, time ×{1 / speed_s:.2f} of fastest"
+                )
             score = success * (w["quality"] * quality + w["cost"] * cost_s + w["speed"] * speed_s)
-            entries.append({
-                "provider_id": pid,
-                "score": round(score, 6),
-                "expected_cost_usd": r["mean_cost_usd"] if n else None,
-                "expected_quality": r["mean_quality"] if n else None,
-                "expected_duration_ms": r["mean_duration_ms"] if n else None,
-                "expected_success_rate": success if n else None,
-                "confidence": round(n / (n + CONFIDENCE_PSEUDO_COUNT), 4),
-                "executions": n,
-                "reason": reason,
-                "forced": False,
-                "_order": order,
-            })
+            entries.append(
+                {
+                    "provider_id": pid,
+                    "score": round(score, 6),
+                    "expected_cost_usd": r["mean_cost_usd"] if n else None,
+                    "expected_quality": r["mean_quality"] if n else None,
+                    "expected_duration_ms": r["mean_duration_ms"] if n else None,
+                    "expected_success_rate": success if n else None,
+                    "confidence": round(n / (n + CONFIDENCE_PSEUDO_COUNT), 4),
+                    "executions": n,
+                    "reason": reason,
+                    "forced": False,
+                    "_order": order,
+                }
+            )
         entries.sort(key=lambda e: (-e["score"], e["_order"]))
         for rank, e in enumerate(entries, start=1):
             e.pop("_order")
@@ -186,7 +189,11 @@ def build_manifest(
 
 
 def override_manifest(
-    manifest: dict, effect_type: str, provider_id: str, reason: str, at: datetime,
+    manifest: dict,
+    effect_type: str,
+    provider_id: str,
+    reason: str,
+    at: datetime,
 ) -> dict:
     """Emergency override: a new manifest version that sends every job of ``effect_type``
     to ``provider_id`` (weight 1, rank 1, ``forced``), every other provider of that effect
@@ -224,9 +231,10 @@ def override_manifest(
             e.update(forced=False, weight=0.0)
     out = copy.deepcopy(manifest)
     out["effects"][effect_type] = [forced, *others]
-    out["overrides"] = {**manifest.get("overrides", {}),
-                        effect_type: {"provider_id": provider_id, "reason": reason,
-                                      "at": at.isoformat()}}
+    out["overrides"] = {
+        **manifest.get("overrides", {}),
+        effect_type: {"provider_id": provider_id, "reason": reason, "at": at.isoformat()},
+    }
     out["base_version"] = manifest.get("base_version", manifest["version"])
     out["published_at"] = at.isoformat()
     out["version"] = _version({"effects": out["effects"], "overrides": out["overrides"]})
@@ -235,8 +243,10 @@ def override_manifest(
 
 def manifest_weights(manifest: dict) -> dict[str, dict[str, float]]:
     """effect type → provider_id → routing weight, from a manifest's entries."""
-    return {effect: {e["provider_id"]: float(e["weight"]) for e in _ordered(entries)}
-            for effect, entries in manifest["effects"].items()}
+    return {
+        effect: {e["provider_id"]: float(e["weight"]) for e in _ordered(entries)}
+        for effect, entries in manifest["effects"].items()
+    }
 
 
 def _cumulative(entries: Sequence[dict], epsilon: float) -> tuple[list[str], list[float]]:
@@ -246,8 +256,7 @@ def _cumulative(entries: Sequence[dict], epsilon: float) -> tuple[list[str], lis
     return list(weights), list(itertools.accumulate(weights.values()))
 
 
-def route(entries: Sequence[dict], rng: random.Random | np.random.Generator,
-          epsilon: float = EXPLORATION_RATE) -> str:
+def route(entries: Sequence[dict], rng: random.Random | np.random.Generator, epsilon: float = EXPLORATION_RATE) -> str:
     """The provider of one user job: rank 1 with probability 1 − ε, otherwise one of the
     others uniformly (a forced entry always). One uniform draw per call.
 
@@ -263,8 +272,9 @@ def route(entries: Sequence[dict], rng: random.Random | np.random.Generator,
     return ids[min(bisect.bisect_right(cum, rng.random()), len(ids) - 1)]
 
 
-def route_many(entries: Sequence[dict], rng: np.random.Generator, n: int,
-               epsilon: float = EXPLORATION_RATE) -> np.ndarray:
+def route_many(
+    entries: Sequence[dict], rng: np.random.Generator, n: int, epsilon: float = EXPLORATION_RATE
+) -> np.ndarray:
     """``route`` for ``n`` jobs at once: array of ``n`` provider ids (numpy str)."""
     ids, cum = _cumulative(entries, epsilon)
     idx = np.minimum(np.searchsorted(np.asarray(cum), rng.random(n), side="right"), len(ids) - 1)
@@ -282,7 +292,10 @@ class Selection:
 
 
 def select_providers(
-    ranked: list[dict], rng: random.Random, top_k: int = 2, epsilon: float = 0.05,
+    ranked: list[dict],
+    rng: random.Random,
+    top_k: int = 2,
+    epsilon: float = 0.05,
     shadow: list[str] | None = None,
 ) -> list[Selection]:
     """Epsilon-greedy choice of a test batch for one effect type (docs/architecture.md, "Economics").
@@ -313,7 +326,9 @@ def select_providers(
 
 
 def ab_assignments(
-    providers: Sequence[str], inputs: int | Sequence[str], effect_type: str,
+    providers: Sequence[str],
+    inputs: int | Sequence[str],
+    effect_type: str,
     experiment: str = "ab",
 ) -> list[dict]:
     """A/B mode: an admin runs every input on every listed provider.
@@ -341,10 +356,16 @@ def ab_assignments(
     if not videos:
         raise ValueError("an A/B run needs at least one input")
     return [
-        {"task_id": stable_id("ab", experiment, v, effect_type, p, length=20),
-         "video_id": v, "effect_type": effect_type, "provider_id": p, "rank": 0,
-         "selection": AB_SELECTION}
-        for v in videos for p in arms
+        {
+            "task_id": stable_id("ab", experiment, v, effect_type, p, length=20),
+            "video_id": v,
+            "effect_type": effect_type,
+            "provider_id": p,
+            "rank": 0,
+            "selection": AB_SELECTION,
+        }
+        for v in videos
+        for p in arms
     ]
 
 
@@ -356,10 +377,26 @@ def manifest_rows(manifest: dict) -> pl.DataFrame:
     """
     published = datetime.fromisoformat(manifest["published_at"])
     rows = [
-        {"version": manifest["version"], "effect_type": effect, "published_at": published,
-         **{k: e[k] for k in ("rank", "provider_id", "score", "expected_cost_usd",
-                              "expected_quality", "expected_duration_ms", "confidence",
-                              "executions", "reason")}}
-        for effect, entries in manifest["effects"].items() for e in entries
+        {
+            "version": manifest["version"],
+            "effect_type": effect,
+            "published_at": published,
+            **{
+                k: e[k]
+                for k in (
+                    "rank",
+                    "provider_id",
+                    "score",
+                    "expected_cost_usd",
+                    "expected_quality",
+                    "expected_duration_ms",
+                    "confidence",
+                    "executions",
+                    "reason",
+                )
+            },
+        }
+        for effect, entries in manifest["effects"].items()
+        for e in entries
     ]
     return pl.DataFrame(rows, infer_schema_length=None)

@@ -66,13 +66,23 @@ UTC_TS = pl.Datetime("us", "UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Columns of economics.telemetry.finished_executions (the execution_costs input), plus the
 # quality composite of succeeded calls.
-SIMULATED_SCHEMA = pl.Schema({
-    "task_id": pl.String, "video_id": pl.String, "provider_id": pl.String,
-    "effect_type": pl.String, "instance_type": pl.String, "status": pl.String,
-    "selection": pl.String, "compute_seconds": pl.Float64, "partner_cost_usd": pl.Float64,
-    "duration_ms": pl.Int64, "finished_at": UTC_TS, "source": pl.String,
-    "composite": pl.Float64,
-})
+SIMULATED_SCHEMA = pl.Schema(
+    {
+        "task_id": pl.String,
+        "video_id": pl.String,
+        "provider_id": pl.String,
+        "effect_type": pl.String,
+        "instance_type": pl.String,
+        "status": pl.String,
+        "selection": pl.String,
+        "compute_seconds": pl.Float64,
+        "partner_cost_usd": pl.Float64,
+        "duration_ms": pl.Int64,
+        "finished_at": UTC_TS,
+        "source": pl.String,
+        "composite": pl.Float64,
+    }
+)
 # The payload of a simulated task event: everything it says is in the telemetry columns
 # (the same JSON as resources.events.event writes for an empty payload).
 EMPTY_PAYLOAD = "{}"
@@ -196,7 +206,8 @@ class Market:
         if any(o.end <= o.start for o in self.outages):
             raise ValueError("an outage must end after it starts")
         if self.volume_by_hour is not None and (
-                len(self.volume_by_hour) != 24 or min(self.volume_by_hour) < 0 or sum(self.volume_by_hour) <= 0):
+            len(self.volume_by_hour) != 24 or min(self.volume_by_hour) < 0 or sum(self.volume_by_hour) <= 0
+        ):
             raise ValueError("volume_by_hour needs 24 non-negative multipliers, not all 0")
         object.__setattr__(self, "_index", {k: i for i, k in enumerate(keys)})
         unknown = {e for e in (self.effect_mix or {}) if e not in self.providers_by_effect()}
@@ -238,14 +249,18 @@ class Market:
         cost_ok = (c.compute_median * np.exp(c.compute_sigma**2 / 2) * rates + c.partner) * lat.cost_mult
         success = np.where(lat.down, 0.0, 1.0 - lat.fail_p)
         per_call = np.where(lat.down, 0.0, success * cost_ok + (1 - success) * FAILED_CALL_COST_SHARE * cost_ok)
-        return pl.DataFrame({
-            "provider_id": [m.provider_id for m in self.providers],
-            "effect_type": [m.effect_type for m in self.providers],
-            "executions": np.full(len(p), TRUE_STATS_EXECUTIONS, dtype=np.int64),
-            "success_rate": success, "mean_cost_usd": cost_ok,
-            "mean_duration_ms": c.latency_median * np.exp(c.latency_sigma**2 / 2) * lat.latency_mult,
-            "mean_quality": lat.quality_mean, "cost_per_call_usd": per_call,
-        })
+        return pl.DataFrame(
+            {
+                "provider_id": [m.provider_id for m in self.providers],
+                "effect_type": [m.effect_type for m in self.providers],
+                "executions": np.full(len(p), TRUE_STATS_EXECUTIONS, dtype=np.int64),
+                "success_rate": success,
+                "mean_cost_usd": cost_ok,
+                "mean_duration_ms": c.latency_median * np.exp(c.latency_sigma**2 / 2) * lat.latency_mult,
+                "mean_quality": lat.quality_mean,
+                "cost_per_call_usd": per_call,
+            }
+        )
 
 
 class _Columns(NamedTuple):
@@ -269,12 +284,18 @@ class _Columns(NamedTuple):
         ms = market.providers
         col = lambda f: np.array([f(m) for m in ms], dtype=float)  # noqa: E731
         return cls(
-            col(lambda m: m.compute_median_s), col(lambda m: m.compute_sigma),
-            col(lambda m: m.partner_cost_usd), col(lambda m: m.quality_mean),
-            col(lambda m: m.quality_sd), np.array([m.quality_dist == "beta" for m in ms], dtype=bool),
-            col(lambda m: m.latency_median_ms), col(lambda m: m.latency_sigma),
-            col(lambda m: m.failure_rate), col(lambda m: m.cost_drift_per_day),
-            col(lambda m: m.quality_drift_per_day), col(lambda m: m.latency_drift_per_day),
+            col(lambda m: m.compute_median_s),
+            col(lambda m: m.compute_sigma),
+            col(lambda m: m.partner_cost_usd),
+            col(lambda m: m.quality_mean),
+            col(lambda m: m.quality_sd),
+            np.array([m.quality_dist == "beta" for m in ms], dtype=bool),
+            col(lambda m: m.latency_median_ms),
+            col(lambda m: m.latency_sigma),
+            col(lambda m: m.failure_rate),
+            col(lambda m: m.cost_drift_per_day),
+            col(lambda m: m.quality_drift_per_day),
+            col(lambda m: m.latency_drift_per_day),
         )
 
 
@@ -288,8 +309,9 @@ class _Latent(NamedTuple):
 
 def _selected(market: Market, provider_id: str, effect_type: str | None) -> np.ndarray:
     """Boolean lookup by model index: the models a shock or outage applies to."""
-    return np.array([m.provider_id == provider_id and effect_type in (None, m.effect_type)
-                     for m in market.providers], dtype=bool)
+    return np.array(
+        [m.provider_id == provider_id and effect_type in (None, m.effect_type) for m in market.providers], dtype=bool
+    )
 
 
 def _compounding(rate_per_day: np.ndarray, p: np.ndarray, days: np.ndarray) -> np.ndarray:
@@ -312,8 +334,9 @@ def _latent(market: Market, p: np.ndarray, t: np.ndarray, hour: np.ndarray) -> _
     fail_p = c.failure_rate[p]
     # Chronological, so the latest shock's failure rate wins.
     for s in sorted(market.shocks, key=lambda s: s.at):
-        hit = np.flatnonzero(_selected(market, s.provider_id, s.effect_type)[p]
-                             & (t >= (s.at - market.origin).total_seconds()))
+        hit = np.flatnonzero(
+            _selected(market, s.provider_id, s.effect_type)[p] & (t >= (s.at - market.origin).total_seconds())
+        )
         cost_mult[hit] *= s.cost_factor
         latency_mult[hit] *= s.latency_factor
         quality[hit] += s.quality_delta
@@ -326,8 +349,7 @@ def _latent(market: Market, p: np.ndarray, t: np.ndarray, hour: np.ndarray) -> _
     return _Latent(cost_mult, np.clip(quality, 0.0, 1.0, out=quality), latency_mult, fail_p, down)
 
 
-def _arrivals(market: Market, start: datetime, hours: float, rate: float,
-              rng: np.random.Generator) -> np.ndarray:
+def _arrivals(market: Market, start: datetime, hours: float, rate: float, rng: np.random.Generator) -> np.ndarray:
     """Sorted completion times, seconds after ``start``: Poisson per clock-hour segment with
     rate ``rate · volume(h)``, uniform within the segment.
 
@@ -356,8 +378,9 @@ def _uniform_table(market: Market) -> dict[str, dict[str, float]]:
     return {e: dict.fromkeys(ps, 1.0) for e, ps in market.providers_by_effect().items()}
 
 
-def _assign(market: Market, table: RoutingTable, effects: list[str], e_code: np.ndarray,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _assign(
+    market: Market, table: RoutingTable, effects: list[str], e_code: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Model index and selection code (0 ranked / 1 exploration) of each job."""
     p = np.empty(len(e_code), dtype=np.int64)
     sel = np.zeros(len(e_code), dtype=np.int8)
@@ -378,8 +401,9 @@ def _assign(market: Market, table: RoutingTable, effects: list[str], e_code: np.
     return p, sel
 
 
-def _outcomes(market: Market, p: np.ndarray, t_origin: np.ndarray, hour: np.ndarray,
-              rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _outcomes(
+    market: Market, p: np.ndarray, t_origin: np.ndarray, hour: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Draw every call's compute, partner cost, status, quality and duration."""
     n = len(p)
     c = _Columns.of(market)
@@ -406,8 +430,11 @@ def _outcomes(market: Market, p: np.ndarray, t_origin: np.ndarray, hour: np.ndar
         composite[beta] = rng.beta(m * k, (1 - m) * k)
     composite[failed] = np.nan
     return {
-        "compute_seconds": compute, "partner_cost_usd": c.partner[p] * burn, "failed": failed,
-        "composite": composite, "duration_ms": np.rint(duration).astype(np.int64),
+        "compute_seconds": compute,
+        "partner_cost_usd": c.partner[p] * burn,
+        "failed": failed,
+        "composite": composite,
+        "duration_ms": np.rint(duration).astype(np.int64),
     }
 
 
@@ -427,14 +454,14 @@ class _Run(NamedTuple):
     rng: np.random.Generator
 
 
-def _cycle_frame(run: _Run, t: np.ndarray, e_code: np.ndarray, job0: int, row0: int,
-                 table: RoutingTable) -> pl.DataFrame:
+def _cycle_frame(
+    run: _Run, t: np.ndarray, e_code: np.ndarray, job0: int, row0: int, table: RoutingTable
+) -> pl.DataFrame:
     """Rows of one cycle: its user jobs (routed by ``table``) and their shadow copies."""
     market = run.market
     p, sel = _assign(market, table, run.effects, e_code, run.rng)
     job = np.arange(len(t))
-    shadows = [[market.index(pid, e) for pid in market.providers_by_effect("shadow").get(e, [])]
-               for e in run.effects]
+    shadows = [[market.index(pid, e) for pid in market.providers_by_effect("shadow").get(e, [])] for e in run.effects]
     width = max(map(len, shadows))
     if width:
         # Each job is followed by one copy per shadow provider of its effect type: rows stay
@@ -452,24 +479,35 @@ def _cycle_frame(run: _Run, t: np.ndarray, e_code: np.ndarray, job0: int, row0: 
     out = _outcomes(market, p, t + (run.start - market.origin).total_seconds(), hour, run.rng)
     names = lambda values: pl.Series(values, dtype=pl.String).gather(p)  # noqa: E731
     start_us = (run.start - _EPOCH) // timedelta(microseconds=1)  # exact, unlike float seconds
-    return pl.DataFrame({
-        "_row": np.arange(row0, row0 + len(p)), "_job": job,
-        "provider_id": names([m.provider_id for m in market.providers]),
-        "effect_type": names([m.effect_type for m in market.providers]),
-        "instance_type": names([m.instance_type for m in market.providers]),
-        "_failed": out["failed"], "selection": pl.Series(SELECTIONS, dtype=pl.String).gather(sel),
-        "compute_seconds": out["compute_seconds"], "partner_cost_usd": out["partner_cost_usd"],
-        "duration_ms": out["duration_ms"], "_us": start_us + np.rint(t * 1e6).astype(np.int64),
-        "composite": out["composite"],
-    }).select(
+    return pl.DataFrame(
+        {
+            "_row": np.arange(row0, row0 + len(p)),
+            "_job": job,
+            "provider_id": names([m.provider_id for m in market.providers]),
+            "effect_type": names([m.effect_type for m in market.providers]),
+            "instance_type": names([m.instance_type for m in market.providers]),
+            "_failed": out["failed"],
+            "selection": pl.Series(SELECTIONS, dtype=pl.String).gather(sel),
+            "compute_seconds": out["compute_seconds"],
+            "partner_cost_usd": out["partner_cost_usd"],
+            "duration_ms": out["duration_ms"],
+            "_us": start_us + np.rint(t * 1e6).astype(np.int64),
+            "composite": out["composite"],
+        }
+    ).select(
         task_id=pl.concat_str(pl.lit(f"sim-{run.prefix}-t"), "_row"),
         video_id=pl.concat_str(pl.lit(f"sim-{run.prefix}-v"), "_job"),
-        provider_id="provider_id", effect_type="effect_type", instance_type="instance_type",
+        provider_id="provider_id",
+        effect_type="effect_type",
+        instance_type="instance_type",
         status=pl.when(pl.col("_failed")).then(pl.lit("failed")).otherwise(pl.lit("succeeded")),
         selection="selection",
-        compute_seconds="compute_seconds", partner_cost_usd="partner_cost_usd",
-        duration_ms="duration_ms", finished_at=pl.from_epoch("_us", time_unit="us").dt.replace_time_zone("UTC"),
-        source=pl.lit(SOURCE), composite=pl.col("composite").fill_nan(None),
+        compute_seconds="compute_seconds",
+        partner_cost_usd="partner_cost_usd",
+        duration_ms="duration_ms",
+        finished_at=pl.from_epoch("_us", time_unit="us").dt.replace_time_zone("UTC"),
+        source=pl.lit(SOURCE),
+        composite=pl.col("composite").fill_nan(None),
     )
 
 
@@ -479,9 +517,15 @@ def empty_history() -> pl.DataFrame:
 
 
 def simulate(
-    market: Market, start: datetime, hours: float, executions_per_hour: float, seed: int,
-    router: Router | None = None, cycle: timedelta = timedelta(minutes=15),
-    history: pl.DataFrame | None = None, run_id: str | None = None,
+    market: Market,
+    start: datetime,
+    hours: float,
+    executions_per_hour: float,
+    seed: int,
+    router: Router | None = None,
+    cycle: timedelta = timedelta(minutes=15),
+    history: pl.DataFrame | None = None,
+    run_id: str | None = None,
 ) -> pl.DataFrame:
     """Simulate ``hours`` of executions from ``start``.
 
@@ -515,8 +559,9 @@ def simulate(
     run = _Run(market, start, prefix, effects, rng)
     t = _arrivals(market, start, hours, executions_per_hour, rng)
     share = np.array([mix[e] for e in effects], dtype=float)
-    e_code = np.minimum(np.searchsorted(np.cumsum(share / share.sum()), rng.random(len(t)), side="right"),
-                        len(effects) - 1)
+    e_code = np.minimum(
+        np.searchsorted(np.cumsum(share / share.sum()), rng.random(len(t)), side="right"), len(effects) - 1
+    )
     step = cycle.total_seconds() if router else max(hours * 3600.0, 1.0)
     if step <= 0:
         raise ValueError("cycle must be positive")
@@ -539,7 +584,8 @@ def quality_rows(rows: pl.DataFrame) -> pl.DataFrame:
     """``quality_scores``-shaped rows (task_id, video_id, provider_id, effect_type,
     status ``'scored'``, composite) for the succeeded simulated executions."""
     return rows.filter(pl.col("status") == "succeeded").select(
-        "task_id", "video_id", "provider_id", "effect_type", status=pl.lit("scored"), composite="composite")
+        "task_id", "video_id", "provider_id", "effect_type", status=pl.lit("scored"), composite="composite"
+    )
 
 
 def execution_events(rows: pl.DataFrame, stage: str = "M6") -> pl.DataFrame:
@@ -555,9 +601,13 @@ def execution_events(rows: pl.DataFrame, stage: str = "M6") -> pl.DataFrame:
     """
     events = rows.select(
         terminal_event_expr(pl.col("status")).alias("event_type"),
-        pl.col("video_id").alias("correlation_id"), pl.lit(stage).alias("stage"),
-        pl.col("finished_at").alias("occurred_at"), pl.lit(EMPTY_PAYLOAD).alias("payload"),
-        "task_id", "provider_id", "effect_type",
+        pl.col("video_id").alias("correlation_id"),
+        pl.lit(stage).alias("stage"),
+        pl.col("finished_at").alias("occurred_at"),
+        pl.lit(EMPTY_PAYLOAD).alias("payload"),
+        "task_id",
+        "provider_id",
+        "effect_type",
         *(pl.col(c) if c in rows.columns else pl.lit(None, t).alias(c) for c, t in TELEMETRY.items()),
     )
     with duckdb.connect() as con:  # private in-memory database: no shared default connection
@@ -576,9 +626,15 @@ class ManifestPolicy:
         window: history the statistics look back over; None: all of it.
     """
 
-    def __init__(self, providers_by_effect: dict[str, list[str]], rate_card: RateCard,
-                 priority: str = "balanced", epsilon: float = EXPLORATION_RATE,
-                 window: timedelta | None = None, exclude: frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        providers_by_effect: dict[str, list[str]],
+        rate_card: RateCard,
+        priority: str = "balanced",
+        epsilon: float = EXPLORATION_RATE,
+        window: timedelta | None = None,
+        exclude: frozenset[str] = frozenset(),
+    ):
         self.providers_by_effect, self.rate_card = providers_by_effect, rate_card
         self.priority, self.epsilon, self.window, self.exclude = priority, epsilon, window, exclude
         self.published: list[dict] = []
@@ -588,8 +644,9 @@ class ManifestPolicy:
             history = history.filter(pl.col("finished_at") >= now - self.window)
         # Prices do not enter the ranking: cost_frame is only asked for cost_usd.
         stats = provider_stats(cost_frame(history, self.rate_card, {}, 1.0), quality_rows(history))
-        manifest = build_manifest(stats, self.providers_by_effect, now, self.priority,
-                                  exploration_rate=self.epsilon, exclude=self.exclude)
+        manifest = build_manifest(
+            stats, self.providers_by_effect, now, self.priority, exploration_rate=self.epsilon, exclude=self.exclude
+        )
         self.published.append(manifest)
         return manifest_weights(manifest)
 
@@ -615,22 +672,25 @@ def reference_market(origin: datetime) -> Market:
     load-dependent latency. Median compute seconds are rough guesses in the ratios measured
     on the real providers (docs/architecture.md), not measurements. Used by
     ``effectlake simulate`` and the benches."""
-    models = [
-        ProviderModel("ffmpeg-colortemp", e, "cpu-2c", 2.0, quality_mean=0.78) for e in ("warm_grade", "cool_grade")
-    ] + [
-        ProviderModel("opencv-curves", e, "cpu-2c", 6.0, quality_mean=0.80, quality_dist="beta")
-        for e in ("warm_grade", "cool_grade")
-    ] + [
-        ProviderModel("ffmpeg-slowmo-dup", "slow_motion", "cpu-2c", 1.5, quality_mean=0.6),
-        ProviderModel("ffmpeg-slowmo-mci", "slow_motion", "cpu-8c", 40.0, quality_mean=0.9, failure_rate=0.02),
-        ProviderModel("opencv-cartoon", "cartoon", "cpu-2c", 12.0, quality_mean=0.75),
-        ProviderModel("ffmpeg-posterize", "cartoon", "cpu-2c", 4.0, quality_mean=0.65),
-        ProviderModel("comfyui-gpu", "cartoon", "gpu-l4", 20.0, quality_mean=0.9, mode="shadow"),
-    ]
+    models = (
+        [ProviderModel("ffmpeg-colortemp", e, "cpu-2c", 2.0, quality_mean=0.78) for e in ("warm_grade", "cool_grade")]
+        + [
+            ProviderModel("opencv-curves", e, "cpu-2c", 6.0, quality_mean=0.80, quality_dist="beta")
+            for e in ("warm_grade", "cool_grade")
+        ]
+        + [
+            ProviderModel("ffmpeg-slowmo-dup", "slow_motion", "cpu-2c", 1.5, quality_mean=0.6),
+            ProviderModel("ffmpeg-slowmo-mci", "slow_motion", "cpu-8c", 40.0, quality_mean=0.9, failure_rate=0.02),
+            ProviderModel("opencv-cartoon", "cartoon", "cpu-2c", 12.0, quality_mean=0.75),
+            ProviderModel("ffmpeg-posterize", "cartoon", "cpu-2c", 4.0, quality_mean=0.65),
+            ProviderModel("comfyui-gpu", "cartoon", "gpu-l4", 20.0, quality_mean=0.9, mode="shadow"),
+        ]
+    )
     return Market(
-        tuple(models), origin,
+        tuple(models),
+        origin,
         shocks=(Shock("opencv-cartoon", origin + timedelta(hours=30), cost_factor=3.0),),
         outages=(Outage("ffmpeg-slowmo-mci", origin + timedelta(hours=10), origin + timedelta(hours=11)),),
-        volume_by_hour=diurnal(0.4), latency_load_elasticity=0.5,
+        volume_by_hour=diurnal(0.4),
+        latency_load_elasticity=0.5,
     )
-

@@ -22,7 +22,9 @@ KEYS = ["provider_id", "effect_type"]
 
 
 def provider_stats(
-    costs: pl.DataFrame, quality: pl.DataFrame, since: datetime | None = None,
+    costs: pl.DataFrame,
+    quality: pl.DataFrame,
+    since: datetime | None = None,
 ) -> pl.DataFrame:
     """Aggregate execution costs and quality scores per (provider_id, effect_type).
 
@@ -44,13 +46,13 @@ def provider_stats(
     if since is not None:
         costs = costs.filter(pl.col("finished_at") >= since)
         quality = quality.join(costs.select("task_id"), on="task_id", how="semi")
-    q = (quality.filter(pl.col("status") == "scored")
-         .group_by(KEYS).agg(mean_quality=pl.col("composite").mean()))
+    q = quality.filter(pl.col("status") == "scored").group_by(KEYS).agg(mean_quality=pl.col("composite").mean())
     ok = pl.col("status") == "succeeded"
     return (
         costs.group_by(KEYS)
         .agg(
-            executions=pl.len(), success_rate=ok.mean(),
+            executions=pl.len(),
+            success_rate=ok.mean(),
             mean_cost_usd=pl.col("cost_usd").filter(ok).mean(),
             mean_duration_ms=pl.col("duration_ms").filter(ok).mean(),
         )

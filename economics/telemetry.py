@@ -22,29 +22,41 @@ TERMINAL_EVENTS = (SUCCEEDED_EVENT, FAILED_EVENT)
 
 # What a provider run measures about itself (``resources.providers.base.TaskResult``'s
 # fields of the same names; also the telemetry columns of ``provider_outputs``).
-MEASURED = pl.Schema({
-    "status": pl.String,            # 'succeeded' | 'failed'
-    "duration_ms": pl.Int64,        # wall time of the work, ms
-    "queue_wait_ms": pl.Int64,      # waiting for a slot before the work started, ms
-    "compute_seconds": pl.Float64,  # measured CPU (or reported GPU) seconds
-    "instance_type": pl.String,     # rate-card key the work ran on
-    "partner_cost_usd": pl.Float64,  # a partner API's bill for the call, USD
-    "attempts": pl.Int64,           # tries made (1 = the first try was final)
-    "error_class": pl.String,       # short machine-readable class when failed
-    "error_message": pl.String,     # readable reason when failed
-})
+MEASURED = pl.Schema(
+    {
+        "status": pl.String,  # 'succeeded' | 'failed'
+        "duration_ms": pl.Int64,  # wall time of the work, ms
+        "queue_wait_ms": pl.Int64,  # waiting for a slot before the work started, ms
+        "compute_seconds": pl.Float64,  # measured CPU (or reported GPU) seconds
+        "instance_type": pl.String,  # rate-card key the work ran on
+        "partner_cost_usd": pl.Float64,  # a partner API's bill for the call, USD
+        "attempts": pl.Int64,  # tries made (1 = the first try was final)
+        "error_class": pl.String,  # short machine-readable class when failed
+        "error_message": pl.String,  # readable reason when failed
+    }
+)
 # Every telemetry column of an execution event: the measurements plus how the task was
 # chosen, where it came from and what it stored.
-TELEMETRY = pl.Schema({
-    **MEASURED,
-    "selection": pl.String,         # ranked | exploration | shadow | ab
-    "source": pl.String,            # REAL | SIMULATED
-    "output_bytes": pl.Int64,       # size of the stored output (storage and bandwidth cost)
-})
+TELEMETRY = pl.Schema(
+    {
+        **MEASURED,
+        "selection": pl.String,  # ranked | exploration | shadow | ab
+        "source": pl.String,  # REAL | SIMULATED
+        "output_bytes": pl.Int64,  # size of the stored output (storage and bandwidth cost)
+    }
+)
 # The telemetry the cost model reads (``finished_executions``' columns besides the task's
 # identity); the rest is kept for diagnosis.
-COSTED = ("status", "duration_ms", "compute_seconds", "instance_type", "partner_cost_usd",
-          "selection", "source", "output_bytes")
+COSTED = (
+    "status",
+    "duration_ms",
+    "compute_seconds",
+    "instance_type",
+    "partner_cost_usd",
+    "selection",
+    "source",
+    "output_bytes",
+)
 
 
 def terminal_event(status: str) -> str:
@@ -72,8 +84,14 @@ def finished_executions(events: pl.LazyFrame) -> pl.DataFrame:
     """
     return (
         events.filter(pl.col("event_type").is_in(TERMINAL_EVENTS))
-        .select("task_id", "provider_id", "effect_type", video_id=pl.col("correlation_id"),
-                finished_at=pl.col("occurred_at"), *COSTED)
+        .select(
+            "task_id",
+            "provider_id",
+            "effect_type",
+            video_id=pl.col("correlation_id"),
+            finished_at=pl.col("occurred_at"),
+            *COSTED,
+        )
         # The latest event per task without sorting the whole table: each group sorts its
         # own (mostly single) rows. Measured on 2M events: about half the time of a global
         # sort + last, and faster than gathering at each group's arg_max.

@@ -21,39 +21,66 @@ from resources.schemas import EXECUTION_EVENTS, PROVIDER_OUTPUTS, QUALITY_SCORES
 
 # Opted into knowingly (see the module docstring); without it every process that loads the
 # definitions prints the preview notice.
-warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec",
-                        category=dg.PreviewWarning)
+warnings.filterwarnings(
+    "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning
+)
 
 
-@dg.asset_check(asset=provider_outputs, partitions_def=videos, additional_deps=reads(EXECUTION_EVENTS),
-                description="Every dispatched task of the video has exactly one outcome.")
-def every_task_has_an_outcome(context: dg.AssetCheckExecutionContext,
-                              lake: dg.ResourceParam[Lake]) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=provider_outputs,
+    partitions_def=videos,
+    additional_deps=reads(EXECUTION_EVENTS),
+    description="Every dispatched task of the video has exactly one outcome.",
+)
+def every_task_has_an_outcome(
+    context: dg.AssetCheckExecutionContext, lake: dg.ResourceParam[Lake]
+) -> dg.AssetCheckResult:
     video_id = context.partition_key
-    dispatched = set(lake.read(EXECUTION_EVENTS, (pl.col("correlation_id") == video_id)
-                               & (pl.col("event_type") == "TaskDispatched"))["task_id"])
+    dispatched = set(
+        lake.read(
+            EXECUTION_EVENTS, (pl.col("correlation_id") == video_id) & (pl.col("event_type") == "TaskDispatched")
+        )["task_id"]
+    )
     recorded = lake.read(PROVIDER_OUTPUTS, pl.col("video_id") == video_id)["task_id"].to_list()
     missing = sorted(dispatched - set(recorded))
     return dg.AssetCheckResult(
         passed=not missing and len(recorded) == len(set(recorded)),
-        metadata={"video_id": video_id, "dispatched": len(dispatched), "recorded": len(recorded),
-                  "missing": ", ".join(missing) or "none"},
+        metadata={
+            "video_id": video_id,
+            "dispatched": len(dispatched),
+            "recorded": len(recorded),
+            "missing": ", ".join(missing) or "none",
+        },
     )
 
 
-@dg.asset_check(asset=quality_scores, partitions_def=videos,
-                description="Scores are within [0, 1] and unknown outputs carry confidence 0.")
-def quality_scores_in_range(context: dg.AssetCheckExecutionContext,
-                            lake: dg.ResourceParam[Lake]) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=quality_scores,
+    partitions_def=videos,
+    description="Scores are within [0, 1] and unknown outputs carry confidence 0.",
+)
+def quality_scores_in_range(
+    context: dg.AssetCheckExecutionContext, lake: dg.ResourceParam[Lake]
+) -> dg.AssetCheckResult:
     scores = lake.read(QUALITY_SCORES, pl.col("video_id") == context.partition_key)
-    cols = ["fidelity", "artifacts", "style_adherence", "temporal_consistency",
-            "perceptual_hash_distance", "composite", "confidence"]
+    cols = [
+        "fidelity",
+        "artifacts",
+        "style_adherence",
+        "temporal_consistency",
+        "perceptual_hash_distance",
+        "composite",
+        "confidence",
+    ]
     out_of_range = scores.filter(pl.any_horizontal([(pl.col(c) < 0) | (pl.col(c) > 1) for c in cols]))
     bad_unknown = scores.filter((pl.col("status") == "unknown") & (pl.col("confidence") != 0))
     return dg.AssetCheckResult(
         passed=out_of_range.is_empty() and bad_unknown.is_empty(),
-        metadata={"rows": scores.height, "out_of_range": out_of_range.height,
-                  "unknown_with_confidence": bad_unknown.height},
+        metadata={
+            "rows": scores.height,
+            "out_of_range": out_of_range.height,
+            "unknown_with_confidence": bad_unknown.height,
+        },
     )
 
 

@@ -28,22 +28,47 @@ from assets.quality.asset import quality_scores
 from assets.registry.asset import provider_registry
 from pipelines.checks import CHECKS
 from pipelines.jobs import (
-    ab_job, benchmark_job, benchmark_schedule, economics_job, economics_schedule, evaluation_job, intake_job,
+    ab_job,
+    benchmark_job,
+    benchmark_schedule,
+    economics_job,
+    economics_schedule,
+    evaluation_job,
+    intake_job,
     publish_job,
 )
 from pipelines.reporting_lake import RunReportingLakeResource
 from pipelines.sensors import (
-    ab_test_sensor, approval_sensor, completion_sensor, provider_change_sensor, upload_sensor,
+    ab_test_sensor,
+    approval_sensor,
+    completion_sensor,
+    provider_change_sensor,
+    upload_sensor,
 )
-from resources.dagster_resources import client_resources
 from resources.clients import Clients
+from resources.dagster_resources import client_resources
 from resources.settings import Settings, get_settings
 
 ASSETS = [
-    ingested_video, content_analysis, provider_registry, prompt_variants, test_batch,
-    provider_outputs, quality_scores, best_result, approval_requests, gallery_revisions,
-    execution_costs, marginality_windows, routing_manifest, benchmark_reports,
-    provider_effect_matrix, cost_estimate_accuracy, recommendations, ab_results, *BRONZE,
+    ingested_video,
+    content_analysis,
+    provider_registry,
+    prompt_variants,
+    test_batch,
+    provider_outputs,
+    quality_scores,
+    best_result,
+    approval_requests,
+    gallery_revisions,
+    execution_costs,
+    marginality_windows,
+    routing_manifest,
+    benchmark_reports,
+    provider_effect_matrix,
+    cost_estimate_accuracy,
+    recommendations,
+    ab_results,
+    *BRONZE,
 ]
 
 
@@ -54,8 +79,11 @@ def build_resources(settings: Settings) -> dict:
     bronze tables as those tables' materializations (``pipelines.reporting_lake``)."""
     lake = Clients.from_settings(settings).lake
     storage = S3Config() if lake.root.startswith("s3://") else LocalConfig()
-    return {**client_resources(settings), "lake": RunReportingLakeResource(**lake.model_dump()),
-            "io_manager": DeltaLakePolarsIOManager(root_uri=lake.root, storage_options=storage)}
+    return {
+        **client_resources(settings),
+        "lake": RunReportingLakeResource(**lake.model_dump()),
+        "io_manager": DeltaLakePolarsIOManager(root_uri=lake.root, storage_options=storage),
+    }
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

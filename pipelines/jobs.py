@@ -19,8 +19,7 @@ from assets.quality.asset import quality_scores
 # from runs of different videos and from M6's provider threads.
 intake_job = dg.define_asset_job(
     "intake_job",
-    selection=dg.AssetSelection.assets(ingested_video, content_analysis, prompt_variants, test_batch,
-                                       provider_outputs),
+    selection=dg.AssetSelection.assets(ingested_video, content_analysis, prompt_variants, test_batch, provider_outputs),
     partitions_def=videos,
     executor_def=dg.in_process_executor,
     description="M1→M6 for one uploaded video: ingest, analyze, prompt, dispatch, execute.",
@@ -47,7 +46,8 @@ economics_job = dg.define_asset_job(
 )
 
 economics_schedule = dg.ScheduleDefinition(
-    job=economics_job, cron_schedule="*/15 * * * *",
+    job=economics_job,
+    cron_schedule="*/15 * * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
@@ -58,7 +58,8 @@ benchmark_job = dg.define_asset_job(
     description="Reference suite × effect types × every provider → benchmark_reports, provider_effect_matrix.",
 )
 benchmark_schedule = dg.ScheduleDefinition(
-    job=benchmark_job, cron_schedule="0 3 * * 1",  # Mondays 03:00 UTC, off-peak
+    job=benchmark_job,
+    cron_schedule="0 3 * * 1",  # Mondays 03:00 UTC, off-peak
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 

@@ -54,8 +54,9 @@ class RunReportingLake(Lake):
 
     def upsert(self, spec: TableSpec, df: pl.DataFrame, recent=None) -> dict:
         metrics = super().upsert(spec, df, recent)
-        report_write(spec, int(metrics.get("num_target_rows_inserted", 0))
-                     + int(metrics.get("num_target_rows_updated", 0)))
+        report_write(
+            spec, int(metrics.get("num_target_rows_inserted", 0)) + int(metrics.get("num_target_rows_updated", 0))
+        )
         return metrics
 
     def overwrite(self, spec: TableSpec, df: pl.DataFrame) -> None:

@@ -13,7 +13,6 @@ would leave an event-driven sensor waiting forever. The table is the record; it 
 sensors watch.
 """
 
-
 from collections.abc import Callable
 
 import dagster as dg
@@ -42,8 +41,13 @@ def observed(spec: TableSpec, version: int, rows: int) -> dg.AssetObservation:
     return dg.AssetObservation(asset_key=table_key(spec), metadata={"delta_version": version, "rows": rows})
 
 
-def _on_table_change(context: dg.SensorEvaluationContext, lake: Lake, spec: TableSpec,
-                     idle: str, requests: Callable[[pl.DataFrame], list[dg.RunRequest]]):
+def _on_table_change(
+    context: dg.SensorEvaluationContext,
+    lake: Lake,
+    spec: TableSpec,
+    idle: str,
+    requests: Callable[[pl.DataFrame], list[dg.RunRequest]],
+):
     """Skip when ``spec``'s table has no new commit; else the run requests ``requests``
     makes from the whole table (run keys drop the ones already made), an observation of the
     table and the new cursor."""
@@ -51,12 +55,12 @@ def _on_table_change(context: dg.SensorEvaluationContext, lake: Lake, spec: Tabl
     if version is None:
         return dg.SkipReason(idle)
     table = lake.read(spec)
-    return dg.SensorResult(run_requests=requests(table), asset_events=[observed(spec, version, table.height)],
-                           cursor=str(version))
+    return dg.SensorResult(
+        run_requests=requests(table), asset_events=[observed(spec, version, table.height)], cursor=str(version)
+    )
 
 
-@dg.sensor(job=intake_job, minimum_interval_seconds=INTERVAL_S,
-           default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=intake_job, minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
 def upload_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
     """New rows in ``uploads`` → a ``videos`` partition each and its intake run
     (run_key = video_id, so the same bytes uploaded twice run once)."""
@@ -85,35 +89,49 @@ def videos_with_all_tasks_finished(events: pl.DataFrame) -> pl.DataFrame:
     """
     per_video = events.group_by("correlation_id").agg(
         dispatched=pl.col("task_id").filter(pl.col("event_type") == "TaskDispatched").n_unique(),
-        finished=pl.col("task_id").filter(
-            pl.col("event_type").is_in(["TaskSucceeded", "TaskFailed"])).n_unique(),
+        finished=pl.col("task_id").filter(pl.col("event_type").is_in(["TaskSucceeded", "TaskFailed"])).n_unique(),
     )
-    return (per_video.filter((pl.col("dispatched") > 0) & (pl.col("finished") >= pl.col("dispatched")))
-            .select(video_id="correlation_id", tasks="dispatched").sort("video_id"))
+    return (
+        per_video.filter((pl.col("dispatched") > 0) & (pl.col("finished") >= pl.col("dispatched")))
+        .select(video_id="correlation_id", tasks="dispatched")
+        .sort("video_id")
+    )
 
 
-@dg.sensor(job=evaluation_job, minimum_interval_seconds=INTERVAL_S,
-           default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=evaluation_job, minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
 def completion_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
     """Every provider task of a video finished (succeeded or failed) → its evaluation run."""
-    return _on_table_change(context, lake, EXECUTION_EVENTS, "no new task events", lambda events: [
-        dg.RunRequest(partition_key=r["video_id"], run_key=f"evaluate:{r['video_id']}:{r['tasks']}")
-        for r in videos_with_all_tasks_finished(events).iter_rows(named=True)])
+    return _on_table_change(
+        context,
+        lake,
+        EXECUTION_EVENTS,
+        "no new task events",
+        lambda events: [
+            dg.RunRequest(partition_key=r["video_id"], run_key=f"evaluate:{r['video_id']}:{r['tasks']}")
+            for r in videos_with_all_tasks_finished(events).iter_rows(named=True)
+        ],
+    )
 
 
-@dg.sensor(job=publish_job, minimum_interval_seconds=INTERVAL_S,
-           default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=publish_job, minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
 def approval_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
     """An admin decision (approve or reject) → the video's publication run."""
-    return _on_table_change(context, lake, APPROVAL_DECISIONS, "no new decisions", lambda decisions: [
-        dg.RunRequest(partition_key=r["video_id"], run_key=f"publish:{r['approval_id']}")
-        for r in decisions.iter_rows(named=True)])
+    return _on_table_change(
+        context,
+        lake,
+        APPROVAL_DECISIONS,
+        "no new decisions",
+        lambda decisions: [
+            dg.RunRequest(partition_key=r["video_id"], run_key=f"publish:{r['approval_id']}")
+            for r in decisions.iter_rows(named=True)
+        ],
+    )
 
 
-@dg.sensor(job=benchmark_job, minimum_interval_seconds=60,
-           default_status=dg.DefaultSensorStatus.RUNNING)
-def provider_change_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake],
-                           providers: dg.ResourceParam[ProviderRegistry]):
+@dg.sensor(job=benchmark_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def provider_change_sensor(
+    context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake], providers: dg.ResourceParam[ProviderRegistry]
+):
     """The provider registry changed since the last benchmark → benchmark again
     (run_key = registry version). Before any benchmark exists the weekly schedule or an
     operator starts the first one, so a fresh install is not flooded at start-up."""
@@ -126,10 +144,16 @@ def provider_change_sensor(context: dg.SensorEvaluationContext, lake: dg.Resourc
     return dg.RunRequest(run_key=f"registry:{version}")
 
 
-@dg.sensor(job=ab_job, minimum_interval_seconds=INTERVAL_S,
-           default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=ab_job, minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
 def ab_test_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
     """A new A/B test request → one run of it (run_key = experiment id)."""
-    return _on_table_change(context, lake, AB_REQUESTS, "no new A/B test requests", lambda requests: [
-        dg.RunRequest(run_key=f"ab:{e}", run_config={"ops": {"gold__ab_results": {"config": {"experiment_id": e}}}})
-        for e in requests["experiment_id"]])
+    return _on_table_change(
+        context,
+        lake,
+        AB_REQUESTS,
+        "no new A/B test requests",
+        lambda requests: [
+            dg.RunRequest(run_key=f"ab:{e}", run_config={"ops": {"gold__ab_results": {"config": {"experiment_id": e}}}})
+            for e in requests["experiment_id"]
+        ],
+    )

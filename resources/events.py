@@ -28,8 +28,13 @@ def utcnow() -> datetime:
 
 
 def event(
-    event_type: str, correlation_id: str, stage: str, payload: dict[str, Any],
-    identity: Any = "", occurred_at: datetime | None = None, **extra: Any,
+    event_type: str,
+    correlation_id: str,
+    stage: str,
+    payload: dict[str, Any],
+    identity: Any = "",
+    occurred_at: datetime | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     """One event row.
 

@@ -154,8 +154,9 @@ class Lake(BaseModel):
             # merge_schema: a column added to a bronze table's declared schema joins the
             # table; without it delta-rs silently drops the new column's values.
             metrics = (
-                dt.merge(source=rows.to_arrow(), predicate=predicate, source_alias="s",
-                         target_alias="t", merge_schema=True)
+                dt.merge(
+                    source=rows.to_arrow(), predicate=predicate, source_alias="s", target_alias="t", merge_schema=True
+                )
                 .when_not_matched_insert_all()
                 .execute()
             )
@@ -187,9 +188,14 @@ class Lake(BaseModel):
         def merge() -> dict:
             dt = DeltaTable(self.table_uri(spec), storage_options=self._options())
             # merge_schema: a column added to a gold table's declared schema joins the table.
-            return (dt.merge(source=rows.to_arrow(), predicate=predicate, source_alias="s", target_alias="t",
-                             merge_schema=True)
-                    .when_matched_update_all().when_not_matched_insert_all().execute())
+            return (
+                dt.merge(
+                    source=rows.to_arrow(), predicate=predicate, source_alias="s", target_alias="t", merge_schema=True
+                )
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
+            )
 
         return self._retry(merge)
 
@@ -200,7 +206,10 @@ class Lake(BaseModel):
         data = conform(df, spec).to_arrow()
         self._retry(
             lambda: write_deltalake(
-                self.table_uri(spec), data, mode="overwrite", schema_mode="overwrite",
+                self.table_uri(spec),
+                data,
+                mode="overwrite",
+                schema_mode="overwrite",
                 storage_options=self._options(),
             )
         )

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from pathlib import Path
-
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 

@@ -18,7 +18,6 @@ from typing import BinaryIO
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
 # The intake API serves public media (proxies and outputs) under this path.
 MEDIA_ROUTE = "/v1/media/"
 
@@ -51,7 +50,7 @@ class MediaStore(BaseModel):
         return Path(self.uri).resolve() / key
 
     def _bucket_key(self, key: str) -> tuple[str, str]:
-        bucket, _, prefix = self.uri[len("s3://"):].partition("/")
+        bucket, _, prefix = self.uri[len("s3://") :].partition("/")
         return bucket, f"{prefix.strip('/')}/{key}".lstrip("/")
 
     def _s3(self):

@@ -15,8 +15,17 @@ USER_NOTIFIED = "UserNotified"
 
 
 def notify_user(
-    lake: Lake, stage: str, user_id: str, video_id: str, kind: str, title: str, body: str,
-    *, url: str | None = None, identity: Any = "", event_identity: Any = None,
+    lake: Lake,
+    stage: str,
+    user_id: str,
+    video_id: str,
+    kind: str,
+    title: str,
+    body: str,
+    *,
+    url: str | None = None,
+    identity: Any = "",
+    event_identity: Any = None,
 ) -> dict:
     """Append an in-app notification for ``user_id`` and return the ``UserNotified`` event
     that records it.
@@ -42,9 +51,19 @@ def notify_user(
     """
     row = {
         "notification_id": stable_id("notification", video_id, kind, identity),
-        "user_id": user_id, "correlation_id": video_id, "kind": kind, "title": title,
-        "body": body, "url": url, "created_at": utcnow(),
+        "user_id": user_id,
+        "correlation_id": video_id,
+        "kind": kind,
+        "title": title,
+        "body": body,
+        "url": url,
+        "created_at": utcnow(),
     }
     lake.append(NOTIFICATIONS, pl.DataFrame([row], schema=NOTIFICATIONS.schema))
-    return event(USER_NOTIFIED, video_id, stage, {"notification_id": row["notification_id"], "kind": kind},
-                 identity=kind if event_identity is None else event_identity)
+    return event(
+        USER_NOTIFIED,
+        video_id,
+        stage,
+        {"notification_id": row["notification_id"], "kind": kind},
+        identity=kind if event_identity is None else event_identity,
+    )

@@ -16,9 +16,21 @@ from resources.schemas import LEDGER_ENTRIES
 
 
 def refund_and_notify(
-    lake: Lake, stage: str, tasks: list[dict], at: datetime, reason: str, *,
-    outcome: str, details: dict, user_id: str, video_id: str, kind: str, title: str, body: str,
-    identity: Any = "", event_identity: Any = None,
+    lake: Lake,
+    stage: str,
+    tasks: list[dict],
+    at: datetime,
+    reason: str,
+    *,
+    outcome: str,
+    details: dict,
+    user_id: str,
+    video_id: str,
+    kind: str,
+    title: str,
+    body: str,
+    identity: Any = "",
+    event_identity: Any = None,
 ) -> int:
     """Refund what each task consumed, record why, and notify the user.
 
@@ -41,9 +53,13 @@ def refund_and_notify(
     refunds = [r for t in tasks if (r := ledger.refund_consumed(t, at, reason))]
     if refunds:
         lake.append(LEDGER_ENTRIES, pl.DataFrame(refunds, schema=LEDGER_ENTRIES.schema))
-    record_pipeline_events(lake, [
-        event(outcome, video_id, stage, {**details, "refunded_tasks": len(refunds)}),
-        notify_user(lake, stage, user_id, video_id, kind, title, body,
-                    identity=identity, event_identity=event_identity),
-    ])
+    record_pipeline_events(
+        lake,
+        [
+            event(outcome, video_id, stage, {**details, "refunded_tasks": len(refunds)}),
+            notify_user(
+                lake, stage, user_id, video_id, kind, title, body, identity=identity, event_identity=event_identity
+            ),
+        ],
+    )
     return len(refunds)

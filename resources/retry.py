@@ -75,7 +75,9 @@ def commit_conflicts(attempts: int) -> Retrying:
 
 
 def transient_failures(
-    is_transient: Callable[[BaseException], bool], attempts: int, pause_s: float,
+    is_transient: Callable[[BaseException], bool],
+    attempts: int,
+    pause_s: float,
     before_sleep: Callable[[RetryCallState], None] | None = None,
 ) -> Retrying:
     """Retry an attempt whose exception ``is_transient`` says may pass (a full machine, a

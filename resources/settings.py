@@ -86,9 +86,7 @@ class Settings(BaseSettings):
     manifest_uri: str = Field(default="", alias="MANIFEST_URI")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
     data_dir: str = Field(default_factory=lambda: str(DATA_DIR), alias="EFFECTLAKE_DATA_DIR")
-    providers_path: str = Field(
-        default_factory=lambda: _under_data("providers.yaml"), alias="EFFECTLAKE_PROVIDERS"
-    )
+    providers_path: str = Field(default_factory=lambda: _under_data("providers.yaml"), alias="EFFECTLAKE_PROVIDERS")
     reference_suite_path: str = Field(default="", alias="EFFECTLAKE_REFERENCE_SUITE")
     dagster_home: str = Field(default_factory=lambda: _under_data("dagster_home"), alias="DAGSTER_HOME")
     ffmpeg_binary: str = Field(default="", alias="FFMPEG_BINARY")
@@ -148,8 +146,9 @@ class _FromMapping(Settings):
     dotenv file): what ``Settings.from_environ`` builds."""
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         return (init_settings,)
 
 

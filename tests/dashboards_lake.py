@@ -53,14 +53,26 @@ class World:
         return str(self.root / "manifest" / "routing_manifest.json")
 
     def settings(self, **extra) -> Settings:
-        return Settings(LAKE_URI=self.lake_uri, MEDIA_URI=self.media_uri, MANIFEST_URI=self.manifest_uri,
-                        EFFECTLAKE_ADMIN_KEY="test-admin-key", EFFECTLAKE_API_URL="http://testserver",
-                        EFFECTLAKE_MAX_UPLOAD_BYTES=20_000_000, EFFECTLAKE_MAX_DURATION_MS=30_000, **extra)
+        return Settings(
+            LAKE_URI=self.lake_uri,
+            MEDIA_URI=self.media_uri,
+            MANIFEST_URI=self.manifest_uri,
+            EFFECTLAKE_ADMIN_KEY="test-admin-key",
+            EFFECTLAKE_API_URL="http://testserver",
+            EFFECTLAKE_MAX_UPLOAD_BYTES=20_000_000,
+            EFFECTLAKE_MAX_DURATION_MS=30_000,
+            **extra,
+        )
 
     def env(self, password_hash: str) -> dict[str, str]:
-        return {"LAKE_URI": self.lake_uri, "MEDIA_URI": self.media_uri, "MANIFEST_URI": self.manifest_uri,
-                "EFFECTLAKE_DEPLOYMENT": "local", "EFFECTLAKE_ADMIN_KEY": "test-admin-key",
-                "EFFECTLAKE_DASHBOARD_PASSWORD_HASH": password_hash}
+        return {
+            "LAKE_URI": self.lake_uri,
+            "MEDIA_URI": self.media_uri,
+            "MANIFEST_URI": self.manifest_uri,
+            "EFFECTLAKE_DEPLOYMENT": "local",
+            "EFFECTLAKE_ADMIN_KEY": "test-admin-key",
+            "EFFECTLAKE_DASHBOARD_PASSWORD_HASH": password_hash,
+        }
 
     @property
     def lake(self) -> Lake:
@@ -85,14 +97,24 @@ def _seed_recommendations_if_none(world: World) -> None:
 
     now = datetime.now(UTC)
     n = 20
-    costs = pl.DataFrame({
-        "provider_id": ["opencv-cartoon"] * n, "effect_type": ["cartoon"] * n, "instance_type": ["cpu-2c"] * n,
-        "status": ["succeeded"] * (n - 4) + ["failed"] * 4, "selection": ["ranked"] * n, "source": ["real"] * n,
-        "cost_usd": [0.035] * n, "cost_tokens": [3.5] * n, "tokens_charged": [4] * (n - 4) + [0] * 4,
-        "duration_ms": [5000] * n, "finished_at": [now - timedelta(minutes=i) for i in range(n)],
-    })
-    quality = pl.DataFrame({"provider_id": ["opencv-cartoon"], "effect_type": ["cartoon"],
-                            "mean_quality": [0.9], "scored": [n]})
+    costs = pl.DataFrame(
+        {
+            "provider_id": ["opencv-cartoon"] * n,
+            "effect_type": ["cartoon"] * n,
+            "instance_type": ["cpu-2c"] * n,
+            "status": ["succeeded"] * (n - 4) + ["failed"] * 4,
+            "selection": ["ranked"] * n,
+            "source": ["real"] * n,
+            "cost_usd": [0.035] * n,
+            "cost_tokens": [3.5] * n,
+            "tokens_charged": [4] * (n - 4) + [0] * 4,
+            "duration_ms": [5000] * n,
+            "finished_at": [now - timedelta(minutes=i) for i in range(n)],
+        }
+    )
+    quality = pl.DataFrame(
+        {"provider_id": ["opencv-cartoon"], "effect_type": ["cartoon"], "mean_quality": [0.9], "scored": [n]}
+    )
     recs = recommend(costs, quality, {"effects": {}}, {"cartoon": 4}, 0.01, now=now)
     assert recs.height >= 2, "the seeded history must give at least two recommendations"
     lake.overwrite(RECOMMENDATIONS, recs)
@@ -104,8 +126,15 @@ def build(root: Path, clips: list[Path], suite_clip: Path) -> World:
     run the economics job."""
     world = World(root)
     suite = root / "suite.yaml"
-    suite.write_text(yaml.safe_dump({"version": 1, "max_seconds": 1, "videos": [
-        {"name": "carphone", "source": "path", "file": str(suite_clip).lstrip("/")}]}))
+    suite.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "max_seconds": 1,
+                "videos": [{"name": "carphone", "source": "path", "file": str(suite_clip).lstrip("/")}],
+            }
+        )
+    )
     settings = world.settings(EFFECTLAKE_REFERENCE_SUITE=str(suite))
     defs = build_definitions(settings)
     with dg.instance_for_test() as instance:
@@ -147,6 +176,13 @@ def filled_lake(tmp_path_factory, clips: list[Path], suite_clip: Path) -> World:
 
 def environ_without_settings() -> dict[str, str]:
     """The current environment less the variables the dashboard reads (tests set their own)."""
-    drop = {"LAKE_URI", "MEDIA_URI", "MANIFEST_URI", "EFFECTLAKE_DEPLOYMENT", "EFFECTLAKE_ADMIN_EMAILS",
-            "EFFECTLAKE_DASHBOARD_PASSWORD_HASH", "REDIS_URL"}
+    drop = {
+        "LAKE_URI",
+        "MEDIA_URI",
+        "MANIFEST_URI",
+        "EFFECTLAKE_DEPLOYMENT",
+        "EFFECTLAKE_ADMIN_EMAILS",
+        "EFFECTLAKE_DASHBOARD_PASSWORD_HASH",
+        "REDIS_URL",
+    }
     return {k: v for k, v in os.environ.items() if k not in drop}

@@ -26,8 +26,7 @@ class Driver:
         this sensor are dropped, as the daemon does)."""
         sensor = self.defs.resolve_sensor_def(sensor_name)
         resources = self.defs.resources
-        ctx = dg.build_sensor_context(instance=self.instance, resources=resources,
-                                      cursor=self.cursors.get(sensor_name))
+        ctx = dg.build_sensor_context(instance=self.instance, resources=resources, cursor=self.cursors.get(sensor_name))
         result = sensor(ctx)
         if isinstance(result, dg.SkipReason) or result is None:
             return []
@@ -46,8 +45,12 @@ class Driver:
         """Execute the job a sensor targets for the request's partition and run config."""
         job_name = self.defs.resolve_sensor_def(sensor_name).job_name
         job = self.defs.resolve_job_def(job_name)
-        result = job.execute_in_process(partition_key=request.partition_key, instance=self.instance,
-                                        run_config=request.run_config or None, raise_on_error=False)
+        result = job.execute_in_process(
+            partition_key=request.partition_key,
+            instance=self.instance,
+            run_config=request.run_config or None,
+            raise_on_error=False,
+        )
         self.runs.append((job_name, request.partition_key, result.success))
         return result
 

@@ -20,14 +20,22 @@ def test_ab_test_runs_each_provider_once_and_charges_nobody(settings, instance, 
     driver = Driver(build_definitions(settings), instance)
     lake = Lake(uri=settings.lake_uri)
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as c:
-        vid = c.post("/v1/uploads", files={"file": ("c.mp4", short_carphone.read_bytes(), "video/mp4")}).json()["video_id"]
+        vid = c.post("/v1/uploads", files={"file": ("c.mp4", short_carphone.read_bytes(), "video/mp4")}).json()[
+            "video_id"
+        ]
         driver.step("upload_sensor")
         ledger_before = lake.read(LEDGER_ENTRIES).height
-        bad = c.post("/v1/admin/ab-tests", headers=ADMIN,
-                     json={"video_id": vid, "effect_type": "slow_motion", "providers": ["ffmpeg-slowmo-dup", "opencv-curves"]})
+        bad = c.post(
+            "/v1/admin/ab-tests",
+            headers=ADMIN,
+            json={"video_id": vid, "effect_type": "slow_motion", "providers": ["ffmpeg-slowmo-dup", "opencv-curves"]},
+        )
         assert bad.status_code == 422 and "does not run slow_motion" in bad.json()["detail"]
-        body = {"video_id": vid, "effect_type": "slow_motion",
-                "providers": ["ffmpeg-slowmo-dup", "ffmpeg-slowmo-blend", "ffmpeg-slowmo-mci"]}
+        body = {
+            "video_id": vid,
+            "effect_type": "slow_motion",
+            "providers": ["ffmpeg-slowmo-dup", "ffmpeg-slowmo-blend", "ffmpeg-slowmo-mci"],
+        }
         r = c.post("/v1/admin/ab-tests", headers=ADMIN, json=body)
         assert r.status_code == 202
         exp = r.json()["experiment_id"]

@@ -107,8 +107,6 @@ def test_bikes_moves_enough_for_slow_motion(bikes):
     assert bikes.eligible_effect_types == sorted(CATALOG["effects"])
 
 
-
-
 def test_dark_real_clip_is_low_key():
     result = analyze(sample("Megamind.avi"))
     assert result.mean_luma < 50

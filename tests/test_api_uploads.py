@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from api.app import create_app
-from resources.services.sniff import sniff
 from resources.lake import Lake
 from resources.schemas import UPLOAD_REJECTIONS, UPLOADS
+from resources.services.sniff import sniff
 from tests.server import serve
 
 pytestmark = pytest.mark.video
@@ -31,9 +31,23 @@ def test_bad_uploads_get_readable_4xx_and_are_recorded(client, settings, tmp_pat
     cv2.imwrite(str(png), np.full((64, 64, 3), 128, np.uint8))
     cases = [
         ("empty.mp4", b"", "video/mp4", 400, "empty_file", "empty"),
-        ("notes.mp4", b"this is just some text pretending to be a video\n" * 20, "video/mp4", 415, "not_a_video", "text file"),
+        (
+            "notes.mp4",
+            b"this is just some text pretending to be a video\n" * 20,
+            "video/mp4",
+            415,
+            "not_a_video",
+            "text file",
+        ),
         ("still.mp4", png.read_bytes(), "video/mp4", 415, "not_a_video", "PNG still image"),
-        ("clip.exe", short_bikes.read_bytes(), "application/x-msdownload", 415, "unsupported_media_type", "not a video type"),
+        (
+            "clip.exe",
+            short_bikes.read_bytes(),
+            "application/x-msdownload",
+            415,
+            "unsupported_media_type",
+            "not a video type",
+        ),
     ]
     for name, data, ctype, status, code, phrase in cases:
         r = _post(client, name, data, ctype)
@@ -62,12 +76,15 @@ def test_unknown_video_and_media_are_404(client):
     assert client.get("/v1/effects/nope").status_code == 404
 
 
-@pytest.mark.parametrize("head,expected", [
-    (b"\x00\x00\x00\x18ftypisom" + b"\x00" * 100, "mp4"),
-    (b"RIFF\x00\x00\x00\x00AVI LIST", "avi"),
-    (b"\x1a\x45\xdf\xa3\x01\x00", "matroska"),
-    (b"GIF89a\x01\x00", None),
-    (b"Good morning, this is text", None),
-])
+@pytest.mark.parametrize(
+    "head,expected",
+    [
+        (b"\x00\x00\x00\x18ftypisom" + b"\x00" * 100, "mp4"),
+        (b"RIFF\x00\x00\x00\x00AVI LIST", "avi"),
+        (b"\x1a\x45\xdf\xa3\x01\x00", "matroska"),
+        (b"GIF89a\x01\x00", None),
+        (b"Good morning, this is text", None),
+    ],
+)
 def test_sniff_recognizes_containers(head, expected):
     assert sniff(head)[0] == expected

@@ -18,8 +18,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.video]
 
 def test_benchmark_covers_every_provider_and_effect(settings, instance, short_carphone, tmp_path):
     suite = tmp_path / "suite.yaml"
-    suite.write_text(yaml.safe_dump({"version": 1, "max_seconds": 1, "videos": [
-        {"name": "carphone", "source": "path", "file": str(short_carphone).lstrip("/")}]}))
+    suite.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "max_seconds": 1,
+                "videos": [{"name": "carphone", "source": "path", "file": str(short_carphone).lstrip("/")}],
+            }
+        )
+    )
     settings = settings.model_copy(update={"reference_suite_path": str(suite)})
     defs = build_definitions(settings)
     driver = Driver(defs, instance)
@@ -46,12 +53,31 @@ def test_benchmark_evidence_reaches_recommendations(settings, instance):
     # while the manifest (no user traffic yet) ranks opencv-cartoon first: a switch is due.
     lake = Lake(uri=settings.lake_uri)
     now = datetime.now(UTC)
-    rows = [{"benchmark_id": "b1", "registry_version": "r", "video": f"v{i}", "provider_id": p,
-             "effect_type": "cartoon", "mode": "active", "status": "succeeded", "composite": 0.8,
-             "fidelity": 0.8, "style_adherence": 0.9, "artifacts": 0.05, "gate_passed": True,
-             "duration_ms": 2000, "compute_seconds": 2.0, "instance_type": "cpu-2c", "cost_usd": cost,
-             "tokens_charged": 4, "margin": 0.9, "ran_at": now}
-            for i in range(4) for p, cost in (("opencv-cartoon", 0.0010), ("ffmpeg-posterize", 0.0004))]
+    rows = [
+        {
+            "benchmark_id": "b1",
+            "registry_version": "r",
+            "video": f"v{i}",
+            "provider_id": p,
+            "effect_type": "cartoon",
+            "mode": "active",
+            "status": "succeeded",
+            "composite": 0.8,
+            "fidelity": 0.8,
+            "style_adherence": 0.9,
+            "artifacts": 0.05,
+            "gate_passed": True,
+            "duration_ms": 2000,
+            "compute_seconds": 2.0,
+            "instance_type": "cpu-2c",
+            "cost_usd": cost,
+            "tokens_charged": 4,
+            "margin": 0.9,
+            "ran_at": now,
+        }
+        for i in range(4)
+        for p, cost in (("opencv-cartoon", 0.0010), ("ffmpeg-posterize", 0.0004))
+    ]
     lake.append(BENCHMARK_REPORTS, pl.DataFrame(rows))
     assert build_definitions(settings).resolve_job_def("economics_job").execute_in_process(instance=instance).success
     recs = lake.read(RECOMMENDATIONS).filter(pl.col("type") == "PROVIDER_SWITCH")

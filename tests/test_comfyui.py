@@ -53,7 +53,6 @@ def recorded(name: str) -> Any:
     return data
 
 
-
 # ---------------------------------------------------------------------------------------------
 # fixtures
 # ---------------------------------------------------------------------------------------------
@@ -83,15 +82,21 @@ def _clean_knobs(request: pytest.FixtureRequest):
 def make_adapter(base_url: str, **kw: Any) -> ComfyUIAdapter:
     kw.setdefault("poll_interval_s", 0.05)
     kw.setdefault("timeout_s", 120)
-    return ComfyUIAdapter(PROVIDER, base_url, ["cartoon"], WORKFLOW, instance_type="gpu-l4",
-                          partner_cost_usd_per_call=0.002, **kw)
+    return ComfyUIAdapter(
+        PROVIDER, base_url, ["cartoon"], WORKFLOW, instance_type="gpu-l4", partner_cost_usd_per_call=0.002, **kw
+    )
 
 
 def make_task(clip: Path, tmp_path: Path, task_id: str, **params: Any) -> ProviderTask:
-    return ProviderTask(task_id=task_id, video_id="vid-1", effect_type="cartoon",
-                        provider_id=PROVIDER, input_path=str(clip),
-                        output_path=str(tmp_path / f"{task_id}.mp4"),
-                        params=params or {"levels": 6})
+    return ProviderTask(
+        task_id=task_id,
+        video_id="vid-1",
+        effect_type="cartoon",
+        provider_id=PROVIDER,
+        input_path=str(clip),
+        output_path=str(tmp_path / f"{task_id}.mp4"),
+        params=params or {"levels": 6},
+    )
 
 
 def poll_until_done(adapter: ComfyUIAdapter, handle: str, timeout_s: float = 60) -> TaskResult:
@@ -122,10 +127,14 @@ def video_facts(path: Path) -> dict[str, Any]:
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-        return {"codec": s.codec_context.name, "width": s.codec_context.width,
-                "height": s.codec_context.height, "fps": float(s.average_rate),
-                "frames": len(frames),
-                "colours90": float(np.median([colours_for_90pct(f) for f in frames[::5]]))}
+        return {
+            "codec": s.codec_context.name,
+            "width": s.codec_context.width,
+            "height": s.codec_context.height,
+            "fps": float(s.average_rate),
+            "frames": len(frames),
+            "colours90": float(np.median([colours_for_90pct(f) for f in frames[::5]])),
+        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,8 +205,11 @@ def test_resubmit_same_task_reuses_prompt(server: FakeComfyUI, clip: Path, tmp_p
 def test_runtime_error_becomes_failed_result(server: FakeComfyUI, clip: Path, tmp_path: Path) -> None:
     adapter = make_adapter(server.base_url)
     task = make_task(clip, tmp_path, "vid-1:cartoon:comfy-oom")
-    server.fail_next(class_type="ImageQuantize", exception_type="torch.OutOfMemoryError",
-                     exception_message="CUDA out of memory. Tried to allocate 2.00 GiB")
+    server.fail_next(
+        class_type="ImageQuantize",
+        exception_type="torch.OutOfMemoryError",
+        exception_message="CUDA out of memory. Tried to allocate 2.00 GiB",
+    )
     result = adapter.execute(task)
     assert result.status == "failed" and result.output_path is None
     assert result.error_class == "torch.OutOfMemoryError"
@@ -273,10 +285,15 @@ class BlippingClient(ComfyUIClient):
         return super().history(prompt_id)
 
 
-@pytest.mark.parametrize(("blips", "status", "error_class"), [
-    (3, "succeeded", None), (4, "failed", "ProviderUnreachable")])
+@pytest.mark.parametrize(
+    ("blips", "status", "error_class"), [(3, "succeeded", None), (4, "failed", "ProviderUnreachable")]
+)
 def test_execute_rides_out_three_unreachable_polls(
-    server: FakeComfyUI, clip: Path, tmp_path: Path, blips: int, status: str,
+    server: FakeComfyUI,
+    clip: Path,
+    tmp_path: Path,
+    blips: int,
+    status: str,
     error_class: str | None,
 ) -> None:
     client = BlippingClient(server.base_url, blips)
@@ -303,9 +320,15 @@ def test_timeout_cancels_the_pending_prompt(server: FakeComfyUI, clip: Path, tmp
 
 def test_lost_prompt_is_reported(server: FakeComfyUI) -> None:
     adapter = make_adapter(server.base_url)
-    handle = json.dumps({"prompt_id": "00000000-0000-0000-0000-000000000000", "task_id": "t",
-                         "output_path": "/nonexistent/x.mp4", "output_node": "7",
-                         "submitted_at_ms": int(time.time() * 1000)})
+    handle = json.dumps(
+        {
+            "prompt_id": "00000000-0000-0000-0000-000000000000",
+            "task_id": "t",
+            "output_path": "/nonexistent/x.mp4",
+            "output_node": "7",
+            "submitted_at_ms": int(time.time() * 1000),
+        }
+    )
     result = adapter.poll(handle)
     assert result is not None and result.error_class == "PromptLost"
     assert adapter.poll("not json").error_class == "BadHandle"
@@ -327,13 +350,15 @@ def _video_graph(file: str, blur: dict[str, Any] | None = None) -> dict[str, Any
     return {
         "0": {"class_type": "LoadVideo", "inputs": {"file": file}},
         "1": {"class_type": "GetVideoComponents", "inputs": {"video": ["0", 0]}},
-        "2": {"class_type": "ImageBlur",
-              "inputs": {"image": ["1", 0], **(blur if blur is not None else
-                                               {"blur_radius": 3, "sigma": 1.5})}},
+        "2": {
+            "class_type": "ImageBlur",
+            "inputs": {"image": ["1", 0], **(blur if blur is not None else {"blur_radius": 3, "sigma": 1.5})},
+        },
         "4": {"class_type": "CreateVideo", "inputs": {"images": ["2", 0], "fps": ["1", 2]}},
-        "3": {"class_type": "SaveVideo", "inputs": {"video": ["4", 0],
-                                                    "filename_prefix": "video/probe_blur",
-                                                    "format": "mp4", "codec": "h264"}},
+        "3": {
+            "class_type": "SaveVideo",
+            "inputs": {"video": ["4", 0], "filename_prefix": "video/probe_blur", "format": "mp4", "codec": "h264"},
+        },
     }
 
 
@@ -398,8 +423,7 @@ def test_fake_history_shapes_and_cache(server: FakeComfyUI, uploaded: str) -> No
     assert [m[0] for m in entry["status"]["messages"]] == [m[0] for m in want["status"]["messages"]]
     assert entry["prompt"][3] == {"client_id": "f230743614b848988f91f12f858c3ee7"}
     assert entry["outputs"]["3"]["animated"] == [True]
-    assert entry["meta"]["3"] == {"node_id": "3", "display_node": "3", "parent_node": None,
-                                  "real_node_id": "3"}
+    assert entry["meta"]["3"] == {"node_id": "3", "display_node": "3", "parent_node": None, "real_node_id": "3"}
     first = parse_history_entry(entry)
     assert first.status == "success" and first.execution_seconds > 0
     saved = find_output_file(first.outputs, "3")
@@ -425,8 +449,7 @@ def test_fake_history_shapes_and_cache(server: FakeComfyUI, uploaded: str) -> No
 def test_fake_error_entry_has_recorded_shape(server: FakeComfyUI, uploaded: str) -> None:
     client = ComfyUIClient(server.base_url)
     server.fail_next(node_id="2", exception_type="OSError", exception_message="Truncated File Read")
-    pid = client.queue_prompt(_video_graph(uploaded, blur={"blur_radius": 2, "sigma": 0.7}),
-                              client_id="x")
+    pid = client.queue_prompt(_video_graph(uploaded, blur={"blur_radius": 2, "sigma": 0.7}), client_id="x")
     assert server.wait_idle(60)
     entry = client.history(pid)
     want = next(iter(recorded("runtime_error_history.json").values()))
@@ -453,8 +476,7 @@ def replay(routes: dict[tuple[str, str], tuple[int, Any]]) -> httpx.MockTranspor
     def handler(request: httpx.Request) -> httpx.Response:
         key = (request.method, request.url.path)
         if key not in routes:
-            return httpx.Response(200, json={}) if request.url.path.startswith("/history/") \
-                else httpx.Response(404)
+            return httpx.Response(200, json={}) if request.url.path.startswith("/history/") else httpx.Response(404)
         status, body = routes[key]
         if isinstance(body, bytes):
             return httpx.Response(status, content=body)
@@ -466,18 +488,17 @@ def replay(routes: dict[tuple[str, str], tuple[int, Any]]) -> httpx.MockTranspor
 
 
 def test_client_parses_recorded_history_bodies() -> None:
-    vid1, err, cached = (recorded(n) for n in
-                         ("vid1_history.json", "runtime_error_history.json", "img1_cached_history.json"))
-    routes = {("GET", f"/history/{pid}"): (200, body)
-              for body in (vid1, err, cached) for pid in body}
+    vid1, err, cached = (
+        recorded(n) for n in ("vid1_history.json", "runtime_error_history.json", "img1_cached_history.json")
+    )
+    routes = {("GET", f"/history/{pid}"): (200, body) for body in (vid1, err, cached) for pid in body}
     client = ComfyUIClient("http://comfy.invalid", transport=replay(routes))
 
     ok = parse_history_entry(client.history("fa066e9c-cd0f-476d-b90d-3b3c6b52830a"))
     assert ok.status == "success" and ok.error is None
     assert ok.execution_seconds == pytest.approx(0.328)  # 1795288666359 − 1795288666031 ms
     assert ok.cached_nodes == ()
-    assert find_output_file(ok.outputs) == {"filename": "probe_inv_00001_.mp4",
-                                            "subfolder": "video", "type": "output"}
+    assert find_output_file(ok.outputs) == {"filename": "probe_inv_00001_.mp4", "subfolder": "video", "type": "output"}
 
     bad = parse_history_entry(client.history("c0f225cd-e4ac-4389-b873-3e961ae1ba22"))
     assert bad.status == "error" and bad.outputs == {}
@@ -497,8 +518,7 @@ def test_client_parses_recorded_history_bodies() -> None:
 def test_client_raises_recorded_prompt_errors() -> None:
     errors = recorded("errors.json")
     for name, (status, body) in errors.items():
-        client = ComfyUIClient("http://comfy.invalid",
-                               transport=replay({("POST", "/prompt"): (status, body)}))
+        client = ComfyUIClient("http://comfy.invalid", transport=replay({("POST", "/prompt"): (status, body)}))
         if status == 500:
             with pytest.raises(ComfyUIHTTPError) as http_exc:
                 client.queue_prompt({}, client_id="x")
@@ -510,9 +530,11 @@ def test_client_raises_recorded_prompt_errors() -> None:
         assert exc.value.message == body["error"]["message"]
         assert exc.value.node_errors == body["node_errors"]
     missing = ComfyUIPromptError.from_body(errors["missing_required_input"][1]).readable()
-    assert missing == ("prompt_outputs_failed_validation: Prompt outputs failed validation; "
-                       "node 2 (ImageBlur): Required input is missing (blur_radius); "
-                       "node 2 (ImageBlur): Required input is missing (sigma)")
+    assert missing == (
+        "prompt_outputs_failed_validation: Prompt outputs failed validation; "
+        "node 2 (ImageBlur): Required input is missing (blur_radius); "
+        "node 2 (ImageBlur): Required input is missing (sigma)"
+    )
     unknown = ComfyUIPromptError.from_body(errors["unknown_class"][1]).readable()
     assert unknown == "invalid_prompt: Cannot execute because node NoSuchNode does not exist.; Node ID '#1'"
 
@@ -535,9 +557,17 @@ def test_client_and_adapter_on_recorded_round_trip(clip: Path, tmp_path: Path) -
 
     adapter = ComfyUIAdapter(PROVIDER, "http://comfy.invalid", ["cartoon"], WORKFLOW, client=client)
     assert adapter.health_check().ok
-    handle = json.dumps({"prompt_id": pid, "task_id": "t-rec", "attempt": 1, "output_node": "5",
-                         "output_path": str(tmp_path / "rec.mp4"),
-                         "submitted_at_ms": 1795288666000, "queued_at_ms": 1795288666010})
+    handle = json.dumps(
+        {
+            "prompt_id": pid,
+            "task_id": "t-rec",
+            "attempt": 1,
+            "output_node": "5",
+            "output_path": str(tmp_path / "rec.mp4"),
+            "submitted_at_ms": 1795288666000,
+            "queued_at_ms": 1795288666010,
+        }
+    )
     # Not in history ({}) and not in the (empty) recorded queue: the server has lost it.
     assert adapter.poll(handle).error_class == "PromptLost"
     routes[("GET", f"/history/{pid}")] = (200, recorded("vid1_history.json"))
@@ -556,8 +586,10 @@ def test_client_and_adapter_on_recorded_round_trip(clip: Path, tmp_path: Path) -
 def test_interrupted_entry_is_a_failure() -> None:
     entry = copy.deepcopy(next(iter(recorded("runtime_error_history.json").values())))
     error = entry["status"]["messages"][-1][1]
-    entry["status"]["messages"][-1] = ["execution_interrupted", {
-        k: error[k] for k in ("prompt_id", "node_id", "node_type", "executed", "timestamp")}]
+    entry["status"]["messages"][-1] = [
+        "execution_interrupted",
+        {k: error[k] for k in ("prompt_id", "node_id", "node_type", "executed", "timestamp")},
+    ]
     outcome = parse_history_entry(entry)
     assert outcome.status == "interrupted" and outcome.error.exception_type == "Interrupted"
     assert outcome.execution_seconds == pytest.approx(0.006)

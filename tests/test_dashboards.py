@@ -17,20 +17,29 @@ from dashboards import auth, state
 from dashboards.data import fmt_pct, fmt_usd
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
-from resources.services.recommendations import recommendations_with_status
 from resources.schemas import APPROVAL_DECISIONS, EXECUTION_COSTS, RECOMMENDATION_DECISIONS
+from resources.services.recommendations import recommendations_with_status
 from tests import dashboards_lake
 from tests.dashboards_lake import PASSWORD, World
 
 pytestmark = [pytest.mark.slow, pytest.mark.video]
 
 APP = Path(__file__).resolve().parents[1] / "dashboards" / "app.py"
-PAGES = {"margins": "Margins", "providers": "Providers", "routing": "Routing",
-         "recommendations": "Recommendations", "approvals": "Approval queue",
-         "bottlenecks": "Bottlenecks & alerts"}
-OIDC = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "s3cret-cookie",
-        "client_id": "dashboard", "client_secret": "client-secret",
-        "server_metadata_url": "https://id.example.com/.well-known/openid-configuration"}
+PAGES = {
+    "margins": "Margins",
+    "providers": "Providers",
+    "routing": "Routing",
+    "recommendations": "Recommendations",
+    "approvals": "Approval queue",
+    "bottlenecks": "Bottlenecks & alerts",
+}
+OIDC = {
+    "redirect_uri": "http://localhost:8501/oauth2callback",
+    "cookie_secret": "s3cret-cookie",
+    "client_id": "dashboard",
+    "client_secret": "client-secret",
+    "server_metadata_url": "https://id.example.com/.well-known/openid-configuration",
+}
 
 
 @pytest.fixture(scope="session")
@@ -122,8 +131,13 @@ def test_prod_refuses_to_start_without_oidc(monkeypatch, world, password_hash):
 
 
 def test_prod_signs_in_with_oidc_and_the_email_allow_list(monkeypatch, world, password_hash):
-    _use(monkeypatch, world, "", EFFECTLAKE_DEPLOYMENT="prod",
-         EFFECTLAKE_ADMIN_EMAILS="Alice@Example.com, bob@example.com")
+    _use(
+        monkeypatch,
+        world,
+        "",
+        EFFECTLAKE_DEPLOYMENT="prod",
+        EFFECTLAKE_ADMIN_EMAILS="Alice@Example.com, bob@example.com",
+    )
     at = _app()
     at.secrets["auth"] = OIDC
     at.user = {"is_logged_in": False}
@@ -159,13 +173,16 @@ def test_hud_shows_the_lake_numbers(monkeypatch, world, password_hash, source):
     costs = world.lake.read(EXECUTION_COSTS, pl.col("source") == source)
     hud = [m.value for m in at.markdown if m.value.startswith("Revenue **")]
     metrics = {m.label: m.value for m in at.metric}
-    for i, (window, length) in enumerate({"1h": timedelta(hours=1), "24h": timedelta(hours=24),
-                                          "7d": timedelta(days=7)}.items()):
+    for i, (window, length) in enumerate(
+        {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}.items()
+    ):
         inside = costs.filter((pl.col("finished_at") > now - length) & (pl.col("finished_at") <= now))
         revenue, cost = inside["revenue_usd"].sum(), inside["cost_usd"].sum()
         hours = length.total_seconds() / 3600
-        assert hud[i] == (f"Revenue **{fmt_usd(revenue)}** · Cost **{fmt_usd(cost)}**  \n"
-                          f"Burn **{fmt_usd(cost / hours)}/h** · {inside.height:,} runs")
+        assert hud[i] == (
+            f"Revenue **{fmt_usd(revenue)}** · Cost **{fmt_usd(cost)}**  \n"
+            f"Burn **{fmt_usd(cost / hours)}/h** · {inside.height:,} runs"
+        )
         assert metrics[f"Margin · last {window}"] == (fmt_pct((revenue - cost) / revenue) if revenue else "—")
     # The forecast fits complete hours only: none before the current hour, no forecast.
     history = costs.filter(pl.col("finished_at") < now.replace(minute=0)).height
@@ -189,8 +206,12 @@ def test_margin_decomposition_and_drill_down_match_the_lake(monkeypatch, world, 
     cell = at.selectbox(key="why_cell")
     provider, effect = cell.options[cell.index].split(" · ")
     rows = at.dataframe[-1].value
-    expected = costs.filter((pl.col("finished_at") > now - timedelta(hours=24)) & (pl.col("finished_at") <= now)
-                            & (pl.col("provider_id") == provider) & (pl.col("effect_type") == effect))
+    expected = costs.filter(
+        (pl.col("finished_at") > now - timedelta(hours=24))
+        & (pl.col("finished_at") <= now)
+        & (pl.col("provider_id") == provider)
+        & (pl.col("effect_type") == effect)
+    )
     assert len(rows) == min(expected.height, 500) and set(rows["provider_id"]) == {provider}
     at.radio(key="why_period").set_value("A").run()
     assert not at.exception
@@ -226,7 +247,8 @@ def test_approve_an_effect_from_the_queue(monkeypatch, private_world, password_h
     assert at.success and "approved" in at.success[0].value
     decisions = private_world.lake.read(APPROVAL_DECISIONS)
     assert decisions.select("approval_id", "decision", "admin", "reason").rows() == [
-        (aid, "approve", "alice", "crisp and cheap")]
+        (aid, "approve", "alice", "crisp and cheap")
+    ]
     assert "Nothing waits for approval." in _texts(at)
 
 
@@ -252,7 +274,9 @@ def test_approve_and_reject_recommendations(monkeypatch, private_world, password
     assert [t.label for t in at.tabs] == [f"Pending ({n - 2})", "Approved (1)", "Rejected (1)"]
     decisions = private_world.lake.read(RECOMMENDATION_DECISIONS).sort("decision")
     assert decisions.select("recommendation_id", "decision", "admin", "reason").rows() == [
-        (first, "approve", "alice", ""), (second, "reject", "alice", "not now")]
+        (first, "approve", "alice", ""),
+        (second, "reject", "alice", "not now"),
+    ]
 
 
 # -- empty lake and later tables ---------------------------------------------------------------
@@ -274,9 +298,15 @@ def test_an_empty_lake_renders_every_page_without_writing(monkeypatch, tmp_path,
 def test_bottlenecks_page_shows_alert_tables_once_they_exist(monkeypatch, private_world, password_hash):
     from datetime import UTC, datetime
 
-    alerts = pl.DataFrame({"alert_id": ["a1", "a2", "a3"], "source": ["real", "real", "simulated"],
-                           "severity": ["high", "low", "high"], "message": ["margin below floor", "slow", "sim"],
-                           "raised_at": [datetime(2026, 1, d, tzinfo=UTC) for d in (1, 2, 3)]})
+    alerts = pl.DataFrame(
+        {
+            "alert_id": ["a1", "a2", "a3"],
+            "source": ["real", "real", "simulated"],
+            "severity": ["high", "low", "high"],
+            "message": ["margin below floor", "slow", "sim"],
+            "raised_at": [datetime(2026, 1, d, tzinfo=UTC) for d in (1, 2, 3)],
+        }
+    )
     write_deltalake(f"{Lake(uri=private_world.lake_uri).root}/gold/economic_alerts", alerts.to_arrow())
     at = _open(_signed_in(monkeypatch, private_world, password_hash), "bottlenecks")
     assert [s.value for s in at.subheader] == ["Signals", "Bottleneck classifications", "Economic alerts"]

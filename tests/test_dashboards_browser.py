@@ -27,13 +27,24 @@ from tests.server import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extra")
-pytestmark = [pytest.mark.browser, pytest.mark.video,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make system-deps)")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.video,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make system-deps)"),
+]
 
 # Flags for a root user in a container, and a browser that talks to nobody but the app.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 PAGES = ["Margins", "Providers", "Routing", "Recommendations", "Approval queue", "Bottlenecks & alerts"]
 ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 PROBLEM = "Streamlit showed an exception or an error"
@@ -54,8 +65,13 @@ def dashboard(world, tmp_path_factory):
     exe = Path(sys.executable).with_name("effectlake")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pipelines.cli"]
     with open(log, "wb") as out:
-        proc = subprocess.Popen([*cmd, "dashboard", "--port", str(port)], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [*cmd, "dashboard", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -82,8 +98,11 @@ def browser(tmp_path_factory):
     with playwright.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")),  # a fresh --user-data-dir
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1440, "height": 2600})
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1440, "height": 2600},
+        )
         try:
             yield context
         finally:
@@ -146,6 +165,7 @@ def test_every_page_in_chromium_and_approve_one_effect(dashboard, browser, world
     page.screenshot(path=str(shots / "approved.png"))
     decisions = world.lake.read(APPROVAL_DECISIONS)
     assert decisions.select("decision", "admin", "reason").rows() == [
-        ("approve", "browser-admin", "approved in the browser")]
+        ("approve", "browser-admin", "approved in the browser")
+    ]
     assert len(list(shots.glob("*.png"))) == 2 * len(PAGES) + 1
     print(f"screenshots: {shots}")

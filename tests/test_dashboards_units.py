@@ -33,8 +33,18 @@ def test_pbkdf2_hashes_verify():
     assert not auth.verify_password("pw2", f"pbkdf2:sha256:1000$NaCl${key}")
 
 
-@pytest.mark.parametrize("bad", ["", "plain-password", "scrypt:1000:8:1$s$00", "md5$s$00", "scrypt:1024:8:1$s$zz",
-                                 "pbkdf2:nope:10$s$00", "scrypt:1024:8:1$s$"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "plain-password",
+        "scrypt:1000:8:1$s$00",
+        "md5$s$00",
+        "scrypt:1024:8:1$s$zz",
+        "pbkdf2:nope:10$s$00",
+        "scrypt:1024:8:1$s$",
+    ],
+)
 def test_malformed_hashes_are_refused(bad):
     with pytest.raises(auth.InvalidHash):
         auth.verify_password("x", bad)
@@ -45,32 +55,46 @@ def test_malformed_hashes_are_refused(bad):
 
 def test_startup_checks():
     good = auth.hash_password("a long admin passphrase", n=1024)
-    oidc = {"redirect_uri": "http://x/oauth2callback", "cookie_secret": "c",
-            "google": {"client_id": "i", "client_secret": "s", "server_metadata_url": "https://x/.well-known"}}
+    oidc = {
+        "redirect_uri": "http://x/oauth2callback",
+        "cookie_secret": "c",
+        "google": {"client_id": "i", "client_secret": "s", "server_metadata_url": "https://x/.well-known"},
+    }
     assert auth.startup_problems(auth.AuthConfig(password_hash=good)) == []
     assert auth.startup_problems(auth.AuthConfig()) == []  # embedded, no hash: nobody can sign in, nothing leaks
     # the API key is not the browser password, anywhere
     key_hash = auth.hash_password("the-api-key", n=1024)
-    assert "API admin key" in auth.startup_problems(auth.AuthConfig(password_hash=key_hash,
-                                                                    api_admin_key="the-api-key"))[0]
+    assert (
+        "API admin key"
+        in auth.startup_problems(auth.AuthConfig(password_hash=key_hash, api_admin_key="the-api-key"))[0]
+    )
     # prod: OIDC and an allow-list are required, a default password is refused
     prod = auth.AuthConfig(deployment="prod", oidc=True, admin_emails=frozenset({"a@x.io"}))
     assert auth.startup_problems(prod) == []
     assert any("OpenID Connect" in p for p in auth.startup_problems(auth.AuthConfig(deployment="prod")))
-    assert any("EFFECTLAKE_ADMIN_EMAILS" in p for p in auth.startup_problems(
-        auth.AuthConfig(deployment="prod", oidc=True)))
+    assert any(
+        "EFFECTLAKE_ADMIN_EMAILS" in p for p in auth.startup_problems(auth.AuthConfig(deployment="prod", oidc=True))
+    )
     weak = auth.hash_password("admin", n=1024)
-    assert any("default password 'admin'" in p for p in auth.startup_problems(
-        auth.AuthConfig(deployment="prod", oidc=True, admin_emails=frozenset({"a@x.io"}), password_hash=weak)))
+    assert any(
+        "default password 'admin'" in p
+        for p in auth.startup_problems(
+            auth.AuthConfig(deployment="prod", oidc=True, admin_emails=frozenset({"a@x.io"}), password_hash=weak)
+        )
+    )
     assert auth.startup_problems(auth.AuthConfig(password_hash=weak)) == []  # the embedded default may
     assert auth.oidc_configured(oidc) and auth.oidc_configured({**oidc["google"], **oidc})
     assert not auth.oidc_configured({"redirect_uri": "x", "cookie_secret": "c"})
 
 
 def test_config_from_env_and_allow_list():
-    cfg = auth.AuthConfig.from_env({"EFFECTLAKE_DEPLOYMENT": " PROD ",
-                                    "EFFECTLAKE_ADMIN_EMAILS": "A@x.io, b@y.io c@z.io",
-                                    "EFFECTLAKE_DASHBOARD_PASSWORD_HASH": "  "})
+    cfg = auth.AuthConfig.from_env(
+        {
+            "EFFECTLAKE_DEPLOYMENT": " PROD ",
+            "EFFECTLAKE_ADMIN_EMAILS": "A@x.io, b@y.io c@z.io",
+            "EFFECTLAKE_DASHBOARD_PASSWORD_HASH": "  ",
+        }
+    )
     assert cfg.is_prod and cfg.password_hash is None and cfg.admin_emails == {"a@x.io", "b@y.io", "c@z.io"}
     assert auth.is_admin_email(" a@X.io", cfg.admin_emails)
     assert not auth.is_admin_email("a@x.io", cfg.admin_emails, verified=False)
@@ -97,20 +121,42 @@ def test_dashboard_command_refuses_prod_without_oidc(monkeypatch, tmp_path, caps
 def _costs(rows: list[tuple]) -> pl.DataFrame:
     """(minutes before NOW, provider, effect, status, selection, tokens, cost_usd)."""
     return pl.DataFrame(
-        [{"finished_at": NOW - timedelta(minutes=m), "provider_id": p, "effect_type": e, "status": s,
-          "selection": sel, "tokens_charged": t, "cost_tokens": c / 0.01, "revenue_usd": t * 0.01, "cost_usd": c}
-         for m, p, e, s, sel, t, c in rows],
-        schema={"finished_at": pl.Datetime("us", "UTC"), "provider_id": pl.String, "effect_type": pl.String,
-                "status": pl.String, "selection": pl.String, "tokens_charged": pl.Int64, "cost_tokens": pl.Float64,
-                "revenue_usd": pl.Float64, "cost_usd": pl.Float64})
+        [
+            {
+                "finished_at": NOW - timedelta(minutes=m),
+                "provider_id": p,
+                "effect_type": e,
+                "status": s,
+                "selection": sel,
+                "tokens_charged": t,
+                "cost_tokens": c / 0.01,
+                "revenue_usd": t * 0.01,
+                "cost_usd": c,
+            }
+            for m, p, e, s, sel, t, c in rows
+        ],
+        schema={
+            "finished_at": pl.Datetime("us", "UTC"),
+            "provider_id": pl.String,
+            "effect_type": pl.String,
+            "status": pl.String,
+            "selection": pl.String,
+            "tokens_charged": pl.Int64,
+            "cost_tokens": pl.Float64,
+            "revenue_usd": pl.Float64,
+            "cost_usd": pl.Float64,
+        },
+    )
 
 
-COSTS = _costs([
-    (10, "p1", "cartoon", "succeeded", "ranked", 4, 0.01),          # 1h, 24h, 7d
-    (90, "p2", "cartoon", "succeeded", "exploration", 4, 0.03),     # 24h, 7d
-    (60 * 30, "p1", "slow_motion", "failed", "ranked", 0, 0.02),    # 7d
-    (60 * 24 * 8, "p1", "cartoon", "succeeded", "ranked", 4, 0.01),  # none
-])
+COSTS = _costs(
+    [
+        (10, "p1", "cartoon", "succeeded", "ranked", 4, 0.01),  # 1h, 24h, 7d
+        (90, "p2", "cartoon", "succeeded", "exploration", 4, 0.03),  # 24h, 7d
+        (60 * 30, "p1", "slow_motion", "failed", "ranked", 0, 0.02),  # 7d
+        (60 * 24 * 8, "p1", "cartoon", "succeeded", "ranked", 4, 0.01),  # none
+    ]
+)
 
 
 def test_hud_windows_are_ratio_of_sums_per_window():
@@ -125,11 +171,20 @@ def test_hud_windows_are_ratio_of_sums_per_window():
 
 
 def _cube(costs: pl.DataFrame) -> pl.DataFrame:
-    return (costs.group_by(hour=pl.col("finished_at").dt.truncate("1h"), provider_id="provider_id",
-                           effect_type="effect_type", selection="selection", status="status")
-            .agg(executions=pl.len().cast(pl.Int64), tokens_charged=pl.col("tokens_charged").sum(),
-                 cost_tokens=pl.col("cost_tokens").sum(), revenue_usd=pl.col("revenue_usd").sum(),
-                 cost_usd=pl.col("cost_usd").sum(), duration_ms=pl.lit(1000.0)))
+    return costs.group_by(
+        hour=pl.col("finished_at").dt.truncate("1h"),
+        provider_id="provider_id",
+        effect_type="effect_type",
+        selection="selection",
+        status="status",
+    ).agg(
+        executions=pl.len().cast(pl.Int64),
+        tokens_charged=pl.col("tokens_charged").sum(),
+        cost_tokens=pl.col("cost_tokens").sum(),
+        revenue_usd=pl.col("revenue_usd").sum(),
+        cost_usd=pl.col("cost_usd").sum(),
+        duration_ms=pl.lit(1000.0),
+    )
 
 
 def test_margin_history_rolls_over_clock_hours():
@@ -160,13 +215,44 @@ def test_forecast_needs_a_complete_hour():
 def test_approval_item_resolves_media_keys_and_puts_the_winner_first():
     import json
 
-    comparison = {"winner_task_id": "t2", "outputs": [
-        {"task_id": "t1", "effect_type": "cartoon", "provider_id": "a", "rank": 1, "composite": 0.9,
-         "gate_failures": [], "cost_usd": 0.001, "margin": 0.9, "selection": "ranked", "status": "scored"},
-        {"task_id": "t2", "effect_type": "warm_grade", "provider_id": "b", "rank": 1, "composite": 0.8,
-         "gate_failures": ["fps"], "gate_passed": False, "selection": "ranked", "status": "scored"}]}
-    request = {"approval_id": "ap", "video_id": "v", "task_id": "t2", "effect_type": "warm_grade",
-               "provider_id": "b", "user_id": "u", "requested_at": NOW, "comparison": json.dumps(comparison)}
+    comparison = {
+        "winner_task_id": "t2",
+        "outputs": [
+            {
+                "task_id": "t1",
+                "effect_type": "cartoon",
+                "provider_id": "a",
+                "rank": 1,
+                "composite": 0.9,
+                "gate_failures": [],
+                "cost_usd": 0.001,
+                "margin": 0.9,
+                "selection": "ranked",
+                "status": "scored",
+            },
+            {
+                "task_id": "t2",
+                "effect_type": "warm_grade",
+                "provider_id": "b",
+                "rank": 1,
+                "composite": 0.8,
+                "gate_failures": ["fps"],
+                "gate_passed": False,
+                "selection": "ranked",
+                "status": "scored",
+            },
+        ],
+    }
+    request = {
+        "approval_id": "ap",
+        "video_id": "v",
+        "task_id": "t2",
+        "effect_type": "warm_grade",
+        "provider_id": "b",
+        "user_id": "u",
+        "requested_at": NOW,
+        "comparison": json.dumps(comparison),
+    }
     outputs = pl.DataFrame({"task_id": ["t1", "t2"], "output_key": ["outputs/v/t1.mp4", None]})
     item = data.approval_item(request, outputs, "proxy/v.mp4")
     assert item.outputs["task_id"].to_list() == ["t2", "t1"]
@@ -175,7 +261,17 @@ def test_approval_item_resolves_media_keys_and_puts_the_winner_first():
     assert item.outputs["gate_failures"][0] == "fps" and item.input_key == "proxy/v.mp4"
 
 
-@pytest.mark.parametrize("x, shown", [(None, "—"), (0, "$0.00"), (12345.6, "$12,346"), (12.345, "$12.35"),
-                                      (0.1234, "$0.123"), (0.0000024, "$0.0000024"), (-0.5, "-$0.500")])
+@pytest.mark.parametrize(
+    "x, shown",
+    [
+        (None, "—"),
+        (0, "$0.00"),
+        (12345.6, "$12,346"),
+        (12.345, "$12.35"),
+        (0.1234, "$0.123"),
+        (0.0000024, "$0.0000024"),
+        (-0.5, "-$0.500"),
+    ],
+)
 def test_money_format(x, shown):
     assert data.fmt_usd(x) == shown

@@ -8,8 +8,8 @@ import sys
 import polars as pl
 import pytest
 
-from resources.samples import sample_videos
 from resources.lake import Lake
+from resources.samples import sample_videos
 from resources.schemas import GALLERY_REVISIONS, PIPELINE_EVENTS
 from tests.server import free_port
 
@@ -18,12 +18,31 @@ pytestmark = pytest.mark.video
 
 @pytest.mark.slow
 def test_demo_publishes_every_sample_through_the_daemon(tmp_path):
-    env = {**os.environ, "LAKE_URI": str(tmp_path / "lake"), "MEDIA_URI": str(tmp_path / "media"),
-           "MANIFEST_URI": str(tmp_path / "manifest.json"), "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+    env = {
+        **os.environ,
+        "LAKE_URI": str(tmp_path / "lake"),
+        "MEDIA_URI": str(tmp_path / "media"),
+        "MANIFEST_URI": str(tmp_path / "manifest.json"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "demo", "--exit", "--api-port", str(free_port()),
-         "--dagster-port", str(free_port()), "--timeout", "600"],
-        env=env, capture_output=True, text=True, timeout=1500,
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "demo",
+            "--exit",
+            "--api-port",
+            str(free_port()),
+            "--dagster-port",
+            str(free_port()),
+            "--timeout",
+            "600",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     samples = sample_videos()

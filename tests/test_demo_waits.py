@@ -45,8 +45,7 @@ def _client(stages: list[str]) -> httpx.Client:
 
 
 def test_wait_stage_returns_the_status_that_reached_a_stage():
-    status = _wait_stage(_client(["ingesting", "awaiting_approval"]), "v1",
-                         {"awaiting_approval"}, timeout_s=10)
+    status = _wait_stage(_client(["ingesting", "awaiting_approval"]), "v1", {"awaiting_approval"}, timeout_s=10)
     assert status == {"video_id": "v1", "stage": "awaiting_approval"}
 
 

@@ -26,8 +26,16 @@ PATH_TOKEN = re.compile(r"^[\w.*{}/-]+$")
 FILE_EXT = (".py", ".md", ".yaml", ".yml", ".json", ".toml", ".lock", ".sh", ".txt", ".cfg", ".ini")
 # Created at run time (git-ignored), provided by the operator, or inside an installed package:
 # never in the repository.
-NOT_IN_REPO = ("data/lake", "data/media", "data/manifest", "data/dagster_home", "data/demo", ".streamlit/",
-               "dagster.yaml", "skvideo/")
+NOT_IN_REPO = (
+    "data/lake",
+    "data/media",
+    "data/manifest",
+    "data/dagster_home",
+    "data/demo",
+    ".streamlit/",
+    "dagster.yaml",
+    "skvideo/",
+)
 # ``bronze/uploads``, ``gold/execution_costs``: a lake table (and the asset of the same key).
 LAYERS = ("bronze", "silver", "gold")
 
@@ -62,15 +70,22 @@ def test_every_path_a_doc_names_exists(doc: Path):
     tracked = _tracked()
     top = {p.split("/")[0] for p in tracked}
     tables = {spec.path for spec in ALL_TABLES}
-    missing = sorted(t for t in _path_tokens(doc.read_text(encoding="utf-8"))
-                     if not t.startswith(NOT_IN_REPO)
-                     and not (t in tables if t.split("/")[0] in LAYERS else _exists(t, tracked, top)))
+    missing = sorted(
+        t
+        for t in _path_tokens(doc.read_text(encoding="utf-8"))
+        if not t.startswith(NOT_IN_REPO)
+        and not (t in tables if t.split("/")[0] in LAYERS else _exists(t, tracked, top))
+    )
     assert not missing, f"{doc.name} names paths that do not exist: {missing}"
 
 
 def test_nothing_cites_files_outside_the_repository():
     """The project's code and docs stand alone: no reference to a design file kept elsewhere."""
-    offenders = [p for p in _tracked() if p.endswith((".py", ".md", ".yaml", ".toml"))
-                 and p != "tests/test_docs.py"
-                 and re.search(r"DESIGN\.md|\.\./shared", (ROOT / p).read_text(encoding="utf-8"))]
+    offenders = [
+        p
+        for p in _tracked()
+        if p.endswith((".py", ".md", ".yaml", ".toml"))
+        and p != "tests/test_docs.py"
+        and re.search(r"DESIGN\.md|\.\./shared", (ROOT / p).read_text(encoding="utf-8"))
+    ]
     assert not offenders, f"cite files outside the repository: {offenders}"

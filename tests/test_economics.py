@@ -20,15 +20,22 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 def test_execution_cost_is_compute_times_rate_plus_partner_cost():
     assert execution_cost_usd(10.0, "gpu-l4", 0.02, CARD) == pytest.approx(0.03)
-    assert execution_cost_usd(10.0, "cpu-2c", 0.0, RateCard(CARD.usd_per_second, 0.5), spot=True) == pytest.approx(0.0005)
+    assert execution_cost_usd(10.0, "cpu-2c", 0.0, RateCard(CARD.usd_per_second, 0.5), spot=True) == pytest.approx(
+        0.0005
+    )
     with pytest.raises(KeyError, match="not on the rate card"):
         execution_cost_usd(1.0, "tpu-v5", 0.0, CARD)
 
 
 def _outputs(**cols) -> pl.DataFrame:
-    base = {"status": ["succeeded", "failed", "succeeded"], "effect_type": ["cartoon"] * 3,
-            "instance_type": ["gpu-l4", "gpu-l4", "cpu-2c"], "compute_seconds": [20.0, 5.0, 100.0],
-            "partner_cost_usd": [0.0, 0.0, 0.01], "selection": ["ranked", "ranked", "shadow"]}
+    base = {
+        "status": ["succeeded", "failed", "succeeded"],
+        "effect_type": ["cartoon"] * 3,
+        "instance_type": ["gpu-l4", "gpu-l4", "cpu-2c"],
+        "compute_seconds": [20.0, 5.0, 100.0],
+        "partner_cost_usd": [0.0, 0.0, 0.01],
+        "selection": ["ranked", "ranked", "shadow"],
+    }
     return pl.DataFrame({**base, **cols})
 
 
@@ -42,35 +49,51 @@ def test_cost_frame_charges_only_successful_user_visible_tasks():
 
 
 def test_marginality_windows_sum_then_divide():
-    costs = pl.DataFrame({
-        "provider_id": ["a", "a", "a"], "effect_type": ["cartoon"] * 3,
-        "status": ["succeeded", "succeeded", "failed"],
-        "tokens_charged": [4, 4, 0], "cost_tokens": [1.0, 3.0, 0.5],
-        "revenue_usd": [0.04, 0.04, 0.0], "cost_usd": [0.01, 0.03, 0.005],
-        "finished_at": [NOW - timedelta(minutes=10), NOW - timedelta(hours=5), NOW - timedelta(days=2)],
-    })
+    costs = pl.DataFrame(
+        {
+            "provider_id": ["a", "a", "a"],
+            "effect_type": ["cartoon"] * 3,
+            "status": ["succeeded", "succeeded", "failed"],
+            "tokens_charged": [4, 4, 0],
+            "cost_tokens": [1.0, 3.0, 0.5],
+            "revenue_usd": [0.04, 0.04, 0.0],
+            "cost_usd": [0.01, 0.03, 0.005],
+            "finished_at": [NOW - timedelta(minutes=10), NOW - timedelta(hours=5), NOW - timedelta(days=2)],
+        }
+    )
     w = {r["window"]: r for r in marginality_windows(costs, NOW).iter_rows(named=True)}
     assert (w["1h"]["executions"], w["1h"]["tokens_charged"]) == (1, 4)
-    assert w["1h"]["margin"] == pytest.approx(0.75)              # (4 - 1) / 4
-    assert w["24h"]["margin"] == pytest.approx((8 - 4.0) / 8)    # 0.5
-    assert w["7d"]["margin"] == pytest.approx((8 - 4.5) / 8)     # the failure's cost counts
+    assert w["1h"]["margin"] == pytest.approx(0.75)  # (4 - 1) / 4
+    assert w["24h"]["margin"] == pytest.approx((8 - 4.0) / 8)  # 0.5
+    assert w["7d"]["margin"] == pytest.approx((8 - 4.5) / 8)  # the failure's cost counts
     assert (w["7d"]["executions"], w["7d"]["succeeded"]) == (3, 2)
     assert w["7d"]["cost_usd"] == pytest.approx(0.045)
 
 
 def _stats(rows):
-    return pl.DataFrame(rows, schema={"provider_id": pl.String, "effect_type": pl.String,
-                                      "executions": pl.Int64, "success_rate": pl.Float64,
-                                      "mean_cost_usd": pl.Float64, "mean_quality": pl.Float64,
-                                      "mean_duration_ms": pl.Float64}, orient="row")
+    return pl.DataFrame(
+        rows,
+        schema={
+            "provider_id": pl.String,
+            "effect_type": pl.String,
+            "executions": pl.Int64,
+            "success_rate": pl.Float64,
+            "mean_cost_usd": pl.Float64,
+            "mean_quality": pl.Float64,
+            "mean_duration_ms": pl.Float64,
+        },
+        orient="row",
+    )
 
 
 def test_manifest_prefers_cheaper_at_equal_quality_and_punishes_failures():
-    stats = _stats([
-        ("cheap", "cartoon", 40, 1.0, 0.001, 0.8, 1000.0),
-        ("pricey", "cartoon", 40, 1.0, 0.004, 0.8, 1000.0),
-        ("flaky", "cartoon", 40, 0.5, 0.001, 0.8, 1000.0),
-    ])
+    stats = _stats(
+        [
+            ("cheap", "cartoon", 40, 1.0, 0.001, 0.8, 1000.0),
+            ("pricey", "cartoon", 40, 1.0, 0.004, 0.8, 1000.0),
+            ("flaky", "cartoon", 40, 0.5, 0.001, 0.8, 1000.0),
+        ]
+    )
     m = build_manifest(stats, {"cartoon": ["pricey", "flaky", "cheap"], "warm_grade": ["new"]}, NOW)
     ranked = [e["provider_id"] for e in m["effects"]["cartoon"]]
     assert ranked == ["cheap", "pricey", "flaky"]
@@ -78,7 +101,10 @@ def test_manifest_prefers_cheaper_at_equal_quality_and_punishes_failures():
     assert cheap["score"] == pytest.approx(0.5 * 0.8 + 0.3 * 1 + 0.2 * 1)
     assert cheap["confidence"] == pytest.approx(40 / 50)
     assert m["effects"]["warm_grade"][0]["confidence"] == 0  # bootstrap prior
-    assert m["version"] == build_manifest(stats, {"cartoon": ["pricey", "flaky", "cheap"], "warm_grade": ["new"]}, NOW)["version"]
+    assert (
+        m["version"]
+        == build_manifest(stats, {"cartoon": ["pricey", "flaky", "cheap"], "warm_grade": ["new"]}, NOW)["version"]
+    )
 
 
 def test_exploration_share_is_epsilon_and_shadow_always_copied():
@@ -93,14 +119,18 @@ def test_exploration_share_is_epsilon_and_shadow_always_copied():
 
 
 def test_best_result_never_picks_shadow_failed_or_gate_failed_outputs():
-    c = pl.DataFrame({
-        "task_id": ["shadow", "gatefail", "ok_cheap", "ok_good"],
-        "status": ["scored", "scored", "scored", "scored"],
-        "gate_passed": [True, False, True, True], "composite": [0.99, 0.95, 0.6, 0.8],
-        "selection": ["shadow", "ranked", "ranked", "exploration"],
-        "cost_usd": [0.0001, 0.0001, 0.001, 0.002], "duration_ms": [100, 100, 1000, 1000],
-        "effect_type": ["cartoon"] * 4,
-    })
+    c = pl.DataFrame(
+        {
+            "task_id": ["shadow", "gatefail", "ok_cheap", "ok_good"],
+            "status": ["scored", "scored", "scored", "scored"],
+            "gate_passed": [True, False, True, True],
+            "composite": [0.99, 0.95, 0.6, 0.8],
+            "selection": ["shadow", "ranked", "ranked", "exploration"],
+            "cost_usd": [0.0001, 0.0001, 0.001, 0.002],
+            "duration_ms": [100, 100, 1000, 1000],
+            "effect_type": ["cartoon"] * 4,
+        }
+    )
     ranked = rank_candidates(c)
     assert ranked["task_id"].to_list() == ["ok_cheap", "ok_good"]
     # 0.5*0.6 + 0.3*1 + 0.2*1 = 0.8 vs 0.5*0.8 + 0.3*0.5 + 0.2*1 = 0.75
@@ -110,12 +140,18 @@ def test_best_result_never_picks_shadow_failed_or_gate_failed_outputs():
 def test_cost_and_speed_are_compared_among_providers_of_the_same_effect():
     # A cheap, poor slow-motion must not beat a good one just because slow motion by frame
     # duplication is the cheapest output of the whole batch (seen in the demo on carphone).
-    c = pl.DataFrame({
-        "task_id": ["dup", "blend", "grade"], "status": ["scored"] * 3, "gate_passed": [True] * 3,
-        "composite": [0.86, 0.99, 0.95], "selection": ["ranked"] * 3,
-        "effect_type": ["slow_motion", "slow_motion", "warm_grade"],
-        "cost_usd": [0.0000030, 0.0000035, 0.0000043], "duration_ms": [900, 1000, 1100],
-    })
+    c = pl.DataFrame(
+        {
+            "task_id": ["dup", "blend", "grade"],
+            "status": ["scored"] * 3,
+            "gate_passed": [True] * 3,
+            "composite": [0.86, 0.99, 0.95],
+            "selection": ["ranked"] * 3,
+            "effect_type": ["slow_motion", "slow_motion", "warm_grade"],
+            "cost_usd": [0.0000030, 0.0000035, 0.0000043],
+            "duration_ms": [900, 1000, 1100],
+        }
+    )
     scores = dict(zip(*rank_candidates(c).select("task_id", "score")))
     assert scores["blend"] > scores["dup"]
     assert scores["grade"] == pytest.approx(0.5 * 0.95 + 0.3 + 0.2)  # alone in its effect type
@@ -135,8 +171,9 @@ def test_ledger_ids_make_settlement_exactly_once():
 def test_revenue_is_what_the_ledger_kept():
     from economics.revenue import recognise
 
-    costs = pl.DataFrame({"task_id": ["kept", "refunded", "simulated"], "tokens_charged": [4, 4, 4],
-                          "cost_tokens": [1.0, 1.0, 1.0]})
+    costs = pl.DataFrame(
+        {"task_id": ["kept", "refunded", "simulated"], "tokens_charged": [4, 4, 4], "cost_tokens": [1.0, 1.0, 1.0]}
+    )
     settlements = pl.DataFrame({"task_id": ["kept", "refunded"], "spent": [4, 0]})
     out = recognise(costs, settlements, 0.01)
     assert out["tokens_charged"].to_list() == [4, 0, 4]

@@ -4,7 +4,6 @@ windows, and a routing manifest that the next video's M5 reads."""
 import json
 
 import httpx
-
 import polars as pl
 import pytest
 
@@ -13,7 +12,11 @@ from pipelines.definitions import build_definitions
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.schemas import (
-    EXECUTION_COSTS, MARGINALITY_WINDOWS, PIPELINE_EVENTS, PROVIDER_OUTPUTS, PROVIDER_REGISTRY,
+    EXECUTION_COSTS,
+    MARGINALITY_WINDOWS,
+    PIPELINE_EVENTS,
+    PROVIDER_OUTPUTS,
+    PROVIDER_REGISTRY,
     ROUTING_MANIFESTS,
 )
 from tests.harness import Driver
@@ -34,8 +37,9 @@ def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, s
     with serve(create_app(settings)) as base:
         first = _upload(base, short_bikes)
         driver.step("upload_sensor")
-        first_batch = lake.read(PIPELINE_EVENTS, (pl.col("correlation_id") == first)
-                                & (pl.col("event_type") == "TestBatchDispatched"))
+        first_batch = lake.read(
+            PIPELINE_EVENTS, (pl.col("correlation_id") == first) & (pl.col("event_type") == "TestBatchDispatched")
+        )
         assert json.loads(first_batch["payload"][0])["manifest_source"] == "bootstrap"
 
         assert defs.resolve_job_def("economics_job").execute_in_process(instance=instance).success
@@ -45,12 +49,21 @@ def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, s
         assert sorted(costs["task_id"]) == sorted(outputs["task_id"])
         ok = costs.filter(pl.col("status") == "succeeded")
         assert (ok["cost_usd"] > 0).all() and (ok["tokens_charged"] > 0).all()
-        parts = ["compute_cost_usd", "startup_cost_usd", "idle_cost_usd", "partner_cost_usd",
-                 "storage_cost_usd", "bandwidth_cost_usd"]
-        assert costs.select(total=pl.sum_horizontal(parts))["total"].to_list() == pytest.approx(costs["cost_usd"].to_list())
+        parts = [
+            "compute_cost_usd",
+            "startup_cost_usd",
+            "idle_cost_usd",
+            "partner_cost_usd",
+            "storage_cost_usd",
+            "bandwidth_cost_usd",
+        ]
+        assert costs.select(total=pl.sum_horizontal(parts))["total"].to_list() == pytest.approx(
+            costs["cost_usd"].to_list()
+        )
         assert (ok["output_bytes"] > 1000).all() and (ok["storage_cost_usd"] > 0).all()
         assert ok["margin"].to_list() == pytest.approx(
-            ((ok["tokens_charged"] - ok["cost_usd"] / settings.token_usd_rate) / ok["tokens_charged"]).to_list())
+            ((ok["tokens_charged"] - ok["cost_usd"] / settings.token_usd_rate) / ok["tokens_charged"]).to_list()
+        )
         windows = lake.read(MARGINALITY_WINDOWS)
         assert set(windows["window"]) == {"1h", "24h", "7d"}
         day = windows.filter(pl.col("window") == "24h")
@@ -71,8 +84,9 @@ def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, s
 
         second = _upload(base, short_carphone)
         driver.step("upload_sensor")
-    batch = lake.read(PIPELINE_EVENTS, (pl.col("correlation_id") == second)
-                      & (pl.col("event_type") == "TestBatchDispatched"))
+    batch = lake.read(
+        PIPELINE_EVENTS, (pl.col("correlation_id") == second) & (pl.col("event_type") == "TestBatchDispatched")
+    )
     payload = json.loads(batch["payload"][0])
     assert (payload["manifest_source"], payload["manifest_version"]) == ("manifest", manifest["version"])
 
@@ -83,16 +97,28 @@ def test_emergency_override_is_published_at_once_and_m5_obeys(settings, instance
     lake = Lake(uri=settings.lake_uri)
     admin = {"X-Admin-Key": "test-admin-key"}
     with serve(create_app(settings)) as base, httpx.Client(base_url=base) as c:
-        r = c.post("/v1/admin/routing/override", headers=admin,
-                   json={"effect_type": "cartoon", "provider_id": "ffmpeg-posterize", "reason": "incident 42"})
+        r = c.post(
+            "/v1/admin/routing/override",
+            headers=admin,
+            json={"effect_type": "cartoon", "provider_id": "ffmpeg-posterize", "reason": "incident 42"},
+        )
         assert r.status_code == 409  # nothing published yet
         assert defs.resolve_job_def("economics_job").execute_in_process(instance=instance).success
-        r = c.post("/v1/admin/routing/override", headers=admin,
-                   json={"effect_type": "cartoon", "provider_id": "ffmpeg-posterize", "reason": "incident 42"})
+        r = c.post(
+            "/v1/admin/routing/override",
+            headers=admin,
+            json={"effect_type": "cartoon", "provider_id": "ffmpeg-posterize", "reason": "incident 42"},
+        )
         assert r.status_code == 201, r.text
         version = r.json()["version"]
-        assert c.post("/v1/admin/routing/override", headers=admin,
-                      json={"effect_type": "cartoon", "provider_id": "nope", "reason": "x"}).status_code == 422
+        assert (
+            c.post(
+                "/v1/admin/routing/override",
+                headers=admin,
+                json={"effect_type": "cartoon", "provider_id": "nope", "reason": "x"},
+            ).status_code
+            == 422
+        )
         vid = _upload(base, short_bikes)
         driver.step("upload_sensor")
     assert ManifestStore(uri=settings.manifest_uri).read()["version"] == version
@@ -101,7 +127,9 @@ def test_emergency_override_is_published_at_once_and_m5_obeys(settings, instance
     assert cartoon.filter(pl.col("selection") != "shadow")["provider_id"].to_list() == ["ffmpeg-posterize"]
 
 
-def test_incremental_costs_match_a_full_refresh_including_a_late_refund(settings, instance, short_bikes, short_carphone):
+def test_incremental_costs_match_a_full_refresh_including_a_late_refund(
+    settings, instance, short_bikes, short_carphone
+):
     defs = build_definitions(settings)
     driver = Driver(defs, instance)
     lake = Lake(uri=settings.lake_uri)
@@ -126,6 +154,7 @@ def test_incremental_costs_match_a_full_refresh_including_a_late_refund(settings
     assert set(incremental["video_id"]) == {first, second}
     assert incremental.filter(pl.col("video_id") == first)["tokens_charged"].sum() == 0  # refund seen
     full = economics.execute_in_process(
-        instance=instance, run_config={"ops": {"gold__execution_costs": {"config": {"full_refresh": True}}}})
+        instance=instance, run_config={"ops": {"gold__execution_costs": {"config": {"full_refresh": True}}}}
+    )
     assert full.success
     assert lake.read(EXECUTION_COSTS).sort("task_id").equals(incremental)

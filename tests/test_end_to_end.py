@@ -22,8 +22,9 @@ ADMIN = {"X-Admin-Key": "test-admin-key"}
 
 def _upload(client: httpx.Client, path, name: str | None = None) -> httpx.Response:
     with open(path, "rb") as fh:
-        return client.post("/v1/uploads", files={"file": (name or path.name, fh, "video/mp4")},
-                           data={"user_id": "user-1"})
+        return client.post(
+            "/v1/uploads", files={"file": (name or path.name, fh, "video/mp4")}, data={"user_id": "user-1"}
+        )
 
 
 def _event_types(lake: Lake, video_id: str) -> list[str]:
@@ -75,8 +76,9 @@ def test_upload_to_published_through_sensors(world, short_bikes, tmp_path):
     assert len(pending[0]["comparison"]["outputs"]) == len(status["outputs"])
 
     assert client.post(f"/v1/admin/approvals/{approval_id}", json={"decision": "approve"}).status_code == 401
-    decided = client.post(f"/v1/admin/approvals/{approval_id}", headers=ADMIN,
-                          json={"decision": "approve", "admin": "alice"})
+    decided = client.post(
+        f"/v1/admin/approvals/{approval_id}", headers=ADMIN, json={"decision": "approve", "admin": "alice"}
+    )
     assert decided.status_code == 202
     published = driver.step("approval_sensor")
     assert [r.success for r in published] == [True]
@@ -95,9 +97,16 @@ def test_upload_to_published_through_sensors(world, short_bikes, tmp_path):
     task_events = [t for t in types if t in ("TaskSucceeded", "TaskFailed")]
     assert len(task_events) == tasks
     assert [t for t in types if t not in ("TaskSucceeded", "TaskFailed")] == [
-        "VideoIngested", "ContentAnalyzed", "PromptsGenerated", "TestBatchDispatched",
-        "QualityEvaluated", "BestResultSelected", "ApprovalRequested", "UserNotified",
-        "EffectPublished", "UserNotified",
+        "VideoIngested",
+        "ContentAnalyzed",
+        "PromptsGenerated",
+        "TestBatchDispatched",
+        "QualityEvaluated",
+        "BestResultSelected",
+        "ApprovalRequested",
+        "UserNotified",
+        "EffectPublished",
+        "UserNotified",
     ]
     first_task = types.index(task_events[0])
     assert types[first_task - 1] == "TestBatchDispatched"
@@ -129,8 +138,10 @@ def test_rerunning_a_stage_never_duplicates_events_or_ledger_entries(world, shor
     before = (lake.read(PIPELINE_EVENTS).height, lake.read(LEDGER_ENTRIES).height)
     assert driver.run("upload_sensor", request).success  # re-execution of the same partition
     assert (lake.read(PIPELINE_EVENTS).height, lake.read(LEDGER_ENTRIES).height) == before
-    assert lake.read(PROVIDER_OUTPUTS, pl.col("video_id") == vid).height == \
-        lake.read(TEST_BATCH, pl.col("video_id") == vid).height
+    assert (
+        lake.read(PROVIDER_OUTPUTS, pl.col("video_id") == vid).height
+        == lake.read(TEST_BATCH, pl.col("video_id") == vid).height
+    )
 
 
 def test_a_stage_is_reported_only_once_its_output_is_readable(settings):
@@ -141,9 +152,23 @@ def test_a_stage_is_reported_only_once_its_output_is_readable(settings):
     from resources.schemas import UPLOADS
 
     lake = Lake(uri=settings.lake_uri)
-    lake.append(UPLOADS, pl.DataFrame([{"video_id": "v1", "user_id": "u", "filename": "f.mp4",
-                                        "media_key": "raw/x.mp4", "bytes": 1, "source": "api"}]))
-    record_pipeline_events(lake, [event("BestResultSelected", "v1", "M5", {}),
-                                  event("ApprovalRequested", "v1", "M9", {})])
+    lake.append(
+        UPLOADS,
+        pl.DataFrame(
+            [
+                {
+                    "video_id": "v1",
+                    "user_id": "u",
+                    "filename": "f.mp4",
+                    "media_key": "raw/x.mp4",
+                    "bytes": 1,
+                    "source": "api",
+                }
+            ]
+        ),
+    )
+    record_pipeline_events(
+        lake, [event("BestResultSelected", "v1", "M5", {}), event("ApprovalRequested", "v1", "M9", {})]
+    )
     status = video_status(lake, "v1", lambda key: key)
     assert (status["stage"], status["approval"]) == ("selected", None)

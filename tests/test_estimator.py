@@ -11,8 +11,14 @@ import pytest
 
 from economics.cost_model import ProviderCostProfile, RateCard, execution_cost_usd
 from economics.estimator import (
-    MIN_REGRESSION_ROWS, PRIOR_SECONDS_PER_MPF, QUANTIZED_FACTOR, CostEstimator, TaskSpec, batch_factor,
-    estimate_accuracy, megapixel_frames,
+    MIN_REGRESSION_ROWS,
+    PRIOR_SECONDS_PER_MPF,
+    QUANTIZED_FACTOR,
+    CostEstimator,
+    TaskSpec,
+    batch_factor,
+    estimate_accuracy,
+    megapixel_frames,
 )
 
 CARD = RateCard({"cpu-2c": 0.36 / 3600, "gpu-l4": 3.6 / 3600}, spot_multiplier=0.35)
@@ -27,10 +33,20 @@ def _synthetic(n: int, seed: int, provider="p", effect="cartoon") -> pl.DataFram
     duration = rng.uniform(1, 20, n)
     size = megapixel_frames(width, height, duration, 25.0)
     seconds = A * size * np.exp(rng.normal(0, SIGMA, n))
-    return pl.DataFrame({"task_id": [f"{provider}-{seed}-{i}" for i in range(n)], "provider_id": provider,
-                         "effect_type": effect, "status": "succeeded", "width": width, "height": height,
-                         "duration_s": duration, "fps": 25.0, "compute_seconds": seconds,
-                         "instance_type": "cpu-2c"})
+    return pl.DataFrame(
+        {
+            "task_id": [f"{provider}-{seed}-{i}" for i in range(n)],
+            "provider_id": provider,
+            "effect_type": effect,
+            "status": "succeeded",
+            "width": width,
+            "height": height,
+            "duration_s": duration,
+            "fps": 25.0,
+            "compute_seconds": seconds,
+            "instance_type": "cpu-2c",
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +73,9 @@ def test_interval_covers_about_80_percent_of_held_out_tasks(fitted):
     assert 0.76 <= acc["coverage"] <= 0.84  # ± 4.5 binomial standard errors of 2000 draws
     # Log-normal noise σ = 0.25: median |error| ≈ 17%, so MAPE ≈ 20% and p90 ≈ 40%.
     assert acc["mape"] < 0.25 and acc["p90_ape"] < 0.5
-    cost_acc = estimate_accuracy(est, held_out.with_columns(cost_usd=pl.col("compute_seconds") * 0.0001),
-                                 metric="cost_usd").row(0, named=True)
+    cost_acc = estimate_accuracy(
+        est, held_out.with_columns(cost_usd=pl.col("compute_seconds") * 0.0001), metric="cost_usd"
+    ).row(0, named=True)
     assert cost_acc["coverage"] == pytest.approx(acc["coverage"])  # cost is linear in seconds here
 
 
@@ -67,8 +84,11 @@ def test_cost_follows_the_cost_model_at_every_quantile(fitted):
     task = TaskSpec("cartoon", 10, 640, 360, "p", "gpu-l4", spot=True)
     est = fitted.estimate(task, CARD, profile)
     assert est.compute_seconds_low < est.compute_seconds < est.compute_seconds_high
-    for s, usd in [(est.compute_seconds, est.cost_usd), (est.compute_seconds_low, est.cost_usd_low),
-                   (est.compute_seconds_high, est.cost_usd_high)]:
+    for s, usd in [
+        (est.compute_seconds, est.cost_usd),
+        (est.compute_seconds_low, est.cost_usd_low),
+        (est.compute_seconds_high, est.cost_usd_high),
+    ]:
         assert usd == pytest.approx(execution_cost_usd(s, "gpu-l4", 0.01, CARD, True, profile=profile))
 
 
@@ -104,14 +124,22 @@ def test_same_sized_inputs_do_not_fit_a_slope():
 
 def test_failed_and_zero_second_rows_do_not_train():
     rows = _synthetic(20, seed=6).with_columns(
-        status=pl.when(pl.int_range(pl.len()) < 15).then(pl.lit("failed")).otherwise(pl.lit("succeeded")))
+        status=pl.when(pl.int_range(pl.len()) < 15).then(pl.lit("failed")).otherwise(pl.lit("succeeded"))
+    )
     assert CostEstimator.fit(rows).coefficients()["n"].to_list() == [5]
 
 
 def test_accuracy_on_hand_checked_numbers():
-    est = pl.DataFrame({"task_id": ["a", "b", "c", "d"], "provider_id": ["p"] * 4, "effect_type": ["x"] * 4,
-                        "compute_seconds": [10.0, 10.0, 10.0, 10.0],
-                        "compute_seconds_low": [5.0] * 4, "compute_seconds_high": [15.0] * 4})
+    est = pl.DataFrame(
+        {
+            "task_id": ["a", "b", "c", "d"],
+            "provider_id": ["p"] * 4,
+            "effect_type": ["x"] * 4,
+            "compute_seconds": [10.0, 10.0, 10.0, 10.0],
+            "compute_seconds_low": [5.0] * 4,
+            "compute_seconds_high": [15.0] * 4,
+        }
+    )
     act = pl.DataFrame({"task_id": ["a", "b", "c", "d", "zzz"], "compute_seconds": [10.0, 20.0, 5.0, 8.0, 1.0]})
     r = estimate_accuracy(est, act).row(0, named=True)
     # |APE| = 0, 0.5, 1.0, 0.25; inside [5, 15]: 10, 5, 8 → 3 of 4.

@@ -13,15 +13,17 @@ import pytest
 from economics import ledger
 from economics.ids import event_id, event_id_sql, stable_id, stable_id_sql
 from economics.routing import ab_assignments
-from economics.simulator import ProviderModel, Market, execution_events, simulate
+from economics.simulator import Market, ProviderModel, execution_events, simulate
 from resources.events import event
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
-ROWS = pl.DataFrame({
-    "a": ["M6", "M5", "", "x|y", "ünïcødé ✓", None, "M6"],
-    "b": ["TaskSucceeded", "TaskFailed", "k", "z", "é", "None", None],
-    "n": [1, 0, -7, 2**40, 3, None, 12],
-})
+ROWS = pl.DataFrame(
+    {
+        "a": ["M6", "M5", "", "x|y", "ünïcødé ✓", None, "M6"],
+        "b": ["TaskSucceeded", "TaskFailed", "k", "z", "é", "None", None],
+        "n": [1, 0, -7, 2**40, 3, None, 12],
+    }
+)
 
 
 def _sql(expr: str, frame: pl.DataFrame) -> list[str]:
@@ -53,12 +55,13 @@ def test_sql_rejects_no_column_or_a_bad_length():
 
 
 def test_event_ids_of_the_simulator_equal_those_of_a_recorded_event():
-    rows = simulate(Market((ProviderModel("p", "cartoon", "cpu-2c", 1.0, failure_rate=0.3),), T0),
-                    T0, 1, 100, seed=3)
+    rows = simulate(Market((ProviderModel("p", "cartoon", "cpu-2c", 1.0, failure_rate=0.3),), T0), T0, 1, 100, seed=3)
     events = execution_events(rows)
     for e in events.head(20).iter_rows(named=True):
         recorded = event(e["event_type"], e["correlation_id"], e["stage"], {}, identity=e["task_id"])
-        assert e["event_id"] == recorded["event_id"] == event_id("M6", e["event_type"], e["correlation_id"], e["task_id"])
+        assert (
+            e["event_id"] == recorded["event_id"] == event_id("M6", e["event_type"], e["correlation_id"], e["task_id"])
+        )
     assert _sql(event_id_sql(), events.drop("event_id")) == events["event_id"].to_list()
 
 

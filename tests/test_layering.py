@@ -16,8 +16,10 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DASHBOARD_MODULES = ["dashboards.app", *(f"dashboards.app_pages.{p.stem}"
-                                        for p in sorted((ROOT / "dashboards" / "app_pages").glob("*.py")))]
+DASHBOARD_MODULES = [
+    "dashboards.app",
+    *(f"dashboards.app_pages.{p.stem}" for p in sorted((ROOT / "dashboards" / "app_pages").glob("*.py"))),
+]
 
 
 # Prepended to every check: ``loaded(*roots)`` lists the loaded modules under those top-level
@@ -34,8 +36,14 @@ def _fresh(code: str) -> dict:
     """Run ``code`` in a new interpreter rooted at this checkout (after ``LOADED``); it prints
     a JSON object as its last line, returned here."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", LOADED + textwrap.dedent(code)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADED + textwrap.dedent(code)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -77,10 +85,19 @@ def test_api_builds_and_serves_without_dagster(tmp_path):
 def test_dashboard_modules_import_without_dagster(tmp_path):
     # app.py and the pages run Streamlit calls at import, so what they import is imported
     # instead: every module their top-level import statements name (those that are modules).
-    wanted = sorted({name for module in DASHBOARD_MODULES
-                     for name in _imports_of(ROOT / (module.replace(".", "/") + ".py"))}
-                    | {"dashboards.data", "dashboards.sources", "dashboards.state", "dashboards.auth",
-                       "dashboards.widgets", "dashboards.charts", "dashboards.gate", "dashboards.launch"})
+    wanted = sorted(
+        {name for module in DASHBOARD_MODULES for name in _imports_of(ROOT / (module.replace(".", "/") + ".py"))}
+        | {
+            "dashboards.data",
+            "dashboards.sources",
+            "dashboards.state",
+            "dashboards.auth",
+            "dashboards.widgets",
+            "dashboards.charts",
+            "dashboards.gate",
+            "dashboards.launch",
+        }
+    )
     out = _fresh(f"""
         import importlib, importlib.util
 
@@ -102,8 +119,12 @@ def test_dashboard_modules_import_without_dagster(tmp_path):
         LakeReader(Lake(uri={str(tmp_path / "lake")!r})).costs("real")
         print(json.dumps({{"imported": imported, "loaded": loaded()}}))
     """)
-    assert {"dashboards.state", "dashboards.widgets", "resources.services.approvals",
-            "resources.services.recommendations"} <= set(out["imported"]), out["imported"]
+    assert {
+        "dashboards.state",
+        "dashboards.widgets",
+        "resources.services.approvals",
+        "resources.services.recommendations",
+    } <= set(out["imported"]), out["imported"]
     assert out["loaded"] == [], f"the dashboard imported Dagster: {out['loaded'][:10]}"
 
 
@@ -130,9 +151,13 @@ def test_economics_source_names_no_io_package():
     offenders = []
     for path in sorted((ROOT / "economics").glob("*.py")):
         tree = ast.parse(path.read_text())
-        type_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
-                     and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING"
-                     for n in ast.walk(node)}
+        type_only = {
+            id(n)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If)
+            and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING"
+            for n in ast.walk(node)
+        }
         for node in ast.walk(tree):
             if id(node) in type_only:
                 continue
@@ -142,6 +167,9 @@ def test_economics_source_names_no_io_package():
                 names = [node.module or ""]
             else:
                 continue
-            offenders += [f"{path.name}:{node.lineno} {n}" for n in names
-                          if n.split(".")[0] in IO_PACKAGES or n.startswith("dagster")]
+            offenders += [
+                f"{path.name}:{node.lineno} {n}"
+                for n in names
+                if n.split(".")[0] in IO_PACKAGES or n.startswith("dagster")
+            ]
     assert offenders == []

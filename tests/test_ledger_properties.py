@@ -15,9 +15,16 @@ from economics import ledger
 from economics.budget import UserQuotaExceeded, check_budget, reserve_or_raise
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-SCHEMA = {"entry_id": pl.String, "user_id": pl.String, "correlation_id": pl.String,
-          "task_id": pl.String, "kind": pl.String, "tokens": pl.Int64, "reason": pl.String,
-          "occurred_at": pl.Datetime("us", "UTC")}
+SCHEMA = {
+    "entry_id": pl.String,
+    "user_id": pl.String,
+    "correlation_id": pl.String,
+    "task_id": pl.String,
+    "kind": pl.String,
+    "tokens": pl.Int64,
+    "reason": pl.String,
+    "occurred_at": pl.Datetime("us", "UTC"),
+}
 USERS = ("ann", "bob")
 
 
@@ -27,11 +34,11 @@ def frame(entries: list[dict]) -> pl.DataFrame:
 
 def task(user: str, n: int) -> dict:
     # a task's price is fixed by its identity, as in M5 (price of its effect type)
-    return {"user_id": user, "video_id": f"v-{user}", "task_id": f"{user}-t{n}",
-            "tokens_reserved": 1 + n % 5}
+    return {"user_id": user, "video_id": f"v-{user}", "task_id": f"{user}-t{n}", "tokens_reserved": 1 + n % 5}
 
 
 # --- the reference model: what each user should see, written the obvious way -------------
+
 
 class Model:
     """Per task the *set* of settlement kinds seen, per user the distinct top-ups.
@@ -41,7 +48,7 @@ class Model:
     (balances depend on the set of entries, not their order)."""
 
     def __init__(self):
-        self.topups: dict[str, int] = {}           # topup id → tokens
+        self.topups: dict[str, int] = {}  # topup id → tokens
         self.topup_user: dict[str, str] = {}
         self.reserved: dict[str, tuple[str, int]] = {}  # task id → (user, R)
         self.kinds: dict[str, set[str]] = {}
@@ -58,8 +65,12 @@ class Model:
         mine = [t for t, (u, _) in self.reserved.items() if u == user]
         spent = sum(self.spent(t) for t in mine)
         outstanding = sum(self.outstanding(t) for t in mine)
-        return {"credited": credited, "spent": spent, "reserved_outstanding": outstanding,
-                "available": credited - spent - outstanding}
+        return {
+            "credited": credited,
+            "spent": spent,
+            "reserved_outstanding": outstanding,
+            "available": credited - spent - outstanding,
+        }
 
 
 # --- operations, as the assets and the API would issue them --------------------------------
@@ -71,8 +82,8 @@ operation = st.one_of(
     st.tuples(st.just("dispatch"), users, task_numbers),
     st.tuples(st.just("finish"), users, task_numbers, st.booleans()),
     st.tuples(st.just("admin_reject"), users, task_numbers),
-    st.tuples(st.just("retry")),     # the previous operation's writes, again
-    st.tuples(st.just("replay")),    # the whole run so far re-executed
+    st.tuples(st.just("retry")),  # the previous operation's writes, again
+    st.tuples(st.just("replay")),  # the whole run so far re-executed
 )
 
 
@@ -171,8 +182,7 @@ TASK = task("ann", 3)  # 4 tokens
 
 
 def test_admin_refund_of_a_consumed_task_gives_the_charge_back_once():
-    log = [ledger.credit("ann", 10, "p1", T0), *ledger.reserve([TASK], T0),
-           ledger.settle(TASK, "succeeded", T0)]
+    log = [ledger.credit("ann", 10, "p1", T0), *ledger.reserve([TASK], T0), ledger.settle(TASK, "succeeded", T0)]
     assert ledger.balance_of(frame(log), "ann")["spent"] == 4
     log += [ledger.refund_consumed(TASK, T0, "rejected"), ledger.refund_consumed(TASK, T0, "again")]
     row = ledger.balance_of(frame(log), "ann")
@@ -180,9 +190,12 @@ def test_admin_refund_of_a_consumed_task_gives_the_charge_back_once():
 
 
 def test_refund_larger_than_the_charge_is_capped_and_flagged():
-    log = [ledger.credit("ann", 10, "p1", T0), *ledger.reserve([TASK], T0),
-           ledger.settle(TASK, "succeeded", T0),
-           ledger.refund_consumed({**TASK, "tokens_reserved": 9}, T0, "fat finger")]
+    log = [
+        ledger.credit("ann", 10, "p1", T0),
+        *ledger.reserve([TASK], T0),
+        ledger.settle(TASK, "succeeded", T0),
+        ledger.refund_consumed({**TASK, "tokens_reserved": 9}, T0, "fat finger"),
+    ]
     row = ledger.balance_of(frame(log), "ann")
     assert (row["refunded_consumed"], row["available"], row["flagged"]) == (4, 10, 1)
     assert ledger.audit(frame(log))["issue"].to_list() == ["refund_exceeds_consumed"]
@@ -196,9 +209,12 @@ def test_settlement_without_reserve_is_ignored_and_flagged():
 
 
 def test_consume_after_a_failure_refund_nets_to_zero_and_is_flagged():
-    log = [ledger.credit("ann", 10, "p1", T0), *ledger.reserve([TASK], T0),
-           ledger.settle(TASK, "failed", T0 + timedelta(minutes=1)),
-           ledger.settle(TASK, "succeeded", T0 + timedelta(minutes=2))]  # re-executed
+    log = [
+        ledger.credit("ann", 10, "p1", T0),
+        *ledger.reserve([TASK], T0),
+        ledger.settle(TASK, "failed", T0 + timedelta(minutes=1)),
+        ledger.settle(TASK, "succeeded", T0 + timedelta(minutes=2)),
+    ]  # re-executed
     assert ledger.balance_of(frame(log), "ann")["spent"] == 0
     assert ledger.audit(frame(log))["issue"].to_list() == ["consume_after_refund"]
 
@@ -223,6 +239,7 @@ def test_empty_ledger_and_unknown_user():
 
 # --- budgets -------------------------------------------------------------------------------
 
+
 def _dispatch(log, n, tokens):
     t = {**task("ann", n), "tokens_reserved": tokens}
     granted = reserve_or_raise(frame(log), [t], T0)
@@ -232,16 +249,16 @@ def _dispatch(log, n, tokens):
 
 def test_budget_alerts_at_80_percent_and_pauses_at_100_until_topped_up():
     log = [ledger.credit("ann", 100, "p1", T0)]
-    assert not _dispatch(log, 1, 70).alert                     # 70 % used
-    decision = _dispatch(log, 2, 10)                           # 80 % used → alert
+    assert not _dispatch(log, 1, 70).alert  # 70 % used
+    decision = _dispatch(log, 2, 10)  # 80 % used → alert
     assert decision.alert and decision.allowed and not decision.paused
     assert "80 of 100" in decision.reason
-    assert _dispatch(log, 3, 20).allowed                       # the last token may be used
+    assert _dispatch(log, 3, 20).allowed  # the last token may be used
     paused = check_budget(ledger.balance_of(frame(log), "ann"), 1)
     assert paused.paused and not paused.allowed and paused.used_fraction == 1.0
     with pytest.raises(UserQuotaExceeded, match=r"user ann needs 1 tokens but has 0 available: paused"):
         _dispatch(log, 4, 1)
-    log.append(ledger.credit("ann", 100, "p2", T0))          # top-up: 100 of 200 used
+    log.append(ledger.credit("ann", 100, "p2", T0))  # top-up: 100 of 200 used
     decision = _dispatch(log, 4, 1)
     assert decision.allowed and not decision.paused and not decision.alert
 
@@ -251,8 +268,9 @@ def test_quota_error_says_who_asked_for_what_and_what_is_left():
     with pytest.raises(UserQuotaExceeded) as err:
         _dispatch(log, 1, 11)
     assert (err.value.user_id, err.value.requested, err.value.available) == ("ann", 11, 10)
-    assert str(err.value) == ("user ann needs 11 tokens but has 10 available: "
-                              "11 tokens requested, 10 left of a 10-token budget")
+    assert str(err.value) == (
+        "user ann needs 11 tokens but has 10 available: 11 tokens requested, 10 left of a 10-token budget"
+    )
     assert log == [ledger.credit("ann", 10, "p1", T0)]  # nothing reserved
 
 
@@ -264,9 +282,9 @@ def test_user_without_credits_is_paused():
 def test_refunds_free_the_budget_and_retried_dispatch_is_not_charged_twice():
     log = [ledger.credit("ann", 10, "p1", T0)]
     t = {**task("ann", 1), "tokens_reserved": 10}
-    log += reserve_or_raise(frame(log), [t, t], T0).entries    # a task listed twice: once
+    log += reserve_or_raise(frame(log), [t, t], T0).entries  # a task listed twice: once
     assert ledger.balance_of(frame(log), "ann")["available"] == 0
-    log += reserve_or_raise(frame(log), [t], T0).entries       # M5 re-run: not refused
+    log += reserve_or_raise(frame(log), [t], T0).entries  # M5 re-run: not refused
     assert ledger.balance_of(frame(log), "ann")["reserved_outstanding"] == 10
     log.append(ledger.settle(t, "failed", T0))
     assert check_budget(ledger.balance_of(frame(log), "ann"), 10).allowed
@@ -275,7 +293,7 @@ def test_refunds_free_the_budget_and_retried_dispatch_is_not_charged_twice():
 def test_spending_cap_tighter_than_credits():
     balance = ledger.balance_of(frame([ledger.credit("ann", 100, "p1", T0)]), "ann")
     assert not check_budget(balance, 30, budget=20).allowed
-    assert check_budget(balance, 16, budget=20).alert           # 16 ≥ 0.8 × 20
+    assert check_budget(balance, 16, budget=20).alert  # 16 ≥ 0.8 × 20
     assert check_budget(balance, 50, budget=1000).budget == 100  # a cap never adds tokens
     with pytest.raises(ValueError):
         check_budget(balance, -1)

@@ -31,8 +31,15 @@ from pipelines.sensors import approval_sensor, upload_sensor
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.schemas import (
-    ALL_TABLES, APPROVAL_DECISIONS, BEST_RESULT, LEDGER_ENTRIES, NOTIFICATIONS, ROUTING_MANIFESTS,
-    TEST_BATCH, UPLOADS, TableSpec,
+    ALL_TABLES,
+    APPROVAL_DECISIONS,
+    BEST_RESULT,
+    LEDGER_ENTRIES,
+    NOTIFICATIONS,
+    ROUTING_MANIFESTS,
+    TEST_BATCH,
+    UPLOADS,
+    TableSpec,
 )
 from resources.settings import DATA_DIR, Settings
 from tests.harness import Driver
@@ -45,8 +52,8 @@ PROVIDERS = {"ffmpeg-colortemp", "ffmpeg-slowmo-dup", "ffmpeg-slowmo-blend", "ff
 
 # Declared writers whose appends happen only on branches this run does not take.
 BRANCH_ONLY_WRITES = {
-    (table_key(NOTIFICATIONS), table_key(TEST_BATCH)),    # no eligible effect, over budget, 80% alert
-    (table_key(NOTIFICATIONS), table_key(BEST_RESULT)),   # no usable result
+    (table_key(NOTIFICATIONS), table_key(TEST_BATCH)),  # no eligible effect, over budget, 80% alert
+    (table_key(NOTIFICATIONS), table_key(BEST_RESULT)),  # no usable result
     (table_key(LEDGER_ENTRIES), table_key(BEST_RESULT)),  # no usable result: refund
 }
 
@@ -59,6 +66,7 @@ API_WRITES = {
 
 
 # --- recording ---------------------------------------------------------------------------
+
 
 class Record:
     """What the recording clients saw: (kind, entity, table key, rows) per call, where entity
@@ -123,8 +131,11 @@ class RecordingLake(RunReportingLake):
 
     def upsert(self, spec: TableSpec, df: pl.DataFrame, recent=None) -> dict:
         metrics = super().upsert(spec, df, recent)
-        Record.add("write", table_key(spec), int(metrics.get("num_target_rows_inserted", 0))
-                   + int(metrics.get("num_target_rows_updated", 0)))
+        Record.add(
+            "write",
+            table_key(spec),
+            int(metrics.get("num_target_rows_inserted", 0)) + int(metrics.get("num_target_rows_updated", 0)),
+        )
         return metrics
 
     def overwrite(self, spec: TableSpec, df: pl.DataFrame) -> None:
@@ -151,11 +162,12 @@ class RecordingDriver(Driver):
 
 # --- helpers -----------------------------------------------------------------------------
 
+
 def _used_inputs(assets_def: dg.AssetsDefinition) -> set[dg.AssetKey]:
     """Upstream keys of the inputs the compute function's body really uses (a parameter
     that is only loaded and never touched would be a dep on paper only)."""
     code = assets_def.op.compute_fn.decorated_fn.__code__
-    params = set(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
+    params = set(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount])
     loaded = {i.argval for i in dis.get_instructions(code) if i.opname.startswith("LOAD_FAST")}
     return {key for name, key in assets_def.keys_by_input_name.items() if name in params and name in loaded}
 
@@ -182,6 +194,7 @@ def _small_registry(tmp_path) -> str:
 
 # --- static ------------------------------------------------------------------------------
 
+
 def test_every_lake_table_is_an_asset_and_every_asset_a_table(settings):
     keys = set(build_definitions(settings).resolve_asset_graph().get_all_asset_keys())
     assert keys == {table_key(t) for t in ALL_TABLES}
@@ -205,6 +218,7 @@ def test_feedback_reads_are_only_the_reads_that_would_close_a_cycle(settings):
 
 # --- sensors report what they saw --------------------------------------------------------
 
+
 def test_sensors_observe_the_bronze_table_they_watch(settings, instance):
     defs = build_definitions(settings)
     lake = Lake(uri=settings.lake_uri)
@@ -216,11 +230,14 @@ def test_sensors_observe_the_bronze_table_they_watch(settings, instance):
         assert isinstance(seen, dg.AssetObservation) and seen.asset_key == table_key(spec)
         assert seen.metadata["delta_version"].value == lake.version(spec)
         assert seen.metadata["rows"].value == 1
-        assert isinstance(sensor(dg.build_sensor_context(instance=instance, resources=defs.resources,
-                                                         cursor=result.cursor)), dg.SkipReason)
+        assert isinstance(
+            sensor(dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=result.cursor)),
+            dg.SkipReason,
+        )
 
 
 # --- dynamic -----------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def recorded(short_carphone, tmp_path_factory):
@@ -228,22 +245,40 @@ def recorded(short_carphone, tmp_path_factory):
     recording clients; yield (definitions, instance)."""
     tmp_path = tmp_path_factory.mktemp("lineage")
     suite = tmp_path / "suite.yaml"
-    suite.write_text(yaml.safe_dump({"version": 1, "max_seconds": 1, "videos": [
-        {"name": "carphone", "source": "path", "file": str(short_carphone).lstrip("/")}]}))
+    suite.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "max_seconds": 1,
+                "videos": [{"name": "carphone", "source": "path", "file": str(short_carphone).lstrip("/")}],
+            }
+        )
+    )
     settings = Settings(
-        LAKE_URI=str(tmp_path / "lake"), MEDIA_URI=str(tmp_path / "media"),
+        LAKE_URI=str(tmp_path / "lake"),
+        MEDIA_URI=str(tmp_path / "media"),
         MANIFEST_URI=str(tmp_path / "manifest" / "routing_manifest.json"),
-        EFFECTLAKE_ADMIN_KEY="test-admin-key", EFFECTLAKE_API_URL="http://testserver",
-        EFFECTLAKE_PROVIDERS=_small_registry(tmp_path), EFFECTLAKE_REFERENCE_SUITE=str(suite),
+        EFFECTLAKE_ADMIN_KEY="test-admin-key",
+        EFFECTLAKE_API_URL="http://testserver",
+        EFFECTLAKE_PROVIDERS=_small_registry(tmp_path),
+        EFFECTLAKE_REFERENCE_SUITE=str(suite),
     )
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(short_carphone.read_bytes()[: short_carphone.stat().st_size // 3])
     build_resources = definitions.build_resources
-    with pytest.MonkeyPatch.context() as mp, \
-            dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 1}}}) as instance:
-        mp.setattr(definitions, "build_resources", lambda s: {
-            **build_resources(s), "lake": RecordingLake(uri=s.lake_uri),
-            "manifest_store": RecordingManifestStore(uri=s.manifest_uri)})
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 1}}}) as instance,
+    ):
+        mp.setattr(
+            definitions,
+            "build_resources",
+            lambda s: {
+                **build_resources(s),
+                "lake": RecordingLake(uri=s.lake_uri),
+                "manifest_store": RecordingManifestStore(uri=s.manifest_uri),
+            },
+        )
         defs = build_definitions(settings)
         Record.reset()
         _run_everything(defs, instance, settings, short_carphone, truncated)
@@ -265,14 +300,27 @@ def _run_everything(defs, instance, settings, clip, truncated) -> None:
         assert [r.success for r in driver.step("completion_sensor")] == [True]
         approval_id = client.get(f"/v1/videos/{ids[0]}").json()["approval"]["approval_id"]
         # A rejection: the publish stage refunds, so its ledger append is seen too.
-        assert client.post(f"/v1/admin/approvals/{approval_id}", headers=ADMIN,
-                           json={"decision": "reject", "admin": "alice"}).status_code == 202
+        assert (
+            client.post(
+                f"/v1/admin/approvals/{approval_id}", headers=ADMIN, json={"decision": "reject", "admin": "alice"}
+            ).status_code
+            == 202
+        )
         assert [r.success for r in driver.step("approval_sensor")] == [True]
         for job in ("economics_job", "benchmark_job"):
             assert defs.resolve_job_def(job).execute_in_process(instance=instance).success
-        assert client.post("/v1/admin/ab-tests", headers=ADMIN, json={
-            "video_id": ids[0], "effect_type": "slow_motion",
-            "providers": ["ffmpeg-slowmo-dup", "ffmpeg-slowmo-blend"]}).status_code == 202
+        assert (
+            client.post(
+                "/v1/admin/ab-tests",
+                headers=ADMIN,
+                json={
+                    "video_id": ids[0],
+                    "effect_type": "slow_motion",
+                    "providers": ["ffmpeg-slowmo-dup", "ffmpeg-slowmo-blend"],
+                },
+            ).status_code
+            == 202
+        )
         assert [r.success for r in driver.step("ab_test_sensor")] == [True]
 
 
@@ -316,8 +364,9 @@ def test_bronze_appends_come_from_declared_writers_and_are_materializations(reco
     bronze = {s.key for s in BRONZE}
     for table, writer in written:
         assert table in bronze, f"{writer.to_user_string()} writes {table.to_user_string()}, not a bronze table"
-        assert writer in graph.get(table).parent_keys, \
+        assert writer in graph.get(table).parent_keys, (
             f"{writer.to_user_string()} appends to {table.to_user_string()} but is not declared upstream of it"
+        )
     declared = {(t, w) for t in bronze for w in graph.get(t).parent_keys if w not in API_WRITES.get(t, set())}
     assert declared - set(written) <= BRANCH_ONLY_WRITES
 
@@ -334,10 +383,14 @@ def test_bronze_appends_come_from_declared_writers_and_are_materializations(reco
 
 def test_check_results_belong_to_the_checked_video(recorded):
     _, instance = recorded
-    records = instance.get_event_records(
-        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION))
-    partitions = {(r.event_log_entry.dagster_event.event_specific_data.check_name,
-                   r.event_log_entry.dagster_event.event_specific_data.partition) for r in records}
+    records = instance.get_event_records(dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION))
+    partitions = {
+        (
+            r.event_log_entry.dagster_event.event_specific_data.check_name,
+            r.event_log_entry.dagster_event.event_specific_data.partition,
+        )
+        for r in records
+    }
     accepted = instance.get_dynamic_partitions("videos")
     assert {name for name, _ in partitions} == {s.name for c in CHECKS for s in c.check_specs}
     assert {p for _, p in partitions} <= set(accepted) and None not in {p for _, p in partitions}

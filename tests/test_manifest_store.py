@@ -25,8 +25,12 @@ def store(request, tmp_path):
 
 
 def _manifest(version: str) -> dict:
-    return {"version": version, "published_at": "2026-11-21T12:00:00+00:00", "priority": "balanced",
-            "effects": {"cartoon": [{"provider_id": "a", "rank": 1, "weight": 0.95}]}}
+    return {
+        "version": version,
+        "published_at": "2026-11-21T12:00:00+00:00",
+        "priority": "balanced",
+        "effects": {"cartoon": [{"provider_id": "a", "rank": 1, "weight": 0.95}]},
+    }
 
 
 def test_read_before_publish_is_none_then_latest_wins(store):

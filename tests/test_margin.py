@@ -19,8 +19,7 @@ def test_scalar(charged, cost, expected):
 
 
 def test_expression_matches_the_scalar_row_by_row_and_over_sums():
-    frame = pl.DataFrame({"charged": [c for c, _, _ in CASES] + [None],
-                          "cost": [c for _, c, _ in CASES] + [1.0]})
+    frame = pl.DataFrame({"charged": [c for c, _, _ in CASES] + [None], "cost": [c for _, c, _ in CASES] + [1.0]})
     per_row = frame.select(m=margin_expr("charged", "cost"))["m"]
     assert per_row.dtype == pl.Float64
     assert per_row.to_list()[:-1] == [pytest.approx(e) if e is not None else None for _, _, e in CASES]

@@ -20,21 +20,32 @@ CENT = 0.005
 
 
 def costs(rows) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema={
-        "provider_id": pl.String, "effect_type": pl.String, "finished_at": pl.Datetime("us", "UTC"),
-        "cost_usd": pl.Float64, "revenue_usd": pl.Float64, "tokens_charged": pl.Int64,
-        "cost_tokens": pl.Float64}, orient="row")
+    return pl.DataFrame(
+        rows,
+        schema={
+            "provider_id": pl.String,
+            "effect_type": pl.String,
+            "finished_at": pl.Datetime("us", "UTC"),
+            "cost_usd": pl.Float64,
+            "revenue_usd": pl.Float64,
+            "tokens_charged": pl.Int64,
+            "cost_tokens": pl.Float64,
+        },
+        orient="row",
+    )
 
 
 # --- burn rate -----------------------------------------------------------------------------
 
-BURN = costs([
-    ("a", "cartoon", NOW - timedelta(minutes=10), 0.30, 0.50, 50, 30.0),
-    ("a", "cartoon", NOW - timedelta(hours=5), 0.60, 1.00, 100, 60.0),
-    ("b", "cartoon", NOW - timedelta(days=3), 1.50, 0.00, 0, 150.0),
-    ("b", "cartoon", NOW - timedelta(hours=24), 0.12, 0.00, 0, 12.0),   # 24h window is (start, now]
-    ("b", "cartoon", NOW - timedelta(days=8), 100.0, 0.00, 0, 10_000.0),  # outside every window
-])
+BURN = costs(
+    [
+        ("a", "cartoon", NOW - timedelta(minutes=10), 0.30, 0.50, 50, 30.0),
+        ("a", "cartoon", NOW - timedelta(hours=5), 0.60, 1.00, 100, 60.0),
+        ("b", "cartoon", NOW - timedelta(days=3), 1.50, 0.00, 0, 150.0),
+        ("b", "cartoon", NOW - timedelta(hours=24), 0.12, 0.00, 0, 12.0),  # 24h window is (start, now]
+        ("b", "cartoon", NOW - timedelta(days=8), 100.0, 0.00, 0, 10_000.0),  # outside every window
+    ]
+)
 
 
 def test_burn_rate_is_window_total_over_window_hours():
@@ -66,10 +77,19 @@ def test_burn_rate_per_provider_and_on_no_data():
 
 # --- why margin moved ------------------------------------------------------------------------
 
+
 def cells(rows) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema={"provider_id": pl.String, "effect_type": pl.String,
-                                      "runs": pl.Int64, "revenue_usd": pl.Float64,
-                                      "cost_usd": pl.Float64}, orient="row")
+    return pl.DataFrame(
+        rows,
+        schema={
+            "provider_id": pl.String,
+            "effect_type": pl.String,
+            "runs": pl.Int64,
+            "revenue_usd": pl.Float64,
+            "cost_usd": pl.Float64,
+        },
+        orient="row",
+    )
 
 
 def test_one_cell_price_cost_and_volume_by_hand():
@@ -80,8 +100,7 @@ def test_one_cell_price_cost_and_volume_by_hand():
     #   cost   = −0.05 × 11 = −0.55
     #   volume = ΔN · w(s, u) = 2 × [(0.60 + 0.65)/3 + (0.65 + 0.60)/6] = 2 × 0.625 = 1.25
     #   1.10 − 0.55 + 1.25 + 0 = 1.80 ✓
-    r = decompose_margin_change(cells([("a", "cartoon", 10, 10.0, 4.0)]),
-                                cells([("a", "cartoon", 12, 13.2, 5.4)]))
+    r = decompose_margin_change(cells([("a", "cartoon", 10, 10.0, 4.0)]), cells([("a", "cartoon", 12, 13.2, 5.4)]))
     assert (r.margin_usd_a, r.margin_usd_b, r.change) == pytest.approx((6.0, 7.8, 1.8), abs=CENT)
     assert r.price_effect == pytest.approx(1.10, abs=CENT)
     assert r.cost_effect == pytest.approx(-0.55, abs=CENT)
@@ -107,8 +126,9 @@ def test_mix_shift_and_cells_in_one_period_only_by_hand():
     r = decompose_margin_change(a, b)
     assert r.change == pytest.approx(11.0, abs=CENT)
     got = {e: getattr(r, e) for e in EFFECTS}
-    assert got == pytest.approx({"price_effect": 2.95, "cost_effect": 0.0,
-                                 "volume_effect": 2.625, "mix_effect": 5.425}, abs=CENT)
+    assert got == pytest.approx(
+        {"price_effect": 2.95, "cost_effect": 0.0, "volume_effect": 2.625, "mix_effect": 5.425}, abs=CENT
+    )
     per_cell = {row["provider_id"]: row for row in r.cells.iter_rows(named=True)}
     assert per_cell["x"]["mix_effect"] == pytest.approx(4.075, abs=CENT)
     assert per_cell["y"]["mix_effect"] == pytest.approx(-2.25, abs=CENT)
@@ -128,9 +148,9 @@ def test_an_empty_period_is_all_volume():
 
 def test_why_margin_moved_reads_periods_of_execution_costs():
     day_a, day_b = (NOW - timedelta(days=2), NOW - timedelta(days=1)), (NOW - timedelta(days=1), NOW)
-    rows = ([("a", "cartoon", NOW - timedelta(days=1, hours=i + 1), 0.40, 1.00, 100, 40.0)
-             for i in range(10)]
-            + [("a", "cartoon", NOW - timedelta(hours=i), 0.45, 1.10, 110, 45.0) for i in range(12)])
+    rows = [("a", "cartoon", NOW - timedelta(days=1, hours=i + 1), 0.40, 1.00, 100, 40.0) for i in range(10)] + [
+        ("a", "cartoon", NOW - timedelta(hours=i), 0.45, 1.10, 110, 45.0) for i in range(12)
+    ]
     r = why_margin_moved(costs(rows), day_a, day_b)  # the one-cell case above, from raw rows
     assert (r.price_effect, r.cost_effect, r.volume_effect) == pytest.approx((1.10, -0.55, 1.25), abs=CENT)
     assert period_cells(costs(rows))["runs"].to_list() == [22]
@@ -146,10 +166,11 @@ def test_bad_cells_are_refused():
 POOL = [("p1", "cartoon"), ("p1", "slow_motion"), ("p2", "cartoon"), ("p3", "warm_grade")]
 money = st.floats(0, 1000, allow_nan=False, allow_infinity=False)
 # a period: each cell of POOL present or not, with random runs, revenue and cost
-period = st.lists(st.tuples(st.integers(1, 500), money, money),
-                  min_size=len(POOL), max_size=len(POOL)).flatmap(
+period = st.lists(st.tuples(st.integers(1, 500), money, money), min_size=len(POOL), max_size=len(POOL)).flatmap(
     lambda values: st.sets(st.sampled_from(range(len(POOL)))).map(
-        lambda present: cells([(*POOL[i], *values[i]) for i in sorted(present)])))
+        lambda present: cells([(*POOL[i], *values[i]) for i in sorted(present)])
+    )
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -176,6 +197,7 @@ def test_more_of_the_same_is_pure_volume(a, k):
 
 # --- forecast ------------------------------------------------------------------------------
 
+
 def daily(seed: int, days: int, sd: float = 1.0, base: float = 20.0, amp: float = 10.0):
     """History of ``days`` days and the next day of an hourly series base + amp·sin(2πh/24)
     + N(0, sd²), and the noiseless pattern of the next day."""
@@ -183,14 +205,14 @@ def daily(seed: int, days: int, sd: float = 1.0, base: float = 20.0, amp: float 
     h = np.arange(24 * (days + 1))
     pattern = base + amp * np.sin(2 * np.pi * h / 24)
     y = pattern + rng.normal(0, sd, h.size)
-    return y[: 24 * days], y[24 * days:], pattern[24 * days:]
+    return y[: 24 * days], y[24 * days :], pattern[24 * days :]
 
 
 def test_holt_winters_captures_the_daily_pattern():
     history, _, truth = daily(seed=1, days=7)
     f = forecast_series(history)
     assert f.method == "holt_winters_daily"
-    assert np.abs(f.point - truth).mean() < 0.6           # noise sd is 1.0
+    assert np.abs(f.point - truth).mean() < 0.6  # noise sd is 1.0
     assert np.corrcoef(f.point, truth)[0, 1] > 0.98
     assert abs(int(np.argmax(f.point)) - int(np.argmax(truth))) <= 1  # peak hour
     assert f.total == pytest.approx(truth.sum(), rel=0.02)  # 480 USD/day
@@ -224,8 +246,10 @@ def test_forecast_next_24h_from_execution_costs():
     revenue, _, _ = daily(seed=3, days=3, sd=0.5, base=2.0, amp=2.0)  # touches 0 at night
     cost = 0.4 * revenue
     start = NOW - timedelta(days=3)
-    rows = [("a", "cartoon", start + timedelta(hours=h, minutes=20), float(c), float(r), 0, 0.0)
-            for h, (r, c) in enumerate(zip(revenue, cost))]
+    rows = [
+        ("a", "cartoon", start + timedelta(hours=h, minutes=20), float(c), float(r), 0, 0.0)
+        for h, (r, c) in enumerate(zip(revenue, cost))
+    ]
     hourly = hourly_totals(costs(rows), start, NOW)
     assert hourly.height == 72 and hourly["hour"][0] == start
     f = forecast_next_24h(hourly)
@@ -236,9 +260,11 @@ def test_forecast_next_24h_from_execution_costs():
 
 
 def test_hourly_totals_fills_idle_hours():
-    rows = [("a", "cartoon", NOW - timedelta(hours=2, minutes=30), 1.0, 3.0, 30, 10.0),
-            ("a", "cartoon", NOW - timedelta(hours=2, minutes=5), 1.0, 3.0, 30, 10.0),
-            ("a", "cartoon", NOW, 9.0, 9.0, 90, 90.0)]  # at the end: next hour, excluded
+    rows = [
+        ("a", "cartoon", NOW - timedelta(hours=2, minutes=30), 1.0, 3.0, 30, 10.0),
+        ("a", "cartoon", NOW - timedelta(hours=2, minutes=5), 1.0, 3.0, 30, 10.0),
+        ("a", "cartoon", NOW, 9.0, 9.0, 90, 90.0),
+    ]  # at the end: next hour, excluded
     h = hourly_totals(costs(rows), NOW - timedelta(hours=4), NOW)  # 08:00 … 11:00
     assert h["executions"].to_list() == [0, 2, 0, 0]
     assert h["margin_usd"].to_list() == [0.0, 4.0, 0.0, 0.0]

@@ -34,15 +34,28 @@ def test_notify_user_writes_once_and_returns_the_event(tmp_path):
 
 def test_refund_and_notify_refunds_consumed_tasks_once(tmp_path):
     lake = Lake(uri=str(tmp_path))
-    tasks = [{"task_id": t, "user_id": "u1", "video_id": "v1", "tokens_reserved": n}
-             for t, n in (("t1", 5), ("t2", 2), ("shadow", 0))]
+    tasks = [
+        {"task_id": t, "user_id": "u1", "video_id": "v1", "tokens_reserved": n}
+        for t, n in (("t1", 5), ("t2", 2), ("shadow", 0))
+    ]
     entries = ledger.reserve(tasks, AT) + [ledger.settle(t, "succeeded", AT) for t in tasks[:2]]
     lake.append(LEDGER_ENTRIES, pl.DataFrame(entries, schema=LEDGER_ENTRIES.schema))
     assert ledger.balance_of(lake.read(LEDGER_ENTRIES), "u1")["spent"] == 7
     for _ in range(2):
-        refunded = refund_and_notify(lake, "M5", tasks, AT, "no usable result", outcome="NoUsableResult",
-                                     details={"outputs": 3}, user_id="u1", video_id="v1", kind="no_result",
-                                     title="T", body="B")
+        refunded = refund_and_notify(
+            lake,
+            "M5",
+            tasks,
+            AT,
+            "no usable result",
+            outcome="NoUsableResult",
+            details={"outputs": 3},
+            user_id="u1",
+            video_id="v1",
+            kind="no_result",
+            title="T",
+            body="B",
+        )
         assert refunded == 2
     stored = lake.read(LEDGER_ENTRIES)
     assert sorted(stored.filter(pl.col("kind") == "refund")["task_id"]) == ["t1", "t2"]

@@ -300,8 +300,14 @@ def _assert_unknown(v: QualityVector) -> None:
     assert v.status == "unknown"
     assert v.confidence == 0.0
     assert not v.gate_passed and v.gate_failures
-    for name in ("fidelity", "artifacts", "style_adherence", "temporal_consistency",
-                 "perceptual_hash_distance", "composite"):
+    for name in (
+        "fidelity",
+        "artifacts",
+        "style_adherence",
+        "temporal_consistency",
+        "perceptual_hash_distance",
+        "composite",
+    ):
         assert getattr(v, name) is None, name
 
 
@@ -378,21 +384,26 @@ def test_vector_serialises(scores):
     d = scores["warm"].to_dict()
     assert json.loads(json.dumps(d)) == d
     assert set(d) == {
-        "status", "fidelity", "artifacts", "style_adherence", "temporal_consistency",
-        "perceptual_hash_distance", "composite", "confidence", "gate_passed", "gate_failures",
-        "measurements", "scoring_ms",
+        "status",
+        "fidelity",
+        "artifacts",
+        "style_adherence",
+        "temporal_consistency",
+        "perceptual_hash_distance",
+        "composite",
+        "confidence",
+        "gate_passed",
+        "gate_failures",
+        "measurements",
+        "scoring_ms",
     }
     assert all(isinstance(x, float) and math.isfinite(x) for x in d["measurements"].values())
 
 
 def test_composite_weights(scores):
     v = scores["warm"]
-    expected = (
-        0.35 * v.style_adherence + 0.25 * v.fidelity + 0.2 * (1 - v.artifacts) + 0.2 * v.temporal_consistency
-    )
+    expected = 0.35 * v.style_adherence + 0.25 * v.fidelity + 0.2 * (1 - v.artifacts) + 0.2 * v.temporal_consistency
     assert v.composite == pytest.approx(expected)
-
-
 
 
 # --- metric units -----------------------------------------------------------------------------

@@ -18,27 +18,55 @@ PRICES = {"cartoon": 4, "warm_grade": 2}
 CARD = RateCard({"cpu-2c": 0.085 / 3600, "cpu-8c": 0.34 / 3600, "gpu-l4": 0.8 / 3600}, spot_multiplier=0.35)
 
 
-def _runs(provider, effect="cartoon", n=20, cost=0.002, *, failed=0, instance="cpu-2c", duration_ms=5_000,
-          costs=None, idle=0.0, source="real", start=0):
+def _runs(
+    provider,
+    effect="cartoon",
+    n=20,
+    cost=0.002,
+    *,
+    failed=0,
+    instance="cpu-2c",
+    duration_ms=5_000,
+    costs=None,
+    idle=0.0,
+    source="real",
+    start=0,
+):
     """n executions within one hour (so volumes are per day = totals); the first ``failed`` fail."""
     cost_list = costs or [cost] * n
     status = ["failed"] * failed + ["succeeded"] * (n - failed)
-    return pl.DataFrame({
-        "task_id": [f"{provider}-{effect}-{source}-{start + i}" for i in range(n)], "provider_id": provider,
-        "effect_type": effect, "instance_type": instance, "status": status, "selection": "ranked",
-        "source": source, "cost_usd": cost_list, "compute_cost_usd": cost_list,
-        "idle_cost_usd": [c * idle for c in cost_list],
-        "cost_tokens": [c / TOKEN_USD for c in cost_list],
-        "tokens_charged": [PRICES[effect] if s == "succeeded" else 0 for s in status],
-        "duration_ms": duration_ms,
-        "finished_at": [NOW - timedelta(minutes=60 - i * 60 / n) for i in range(n)],
-    })
+    return pl.DataFrame(
+        {
+            "task_id": [f"{provider}-{effect}-{source}-{start + i}" for i in range(n)],
+            "provider_id": provider,
+            "effect_type": effect,
+            "instance_type": instance,
+            "status": status,
+            "selection": "ranked",
+            "source": source,
+            "cost_usd": cost_list,
+            "compute_cost_usd": cost_list,
+            "idle_cost_usd": [c * idle for c in cost_list],
+            "cost_tokens": [c / TOKEN_USD for c in cost_list],
+            "tokens_charged": [PRICES[effect] if s == "succeeded" else 0 for s in status],
+            "duration_ms": duration_ms,
+            "finished_at": [NOW - timedelta(minutes=60 - i * 60 / n) for i in range(n)],
+        }
+    )
 
 
 def _quality(*rows):
-    return pl.DataFrame(rows, schema={"provider_id": pl.String, "effect_type": pl.String,
-                                      "mean_quality": pl.Float64, "mean_artifacts": pl.Float64,
-                                      "scored": pl.Int64}, orient="row")
+    return pl.DataFrame(
+        rows,
+        schema={
+            "provider_id": pl.String,
+            "effect_type": pl.String,
+            "mean_quality": pl.Float64,
+            "mean_artifacts": pl.Float64,
+            "scored": pl.Int64,
+        },
+        orient="row",
+    )
 
 
 def _manifest(effect="cartoon", ranked=("pricey", "cheap")):
@@ -65,11 +93,14 @@ def test_provider_switch_to_a_cheaper_provider_of_equal_quality():
     assert not s["auto_applicable"] and s["requires_admin_approval"]  # it loses a little quality
 
 
-@pytest.mark.parametrize("cheap_cost, cheap_quality, cheap_n", [
-    (0.0037, 0.80, 50),  # saves 7.5%: below the 10% worth a switch
-    (0.002, 0.70, 50),   # cheaper but 0.10 worse
-    (0.002, 0.80, 5),    # too few executions to trust
-])
+@pytest.mark.parametrize(
+    "cheap_cost, cheap_quality, cheap_n",
+    [
+        (0.0037, 0.80, 50),  # saves 7.5%: below the 10% worth a switch
+        (0.002, 0.70, 50),  # cheaper but 0.10 worse
+        (0.002, 0.80, 5),  # too few executions to trust
+    ],
+)
 def test_no_switch_without_a_real_advantage(cheap_cost, cheap_quality, cheap_n):
     costs = pl.concat([_runs("pricey", cost=0.004, n=50), _runs("cheap", cost=cheap_cost, n=cheap_n)])
     q = _quality(("pricey", "cartoon", 0.80, 0.0, 50), ("cheap", "cartoon", cheap_quality, 0.0, cheap_n))
@@ -117,8 +148,9 @@ def test_spot_for_short_reliable_tasks_only():
     assert f["effect_type"] is None
     assert f["projected_margin_impact_usd"] == pytest.approx(40 * 0.001 * 0.65)
     assert f["auto_applicable"] and not f["requires_admin_approval"]
-    (few,) = _of(_recs(_runs("p", n=20, duration_ms=30_000), _quality(), rate_card=CARD),
-                 "FLEET_OPTIMIZATION").iter_rows(named=True)
+    (few,) = _of(
+        _recs(_runs("p", n=20, duration_ms=30_000), _quality(), rate_card=CARD), "FLEET_OPTIMIZATION"
+    ).iter_rows(named=True)
     assert not few["auto_applicable"] and few["requires_admin_approval"]  # confidence 0.67 < 0.8
     on_spot = _runs("p", n=40, duration_ms=30_000).with_columns(spot=pl.lit(True))
     assert _of(_recs(on_spot, _quality(), rate_card=CARD), "FLEET_OPTIMIZATION").is_empty()
@@ -139,11 +171,19 @@ def test_downsize_an_idle_instance_when_the_work_fits_the_smaller_one():
 
 def test_workflow_tuning_flags_failures_variance_and_artifacts():
     heavy_tail = [0.001] * 18 + [0.05, 0.08]
-    costs = pl.concat([_runs("flaky", n=20, failed=6), _runs("spiky", n=20, costs=heavy_tail),
-                       _runs("noisy", n=20), _runs("clean", n=20)])
+    costs = pl.concat(
+        [
+            _runs("flaky", n=20, failed=6),
+            _runs("spiky", n=20, costs=heavy_tail),
+            _runs("noisy", n=20),
+            _runs("clean", n=20),
+        ]
+    )
     q = _quality(("noisy", "cartoon", 0.7, 0.40, 20), ("clean", "cartoon", 0.8, 0.05, 20))
-    w = {(r["provider_id"], json.loads(r["action"])["issue"]): r
-         for r in _of(_recs(costs, q, _manifest(ranked=())), "WORKFLOW_TUNING").iter_rows(named=True)}
+    w = {
+        (r["provider_id"], json.loads(r["action"])["issue"]): r
+        for r in _of(_recs(costs, q, _manifest(ranked=())), "WORKFLOW_TUNING").iter_rows(named=True)
+    }
     assert set(w) == {("flaky", "failure_rate"), ("spiky", "cost_variance"), ("noisy", "artifacts")}
     assert w["flaky", "failure_rate"]["projected_margin_impact_usd"] == pytest.approx(6 * 0.002)
     mean, median = sum(heavy_tail) / 20, 0.001
@@ -153,8 +193,13 @@ def test_workflow_tuning_flags_failures_variance_and_artifacts():
 
 
 def test_schema_ids_and_simulated_rows():
-    costs = pl.concat([_runs("pricey", cost=0.004, n=50), _runs("cheap", cost=0.002, n=50, failed=10),
-                       _runs("p", effect="warm_grade", cost=0.015, n=20)])
+    costs = pl.concat(
+        [
+            _runs("pricey", cost=0.004, n=50),
+            _runs("cheap", cost=0.002, n=50, failed=10),
+            _runs("p", effect="warm_grade", cost=0.015, n=20),
+        ]
+    )
     q = _quality(("pricey", "cartoon", 0.80, 0.0, 50), ("cheap", "cartoon", 0.80, 0.3, 40))
     recs = _recs(costs, q, rate_card=CARD)
     assert recs.schema == RECOMMENDATION_SCHEMA
@@ -169,8 +214,9 @@ def test_schema_ids_and_simulated_rows():
     assert recs.equals(_recs(pl.concat([costs, sim]), q, rate_card=CARD))
     assert _recs(costs.head(0), q, rate_card=CARD).schema == RECOMMENDATION_SCHEMA
     # Only the required columns: every rule that can still decide does (no window → one day).
-    bare = costs.select("provider_id", "effect_type", "instance_type", "status", "cost_usd", "cost_tokens",
-                        "tokens_charged")
+    bare = costs.select(
+        "provider_id", "effect_type", "instance_type", "status", "cost_usd", "cost_tokens", "tokens_charged"
+    )
     assert set(_recs(bare, q, rate_card=CARD)["type"]) == {"PROVIDER_SWITCH", "PRICE_ADJUSTMENT", "WORKFLOW_TUNING"}
 
 

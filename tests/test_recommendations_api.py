@@ -18,21 +18,36 @@ ADMIN = {"X-Admin-Key": "test-admin-key"}
 def _costs_where_margin_is_thin() -> pl.DataFrame:
     # 20 cartoon runs costing 3.5 of the 4 tokens charged: margin 12.5%, under any sane floor.
     n = 20
-    return pl.DataFrame({
-        "provider_id": ["opencv-cartoon"] * n, "effect_type": ["cartoon"] * n, "instance_type": ["cpu-2c"] * n,
-        "status": ["succeeded"] * n, "selection": ["ranked"] * n, "source": ["real"] * n,
-        "cost_usd": [0.035] * n, "cost_tokens": [3.5] * n, "tokens_charged": [4] * n,
-        "duration_ms": [5000] * n,
-        "finished_at": [datetime(2026, 11, 21, 12, i, tzinfo=UTC) for i in range(n)],
-    })
+    return pl.DataFrame(
+        {
+            "provider_id": ["opencv-cartoon"] * n,
+            "effect_type": ["cartoon"] * n,
+            "instance_type": ["cpu-2c"] * n,
+            "status": ["succeeded"] * n,
+            "selection": ["ranked"] * n,
+            "source": ["real"] * n,
+            "cost_usd": [0.035] * n,
+            "cost_tokens": [3.5] * n,
+            "tokens_charged": [4] * n,
+            "duration_ms": [5000] * n,
+            "finished_at": [datetime(2026, 11, 21, 12, i, tzinfo=UTC) for i in range(n)],
+        }
+    )
 
 
 @pytest.fixture
 def seeded(settings):
     lake = Lake(uri=settings.lake_uri)
-    recs = recommend(_costs_where_margin_is_thin(), pl.DataFrame({
-        "provider_id": ["opencv-cartoon"], "effect_type": ["cartoon"], "mean_quality": [0.9], "scored": [20]}),
-        {"effects": {}}, {"cartoon": 4}, 0.01, now=datetime(2026, 11, 21, 13, tzinfo=UTC))
+    recs = recommend(
+        _costs_where_margin_is_thin(),
+        pl.DataFrame(
+            {"provider_id": ["opencv-cartoon"], "effect_type": ["cartoon"], "mean_quality": [0.9], "scored": [20]}
+        ),
+        {"effects": {}},
+        {"cartoon": 4},
+        0.01,
+        now=datetime(2026, 11, 21, 13, tzinfo=UTC),
+    )
     assert "PRICE_ADJUSTMENT" in recs["type"].to_list()
     lake.overwrite(RECOMMENDATIONS, recs)
     return lake, recs

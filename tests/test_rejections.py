@@ -19,21 +19,46 @@ pytestmark = [pytest.mark.slow, pytest.mark.video]
 @pytest.fixture
 def one_frame_mp4(tmp_path):
     out = tmp_path / "still.mp4"
-    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "1",
-                "-c:v", "libx264", "-pix_fmt", "yuv420p", str(out)])
+    run_ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-frames:v",
+            "1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(out),
+        ]
+    )
     return out
 
 
 @pytest.fixture
 def long_mp4(tmp_path):
     out = tmp_path / "long.mp4"
-    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=4",
-                "-c:v", "libx264", "-pix_fmt", "yuv420p", str(out)])
+    run_ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=10:duration=4",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(out),
+        ]
+    )
     return out
 
 
 def test_undecodable_inputs_are_rejected_and_the_rest_carries_on(
-        settings, instance, short_bikes, one_frame_mp4, long_mp4, tmp_path):
+    settings, instance, short_bikes, one_frame_mp4, long_mp4, tmp_path
+):
     settings = settings.model_copy(update={"max_duration_ms": 3_000})
     truncated = tmp_path / "cut.mp4"
     truncated.write_bytes(short_bikes.read_bytes()[:-4000])  # bikes keeps its index first
@@ -41,10 +66,17 @@ def test_undecodable_inputs_are_rejected_and_the_rest_carries_on(
     lake = Lake(uri=settings.lake_uri)
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
         ids = {}
-        for name, path in [("good", short_bikes), ("still", one_frame_mp4), ("long", long_mp4),
-                           ("truncated", truncated)]:
-            r = client.post("/v1/uploads", files={"file": (path.name, path.read_bytes(), "video/mp4")},
-                            data={"user_id": f"user-{name}"})
+        for name, path in [
+            ("good", short_bikes),
+            ("still", one_frame_mp4),
+            ("long", long_mp4),
+            ("truncated", truncated),
+        ]:
+            r = client.post(
+                "/v1/uploads",
+                files={"file": (path.name, path.read_bytes(), "video/mp4")},
+                data={"user_id": f"user-{name}"},
+            )
             assert r.status_code == 202, r.text
             ids[name] = r.json()["video_id"]
         runs = driver.step("upload_sensor")
@@ -52,8 +84,7 @@ def test_undecodable_inputs_are_rejected_and_the_rest_carries_on(
 
         videos = {r["video_id"]: r for r in lake.read(INGESTED_VIDEO).iter_rows(named=True)}
         assert videos[ids["good"]]["status"] == "accepted"
-        expected = {"still": ("still_image", "frame"), "long": ("too_long", "limit"),
-                    "truncated": ("truncated", "")}
+        expected = {"still": ("still_image", "frame"), "long": ("too_long", "limit"), "truncated": ("truncated", "")}
         for name, (code, phrase) in expected.items():
             v = videos[ids[name]]
             assert (v["status"], v["reject_code"]) == ("rejected", code), v

@@ -65,8 +65,7 @@ def test_transient_failures_stop_at_the_attempt_limit_and_log_each_retry():
     def log(state) -> None:
         logged.append((state.attempt_number, str(state.outcome.exception())))
 
-    policy = transient_failures(lambda exc: isinstance(exc, OSError), attempts=2, pause_s=0,
-                                before_sleep=log)
+    policy = transient_failures(lambda exc: isinstance(exc, OSError), attempts=2, pause_s=0, before_sleep=log)
     ok = flaky([OSError("out of pids")])
     assert policy(ok) == "done" and ok.calls == 2
     assert logged == [(1, "out of pids")]

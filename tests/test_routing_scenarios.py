@@ -20,8 +20,16 @@ from hypothesis import strategies as st
 
 from economics.cost_model import RateCard, cost_frame
 from economics.routing import (
-    EXPLORATION_RATE, ab_assignments, build_manifest, manifest_rows, manifest_weights,
-    override_manifest, route, route_many, routing_weights, select_providers,
+    EXPLORATION_RATE,
+    ab_assignments,
+    build_manifest,
+    manifest_rows,
+    manifest_weights,
+    override_manifest,
+    route,
+    route_many,
+    routing_weights,
+    select_providers,
 )
 from economics.simulator import ManifestPolicy, Market, ProviderModel, Shock, quality_rows, simulate
 from economics.stats import provider_stats
@@ -62,10 +70,11 @@ def test_a_consistently_cheaper_at_equal_quality_gets_over_90_percent_of_jobs():
 
 def test_b_ranks_first_the_cycle_after_a_price_shock_makes_it_3x_cheaper():
     shock = timedelta(hours=1)
-    market = Market((_model("a", 10.0), _model("b", 12.0)), T0,
-                    shocks=(Shock("a", T0 + shock, cost_factor=3.6),))  # b: 12 vs 36 → 3× cheaper
+    market = Market(
+        (_model("a", 10.0), _model("b", 12.0)), T0, shocks=(Shock("a", T0 + shock, cost_factor=3.6),)
+    )  # b: 12 vs 36 → 3× cheaper
     rows, policy = _policy_run(market, 2, 2000, seed=2)
-    assert _cycle(policy, shock)[0]["provider_id"] == "a"       # history still before the shock
+    assert _cycle(policy, shock)[0]["provider_id"] == "a"  # history still before the shock
     after = {e["provider_id"]: e for e in _cycle(policy, shock + CYCLE)}
     assert after["b"]["rank"] == 1 and after["b"]["weight"] == pytest.approx(1 - EPS)
     assert after["a"]["expected_cost_usd"] / after["b"]["expected_cost_usd"] == pytest.approx(3.0, rel=0.15)
@@ -75,8 +84,11 @@ def test_b_ranks_first_the_cycle_after_a_price_shock_makes_it_3x_cheaper():
 
 def test_c_failing_half_its_calls_drops_to_exploration_weight_the_next_cycle():
     broke = timedelta(hours=1)
-    market = Market((_model("a", 14.0), _model("b", 16.0), _model("c", 10.0)), T0,
-                    shocks=(Shock("c", T0 + broke, failure_rate=0.5),))
+    market = Market(
+        (_model("a", 14.0), _model("b", 16.0), _model("c", 10.0)),
+        T0,
+        shocks=(Shock("c", T0 + broke, failure_rate=0.5),),
+    )
     rows, policy = _policy_run(market, 2, 2000, seed=3)
     before = {e["provider_id"]: e for e in _cycle(policy, broke)}
     after = {e["provider_id"]: e for e in _cycle(policy, broke + CYCLE)}
@@ -102,8 +114,7 @@ def test_exploration_share_is_epsilon_over_10000_routing_decisions():
 
 def test_a_shadow_provider_never_becomes_a_user_visible_result():
     # The shadow provider is the cheapest and the best: if it could leak, it would win.
-    market = Market((_model("a", 10.0), _model("b", 12.0),
-                     _model("s", 1.0, quality_mean=0.99, mode="shadow")), T0)
+    market = Market((_model("a", 10.0), _model("b", 12.0), _model("s", 1.0, quality_mean=0.99, mode="shadow")), T0)
     rows, policy = _policy_run(market, 2, 1000, seed=5)
     assert set(rows.filter(pl.col("provider_id") == "s")["selection"]) == {"shadow"}
     assert all("s" not in manifest_weights(m)["cartoon"] for m in policy.published)
@@ -111,8 +122,9 @@ def test_a_shadow_provider_never_becomes_a_user_visible_result():
     assert "s" not in set(route_many(entries, np.random.default_rng(5), 10_000))
     # Even a manifest that lists it by mistake cannot give it a ranked or exploration slot.
     leaky = _manifest(rows, market, exploration_rate=EPS)
-    leaky_entries = build_manifest(provider_stats(cost_frame(rows, CARD, {}, 1.0), quality_rows(rows)),
-                                   {"cartoon": ["a", "b", "s"]}, T0)["effects"]["cartoon"]
+    leaky_entries = build_manifest(
+        provider_stats(cost_frame(rows, CARD, {}, 1.0), quality_rows(rows)), {"cartoon": ["a", "b", "s"]}, T0
+    )["effects"]["cartoon"]
     assert leaky_entries[0]["provider_id"] == "s"
     rng = random.Random(5)
     for ranked in (leaky["effects"]["cartoon"], leaky_entries):
@@ -139,8 +151,8 @@ def test_override_forces_one_provider_until_the_next_regular_publication():
     snapshot = json.dumps(regular, sort_keys=True)
     at = T0 + timedelta(minutes=5)
     forced = override_manifest(regular, "cartoon", "c", "a and b timing out (PROVIDER_LATENCY_DEGRADATION)", at)
-    assert json.dumps(regular, sort_keys=True) == snapshot                   # pure
-    assert json.loads(json.dumps(forced)) == forced                           # JSON-serialisable
+    assert json.dumps(regular, sort_keys=True) == snapshot  # pure
+    assert json.loads(json.dumps(forced)) == forced  # JSON-serialisable
     assert forced["version"] != regular["version"] and forced["base_version"] == regular["version"]
     assert forced["overrides"]["cartoon"]["provider_id"] == "c" and forced["published_at"] == at.isoformat()
     entries = forced["effects"]["cartoon"]
@@ -161,12 +173,12 @@ def test_override_forces_one_provider_until_the_next_regular_publication():
 
 def test_ab_assignments_run_every_input_on_every_listed_provider():
     tasks = ab_assignments(["a", "b", "a", "c"], ["v1", "v2"], "cartoon", experiment="exp1")
-    assert [(t["video_id"], t["provider_id"]) for t in tasks] == [
-        (v, p) for v in ("v1", "v2") for p in ("a", "b", "c")]
+    assert [(t["video_id"], t["provider_id"]) for t in tasks] == [(v, p) for v in ("v1", "v2") for p in ("a", "b", "c")]
     assert {t["selection"] for t in tasks} == {"ab"} and len({t["task_id"] for t in tasks}) == 6
     assert tasks == ab_assignments(["a", "b", "c"], ["v1", "v2"], "cartoon", experiment="exp1")
     assert {t["task_id"] for t in tasks}.isdisjoint(
-        t["task_id"] for t in ab_assignments(["a", "b", "c"], ["v1", "v2"], "cartoon", experiment="exp2"))
+        t["task_id"] for t in ab_assignments(["a", "b", "c"], ["v1", "v2"], "cartoon", experiment="exp2")
+    )
     assert [t["video_id"] for t in ab_assignments(["a", "b"], 2, "cartoon", "x")] == ["x-0", "x-0", "x-1", "x-1"]
     with pytest.raises(ValueError, match="at least two"):
         ab_assignments(["a", "a"], 3, "cartoon")

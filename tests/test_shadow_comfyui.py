@@ -35,7 +35,9 @@ def _registry_with_shadow_comfyui(tmp_path, base_url: str) -> str:
 
 def test_shadow_comfyui_copy_is_costed_never_charged_never_chosen(settings, instance, short_bikes, tmp_path):
     with FakeComfyUI(str(tmp_path / "comfy")) as comfy:
-        settings = settings.model_copy(update={"providers_path": _registry_with_shadow_comfyui(tmp_path, comfy.base_url)})
+        settings = settings.model_copy(
+            update={"providers_path": _registry_with_shadow_comfyui(tmp_path, comfy.base_url)}
+        )
         driver = Driver(build_definitions(settings), instance)
         with serve(create_app(settings)) as base:
             r = httpx.post(f"{base}/v1/uploads", files={"file": ("bikes.mp4", short_bikes.read_bytes(), "video/mp4")})

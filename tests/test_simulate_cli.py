@@ -1,14 +1,13 @@
 """`effectlake simulate` writes marked history; the economics job keeps it apart from real
 money and never routes on it."""
 
+import dagster as dg
 import polars as pl
 
 from pipelines.cli.main import main
 from pipelines.definitions import build_definitions
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
-import dagster as dg
-
 from resources.schemas import EXECUTION_COSTS, EXECUTION_EVENTS, MARGINALITY_WINDOWS, PROVIDER_EFFECT_MATRIX
 
 
@@ -36,7 +35,6 @@ def test_provider_matrix_keeps_simulated_apart(settings, instance, monkeypatch):
     defs = build_definitions(settings)
     assert defs.resolve_job_def("economics_job").execute_in_process(instance=instance).success
     matrix = defs.get_assets_def(["gold", "provider_effect_matrix"])
-    assert dg.materialize([matrix], resources=defs.resources, instance=instance,
-                          selection=[matrix.key]).success
+    assert dg.materialize([matrix], resources=defs.resources, instance=instance, selection=[matrix.key]).success
     sources = set(Lake(uri=settings.lake_uri).read(PROVIDER_EFFECT_MATRIX)["source"])
     assert sources == {"simulated"}  # no real executions, no benchmark: nothing else appears

@@ -11,8 +11,15 @@ import pytest
 
 from economics.cost_model import RateCard, cost_frame
 from economics.simulator import (
-    SIMULATED_SCHEMA, Market, Outage, ProviderModel, Shock, diurnal, execution_events,
-    quality_rows, simulate,
+    SIMULATED_SCHEMA,
+    Market,
+    Outage,
+    ProviderModel,
+    Shock,
+    diurnal,
+    execution_events,
+    quality_rows,
+    simulate,
 )
 from resources.schemas import EXECUTION_COSTS, EXECUTION_EVENTS, QUALITY_SCORES, conform
 
@@ -33,8 +40,10 @@ def test_same_seed_same_rows_other_seed_other_rows():
 
 
 def test_rows_have_exactly_the_execution_costs_input_shape():
-    m = _market(ProviderModel("a", "cartoon", "cpu-2c", 10.0, failure_rate=0.2),
-                ProviderModel("s", "cartoon", "gpu-l4", 5.0, mode="shadow"))
+    m = _market(
+        ProviderModel("a", "cartoon", "cpu-2c", 10.0, failure_rate=0.2),
+        ProviderModel("s", "cartoon", "gpu-l4", 5.0, mode="shadow"),
+    )
     rows = simulate(m, T0, 2, 300, seed=1)
     assert rows.schema == SIMULATED_SCHEMA
     shared = {c: t for c, t in EXECUTION_COSTS.schema.items() if c in rows.columns}
@@ -77,12 +86,13 @@ def test_outage_fails_every_call_inside_the_window_and_none_outside():
 def test_hourly_volume_and_latency_follow_the_seasonality():
     m = _market(volume_by_hour=diurnal(0.5, peak_hour=18), latency_load_elasticity=1.0)
     rows = simulate(m, T0, 48, 1000, seed=4)
-    by_hour = (rows.group_by(h=pl.col("finished_at").dt.hour())
-               .agg(n=pl.len(), ms=pl.col("duration_ms").median()).sort("h"))
+    by_hour = (
+        rows.group_by(h=pl.col("finished_at").dt.hour()).agg(n=pl.len(), ms=pl.col("duration_ms").median()).sort("h")
+    )
     n, ms = dict(zip(by_hour["h"], by_hour["n"])), dict(zip(by_hour["h"], by_hour["ms"]))
     assert n[18] / n[6] == pytest.approx(1.5 / 0.5, rel=0.15)  # peak / trough of 1 ± 0.5
-    assert rows.height / 48 == pytest.approx(1000, rel=0.05)   # the mean rate is kept
-    assert ms[18] / ms[6] == pytest.approx(3.0, rel=0.2)       # latency ∝ load¹
+    assert rows.height / 48 == pytest.approx(1000, rel=0.05)  # the mean rate is kept
+    assert ms[18] / ms[6] == pytest.approx(3.0, rel=0.2)  # latency ∝ load¹
 
 
 def _median_by(rows: pl.DataFrame, col: str, key: pl.Expr) -> dict:
@@ -91,8 +101,11 @@ def _median_by(rows: pl.DataFrame, col: str, key: pl.Expr) -> dict:
 
 
 def test_drift_compounds_per_day():
-    m = _market(ProviderModel("a", "cartoon", "cpu-2c", 10.0, cost_drift_per_day=0.5,
-                              quality_drift_per_day=-0.1, quality_sd=0.02))
+    m = _market(
+        ProviderModel(
+            "a", "cartoon", "cpu-2c", 10.0, cost_drift_per_day=0.5, quality_drift_per_day=-0.1, quality_sd=0.02
+        )
+    )
     rows = simulate(m, T0, 96, 100, seed=5)
     day = (pl.col("finished_at") - T0).dt.total_days()
     compute, quality = _median_by(rows, "compute_seconds", day), _median_by(rows, "composite", day)
@@ -102,16 +115,20 @@ def test_drift_compounds_per_day():
 
 def test_price_shock_scales_cost_from_its_time_on():
     at = T0 + timedelta(hours=2)
-    m = _market(ProviderModel("a", "cartoon", "cpu-2c", 10.0, partner_cost_usd=0.01),
-                shocks=(Shock("a", at, cost_factor=3.0),))
+    m = _market(
+        ProviderModel("a", "cartoon", "cpu-2c", 10.0, partner_cost_usd=0.01), shocks=(Shock("a", at, cost_factor=3.0),)
+    )
     costs = cost_frame(simulate(m, T0, 4, 1000, seed=6), CARD, {"cartoon": 4}, 0.01)
     median = _median_by(costs, "cost_usd", pl.col("finished_at") >= at)
     assert median[True] / median[False] == pytest.approx(3.0, rel=0.05)
 
 
 def test_shadow_providers_get_one_copy_of_every_user_job():
-    m = _market(ProviderModel("a", "cartoon", "cpu-2c", 10.0), ProviderModel("a", "warm_grade", "cpu-2c", 2.0),
-                ProviderModel("s", "cartoon", "gpu-l4", 5.0, mode="shadow"))
+    m = _market(
+        ProviderModel("a", "cartoon", "cpu-2c", 10.0),
+        ProviderModel("a", "warm_grade", "cpu-2c", 2.0),
+        ProviderModel("s", "cartoon", "gpu-l4", 5.0, mode="shadow"),
+    )
     rows = simulate(m, T0, 2, 500, seed=7)
     user = rows.filter(pl.col("selection") != "shadow")
     shadow = rows.filter(pl.col("selection") == "shadow")
@@ -122,8 +139,19 @@ def test_shadow_providers_get_one_copy_of_every_user_job():
 
 
 def test_expected_stats_match_what_is_simulated():
-    m = _market(ProviderModel("a", "cartoon", "gpu-l4", 20.0, partner_cost_usd=0.002, failure_rate=0.1,
-                              quality_dist="beta", quality_mean=0.7, quality_sd=0.1))
+    m = _market(
+        ProviderModel(
+            "a",
+            "cartoon",
+            "gpu-l4",
+            20.0,
+            partner_cost_usd=0.002,
+            failure_rate=0.1,
+            quality_dist="beta",
+            quality_mean=0.7,
+            quality_sd=0.1,
+        )
+    )
     rows = simulate(m, T0, 10, 2000, seed=8)
     costs = cost_frame(rows, CARD, {"cartoon": 4}, 0.01)
     ok = costs.filter(pl.col("status") == "succeeded")
@@ -131,7 +159,9 @@ def test_expected_stats_match_what_is_simulated():
     assert ok["cost_usd"].mean() == pytest.approx(true["mean_cost_usd"], rel=0.02)
     assert costs["cost_usd"].mean() == pytest.approx(true["cost_per_call_usd"], rel=0.02)
     assert ok["duration_ms"].mean() == pytest.approx(true["mean_duration_ms"], rel=0.02)
-    assert ok["composite"].mean() == pytest.approx(0.7, abs=0.01) and ok["composite"].std() == pytest.approx(0.1, abs=0.01)
+    assert ok["composite"].mean() == pytest.approx(0.7, abs=0.01) and ok["composite"].std() == pytest.approx(
+        0.1, abs=0.01
+    )
     assert (costs["status"] == "succeeded").mean() == pytest.approx(true["success_rate"], abs=0.015)
 
 
@@ -157,7 +187,9 @@ def test_router_sees_only_the_past_and_its_weights_are_followed():
 def test_invalid_inputs_are_rejected():
     with pytest.raises(ValueError, match="tz-aware"):
         simulate(_market(), datetime(2026, 1, 1), 1, 10, seed=0)
-    shadowed = _market(ProviderModel("a", "cartoon", "cpu-2c", 1.0), ProviderModel("s", "cartoon", "cpu-2c", 1.0, mode="shadow"))
+    shadowed = _market(
+        ProviderModel("a", "cartoon", "cpu-2c", 1.0), ProviderModel("s", "cartoon", "cpu-2c", 1.0, mode="shadow")
+    )
     with pytest.raises(ValueError, match="not active"):
         simulate(shadowed, T0, 1, 100, seed=0, router=lambda now, h: {"cartoon": {"s": 1.0}})
     with pytest.raises(ValueError, match="duplicate"):

@@ -30,17 +30,35 @@ def _lavfi(dst: Path, source: str, *output_args: str) -> str:
 def clip(tmp_path_factory) -> str:
     """60 frames (2.002 s) of 30000/1001 fps H.264 with 2 s of AAC sound."""
     dst = tmp_path_factory.mktemp("probe") / "clip.mp4"
-    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=s=320x240:r=30000/1001", "-f", "lavfi",
-                "-i", "sine=d=2", "-frames:v", "60", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-                "-c:a", "aac", str(dst)], timeout_s=60)
+    run_ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=320x240:r=30000/1001",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=2",
+            "-frames:v",
+            "60",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            str(dst),
+        ],
+        timeout_s=60,
+    )
     return str(dst)
 
 
 def test_header_reads_the_claims(clip):
     header = probe_header(clip)
     assert header.format_name == "mov,mp4,m4a,3gp,3g2,mj2" and header.major_brand == "isom"
-    assert (header.codec_name, header.pix_fmt, header.width, header.height) == (
-        "h264", "yuv420p", 320, 240)
+    assert (header.codec_name, header.pix_fmt, header.width, header.height) == ("h264", "yuv420p", 320, 240)
     assert header.frame_rate == Fraction(30000, 1001)
     assert header.nb_frames == 60
     assert header.stream_duration_s == pytest.approx(2.0, abs=0.05)
@@ -54,23 +72,35 @@ def test_every_stage_reports_the_same_header(clip):
     assert ingest_probe(clip).header_frame_count == header.nb_frames
     meta = frames.probe(clip)
     assert (meta.fps, meta.declared_frames, meta.duration_s) == (
-        float(header.frame_rate), header.nb_frames, header.duration_s)
+        float(header.frame_rate),
+        header.nb_frames,
+        header.duration_s,
+    )
     facts = _local.probe_video(clip)
-    assert (facts.fps, facts.frames, facts.duration) == (
-        header.frame_rate, header.nb_frames, header.duration_s)
+    assert (facts.fps, facts.frames, facts.duration) == (header.frame_rate, header.nb_frames, header.duration_s)
 
 
 def _header(**claims) -> VideoHeader:
-    base = {"format_name": "matroska,webm", "major_brand": "", "codec_name": "h264",
-            "width": 64, "height": 64, "pix_fmt": "yuv420p", "frame_rate": Fraction(25),
-            "nb_frames": None, "stream_duration_s": None, "tag_duration_s": None,
-            "format_duration_s": None, "bit_rate": 0, "stream_types": ("video",)}
+    base = {
+        "format_name": "matroska,webm",
+        "major_brand": "",
+        "codec_name": "h264",
+        "width": 64,
+        "height": 64,
+        "pix_fmt": "yuv420p",
+        "frame_rate": Fraction(25),
+        "nb_frames": None,
+        "stream_duration_s": None,
+        "tag_duration_s": None,
+        "format_duration_s": None,
+        "bit_rate": 0,
+        "stream_types": ("video",),
+    }
     return VideoHeader(**{**base, **claims})
 
 
 def test_video_duration_prefers_the_tracks_own_claim():
-    assert _header(stream_duration_s=4.0, tag_duration_s=3.0, format_duration_s=5.0
-                   ).video_duration_s == 4.0
+    assert _header(stream_duration_s=4.0, tag_duration_s=3.0, format_duration_s=5.0).video_duration_s == 4.0
     assert _header(tag_duration_s=3.0, format_duration_s=5.0).video_duration_s == 3.0
     # The container's duration stands for the video only when nothing else is in the file.
     assert _header(format_duration_s=5.0).video_duration_s == 5.0
@@ -96,8 +126,7 @@ def test_audio_only_file_names_its_streams(tmp_path):
 
 def test_timeline_places_frames_without_timestamps_by_the_header_rate(tmp_path):
     # A raw H.264 elementary stream has no container timestamps: every frame's pts is None.
-    path = _lavfi(tmp_path / "raw.h264", "testsrc2=s=160x120:r=25:d=1", "-c:v", "libx264",
-                  "-f", "h264")
+    path = _lavfi(tmp_path / "raw.h264", "testsrc2=s=160x120:r=25:d=1", "-c:v", "libx264", "-f", "h264")
     container, stream = open_video(path)
     with container:
         timeline = decode_timeline(container, stream, fallback_fps=25.0)
@@ -111,8 +140,9 @@ def test_timeline_places_frames_without_timestamps_by_the_header_rate(tmp_path):
 
 def test_timeline_reports_the_error_that_stopped_decoding(tmp_path):
     # Index first (faststart), so a copy cut inside a frame still opens and decodes part way.
-    path = _lavfi(tmp_path / "fs.mp4", "testsrc2=s=160x120:r=25:d=4", "-c:v", "libx264",
-                  "-g", "25", "-movflags", "+faststart")
+    path = _lavfi(
+        tmp_path / "fs.mp4", "testsrc2=s=160x120:r=25:d=4", "-c:v", "libx264", "-g", "25", "-movflags", "+faststart"
+    )
     container, stream = open_video(path)
     with container:
         whole = decode_timeline(container, stream, fallback_fps=None)

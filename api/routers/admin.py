@@ -11,8 +11,19 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from api.deps import LakeDep, ManifestStoreDep, ProvidersDep, require_admin
 from api.models import (
-    ABTest, ABTestCreated, ABTestRequest, ApprovalDecided, ApprovalRequest, Balance, Decision,
-    ErrorDetail, Override, Recommendation, RecommendationDecided, RoutingOverride, TopUp,
+    ABTest,
+    ABTestCreated,
+    ABTestRequest,
+    ApprovalDecided,
+    ApprovalRequest,
+    Balance,
+    Decision,
+    ErrorDetail,
+    Override,
+    Recommendation,
+    RecommendationDecided,
+    RoutingOverride,
+    TopUp,
     ValidationErrors,
 )
 from resources.services.ab_tests import ABTestInvalid, ab_test, request_ab_test
@@ -21,13 +32,15 @@ from resources.services.approvals import decide, pending_requests
 from resources.services.recommendations import decide_recommendation, recommendations_with_status
 from resources.services.routing_admin import NoManifest, emergency_override
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)],
-                   responses={401: {"model": ErrorDetail}})
+router = APIRouter(
+    prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)], responses={401: {"model": ErrorDetail}}
+)
 
 NOT_FOUND = {404: {"model": ErrorDetail}}
 # A 422 is FastAPI's list of problems with the body, or a sentence from the service.
-REFUSED = {422: {"model": ErrorDetail | ValidationErrors,
-                 "description": "a malformed body, or a request the service refused"}}
+REFUSED = {
+    422: {"model": ErrorDetail | ValidationErrors, "description": "a malformed body, or a request the service refused"}
+}
 DECISION_ERRORS = {404: {"model": ErrorDetail}, 409: {"model": ErrorDetail}}
 
 
@@ -40,8 +53,7 @@ def credit_user(user_id: str, body: TopUp, lake: LakeDep) -> Balance:
         raise HTTPException(422, str(exc)) from None
 
 
-@router.post("/routing/override", status_code=201,
-             responses={409: {"model": ErrorDetail}, **REFUSED})
+@router.post("/routing/override", status_code=201, responses={409: {"model": ErrorDetail}, **REFUSED})
 def override_routing(body: Override, lake: LakeDep, manifest_store: ManifestStoreDep) -> RoutingOverride:
     """Emergency override: route every job of an effect type to one provider, now."""
     try:
@@ -60,8 +72,7 @@ def create_ab_test(body: ABTestRequest, lake: LakeDep, providers: ProvidersDep) 
         row = request_ab_test(lake, providers, body.video_id, body.effect_type, body.providers, body.admin)
     except ABTestInvalid as exc:
         raise HTTPException(422, str(exc)) from None
-    return ABTestCreated(experiment_id=row["experiment_id"],
-                         status_url=f"/v1/admin/ab-tests/{row['experiment_id']}")
+    return ABTestCreated(experiment_id=row["experiment_id"], status_url=f"/v1/admin/ab-tests/{row['experiment_id']}")
 
 
 @router.get("/ab-tests/{experiment_id}", responses=NOT_FOUND)
@@ -76,8 +87,10 @@ def get_ab_test(experiment_id: str, lake: LakeDep) -> ABTest:
 @router.get("/approvals")
 def list_approvals(lake: LakeDep) -> list[ApprovalRequest]:
     """Pending approval requests with their side-by-side comparison."""
-    return [ApprovalRequest.model_validate({**r, "comparison": json.loads(r["comparison"])})
-            for r in pending_requests(lake).iter_rows(named=True)]
+    return [
+        ApprovalRequest.model_validate({**r, "comparison": json.loads(r["comparison"])})
+        for r in pending_requests(lake).iter_rows(named=True)
+    ]
 
 
 @router.post("/approvals/{approval_id}", status_code=202, responses=DECISION_ERRORS)
@@ -94,8 +107,7 @@ def list_recommendations(lake: LakeDep, status: str | None = None) -> list[Recom
     recs = recommendations_with_status(lake)
     if status:
         recs = recs.filter(pl.col("status") == status)
-    return [Recommendation.model_validate({**r, "action": json.loads(r["action"])})
-            for r in recs.iter_rows(named=True)]
+    return [Recommendation.model_validate({**r, "action": json.loads(r["action"])}) for r in recs.iter_rows(named=True)]
 
 
 @router.post("/recommendations/{recommendation_id}", status_code=202, responses=DECISION_ERRORS)

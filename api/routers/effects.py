@@ -16,10 +16,16 @@ router = APIRouter(tags=["effects"])
 
 
 def _effect(r: dict, api_base_url: str) -> Effect:
-    return Effect(slug=r["slug"], revision_id=r["revision_id"], content_hash=r["content_hash"],
-                  effect_type=r["effect_type"], provider_id=r["provider_id"],
-                  published_at=r["published_at"], preview_url=media_url(api_base_url, r["output_key"]),
-                  snapshot=json.loads(r["snapshot"]))
+    return Effect(
+        slug=r["slug"],
+        revision_id=r["revision_id"],
+        content_hash=r["content_hash"],
+        effect_type=r["effect_type"],
+        provider_id=r["provider_id"],
+        published_at=r["published_at"],
+        preview_url=media_url(api_base_url, r["output_key"]),
+        snapshot=json.loads(r["snapshot"]),
+    )
 
 
 @router.get("/v1/effects")

@@ -13,9 +13,11 @@ router = APIRouter(tags=["media"])
 PUBLIC_MEDIA_PREFIXES = ("proxy/", "outputs/")  # raw uploads stay private
 
 
-@router.get("/v1/media/{key:path}", response_class=StreamingResponse,
-            responses={200: {"content": {"video/mp4": {}}, "description": "the video's bytes"},
-                       404: {"model": ErrorDetail}})
+@router.get(
+    "/v1/media/{key:path}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"video/mp4": {}}, "description": "the video's bytes"}, 404: {"model": ErrorDetail}},
+)
 def get_media(key: str, media: MediaDep) -> StreamingResponse:
     """Stream a proxy or output video (raw uploads are not served)."""
     if not key.startswith(PUBLIC_MEDIA_PREFIXES) or ".." in key:

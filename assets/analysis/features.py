@@ -132,9 +132,7 @@ def analyze_video(
         dominant_style=dominant,
         style_scores=scores,
         detected_effects=detected,
-        eligible_effect_types=eligible_effect_types(
-            dominant, fps, metrics["motion_level"], effect_catalog, detected
-        ),
+        eligible_effect_types=eligible_effect_types(dominant, fps, metrics["motion_level"], effect_catalog, detected),
         analysis_ms=round((time.perf_counter() - started) * 1000),
     )
 
@@ -241,9 +239,7 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
-def motion_level(
-    pairs: list[tuple[float, np.ndarray, float, np.ndarray]], cuts_s: list[float]
-) -> float:
+def motion_level(pairs: list[tuple[float, np.ndarray, float, np.ndarray]], cuts_s: list[float]) -> float:
     """Mean |luma(next) - luma(frame)| / 255 over the pairs, 0..1.
 
     Pairs whose two frames lie in different shots are skipped (a cut is an edit, measured by
@@ -301,14 +297,8 @@ def trapezoid(x: float, bounds: list, where: str = "rule") -> float:
     Raises:
         ValueError: not 4 bounds, only one of a pair is None, or the bounds are not ascending.
     """
-    if (
-        len(bounds) != 4
-        or (bounds[0] is None) != (bounds[1] is None)
-        or (bounds[2] is None) != (bounds[3] is None)
-    ):
-        raise ValueError(
-            f"{where}: expected [a, b, c, d] with a/b and c/d both set or both null, got {bounds}"
-        )
+    if len(bounds) != 4 or (bounds[0] is None) != (bounds[1] is None) or (bounds[2] is None) != (bounds[3] is None):
+        raise ValueError(f"{where}: expected [a, b, c, d] with a/b and c/d both set or both null, got {bounds}")
     a, b, c, d = bounds
     present = [v for v in bounds if v is not None]
     if present != sorted(present):
@@ -346,7 +336,10 @@ def _metric(metrics: dict[str, float], name: str, owner: str) -> float:
 
 
 def eligible_effect_types(
-    dominant_style: str, fps: float, motion_level: float, effect_catalog: dict,
+    dominant_style: str,
+    fps: float,
+    motion_level: float,
+    effect_catalog: dict,
     detected_effects: list[str] | tuple[str, ...] = (),
 ) -> list[str]:
     """Effect types of ``effect_catalog['effects']`` this video can get, sorted.

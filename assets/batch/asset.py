@@ -1,15 +1,14 @@
 """M5 ``test_batch``: the routing manifest + registry turn prompts into N provider tasks
 → TestBatchDispatched; tokens are reserved per charged task."""
 
-
 import random
 
 import dagster as dg
 import polars as pl
 
-from assets.registry.asset import unhealthy_providers
-from assets.common import SILVER_KW, silver_ins, frame, only_row
+from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.lineage import reads
+from assets.registry.asset import unhealthy_providers
 from economics.budget import UserQuotaExceeded, reserve_or_raise
 from economics.routing import build_manifest, select_providers
 from resources.catalog import Catalog
@@ -50,12 +49,22 @@ def current_rankings(manifest: dict | None, active: dict[str, list[str]], now) -
 
 # pool="ledger": reserving is check-then-append on a user's balance; the instance gives the
 # pool one slot (pipelines/cli/demo.py DAGSTER_YAML), so two runs never both spend the same tokens.
-@dg.asset(group_name="M5_batch", output_required=False, pool="ledger", ins=silver_ins("prompt_variants", "ingested_video"),
-          deps=reads(PROVIDER_REGISTRY), **SILVER_KW)
+@dg.asset(
+    group_name="M5_batch",
+    output_required=False,
+    pool="ledger",
+    ins=silver_ins("prompt_variants", "ingested_video"),
+    deps=reads(PROVIDER_REGISTRY),
+    **SILVER_KW,
+)
 def test_batch(
-    context: dg.AssetExecutionContext, prompt_variants: pl.DataFrame, ingested_video: pl.DataFrame,
-    lake: dg.ResourceParam[Lake], providers: dg.ResourceParam[ProviderRegistry],
-    manifest_store: dg.ResourceParam[ManifestStore], catalog: dg.ResourceParam[Catalog],
+    context: dg.AssetExecutionContext,
+    prompt_variants: pl.DataFrame,
+    ingested_video: pl.DataFrame,
+    lake: dg.ResourceParam[Lake],
+    providers: dg.ResourceParam[ProviderRegistry],
+    manifest_store: dg.ResourceParam[ManifestStore],
+    catalog: dg.ResourceParam[Catalog],
     platform: dg.ResourceParam[Settings],
 ):
     """Per eligible effect type: the top ``top_k`` providers of the current routing manifest,
@@ -76,23 +85,45 @@ def test_batch(
     for variant in prompt_variants.sort("effect_type").iter_rows(named=True):
         effect_type = variant["effect_type"]
         chosen = select_providers(
-            rankings.get(effect_type, []), rng, top_k=platform.top_k,
-            epsilon=platform.exploration_rate, shadow=registry.shadow_for(effect_type),
+            rankings.get(effect_type, []),
+            rng,
+            top_k=platform.top_k,
+            epsilon=platform.exploration_rate,
+            shadow=registry.shadow_for(effect_type),
         )
         for c in chosen:
-            rows.append({
-                "video_id": video_id, "task_id": task_id_for(video_id, effect_type, c.provider_id),
-                "effect_type": effect_type, "provider_id": c.provider_id, "rank": c.rank,
-                "selection": c.selection, "manifest_version": version, "user_id": user_id,
-                "tokens_reserved": 0 if c.selection == "shadow" else prices[effect_type],
-                "prompt": variant["prompt"], "params": variant["params"], "dispatched_at": now,
-            })
+            rows.append(
+                {
+                    "video_id": video_id,
+                    "task_id": task_id_for(video_id, effect_type, c.provider_id),
+                    "effect_type": effect_type,
+                    "provider_id": c.provider_id,
+                    "rank": c.rank,
+                    "selection": c.selection,
+                    "manifest_version": version,
+                    "user_id": user_id,
+                    "tokens_reserved": 0 if c.selection == "shadow" else prices[effect_type],
+                    "prompt": variant["prompt"],
+                    "params": variant["params"],
+                    "dispatched_at": now,
+                }
+            )
     if not rows:
-        record_pipeline_events(lake, [
-            event("NoEligibleEffects", video_id, STAGE, {}),
-            notify_user(lake, STAGE, user_id, video_id, "no_effects", "No effect fits this video",
-                        "None of the catalog's effects can be applied to this video."),
-        ])
+        record_pipeline_events(
+            lake,
+            [
+                event("NoEligibleEffects", video_id, STAGE, {}),
+                notify_user(
+                    lake,
+                    STAGE,
+                    user_id,
+                    video_id,
+                    "no_effects",
+                    "No effect fits this video",
+                    "None of the catalog's effects can be applied to this video.",
+                ),
+            ],
+        )
         return
     try:
         reservation = reserve_or_raise(lake.read(LEDGER_ENTRIES, pl.col("user_id") == user_id), rows, now)
@@ -101,34 +132,68 @@ def test_batch(
         return
     lake.append(LEDGER_ENTRIES, pl.DataFrame(reservation.entries, schema=LEDGER_ENTRIES.schema))
     decision = reservation.decisions.get(user_id)
-    record_execution_events(lake, [
-        event("TaskDispatched", video_id, STAGE, {"rank": r["rank"], "manifest_version": version},
-              identity=r["task_id"], task_id=r["task_id"], provider_id=r["provider_id"],
-              effect_type=r["effect_type"], selection=r["selection"])
-        for r in rows
-    ])
-    dispatched = [event(
-        "TestBatchDispatched", video_id, STAGE,
-        {"tasks": len(rows), "manifest_version": version, "manifest_source": source,
-         "tokens_reserved": sum(r["tokens_reserved"] for r in rows),
-         "providers": sorted({f"{r['effect_type']}:{r['provider_id']}" for r in rows})},
-    )]
+    record_execution_events(
+        lake,
+        [
+            event(
+                "TaskDispatched",
+                video_id,
+                STAGE,
+                {"rank": r["rank"], "manifest_version": version},
+                identity=r["task_id"],
+                task_id=r["task_id"],
+                provider_id=r["provider_id"],
+                effect_type=r["effect_type"],
+                selection=r["selection"],
+            )
+            for r in rows
+        ],
+    )
+    dispatched = [
+        event(
+            "TestBatchDispatched",
+            video_id,
+            STAGE,
+            {
+                "tasks": len(rows),
+                "manifest_version": version,
+                "manifest_source": source,
+                "tokens_reserved": sum(r["tokens_reserved"] for r in rows),
+                "providers": sorted({f"{r['effect_type']}:{r['provider_id']}" for r in rows}),
+            },
+        )
+    ]
     if decision is not None and decision.alert:
-        dispatched.append(notify_user(lake, STAGE, user_id, video_id, "budget_alert",
-                                      "You have used most of your tokens", decision.reason,
-                                      identity="budget_alert"))
+        dispatched.append(
+            notify_user(
+                lake,
+                STAGE,
+                user_id,
+                video_id,
+                "budget_alert",
+                "You have used most of your tokens",
+                decision.reason,
+                identity="budget_alert",
+            )
+        )
     record_pipeline_events(lake, dispatched)
-    yield dg.Output(frame(rows, TEST_BATCH), metadata={
-        "tasks": len(rows), "manifest": f"{source} {version}",
-        "exploration": sum(r["selection"] == "exploration" for r in rows),
-    })
+    yield dg.Output(
+        frame(rows, TEST_BATCH),
+        metadata={
+            "tasks": len(rows),
+            "manifest": f"{source} {version}",
+            "exploration": sum(r["selection"] == "exploration" for r in rows),
+        },
+    )
 
 
 def _refuse(context, lake: Lake, video_id: str, user_id: str, exc: UserQuotaExceeded) -> None:
     """Dispatch nothing for a user over budget, and say so (docs/architecture.md, "Economics": pause at 100%)."""
-    record_pipeline_events(lake, [
-        event("UserQuotaExceeded", video_id, STAGE, {"user_id": user_id, "reason": str(exc)}),
-        notify_user(lake, STAGE, user_id, video_id, "quota_exceeded", "Top up to continue", str(exc)),
-    ])
+    record_pipeline_events(
+        lake,
+        [
+            event("UserQuotaExceeded", video_id, STAGE, {"user_id": user_id, "reason": str(exc)}),
+            notify_user(lake, STAGE, user_id, video_id, "quota_exceeded", "Top up to continue", str(exc)),
+        ],
+    )
     context.log.warning(f"video {video_id}: {exc}")
-

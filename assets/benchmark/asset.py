@@ -32,8 +32,22 @@ def _suite_proxies(suite: dict, workdir: Path, max_side: int) -> list[tuple[str,
     out = []
     for name, path in reference_videos(suite):
         cut = workdir / f"{name}.cut.mp4"
-        run_ffmpeg(["-i", str(path), "-t", str(suite["max_seconds"]), "-an", "-c:v", "libx264",
-                    "-preset", "ultrafast", "-qp", "0", str(cut)])  # lossless: the cut adds no loss
+        run_ffmpeg(
+            [
+                "-i",
+                str(path),
+                "-t",
+                str(suite["max_seconds"]),
+                "-an",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-qp",
+                "0",
+                str(cut),
+            ]
+        )  # lossless: the cut adds no loss
         proxy = workdir / f"{name}.mp4"
         make_proxy(str(cut), str(proxy), max_side=max_side)
         out.append((name, str(proxy)))
@@ -42,8 +56,10 @@ def _suite_proxies(suite: dict, workdir: Path, max_side: int) -> list[tuple[str,
 
 @dg.asset(**BENCH)
 def benchmark_reports(
-    context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake],
-    providers: dg.ResourceParam[ProviderRegistry], catalog: dg.ResourceParam[Catalog],
+    context: dg.AssetExecutionContext,
+    lake: dg.ResourceParam[Lake],
+    providers: dg.ResourceParam[ProviderRegistry],
+    catalog: dg.ResourceParam[Catalog],
     platform: dg.ResourceParam[Settings],
 ) -> dg.MaterializeResult:
     """Run the reference suite on every non-disabled provider; one row per (video, provider,
@@ -64,32 +80,50 @@ def benchmark_reports(
                     continue
                 for effect_type in spec.effect_types:
                     task_id = stable_id(benchmark_id, video, spec.provider_id, effect_type, length=20)
-                    tasks.append(ProviderTask(
-                        task_id=task_id, video_id=f"benchmark:{video}", effect_type=effect_type,
-                        provider_id=spec.provider_id, input_path=proxy,
-                        output_path=str(workdir / f"{task_id}.mp4"),
-                        params=dict(effects[effect_type].get("params", {})), prompt="benchmark"))
+                    tasks.append(
+                        ProviderTask(
+                            task_id=task_id,
+                            video_id=f"benchmark:{video}",
+                            effect_type=effect_type,
+                            provider_id=spec.provider_id,
+                            input_path=proxy,
+                            output_path=str(workdir / f"{task_id}.mp4"),
+                            params=dict(effects[effect_type].get("params", {})),
+                            prompt="benchmark",
+                        )
+                    )
                     meta.append((video, spec.mode))
         context.log.info(f"benchmark {benchmark_id}: {len(tasks)} runs on {len(videos)} videos")
-        runs = run_and_score(tasks, providers.adapter, platform.max_parallel_tasks,
-                             registry.instance_type)
+        runs = run_and_score(tasks, providers.adapter, platform.max_parallel_tasks, registry.instance_type)
         for run, (video, mode) in zip(runs, meta):
-            rows.append({**run, "benchmark_id": benchmark_id, "registry_version": registry.version,
-                         "video": video, "mode": mode, "ran_at": now})
+            rows.append(
+                {
+                    **run,
+                    "benchmark_id": benchmark_id,
+                    "registry_version": registry.version,
+                    "video": video,
+                    "mode": mode,
+                    "ran_at": now,
+                }
+            )
     # Margin at list price: a benchmark run is priced as if a user had been charged for it.
-    costed = cost_frame(pl.DataFrame(rows, infer_schema_length=None), catalog.rate_card(),
-                        catalog.prices(), platform.token_usd_rate)
+    costed = cost_frame(
+        pl.DataFrame(rows, infer_schema_length=None), catalog.rate_card(), catalog.prices(), platform.token_usd_rate
+    )
     lake.append(BENCHMARK_REPORTS, costed.select(BENCHMARK_REPORTS.schema.names()))
     failed = costed.filter(pl.col("status") != "succeeded")
-    return dg.MaterializeResult(metadata={
-        "benchmark_id": benchmark_id, "runs": costed.height, "failed": failed.height,
-        "videos": ", ".join(v for v, _ in videos),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "benchmark_id": benchmark_id,
+            "runs": costed.height,
+            "failed": failed.height,
+            "videos": ", ".join(v for v, _ in videos),
+        }
+    )
 
 
 @dg.asset(deps=[benchmark_reports, *reads(EXECUTION_COSTS, QUALITY_SCORES)], **BENCH)
-def provider_effect_matrix(lake: dg.ResourceParam[Lake],
-                           platform: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
+def provider_effect_matrix(lake: dg.ResourceParam[Lake], platform: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
     """Quality, time, cost per run and margin per provider × effect type: from the latest
     benchmark (``source`` = benchmark), real executions (executions) and simulated ones
     (simulated), each its own rows."""
@@ -99,7 +133,8 @@ def provider_effect_matrix(lake: dg.ResourceParam[Lake],
     if not reports.is_empty():
         latest = reports.sort("ran_at").select(pl.col("benchmark_id").last()).item()
         bench = reports.filter(pl.col("benchmark_id") == latest).with_columns(
-            cost_tokens=pl.col("cost_usd") / platform.token_usd_rate)
+            cost_tokens=pl.col("cost_usd") / platform.token_usd_rate
+        )
         frames.append(matrix_of(bench, "benchmark", now, latest))
     quality = lake.read(QUALITY_SCORES).select("task_id", "composite")
     executions = lake.read(EXECUTION_COSTS).join(quality, on="task_id", how="left")

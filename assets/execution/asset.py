@@ -1,7 +1,6 @@
 """M6 ``provider_outputs``: run every task of the batch on its provider → TaskSucceeded |
 TaskFailed, with measured telemetry; settle each task's reserved tokens."""
 
-
 import json
 import os
 import tempfile
@@ -10,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets.common import SILVER_KW, silver_ins, frame, only_row
+from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.execution.runner import run_tasks
 from economics import ledger
 from economics.telemetry import MEASURED, REAL, terminal_event
@@ -42,23 +41,46 @@ def result_events(task: dict, result: TaskResult, at, output_bytes: int | None =
     including ``output_bytes``, the stored output's size (base of storage and bandwidth
     cost); its payload is empty."""
     kind = terminal_event(result.status)
-    pipeline = event(kind, task["video_id"], STAGE,
-                     {"task_id": task["task_id"], "provider_id": task["provider_id"],
-                      "effect_type": task["effect_type"], "error_class": result.error_class},
-                     identity=task["task_id"], occurred_at=at)
-    execution = event(kind, task["video_id"], STAGE, {},
-                      identity=task["task_id"], occurred_at=at, task_id=task["task_id"],
-                      provider_id=task["provider_id"], effect_type=task["effect_type"],
-                      **telemetry(result), selection=task["selection"], source=REAL,
-                      output_bytes=output_bytes)
+    pipeline = event(
+        kind,
+        task["video_id"],
+        STAGE,
+        {
+            "task_id": task["task_id"],
+            "provider_id": task["provider_id"],
+            "effect_type": task["effect_type"],
+            "error_class": result.error_class,
+        },
+        identity=task["task_id"],
+        occurred_at=at,
+    )
+    execution = event(
+        kind,
+        task["video_id"],
+        STAGE,
+        {},
+        identity=task["task_id"],
+        occurred_at=at,
+        task_id=task["task_id"],
+        provider_id=task["provider_id"],
+        effect_type=task["effect_type"],
+        **telemetry(result),
+        selection=task["selection"],
+        source=REAL,
+        output_bytes=output_bytes,
+    )
     return pipeline, execution
 
 
 @dg.asset(group_name="M6_execution", ins=silver_ins("test_batch", "ingested_video"), **SILVER_KW)
 def provider_outputs(
-    context: dg.AssetExecutionContext, test_batch: pl.DataFrame, ingested_video: pl.DataFrame,
-    lake: dg.ResourceParam[Lake], media: dg.ResourceParam[MediaStore],
-    providers: dg.ResourceParam[ProviderRegistry], platform: dg.ResourceParam[Settings],
+    context: dg.AssetExecutionContext,
+    test_batch: pl.DataFrame,
+    ingested_video: pl.DataFrame,
+    lake: dg.ResourceParam[Lake],
+    media: dg.ResourceParam[MediaStore],
+    providers: dg.ResourceParam[ProviderRegistry],
+    platform: dg.ResourceParam[Settings],
 ) -> pl.DataFrame:
     """One row per task: status, output media key, duration, queue wait, measured compute
     seconds, instance type, partner cost, attempts, error class and message.
@@ -72,15 +94,18 @@ def provider_outputs(
     with media.local_file(video["proxy_key"]) as proxy, tempfile.TemporaryDirectory() as workdir:
         jobs = [
             ProviderTask(
-                task_id=t["task_id"], video_id=t["video_id"], effect_type=t["effect_type"],
-                provider_id=t["provider_id"], input_path=proxy,
+                task_id=t["task_id"],
+                video_id=t["video_id"],
+                effect_type=t["effect_type"],
+                provider_id=t["provider_id"],
+                input_path=proxy,
                 output_path=str(Path(workdir) / f"{t['task_id']}.mp4"),
-                params=json.loads(t["params"]), prompt=t["prompt"],
+                params=json.loads(t["params"]),
+                prompt=t["prompt"],
             )
             for t in tasks
         ]
-        results = run_tasks(jobs, providers.adapter, platform.max_parallel_tasks,
-                            registry.instance_type)
+        results = run_tasks(jobs, providers.adapter, platform.max_parallel_tasks, registry.instance_type)
         sizes = {}
         for job, result in zip(jobs, results):
             if result.status == "succeeded":
@@ -90,13 +115,19 @@ def provider_outputs(
     rows, pipeline_events, execution_events, entries = [], [], [], []
     for task, result in zip(tasks, results):
         ok = result.status == "succeeded"
-        rows.append({
-            "video_id": task["video_id"], "task_id": task["task_id"],
-            "effect_type": task["effect_type"], "provider_id": task["provider_id"],
-            "selection": task["selection"], **telemetry(result),
-            "output_key": output_key(task["video_id"], task["task_id"]) if ok else None,
-            "node_timings": json.dumps(result.node_timings), "finished_at": finished,
-        })
+        rows.append(
+            {
+                "video_id": task["video_id"],
+                "task_id": task["task_id"],
+                "effect_type": task["effect_type"],
+                "provider_id": task["provider_id"],
+                "selection": task["selection"],
+                **telemetry(result),
+                "output_key": output_key(task["video_id"], task["task_id"]) if ok else None,
+                "node_timings": json.dumps(result.node_timings),
+                "finished_at": finished,
+            }
+        )
         p, e = result_events(task, result, finished, sizes.get(task["task_id"]))
         pipeline_events.append(p)
         execution_events.append(e)
@@ -105,16 +136,19 @@ def provider_outputs(
             entries.append(settled)
         if not ok:
             context.log.warning(
-                f"task {task['task_id']} on {task['provider_id']} failed "
-                f"({result.error_class}): {result.error_message}"
+                f"task {task['task_id']} on {task['provider_id']} failed ({result.error_class}): {result.error_message}"
             )
     record_execution_events(lake, execution_events)
     record_pipeline_events(lake, pipeline_events)
     if entries:
         lake.append(LEDGER_ENTRIES, pl.DataFrame(entries, schema=LEDGER_ENTRIES.schema))
     succeeded = sum(r["status"] == "succeeded" for r in rows)
-    context.add_output_metadata({
-        "tasks": len(rows), "succeeded": succeeded, "failed": len(rows) - succeeded,
-        "compute_seconds": round(sum(r["compute_seconds"] or 0 for r in rows), 3),
-    })
+    context.add_output_metadata(
+        {
+            "tasks": len(rows),
+            "succeeded": succeeded,
+            "failed": len(rows) - succeeded,
+            "compute_seconds": round(sum(r["compute_seconds"] or 0 for r in rows), 3),
+        }
+    )
     return frame(rows, PROVIDER_OUTPUTS)

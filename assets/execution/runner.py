@@ -14,7 +14,9 @@ from resources.providers.base import ProviderAdapter, ProviderTask, TaskResult
 
 
 def run_tasks(
-    tasks: list[ProviderTask], adapter_for: Callable[[str], ProviderAdapter], max_workers: int,
+    tasks: list[ProviderTask],
+    adapter_for: Callable[[str], ProviderAdapter],
+    max_workers: int,
     instance_type_for: Callable[[str], str],
 ) -> list[TaskResult]:
     """Execute every task on its provider, at most ``max_workers`` at once.
@@ -39,9 +41,14 @@ def run_tasks(
             result = adapter_for(task.provider_id).execute(task)
         except Exception as exc:  # noqa: BLE001 - contain any provider bug to its task
             result = TaskResult(
-                task_id=task.task_id, status="failed", output_path=None, duration_ms=0,
-                compute_seconds=0.0, instance_type=instance_type_for(task.provider_id),
-                error_class=type(exc).__name__, error_message=str(exc)[:500],
+                task_id=task.task_id,
+                status="failed",
+                output_path=None,
+                duration_ms=0,
+                compute_seconds=0.0,
+                instance_type=instance_type_for(task.provider_id),
+                error_class=type(exc).__name__,
+                error_message=str(exc)[:500],
             )
         return _with_queue_wait(result, waited_ms)
 

@@ -8,8 +8,12 @@ from assets.quality.score import score_output
 from resources.providers.base import ProviderAdapter, ProviderTask
 
 
-def run_and_score(tasks: list[ProviderTask], adapter_for: Callable[[str], ProviderAdapter],
-                  max_workers: int, instance_type_for: Callable[[str], str]) -> list[dict]:
+def run_and_score(
+    tasks: list[ProviderTask],
+    adapter_for: Callable[[str], ProviderAdapter],
+    max_workers: int,
+    instance_type_for: Callable[[str], str],
+) -> list[dict]:
     """Execute ``tasks`` (see ``runner.run_tasks``) and score each output against the task's
     input.
 
@@ -23,12 +27,20 @@ def run_and_score(tasks: list[ProviderTask], adapter_for: Callable[[str], Provid
     rows = []
     for task, result in zip(tasks, results):
         q = score_output(task.input_path, result.output_path, task.effect_type, task.params).to_dict()
-        rows.append({
-            "task_id": task.task_id, "video_id": task.video_id, "provider_id": task.provider_id,
-            "effect_type": task.effect_type, "status": result.status, "error_class": result.error_class,
-            "duration_ms": result.duration_ms, "compute_seconds": result.compute_seconds,
-            "instance_type": result.instance_type, "partner_cost_usd": result.partner_cost_usd,
-            "output_path": result.output_path,
-            **{k: q[k] for k in ("composite", "fidelity", "style_adherence", "artifacts", "gate_passed")},
-        })
+        rows.append(
+            {
+                "task_id": task.task_id,
+                "video_id": task.video_id,
+                "provider_id": task.provider_id,
+                "effect_type": task.effect_type,
+                "status": result.status,
+                "error_class": result.error_class,
+                "duration_ms": result.duration_ms,
+                "compute_seconds": result.compute_seconds,
+                "instance_type": result.instance_type,
+                "partner_cost_usd": result.partner_cost_usd,
+                "output_path": result.output_path,
+                **{k: q[k] for k in ("composite", "fidelity", "style_adherence", "artifacts", "gate_passed")},
+            }
+        )
     return rows

@@ -1,13 +1,12 @@
 """M10 ``gallery_revisions``: after an admin decision, an immutable revision with its content
 hash and the publish pin → EffectPublished + UserNotified; a rejection refunds and notifies."""
 
-
 import json
 
 import dagster as dg
 import polars as pl
 
-from assets.common import SILVER_KW, silver_ins, frame, only_row
+from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.gallery.snapshot import revision, slug_for
 from assets.lineage import reads
 from resources.catalog import Catalog
@@ -22,12 +21,21 @@ from resources.settings import Settings
 STAGE = "M10"
 
 
-@dg.asset(group_name="M10_gallery", ins=silver_ins("approval_requests", "best_result", "prompt_variants", "quality_scores", "test_batch"),
-          deps=reads(APPROVAL_DECISIONS), **SILVER_KW)
+@dg.asset(
+    group_name="M10_gallery",
+    ins=silver_ins("approval_requests", "best_result", "prompt_variants", "quality_scores", "test_batch"),
+    deps=reads(APPROVAL_DECISIONS),
+    **SILVER_KW,
+)
 def gallery_revisions(
-    context: dg.AssetExecutionContext, approval_requests: pl.DataFrame,
-    best_result: pl.DataFrame, prompt_variants: pl.DataFrame, quality_scores: pl.DataFrame,
-    test_batch: pl.DataFrame, lake: dg.ResourceParam[Lake], catalog: dg.ResourceParam[Catalog],
+    context: dg.AssetExecutionContext,
+    approval_requests: pl.DataFrame,
+    best_result: pl.DataFrame,
+    prompt_variants: pl.DataFrame,
+    quality_scores: pl.DataFrame,
+    test_batch: pl.DataFrame,
+    lake: dg.ResourceParam[Lake],
+    catalog: dg.ResourceParam[Catalog],
     platform: dg.ResourceParam[Settings],
 ) -> pl.DataFrame:
     """The admin's decision on the video's approval request, applied.
@@ -49,36 +57,75 @@ def gallery_revisions(
     quality = only_row(quality_scores.filter(pl.col("task_id") == best["task_id"]), "quality")
     slug = slug_for(best["effect_type"], video_id)
     snapshot = {
-        "slug": slug, "effect_type": best["effect_type"],
+        "slug": slug,
+        "effect_type": best["effect_type"],
         "display_name": catalog.effects()[best["effect_type"]]["display_name"],
-        "provider_id": best["provider_id"], "task_id": best["task_id"],
-        "prompt": prompt["prompt"], "template": f"{prompt['template_id']}@v{prompt['template_version']}",
-        "params": json.loads(prompt["params"]), "source_video_id": video_id,
-        "output_key": best["output_key"], "approval_id": request["approval_id"],
+        "provider_id": best["provider_id"],
+        "task_id": best["task_id"],
+        "prompt": prompt["prompt"],
+        "template": f"{prompt['template_id']}@v{prompt['template_version']}",
+        "params": json.loads(prompt["params"]),
+        "source_video_id": video_id,
+        "output_key": best["output_key"],
+        "approval_id": request["approval_id"],
         "approved_by": decision["admin"],
-        "quality": {k: quality[k] for k in ("composite", "fidelity", "artifacts", "style_adherence",
-                                             "temporal_consistency", "perceptual_hash_distance")},
-        "cost_usd": best["cost_usd"], "margin": best["margin"],
+        "quality": {
+            k: quality[k]
+            for k in (
+                "composite",
+                "fidelity",
+                "artifacts",
+                "style_adherence",
+                "temporal_consistency",
+                "perceptual_hash_distance",
+            )
+        },
+        "cost_usd": best["cost_usd"],
+        "margin": best["margin"],
     }
     revision_id, content_hash = revision(snapshot)
     row = {
-        "video_id": video_id, "revision_id": revision_id, "slug": slug,
-        "approval_id": request["approval_id"], "decision": "approve",
-        "effect_type": best["effect_type"], "provider_id": best["provider_id"],
-        "task_id": best["task_id"], "snapshot": json.dumps(snapshot, sort_keys=True, default=str),
-        "content_hash": content_hash, "published": True, "output_key": best["output_key"],
+        "video_id": video_id,
+        "revision_id": revision_id,
+        "slug": slug,
+        "approval_id": request["approval_id"],
+        "decision": "approve",
+        "effect_type": best["effect_type"],
+        "provider_id": best["provider_id"],
+        "task_id": best["task_id"],
+        "snapshot": json.dumps(snapshot, sort_keys=True, default=str),
+        "content_hash": content_hash,
+        "published": True,
+        "output_key": best["output_key"],
         "published_at": now,
     }
     url = f"{platform.api_base_url.rstrip('/')}/v1/effects/{slug}"
-    record_pipeline_events(lake, [
-        event("EffectPublished", video_id, STAGE,
-              {"slug": slug, "revision_id": revision_id, "content_hash": content_hash, "url": url}),
-        notify_user(lake, STAGE, user_id, video_id, "effect_published", "Your effect is published",
-                    f"{snapshot['display_name']} is live in the gallery.", url=url,
-                    identity=revision_id, event_identity="published"),
-    ])
-    context.add_output_metadata({"slug": slug, "revision_id": revision_id,
-                                 "preview": media_url(platform.api_base_url, best["output_key"])})
+    record_pipeline_events(
+        lake,
+        [
+            event(
+                "EffectPublished",
+                video_id,
+                STAGE,
+                {"slug": slug, "revision_id": revision_id, "content_hash": content_hash, "url": url},
+            ),
+            notify_user(
+                lake,
+                STAGE,
+                user_id,
+                video_id,
+                "effect_published",
+                "Your effect is published",
+                f"{snapshot['display_name']} is live in the gallery.",
+                url=url,
+                identity=revision_id,
+                event_identity="published",
+            ),
+        ],
+    )
+    context.add_output_metadata(
+        {"slug": slug, "revision_id": revision_id, "preview": media_url(platform.api_base_url, best["output_key"])}
+    )
     return frame([row], GALLERY_REVISIONS)
 
 
@@ -86,14 +133,35 @@ def _rejected(context, lake, request, decision, test_batch, now) -> pl.DataFrame
     video_id, user_id = request["video_id"], request["user_id"]
     reason = decision["reason"] or "an admin rejected the result"
     refunded = refund_and_notify(
-        lake, STAGE, list(test_batch.iter_rows(named=True)), now, "rejected by admin",
-        outcome="EffectRejected", details={"approval_id": request["approval_id"], "reason": reason},
-        user_id=user_id, video_id=video_id, kind="effect_rejected",
-        title="Your effect was not published", body=f"{reason}. Your tokens were refunded.",
-        identity=request["approval_id"], event_identity="rejected")
+        lake,
+        STAGE,
+        list(test_batch.iter_rows(named=True)),
+        now,
+        "rejected by admin",
+        outcome="EffectRejected",
+        details={"approval_id": request["approval_id"], "reason": reason},
+        user_id=user_id,
+        video_id=video_id,
+        kind="effect_rejected",
+        title="Your effect was not published",
+        body=f"{reason}. Your tokens were refunded.",
+        identity=request["approval_id"],
+        event_identity="rejected",
+    )
     context.add_output_metadata({"decision": "reject", "refunded_tasks": refunded})
-    return frame([{"video_id": video_id, "approval_id": request["approval_id"],
-                   "decision": "reject", "published": False, "published_at": now,
-                   "revision_id": "", "effect_type": request["effect_type"],
-                   "provider_id": request["provider_id"], "task_id": request["task_id"]}],
-                 GALLERY_REVISIONS)
+    return frame(
+        [
+            {
+                "video_id": video_id,
+                "approval_id": request["approval_id"],
+                "decision": "reject",
+                "published": False,
+                "published_at": now,
+                "revision_id": "",
+                "effect_type": request["effect_type"],
+                "provider_id": request["provider_id"],
+                "task_id": request["task_id"],
+            }
+        ],
+        GALLERY_REVISIONS,
+    )

@@ -14,8 +14,14 @@ from resources.events import utcnow
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.schemas import (
-    BENCHMARK_REPORTS, COST_ESTIMATE_ACCURACY, EXECUTION_COSTS, INGESTED_VIDEO, PROVIDER_OUTPUTS, QUALITY_SCORES,
-    RECOMMENDATIONS, ROUTING_MANIFESTS,
+    BENCHMARK_REPORTS,
+    COST_ESTIMATE_ACCURACY,
+    EXECUTION_COSTS,
+    INGESTED_VIDEO,
+    PROVIDER_OUTPUTS,
+    QUALITY_SCORES,
+    RECOMMENDATIONS,
+    ROUTING_MANIFESTS,
 )
 from resources.settings import Settings
 
@@ -27,12 +33,12 @@ GOLD = {"key_prefix": ["gold"], "group_name": "economics", "kinds": {"polars", "
 
 
 @dg.asset(deps=reads(INGESTED_VIDEO, PROVIDER_OUTPUTS), **GOLD)
-def cost_estimate_accuracy(lake: dg.ResourceParam[Lake],
-                           catalog: dg.ResourceParam[Catalog]) -> dg.MaterializeResult:
+def cost_estimate_accuracy(lake: dg.ResourceParam[Lake], catalog: dg.ResourceParam[Catalog]) -> dg.MaterializeResult:
     """MAPE, p90 error and 80%-interval coverage of the pre-run cost (compute-seconds)
     estimator per provider × effect type, from a leave-one-video-out backtest."""
     proxies = lake.read(INGESTED_VIDEO).select(
-        "video_id", width="proxy_width", height="proxy_height", frames="frame_count", fps="proxy_fps")
+        "video_id", width="proxy_width", height="proxy_height", frames="frame_count", fps="proxy_fps"
+    )
     executions = lake.read(PROVIDER_OUTPUTS).join(proxies, on="video_id", how="inner").sort("finished_at")
     accuracy = estimate_accuracy_backtest(executions, catalog.rate_card()).with_columns(computed_at=pl.lit(utcnow()))
     lake.overwrite(COST_ESTIMATE_ACCURACY, accuracy)
@@ -48,17 +54,22 @@ def latest_benchmark_as_executions(reports: pl.DataFrame, token_usd_rate: float)
     if reports.is_empty():
         return reports
     latest = reports.sort("ran_at").select(pl.col("benchmark_id").last()).item()
-    return (reports.filter(pl.col("benchmark_id") == latest)
-            .with_columns(task_id=pl.concat_str("benchmark_id", "video", "provider_id", "effect_type", separator=":"),
-                          cost_tokens=pl.col("cost_usd") / token_usd_rate, finished_at=pl.col("ran_at"),
-                          selection=pl.lit("ranked"), source=pl.lit("real")))
+    return reports.filter(pl.col("benchmark_id") == latest).with_columns(
+        task_id=pl.concat_str("benchmark_id", "video", "provider_id", "effect_type", separator=":"),
+        cost_tokens=pl.col("cost_usd") / token_usd_rate,
+        finished_at=pl.col("ran_at"),
+        selection=pl.lit("ranked"),
+        source=pl.lit("real"),
+    )
 
 
 # The routing manifest is read from the manifest store, where routing_manifests publishes it.
 @dg.asset(deps=reads(EXECUTION_COSTS, ROUTING_MANIFESTS, BENCHMARK_REPORTS, QUALITY_SCORES), **GOLD)
 def recommendations(
-    lake: dg.ResourceParam[Lake], catalog: dg.ResourceParam[Catalog],
-    manifest_store: dg.ResourceParam[ManifestStore], platform: dg.ResourceParam[Settings],
+    lake: dg.ResourceParam[Lake],
+    catalog: dg.ResourceParam[Catalog],
+    manifest_store: dg.ResourceParam[ManifestStore],
+    platform: dg.ResourceParam[Settings],
 ) -> dg.MaterializeResult:
     """PROVIDER_SWITCH, PRICE_ADJUSTMENT, FLEET_OPTIMIZATION and WORKFLOW_TUNING from the last
     week of real executions and from the latest benchmark, each with projected margin and
@@ -67,21 +78,31 @@ def recommendations(
     admin decisions are kept apart."""
     now = utcnow()
     manifest = manifest_store.read() or {"effects": {}}
-    args = dict(price_tokens=catalog.prices(), token_usd_rate=platform.token_usd_rate, now=now,
-                rate_card=catalog.rate_card())
-    frames = [recommend(lake.read(EXECUTION_COSTS, pl.col("finished_at") > now - RECOMMENDATION_WINDOW),
-                        lake.read(QUALITY_SCORES), manifest, **args)]
+    args = dict(
+        price_tokens=catalog.prices(), token_usd_rate=platform.token_usd_rate, now=now, rate_card=catalog.rate_card()
+    )
+    frames = [
+        recommend(
+            lake.read(EXECUTION_COSTS, pl.col("finished_at") > now - RECOMMENDATION_WINDOW),
+            lake.read(QUALITY_SCORES),
+            manifest,
+            **args,
+        )
+    ]
     bench = latest_benchmark_as_executions(lake.read(BENCHMARK_REPORTS), platform.token_usd_rate)
     if not bench.is_empty():
         quality = bench.filter(pl.col("composite").is_not_null()).select(
-            "provider_id", "effect_type", "composite", "artifacts", status=pl.lit("scored"))
+            "provider_id", "effect_type", "composite", "artifacts", status=pl.lit("scored")
+        )
         # One run per reference video per cell: the evidence threshold is the suite size, and
         # the rules' n-based confidence stays correspondingly low.
         policy = Policy(min_executions=bench["video"].n_unique())
         frames.append(recommend(bench, quality, manifest, policy=policy, **args))
     recs = pl.concat(frames, how="vertical_relaxed").unique("recommendation_id", keep="first", maintain_order=True)
     lake.overwrite(RECOMMENDATIONS, recs)
-    return dg.MaterializeResult(metadata={
-        "recommendations": recs.height,
-        **{t: int((recs["type"] == t).sum()) for t in recs["type"].unique().to_list()},
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "recommendations": recs.height,
+            **{t: int((recs["type"] == t).sum()) for t in recs["type"].unique().to_list()},
+        }
+    )

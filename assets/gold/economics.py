@@ -6,7 +6,6 @@ Delta tables through the lake resource rather than load dynamically partitioned 
 which the Delta IO manager cannot do for many partitions (docs/architecture.md, "Known pitfalls", dagster#12502).
 """
 
-
 from datetime import datetime, timedelta
 
 import dagster as dg
@@ -29,7 +28,12 @@ from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.providers.client import ProviderRegistry
 from resources.schemas import (
-    EXECUTION_COSTS, EXECUTION_EVENTS, LEDGER_ENTRIES, MARGINALITY_WINDOWS, PROVIDER_REGISTRY, QUALITY_SCORES,
+    EXECUTION_COSTS,
+    EXECUTION_EVENTS,
+    LEDGER_ENTRIES,
+    MARGINALITY_WINDOWS,
+    PROVIDER_REGISTRY,
+    QUALITY_SCORES,
     ROUTING_MANIFESTS,
 )
 from resources.settings import Settings
@@ -63,8 +67,13 @@ def cost_profiles(lake: Lake, registry_providers: list, new: pl.DataFrame, now: 
     return profiles_from_registry([p.model_dump() for p in registry_providers], bursts, by="instance_type")
 
 
-def _execution_costs_since(lake: Lake, catalog: Catalog, token_usd_rate: float,
-                           watermark: datetime | None, registry_providers: list | None = None) -> pl.DataFrame:
+def _execution_costs_since(
+    lake: Lake,
+    catalog: Catalog,
+    token_usd_rate: float,
+    watermark: datetime | None,
+    registry_providers: list | None = None,
+) -> pl.DataFrame:
     """Costs of the tasks that finished after ``watermark − LATE_MARGIN`` or whose ledger
     entries moved since then (all tasks when ``watermark`` is None), with the full cost
     breakdown (compute, startup, idle, partner, storage, bandwidth) when the registry's
@@ -77,14 +86,16 @@ def _execution_costs_since(lake: Lake, catalog: Catalog, token_usd_rate: float,
         recent = events.filter(pl.col("occurred_at") > since)
         # Two scans rather than one OR'd predicate: a plain time bound lets each scan skip
         # old files by their statistics; the OR defeats that pruning.
-        corrected = events.filter((pl.col("occurred_at") > watermark - LEDGER_LOOKBACK)
-                                  & pl.col("task_id").is_in(moved.to_list()))
+        corrected = events.filter(
+            (pl.col("occurred_at") > watermark - LEDGER_LOOKBACK) & pl.col("task_id").is_in(moved.to_list())
+        )
         events = pl.concat([recent, corrected]) if moved.len() else recent
         ledger = ledger.filter(pl.col("occurred_at") > watermark - LEDGER_LOOKBACK)
     executions = finished_executions(events)
     profiles = cost_profiles(lake, registry_providers, executions, utcnow()) if registry_providers else None
-    listed = cost_frame(executions, catalog.rate_card(), catalog.prices(), token_usd_rate,
-                        profiles=profiles, breakdown=True)
+    listed = cost_frame(
+        executions, catalog.rate_card(), catalog.prices(), token_usd_rate, profiles=profiles, breakdown=True
+    )
     entries = ledger.filter(pl.col("task_id").is_in(executions["task_id"].to_list())).collect()
     return recognise(listed, task_settlements(entries), token_usd_rate)
 
@@ -100,8 +111,11 @@ class CostsConfig(dg.Config):
 # earlier materialization is not a dependency.
 @dg.asset(deps=reads(EXECUTION_EVENTS, LEDGER_ENTRIES), **GOLD)
 def execution_costs(
-    config: CostsConfig, lake: dg.ResourceParam[Lake], catalog: dg.ResourceParam[Catalog],
-    platform: dg.ResourceParam[Settings], providers: dg.ResourceParam[ProviderRegistry],
+    config: CostsConfig,
+    lake: dg.ResourceParam[Lake],
+    catalog: dg.ResourceParam[Catalog],
+    platform: dg.ResourceParam[Settings],
+    providers: dg.ResourceParam[ProviderRegistry],
 ) -> dg.MaterializeResult:
     """Cost per execution — compute + startup (cold start amortised over the burst) + idle
     share (measured utilisation) + partner + storage + bandwidth, docs/architecture.md, "Economics" — tokens charged
@@ -112,18 +126,19 @@ def execution_costs(
     ``finished_at`` (minus LATE_MARGIN) or whose ledger moved, and upserts them by task id,
     so a 15-minute cycle's work follows the new events, not the history."""
     watermark = None if config.full_refresh else lake.column_max(EXECUTION_COSTS, "finished_at")
-    costs = _execution_costs_since(lake, catalog, platform.token_usd_rate, watermark,
-                                   providers.registry().providers)
+    costs = _execution_costs_since(lake, catalog, platform.token_usd_rate, watermark, providers.registry().providers)
     if watermark is None:
         lake.overwrite(EXECUTION_COSTS, costs)
     else:
         lake.upsert(EXECUTION_COSTS, costs, recent=("finished_at", watermark - LEDGER_LOOKBACK))
-    return dg.MaterializeResult(metadata={
-        "mode": "full" if watermark is None else f"incremental since {watermark.isoformat()}",
-        "executions_costed": costs.height,
-        "cost_usd": round(float(costs["cost_usd"].sum() or 0), 6),
-        "revenue_usd": round(float(costs["revenue_usd"].sum() or 0), 4),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "mode": "full" if watermark is None else f"incremental since {watermark.isoformat()}",
+            "executions_costed": costs.height,
+            "cost_usd": round(float(costs["cost_usd"].sum() or 0), 6),
+            "revenue_usd": round(float(costs["revenue_usd"].sum() or 0), 4),
+        }
+    )
 
 
 @dg.asset(deps=[execution_costs], **GOLD)
@@ -137,14 +152,17 @@ def marginality_windows(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     day = windows.filter((pl.col("window") == "24h") & (pl.col("source") == "real"))
     charged = int(day["tokens_charged"].sum() or 0)
     margin = margin_of(charged, float(day["cost_tokens"].sum() or 0))
-    return dg.MaterializeResult(metadata={"rows": windows.height,
-                                          "margin_24h": round(margin, 6) if margin is not None else "n/a"})
+    return dg.MaterializeResult(
+        metadata={"rows": windows.height, "margin_24h": round(margin, 6) if margin is not None else "n/a"}
+    )
 
 
 @dg.asset(name="routing_manifests", deps=[execution_costs, *reads(QUALITY_SCORES, PROVIDER_REGISTRY)], **GOLD)
 def routing_manifest(
-    lake: dg.ResourceParam[Lake], providers: dg.ResourceParam[ProviderRegistry],
-    manifest_store: dg.ResourceParam[ManifestStore], platform: dg.ResourceParam[Settings],
+    lake: dg.ResourceParam[Lake],
+    providers: dg.ResourceParam[ProviderRegistry],
+    manifest_store: dg.ResourceParam[ManifestStore],
+    platform: dg.ResourceParam[Settings],
 ) -> dg.MaterializeResult:
     """Rank every active, healthy provider per effect type from the real executions of the
     last ``routing_window_hours`` and their quality; publish it as the current manifest and
@@ -160,11 +178,17 @@ def routing_manifest(
     real = lake.read(EXECUTION_COSTS, (pl.col("source") == "real") & (pl.col("finished_at") >= since))
     stats = provider_stats(real, lake.read(QUALITY_SCORES), since=since)
     manifest = build_manifest(
-        stats, providers.registry().active_by_effect(exclude=unhealthy_providers(lake)), now,
-        platform.priority, exploration_rate=platform.exploration_rate)
+        stats,
+        providers.registry().active_by_effect(exclude=unhealthy_providers(lake)),
+        now,
+        platform.priority,
+        exploration_rate=platform.exploration_rate,
+    )
     manifest_store.publish(manifest)
     lake.append(ROUTING_MANIFESTS, manifest_rows(manifest))
-    return dg.MaterializeResult(metadata={
-        "version": manifest["version"],
-        **{f"top:{e}": entries[0]["provider_id"] for e, entries in manifest["effects"].items() if entries},
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "version": manifest["version"],
+            **{f"top:{e}": entries[0]["provider_id"] for e, entries in manifest["effects"].items() if entries},
+        }
+    )

@@ -1,6 +1,5 @@
 """M1 ``ingested_video``: probe, validate, normalized proxy → VideoIngested | VideoRejected."""
 
-
 import time
 
 import dagster as dg
@@ -27,7 +26,9 @@ def proxy_key(video_id: str) -> str:
 
 @dg.asset(group_name="M1_ingest", deps=reads(UPLOADS), **SILVER_KW)
 def ingested_video(
-    context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake], media: dg.ResourceParam[MediaStore],
+    context: dg.AssetExecutionContext,
+    lake: dg.ResourceParam[Lake],
+    media: dg.ResourceParam[MediaStore],
     platform: dg.ResourceParam[Settings],
 ) -> pl.DataFrame:
     """One row per video: decoded-frame probe (container, codec, size, fps, frames, duration,
@@ -40,7 +41,8 @@ def ingested_video(
     video_id = context.partition_key
     upload = only_row(lake.read(UPLOADS, pl.col("video_id") == video_id), "upload")
     limits = IngestLimits(
-        max_bytes=platform.max_upload_bytes, max_duration_ms=platform.max_duration_ms,
+        max_bytes=platform.max_upload_bytes,
+        max_duration_ms=platform.max_duration_ms,
         min_duration_ms=platform.min_duration_ms,
     )
     started = time.perf_counter()
@@ -57,31 +59,60 @@ def ingested_video(
             make_proxy(raw_path, proxy_path, max_side=platform.proxy_max_side)
             proxy = probe_video(proxy_path)
     row.update(
-        status="accepted", proxy_key=key, proxy_width=proxy.width, proxy_height=proxy.height,
-        proxy_fps=proxy.fps, ingest_ms=int((time.perf_counter() - started) * 1000),
+        status="accepted",
+        proxy_key=key,
+        proxy_width=proxy.width,
+        proxy_height=proxy.height,
+        proxy_fps=proxy.fps,
+        ingest_ms=int((time.perf_counter() - started) * 1000),
         ingested_at=utcnow(),
     )
-    record_pipeline_events(lake, [event(
-        "VideoIngested", video_id, STAGE,
-        {k: row[k] for k in ("codec", "width", "height", "fps", "frame_count", "duration_ms",
-                             "proxy_key", "ingest_ms")},
-    )])
-    context.add_output_metadata({
-        "status": "accepted", "codec": row["codec"], "resolution": f"{row['width']}x{row['height']}",
-        "fps": round(row["fps"], 3), "frames": row["frame_count"], "ingest_ms": row["ingest_ms"],
-    })
+    record_pipeline_events(
+        lake,
+        [
+            event(
+                "VideoIngested",
+                video_id,
+                STAGE,
+                {
+                    k: row[k]
+                    for k in ("codec", "width", "height", "fps", "frame_count", "duration_ms", "proxy_key", "ingest_ms")
+                },
+            )
+        ],
+    )
+    context.add_output_metadata(
+        {
+            "status": "accepted",
+            "codec": row["codec"],
+            "resolution": f"{row['width']}x{row['height']}",
+            "fps": round(row["fps"], 3),
+            "frames": row["frame_count"],
+            "ingest_ms": row["ingest_ms"],
+        }
+    )
     return frame([row], INGESTED_VIDEO)
 
 
 def _reject(context, lake: Lake, row: dict, rejected: VideoRejected) -> pl.DataFrame:
     video_id = row["video_id"]
-    row.update(status="rejected", reject_code=rejected.code, reject_reason=rejected.reason,
-               ingested_at=utcnow())
-    record_pipeline_events(lake, [
-        event("VideoRejected", video_id, STAGE, {"code": rejected.code, "reason": rejected.reason}),
-        notify_user(lake, STAGE, row["user_id"], video_id, "video_rejected", "Your video was rejected",
-                    rejected.reason, event_identity="rejected"),
-    ])
+    row.update(status="rejected", reject_code=rejected.code, reject_reason=rejected.reason, ingested_at=utcnow())
+    record_pipeline_events(
+        lake,
+        [
+            event("VideoRejected", video_id, STAGE, {"code": rejected.code, "reason": rejected.reason}),
+            notify_user(
+                lake,
+                STAGE,
+                row["user_id"],
+                video_id,
+                "video_rejected",
+                "Your video was rejected",
+                rejected.reason,
+                event_identity="rejected",
+            ),
+        ],
+    )
     context.log.warning(f"video {video_id} rejected ({rejected.code}): {rejected.reason}")
     context.add_output_metadata({"status": "rejected", "reason": rejected.reason})
     return frame([row], INGESTED_VIDEO)

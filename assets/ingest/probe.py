@@ -141,16 +141,12 @@ def probe_video(path: str) -> VideoProbe:
             kind = header.format_name.removesuffix(_IMAGE_DEMUXER_SUFFIX)  # png_pipe -> png
             if kind in _IMAGE_DEMUXERS:
                 kind = header.codec_name
-            raise VideoRejected(
-                "still_image", f"The file is a still image ({kind.upper()}), not a video."
-            )
+            raise VideoRejected("still_image", f"The file is a still image ({kind.upper()}), not a video.")
         header_fps = float(header.frame_rate) if header.frame_rate else None
         try:
             decoded = decode_timeline(container, stream, header_fps)
         except MissingTimestamps:
-            raise VideoRejected(
-                "not_a_video", "The video has no timestamps and no frame rate."
-            ) from None
+            raise VideoRejected("not_a_video", "The video has no timestamps and no frame rate.") from None
     return _measure(size, header, decoded)
 
 
@@ -165,9 +161,7 @@ def _measure(size: int, header: VideoHeader, decoded: Timeline) -> VideoProbe:
             f"({decoded.duration_s:.1f} s{claimed}): the file is cut off or damaged.",
         )
     if decoded.frame_count == 0:
-        raise VideoRejected(
-            "truncated", "The file declares a video stream but not one frame of it decodes."
-        )
+        raise VideoRejected("truncated", "The file declares a video stream but not one frame of it decodes.")
     if decoded.frame_count == 1:
         raise VideoRejected(
             "still_image",
@@ -175,9 +169,7 @@ def _measure(size: int, header: VideoHeader, decoded: Timeline) -> VideoProbe:
         )
     span_s = decoded.span_s
     if span_s <= 0:
-        raise VideoRejected(
-            "not_a_video", f"The {decoded.frame_count} frames all carry the same timestamp."
-        )
+        raise VideoRejected("not_a_video", f"The {decoded.frame_count} frames all carry the same timestamp.")
     duration_s = decoded.duration_s
     if header_s and duration_s < TRUNCATION_COVERAGE * header_s:
         raise VideoRejected(
@@ -217,9 +209,7 @@ def _unopenable(path: str) -> VideoRejected:
                 f"The file starts like a video ({name}) but cannot be read: it is incomplete or "
                 "damaged (an interrupted upload usually loses the index at the end).",
             )
-    return VideoRejected(
-        "not_a_video", "The file is not a video: no known video format could read it."
-    )
+    return VideoRejected("not_a_video", "The file is not a video: no known video format could read it.")
 
 
 @dataclass(frozen=True)
@@ -256,8 +246,7 @@ def validate(probe: VideoProbe, limits: IngestLimits) -> None:
     if probe.bytes > limits.max_bytes:
         raise VideoRejected(
             "too_large",
-            f"The file is {probe.bytes / mib:.1f} MiB; "
-            f"the limit is {limits.max_bytes / mib:.1f} MiB.",
+            f"The file is {probe.bytes / mib:.1f} MiB; the limit is {limits.max_bytes / mib:.1f} MiB.",
         )
     sides = (probe.width, probe.height)
     if min(sides) < limits.min_side or max(sides) > limits.max_side:
@@ -281,6 +270,5 @@ def validate(probe: VideoProbe, limits: IngestLimits) -> None:
     if probe.duration_ms > limits.max_duration_ms:
         raise VideoRejected(
             "too_long",
-            f"The video is {probe.duration_ms / 1000:.1f} s long; the limit is "
-            f"{limits.max_duration_ms / 1000:.1f} s.",
+            f"The video is {probe.duration_ms / 1000:.1f} s long; the limit is {limits.max_duration_ms / 1000:.1f} s.",
         )

@@ -16,8 +16,7 @@ def proxy_filter(max_side: int) -> str:
     the aspect ratio and rounds both sides down to even numbers (yuv420p subsamples chroma 2x2,
     so libx264 refuses odd sizes)."""
     return (
-        f"scale=w='min({max_side},iw)':h='min({max_side},ih)'"
-        ":force_original_aspect_ratio=decrease:force_divisible_by=2"
+        f"scale=w='min({max_side},iw)':h='min({max_side},ih)':force_original_aspect_ratio=decrease:force_divisible_by=2"
     )
 
 

@@ -40,13 +40,15 @@ def render_prompts(video_id: str, analysis: dict, effects: dict, templates: dict
             prompt = " ".join(tpl["text"].format_map(values).split())
         except KeyError as exc:
             raise TemplateError(f"template {tpl['id']} v{tpl['version']}: no value for {exc}") from None
-        rows.append({
-            "video_id": video_id,
-            "variant_id": stable_id(video_id, effect_type, tpl["id"], tpl["version"], length=16),
-            "effect_type": effect_type,
-            "template_id": tpl["id"],
-            "template_version": int(tpl["version"]),
-            "prompt": prompt,
-            "params": json.dumps(params, sort_keys=True),
-        })
+        rows.append(
+            {
+                "video_id": video_id,
+                "variant_id": stable_id(video_id, effect_type, tpl["id"], tpl["version"], length=16),
+                "effect_type": effect_type,
+                "template_id": tpl["id"],
+                "template_version": int(tpl["version"]),
+                "prompt": prompt,
+                "params": json.dumps(params, sort_keys=True),
+            }
+        )
     return rows

@@ -148,9 +148,7 @@ def combine(excess: dict[str, float]) -> tuple[float, dict[str, float]]:
     Returns:
         (score, components) where components are the 0..1 normalised values.
     """
-    components = {
-        name: min(1.0, max(0.0, (excess[name] - TOLERANCE[name]) / SCALES[name])) for name in SCALES
-    }
+    components = {name: min(1.0, max(0.0, (excess[name] - TOLERANCE[name]) / SCALES[name])) for name in SCALES}
     clean = 1.0
     for name, value in components.items():
         clean *= 1.0 - SEVERITY[name] * value

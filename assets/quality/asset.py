@@ -1,14 +1,13 @@
 """M7 ``quality_scores``: the quality vector of every output, technical gate, composite,
 comparative rank, and the execution's cost and margin → QualityEvaluated."""
 
-
 import json
 from contextlib import ExitStack
 
 import dagster as dg
 import polars as pl
 
-from assets.common import SILVER_KW, silver_ins, frame, only_row
+from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.quality.score import rank_outputs, score_output
 from economics.cost_model import cost_frame
 from resources.catalog import Catalog
@@ -23,9 +22,14 @@ STAGE = "M7"
 
 @dg.asset(group_name="M7_quality", ins=silver_ins("provider_outputs", "test_batch", "ingested_video"), **SILVER_KW)
 def quality_scores(
-    context: dg.AssetExecutionContext, provider_outputs: pl.DataFrame, test_batch: pl.DataFrame,
-    ingested_video: pl.DataFrame, lake: dg.ResourceParam[Lake], media: dg.ResourceParam[MediaStore],
-    catalog: dg.ResourceParam[Catalog], platform: dg.ResourceParam[Settings],
+    context: dg.AssetExecutionContext,
+    provider_outputs: pl.DataFrame,
+    test_batch: pl.DataFrame,
+    ingested_video: pl.DataFrame,
+    lake: dg.ResourceParam[Lake],
+    media: dg.ResourceParam[MediaStore],
+    catalog: dg.ResourceParam[Catalog],
+    platform: dg.ResourceParam[Settings],
 ) -> pl.DataFrame:
     """Per output, against the proxy it was made from: fidelity (SSIM on luma), artifacts,
     style adherence, temporal consistency, pHash distance, technical gate, composite and rank
@@ -41,30 +45,66 @@ def quality_scores(
                 path = stack.enter_context(media.local_file(out["output_key"])) if out["output_key"] else None
                 qv = score_output(proxy, path, out["effect_type"], json.loads(params[out["task_id"]]))
             q = qv.to_dict()
-            rows.append({
-                "video_id": out["video_id"], "task_id": out["task_id"],
-                "effect_type": out["effect_type"], "provider_id": out["provider_id"],
-                **{k: q[k] for k in ("status", "fidelity", "artifacts", "style_adherence",
-                                     "temporal_consistency", "perceptual_hash_distance",
-                                     "composite", "confidence", "gate_passed", "gate_failures",
-                                     "scoring_ms")},
-                "measurements": json.dumps(q["measurements"], sort_keys=True),
-                "cost_usd": out["cost_usd"], "tokens_charged": out["tokens_charged"],
-                "margin": out["margin"],
-            })
+            rows.append(
+                {
+                    "video_id": out["video_id"],
+                    "task_id": out["task_id"],
+                    "effect_type": out["effect_type"],
+                    "provider_id": out["provider_id"],
+                    **{
+                        k: q[k]
+                        for k in (
+                            "status",
+                            "fidelity",
+                            "artifacts",
+                            "style_adherence",
+                            "temporal_consistency",
+                            "perceptual_hash_distance",
+                            "composite",
+                            "confidence",
+                            "gate_passed",
+                            "gate_failures",
+                            "scoring_ms",
+                        )
+                    },
+                    "measurements": json.dumps(q["measurements"], sort_keys=True),
+                    "cost_usd": out["cost_usd"],
+                    "tokens_charged": out["tokens_charged"],
+                    "margin": out["margin"],
+                }
+            )
     df = frame(rows, QUALITY_SCORES)
     ranks = {}
     for effect_type, part in df.group_by("effect_type"):
         ranks.update(zip(part["task_id"], rank_outputs(part["composite"].to_list())))
     df = df.with_columns(rank=pl.col("task_id").replace_strict(ranks, return_dtype=pl.Int64))
-    record_pipeline_events(lake, [event(
-        "QualityEvaluated", video["video_id"], STAGE,
-        {"outputs": [{"task_id": r["task_id"], "provider_id": r["provider_id"],
-                      "effect_type": r["effect_type"], "composite": r["composite"],
-                      "gate_passed": r["gate_passed"]} for r in df.iter_rows(named=True)]},
-    )])
-    context.add_output_metadata({
-        "outputs": df.height, "scored": int((df["status"] == "scored").sum()),
-        "gate_passed": int(df["gate_passed"].fill_null(False).sum()),
-    })
+    record_pipeline_events(
+        lake,
+        [
+            event(
+                "QualityEvaluated",
+                video["video_id"],
+                STAGE,
+                {
+                    "outputs": [
+                        {
+                            "task_id": r["task_id"],
+                            "provider_id": r["provider_id"],
+                            "effect_type": r["effect_type"],
+                            "composite": r["composite"],
+                            "gate_passed": r["gate_passed"],
+                        }
+                        for r in df.iter_rows(named=True)
+                    ]
+                },
+            )
+        ],
+    )
+    context.add_output_metadata(
+        {
+            "outputs": df.height,
+            "scored": int((df["status"] == "scored").sum()),
+            "gate_passed": int(df["gate_passed"].fill_null(False).sum()),
+        }
+    )
     return df

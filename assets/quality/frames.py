@@ -327,8 +327,9 @@ def _decode_pass(
                     next_slot += 1
                 prev = (index, frame, native)
     if prev is not None and targets is not None:
-        end = timestamps[-1] + (float(np.median(np.diff(timestamps))) if len(timestamps) > 1 else
-                                (1.0 / meta.fps if meta.fps else 0.0))
+        end = timestamps[-1] + (
+            float(np.median(np.diff(timestamps))) if len(timestamps) > 1 else (1.0 / meta.fps if meta.fps else 0.0)
+        )
         while next_slot < len(targets) and targets[next_slot] < end - _EPS_S:
             keep(next_slot, *prev)
             next_slot += 1

@@ -128,7 +128,5 @@ def evaluate(inp: DecodedVideo, out: DecodedVideo, effect_type: str, params: dic
     if meta.bit_rate <= 0:
         failures.append("bitrate unknown (0)")
     elif meta.bit_rate >= MAX_BITRATE:
-        failures.append(
-            f"bitrate {meta.bit_rate / 1e6:.1f} Mbit/s is not below {MAX_BITRATE / 1e6:.0f} Mbit/s"
-        )
+        failures.append(f"bitrate {meta.bit_rate / 1e6:.1f} Mbit/s is not below {MAX_BITRATE / 1e6:.0f} Mbit/s")
     return GateResult(not failures, failures)

@@ -222,12 +222,18 @@ def _score(
         "phash_mean": phash_distance,
     }
     stats = {
-        "blocking": (np.mean([artifacts.blockiness(f.luma_native) for f in ins]),
-                     np.mean([artifacts.blockiness(f.luma_native) for f in outs])),
-        "noise": (np.mean([artifacts.noise(f.luma_native) for f in ins]),
-                  np.mean([artifacts.noise(f.luma_native) for f in outs])),
-        "banding": (np.mean([artifacts.banding(f.luma_native) for f in ins]),
-                    np.mean([artifacts.banding(f.luma_native) for f in outs])),
+        "blocking": (
+            np.mean([artifacts.blockiness(f.luma_native) for f in ins]),
+            np.mean([artifacts.blockiness(f.luma_native) for f in outs]),
+        ),
+        "noise": (
+            np.mean([artifacts.noise(f.luma_native) for f in ins]),
+            np.mean([artifacts.noise(f.luma_native) for f in outs]),
+        ),
+        "banding": (
+            np.mean([artifacts.banding(f.luma_native) for f in ins]),
+            np.mean([artifacts.banding(f.luma_native) for f in outs]),
+        ),
         "frozen": (artifacts.frozen_share(inp.frame_mad), artifacts.frozen_share(out.frame_mad)),
         "black": (artifacts.black_share(inp.black), artifacts.black_share(out.black)),
     }

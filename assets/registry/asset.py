@@ -1,7 +1,6 @@
 """M3 ``provider_registry``: a versioned snapshot of ``data/providers.yaml`` with each
 provider's live health, appended every economics cycle."""
 
-
 import dagster as dg
 import polars as pl
 
@@ -13,7 +12,8 @@ from resources.schemas import PROVIDER_REGISTRY
 
 @dg.asset(key_prefix=["silver"], group_name="M3_registry", kinds={"polars", "deltalake"})
 def provider_registry(
-    context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake],
+    context: dg.AssetExecutionContext,
+    lake: dg.ResourceParam[Lake],
     providers: dg.ResourceParam[ProviderRegistry],
 ) -> dg.MaterializeResult:
     """One row per provider: registry version, adapter, mode, effect types, instance type,
@@ -30,27 +30,43 @@ def provider_registry(
                 healthy, detail, latency = h.ok, h.detail, h.latency_ms
             except Exception as exc:  # noqa: BLE001 - an adapter that cannot be built is unhealthy
                 healthy, detail, latency = False, f"{type(exc).__name__}: {exc}", 0
-        rows.append({
-            "snapshot_id": stable_id(registry.version, spec.provider_id, now.isoformat()),
-            "registry_version": registry.version, "provider_id": spec.provider_id,
-            "adapter": spec.adapter, "mode": spec.mode, "effect_types": list(spec.effect_types),
-            "instance_type": spec.instance_type, "healthy": healthy, "health_detail": detail,
-            "latency_ms": latency, "checked_at": now,
-        })
+        rows.append(
+            {
+                "snapshot_id": stable_id(registry.version, spec.provider_id, now.isoformat()),
+                "registry_version": registry.version,
+                "provider_id": spec.provider_id,
+                "adapter": spec.adapter,
+                "mode": spec.mode,
+                "effect_types": list(spec.effect_types),
+                "instance_type": spec.instance_type,
+                "healthy": healthy,
+                "health_detail": detail,
+                "latency_ms": latency,
+                "checked_at": now,
+            }
+        )
     lake.append(PROVIDER_REGISTRY, pl.DataFrame(rows, infer_schema_length=None))
     unhealthy = [r["provider_id"] for r in rows if not r["healthy"] and r["mode"] != "disabled"]
     for pid in unhealthy:
         context.log.warning(f"provider {pid} is unhealthy: it is left out of routing")
-    return dg.MaterializeResult(metadata={
-        "registry_version": registry.version, "providers": len(rows),
-        "unhealthy": ", ".join(unhealthy) or "none",
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "registry_version": registry.version,
+            "providers": len(rows),
+            "unhealthy": ", ".join(unhealthy) or "none",
+        }
+    )
 
 
 def unhealthy_providers(lake: Lake) -> set[str]:
     """Providers whose latest health snapshot failed (empty before the first snapshot)."""
     latest = (
-        lake.scan(PROVIDER_REGISTRY).sort("checked_at").group_by("provider_id").last()
-        .filter(~pl.col("healthy") & (pl.col("mode") != "disabled")).select("provider_id").collect()
+        lake.scan(PROVIDER_REGISTRY)
+        .sort("checked_at")
+        .group_by("provider_id")
+        .last()
+        .filter(~pl.col("healthy") & (pl.col("mode") != "disabled"))
+        .select("provider_id")
+        .collect()
     )
     return set(latest["provider_id"])

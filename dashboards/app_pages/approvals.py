@@ -18,8 +18,10 @@ if pending.is_empty():
     widgets.empty("Nothing waits for approval.", "Each video's best result lands here after evaluation (M9).")
     st.stop()
 
-labels = [f"{r['effect_type']} by {r['provider_id']} · video {r['video_id'][:10]} · "
-          f"{r['requested_at']:%Y-%m-%d %H:%M} UTC" for r in pending.iter_rows(named=True)]
+labels = [
+    f"{r['effect_type']} by {r['provider_id']} · video {r['video_id'][:10]} · {r['requested_at']:%Y-%m-%d %H:%M} UTC"
+    for r in pending.iter_rows(named=True)
+]
 st.caption(f"{pending.height} pending, oldest first.")
 pick = st.selectbox("Request", range(pending.height), format_func=labels.__getitem__, key="approval_pick")
 item = state.approval_item(ctx, pending.row(pick, named=True))
@@ -36,9 +38,11 @@ def _video(key: str | None) -> None:
 def _output(o: dict) -> None:
     with st.container(border=True):
         badge = ":material/emoji_events: " if o["winner"] else ""
-        st.markdown(f"{badge}**{o['provider_id']}** · {o['effect_type']} · rank {o['rank'] or '—'}  \n"
-                    f"`{o['selection']}` · {o['status']}"
-                    + ("" if o["gate_passed"] in (True, None) else f" · gate failed: {o['gate_failures']}"))
+        st.markdown(
+            f"{badge}**{o['provider_id']}** · {o['effect_type']} · rank {o['rank'] or '—'}  \n"
+            f"`{o['selection']}` · {o['status']}"
+            + ("" if o["gate_passed"] in (True, None) else f" · gate failed: {o['gate_failures']}")
+        )
         _video(o["output_key"])
         st.markdown(f"Cost **{fmt_usd(o['cost_usd'])}** · Margin **{fmt_pct(o['margin'], 2)}**")
         st.markdown(quality_summary(o))
@@ -47,8 +51,11 @@ def _output(o: dict) -> None:
 with st.container(border=True):
     st.subheader(f"{item.effect_type} — proposed: {item.provider_id}")
     st.caption(f"Video {item.video_id} of user {item.user_id or '—'}; approval {item.approval_id}.")
-    widgets.decision_controls(f"approval_{item.approval_id}", f"Approval {item.approval_id}",
-                              lambda decision, reason: decide(ctx.lake, item.approval_id, decision, ctx.admin, reason))
+    widgets.decision_controls(
+        f"approval_{item.approval_id}",
+        f"Approval {item.approval_id}",
+        lambda decision, reason: decide(ctx.lake, item.approval_id, decision, ctx.admin, reason),
+    )
 
 # Each effect type's outputs in rows, the input video first in every row, so each output
 # plays beside what it was made from.
@@ -60,6 +67,6 @@ for effect_type, group in item.outputs.group_by("effect_type", maintain_order=Tr
         with first, st.container(border=True):
             st.markdown("**Input**  \nthe proxy every provider got")
             _video(item.input_key)
-        for col, o in zip(rest, rows[start:start + COLUMNS - 1]):
+        for col, o in zip(rest, rows[start : start + COLUMNS - 1]):
             with col:
                 _output(o)

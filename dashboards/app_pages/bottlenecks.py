@@ -7,14 +7,20 @@ from dashboards import data, state, widgets
 
 ctx = widgets.page("Bottlenecks & alerts")
 
-TITLES = {"signals": "Signals", "bottleneck_classifications": "Bottleneck classifications",
-          "economic_alerts": "Economic alerts"}
+TITLES = {
+    "signals": "Signals",
+    "bottleneck_classifications": "Bottleneck classifications",
+    "economic_alerts": "Economic alerts",
+}
 found = {name: state.optional_table(ctx, name) for name in data.OPTIONAL_TABLES}
 if all(t is None for t in found.values()):
-    widgets.empty("No bottleneck or alert data yet.",
-                  "Signals, bottleneck classifications and economic alerts will be computed by a later "
-                  "economics stage (gold " + ", ".join(f"`{n}`" for n in data.OPTIONAL_TABLES)
-                  + "); this page shows them as soon as those tables exist.")
+    widgets.empty(
+        "No bottleneck or alert data yet.",
+        "Signals, bottleneck classifications and economic alerts will be computed by a later "
+        "economics stage (gold "
+        + ", ".join(f"`{n}`" for n in data.OPTIONAL_TABLES)
+        + "); this page shows them as soon as those tables exist.",
+    )
     st.stop()
 
 for name, df in found.items():

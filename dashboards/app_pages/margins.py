@@ -15,9 +15,11 @@ ctx = widgets.page("Margins")
 # -- now ---------------------------------------------------------------------------------------
 windows = state.windows(ctx)
 if windows.is_empty():
-    widgets.empty("No marginality windows yet.",
-                  "The economics job writes them every 15 minutes from execution costs "
-                  f"({ctx.source} executions shown; switch the data filter in the sidebar).")
+    widgets.empty(
+        "No marginality windows yet.",
+        "The economics job writes them every 15 minutes from execution costs "
+        f"({ctx.source} executions shown; switch the data filter in the sidebar).",
+    )
 else:
     window = st.segmented_control("Window", list(WINDOWS), default="24h", key="margins_window")
     window = window or "24h"
@@ -28,8 +30,9 @@ else:
     left, right = st.columns(2)
     with left:
         st.subheader("Per effect type")
-        widgets.chart(charts.grouped_bars(data.revenue_vs_cost(by_effect), "effect_type", "usd", "measure",
-                                          y_title="USD"))
+        widgets.chart(
+            charts.grouped_bars(data.revenue_vs_cost(by_effect), "effect_type", "usd", "measure", y_title="USD")
+        )
         widgets.table(by_effect.drop("window", "window_end"))
     with right:
         st.subheader("Per provider")
@@ -43,19 +46,29 @@ if cube.is_empty():
 else:
     c1, c2, c3 = st.columns(3)
     trailing = c1.selectbox("Margin over the trailing", list(WINDOWS), index=1, key="history_window")
-    by = c2.selectbox("Per", ["effect_type", "provider_id"], key="history_by",
-                      format_func=lambda c: c.replace("_id", "").replace("_", " "))
+    by = c2.selectbox(
+        "Per",
+        ["effect_type", "provider_id"],
+        key="history_by",
+        format_func=lambda c: c.replace("_id", "").replace("_", " "),
+    )
     span = c3.selectbox("Showing", ["7d", "24h", "30d"], key="history_span")
     end = ctx.now.replace(minute=0) + timedelta(hours=1)
     hist = data.margin_history(cube, by, trailing, end - timedelta(days={"24h": 1, "7d": 7, "30d": 30}[span]), end)
     if hist["margin"].is_null().all():
         widgets.empty("Nothing was charged in this span.", "Pick a longer span.")
     else:
-        widgets.chart(charts.lines_over_time(hist.drop_nulls("margin"), "margin", by,
-                                             y_title=f"margin over the trailing {trailing}", percent=True))
-        totals = hist.group_by("hour").agg(pl.col("revenue_usd", "cost_usd").sum()).unpivot(
-            ["revenue_usd", "cost_usd"], index="hour", variable_name="measure", value_name="usd").with_columns(
-            measure=pl.col("measure").str.replace("_usd", ""))
+        widgets.chart(
+            charts.lines_over_time(
+                hist.drop_nulls("margin"), "margin", by, y_title=f"margin over the trailing {trailing}", percent=True
+            )
+        )
+        totals = (
+            hist.group_by("hour")
+            .agg(pl.col("revenue_usd", "cost_usd").sum())
+            .unpivot(["revenue_usd", "cost_usd"], index="hour", variable_name="measure", value_name="usd")
+            .with_columns(measure=pl.col("measure").str.replace("_usd", ""))
+        )
         widgets.chart(charts.lines_over_time(totals, "usd", "measure", y_title=f"USD over the trailing {trailing}"))
     fc = state.forecast(ctx)
     if fc is not None:
@@ -86,22 +99,36 @@ else:
     if change.cells.is_empty():
         widgets.empty("No executions in either period.", f"Pick other periods ({ctx.source} executions).")
     else:
-        st.caption(f"A: {a[0]:%Y-%m-%d %H:%M} → {a[1]:%Y-%m-%d %H:%M} · B: {b[0]:%Y-%m-%d %H:%M} → "
-                   f"{b[1]:%Y-%m-%d %H:%M} UTC. Shapley decomposition: the four effects add up to the change.")
+        st.caption(
+            f"A: {a[0]:%Y-%m-%d %H:%M} → {a[1]:%Y-%m-%d %H:%M} · B: {b[0]:%Y-%m-%d %H:%M} → "
+            f"{b[1]:%Y-%m-%d %H:%M} UTC. Shapley decomposition: the four effects add up to the change."
+        )
         m = st.columns(6)
         m[0].metric("Margin A", fmt_usd(change.margin_usd_a), help=f"margin {fmt_pct(change.margin_pct_a)}")
-        m[1].metric("Margin B", fmt_usd(change.margin_usd_b), delta=fmt_usd(change.change),
-                    help=f"margin {fmt_pct(change.margin_pct_b)}")
+        m[1].metric(
+            "Margin B",
+            fmt_usd(change.margin_usd_b),
+            delta=fmt_usd(change.change),
+            help=f"margin {fmt_pct(change.margin_pct_b)}",
+        )
         for col, (name, value) in zip(m[2:], data.decomposition_parts(change).iter_rows()):
             col.metric(name.capitalize(), fmt_usd(value))
         widgets.chart(charts.effect_bars(data.decomposition_parts(change)))
         cells = data.decomposition_cells(change)
-        widgets.table(cells, price_a=widgets.money("Price A"), price_b=widgets.money("Price B"),
-                      cost_per_run_a=widgets.money("Cost/run A"), cost_per_run_b=widgets.money("Cost/run B"),
-                      margin_usd_a=widgets.money("Margin A"), margin_usd_b=widgets.money("Margin B"),
-                      change=widgets.money("Change"), price_effect=widgets.money("Price"),
-                      cost_effect=widgets.money("Cost/run"), volume_effect=widgets.money("Volume"),
-                      mix_effect=widgets.money("Mix"))
+        widgets.table(
+            cells,
+            price_a=widgets.money("Price A"),
+            price_b=widgets.money("Price B"),
+            cost_per_run_a=widgets.money("Cost/run A"),
+            cost_per_run_b=widgets.money("Cost/run B"),
+            margin_usd_a=widgets.money("Margin A"),
+            margin_usd_b=widgets.money("Margin B"),
+            change=widgets.money("Change"),
+            price_effect=widgets.money("Price"),
+            cost_effect=widgets.money("Cost/run"),
+            volume_effect=widgets.money("Volume"),
+            mix_effect=widgets.money("Mix"),
+        )
         st.markdown("**Drill down** — the executions of one provider × effect type")
         labels = [f"{r['provider_id']} · {r['effect_type']}" for r in cells.iter_rows(named=True)]
         c1, c2 = st.columns([3, 1])

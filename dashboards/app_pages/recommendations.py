@@ -14,9 +14,11 @@ widgets.source_note(ctx, "Recommendations")
 
 recs = state.recommendations(ctx)
 if recs.is_empty():
-    widgets.empty("No recommendations this cycle.",
-                  "The economics job proposes provider switches, price changes, fleet and workflow changes "
-                  "once real executions give a rule at least 10 data points.")
+    widgets.empty(
+        "No recommendations this cycle.",
+        "The economics job proposes provider switches, price changes, fleet and workflow changes "
+        "once real executions give a rule at least 10 data points.",
+    )
     st.stop()
 
 STATUS = {"pending": "Pending", "approve": "Approved", "reject": "Rejected"}
@@ -25,8 +27,10 @@ tabs = st.tabs([f"{label} ({recs.filter(pl.col('status') == s).height})" for s, 
 
 def _card(rec: dict, decidable: bool) -> None:
     with st.container(border=True):
-        st.markdown(f"**{rec['title']}**  \n`{rec['type']}` · "
-                    + " · ".join(x for x in (rec["effect_type"], rec["provider_id"]) if x))
+        st.markdown(
+            f"**{rec['title']}**  \n`{rec['type']}` · "
+            + " · ".join(x for x in (rec["effect_type"], rec["provider_id"]) if x)
+        )
         m = st.columns(4)
         m[0].metric("Margin impact / day", data.fmt_usd(rec["projected_margin_impact_usd"]))
         q = rec["projected_quality_impact"]
@@ -38,9 +42,12 @@ def _card(rec: dict, decidable: bool) -> None:
             st.json(json.loads(rec["action"] or "{}"))
         if decidable:
             widgets.decision_controls(
-                f"rec_{rec['recommendation_id']}", rec["title"],
+                f"rec_{rec['recommendation_id']}",
+                rec["title"],
                 lambda decision, reason, rid=rec["recommendation_id"]: decide_recommendation(
-                    ctx.lake, rid, decision, ctx.admin, reason))
+                    ctx.lake, rid, decision, ctx.admin, reason
+                ),
+            )
 
 
 for (status, _), tab in zip(STATUS.items(), tabs):

@@ -17,16 +17,23 @@ if entries.is_empty():
     widgets.empty("No routing manifest published yet.", "The economics job publishes one every 15 minutes.")
 else:
     overrides = manifest.get("overrides") or {}
-    st.markdown(f"Version `{manifest['version']}` · published {manifest['published_at'][:16].replace('T', ' ')} UTC"
-                f" · priority **{manifest.get('priority', '—')}** · exploration ε **{data.fmt_pct(epsilon)}**")
+    st.markdown(
+        f"Version `{manifest['version']}` · published {manifest['published_at'][:16].replace('T', ' ')} UTC"
+        f" · priority **{manifest.get('priority', '—')}** · exploration ε **{data.fmt_pct(epsilon)}**"
+    )
     if manifest.get("excluded"):
         st.caption("Left out (unhealthy or disabled): " + ", ".join(manifest["excluded"]))
     if overrides:
-        st.warning("Emergency override in force: " + "; ".join(
-            f"{e} → {o.get('provider_id')} ({o.get('reason')})" for e, o in overrides.items()))
+        st.warning(
+            "Emergency override in force: "
+            + "; ".join(f"{e} → {o.get('provider_id')} ({o.get('reason')})" for e, o in overrides.items())
+        )
     widgets.chart(charts.routing_weights(entries))
-    widgets.table(entries, expected_duration_ms=st.column_config.NumberColumn("Expected ms", format="%.0f"),
-                  expected_success_rate=widgets.percent("Expected success"))
+    widgets.table(
+        entries,
+        expected_duration_ms=st.column_config.NumberColumn("Expected ms", format="%.0f"),
+        expected_success_rate=widgets.percent("Expected success"),
+    )
 
 # -- history -----------------------------------------------------------------------------------
 st.subheader("History")
@@ -51,9 +58,11 @@ with left:
         widgets.empty("No user jobs in this window.", f"({ctx.source} executions)")
     else:
         used = burn["exploration_jobs"].sum() / max(burn["user_jobs"].sum(), 1)
-        st.caption(f"{data.fmt_pct(used, 2)} of {int(burn['user_jobs'].sum()):,} user jobs explored "
-                   f"(budget ε = {data.fmt_pct(epsilon)}), costing "
-                   f"{data.fmt_usd(burn['exploration_cost_usd'].sum())}.")
+        st.caption(
+            f"{data.fmt_pct(used, 2)} of {int(burn['user_jobs'].sum()):,} user jobs explored "
+            f"(budget ε = {data.fmt_pct(epsilon)}), costing "
+            f"{data.fmt_usd(burn['exploration_cost_usd'].sum())}."
+        )
         widgets.chart(charts.budget_bars(burn))
         widgets.table(burn)
 with right:
@@ -61,9 +70,12 @@ with right:
     quality = state.quality_by_selection(ctx) if ctx.source == "real" else None
     shadows = data.shadow_results(cube, since, quality)
     if shadows.is_empty():
-        widgets.empty("No shadow executions in this window.",
-                      "Providers in `shadow` mode get a copy of each job of their effect type; none ran.")
+        widgets.empty(
+            "No shadow executions in this window.",
+            "Providers in `shadow` mode get a copy of each job of their effect type; none ran.",
+        )
     else:
-        st.caption("Shadow copies are never shown to users nor charged; next to them, the ranked jobs "
-                   "of the same effect type.")
+        st.caption(
+            "Shadow copies are never shown to users nor charged; next to them, the ranked jobs of the same effect type."
+        )
         widgets.table(shadows, mean_duration_ms=st.column_config.NumberColumn("Mean ms", format="%.0f"))

@@ -20,14 +20,13 @@ import httpx
 
 from pipelines.cli.summary import format_video
 from resources.lake import Lake
-from resources.samples import sample_videos
 from resources.retry import PollTimeout, until_ready
+from resources.samples import sample_videos
 from resources.settings import PROJECT_ROOT, get_settings
 
 # Stages after which a video waits for nobody but an admin, or has ended.
 WAITING = {"awaiting_approval"}
-ENDED = {"published", "rejected", "no_usable_result", "no_eligible_effects", "rejected_by_admin",
-         "quota_exceeded"}
+ENDED = {"published", "rejected", "no_usable_result", "no_eligible_effects", "rejected_by_admin", "quota_exceeded"}
 
 DAGSTER_YAML = """\
 # Written by `effectlake demo` for the embedded instance (SQLite storage under this folder).
@@ -58,8 +57,9 @@ def _spawn(cmd: list[str], env: dict, log_path: Path) -> subprocess.Popen:
     log = open(log_path, "ab")
     # Own process group: dagster dev starts a webserver, a daemon and code servers; the
     # whole group is stopped together.
-    return subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
@@ -102,16 +102,20 @@ def _wait_stage(client: httpx.Client, video_id: str, stages: set[str], timeout_s
         raise TimeoutError(f"video {video_id} stuck at stage {seen[-1]} after {timeout_s:.0f} s") from None
 
 
-def run_demo(exit_after: bool, api_port: int, dagster_port: int, timeout_s: float,
-             dashboard_port: int = 8501) -> int:
+def run_demo(exit_after: bool, api_port: int, dagster_port: int, timeout_s: float, dashboard_port: int = 8501) -> int:
     """Run the demo; returns a process exit code (0 when every video reached an end)."""
     from dashboards.launch import pick_port, streamlit_command, with_password
 
     settings = get_settings()
     home = dagster_home()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "LAKE_URI": settings.lake_uri,
-           "MEDIA_URI": settings.media_uri, "MANIFEST_URI": settings.manifest_uri,
-           "EFFECTLAKE_API_URL": f"http://127.0.0.1:{api_port}"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "LAKE_URI": settings.lake_uri,
+        "MEDIA_URI": settings.media_uri,
+        "MANIFEST_URI": settings.manifest_uri,
+        "EFFECTLAKE_API_URL": f"http://127.0.0.1:{api_port}",
+    }
     # The admin dashboard gets a one-off password (printed below) unless one is configured.
     dashboard_env, dashboard_password = with_password(env)
     Lake(uri=settings.lake_uri).ensure_all()
@@ -119,10 +123,16 @@ def run_demo(exit_after: bool, api_port: int, dagster_port: int, timeout_s: floa
     logs = home / "demo_logs"
     logs.mkdir(exist_ok=True)
     bin_dir = Path(sys.executable).parent
-    api = _spawn([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1",
-                  "--port", str(api_port)], env, logs / "api.log")
-    dagster = _spawn([str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
-                      "-p", str(dagster_port)], env, logs / "dagster.log")
+    api = _spawn(
+        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(api_port)],
+        env,
+        logs / "api.log",
+    )
+    dagster = _spawn(
+        [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(dagster_port)],
+        env,
+        logs / "dagster.log",
+    )
     dashboard_port = pick_port(dashboard_port)  # another dashboard may hold the default port
     dashboard = _spawn(streamlit_command(dashboard_port), dashboard_env, logs / "dashboard.log")
     procs = [api, dagster]
@@ -134,8 +144,10 @@ def run_demo(exit_after: bool, api_port: int, dagster_port: int, timeout_s: floa
         print(f"API: {base}   Dagster UI: http://127.0.0.1:{dagster_port}   lake: {settings.lake_uri}")
         try:  # the dashboard is for people watching; the demo itself does not need it
             _wait_http(f"{dashboard_url}/_stcore/health", 60, "the dashboard", dashboard)
-            print(f"Admin dashboard: {dashboard_url}"
-                  + (f"   password: {dashboard_password}" if dashboard_password else ""))
+            print(
+                f"Admin dashboard: {dashboard_url}"
+                + (f"   password: {dashboard_password}" if dashboard_password else "")
+            )
         except (RuntimeError, TimeoutError) as exc:
             print(f"warning: {exc} ({logs / 'dashboard.log'})")
         print(f"DAGSTER_HOME: {home}   logs: {logs}", flush=True)
@@ -158,8 +170,11 @@ def _drive(base: str, admin_key: str, timeout_s: float) -> int:
         ids = []
         for path in sample_videos():
             with open(path, "rb") as fh:
-                resp = client.post("/v1/uploads", files={"file": (path.name, fh, "application/octet-stream")},
-                                   data={"user_id": "demo-user"})
+                resp = client.post(
+                    "/v1/uploads",
+                    files={"file": (path.name, fh, "application/octet-stream")},
+                    data={"user_id": "demo-user"},
+                )
             body = resp.raise_for_status().json()
             started[body["video_id"]] = time.monotonic()
             ids.append(body["video_id"])
@@ -168,8 +183,11 @@ def _drive(base: str, admin_key: str, timeout_s: float) -> int:
             status = _wait_stage(client, vid, WAITING | ENDED, timeout_s)
             if status["stage"] in WAITING:
                 approval = status["approval"]["approval_id"]
-                client.post(f"/v1/admin/approvals/{approval}", headers={"X-Admin-Key": admin_key},
-                            json={"decision": "approve", "admin": "demo-admin"}).raise_for_status()
+                client.post(
+                    f"/v1/admin/approvals/{approval}",
+                    headers={"X-Admin-Key": admin_key},
+                    json={"decision": "approve", "admin": "demo-admin"},
+                ).raise_for_status()
                 print(f"approved {approval} for {vid}", flush=True)
         print()
         code = 0

@@ -25,6 +25,8 @@ def print_manifest(effect_type: str | None, as_json: bool) -> int:
         print(f"  {effect}")
         for e in entries:
             cost = "—" if e["expected_cost_usd"] is None else f"${e['expected_cost_usd']:.7f}"
-            print(f"    {e['rank']}. {e['provider_id']:<22} score {e['score']:.3f}  cost {cost}  "
-                  f"confidence {e['confidence']:.2f}  {e['reason']}")
+            print(
+                f"    {e['rank']}. {e['provider_id']:<22} score {e['score']:.3f}  cost {cost}  "
+                f"confidence {e['confidence']:.2f}  {e['reason']}"
+            )
     return 0

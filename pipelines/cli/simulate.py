@@ -24,6 +24,8 @@ def run_simulation(days: float, seed: int, per_hour: float) -> int:
     written = 0
     for offset in range(0, rows.height, BATCH_ROWS):
         written += lake.append(EXECUTION_EVENTS, execution_events(rows.slice(offset, BATCH_ROWS)))
-    print(f"simulated {rows.height:,} executions over {days:g} days (seed {seed}); "
-          f"{written:,} new events in {lake.table_uri(EXECUTION_EVENTS)}")
+    print(
+        f"simulated {rows.height:,} executions over {days:g} days (seed {seed}); "
+        f"{written:,} new events in {lake.table_uri(EXECUTION_EVENTS)}"
+    )
     return written

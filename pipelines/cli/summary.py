@@ -10,8 +10,10 @@ def _f(x, fmt: str = ".3f") -> str:
 def format_video(status: dict, elapsed_s: float | None = None) -> str:
     """Human-readable block: metadata, analysis, providers tried (quality vector, cost,
     margin), the winner and the gallery URL."""
-    lines = [f"■ {status['upload']['filename']}  video_id={status['video_id']}  stage={status['stage']}"
-             + (f"  ({elapsed_s:.1f} s end to end)" if elapsed_s is not None else "")]
+    lines = [
+        f"■ {status['upload']['filename']}  video_id={status['video_id']}  stage={status['stage']}"
+        + (f"  ({elapsed_s:.1f} s end to end)" if elapsed_s is not None else "")
+    ]
     v = status.get("video")
     if v:
         if v["status"] == "rejected":
@@ -21,15 +23,19 @@ def format_video(status: dict, elapsed_s: float | None = None) -> str:
             f"  video: {v['codec']} {v['width']}x{v['height']} {v['fps']:.2f} fps, "
             f"{v['frame_count']} frames, {v['duration_ms'] / 1000:.2f} s, "
             f"{v['bitrate'] / 1000:.0f} kb/s, {v['bytes'] / 1e6:.2f} MB; proxy "
-            f"{v['proxy_width']}x{v['proxy_height']}")
+            f"{v['proxy_width']}x{v['proxy_height']}"
+        )
     a = status.get("analysis")
     if a:
         lines.append(
             f"  analysis: {a['scene_count']} scene(s), motion {a['motion_class']} "
             f"({a['motion_level']:.3f}), style {a['dominant_style']}, detected "
-            f"[{', '.join(a['detected_effects']) or '-'}], eligible [{', '.join(a['eligible_effect_types'])}]")
+            f"[{', '.join(a['detected_effects']) or '-'}], eligible [{', '.join(a['eligible_effect_types'])}]"
+        )
     if status.get("outputs"):
-        lines.append("  providers tried:          effect       status  composite fidel  artif  style  tempo  phash   cost_usd    margin  rank")
+        lines.append(
+            "  providers tried:          effect       status  composite fidel  artif  style  tempo  phash   cost_usd    margin  rank"
+        )
         for o in status["outputs"]:
             lines.append(
                 f"    {o['provider_id']:<22} {o['effect_type']:<12} {o['status']:<7} "
@@ -37,12 +43,15 @@ def format_video(status: dict, elapsed_s: float | None = None) -> str:
                 f"{_f(o['style_adherence']):>6} {_f(o['temporal_consistency']):>6} "
                 f"{_f(o['perceptual_hash_distance']):>6} {_f(o['cost_usd'], '.7f'):>10} "
                 f"{_f(o['margin'], '.4%'):>9} {o['rank']:>5}"
-                + ("" if o["gate_passed"] else f"  gate: {'; '.join(o['gate_failures'])}"))
+                + ("" if o["gate_passed"] else f"  gate: {'; '.join(o['gate_failures'])}")
+            )
     r = status.get("result")
     if r:
         if r["outcome"] == "selected":
-            lines.append(f"  winner: {r['effect_type']} on {r['provider_id']} (score {r['score']:.3f}, "
-                         f"composite {r['composite']:.3f}, cost ${r['cost_usd']:.7f}, margin {r['margin']:.4%})")
+            lines.append(
+                f"  winner: {r['effect_type']} on {r['provider_id']} (score {r['score']:.3f}, "
+                f"composite {r['composite']:.3f}, cost ${r['cost_usd']:.7f}, margin {r['margin']:.4%})"
+            )
         else:
             lines.append(f"  no usable result ({r['outcome']}): tokens refunded")
     g = status.get("gallery")

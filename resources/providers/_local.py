@@ -48,8 +48,21 @@ log = structlog.get_logger("effectlake.providers")
 # keeps encoding a small share of each effect's cost, so providers differ by their effect work),
 # no audio, moov atom first so the gallery can stream it.
 ENCODE_ARGS = [
-    "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
-    "-an", "-sn", "-dn", "-map_metadata", "-1", "-movflags", "+faststart",
+    "-c:v",
+    "libx264",
+    "-preset",
+    "veryfast",
+    "-crf",
+    "20",
+    "-pix_fmt",
+    "yuv420p",
+    "-an",
+    "-sn",
+    "-dn",
+    "-map_metadata",
+    "-1",
+    "-movflags",
+    "+faststart",
 ]
 # 4:2:0 needs even dimensions; a no-op on the (even) normalized proxies, a 1-px crop otherwise.
 EVEN_CROP = "crop=trunc(iw/2)*2:trunc(ih/2)*2"
@@ -157,9 +170,13 @@ class VideoFacts:
     def names(self) -> dict[str, Any]:
         """Names for workflow params and graphs: ``width``, ``height``, ``fps`` (rational
         string for ffmpeg options), ``fps_value`` (float), ``duration`` (s)."""
-        return {"width": self.width, "height": self.height,
-                "fps": f"{self.fps.numerator}/{self.fps.denominator}",
-                "fps_value": float(self.fps), "duration": self.duration}
+        return {
+            "width": self.width,
+            "height": self.height,
+            "fps": f"{self.fps.numerator}/{self.fps.denominator}",
+            "fps_value": float(self.fps),
+            "duration": self.duration,
+        }
 
 
 def probe_video(path: str) -> VideoFacts:
@@ -175,8 +192,13 @@ def probe_video(path: str) -> VideoFacts:
         raise TaskFailure("DecodeError", f"{path} has no video stream") from None
     if header.frame_rate is None:
         raise TaskFailure("DecodeError", f"{path}: video stream has no frame rate")
-    return VideoFacts(width=header.width, height=header.height, fps=header.frame_rate,
-                      duration=header.duration_s, frames=header.nb_frames)
+    return VideoFacts(
+        width=header.width,
+        height=header.height,
+        fps=header.frame_rate,
+        duration=header.duration_s,
+        frames=header.nb_frames,
+    )
 
 
 def verify_output(path: str) -> None:
@@ -193,9 +215,11 @@ def verify_output(path: str) -> None:
             stream = container.streams.video[0]
             ctx = stream.codec_context
             if ctx.name != "h264" or ctx.pix_fmt != "yuv420p" or ctx.width % 2 or ctx.height % 2:
-                raise TaskFailure("OutputInvalid",
-                                  f"{path}: {ctx.name} {ctx.pix_fmt} {ctx.width}x{ctx.height}, "
-                                  "expected h264 yuv420p with even dimensions")
+                raise TaskFailure(
+                    "OutputInvalid",
+                    f"{path}: {ctx.name} {ctx.pix_fmt} {ctx.width}x{ctx.height}, "
+                    "expected h264 yuv420p with even dimensions",
+                )
             if next(container.decode(stream), None) is None:
                 raise TaskFailure("OutputInvalid", f"{path}: no decodable frame")
     except av.error.FFmpegError as exc:
@@ -237,20 +261,35 @@ class RawVideoEncoder:
         meter: receives the child's CPU seconds.
     """
 
-    def __init__(self, output_path: str, width: int, height: int, fps: Fraction,
-                 timeout_s: float, meter: CpuMeter):
+    def __init__(self, output_path: str, width: int, height: int, fps: Fraction, timeout_s: float, meter: CpuMeter):
         self.shape = (height, width, 3)
         self._meter = meter
         self._timeout_s = timeout_s
         self._timed_out = False
         cmd = [
-            ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}",
-            "-framerate", f"{fps.numerator}/{fps.denominator}", "-i", "pipe:0",
-            "-vf", EVEN_CROP, *ENCODE_ARGS, "-f", "mp4", output_path,
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "bgr24",
+            "-s",
+            f"{width}x{height}",
+            "-framerate",
+            f"{fps.numerator}/{fps.denominator}",
+            "-i",
+            "pipe:0",
+            "-vf",
+            EVEN_CROP,
+            *ENCODE_ARGS,
+            "-f",
+            "mp4",
+            output_path,
         ]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE)
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._stderr: deque[str] = deque(maxlen=5)
         # Drain stderr on a thread so a chatty child can never block on a full pipe while we
         # block writing frames to it.
@@ -312,8 +351,7 @@ class RawVideoEncoder:
             if self._timed_out:
                 raise TaskFailure("Timeout", f"encoder did not finish within {self._timeout_s:g} s")
             raise FFmpegError(returncode, "\n".join(self._stderr) or "no output")
-        return ProcessStats(wall_ms=int((time.perf_counter() - started) * 1000),
-                            cpu_seconds=cpu, max_rss_kb=rss)
+        return ProcessStats(wall_ms=int((time.perf_counter() - started) * 1000), cpu_seconds=cpu, max_rss_kb=rss)
 
     def _reap(self) -> tuple[int, float, int]:
         if self._reaped:
@@ -359,13 +397,15 @@ def ffmpeg_health(filters: tuple[str, ...] = (), encoder: str = "libx264") -> He
     started = time.perf_counter()
     try:
         listings = {
-            flag: subprocess.run([ffmpeg_exe(), "-hide_banner", flag], capture_output=True,
-                                 text=True, timeout=15, check=True).stdout
+            flag: subprocess.run(
+                [ffmpeg_exe(), "-hide_banner", flag], capture_output=True, text=True, timeout=15, check=True
+            ).stdout
             for flag in ("-filters", "-encoders")
         }
     except (OSError, subprocess.SubprocessError) as exc:
-        return Health(False, f"ffmpeg does not run: {type(exc).__name__}: {exc}",
-                      int((time.perf_counter() - started) * 1000))
+        return Health(
+            False, f"ffmpeg does not run: {type(exc).__name__}: {exc}", int((time.perf_counter() - started) * 1000)
+        )
     latency = int((time.perf_counter() - started) * 1000)
     have_filters = _listed_names(listings["-filters"])
     have_encoders = _listed_names(listings["-encoders"])
@@ -403,8 +443,7 @@ class LocalAdapter:
 
     def __init__(self, spec: ProviderSpec):
         if spec.adapter != self.adapter_kind:
-            raise ValueError(f"{spec.provider_id} is an {spec.adapter} provider, "
-                             f"not {self.adapter_kind}")
+            raise ValueError(f"{spec.provider_id} is an {spec.adapter} provider, not {self.adapter_kind}")
         self.spec = spec
         self.provider_id = spec.provider_id
         self._slots = threading.BoundedSemaphore(spec.concurrency)
@@ -436,8 +475,10 @@ class LocalAdapter:
         """
         with self._results_lock:
             if handle not in self._results:
-                raise KeyError(f"{self.provider_id}: unknown handle {handle!r} (local results "
-                               "live in the adapter instance that ran submit)")
+                raise KeyError(
+                    f"{self.provider_id}: unknown handle {handle!r} (local results "
+                    "live in the adapter instance that ran submit)"
+                )
             return self._results[handle]
 
     def health_check(self) -> Health:  # pragma: no cover - subclasses implement
@@ -468,27 +509,31 @@ class LocalAdapter:
 
         def log_retry(state: RetryCallState) -> None:
             failure = classify(state.outcome.exception())  # type: ignore[union-attr, arg-type]
-            log.warning("provider_task_retry", provider_id=self.provider_id,
-                        task_id=task.task_id, error_class=failure.error_class,
-                        error_message=failure.message[:_MESSAGE_CHARS],
-                        economic_impact="the failed attempt's compute is paid again",
-                        operator_action="none if the retry succeeds; "
-                                        "else check host memory/processes")
+            log.warning(
+                "provider_task_retry",
+                provider_id=self.provider_id,
+                task_id=task.task_id,
+                error_class=failure.error_class,
+                error_message=failure.message[:_MESSAGE_CHARS],
+                economic_impact="the failed attempt's compute is paid again",
+                operator_action="none if the retry succeeds; else check host memory/processes",
+            )
 
-        retrying = transient_failures(lambda exc: classify(exc).transient, MAX_ATTEMPTS,
-                                      RETRY_PAUSE_S, before_sleep=log_retry)
+        retrying = transient_failures(
+            lambda exc: classify(exc).transient, MAX_ATTEMPTS, RETRY_PAUSE_S, before_sleep=log_retry
+        )
         try:
             retrying(attempt)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a failed result
-            return self._result(task, "failed", started, meter, queue_wait_ms, attempts, ran,
-                                timings, classify(exc))
-        return self._result(task, "succeeded", started, meter, queue_wait_ms, attempts, ran,
-                            timings)
+            return self._result(task, "failed", started, meter, queue_wait_ms, attempts, ran, timings, classify(exc))
+        return self._result(task, "succeeded", started, meter, queue_wait_ms, attempts, ran, timings)
 
     def _check_task(self, task: ProviderTask) -> None:
         if not self.supports(task.effect_type):
-            raise TaskFailure("UnsupportedEffect", f"{self.provider_id} does not run "
-                              f"{task.effect_type!r} (it runs {', '.join(self.spec.effect_types)})")
+            raise TaskFailure(
+                "UnsupportedEffect",
+                f"{self.provider_id} does not run {task.effect_type!r} (it runs {', '.join(self.spec.effect_types)})",
+            )
         if not os.path.isfile(task.input_path):
             raise TaskFailure("InputMissing", f"input {task.input_path} does not exist")
 
@@ -507,18 +552,31 @@ class LocalAdapter:
         finally:
             partial.unlink(missing_ok=True)
 
-    def _render(self, task: ProviderTask, out_path: str, meter: CpuMeter,
-                timings: dict[str, int]) -> None:  # pragma: no cover - subclasses implement
+    def _render(
+        self, task: ProviderTask, out_path: str, meter: CpuMeter, timings: dict[str, int]
+    ) -> None:  # pragma: no cover - subclasses implement
         raise NotImplementedError
 
-    def _result(self, task: ProviderTask, status: str, started: float, meter: CpuMeter,
-                queue_wait_ms: int, attempts: int, ran: int, timings: dict[str, int],
-                failure: Failure | None = None) -> TaskResult:
+    def _result(
+        self,
+        task: ProviderTask,
+        status: str,
+        started: float,
+        meter: CpuMeter,
+        queue_wait_ms: int,
+        attempts: int,
+        ran: int,
+        timings: dict[str, int],
+        failure: Failure | None = None,
+    ) -> TaskResult:
         ok = status == "succeeded"
         return TaskResult(
-            task_id=task.task_id, status=status, output_path=task.output_path if ok else None,
+            task_id=task.task_id,
+            status=status,
+            output_path=task.output_path if ok else None,
             duration_ms=int((time.perf_counter() - started) * 1000),
-            compute_seconds=round(meter.seconds, 4), instance_type=self.spec.instance_type,
+            compute_seconds=round(meter.seconds, 4),
+            instance_type=self.spec.instance_type,
             queue_wait_ms=queue_wait_ms,
             # Billed per call that reached the provider (0 for the shipped local providers).
             partner_cost_usd=self.spec.cost.partner_cost_usd_per_call * ran,

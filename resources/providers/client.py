@@ -52,8 +52,7 @@ class RegistryView:
 
     def shadow_for(self, effect_type: str) -> list[str]:
         """Shadow providers of ``effect_type``: they get copies never shown nor charged."""
-        return [p.provider_id for p in self.providers
-                if p.mode == "shadow" and effect_type in p.effect_types]
+        return [p.provider_id for p in self.providers if p.mode == "shadow" and effect_type in p.effect_types]
 
 
 @lru_cache(maxsize=8)

@@ -18,8 +18,14 @@ _LUMA = np.array([0.2126, 0.7152, 0.0722])
 _GAMMA = 2.2
 
 
-def grade_cube(warmth: float, size: int = 33, saturation: float = 1.0,
-               red_gain: float = 0.30, green_gain: float = 0.06, blue_gain: float = 0.30) -> str:
+def grade_cube(
+    warmth: float,
+    size: int = 33,
+    saturation: float = 1.0,
+    red_gain: float = 0.30,
+    green_gain: float = 0.06,
+    blue_gain: float = 0.30,
+) -> str:
     """A white-balance grade as ``.cube`` text.
 
     Args:
@@ -46,7 +52,7 @@ def grade_cube(warmth: float, size: int = 33, saturation: float = 1.0,
     # indexing="ij" over (b, g, r) then flattening C-order makes red the fastest axis.
     b, g, r = np.meshgrid(axis, axis, axis, indexing="ij")
     rgb = np.stack([r, g, b], axis=-1).reshape(-1, 3)
-    lin = rgb ** _GAMMA
+    lin = rgb**_GAMMA
     gains = np.array([1 + red_gain * warmth, 1 + green_gain * warmth, 1 - blue_gain * warmth])
     out = lin * gains
     y_in = lin @ _LUMA
@@ -55,8 +61,10 @@ def grade_cube(warmth: float, size: int = 33, saturation: float = 1.0,
     out *= np.divide(y_in, y_out, out=np.ones_like(y_in), where=y_out > 1e-9)[:, None]
     out = y_in[:, None] + (out - y_in[:, None]) * saturation
     out = np.clip(out, 0.0, 1.0) ** (1 / _GAMMA)
-    header = (f'TITLE "effectlake grade warmth={warmth:.3f} saturation={saturation:.3f}"\n'
-              f"LUT_3D_SIZE {size}\nDOMAIN_MIN 0.0 0.0 0.0\nDOMAIN_MAX 1.0 1.0 1.0\n")
+    header = (
+        f'TITLE "effectlake grade warmth={warmth:.3f} saturation={saturation:.3f}"\n'
+        f"LUT_3D_SIZE {size}\nDOMAIN_MIN 0.0 0.0 0.0\nDOMAIN_MAX 1.0 1.0 1.0\n"
+    )
     body = "\n".join(f"{x:.6f} {y:.6f} {z:.6f}" for x, y, z in out.tolist())
     return header + body + "\n"
 

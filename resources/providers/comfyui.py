@@ -77,7 +77,10 @@ class ComfyUIPromptError(ComfyUIError):
     """
 
     def __init__(
-        self, type: str, message: str, node_errors: Mapping[str, Any] | None = None,
+        self,
+        type: str,
+        message: str,
+        node_errors: Mapping[str, Any] | None = None,
         details: str = "",
     ):
         self.type = type
@@ -108,9 +111,7 @@ class ComfyUIPromptError(ComfyUIError):
         for node_id, node in self.node_errors.items():
             for err in node.get("errors", []):
                 detail = f" ({err['details']})" if err.get("details") else ""
-                parts.append(
-                    f"node {node_id} ({node.get('class_type', '?')}): {err.get('message', '')}{detail}"
-                )
+                parts.append(f"node {node_id} ({node.get('class_type', '?')}): {err.get('message', '')}{detail}")
         return "; ".join(parts)
 
 
@@ -134,7 +135,9 @@ class ComfyUIClient:
     """
 
     def __init__(
-        self, base_url: str, timeout_s: float = 30.0,
+        self,
+        base_url: str,
+        timeout_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ):
         self.base_url = base_url.rstrip("/")
@@ -155,9 +158,7 @@ class ComfyUIClient:
         try:
             return self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:  # refused, DNS, timeouts, resets
-            raise ComfyUIUnreachable(
-                f"{method} {self.base_url}{path}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise ComfyUIUnreachable(f"{method} {self.base_url}{path}: {type(exc).__name__}: {exc}") from exc
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         resp = self._request(method, path, **kwargs)
@@ -171,7 +172,10 @@ class ComfyUIClient:
     # -- API -----------------------------------------------------------------------------------
 
     def upload_file(
-        self, path: str | os.PathLike[str], name: str | None = None, subfolder: str = "",
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        subfolder: str = "",
         overwrite: bool = True,
     ) -> dict[str, str]:
         """Upload a local file into the server's ``input`` folder.
@@ -192,14 +196,18 @@ class ComfyUIClient:
             data["subfolder"] = subfolder
         with path.open("rb") as fh:
             body = self._json(
-                "POST", "/upload/image", data=data,
+                "POST",
+                "/upload/image",
+                data=data,
                 files={"image": (name, fh, _content_type(name))},
             )
-        return {"name": body["name"], "subfolder": body.get("subfolder", ""),
-                "type": body.get("type", "input")}
+        return {"name": body["name"], "subfolder": body.get("subfolder", ""), "type": body.get("type", "input")}
 
     def queue_prompt(
-        self, graph: Mapping[str, Any], client_id: str, prompt_id: str | None = None,
+        self,
+        graph: Mapping[str, Any],
+        client_id: str,
+        prompt_id: str | None = None,
         extra_data: Mapping[str, Any] | None = None,
     ) -> str:
         """Queue an API-format graph; return its prompt id.
@@ -238,9 +246,7 @@ class ComfyUIClient:
             raise ComfyUIHTTPError("GET", f"/view?filename={filename}", resp.status_code, resp.text)
         return resp.content
 
-    def download(
-        self, filename: str, subfolder: str, type: str, dest: str | os.PathLike[str]
-    ) -> int:
+    def download(self, filename: str, subfolder: str, type: str, dest: str | os.PathLike[str]) -> int:
         """Stream a stored file to ``dest`` (atomically: temp file then rename); return bytes.
 
         Streaming keeps big videos out of memory, which :meth:`view` does not.
@@ -253,9 +259,7 @@ class ComfyUIClient:
             with self._http.stream("GET", "/view", params=params) as resp:
                 if resp.status_code != 200:
                     resp.read()
-                    raise ComfyUIHTTPError(
-                        "GET", f"/view?filename={filename}", resp.status_code, resp.text
-                    )
+                    raise ComfyUIHTTPError("GET", f"/view?filename={filename}", resp.status_code, resp.text)
                 size = 0
                 with tmp.open("wb") as fh:
                     for chunk in resp.iter_bytes(1 << 20):
@@ -264,9 +268,7 @@ class ComfyUIClient:
         except httpx.TransportError as exc:
             tmp.unlink(missing_ok=True)
             # (``type`` is the folder-type argument here, hence __class__.)
-            raise ComfyUIUnreachable(
-                f"GET /view {filename}: {exc.__class__.__name__}: {exc}"
-            ) from exc
+            raise ComfyUIUnreachable(f"GET /view {filename}: {exc.__class__.__name__}: {exc}") from exc
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -371,10 +373,14 @@ def parse_history_entry(entry: Mapping[str, Any]) -> HistoryOutcome:
     if "execution_error" in events:
         data = events["execution_error"]
         return HistoryOutcome(
-            status="error", start_ms=start, end_ms=data.get("timestamp"), cached_nodes=cached,
+            status="error",
+            start_ms=start,
+            end_ms=data.get("timestamp"),
+            cached_nodes=cached,
             outputs=outputs,
             error=ExecutionError(
-                node_id=_opt_str(data.get("node_id")), node_type=_opt_str(data.get("node_type")),
+                node_id=_opt_str(data.get("node_id")),
+                node_type=_opt_str(data.get("node_type")),
                 exception_type=str(data.get("exception_type") or "ComfyUIExecutionError"),
                 exception_message=str(data.get("exception_message") or "").strip(),
                 traceback=tuple(data.get("traceback") or ()),
@@ -383,24 +389,37 @@ def parse_history_entry(entry: Mapping[str, Any]) -> HistoryOutcome:
     if "execution_interrupted" in events:
         data = events["execution_interrupted"]
         return HistoryOutcome(
-            status="interrupted", start_ms=start, end_ms=data.get("timestamp"),
-            cached_nodes=cached, outputs=outputs,
+            status="interrupted",
+            start_ms=start,
+            end_ms=data.get("timestamp"),
+            cached_nodes=cached,
+            outputs=outputs,
             error=ExecutionError(
-                node_id=_opt_str(data.get("node_id")), node_type=_opt_str(data.get("node_type")),
-                exception_type="Interrupted", exception_message="execution was interrupted",
+                node_id=_opt_str(data.get("node_id")),
+                node_type=_opt_str(data.get("node_type")),
+                exception_type="Interrupted",
+                exception_message="execution was interrupted",
             ),
         )
     if status.get("status_str") == "success" or "execution_success" in events:
         return HistoryOutcome(
-            status="success", start_ms=start,
+            status="success",
+            start_ms=start,
             end_ms=events.get("execution_success", {}).get("timestamp"),
-            cached_nodes=cached, outputs=outputs,
+            cached_nodes=cached,
+            outputs=outputs,
         )
     # An entry without a final event (should not happen on 0.3.64): report what we know.
     return HistoryOutcome(
-        status="error", start_ms=start, end_ms=None, cached_nodes=cached, outputs=outputs,
+        status="error",
+        start_ms=start,
+        end_ms=None,
+        cached_nodes=cached,
+        outputs=outputs,
         error=ExecutionError(
-            node_id=None, node_type=None, exception_type="ComfyUIExecutionError",
+            node_id=None,
+            node_type=None,
+            exception_type="ComfyUIExecutionError",
             exception_message=f"prompt ended with status {status.get('status_str')!r}",
         ),
     )
@@ -411,9 +430,7 @@ def parse_history_entry(entry: Mapping[str, Any]) -> HistoryOutcome:
 _OUTPUT_KEYS = ("images", "videos", "gifs")
 
 
-def find_output_file(
-    outputs: Mapping[str, Any], node_id: str | None = None
-) -> dict[str, str] | None:
+def find_output_file(outputs: Mapping[str, Any], node_id: str | None = None) -> dict[str, str] | None:
     """The first saved file ``{"filename", "subfolder", "type"}`` of ``node_id`` (or of any
     node when None, preferring animated/video outputs), else None."""
     nodes = [node_id] if node_id is not None else list(outputs)
@@ -423,9 +440,11 @@ def find_output_file(
         for key in _OUTPUT_KEYS:
             for item in node_out.get(key) or []:
                 if isinstance(item, Mapping) and item.get("filename"):
-                    file = {"filename": str(item["filename"]),
-                            "subfolder": str(item.get("subfolder") or ""),
-                            "type": str(item.get("type") or "output")}
+                    file = {
+                        "filename": str(item["filename"]),
+                        "subfolder": str(item.get("subfolder") or ""),
+                        "type": str(item.get("type") or "output"),
+                    }
                     if node_out.get("animated") or key != "images":
                         return file
                     candidates.append(file)
@@ -494,9 +513,7 @@ class WorkflowTemplate:
         if not output_node:
             saves = [nid for nid, n in graph.items() if n["class_type"] in _VIDEO_OUTPUT_CLASSES]
             if len(saves) != 1:
-                raise WorkflowTemplateError(
-                    f"cannot tell the output node (video save nodes: {saves}); set output_node"
-                )
+                raise WorkflowTemplateError(f"cannot tell the output node (video save nodes: {saves}); set output_node")
             output_node = saves[0]
         if output_node not in graph:
             raise WorkflowTemplateError(f"output_node {output_node!r} is not in the graph")
@@ -515,7 +532,10 @@ class WorkflowTemplate:
         return set()
 
     def render(
-        self, input_video: str, filename_prefix: str, params: Mapping[str, Any] | None = None,
+        self,
+        input_video: str,
+        filename_prefix: str,
+        params: Mapping[str, Any] | None = None,
         prompt: str = "",
     ) -> dict[str, Any]:
         """A concrete graph (a deep copy; the template is not changed).
@@ -525,13 +545,15 @@ class WorkflowTemplate:
                 an unknown placeholder is used.
         """
         values: dict[str, Any] = {
-            "input_video": input_video, "filename_prefix": filename_prefix, "prompt": prompt,
+            "input_video": input_video,
+            "filename_prefix": filename_prefix,
+            "prompt": prompt,
         }
         merged = {**self.defaults, **(params or {})}
 
         def lookup(name: str) -> Any:
             if name.startswith("param."):
-                key = name[len("param."):]
+                key = name[len("param.") :]
                 if key not in merged:
                     raise WorkflowTemplateError(f"no value for {{{{{name}}}}} (params: {sorted(merged)})")
                 return merged[key]
@@ -638,9 +660,7 @@ class ComfyUIAdapter:
         self.provider_id = provider_id
         self.base_url = base_url.rstrip("/")
         self.effect_types = frozenset(effect_types)
-        self.template = (
-            workflow if isinstance(workflow, WorkflowTemplate) else WorkflowTemplate.load(workflow)
-        )
+        self.template = workflow if isinstance(workflow, WorkflowTemplate) else WorkflowTemplate.load(workflow)
         self.instance_type = instance_type
         self.gpu_usd_per_second = gpu_usd_per_second
         self.partner_cost_usd_per_call = float(partner_cost_usd_per_call)
@@ -653,7 +673,9 @@ class ComfyUIAdapter:
 
     @classmethod
     def from_spec(
-        cls, spec: Mapping[str, Any], project_root: str | os.PathLike[str] | None = None,
+        cls,
+        spec: Mapping[str, Any],
+        project_root: str | os.PathLike[str] | None = None,
         **overrides: Any,
     ) -> ComfyUIAdapter:
         """Build from a registry entry: keys ``provider_id``, ``base_url``, ``effect_types``,
@@ -663,13 +685,22 @@ class ComfyUIAdapter:
         workflow = spec["workflow"]
         if isinstance(workflow, (str, os.PathLike)) and project_root is not None:
             workflow = Path(project_root) / workflow
-        optional = ("instance_type", "gpu_usd_per_second", "partner_cost_usd_per_call",
-                    "timeout_s", "poll_interval_s", "request_timeout_s")
+        optional = (
+            "instance_type",
+            "gpu_usd_per_second",
+            "partner_cost_usd_per_call",
+            "timeout_s",
+            "poll_interval_s",
+            "request_timeout_s",
+        )
         kwargs = {k: spec[k] for k in optional if spec.get(k) is not None}
         kwargs.update(overrides)
         return cls(
-            provider_id=spec["provider_id"], base_url=spec["base_url"],
-            effect_types=spec["effect_types"], workflow=workflow, **kwargs,
+            provider_id=spec["provider_id"],
+            base_url=spec["base_url"],
+            effect_types=spec["effect_types"],
+            workflow=workflow,
+            **kwargs,
         )
 
     # -- protocol ------------------------------------------------------------------------------
@@ -687,8 +718,11 @@ class ComfyUIAdapter:
         """
         submitted_at = _now_ms()
         handle: dict[str, Any] = {
-            "v": 1, "provider_id": self.provider_id, "task_id": task.task_id,
-            "output_path": task.output_path, "output_node": self.template.output_node,
+            "v": 1,
+            "provider_id": self.provider_id,
+            "task_id": task.task_id,
+            "output_path": task.output_path,
+            "output_node": self.template.output_node,
             "submitted_at_ms": submitted_at,
         }
         try:
@@ -697,9 +731,10 @@ class ComfyUIAdapter:
             if not already:
                 graph = self._render(task)
                 self.client.queue_prompt(
-                    graph, client_id=self.client_id, prompt_id=prompt_id,
-                    extra_data={"effectlake": {"task_id": task.task_id,
-                                               "provider_id": self.provider_id}},
+                    graph,
+                    client_id=self.client_id,
+                    prompt_id=prompt_id,
+                    extra_data={"effectlake": {"task_id": task.task_id, "provider_id": self.provider_id}},
                 )
             # Queue wait is measured from here: the upload before it is transfer, not waiting.
             handle["queued_at_ms"] = _now_ms()
@@ -747,8 +782,9 @@ class ComfyUIAdapter:
         if "error" in h:
             return self._failed(h, h["error"]["class"], h["error"]["message"])
         # One poll = up to 1 + _UNREACHABLE_POLLS tries while the server does not answer.
-        poll = transient_failures(lambda exc: isinstance(exc, ComfyUIUnreachable),
-                                  1 + _UNREACHABLE_POLLS, self.poll_interval_s)
+        poll = transient_failures(
+            lambda exc: isinstance(exc, ComfyUIUnreachable), 1 + _UNREACHABLE_POLLS, self.poll_interval_s
+        )
         try:
             return until_ready(self.timeout_s, self.poll_interval_s)(poll, self._poll_once, h)
         except ComfyUIUnreachable as exc:
@@ -757,9 +793,7 @@ class ComfyUIAdapter:
             return self._failed(h, "ComfyUIHTTPError", str(exc))
         except PollTimeout:
             self._cancel(h["prompt_id"])
-            return self._failed(
-                h, "Timeout", f"prompt {h['prompt_id']} not done after {self.timeout_s:g} s"
-            )
+            return self._failed(h, "Timeout", f"prompt {h['prompt_id']} not done after {self.timeout_s:g} s")
 
     def health_check(self) -> Health:
         """``GET /system_stats``: ok with the ComfyUI version and device, or not ok with why."""
@@ -819,7 +853,9 @@ class ComfyUIAdapter:
         if uploaded.get("subfolder"):
             name = f"{uploaded['subfolder']}/{name}"
         return self.template.render(
-            input_video=name, filename_prefix=f"effectlake/{stem}", params=task.params,
+            input_video=name,
+            filename_prefix=f"effectlake/{stem}",
+            params=task.params,
             prompt=task.prompt,
         )
 
@@ -838,7 +874,8 @@ class ComfyUIAdapter:
             entry = self.client.history(prompt_id)
             if entry is None:
                 return self._failed(
-                    h, "PromptLost",
+                    h,
+                    "PromptLost",
                     f"ComfyUI at {self.base_url} has no record of prompt {prompt_id} "
                     "(server restarted or history cleared)",
                 )
@@ -849,13 +886,13 @@ class ComfyUIAdapter:
             where = f" [node {err.node_id} {err.node_type}]" if err.node_id else ""
             return self._failed(h, err.exception_type, f"{err.exception_message}{where}", outcome)
 
-        file = find_output_file(outcome.outputs, h.get("output_node")) or find_output_file(
-            outcome.outputs
-        )
+        file = find_output_file(outcome.outputs, h.get("output_node")) or find_output_file(outcome.outputs)
         if file is None:
             return self._failed(
-                h, "NoOutput", f"prompt {prompt_id} succeeded but saved no video "
-                f"(outputs: {sorted(outcome.outputs)})", outcome,
+                h,
+                "NoOutput",
+                f"prompt {prompt_id} succeeded but saved no video (outputs: {sorted(outcome.outputs)})",
+                outcome,
             )
         try:
             self.client.download(file["filename"], file["subfolder"], file["type"], h["output_path"])
@@ -864,8 +901,12 @@ class ComfyUIAdapter:
         return self._result(h, "succeeded", outcome, output_path=h["output_path"])
 
     def _result(
-        self, h: Mapping[str, Any], status: str, outcome: HistoryOutcome | None,
-        output_path: str | None = None, error_class: str | None = None,
+        self,
+        h: Mapping[str, Any],
+        status: str,
+        outcome: HistoryOutcome | None,
+        output_path: str | None = None,
+        error_class: str | None = None,
         error_message: str | None = None,
     ) -> TaskResult:
         submitted = int(h.get("submitted_at_ms") or _now_ms())
@@ -897,7 +938,10 @@ class ComfyUIAdapter:
         )
 
     def _failed(
-        self, h: Mapping[str, Any], error_class: str, message: str,
+        self,
+        h: Mapping[str, Any],
+        error_class: str,
+        message: str,
         outcome: HistoryOutcome | None = None,
     ) -> TaskResult:
         return self._result(h, "failed", outcome, error_class=error_class, error_message=message)

@@ -17,9 +17,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from resources.providers._local import (ENCODE_ARGS, EVEN_CROP, CpuMeter, LocalAdapter,
-                                        TaskFailure, call_ffmpeg, ffmpeg_health, probe_video,
-                                        workflow_names)
+from resources.providers._local import (
+    ENCODE_ARGS,
+    EVEN_CROP,
+    CpuMeter,
+    LocalAdapter,
+    TaskFailure,
+    call_ffmpeg,
+    ffmpeg_health,
+    probe_video,
+    workflow_names,
+)
 from resources.providers.base import Health, ProviderTask
 from resources.providers.color_luts import LUT_GENERATORS
 from resources.providers.params import format_number, resolve
@@ -50,8 +58,7 @@ class FFmpegAdapter(LocalAdapter):
         """ffmpeg runs and has libx264 and every filter the graph names."""
         return ffmpeg_health((*self.filters, "crop"))
 
-    def _render(self, task: ProviderTask, out_path: str, meter: CpuMeter,
-                timings: dict[str, int]) -> None:
+    def _render(self, task: ProviderTask, out_path: str, meter: CpuMeter, timings: dict[str, int]) -> None:
         facts = probe_video(task.input_path)
         names = workflow_names(task, facts)
         names.update(resolve(self.workflow.params.get(task.effect_type, {}), names))
@@ -62,9 +69,22 @@ class FFmpegAdapter(LocalAdapter):
                 timings["lut"] = int((time.perf_counter() - t0) * 1000)
             graph = render_graph(self.workflow.graph, names)
             t0 = time.perf_counter()
-            call_ffmpeg(["-i", task.input_path, "-map", "0:v:0", "-vf", f"{graph},{EVEN_CROP}",
-                         *ENCODE_ARGS, "-f", "mp4", out_path],
-                        timeout_s=self.spec.timeout_seconds, meter=meter)
+            call_ffmpeg(
+                [
+                    "-i",
+                    task.input_path,
+                    "-map",
+                    "0:v:0",
+                    "-vf",
+                    f"{graph},{EVEN_CROP}",
+                    *ENCODE_ARGS,
+                    "-f",
+                    "mp4",
+                    out_path,
+                ],
+                timeout_s=self.spec.timeout_seconds,
+                meter=meter,
+            )
             timings["ffmpeg"] = int((time.perf_counter() - t0) * 1000)
 
     def _write_lut(self, names: dict[str, Any], tmp: Path) -> str:
@@ -96,9 +116,12 @@ def render_graph(template: str, names: Mapping[str, Any]) -> str:
     try:
         return _GraphFormatter().vformat(template, (), names)
     except KeyError as exc:
-        raise TaskFailure("InvalidParams", f"the graph uses {{{exc.args[0]}}}, which is neither "
-                          f"an effect param, a workflow param nor an input fact "
-                          f"(have: {', '.join(sorted(names))})") from None
+        raise TaskFailure(
+            "InvalidParams",
+            f"the graph uses {{{exc.args[0]}}}, which is neither "
+            f"an effect param, a workflow param nor an input fact "
+            f"(have: {', '.join(sorted(names))})",
+        ) from None
     except (ValueError, IndexError) as exc:
         raise TaskFailure("InvalidParams", f"cannot fill the graph template: {exc}") from None
 

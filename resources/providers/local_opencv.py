@@ -30,8 +30,15 @@ import av
 import cv2
 import numpy as np
 
-from resources.providers._local import (CpuMeter, LocalAdapter, RawVideoEncoder, TaskFailure,
-                                        ffmpeg_health, probe_video, workflow_names)
+from resources.providers._local import (
+    CpuMeter,
+    LocalAdapter,
+    RawVideoEncoder,
+    TaskFailure,
+    ffmpeg_health,
+    probe_video,
+    workflow_names,
+)
 from resources.providers.base import Health, ProviderTask
 from resources.providers.opencv_transforms import TRANSFORMS, FrameTransform
 from resources.providers.params import resolve
@@ -98,8 +105,7 @@ class OpenCVAdapter(LocalAdapter):
         except (TypeError, ValueError) as exc:
             raise TaskFailure("InvalidParams", f"{self.workflow.transform}({kwargs}): {exc}") from None
 
-    def _render(self, task: ProviderTask, out_path: str, meter: CpuMeter,
-                timings: dict[str, int]) -> None:
+    def _render(self, task: ProviderTask, out_path: str, meter: CpuMeter, timings: dict[str, int]) -> None:
         facts = probe_video(task.input_path)
         transform = self._transform_for(task, workflow_names(task, facts))
         decode_s = transform_s = encode_s = 0.0
@@ -117,8 +123,9 @@ class OpenCVAdapter(LocalAdapter):
                     t2 = time.perf_counter()
                     _check_frame(self.workflow.transform, image, out)
                     if encoder is None:
-                        encoder = RawVideoEncoder(out_path, image.shape[1], image.shape[0], facts.fps,
-                                                  self.spec.timeout_seconds, meter)
+                        encoder = RawVideoEncoder(
+                            out_path, image.shape[1], image.shape[0], facts.fps, self.spec.timeout_seconds, meter
+                        )
                     encoder.write(out)
                     t3 = time.perf_counter()
                     decode_s += t1 - t
@@ -134,5 +141,4 @@ class OpenCVAdapter(LocalAdapter):
                 if encoder is not None:
                     encoder.abort()
                 raise
-        timings.update(decode=int(decode_s * 1000), transform=int(transform_s * 1000),
-                       encode=int(encode_s * 1000))
+        timings.update(decode=int(decode_s * 1000), transform=int(transform_s * 1000), encode=int(encode_s * 1000))

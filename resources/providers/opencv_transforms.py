@@ -55,7 +55,7 @@ def channel_curves(r_gamma: float = 1.0, g_gamma: float = 1.0, b_gamma: float = 
             raise ValueError(f"{name} must be > 0, got {g}")
     x = np.arange(256, dtype=np.float64) / 255.0
     # OpenCV frames are BGR: LUT channel 0 is blue.
-    lut = np.stack([255.0 * x ** b_gamma, 255.0 * x ** g_gamma, 255.0 * x ** r_gamma], axis=-1)
+    lut = np.stack([255.0 * x**b_gamma, 255.0 * x**g_gamma, 255.0 * x**r_gamma], axis=-1)
     lut = np.clip(np.rint(lut), 0, 255).astype(np.uint8).reshape(1, 256, 3)
 
     def apply(frame: np.ndarray) -> np.ndarray:
@@ -98,10 +98,18 @@ def toon_quantizer(levels: int, chroma_step: float, saturation: float = 1.0) -> 
 
 
 @register("cartoon")
-def cartoon(levels: int = 6, chroma_step: float = 12, saturation: float = 1.0,
-            smooth_passes: int = 4, diameter: int = 9,
-            sigma_color: float = 30, sigma_space: float = 7, median_ksize: int = 5,
-            edge_block: int = 9, edge_c: float = 6) -> FrameTransform:
+def cartoon(
+    levels: int = 6,
+    chroma_step: float = 12,
+    saturation: float = 1.0,
+    smooth_passes: int = 4,
+    diameter: int = 9,
+    sigma_color: float = 30,
+    sigma_space: float = 7,
+    median_ksize: int = 5,
+    edge_block: int = 9,
+    edge_c: float = 6,
+) -> FrameTransform:
     """Classic OpenCV cartoon: edge-preserving smoothing, flat colours, ink outlines.
 
     1. ``smooth_passes`` bilateral filters (``diameter``, ``sigma_color``, ``sigma_space``) at
@@ -130,16 +138,16 @@ def cartoon(levels: int = 6, chroma_step: float = 12, saturation: float = 1.0,
             small = cv2.bilateralFilter(small, diameter, sigma_color, sigma_space)
         flat = quantize(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR))
         gray = cv2.medianBlur(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), median_ksize)
-        ink = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY,
-                                    edge_block, edge_c)
+        ink = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, edge_block, edge_c)
         return cv2.bitwise_and(flat, flat, mask=ink)
 
     return apply
 
 
 @register("stylize")
-def stylize(levels: int = 6, chroma_step: float = 12, saturation: float = 1.0,
-            sigma_s: float = 60, sigma_r: float = 0.45) -> FrameTransform:
+def stylize(
+    levels: int = 6, chroma_step: float = 12, saturation: float = 1.0, sigma_s: float = 60, sigma_r: float = 0.45
+) -> FrameTransform:
     """``cv2.stylization`` (Gastal & Oliveira domain-transform edge-preserving filter with edge
     emphasis; OpenCV photo module) then ``toon_quantizer(levels, chroma_step, saturation)``.
 

@@ -23,13 +23,22 @@ class ParamError(ValueError):
 
 
 _BINARY = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 _FUNCS = {
-    "min": min, "max": max, "abs": abs, "round": round, "floor": math.floor, "ceil": math.ceil,
+    "min": min,
+    "max": max,
+    "abs": abs,
+    "round": round,
+    "floor": math.floor,
+    "ceil": math.ceil,
     "clamp": lambda x, lo, hi: max(lo, min(hi, x)),
 }
 
@@ -66,8 +75,7 @@ def evaluate(expr: str | Number, names: Mapping[str, Any]) -> Number:
 
 
 def _eval(node: ast.AST, names: Mapping[str, Any], src: str) -> Number:
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
-            and not isinstance(node.value, bool):
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
         return node.value
     if isinstance(node, ast.Name):
         if node.id not in names:
@@ -81,8 +89,7 @@ def _eval(node: ast.AST, names: Mapping[str, Any], src: str) -> Number:
         return _BINARY[type(node.op)](_eval(node.left, names, src), _eval(node.right, names, src))
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_eval(node.operand, names, src))
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-            and node.func.id in _FUNCS and not node.keywords:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS and not node.keywords:
         return _FUNCS[node.func.id](*(_eval(a, names, src) for a in node.args))
     raise ParamError(f"{src!r}: {type(node).__name__} is not allowed in a workflow parameter")
 
@@ -104,14 +111,12 @@ def check_syntax(expr: str | Number) -> None:
     except SyntaxError as exc:
         raise ParamError(f"cannot parse {expr!r}: {exc.msg}") from None
     for node in ast.walk(tree.body):
-        allowed = (ast.Constant, ast.Name, ast.BinOp, ast.UnaryOp, ast.Call, ast.Load,
-                   *_BINARY, *_UNARY)
+        allowed = (ast.Constant, ast.Name, ast.BinOp, ast.UnaryOp, ast.Call, ast.Load, *_BINARY, *_UNARY)
         if not isinstance(node, allowed):
             raise ParamError(f"{expr!r}: {type(node).__name__} is not allowed")
         if isinstance(node, ast.Constant) and not _is_number(node.value):
             raise ParamError(f"{expr!r}: only numeric constants are allowed")
-        if isinstance(node, ast.Call) and not (
-                isinstance(node.func, ast.Name) and node.func.id in _FUNCS):
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in _FUNCS):
             allowed_calls = ", ".join(sorted(_FUNCS))
             raise ParamError(f"{expr!r}: this call is not allowed (allowed: {allowed_calls})")
 

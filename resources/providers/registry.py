@@ -123,10 +123,8 @@ class FFmpegWorkflow(_Workflow):
         try:
             list(string.Formatter().parse(v))
         except ValueError as exc:
-            raise ValueError(f"graph is not a valid template ({exc}); "
-                             "write literal braces as {{ }}") from None
+            raise ValueError(f"graph is not a valid template ({exc}); write literal braces as {{{{ }}}}") from None
         return v
-
 
 
 class OpenCVWorkflow(_Workflow):
@@ -150,7 +148,6 @@ class OpenCVWorkflow(_Workflow):
         if v not in TRANSFORMS:
             raise ValueError(f"unknown frame transform {v!r} (known: {', '.join(sorted(TRANSFORMS))})")
         return v
-
 
 
 def _check_exprs(exprs: dict[str, ParamValue]) -> None:
@@ -219,8 +216,7 @@ class ProviderSpec(BaseModel):
 
     @field_validator("workflow")
     @classmethod
-    def _workflow_matches_adapter(cls, v: dict[str, Any] | str,
-                                  info: ValidationInfo) -> dict[str, Any] | str:
+    def _workflow_matches_adapter(cls, v: dict[str, Any] | str, info: ValidationInfo) -> dict[str, Any] | str:
         # A field validator (not a model validator) so its errors are reported together with
         # those of the other fields; it sees adapter and effect_types when they were valid.
         adapter = info.data.get("adapter")
@@ -280,8 +276,9 @@ class Registry(BaseModel):
         return v
 
     @classmethod
-    def from_mapping(cls, data: Any, *, version: str, source: str | None = None,
-                     context: dict[str, Any] | None = None) -> Registry:
+    def from_mapping(
+        cls, data: Any, *, version: str, source: str | None = None, context: dict[str, Any] | None = None
+    ) -> Registry:
         """Validate a parsed registry document.
 
         Args:
@@ -313,8 +310,10 @@ class Registry(BaseModel):
         for p in self.providers:
             if p.provider_id == provider_id:
                 return p
-        raise KeyError(f"unknown provider {provider_id!r} in registry {self.version} "
-                       f"(known: {', '.join(p.provider_id for p in self.providers)})")
+        raise KeyError(
+            f"unknown provider {provider_id!r} in registry {self.version} "
+            f"(known: {', '.join(p.provider_id for p in self.providers)})"
+        )
 
     def for_effect(self, effect_type: str, include_shadow: bool = False) -> list[ProviderSpec]:
         """Providers that may run ``effect_type``, in file order: the active ones, plus shadow
@@ -344,8 +343,12 @@ def content_version(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()[:12]
 
 
-def load_registry(path: str | os.PathLike[str] = DEFAULT_REGISTRY_PATH, *,
-                  effects_path: Any = _SIBLING, rate_card_path: Any = _SIBLING) -> Registry:
+def load_registry(
+    path: str | os.PathLike[str] = DEFAULT_REGISTRY_PATH,
+    *,
+    effects_path: Any = _SIBLING,
+    rate_card_path: Any = _SIBLING,
+) -> Registry:
     """Read and validate a registry file.
 
     Args:
@@ -375,10 +378,8 @@ def load_registry(path: str | os.PathLike[str] = DEFAULT_REGISTRY_PATH, *,
         context["effect_types"] = set((yaml.safe_load(effects.read_bytes()) or {}).get("effects", {}))
     rate_card = _sibling(p, "rate_card.yaml", rate_card_path)
     if rate_card is not None:
-        context["instance_types"] = set(
-            (yaml.safe_load(rate_card.read_bytes()) or {}).get("instance_types", {}))
-    return Registry.from_mapping(data, version=content_version(raw), source=str(p),
-                                 context=context or None)
+        context["instance_types"] = set((yaml.safe_load(rate_card.read_bytes()) or {}).get("instance_types", {}))
+    return Registry.from_mapping(data, version=content_version(raw), source=str(p), context=context or None)
 
 
 def _sibling(registry_path: Path, name: str, given: Any) -> Path | None:
@@ -415,7 +416,8 @@ def _build_comfyui(spec: ProviderSpec) -> ProviderAdapter:
     if not spec.base_url:
         raise ProviderUnavailable(
             f"provider {spec.provider_id!r}: the comfyui adapter needs a base_url "
-            "(set it in providers.yaml; it is null)")
+            "(set it in providers.yaml; it is null)"
+        )
     try:
         module = importlib.import_module("resources.providers.comfyui")
     except ImportError as exc:
@@ -425,11 +427,13 @@ def _build_comfyui(spec: ProviderSpec) -> ProviderAdapter:
     adapter_cls = getattr(module, "ComfyUIAdapter", None)
     if adapter_cls is None or not hasattr(adapter_cls, "from_spec"):
         raise ProviderUnavailable(
-            f"provider {spec.provider_id!r}: resources.providers.comfyui has no "
-            "ComfyUIAdapter.from_spec")
+            f"provider {spec.provider_id!r}: resources.providers.comfyui has no ComfyUIAdapter.from_spec"
+        )
     entry = {
-        "provider_id": spec.provider_id, "base_url": spec.base_url,
-        "effect_types": list(spec.effect_types), "workflow": spec.workflow,
+        "provider_id": spec.provider_id,
+        "base_url": spec.base_url,
+        "effect_types": list(spec.effect_types),
+        "workflow": spec.workflow,
         "instance_type": spec.instance_type,
         "partner_cost_usd_per_call": spec.cost.partner_cost_usd_per_call,
         "timeout_s": spec.timeout_seconds,
@@ -437,5 +441,4 @@ def _build_comfyui(spec: ProviderSpec) -> ProviderAdapter:
     try:
         return adapter_cls.from_spec(entry, project_root=PROJECT_ROOT)
     except (OSError, ValueError) as exc:  # workflow file missing or not a valid template
-        raise ProviderUnavailable(
-            f"provider {spec.provider_id!r}: {type(exc).__name__}: {exc}") from exc
+        raise ProviderUnavailable(f"provider {spec.provider_id!r}: {type(exc).__name__}: {exc}") from exc

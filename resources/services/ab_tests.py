@@ -16,8 +16,9 @@ class ABTestInvalid(ValueError):
     does not do the effect, or fewer than two providers."""
 
 
-def request_ab_test(lake: Lake, registry: ProviderRegistry, video_id: str,
-                    effect_type: str, providers: list[str], admin: str) -> dict:
+def request_ab_test(
+    lake: Lake, registry: ProviderRegistry, video_id: str, effect_type: str, providers: list[str], admin: str
+) -> dict:
     """Record an A/B test request; the same video, effect and providers name one experiment.
 
     Raises:
@@ -37,9 +38,14 @@ def request_ab_test(lake: Lake, registry: ProviderRegistry, video_id: str,
             raise ABTestInvalid(str(exc).strip("'\"")) from None
         if effect_type not in spec.effect_types or spec.mode == "disabled":
             raise ABTestInvalid(f"provider {pid} does not run {effect_type} (or is disabled)")
-    row = {"experiment_id": stable_id("ab", video_id, effect_type, providers, length=16),
-           "video_id": video_id, "effect_type": effect_type, "providers": providers,
-           "admin": admin, "requested_at": utcnow()}
+    row = {
+        "experiment_id": stable_id("ab", video_id, effect_type, providers, length=16),
+        "video_id": video_id,
+        "effect_type": effect_type,
+        "providers": providers,
+        "admin": admin,
+        "requested_at": utcnow(),
+    }
     lake.append(AB_REQUESTS, pl.DataFrame([row], schema=AB_REQUESTS.schema))
     return row
 
@@ -50,5 +56,4 @@ def ab_test(lake: Lake, experiment_id: str) -> dict | None:
     if req.is_empty():
         return None
     results = lake.read(AB_RESULTS, pl.col("experiment_id") == experiment_id).sort("provider_id")
-    return {**req.row(0, named=True), "status": "done" if results.height else "pending",
-            "results": results.to_dicts()}
+    return {**req.row(0, named=True), "status": "done" if results.height else "pending", "results": results.to_dicts()}

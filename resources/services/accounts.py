@@ -28,8 +28,10 @@ def top_up(lake: Lake, user_id: str, tokens: int, topup_id: str, reason: str = "
     Raises:
         ValueError: ``tokens`` is not positive.
     """
-    lake.append(LEDGER_ENTRIES, pl.DataFrame([ledger.credit(user_id, tokens, topup_id, utcnow(), reason)],
-                                             schema=LEDGER_ENTRIES.schema))
+    lake.append(
+        LEDGER_ENTRIES,
+        pl.DataFrame([ledger.credit(user_id, tokens, topup_id, utcnow(), reason)], schema=LEDGER_ENTRIES.schema),
+    )
     return balance(lake, user_id)
 
 

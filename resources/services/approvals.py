@@ -16,8 +16,7 @@ __all__ = ["DecisionConflict", "DecisionNotFound", "decide", "pending_requests"]
 def pending_requests(lake: Lake) -> pl.DataFrame:
     """Approval requests without a decision, oldest first."""
     decided = lake.read(APPROVAL_DECISIONS).select("approval_id")
-    return (lake.read(APPROVAL_REQUESTS).join(decided, on="approval_id", how="anti")
-            .sort("requested_at"))
+    return lake.read(APPROVAL_REQUESTS).join(decided, on="approval_id", how="anti").sort("requested_at")
 
 
 def decide(lake: Lake, approval_id: str, decision: str, admin: str, reason: str = "") -> dict:
@@ -35,7 +34,15 @@ def decide(lake: Lake, approval_id: str, decision: str, admin: str, reason: str 
     request = lake.read(APPROVAL_REQUESTS, pl.col("approval_id") == approval_id)
     if request.is_empty():
         raise DecisionNotFound(approval_id)
-    return record_decision(lake, APPROVAL_DECISIONS, {
-        "approval_id": approval_id, "video_id": request["video_id"][0], "decision": decision,
-        "admin": admin, "reason": reason, "decided_at": utcnow(),
-    })
+    return record_decision(
+        lake,
+        APPROVAL_DECISIONS,
+        {
+            "approval_id": approval_id,
+            "video_id": request["video_id"][0],
+            "decision": decision,
+            "admin": admin,
+            "reason": reason,
+            "decided_at": utcnow(),
+        },
+    )

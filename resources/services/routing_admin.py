@@ -15,8 +15,7 @@ class NoManifest(LookupError):
     """Nothing is published yet: there is no manifest to override."""
 
 
-def emergency_override(lake: Lake, store: ManifestStore, effect_type: str, provider_id: str,
-                       reason: str) -> dict:
+def emergency_override(lake: Lake, store: ManifestStore, effect_type: str, provider_id: str, reason: str) -> dict:
     """Publish an override of the current manifest; return it.
 
     Raises:

@@ -31,16 +31,34 @@ from resources.services.sniff import SNIFF_BYTES, sniff
 log = structlog.get_logger("effectlake.intake")
 
 ACCEPTED_CONTENT_TYPES = {
-    "video/mp4", "video/quicktime", "video/x-msvideo", "video/avi", "video/msvideo",
-    "video/webm", "video/x-matroska", "video/mpeg", "video/mp2t", "video/x-flv", "video/ogg",
-    "video/x-ms-wmv", "video/3gpp",
+    "video/mp4",
+    "video/quicktime",
+    "video/x-msvideo",
+    "video/avi",
+    "video/msvideo",
+    "video/webm",
+    "video/x-matroska",
+    "video/mpeg",
+    "video/mp2t",
+    "video/x-flv",
+    "video/ogg",
+    "video/x-ms-wmv",
+    "video/3gpp",
     # Many clients (curl -F without type, mobile uploaders) send this for any file; the
     # container sniff decides.
     "application/octet-stream",
 }
 # Extension of the stored raw file per sniffed container.
-EXTENSION = {"mp4": ".mp4", "avi": ".avi", "matroska": ".mkv", "mpegts": ".ts",
-             "mpegps": ".mpg", "flv": ".flv", "ogg": ".ogv", "asf": ".wmv"}
+EXTENSION = {
+    "mp4": ".mp4",
+    "avi": ".avi",
+    "matroska": ".mkv",
+    "mpegts": ".ts",
+    "mpegps": ".mpg",
+    "flv": ".flv",
+    "ogg": ".ogv",
+    "asf": ".wmv",
+}
 CHUNK = 1 << 20  # bytes read at a time: memory stays flat whatever the upload size
 
 
@@ -80,8 +98,9 @@ class AcceptedUpload:
     bytes: int
 
 
-def receive_upload(lake: Lake, media: MediaStore, upload: IncomingUpload, *, max_upload_bytes: int,
-                   welcome_credit_tokens: int) -> AcceptedUpload:
+def receive_upload(
+    lake: Lake, media: MediaStore, upload: IncomingUpload, *, max_upload_bytes: int, welcome_credit_tokens: int
+) -> AcceptedUpload:
     """Accept ``upload`` or record why not.
 
     Args:
@@ -95,15 +114,17 @@ def receive_upload(lake: Lake, media: MediaStore, upload: IncomingUpload, *, max
             ``not_a_video``; the rejection is recorded in ``upload_rejections`` first.
     """
     try:
-        return accept_upload(lake, media, upload, max_upload_bytes=max_upload_bytes,
-                             welcome_credit_tokens=welcome_credit_tokens)
+        return accept_upload(
+            lake, media, upload, max_upload_bytes=max_upload_bytes, welcome_credit_tokens=welcome_credit_tokens
+        )
     except UploadRejected as exc:
         record_rejection(lake, upload, exc)
         raise
 
 
-def accept_upload(lake: Lake, media: MediaStore, upload: IncomingUpload, *, max_upload_bytes: int,
-                  welcome_credit_tokens: int) -> AcceptedUpload:
+def accept_upload(
+    lake: Lake, media: MediaStore, upload: IncomingUpload, *, max_upload_bytes: int, welcome_credit_tokens: int
+) -> AcceptedUpload:
     """The checks and the storing of ``receive_upload``, without recording a rejection.
 
     Raises:
@@ -113,13 +134,17 @@ def accept_upload(lake: Lake, media: MediaStore, upload: IncomingUpload, *, max_
     # Refuse a paused account before reading a byte (spending pauses at 100% of the balance).
     available = ensure_welcome_credit(lake, user_id, welcome_credit_tokens)["available"]
     if available <= 0:
-        raise UploadRejected(402, "UserQuotaExceeded",
-                             f"User {user_id} has no tokens left ({available} available); "
-                             "new jobs are paused until the account is topped up.")
+        raise UploadRejected(
+            402,
+            "UserQuotaExceeded",
+            f"User {user_id} has no tokens left ({available} available); "
+            "new jobs are paused until the account is topped up.",
+        )
     content_type = (upload.content_type or "application/octet-stream").split(";")[0].strip().lower()
     if content_type not in ACCEPTED_CONTENT_TYPES:
-        raise UploadRejected(415, "unsupported_media_type",
-                             f"Content type {content_type} is not a video type we accept.")
+        raise UploadRejected(
+            415, "unsupported_media_type", f"Content type {content_type} is not a video type we accept."
+        )
     digest, size = hashlib.sha256(), 0
     with tempfile.NamedTemporaryFile(suffix=".upload") as tmp:
         head = b""
@@ -127,7 +152,8 @@ def accept_upload(lake: Lake, media: MediaStore, upload: IncomingUpload, *, max_
             size += len(chunk)
             if size > max_upload_bytes:
                 raise UploadRejected(
-                    413, "too_large", f"The file is over the {max_upload_bytes / 1e6:.0f} MB upload limit.")
+                    413, "too_large", f"The file is over the {max_upload_bytes / 1e6:.0f} MB upload limit."
+                )
             if len(head) < SNIFF_BYTES:
                 head += chunk[: SNIFF_BYTES - len(head)]
             digest.update(chunk)
@@ -144,11 +170,24 @@ def accept_upload(lake: Lake, media: MediaStore, upload: IncomingUpload, *, max_
         existing = lake.read(UPLOADS, pl.col("video_id") == video_id)
         if existing.is_empty():
             media.put_file(key, tmp.name)
-            lake.append(UPLOADS, pl.DataFrame([{
-                "video_id": video_id, "sha256": sha, "user_id": user_id,
-                "filename": Path(upload.filename or "upload").name, "content_type": content_type,
-                "bytes": size, "media_key": key, "source": "api", "uploaded_at": utcnow(),
-            }]))
+            lake.append(
+                UPLOADS,
+                pl.DataFrame(
+                    [
+                        {
+                            "video_id": video_id,
+                            "sha256": sha,
+                            "user_id": user_id,
+                            "filename": Path(upload.filename or "upload").name,
+                            "content_type": content_type,
+                            "bytes": size,
+                            "media_key": key,
+                            "source": "api",
+                            "uploaded_at": utcnow(),
+                        }
+                    ]
+                ),
+            )
     log.info("upload_accepted", video_id=video_id, bytes=size, duplicate=not existing.is_empty())
     return AcceptedUpload(video_id=video_id, duplicate=not existing.is_empty(), bytes=size)
 
@@ -156,12 +195,29 @@ def accept_upload(lake: Lake, media: MediaStore, upload: IncomingUpload, *, max_
 def record_rejection(lake: Lake, upload: IncomingUpload, exc: UploadRejected) -> None:
     """Append the ``upload_rejections`` row of a refused upload (and log it)."""
     now = utcnow()
-    lake.append(UPLOAD_REJECTIONS, pl.DataFrame([{
-        "rejection_id": stable_id("upload_rejection", upload.user_id, upload.filename, now.isoformat()),
-        "user_id": upload.user_id, "filename": upload.filename, "content_type": upload.content_type,
-        "bytes": None, "http_status": exc.status, "code": exc.code, "reason": exc.reason,
-        "rejected_at": now,
-    }]))
-    log.warning("upload_rejected", code=exc.code, reason=exc.reason, filename=upload.filename,
-                economic_impact="none: rejected before any compute",
-                operator_action="none unless rejections spike")
+    lake.append(
+        UPLOAD_REJECTIONS,
+        pl.DataFrame(
+            [
+                {
+                    "rejection_id": stable_id("upload_rejection", upload.user_id, upload.filename, now.isoformat()),
+                    "user_id": upload.user_id,
+                    "filename": upload.filename,
+                    "content_type": upload.content_type,
+                    "bytes": None,
+                    "http_status": exc.status,
+                    "code": exc.code,
+                    "reason": exc.reason,
+                    "rejected_at": now,
+                }
+            ]
+        ),
+    )
+    log.warning(
+        "upload_rejected",
+        code=exc.code,
+        reason=exc.reason,
+        filename=upload.filename,
+        economic_impact="none: rejected before any compute",
+        operator_action="none unless rejections spike",
+    )

@@ -168,8 +168,7 @@ def open_video(path: str) -> tuple[av.container.InputContainer, av.video.stream.
     return container, container.streams.video[0]
 
 
-def read_header(container: av.container.InputContainer,
-                stream: av.video.stream.VideoStream) -> VideoHeader:
+def read_header(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> VideoHeader:
     """The :class:`VideoHeader` of an open container and one of its video streams."""
     ctx = stream.codec_context
     rate = stream.average_rate or stream.guessed_rate
@@ -205,8 +204,9 @@ def probe_header(path: str) -> VideoHeader:
         return read_header(container, stream)
 
 
-def decode_timeline(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                    fallback_fps: float | None) -> Timeline:
+def decode_timeline(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, fallback_fps: float | None
+) -> Timeline:
     """Decode every frame of ``stream``, keeping only counts, first/last timestamps and size.
 
     Decoding stops at the first FFmpeg error, which is returned in ``Timeline.error`` (a cut

@@ -55,10 +55,11 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, FastAPI, Request
@@ -95,14 +96,19 @@ _SIGMA = {"default": 1.0, "min": 0.1, "max": 10.0, "step": 0.1}
 NODE_SPECS: dict[str, NodeSpec] = {
     "LoadVideo": NodeSpec(
         required={"file": ("COMBO", {"options": None, "video_upload": True})},
-        outputs=("VIDEO",), output_names=("VIDEO",), category="image/video",
-        python_module="comfy_extras.nodes_video", display_name="Load Video",
+        outputs=("VIDEO",),
+        output_names=("VIDEO",),
+        category="image/video",
+        python_module="comfy_extras.nodes_video",
+        display_name="Load Video",
         custom_validated=frozenset({"file"}),
     ),
     "GetVideoComponents": NodeSpec(
         required={"video": ("VIDEO", {"tooltip": "The video to extract components from."})},
-        outputs=("IMAGE", "AUDIO", "FLOAT"), output_names=("images", "audio", "fps"),
-        category="image/video", python_module="comfy_extras.nodes_video",
+        outputs=("IMAGE", "AUDIO", "FLOAT"),
+        output_names=("images", "audio", "fps"),
+        category="image/video",
+        python_module="comfy_extras.nodes_video",
         display_name="Get Video Components",
     ),
     "ImageQuantize": NodeSpec(
@@ -111,8 +117,11 @@ NODE_SPECS: dict[str, NodeSpec] = {
             "colors": ("INT", {"default": 256, "min": 1, "max": 256, "step": 1}),
             "dither": ("COMBO", {"options": DITHER_OPTIONS}),
         },
-        outputs=("IMAGE",), output_names=("IMAGE",), category="image/postprocessing",
-        python_module="comfy_extras.nodes_post_processing", display_name="Image Quantize",
+        outputs=("IMAGE",),
+        output_names=("IMAGE",),
+        category="image/postprocessing",
+        python_module="comfy_extras.nodes_post_processing",
+        display_name="Image Quantize",
     ),
     "ImageSharpen": NodeSpec(
         required={
@@ -121,19 +130,27 @@ NODE_SPECS: dict[str, NodeSpec] = {
             "sigma": ("FLOAT", {"default": 1.0, "min": 0.1, "max": 10.0, "step": 0.01}),
             "alpha": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 5.0, "step": 0.01}),
         },
-        outputs=("IMAGE",), output_names=("IMAGE",), category="image/postprocessing",
-        python_module="comfy_extras.nodes_post_processing", display_name="Image Sharpen",
+        outputs=("IMAGE",),
+        output_names=("IMAGE",),
+        category="image/postprocessing",
+        python_module="comfy_extras.nodes_post_processing",
+        display_name="Image Sharpen",
     ),
     "ImageBlur": NodeSpec(
-        required={"image": ("IMAGE", {}), "blur_radius": ("INT", dict(_RADIUS)),
-                  "sigma": ("FLOAT", dict(_SIGMA))},
-        outputs=("IMAGE",), output_names=("IMAGE",), category="image/postprocessing",
-        python_module="comfy_extras.nodes_post_processing", display_name="Image Blur",
+        required={"image": ("IMAGE", {}), "blur_radius": ("INT", dict(_RADIUS)), "sigma": ("FLOAT", dict(_SIGMA))},
+        outputs=("IMAGE",),
+        output_names=("IMAGE",),
+        category="image/postprocessing",
+        python_module="comfy_extras.nodes_post_processing",
+        display_name="Image Blur",
     ),
     "ImageInvert": NodeSpec(
         required={"image": ("IMAGE", {})},
-        outputs=("IMAGE",), output_names=("IMAGE",), category="image",
-        python_module="nodes", display_name="Invert Image",
+        outputs=("IMAGE",),
+        output_names=("IMAGE",),
+        category="image",
+        python_module="nodes",
+        display_name="Invert Image",
     ),
     "CreateVideo": NodeSpec(
         required={
@@ -141,8 +158,11 @@ NODE_SPECS: dict[str, NodeSpec] = {
             "fps": ("FLOAT", {"default": 30.0, "min": 1.0, "max": 120.0, "step": 1.0}),
         },
         optional={"audio": ("AUDIO", {"tooltip": "The audio to add to the video."})},
-        outputs=("VIDEO",), output_names=("VIDEO",), category="image/video",
-        python_module="comfy_extras.nodes_video", display_name="Create Video",
+        outputs=("VIDEO",),
+        output_names=("VIDEO",),
+        category="image/video",
+        python_module="comfy_extras.nodes_video",
+        display_name="Create Video",
     ),
     "SaveVideo": NodeSpec(
         required={
@@ -151,8 +171,12 @@ NODE_SPECS: dict[str, NodeSpec] = {
             "format": ("COMBO", {"options": ["auto", "mp4"], "default": "auto"}),
             "codec": ("COMBO", {"options": ["auto", "h264"], "default": "auto"}),
         },
-        outputs=(), output_names=(), category="image/video",
-        python_module="comfy_extras.nodes_video", display_name="Save Video", output_node=True,
+        outputs=(),
+        output_names=(),
+        category="image/video",
+        python_module="comfy_extras.nodes_video",
+        display_name="Save Video",
+        output_node=True,
     ),
 }
 
@@ -161,18 +185,29 @@ VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"}
 # GET /system_stats as recorded (GET_system_stats.json), argv adjusted to this double.
 SYSTEM_STATS: dict[str, Any] = {
     "system": {
-        "os": "posix", "ram_total": 25325260800, "ram_free": 24049381376,
-        "comfyui_version": "0.3.64", "required_frontend_version": "1.27.10",
-        "installed_templates_version": "0.1.95", "required_templates_version": "0.1.95",
+        "os": "posix",
+        "ram_total": 25325260800,
+        "ram_free": 24049381376,
+        "comfyui_version": "0.3.64",
+        "required_frontend_version": "1.27.10",
+        "installed_templates_version": "0.1.95",
+        "required_templates_version": "0.1.95",
         "python_version": "3.11.7 (main, May  9 2026, 07:35:25) [GCC 12.2.0]",
-        "pytorch_version": "2.13.0+cpu", "embedded_python": False,
+        "pytorch_version": "2.13.0+cpu",
+        "embedded_python": False,
         "argv": ["main.py", "--cpu", "--listen", "127.0.0.1", "--disable-auto-launch"],
     },
-    "devices": [{
-        "name": "cpu", "type": "cpu", "index": None, "vram_total": 25325260800,
-        "vram_free": 24048906240, "torch_vram_total": 25325260800,
-        "torch_vram_free": 24048906240,
-    }],
+    "devices": [
+        {
+            "name": "cpu",
+            "type": "cpu",
+            "index": None,
+            "vram_total": 25325260800,
+            "vram_free": 24048906240,
+            "torch_vram_total": 25325260800,
+            "torch_vram_free": 24048906240,
+        }
+    ],
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -193,26 +228,35 @@ def _annotated_name(name: str) -> str:
     return re.sub(r"\s*\[(input|output|temp)\]$", "", name)
 
 
-def validate_prompt(
-    prompt: Any, input_dir: Path
-) -> tuple[bool, dict[str, Any] | None, list[str], dict[str, Any]]:
+def validate_prompt(prompt: Any, input_dir: Path) -> tuple[bool, dict[str, Any] | None, list[str], dict[str, Any]]:
     """``(ok, error, outputs_to_execute, node_errors)`` with ComfyUI's error shapes."""
     if not isinstance(prompt, dict):
         return False, _err("invalid_prompt", "Prompt is not a dict"), [], {}
     outputs: list[str] = []
     for node_id, node in prompt.items():
         if not isinstance(node, dict) or "class_type" not in node:
-            return False, _err(
-                "invalid_prompt", "Cannot execute because a node is missing the class_type "
-                "property.", f"Node ID '#{node_id}'",
-            ), [], {}
+            return (
+                False,
+                _err(
+                    "invalid_prompt",
+                    "Cannot execute because a node is missing the class_type property.",
+                    f"Node ID '#{node_id}'",
+                ),
+                [],
+                {},
+            )
         spec = NODE_SPECS.get(node["class_type"])
         if spec is None:
-            return False, _err(
-                "invalid_prompt",
-                f"Cannot execute because node {node['class_type']} does not exist.",
-                f"Node ID '#{node_id}'",
-            ), [], {}
+            return (
+                False,
+                _err(
+                    "invalid_prompt",
+                    f"Cannot execute because node {node['class_type']} does not exist.",
+                    f"Node ID '#{node_id}'",
+                ),
+                [],
+                {},
+            )
         if spec.output_node:
             outputs.append(str(node_id))
     if not outputs:
@@ -229,42 +273,62 @@ def validate_prompt(
         inputs = node.get("inputs") or {}
         errors: list[dict[str, Any]] = []
         valid = True
-        declared = {**{k: (v, True) for k, v in spec.required.items()},
-                    **{k: (v, False) for k, v in spec.optional.items()}}
+        declared = {
+            **{k: (v, True) for k, v in spec.required.items()},
+            **{k: (v, False) for k, v in spec.optional.items()},
+        }
         for name, ((typ, opts), required) in declared.items():
             config = [typ, {k: v for k, v in opts.items() if v is not None}]
             if name not in inputs:
                 if required:
-                    errors.append(_err("required_input_missing", "Required input is missing",
-                                       name, input_name=name))
+                    errors.append(_err("required_input_missing", "Required input is missing", name, input_name=name))
                     valid = False
                 continue
             value = inputs[name]
             if _is_link(value):
                 if len(value) != 2:
-                    errors.append(_err(
-                        "bad_linked_input",
-                        "Bad linked input, must be a length-2 list of [node_id, slot_index]",
-                        name, input_name=name, input_config=config, received_value=value))
+                    errors.append(
+                        _err(
+                            "bad_linked_input",
+                            "Bad linked input, must be a length-2 list of [node_id, slot_index]",
+                            name,
+                            input_name=name,
+                            input_config=config,
+                            received_value=value,
+                        )
+                    )
                     valid = False
                     continue
                 src_id, slot = str(value[0]), value[1]
                 if src_id not in prompt:
-                    errors.append(_err(
-                        "exception_during_inner_validation",
-                        "Exception when validating inner node", f"'{src_id}'",
-                        input_name=name, input_config=config,
-                        exception_message=f"'{src_id}'", exception_type="KeyError"))
+                    errors.append(
+                        _err(
+                            "exception_during_inner_validation",
+                            "Exception when validating inner node",
+                            f"'{src_id}'",
+                            input_name=name,
+                            input_config=config,
+                            exception_message=f"'{src_id}'",
+                            exception_type="KeyError",
+                        )
+                    )
                     valid = False
                     continue
                 src_outputs = NODE_SPECS[prompt[src_id]["class_type"]].outputs
                 received = src_outputs[slot] if isinstance(slot, int) and 0 <= slot < len(src_outputs) else None
                 if received != typ:
                     details = f"{name}, received_type({received}) mismatch input_type({typ})"
-                    errors.append(_err(
-                        "return_type_mismatch", "Return type mismatch between linked nodes",
-                        details, input_name=name, input_config=config, received_type=received,
-                        linked_node=value))
+                    errors.append(
+                        _err(
+                            "return_type_mismatch",
+                            "Return type mismatch between linked nodes",
+                            details,
+                            input_name=name,
+                            input_config=config,
+                            received_type=received,
+                            linked_node=value,
+                        )
+                    )
                     valid = False
                     continue
                 if not check(src_id):
@@ -287,50 +351,91 @@ def validate_prompt(
             output_errors += [f"{e['message']}: {e['details']}" for e in validated[out][1]]
             for node_id, (_, reasons) in validated.items():
                 if reasons:
-                    entry = node_errors.setdefault(node_id, {
-                        "errors": reasons, "dependent_outputs": [],
-                        "class_type": prompt[node_id]["class_type"]})
+                    entry = node_errors.setdefault(
+                        node_id,
+                        {"errors": reasons, "dependent_outputs": [], "class_type": prompt[node_id]["class_type"]},
+                    )
                     if out not in entry["dependent_outputs"]:
                         entry["dependent_outputs"].append(out)
     if not good:
-        return False, _err("prompt_outputs_failed_validation", "Prompt outputs failed validation",
-                           "\n".join(output_errors)), [], node_errors
+        return (
+            False,
+            _err("prompt_outputs_failed_validation", "Prompt outputs failed validation", "\n".join(output_errors)),
+            [],
+            node_errors,
+        )
     return True, None, good, node_errors
 
 
 def _check_literal(
-    name: str, value: Any, typ: str, opts: dict[str, Any], config: list[Any], spec: NodeSpec,
+    name: str,
+    value: Any,
+    typ: str,
+    opts: dict[str, Any],
+    config: list[Any],
+    spec: NodeSpec,
     input_dir: Path,
 ) -> dict[str, Any] | None:
     if typ in ("INT", "FLOAT", "STRING"):
         try:
             converted: Any = {"INT": int, "FLOAT": float, "STRING": str}[typ](value)
         except (TypeError, ValueError) as exc:
-            return _err("invalid_input_type", f"Failed to convert an input value to a {typ} value",
-                        f"{name}, {value}, {exc}", input_name=name, input_config=config,
-                        received_value=value, exception_message=str(exc))
+            return _err(
+                "invalid_input_type",
+                f"Failed to convert an input value to a {typ} value",
+                f"{name}, {value}, {exc}",
+                input_name=name,
+                input_config=config,
+                received_value=value,
+                exception_message=str(exc),
+            )
         if "min" in opts and converted < opts["min"]:
-            return _err("value_smaller_than_min",
-                        f"Value {converted} smaller than min of {opts['min']}", name,
-                        input_name=name, input_config=config, received_value=value)
+            return _err(
+                "value_smaller_than_min",
+                f"Value {converted} smaller than min of {opts['min']}",
+                name,
+                input_name=name,
+                input_config=config,
+                received_value=value,
+            )
         if "max" in opts and converted > opts["max"]:
-            return _err("value_bigger_than_max", f"Value {converted} bigger than max of {opts['max']}",
-                        name, input_name=name, input_config=config, received_value=value)
+            return _err(
+                "value_bigger_than_max",
+                f"Value {converted} bigger than max of {opts['max']}",
+                name,
+                input_name=name,
+                input_config=config,
+                received_value=value,
+            )
         return None
     if name in spec.custom_validated:  # LoadVideo.file: VALIDATE_INPUTS instead of the list
         path = input_dir / _annotated_name(str(value))
         if not path.is_file():
-            return _err("custom_validation_failed", "Custom validation failed for node",
-                        f"{name} - Invalid video file: {value}", input_name=name)
+            return _err(
+                "custom_validation_failed",
+                "Custom validation failed for node",
+                f"{name} - Invalid video file: {value}",
+                input_name=name,
+            )
         return None
     if typ == "COMBO" and value not in (opts.get("options") or []):
-        return _err("value_not_in_list", "Value not in list",
-                    f"{name}: '{value}' not in {opts.get('options')}", input_name=name,
-                    input_config=config, received_value=value)
+        return _err(
+            "value_not_in_list",
+            "Value not in list",
+            f"{name}: '{value}' not in {opts.get('options')}",
+            input_name=name,
+            input_config=config,
+            received_value=value,
+        )
     if typ not in ("COMBO",):  # a literal where a link is required (IMAGE, VIDEO, ...)
-        return _err("invalid_input_type", f"Failed to convert an input value to a {typ} value",
-                    f"{name}, {value}", input_name=name, input_config=config,
-                    received_value=value)
+        return _err(
+            "invalid_input_type",
+            f"Failed to convert an input value to a {typ} value",
+            f"{name}, {value}",
+            input_name=name,
+            input_config=config,
+            received_value=value,
+        )
     return None
 
 
@@ -402,8 +507,13 @@ def _probe_cached(path: str, mtime_ns: int, size: int) -> Probe:
             raise ValueError(f"No video stream found in {Path(path).name}")
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or 30
-        return Probe(float(rate), stream.codec_context.width, stream.codec_context.height,
-                     bool(container.streams.audio), stream.codec_context.name)
+        return Probe(
+            float(rate),
+            stream.codec_context.width,
+            stream.codec_context.height,
+            bool(container.streams.audio),
+            stream.codec_context.name,
+        )
 
 
 def probe(path: Path) -> Probe:
@@ -452,8 +562,10 @@ def sharpen_step(radius: int, sigma: float, alpha: float) -> str:
         kernel[c, c] = kernel[c, c] - kernel.sum() + 1.0
         return "[{i}]convolution=" + _conv_filter(kernel, "square") + "[{o}]"
     k = alpha * 10
-    return ("[{i}]split[{u}a][{u}b];[{u}b]" + blur_filter(radius, sigma) + "[{u}c];"
-            f"[{{u}}a][{{u}}c]blend=all_expr='clip(A+{k:.4f}*(A-B),0,255)'[{{o}}]")
+    return (
+        "[{i}]split[{u}a][{u}b];[{u}b]" + blur_filter(radius, sigma) + "[{u}c];"
+        f"[{{u}}a][{{u}}c]blend=all_expr='clip(A+{k:.4f}*(A-B),0,255)'[{{o}}]"
+    )
 
 
 def quantize_step(colors: int, dither: str) -> str:
@@ -462,9 +574,11 @@ def quantize_step(colors: int, dither: str) -> str:
     if mode is None:  # bayer-N: ffmpeg has one 8x8 Bayer matrix; the scale approximates N
         order = int(dither.split("-")[-1])
         mode = f"bayer:bayer_scale={ {2: 3, 4: 2, 8: 1, 16: 0}.get(order, 2) }"
-    return ("[{i}]split[{u}a][{u}b];"
-            f"[{{u}}a]palettegen=max_colors={max(2, colors)}:stats_mode=single:reserve_transparent=0[{{u}}p];"
-            f"[{{u}}b][{{u}}p]paletteuse=dither={mode}:new=1,format=gbrp[{{o}}]")
+    return (
+        "[{i}]split[{u}a][{u}b];"
+        f"[{{u}}a]palettegen=max_colors={max(2, colors)}:stats_mode=single:reserve_transparent=0[{{u}}p];"
+        f"[{{u}}b][{{u}}p]paletteuse=dither={mode}:new=1,format=gbrp[{{o}}]"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -490,16 +604,14 @@ def _get_video_components(ctx: ExecContext, video: Any) -> tuple[tuple[Any, ...]
     if isinstance(video, VideoComponents):
         return (video.images, video.audio, video.fps), None
     info = probe(video.path)  # decoding starts here, as in ComfyUI: corrupt files fail here
-    return (ImageStream(video.path), AudioRef(video.path) if info.has_audio else None,
-            info.fps), None
+    return (ImageStream(video.path), AudioRef(video.path) if info.has_audio else None, info.fps), None
 
 
 def _image_quantize(ctx: ExecContext, image: ImageStream, colors: int, dither: str):
     return (image.then(quantize_step(int(colors), dither)),), None
 
 
-def _image_sharpen(ctx: ExecContext, image: ImageStream, sharpen_radius: int, sigma: float,
-                   alpha: float):
+def _image_sharpen(ctx: ExecContext, image: ImageStream, sharpen_radius: int, sigma: float, alpha: float):
     return (image.then(sharpen_step(int(sharpen_radius), float(sigma), float(alpha))),), None
 
 
@@ -521,9 +633,10 @@ def _save_path(output_dir: Path, prefix: str) -> tuple[Path, str, str]:
     subfolder, stem = os.path.dirname(norm), os.path.basename(norm)
     folder = (output_dir / subfolder).resolve()
     if os.path.commonpath([output_dir.resolve(), folder]) != str(output_dir.resolve()):
-        raise Exception(  # noqa: TRY002 - ComfyUI raises a bare Exception here
+        raise Exception(
             "**** ERROR: Saving image outside the output folder is not allowed.\n"
-            f" full_output_folder: {folder}\n         output_dir: {output_dir}")
+            f" full_output_folder: {folder}\n         output_dir: {output_dir}"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     pattern = re.compile(rf"^{re.escape(stem)}_(\d+)_")
     counters = [int(m.group(1)) for f in os.listdir(folder) if (m := pattern.match(f))]
@@ -541,8 +654,7 @@ def _save_video(ctx: ExecContext, video: Any, filename_prefix: str, format: str,
             args = ["-i", str(video.path), "-map", "0:v:0", "-map", "0:a?", "-c", "copy", str(out)]
             ctx.ffmpeg_stats.append(run_ffmpeg(args))
             return (), _video_ui(file, subfolder)
-        video = VideoComponents(ImageStream(video.path), info.fps,
-                                AudioRef(video.path) if info.has_audio else None)
+        video = VideoComponents(ImageStream(video.path), info.fps, AudioRef(video.path) if info.has_audio else None)
     inputs = [video.images.src]
     audio_index = None
     if video.audio is not None:
@@ -561,16 +673,14 @@ def _save_video(ctx: ExecContext, video: Any, filename_prefix: str, format: str,
     args += ["-filter_complex", ";".join(parts), "-map", "[vout]"]
     if audio_index is not None:
         args += ["-map", f"{audio_index}:a:0", "-c:a", "aac", "-shortest"]
-    args += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-fps_mode", "cfr", "-r", repr(video.fps),
-             str(out)]
+    args += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-fps_mode", "cfr", "-r", repr(video.fps), str(out)]
     ctx.ffmpeg_stats.append(run_ffmpeg(args))
     return (), _video_ui(file, subfolder)
 
 
 def _video_ui(file: str, subfolder: str) -> dict[str, Any]:
     # SaveVideo lists its file under "images" with animated=[true] (vid1_history.json).
-    return {"images": [{"filename": file, "subfolder": subfolder, "type": "output"}],
-            "animated": [True]}
+    return {"images": [{"filename": file, "subfolder": subfolder, "type": "output"}], "animated": [True]}
 
 
 NODE_IMPLS: dict[str, Callable[..., tuple[tuple[Any, ...], dict[str, Any] | None]]] = {
@@ -641,8 +751,14 @@ class PromptRun:
     the new cache (this prompt's signatures only: ComfyUI's classic cache drops the rest).
     """
 
-    def __init__(self, item: list[Any], ctx: ExecContext, cache: dict[Any, Any],
-                 failure: InjectedFailure | None, interrupted: threading.Event):
+    def __init__(
+        self,
+        item: list[Any],
+        ctx: ExecContext,
+        cache: dict[Any, Any],
+        failure: InjectedFailure | None,
+        interrupted: threading.Event,
+    ):
         self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs_to_run = item
         self.ctx, self.cache, self.failure, self.interrupted = ctx, cache, failure, interrupted
         self.results: dict[str, tuple[tuple[Any, ...], dict[str, Any] | None]] = {}
@@ -705,9 +821,7 @@ class PromptRun:
             raise _Interrupted(node_id)
         try:
             failure = self.failure
-            if failure and (failure.node_id in (None, node_id)) and (
-                failure.class_type in (None, node["class_type"])
-            ):
+            if failure and (failure.node_id in (None, node_id)) and (failure.class_type in (None, node["class_type"])):
                 self.failure = None
                 raise InjectedNodeError(failure.exception_type, failure.exception_message)
             result = NODE_IMPLS[node["class_type"]](self.ctx, **kwargs)
@@ -722,8 +836,7 @@ class PromptRun:
         messages: list[list[Any]] = [["execution_start", {"prompt_id": pid, "timestamp": _now_ms()}]]
         needed = self._needed()
         cached = [nid for nid in needed if self.signature(nid) in self.cache]
-        messages.append(["execution_cached", {"nodes": cached, "prompt_id": pid,
-                                              "timestamp": _now_ms()}])
+        messages.append(["execution_cached", {"nodes": cached, "prompt_id": pid, "timestamp": _now_ms()}])
         status_str, completed = "success", True
         try:
             for out in self.outputs_to_run:
@@ -732,31 +845,45 @@ class PromptRun:
         except _Interrupted as exc:
             node_id = exc.args[0]
             status_str, completed = "error", False
-            messages.append(["execution_interrupted", {
-                "prompt_id": pid, "node_id": node_id,
-                "node_type": self.prompt[node_id]["class_type"],
-                "executed": list(self.executed), "timestamp": _now_ms()}])
+            messages.append(
+                [
+                    "execution_interrupted",
+                    {
+                        "prompt_id": pid,
+                        "node_id": node_id,
+                        "node_type": self.prompt[node_id]["class_type"],
+                        "executed": list(self.executed),
+                        "timestamp": _now_ms(),
+                    },
+                ]
+            )
         except _NodeFailed as exc:
             status_str, completed = "error", False
             err = exc.error
-            messages.append(["execution_error", {
-                "prompt_id": pid, "node_id": exc.node_id,
-                "node_type": self.prompt[exc.node_id]["class_type"],
-                "executed": list(self.executed),
-                "exception_message": f"{err}\n" if not str(err).endswith("\n") else str(err),
-                "exception_type": _full_type_name(err),
-                "traceback": traceback.format_tb(err.__traceback__),
-                "current_inputs": {k: [_format_value(v)] for k, v in exc.inputs.items()},
-                "current_outputs": list(self.prompt),
-                "timestamp": _now_ms()}])
+            messages.append(
+                [
+                    "execution_error",
+                    {
+                        "prompt_id": pid,
+                        "node_id": exc.node_id,
+                        "node_type": self.prompt[exc.node_id]["class_type"],
+                        "executed": list(self.executed),
+                        "exception_message": f"{err}\n" if not str(err).endswith("\n") else str(err),
+                        "exception_type": _full_type_name(err),
+                        "traceback": traceback.format_tb(err.__traceback__),
+                        "current_inputs": {k: [_format_value(v)] for k, v in exc.inputs.items()},
+                        "current_outputs": list(self.prompt),
+                        "timestamp": _now_ms(),
+                    },
+                ]
+            )
         outputs: dict[str, Any] = {}
         meta: dict[str, Any] = {}
         for nid in needed:
             ui = self.results.get(nid, ((), None))[1]
             if ui:
                 outputs[nid] = ui
-                meta[nid] = {"node_id": nid, "display_node": nid, "parent_node": None,
-                             "real_node_id": nid}
+                meta[nid] = {"node_id": nid, "display_node": nid, "parent_node": None, "real_node_id": nid}
         entry = {
             "prompt": [self.number, pid, self.prompt, self.extra_data, list(self.outputs_to_run)],
             "outputs": outputs,
@@ -809,9 +936,13 @@ class FakeComfyUI:
 
     # -- knobs ---------------------------------------------------------------------------------
 
-    def fail_next(self, node_id: str | None = None, class_type: str | None = None,
-                  exception_type: str = "RuntimeError",
-                  exception_message: str = "injected failure") -> None:
+    def fail_next(
+        self,
+        node_id: str | None = None,
+        class_type: str | None = None,
+        exception_type: str = "RuntimeError",
+        exception_message: str = "injected failure",
+    ) -> None:
         """The next prompt to execute fails at the first (non-cached) node matching
         ``node_id``/``class_type`` with an ``execution_error`` carrying ``exception_type``
         (any string, e.g. ``"torch.OutOfMemoryError"``) and ``exception_message``. The knob is
@@ -857,8 +988,9 @@ class FakeComfyUI:
         self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
-        web = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                               name="fake-comfyui-http", daemon=True)
+        web = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="fake-comfyui-http", daemon=True
+        )
         worker = threading.Thread(target=self._worker, name="fake-comfyui-exec", daemon=True)
         self._threads = [web, worker]
         web.start()
@@ -904,12 +1036,27 @@ class FakeComfyUI:
             try:
                 entry, new_cache = PromptRun(item, ctx, cache, failure, self._interrupt).run()
             except Exception as exc:  # a bug in the double: surface it as an error entry
-                entry = {"prompt": item, "outputs": {}, "meta": {}, "status": {
-                    "status_str": "error", "completed": False, "messages": [[
-                        "execution_error", {"prompt_id": item[1], "node_id": None,
-                                            "exception_type": _full_type_name(exc),
-                                            "exception_message": str(exc),
-                                            "timestamp": _now_ms()}]]}}
+                entry = {
+                    "prompt": item,
+                    "outputs": {},
+                    "meta": {},
+                    "status": {
+                        "status_str": "error",
+                        "completed": False,
+                        "messages": [
+                            [
+                                "execution_error",
+                                {
+                                    "prompt_id": item[1],
+                                    "node_id": None,
+                                    "exception_type": _full_type_name(exc),
+                                    "exception_message": str(exc),
+                                    "timestamp": _now_ms(),
+                                },
+                            ]
+                        ],
+                    },
+                }
                 new_cache = {}
             with self._cv:
                 self._cache = new_cache
@@ -957,9 +1104,10 @@ class FakeComfyUI:
             except (ValueError, AttributeError):
                 return PlainTextResponse(_TROUBLE, status_code=500)
             if "prompt" not in data:
-                return JSONResponse({"error": _err("no_prompt", "No prompt provided",
-                                                   "No prompt provided"),
-                                     "node_errors": {}}, status_code=400)
+                return JSONResponse(
+                    {"error": _err("no_prompt", "No prompt provided", "No prompt provided"), "node_errors": {}},
+                    status_code=400,
+                )
             prompt = data["prompt"]
             ok, error, outputs, node_errors = validate_prompt(prompt, self.dirs["input"])
             if not ok:
@@ -974,8 +1122,7 @@ class FakeComfyUI:
                 self._pending.append([number, prompt_id, prompt, extra, outputs])
                 self.accepted.append(data)
                 self._cv.notify_all()
-            return JSONResponse({"prompt_id": prompt_id, "number": number,
-                                 "node_errors": node_errors})
+            return JSONResponse({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})
 
         @router.get("/prompt")
         def get_prompt() -> dict[str, Any]:
@@ -987,8 +1134,7 @@ class FakeComfyUI:
         def get_queue() -> dict[str, Any]:
             with self._cv:
                 running = [self._running] if self._running is not None else []
-                return {"queue_running": running,
-                        "queue_pending": sorted(self._pending, key=lambda it: it[0])}
+                return {"queue_running": running, "queue_pending": sorted(self._pending, key=lambda it: it[0])}
 
         @router.post("/queue")
         async def post_queue(request: Request) -> Response:
@@ -1033,7 +1179,7 @@ class FakeComfyUI:
             return Response(status_code=200)
 
         @router.get("/view")
-        def view(filename: str = "", subfolder: str = "", type: str = "output") -> Response:  # noqa: A002
+        def view(filename: str = "", subfolder: str = "", type: str = "output") -> Response:
             if not filename or filename.startswith("/") or ".." in filename:
                 return Response(status_code=400)
             if type not in self.dirs:
@@ -1060,8 +1206,7 @@ class FakeComfyUI:
         def object_info(node_class: str) -> dict[str, Any]:
             return {node_class: self._object_info(node_class)} if node_class in NODE_SPECS else {}
 
-        app = FastAPI(title="fake ComfyUI 0.3.64", docs_url=None, redoc_url=None,
-                      openapi_url=None)
+        app = FastAPI(title="fake ComfyUI 0.3.64", docs_url=None, redoc_url=None, openapi_url=None)
         app.include_router(router)
         app.include_router(router, prefix="/api")
         return app
@@ -1075,25 +1220,38 @@ class FakeComfyUI:
                 opts = dict(opts)
                 if name == "LoadVideo" and key == "file":
                     opts["options"] = sorted(
-                        f.name for f in self.dirs["input"].iterdir()
-                        if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+                        f.name
+                        for f in self.dirs["input"].iterdir()
+                        if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS
+                    )
                     opts = {"multiselect": False, **opts}
                 out[key] = [typ, opts]
             return out
 
-        info: dict[str, Any] = {"input": {"required": inputs(spec.required)},
-                                "input_order": {"required": list(spec.required)}}
+        info: dict[str, Any] = {
+            "input": {"required": inputs(spec.required)},
+            "input_order": {"required": list(spec.required)},
+        }
         if spec.optional:
             info["input"]["optional"] = inputs(spec.optional)
             info["input_order"]["optional"] = list(spec.optional)
-        info.update({
-            "output": list(spec.outputs), "output_is_list": [False] * len(spec.outputs),
-            "output_name": list(spec.output_names), "output_tooltips": [None] * len(spec.outputs),
-            "name": name, "display_name": spec.display_name, "description": "",
-            "python_module": spec.python_module, "category": spec.category,
-            "output_node": spec.output_node, "deprecated": False, "experimental": False,
-            "api_node": False,
-        })
+        info.update(
+            {
+                "output": list(spec.outputs),
+                "output_is_list": [False] * len(spec.outputs),
+                "output_name": list(spec.output_names),
+                "output_tooltips": [None] * len(spec.outputs),
+                "name": name,
+                "display_name": spec.display_name,
+                "description": "",
+                "python_module": spec.python_module,
+                "category": spec.category,
+                "output_node": spec.output_node,
+                "deprecated": False,
+                "experimental": False,
+                "api_node": False,
+            }
+        )
         return info
 
 
