@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import polars as pl
 
-from resources.lake import LakeResource
+from resources.lake import Lake
 from resources.schemas import EXECUTION_EVENTS, TableSpec
 
 
 def test_append_adds_newly_declared_columns_to_an_older_table(tmp_path):
-    lake = LakeResource(uri=str(tmp_path))
+    lake = Lake(uri=str(tmp_path))
     envelope = pl.Schema(
         {c: t for c, t in EXECUTION_EVENTS.schema.items() if c in ("event_id", "event_type", "task_id", "payload")}
     )
