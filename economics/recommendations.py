@@ -452,62 +452,93 @@ def _fleet(providers: pl.DataFrame, rate_card: RateCard, policy: Policy) -> list
     return out
 
 
+def _tuning(
+    pid: str,
+    effect: str,
+    n: int,
+    issue: str,
+    *,
+    title: str,
+    why: str,
+    impact: float,
+    quality: float | None,
+    n_conf: int,
+) -> dict:
+    """One WORKFLOW_TUNING row for ``pid`` × ``effect`` (``n`` executions) about ``issue``."""
+    # Advisory: an engineer changes the workflow; nothing to approve or apply until then.
+    return _rec(
+        "WORKFLOW_TUNING",
+        effect,
+        pid,
+        title=title,
+        rationale=why,
+        action={"provider_id": pid, "effect_type": effect, "issue": issue},
+        impact=impact,
+        quality=quality,
+        n_conf=n_conf,
+        based_on=n,
+        auto=False,
+        approval=False,
+    )
+
+
 def _workflow_tuning(pairs: pl.DataFrame, days: float, policy: Policy) -> list[dict]:
     out = []
     for r in pairs.iter_rows(named=True):
         if r["n"] < policy.min_executions:
             continue
         pid, effect, n = r["provider_id"], r["effect_type"], r["n"]
-
-        def tune(issue, title, why, impact, quality, n_conf):
-            # Advisory: an engineer changes the workflow; nothing to approve or apply until then.
+        if r["failure_rate"] > policy.max_failure_rate:
             out.append(
-                _rec(
-                    "WORKFLOW_TUNING",
-                    effect,
+                _tuning(
                     pid,
-                    title=title,
-                    rationale=why,
-                    action={"provider_id": pid, "effect_type": effect, "issue": issue},
-                    impact=impact,
-                    quality=quality,
-                    n_conf=n_conf,
-                    based_on=n,
-                    auto=False,
-                    approval=False,
+                    effect,
+                    n,
+                    "failure_rate",
+                    title=f"{pid} fails {r['failure_rate']:.0%} of {effect} tasks",
+                    why=(
+                        f"{n - r['succeeded']} of {n} executions failed (limit {policy.max_failure_rate:.0%}); "
+                        f"failures cost ${r['failed_cost_usd']:.6f} with nothing to charge."
+                    ),
+                    impact=r["failed_cost_usd"] / days,
+                    quality=0.0,
+                    n_conf=n,
                 )
             )
-
-        if r["failure_rate"] > policy.max_failure_rate:
-            tune(
-                "failure_rate",
-                f"{pid} fails {r['failure_rate']:.0%} of {effect} tasks",
-                f"{n - r['succeeded']} of {n} executions failed (limit {policy.max_failure_rate:.0%}); "
-                f"failures cost ${r['failed_cost_usd']:.6f} with nothing to charge.",
-                r["failed_cost_usd"] / days,
-                0.0,
-                n,
-            )
         if r["succeeded"] >= policy.min_executions and (r["cost_cv"] or 0) > policy.max_cost_cv:
-            tune(
-                "cost_variance",
-                f"{pid} {effect} cost varies ×{r['cost_cv']:.1f} of its mean",
-                f"cost per success: mean ${r['mean_success_cost']:.6f}, median "
-                f"${r['median_success_cost']:.6f}, CV {r['cost_cv']:.2f} (limit {policy.max_cost_cv}); "
-                "cutting the tail to the median saves the difference (part may be input-size mix).",
-                (r["mean_success_cost"] - r["median_success_cost"]) * r["succeeded_per_day"],
-                0.0,
-                r["succeeded"],
+            out.append(
+                _tuning(
+                    pid,
+                    effect,
+                    n,
+                    "cost_variance",
+                    title=f"{pid} {effect} cost varies ×{r['cost_cv']:.1f} of its mean",
+                    why=(
+                        f"cost per success: mean ${r['mean_success_cost']:.6f}, median "
+                        f"${r['median_success_cost']:.6f}, CV {r['cost_cv']:.2f} (limit {policy.max_cost_cv}); "
+                        "cutting the tail to the median saves the difference (part may be input-size mix)."
+                    ),
+                    impact=(r["mean_success_cost"] - r["median_success_cost"]) * r["succeeded_per_day"],
+                    quality=0.0,
+                    n_conf=r["succeeded"],
+                )
             )
         if (r["scored"] or 0) >= policy.min_executions and (r["mean_artifacts"] or 0) > policy.max_artifacts:
-            tune(
-                "artifacts",
-                f"{pid} {effect} outputs are artifact-heavy",
-                f"mean artifact score {r['mean_artifacts']:.2f} over {r['scored']} scored outputs "
-                f"(limit {policy.max_artifacts}); quality gain depends on the fix, not projected.",
-                0.0,
-                None,
-                r["scored"],
+            out.append(
+                _tuning(
+                    pid,
+                    effect,
+                    n,
+                    "artifacts",
+                    title=f"{pid} {effect} outputs are artifact-heavy",
+                    why=(
+                        f"mean artifact score {r['mean_artifacts']:.2f} over {r['scored']} scored outputs "
+                        f"(limit {policy.max_artifacts}); quality gain depends on the fix, not projected."
+                    ),
+                    impact=0.0,
+                    quality=None,
+                    n_conf=r["scored"],
+                )
             )
     return out
 
