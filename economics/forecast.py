@@ -243,6 +243,6 @@ def forecast_next_24h(
             "upper": pl.Float64,
         },
     )
-    point = dict(zip(totals["metric"], totals["point"]))
+    point = dict(zip(totals["metric"], totals["point"], strict=True))
     margin_pct = point["margin_usd"] / point["revenue_usd"] if point["revenue_usd"] > 0 else None
     return Forecast(pl.concat(hourly_rows), totals, margin_pct, level)

@@ -140,7 +140,7 @@ def build_manifest(
         costs = [r["mean_cost_usd"] for r in rows if r and r["mean_cost_usd"]]
         durations = [r["mean_duration_ms"] for r in rows if r and r["mean_duration_ms"]]
         entries = []
-        for order, (pid, r) in enumerate(zip(provider_ids, rows)):
+        for order, (pid, r) in enumerate(zip(provider_ids, rows, strict=True)):
             n = int(r["executions"]) if r else 0
             if n == 0:
                 quality, cost_s, speed_s, success = PRIOR, PRIOR, PRIOR, 1.0

@@ -41,6 +41,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Literal, NamedTuple
 
 import duckdb
@@ -569,7 +570,7 @@ def simulate(
     frames: list[pl.DataFrame] = []
     past = [empty_history() if history is None else history.select(SIMULATED_SCHEMA.names())]
     job0 = row0 = 0
-    for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+    for k, (lo, hi) in enumerate(pairwise(bounds)):
         if router is None:
             table: RoutingTable = _uniform_table(market)
         else:

@@ -88,9 +88,9 @@ def finished_executions(events: pl.LazyFrame) -> pl.DataFrame:
             "task_id",
             "provider_id",
             "effect_type",
+            *COSTED,
             video_id=pl.col("correlation_id"),
             finished_at=pl.col("occurred_at"),
-            *COSTED,
         )
         # The latest event per task without sorting the whole table: each group sorts its
         # own (mostly single) rows. Measured on 2M events: about half the time of a global

@@ -208,10 +208,10 @@ def _score(
     ins = [inp.samples[s] for s in slots]
     outs = [out.samples[s] for s in slots]
 
-    ssims = [max(0.0, similarity.ssim(a.luma, b.luma)) for a, b in zip(ins, outs)]
+    ssims = [max(0.0, similarity.ssim(a.luma, b.luma)) for a, b in zip(ins, outs, strict=True)]
     hashes = [
         similarity.phash_distance(similarity.phash(_grey(a.rgb)), similarity.phash(_grey(b.rgb)))
-        for a, b in zip(ins, outs)
+        for a, b in zip(ins, outs, strict=True)
     ]
     fidelity = float(np.mean(ssims))
     phash_distance = float(np.mean(hashes))
