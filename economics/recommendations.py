@@ -34,7 +34,8 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from typing import TypeGuard
 
 import polars as pl
 
@@ -45,24 +46,25 @@ from economics.routing import CONFIDENCE_PSEUDO_COUNT
 
 TYPES = ("PROVIDER_SWITCH", "PRICE_ADJUSTMENT", "FLEET_OPTIMIZATION", "WORKFLOW_TUNING")
 
-RECOMMENDATION_SCHEMA = pl.Schema(
-    {
-        "recommendation_id": pl.String,  # sha256 of (type, effect, provider, action), 16 hex
-        "type": pl.String,  # one of TYPES
-        "effect_type": pl.String,  # null for provider-wide FLEET_OPTIMIZATION
-        "provider_id": pl.String,  # null for PRICE_ADJUSTMENT
-        "title": pl.String,
-        "rationale": pl.String,  # the numbers the rule fired on, in words
-        "action": pl.String,  # JSON: what to change (machine-applicable)
-        "projected_margin_impact_usd": pl.Float64,  # USD per day at current volume (+ = more margin)
-        "projected_quality_impact": pl.Float64,  # Δ mean composite (0..1 scale); null = not projected
-        "confidence": pl.Float64,  # 0..1
-        "based_on_executions": pl.Int64,
-        "auto_applicable": pl.Boolean,  # low risk and reversible: may be applied unattended
-        "requires_admin_approval": pl.Boolean,
-        "created_at": pl.Datetime("us", "UTC"),
-    }
-)
+# Annotated because mypy types a dict that mixes dtype classes (pl.String) and instances
+# (pl.Datetime(...)) as dict[str, object], which pl.Schema does not take.
+_RECOMMENDATION_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "recommendation_id": pl.String,  # sha256 of (type, effect, provider, action), 16 hex
+    "type": pl.String,  # one of TYPES
+    "effect_type": pl.String,  # null for provider-wide FLEET_OPTIMIZATION
+    "provider_id": pl.String,  # null for PRICE_ADJUSTMENT
+    "title": pl.String,
+    "rationale": pl.String,  # the numbers the rule fired on, in words
+    "action": pl.String,  # JSON: what to change (machine-applicable)
+    "projected_margin_impact_usd": pl.Float64,  # USD per day at current volume (+ = more margin)
+    "projected_quality_impact": pl.Float64,  # Δ mean composite (0..1 scale); null = not projected
+    "confidence": pl.Float64,  # 0..1
+    "based_on_executions": pl.Int64,
+    "auto_applicable": pl.Boolean,  # low risk and reversible: may be applied unattended
+    "requires_admin_approval": pl.Boolean,
+    "created_at": pl.Datetime("us", "UTC"),
+}
+RECOMMENDATION_SCHEMA = pl.Schema(_RECOMMENDATION_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,11 @@ def _real(costs: pl.DataFrame) -> pl.DataFrame:
 def _window_days(costs: pl.DataFrame, policy: Policy) -> float:
     if "finished_at" not in costs.columns or costs["finished_at"].drop_nulls().is_empty():
         return policy.min_window_days
-    span = costs["finished_at"].max() - costs["finished_at"].min()
+    first, last = costs["finished_at"].min(), costs["finished_at"].max()
+    # Series.min/max are typed as any scalar; a temporal column gives dates or datetimes.
+    if not isinstance(first, date) or not isinstance(last, date):
+        raise TypeError(f"finished_at must be a Datetime column, got {costs['finished_at'].dtype}")
+    span = last - first
     return max(span.total_seconds() / 86_400, policy.min_window_days)
 
 
@@ -255,7 +261,7 @@ def _provider_stats(costs: pl.DataFrame, days: float) -> pl.DataFrame:
 def _provider_switch(pairs: pl.DataFrame, manifest: dict, policy: Policy) -> list[dict]:
     by_key = {(r["provider_id"], r["effect_type"]): r for r in pairs.iter_rows(named=True)}
 
-    def usable(r: dict | None) -> bool:  # enough executions, a quality and a cost to compare
+    def usable(r: dict | None) -> TypeGuard[dict]:  # enough executions, a quality and a cost to compare
         return (
             r is not None
             and r["n"] >= policy.min_executions
