@@ -131,10 +131,12 @@ def main() -> None:
             print(f"prepare: {time.perf_counter() - t:.1f} s (not part of the comparison)")
         floor_r, cycle_r = _child("floor", root), _child("cycle", root)
         print(
-            f"floor (DuckDB group-by scan): {floor_r['wall_s']:.2f} s, peak {floor_r['peak_rss_gb']:.2f} GB, rows {floor_r['rows']:,}"
+            f"floor (DuckDB group-by scan): {floor_r['wall_s']:.2f} s, "
+            f"peak {floor_r['peak_rss_gb']:.2f} GB, rows {floor_r['rows']:,}"
         )
         print(
-            f"economics cycle:              {cycle_r['wall_s']:.2f} s, peak {cycle_r['peak_rss_gb']:.2f} GB, rows {cycle_r['rows']:,}"
+            f"economics cycle:              {cycle_r['wall_s']:.2f} s, "
+            f"peak {cycle_r['peak_rss_gb']:.2f} GB, rows {cycle_r['rows']:,}"
         )
         print(
             f"ratio cycle / floor: {cycle_r['wall_s'] / floor_r['wall_s']:.1f}x wall, "

@@ -3,7 +3,8 @@
 Usage: ``python bench/incremental_cycle.py [--days 20,60,180] [--per-day 50000] [--new 10000]``.
 For each history length D: simulate D days at a fixed ``--per-day`` volume (so history grows,
 the traffic does not: 1M, 3M, 9M executions by default) ending 15 minutes ago, cost them
-once (full, not timed), then add ``--new`` executions in the last 15 minutes and time what one 15-minute cycle does: incremental ``execution_costs`` (upsert) →
+once (full, not timed), then add ``--new`` executions in the last 15 minutes and time what one
+15-minute cycle does: incremental ``execution_costs`` (upsert) →
 marginality windows (reads 7 days) → routing stats (reads 24 h). All sizes run in one
 invocation, one after the other.
 """

@@ -564,7 +564,7 @@ def approval_item(request: dict, provider_outputs: pl.DataFrame, input_key: str 
     (for the media keys: the comparison only has public URLs)."""
     comparison = json.loads(request["comparison"] or "{}")
     winner = comparison.get("winner_task_id") or request["task_id"]
-    keys = dict(zip(provider_outputs["task_id"], provider_outputs["output_key"]))
+    keys = dict(zip(provider_outputs["task_id"], provider_outputs["output_key"], strict=True))
     rows = [
         {
             "task_id": o.get("task_id"),

@@ -77,7 +77,7 @@ def _check_password(cfg: auth.AuthConfig) -> None:
     st.session_state["signin_password"] = ""  # never keep the password in the session
 
 
-def _password(cfg: auth.AuthConfig) -> str:
+def _password(cfg: auth.AuthConfig) -> str:  # noqa: RET503 - every other path ends in st.stop() (NoReturn)
     if st.session_state.get(ADMIN_KEY):
         return st.session_state[ADMIN_KEY]
     st.title("effectlake admin")

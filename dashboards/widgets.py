@@ -79,7 +79,8 @@ def hud(ctx: state.Context) -> None:
     fc = state.forecast(ctx)
     with st.container(border=True):
         cols = st.columns(4)
-        for col, w in zip(cols, windows.iter_rows(named=True)):
+        # Three windows in the first three columns; the fourth holds the forecast below.
+        for col, w in zip(cols, windows.iter_rows(named=True), strict=False):
             with col:
                 st.metric(
                     f"Margin · last {w['window']}",

@@ -4,8 +4,9 @@
 
 where "cheapest" and "fastest" are taken among the outputs of the same effect type — the
 providers that did the same task — so a cheap effect type never wins on price against a
-dearer one, only on how well its provider did against its peers. Scored over the candidates that can be shown to a user: succeeded, technical gate passed, quality
-scored, and not a shadow copy. Same weights and ratio scales as the routing manifest
+dearer one, only on how well its provider did against its peers. Scored over the candidates
+that can be shown to a user: succeeded, technical gate passed, quality scored, and not a
+shadow copy. Same weights and ratio scales as the routing manifest
 (economics.routing.PRIORITY_WEIGHTS) so a winner and a routing rank mean the same thing.
 """
 

@@ -184,18 +184,23 @@ def decompose_margin_change(cells_a: pl.DataFrame, cells_b: pl.DataFrame) -> Mar
         )
         .sort(*CELL)
     )
-    margin_a = float(both["revenue_usd_a"].sum() - both["cost_usd_a"].sum())
-    margin_b = float(both["revenue_usd_b"].sum() - both["cost_usd_b"].sum())
-    pct = [margin(both[f"revenue_usd_{p}"].sum(), both[f"cost_usd_{p}"].sum()) for p in "ab"]
+    revenue_a, cost_a = float(both["revenue_usd_a"].sum()), float(both["cost_usd_a"].sum())
+    revenue_b, cost_b = float(both["revenue_usd_b"].sum()), float(both["cost_usd_b"].sum())
+    margin_a, margin_b = revenue_a - cost_a, revenue_b - cost_b
+    pct_a, pct_b = margin(revenue_a, cost_a), margin(revenue_b, cost_b)
+    price_effect, cost_effect, volume_effect, mix_effect = (float(cells[e].sum()) for e in EFFECTS)
     return MarginChange(
         cells,
         margin_a,
         margin_b,
         margin_b - margin_a,
-        *(float(cells[e].sum()) for e in EFFECTS),
-        pct[0],
-        pct[1],
-        pct[1] - pct[0] if None not in pct else None,
+        price_effect,
+        cost_effect,
+        volume_effect,
+        mix_effect,
+        pct_a,
+        pct_b,
+        pct_b - pct_a if pct_a is not None and pct_b is not None else None,
     )
 
 

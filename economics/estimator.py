@@ -36,6 +36,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -125,7 +126,9 @@ class Estimate:
 
 @dataclass(frozen=True)
 class _Regression:
-    results: object  # statsmodels RegressionResults of log(seconds) on [1, log(size)]
+    # statsmodels RegressionResults of log(seconds) on [1, log(size)]; statsmodels ships no
+    # type information, so Any is all mypy can know of it.
+    results: Any
     n: int
 
     method = "regression"

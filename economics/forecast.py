@@ -203,6 +203,9 @@ def forecast_next_24h(
     missing = [c for c in ("hour", *METRICS) if c not in hourly.columns]
     if missing or hourly.is_empty():
         raise ValueError(f"forecast needs hourly history with {('hour', *METRICS)}; missing {missing}")
+    hour_type = hourly["hour"].dtype
+    if not isinstance(hour_type, pl.Datetime):
+        raise TypeError(f"hour must be a Datetime column, got {hour_type}")
     hourly = hourly.sort("hour")
     last = hourly["hour"][-1]
     future = pl.datetime_range(
@@ -210,8 +213,8 @@ def forecast_next_24h(
         last + timedelta(hours=horizon),
         timedelta(hours=1),
         eager=True,
-        time_unit=hourly["hour"].dtype.time_unit,
-        time_zone=hourly["hour"].dtype.time_zone,
+        time_unit=hour_type.time_unit,
+        time_zone=hour_type.time_zone,
     )
     hourly_rows, total_rows = [], []
     for metric in METRICS:
@@ -243,6 +246,6 @@ def forecast_next_24h(
             "upper": pl.Float64,
         },
     )
-    point = dict(zip(totals["metric"], totals["point"]))
+    point = dict(zip(totals["metric"], totals["point"], strict=True))
     margin_pct = point["margin_usd"] / point["revenue_usd"] if point["revenue_usd"] > 0 else None
     return Forecast(pl.concat(hourly_rows), totals, margin_pct, level)

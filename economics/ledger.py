@@ -221,8 +221,8 @@ def _prepared(entries: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     slot_taken = (pl.col("kind") != CREDIT) & (pl.int_range(pl.len()).over("kind", "task_id") > 0)
     second_slot = valid.filter(slot_taken).select(*_AUDIT_KEYS, issue=pl.lit("conflicting_duplicate"))
     issues = pl.concat([conflicting, invalid, second_slot], how="vertical_relaxed")
-    valid, issues = pl.collect_all([valid.filter(~slot_taken), issues])
-    return valid, issues
+    valid_rows, issue_rows = pl.collect_all([valid.filter(~slot_taken), issues])
+    return valid_rows, issue_rows
 
 
 def _tasks(valid: pl.DataFrame) -> pl.DataFrame:

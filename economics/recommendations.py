@@ -34,7 +34,8 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from typing import TypeGuard
 
 import polars as pl
 
@@ -45,24 +46,25 @@ from economics.routing import CONFIDENCE_PSEUDO_COUNT
 
 TYPES = ("PROVIDER_SWITCH", "PRICE_ADJUSTMENT", "FLEET_OPTIMIZATION", "WORKFLOW_TUNING")
 
-RECOMMENDATION_SCHEMA = pl.Schema(
-    {
-        "recommendation_id": pl.String,  # sha256 of (type, effect, provider, action), 16 hex
-        "type": pl.String,  # one of TYPES
-        "effect_type": pl.String,  # null for provider-wide FLEET_OPTIMIZATION
-        "provider_id": pl.String,  # null for PRICE_ADJUSTMENT
-        "title": pl.String,
-        "rationale": pl.String,  # the numbers the rule fired on, in words
-        "action": pl.String,  # JSON: what to change (machine-applicable)
-        "projected_margin_impact_usd": pl.Float64,  # USD per day at current volume (+ = more margin)
-        "projected_quality_impact": pl.Float64,  # Δ mean composite (0..1 scale); null = not projected
-        "confidence": pl.Float64,  # 0..1
-        "based_on_executions": pl.Int64,
-        "auto_applicable": pl.Boolean,  # low risk and reversible: may be applied unattended
-        "requires_admin_approval": pl.Boolean,
-        "created_at": pl.Datetime("us", "UTC"),
-    }
-)
+# Annotated because mypy types a dict that mixes dtype classes (pl.String) and instances
+# (pl.Datetime(...)) as dict[str, object], which pl.Schema does not take.
+_RECOMMENDATION_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "recommendation_id": pl.String,  # sha256 of (type, effect, provider, action), 16 hex
+    "type": pl.String,  # one of TYPES
+    "effect_type": pl.String,  # null for provider-wide FLEET_OPTIMIZATION
+    "provider_id": pl.String,  # null for PRICE_ADJUSTMENT
+    "title": pl.String,
+    "rationale": pl.String,  # the numbers the rule fired on, in words
+    "action": pl.String,  # JSON: what to change (machine-applicable)
+    "projected_margin_impact_usd": pl.Float64,  # USD per day at current volume (+ = more margin)
+    "projected_quality_impact": pl.Float64,  # Δ mean composite (0..1 scale); null = not projected
+    "confidence": pl.Float64,  # 0..1
+    "based_on_executions": pl.Int64,
+    "auto_applicable": pl.Boolean,  # low risk and reversible: may be applied unattended
+    "requires_admin_approval": pl.Boolean,
+    "created_at": pl.Datetime("us", "UTC"),
+}
+RECOMMENDATION_SCHEMA = pl.Schema(_RECOMMENDATION_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,11 @@ def _real(costs: pl.DataFrame) -> pl.DataFrame:
 def _window_days(costs: pl.DataFrame, policy: Policy) -> float:
     if "finished_at" not in costs.columns or costs["finished_at"].drop_nulls().is_empty():
         return policy.min_window_days
-    span = costs["finished_at"].max() - costs["finished_at"].min()
+    first, last = costs["finished_at"].min(), costs["finished_at"].max()
+    # Series.min/max are typed as any scalar; a temporal column gives dates or datetimes.
+    if not isinstance(first, date) or not isinstance(last, date):
+        raise TypeError(f"finished_at must be a Datetime column, got {costs['finished_at'].dtype}")
+    span = last - first
     return max(span.total_seconds() / 86_400, policy.min_window_days)
 
 
@@ -255,7 +261,7 @@ def _provider_stats(costs: pl.DataFrame, days: float) -> pl.DataFrame:
 def _provider_switch(pairs: pl.DataFrame, manifest: dict, policy: Policy) -> list[dict]:
     by_key = {(r["provider_id"], r["effect_type"]): r for r in pairs.iter_rows(named=True)}
 
-    def usable(r: dict | None) -> bool:  # enough executions, a quality and a cost to compare
+    def usable(r: dict | None) -> TypeGuard[dict]:  # enough executions, a quality and a cost to compare
         return (
             r is not None
             and r["n"] >= policy.min_executions
@@ -452,62 +458,93 @@ def _fleet(providers: pl.DataFrame, rate_card: RateCard, policy: Policy) -> list
     return out
 
 
+def _tuning(
+    pid: str,
+    effect: str,
+    n: int,
+    issue: str,
+    *,
+    title: str,
+    why: str,
+    impact: float,
+    quality: float | None,
+    n_conf: int,
+) -> dict:
+    """One WORKFLOW_TUNING row for ``pid`` × ``effect`` (``n`` executions) about ``issue``."""
+    # Advisory: an engineer changes the workflow; nothing to approve or apply until then.
+    return _rec(
+        "WORKFLOW_TUNING",
+        effect,
+        pid,
+        title=title,
+        rationale=why,
+        action={"provider_id": pid, "effect_type": effect, "issue": issue},
+        impact=impact,
+        quality=quality,
+        n_conf=n_conf,
+        based_on=n,
+        auto=False,
+        approval=False,
+    )
+
+
 def _workflow_tuning(pairs: pl.DataFrame, days: float, policy: Policy) -> list[dict]:
     out = []
     for r in pairs.iter_rows(named=True):
         if r["n"] < policy.min_executions:
             continue
         pid, effect, n = r["provider_id"], r["effect_type"], r["n"]
-
-        def tune(issue, title, why, impact, quality, n_conf):
-            # Advisory: an engineer changes the workflow; nothing to approve or apply until then.
+        if r["failure_rate"] > policy.max_failure_rate:
             out.append(
-                _rec(
-                    "WORKFLOW_TUNING",
-                    effect,
+                _tuning(
                     pid,
-                    title=title,
-                    rationale=why,
-                    action={"provider_id": pid, "effect_type": effect, "issue": issue},
-                    impact=impact,
-                    quality=quality,
-                    n_conf=n_conf,
-                    based_on=n,
-                    auto=False,
-                    approval=False,
+                    effect,
+                    n,
+                    "failure_rate",
+                    title=f"{pid} fails {r['failure_rate']:.0%} of {effect} tasks",
+                    why=(
+                        f"{n - r['succeeded']} of {n} executions failed (limit {policy.max_failure_rate:.0%}); "
+                        f"failures cost ${r['failed_cost_usd']:.6f} with nothing to charge."
+                    ),
+                    impact=r["failed_cost_usd"] / days,
+                    quality=0.0,
+                    n_conf=n,
                 )
             )
-
-        if r["failure_rate"] > policy.max_failure_rate:
-            tune(
-                "failure_rate",
-                f"{pid} fails {r['failure_rate']:.0%} of {effect} tasks",
-                f"{n - r['succeeded']} of {n} executions failed (limit {policy.max_failure_rate:.0%}); "
-                f"failures cost ${r['failed_cost_usd']:.6f} with nothing to charge.",
-                r["failed_cost_usd"] / days,
-                0.0,
-                n,
-            )
         if r["succeeded"] >= policy.min_executions and (r["cost_cv"] or 0) > policy.max_cost_cv:
-            tune(
-                "cost_variance",
-                f"{pid} {effect} cost varies ×{r['cost_cv']:.1f} of its mean",
-                f"cost per success: mean ${r['mean_success_cost']:.6f}, median "
-                f"${r['median_success_cost']:.6f}, CV {r['cost_cv']:.2f} (limit {policy.max_cost_cv}); "
-                "cutting the tail to the median saves the difference (part may be input-size mix).",
-                (r["mean_success_cost"] - r["median_success_cost"]) * r["succeeded_per_day"],
-                0.0,
-                r["succeeded"],
+            out.append(
+                _tuning(
+                    pid,
+                    effect,
+                    n,
+                    "cost_variance",
+                    title=f"{pid} {effect} cost varies ×{r['cost_cv']:.1f} of its mean",
+                    why=(
+                        f"cost per success: mean ${r['mean_success_cost']:.6f}, median "
+                        f"${r['median_success_cost']:.6f}, CV {r['cost_cv']:.2f} (limit {policy.max_cost_cv}); "
+                        "cutting the tail to the median saves the difference (part may be input-size mix)."
+                    ),
+                    impact=(r["mean_success_cost"] - r["median_success_cost"]) * r["succeeded_per_day"],
+                    quality=0.0,
+                    n_conf=r["succeeded"],
+                )
             )
         if (r["scored"] or 0) >= policy.min_executions and (r["mean_artifacts"] or 0) > policy.max_artifacts:
-            tune(
-                "artifacts",
-                f"{pid} {effect} outputs are artifact-heavy",
-                f"mean artifact score {r['mean_artifacts']:.2f} over {r['scored']} scored outputs "
-                f"(limit {policy.max_artifacts}); quality gain depends on the fix, not projected.",
-                0.0,
-                None,
-                r["scored"],
+            out.append(
+                _tuning(
+                    pid,
+                    effect,
+                    n,
+                    "artifacts",
+                    title=f"{pid} {effect} outputs are artifact-heavy",
+                    why=(
+                        f"mean artifact score {r['mean_artifacts']:.2f} over {r['scored']} scored outputs "
+                        f"(limit {policy.max_artifacts}); quality gain depends on the fix, not projected."
+                    ),
+                    impact=0.0,
+                    quality=None,
+                    n_conf=r["scored"],
+                )
             )
     return out
 

@@ -33,6 +33,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -139,10 +140,10 @@ def build_manifest(
         rows = [by_key.get((p, effect_type)) for p in provider_ids]
         costs = [r["mean_cost_usd"] for r in rows if r and r["mean_cost_usd"]]
         durations = [r["mean_duration_ms"] for r in rows if r and r["mean_duration_ms"]]
-        entries = []
-        for order, (pid, r) in enumerate(zip(provider_ids, rows)):
+        entries: list[dict[str, Any]] = []
+        for order, (pid, r) in enumerate(zip(provider_ids, rows, strict=True)):
             n = int(r["executions"]) if r else 0
-            if n == 0:
+            if r is None or n == 0:
                 quality, cost_s, speed_s, success = PRIOR, PRIOR, PRIOR, 1.0
                 reason = "no executions yet: neutral priors"
             else:
@@ -159,9 +160,9 @@ def build_manifest(
                 {
                     "provider_id": pid,
                     "score": round(score, 6),
-                    "expected_cost_usd": r["mean_cost_usd"] if n else None,
-                    "expected_quality": r["mean_quality"] if n else None,
-                    "expected_duration_ms": r["mean_duration_ms"] if n else None,
+                    "expected_cost_usd": r["mean_cost_usd"] if r and n else None,
+                    "expected_quality": r["mean_quality"] if r and n else None,
+                    "expected_duration_ms": r["mean_duration_ms"] if r and n else None,
                     "expected_success_rate": success if n else None,
                     "confidence": round(n / (n + CONFIDENCE_PSEUDO_COUNT), 4),
                     "executions": n,

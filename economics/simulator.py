@@ -41,6 +41,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Literal, NamedTuple
 
 import duckdb
@@ -66,23 +67,24 @@ UTC_TS = pl.Datetime("us", "UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Columns of economics.telemetry.finished_executions (the execution_costs input), plus the
 # quality composite of succeeded calls.
-SIMULATED_SCHEMA = pl.Schema(
-    {
-        "task_id": pl.String,
-        "video_id": pl.String,
-        "provider_id": pl.String,
-        "effect_type": pl.String,
-        "instance_type": pl.String,
-        "status": pl.String,
-        "selection": pl.String,
-        "compute_seconds": pl.Float64,
-        "partner_cost_usd": pl.Float64,
-        "duration_ms": pl.Int64,
-        "finished_at": UTC_TS,
-        "source": pl.String,
-        "composite": pl.Float64,
-    }
-)
+# (Annotated: mypy types a dict mixing dtype classes such as pl.String with the UTC_TS instance
+# as dict[str, object], which pl.Schema does not take.)
+_SIMULATED_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "task_id": pl.String,
+    "video_id": pl.String,
+    "provider_id": pl.String,
+    "effect_type": pl.String,
+    "instance_type": pl.String,
+    "status": pl.String,
+    "selection": pl.String,
+    "compute_seconds": pl.Float64,
+    "partner_cost_usd": pl.Float64,
+    "duration_ms": pl.Int64,
+    "finished_at": UTC_TS,
+    "source": pl.String,
+    "composite": pl.Float64,
+}
+SIMULATED_SCHEMA = pl.Schema(_SIMULATED_COLUMNS)
 # The payload of a simulated task event: everything it says is in the telemetry columns
 # (the same JSON as resources.events.event writes for an empty payload).
 EMPTY_PAYLOAD = "{}"
@@ -569,7 +571,7 @@ def simulate(
     frames: list[pl.DataFrame] = []
     past = [empty_history() if history is None else history.select(SIMULATED_SCHEMA.names())]
     job0 = row0 = 0
-    for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+    for k, (lo, hi) in enumerate(pairwise(bounds)):
         if router is None:
             table: RoutingTable = _uniform_table(market)
         else:

@@ -37,14 +37,15 @@ MEASURED = pl.Schema(
 )
 # Every telemetry column of an execution event: the measurements plus how the task was
 # chosen, where it came from and what it stored.
-TELEMETRY = pl.Schema(
-    {
-        **MEASURED,
-        "selection": pl.String,  # ranked | exploration | shadow | ab
-        "source": pl.String,  # REAL | SIMULATED
-        "output_bytes": pl.Int64,  # size of the stored output (storage and bandwidth cost)
-    }
-)
+# (Annotated: mypy types a dict mixing MEASURED's dtype instances with dtype classes such as
+# pl.String as dict[str, object], which pl.Schema does not take.)
+_TELEMETRY_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    **MEASURED,
+    "selection": pl.String,  # ranked | exploration | shadow | ab
+    "source": pl.String,  # REAL | SIMULATED
+    "output_bytes": pl.Int64,  # size of the stored output (storage and bandwidth cost)
+}
+TELEMETRY = pl.Schema(_TELEMETRY_COLUMNS)
 # The telemetry the cost model reads (``finished_executions``' columns besides the task's
 # identity); the rest is kept for diagnosis.
 COSTED = (
@@ -88,9 +89,9 @@ def finished_executions(events: pl.LazyFrame) -> pl.DataFrame:
             "task_id",
             "provider_id",
             "effect_type",
+            *COSTED,
             video_id=pl.col("correlation_id"),
             finished_at=pl.col("occurred_at"),
-            *COSTED,
         )
         # The latest event per task without sorting the whole table: each group sorts its
         # own (mostly single) rows. Measured on 2M events: about half the time of a global

@@ -63,11 +63,15 @@ class MediaStore(BaseModel):
         """True when an object is stored under ``key``."""
         if not self.is_s3:
             return self._local(key).is_file()
+        from botocore.exceptions import ClientError
+
         bucket, k = self._bucket_key(key)
         try:
             self._s3().head_object(Bucket=bucket, Key=k)
             return True
-        except Exception:  # botocore ClientError 404: absent
+        except ClientError:
+            # S3 answers 404 for a missing key (403 without ListBucket permission): absent.
+            # Network and credential errors are not answers about the key and propagate.
             return False
 
     def put_file(self, key: str, path: str) -> None:

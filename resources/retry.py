@@ -44,7 +44,7 @@ class PollTimeout(TimeoutError):
     """``until_ready`` reached its deadline without a ready answer."""
 
 
-class wait_jittered_linear(wait_base):
+class JitteredLinearWait(wait_base):
     """Wait ``uniform(low_s, high_s) * n`` seconds after the n-th failed attempt."""
 
     def __init__(self, low_s: float, high_s: float):
@@ -69,7 +69,7 @@ def commit_conflicts(attempts: int) -> Retrying:
     return Retrying(
         retry=retry_if_exception_type(CommitFailedError),
         stop=stop_after_attempt(attempts),
-        wait=wait_jittered_linear(*COMMIT_PAUSE_S),
+        wait=JitteredLinearWait(*COMMIT_PAUSE_S),
         reraise=True,
     )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -138,7 +139,9 @@ class Settings(BaseSettings):
         Raises:
             pydantic.ValidationError: a value of the wrong type (e.g. a non-numeric limit).
         """
-        return _FromMapping(**environ)
+        # Strings, as in an environment: pydantic parses each into its field's type.
+        values: dict[str, Any] = dict(environ)
+        return _FromMapping(**values)
 
 
 class _FromMapping(Settings):

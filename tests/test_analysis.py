@@ -180,11 +180,11 @@ def test_trapezoid_edges_and_bad_rules():
     xs = (-1, 0, 0.5, 1, 2, 3, 4, 5)
     assert [trapezoid(x, [0, 1, 2, 4]) for x in xs] == [0, 0, 0.5, 1, 1, 0.5, 0, 0]
     assert trapezoid(-50, [None, None, 0, 1]) == 1.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a/b and c/d both set or both null"):
         trapezoid(0.5, [0, None, 1, 2])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bounds must ascend"):
         trapezoid(0.5, [2, 1, None, None])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="x: unknown metric 'luma'"):
         score_styles({"mean_luma": 1.0}, {"styles": {"x": {"rules": {"luma": [0, 1, None, None]}}}})
 
 

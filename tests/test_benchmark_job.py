@@ -37,13 +37,13 @@ def test_benchmark_covers_every_provider_and_effect(settings, instance, short_ca
     reports = lake.read(BENCHMARK_REPORTS)
     registry = ProviderRegistry(path=settings.providers_path).registry()
     expected = {(p.provider_id, e) for p in registry.providers if p.mode != "disabled" for e in p.effect_types}
-    assert set(zip(reports["provider_id"], reports["effect_type"])) == expected
+    assert set(zip(reports["provider_id"], reports["effect_type"], strict=True)) == expected
     assert (reports["status"] == "succeeded").all()
     assert (reports["cost_usd"] > 0).all() and reports["composite"].is_not_null().all()
     matrix = lake.read(PROVIDER_EFFECT_MATRIX).filter(pl.col("source") == "benchmark")
     assert matrix.height == len(expected) and (matrix["runs"] == 1).all()
     # mci interpolates motion: far more compute than frame duplication on the same clip
-    cost = dict(zip(matrix["provider_id"], matrix["mean_cost_usd"]))
+    cost = dict(zip(matrix["provider_id"], matrix["mean_cost_usd"], strict=True))
     assert cost["ffmpeg-slowmo-mci"] > 3 * cost["ffmpeg-slowmo-dup"]
     assert driver.tick("provider_change_sensor") == []  # same registry version: nothing to do
 

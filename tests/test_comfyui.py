@@ -156,7 +156,7 @@ def test_cartoon_submit_pending_then_result(server: FakeComfyUI, clip: Path, tmp
     h = json.loads(handle)
     assert h["prompt_id"] == prompt_id_for(task.task_id) and "error" not in h
     assert adapter.poll(handle) is None
-    running, pending = queued_prompt_ids(adapter.client.queue())
+    _running, pending = queued_prompt_ids(adapter.client.queue())
     assert h["prompt_id"] in pending
     time.sleep(0.3)
     server.resume()
@@ -517,7 +517,7 @@ def test_client_parses_recorded_history_bodies() -> None:
 
 def test_client_raises_recorded_prompt_errors() -> None:
     errors = recorded("errors.json")
-    for name, (status, body) in errors.items():
+    for status, body in errors.values():
         client = ComfyUIClient("http://comfy.invalid", transport=replay({("POST", "/prompt"): (status, body)}))
         if status == 500:
             with pytest.raises(ComfyUIHTTPError) as http_exc:

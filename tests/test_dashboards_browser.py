@@ -168,4 +168,4 @@ def test_every_page_in_chromium_and_approve_one_effect(dashboard, browser, world
         ("approve", "browser-admin", "approved in the browser")
     ]
     assert len(list(shots.glob("*.png"))) == 2 * len(PAGES) + 1
-    print(f"screenshots: {shots}")
+    print(f"screenshots: {shots}")  # noqa: T201 - tells whoever runs it (pytest -s) where to look

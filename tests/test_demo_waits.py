@@ -22,7 +22,7 @@ def _closed_port_url() -> str:
 def test_wait_http_times_out_while_nothing_listens():
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        with pytest.raises(TimeoutError, match="the API did not answer .* within 1 s"):
+        with pytest.raises(TimeoutError, match=r"the API did not answer .* within 1 s"):
             _wait_http(_closed_port_url(), 1, "the API", proc)
     finally:
         proc.kill()

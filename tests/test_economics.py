@@ -152,7 +152,7 @@ def test_cost_and_speed_are_compared_among_providers_of_the_same_effect():
             "duration_ms": [900, 1000, 1100],
         }
     )
-    scores = dict(zip(*rank_candidates(c).select("task_id", "score")))
+    scores = dict(zip(*rank_candidates(c).select("task_id", "score"), strict=True))
     assert scores["blend"] > scores["dup"]
     assert scores["grade"] == pytest.approx(0.5 * 0.95 + 0.3 + 0.2)  # alone in its effect type
 

@@ -70,7 +70,7 @@ def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, s
         assert day["executions"].sum() == costs.height
 
         registry = lake.read(PROVIDER_REGISTRY)
-        health = dict(zip(registry["provider_id"], registry["healthy"]))
+        health = dict(zip(registry["provider_id"], registry["healthy"], strict=True))
         assert health["ffmpeg-colortemp"] and health["opencv-cartoon"] and not health["comfyui-gpu"]
 
         manifest = ManifestStore(uri=settings.manifest_uri).read()

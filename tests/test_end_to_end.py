@@ -121,7 +121,7 @@ def test_upload_to_published_through_sensors(world, short_bikes, tmp_path):
 
 
 def test_same_bytes_twice_is_one_video_and_one_run(world, short_bikes):
-    driver, client, lake = world
+    driver, client, _lake = world
     first, second = _upload(client, short_bikes).json(), _upload(client, short_bikes, "again.mp4").json()
     assert first["video_id"] == second["video_id"]
     assert (first["duplicate"], second["duplicate"]) == (False, True)

@@ -48,9 +48,9 @@ def test_a_null_part_is_hashed_as_none_and_does_not_shift_the_others():
 
 
 def test_sql_rejects_no_column_or_a_bad_length():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one column and 1 <= length <= 64"):
         stable_id_sql()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one column and 1 <= length <= 64"):
         stable_id_sql("a", length=65)
 
 

@@ -106,12 +106,14 @@ def run(ops, model: Model, log: list[dict], check) -> None:
             t = task(op[1], op[2])
             before = model.balance(op[1])
             new = 0 if t["task_id"] in model.reserved else t["tokens_reserved"]
+            refused: UserQuotaExceeded | None = None
             try:
                 last = reserve_or_raise(frame(log), [t], at).entries
             except UserQuotaExceeded as e:
+                last, refused = [], e
+            if refused is not None:
                 assert new > before["available"], "refused a reservation the user could cover"
-                assert (e.user_id, e.requested, e.available) == (op[1], new, before["available"])
-                last = []
+                assert (refused.user_id, refused.requested, refused.available) == (op[1], new, before["available"])
                 event("dispatch refused")
             else:
                 assert new <= before["available"], "granted a reservation beyond the balance"
@@ -295,7 +297,7 @@ def test_spending_cap_tighter_than_credits():
     assert not check_budget(balance, 30, budget=20).allowed
     assert check_budget(balance, 16, budget=20).alert  # 16 ≥ 0.8 × 20
     assert check_budget(balance, 50, budget=1000).budget == 100  # a cap never adds tokens
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="requested_tokens must be ≥ 0, got -1"):
         check_budget(balance, -1)
 
 

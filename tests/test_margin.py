@@ -36,5 +36,5 @@ def test_price_for_margin_earns_its_target(cost, target):
 
 
 def test_no_price_keeps_a_margin_of_one_or_more():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a margin target must be below 1"):
         price_for_margin(1.0, 1.0)

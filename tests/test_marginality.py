@@ -238,7 +238,7 @@ def test_short_history_falls_back_to_smoothing_then_last_value():
     last = forecast_series(np.array([3.0, 5.0]))
     assert (last.method, last.total, last.lower) == ("last_value", 5.0 * 24, None)
     assert forecast_series(np.zeros(100)).method == "last_value"  # constant: nothing to fit
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="non-empty, finite hourly history"):
         forecast_series(np.array([]))
 
 
@@ -248,7 +248,7 @@ def test_forecast_next_24h_from_execution_costs():
     start = NOW - timedelta(days=3)
     rows = [
         ("a", "cartoon", start + timedelta(hours=h, minutes=20), float(c), float(r), 0, 0.0)
-        for h, (r, c) in enumerate(zip(revenue, cost))
+        for h, (r, c) in enumerate(zip(revenue, cost, strict=True))
     ]
     hourly = hourly_totals(costs(rows), start, NOW)
     assert hourly.height == 72 and hourly["hour"][0] == start

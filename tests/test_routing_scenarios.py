@@ -156,7 +156,7 @@ def test_override_forces_one_provider_until_the_next_regular_publication():
     assert forced["version"] != regular["version"] and forced["base_version"] == regular["version"]
     assert forced["overrides"]["cartoon"]["provider_id"] == "c" and forced["published_at"] == at.isoformat()
     entries = forced["effects"]["cartoon"]
-    assert [(e["provider_id"], e["rank"], e["weight"]) for e in entries][0] == ("c", 1, 1.0)
+    assert (entries[0]["provider_id"], entries[0]["rank"], entries[0]["weight"]) == ("c", 1, 1.0)
     assert sum(e["weight"] for e in entries) == 1.0 and entries[0]["reason"].startswith("override: ")
     rng = random.Random(7)
     assert {route(entries, rng) for _ in range(2000)} == {"c"}

@@ -89,7 +89,7 @@ def test_hourly_volume_and_latency_follow_the_seasonality():
     by_hour = (
         rows.group_by(h=pl.col("finished_at").dt.hour()).agg(n=pl.len(), ms=pl.col("duration_ms").median()).sort("h")
     )
-    n, ms = dict(zip(by_hour["h"], by_hour["n"])), dict(zip(by_hour["h"], by_hour["ms"]))
+    n, ms = dict(zip(by_hour["h"], by_hour["n"], strict=True)), dict(zip(by_hour["h"], by_hour["ms"], strict=True))
     assert n[18] / n[6] == pytest.approx(1.5 / 0.5, rel=0.15)  # peak / trough of 1 ± 0.5
     assert rows.height / 48 == pytest.approx(1000, rel=0.05)  # the mean rate is kept
     assert ms[18] / ms[6] == pytest.approx(3.0, rel=0.2)  # latency ∝ load¹
@@ -97,7 +97,7 @@ def test_hourly_volume_and_latency_follow_the_seasonality():
 
 def _median_by(rows: pl.DataFrame, col: str, key: pl.Expr) -> dict:
     out = rows.group_by(k=key).agg(pl.col(col).median()).sort("k")
-    return dict(zip(out["k"], out[col]))
+    return dict(zip(out["k"], out[col], strict=True))
 
 
 def test_drift_compounds_per_day():
@@ -186,7 +186,7 @@ def test_router_sees_only_the_past_and_its_weights_are_followed():
 
 def test_invalid_inputs_are_rejected():
     with pytest.raises(ValueError, match="tz-aware"):
-        simulate(_market(), datetime(2026, 1, 1), 1, 10, seed=0)
+        simulate(_market(), datetime(2026, 1, 1), 1, 10, seed=0)  # noqa: DTZ001 - naive on purpose
     shadowed = _market(
         ProviderModel("a", "cartoon", "cpu-2c", 1.0), ProviderModel("s", "cartoon", "cpu-2c", 1.0, mode="shadow")
     )

@@ -61,8 +61,8 @@ def approval_requests(
     if best["outcome"] != "selected":
         return
     video = only_row(ingested_video, "ingested_video")
-    keys = dict(zip(provider_outputs["task_id"], provider_outputs["output_key"]))
-    selection = dict(zip(provider_outputs["task_id"], provider_outputs["selection"]))
+    keys = dict(zip(provider_outputs["task_id"], provider_outputs["output_key"], strict=True))
+    selection = dict(zip(provider_outputs["task_id"], provider_outputs["selection"], strict=True))
     comparison = {
         "input_url": media_url(platform.api_base_url, video["proxy_key"]),
         "winner_task_id": best["task_id"],

@@ -91,23 +91,23 @@ def test_batch(
             epsilon=platform.exploration_rate,
             shadow=registry.shadow_for(effect_type),
         )
-        for c in chosen:
-            rows.append(
-                {
-                    "video_id": video_id,
-                    "task_id": task_id_for(video_id, effect_type, c.provider_id),
-                    "effect_type": effect_type,
-                    "provider_id": c.provider_id,
-                    "rank": c.rank,
-                    "selection": c.selection,
-                    "manifest_version": version,
-                    "user_id": user_id,
-                    "tokens_reserved": 0 if c.selection == "shadow" else prices[effect_type],
-                    "prompt": variant["prompt"],
-                    "params": variant["params"],
-                    "dispatched_at": now,
-                }
-            )
+        rows.extend(
+            {
+                "video_id": video_id,
+                "task_id": task_id_for(video_id, effect_type, c.provider_id),
+                "effect_type": effect_type,
+                "provider_id": c.provider_id,
+                "rank": c.rank,
+                "selection": c.selection,
+                "manifest_version": version,
+                "user_id": user_id,
+                "tokens_reserved": 0 if c.selection == "shadow" else prices[effect_type],
+                "prompt": variant["prompt"],
+                "params": variant["params"],
+                "dispatched_at": now,
+            }
+            for c in chosen
+        )
     if not rows:
         record_pipeline_events(
             lake,

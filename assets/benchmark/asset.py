@@ -95,7 +95,7 @@ def benchmark_reports(
                     meta.append((video, spec.mode))
         context.log.info(f"benchmark {benchmark_id}: {len(tasks)} runs on {len(videos)} videos")
         runs = run_and_score(tasks, providers.adapter, platform.max_parallel_tasks, registry.instance_type)
-        for run, (video, mode) in zip(runs, meta):
+        for run, (video, mode) in zip(runs, meta, strict=True):
             rows.append(
                 {
                     **run,

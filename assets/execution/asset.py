@@ -107,13 +107,13 @@ def provider_outputs(
         ]
         results = run_tasks(jobs, providers.adapter, platform.max_parallel_tasks, registry.instance_type)
         sizes = {}
-        for job, result in zip(jobs, results):
+        for job, result in zip(jobs, results, strict=True):
             if result.status == "succeeded":
                 sizes[job.task_id] = os.path.getsize(result.output_path)
                 media.put_file(output_key(job.video_id, job.task_id), result.output_path)
     finished = utcnow()
     rows, pipeline_events, execution_events, entries = [], [], [], []
-    for task, result in zip(tasks, results):
+    for task, result in zip(tasks, results, strict=True):
         ok = result.status == "succeeded"
         rows.append(
             {

@@ -25,7 +25,7 @@ def run_and_score(
     """
     results = run_tasks(tasks, adapter_for, max_workers, instance_type_for)
     rows = []
-    for task, result in zip(tasks, results):
+    for task, result in zip(tasks, results, strict=True):
         q = score_output(task.input_path, result.output_path, task.effect_type, task.params).to_dict()
         rows.append(
             {

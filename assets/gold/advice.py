@@ -78,9 +78,12 @@ def recommendations(
     admin decisions are kept apart."""
     now = utcnow()
     manifest = manifest_store.read() or {"effects": {}}
-    args = dict(
-        price_tokens=catalog.prices(), token_usd_rate=platform.token_usd_rate, now=now, rate_card=catalog.rate_card()
-    )
+    args = {
+        "price_tokens": catalog.prices(),
+        "token_usd_rate": platform.token_usd_rate,
+        "now": now,
+        "rate_card": catalog.rate_card(),
+    }
     frames = [
         recommend(
             lake.read(EXECUTION_COSTS, pl.col("finished_at") > now - RECOMMENDATION_WINDOW),

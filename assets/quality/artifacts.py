@@ -120,9 +120,9 @@ def banding(luma: np.ndarray) -> float:
         flat = (diff == 0).astype(np.float32)
         # Count flat neighbours within k on both sides (centre excluded); 2k means both flanks
         # are flat. Zero padding makes runs cut by the frame border not count.
-        kernel = np.ones(2 * k + 1, np.float32)
-        kernel[k] = 0
-        kernel = kernel.reshape(1, -1) if axis == 1 else kernel.reshape(-1, 1)
+        taps = np.ones(2 * k + 1, np.float32)
+        taps[k] = 0
+        kernel = taps.reshape(1, -1) if axis == 1 else taps.reshape(-1, 1)
         flanks = cv2.filter2D(flat, -1, kernel, borderType=cv2.BORDER_CONSTANT)
         contour = (diff >= 1) & (diff <= _BAND_STEP_MAX) & (flanks > 2 * k - 0.5)
         shares.append(float(np.count_nonzero(contour)) / luma.size)

@@ -36,7 +36,7 @@ def quality_scores(
     within its effect type. A failed or unreadable output is ``unknown`` with confidence 0.
     """
     video = only_row(ingested_video, "ingested_video")
-    params = dict(zip(test_batch["task_id"], test_batch["params"]))
+    params = dict(zip(test_batch["task_id"], test_batch["params"], strict=True))
     costs = cost_frame(provider_outputs, catalog.rate_card(), catalog.prices(), platform.token_usd_rate)
     rows = []
     with media.local_file(video["proxy_key"]) as proxy:
@@ -75,8 +75,8 @@ def quality_scores(
             )
     df = frame(rows, QUALITY_SCORES)
     ranks = {}
-    for effect_type, part in df.group_by("effect_type"):
-        ranks.update(zip(part["task_id"], rank_outputs(part["composite"].to_list())))
+    for _, part in df.group_by("effect_type"):
+        ranks.update(zip(part["task_id"], rank_outputs(part["composite"].to_list()), strict=True))
     df = df.with_columns(rank=pl.col("task_id").replace_strict(ranks, return_dtype=pl.Int64))
     record_pipeline_events(
         lake,

@@ -254,7 +254,8 @@ def _luma(frame: av.VideoFrame) -> np.ndarray:
     """(H, W) uint8 luma of a decoded frame (a copy)."""
     if frame.format.name in _YUV8:
         plane = frame.planes[0]
-        rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
+        # memoryview: no copy, and a type NumPy's stubs take as a buffer on Python 3.11.
+        rows = np.frombuffer(memoryview(plane), np.uint8).reshape(frame.height, plane.line_size)
         return rows[:, : frame.width].copy()
     return frame.to_ndarray(format="gray")
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -30,7 +31,7 @@ import cv2
 import numpy as np
 
 from . import artifacts, similarity, style, temporal
-from .frames import DecodedVideo, VideoUnreadable, decode
+from .frames import DecodedVideo, SampledFrame, VideoUnreadable, decode
 from .gate import GateResult, QualityInputError, decode_input_or_raise, evaluate
 
 WEIGHTS = {"style_adherence": 0.35, "fidelity": 0.25, "cleanliness": 0.20, "temporal_consistency": 0.20}
@@ -208,10 +209,10 @@ def _score(
     ins = [inp.samples[s] for s in slots]
     outs = [out.samples[s] for s in slots]
 
-    ssims = [max(0.0, similarity.ssim(a.luma, b.luma)) for a, b in zip(ins, outs)]
+    ssims = [max(0.0, similarity.ssim(a.luma, b.luma)) for a, b in zip(ins, outs, strict=True)]
     hashes = [
         similarity.phash_distance(similarity.phash(_grey(a.rgb)), similarity.phash(_grey(b.rgb)))
-        for a, b in zip(ins, outs)
+        for a, b in zip(ins, outs, strict=True)
     ]
     fidelity = float(np.mean(ssims))
     phash_distance = float(np.mean(hashes))
@@ -221,18 +222,18 @@ def _score(
         "ssim_min": float(np.min(ssims)),
         "phash_mean": phash_distance,
     }
-    stats = {
+    stats: dict[str, tuple[float, float]] = {
         "blocking": (
-            np.mean([artifacts.blockiness(f.luma_native) for f in ins]),
-            np.mean([artifacts.blockiness(f.luma_native) for f in outs]),
+            _mean_over(artifacts.blockiness, ins),
+            _mean_over(artifacts.blockiness, outs),
         ),
         "noise": (
-            np.mean([artifacts.noise(f.luma_native) for f in ins]),
-            np.mean([artifacts.noise(f.luma_native) for f in outs]),
+            _mean_over(artifacts.noise, ins),
+            _mean_over(artifacts.noise, outs),
         ),
         "banding": (
-            np.mean([artifacts.banding(f.luma_native) for f in ins]),
-            np.mean([artifacts.banding(f.luma_native) for f in outs]),
+            _mean_over(artifacts.banding, ins),
+            _mean_over(artifacts.banding, outs),
         ),
         "frozen": (artifacts.frozen_share(inp.frame_mad), artifacts.frozen_share(out.frame_mad)),
         "black": (artifacts.black_share(inp.black), artifacts.black_share(out.black)),
@@ -278,6 +279,11 @@ def _score(
         measurements={k: float(v) for k, v in m.items()},
         scoring_ms=_ms(started),
     )
+
+
+def _mean_over(measure: Callable[[np.ndarray], float], frames: Sequence[SampledFrame]) -> float:
+    """Mean of ``measure`` over the frames' native-size luma."""
+    return float(np.mean([measure(f.luma_native) for f in frames]))
 
 
 def _grey(rgb: np.ndarray) -> np.ndarray:

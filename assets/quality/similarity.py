@@ -76,7 +76,7 @@ def phash(gray: np.ndarray) -> np.ndarray:
         scipy's (the median comparison is scale-invariant, not row-scale-invariant).
     """
     small = cv2.resize(gray.astype(np.float32), (_HASH_INPUT, _HASH_INPUT), interpolation=cv2.INTER_AREA)
-    coeffs = cv2.dct(small)[:_HASH, :_HASH].copy()
+    coeffs = cv2.dct(small)[:_HASH, :_HASH].astype(np.float32)  # a float32 copy (the DCT of float32)
     coeffs[0, :] *= math.sqrt(2)
     coeffs[:, 0] *= math.sqrt(2)
     return (coeffs > np.median(coeffs)).reshape(-1)

@@ -67,6 +67,7 @@ for effect_type, group in item.outputs.group_by("effect_type", maintain_order=Tr
         with first, st.container(border=True):
             st.markdown("**Input**  \nthe proxy every provider got")
             _video(item.input_key)
-        for col, o in zip(rest, rows[start : start + COLUMNS - 1]):
+        # The last row may hold fewer outputs than columns: its spare columns stay empty.
+        for col, o in zip(rest, rows[start : start + COLUMNS - 1], strict=False):
             with col:
                 _output(o)

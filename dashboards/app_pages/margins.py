@@ -111,7 +111,7 @@ else:
             delta=fmt_usd(change.change),
             help=f"margin {fmt_pct(change.margin_pct_b)}",
         )
-        for col, (name, value) in zip(m[2:], data.decomposition_parts(change).iter_rows()):
+        for col, (name, value) in zip(m[2:], data.decomposition_parts(change).iter_rows(), strict=True):
             col.metric(name.capitalize(), fmt_usd(value))
         widgets.chart(charts.effect_bars(data.decomposition_parts(change)))
         cells = data.decomposition_cells(change)

@@ -50,7 +50,7 @@ def _card(rec: dict, decidable: bool) -> None:
             )
 
 
-for (status, _), tab in zip(STATUS.items(), tabs):
+for (status, _), tab in zip(STATUS.items(), tabs, strict=True):
     with tab:
         subset = recs.filter(pl.col("status") == status)
         if subset.is_empty():

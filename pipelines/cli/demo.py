@@ -54,12 +54,13 @@ def dagster_home() -> Path:
 
 
 def _spawn(cmd: list[str], env: dict, log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "ab")
+    # The child gets its own copy of the log's descriptor at spawn; ours closes right after.
     # Own process group: dagster dev starts a webserver, a daemon and code servers; the
     # whole group is stopped together.
-    return subprocess.Popen(
-        cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:

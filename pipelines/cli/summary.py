@@ -34,17 +34,18 @@ def format_video(status: dict, elapsed_s: float | None = None) -> str:
         )
     if status.get("outputs"):
         lines.append(
-            "  providers tried:          effect       status  composite fidel  artif  style  tempo  phash   cost_usd    margin  rank"
+            "  providers tried:          effect       status  composite fidel  artif  style  tempo  phash "
+            "  cost_usd    margin  rank"
         )
-        for o in status["outputs"]:
-            lines.append(
-                f"    {o['provider_id']:<22} {o['effect_type']:<12} {o['status']:<7} "
-                f"{_f(o['composite']):>7} {_f(o['fidelity']):>6} {_f(o['artifacts']):>6} "
-                f"{_f(o['style_adherence']):>6} {_f(o['temporal_consistency']):>6} "
-                f"{_f(o['perceptual_hash_distance']):>6} {_f(o['cost_usd'], '.7f'):>10} "
-                f"{_f(o['margin'], '.4%'):>9} {o['rank']:>5}"
-                + ("" if o["gate_passed"] else f"  gate: {'; '.join(o['gate_failures'])}")
-            )
+        lines.extend(
+            f"    {o['provider_id']:<22} {o['effect_type']:<12} {o['status']:<7} "
+            f"{_f(o['composite']):>7} {_f(o['fidelity']):>6} {_f(o['artifacts']):>6} "
+            f"{_f(o['style_adherence']):>6} {_f(o['temporal_consistency']):>6} "
+            f"{_f(o['perceptual_hash_distance']):>6} {_f(o['cost_usd'], '.7f'):>10} "
+            f"{_f(o['margin'], '.4%'):>9} {o['rank']:>5}"
+            + ("" if o["gate_passed"] else f"  gate: {'; '.join(o['gate_failures'])}")
+            for o in status["outputs"]
+        )
     r = status.get("result")
     if r:
         if r["outcome"] == "selected":

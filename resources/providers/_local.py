@@ -325,7 +325,7 @@ class RawVideoEncoder:
             raise ValueError(f"frame {frame.shape} {frame.dtype}, encoder expects {self.shape} uint8")
         assert self._proc.stdin is not None
         try:
-            self._proc.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
+            self._proc.stdin.write(np.ascontiguousarray(frame).data.cast("B"))  # .data: the array's memoryview
         except BrokenPipeError:
             self._finish()  # raises with the child's own error when it failed
             raise TaskFailure("EncoderError", "the encoder exited before the last frame") from None

@@ -55,8 +55,8 @@ def channel_curves(r_gamma: float = 1.0, g_gamma: float = 1.0, b_gamma: float = 
             raise ValueError(f"{name} must be > 0, got {g}")
     x = np.arange(256, dtype=np.float64) / 255.0
     # OpenCV frames are BGR: LUT channel 0 is blue.
-    lut = np.stack([255.0 * x**b_gamma, 255.0 * x**g_gamma, 255.0 * x**r_gamma], axis=-1)
-    lut = np.clip(np.rint(lut), 0, 255).astype(np.uint8).reshape(1, 256, 3)
+    levels = np.stack([255.0 * x**b_gamma, 255.0 * x**g_gamma, 255.0 * x**r_gamma], axis=-1)
+    lut = np.clip(np.rint(levels), 0, 255).astype(np.uint8).reshape(1, 256, 3)
 
     def apply(frame: np.ndarray) -> np.ndarray:
         return cv2.LUT(frame, lut)

@@ -13,11 +13,13 @@ import hashlib
 import importlib
 import os
 import string
+from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import InitErrorDetails
 
 from resources.providers.base import ProviderAdapter
 from resources.providers.params import ParamError, check_syntax
@@ -269,8 +271,7 @@ class Registry(BaseModel):
     @field_validator("providers")
     @classmethod
     def _unique_ids(cls, v: list[ProviderSpec]) -> list[ProviderSpec]:
-        seen: set[str] = set()
-        dupes = sorted({p.provider_id for p in v if p.provider_id in seen or seen.add(p.provider_id)})
+        dupes = sorted(pid for pid, n in Counter(p.provider_id for p in v).items() if n > 1)
         if dupes:
             raise ValueError(f"duplicate provider ids: {dupes}")
         return v
@@ -324,14 +325,14 @@ class Registry(BaseModel):
 
 def _name_providers(exc: ValidationError, raw: list[Any], title: str) -> ValidationError:
     """Same errors with ``providers.<index>`` replaced by ``providers.<provider_id>``."""
-    details = []
+    details: list[InitErrorDetails] = []
     for err in exc.errors():
         loc = list(err["loc"])
         if len(loc) >= 2 and loc[0] == "providers" and isinstance(loc[1], int):
             entry = raw[loc[1]] if loc[1] < len(raw) else None
             pid = entry.get("provider_id") if isinstance(entry, dict) else None
             loc[1] = str(pid) if pid else f"#{loc[1]} (no provider_id)"
-        detail: dict[str, Any] = {"type": err["type"], "loc": tuple(loc), "input": err["input"]}
+        detail: InitErrorDetails = {"type": err["type"], "loc": tuple(loc), "input": err["input"]}
         if "ctx" in err:
             detail["ctx"] = err["ctx"]
         details.append(detail)

@@ -1035,7 +1035,7 @@ class FakeComfyUI:
             ctx = ExecContext(self.dirs["input"], self.dirs["output"])
             try:
                 entry, new_cache = PromptRun(item, ctx, cache, failure, self._interrupt).run()
-            except Exception as exc:  # a bug in the double: surface it as an error entry
+            except Exception as exc:  # noqa: BLE001 - any bug in the double becomes an error entry
                 entry = {
                     "prompt": item,
                     "outputs": {},
@@ -1081,7 +1081,8 @@ class FakeComfyUI:
                 return Response(status_code=400)
             subfolder = str(form.get("subfolder") or "")
             base = self.dirs[kind].resolve()
-            folder = (base / os.path.normpath(subfolder)).resolve() if subfolder else base
+            # normpath only rewrites the string; it does no I/O (the rule lists it anyway).
+            folder = (base / os.path.normpath(subfolder)).resolve() if subfolder else base  # noqa: ASYNC240
             if os.path.commonpath([base, folder]) != str(base):
                 return Response(status_code=400)
             folder.mkdir(parents=True, exist_ok=True)
@@ -1100,8 +1101,9 @@ class FakeComfyUI:
         async def post_prompt(request: Request) -> Response:
             try:
                 data = json.loads(await request.body())
-                data.get  # a JSON list or number makes ComfyUI fail the same way
-            except (ValueError, AttributeError):
+            except ValueError:
+                return PlainTextResponse(_TROUBLE, status_code=500)
+            if not isinstance(data, dict):  # a JSON list or number makes ComfyUI fail the same way
                 return PlainTextResponse(_TROUBLE, status_code=500)
             if "prompt" not in data:
                 return JSONResponse(
