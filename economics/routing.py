@@ -48,8 +48,8 @@ PRIORITY_WEIGHTS: dict[str, dict[str, float]] = {
 }
 PRIOR = 0.5
 CONFIDENCE_PSEUDO_COUNT = 10
-# Epsilon-greedy exploration defaults to 5% of jobs (docs/architecture.md, "Economics"); the same default as
-# Settings.exploration_rate, which is what the economics job passes.
+# Epsilon-greedy exploration defaults to 5% of jobs (docs/architecture.md, "Economics"). This is
+# the one place the default is written: Settings.exploration_rate takes it from here.
 EXPLORATION_RATE = 0.05
 AB_SELECTION = "ab"
 
@@ -296,7 +296,7 @@ def select_providers(
     ranked: list[dict],
     rng: random.Random,
     top_k: int = 2,
-    epsilon: float = 0.05,
+    epsilon: float = EXPLORATION_RATE,
     shadow: list[str] | None = None,
 ) -> list[Selection]:
     """Epsilon-greedy choice of a test batch for one effect type (docs/architecture.md, "Economics").
@@ -401,3 +401,22 @@ def manifest_rows(manifest: dict) -> pl.DataFrame:
         for e in entries
     ]
     return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def current_rankings(manifest: dict | None, active: dict[str, list[str]], now: datetime) -> tuple[dict, str, str]:
+    """Manifest entries per effect type restricted to the providers active now.
+
+    Falls back to a bootstrap ranking (registry order, neutral priors) for any effect type
+    the published manifest does not cover (or when none was published yet).
+
+    Returns:
+        (effect type → entries, manifest version, source: 'manifest' | 'bootstrap').
+    """
+    bootstrap = build_manifest(pl.DataFrame(), active, now)
+    if manifest is None:
+        return bootstrap["effects"], bootstrap["version"], "bootstrap"
+    effects = {}
+    for effect_type, providers in active.items():
+        published = [e for e in manifest["effects"].get(effect_type, []) if e["provider_id"] in providers]
+        effects[effect_type] = published or bootstrap["effects"][effect_type]
+    return effects, manifest["version"], "manifest"

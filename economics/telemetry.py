@@ -18,6 +18,8 @@ import polars as pl
 REAL, SIMULATED = "real", "simulated"
 # The execution event that closes a task, by its status.
 SUCCEEDED_EVENT, FAILED_EVENT = "TaskSucceeded", "TaskFailed"
+# The execution event that opens a task (M5 dispatching it).
+DISPATCHED_EVENT = "TaskDispatched"
 TERMINAL_EVENTS = (SUCCEEDED_EVENT, FAILED_EVENT)
 
 # What a provider run measures about itself (``resources.providers.base.TaskResult``'s
@@ -100,4 +102,21 @@ def finished_executions(events: pl.LazyFrame) -> pl.DataFrame:
         .agg(pl.all().sort_by("finished_at").last())
         .with_columns(source=pl.col("source").fill_null(REAL))
         .collect()
+    )
+
+
+def videos_with_all_tasks_finished(events: pl.DataFrame) -> pl.DataFrame:
+    """(video_id, tasks) for videos whose every dispatched task has a terminal event.
+
+    Args:
+        events: execution events with ``correlation_id``, ``task_id``, ``event_type``.
+    """
+    per_video = events.group_by("correlation_id").agg(
+        dispatched=pl.col("task_id").filter(pl.col("event_type") == DISPATCHED_EVENT).n_unique(),
+        finished=pl.col("task_id").filter(pl.col("event_type").is_in(TERMINAL_EVENTS)).n_unique(),
+    )
+    return (
+        per_video.filter((pl.col("dispatched") > 0) & (pl.col("finished") >= pl.col("dispatched")))
+        .select(video_id="correlation_id", tasks="dispatched")
+        .sort("video_id")
     )

@@ -16,6 +16,7 @@ from assets.execution.asset import provider_outputs
 from assets.lineage import reads
 from assets.partitions import videos
 from assets.quality.asset import quality_scores
+from economics.telemetry import DISPATCHED_EVENT
 from resources.lake import Lake
 from resources.schemas import EXECUTION_EVENTS, PROVIDER_OUTPUTS, QUALITY_SCORES
 
@@ -38,7 +39,7 @@ def every_task_has_an_outcome(
     video_id = context.partition_key
     dispatched = set(
         lake.read(
-            EXECUTION_EVENTS, (pl.col("correlation_id") == video_id) & (pl.col("event_type") == "TaskDispatched")
+            EXECUTION_EVENTS, (pl.col("correlation_id") == video_id) & (pl.col("event_type") == DISPATCHED_EVENT)
         )["task_id"]
     )
     recorded = lake.read(PROVIDER_OUTPUTS, pl.col("video_id") == video_id)["task_id"].to_list()

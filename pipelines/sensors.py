@@ -20,6 +20,7 @@ import polars as pl
 
 from assets.lineage import table_key
 from assets.partitions import videos
+from economics.telemetry import videos_with_all_tasks_finished
 from pipelines.jobs import ab_job, benchmark_job, evaluation_job, intake_job, publish_job
 from resources.lake import Lake
 from resources.providers.client import ProviderRegistry
@@ -78,23 +79,6 @@ def upload_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[La
         dynamic_partitions_requests=[videos.build_add_request(new)] if new else [],
         asset_events=[observed(UPLOADS, version, uploads.height)],
         cursor=str(version),
-    )
-
-
-def videos_with_all_tasks_finished(events: pl.DataFrame) -> pl.DataFrame:
-    """(video_id, tasks) for videos whose every dispatched task has a terminal event.
-
-    Args:
-        events: execution events with ``correlation_id``, ``task_id``, ``event_type``.
-    """
-    per_video = events.group_by("correlation_id").agg(
-        dispatched=pl.col("task_id").filter(pl.col("event_type") == "TaskDispatched").n_unique(),
-        finished=pl.col("task_id").filter(pl.col("event_type").is_in(["TaskSucceeded", "TaskFailed"])).n_unique(),
-    )
-    return (
-        per_video.filter((pl.col("dispatched") > 0) & (pl.col("finished") >= pl.col("dispatched")))
-        .select(video_id="correlation_id", tasks="dispatched")
-        .sort("video_id")
     )
 
 

@@ -19,6 +19,8 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from economics.routing import EXPLORATION_RATE
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = PROJECT_ROOT / "data"
 
@@ -108,7 +110,7 @@ class Settings(BaseSettings):
 
     # -- economics and routing --------------------------------------------------------------
     token_usd_rate: float = Field(default=0.01, alias="EFFECTLAKE_TOKEN_USD_RATE")
-    exploration_rate: float = Field(default=0.05, alias="EFFECTLAKE_EXPLORATION_RATE")
+    exploration_rate: float = Field(default=EXPLORATION_RATE, alias="EFFECTLAKE_EXPLORATION_RATE")
     top_k: int = Field(default=2, alias="EFFECTLAKE_TOP_K")
     priority: str = Field(default="balanced", alias="EFFECTLAKE_PRIORITY")
     routing_window_hours: int = Field(default=24, alias="EFFECTLAKE_ROUTING_WINDOW_HOURS")

@@ -10,7 +10,8 @@ from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.lineage import reads
 from assets.registry.asset import unhealthy_providers
 from economics.budget import UserQuotaExceeded, reserve_or_raise
-from economics.routing import build_manifest, select_providers
+from economics.routing import current_rankings, select_providers
+from economics.telemetry import DISPATCHED_EVENT
 from resources.catalog import Catalog
 from resources.events import event, record_execution_events, record_pipeline_events, stable_id, utcnow
 from resources.lake import Lake
@@ -26,25 +27,6 @@ STAGE = "M5"
 def task_id_for(video_id: str, effect_type: str, provider_id: str) -> str:
     """Deterministic task id: the same video, effect and provider always name one task."""
     return stable_id("task", video_id, effect_type, provider_id, length=20)
-
-
-def current_rankings(manifest: dict | None, active: dict[str, list[str]], now) -> tuple[dict, str, str]:
-    """Manifest entries per effect type restricted to the providers active now.
-
-    Falls back to a bootstrap ranking (registry order, neutral priors) for any effect type
-    the published manifest does not cover (or when none was published yet).
-
-    Returns:
-        (effect type → entries, manifest version, source: 'manifest' | 'bootstrap').
-    """
-    bootstrap = build_manifest(pl.DataFrame(), active, now)
-    if manifest is None:
-        return bootstrap["effects"], bootstrap["version"], "bootstrap"
-    effects = {}
-    for effect_type, providers in active.items():
-        published = [e for e in manifest["effects"].get(effect_type, []) if e["provider_id"] in providers]
-        effects[effect_type] = published or bootstrap["effects"][effect_type]
-    return effects, manifest["version"], "manifest"
 
 
 # pool="ledger": reserving is check-then-append on a user's balance; the instance gives the
@@ -136,7 +118,7 @@ def test_batch(
         lake,
         [
             event(
-                "TaskDispatched",
+                DISPATCHED_EVENT,
                 video_id,
                 STAGE,
                 {"rank": r["rank"], "manifest_version": version},
