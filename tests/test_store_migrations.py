@@ -101,3 +101,22 @@ def test_database_url_defaults_and_driver(monkeypatch):
     assert database_url("postgres://u@h/d") == "postgresql+psycopg2://u@h/d"
     with pytest.raises(ValueError, match="unsupported"):
         create_store_engine("mysql://u@h/d")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_writer_kept_waiting_past_the_lock_timeout_gets_store_busy(backend, empty_database):
+    from resources.store import ledger
+    from resources.store.errors import StoreBusy
+
+    url = empty_database(backend)
+    short = {"timeout": 0.2} if backend == "sqlite" else {"options": "-c lock_timeout=200"}
+    store = Store(url, engine=create_store_engine(url, connect_args=short))
+    user, _ = store.create_user(store.create_workspace("w")["workspace_id"], welcome_tokens=10)
+    with store.write() as holder:  # holds the account row (PostgreSQL) / the write lock (SQLite)
+        ledger.reserve(holder, user["user_id"], "held", 1)
+        with pytest.raises(StoreBusy) as busy:
+            store.reserve(user["user_id"], "waiting", 1)
+    assert busy.value.http_status == 503
+    store.reserve(user["user_id"], "waiting", 1)  # free again
+    assert store.balance(user["user_id"])["reserved_outstanding"] == 2
+    store.close()
