@@ -120,3 +120,17 @@ def test_a_writer_kept_waiting_past_the_lock_timeout_gets_store_busy(backend, em
     store.reserve(user["user_id"], "waiting", 1)  # free again
     assert store.balance(user["user_id"])["reserved_outstanding"] == 2
     store.close()
+
+
+def test_the_documented_command_upgrades_the_store_at_database_url(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    url = f"sqlite:///{tmp_path}/cli.db"
+    root = Path(__file__).resolve().parents[1]
+    env = os.environ | {"DATABASE_URL": url, "PYTHONPATH": str(root)}
+    subprocess.run([sys.executable, "-m", "resources.store", "upgrade"], cwd=root, env=env,
+                   check=True, timeout=120)
+    assert _diff(url) == []

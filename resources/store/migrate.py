@@ -1,15 +1,14 @@
 """Schema migrations of the store, without an alembic.ini: ``migrate(url)`` upgrades a
 database to the newest revision shipped in ``migrations/versions``.
 
-New revision (after changing ``models.py``)::
+Command line (``resources/store/__main__.py``)::
 
-    python -m resources.store.migrate revision "what changed"   # autogenerate against a
-                                                                # fresh SQLite at head
+    python -m resources.store upgrade                   # the store at $DATABASE_URL
+    python -m resources.store revision "what changed"   # after changing models.py
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -60,19 +59,13 @@ def _run(url, engine, action) -> None:
             engine.dispose()
 
 
-def _revision(message: str) -> None:
+
+def new_revision(message: str) -> None:
+    """Autogenerate a revision in ``migrations/versions`` from the difference between the
+    models and a fresh SQLite database upgraded to head (review it before committing)."""
     with tempfile.TemporaryDirectory() as tmp:
         engine = create_store_engine(f"sqlite:///{tmp}/head.db")
         migrate(engine=engine)
         with engine.connect() as connection:
             command.revision(alembic_config(connection), message=message, autogenerate=True)
         engine.dispose()
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "revision":
-        _revision(sys.argv[2])
-    elif len(sys.argv) in (1, 2) and sys.argv[1:] in ([], ["upgrade"]):
-        migrate()
-    else:
-        sys.exit("usage: python -m resources.store.migrate [upgrade | revision MESSAGE]")

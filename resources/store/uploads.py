@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from resources.store.errors import InvalidInput, UnknownUser, UploadNotFound
+from resources.store.errors import Conflict, InvalidInput, UnknownUser, UploadNotFound
 from resources.store.filenames import sanitize_filename
 from resources.store.models import UPLOAD_SOURCES, UPLOAD_STATUSES, Upload, UploadRejection, User
 from resources.store.sql import as_dict, insert_ignore, new_id, utcnow
@@ -126,6 +127,7 @@ def complete_upload(session: Session, video_id: str, user_id: str, *, sha256: st
 
     Raises:
         UploadNotFound: no pending upload ``video_id`` of this user.
+        Conflict: the same bytes were stored by a concurrent request (retry).
     """
     _check_sha(sha256)
     upload = session.scalars(select(Upload).where(
@@ -140,7 +142,12 @@ def complete_upload(session: Session, video_id: str, user_id: str, *, sha256: st
     upload.sha256, upload.bytes, upload.status = sha256, bytes_, "uploaded"
     upload.media_key = original.media_key if original is not None else media_key
     upload.duplicate_of = original.video_id if original is not None else None
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        # The same bytes were completed concurrently (this user's other upload, or the
+        # workspace's first original): a retry finds that row and folds into it.
+        raise Conflict("the same content was stored concurrently; retry") from exc
     return UploadResult(as_dict(upload), True)
 
 
