@@ -37,11 +37,13 @@ class Store:
 
     Args:
         upgrade: run the migrations to head first (idempotent; the embedded default).
+        engine: an engine made by ``engine.create_store_engine`` (e.g. with other timeouts);
+            ``url`` is then ignored.
     """
 
     def __init__(self, url: str | None = None, *, upgrade: bool = True, engine: Engine | None = None):
-        self.url = database_url(url)
-        self.engine = engine or create_store_engine(self.url)
+        self.engine = engine or create_store_engine(database_url(url))
+        self.url = self.engine.url.render_as_string(hide_password=False)
         if upgrade:
             migrate(engine=self.engine)
         self._writer = sessionmaker(self.engine, expire_on_commit=False)
