@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from resources.store import outbox
 from resources.store.errors import InvalidInput
-from resources.store.models import MIRRORED, Notification
+from resources.store.models import MIRRORED
 from resources.store.sql import utcnow
 
 pytest_plugins = ["tests.store_fixtures"]

@@ -9,7 +9,6 @@ import threading
 import time
 
 import polars as pl
-import pytest
 
 from economics import ledger as rules
 from economics.budget import UserQuotaExceeded

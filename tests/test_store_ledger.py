@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from economics import ledger as rules
 from economics.budget import UserQuotaExceeded
-from resources.store.errors import (BalanceOverflow, InvalidTokens, JobNotReserved, LedgerConflict,
-                                    UnknownUser)
+from resources.store.errors import BalanceOverflow, InvalidTokens, JobNotReserved, LedgerConflict, UnknownUser
 from resources.store.identity import welcome_topup_id
 from resources.store.tokens import MAX_BALANCE, MAX_TOKENS_PER_OPERATION
 
@@ -200,6 +199,17 @@ class _Model:
         return None
 
 
+def _apply(store, uid: str, op: str, key: str, tokens: int | None) -> None:
+    if op == "credit":
+        store.credit(uid, tokens, key)
+    elif op == "reserve":
+        store.reserve(uid, key, tokens)
+    elif op == "consume":
+        store.consume(key)
+    else:
+        store.refund(key, "failed")
+
+
 @settings(max_examples=40, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(welcome=st.integers(0, 500), ops=st.lists(OPS, min_size=8, max_size=30))
@@ -214,15 +224,11 @@ def test_random_sequences_keep_the_account_equal_to_the_recomputed_ledger(store,
             op, tokens = "reserve", max(1, model.available + tokens)
         key = f"{uid}:{op if op == 'credit' else 'job'}:{index}"
         expected = model.expect(op, key, tokens)
-        call = {"credit": lambda: store.credit(uid, tokens, key),
-                "reserve": lambda: store.reserve(uid, key, tokens),
-                "consume": lambda: store.consume(key),
-                "refund": lambda: store.refund(key, "failed")}[op]
         if expected is None:
-            call()
+            _apply(store, uid, op, key, tokens)
         else:
             with pytest.raises(expected):
-                call()
+                _apply(store, uid, op, key, tokens)
         balance = store.balance(uid)
         assert balance["available"] == model.available >= 0
 

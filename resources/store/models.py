@@ -13,8 +13,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (BigInteger, CheckConstraint, ForeignKey, Index, Integer, MetaData,
-                        String, Text, UniqueConstraint, text)
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from resources.store.sql import SEQ, UTCDateTime, utcnow
