@@ -48,6 +48,8 @@ class Settings(BaseSettings):
             = ``<data_dir>/reference_suite.yaml``.
         dagster_home (``DAGSTER_HOME``): the Dagster instance the CLI and the demo use.
         ffmpeg_binary (``FFMPEG_BINARY``): ffmpeg to run; empty = the imageio-ffmpeg wheel's.
+        database_url (``DATABASE_URL``): the transactional store (``resources/store``):
+            PostgreSQL in production, an SQLite file under ``data/store`` embedded.
 
     API and sign-in:
         deployment (``EFFECTLAKE_DEPLOYMENT``): ``local`` (embedded default: everything on
@@ -93,6 +95,9 @@ class Settings(BaseSettings):
     reference_suite_path: str = Field(default="", alias="EFFECTLAKE_REFERENCE_SUITE")
     dagster_home: str = Field(default_factory=lambda: _under_data("dagster_home"), alias="DAGSTER_HOME")
     ffmpeg_binary: str = Field(default="", alias="FFMPEG_BINARY")
+    database_url: str = Field(
+        default_factory=lambda: f"sqlite:///{DATA_DIR / 'store' / 'effectlake.db'}", alias="DATABASE_URL"
+    )
 
     # -- API and sign-in --------------------------------------------------------------------
     deployment: str = Field(default="local", alias="EFFECTLAKE_DEPLOYMENT")

@@ -1,0 +1,276 @@
+"""``Store``: the transactional store as one plain client (no Dagster).
+
+Each public method runs in its own transaction — a write transaction (SQLite ``BEGIN
+IMMEDIATE``, PostgreSQL row locks where needed: ``engine.py``) or a read-only one — and
+returns plain dicts, never ORM objects, so nothing leaks out of a transaction and no caller
+code ever runs inside one (which keeps every transaction short: ``changes.py`` relies on it).
+The logic lives in the modules named in each docstring; this class only opens transactions.
+
+Thread-safe (one engine, one session per call) and process-safe (each process opens its own
+``Store``). Errors: ``resources.store.errors`` and ``economics.budget.UserQuotaExceeded``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from resources.store import changes, decisions, idempotency, identity, ledger, outbox, uploads
+from resources.store.engine import create_store_engine, database_url, reader
+from resources.store.errors import StoreBusy
+from resources.store.idempotency import StoredResponse
+from resources.store.migrate import migrate
+from resources.store.uploads import UploadResult
+
+# SQLite "database is locked" (busy timeout ran out); PostgreSQL lock_not_available (55P03).
+_BUSY = ("database is locked", "lock timeout", "LockNotAvailable")
+
+
+class Store:
+    """The SQL transactional store at ``url`` (``engine.database_url``: argument, else
+    ``$DATABASE_URL``, else the embedded SQLite file under ``data/store/``).
+
+    Args:
+        upgrade: run the migrations to head first (idempotent; the embedded default).
+        engine: an engine made by ``engine.create_store_engine`` (e.g. with other timeouts);
+            ``url`` is then ignored.
+    """
+
+    def __init__(self, url: str | None = None, *, upgrade: bool = True, engine: Engine | None = None):
+        self.engine = engine or create_store_engine(database_url(url))
+        self.url = self.engine.url.render_as_string(hide_password=False)
+        if upgrade:
+            migrate(engine=self.engine)
+        self._writer = sessionmaker(self.engine, expire_on_commit=False)
+        self._reader = sessionmaker(reader(self.engine), expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        """Close the pool's connections."""
+        self.engine.dispose()
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction, committed on success, rolled back on error. For composing
+        several operations atomically with the module functions (e.g. an upload and its
+        notification); keep it short and free of I/O."""
+        try:
+            with self._writer.begin() as session:
+                yield session
+        except OperationalError as exc:
+            if any(b in str(exc) for b in _BUSY):
+                raise StoreBusy("the store is busy; retry") from exc
+            raise
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction."""
+        with self._reader.begin() as session:
+            yield session
+
+    # --- identity ------------------------------------------------------------------------
+    def create_workspace(self, name: str, max_concurrent_gpu_jobs: int = 2) -> dict:
+        """``identity.create_workspace``."""
+        with self.write() as s:
+            return identity.create_workspace(s, name, max_concurrent_gpu_jobs)
+
+    def workspace(self, workspace_id: str) -> dict:
+        """``identity.get_workspace``."""
+        with self.read() as s:
+            return identity.get_workspace(s, workspace_id)
+
+    def create_user(
+        self, workspace_id: str, role: str = "user", name: str | None = None, welcome_tokens: int = 0
+    ) -> tuple[dict, str]:
+        """(user, plaintext API key shown once): ``identity.create_user``."""
+        with self.write() as s:
+            return identity.create_user(s, workspace_id, role, name, welcome_tokens)
+
+    def user(self, user_id: str) -> dict:
+        """``identity.get_user``."""
+        with self.read() as s:
+            return identity.get_user(s, user_id)
+
+    def create_api_key(self, user_id: str) -> tuple[dict, str]:
+        """``identity.create_api_key``."""
+        with self.write() as s:
+            return identity.create_api_key(s, user_id)
+
+    def authenticate(self, api_key: str) -> dict:
+        """The user of a valid key (``identity.authenticate``); raises ``InvalidApiKey``."""
+        with self.read() as s:
+            return identity.authenticate(s, api_key)
+
+    def revoke_api_key(self, key_id: str) -> dict:
+        """``identity.revoke_api_key``."""
+        with self.write() as s:
+            return identity.revoke_api_key(s, key_id)
+
+    def api_keys(self, user_id: str) -> list[dict]:
+        """``identity.api_keys``."""
+        with self.read() as s:
+            return identity.api_keys(s, user_id)
+
+    # --- ledger --------------------------------------------------------------------------
+    def credit(
+        self, user_id: str, tokens: int, topup_id: str, reason: str = "top-up", at: datetime | None = None
+    ) -> dict:
+        """``ledger.credit``: the credit entry (a repeat returns the first)."""
+        with self.write() as s:
+            return ledger.credit(s, user_id, tokens, topup_id, reason, at)
+
+    def reserve(
+        self, user_id: str, job_id: str, tokens: int, correlation_id: str | None = None, at: datetime | None = None
+    ) -> dict:
+        """``ledger.reserve``: the reserve entry; ``UserQuotaExceeded`` beyond the balance."""
+        with self.write() as s:
+            return ledger.reserve(s, user_id, job_id, tokens, correlation_id, at=at)
+
+    def consume(self, job_id: str, reason: str = "delivered", at: datetime | None = None) -> dict:
+        """``ledger.consume``: the consume entry."""
+        with self.write() as s:
+            return ledger.consume(s, job_id, reason, at)
+
+    def refund(self, job_id: str, reason: str, at: datetime | None = None) -> dict:
+        """``ledger.refund``: the refund entry."""
+        with self.write() as s:
+            return ledger.refund(s, job_id, reason, at)
+
+    def balance(self, user_id: str) -> dict:
+        """``ledger.balance``: the user's ``economics.ledger.BALANCE_SCHEMA`` row."""
+        with self.read() as s:
+            return ledger.balance(s, user_id)
+
+    def entries(self, user_id: str, after_seq: int = 0, limit: int | None = None) -> list[dict]:
+        """``ledger.entries``: the user's ledger entries in seq order."""
+        with self.read() as s:
+            return ledger.entries(s, user_id, after_seq, limit)
+
+    # --- uploads -------------------------------------------------------------------------
+    def create_upload(self, user_id: str, **fields) -> UploadResult:
+        """``uploads.create_upload`` (keyword fields: filename, content_type, sha256, bytes_,
+        media_key, source, status, at)."""
+        with self.write() as s:
+            return uploads.create_upload(s, user_id, **fields)
+
+    def complete_upload(self, video_id: str, user_id: str, **fields) -> UploadResult:
+        """``uploads.complete_upload`` (sha256, bytes_, media_key)."""
+        with self.write() as s:
+            return uploads.complete_upload(s, video_id, user_id, **fields)
+
+    def upload(self, video_id: str, user_id: str | None = None) -> dict:
+        """``uploads.get_upload``: ``UploadNotFound`` also when not ``user_id``'s."""
+        with self.read() as s:
+            return uploads.get_upload(s, video_id, user_id)
+
+    def uploads(self, user_id: str, after_seq: int = 0, limit: int = 50) -> list[dict]:
+        """``uploads.list_uploads``."""
+        with self.read() as s:
+            return uploads.list_uploads(s, user_id, after_seq, limit)
+
+    def set_upload_status(self, video_id: str, status: str) -> dict:
+        """``uploads.set_upload_status``."""
+        with self.write() as s:
+            return uploads.set_upload_status(s, video_id, status)
+
+    def record_rejection(self, **fields) -> dict:
+        """``uploads.record_rejection``."""
+        with self.write() as s:
+            return uploads.record_rejection(s, **fields)
+
+    # --- idempotency ---------------------------------------------------------------------
+    def claim_idempotency(
+        self, user_id: str, route: str, key: str, body_hash: str, stale_after: timedelta = idempotency.STALE_CLAIM
+    ) -> StoredResponse | None:
+        """``idempotency.claim``: None (proceed, then complete or release) or the response
+        to replay; ``IdempotencyMismatch`` / ``IdempotencyInProgress``."""
+        with self.write() as s:
+            return idempotency.claim(s, user_id, route, key, body_hash, stale_after)
+
+    def complete_idempotency(self, user_id: str, route: str, key: str, status: int, body: str) -> None:
+        """``idempotency.complete``."""
+        with self.write() as s:
+            idempotency.complete(s, user_id, route, key, status, body)
+
+    def release_idempotency(self, user_id: str, route: str, key: str) -> None:
+        """``idempotency.release``."""
+        with self.write() as s:
+            idempotency.release(s, user_id, route, key)
+
+    def purge_idempotency(self, older_than: datetime) -> int:
+        """``idempotency.purge``."""
+        with self.write() as s:
+            return idempotency.purge(s, older_than)
+
+    # --- notifications (outbox) ----------------------------------------------------------
+    def notify(
+        self,
+        user_id: str,
+        kind: str,
+        title: str,
+        body: str = "",
+        url: str = "",
+        correlation_id: str | None = None,
+        notification_id: str | None = None,
+        at: datetime | None = None,
+    ) -> dict:
+        """``outbox.notify``."""
+        with self.write() as s:
+            return outbox.notify(s, user_id, kind, title, body, url, correlation_id, notification_id, at)
+
+    def pending_notifications(self, limit: int = 100) -> list[dict]:
+        """``outbox.pending``."""
+        with self.read() as s:
+            return outbox.pending(s, limit)
+
+    def mark_delivered(self, notification_ids: list[str], at: datetime | None = None) -> int:
+        """``outbox.mark_delivered``."""
+        with self.write() as s:
+            return outbox.mark_delivered(s, notification_ids, at)
+
+    def notifications(self, user_id: str, after_seq: int = 0, limit: int = 50) -> list[dict]:
+        """``outbox.for_user``."""
+        with self.read() as s:
+            return outbox.for_user(s, user_id, after_seq, limit)
+
+    # --- decisions -----------------------------------------------------------------------
+    def record_decision(
+        self,
+        subject_kind: str,
+        subject_id: str,
+        decision: str,
+        admin: str,
+        reason: str = "",
+        at: datetime | None = None,
+    ) -> dict:
+        """``decisions.record``: the decision that stands; ``DecisionConflict`` if contrary."""
+        with self.write() as s:
+            return decisions.record(s, subject_kind, subject_id, decision, admin, reason, at)
+
+    def decision(self, subject_kind: str, subject_id: str) -> dict:
+        """``decisions.get``."""
+        with self.read() as s:
+            return decisions.get(s, subject_kind, subject_id)
+
+    # --- landing -------------------------------------------------------------------------
+    def changes_since(
+        self,
+        table: str,
+        after_seq: int,
+        limit: int = 1000,
+        *,
+        grace: timedelta | None = None,
+        now: datetime | None = None,
+    ) -> tuple[list[dict], int]:
+        """``changes.changes_since``: (rows with seq > after_seq, new cursor)."""
+        with self.read() as s:
+            return changes.changes_since(s, table, after_seq, limit, grace=grace, now=now)
