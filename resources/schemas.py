@@ -248,6 +248,16 @@ PROVIDER_OUTPUTS = _spec(
     node_timings=pl.String,
     finished_at=UTC_TS,
 )
+# The quality vector's measures, each in [0, 1], the headline composite first: the columns of
+# quality_scores that the approval comparison, the gallery snapshot and the admin dashboard show.
+QUALITY_METRICS = (
+    "composite",
+    "fidelity",
+    "artifacts",
+    "style_adherence",
+    "temporal_consistency",
+    "perceptual_hash_distance",
+)
 QUALITY_SCORES = _spec(
     "silver",
     "quality_scores",
