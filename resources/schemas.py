@@ -554,6 +554,8 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     AB_RESULTS,
 )
 BY_NAME = {t.name: t for t in ALL_TABLES}
+# The per-video stage tables (M1 … M10): one partition per video; each stage appends its events.
+VIDEO_TABLES: tuple[TableSpec, ...] = tuple(t for t in ALL_TABLES if t.partition_by == "video_id")
 
 
 def conform(df: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
