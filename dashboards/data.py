@@ -295,31 +295,18 @@ def benchmark_matrix(matrix: pl.DataFrame) -> pl.DataFrame:
 def latest_health(registry: pl.DataFrame) -> pl.DataFrame:
     """The newest provider_registry snapshot of every provider: provider_id, mode, healthy,
     health_detail, latency_ms, checked_at, effect_types (comma-joined)."""
+    columns = [
+        "provider_id",
+        "mode",
+        "healthy",
+        "health_detail",
+        "latency_ms",
+        "checked_at",
+        pl.col("effect_types").list.join(", "),
+    ]
     if registry.is_empty():
-        return registry.select(
-            "provider_id",
-            "mode",
-            "healthy",
-            "health_detail",
-            "latency_ms",
-            "checked_at",
-            pl.col("effect_types").list.join(", "),
-        )
-    return (
-        registry.sort("checked_at")
-        .group_by("provider_id")
-        .last()
-        .select(
-            "provider_id",
-            "mode",
-            "healthy",
-            "health_detail",
-            "latency_ms",
-            "checked_at",
-            pl.col("effect_types").list.join(", "),
-        )
-        .sort("provider_id")
-    )
+        return registry.select(columns)
+    return registry.sort("checked_at").group_by("provider_id").last().select(columns).sort("provider_id")
 
 
 def success_rates(cube: pl.DataFrame, now: datetime) -> pl.DataFrame:
