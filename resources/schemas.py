@@ -65,6 +65,11 @@ def _event_table(name: str, **extra) -> TableSpec:
     )
 
 
+def _video_table(name: str, *key: str, **cols) -> TableSpec:
+    # A per-video stage table: keyed and partitioned by its video, video_id first.
+    return _spec("silver", name, ("video_id", *key), "video_id", video_id=pl.String, **cols)
+
+
 # --- bronze: append-only, idempotent by key -------------------------------------------------
 UPLOADS = _spec(
     "bronze",
@@ -143,13 +148,8 @@ NOTIFICATIONS = _spec(
 )
 
 # --- silver: one partition per video, written by the Delta IO manager -----------------------
-_VID = {"video_id": pl.String}
-INGESTED_VIDEO = _spec(
-    "silver",
+INGESTED_VIDEO = _video_table(
     "ingested_video",
-    ("video_id",),
-    "video_id",
-    **_VID,
     status=pl.String,
     reject_code=pl.String,
     reject_reason=pl.String,
@@ -174,12 +174,8 @@ INGESTED_VIDEO = _spec(
     ingest_ms=pl.Int64,
     ingested_at=UTC_TS,
 )
-CONTENT_ANALYSIS = _spec(
-    "silver",
+CONTENT_ANALYSIS = _video_table(
     "content_analysis",
-    ("video_id",),
-    "video_id",
-    **_VID,
     scene_count=pl.Int64,
     scene_cuts_ms=pl.List(pl.Int64),
     motion_level=pl.Float64,
@@ -194,12 +190,9 @@ CONTENT_ANALYSIS = _spec(
     eligible_effect_types=STR_LIST,
     analysis_ms=pl.Int64,
 )
-PROMPT_VARIANTS = _spec(
-    "silver",
+PROMPT_VARIANTS = _video_table(
     "prompt_variants",
-    ("video_id", "variant_id"),
-    "video_id",
-    **_VID,
+    "variant_id",
     variant_id=pl.String,
     effect_type=pl.String,
     template_id=pl.String,
@@ -207,12 +200,9 @@ PROMPT_VARIANTS = _spec(
     prompt=pl.String,
     params=pl.String,
 )
-TEST_BATCH = _spec(
-    "silver",
+TEST_BATCH = _video_table(
     "test_batch",
-    ("video_id", "task_id"),
-    "video_id",
-    **_VID,
+    "task_id",
     task_id=pl.String,
     effect_type=pl.String,
     provider_id=pl.String,
@@ -225,12 +215,9 @@ TEST_BATCH = _spec(
     params=pl.String,
     dispatched_at=UTC_TS,
 )
-PROVIDER_OUTPUTS = _spec(
-    "silver",
+PROVIDER_OUTPUTS = _video_table(
     "provider_outputs",
-    ("video_id", "task_id"),
-    "video_id",
-    **_VID,
+    "task_id",
     task_id=pl.String,
     effect_type=pl.String,
     provider_id=pl.String,
@@ -258,12 +245,9 @@ QUALITY_METRICS = (
     "temporal_consistency",
     "perceptual_hash_distance",
 )
-QUALITY_SCORES = _spec(
-    "silver",
+QUALITY_SCORES = _video_table(
     "quality_scores",
-    ("video_id", "task_id"),
-    "video_id",
-    **_VID,
+    "task_id",
     task_id=pl.String,
     effect_type=pl.String,
     provider_id=pl.String,
@@ -284,12 +268,8 @@ QUALITY_SCORES = _spec(
     tokens_charged=pl.Int64,
     margin=pl.Float64,
 )
-BEST_RESULT = _spec(
-    "silver",
+BEST_RESULT = _video_table(
     "best_result",
-    ("video_id",),
-    "video_id",
-    **_VID,
     outcome=pl.String,
     task_id=pl.String,
     effect_type=pl.String,
@@ -303,12 +283,9 @@ BEST_RESULT = _spec(
     output_key=pl.String,
     selected_at=UTC_TS,
 )
-APPROVAL_REQUESTS = _spec(
-    "silver",
+APPROVAL_REQUESTS = _video_table(
     "approval_requests",
-    ("video_id", "approval_id"),
-    "video_id",
-    **_VID,
+    "approval_id",
     approval_id=pl.String,
     task_id=pl.String,
     effect_type=pl.String,
@@ -319,12 +296,9 @@ APPROVAL_REQUESTS = _spec(
     preview_url=pl.String,
     requested_at=UTC_TS,
 )
-GALLERY_REVISIONS = _spec(
-    "silver",
+GALLERY_REVISIONS = _video_table(
     "gallery_revisions",
-    ("video_id", "revision_id"),
-    "video_id",
-    **_VID,
+    "revision_id",
     revision_id=pl.String,
     slug=pl.String,
     approval_id=pl.String,
@@ -421,6 +395,21 @@ ROUTING_MANIFESTS = _spec(
     published_at=UTC_TS,
 )
 
+# A provider run scored outside the per-video chain (``run_and_score``, then costed): what
+# a benchmark report and an A/B result record of it.
+_SCORED_RUN = {
+    "status": pl.String,
+    "error_class": pl.String,
+    "composite": pl.Float64,
+    "fidelity": pl.Float64,
+    "style_adherence": pl.Float64,
+    "artifacts": pl.Float64,
+    "gate_passed": pl.Boolean,
+    "duration_ms": pl.Int64,
+    "compute_seconds": pl.Float64,
+    "instance_type": pl.String,
+    "cost_usd": pl.Float64,
+}
 BENCHMARK_REPORTS = _spec(
     "gold",
     "benchmark_reports",
@@ -431,17 +420,7 @@ BENCHMARK_REPORTS = _spec(
     provider_id=pl.String,
     effect_type=pl.String,
     mode=pl.String,
-    status=pl.String,
-    error_class=pl.String,
-    composite=pl.Float64,
-    fidelity=pl.Float64,
-    style_adherence=pl.Float64,
-    artifacts=pl.Float64,
-    gate_passed=pl.Boolean,
-    duration_ms=pl.Int64,
-    compute_seconds=pl.Float64,
-    instance_type=pl.String,
-    cost_usd=pl.Float64,
+    **_SCORED_RUN,
     tokens_charged=pl.Int64,
     margin=pl.Float64,
     ran_at=UTC_TS,
@@ -484,17 +463,7 @@ AB_RESULTS = _spec(
     video_id=pl.String,
     effect_type=pl.String,
     provider_id=pl.String,
-    status=pl.String,
-    error_class=pl.String,
-    composite=pl.Float64,
-    fidelity=pl.Float64,
-    style_adherence=pl.Float64,
-    artifacts=pl.Float64,
-    gate_passed=pl.Boolean,
-    duration_ms=pl.Int64,
-    compute_seconds=pl.Float64,
-    instance_type=pl.String,
-    cost_usd=pl.Float64,
+    **_SCORED_RUN,
     output_key=pl.String,
     ran_at=UTC_TS,
 )
