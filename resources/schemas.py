@@ -45,7 +45,8 @@ class TableSpec:
         return f"{self.layer}/{self.name}"
 
 
-def _spec(layer: str, name: str, key: tuple[str, ...], partition_by: str | None = None, **cols):
+def _spec(layer: str, name: str, key: tuple[str, ...], partition_by: str | None = None, /, **cols):
+    # Positional-only, so a column may be called ``name`` or ``key``.
     return TableSpec(layer, name, pl.Schema(cols), key, partition_by)
 
 
