@@ -21,21 +21,19 @@ from resources.schemas import (
     APPROVAL_DECISIONS,
     APPROVAL_REQUESTS,
     BEST_RESULT,
-    CONTENT_ANALYSIS,
     EXECUTION_EVENTS,
     GALLERY_REVISIONS,
     INGESTED_VIDEO,
     LEDGER_ENTRIES,
     NOTIFICATIONS,
     PIPELINE_EVENTS,
-    PROMPT_VARIANTS,
     PROVIDER_OUTPUTS,
-    QUALITY_SCORES,
     RECOMMENDATION_DECISIONS,
     RECOMMENDATIONS,
     TEST_BATCH,
     UPLOAD_REJECTIONS,
     UPLOADS,
+    VIDEO_TABLES,
     TableSpec,
 )
 
@@ -60,17 +58,7 @@ upload_rejections = _bronze(
 pipeline_events = _bronze(
     PIPELINE_EVENTS,
     "Stage events of every video (VideoIngested … EffectPublished), appended by each stage.",
-    upstream=[
-        INGESTED_VIDEO,
-        CONTENT_ANALYSIS,
-        PROMPT_VARIANTS,
-        TEST_BATCH,
-        PROVIDER_OUTPUTS,
-        QUALITY_SCORES,
-        BEST_RESULT,
-        APPROVAL_REQUESTS,
-        GALLERY_REVISIONS,
-    ],
+    upstream=VIDEO_TABLES,
 )
 execution_events = _bronze(
     EXECUTION_EVENTS,

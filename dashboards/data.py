@@ -18,6 +18,7 @@ from economics.forecast import Forecast, forecast_next_24h, hourly_totals
 from economics.margin import margin_expr
 from economics.marginality import WINDOWS, burn_rates, marginality_windows
 from economics.matrix import provider_effect_matrix
+from resources.schemas import QUALITY_METRICS
 
 SOURCES = ("real", "simulated")
 # Tables of the later bottleneck / alert issue, shown when they exist (gold layer).
@@ -294,31 +295,18 @@ def benchmark_matrix(matrix: pl.DataFrame) -> pl.DataFrame:
 def latest_health(registry: pl.DataFrame) -> pl.DataFrame:
     """The newest provider_registry snapshot of every provider: provider_id, mode, healthy,
     health_detail, latency_ms, checked_at, effect_types (comma-joined)."""
+    columns = [
+        "provider_id",
+        "mode",
+        "healthy",
+        "health_detail",
+        "latency_ms",
+        "checked_at",
+        pl.col("effect_types").list.join(", "),
+    ]
     if registry.is_empty():
-        return registry.select(
-            "provider_id",
-            "mode",
-            "healthy",
-            "health_detail",
-            "latency_ms",
-            "checked_at",
-            pl.col("effect_types").list.join(", "),
-        )
-    return (
-        registry.sort("checked_at")
-        .group_by("provider_id")
-        .last()
-        .select(
-            "provider_id",
-            "mode",
-            "healthy",
-            "health_detail",
-            "latency_ms",
-            "checked_at",
-            pl.col("effect_types").list.join(", "),
-        )
-        .sort("provider_id")
-    )
+        return registry.select(columns)
+    return registry.sort("checked_at").group_by("provider_id").last().select(columns).sort("provider_id")
 
 
 def success_rates(cube: pl.DataFrame, now: datetime) -> pl.DataFrame:
@@ -510,16 +498,6 @@ def shadow_results(cube: pl.DataFrame, since: datetime, quality: pl.DataFrame | 
 
 
 # -- approvals ---------------------------------------------------------------------------------
-QUALITY_VECTOR = (
-    "composite",
-    "fidelity",
-    "artifacts",
-    "style_adherence",
-    "temporal_consistency",
-    "perceptual_hash_distance",
-)
-
-
 @dataclass(frozen=True)
 class ApprovalItem:
     """One pending approval request, ready to show.
@@ -528,7 +506,7 @@ class ApprovalItem:
         approval_id, video_id, effect_type, provider_id (the winner's), user_id, requested_at.
         input_key: media key of the video the outputs were made from (the proxy), or None.
         outputs: one row per provider output of the video — task_id, effect_type,
-            provider_id, selection, status, the QUALITY_VECTOR columns, gate_passed,
+            provider_id, selection, status, the QUALITY_METRICS columns, gate_passed,
             gate_failures (comma-joined), rank, cost_usd, margin, output_key (media key or
             null), winner (bool) — the winner's effect type first, then by effect type and rank.
     """
@@ -572,7 +550,7 @@ def approval_item(request: dict, provider_outputs: pl.DataFrame, input_key: str 
             "provider_id": o.get("provider_id"),
             "selection": o.get("selection"),
             "status": o.get("status"),
-            **{q: o.get(q) for q in QUALITY_VECTOR},
+            **{q: o.get(q) for q in QUALITY_METRICS},
             "gate_passed": o.get("gate_passed"),
             "gate_failures": ", ".join(o.get("gate_failures") or []),
             "rank": o.get("rank"),
@@ -589,7 +567,7 @@ def approval_item(request: dict, provider_outputs: pl.DataFrame, input_key: str 
         "provider_id": pl.String,
         "selection": pl.String,
         "status": pl.String,
-        **dict.fromkeys(QUALITY_VECTOR, pl.Float64),
+        **dict.fromkeys(QUALITY_METRICS, pl.Float64),
         "gate_passed": pl.Boolean,
         "gate_failures": pl.String,
         "rank": pl.Int64,

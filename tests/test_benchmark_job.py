@@ -5,28 +5,19 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
-import yaml
 
 from pipelines.definitions import build_definitions
 from resources.lake import Lake
 from resources.providers.client import ProviderRegistry
 from resources.schemas import BENCHMARK_REPORTS, PROVIDER_EFFECT_MATRIX, RECOMMENDATIONS
+from tests.clips import one_clip_suite
 from tests.harness import Driver
 
 pytestmark = [pytest.mark.slow, pytest.mark.video]
 
 
 def test_benchmark_covers_every_provider_and_effect(settings, instance, short_carphone, tmp_path):
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(
-        yaml.safe_dump(
-            {
-                "version": 1,
-                "max_seconds": 1,
-                "videos": [{"name": "carphone", "source": "path", "file": str(short_carphone).lstrip("/")}],
-            }
-        )
-    )
+    suite = one_clip_suite(tmp_path / "suite.yaml", "carphone", short_carphone)
     settings = settings.model_copy(update={"reference_suite_path": str(suite)})
     defs = build_definitions(settings)
     driver = Driver(defs, instance)

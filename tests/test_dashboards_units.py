@@ -13,6 +13,7 @@ import pytest
 from dashboards import auth, data
 from dashboards.launch import with_password
 from pipelines.cli.main import main
+from resources.schemas import PROVIDER_REGISTRY
 
 NOW = datetime(2026, 11, 21, 12, 30, tzinfo=UTC)
 
@@ -210,6 +211,23 @@ def test_forecast_needs_a_complete_hour():
     assert data.forecast(_cube(COSTS.filter(pl.col("finished_at") > NOW.replace(minute=0))), NOW) is None
     fc = data.forecast(_cube(COSTS), NOW)
     assert fc is not None and fc.hourly["hour"].min() == NOW.replace(minute=0, second=0)
+
+
+def test_latest_health_keeps_each_providers_newest_snapshot():
+    snapshot = {"mode": "active", "health_detail": "", "latency_ms": 3, "effect_types": ["warm_grade", "cartoon"]}
+    registry = pl.DataFrame(
+        [
+            {**snapshot, "provider_id": "b", "healthy": False, "checked_at": NOW - timedelta(minutes=15)},
+            {**snapshot, "provider_id": "b", "healthy": True, "checked_at": NOW},
+            {**snapshot, "provider_id": "a", "healthy": True, "checked_at": NOW},
+        ],
+        schema_overrides=dict(PROVIDER_REGISTRY.schema),
+    )
+    shown = data.latest_health(registry)
+    assert shown["provider_id"].to_list() == ["a", "b"] and shown["healthy"].to_list() == [True, True]
+    assert shown["effect_types"].to_list() == ["warm_grade, cartoon"] * 2
+    empty = data.latest_health(pl.DataFrame(schema=PROVIDER_REGISTRY.schema))
+    assert empty.is_empty() and empty.columns == shown.columns
 
 
 def test_approval_item_resolves_media_keys_and_puts_the_winner_first():

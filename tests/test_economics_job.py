@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from api.app import create_app
+from economics.cost_model import BREAKDOWN_COLUMNS
 from pipelines.definitions import build_definitions
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
@@ -49,14 +50,7 @@ def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, s
         assert sorted(costs["task_id"]) == sorted(outputs["task_id"])
         ok = costs.filter(pl.col("status") == "succeeded")
         assert (ok["cost_usd"] > 0).all() and (ok["tokens_charged"] > 0).all()
-        parts = [
-            "compute_cost_usd",
-            "startup_cost_usd",
-            "idle_cost_usd",
-            "partner_cost_usd",
-            "storage_cost_usd",
-            "bandwidth_cost_usd",
-        ]
+        parts = list(BREAKDOWN_COLUMNS)
         assert costs.select(total=pl.sum_horizontal(parts))["total"].to_list() == pytest.approx(
             costs["cost_usd"].to_list()
         )

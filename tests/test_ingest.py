@@ -12,6 +12,7 @@ import pytest
 
 from assets.ingest import IngestLimits, VideoRejected, make_proxy, probe_video, validate
 from resources.ffmpeg import FFmpegError, run_ffmpeg
+from tests.clips import lavfi_clip
 
 pytestmark = pytest.mark.video
 
@@ -26,12 +27,6 @@ def sample(name: str) -> str:
     if not path.exists():
         pytest.skip(f"sample video {path} not installed")
     return str(path)
-
-
-def lavfi_clip(dst: Path, source: str, *output_args: str) -> str:
-    """Render the lavfi ``source`` (e.g. ``testsrc2=s=320x240:r=25:d=2``) to ``dst``."""
-    run_ffmpeg(["-f", "lavfi", "-i", source, *output_args, str(dst)], timeout_s=60)
-    return str(dst)
 
 
 def rejected_code(path: str) -> str:

@@ -42,6 +42,7 @@ from resources.schemas import (
     TableSpec,
 )
 from resources.settings import DATA_DIR, Settings
+from tests.clips import one_clip_suite
 from tests.harness import Driver
 from tests.server import serve
 
@@ -244,16 +245,7 @@ def recorded(short_carphone, tmp_path_factory):
     """Run every job once on one short clip (plus a truncated upload M1 rejects) with
     recording clients; yield (definitions, instance)."""
     tmp_path = tmp_path_factory.mktemp("lineage")
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(
-        yaml.safe_dump(
-            {
-                "version": 1,
-                "max_seconds": 1,
-                "videos": [{"name": "carphone", "source": "path", "file": str(short_carphone).lstrip("/")}],
-            }
-        )
-    )
+    suite = one_clip_suite(tmp_path / "suite.yaml", "carphone", short_carphone)
     settings = Settings(
         LAKE_URI=str(tmp_path / "lake"),
         MEDIA_URI=str(tmp_path / "media"),

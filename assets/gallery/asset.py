@@ -15,7 +15,7 @@ from resources.lake import Lake
 from resources.media import media_url
 from resources.notifications import notify_user
 from resources.refunds import refund_and_notify
-from resources.schemas import APPROVAL_DECISIONS, GALLERY_REVISIONS
+from resources.schemas import APPROVAL_DECISIONS, GALLERY_REVISIONS, QUALITY_METRICS
 from resources.settings import Settings
 
 STAGE = "M10"
@@ -69,17 +69,7 @@ def gallery_revisions(
         "output_key": best["output_key"],
         "approval_id": request["approval_id"],
         "approved_by": decision["admin"],
-        "quality": {
-            k: quality[k]
-            for k in (
-                "composite",
-                "fidelity",
-                "artifacts",
-                "style_adherence",
-                "temporal_consistency",
-                "perceptual_hash_distance",
-            )
-        },
+        "quality": {k: quality[k] for k in QUALITY_METRICS},
         "cost_usd": best["cost_usd"],
         "margin": best["margin"],
     }

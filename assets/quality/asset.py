@@ -51,22 +51,9 @@ def quality_scores(
                     "task_id": out["task_id"],
                     "effect_type": out["effect_type"],
                     "provider_id": out["provider_id"],
-                    **{
-                        k: q[k]
-                        for k in (
-                            "status",
-                            "fidelity",
-                            "artifacts",
-                            "style_adherence",
-                            "temporal_consistency",
-                            "perceptual_hash_distance",
-                            "composite",
-                            "confidence",
-                            "gate_passed",
-                            "gate_failures",
-                            "scoring_ms",
-                        )
-                    },
+                    # The whole vector; its measurements as JSON (frame rejects a field the
+                    # table does not declare, so a new one cannot be dropped silently).
+                    **q,
                     "measurements": json.dumps(q["measurements"], sort_keys=True),
                     "cost_usd": out["cost_usd"],
                     "tokens_charged": out["tokens_charged"],

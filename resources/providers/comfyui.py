@@ -27,7 +27,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -370,59 +370,34 @@ def parse_history_entry(entry: Mapping[str, Any]) -> HistoryOutcome:
     cached = tuple(str(n) for n in events.get("execution_cached", {}).get("nodes", []))
     outputs = dict(entry.get("outputs") or {})
 
+    def outcome(status: str, final: Mapping[str, Any] | None, error: ExecutionError | None = None) -> HistoryOutcome:
+        # ``final``: the data of the event that ended the prompt (its timestamp), None if absent.
+        end_ms = final.get("timestamp") if final is not None else None
+        return HistoryOutcome(status, start, end_ms, cached_nodes=cached, outputs=outputs, error=error)
+
+    def node_error(
+        data: Mapping[str, Any], exception_type: str, message: str, traceback: Sequence[str] = ()
+    ) -> ExecutionError:
+        node_id, node_type = _opt_str(data.get("node_id")), _opt_str(data.get("node_type"))
+        return ExecutionError(node_id, node_type, exception_type, message, tuple(traceback))
+
     if "execution_error" in events:
         data = events["execution_error"]
-        return HistoryOutcome(
-            status="error",
-            start_ms=start,
-            end_ms=data.get("timestamp"),
-            cached_nodes=cached,
-            outputs=outputs,
-            error=ExecutionError(
-                node_id=_opt_str(data.get("node_id")),
-                node_type=_opt_str(data.get("node_type")),
-                exception_type=str(data.get("exception_type") or "ComfyUIExecutionError"),
-                exception_message=str(data.get("exception_message") or "").strip(),
-                traceback=tuple(data.get("traceback") or ()),
-            ),
+        error = node_error(
+            data,
+            str(data.get("exception_type") or "ComfyUIExecutionError"),
+            str(data.get("exception_message") or "").strip(),
+            data.get("traceback") or (),
         )
+        return outcome("error", data, error)
     if "execution_interrupted" in events:
         data = events["execution_interrupted"]
-        return HistoryOutcome(
-            status="interrupted",
-            start_ms=start,
-            end_ms=data.get("timestamp"),
-            cached_nodes=cached,
-            outputs=outputs,
-            error=ExecutionError(
-                node_id=_opt_str(data.get("node_id")),
-                node_type=_opt_str(data.get("node_type")),
-                exception_type="Interrupted",
-                exception_message="execution was interrupted",
-            ),
-        )
+        return outcome("interrupted", data, node_error(data, "Interrupted", "execution was interrupted"))
     if status.get("status_str") == "success" or "execution_success" in events:
-        return HistoryOutcome(
-            status="success",
-            start_ms=start,
-            end_ms=events.get("execution_success", {}).get("timestamp"),
-            cached_nodes=cached,
-            outputs=outputs,
-        )
+        return outcome("success", events.get("execution_success", {}))
     # An entry without a final event (should not happen on 0.3.64): report what we know.
-    return HistoryOutcome(
-        status="error",
-        start_ms=start,
-        end_ms=None,
-        cached_nodes=cached,
-        outputs=outputs,
-        error=ExecutionError(
-            node_id=None,
-            node_type=None,
-            exception_type="ComfyUIExecutionError",
-            exception_message=f"prompt ended with status {status.get('status_str')!r}",
-        ),
-    )
+    message = f"prompt ended with status {status.get('status_str')!r}"
+    return outcome("error", None, ExecutionError(None, None, "ComfyUIExecutionError", message))
 
 
 # Output lists a node may use for a saved file: core SaveVideo/SaveImage use "images" (even
