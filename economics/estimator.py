@@ -40,7 +40,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import statsmodels.api as sm
 
 from economics.cost_model import ProviderCostProfile, RateCard, cost_breakdown
 
@@ -63,6 +62,14 @@ QUANTIZED_FACTOR = 0.6
 # Frame rate when a task does not give one: the proxy cap (assets/ingest/proxy.py), the most
 # frames a provider ever gets per second — so an unknown rate never underestimates.
 DEFAULT_FPS = 30.0
+
+
+def _ols():
+    """statsmodels' OLS, imported on first use: importing statsmodels takes ~2 s (scipy), which
+    every process importing the economics (API, dashboard, code locations) would pay."""
+    from statsmodels.regression.linear_model import OLS
+
+    return OLS
 
 
 def megapixel_frames(width, height, duration_s, fps=DEFAULT_FPS):
@@ -157,7 +164,7 @@ class _Rate:
         # The observation interval of an intercept-only OLS is exactly mean ± t(0.9, n−1) · s ·
         # √(1 + 1/n); its half-width is put around the median, which one slow outlier can't drag.
         n = len(log_ratios)
-        fit = sm.OLS(log_ratios, np.ones((n, 1))).fit()
+        fit = _ols()(log_ratios, np.ones((n, 1))).fit()
         f = fit.get_prediction(np.ones((1, 1))).summary_frame(alpha=1 - INTERVAL)
         spread = float(f["obs_ci_upper"].iloc[0] - f["mean"].iloc[0])
         return cls(float(np.median(log_ratios)), spread, n, "provider_rate")
@@ -228,7 +235,7 @@ class CostEstimator:
             log_s, log_x = g["_log_s"].to_numpy(), g["_log_x"].to_numpy()
             if len(g) >= MIN_REGRESSION_ROWS and np.ptp(log_x) >= math.log(MIN_SIZE_RATIO):
                 pairs[(provider_id, effect_type)] = _Regression(
-                    sm.OLS(log_s, np.column_stack([np.ones(len(g)), log_x])).fit(), len(g)
+                    _ols()(log_s, np.column_stack([np.ones(len(g)), log_x])).fit(), len(g)
                 )
             elif len(g) >= MIN_RATE_ROWS:
                 pairs[(provider_id, effect_type)] = _Rate.from_ratios(log_s - log_x)

@@ -35,8 +35,6 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
-from statsmodels.tools.sm_exceptions import ConvergenceWarning
-from statsmodels.tsa.holtwinters import ExponentialSmoothing, SimpleExpSmoothing
 
 SEASON = 24  # hours in the daily cycle
 MIN_SEASONAL = 2 * SEASON
@@ -134,6 +132,11 @@ def forecast_series(
     Raises:
         ValueError: empty or non-finite history, horizon < 1, level outside (0, 1).
     """
+    # statsmodels is imported here, not at module level: it takes ~2 s (scipy), which every
+    # process importing the economics (API, dashboard, Dagster code locations) would pay.
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing, SimpleExpSmoothing
+
     y = np.asarray(values, dtype=float)
     if y.size == 0 or not np.isfinite(y).all():
         raise ValueError("forecast needs a non-empty, finite hourly history")

@@ -154,6 +154,7 @@ def assert_tasks_sane(log: list[dict]) -> None:
         assert r == s["reserved_outstanding"] + s["consumed"] + released, "tokens leaked"
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(operation, max_size=20))
 def test_random_interleavings_never_double_charge_double_refund_or_go_negative(ops):
@@ -162,6 +163,7 @@ def test_random_interleavings_never_double_charge_double_refund_or_go_negative(o
     assert_tasks_sane(log)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(st.lists(operation, max_size=20), st.randoms(use_true_random=False))
 def test_balances_depend_on_the_set_of_entries_not_their_order_or_repeats(ops, rnd):

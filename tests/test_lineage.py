@@ -316,6 +316,7 @@ def _run_everything(defs, instance, settings, clip, truncated) -> None:
         assert [r.success for r in driver.step("ab_test_sensor")] == [True]
 
 
+@pytest.mark.slow
 def test_declared_upstream_is_exactly_what_each_asset_and_check_reads(recorded):
     defs, instance = recorded
     graph = defs.resolve_asset_graph()
@@ -345,6 +346,7 @@ def test_declared_upstream_is_exactly_what_each_asset_and_check_reads(recorded):
             assert read[spec.key] == declared, spec.key
 
 
+@pytest.mark.slow
 def test_bronze_appends_come_from_declared_writers_and_are_materializations(recorded):
     defs, instance = recorded
     graph = defs.resolve_asset_graph()
@@ -373,6 +375,7 @@ def test_bronze_appends_come_from_declared_writers_and_are_materializations(reco
         assert reported[(table, step)] == rows, (table, writer)
 
 
+@pytest.mark.slow
 def test_check_results_belong_to_the_checked_video(recorded):
     _, instance = recorded
     records = instance.get_event_records(dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION))

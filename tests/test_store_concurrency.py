@@ -10,12 +10,16 @@ import threading
 import time
 
 import polars as pl
+import pytest
 
 from economics import ledger as rules
 from economics.budget import UserQuotaExceeded
 from resources.store.errors import LedgerConflict
 
 pytest_plugins = ["tests.store_fixtures"]
+
+# Threads and processes racing on real databases: seconds each, so outside the quick loop.
+pytestmark = pytest.mark.slow
 
 
 def _run_threads(target, args_list) -> list:

@@ -217,6 +217,7 @@ def _apply(store, uid: str, op: str, key: str, tokens: int | None) -> None:
         store.refund(key, "failed")
 
 
+@pytest.mark.slow
 @settings(
     max_examples=40,
     deadline=None,

@@ -27,11 +27,13 @@ PostgreSQL (production, ``DATABASE_URL``, driver psycopg2)
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from resources.retry import transient_failures
 from resources.settings import get_settings
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -82,6 +84,10 @@ def reader(engine: Engine) -> Engine:
     return engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
 
 
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
 def _sqlite_engine(url, **kwargs) -> Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +100,12 @@ def _sqlite_engine(url, **kwargs) -> Engine:
         # own deferred BEGIN before DML and commit before DDL).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # Switching a new file to WAL takes an exclusive lock that SQLite's busy timeout does
+        # not wait for: when processes open a fresh store together (API and Dagster starting
+        # at once), the loser is told "database is locked" at once, so it retries. A file
+        # already in WAL needs no switch.
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            transient_failures(_locked, attempts=100, pause_s=0.05)(cursor.execute, "PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe in WAL
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
