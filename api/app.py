@@ -10,19 +10,26 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, hardening
 from api.routers import admin, effects, health, media, uploads, users, videos
 from resources.clients import Clients
 from resources.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app for ``settings`` (default: from the environment)."""
+    """Build the app for ``settings`` (default: from the environment).
+
+    Raises:
+        api.hardening.InsecureSettings: a production deployment without a strong admin key
+            (``EFFECTLAKE_ADMIN_KEY``).
+    """
     settings = settings or get_settings()
+    hardening.check_production_settings(settings)
     app = FastAPI(title="effectlake intake API", version="0.1.0")
     app.state.settings = settings
     app.state.clients = Clients.from_settings(settings)
     errors.install(app)
+    hardening.install_security_headers(app)
     for module in (health, uploads, videos, users, admin, effects, media):
         app.include_router(module.router)
     return app

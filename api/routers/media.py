@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
 
 from api.deps import MediaDep
+from api.hardening import safe_media_key
 from api.models import ErrorDetail
 
 router = APIRouter(tags=["media"])
@@ -19,11 +20,12 @@ PUBLIC_MEDIA_PREFIXES = ("proxy/", "outputs/")  # raw uploads stay private
     responses={200: {"content": {"video/mp4": {}}, "description": "the video's bytes"}, 404: {"model": ErrorDetail}},
 )
 def get_media(key: str, media: MediaDep) -> StreamingResponse:
-    """Stream a proxy or output video (raw uploads are not served)."""
-    if not key.startswith(PUBLIC_MEDIA_PREFIXES) or ".." in key:
+    """Stream a proxy or output video (raw uploads are not served). Any key that is not a
+    stored file (a directory, a traversal, a name no filesystem holds) is a 404."""
+    if not key.startswith(PUBLIC_MEDIA_PREFIXES) or not safe_media_key(key):
         raise HTTPException(404, "no such media")
     try:
         stream = media.open(key)
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise HTTPException(404, "no such media") from None
     return StreamingResponse(stream, media_type="video/mp4")

@@ -8,6 +8,8 @@ and its first bytes must be a video container (``resources.services.sniff``). An
 upload is stored in the media store under its content hash and gets an ``uploads`` row
 (once: the same bytes uploaded twice give the same ``video_id`` and one row); a refused one
 gets an ``upload_rejections`` row with the HTTP status, a machine code and a readable reason.
+Both rows store the client's filename sanitized as the SQL store does
+(``resources.store.filenames``): a label, never a path.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 import polars as pl
@@ -27,6 +28,7 @@ from resources.media import MediaStore
 from resources.schemas import UPLOAD_REJECTIONS, UPLOADS
 from resources.services.accounts import ensure_welcome_credit
 from resources.services.sniff import SNIFF_BYTES, sniff
+from resources.store.filenames import sanitize_filename
 
 log = structlog.get_logger("effectlake.intake")
 
@@ -76,7 +78,7 @@ class IncomingUpload:
 
     Attributes:
         stream: the file's bytes, readable once.
-        filename: the client's file name (only its last path component is kept).
+        filename: the client's file name, as sent (stored through ``sanitize_filename``).
         content_type: the declared MIME type, possibly with parameters; None = not declared.
         user_id: who uploads.
     """
@@ -178,7 +180,7 @@ def accept_upload(
                             "video_id": video_id,
                             "sha256": sha,
                             "user_id": user_id,
-                            "filename": Path(upload.filename or "upload").name,
+                            "filename": sanitize_filename(upload.filename),
                             "content_type": content_type,
                             "bytes": size,
                             "media_key": key,
@@ -193,8 +195,10 @@ def accept_upload(
 
 
 def record_rejection(lake: Lake, upload: IncomingUpload, exc: UploadRejected) -> None:
-    """Append the ``upload_rejections`` row of a refused upload (and log it)."""
+    """Append the ``upload_rejections`` row of a refused upload (and log it); the filename is
+    sanitized, or None when the client sent none."""
     now = utcnow()
+    filename = None if upload.filename is None else sanitize_filename(upload.filename)
     lake.append(
         UPLOAD_REJECTIONS,
         pl.DataFrame(
@@ -202,7 +206,7 @@ def record_rejection(lake: Lake, upload: IncomingUpload, exc: UploadRejected) ->
                 {
                     "rejection_id": stable_id("upload_rejection", upload.user_id, upload.filename, now.isoformat()),
                     "user_id": upload.user_id,
-                    "filename": upload.filename,
+                    "filename": filename,
                     "content_type": upload.content_type,
                     "bytes": None,
                     "http_status": exc.status,
@@ -217,7 +221,7 @@ def record_rejection(lake: Lake, upload: IncomingUpload, exc: UploadRejected) ->
         "upload_rejected",
         code=exc.code,
         reason=exc.reason,
-        filename=upload.filename,
+        filename=filename,
         economic_impact="none: rejected before any compute",
         operator_action="none unless rejections spike",
     )

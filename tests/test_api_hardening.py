@@ -1,0 +1,150 @@
+"""The API's hardening: production refuses a weak admin key, every response says nosniff,
+``/v1/media`` answers 404 (never 500) to keys that are not stored files, and client
+filenames are stored sanitized."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.app import create_app
+from api.hardening import InsecureSettings, safe_media_key
+from resources.lake import Lake
+from resources.media import MediaStore
+from resources.schemas import UPLOAD_REJECTIONS, UPLOADS
+from resources.services.uploads import IncomingUpload, UploadRejected, receive_upload
+from tests.server import serve
+
+MP4_HEAD = b"\x00\x00\x00\x18ftypisom" + b"\x00" * 200  # sniffs as mp4; never decoded here
+HOSTILE_NAME = "../../etc/pa\x00ss\nwd.mp4"
+
+
+@pytest.fixture
+def client(settings):
+    with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=30) as c:
+        yield c
+
+
+# -- production refuses a weak admin key ---------------------------------------------------
+
+
+@pytest.mark.parametrize("key", [None, "dev-admin-key", "", "short-but-not-default", "x" * 31])
+def test_prod_refuses_missing_default_or_short_admin_key(settings, key):
+    update = {"deployment": "prod"} | ({} if key is None else {"admin_api_key": key})
+    if key is None:  # not configured: the field keeps its default
+        update["admin_api_key"] = type(settings).model_fields["admin_api_key"].default
+    with pytest.raises(InsecureSettings, match="EFFECTLAKE_ADMIN_KEY"):
+        create_app(settings.model_copy(update=update))
+
+
+def test_prod_starts_with_a_strong_key_and_local_keeps_the_default(settings):
+    create_app(settings.model_copy(update={"deployment": "prod", "admin_api_key": "k" * 32}))
+    default = type(settings).model_fields["admin_api_key"].default
+    create_app(settings.model_copy(update={"deployment": "local", "admin_api_key": default}))
+
+
+def test_prod_refusal_reads_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("EFFECTLAKE_DEPLOYMENT", "prod")
+    monkeypatch.delenv("EFFECTLAKE_ADMIN_KEY", raising=False)
+    monkeypatch.setenv("LAKE_URI", str(tmp_path / "lake"))
+    monkeypatch.setenv("MEDIA_URI", str(tmp_path / "media"))
+    monkeypatch.setenv("MANIFEST_URI", str(tmp_path / "manifest.json"))
+    with pytest.raises(InsecureSettings, match="EFFECTLAKE_ADMIN_KEY"):
+        create_app()
+
+
+# -- nosniff ---------------------------------------------------------------------------------
+
+
+def test_every_response_says_nosniff(client, settings):
+    media_root = Path(settings.media_uri)
+    (media_root / "proxy").mkdir(parents=True)
+    (media_root / "proxy" / "ok.mp4").write_bytes(MP4_HEAD)
+    for path, status in [("/healthz", 200), ("/v1/videos/nope", 404), ("/v1/media/proxy/ok.mp4", 200)]:
+        r = client.get(path)
+        assert r.status_code == status, path
+        assert r.headers["x-content-type-options"] == "nosniff", path
+    refused = client.post("/v1/uploads", files={"file": ("a.mp4", b"plain text", "video/mp4")})
+    assert refused.status_code == 415 and refused.headers["x-content-type-options"] == "nosniff"
+
+
+# -- /v1/media keys ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        "/v1/media/proxy/somedir",  # a directory
+        "/v1/media/proxy/somedir/",  # a directory, trailing slash
+        "/v1/media/proxy/",  # the prefix itself
+        "/v1/media/proxy/ok.mp4/inside",  # a file used as a directory
+        "/v1/media/proxy/a%00.mp4",  # NUL
+        "/v1/media/proxy/a%0A.mp4",  # newline
+        "/v1/media/proxy/%2E%2E/raw/secret.mp4",  # traversal, encoded so no client folds it
+        "/v1/media/outputs/..%2F..%2Fraw%2Fsecret.mp4",
+        "/v1/media/proxy/..%5Craw%5Csecret.mp4",  # backslashes
+        "/v1/media/proxy/a%5Cb.mp4",
+        "/v1/media/proxy/" + "a" * 256 + ".mp4",  # one segment over 255 bytes
+        "/v1/media/proxy/" + "/".join(["abcdefgh"] * 120) + ".mp4",  # over 1024 bytes in all
+    ],
+)
+def test_media_keys_that_are_not_stored_files_are_404(client, settings, raw_path):
+    media_root = Path(settings.media_uri)
+    (media_root / "proxy" / "somedir").mkdir(parents=True, exist_ok=True)
+    (media_root / "proxy" / "ok.mp4").write_bytes(MP4_HEAD)
+    (media_root / "raw").mkdir(exist_ok=True)
+    (media_root / "raw" / "secret.mp4").write_bytes(MP4_HEAD)
+    r = client.get(httpx.URL(client.base_url.join("/")).copy_with(raw_path=raw_path.encode()))
+    assert r.status_code == 404, (raw_path, r.status_code, r.text[:200])
+    # A newline never matches the route at all (Starlette's own 404); the rest reach the route.
+    assert r.json()["detail"] == ("Not Found" if "%0A" in raw_path else "no such media")
+
+
+def test_safe_media_key():
+    assert safe_media_key("proxy/abc.mp4") and safe_media_key("outputs/run/x.mp4")
+    assert safe_media_key("proxy/" + "a" * 251 + ".mp4")  # a 255-byte segment is allowed
+    for bad in ["proxy/../x", "proxy\\x", "proxy/a\x00", "proxy//x", "proxy/./x", "proxy/", "proxy/" + "é" * 128]:
+        assert not safe_media_key(bad), bad
+
+
+# -- sanitized filenames -------------------------------------------------------------------
+
+
+def _receive(settings, data: bytes, filename: str | None, content_type: str = "video/mp4"):
+    return receive_upload(
+        Lake(uri=settings.lake_uri),
+        MediaStore(uri=settings.media_uri),
+        IncomingUpload(_Stream(data), filename, content_type, "u1"),
+        max_upload_bytes=settings.max_upload_bytes,
+        welcome_credit_tokens=settings.welcome_credit_tokens,
+    )
+
+
+class _Stream:
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def read(self, n: int = -1) -> bytes:
+        out, self.data = (self.data, b"") if n < 0 else (self.data[:n], self.data[n:])
+        return out
+
+
+def test_filenames_are_stored_sanitized_in_uploads_and_rejections(settings):
+    _receive(settings, MP4_HEAD, HOSTILE_NAME)
+    with pytest.raises(UploadRejected):
+        _receive(settings, b"plain text", HOSTILE_NAME)
+    with pytest.raises(UploadRejected):
+        _receive(settings, b"plain text", None)
+    lake = Lake(uri=settings.lake_uri)
+    assert lake.read(UPLOADS)["filename"].to_list() == ["passwd.mp4"]
+    assert sorted(lake.read(UPLOAD_REJECTIONS)["filename"].to_list(), key=str) == [None, "passwd.mp4"]
+
+
+def test_filenames_through_http_keep_no_path(client, settings):
+    r = client.post(
+        "/v1/uploads", files={"file": ("..\\..\\etc/evil.mp4", MP4_HEAD, "video/mp4")}, data={"user_id": "u1"}
+    )
+    assert r.status_code == 202, r.text
+    assert Lake(uri=settings.lake_uri).read(UPLOADS)["filename"].to_list() == ["evil.mp4"]
