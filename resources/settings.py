@@ -56,7 +56,8 @@ class Settings(BaseSettings):
             this disk, password sign-in) or ``prod`` (OIDC sign-in); stored trimmed and
             lower-cased.
         admin_api_key (``EFFECTLAKE_ADMIN_KEY``): key for ``/v1/admin/*`` routes (header
-            ``X-Admin-Key``).
+            ``X-Admin-Key``); in ``prod`` the API refuses the default or a key under 32
+            characters (``api.hardening``).
         api_base_url (``EFFECTLAKE_API_URL``): public base URL of the API, for media and
             gallery links.
         dashboard_password_hash (``EFFECTLAKE_DASHBOARD_PASSWORD_HASH``): the embedded
