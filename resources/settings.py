@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     Intake (API and M1):
         max_upload_bytes: hard upload size limit, bytes.
         max_duration_ms / min_duration_ms: accepted video duration range, ms.
+        max_video_side: longest accepted picture side, pixels (4096: DCI 4K).
+        max_video_pixels: largest accepted picture area, width x height in pixels (4096x2304).
+        max_frame_rate: frames/s that bounds a video's declared frame count together with
+            max_duration_ms (240: 28,800 frames for 120 s). M1 checks these three, and
+            max_duration_ms, against the file's header before decoding a frame.
         proxy_max_side: longest side of the normalized proxy M1 writes, pixels.
         welcome_credit_tokens: tokens credited once to a user's account on their first
             upload (a free trial; 0 disables it, then users need an admin top-up first).
@@ -111,6 +116,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, alias="EFFECTLAKE_MAX_UPLOAD_BYTES")
     max_duration_ms: int = Field(default=120_000, alias="EFFECTLAKE_MAX_DURATION_MS")
     min_duration_ms: int = Field(default=500, alias="EFFECTLAKE_MIN_DURATION_MS")
+    max_video_side: int = Field(default=4096, alias="EFFECTLAKE_MAX_VIDEO_SIDE")
+    max_video_pixels: int = Field(default=4096 * 2304, alias="EFFECTLAKE_MAX_VIDEO_PIXELS")
+    max_frame_rate: float = Field(default=240.0, alias="EFFECTLAKE_MAX_FRAME_RATE")
     proxy_max_side: int = Field(default=480, alias="EFFECTLAKE_PROXY_MAX_SIDE")
     welcome_credit_tokens: int = Field(default=200, alias="EFFECTLAKE_WELCOME_CREDIT")
 

@@ -10,9 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from assets.ingest import IngestLimits, VideoRejected, make_proxy, probe_video, validate
+from assets.ingest import IngestLimits, VideoRejected, check_header, make_proxy, probe_video, validate
 from resources.ffmpeg import FFmpegError, run_ffmpeg
-from tests.clips import lavfi_clip
+from resources.video.probe import probe_header
+from tests.clips import declared_width_mkv, lavfi_clip
 
 pytestmark = pytest.mark.video
 
@@ -204,6 +205,7 @@ def test_validate_accepts_within_limits(bikes_probe):
         ({"max_bytes": 100_000}, "too_large", ["0.5 MiB", "0.1 MiB"]),
         ({"min_side": 300}, "bad_resolution", ["640x272", "300"]),
         ({"max_side": 600}, "bad_resolution", ["640x272", "600"]),
+        ({"max_pixels": 100_000}, "bad_resolution", ["640x272", "100,000"]),
     ],
 )
 def test_validate_rejects_with_numbers(bikes_probe, overrides, code, numbers):
@@ -218,6 +220,95 @@ def test_validate_rejects_single_frame(bikes_probe):
     with pytest.raises(VideoRejected) as info:
         validate(dataclasses.replace(bikes_probe, frame_count=1), _limits())
     assert info.value.code == "still_image"
+
+
+# --- header limits, checked before decoding ---------------------------------------------------
+
+DEFAULT_LIMITS = IngestLimits(max_bytes=200 * 1024 * 1024, max_duration_ms=120_000)
+
+
+def _patched(src: str, dst: Path, old: bytes, new: bytes) -> str:
+    """Copy ``src`` to ``dst`` with the one occurrence of ``old`` replaced by ``new`` (same length,
+    so every size field of the container stays valid)."""
+    data = Path(src).read_bytes()
+    assert data.count(old) == 1 and len(old) == len(new)
+    return _write(dst, data.replace(old, new))
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Fail the test if M1 decodes a single frame."""
+
+    def decode_timeline(*args, **kwargs):
+        raise AssertionError("decoded a video that its header alone should have refused")
+
+    monkeypatch.setattr("assets.ingest.probe.decode_timeline", decode_timeline)
+
+
+def _header_rejection(path: str) -> VideoRejected:
+    with pytest.raises(VideoRejected) as info:
+        probe_video(path, DEFAULT_LIMITS)
+    assert info.value.reason[0].isupper() and info.value.reason.endswith(".")
+    return info.value
+
+
+def test_declared_16000_pixel_width_is_refused_before_decoding(tmp_path, no_decoding):
+    path = str(declared_width_mkv(tmp_path / "huge.mkv", 16000))
+    rejected = _header_rejection(path)
+    assert rejected.code == "bad_resolution"
+    assert rejected.reason == (
+        "The video declares 16000x16 pixels; the limit is 4096 pixels a side and 9,437,184 pixels a frame."
+    )
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "code"), [(4096, 2304, None), (4096, 2305, "bad_resolution"), (4097, 64, "bad_resolution")]
+)
+def test_header_size_rule(width, height, code):
+    header = dataclasses.replace(probe_header(sample("bikes.mp4")), width=width, height=height)
+    if code is None:
+        assert check_header(header, DEFAULT_LIMITS) is None
+    else:
+        with pytest.raises(VideoRejected) as info:
+            check_header(header, DEFAULT_LIMITS)
+        assert info.value.code == code and f"{width}x{height}" in info.value.reason
+
+
+def test_declared_frame_count_over_the_limit_is_refused_before_decoding(tmp_path, no_decoding):
+    # AVI's stream header (strh) holds the frame count at byte 32 of its body: 20 -> 10,000,000.
+    clip = lavfi_clip(tmp_path / "small.avi", "testsrc2=s=128x96:r=10:d=2", "-c:v", "mpeg4")
+    data = bytearray(Path(clip).read_bytes())
+    length_at = data.index(b"strh") + 8 + 32
+    assert int.from_bytes(data[length_at : length_at + 4], "little") == 20
+    data[length_at : length_at + 4] = (10_000_000).to_bytes(4, "little")
+    rejected = _header_rejection(_write(tmp_path / "frames.avi", bytes(data)))
+    assert rejected.code == "too_many_frames"
+    assert rejected.reason == "The video declares 10,000,000 frames; the limit is 28,800 (120.0 s at 240 frames/s)."
+
+
+def test_declared_duration_over_the_limit_is_refused_before_decoding(tmp_path, no_decoding):
+    # FFmpeg's Matroska muxer tags the track with DURATION "00:00:02.000000000": make it 99 h.
+    clip = lavfi_clip(tmp_path / "small.mkv", "testsrc2=s=128x96:r=10:d=2", "-c:v", "libvpx")
+    path = _patched(clip, tmp_path / "long.mkv", b"\x9300:00:02.0", b"\x9399:00:02.0")
+    rejected = _header_rejection(path)
+    assert rejected.code == "too_long"
+    assert rejected.reason == "The video declares 356402.0 s; the limit is 120.0 s."
+
+
+def test_declared_duration_just_over_the_limit_is_left_to_decoding(tmp_path):
+    # 2 s declared against a 1.9 s limit: within the truncation slack, so decoding decides.
+    clip = lavfi_clip(tmp_path / "small.mkv", "testsrc2=s=128x96:r=10:d=2", "-c:v", "libvpx")
+    with pytest.raises(VideoRejected) as info:
+        validate(
+            probe_video(clip, dataclasses.replace(DEFAULT_LIMITS, max_duration_ms=1_900)),
+            _limits(max_duration_ms=1_900),
+        )
+    assert (info.value.code, info.value.reason) == ("too_long", "The video is 2.0 s long; the limit is 1.9 s.")
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_samples_pass_the_header_limits_unchanged(name):
+    assert probe_video(sample(name), DEFAULT_LIMITS) == probe_video(sample(name))
 
 
 # --- proxy ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from api.app import create_app
 from pipelines.definitions import build_definitions
 from resources.lake import Lake
 from resources.schemas import INGESTED_VIDEO, NOTIFICATIONS, PIPELINE_EVENTS
-from tests.clips import lavfi_clip
+from tests.clips import declared_width_mkv, lavfi_clip
 from tests.harness import Driver
 from tests.server import serve
 
@@ -36,6 +36,7 @@ def test_undecodable_inputs_are_rejected_and_the_rest_carries_on(
     settings = settings.model_copy(update={"max_duration_ms": 3_000})
     truncated = tmp_path / "cut.mp4"
     truncated.write_bytes(short_bikes.read_bytes()[:-4000])  # bikes keeps its index first
+    huge = declared_width_mkv(tmp_path / "huge.mkv", 16000)  # refused from its header, undecoded
     driver = Driver(build_definitions(settings), instance)
     lake = Lake(uri=settings.lake_uri)
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
@@ -45,6 +46,7 @@ def test_undecodable_inputs_are_rejected_and_the_rest_carries_on(
             ("still", one_frame_mp4),
             ("long", long_mp4),
             ("truncated", truncated),
+            ("huge", huge),
         ]:
             r = client.post(
                 "/v1/uploads",
@@ -54,11 +56,16 @@ def test_undecodable_inputs_are_rejected_and_the_rest_carries_on(
             assert r.status_code == 202, r.text
             ids[name] = r.json()["video_id"]
         runs = driver.step("upload_sensor")
-        assert len(runs) == 4 and all(r.success for r in runs)
+        assert len(runs) == 5 and all(r.success for r in runs)
 
         videos = {r["video_id"]: r for r in lake.read(INGESTED_VIDEO).iter_rows(named=True)}
         assert videos[ids["good"]]["status"] == "accepted"
-        expected = {"still": ("still_image", "frame"), "long": ("too_long", "limit"), "truncated": ("truncated", "")}
+        expected = {
+            "still": ("still_image", "frame"),
+            "long": ("too_long", "limit"),
+            "truncated": ("truncated", ""),
+            "huge": ("bad_resolution", "declares 16000x16 pixels"),
+        }
         for name, (code, phrase) in expected.items():
             v = videos[ids[name]]
             assert (v["status"], v["reject_code"]) == ("rejected", code), v

@@ -7,6 +7,7 @@ from assets.ingest.probe import (
     IngestLimits,
     VideoProbe,
     VideoRejected,
+    check_header,
     probe_video,
     validate,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "IngestLimits",
     "VideoProbe",
     "VideoRejected",
+    "check_header",
     "make_proxy",
     "probe_video",
     "validate",

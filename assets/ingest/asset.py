@@ -44,12 +44,15 @@ def ingested_video(
         max_bytes=platform.max_upload_bytes,
         max_duration_ms=platform.max_duration_ms,
         min_duration_ms=platform.min_duration_ms,
+        max_side=platform.max_video_side,
+        max_pixels=platform.max_video_pixels,
+        max_fps=platform.max_frame_rate,
     )
     started = time.perf_counter()
     row: dict = {"video_id": video_id, "user_id": upload["user_id"]}
     with media.local_file(upload["media_key"]) as raw_path:
         try:
-            probe = probe_video(raw_path)
+            probe = probe_video(raw_path, limits)  # the header is checked before any decoding
             row.update(probe.to_dict())
             validate(probe, limits)
         except VideoRejected as rejected:

@@ -5,10 +5,16 @@ truncated upload keeps the header of the complete file. So every number on :clas
 except the ``header_*`` fields comes from decoding every video frame
 (``resources.video.probe.decode_timeline``); this module holds M1's rules for what is not a
 usable video.
+
+Before decoding, :func:`check_header` compares the header's declared size, frame count and
+duration with the :class:`IngestLimits`: decoding allocates every frame at the size the header
+declares, so a few-KB file that declares 16000x16000 pixels would otherwise cost a gigabyte of
+memory and seconds of CPU before the decoded-size rule could refuse it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass
 
@@ -59,7 +65,7 @@ class VideoRejected(Exception):
     Attributes:
         code: machine-readable cause, one of ``empty_file``, ``not_a_video``, ``truncated``,
             ``still_image``, ``too_large``, ``too_long``, ``too_short``, ``bad_resolution``,
-            ``no_video_stream``.
+            ``too_many_frames``, ``no_video_stream``.
         reason: one plain sentence, e.g. ``"The file is 0 bytes: nothing was uploaded."``.
     """
 
@@ -108,11 +114,13 @@ class VideoProbe:
         return asdict(self)
 
 
-def probe_video(path: str) -> VideoProbe:
+def probe_video(path: str, limits: IngestLimits | None = None) -> VideoProbe:
     """Decode every video frame of ``path`` and measure it.
 
     Args:
         path: local file path.
+        limits: when given, the header is checked against them (:func:`check_header`) before
+            a frame is decoded; None (a file the platform made itself, e.g. a proxy) skips it.
 
     Returns:
         VideoProbe with decoded (not header) numbers.
@@ -122,14 +130,15 @@ def probe_video(path: str) -> VideoProbe:
             has no usable timestamps); ``truncated`` (it starts like a known container but cannot
             be opened, decoding fails part way, or the decoded frames cover less than
             ``TRUNCATION_COVERAGE`` of the duration the header declares); ``no_video_stream``;
-            ``still_image`` (an image file, or a single decoded frame).
+            ``still_image`` (an image file, or a single decoded frame); with ``limits``, also
+            ``bad_resolution``, ``too_many_frames`` or ``too_long`` from the header alone.
         OSError: the path itself cannot be read (a caller error, not bad input).
     """
     size = os.path.getsize(path)
     if size == 0:
         raise VideoRejected("empty_file", "The file is 0 bytes: nothing was uploaded.")
     try:
-        container, stream = open_video(path)
+        container, stream = open_video(path, None if limits is None else limits.max_pixels)
     except av.FFmpegError:
         raise _unopenable(path) from None
     except NoVideoStream as exc:
@@ -142,6 +151,8 @@ def probe_video(path: str) -> VideoProbe:
             if kind in _IMAGE_DEMUXERS:
                 kind = header.codec_name
             raise VideoRejected("still_image", f"The file is a still image ({kind.upper()}), not a video.")
+        if limits is not None:
+            check_header(header, limits)
         header_fps = float(header.frame_rate) if header.frame_rate else None
         try:
             decoded = decode_timeline(container, stream, header_fps)
@@ -224,6 +235,11 @@ class IngestLimits:
             nothing to work with).
         max_side: largest allowed width/height in px (4096: DCI 4K, the largest that H.264
             level 5.2 decoders and the providers accept).
+        max_pixels: largest picture area, width x height in px (4096x2304 = 9,437,184: the
+            largest 16:9 picture within ``max_side``; H.264 level 5.2 allows 8,912,896 luma
+            samples, so a 4096x4096 square would not decode on such hardware either).
+        max_fps: highest frame rate in frames/s that a declared frame count is judged by (240:
+            phone slow-motion capture); ``max_frames`` follows from it.
     """
 
     max_bytes: int
@@ -232,13 +248,58 @@ class IngestLimits:
     min_frames: int = 2
     min_side: int = 64
     max_side: int = 4096
+    max_pixels: int = 4096 * 2304
+    max_fps: float = 240.0
+
+    @property
+    def max_frames(self) -> int:
+        """Most frames a video may declare: ``max_duration_ms`` at ``max_fps`` (28,800 for
+        120 s at 240 frames/s)."""
+        return math.ceil(self.max_duration_ms / 1000 * self.max_fps)
+
+
+def check_header(header: VideoHeader, limits: IngestLimits) -> None:
+    """Refuse a video whose header alone declares more than the limits, before any decoding.
+
+    Checked in order: each declared side against ``max_side`` and the declared area against
+    ``max_pixels``; the declared frame count (``nb_frames``) against ``limits.max_frames``;
+    the video track's declared duration against ``max_duration_ms / TRUNCATION_COVERAGE``.
+    That duration threshold keeps every decision the decoded checks would take: a file
+    declaring more than it decodes to over ``max_duration_ms`` (too long) or to under
+    ``TRUNCATION_COVERAGE`` of its declaration (truncated), so it was rejected anyway. Unknown
+    values (0 or None) pass; decoding measures them.
+
+    Raises:
+        VideoRejected: ``bad_resolution``, ``too_many_frames`` or ``too_long``, with the
+            declared number and the limit, e.g. ``"The video declares 16000x16000 pixels; the
+            limit is 4096 pixels a side and 9,437,184 pixels a frame."``.
+    """
+    width, height = header.width, header.height
+    if max(width, height) > limits.max_side or width * height > limits.max_pixels:
+        raise VideoRejected(
+            "bad_resolution",
+            f"The video declares {width}x{height} pixels; the limit is {limits.max_side} pixels a side "
+            f"and {limits.max_pixels:,} pixels a frame.",
+        )
+    if header.nb_frames is not None and header.nb_frames > limits.max_frames:
+        raise VideoRejected(
+            "too_many_frames",
+            f"The video declares {header.nb_frames:,} frames; the limit is {limits.max_frames:,} "
+            f"({limits.max_duration_ms / 1000:.1f} s at {limits.max_fps:g} frames/s).",
+        )
+    declared_s = header.video_duration_s
+    if declared_s is not None and declared_s * 1000 > limits.max_duration_ms / TRUNCATION_COVERAGE:
+        raise VideoRejected(
+            "too_long",
+            f"The video declares {declared_s:.1f} s; the limit is {limits.max_duration_ms / 1000:.1f} s.",
+        )
 
 
 def validate(probe: VideoProbe, limits: IngestLimits) -> None:
     """Check a probed video against the limits; the first broken limit is raised.
 
     Raises:
-        VideoRejected: ``too_large``, ``bad_resolution``, ``still_image`` (fewer than
+        VideoRejected: ``too_large``, ``bad_resolution`` (a side or the area), ``still_image`` (fewer than
             ``min_frames``), ``too_short`` or ``too_long``, with the measured number and the
             limit in the reason, e.g. ``"The video is 185.2 s long; the limit is 120.0 s."``.
     """
@@ -254,6 +315,11 @@ def validate(probe: VideoProbe, limits: IngestLimits) -> None:
             "bad_resolution",
             f"The video is {probe.width}x{probe.height} pixels; each side must be between "
             f"{limits.min_side} and {limits.max_side} pixels.",
+        )
+    if probe.width * probe.height > limits.max_pixels:
+        raise VideoRejected(
+            "bad_resolution",
+            f"The video is {probe.width}x{probe.height} pixels; the limit is {limits.max_pixels:,} pixels a frame.",
         )
     if probe.frame_count < limits.min_frames:
         raise VideoRejected(

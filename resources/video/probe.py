@@ -149,8 +149,23 @@ class Timeline:
         return self.span_s + self.last_frame_s if self.frame_count else 0.0
 
 
-def open_video(path: str) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+def open_video(
+    path: str, max_pixels: int | None = None
+) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
     """Open ``path`` and find its first video stream.
+
+    Opening already decodes a frame or more: FFmpeg's stream probe decodes until it knows each
+    stream's parameters, at the size the header declares (a 16000x16000 H.264 header costs
+    ~500 MB and ~1 s there). ``max_pixels`` hands FFmpeg's own decoder cap (the codec option
+    of that name, width x height in px) to that probe, so a frame larger than it fails to
+    allocate instead. A size the bitstream's own header declares (an H.264 sequence parameter
+    set) is still reported, for the caller to refuse; one that only the container claims is
+    dropped and learned by decoding under the cap.
+
+    Args:
+        path: local file path.
+        max_pixels: largest frame area the decoders may allocate; None = FFmpeg's default
+            (no practical cap).
 
     Returns:
         ``(container, stream)``; the caller closes the container (``with container:``).
@@ -160,7 +175,8 @@ def open_video(path: str) -> tuple[av.container.InputContainer, av.video.stream.
             a missing file is ``av.error.FileNotFoundError``, also an ``OSError``).
         NoVideoStream: it opens but has no video stream (the container is closed).
     """
-    container = av.open(path)
+    options = {} if max_pixels is None else {"max_pixels": str(max_pixels)}
+    container = av.open(path, options=options)
     if not container.streams.video:
         types = sorted({s.type for s in container.streams})
         container.close()
