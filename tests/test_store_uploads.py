@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
+from resources.filenames import MAX_FILENAME_BYTES, sanitize_filename
 from resources.store.errors import InvalidInput, UploadNotFound
-from resources.store.filenames import MAX_FILENAME_BYTES, sanitize_filename
 
 pytest_plugins = ["tests.store_fixtures"]
 

@@ -9,7 +9,7 @@ upload is stored in the media store under its content hash and gets an ``uploads
 (once: the same bytes uploaded twice give the same ``video_id`` and one row); a refused one
 gets an ``upload_rejections`` row with the HTTP status, a machine code and a readable reason.
 Both rows store the client's filename sanitized as the SQL store does
-(``resources.store.filenames``): a label, never a path.
+(``resources.filenames``): a label, never a path.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import polars as pl
 import structlog
 
 from resources.events import stable_id, utcnow
+from resources.filenames import sanitize_filename
 from resources.lake import Lake
 from resources.media import MediaStore
 from resources.schemas import UPLOAD_REJECTIONS, UPLOADS
 from resources.services.accounts import ensure_welcome_credit
 from resources.services.sniff import SNIFF_BYTES, sniff
-from resources.store.filenames import sanitize_filename
 
 log = structlog.get_logger("effectlake.intake")
 

@@ -26,8 +26,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from resources.filenames import sanitize_filename
 from resources.store.errors import Conflict, InvalidInput, UnknownUser, UploadNotFound
-from resources.store.filenames import sanitize_filename
 from resources.store.models import UPLOAD_SOURCES, UPLOAD_STATUSES, Upload, UploadRejection, User
 from resources.store.sql import as_dict, insert_ignore, new_id, utcnow
 

@@ -1,4 +1,4 @@
-"""Client filenames made safe to store and show (pure).
+"""Client filenames made safe to store and show (pure; shared by the lake intake and the SQL store).
 
 A filename is a label, never a path: only its last component is kept (``/`` and ``\\`` both
 separate), Unicode is NFC-normalised, control characters (C0, DEL, C1, NUL included) and
