@@ -12,17 +12,21 @@ from resources.manifest_store import ManifestStore
 from resources.media import MediaStore
 from resources.providers.client import ProviderRegistry
 from resources.settings import Settings
+from resources.store.client import Store
 
 
 @dataclass(frozen=True)
 class Clients:
-    """The platform's I/O clients (plain objects, no Dagster). Building them does no I/O."""
+    """The platform's I/O clients (plain objects, no Dagster). Building them does no I/O:
+    the store's engine connects on first use, and whoever starts a process that writes it
+    (the API, the Dagster resource) runs ``store.upgrade()`` first."""
 
     lake: Lake
     media: MediaStore
     manifest_store: ManifestStore
     catalog: Catalog
     providers: ProviderRegistry
+    store: Store
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Clients:
@@ -33,4 +37,5 @@ class Clients:
             manifest_store=ManifestStore(uri=settings.manifest_uri),
             catalog=Catalog(data_dir=settings.data_dir, reference_suite_path=settings.reference_suite_path),
             providers=ProviderRegistry(path=settings.providers_path),
+            store=Store(settings.database_url, upgrade=False),
         )

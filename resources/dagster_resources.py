@@ -9,7 +9,7 @@ not exported from the ``dagster`` package.) The ``platform`` resource needs no w
 the ``Settings`` object itself, passed as a plain resource.
 
 Resource keys: ``lake``, ``media``, ``manifest_store``, ``catalog``, ``providers``,
-``platform`` (plus ``io_manager``, the Delta IO manager, built in ``pipelines/definitions.py``).
+``store``, ``platform`` (plus ``io_manager``, the Delta IO manager, built in ``pipelines/definitions.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from resources.manifest_store import ManifestStore
 from resources.media import MediaStore
 from resources.providers.client import ProviderRegistry
 from resources.settings import Settings
+from resources.store.client import Store
 
 
 class LakeResource(dg.ConfigurableResource[Lake]):
@@ -78,6 +79,17 @@ class ProviderRegistryResource(dg.ConfigurableResource[ProviderRegistry]):
         return ProviderRegistry(path=self.path)
 
 
+class StoreResource(dg.ConfigurableResource[Store]):
+    """``resources.store.client.Store`` for Dagster (config: ``url``, the database URL).
+    Migrates to head when a run or sensor first builds it (idempotent, serialized by the
+    store's migration lock)."""
+
+    url: str
+
+    def create_resource(self, context: dg.InitResourceContext) -> Store:
+        return Store(self.url, upgrade=True)
+
+
 def client_resources(settings: Settings) -> dict[str, Any]:
     """The resources of ``settings`` by key, except the IO manager: a wrapper per client and
     ``platform`` = ``settings``."""
@@ -90,5 +102,6 @@ def client_resources(settings: Settings) -> dict[str, Any]:
         "manifest_store": ManifestStoreResource(**c.manifest_store.model_dump()),
         "catalog": CatalogResource(**c.catalog.model_dump()),
         "providers": ProviderRegistryResource(**c.providers.model_dump()),
+        "store": StoreResource(url=c.store.url),
         "platform": settings,
     }

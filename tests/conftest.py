@@ -54,11 +54,12 @@ def short_carphone(samples_dir, clip_dir) -> Path:
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    """Settings rooted in a fresh temporary lake, media store and manifest file."""
+    """Settings rooted in a fresh temporary lake, media store, manifest file and store."""
     return Settings(
         LAKE_URI=str(tmp_path / "lake"),
         MEDIA_URI=str(tmp_path / "media"),
         MANIFEST_URI=str(tmp_path / "manifest" / "routing_manifest.json"),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'store.db'}",
         EFFECTLAKE_ADMIN_KEY="test-admin-key",
         EFFECTLAKE_API_URL="http://testserver",
         EFFECTLAKE_MAX_UPLOAD_BYTES=20_000_000,

@@ -20,4 +20,8 @@ def test_every_resource_key_gives_the_plain_client_of_the_settings(settings):
             assert isinstance(client, type(want)) and client.model_dump() == want.model_dump(), key
             assert "dagster" not in type(client).__module__
         assert res.platform is settings
-    assert set(defs.resources) == keys | {"io_manager"}
+    with dg.build_resources({"store": defs.resources["store"]}) as res:
+        # The store resource migrates its database and hands out the plain client.
+        assert isinstance(res.store, type(expected.store)) and res.store.url == expected.store.url
+        assert res.store.create_workspace("migrated")["name"] == "migrated"
+    assert set(defs.resources) == keys | {"store", "io_manager"}

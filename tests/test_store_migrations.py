@@ -9,11 +9,12 @@ import threading
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, Table, event, inspect, text
 
 from resources.store import Store, migrate
 from resources.store.engine import create_store_engine, database_url
-from resources.store.migrate import downgrade
+from resources.store.migrate import alembic_config, downgrade
 from resources.store.models import Base
 
 pytest_plugins = ["tests.store_fixtures"]
@@ -42,9 +43,10 @@ def test_migrate_on_an_empty_database_gives_exactly_the_models_schema(backend, e
     assert [d[0] for d in _diff(url, extra)] == ["add_table"]
 
     migrate(url)  # idempotent
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     engine = create_store_engine(url)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
     engine.dispose()
     downgrade(url)
     engine = create_store_engine(url)

@@ -49,6 +49,10 @@ class Store:
         self._writer = sessionmaker(self.engine, expire_on_commit=False)
         self._reader = sessionmaker(reader(self.engine), expire_on_commit=False)
 
+    def upgrade(self) -> None:
+        """Run the migrations to head (idempotent; for a Store built with ``upgrade=False``)."""
+        migrate(engine=self.engine)
+
     @property
     def dialect(self) -> str:
         """``sqlite`` or ``postgresql``."""
@@ -158,7 +162,7 @@ class Store:
     # --- uploads -------------------------------------------------------------------------
     def create_upload(self, user_id: str, **fields) -> UploadResult:
         """``uploads.create_upload`` (keyword fields: filename, content_type, sha256, bytes_,
-        media_key, source, status, at)."""
+        media_key, source, status, priorities, at)."""
         with self.write() as s:
             return uploads.create_upload(s, user_id, **fields)
 
@@ -251,10 +255,11 @@ class Store:
         admin: str,
         reason: str = "",
         at: datetime | None = None,
+        correlation_id: str | None = None,
     ) -> dict:
         """``decisions.record``: the decision that stands; ``DecisionConflict`` if contrary."""
         with self.write() as s:
-            return decisions.record(s, subject_kind, subject_id, decision, admin, reason, at)
+            return decisions.record(s, subject_kind, subject_id, decision, admin, reason, at, correlation_id)
 
     def decision(self, subject_kind: str, subject_id: str) -> dict:
         """``decisions.get``."""

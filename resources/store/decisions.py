@@ -29,9 +29,11 @@ def record(
     admin: str,
     reason: str = "",
     at: datetime | None = None,
+    correlation_id: str | None = None,
 ) -> dict:
     """Record ``decision`` (approve|reject) on a subject (approval|recommendation) unless one
-    exists; returns the decision that stands.
+    exists; returns the decision that stands. ``correlation_id``: the video an approval
+    concerns (landed as the lake's ``approval_decisions.video_id``).
 
     Raises:
         InvalidInput: unknown kind or decision.
@@ -48,6 +50,7 @@ def record(
             "decision": decision,
             "admin": admin,
             "reason": reason,
+            "correlation_id": correlation_id,
             "decided_at": at or utcnow(),
         },
     )

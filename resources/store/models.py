@@ -171,6 +171,8 @@ class Upload(Base):
     media_key: Mapped[str | None] = mapped_column(String(500))
     source: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
+    # The uploader's priority weights as JSON {"quality", "cost", "speed"}; None = balanced.
+    priorities: Mapped[str | None] = mapped_column(Text)
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -244,6 +246,9 @@ class Decision(Base):
     seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
     subject_kind: Mapped[str] = mapped_column(String(20))
     subject_id: Mapped[str] = mapped_column(String(200))
+    # The video an approval concerns (None for recommendations): the lake's
+    # approval_decisions rows are keyed to it.
+    correlation_id: Mapped[str | None] = mapped_column(String(200))
     decision: Mapped[str] = mapped_column(String(10))
     admin: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(String(1000))

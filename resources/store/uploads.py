@@ -77,6 +77,7 @@ def create_upload(
     media_key: str | None,
     source: str = "upload",
     status: str = "uploaded",
+    priorities: str | None = None,
     at: datetime | None = None,
 ) -> UploadResult:
     """Record an upload of ``user_id`` (in the user's workspace); de-duplication: module doc.
@@ -86,6 +87,8 @@ def create_upload(
         bytes_: size in bytes (None when unknown yet).
         media_key: where the bytes are; ignored for a duplicate of a colleague's upload
             (the original's key is used).
+        priorities: the user's priority weights as JSON (validated by the caller), None =
+            balanced.
     Raises:
         UnknownUser; InvalidInput: bad hash, size, source or status.
     """
@@ -105,6 +108,7 @@ def create_upload(
         "media_key": media_key,
         "source": source,
         "status": status,
+        "priorities": priorities,
         "uploaded_at": at or utcnow(),
     }
     if sha256 is None:
