@@ -8,16 +8,15 @@ from __future__ import annotations
 import re
 import unicodedata
 
-import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from assets.ingest import VideoRejected, probe_video, validate
 from assets.ingest.asset import ingest_limits
-from resources.lake import Lake
 from resources.media import MediaStore
-from resources.schemas import UPLOAD_REJECTIONS, UPLOADS
+from resources.store import Store
+from tests.api_users import new_user
 from tests.fixtures.malformed import corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.video]
@@ -26,23 +25,22 @@ pytestmark = [pytest.mark.slow, pytest.mark.video]
 BOUNDARY = "effectlake-malformed-7f3a9c"
 
 
-def upload(client: TestClient, name: str, data: bytes, content_type: str):
-    """``POST /v1/uploads`` of one file as a hostile client sends it; returns the response.
+def upload(client: TestClient, user: dict, name: str, data: bytes, content_type: str):
+    """``POST /v1/uploads`` of one file as a hostile client of ``user`` (``tests.api_users.new_user``)
+    sends it; returns the response.
 
     The multipart body is written by hand so the file name goes out byte for byte: HTTP
     clients percent-encode control characters in it, an attacker's tool does not."""
     part = f'Content-Disposition: form-data; name="file"; filename="{name}"\r\nContent-Type: {content_type}\r\n\r\n'
     body = b"".join(
         [
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="user_id"\r\n\r\nu1\r\n'.encode(),
             f"--{BOUNDARY}\r\n{part}".encode(),
             data,
             f"\r\n--{BOUNDARY}--\r\n".encode(),
         ]
     )
-    return client.post(
-        "/v1/uploads", content=body, headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
-    )
+    headers = user["headers"] | {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
+    return client.post("/v1/uploads", content=body, headers=headers)
 
 
 # Signs of an internal error leaking to a user: a traceback, an exception's repr, a path on
@@ -67,12 +65,13 @@ def test_every_malformed_upload_ends_with_a_readable_reason(settings, tmp_path):
     cases = corpus(tmp_path / "corpus")
     assert len(cases) >= 25 and len({c.name for c in cases}) == len(cases)
     server_paths = (str(tmp_path), settings.lake_uri, settings.media_uri)
-    lake, media = Lake(uri=settings.lake_uri), MediaStore(uri=settings.media_uri)
+    store, media = Store(settings.database_url), MediaStore(uri=settings.media_uri)
     limits = ingest_limits(settings)
     outcomes: dict[str, tuple[str, object]] = {}
 
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        responses = {c.name: upload(client, c.filename, c.data, c.content_type) for c in cases}
+        user = new_user(client)
+        responses = {c.name: upload(client, user, c.filename, c.data, c.content_type) for c in cases}
 
     for case in cases:
         r = responses[case.name]
@@ -83,7 +82,7 @@ def test_every_malformed_upload_ends_with_a_readable_reason(settings, tmp_path):
             outcomes[case.name] = ("door", f"{r.status_code} {body.get('error')}")
             continue
         assert r.status_code == 202, case.name
-        row = lake.read(UPLOADS, pl.col("video_id") == r.json()["video_id"]).row(0, named=True)
+        row = store.upload(r.json()["video_id"])
         _sanitized(row["filename"])
         with media.local_file(row["media_key"]) as path:
             try:
@@ -94,10 +93,11 @@ def test_every_malformed_upload_ends_with_a_readable_reason(settings, tmp_path):
                 continue
         outcomes[case.name] = ("accepted", None)
 
-    for f in lake.read(UPLOAD_REJECTIONS)["filename"]:
-        _sanitized(f)
-    for reason in lake.read(UPLOAD_REJECTIONS)["reason"]:
-        _readable(reason, *server_paths)
+    rejections = store.changes_since("upload_rejections", 0)[0]
+    assert len(rejections) == sum(1 for stage, detail in outcomes.values() if stage == "door" and "None" not in detail)
+    for rejection in rejections:
+        _sanitized(rejection["filename"])
+        _readable(rejection["reason"], *server_paths)
 
     expected = {}
     for c in cases:
@@ -111,4 +111,4 @@ def test_every_malformed_upload_ends_with_a_readable_reason(settings, tmp_path):
     assert outcomes == expected
     # Each accepted upload is its own video: nothing was merged away or lost.
     accepted = [c for c in cases if c.stage != "door"]
-    assert lake.read(UPLOADS).height == len(accepted)
+    assert len(store.uploads(user["user_id"], limit=1000)) == len(accepted)
