@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import errors, hardening
-from api.routers import admin, effects, health, media, uploads, users, videos
+from api import errors, hardening, limits
+from api.routers import admin, effects, health, media, upload_flows, uploads, users, videos
 from resources.clients import Clients
 from resources.settings import Settings, get_settings
 
@@ -25,11 +25,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """
     settings = settings or get_settings()
     hardening.check_production_settings(settings)
-    app = FastAPI(title="effectlake intake API", version="0.1.0")
+    # FastAPI's body limit counts every body as it is read (chunked ones too): 413 past the
+    # largest upload, before it is all received (api/limits.py).
+    app = FastAPI(title="effectlake intake API", version="0.1.0", max_body_size=limits.upload_body_limit(settings))
     app.state.settings = settings
     app.state.clients = Clients.from_settings(settings)
     errors.install(app)
+    limits.install(app, settings)
     hardening.install_security_headers(app)
-    for module in (health, uploads, videos, users, admin, effects, media):
+    for module in (health, uploads, upload_flows, videos, users, admin, effects, media):
         app.include_router(module.router)
     return app

@@ -1,7 +1,8 @@
 """The API's refusals at start-up and at the door (pure checks plus one middleware).
 
 - ``check_production_settings``: a production deployment must not run on the development admin
-  key, nor on a key short enough to guess.
+  key, nor on a key short enough to guess; nor sign upload URLs with a key it did not
+  configure, nor admit the link intake's test hosts.
 - ``install_security_headers``: every response says ``X-Content-Type-Options: nosniff`` so a
   browser never second-guesses a declared content type (a served file is never run as a
   script or a page).
@@ -34,10 +35,12 @@ class InsecureSettings(RuntimeError):
 
 def check_production_settings(settings: Settings) -> None:
     """Refuse a production deployment (``deployment == "prod"``) whose admin key is unset,
-    the development default or shorter than ``MIN_ADMIN_KEY_CHARS``; other deployments pass.
+    the development default or shorter than ``MIN_ADMIN_KEY_CHARS``, that has a local media
+    store but no upload signing secret, or that sets link test hosts; other deployments pass.
 
     Raises:
-        InsecureSettings: naming ``EFFECTLAKE_ADMIN_KEY``.
+        InsecureSettings: naming the variable to set (``EFFECTLAKE_ADMIN_KEY``,
+            ``EFFECTLAKE_UPLOAD_SIGNING_SECRET``) or unset (``EFFECTLAKE_LINK_TEST_HOSTS``).
     """
     if settings.deployment != PROD:
         return
@@ -49,6 +52,15 @@ def check_production_settings(settings: Settings) -> None:
             f"to a random key of at least {MIN_ADMIN_KEY_CHARS} characters "
             '(e.g. python -c "import secrets; print(secrets.token_urlsafe(32))")'
         )
+    # Presigned URLs of a local media store are signed by the API: several hosts must share
+    # one configured key (a generated one lives on one host's disk).
+    if not settings.media_uri.startswith("s3://") and not settings.upload_signing_secret:
+        raise InsecureSettings(
+            f"refusing to start in production without {alias_of('upload_signing_secret')} "
+            "(the key of presigned upload URLs) while the media store is local"
+        )
+    if settings.link_test_hosts.strip():
+        raise InsecureSettings(f"{alias_of('link_test_hosts')} admits hosts for tests only: unset it in production")
 
 
 def install_security_headers(app: FastAPI) -> None:

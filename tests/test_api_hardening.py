@@ -40,7 +40,9 @@ def test_prod_refuses_missing_default_or_short_admin_key(settings, key):
 
 
 def test_prod_starts_with_a_strong_key_and_local_keeps_the_default(settings):
-    create_app(settings.model_copy(update={"deployment": "prod", "admin_api_key": "k" * 32}))
+    create_app(
+        settings.model_copy(update={"deployment": "prod", "admin_api_key": "k" * 32, "upload_signing_secret": "s" * 32})
+    )
     default = type(settings).model_fields["admin_api_key"].default
     create_app(settings.model_copy(update={"deployment": "local", "admin_api_key": default}))
 
