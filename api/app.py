@@ -25,9 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """
     settings = settings or get_settings()
     hardening.check_production_settings(settings)
-    # FastAPI's body limit counts every body as it is read (chunked ones too): 413 past the
-    # largest upload, before it is all received (api/limits.py).
-    app = FastAPI(title="effectlake intake API", version="0.1.0", max_body_size=limits.upload_body_limit(settings))
+    app = FastAPI(title="effectlake intake API", version="0.1.0")
     app.state.settings = settings
     app.state.clients = Clients.from_settings(settings)
     errors.install(app)

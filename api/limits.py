@@ -5,20 +5,23 @@ before the route runs and can look at its size, so a 1 GiB body costs 1 GiB of d
 time to receive it before the 413; and a client trickling a byte at a time holds a worker
 and a connection for as long as it likes.
 
-Two layers:
+``BodyGuard``, a pure ASGI middleware around the whole app, wraps the body's ``receive``:
 
-- **Size**: FastAPI's own body limit (``max_body_size`` on a route or router, Starlette's
-  ``RequestBodyLimitMiddleware`` underneath) counts the bytes as the route reads them and
-  answers 413 as soon as the count passes the limit, chunked bodies included. The upload
-  routes use ``upload_body_limit``; the JSON routes ``JSON_BODY_LIMIT``.
-- **Declared size and time**: ``BodyGuard``, a pure ASGI middleware around the whole app,
-  refuses a declared ``Content-Length`` above the largest body any route takes before a
-  byte is read (413), and turns a stalled or trickling body into a 408: no bytes for
-  ``idle_timeout_s``, or — once the body has taken longer than that — an average rate under
-  ``min_bytes_per_s``.
+- **size**: a declared ``Content-Length`` over the limit is refused before a byte is read;
+  any body (chunked ones too) is refused as soon as the bytes received pass it — 413. The
+  limit depends on the body's type: JSON bodies (presign, link, admin calls: a few hundred
+  bytes, and FastAPI holds them in memory) ``JSON_BODY_LIMIT``, every other body the
+  largest upload (``upload_body_limit``).
+- **time**: no bytes for ``idle_timeout_s``, or — once the body has taken longer than that
+  — an average rate under ``min_bytes_per_s``: 408.
 
-Refusals are ``HTTPException`` rendered by the app's own exception handler, so they have the
-API's error format.
+A refused request's response says ``Connection: close``: the server then drops the
+connection instead of reading (and discarding) the rest of the body. Refusals are
+``HTTPException`` rendered by the app's own exception handler, so they have the API's error
+format.
+
+Why not FastAPI's own ``max_body_size``: it counts the same way, but answers a declared
+oversize body with Starlette's plain-text 413, past the app's exception handlers.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from resources.settings import Settings
 # fields: 64 KiB is far above what a real client sends (a few hundred bytes) and small next
 # to any file limit.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
-# JSON request bodies (presign, link, admin decisions) are a few hundred bytes.
+# JSON request bodies (presign, link, admin decisions) are a few hundred bytes; FastAPI reads
+# them whole into memory.
 JSON_BODY_LIMIT = 1024 * 1024
 
 
@@ -50,63 +54,85 @@ def upload_body_limit(settings: Settings) -> int:
 
 
 class BodyGuard:
-    """ASGI middleware: 413 for a declared body over ``max_body_bytes``, 408 for a slow body.
+    """ASGI middleware: 413 for a body over its limit, 408 for a slow body.
 
     Args:
         app: the wrapped ASGI app.
-        max_body_bytes: largest declared ``Content-Length`` accepted, bytes (routes may
-            take less: their own ``max_body_size``).
+        max_body_bytes: largest body accepted, bytes (declared or received).
+        max_json_bytes: largest ``application/json`` body accepted, bytes.
         idle_timeout_s: longest wait for the next body message, seconds.
         min_bytes_per_s: slowest average rate accepted after ``idle_timeout_s``, bytes/s.
 
-    Only the body is timed: once its last message has arrived, later ``receive`` calls (a
+    Only the body is guarded: once its last message has arrived, later ``receive`` calls (a
     streaming response waiting for the client to disconnect) pass through untimed.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, idle_timeout_s: float, min_bytes_per_s: int):
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, max_json_bytes: int, idle_timeout_s: float, min_bytes_per_s: int
+    ):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_json_bytes = max_json_bytes
         self.idle_timeout_s = idle_timeout_s
         self.min_bytes_per_s = min_bytes_per_s
+
+    def limit_for(self, headers: Headers) -> int:
+        """The body limit of a request with these headers, bytes."""
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        return self.max_json_bytes if content_type == "application/json" else self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
-            await _answer(scope, receive, send, _too_large(self.max_body_bytes))
+        headers = Headers(scope=scope)
+        limit = self.limit_for(headers)
+        declared = _content_length(headers)
+        if declared is not None and declared > limit:
+            await _answer(scope, receive, send, _too_large(limit))
             return
         started = time.monotonic()
         received = 0
-        body_done = False
+        body_done = refused = False
 
-        async def timed_receive() -> Message:
+        def refuse(exc: HTTPException) -> HTTPException:
+            nonlocal refused
+            refused = True
+            return exc
+
+        async def guarded_receive() -> Message:
             nonlocal received, body_done
             if body_done:
                 return await receive()
             with anyio.move_on_after(self.idle_timeout_s) as waited:
                 message = await receive()
             if waited.cancelled_caught:
-                raise HTTPException(408, f"no request body bytes for {self.idle_timeout_s:g} s")
+                raise refuse(HTTPException(408, f"no request body bytes for {self.idle_timeout_s:g} s"))
             if message["type"] != "http.request":
                 body_done = True  # a disconnect: nothing more will come
                 return message
             received += len(message.get("body", b""))
             body_done = not message.get("more_body", False)
+            if received > limit:
+                raise refuse(_too_large(limit))
             elapsed = time.monotonic() - started
             if not body_done and elapsed > self.idle_timeout_s and received / elapsed < self.min_bytes_per_s:
-                raise HTTPException(
-                    408,
-                    f"request body too slow: {received / elapsed:.0f} bytes/s, under {self.min_bytes_per_s} bytes/s",
+                rate = received / elapsed
+                raise refuse(
+                    HTTPException(408, f"request body too slow: {rate:.0f} bytes/s, under {self.min_bytes_per_s}")
                 )
             return message
 
-        await self.app(scope, timed_receive, send)
+        async def closing_send(message: Message) -> None:
+            if refused and message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, guarded_receive, closing_send)
 
 
-def _content_length(scope: Scope) -> int | None:
-    value = Headers(scope=scope).get("content-length")
+def _content_length(headers: Headers) -> int | None:
+    value = headers.get("content-length")
     try:
         return None if value is None else int(value)
     except ValueError:
@@ -136,6 +162,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(
         BodyGuard,
         max_body_bytes=upload_body_limit(settings),
+        max_json_bytes=JSON_BODY_LIMIT,
         idle_timeout_s=settings.upload_idle_timeout_s,
         min_bytes_per_s=settings.upload_min_bytes_per_s,
     )

@@ -26,7 +26,6 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from api.deps import CallerDep, MediaDep, SettingsDep, StoreDep
-from api.limits import JSON_BODY_LIMIT
 from api.models import UploadAccepted, UploadError
 from resources.filenames import sanitize_filename
 from resources.intake import acceptance
@@ -110,7 +109,6 @@ def _secret(settings: Settings) -> bytes:
     "/v1/uploads/presign",
     status_code=201,
     responses=REFUSED,
-    max_body_size=JSON_BODY_LIMIT,
 )
 def presign(
     body: PresignRequest, caller: CallerDep, store: StoreDep, media: MediaDep, settings: SettingsDep
@@ -274,7 +272,6 @@ def _link_filename(url: str, path: Path) -> str:
     "/v1/uploads/link",
     status_code=202,
     responses=REFUSED | {422: {"model": UploadError}, 502: {"model": UploadError}, 504: {"model": UploadError}},
-    max_body_size=JSON_BODY_LIMIT,
 )
 def upload_link(
     body: LinkUpload,
