@@ -135,6 +135,13 @@ def test_presign_put_complete_makes_an_upload_of_the_caller(api, store, media, n
     assert again.status_code == 202 and again.json()["video_id"] == video_id
     assert api.post(f"/v1/uploads/{video_id}/complete", headers=new_user()["auth"]).status_code == 404
     assert api.post(f"/v1/uploads/{video_id}/complete").status_code == 401
+    # The same bytes presigned again by the same user fold into the first upload.
+    second = _presign(api, user, video).json()
+    api.put(_relative(second["upload_url"]), content=video, headers=second["headers"])
+    folded = api.post(f"/v1/uploads/{second['video_id']}/complete", headers=user["auth"])
+    assert folded.status_code == 202 and folded.json()["video_id"] == video_id and folded.json()["duplicate"]
+    assert [u["video_id"] for u in store.uploads(user["user_id"])] == [video_id]
+    assert not media.exists(incoming_key(second["video_id"]))
 
 
 def test_signed_urls_refuse_forgery_changes_expiry_and_excess(api, new_user, video):
@@ -260,3 +267,25 @@ def test_a_platform_name_on_a_private_address_is_refused(app, api, new_user):
     )
     assert refused.status_code == 422 and re.search(r"10\.9\.8\.7", refused.json()["detail"])
     assert asked and set(asked) == {"www.tiktok.com"}
+
+
+def test_an_s3_media_store_hands_out_s3_presigned_urls(settings, monkeypatch, video):
+    # boto3 signs offline: no request leaves the machine.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEFFECTLAKETEST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x" * 40)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    app = create_app(settings.model_copy(update={"media_uri": "s3://media-bucket/prod"}))
+    store = app.state.clients.store
+    store.upgrade()
+    _, key = store.create_user(store.create_workspace("s3")["workspace_id"], welcome_tokens=10)
+    with serve(app) as base, httpx.Client(base_url=base) as api:
+        body = _presign(api, {"auth": {"Authorization": f"Bearer {key}"}}, video).json()
+        own_route = api.put(f"/v1/uploads/{body['video_id']}/content?expires=1&max_bytes=1&signature=x", content=b"")
+    url = urlsplit(body["upload_url"])
+    query = parse_qs(url.query)
+    assert url.scheme == "https" and "media-bucket" in url.netloc
+    assert url.path.endswith(f"/prod/incoming/{body['video_id']}")
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"] and query["X-Amz-Expires"] == ["900"]
+    assert query["X-Amz-SignedHeaders"] == ["content-length;content-type;host"]
+    assert body["headers"] == {"Content-Type": "video/mp4", "Content-Length": str(len(video))}
+    assert own_route.status_code == 404  # the API's own PUT route serves local stores only
