@@ -27,6 +27,8 @@ from pathlib import Path
 
 import httpx
 
+from resources.store import Store
+
 ROOT = Path(__file__).resolve().parents[1]
 BOUNDARY = "benchboundary"
 PART_HEAD = (
@@ -84,6 +86,10 @@ class Server:
         self.port = _free_port()
         self.tmp = work / "tmp"
         self.tmp.mkdir(parents=True)
+        database_url = f"sqlite:///{work / 'store.db'}"
+        store = Store(database_url)  # migrated here, so the uploader exists before the server starts
+        _, self.api_key = store.create_user(store.create_workspace("bench")["workspace_id"], welcome_tokens=100)
+        store.close()
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -91,7 +97,7 @@ class Server:
             "LAKE_URI": str(work / "lake"),
             "MEDIA_URI": str(work / "media"),
             "MANIFEST_URI": str(work / "manifest.json"),
-            "DATABASE_URL": f"sqlite:///{work / 'store.db'}",
+            "DATABASE_URL": database_url,
             "BENCH_BASELINE": "1" if baseline else "0",
         }
         self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(self.port)], cwd=ROOT, env=env)
@@ -120,7 +126,7 @@ class Server:
         self.proc.wait(timeout=30)
 
 
-def send(url: str, total: int, declare: bool) -> tuple[int, float, int]:
+def send(url: str, api_key: str, total: int, declare: bool) -> tuple[int | str, float, int]:
     """POST a ``total``-byte multipart body; (status, seconds to the answer, bytes sent)."""
     sent = 0
 
@@ -136,7 +142,7 @@ def send(url: str, total: int, declare: bool) -> tuple[int, float, int]:
             yield chunk
         yield PART_TAIL
 
-    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", "Authorization": f"Bearer {api_key}"}
     if declare:
         headers["Content-Length"] = str(len(PART_HEAD) + total + len(PART_TAIL))
     started = time.perf_counter()
@@ -154,7 +160,7 @@ def run(baseline: bool, total: int) -> None:
         server = Server(work, baseline)
         try:
             idle_kib = _vm_hwm_kib(server.proc.pid)
-            status, seconds, sent = send(server.url, total, declare)
+            status, seconds, sent = send(server.url, server.api_key, total, declare)
             time.sleep(0.2)
             peak_kib = _vm_hwm_kib(server.proc.pid)
         finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,9 +84,14 @@ class MediaStore(BaseModel):
         dst = self._local(key)
         dst.parent.mkdir(parents=True, exist_ok=True)
         if Path(path).resolve() != dst:
-            tmp = dst.with_suffix(dst.suffix + ".part")
-            shutil.copyfile(path, tmp)
-            tmp.replace(dst)  # atomic: readers never see half a file
+            # A temporary name of this write's own: two writers of one key (the same bytes
+            # uploaded at once) must not rename each other's part file away.
+            tmp = dst.with_name(f"{dst.name}.{uuid.uuid4().hex}.part")
+            try:
+                shutil.copyfile(path, tmp)
+                tmp.replace(dst)  # atomic: readers never see half a file
+            finally:
+                tmp.unlink(missing_ok=True)
 
     def put_stream(self, key: str, stream: BinaryIO) -> None:
         """Store the bytes of a readable binary stream under ``key``."""

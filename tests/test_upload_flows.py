@@ -125,7 +125,7 @@ def test_presign_put_complete_makes_an_upload_of_the_caller(api, store, media, n
         "uploaded",
         sha,
         len(video),
-        f"raw/{sha}.mp4",
+        f"raw/{user['workspace_id']}/{sha}.mp4",
     )
     with media.local_file(row["media_key"]) as path:
         assert Path(path).read_bytes() == video

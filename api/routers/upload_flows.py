@@ -33,9 +33,8 @@ from resources.intake.fetch import LinkTimedOut, LinkTooLarge
 from resources.intake.link import LinkFailed, LinkRequest, download_link
 from resources.intake.signing import InvalidSignature, SignedGrant, sign, signing_secret, verify
 from resources.intake.ssrf import LinkPolicy, LinkRefused, Resolver, system_resolver
-from resources.services.uploads import UploadRejected
+from resources.services.uploads import UploadRejected, check_balance, check_content_type
 from resources.settings import Settings
-from resources.store.errors import StoreError
 from resources.store.uploads import UploadResult
 
 router = APIRouter(tags=["uploads"])
@@ -55,14 +54,6 @@ def link_resolver() -> Resolver:
 
 
 ResolverDep = Annotated[Resolver, Depends(link_resolver)]
-
-
-def _store_call(fn, *args, **kwargs):
-    """Call the store; its errors become HTTPExceptions with their own status."""
-    try:
-        return fn(*args, **kwargs)
-    except StoreError as exc:
-        raise HTTPException(exc.http_status, str(exc)) from exc
 
 
 def _accepted(result: UploadResult) -> UploadAccepted:
@@ -117,14 +108,13 @@ def presign(
     S3 media store, else one signed by this API), valid ``Settings.upload_url_ttl_s``."""
     user = {"user_id": caller.user_id, "workspace_id": caller.workspace_id}
     try:
-        acceptance.check_tokens(store, caller.user_id)
-        content_type = acceptance.check_content_type(body.content_type)
+        check_balance(store, caller.user_id)
+        content_type = check_content_type(body.content_type)
         acceptance.check_size(body.bytes, settings.max_upload_bytes)
     except UploadRejected as exc:
         acceptance.record_refusal(store, user, exc, filename=body.filename, content_type=body.content_type)
         raise
-    row = _store_call(
-        store.create_upload,
+    row = store.create_upload(
         caller.user_id,
         filename=body.filename,
         content_type=content_type,
@@ -182,7 +172,7 @@ async def put_content(
         verify(_secret(settings), _grant(video_id, expires, max_bytes), signature, time.time())
     except InvalidSignature as exc:
         raise HTTPException(403, str(exc)) from None
-    row = await anyio.to_thread.run_sync(lambda: _store_call(store.upload, video_id))
+    row = await anyio.to_thread.run_sync(lambda: store.upload(video_id))
     if row["status"] != "pending":
         raise HTTPException(404, f"no pending upload {video_id!r}")
     declared = request.headers.get("content-length")
@@ -207,7 +197,7 @@ def complete(
     """Check the bytes PUT for a presigned upload (size as announced, a video container,
     sha256) and accept them: 202 as ``POST /v1/uploads``. 404 for another user's upload;
     409 while nothing was PUT yet. Completing again answers the same 202."""
-    row = _store_call(store.upload, video_id, caller.user_id)
+    row = store.upload(video_id, caller.user_id)
     if row["source"] != PRESIGN_SOURCE:
         raise HTTPException(404, f"no presigned upload {video_id!r}")
     if row["status"] != "pending":
@@ -229,17 +219,17 @@ def complete(
             acceptance.record_refusal(
                 store, user, exc, filename=row["filename"], content_type=row["content_type"], bytes_=row["bytes"]
             )
-            _store_call(store.set_upload_status, video_id, "rejected")
+            store.set_upload_status(video_id, "rejected")
             media.delete(key)
             raise
-        acceptance.store_bytes(media, path, inspected)
-    result = _store_call(
-        store.complete_upload,
+        final_key = inspected.media_key(caller.workspace_id)
+        acceptance.store_bytes(media, path, final_key)
+    result = store.complete_upload(
         video_id,
         caller.user_id,
         sha256=inspected.sha256,
         bytes_=inspected.bytes,
-        media_key=inspected.media_key,
+        media_key=final_key,
     )
     media.delete(key)
     return _accepted(result)
@@ -288,7 +278,7 @@ def upload_link(
     user = {"user_id": caller.user_id, "workspace_id": caller.workspace_id}
     filename = body.url
     try:
-        acceptance.check_tokens(store, caller.user_id)
+        check_balance(store, caller.user_id)
         policy = LinkPolicy.from_settings_value(settings.link_test_hosts, production=settings.deployment == "prod")
         with tempfile.TemporaryDirectory() as tmp:
             try:
@@ -305,7 +295,7 @@ def upload_link(
             result = acceptance.accept_file(
                 store,
                 media,
-                caller.user_id,
+                user,
                 path,
                 filename=filename,
                 source=LINK_SOURCE,

@@ -2,10 +2,11 @@
 PUT, link download), and the store rows either way.
 
 The checks and their codes are the direct upload's (``resources.services.uploads``, whose
-``UploadRejected``, content types and extensions this reuses): 402 ``UserQuotaExceeded``
-when the account has no tokens, 415 ``unsupported_media_type``, 413 ``too_large``, 400
-``empty_file``, 415 ``not_a_video`` (the container sniff). Accepted bytes are stored under
-their content hash (``raw/<sha256>.<ext>``, one object per content) and recorded with
+``check_balance``, ``check_content_type``, ``UploadRejected`` and ``raw_key`` the routes and
+this module use): 402 ``UserQuotaExceeded`` when the account has no tokens, 415
+``unsupported_media_type``, 413 ``too_large``, 400 ``empty_file``, 415 ``not_a_video`` (the
+container sniff). Accepted bytes are stored under their content key in the workspace (one
+object per content) and recorded with
 ``Store.create_upload`` / ``Store.complete_upload``; a refusal is recorded with
 ``Store.record_rejection``.
 """
@@ -20,7 +21,7 @@ import structlog
 
 from resources.media import MediaStore
 from resources.services.sniff import SNIFF_BYTES, sniff
-from resources.services.uploads import ACCEPTED_CONTENT_TYPES, CHUNK, EXTENSION, UploadRejected
+from resources.services.uploads import CHUNK, UploadRejected, raw_key
 from resources.store.client import Store
 from resources.store.uploads import UploadResult
 
@@ -47,39 +48,10 @@ class Inspected:
     bytes: int
     container: str
 
-    @property
-    def media_key(self) -> str:
-        """Where the bytes are kept: ``raw/<sha256><extension of the container>``."""
-        return f"raw/{self.sha256}{EXTENSION[self.container]}"
-
-
-def check_tokens(store: Store, user_id: str) -> None:
-    """Refuse a paused account (no tokens available) before any bytes move.
-
-    Raises:
-        UploadRejected: 402 ``UserQuotaExceeded``.
-    """
-    available = store.balance(user_id)["available"]
-    if available <= 0:
-        raise UploadRejected(
-            402,
-            "UserQuotaExceeded",
-            f"User {user_id} has no tokens left ({available} available); "
-            "new jobs are paused until the account is topped up.",
-        )
-
-
-def check_content_type(content_type: str | None) -> str:
-    """The declared MIME type without parameters, lower-cased (none declared: the generic
-    ``application/octet-stream``).
-
-    Raises:
-        UploadRejected: 415 ``unsupported_media_type``.
-    """
-    normalized = (content_type or "application/octet-stream").split(";")[0].strip().lower()
-    if normalized not in ACCEPTED_CONTENT_TYPES:
-        raise UploadRejected(415, "unsupported_media_type", f"Content type {normalized} is not a video type we accept.")
-    return normalized
+    def media_key(self, workspace_id: str) -> str:
+        """Where the bytes are kept: the direct upload's content key in the workspace
+        (``resources.services.uploads.raw_key``)."""
+        return raw_key(workspace_id, self.sha256, self.container)
 
 
 def check_size(size: int, max_bytes: int) -> None:
@@ -111,37 +83,38 @@ def inspect_file(path: str | Path, max_bytes: int) -> Inspected:
     return Inspected(sha256=digest.hexdigest(), bytes=size, container=container)
 
 
-def store_bytes(media: MediaStore, path: str | Path, inspected: Inspected) -> None:
-    """Put the file under its content key unless those bytes are stored already."""
-    if not media.exists(inspected.media_key):
-        media.put_file(inspected.media_key, str(path))
+def store_bytes(media: MediaStore, path: str | Path, key: str) -> None:
+    """Put the file under its content ``key`` unless those bytes are stored already."""
+    if not media.exists(key):
+        media.put_file(key, str(path))
 
 
 def accept_file(
     store: Store,
     media: MediaStore,
-    user_id: str,
+    user: dict,
     path: str | Path,
     *,
     filename: str,
     source: str,
     max_bytes: int,
 ) -> UploadResult:
-    """Accept the local file ``path`` as an upload of ``user_id`` (``source``: ``link``),
-    recorded with the MIME type of its container.
+    """Accept the local file ``path`` as an upload of ``user`` (``user_id``,
+    ``workspace_id``; ``source``: ``link``), recorded with the MIME type of its container.
 
     Raises:
         UploadRejected: see ``inspect_file``.
     """
     inspected = inspect_file(path, max_bytes)
-    store_bytes(media, path, inspected)
+    key = inspected.media_key(user["workspace_id"])
+    store_bytes(media, path, key)
     result = store.create_upload(
-        user_id,
+        user["user_id"],
         filename=filename,
         content_type=CONTAINER_TYPES[inspected.container],
         sha256=inspected.sha256,
         bytes_=inspected.bytes,
-        media_key=inspected.media_key,
+        media_key=key,
         source=source,
     )
     log.info("upload_accepted", video_id=result.upload["video_id"], source=source, bytes=inspected.bytes)
