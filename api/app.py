@@ -12,8 +12,8 @@ import sys
 
 from fastapi import FastAPI
 
-from api import errors, hardening
-from api.routers import admin, effects, health, media, uploads, users, videos
+from api import errors, hardening, limits
+from api.routers import admin, effects, health, media, upload_flows, uploads, users, videos
 from resources.clients import Clients
 from resources.settings import Settings, get_settings
 
@@ -39,7 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Like the dashboard's one-off password: shown once, on this process's console only.
         sys.stderr.write(f"effectlake API: one-off admin key (set EFFECTLAKE_ADMIN_KEY to keep one): {key}\n")
     errors.install(app)
+    limits.install(app, settings)
     hardening.install_security_headers(app)
-    for module in (health, uploads, videos, users, admin, effects, media):
+    for module in (health, uploads, upload_flows, videos, users, admin, effects, media):
         app.include_router(module.router)
     return app

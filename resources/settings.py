@@ -78,6 +78,22 @@ class Settings(BaseSettings):
         proxy_max_side: longest side of the normalized proxy M1 writes, pixels.
         welcome_credit_tokens: tokens credited once to a user's account on their first
             upload (a free trial; 0 disables it, then users need an admin top-up first).
+        upload_idle_timeout_s (``EFFECTLAKE_UPLOAD_IDLE_TIMEOUT_S``): longest wait for the next
+            bytes of a request body, seconds; then 408 (``api.limits``).
+        upload_min_bytes_per_s (``EFFECTLAKE_UPLOAD_MIN_RATE``): slowest average body rate
+            accepted once a body has taken longer than the idle timeout, bytes/s; slower is
+            a 408 (50 kB/s: 200 MB in about 67 min, slower than any mobile link still used).
+        upload_url_ttl_s (``EFFECTLAKE_UPLOAD_URL_TTL_S``): lifetime of a presigned upload
+            URL, seconds.
+        upload_signing_secret (``EFFECTLAKE_UPLOAD_SIGNING_SECRET``): HMAC key of the API's own
+            presigned upload URLs (local media store). Unset: generated once and kept in
+            ``<data_dir>/secrets/upload_signing.key`` so every worker on the host agrees;
+            ``prod`` with a local media store refuses to start without it (``api.hardening``).
+        link_timeout_s (``EFFECTLAKE_LINK_TIMEOUT_S``): time cap of a link download
+            (``POST /v1/uploads/link``), seconds.
+        link_test_hosts (``EFFECTLAKE_LINK_TEST_HOSTS``): test-only ``host:port`` entries
+            (comma-separated) the link guard admits over http whatever their address; empty
+            by default, refused in ``prod``.
 
     Economics and routing:
         token_usd_rate: USD value of one token.
@@ -123,6 +139,12 @@ class Settings(BaseSettings):
     max_frame_rate: float = Field(default=240.0, alias="EFFECTLAKE_MAX_FRAME_RATE")
     proxy_max_side: int = Field(default=480, alias="EFFECTLAKE_PROXY_MAX_SIDE")
     welcome_credit_tokens: int = Field(default=200, alias="EFFECTLAKE_WELCOME_CREDIT")
+    upload_idle_timeout_s: float = Field(default=30.0, alias="EFFECTLAKE_UPLOAD_IDLE_TIMEOUT_S")
+    upload_min_bytes_per_s: int = Field(default=50_000, alias="EFFECTLAKE_UPLOAD_MIN_RATE")
+    upload_url_ttl_s: int = Field(default=900, alias="EFFECTLAKE_UPLOAD_URL_TTL_S")
+    upload_signing_secret: str | None = Field(default=None, alias="EFFECTLAKE_UPLOAD_SIGNING_SECRET")
+    link_timeout_s: float = Field(default=120.0, alias="EFFECTLAKE_LINK_TIMEOUT_S")
+    link_test_hosts: str = Field(default="", alias="EFFECTLAKE_LINK_TEST_HOSTS")
 
     # -- economics and routing --------------------------------------------------------------
     token_usd_rate: float = Field(default=0.01, alias="EFFECTLAKE_TOKEN_USD_RATE")
@@ -137,9 +159,9 @@ class Settings(BaseSettings):
     def _deployment(cls, value: str) -> str:
         return value.strip().lower() or "local"
 
-    @field_validator("dashboard_password_hash", "admin_api_key")
+    @field_validator("dashboard_password_hash", "admin_api_key", "upload_signing_secret")
     @classmethod
-    def _password_hash(cls, value: str | None) -> str | None:
+    def _blank_is_unset(cls, value: str | None) -> str | None:
         return (value or "").strip() or None
 
     @model_validator(mode="after")

@@ -47,8 +47,21 @@ def test_prod_refuses_to_start_without_an_admin(settings):
         create_app(settings.model_copy(update={"deployment": "prod", "admin_api_key": None}))
 
 
+def test_prod_refuses_unsigned_local_uploads_and_link_test_hosts(settings):
+    prod = settings.model_copy(update={"deployment": "prod", "admin_api_key": new_key()[1]})
+    with pytest.raises(InsecureSettings, match="EFFECTLAKE_UPLOAD_SIGNING_SECRET"):
+        create_app(prod)
+    create_app(prod.model_copy(update={"media_uri": "s3://bucket/media"}))  # S3 signs its own URLs
+    with pytest.raises(InsecureSettings, match="EFFECTLAKE_LINK_TEST_HOSTS"):
+        create_app(prod.model_copy(update={"upload_signing_secret": "s" * 43, "link_test_hosts": "127.0.0.1:1"}))
+
+
 def test_prod_starts_with_a_store_key_and_local_makes_a_one_off_key(settings, capsys):
-    create_app(settings.model_copy(update={"deployment": "prod", "admin_api_key": new_key()[1]}))
+    create_app(
+        settings.model_copy(
+            update={"deployment": "prod", "admin_api_key": new_key()[1], "upload_signing_secret": "s" * 43}
+        )
+    )
     app = create_app(settings.model_copy(update={"deployment": "local", "admin_api_key": None}))
     printed = capsys.readouterr().err
     key = printed.strip().rsplit(" ", 1)[-1]
