@@ -33,7 +33,7 @@ from resources.intake.fetch import LinkTimedOut, LinkTooLarge
 from resources.intake.link import LinkFailed, LinkRequest, download_link
 from resources.intake.signing import InvalidSignature, SignedGrant, sign, signing_secret, verify
 from resources.intake.ssrf import LinkPolicy, LinkRefused, Resolver, system_resolver
-from resources.services.uploads import UploadRejected, check_balance, check_content_type
+from resources.services.uploads import UploadRejected, check_balance, check_content_type, check_size
 from resources.settings import Settings
 from resources.store.uploads import UploadResult
 
@@ -110,7 +110,7 @@ def presign(
     try:
         check_balance(store, caller.user_id)
         content_type = check_content_type(body.content_type)
-        acceptance.check_size(body.bytes, settings.max_upload_bytes)
+        check_size(body.bytes, settings.max_upload_bytes)
     except UploadRejected as exc:
         acceptance.record_refusal(store, user, exc, filename=body.filename, content_type=body.content_type)
         raise

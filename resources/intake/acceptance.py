@@ -13,15 +13,12 @@ object per content) and recorded with
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from resources.media import MediaStore
-from resources.services.sniff import SNIFF_BYTES, sniff
-from resources.services.uploads import CHUNK, UploadRejected, raw_key
+from resources.services.uploads import Inspected, UploadRejected, inspect_stream
 from resources.store.client import Store
 from resources.store.uploads import UploadResult
 
@@ -40,47 +37,14 @@ CONTAINER_TYPES = {
 }
 
 
-@dataclass(frozen=True)
-class Inspected:
-    """A file that passed the checks: hex ``sha256``, size in ``bytes``, sniffed ``container``."""
-
-    sha256: str
-    bytes: int
-    container: str
-
-    def media_key(self, workspace_id: str) -> str:
-        """Where the bytes are kept: the direct upload's content key in the workspace
-        (``resources.services.uploads.raw_key``)."""
-        return raw_key(workspace_id, self.sha256, self.container)
-
-
-def check_size(size: int, max_bytes: int) -> None:
-    """Raises UploadRejected (413 ``too_large``) when ``size`` passes ``max_bytes``."""
-    if size > max_bytes:
-        raise UploadRejected(413, "too_large", f"The file is over the {max_bytes / 1e6:.0f} MB upload limit.")
-
-
 def inspect_file(path: str | Path, max_bytes: int) -> Inspected:
-    """Hash, measure and sniff the file at ``path`` (read once, ``CHUNK`` bytes at a time).
+    """``resources.services.uploads.inspect_stream`` of the file at ``path``.
 
     Raises:
-        UploadRejected: 413 ``too_large`` (reading stops there), 400 ``empty_file``, 415
-            ``not_a_video``.
+        UploadRejected: 413 ``too_large``, 400 ``empty_file``, 415 ``not_a_video``.
     """
-    digest, size, head = hashlib.sha256(), 0, b""
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            size += len(chunk)
-            check_size(size, max_bytes)
-            if len(head) < SNIFF_BYTES:
-                head += chunk[: SNIFF_BYTES - len(head)]
-            digest.update(chunk)
-    if size == 0:
-        raise UploadRejected(400, "empty_file", "The file is empty: nothing was uploaded.")
-    container, reason = sniff(head)
-    if container is None:
-        raise UploadRejected(415, "not_a_video", reason or "not a video")
-    return Inspected(sha256=digest.hexdigest(), bytes=size, container=container)
+        return inspect_stream(f, max_bytes)
 
 
 def store_bytes(media: MediaStore, path: str | Path, key: str) -> None:
