@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--exit", action="store_true", help="stop after printing the summary")
     demo.add_argument("--api-port", type=int, default=8000)
     demo.add_argument("--dagster-port", type=int, default=3000)
+    demo.add_argument("--dashboard-port", type=int, default=8501, help="(the next free one when taken)")
     demo.add_argument("--timeout", type=float, default=1200, help="seconds per stage wait")
     api = sub.add_parser("api", help="serve the intake API")
     api.add_argument("--host", default="127.0.0.1")
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from pipelines.cli.demo import run_demo
 
-        return run_demo(args.exit, args.api_port, args.dagster_port, args.timeout)
+        return run_demo(args.exit, args.api_port, args.dagster_port, args.timeout, args.dashboard_port)
     if args.command == "api":
         import uvicorn
 
