@@ -15,9 +15,9 @@ answer with names the platform knows.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field, create_model
 
 #: motion_class values; the same classes as M2's local measure (assets/analysis/features.py
 #: MOTION_CLASSES), so either source fills the same column.
@@ -31,8 +31,6 @@ class Scene(BaseModel):
         start_s / end_s: the shot's start and end, seconds from the start of the video.
         description: what happens in it, one or two sentences.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     start_s: float = Field(ge=0, description="Start of the shot, seconds from the start of the video.")
     end_s: float = Field(ge=0, description="End of the shot, seconds from the start of the video.")
@@ -59,8 +57,6 @@ class ContentAnalysisResult(BaseModel):
     ``analysis_schema`` narrows the name fields to enums of the catalogs' names.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
     summary: str = Field(min_length=1)
     scenes: list[Scene] = Field(min_length=1)
     dominant_style: str
@@ -73,11 +69,11 @@ class ContentAnalysisResult(BaseModel):
     confidence: float = Field(ge=0, le=1)
 
 
-def _names(values: tuple[str, ...]):
-    """A Literal type of ``values`` (an empty tuple: a string that can never validate)."""
+def _name_list(values: tuple[str, ...]) -> Any:
+    """A list of names from ``values`` (a Literal enum); with no names, a list that must be empty."""
     if not values:
-        return Annotated[str, Field(max_length=0, min_length=1)]
-    return Literal[values]  # type: ignore[valid-type]
+        return Annotated[list[str], Field(max_length=0)]
+    return list[Literal[values]]  # type: ignore[valid-type]
 
 
 @lru_cache(maxsize=16)
@@ -95,9 +91,9 @@ def analysis_schema(
     return create_model(  # type: ignore[call-overload, no-any-return]
         "ContentAnalysisResult",
         __base__=ContentAnalysisResult,
-        dominant_style=(_names(styles), ...),
-        detected_effects=(list[_names(detected_effects)], ...),  # type: ignore[misc]
-        eligible_effect_types=(list[_names(effect_types)], ...),  # type: ignore[misc]
+        dominant_style=(Literal[styles], ...),  # type: ignore[valid-type]
+        detected_effects=(_name_list(detected_effects), ...),
+        eligible_effect_types=(_name_list(effect_types), ...),
     )
 
 
@@ -108,8 +104,6 @@ class RefinedPrompt(BaseModel):
         prompt: the refined prompt, one paragraph (1..2000 characters).
         changes: what was changed from the template and why, one sentence.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(min_length=1, max_length=2000)
     changes: str
@@ -125,8 +119,6 @@ class JudgeVerdict(BaseModel):
 
     A verdict is one quality dimension among the measured ones; it never decides alone.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     score: float = Field(ge=0, le=1)
     rationale: str = Field(min_length=1)
