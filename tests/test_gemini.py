@@ -256,6 +256,20 @@ def test_an_upload_that_fails_processing_is_reported(fake, client):
     assert fake.count("generateContent") == 0 and fake.count("files.delete") == 1
 
 
+def test_an_upload_that_stays_processing_times_out(fake, tmp_path):
+    fake.processing_polls = 10_000
+    with _client(fake, tmp_path, file_timeout_s=0.3) as gemini, pytest.raises(GeminiUnavailable, match="not ACTIVE"):
+        _analyze(gemini)
+    assert fake.count("generateContent") == 0 and fake.count("files.delete") == 1
+
+
+def test_a_wrong_key_is_refused_once_not_retried(fake, tmp_path):
+    with _client(fake, tmp_path, api_key="wrong", inline_max_bytes=1 << 20) as gemini:
+        outcome = with_fallback(gemini, _analyze)
+    assert outcome.source == "local" and "API key not valid" in outcome.reason
+    assert fake.count("generateContent") == 1
+
+
 # A frame as M7 has them: RGB uint8 at working size.
 FRAME = np.dstack([np.tile(np.linspace(0, 255, 160, dtype=np.uint8), (90, 1))] * 3)
 

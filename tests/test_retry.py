@@ -121,9 +121,9 @@ def test_server_paced_waits_what_the_server_asks_else_backs_off_exponentially():
 
 def test_server_paced_is_bounded_in_attempts_and_in_each_wait():
     sleeps: list[float] = []
-    policy = server_paced(
-        lambda exc: isinstance(exc, Refused), lambda exc: exc.delay_s, attempts=3, max_wait_s=5
-    ).copy(sleep=sleeps.append)
+    policy = server_paced(lambda exc: isinstance(exc, Refused), lambda exc: exc.delay_s, attempts=3, max_wait_s=5).copy(
+        sleep=sleeps.append
+    )
     always = flaky([Refused(0.1)] * 10)
     with pytest.raises(Refused):
         policy(always)

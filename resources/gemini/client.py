@@ -59,6 +59,8 @@ _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = tuple(
     for module in (importlib.import_module(name) for name in ("httpx", "httpx2") if importlib.util.find_spec(name))
 )
 
+_API_OR_TRANSPORT: tuple[type[BaseException], ...] = (genai_errors.APIError, *_TRANSPORT_ERRORS)
+
 
 class GeminiError(Exception):
     """A Gemini operation gave no usable result.
@@ -365,6 +367,8 @@ class GeminiClient:
         else:
             uploaded = self._upload_active(path, mime, display_name=key.video_sha256[:16])
             try:
+                if not uploaded.uri:
+                    raise GeminiUnavailable(f"upload {uploaded.name} is ACTIVE but has no uri")
                 part = types.Part.from_uri(file_uri=uploaded.uri, mime_type=uploaded.mime_type or mime)
                 result, usage = self._generate("analyze_video", ANALYSIS, schema, [part, text])
             finally:
@@ -387,7 +391,9 @@ class GeminiClient:
             return current if current.state == types.FileState.ACTIVE else None
 
         try:
-            return until_ready(self.file_timeout_s, self.file_poll_s)(state)
+            active = until_ready(self.file_timeout_s, self.file_poll_s)(state)
+            assert active is not None  # until_ready returns the first non-None answer
+            return active
         except PollTimeout as exc:
             self._delete_quietly(uploaded.name)
             raise GeminiUnavailable(f"upload {uploaded.name} not ACTIVE after {self.file_timeout_s:g} s") from exc
@@ -402,7 +408,7 @@ class GeminiClient:
             return
         try:
             self._sdk.files.delete(name=name)
-        except (genai_errors.APIError, *_TRANSPORT_ERRORS) as exc:
+        except _API_OR_TRANSPORT as exc:
             log.info("gemini: could not delete %s (%s); it expires on its own", name, _describe(exc))
 
     # -- M4 ---------------------------------------------------------------------------------

@@ -73,7 +73,8 @@ def _name_list(values: tuple[str, ...]) -> Any:
     """A list of names from ``values`` (a Literal enum); with no names, a list that must be empty."""
     if not values:
         return Annotated[list[str], Field(max_length=0)]
-    return list[Literal[values]]  # type: ignore[valid-type]
+    name: Any = Literal[values]
+    return list[name]
 
 
 @lru_cache(maxsize=16)
@@ -88,10 +89,11 @@ def analysis_schema(
     """
     if not styles:
         raise ValueError("the style taxonomy names no style")
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    style: Any = Literal[styles]  # a type built at run time: mypy cannot check it statically
+    return create_model(
         "ContentAnalysisResult",
         __base__=ContentAnalysisResult,
-        dominant_style=(Literal[styles], ...),  # type: ignore[valid-type]
+        dominant_style=(style, ...),
         detected_effects=(_name_list(detected_effects), ...),
         eligible_effect_types=(_name_list(effect_types), ...),
     )

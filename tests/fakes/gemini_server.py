@@ -254,7 +254,9 @@ class FakeGemini:
         """Bind a free port on 127.0.0.1 and serve in a background thread."""
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-gemini", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="fake-gemini", daemon=True
+        )
         self._thread.start()
         return self
 
