@@ -256,6 +256,19 @@ def test_an_upload_that_fails_processing_is_reported(fake, client):
     assert fake.count("generateContent") == 0 and fake.count("files.delete") == 1
 
 
+def test_a_video_over_one_chunk_is_uploaded_in_chunks_at_their_offsets(fake, client, tmp_path):
+    big = tmp_path / "big.mp4"  # the fake stores bytes, it does not decode them
+    big.write_bytes(BIKES.read_bytes() * 17)  # 8.7 MB: the SDK sends 8 MiB chunks
+    result, _ = client.analyze_video(big, None, CATALOG.style_taxonomy(), CATALOG.effects())
+    chunks = [r for r in fake.requests if r.operation == "upload.chunk"]
+    assert [(c.headers["x-goog-upload-command"], c.headers["x-goog-upload-offset"]) for c in chunks] == [
+        ("upload", "0"),
+        ("upload, finalize", str(8 * 1024 * 1024)),
+    ]
+    assert sum(c.body_bytes for c in chunks) == big.stat().st_size and result.scenes
+    assert "(none given)" in fake.last("generateContent").json["contents"][0]["parts"][1]["text"]
+
+
 def test_an_upload_that_stays_processing_times_out(fake, tmp_path):
     fake.processing_polls = 10_000
     with _client(fake, tmp_path, file_timeout_s=0.3) as gemini, pytest.raises(GeminiUnavailable, match="not ACTIVE"):
