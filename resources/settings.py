@@ -104,6 +104,26 @@ class Settings(BaseSettings):
         routing_window_hours: trailing window of real executions the routing manifest is
             ranked from, hours.
         max_parallel_tasks: provider tasks run at once by M6, the benchmark and A/B tests.
+
+    Gemini (``resources/gemini``, docs/gemini.md):
+        google_api_key (``GOOGLE_API_KEY``): Gemini Developer API key; unset or blank = no
+            Gemini calls, the stages run their local analysis (``source = local``).
+        gemini_model (``EFFECTLAKE_GEMINI_MODEL``): model id; must have a row in
+            ``<data_dir>/gemini_prices.yaml`` so every call can be priced.
+        gemini_base_url (``EFFECTLAKE_GEMINI_BASE_URL``): API root; empty = the SDK's
+            (``https://generativelanguage.googleapis.com``); tests point it at a local fake.
+        gemini_timeout_s (``EFFECTLAKE_GEMINI_TIMEOUT_S``): per HTTP request, seconds.
+        gemini_attempts (``EFFECTLAKE_GEMINI_ATTEMPTS``): attempts per request on 429 / 5xx /
+            a dropped connection, first try included.
+        gemini_max_wait_s (``EFFECTLAKE_GEMINI_MAX_WAIT_S``): longest pause between attempts,
+            seconds; a longer Retry-After ends the retries (the stage falls back).
+        gemini_file_timeout_s (``EFFECTLAKE_GEMINI_FILE_TIMEOUT_S``): longest wait for an
+            uploaded video to become ACTIVE, seconds.
+        gemini_inline_max_bytes (``EFFECTLAKE_GEMINI_INLINE_MAX_BYTES``): videos up to this size
+            are sent inline in the request instead of through the Files API (the API takes
+            requests up to 20 MB; base64 adds a third).
+        gemini_cache_dir (``EFFECTLAKE_GEMINI_CACHE_DIR``): on-disk cache of analyses, keyed by
+            (video sha256, prompt version, model, inputs); empty = ``<data_dir>/gemini_cache``.
     """
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
@@ -154,12 +174,23 @@ class Settings(BaseSettings):
     routing_window_hours: int = Field(default=24, alias="EFFECTLAKE_ROUTING_WINDOW_HOURS")
     max_parallel_tasks: int = Field(default=2, alias="EFFECTLAKE_MAX_PARALLEL_TASKS")
 
+    # -- Gemini -----------------------------------------------------------------------------
+    google_api_key: str | None = Field(default=None, alias="GOOGLE_API_KEY")
+    gemini_model: str = Field(default="gemini-2.5-flash", alias="EFFECTLAKE_GEMINI_MODEL")
+    gemini_base_url: str = Field(default="", alias="EFFECTLAKE_GEMINI_BASE_URL")
+    gemini_timeout_s: float = Field(default=120.0, gt=0, alias="EFFECTLAKE_GEMINI_TIMEOUT_S")
+    gemini_attempts: int = Field(default=4, ge=1, alias="EFFECTLAKE_GEMINI_ATTEMPTS")
+    gemini_max_wait_s: float = Field(default=30.0, ge=0, alias="EFFECTLAKE_GEMINI_MAX_WAIT_S")
+    gemini_file_timeout_s: float = Field(default=300.0, gt=0, alias="EFFECTLAKE_GEMINI_FILE_TIMEOUT_S")
+    gemini_inline_max_bytes: int = Field(default=4 * 1024 * 1024, ge=0, alias="EFFECTLAKE_GEMINI_INLINE_MAX_BYTES")
+    gemini_cache_dir: str = Field(default="", alias="EFFECTLAKE_GEMINI_CACHE_DIR")
+
     @field_validator("deployment")
     @classmethod
     def _deployment(cls, value: str) -> str:
         return value.strip().lower() or "local"
 
-    @field_validator("dashboard_password_hash", "admin_api_key", "upload_signing_secret")
+    @field_validator("dashboard_password_hash", "admin_api_key", "upload_signing_secret", "google_api_key")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return (value or "").strip() or None
