@@ -97,10 +97,12 @@ def noise(luma: np.ndarray) -> float:
     of two Laplacians (above). Fine texture reads as noise too, hence only the excess over the
     input is scored.
     """
-    y = luma.astype(np.float32)
-    response = cv2.filter2D(y, cv2.CV_32F, _IMMERKAER)[1:-1, 1:-1]
-    h, w = y.shape
-    return float(math.sqrt(math.pi / 2) * np.abs(response).sum() / (6 * (w - 2) * (h - 2)))
+    # 16-bit signed output: exact for 8-bit input (|response| <= 16 x 255) and ~2x faster
+    # than float32 on 720p frames.
+    response = cv2.filter2D(luma, cv2.CV_16S, _IMMERKAER)[1:-1, 1:-1]
+    h, w = luma.shape
+    total = float(cv2.norm(response, cv2.NORM_L1))
+    return float(math.sqrt(math.pi / 2) * total / (6 * (w - 2) * (h - 2)))
 
 
 def banding(luma: np.ndarray) -> float:
@@ -123,14 +125,14 @@ def banding(luma: np.ndarray) -> float:
     for axis in (1, 0):
         a, b = (luma[:, 1:], luma[:, :-1]) if axis == 1 else (luma[1:, :], luma[:-1, :])
         diff = cv2.absdiff(a, b)
-        flat = (diff == 0).astype(np.float32)
-        # Count flat neighbours within k on both sides (centre excluded); 2k means both flanks
-        # are flat. Zero padding makes runs cut by the frame border not count.
-        taps = np.ones(2 * k + 1, np.float32)
-        taps[k] = 0
-        kernel = taps.reshape(1, -1) if axis == 1 else taps.reshape(-1, 1)
-        flanks = cv2.filter2D(flat, -1, kernel, borderType=cv2.BORDER_CONSTANT)
-        contour = (diff >= _BAND_STEP_MIN) & (diff <= _BAND_STEP_MAX) & (flanks > 2 * k - 0.5)
+        flat = (diff == 0).astype(np.uint8)
+        # Count flat neighbours within k on both sides: an unnormalised box sum over 2k+1 taps
+        # minus the centre (a contour pixel is itself a step, not flat, so the sum is its
+        # flanks'); 2k means both flanks are flat. Zero padding makes runs cut by the frame
+        # border not count.
+        size = (2 * k + 1, 1) if axis == 1 else (1, 2 * k + 1)
+        flanks = cv2.boxFilter(flat, cv2.CV_16U, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
+        contour = (diff >= _BAND_STEP_MIN) & (diff <= _BAND_STEP_MAX) & (flanks >= 2 * k)
         shares.append(float(np.count_nonzero(contour)) / luma.size)
     return float(np.mean(shares))
 
