@@ -268,6 +268,14 @@ QUALITY_SCORES = _video_table(
     cost_usd=pl.Float64,
     tokens_charged=pl.Int64,
     margin=pl.Float64,
+    # Per-frame series (assets/quality/score.py QualityVector): full-reference metrics per
+    # input frame on the common timeline, artifact level per output frame, damaged output
+    # frames. Compact list columns: one row per output keeps the table's key and readers.
+    frame_vmaf=pl.List(pl.Float64),
+    frame_psnr_y=pl.List(pl.Float64),
+    frame_ssim=pl.List(pl.Float64),
+    frame_artifacts=pl.List(pl.Float64),
+    damaged_frames=pl.List(pl.Int64),
 )
 BEST_RESULT = _video_table(
     "best_result",
