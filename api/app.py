@@ -11,7 +11,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api import errors, hardening
-from api.routers import admin, effects, health, media, uploads, users, videos
+from api.metrics import install_metrics
+from api.openapi import install_problem_openapi
+from api.ratelimit import install_rate_limits
+from api.routers import admin, effects, health, media, uploads, usage, users, videos
+from api.tracing import install_tracing
 from resources.clients import Clients
 from resources.settings import Settings, get_settings
 
@@ -19,9 +23,15 @@ from resources.settings import Settings, get_settings
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from the environment).
 
+    Every error is answered as an RFC 9457 problem (``api.problems``, ``api.errors``). The
+    middlewares, outermost first: ``nosniff`` on every response, the trace id
+    (``api.tracing``, which also answers unhandled errors), the metrics (``api.metrics``),
+    the rate limits (``api.ratelimit``).
+
     Raises:
         api.hardening.InsecureSettings: a production deployment without a strong admin key
             (``EFFECTLAKE_ADMIN_KEY``).
+        api.ratelimit.RateLimitMisconfigured: a production deployment without ``REDIS_URL``.
     """
     settings = settings or get_settings()
     hardening.check_production_settings(settings)
@@ -29,7 +39,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.clients = Clients.from_settings(settings)
     errors.install(app)
+    # Starlette runs the middleware added last outermost.
+    install_rate_limits(app, settings)
+    install_metrics(app, settings)
+    install_tracing(app)
     hardening.install_security_headers(app)
-    for module in (health, uploads, videos, users, admin, effects, media):
+    for module in (health, uploads, videos, users, usage, admin, effects, media):
         app.include_router(module.router)
+    install_problem_openapi(app)
     return app

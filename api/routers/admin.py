@@ -18,14 +18,14 @@ from api.models import (
     ApprovalRequest,
     Balance,
     Decision,
-    ErrorDetail,
     Override,
     Recommendation,
     RecommendationDecided,
     RoutingOverride,
     TopUp,
-    ValidationErrors,
 )
+from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, frame_page
+from api.problems import problem_responses
 from resources.services.ab_tests import ABTestInvalid, ab_test, request_ab_test
 from resources.services.accounts import top_up
 from resources.services.approvals import decide, pending_requests
@@ -33,15 +33,13 @@ from resources.services.recommendations import decide_recommendation, recommenda
 from resources.services.routing_admin import NoManifest, emergency_override
 
 router = APIRouter(
-    prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)], responses={401: {"model": ErrorDetail}}
+    prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)], responses=problem_responses(401)
 )
 
-NOT_FOUND = {404: {"model": ErrorDetail}}
-# A 422 is FastAPI's list of problems with the body, or a sentence from the service.
-REFUSED = {
-    422: {"model": ErrorDetail | ValidationErrors, "description": "a malformed body, or a request the service refused"}
-}
-DECISION_ERRORS = {404: {"model": ErrorDetail}, 409: {"model": ErrorDetail}}
+NOT_FOUND = problem_responses(404)
+# A 422 is a malformed body (``errors`` lists the problems) or a request the service refused.
+REFUSED = problem_responses(422)
+DECISION_ERRORS = problem_responses(404, 409)
 
 
 @router.post("/users/{user_id}/credits", status_code=201, responses=REFUSED)
@@ -53,7 +51,7 @@ def credit_user(user_id: str, body: TopUp, lake: LakeDep) -> Balance:
         raise HTTPException(422, str(exc)) from None
 
 
-@router.post("/routing/override", status_code=201, responses={409: {"model": ErrorDetail}, **REFUSED})
+@router.post("/routing/override", status_code=201, responses=problem_responses(409, 422))
 def override_routing(body: Override, lake: LakeDep, manifest_store: ManifestStoreDep) -> RoutingOverride:
     """Emergency override: route every job of an effect type to one provider, now."""
     try:
@@ -84,13 +82,16 @@ def get_ab_test(experiment_id: str, lake: LakeDep) -> ABTest:
     return ABTest.model_validate(found)
 
 
-@router.get("/approvals")
-def list_approvals(lake: LakeDep) -> list[ApprovalRequest]:
-    """Pending approval requests with their side-by-side comparison."""
-    return [
-        ApprovalRequest.model_validate({**r, "comparison": json.loads(r["comparison"])})
-        for r in pending_requests(lake).iter_rows(named=True)
-    ]
+@router.get("/approvals", responses=problem_responses(400))
+def list_approvals(
+    lake: LakeDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Page[ApprovalRequest]:
+    """Pending approval requests with their side-by-side comparison, oldest first (a page)."""
+    rows, next_cursor = frame_page(
+        pending_requests(lake), [("requested_at", False), ("approval_id", False)], cursor, limit
+    )
+    items = [ApprovalRequest.model_validate({**r, "comparison": json.loads(r["comparison"])}) for r in rows]
+    return Page[ApprovalRequest](items=items, next_cursor=next_cursor)
 
 
 @router.post("/approvals/{approval_id}", status_code=202, responses=DECISION_ERRORS)
@@ -100,14 +101,18 @@ def decide_approval(approval_id: str, body: Decision, lake: LakeDep) -> Approval
     return ApprovalDecided(approval_id=approval_id, video_id=row["video_id"], decision=row["decision"])
 
 
-@router.get("/recommendations")
-def list_recommendations(lake: LakeDep, status: str | None = None) -> list[Recommendation]:
-    """Economic recommendations of the latest cycle with their decision status (``status``:
-    only pending, approve or reject)."""
+@router.get("/recommendations", responses=problem_responses(400))
+def list_recommendations(
+    lake: LakeDep, status: str | None = None, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Page[Recommendation]:
+    """Economic recommendations of the latest cycle with their decision status, newest first
+    (a page; ``status``: only pending, approve or reject)."""
     recs = recommendations_with_status(lake)
     if status:
         recs = recs.filter(pl.col("status") == status)
-    return [Recommendation.model_validate({**r, "action": json.loads(r["action"])}) for r in recs.iter_rows(named=True)]
+    rows, next_cursor = frame_page(recs, [("created_at", True), ("recommendation_id", False)], cursor, limit)
+    items = [Recommendation.model_validate({**r, "action": json.loads(r["action"])}) for r in rows]
+    return Page[Recommendation](items=items, next_cursor=next_cursor)
 
 
 @router.post("/recommendations/{recommendation_id}", status_code=202, responses=DECISION_ERRORS)
