@@ -40,7 +40,9 @@ def test_prod_refuses_missing_default_or_short_admin_key(settings, key):
 
 
 def test_prod_starts_with_a_strong_key_and_local_keeps_the_default(settings):
-    create_app(settings.model_copy(update={"deployment": "prod", "admin_api_key": "k" * 32}))
+    # (prod also keeps its rate-limit counters in Redis: tests/test_api_ratelimit.py)
+    prod = {"deployment": "prod", "admin_api_key": "k" * 32, "redis_url": "redis://127.0.0.1:6379/0"}
+    create_app(settings.model_copy(update=prod))
     default = type(settings).model_fields["admin_api_key"].default
     create_app(settings.model_copy(update={"deployment": "local", "admin_api_key": default}))
 
@@ -99,6 +101,7 @@ def test_media_keys_that_are_not_stored_files_are_404(client, settings, raw_path
     r = client.get(httpx.URL(client.base_url.join("/")).copy_with(raw_path=raw_path.encode()))
     assert r.status_code == 404, (raw_path, r.status_code, r.text[:200])
     # A newline never matches the route at all (Starlette's own 404); the rest reach the route.
+    assert r.headers["content-type"] == "application/problem+json" and r.json()["code"] == "not_found"
     assert r.json()["detail"] == ("Not Found" if "%0A" in raw_path else "no such media")
 
 

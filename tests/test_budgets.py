@@ -25,7 +25,7 @@ def test_no_tokens_is_402_until_topped_up(settings, short_bikes):
     settings = settings.model_copy(update={"welcome_credit_tokens": 0})
     with serve(create_app(settings)) as base, httpx.Client(base_url=base) as c:
         r = _upload(c, short_bikes, "broke")
-        assert r.status_code == 402 and r.json()["error"] == "UserQuotaExceeded"
+        assert r.status_code == 402 and r.json()["code"] == "UserQuotaExceeded"
         assert "topped up" in r.json()["detail"]
         top = c.post("/v1/admin/users/broke/credits", headers=ADMIN, json={"tokens": 50, "topup_id": "pay-1"})
         assert top.status_code == 201 and top.json()["available"] == 50
