@@ -53,7 +53,7 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
 
 async def store_error(request: Request, exc: StoreError) -> JSONResponse:
     """A store error: its status and code (5xx without the message: it may name internals)."""
-    headers = None
+    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
     if isinstance(exc, StoreBusy):
         metrics.of(request).store_busy.inc()
         headers = {"Retry-After": str(STORE_BUSY_RETRY_AFTER_S)}
