@@ -66,6 +66,24 @@ class Settings(BaseSettings):
             dashboard's admin password hash (``dashboards/auth.py``); None when unset or blank.
         admin_emails (``EFFECTLAKE_ADMIN_EMAILS``): prod's dashboard allow-list,
             comma-separated.
+        rate_limit_ip_per_minute (``EFFECTLAKE_RATE_LIMIT_IP_PER_MINUTE``): requests a minute
+            one client address may make (600: ten a second, room for an office behind one
+            NAT address); 0 = unlimited. ``api.ratelimit``.
+        rate_limit_key_per_minute (``EFFECTLAKE_RATE_LIMIT_KEY_PER_MINUTE``): requests a
+            minute one API key may make (120: a client polling a video's status every second
+            stays at half of it); 0 = unlimited.
+        rate_limit_prefix (``EFFECTLAKE_RATE_LIMIT_PREFIX``): prefix of the rate-limit
+            counters' Redis keys (production).
+        metrics_allow (``EFFECTLAKE_METRICS_ALLOW``): comma-separated CIDRs whose clients may
+            read ``/metrics`` (default: the loopback); ``api.metrics`` says why.
+
+    GPU admission (``resources.services.admission``; each workspace's
+    ``max_concurrent_gpu_jobs`` is in the store):
+        gpu_queue_per_slot (``EFFECTLAKE_GPU_QUEUE_PER_SLOT``): uploads a workspace may have
+            waiting per GPU slot beyond those running (2: at most two jobs' time of waiting);
+            more are refused 429.
+        gpu_job_seconds (``EFFECTLAKE_GPU_JOB_SECONDS``): typical wall time of one video's
+            GPU work, seconds: the unit of the ``Retry-After`` a refusal answers with.
 
     Intake (API and M1):
         max_upload_bytes: hard upload size limit, bytes.
@@ -149,6 +167,14 @@ class Settings(BaseSettings):
     api_base_url: str = Field(default="http://127.0.0.1:8000", alias="EFFECTLAKE_API_URL")
     dashboard_password_hash: str | None = Field(default=None, alias="EFFECTLAKE_DASHBOARD_PASSWORD_HASH")
     admin_emails: str = Field(default="", alias="EFFECTLAKE_ADMIN_EMAILS")
+    rate_limit_ip_per_minute: int = Field(default=600, ge=0, alias="EFFECTLAKE_RATE_LIMIT_IP_PER_MINUTE")
+    rate_limit_key_per_minute: int = Field(default=120, ge=0, alias="EFFECTLAKE_RATE_LIMIT_KEY_PER_MINUTE")
+    rate_limit_prefix: str = Field(default="effectlake:ratelimit", alias="EFFECTLAKE_RATE_LIMIT_PREFIX")
+    metrics_allow: str = Field(default="127.0.0.1/32,::1/128", alias="EFFECTLAKE_METRICS_ALLOW")
+
+    # -- GPU admission ----------------------------------------------------------------------
+    gpu_queue_per_slot: int = Field(default=2, ge=0, alias="EFFECTLAKE_GPU_QUEUE_PER_SLOT")
+    gpu_job_seconds: int = Field(default=60, ge=1, alias="EFFECTLAKE_GPU_JOB_SECONDS")
 
     # -- intake -----------------------------------------------------------------------------
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, alias="EFFECTLAKE_MAX_UPLOAD_BYTES")

@@ -182,7 +182,7 @@ def test_complete_checks_what_arrived(api, store, media, new_user, video):
     body = _presign(api, user, text, filename="notes.mp4").json()
     assert api.put(_relative(body["upload_url"]), content=text, headers=body["headers"]).status_code == 200
     refused = api.post(f"/v1/uploads/{body['video_id']}/complete", headers=user["auth"])
-    assert refused.status_code == 415 and refused.json()["error"] == "not_a_video"
+    assert refused.status_code == 415 and refused.json()["code"] == "not_a_video"
     assert store.upload(body["video_id"], user["user_id"])["status"] == "rejected"
     assert not media.exists(incoming_key(body["video_id"]))
     # Fewer bytes than announced.
@@ -191,7 +191,7 @@ def test_complete_checks_what_arrived(api, store, media, new_user, video):
     assert int(grant_query["max_bytes"][0]) == len(video) + 10
     assert api.put(_relative(short["upload_url"]), content=video, headers=short["headers"]).status_code == 200
     mismatch = api.post(f"/v1/uploads/{short['video_id']}/complete", headers=user["auth"])
-    assert mismatch.status_code == 400 and mismatch.json()["error"] == "size_mismatch"
+    assert mismatch.status_code == 400 and mismatch.json()["code"] == "size_mismatch"
     codes = sorted(r["code"] for r in _rejections(store, user["user_id"]))
     assert codes == ["not_a_video", "size_mismatch"]
 
@@ -205,10 +205,10 @@ def test_presign_refuses_before_any_url(api, store, settings, new_user, video):
         json={"filename": "big.mp4", "content_type": "video/mp4", "bytes": settings.max_upload_bytes + 1},
         headers=user["auth"],
     )
-    assert too_big.status_code == 413 and too_big.json()["error"] == "too_large"
+    assert too_big.status_code == 413 and too_big.json()["code"] == "too_large"
     broke = new_user(tokens=0)
     paused = _presign(api, broke, video)
-    assert paused.status_code == 402 and paused.json()["error"] == "UserQuotaExceeded"
+    assert paused.status_code == 402 and paused.json()["code"] == "UserQuotaExceeded"
     assert _presign(api, {"auth": {}}, video).status_code == 401
     assert sorted(r["code"] for r in _rejections(store, user["user_id"])) == ["too_large", "unsupported_media_type"]
     assert [r["code"] for r in _rejections(store, broke["user_id"])] == ["UserQuotaExceeded"]
@@ -248,7 +248,7 @@ def test_a_link_becomes_an_upload_of_the_caller(api, store, platform, new_user, 
 def test_bad_links_are_refused_and_recorded(api, store, platform, new_user, url, status, code):
     user = new_user()
     refused = api.post("/v1/uploads/link", json={"url": url.format(platform=platform)}, headers=user["auth"])
-    assert refused.status_code == status and refused.json()["error"] == code, refused.text
+    assert refused.status_code == status and refused.json()["code"] == code, refused.text
     assert [r["code"] for r in _rejections(store, user["user_id"])] == [code]
     assert store.uploads(user["user_id"]) == []
 
