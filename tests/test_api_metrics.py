@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
 from api.metrics import client_allowed
+from tests.api_users import new_user
 from tests.server import serve
 
 MONEY = re.compile(r"margin|revenue|price|tokens?_charged|charged|cost|usd", re.IGNORECASE)
@@ -27,6 +28,7 @@ def _samples(text: str) -> dict[tuple[str, tuple], float]:
 @pytest.mark.video
 def test_requests_uploads_and_statuses_are_counted_by_route_template(settings):
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=30) as c:
+        c.headers.update(new_user(c)["headers"])
         assert c.get("/v1/videos/v_one").status_code == 404
         assert c.get("/v1/videos/v_two").status_code == 404
         assert c.get("/healthz").status_code == 200

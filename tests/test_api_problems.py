@@ -14,6 +14,7 @@ from api.app import create_app
 from api.problems import PROBLEM_MEDIA_TYPE, TYPE_PREFIX
 from api.tracing import trace_id_from
 from resources.store.errors import StoreBusy, UnknownUser
+from tests.api_users import ADMIN, new_user
 from tests.server import serve
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "code", "trace_id"}
@@ -59,7 +60,9 @@ def _problem(r: httpx.Response, status: int, code: str) -> dict:
 
 
 def test_http_errors_are_problems_with_the_callers_request_id(client):
-    body = _problem(client.get("/v1/videos/nope", headers={"X-Request-ID": "req-42.a"}), 404, "not_found")
+    user = new_user(client)
+    r = client.get("/v1/videos/nope", headers={"X-Request-ID": "req-42.a"} | user["headers"])
+    body = _problem(r, 404, "not_found")
     assert body["trace_id"] == "req-42.a" and body["title"] == "Not Found"
     _problem(client.get("/no/such/route"), 404, "not_found")  # the router's own 404
     _problem(client.delete("/healthz"), 405, "method_not_allowed")
@@ -86,9 +89,7 @@ def test_traceparent_reaches_the_response_and_success_responses_carry_the_id(cli
 
 
 def test_validation_errors_list_each_problem_without_echoing_input(client, settings):
-    r = client.post(
-        "/v1/admin/users/u1/credits", headers={"X-Admin-Key": settings.admin_api_key}, json={"tokens": "lots"}
-    )
+    r = client.post("/v1/admin/users/u1/credits", headers=ADMIN, json={"tokens": "lots"})
     body = _problem(r, 422, "validation_failed")
     locs = sorted(tuple(e["loc"]) for e in body["errors"])
     assert locs == [("body", "tokens"), ("body", "topup_id")]

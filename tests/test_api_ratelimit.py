@@ -13,6 +13,7 @@ import redis
 from api.app import create_app
 from api.problems import PROBLEM_MEDIA_TYPE
 from api.ratelimit import RateLimitMisconfigured
+from tests.api_users import ADMIN_KEY
 from tests.server import serve
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -83,7 +84,8 @@ def test_redis_backend_in_production_is_shared_by_every_api_process(settings, re
     prod = settings.model_copy(
         update={
             "deployment": "prod",
-            "admin_api_key": "k" * 32,
+            "admin_api_key": ADMIN_KEY,
+            "upload_signing_secret": "s" * 43,
             "redis_url": REDIS_URL,
             "rate_limit_prefix": prefix,
             "rate_limit_key_per_minute": 4,
@@ -103,6 +105,8 @@ def test_redis_backend_in_production_is_shared_by_every_api_process(settings, re
 
 
 def test_production_without_redis_refuses_to_start(settings):
-    prod = settings.model_copy(update={"deployment": "prod", "admin_api_key": "k" * 32, "redis_url": None})
+    prod = settings.model_copy(
+        update={"deployment": "prod", "admin_api_key": ADMIN_KEY, "redis_url": None, "upload_signing_secret": "s" * 43}
+    )
     with pytest.raises(RateLimitMisconfigured, match="REDIS_URL"):
         create_app(prod)

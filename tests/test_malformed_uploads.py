@@ -79,7 +79,7 @@ def test_every_malformed_upload_ends_with_a_readable_reason(settings, tmp_path):
         if r.status_code >= 400:
             body = r.json()
             _readable(body["detail"], *server_paths)
-            outcomes[case.name] = ("door", f"{r.status_code} {body.get('error')}")
+            outcomes[case.name] = ("door", f"{r.status_code} {body.get('code')}")
             continue
         assert r.status_code == 202, case.name
         row = store.upload(r.json()["video_id"])
@@ -94,7 +94,11 @@ def test_every_malformed_upload_ends_with_a_readable_reason(settings, tmp_path):
         outcomes[case.name] = ("accepted", None)
 
     rejections = store.changes_since("upload_rejections", 0)[0]
-    assert len(rejections) == sum(1 for stage, detail in outcomes.values() if stage == "door" and "None" not in detail)
+    # The intake's refusals are recorded; a request the web framework could not parse (a raw CR
+    # in a multipart header) never reached the intake, so it has nothing to record.
+    recorded = {"empty_file", "not_a_video", "unsupported_media_type", "too_large", "UserQuotaExceeded"}
+    refused = [detail for stage, detail in outcomes.values() if stage == "door"]
+    assert len(rejections) == sum(detail.split()[1] in recorded for detail in refused)
     for rejection in rejections:
         _sanitized(rejection["filename"])
         _readable(rejection["reason"], *server_paths)

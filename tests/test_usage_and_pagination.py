@@ -15,6 +15,7 @@ from api.pagination import MAX_LIMIT, decode_cursor, encode_cursor, frame_page, 
 from api.problems import ProblemError
 from resources.lake import Lake
 from resources.schemas import APPROVAL_REQUESTS, EXECUTION_EVENTS
+from tests.api_users import ADMIN
 from tests.server import serve
 
 T0 = datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -148,7 +149,7 @@ def test_admin_approvals_page_over_http(settings):
             }
         ),
     )
-    admin = {"X-Admin-Key": settings.admin_api_key}
+    admin = ADMIN
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, headers=admin) as c:
         ids, cursor = [], None
         while True:
