@@ -5,7 +5,9 @@ every error response to ``application/problem+json`` with the ``Problem`` schema
 ``ValidationProblem``), whatever model the route declared:
 
 - 500 on every route (``api.tracing``), 429 on every rate-limited route (``api.ratelimit``);
-- 422 on every route with parameters or a body (request validation);
+- 422 on every route with parameters or a body (request validation); on a route with a body,
+  400 (a body that does not parse) and the body limits' 413 and 408 (``api.limits``);
+- 409 on every route taking an ``Idempotency-Key`` (the first request with it still runs);
 - the statuses of the dependencies a route uses (``DEPENDENCY_PROBLEMS``: an API key → 401,
   the admin role → 403, the store → 503 when busy), found by walking its dependency tree.
 """
@@ -56,6 +58,10 @@ def route_problems(route: Any) -> set[int]:
         statuses.add(422)
     if dependant.cookie_params or route.body_field is not None:
         statuses.add(422)
+    if route.body_field is not None:
+        statuses |= {400, 408, 413}
+    if any(p.alias.lower() == "idempotency-key" for p in dependant.header_params):
+        statuses.add(409)
     for call in _calls(dependant):
         statuses |= set(DEPENDENCY_PROBLEMS.get(call, ()))
     return statuses

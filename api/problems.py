@@ -56,6 +56,7 @@ DESCRIPTIONS = {
     403: "Authenticated but not allowed",
     404: "Not found (or not the caller's)",
     405: "Method not allowed",
+    408: "The request body arrived too slowly",
     409: "Conflicts with the current state",
     413: "Content too large",
     415: "Unsupported media type",
@@ -93,7 +94,8 @@ class Problem(BaseModel):
 
 class ValidationProblem(Problem):
     """A 422 problem: ``errors`` lists each problem with the request (``loc``: where, e.g.
-    ``["body", "tokens"]``; ``msg``; ``type``: pydantic's error type)."""
+    ``["body", "tokens"]``; ``msg``; ``type``: pydantic's error type); empty when the request
+    was well-formed but refused as a whole (e.g. an Idempotency-Key reused with another body)."""
 
     errors: list[dict[str, Any]]
 
@@ -146,6 +148,7 @@ def problem_response(
         "instance": request.url.path,
         "code": code,
         "trace_id": trace_id_of(request),
+        **({"errors": []} if status == 422 else {}),
         **extensions,
     }
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)

@@ -38,6 +38,10 @@ def live(tmp_path_factory):
             DATABASE_URL=f"sqlite:///{root / 'store.db'}",
             EFFECTLAKE_ADMIN_KEY=ADMIN_KEY,
             EFFECTLAKE_MAX_UPLOAD_BYTES=1_000_000,
+            # The run sends thousands of requests a minute from one address and key; the
+            # limits themselves are tested in tests/test_api_ratelimit.py.
+            EFFECTLAKE_RATE_LIMIT_IP_PER_MINUTE=1_000_000,
+            EFFECTLAKE_RATE_LIMIT_KEY_PER_MINUTE=1_000_000,
         )
     )
     with serve(app) as base, httpx.Client(base_url=base) as client:
