@@ -27,9 +27,10 @@ SRGB_TO_XYZ = np.array(
     ]
 )
 
-# Pixels left out of the estimate: a clipped channel (>= 250 of 255) has lost the light's
-# colour (a blown-out sky reads white whatever the light), and near-black pixels (max channel
-# < 20) are mostly codec noise, whose chroma is random.
+# Pixels left out of the estimate: blown-out ones (every channel >= 250 of 255) have lost the
+# light's colour (a clipped sky reads white whatever the light), and near-black pixels (max
+# channel < 20) are mostly codec noise, whose chroma is random. A pixel clipped in one channel
+# only (saturated orange is (255, 165, 0)) keeps its hue and stays in.
 CLIPPED_LEVEL = 250
 BLACK_LEVEL = 20
 
@@ -50,7 +51,7 @@ def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
 def gray_world_xy(frames: list[np.ndarray]) -> tuple[float, float] | None:
     """CIE 1931 (x, y) of the gray-world illuminant estimate of RGB uint8 frames (h, w, 3).
 
-    The mean linear RGB of every unclipped, non-black pixel of all frames (pooled, so a frame
+    The mean linear RGB of every pixel neither blown out nor near-black of all frames (pooled, so a frame
     with more usable pixels weighs more), converted to XYZ with the sRGB matrix.
 
     Returns:
@@ -60,8 +61,7 @@ def gray_world_xy(frames: list[np.ndarray]) -> tuple[float, float] | None:
     count = 0
     for rgb in frames:
         px = rgb.reshape(-1, 3)
-        peak = px.max(axis=1)
-        usable = px[(peak < CLIPPED_LEVEL) & (peak >= BLACK_LEVEL)]
+        usable = px[(px.min(axis=1) < CLIPPED_LEVEL) & (px.max(axis=1) >= BLACK_LEVEL)]
         total += srgb_to_linear(usable).sum(axis=0)
         count += len(usable)
     if count == 0:
