@@ -181,6 +181,7 @@ CONTENT_ANALYSIS = _video_table(
     scene_cuts_ms=pl.List(pl.Int64),
     motion_level=pl.Float64,
     motion_class=pl.String,
+    temperature_class=pl.String,
     mean_luma=pl.Float64,
     mean_saturation=pl.Float64,
     color_temperature=pl.Float64,
@@ -189,6 +190,7 @@ CONTENT_ANALYSIS = _video_table(
     style_scores=pl.String,
     detected_effects=STR_LIST,
     eligible_effect_types=STR_LIST,
+    borderline=STR_LIST,
     analysis_ms=pl.Int64,
 )
 PROMPT_VARIANTS = _video_table(

@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     manifest = sub.add_parser("manifest", help="print the current routing manifest")
     manifest.add_argument("--effect-type", help="only this effect type")
     manifest.add_argument("--json", action="store_true", help="JSON output")
+    golden = sub.add_parser("golden", help="accuracy of the content analysis on the hand-labelled golden set")
+    golden.add_argument("--json", action="store_true", help="JSON output")
     sub.add_parser("admin-key", help="print a new random admin API key (for EFFECTLAKE_ADMIN_KEY)")
     args = parser.parse_args(argv)
 
@@ -61,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.cli.manifest import print_manifest
 
         return print_manifest(args.effect_type, args.json)
+    if args.command == "golden":
+        from pipelines.cli.golden import run_golden
+
+        return run_golden(args.json)
     if args.command == "admin-key":
         from resources.store.keys import new_key
 
