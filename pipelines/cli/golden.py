@@ -1,6 +1,6 @@
 """``effectlake golden``: per-field accuracy of the content analysis on the hand-labelled
 golden set (``data/golden/labels.yaml``), for the local analysis and, when ``GOOGLE_API_KEY``
-is set and a Gemini analyzer exists, for Gemini too."""
+is set, for Gemini too."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from assets.analysis.features import analyze_video
 from assets.analysis.golden import Analyzer, GoldenReport, Prediction, evaluate
 from assets.ingest import probe_video
 from resources.catalog import Catalog, load_yaml
+from resources.gemini import GeminiClient
 from resources.samples import golden_video_path
 from resources.settings import get_settings
 
@@ -47,21 +48,37 @@ def local_analyzer(catalog: Catalog) -> Analyzer:
     return analyze
 
 
-def gemini_analyzer() -> Analyzer | None:
-    """The Gemini column's analyzer, or None (no ``GOOGLE_API_KEY``, or no client yet).
+# Gemini names no temperature class; its detected grade stands for one.
+GRADE_TEMPERATURE = {"warm_grade": "warm", "cool_grade": "cool"}
 
-    Hook for the Gemini client: a module ``resources.gemini`` exposing
-    ``golden_analyzer() -> Callable[[Path], Prediction]`` is picked up here; nothing else in
-    this command knows about Gemini.
+
+def gemini_analyzer(catalog: Catalog | None = None) -> Analyzer | None:
+    """The Gemini column's analyzer (``resources.gemini.GeminiClient.analyze_video``), or
+    None without ``GOOGLE_API_KEY``.
+
+    Gemini's answer in the golden set's terms: cuts at each shot's start after the first,
+    its motion class, dominant style and detected effects; the temperature class from a
+    detected warm or cool grade (neutral otherwise).
     """
     if not os.environ.get("GOOGLE_API_KEY"):
         return None
-    try:
-        from resources.gemini import golden_analyzer  # type: ignore[import-not-found]
-    except ImportError:
-        print("GOOGLE_API_KEY is set but no Gemini analyzer is installed (resources.gemini)", file=sys.stderr)
-        return None
-    return golden_analyzer()
+    settings = get_settings()
+    catalog = catalog or Catalog(data_dir=settings.data_dir)
+    client = GeminiClient.from_settings(settings)
+    taxonomy, effects = catalog.style_taxonomy(), catalog.effects()
+
+    def analyze(path: Path) -> Prediction:
+        result, _usage = client.analyze_video(path, None, taxonomy, effects)
+        grades = [GRADE_TEMPERATURE[e] for e in result.detected_effects if e in GRADE_TEMPERATURE]
+        return Prediction(
+            scene_cuts_ms=[round(scene.start_s * 1000) for scene in result.scenes[1:]],
+            motion_class=result.motion_class,
+            temperature_class=grades[0] if len(grades) == 1 else "neutral",
+            dominant_style=result.dominant_style,
+            effects_present=list(result.detected_effects),
+        )
+
+    return analyze
 
 
 def score(analyzer: Analyzer, labels: list[dict], paths: dict[str, Path], effect_names: list[str]) -> GoldenReport:
