@@ -399,6 +399,26 @@ def cost_frame(
 
 
 # --- amortisation inputs, measured from history ---------------------------------------------------
+def cold_starts(
+    executions: pl.DataFrame, keep_warm_seconds: float = DEFAULT_KEEP_WARM_SECONDS, by: str = "provider_id"
+) -> pl.DataFrame:
+    """Each task with ``cold_start`` (Boolean): it started more than ``keep_warm_seconds``
+    after every earlier task of its fleet (``by``) ended, so it paid a cold start (the rule
+    ``measure_bursts`` splits bursts by). Rows without ``finished_at`` or ``duration_ms`` are
+    dropped; the result is sorted by ``by`` and start time."""
+    start = pl.col("finished_at") - pl.duration(milliseconds=pl.col("duration_ms"))
+    return (
+        executions.filter(pl.col("finished_at").is_not_null() & pl.col("duration_ms").is_not_null())
+        .sort(by, start)
+        .with_columns(_prev_end=pl.col("finished_at").cum_max().shift(1).over(by))
+        .with_columns(
+            cold_start=pl.col("_prev_end").is_null()
+            | (start > pl.col("_prev_end") + pl.duration(seconds=keep_warm_seconds))
+        )
+        .drop("_prev_end")
+    )
+
+
 def measure_bursts(
     executions: pl.DataFrame,
     keep_warm_seconds: float = DEFAULT_KEEP_WARM_SECONDS,
@@ -427,16 +447,10 @@ def measure_bursts(
         busy_seconds, provisioned_seconds, utilisation`` (busy / provisioned, clipped to
         MIN_UTILISATION..1).
     """
-    start = pl.col("finished_at") - pl.duration(milliseconds=pl.col("duration_ms"))
     by_burst = (
-        executions.filter(pl.col("finished_at").is_not_null() & pl.col("duration_ms").is_not_null())
-        .with_columns(_start=start)
-        .sort(by, "_start")
-        .with_columns(_prev_end=pl.col("finished_at").cum_max().shift(1).over(by))
-        .with_columns(
-            _new=pl.col("_prev_end").is_null()
-            | (pl.col("_start") > pl.col("_prev_end") + pl.duration(seconds=keep_warm_seconds))
-        )
+        cold_starts(executions, keep_warm_seconds, by)
+        .rename({"cold_start": "_new"})
+        .with_columns(_start=pl.col("finished_at") - pl.duration(milliseconds=pl.col("duration_ms")))
         .with_columns(_burst=pl.col("_new").cast(pl.Int64).cum_sum().over(by))
         .group_by(by, "_burst")
         .agg(

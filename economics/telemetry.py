@@ -62,6 +62,12 @@ COSTED = (
 )
 
 
+# Error classes that mean the provider refused for load (HTTP 429 and its kin): an adapter that
+# sees a 429 reports ``Throttled``. The metric streams count them apart from other errors.
+THROTTLE_CLASSES = frozenset({"Throttled", "RateLimited", "HTTP429", "TooManyRequests"})
+TIMEOUT_CLASSES = frozenset({"Timeout", "TimedOut"})
+
+
 def terminal_event(status: str) -> str:
     """``TaskSucceeded`` for status ``succeeded``, else ``TaskFailed``."""
     return SUCCEEDED_EVENT if status == "succeeded" else FAILED_EVENT
@@ -72,17 +78,19 @@ def terminal_event_expr(status: pl.Expr) -> pl.Expr:
     return pl.when(status == "succeeded").then(pl.lit(SUCCEEDED_EVENT)).otherwise(pl.lit(FAILED_EVENT))
 
 
-def finished_executions(events: pl.LazyFrame) -> pl.DataFrame:
+def finished_executions(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED) -> pl.DataFrame:
     """Terminal task events as one row per task: the latest outcome wins (a re-executed
     task has several).
 
     Args:
         events: ``execution_events`` rows (envelope, ``task_id``, ``provider_id``,
             ``effect_type`` and the ``TELEMETRY`` columns).
+        columns: the telemetry columns to keep (default ``COSTED``; the metric streams also
+            read ``queue_wait_ms`` and ``error_class``).
 
     Returns:
         task_id, provider_id, effect_type, video_id (the correlation id), finished_at (the
-        event's ``occurred_at``) and the ``COSTED`` columns; ``source`` defaults to REAL.
+        event's ``occurred_at``) and ``columns``; ``source`` (when kept) defaults to REAL.
         Row order is not defined.
     """
     return (
@@ -91,7 +99,7 @@ def finished_executions(events: pl.LazyFrame) -> pl.DataFrame:
             "task_id",
             "provider_id",
             "effect_type",
-            *COSTED,
+            *columns,
             video_id=pl.col("correlation_id"),
             finished_at=pl.col("occurred_at"),
         )
@@ -100,7 +108,7 @@ def finished_executions(events: pl.LazyFrame) -> pl.DataFrame:
         # sort + last, and faster than gathering at each group's arg_max.
         .group_by("task_id")
         .agg(pl.all().sort_by("finished_at").last())
-        .with_columns(source=pl.col("source").fill_null(REAL))
+        .with_columns(pl.col("source").fill_null(REAL) if "source" in columns else [])
         .collect()
     )
 

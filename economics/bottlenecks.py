@@ -1,0 +1,372 @@
+"""Stage 2 of the economic engine: a readable decision tree that turns signals into bottleneck
+classifications (docs/signals.md, "Classifier"; one runbook per category in docs/runbooks/).
+
+For each stream with at least one signal in the cycle (``evidence_for``), ``classify`` walks
+this tree, first match wins:
+
+    user stream:
+      hours to exhaustion < 24 (and tokens burning)             → TOKEN_DEPLETION_RISK
+    provider × effect stream:
+      throttle rate ≥ 5 %, or a signal on throttle_rate         → PROVIDER_API_THROTTLING
+      a signal on p95 queue wait
+        and the instance type is a GPU (``gpu-…``) and its
+        utilisation ≥ 85 %                                      → GPU_SATURATION
+      cold-start share ≥ 50 %, or a signal on cold_start_share,
+        with a latency or queue signal                          → COLD_START_PENALTY
+      a signal on p95 latency or queue wait, or on error rate
+        with timeouts the main error                            → PROVIDER_LATENCY_DEGRADATION
+      a signal on cold_start_share alone                        → COLD_START_PENALTY
+      a signal on cost per run (up), margin (down), or on
+        error rate with other errors                            → WORKFLOW_INEFFICIENCY
+      otherwise                                                 → not classified
+
+Throttling is tested first because 429s also raise latency (retries) and errors; queueing on a
+saturated GPU before cold starts because a saturated fleet has no cold nodes to blame.
+
+Cost impact (USD per hour, an estimate of what the condition costs while it lasts; runs per
+hour = the stream's runs over the latest hour):
+
+* PROVIDER_API_THROTTLING — throttled runs/h × cost per run (work paid and thrown away);
+* GPU_SATURATION — runs/h × cost per run × queue share of latency (p95 queue / p95 latency):
+  the share of each job's time users wait for a slot, priced at the job's cost;
+* COLD_START_PENALTY — the startup cost of the latest hour (``startup_cost_usd``);
+* PROVIDER_LATENCY_DEGRADATION — runs/h × cost per run × (p95 latency / baseline − 1), the
+  extra instance time a slower provider bills, + failed runs/h × cost per run;
+* WORKFLOW_INEFFICIENCY — runs/h × (cost per run − baseline) + failed runs/h × cost per run;
+* TOKEN_DEPLETION_RISK — burn rate (tokens/h) × the token's USD value: the revenue that stops
+  when the balance runs out.
+
+Severity is ``critical`` when the impact reaches ``Policy.critical_usd_per_hour`` or the
+category's own critical condition holds (throttle or error rate ≥ 20 %, exhaustion within
+6 hours), else ``warning``. Critical classifications get the category's automatic action
+(``AUTOMATIC_ACTIONS``; the Dagster sensor carries it out). Pure: Polars only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from economics.ids import stable_id
+from economics.signal_detection import KEYS
+
+GPU_SATURATION = "GPU_SATURATION"
+PROVIDER_LATENCY_DEGRADATION = "PROVIDER_LATENCY_DEGRADATION"
+PROVIDER_API_THROTTLING = "PROVIDER_API_THROTTLING"
+TOKEN_DEPLETION_RISK = "TOKEN_DEPLETION_RISK"
+WORKFLOW_INEFFICIENCY = "WORKFLOW_INEFFICIENCY"
+COLD_START_PENALTY = "COLD_START_PENALTY"
+CATEGORIES = (
+    GPU_SATURATION,
+    PROVIDER_LATENCY_DEGRADATION,
+    PROVIDER_API_THROTTLING,
+    TOKEN_DEPLETION_RISK,
+    WORKFLOW_INEFFICIENCY,
+    COLD_START_PENALTY,
+)
+RUNBOOKS = {c: f"docs/runbooks/{c.lower().replace('_', '-')}.md" for c in CATEGORIES}
+RECOMMENDED = {
+    GPU_SATURATION: "Add GPU capacity (raise the fleet's max instances) or move lower-priority effects to CPU providers.",
+    PROVIDER_LATENCY_DEGRADATION: "Shift routing weight away from the provider until its p95 latency is back under the SLO.",
+    PROVIDER_API_THROTTLING: "Lower the provider's concurrency and ask the partner for a higher rate limit; route overflow elsewhere.",
+    TOKEN_DEPLETION_RISK: "Tell the user before the balance runs out; offer a top-up or pause their queued work.",
+    WORKFLOW_INEFFICIENCY: "Review the workflow's cost per run against its baseline (parameters, resolution, retries).",
+    COLD_START_PENALTY: "Keep nodes warm longer (keep_warm_seconds) or keep a minimum of warm instances at peak hours.",
+}
+# What the sensor does on its own for a critical classification (None: an operator decides).
+AUTOMATIC_ACTIONS: dict[str, str | None] = {
+    PROVIDER_API_THROTTLING: "routing_demote",
+    PROVIDER_LATENCY_DEGRADATION: "routing_demote",
+    TOKEN_DEPLETION_RISK: "notify_user",
+    GPU_SATURATION: None,
+    WORKFLOW_INEFFICIENCY: None,
+    COLD_START_PENALTY: None,
+}
+
+UTC_TS = pl.Datetime("us", "UTC")
+CLASSIFICATION_SCHEMA = pl.Schema(
+    {
+        "classification_id": pl.String,
+        "category": pl.String,
+        "severity": pl.String,
+        "status": pl.String,
+        "scope": pl.String,
+        "provider_id": pl.String,
+        "effect_type": pl.String,
+        "instance_type": pl.String,
+        "user_id": pl.String,
+        "source": pl.String,
+        "evidence": pl.String,
+        "recommended_action": pl.String,
+        "runbook": pl.String,
+        "cost_impact_usd_per_hour": pl.Float64,
+        "affected_jobs": pl.List(pl.String),
+        "automatic_action": pl.String,
+        "action_taken": pl.String,
+        "first_seen_at": UTC_TS,
+        "last_seen_at": UTC_TS,
+        "resolved_at": UTC_TS,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Limits of the tree (defaults documented in the module docstring).
+
+    Attributes:
+        throttle_rate: 429 share that is throttling on its own.
+        gpu_utilisation: utilisation of a GPU fleet that counts as saturated.
+        cold_start_share: share of runs starting cold that is a penalty on its own.
+        exhaustion_hours: a user's balance running out sooner is a risk.
+        critical_usd_per_hour: impact that makes any classification critical.
+        critical_rate: throttle or error rate that is critical.
+        critical_exhaustion_hours: exhaustion this soon is critical.
+        resolve_after: a classification not seen for this long is resolved.
+    """
+
+    throttle_rate: float = 0.05
+    gpu_utilisation: float = 0.85
+    cold_start_share: float = 0.5
+    exhaustion_hours: float = 24.0
+    critical_usd_per_hour: float = 5.0
+    critical_rate: float = 0.2
+    critical_exhaustion_hours: float = 6.0
+    resolve_after: timedelta = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the tree sees for one stream.
+
+    Attributes:
+        key: the stream key (``signal_detection.KEYS`` → value).
+        latest: the stream's latest interval (``STREAM_SCHEMA`` columns).
+        fleet: the latest ``instance_type`` row of its instance type, or {}.
+        signals: metric → list of {detector, value, baseline, score} of this cycle.
+        runs_per_hour, cost_usd_last_hour, startup_usd_last_hour: over the latest hour.
+    """
+
+    key: dict
+    latest: dict
+    fleet: dict
+    signals: dict[str, list[dict]]
+    runs_per_hour: float
+    cost_usd_last_hour: float
+    startup_usd_last_hour: float
+
+    def has(self, metric: str) -> bool:
+        """Whether any detector fired on ``metric`` this cycle."""
+        return bool(self.signals.get(metric))
+
+    def baseline(self, metric: str) -> float | None:
+        """The baseline the first detector that fired on ``metric`` compared with."""
+        hits = self.signals.get(metric) or []
+        return hits[0]["baseline"] if hits else None
+
+
+def _num(v) -> float:
+    return float(v) if v is not None else 0.0
+
+
+def decide(ev: Evidence, policy: Policy) -> str | None:
+    """The category of ``ev`` by the tree in the module docstring, or None."""
+    m = ev.latest
+    if ev.key["scope"] == "user":
+        hours = m.get("hours_to_exhaustion")
+        return TOKEN_DEPLETION_RISK if hours is not None and hours < policy.exhaustion_hours else None
+    if ev.key["scope"] != "provider_effect":
+        return None
+    if _num(m.get("throttle_rate")) >= policy.throttle_rate or ev.has("throttle_rate"):
+        return PROVIDER_API_THROTTLING
+    queue = ev.has("p95_queue_wait_ms")
+    slow = ev.has("p95_latency_ms") or queue
+    gpu = (m.get("instance_type") or "").startswith("gpu")
+    if queue and gpu and _num(ev.fleet.get("utilisation")) >= policy.gpu_utilisation:
+        return GPU_SATURATION
+    cold = _num(m.get("cold_start_share")) >= policy.cold_start_share or ev.has("cold_start_share")
+    if cold and slow:
+        return COLD_START_PENALTY
+    errors = ev.has("error_rate")
+    timeouts = _num(m.get("timeout_rate")) >= _num(m.get("other_error_rate")) and _num(m.get("timeout_rate")) > 0
+    if slow or (errors and timeouts):
+        return PROVIDER_LATENCY_DEGRADATION
+    if ev.has("cold_start_share"):
+        return COLD_START_PENALTY
+    if ev.has("cost_per_run_usd") or ev.has("margin") or errors:
+        return WORKFLOW_INEFFICIENCY
+    return None
+
+
+def cost_impact(category: str, ev: Evidence, token_usd_rate: float) -> float:
+    """USD per hour the condition costs (module docstring), ≥ 0."""
+    m = ev.latest
+    per_run = _num(m.get("cost_per_run_usd"))
+    runs = ev.runs_per_hour
+    failed = runs * _num(m.get("error_rate")) * per_run
+    if category == TOKEN_DEPLETION_RISK:
+        return _num(m.get("token_burn_per_hour")) * token_usd_rate
+    if category == PROVIDER_API_THROTTLING:
+        return runs * _num(m.get("throttle_rate")) * per_run
+    if category == GPU_SATURATION:
+        p95 = _num(m.get("p95_latency_ms"))
+        return runs * per_run * (_num(m.get("p95_queue_wait_ms")) / p95 if p95 > 0 else 0.0)
+    if category == COLD_START_PENALTY:
+        return ev.startup_usd_last_hour
+    if category == PROVIDER_LATENCY_DEGRADATION:
+        base = ev.baseline("p95_latency_ms")
+        slower = max(0.0, _num(m.get("p95_latency_ms")) / base - 1) if base else 0.0
+        return runs * per_run * slower + failed
+    base = ev.baseline("cost_per_run_usd")
+    return runs * max(0.0, per_run - base if base is not None else 0.0) + failed
+
+
+def severity(category: str, ev: Evidence, impact: float, policy: Policy) -> str:
+    """``critical`` or ``warning`` (module docstring)."""
+    m = ev.latest
+    if impact >= policy.critical_usd_per_hour:
+        return "critical"
+    if category == TOKEN_DEPLETION_RISK:
+        hours = m.get("hours_to_exhaustion")
+        return "critical" if hours is not None and hours < policy.critical_exhaustion_hours else "warning"
+    rate = _num(m.get("throttle_rate")) if category == PROVIDER_API_THROTTLING else _num(m.get("error_rate"))
+    return "critical" if rate >= policy.critical_rate else "warning"
+
+
+def evidence_for(signals: pl.DataFrame, streams: pl.DataFrame, now: datetime) -> list[Evidence]:
+    """One ``Evidence`` per stream key with a signal in ``signals`` (and every user stream
+    with a projected exhaustion, which is a condition, not a detection).
+
+    Args:
+        signals: this cycle's ``signal_detection.detect`` rows.
+        streams: ``metric_streams`` rows of at least the latest hour.
+        now: the cycle's time.
+    """
+    hour_ago = now - timedelta(hours=1)
+    keyed = streams.with_columns(_key=pl.concat_str([pl.col(k).fill_null("") for k in KEYS], separator="|"))
+    sig = signals.with_columns(_key=pl.concat_str([pl.col(k).fill_null("") for k in KEYS], separator="|"))
+    wanted = set(sig["_key"].to_list())
+    wanted |= set(
+        keyed.filter((pl.col("scope") == "user") & pl.col("hours_to_exhaustion").is_not_null())["_key"].to_list()
+    )
+    fleets = {
+        (r["instance_type"], r["source"]): r
+        for r in keyed.filter(pl.col("scope") == "instance_type").sort("bucket_start").iter_rows(named=True)
+    }
+    out = []
+    for key in sorted(wanted):
+        rows = keyed.filter(pl.col("_key") == key).sort("bucket_start")
+        if rows.is_empty():
+            continue
+        latest = rows.row(-1, named=True)
+        hour = rows.filter(pl.col("bucket_start") > hour_ago)
+        by_metric: dict[str, list[dict]] = {}
+        for s in sig.filter(pl.col("_key") == key).sort("detected_at").iter_rows(named=True):
+            by_metric.setdefault(s["metric"], []).append(
+                {k: s[k] for k in ("detector", "value", "baseline", "score")} | {"at": s["detected_at"].isoformat()}
+            )
+        out.append(
+            Evidence(
+                key={k: latest[k] for k in KEYS},
+                latest=latest,
+                fleet=fleets.get((latest["instance_type"], latest["source"]), {}),
+                signals=by_metric,
+                runs_per_hour=float(hour["runs"].sum() or 0),
+                cost_usd_last_hour=float(hour["cost_usd"].sum() or 0),
+                startup_usd_last_hour=float(hour["startup_cost_usd"].sum() or 0),
+            )
+        )
+    return out
+
+
+EVIDENCE_NUMBERS = (
+    "runs",
+    "p95_latency_ms",
+    "p95_queue_wait_ms",
+    "error_rate",
+    "throttle_rate",
+    "timeout_rate",
+    "cost_per_run_usd",
+    "margin",
+    "cold_start_share",
+    "token_burn_per_hour",
+    "tokens_available",
+    "hours_to_exhaustion",
+)
+
+
+def classify(
+    evidence: list[Evidence],
+    affected_jobs: dict[tuple, list[str]],
+    previous: pl.DataFrame,
+    now: datetime,
+    token_usd_rate: float,
+    policy: Policy | None = None,
+) -> pl.DataFrame:
+    """This cycle's classifications merged with the open ones from earlier cycles.
+
+    Args:
+        evidence: ``evidence_for`` output.
+        affected_jobs: (provider_id, effect_type) or ("user", user_id) → ids of the videos
+            (jobs) in the latest hour the condition touches.
+        previous: the ``bottleneck_classifications`` table (CLASSIFICATION_SCHEMA).
+        now: the cycle's time (UTC).
+        token_usd_rate: USD per token (prices TOKEN_DEPLETION_RISK).
+        policy: the tree's limits.
+
+    Returns:
+        CLASSIFICATION_SCHEMA rows to upsert: each detected condition (an open one keeps its
+        id, first_seen_at and action_taken; a new one gets an id from its category, stream
+        and first interval), and each earlier open classification not seen for
+        ``resolve_after``, now ``resolved``.
+    """
+    policy = policy or Policy()
+    open_prev = {
+        (r["category"], *(r[k] for k in KEYS)): r
+        for r in previous.filter(pl.col("status") == "open").iter_rows(named=True)
+    }
+    rows: list[dict] = []
+    seen = set()
+    for ev in evidence:
+        category = decide(ev, policy)
+        if category is None:
+            continue
+        ident = (category, *(ev.key[k] for k in KEYS))
+        seen.add(ident)
+        impact = round(cost_impact(category, ev, token_usd_rate), 6)
+        sev = severity(category, ev, impact, policy)
+        prior = open_prev.get(ident)
+        first = prior["first_seen_at"] if prior else now
+        jobs_key = (
+            ("user", ev.key["user_id"]) if ev.key["scope"] == "user" else (ev.key["provider_id"], ev.key["effect_type"])
+        )
+        numbers = {k: ev.latest.get(k) for k in EVIDENCE_NUMBERS if ev.latest.get(k) is not None}
+        rows.append(
+            {
+                "classification_id": prior["classification_id"] if prior else stable_id("bottleneck", *ident, first),
+                "category": category,
+                "severity": sev,
+                "status": "open",
+                **ev.key,
+                "instance_type": ev.key["instance_type"] or ev.latest.get("instance_type"),
+                "evidence": json.dumps(
+                    {"signals": ev.signals, "numbers": numbers, "runs_per_hour": ev.runs_per_hour}, default=str
+                ),
+                "recommended_action": RECOMMENDED[category],
+                "runbook": RUNBOOKS[category],
+                "cost_impact_usd_per_hour": impact,
+                "affected_jobs": sorted(affected_jobs.get(jobs_key, [])),
+                "automatic_action": AUTOMATIC_ACTIONS[category] if sev == "critical" else None,
+                "action_taken": prior["action_taken"] if prior else None,
+                "first_seen_at": first,
+                "last_seen_at": now,
+                "resolved_at": None,
+            }
+        )
+    for ident, prior in open_prev.items():
+        if ident not in seen and prior["last_seen_at"] <= now - policy.resolve_after:
+            rows.append({**prior, "status": "resolved", "resolved_at": now})
+    return pl.DataFrame(rows, schema=CLASSIFICATION_SCHEMA)

@@ -1,0 +1,245 @@
+"""Metric streams: what the signal detectors watch, at a 5-minute grain, in one typed table.
+
+Rows (``STREAM_SCHEMA``), one per 5-minute bucket (``bucket_start``, UTC, left-closed:
+``bucket_start ≤ finished_at < bucket_start + 5 min``) and scope:
+
+* ``provider_effect`` — per provider × effect type × source (real / simulated never mix):
+  runs, succeeded, p50/p95 latency (queue wait + work, ms), p50/p95 queue wait (ms), error
+  rate and its split — throttling (``telemetry.THROTTLE_CLASSES``, the 429s), timeouts,
+  other — plus ``errors_by_class`` (error class → count), cost per run (USD, the
+  ``execution_costs`` total), the bucket's cost and its cold-start (startup) part, margin (ratio of sums, ``economics.margin``) and cold-start
+  share (tasks that started a burst, ``cost_model.cold_starts``);
+* ``instance_type`` — per instance type × source: the same run, latency and error columns,
+  cold-start share, and utilisation (busy compute-seconds / provisioned seconds of the
+  bucket's bursts, ``cost_model.measure_bursts``);
+* ``user`` — per user: tokens consumed in the bucket, burn rate (tokens / hour over the
+  trailing hour ending with the bucket), and, on the user's latest bucket, the tokens
+  available now (``ledger.balances``) and the projected hours to exhaustion
+  (available / burn rate; null when nothing burns).
+
+Columns that do not apply to a scope are null. Pure: Polars only.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import polars as pl
+
+from economics.cost_model import DEFAULT_KEEP_WARM_SECONDS, cold_starts, measure_bursts
+from economics.ledger import CONSUME, balances
+from economics.margin import margin_expr
+from economics.telemetry import THROTTLE_CLASSES, TIMEOUT_CLASSES
+
+GRAIN = timedelta(minutes=5)
+GRAIN_TEXT = "5m"
+# The burn rate looks back an hour: long enough to smooth a single video's charge, short
+# enough that a user who just started a batch shows up within the hour.
+BURN_WINDOW = timedelta(hours=1)
+SCOPES = ("provider_effect", "instance_type", "user")
+
+UTC_TS = pl.Datetime("us", "UTC")
+ERROR_COUNT = pl.Struct({"error_class": pl.String, "count": pl.Int64})
+STREAM_SCHEMA = pl.Schema(
+    {
+        "bucket_start": UTC_TS,
+        "scope": pl.String,
+        "provider_id": pl.String,
+        "effect_type": pl.String,
+        "instance_type": pl.String,
+        "user_id": pl.String,
+        "source": pl.String,
+        "runs": pl.Int64,
+        "succeeded": pl.Int64,
+        "p50_latency_ms": pl.Float64,
+        "p95_latency_ms": pl.Float64,
+        "p50_queue_wait_ms": pl.Float64,
+        "p95_queue_wait_ms": pl.Float64,
+        "error_rate": pl.Float64,
+        "throttle_rate": pl.Float64,
+        "timeout_rate": pl.Float64,
+        "other_error_rate": pl.Float64,
+        "errors_by_class": pl.List(ERROR_COUNT),
+        "cost_per_run_usd": pl.Float64,
+        "cost_usd": pl.Float64,
+        "startup_cost_usd": pl.Float64,
+        "margin": pl.Float64,
+        "cold_start_share": pl.Float64,
+        "utilisation": pl.Float64,
+        "tokens_burned": pl.Int64,
+        "token_burn_per_hour": pl.Float64,
+        "tokens_available": pl.Int64,
+        "hours_to_exhaustion": pl.Float64,
+    }
+)
+# The metrics the detectors run on, per scope (docs/signals.md).
+WATCHED: dict[str, tuple[str, ...]] = {
+    "provider_effect": (
+        "p95_latency_ms",
+        "p95_queue_wait_ms",
+        "error_rate",
+        "throttle_rate",
+        "cost_per_run_usd",
+        "margin",
+        "cold_start_share",
+    ),
+    "instance_type": ("p95_queue_wait_ms", "utilisation", "cold_start_share"),
+    "user": ("token_burn_per_hour",),
+}
+EXECUTION_COLUMNS = (
+    "task_id",
+    "provider_id",
+    "effect_type",
+    "instance_type",
+    "status",
+    "duration_ms",
+    "queue_wait_ms",
+    "compute_seconds",
+    "error_class",
+    "source",
+    "finished_at",
+)
+
+
+def _bucket(col: str) -> pl.Expr:
+    return pl.col(col).dt.truncate(GRAIN_TEXT).alias("bucket_start")
+
+
+def _run_aggs() -> dict[str, pl.Expr]:
+    failed = pl.col("status") != "succeeded"
+    cls = pl.col("error_class").fill_null("Unknown")
+    runs = pl.len()
+    return {
+        "runs": runs.cast(pl.Int64),
+        "succeeded": (~failed).sum().cast(pl.Int64),
+        "p50_latency_ms": pl.col("_latency").quantile(0.5, "linear"),
+        "p95_latency_ms": pl.col("_latency").quantile(0.95, "linear"),
+        "p50_queue_wait_ms": pl.col("queue_wait_ms").cast(pl.Float64).quantile(0.5, "linear"),
+        "p95_queue_wait_ms": pl.col("queue_wait_ms").cast(pl.Float64).quantile(0.95, "linear"),
+        "error_rate": failed.sum() / runs,
+        "throttle_rate": (failed & cls.is_in(THROTTLE_CLASSES)).sum() / runs,
+        "timeout_rate": (failed & cls.is_in(TIMEOUT_CLASSES)).sum() / runs,
+        "other_error_rate": (failed & ~cls.is_in(THROTTLE_CLASSES | TIMEOUT_CLASSES)).sum() / runs,
+        "cold_start_share": pl.col("cold_start").mean(),
+    }
+
+
+def _errors_by_class(runs: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    counted = (
+        runs.filter(pl.col("status") != "succeeded")
+        .with_columns(error_class=pl.col("error_class").fill_null("Unknown"))
+        .group_by(*keys, "error_class")
+        .agg(count=pl.len().cast(pl.Int64))
+        .sort("count", "error_class", descending=[True, False])
+    )
+    return counted.group_by(*keys).agg(errors_by_class=pl.struct("error_class", "count"))
+
+
+def metric_streams(
+    executions: pl.DataFrame,
+    costs: pl.DataFrame,
+    ledger: pl.DataFrame,
+    keep_warm_seconds: float = DEFAULT_KEEP_WARM_SECONDS,
+) -> pl.DataFrame:
+    """The 5-minute metric streams (module docstring), ``STREAM_SCHEMA``, sorted by scope,
+    keys and bucket.
+
+    Args:
+        executions: one row per finished task (``telemetry.finished_executions`` with
+            ``EXECUTION_COLUMNS``): telemetry, ``finished_at`` UTC.
+        costs: ``execution_costs`` rows (``task_id``, ``cost_usd``, ``startup_cost_usd``,
+            ``tokens_charged``, ``cost_tokens``) for those tasks; tasks without a row count with null cost.
+        ledger: ``ledger_entries`` rows (all of them: the balance needs the history; the
+            burn uses the consumption entries inside the executions' time span and after).
+        keep_warm_seconds: the rate card's keep-warm period (what makes a start cold).
+    """
+    frames = []
+    if not executions.is_empty():
+        runs = (
+            executions.with_columns(
+                source=pl.col("source").fill_null("real"),
+                _latency=(pl.col("queue_wait_ms").fill_null(0) + pl.col("duration_ms")).cast(pl.Float64),
+            )
+            .join(
+                costs.select("task_id", "cost_usd", "startup_cost_usd", "tokens_charged", "cost_tokens"),
+                on="task_id",
+                how="left",
+            )
+            .pipe(cold_starts, keep_warm_seconds, "provider_id")
+            .with_columns(_bucket("finished_at"))
+        )
+        keys = ["bucket_start", "provider_id", "effect_type", "source"]
+        per_provider = (
+            runs.group_by(keys)
+            .agg(
+                **_run_aggs(),
+                instance_type=pl.col("instance_type").drop_nulls().mode().first(),
+                cost_usd=pl.col("cost_usd").sum(),
+                startup_cost_usd=pl.col("startup_cost_usd").sum(),
+                cost_per_run_usd=pl.col("cost_usd").mean(),
+                _charged=pl.col("tokens_charged").sum(),
+                _cost_tokens=pl.col("cost_tokens").sum(),
+            )
+            .with_columns(margin=margin_expr("_charged", "_cost_tokens"), scope=pl.lit("provider_effect"))
+            .join(_errors_by_class(runs, keys), on=keys, how="left")
+        )
+        frames.append(per_provider)
+
+        fleet = runs.filter(pl.col("instance_type").is_not_null()).drop("cold_start")
+        fleet = fleet.pipe(cold_starts, keep_warm_seconds, "instance_type")
+        fkeys = ["bucket_start", "instance_type", "source"]
+        fleet = fleet.with_columns(
+            _fleet=pl.concat_str("instance_type", "source", pl.col("bucket_start").cast(pl.String))
+        )
+        used = measure_bursts(fleet, keep_warm_seconds, by="_fleet").select("_fleet", "utilisation")
+        per_fleet = (
+            fleet.group_by(*fkeys, "_fleet")
+            .agg(**_run_aggs(), cost_usd=pl.col("cost_usd").sum(), cost_per_run_usd=pl.col("cost_usd").mean())
+            .join(used, on="_fleet", how="left")
+            .join(_errors_by_class(fleet, fkeys), on=fkeys, how="left")
+            .with_columns(scope=pl.lit("instance_type"))
+        )
+        frames.append(per_fleet)
+    frames.append(user_burn(ledger))
+    out = pl.concat([f.select([c for c in f.columns if c in STREAM_SCHEMA]) for f in frames], how="diagonal_relaxed")
+    out = out.select(
+        [(pl.col(c) if c in out.columns else pl.lit(None)).cast(t).alias(c) for c, t in STREAM_SCHEMA.items()]
+    )
+    return out.sort("scope", "provider_id", "effect_type", "instance_type", "user_id", "source", "bucket_start")
+
+
+def user_burn(ledger: pl.DataFrame) -> pl.DataFrame:
+    """The ``user`` scope of the streams: tokens consumed per user per bucket, the trailing
+    hour's burn rate (tokens/hour), and on each user's latest bucket the tokens available
+    now and the hours until they run out at that rate."""
+    consumed = ledger.filter((pl.col("kind") == CONSUME) & pl.col("user_id").is_not_null())
+    if consumed.is_empty():
+        return pl.DataFrame(schema={"scope": pl.String})
+    per_bucket = (
+        consumed.with_columns(_bucket("occurred_at"))
+        .group_by("user_id", "bucket_start")
+        .agg(tokens_burned=pl.col("tokens").sum().cast(pl.Int64))
+        .sort("user_id", "bucket_start")
+    )
+    hours = BURN_WINDOW.total_seconds() / 3600
+    trailing = per_bucket.rolling(
+        "bucket_start", period=f"{int(BURN_WINDOW.total_seconds())}s", group_by="user_id"
+    ).agg(_hour=pl.col("tokens_burned").sum())
+    available = balances(ledger).select("user_id", tokens_available="available")
+    return (
+        per_bucket.join(trailing, on=["user_id", "bucket_start"], how="left")
+        .with_columns(token_burn_per_hour=pl.col("_hour").cast(pl.Float64) / hours)
+        .join(available, on="user_id", how="left")
+        .with_columns(
+            _latest=pl.col("bucket_start") == pl.col("bucket_start").max().over("user_id"),
+        )
+        .with_columns(
+            tokens_available=pl.when(pl.col("_latest")).then(pl.col("tokens_available")),
+            hours_to_exhaustion=pl.when(pl.col("_latest") & (pl.col("token_burn_per_hour") > 0)).then(
+                pl.col("tokens_available").clip(lower_bound=0) / pl.col("token_burn_per_hour")
+            ),
+            scope=pl.lit("user"),
+            source=pl.lit("real"),
+        )
+        .drop("_hour", "_latest")
+    )
