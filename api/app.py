@@ -18,6 +18,7 @@ from api.openapi import install_problem_openapi
 from api.ratelimit import install_rate_limits
 from api.routers import admin, effects, health, media, upload_flows, uploads, usage, users, videos
 from api.tracing import install_tracing
+from resources import logconfig
 from resources.clients import Clients
 from resources.settings import Settings, get_settings
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """
     settings = settings or get_settings()
     hardening.check_production_settings(settings)
+    logconfig.configure()
     app = FastAPI(title="effectlake intake API", version="0.1.0")
     app.state.settings = settings
     app.state.clients = clients = Clients.from_settings(settings)

@@ -165,7 +165,15 @@ def install_rate_limits(app: FastAPI, settings: Settings) -> None:
             # Redis calls block: off the event loop.
             standings = await run_in_threadpool(limiter.check, ip, credential_id(request))
         except StorageError as exc:
-            log.warning("rate limiter storage failed; request let through", error=str(exc))
+            log.warning(
+                "rate limiter storage failed; request let through",
+                error=str(exc),
+                event_type="rate_limiter_unavailable",
+                economic_impact_usd=0.0,  # requests still served, unmetered
+                urgency="high",
+                operator_action="Check Redis (REDIS_URL): until it answers, no rate limit is enforced.",
+                runbook="docs/runbooks/platform-logs.md#rate_limiter_unavailable",
+            )
             return await call_next(request)
         headers = headers_of(standings)
         refused = next((s for s in standings if not s.allowed), None)

@@ -57,7 +57,14 @@ def install_tracing(app: FastAPI) -> None:
         try:
             response = await call_next(request)
         except Exception:  # the last resort: nothing else answered it
-            log.exception("unhandled error")
+            log.exception(
+                "unhandled error",
+                event_type="api_unhandled_error",
+                economic_impact_usd=0.0,  # the request failed; what it would have earned is unknown here
+                urgency="high",
+                operator_action="Find the trace id in the logs, reproduce the request and fix the handler.",
+                runbook="docs/runbooks/platform-logs.md#api_unhandled_error",
+            )
             response = problem_response(
                 request, 500, "internal_error", f"An internal error occurred; quote trace id {trace_id}."
             )

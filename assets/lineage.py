@@ -12,7 +12,14 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from resources.schemas import LEDGER_ENTRIES, ROUTING_MANIFESTS, TEST_BATCH, TableSpec
+from resources.schemas import (
+    BOTTLENECK_ACTIONS,
+    BOTTLENECK_CLASSIFICATIONS,
+    LEDGER_ENTRIES,
+    ROUTING_MANIFESTS,
+    TEST_BATCH,
+    TableSpec,
+)
 
 
 def table_key(spec: TableSpec) -> dg.AssetKey:
@@ -33,6 +40,9 @@ FEEDBACK_READS: Mapping[dg.AssetKey, frozenset[dg.AssetKey]] = {
     # deps would close a cycle, which an asset graph cannot hold: these reads are declared
     # here instead, and tests/test_lineage.py checks they are real reads that would cycle.
     table_key(TEST_BATCH): frozenset({table_key(LEDGER_ENTRIES), table_key(ROUTING_MANIFESTS)}),
+    # The classifier shows what the action sensor did about a classification; the actions are
+    # taken on the classifications, downstream of them.
+    table_key(BOTTLENECK_CLASSIFICATIONS): frozenset({table_key(BOTTLENECK_ACTIONS)}),
 }
 """Reads of a table downstream of the reading asset (state from earlier partitions), by
 reading asset. The asset graph is acyclic, so these are the only reads not shown as deps."""

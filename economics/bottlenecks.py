@@ -69,9 +69,9 @@ CATEGORIES = (
 )
 RUNBOOKS = {c: f"docs/runbooks/{c.lower().replace('_', '-')}.md" for c in CATEGORIES}
 RECOMMENDED = {
-    GPU_SATURATION: "Add GPU capacity (raise the fleet's max instances) or move lower-priority effects to CPU providers.",
-    PROVIDER_LATENCY_DEGRADATION: "Shift routing weight away from the provider until its p95 latency is back under the SLO.",
-    PROVIDER_API_THROTTLING: "Lower the provider's concurrency and ask the partner for a higher rate limit; route overflow elsewhere.",
+    GPU_SATURATION: "Add GPU capacity (raise the fleet's max instances) or move low-priority effects to CPU.",
+    PROVIDER_LATENCY_DEGRADATION: "Shift routing weight away from the provider until its p95 is back under the SLO.",
+    PROVIDER_API_THROTTLING: "Lower the provider's concurrency, ask for a higher rate limit, route overflow elsewhere.",
     TOKEN_DEPLETION_RISK: "Tell the user before the balance runs out; offer a top-up or pause their queued work.",
     WORKFLOW_INEFFICIENCY: "Review the workflow's cost per run against its baseline (parameters, resolution, retries).",
     COLD_START_PENALTY: "Keep nodes warm longer (keep_warm_seconds) or keep a minimum of warm instances at peak hours.",

@@ -7,8 +7,9 @@ Rows (``STREAM_SCHEMA``), one per 5-minute bucket (``bucket_start``, UTC, left-c
   runs, succeeded, p50/p95 latency (queue wait + work, ms), p50/p95 queue wait (ms), error
   rate and its split — throttling (``telemetry.THROTTLE_CLASSES``, the 429s), timeouts,
   other — plus ``errors_by_class`` (error class → count), cost per run (USD, the
-  ``execution_costs`` total), the bucket's cost and its cold-start (startup) part, margin (ratio of sums, ``economics.margin``) and cold-start
-  share (tasks that started a burst, ``cost_model.cold_starts``);
+  ``execution_costs`` total), the bucket's cost and its cold-start (startup) part, margin
+  (ratio of sums, ``economics.margin``) and cold-start share (tasks that started a burst,
+  ``cost_model.cold_starts``);
 * ``instance_type`` — per instance type × source: the same run, latency and error columns,
   cold-start share, and utilisation (busy compute-seconds / provisioned seconds of the
   bucket's bursts, ``cost_model.measure_bursts``);
@@ -17,7 +18,8 @@ Rows (``STREAM_SCHEMA``), one per 5-minute bucket (``bucket_start``, UTC, left-c
   available now (``ledger.balances``) and the projected hours to exhaustion
   (available / burn rate; null when nothing burns).
 
-Columns that do not apply to a scope are null. Pure: Polars only.
+``stream`` names the stream (its key columns joined, ``stream_key``). Columns that do not
+apply to a scope are null. Pure: Polars only.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ ERROR_COUNT = pl.Struct({"error_class": pl.String, "count": pl.Int64})
 STREAM_SCHEMA = pl.Schema(
     {
         "bucket_start": UTC_TS,
+        "stream": pl.String,
         "scope": pl.String,
         "provider_id": pl.String,
         "effect_type": pl.String,
@@ -202,10 +205,20 @@ def metric_streams(
         frames.append(per_fleet)
     frames.append(user_burn(ledger))
     out = pl.concat([f.select([c for c in f.columns if c in STREAM_SCHEMA]) for f in frames], how="diagonal_relaxed")
+    out = out.with_columns(stream=stream_key())
     out = out.select(
         [(pl.col(c) if c in out.columns else pl.lit(None)).cast(t).alias(c) for c, t in STREAM_SCHEMA.items()]
     )
     return out.sort("scope", "provider_id", "effect_type", "instance_type", "user_id", "source", "bucket_start")
+
+
+STREAM_KEYS = ("scope", "provider_id", "effect_type", "instance_type", "user_id", "source")
+
+
+def stream_key() -> pl.Expr:
+    """The ``stream`` column: the stream's key columns joined with ``|`` (nulls as empty),
+    a non-null key a merge can match on."""
+    return pl.concat_str([pl.col(k).fill_null("") for k in STREAM_KEYS], separator="|")
 
 
 def user_burn(ledger: pl.DataFrame) -> pl.DataFrame:

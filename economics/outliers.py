@@ -38,6 +38,7 @@ MIN_HISTORY = 50
 # Features reported per finding, and the |z| a feature needs to be named.
 TOP_FEATURES = 3
 NAMED_Z = 2.0
+STREAM_KEY = ("provider_id", "effect_type", "source")
 SEED = 0  # a fixed forest: the same history gives the same findings
 UTC_TS = pl.Datetime("us", "UTC")
 ALERT_SCHEMA = pl.Schema(

@@ -20,8 +20,11 @@ from assets.bronze import BRONZE
 from assets.execution.asset import provider_outputs
 from assets.gallery.asset import gallery_revisions
 from assets.gold.ab import ab_results
+from assets.gold.actions import bottleneck_actions
 from assets.gold.advice import cost_estimate_accuracy, recommendations
 from assets.gold.economics import execution_costs, marginality_windows, routing_manifest
+from assets.gold.logs import platform_logs
+from assets.gold.signals import bottleneck_classifications, economic_alerts, metric_streams, signals
 from assets.ingest.asset import ingested_video
 from assets.prompts.asset import prompt_variants
 from assets.quality.asset import quality_scores
@@ -45,6 +48,14 @@ from pipelines.sensors import (
     provider_change_sensor,
     upload_sensor,
 )
+from pipelines.signals import (
+    actions_job,
+    after_economics_sensor,
+    bottleneck_action_sensor,
+    signals_job,
+    signals_schedule,
+)
+from resources import logconfig
 from resources.clients import Clients
 from resources.dagster_resources import client_resources
 from resources.settings import Settings, get_settings
@@ -68,6 +79,12 @@ ASSETS = [
     cost_estimate_accuracy,
     recommendations,
     ab_results,
+    platform_logs,
+    metric_streams,
+    signals,
+    economic_alerts,
+    bottleneck_classifications,
+    bottleneck_actions,
     *BRONZE,
 ]
 
@@ -88,12 +105,21 @@ def build_resources(settings: Settings) -> dict:
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """The Definitions for ``settings`` (default: read from the environment)."""
+    logconfig.configure()
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
-        jobs=[intake_job, evaluation_job, publish_job, economics_job, benchmark_job, ab_job],
-        sensors=[upload_sensor, completion_sensor, approval_sensor, provider_change_sensor, ab_test_sensor],
-        schedules=[economics_schedule, benchmark_schedule],
+        jobs=[intake_job, evaluation_job, publish_job, economics_job, benchmark_job, ab_job, signals_job, actions_job],
+        sensors=[
+            upload_sensor,
+            completion_sensor,
+            approval_sensor,
+            provider_change_sensor,
+            ab_test_sensor,
+            after_economics_sensor,
+            bottleneck_action_sensor,
+        ],
+        schedules=[economics_schedule, benchmark_schedule, signals_schedule],
         resources=build_resources(settings or get_settings()),
     )
 

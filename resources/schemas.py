@@ -13,7 +13,11 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from economics.bottlenecks import CLASSIFICATION_SCHEMA
+from economics.metric_streams import STREAM_SCHEMA
+from economics.outliers import ALERT_SCHEMA
 from economics.recommendations import RECOMMENDATION_SCHEMA
+from economics.signal_detection import SIGNAL_SCHEMA
 from economics.telemetry import TELEMETRY
 
 UTC_TS = pl.Datetime("us", "UTC")
@@ -504,6 +508,62 @@ RECOMMENDATION_DECISIONS = _spec(
     decided_at=UTC_TS,
 )
 
+# --- the economic engine (docs/signals.md) ---------------------------------------------------
+METRIC_STREAMS = TableSpec(
+    "gold",
+    "metric_streams",
+    STREAM_SCHEMA,
+    ("bucket_start", "stream"),
+)
+SIGNALS = TableSpec("gold", "signals", SIGNAL_SCHEMA, ("signal_id",))
+ECONOMIC_ALERTS = TableSpec("gold", "economic_alerts", ALERT_SCHEMA, ("alert_id",))
+BOTTLENECK_CLASSIFICATIONS = TableSpec(
+    "gold", "bottleneck_classifications", CLASSIFICATION_SCHEMA, ("classification_id",)
+)
+# What the action sensor did about a critical classification.
+BOTTLENECK_ACTIONS = _spec(
+    "bronze",
+    "bottleneck_actions",
+    ("action_id",),
+    action_id=pl.String,
+    classification_id=pl.String,
+    category=pl.String,
+    action=pl.String,
+    outcome=pl.String,
+    detail=pl.String,
+    taken_at=UTC_TS,
+)
+# An admin's acknowledgement of a classification (the dashboard writes it).
+ALERT_ACKNOWLEDGEMENTS = _spec(
+    "bronze",
+    "alert_acknowledgements",
+    ("acknowledgement_id",),
+    acknowledgement_id=pl.String,
+    classification_id=pl.String,
+    admin=pl.String,
+    note=pl.String,
+    acknowledged_at=UTC_TS,
+)
+# Warning and error log lines of every process (resources/logconfig.py), landed in batches.
+PLATFORM_LOGS = _spec(
+    "bronze",
+    "platform_logs",
+    ("log_id",),
+    log_id=pl.String,
+    logged_at=UTC_TS,
+    level=pl.String,
+    logger=pl.String,
+    event=pl.String,
+    event_type=pl.String,
+    economic_impact_usd=pl.Float64,
+    urgency=pl.String,
+    operator_action=pl.String,
+    runbook=pl.String,
+    provider_id=pl.String,
+    process=pl.String,
+    context=pl.String,
+)
+
 ALL_TABLES: tuple[TableSpec, ...] = (
     UPLOADS,
     UPLOAD_REJECTIONS,
@@ -532,6 +592,13 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     COST_ESTIMATE_ACCURACY,
     AB_REQUESTS,
     AB_RESULTS,
+    METRIC_STREAMS,
+    SIGNALS,
+    ECONOMIC_ALERTS,
+    BOTTLENECK_CLASSIFICATIONS,
+    BOTTLENECK_ACTIONS,
+    ALERT_ACKNOWLEDGEMENTS,
+    PLATFORM_LOGS,
 )
 BY_NAME = {t.name: t for t in ALL_TABLES}
 # The per-video stage tables (M1 … M10): one partition per video; each stage appends its events.

@@ -8,6 +8,7 @@ import polars as pl
 
 from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.lineage import reads
+from assets.logs import warn
 from assets.registry.asset import unhealthy_providers
 from economics.budget import UserQuotaExceeded, reserve_or_raise
 from economics.routing import current_rankings, select_providers
@@ -178,4 +179,14 @@ def _refuse(context, lake: Lake, video_id: str, user_id: str, exc: UserQuotaExce
             notify_user(lake, STAGE, user_id, video_id, "quota_exceeded", "Top up to continue", str(exc)),
         ],
     )
-    context.log.warning(f"video {video_id}: {exc}")
+    warn(
+        context,
+        f"video {video_id}: {exc}",
+        event_type="user_quota_exceeded",
+        economic_impact_usd=0.0,  # nothing was dispatched; the revenue waits on a top-up
+        urgency="medium",
+        operator_action="None unless the user asks; offer a top-up if they are a paying customer.",
+        runbook="docs/runbooks/platform-logs.md#user_quota_exceeded",
+        video_id=video_id,
+        user_id=user_id,
+    )

@@ -10,6 +10,7 @@ import polars as pl
 from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.costing import task_costs
 from assets.lineage import reads
+from assets.logs import warn
 from economics.best import rank_candidates
 from economics.telemetry import finished_executions
 from resources.catalog import Catalog
@@ -118,7 +119,16 @@ def upload_priorities(context, lake: Lake, video_id: str, default: str) -> Prior
     try:
         return parse_priorities(raw) if raw else Priorities.named(default)
     except ValueError as e:
-        context.log.warning(f"video {video_id}: stored priorities ignored ({e}); using {default}")
+        warn(
+            context,
+            f"video {video_id}: stored priorities ignored ({e}); using {default}",
+            event_type="priorities_ignored",
+            economic_impact_usd=0.0,
+            urgency="low",
+            operator_action="Check the intake's priority validation: a stored value should always parse.",
+            runbook="docs/runbooks/platform-logs.md#priorities_ignored",
+            video_id=video_id,
+        )
         return Priorities.named(default)
 
 
@@ -139,7 +149,18 @@ def _no_result(context, lake, video_id, test_batch, outputs, now) -> pl.DataFram
         body=f"None of the {outputs} provider outputs was usable; your "
         f"{sum(t['tokens_reserved'] for t in tasks)} tokens were refunded.",
     )
-    context.log.warning(f"video {video_id}: no usable result among {outputs} outputs")
+    warn(
+        context,
+        f"video {video_id}: no usable result among {outputs} outputs",
+        event_type="no_usable_result",
+        # The outputs' compute is spent and the tokens refunded; the lost cost is priced per task in
+        # execution_costs (not known in this step), so the line states none of its own.
+        economic_impact_usd=0.0,
+        urgency="high",
+        operator_action="Look at the video's quality_scores gate failures; a provider may be producing broken output.",
+        runbook="docs/runbooks/platform-logs.md#no_usable_result",
+        video_id=video_id,
+    )
     return frame(
         [{"video_id": video_id, "outcome": "no_usable_result", "candidates": 0, "selected_at": now}], BEST_RESULT
     )

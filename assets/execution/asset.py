@@ -11,6 +11,7 @@ import polars as pl
 
 from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.execution.runner import run_tasks
+from assets.logs import warn
 from economics import ledger
 from economics.telemetry import MEASURED, REAL, terminal_event
 from resources.events import event, record_execution_events, record_pipeline_events, utcnow
@@ -135,8 +136,18 @@ def provider_outputs(
         if settled:
             entries.append(settled)
         if not ok:
-            context.log.warning(
-                f"task {task['task_id']} on {task['provider_id']} failed ({result.error_class}): {result.error_message}"
+            warn(
+                context,
+                f"task {task['task_id']} on {task['provider_id']} failed "
+                f"({result.error_class}): {result.error_message}",
+                event_type="provider_task_failed",
+                economic_impact_usd=0.0,  # priced by the economics job (execution_costs) once costed
+                urgency="medium",
+                operator_action="None for one failure; the signals page shows when a provider's error rate climbs.",
+                runbook="docs/runbooks/platform-logs.md#provider_task_failed",
+                provider_id=task["provider_id"],
+                task_id=task["task_id"],
+                error_class=result.error_class,
             )
     record_execution_events(lake, execution_events)
     record_pipeline_events(lake, pipeline_events)

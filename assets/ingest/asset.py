@@ -9,6 +9,7 @@ from assets.common import SILVER_KW, frame, only_row
 from assets.ingest.probe import IngestLimits, VideoRejected, probe_video, validate
 from assets.ingest.proxy import make_proxy
 from assets.lineage import reads
+from assets.logs import warn
 from resources.events import event, record_pipeline_events, utcnow
 from resources.lake import Lake
 from resources.media import MediaStore
@@ -121,6 +122,16 @@ def _reject(context, lake: Lake, row: dict, rejected: VideoRejected) -> pl.DataF
             ),
         ],
     )
-    context.log.warning(f"video {video_id} rejected ({rejected.code}): {rejected.reason}")
+    warn(
+        context,
+        f"video {video_id} rejected ({rejected.code}): {rejected.reason}",
+        event_type="video_rejected",
+        economic_impact_usd=0.0,  # refused before any provider ran
+        urgency="low",
+        operator_action="None for one video; check the intake checks if rejections of this code spike.",
+        runbook="docs/runbooks/platform-logs.md#video_rejected",
+        video_id=video_id,
+        code=rejected.code,
+    )
     context.add_output_metadata({"status": "rejected", "reason": rejected.reason})
     return frame([row], INGESTED_VIDEO)

@@ -4,6 +4,7 @@ provider's live health, appended every economics cycle."""
 import dagster as dg
 import polars as pl
 
+from assets.logs import warn
 from resources.events import stable_id, utcnow
 from resources.lake import Lake
 from resources.providers.client import ProviderRegistry
@@ -48,7 +49,16 @@ def provider_registry(
     lake.append(PROVIDER_REGISTRY, pl.DataFrame(rows, infer_schema_length=None))
     unhealthy = [r["provider_id"] for r in rows if not r["healthy"] and r["mode"] != "disabled"]
     for pid in unhealthy:
-        context.log.warning(f"provider {pid} is unhealthy: it is left out of routing")
+        warn(
+            context,
+            f"provider {pid} is unhealthy: it is left out of routing",
+            event_type="provider_unhealthy",
+            economic_impact_usd=0.0,  # its traffic goes to the next provider; the margin effect shows in signals
+            urgency="high",
+            operator_action="Check the provider's health detail in provider_registry and restore or disable it.",
+            runbook="docs/runbooks/platform-logs.md#provider_unhealthy",
+            provider_id=pid,
+        )
     return dg.MaterializeResult(
         metadata={
             "registry_version": registry.version,

@@ -8,6 +8,9 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``effectlake`` console script."""
+    from resources import logconfig
+
+    logconfig.configure()
     parser = argparse.ArgumentParser(prog="effectlake", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the main job end to end on real sample videos")

@@ -19,7 +19,6 @@ import contextlib
 import importlib
 import importlib.util
 import json
-import logging
 import mimetypes
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +29,7 @@ from typing import Any, TypeVar
 
 import cv2
 import numpy as np
+import structlog
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -42,7 +42,7 @@ from resources.gemini.prompts import ANALYSIS, JUDGE, REFINE, Prompt
 from resources.gemini.schemas import ContentAnalysisResult, JudgeVerdict, RefinedPrompt, analysis_schema
 from resources.retry import PollTimeout, server_paced, until_ready
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger("effectlake.gemini")
 
 API_VERSION = "v1beta"
 #: HTTP statuses worth another attempt: request timeout, quota / rate limit, server errors.
@@ -264,11 +264,16 @@ class GeminiClient:
         def log_retry(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             log.warning(
-                "gemini %s attempt %d failed (%s); retrying in %.2f s",
-                what,
-                state.attempt_number,
-                _describe(exc) if exc else "?",
-                state.upcoming_sleep,
+                "gemini_call_retry",
+                call=what,
+                attempt=state.attempt_number,
+                error=_describe(exc) if exc else "?",
+                retry_in_s=state.upcoming_sleep,
+                event_type="gemini_call_retry",
+                economic_impact_usd=0.0,  # a failed call is not billed by the API
+                urgency="low",
+                operator_action="None if the retry succeeds; if retries persist, check the Gemini quota and key.",
+                runbook="docs/runbooks/platform-logs.md#gemini_call_retry",
             )
 
         policy = server_paced(is_retryable, server_delay_s, self.attempts, self.max_wait_s, self.backoff_s, log_retry)
@@ -352,7 +357,15 @@ class GeminiClient:
             try:
                 return schema.model_validate(entry["result"]), Usage(**entry["usage"]).as_cache_hit()
             except (ValidationError, TypeError):
-                log.warning("gemini cache entry %s no longer validates; asking again", key)
+                log.warning(
+                    "gemini_cache_entry_invalid",
+                    key=key,
+                    event_type="gemini_cache_entry_invalid",
+                    economic_impact_usd=0.0,  # one more paid call; its price is in the call's usage
+                    urgency="low",
+                    operator_action="None; the entry is replaced. Many mean the schema changed: clear the cache.",
+                    runbook="docs/runbooks/platform-logs.md#gemini_cache_entry_invalid",
+                )
         text = ANALYSIS.render(
             styles="\n".join(f"- {s}: {d}" for s, d in style_lines.items()),
             detected_effects=", ".join(detected) or "none",

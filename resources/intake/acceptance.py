@@ -106,4 +106,13 @@ def record_refusal(
         code=exc.code,
         reason=exc.reason,
     )
-    log.warning("upload_rejected", code=exc.code, reason=exc.reason, economic_impact="none: rejected before compute")
+    log.warning(
+        "upload_rejected",
+        code=exc.code,
+        reason=exc.reason,
+        event_type="upload_rejected",
+        economic_impact_usd=0.0,  # rejected before compute
+        urgency="low",
+        operator_action="None unless rejections spike.",
+        runbook="docs/runbooks/platform-logs.md#upload_rejected",
+    )

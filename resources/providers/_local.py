@@ -515,8 +515,11 @@ class LocalAdapter:
                 task_id=task.task_id,
                 error_class=failure.error_class,
                 error_message=failure.message[:_MESSAGE_CHARS],
-                economic_impact="the failed attempt's compute is paid again",
-                operator_action="none if the retry succeeds; else check host memory/processes",
+                event_type="provider_task_retry",
+                economic_impact_usd=0.0,  # the attempt's CPU time is in the task's measured compute
+                urgency="low",
+                operator_action="None if the retry succeeds; else check host memory and processes.",
+                runbook="docs/runbooks/platform-logs.md#provider_task_retry",
             )
 
         retrying = transient_failures(

@@ -252,6 +252,9 @@ def record_rejection(store: Store, upload: IncomingUpload, exc: UploadRejected) 
         code=exc.code,
         reason=exc.reason,
         filename=sanitize_filename(upload.filename) if upload.filename else None,
-        economic_impact="none: rejected before any compute",
-        operator_action="none unless rejections spike",
+        event_type="upload_rejected",
+        economic_impact_usd=0.0,  # rejected before any compute
+        urgency="low",
+        operator_action="None unless rejections spike.",
+        runbook="docs/runbooks/platform-logs.md#upload_rejected",
     )
