@@ -283,6 +283,7 @@ def evidence_for(signals: pl.DataFrame, streams: pl.DataFrame, now: datetime) ->
 
 
 EVIDENCE_NUMBERS = (
+    "instance_type",
     "runs",
     "p95_latency_ms",
     "p95_queue_wait_ms",
@@ -351,7 +352,6 @@ def classify(
                 "severity": sev,
                 "status": "open",
                 **ev.key,
-                "instance_type": ev.key["instance_type"] or ev.latest.get("instance_type"),
                 "evidence": json.dumps(
                     {"signals": ev.signals, "numbers": numbers, "runs_per_hour": ev.runs_per_hour}, default=str
                 ),

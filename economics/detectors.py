@@ -14,10 +14,10 @@ where it fires:
   estimated robustly from a baseline (median, MAD·1.4826), so the outliers the spike detector
   exists for do not inflate σ. Defaults k = 0.5 (tuned to a 1σ shift, the optimal reference
   value is half the shift) and h = 5: Montgomery's Table 9.3 gives an in-control average run
-  length ARL₀ = 465 intervals (≈ 39 h at 5 minutes) and ARL₁ = 10.4 intervals for a 1σ shift.
-  ``siegmund_arl`` computes these from Siegmund's approximation and ``calibrate_h`` solves it
-  for the h that gives a wanted ARL₀ (so a different false-alarm budget is a calculation,
-  not a guess).
+  length ARL₀ = 465 intervals (≈ 39 h at 5 minutes) and ARL₁ = 10.4 intervals (≈ 52 min)
+  for a 1σ shift. ``siegmund_arl`` computes these from Siegmund's approximation and
+  ``calibrate_h`` solves it for the h that gives a wanted ARL₀ (so a different false-alarm
+  budget is a calculation, not a guess).
 * **sudden spikes** — ``robust_z``: the modified z-score of Iglewicz & Hoaglin (1993),
   z = (x − median) / (1.4826·MAD), over the trailing ``window`` intervals before each point
   (causal: a point never judges itself); |z| > 3.5 is their recommended outlier cut.
@@ -108,8 +108,8 @@ def cusum(
 
     Args:
         x: the series, oldest first; NaN intervals leave the sums unchanged.
-        baseline: μ₀ and σ are estimated (median, MAD) from ``x[:baseline]``; default: the
-            whole series (then the test is retrospective).
+        baseline: μ₀ and σ are estimated (median, MAD) from ``x[:baseline]`` and monitoring
+            starts after it; default: the whole series, all monitored (retrospective).
         k, h: reference value and decision interval in σ units.
         target, sigma: given μ₀ and σ instead of the estimate.
         rebaseline: after an alarm, monitoring pauses for ``baseline`` intervals and μ₀ is
@@ -131,11 +131,13 @@ def cusum(
     if not (s > 0 and math.isfinite(s)):
         return Cusum(upper, lower, alarms, directions, mu, s)
     cp = cm = 0.0
-    resume = 0  # monitoring restarts here after a re-baselining pause
+    # Monitoring starts after the baseline (the in-control reference, "phase I") and restarts
+    # there after each re-baselining pause.
+    resume = baseline or 0
     for t in range(n):
         if t < resume:
             continue
-        if t == resume and resume > 0 and baseline:
+        if baseline and t == resume and t > baseline:
             fresh = robust_location_scale(x[t - baseline : t])[0]
             mu = fresh if math.isfinite(fresh) else mu
         if math.isfinite(x[t]):
@@ -163,9 +165,10 @@ def siegmund_arl(k: float, h: float, shift: float = 0.0) -> float:
         shift: the mean shift in σ units (0 = in control, giving ARL₀).
 
     Returns:
-        The expected number of intervals to an alarm of one side. The two-sided ARL₀ is about
-        half of it (1/ARL = 1/ARL⁺ + 1/ARL⁻); Montgomery's Table 9.3 lists the one-sided-sum
-        values (465 for k = 0.5, h = 5 by exact computation; this approximation gives 469).
+        The expected number of intervals to an alarm of one sum (one-sided). The two-sided
+        ARL combines both sums, 1/ARL = 1/ARL⁺ + 1/ARL⁻ (``two_sided_arl0``): for k = 0.5,
+        h = 5 this gives 938 one-sided and 469 two-sided, against the 465 of Montgomery's
+        Table 9.3 by exact computation; for a 1σ shift 10.3 (table: 10.4).
     """
     b = h + 1.166
     delta = shift - k
@@ -174,16 +177,22 @@ def siegmund_arl(k: float, h: float, shift: float = 0.0) -> float:
     return (math.exp(-2 * delta * b) + 2 * delta * b - 1) / (2 * delta * delta)
 
 
+def two_sided_arl0(k: float, h: float) -> float:
+    """In-control ARL of the two-sided CUSUM (both sums watching): half the one-sided one."""
+    return siegmund_arl(k, h) / 2
+
+
 def calibrate_h(arl0: float, k: float = CUSUM_K) -> float:
-    """The decision interval h (σ units) whose in-control one-sided ARL (``siegmund_arl``)
-    is ``arl0`` intervals, for reference value ``k``.
+    """The decision interval h (σ units) whose in-control two-sided ARL (``two_sided_arl0``)
+    is ``arl0`` intervals, for reference value ``k`` (e.g. a false alarm per stream per week
+    at 5 minutes: arl0 = 2016 → h ≈ 6.4).
 
     Raises:
         ValueError: ``arl0`` ≤ 1.
     """
     if arl0 <= 1:
         raise ValueError(f"ARL0 must exceed 1 interval, got {arl0}")
-    return float(brentq(lambda h: siegmund_arl(k, h) - arl0, 0.0, 100.0))
+    return float(brentq(lambda h: two_sided_arl0(k, h) - arl0, 0.0, 100.0))
 
 
 @dataclass(frozen=True)

@@ -86,3 +86,12 @@ def copy_of(tmp_path):
         return dst
 
     return _copy
+
+
+# Every warning and error must carry the action fields (resources/logconfig.py): in tests a
+# bare one raises. Log lines go to a temporary directory, not the checkout's data/logs.
+os.environ.setdefault("EFFECTLAKE_LOG_STRICT", "1")
+os.environ.setdefault("EFFECTLAKE_LOG_DIR", tempfile.mkdtemp(prefix="effectlake-logs-"))
+from resources import logconfig  # noqa: E402 — after the environment it reads
+
+logconfig.configure()
