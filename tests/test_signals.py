@@ -36,7 +36,7 @@ def test_cusum_constants_match_montgomery():
     assert detectors.two_sided_arl0(0.5, 5) == pytest.approx(465, rel=0.02)
     assert detectors.siegmund_arl(0.5, 5, shift=1.0) == pytest.approx(10.4, rel=0.02)
     assert detectors.two_sided_arl0(0.5, detectors.calibrate_h(2016)) == pytest.approx(2016)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="ARL0"):
         detectors.calibrate_h(1)
 
 
@@ -68,7 +68,7 @@ def test_hysteresis_raises_once_while_the_value_hovers_at_the_limit():
     held = detectors.hysteresis(x, 5, 3, 3)
     assert len(plain.raised) == 4
     assert held.raised == [1, 9] and held.cleared == [8]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="exceeds"):
         detectors.hysteresis(x, 5, 6)
 
 
@@ -81,24 +81,23 @@ def test_scoring_counts_delay_and_false_alarms():
 
 # --- metric streams ----------------------------------------------------------------------------
 def _executions(n=40, provider="p1", effect="warm", instance="gpu-l4", start=T0, **over):
-    rows = []
-    for i in range(n):
-        rows.append(
-            {
-                "task_id": f"{provider}-{start.isoformat()}-{i}",
-                "provider_id": provider,
-                "effect_type": effect,
-                "instance_type": instance,
-                "status": "succeeded",
-                "duration_ms": 1000,
-                "queue_wait_ms": 100,
-                "compute_seconds": 1.0,
-                "error_class": None,
-                "source": "real",
-                "finished_at": start + timedelta(seconds=30 * i),
-                **over,
-            }
-        )
+    rows = [
+        {
+            "task_id": f"{provider}-{start.isoformat()}-{i}",
+            "provider_id": provider,
+            "effect_type": effect,
+            "instance_type": instance,
+            "status": "succeeded",
+            "duration_ms": 1000,
+            "queue_wait_ms": 100,
+            "compute_seconds": 1.0,
+            "error_class": None,
+            "source": "real",
+            "finished_at": start + timedelta(seconds=30 * i),
+            **over,
+        }
+        for i in range(n)
+    ]
     return pl.DataFrame(rows)
 
 
