@@ -53,8 +53,6 @@ def bottleneck_action_sensor(context: dg.SensorEvaluationContext, lake: dg.Resou
     version = lake.version(BOTTLENECK_CLASSIFICATIONS)
     if version < 0 or str(version) == context.cursor:
         return dg.SkipReason("no new classifications")
-    context.update_cursor(str(version))
     todo = pending(lake)["classification_id"].to_list()
-    if not todo:
-        return dg.SkipReason("no critical classification waits for an action")
-    return dg.RunRequest(run_key=stable_id("actions", *todo), tags={"classifications": ",".join(todo)[:200]})
+    requests = [dg.RunRequest(run_key=stable_id("actions", *todo), tags={"classifications": ",".join(todo)[:200]})]
+    return dg.SensorResult(run_requests=requests if todo else [], cursor=str(version))
