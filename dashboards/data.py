@@ -21,8 +21,6 @@ from economics.matrix import provider_effect_matrix
 from resources.schemas import QUALITY_METRICS
 
 SOURCES = ("real", "simulated")
-# Tables of the later bottleneck / alert issue, shown when they exist (gold layer).
-OPTIONAL_TABLES = ("signals", "bottleneck_classifications", "economic_alerts")
 # Hours of history the forecast fits on: two weeks hold two daily cycles many times over.
 FORECAST_HISTORY = timedelta(days=14)
 USER_SELECTIONS = ("ranked", "exploration", "ab")  # jobs a user pays for (not shadow copies)

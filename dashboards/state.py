@@ -281,8 +281,3 @@ def media_bytes(ctx: Context, key: str | None) -> bytes | None:
     """The bytes stored under ``key`` in the media store (None when absent). Keys name
     immutable objects (content hashes, task ids), so they are cached for an hour."""
     return _media(ctx.settings.media_uri, key) if key else None
-
-
-def optional_table(ctx: Context, name: str) -> pl.DataFrame | None:
-    """A gold table of the later signals/alerts issue, or None when it does not exist."""
-    return _reader(ctx.uri).optional_table("gold", name)

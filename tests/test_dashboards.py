@@ -5,12 +5,12 @@ the numbers shown against the lake, decisions landing in the lake, and an empty 
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
-from deltalake import write_deltalake
 from streamlit.testing.v1 import AppTest
 
 from dashboards import auth, state
@@ -296,20 +296,56 @@ def test_an_empty_lake_renders_every_page_without_writing(monkeypatch, tmp_path,
     assert not (tmp_path / "empty" / "lake").exists()  # reading never creates a table
 
 
-def test_bottlenecks_page_shows_alert_tables_once_they_exist(monkeypatch, private_world, password_hash):
+def test_bottlenecks_page_shows_open_classifications_and_records_an_acknowledgement(
+    monkeypatch, private_world, password_hash
+):
     from datetime import UTC, datetime
 
-    alerts = pl.DataFrame(
+    from economics.bottlenecks import CLASSIFICATION_SCHEMA
+    from resources.schemas import ALERT_ACKNOWLEDGEMENTS, BOTTLENECK_CLASSIFICATIONS
+
+    lake = Lake(uri=private_world.lake_uri)
+    at_ = datetime(2026, 1, 2, tzinfo=UTC)
+    base = {
+        "severity": "critical",
+        "scope": "provider_effect",
+        "provider_id": "p1",
+        "effect_type": "warm",
+        "instance_type": None,
+        "user_id": None,
+        "source": "real",
+        "evidence": json.dumps({"signals": {}, "numbers": {"p95_latency_ms": 200000}}),
+        "recommended_action": "Shift routing weight away.",
+        "runbook": "docs/runbooks/provider-latency-degradation.md",
+        "cost_impact_usd_per_hour": 6.0,
+        "affected_jobs": ["v1"],
+        "automatic_action": "routing_demote",
+        "action_taken": "routing_demote: done — warm: p2 put first",
+        "first_seen_at": at_,
+        "last_seen_at": at_,
+        "resolved_at": None,
+    }
+    rows = [
+        {**base, "classification_id": "c-open", "category": "PROVIDER_LATENCY_DEGRADATION", "status": "open"},
         {
-            "alert_id": ["a1", "a2", "a3"],
-            "source": ["real", "real", "simulated"],
-            "severity": ["high", "low", "high"],
-            "message": ["margin below floor", "slow", "sim"],
-            "raised_at": [datetime(2026, 1, d, tzinfo=UTC) for d in (1, 2, 3)],
-        }
-    )
-    write_deltalake(f"{Lake(uri=private_world.lake_uri).root}/gold/economic_alerts", alerts.to_arrow())
+            **base,
+            "classification_id": "c-old",
+            "category": "COLD_START_PENALTY",
+            "status": "resolved",
+            "resolved_at": at_,
+        },
+        {**base, "classification_id": "c-sim", "category": "GPU_SATURATION", "status": "open", "source": "simulated"},
+    ]
+    lake.upsert(BOTTLENECK_CLASSIFICATIONS, pl.DataFrame(rows, schema=CLASSIFICATION_SCHEMA))
     at = _open(_signed_in(monkeypatch, private_world, password_hash), "bottlenecks")
-    assert [s.value for s in at.subheader] == ["Signals", "Bottleneck classifications", "Economic alerts"]
-    shown = at.dataframe[0].value
-    assert list(shown["alert_id"]) == ["a2", "a1"]  # real only, newest first
+    text = " ".join(m.value for m in at.markdown)
+    assert "PROVIDER_LATENCY_DEGRADATION" in text and "GPU_SATURATION" not in text  # real only
+    assert "routing_demote: done" in text and "Shift routing weight away." in text
+    assert [s.value for s in at.subheader] == [
+        "Open bottlenecks (1)",
+        "Economic alerts (unusual combinations)",
+        "History",
+    ]
+    at.button(key="ack_c-open").click().run()
+    assert lake.read(ALERT_ACKNOWLEDGEMENTS)["classification_id"].to_list() == ["c-open"]
+    assert any("Acknowledged by" in c.value for c in at.caption)

@@ -1,36 +1,122 @@
-"""Bottlenecks and alerts: the gold tables of the signals issue, shown as they are once they
-exist (signals, bottleneck_classifications, economic_alerts)."""
+"""Bottlenecks & alerts: open bottleneck classifications (critical first) with their evidence
+chart, cost impact, recommended action, action taken, runbook and acknowledgement; the
+Isolation Forest's alerts; and the history (docs/signals.md)."""
 
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import polars as pl
 import streamlit as st
 
 from dashboards import data, state, widgets
+from resources.schemas import (
+    ALERT_ACKNOWLEDGEMENTS,
+    BOTTLENECK_ACTIONS,
+    BOTTLENECK_CLASSIFICATIONS,
+    ECONOMIC_ALERTS,
+    METRIC_STREAMS,
+)
+from resources.services.alerts import acknowledge
 
+ROOT = Path(__file__).resolve().parents[2]
 ctx = widgets.page("Bottlenecks & alerts")
 
-TITLES = {
-    "signals": "Signals",
-    "bottleneck_classifications": "Bottleneck classifications",
-    "economic_alerts": "Economic alerts",
-}
-found = {name: state.optional_table(ctx, name) for name in data.OPTIONAL_TABLES}
-if all(t is None for t in found.values()):
+classes = state.table(ctx, BOTTLENECK_CLASSIFICATIONS)
+alerts = state.table(ctx, ECONOMIC_ALERTS)
+if classes.is_empty() and alerts.is_empty():
     widgets.empty(
         "No bottleneck or alert data yet.",
-        "Signals, bottleneck classifications and economic alerts will be computed by a later "
-        "economics stage (gold "
-        + ", ".join(f"`{n}`" for n in data.OPTIONAL_TABLES)
-        + "); this page shows them as soon as those tables exist.",
+        "The signals job (every 5 minutes) classifies bottlenecks from the metric streams and "
+        "raises economic alerts for unusual combinations; they appear here as they are found.",
     )
     st.stop()
 
-for name, df in found.items():
-    st.subheader(TITLES[name])
-    if df is None:
-        st.caption(f"gold `{name}` does not exist yet.")
-        continue
-    rows = data.newest_first(df, ctx.source)
-    if rows.is_empty():
-        st.caption("No rows" + (f" for {ctx.source} data." if "source" in df.columns else "."))
-    else:
-        st.caption(f"{rows.height:,} rows, newest first" + (" (the first 1,000 shown)." if rows.height > 1000 else "."))
-        widgets.table(rows.head(1000), height=320)
+classes = classes.filter(pl.col("source") == ctx.source) if not classes.is_empty() else classes
+acks = state.table(ctx, ALERT_ACKNOWLEDGEMENTS)
+actions = state.table(ctx, BOTTLENECK_ACTIONS)
+open_ = classes.filter(pl.col("status") == "open").sort(
+    pl.col("severity") == "critical", "cost_impact_usd_per_hour", descending=True
+)
+st.subheader(f"Open bottlenecks ({open_.height})")
+if open_.is_empty():
+    st.caption("None open" + f" for {ctx.source} data.")
+
+
+def _evidence_chart(row: dict, evidence: dict) -> None:
+    """The stream's signalled metrics over the last 6 hours, with the detectors' baselines."""
+    metrics = list(evidence.get("signals", {}))
+    if not metrics:
+        return
+    keys = ("scope", "provider_id", "effect_type", "instance_type", "user_id", "source")
+    stream = "|".join(row[k] or "" for k in keys)
+    since = ctx.now - timedelta(hours=6)
+    rows = state.table(ctx, METRIC_STREAMS).filter((pl.col("stream") == stream) & (pl.col("bucket_start") > since))
+    for metric in metrics:
+        if rows.is_empty() or metric not in rows.columns:
+            continue
+        base = evidence["signals"][metric][0]["baseline"]
+        frame = rows.select("bucket_start", pl.col(metric).alias(metric)).with_columns(baseline=pl.lit(base))
+        st.caption(f"{metric} (baseline {base:,.4g})")
+        st.line_chart(frame.to_pandas(), x="bucket_start", y=[metric, "baseline"], height=180)
+
+
+def _card(row: dict) -> None:
+    evidence = json.loads(row["evidence"] or "{}")
+    with st.container(border=True):
+        who = " · ".join(x for x in (row["provider_id"], row["effect_type"], row["instance_type"], row["user_id"]) if x)
+        st.markdown(f"**{row['category']}** · `{row['severity']}` · {who}")
+        m = st.columns(3)
+        m[0].metric("Cost impact / hour", data.fmt_usd(row["cost_impact_usd_per_hour"]))
+        m[1].metric("Open since", row["first_seen_at"].strftime("%Y-%m-%d %H:%M"))
+        m[2].metric("Affected jobs", f"{len(row['affected_jobs'] or []):,}")
+        st.write(f"**Recommended:** {row['recommended_action']}")
+        done = actions.filter(pl.col("classification_id") == row["classification_id"])
+        taken = row["action_taken"] or (
+            f"{done['action'][-1]}: {done['outcome'][-1]} — {done['detail'][-1]}" if done.height else None
+        )
+        st.write(f"**Automatic action:** {row['automatic_action'] or 'none (an operator decides)'}")
+        st.write(f"**Action taken:** {taken or '—'}")
+        _evidence_chart(row, evidence)
+        with st.expander("Evidence"):
+            st.json(evidence)
+        with st.expander(f"Runbook ({row['runbook']})"):
+            page = ROOT / row["runbook"]
+            st.markdown(page.read_text() if page.is_file() else f"`{row['runbook']}` is missing.")
+        seen = acks.filter(pl.col("classification_id") == row["classification_id"])
+        if seen.height:
+            st.caption(f"Acknowledged by {seen['admin'][0]} at {seen['acknowledged_at'][0]:%Y-%m-%d %H:%M} UTC")
+        elif st.button("Acknowledge", key=f"ack_{row['classification_id']}"):
+            acknowledge(ctx.lake, row["classification_id"], ctx.admin)
+            st.rerun()
+
+
+for r in open_.iter_rows(named=True):
+    _card(r)
+
+st.subheader("Economic alerts (unusual combinations)")
+recent = data.newest_first(alerts, ctx.source)
+if recent.is_empty():
+    st.caption("None.")
+else:
+    widgets.table(recent.select("raised_at", "severity", "summary", "anomaly_score").head(200), height=240)
+
+st.subheader("History")
+past = classes.filter(pl.col("status") == "resolved").sort("resolved_at", descending=True)
+if past.is_empty():
+    st.caption("No resolved bottlenecks yet.")
+else:
+    widgets.table(
+        past.select(
+            "category",
+            "severity",
+            "provider_id",
+            "effect_type",
+            "user_id",
+            "cost_impact_usd_per_hour",
+            "first_seen_at",
+            "resolved_at",
+            "action_taken",
+        ).head(500),
+        height=280,
+    )
