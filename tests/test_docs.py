@@ -31,6 +31,7 @@ NOT_IN_REPO = (
     "data/media",
     "data/manifest",
     "data/dagster_home",
+    "data/logs",
     "data/demo",
     ".streamlit/",
     "dagster.yaml",
