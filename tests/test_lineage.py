@@ -260,7 +260,7 @@ def recorded(short_carphone, tmp_path_factory):
     build_resources = definitions.build_resources
     with (
         pytest.MonkeyPatch.context() as mp,
-        dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 1}}}) as instance,
+        dg.instance_for_test() as instance,
     ):
         mp.setattr(
             definitions,
