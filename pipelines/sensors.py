@@ -65,7 +65,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, store: dg.ResourceParam[
             pending.append(table_key(landing.target))
     if not pending:
         return dg.SkipReason("no new store rows")
-    return dg.RunRequest(asset_selection=pending, tags={"landing": ",".join(k.path[-1] for k in pending)})
+    tags = {"landing": ",".join(k.path[-1] for k in pending)}
+    return dg.SensorResult(run_requests=[dg.RunRequest(asset_selection=pending, tags=tags)])
 
 
 def _changed(context: dg.SensorEvaluationContext, lake: Lake, spec: TableSpec) -> int | None:
