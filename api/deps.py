@@ -1,14 +1,14 @@
 """FastAPI dependencies: the settings and I/O clients ``create_app`` keeps on ``app.state``,
-and the admin-key check. Routes declare what they use (``lake: LakeDep``), so a test can
-override any of them through ``app.dependency_overrides``."""
+and the caller (the user of the request's API key) with the admin-role check. Routes
+declare what they use (``lake: LakeDep``), so a test can override any of them through
+``app.dependency_overrides``."""
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from resources.clients import Clients
@@ -65,17 +65,6 @@ StoreDep = Annotated[Store, Depends(store_client)]
 MediaDep = Annotated[MediaStore, Depends(media_client)]
 ManifestStoreDep = Annotated[ManifestStore, Depends(manifest_store_client)]
 ProvidersDep = Annotated[ProviderRegistry, Depends(provider_registry)]
-
-
-def require_admin(settings: SettingsDep, x_admin_key: Annotated[str | None, Header()] = None) -> None:
-    """Pass when header ``X-Admin-Key`` holds the admin key.
-
-    Raises:
-        HTTPException: 401 when it is missing or wrong.
-    """
-    # Constant-time comparison: the key must not leak through response timing.
-    if not x_admin_key or not hmac.compare_digest(x_admin_key.encode(), settings.admin_api_key.encode()):
-        raise HTTPException(401, "admin key missing or wrong (header X-Admin-Key)")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The API's refusals at start-up and at the door (pure checks plus one middleware).
 
-- ``check_production_settings``: a production deployment must not run on the development admin
-  key, nor on a key short enough to guess.
+- ``check_production_settings``: the admin key must be a store API key (random, so never
+  weak), and a production deployment must have one.
 - ``install_security_headers``: every response says ``X-Content-Type-Options: nosniff`` so a
   browser never second-guesses a declared content type (a served file is never run as a
   script or a page).
@@ -15,40 +15,49 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 
-from resources.settings import Settings, alias_of, default_of
+from resources.settings import Settings, alias_of
+from resources.store.keys import new_key, prefix_of
 
 PROD = "prod"
-# 32 characters: 192 bits from ``secrets.token_urlsafe(24)``, beyond any online guessing.
-MIN_ADMIN_KEY_CHARS = 32
-# The development default is refused whatever its length (shorter keys are refused anyway).
-WEAK_ADMIN_KEYS = frozenset({default_of("admin_api_key")})
 # Media keys: a whole key and each of its segments stay under what local filesystems and S3
 # accept (S3 keys: 1024 bytes; a POSIX file name: 255 bytes).
 MAX_MEDIA_KEY_BYTES = 1024
 MAX_MEDIA_SEGMENT_BYTES = 255
+MAKE_A_KEY = "effectlake admin-key"
 
 
 class InsecureSettings(RuntimeError):
-    """Settings a production API must not start with; the message names the variable to set."""
+    """Settings the API must not start with; the message names the variable to set."""
 
 
 def check_production_settings(settings: Settings) -> None:
-    """Refuse a production deployment (``deployment == "prod"``) whose admin key is unset,
-    the development default or shorter than ``MIN_ADMIN_KEY_CHARS``; other deployments pass.
+    """Refuse an admin key (``EFFECTLAKE_ADMIN_KEY``) that is not an API key of the store's
+    format (``elk_<12 hex>_<43 characters>``: 256 random bits, so it cannot be weak), and a
+    production deployment (``deployment == "prod"``) without one. The embedded default may
+    run without one: ``admin_key`` then makes a one-off key.
 
     Raises:
-        InsecureSettings: naming ``EFFECTLAKE_ADMIN_KEY``.
+        InsecureSettings: naming ``EFFECTLAKE_ADMIN_KEY`` and how to make a key.
     """
-    if settings.deployment != PROD:
-        return
     key = settings.admin_api_key
     env = alias_of("admin_api_key")
-    if key in WEAK_ADMIN_KEYS or len(key) < MIN_ADMIN_KEY_CHARS:
+    if key is not None and prefix_of(key) is None:
         raise InsecureSettings(
-            f"refusing to start in production with a missing, default or weak admin key: set {env} "
-            f"to a random key of at least {MIN_ADMIN_KEY_CHARS} characters "
-            '(e.g. python -c "import secrets; print(secrets.token_urlsafe(32))")'
+            f"{env} is not an effectlake API key (elk_<12 hex>_<43 characters>); weak or hand-made "
+            f"admin secrets are refused: make one with `{MAKE_A_KEY}`"
         )
+    if key is None and settings.deployment == PROD:
+        raise InsecureSettings(
+            f"refusing to start in production with no admin: set {env} (make one with `{MAKE_A_KEY}`)"
+        )
+
+
+def admin_key(settings: Settings) -> tuple[str, bool]:
+    """(the bootstrap admin key, whether it was made now): the configured key, else a one-off
+    key for this process (embedded default only; ``check_production_settings`` runs first)."""
+    if settings.admin_api_key is not None:
+        return settings.admin_api_key, False
+    return new_key()[1], True
 
 
 def install_security_headers(app: FastAPI) -> None:

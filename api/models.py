@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from economics.ledger import BALANCE_SCHEMA
 from economics.recommendations import RECOMMENDATION_SCHEMA
@@ -25,8 +25,8 @@ from resources.schemas import (
     INGESTED_VIDEO,
     NOTIFICATIONS,
     QUALITY_SCORES,
-    UPLOADS,
 )
+from resources.store.tokens import MAX_TOKENS_PER_OPERATION
 
 
 def _python_type(dtype: pl.DataType) -> Any:
@@ -60,7 +60,24 @@ def row_model(name: str, schema: pl.Schema, doc: str, **overrides: Any) -> type[
 JSONObject = dict[str, Any]
 
 # -- rows ------------------------------------------------------------------------------------
-UploadRow = row_model("UploadRow", UPLOADS.schema, "A row of bronze ``uploads``.")
+
+
+class UploadRow(BaseModel):
+    """An upload as its owner sees it (the store's ``uploads`` row)."""
+
+    video_id: str
+    user_id: str
+    workspace_id: str
+    filename: str
+    content_type: str
+    bytes: int | None
+    sha256: str | None
+    duplicate_of: str | None
+    source: str
+    status: str
+    uploaded_at: datetime
+
+
 IngestedVideoRow = row_model("IngestedVideoRow", INGESTED_VIDEO.schema, "A row of silver ``ingested_video``.")
 ContentAnalysisRow = row_model("ContentAnalysisRow", CONTENT_ANALYSIS.schema, "A row of silver ``content_analysis``.")
 OutputRow = row_model(
@@ -104,11 +121,33 @@ ABTest = row_model(
 # -- request bodies --------------------------------------------------------------------------
 class TopUp(BaseModel):
     """Body of ``POST /v1/admin/users/{user_id}/credits``: ``topup_id`` makes it idempotent
-    (e.g. the payment provider's id)."""
+    (e.g. the payment provider's id). ``tokens`` is a JSON integer (not a string, float or
+    boolean) in 1..10⁹ (``resources.store.tokens``); lifetime credits stop at 10¹⁵."""
 
-    tokens: int
-    topup_id: str
-    reason: str = "top-up"
+    model_config = ConfigDict(strict=True)
+
+    tokens: int = Field(gt=0, le=MAX_TOKENS_PER_OPERATION)
+    topup_id: str = Field(min_length=1, max_length=200)
+    reason: str = Field(default="top-up", max_length=500)
+
+
+class NewWorkspace(BaseModel):
+    """Body of ``POST /v1/admin/workspaces``: a tenant and its GPU quota (concurrent jobs)."""
+
+    model_config = ConfigDict(strict=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    max_concurrent_gpu_jobs: int = Field(default=2, ge=0, le=10_000)
+
+
+class NewUser(BaseModel):
+    """Body of ``POST /v1/admin/users``: a user of a workspace; ``role`` admin makes an admin key."""
+
+    model_config = ConfigDict(strict=True)
+
+    workspace_id: str = Field(min_length=1, max_length=40)
+    role: Literal["user", "admin"] = "user"
+    name: str | None = Field(default=None, max_length=200)
 
 
 class Override(BaseModel):
@@ -165,9 +204,41 @@ class UploadError(BaseModel):
     detail: str
 
 
+class Workspace(BaseModel):
+    """A workspace (tenant)."""
+
+    workspace_id: str
+    name: str
+    max_concurrent_gpu_jobs: int
+    created_at: datetime
+
+
+class Me(BaseModel):
+    """``GET /v1/me``: the caller."""
+
+    user_id: str
+    workspace_id: str
+    role: str
+    name: str | None
+    created_at: datetime
+    balance: Balance
+
+
+class UserCreated(BaseModel):
+    """``POST /v1/admin/users`` (201): the user and its API key — shown this once only (the
+    store keeps a hash); the welcome credit is granted with the user."""
+
+    user_id: str
+    workspace_id: str
+    role: str
+    name: str | None
+    api_key: str
+    balance: Balance
+
+
 class UploadAccepted(BaseModel):
-    """``POST /v1/uploads`` (202): the ``video_id`` (sha256 of the bytes, 24 hex digits), where
-    to follow it, whether the same bytes were uploaded before, and their size in bytes."""
+    """``POST /v1/uploads`` (202): the ``video_id`` (random, ``v_…``), where to follow it,
+    whether the same bytes were already in the workspace, and their size in bytes."""
 
     video_id: str
     status_url: str

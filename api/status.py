@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import polars as pl
 
 from resources.lake import Lake
 from resources.schemas import (
-    APPROVAL_DECISIONS,
     APPROVAL_REQUESTS,
     BEST_RESULT,
     CONTENT_ANALYSIS,
     GALLERY_REVISIONS,
     INGESTED_VIDEO,
-    NOTIFICATIONS,
     PIPELINE_EVENTS,
     QUALITY_SCORES,
-    UPLOADS,
 )
 
 # The stage a video has reached, named by its latest milestone event.
@@ -44,10 +42,23 @@ def _first(df: pl.DataFrame) -> dict | None:
     return df.row(0, named=True) if df.height else None
 
 
-def video_status(lake: Lake, video_id: str, media_url, base_url: str = "") -> dict | None:
-    """Everything a user (or the demo) needs about one video; None when it was never uploaded.
+def video_status(
+    lake: Lake,
+    upload: dict,
+    decision_of: Callable[[str], dict | None],
+    notifications: list[dict],
+    media_url: Callable[[str], str],
+    base_url: str = "",
+) -> dict:
+    """Everything a user (or the demo) needs about one video.
+
+    The transactional store's rows are passed in (they are current at once; the lake gets
+    them when they are landed), the stages' results are read from the lake.
 
     Args:
+        upload: the store's upload row.
+        decision_of: approval id → the store's decision on it, None while undecided.
+        notifications: the store's notifications of the video, oldest first.
         media_url: media key → public URL.
         base_url: public API base URL, prefixed to the gallery URL.
 
@@ -55,16 +66,14 @@ def video_status(lake: Lake, video_id: str, media_url, base_url: str = "") -> di
         ``{video_id, stage, upload, events[], video, analysis, outputs[], result,
         approval, gallery, notifications[]}`` (sections null until their stage ran).
     """
+    video_id = upload["video_id"]
     by_video = pl.col("video_id") == video_id
-    upload = _first(lake.read(UPLOADS, by_video))
-    if upload is None:
-        return None
     events = lake.read(PIPELINE_EVENTS, pl.col("correlation_id") == video_id).sort("occurred_at")
     stage = "uploaded"
     for e in events["event_type"].to_list():
         stage = STAGE_OF_EVENT.get(e, stage)
     approval = _first(lake.read(APPROVAL_REQUESTS, by_video))
-    decision = _first(lake.read(APPROVAL_DECISIONS, by_video))
+    decision = decision_of(approval["approval_id"]) if approval else None
     revision = _first(lake.read(GALLERY_REVISIONS, by_video & pl.col("published").fill_null(False)))
     # A stage records its event before Dagster's IO manager writes its output row, so for a
     # moment the event is visible and the row is not: report a stage only once a client can
@@ -106,7 +115,7 @@ def video_status(lake: Lake, video_id: str, media_url, base_url: str = "") -> di
             "url": f"{base_url.rstrip('/')}/v1/effects/{revision['slug']}",
             "preview_url": media_url(revision["output_key"]),
         },
-        "notifications": lake.read(NOTIFICATIONS, pl.col("correlation_id") == video_id).sort("created_at").to_dicts(),
+        "notifications": notifications,
     }
 
 

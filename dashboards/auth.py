@@ -52,8 +52,8 @@ ADMIN_KEY_ENV = alias_of("admin_api_key")
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 32768, 8, 1
 SCRYPT_KEY_BYTES = 64
 _SALT_ALPHABET = string.ascii_letters + string.digits
-# Passwords nobody may keep in production: the usual guesses, and the development API key
-# (Settings' default) because a browser password must not be an API key.
+# Passwords nobody may keep in production: the usual guesses, and the old development API key
+# (a browser password must not be an API key).
 DEFAULT_PASSWORDS = (
     "",
     "admin",
@@ -62,7 +62,7 @@ DEFAULT_PASSWORDS = (
     "effectlake",
     "streamlit",
     "demo",
-    default_of("admin_api_key"),
+    "dev-admin-key",
     "admin123",
     "123456",
 )
@@ -177,7 +177,7 @@ class AuthConfig:
     password_hash: str | None = None
     admin_emails: frozenset[str] = field(default_factory=frozenset)
     oidc: bool = False
-    api_admin_key: str = default_of("admin_api_key")
+    api_admin_key: str | None = None
 
     @property
     def is_prod(self) -> bool:
@@ -202,10 +202,10 @@ class AuthConfig:
 
 
 @lru_cache(maxsize=16)
-def _weak(password_hash: str, candidates: tuple[str, ...], api_admin_key: str) -> str | None:
+def _weak(password_hash: str, candidates: tuple[str, ...], api_admin_key: str | None) -> str | None:
     """Which of ``candidates`` (or the API key) ``password_hash`` verifies, if any (cached:
     each check is a full scrypt run, ~0.1 s)."""
-    for candidate in (*candidates, api_admin_key):
+    for candidate in (*candidates, *([api_admin_key] if api_admin_key else [])):
         if verify_password(candidate, password_hash):
             return "the API admin key" if candidate == api_admin_key else f"the default password {candidate!r}"
     return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import polars as pl
 import streamlit as st
@@ -36,6 +37,7 @@ from resources.schemas import (
 from resources.services.approvals import pending_requests
 from resources.services.recommendations import recommendations_with_status
 from resources.settings import Settings
+from resources.store.client import Store
 
 CTX_KEY = "_effectlake_ctx"
 # Cached entries per view: a few sources × as-of minutes × admins' choices.
@@ -63,8 +65,19 @@ class Context:
         return Lake(uri=self.settings.lake_uri)
 
     @property
+    def store(self) -> Store:
+        """The transactional store (decisions), one per database URL for the process."""
+        return _store(self.settings.database_url)
+
+    @property
     def uri(self) -> str:
         return self.settings.lake_uri
+
+
+@lru_cache(maxsize=4)
+def _store(url: str) -> Store:
+    # One engine (and connection pool) per database for the dashboard's process, not per rerun.
+    return Store(url)
 
 
 def set_current(ctx: Context) -> None:
@@ -239,12 +252,12 @@ def manifest(ctx: Context) -> dict | None:
 def recommendations(ctx: Context) -> pl.DataFrame:
     """Current recommendations with their status (``resources.services.recommendations``; not cached:
     a decision must show at once)."""
-    return recommendations_with_status(ctx.lake)
+    return recommendations_with_status(ctx.lake, ctx.store)
 
 
 def pending_approvals(ctx: Context) -> pl.DataFrame:
     """Approval requests without a decision, oldest first (``resources.services.approvals``)."""
-    return pending_requests(ctx.lake)
+    return pending_requests(ctx.lake, ctx.store)
 
 
 def approval_item(ctx: Context, request: dict) -> data.ApprovalItem:

@@ -55,9 +55,11 @@ class Settings(BaseSettings):
         deployment (``EFFECTLAKE_DEPLOYMENT``): ``local`` (embedded default: everything on
             this disk, password sign-in) or ``prod`` (OIDC sign-in); stored trimmed and
             lower-cased.
-        admin_api_key (``EFFECTLAKE_ADMIN_KEY``): key for ``/v1/admin/*`` routes (header
-            ``X-Admin-Key``); in ``prod`` the API refuses the default or a key under 32
-            characters (``api.hardening``).
+        admin_api_key (``EFFECTLAKE_ADMIN_KEY``): the bootstrap admin's API key
+            (``elk_<12 hex>_<43 characters>``, e.g. from ``effectlake admin-key``), registered
+            in the store at API start as an admin user's key; sent as ``Authorization:
+            Bearer``. Unset: ``prod`` refuses to start, the embedded default makes a one-off
+            key and prints it (``api.hardening``).
         api_base_url (``EFFECTLAKE_API_URL``): public base URL of the API, for media and
             gallery links.
         dashboard_password_hash (``EFFECTLAKE_DASHBOARD_PASSWORD_HASH``): the embedded
@@ -107,7 +109,7 @@ class Settings(BaseSettings):
 
     # -- API and sign-in --------------------------------------------------------------------
     deployment: str = Field(default="local", alias="EFFECTLAKE_DEPLOYMENT")
-    admin_api_key: str = Field(default="dev-admin-key", alias="EFFECTLAKE_ADMIN_KEY")
+    admin_api_key: str | None = Field(default=None, alias="EFFECTLAKE_ADMIN_KEY")
     api_base_url: str = Field(default="http://127.0.0.1:8000", alias="EFFECTLAKE_API_URL")
     dashboard_password_hash: str | None = Field(default=None, alias="EFFECTLAKE_DASHBOARD_PASSWORD_HASH")
     admin_emails: str = Field(default="", alias="EFFECTLAKE_ADMIN_EMAILS")
@@ -135,7 +137,7 @@ class Settings(BaseSettings):
     def _deployment(cls, value: str) -> str:
         return value.strip().lower() or "local"
 
-    @field_validator("dashboard_password_hash")
+    @field_validator("dashboard_password_hash", "admin_api_key")
     @classmethod
     def _password_hash(cls, value: str | None) -> str | None:
         return (value or "").strip() or None

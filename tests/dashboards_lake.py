@@ -25,6 +25,7 @@ from pipelines.definitions import build_definitions
 from resources.lake import Lake
 from resources.schemas import RECOMMENDATIONS
 from resources.settings import Settings
+from tests.api_users import ADMIN_KEY, new_user
 from tests.clips import one_clip_suite
 from tests.harness import Driver
 from tests.server import serve
@@ -52,12 +53,17 @@ class World:
     def manifest_uri(self) -> str:
         return str(self.root / "manifest" / "routing_manifest.json")
 
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.root / 'store.db'}"
+
     def settings(self, **extra) -> Settings:
         return Settings(
             LAKE_URI=self.lake_uri,
             MEDIA_URI=self.media_uri,
             MANIFEST_URI=self.manifest_uri,
-            EFFECTLAKE_ADMIN_KEY="test-admin-key",
+            DATABASE_URL=self.database_url,
+            EFFECTLAKE_ADMIN_KEY=ADMIN_KEY,
             EFFECTLAKE_API_URL="http://testserver",
             EFFECTLAKE_MAX_UPLOAD_BYTES=20_000_000,
             EFFECTLAKE_MAX_DURATION_MS=30_000,
@@ -69,8 +75,9 @@ class World:
             "LAKE_URI": self.lake_uri,
             "MEDIA_URI": self.media_uri,
             "MANIFEST_URI": self.manifest_uri,
+            "DATABASE_URL": self.database_url,
             "EFFECTLAKE_DEPLOYMENT": "local",
-            "EFFECTLAKE_ADMIN_KEY": "test-admin-key",
+            "EFFECTLAKE_ADMIN_KEY": ADMIN_KEY,
             "EFFECTLAKE_DASHBOARD_PASSWORD_HASH": password_hash,
         }
 
@@ -81,7 +88,9 @@ class World:
 
 def _upload(client: httpx.Client, path: Path) -> str:
     with open(path, "rb") as fh:
-        r = client.post("/v1/uploads", files={"file": (path.name, fh, "video/mp4")}, data={"user_id": "user-1"})
+        r = client.post(
+            "/v1/uploads", headers=new_user(client)["headers"], files={"file": (path.name, fh, "video/mp4")}
+        )
     return r.raise_for_status().json()["video_id"]
 
 

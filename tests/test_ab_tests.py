@@ -8,21 +8,18 @@ from api.app import create_app
 from pipelines.definitions import build_definitions
 from resources.lake import Lake
 from resources.schemas import LEDGER_ENTRIES
+from tests.api_users import ADMIN, new_user, upload
 from tests.harness import Driver
 from tests.server import serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.video]
-
-ADMIN = {"X-Admin-Key": "test-admin-key"}
 
 
 def test_ab_test_runs_each_provider_once_and_charges_nobody(settings, instance, short_carphone):
     driver = Driver(build_definitions(settings), instance)
     lake = Lake(uri=settings.lake_uri)
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as c:
-        vid = c.post("/v1/uploads", files={"file": ("c.mp4", short_carphone.read_bytes(), "video/mp4")}).json()[
-            "video_id"
-        ]
+        vid = upload(c, new_user(c), short_carphone, "c.mp4").json()["video_id"]
         driver.step("upload_sensor")
         ledger_before = lake.read(LEDGER_ENTRIES).height
         bad = c.post(

@@ -11,10 +11,11 @@ import pytest
 
 from api.app import create_app
 from api.hardening import InsecureSettings, safe_media_key
-from resources.lake import Lake
 from resources.media import MediaStore
-from resources.schemas import UPLOAD_REJECTIONS, UPLOADS
 from resources.services.uploads import IncomingUpload, UploadRejected, receive_upload
+from resources.store import Store
+from resources.store.keys import new_key, prefix_of
+from tests.api_users import new_user, upload
 from tests.server import serve
 
 MP4_HEAD = b"\x00\x00\x00\x18ftypisom" + b"\x00" * 200  # sniffs as mp4; never decoded here
@@ -30,19 +31,30 @@ def client(settings):
 # -- production refuses a weak admin key ---------------------------------------------------
 
 
-@pytest.mark.parametrize("key", [None, "dev-admin-key", "", "short-but-not-default", "x" * 31])
-def test_prod_refuses_missing_default_or_short_admin_key(settings, key):
-    update = {"deployment": "prod"} | ({} if key is None else {"admin_api_key": key})
-    if key is None:  # not configured: the field keeps its default
-        update["admin_api_key"] = type(settings).model_fields["admin_api_key"].default
+@pytest.mark.parametrize("key", ["dev-admin-key", "short-but-not-default", "x" * 64, "elk_short_key"])
+def test_an_admin_key_that_is_not_a_store_key_is_refused_everywhere(settings, key, deployment):
     with pytest.raises(InsecureSettings, match="EFFECTLAKE_ADMIN_KEY"):
-        create_app(settings.model_copy(update=update))
+        create_app(settings.model_copy(update={"deployment": deployment, "admin_api_key": key}))
 
 
-def test_prod_starts_with_a_strong_key_and_local_keeps_the_default(settings):
-    create_app(settings.model_copy(update={"deployment": "prod", "admin_api_key": "k" * 32}))
-    default = type(settings).model_fields["admin_api_key"].default
-    create_app(settings.model_copy(update={"deployment": "local", "admin_api_key": default}))
+@pytest.fixture(params=["prod", "local"])
+def deployment(request):
+    return request.param
+
+
+def test_prod_refuses_to_start_without_an_admin(settings):
+    with pytest.raises(InsecureSettings, match="no admin"):
+        create_app(settings.model_copy(update={"deployment": "prod", "admin_api_key": None}))
+
+
+def test_prod_starts_with_a_store_key_and_local_makes_a_one_off_key(settings, capsys):
+    create_app(settings.model_copy(update={"deployment": "prod", "admin_api_key": new_key()[1]}))
+    app = create_app(settings.model_copy(update={"deployment": "local", "admin_api_key": None}))
+    printed = capsys.readouterr().err
+    key = printed.strip().rsplit(" ", 1)[-1]
+    assert "one-off admin key" in printed and prefix_of(key)
+    # The printed key is an admin key of the store.
+    assert app.state.clients.store.authenticate(key)["role"] == "admin"
 
 
 def test_prod_refusal_reads_the_environment(monkeypatch, tmp_path):
@@ -51,6 +63,7 @@ def test_prod_refusal_reads_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("LAKE_URI", str(tmp_path / "lake"))
     monkeypatch.setenv("MEDIA_URI", str(tmp_path / "media"))
     monkeypatch.setenv("MANIFEST_URI", str(tmp_path / "manifest.json"))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'store.db'}")
     with pytest.raises(InsecureSettings, match="EFFECTLAKE_ADMIN_KEY"):
         create_app()
 
@@ -62,11 +75,12 @@ def test_every_response_says_nosniff(client, settings):
     media_root = Path(settings.media_uri)
     (media_root / "proxy").mkdir(parents=True)
     (media_root / "proxy" / "ok.mp4").write_bytes(MP4_HEAD)
-    for path, status in [("/healthz", 200), ("/v1/videos/nope", 404), ("/v1/media/proxy/ok.mp4", 200)]:
-        r = client.get(path)
+    user = new_user(client)
+    for path, status in [("/healthz", 200), ("/v1/videos/nope", 404), ("/v1/media/proxy/ok.mp4", 200), ("/v1/me", 401)]:
+        r = client.get(path, headers=user["headers"] if path.startswith("/v1/videos") else None)
         assert r.status_code == status, path
         assert r.headers["x-content-type-options"] == "nosniff", path
-    refused = client.post("/v1/uploads", files={"file": ("a.mp4", b"plain text", "video/mp4")})
+    refused = upload(client, user, b"plain text", "a.mp4")
     assert refused.status_code == 415 and refused.headers["x-content-type-options"] == "nosniff"
 
 
@@ -112,13 +126,12 @@ def test_safe_media_key():
 # -- sanitized filenames -------------------------------------------------------------------
 
 
-def _receive(settings, data: bytes, filename: str | None, content_type: str = "video/mp4"):
+def _receive(settings, user: dict, data: bytes, filename: str | None, content_type: str = "video/mp4"):
     return receive_upload(
-        Lake(uri=settings.lake_uri),
+        Store(settings.database_url),
         MediaStore(uri=settings.media_uri),
-        IncomingUpload(_Stream(data), filename, content_type, "u1"),
+        IncomingUpload(_Stream(data), filename, content_type, user["user_id"], user["workspace_id"]),
         max_upload_bytes=settings.max_upload_bytes,
-        welcome_credit_tokens=settings.welcome_credit_tokens,
     )
 
 
@@ -131,20 +144,21 @@ class _Stream:
         return out
 
 
-def test_filenames_are_stored_sanitized_in_uploads_and_rejections(settings):
-    _receive(settings, MP4_HEAD, HOSTILE_NAME)
+def test_filenames_are_stored_sanitized_in_uploads_and_rejections(settings, client):
+    user = new_user(client)
+    _receive(settings, user, MP4_HEAD, HOSTILE_NAME)
     with pytest.raises(UploadRejected):
-        _receive(settings, b"plain text", HOSTILE_NAME)
+        _receive(settings, user, b"plain text", HOSTILE_NAME)
     with pytest.raises(UploadRejected):
-        _receive(settings, b"plain text", None)
-    lake = Lake(uri=settings.lake_uri)
-    assert lake.read(UPLOADS)["filename"].to_list() == ["passwd.mp4"]
-    assert sorted(lake.read(UPLOAD_REJECTIONS)["filename"].to_list(), key=str) == [None, "passwd.mp4"]
+        _receive(settings, user, b"plain text", None)
+    store = Store(settings.database_url)
+    assert [u["filename"] for u in store.uploads(user["user_id"])] == ["passwd.mp4"]
+    rejected = store.changes_since("upload_rejections", 0)[0]
+    assert sorted(r["filename"] for r in rejected) == ["passwd.mp4", "upload"]  # no name → a label
 
 
 def test_filenames_through_http_keep_no_path(client, settings):
-    r = client.post(
-        "/v1/uploads", files={"file": ("..\\..\\etc/evil.mp4", MP4_HEAD, "video/mp4")}, data={"user_id": "u1"}
-    )
+    user = new_user(client)
+    r = upload(client, user, MP4_HEAD, "..\\..\\etc/evil.mp4")
     assert r.status_code == 202, r.text
-    assert Lake(uri=settings.lake_uri).read(UPLOADS)["filename"].to_list() == ["evil.mp4"]
+    assert [u["filename"] for u in Store(settings.database_url).uploads(user["user_id"])] == ["evil.mp4"]

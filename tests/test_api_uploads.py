@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from api.app import create_app
-from resources.lake import Lake
-from resources.schemas import UPLOAD_REJECTIONS, UPLOADS
 from resources.services.sniff import sniff
+from resources.store import Store
+from tests.api_users import new_user, upload
 from tests.server import serve
 
 pytestmark = pytest.mark.video
@@ -22,11 +22,16 @@ def client(settings):
         yield c
 
 
-def _post(client, name: str, data: bytes, content_type: str = "video/mp4"):
-    return client.post("/v1/uploads", files={"file": (name, data, content_type)}, data={"user_id": "u1"})
+@pytest.fixture
+def user(client):
+    return new_user(client)
 
 
-def test_bad_uploads_get_readable_4xx_and_are_recorded(client, settings, tmp_path, short_bikes):
+def _post(client, user, name: str, data: bytes, content_type: str = "video/mp4"):
+    return upload(client, user, data, name, content_type)
+
+
+def test_bad_uploads_get_readable_4xx_and_are_recorded(client, user, settings, tmp_path, short_bikes):
     png = tmp_path / "still.png"
     cv2.imwrite(str(png), np.full((64, 64, 3), 128, np.uint8))
     cases = [
@@ -50,28 +55,29 @@ def test_bad_uploads_get_readable_4xx_and_are_recorded(client, settings, tmp_pat
         ),
     ]
     for name, data, ctype, status, code, phrase in cases:
-        r = _post(client, name, data, ctype)
+        r = _post(client, user, name, data, ctype)
         assert r.status_code == status, name
         assert r.json()["error"] == code and phrase in r.json()["detail"], r.json()
     # A good upload in between is unaffected.
-    ok = _post(client, "bikes.mp4", short_bikes.read_bytes())
+    ok = _post(client, user, "bikes.mp4", short_bikes.read_bytes())
     assert ok.status_code == 202
-    lake = Lake(uri=settings.lake_uri)
-    rejections = lake.read(UPLOAD_REJECTIONS)
-    assert sorted(rejections["code"].to_list()) == sorted(c[4] for c in cases)
-    assert lake.read(UPLOADS)["video_id"].to_list() == [ok.json()["video_id"]]
+    store = Store(settings.database_url)
+    rejections = store.changes_since("upload_rejections", 0)[0]
+    assert sorted(r["code"] for r in rejections) == sorted(c[4] for c in cases)
+    assert {r["user_id"] for r in rejections} == {user["user_id"]}
+    assert [u["video_id"] for u in store.uploads(user["user_id"])] == [ok.json()["video_id"]]
 
 
 def test_over_the_size_limit_is_413(settings, short_bikes):
     small = settings.model_copy(update={"max_upload_bytes": 10_000})
     with serve(create_app(small)) as base, httpx.Client(base_url=base) as c:
-        r = _post(c, "bikes.mp4", short_bikes.read_bytes())
+        r = _post(c, new_user(c), "bikes.mp4", short_bikes.read_bytes())
     assert r.status_code == 413 and "limit" in r.json()["detail"]
-    assert Lake(uri=settings.lake_uri).read(UPLOADS).is_empty()
+    assert Store(settings.database_url).changes_since("uploads", 0)[0] == []
 
 
-def test_unknown_video_and_media_are_404(client):
-    assert client.get("/v1/videos/nope").status_code == 404
+def test_unknown_video_and_media_are_404(client, user):
+    assert client.get("/v1/videos/nope", headers=user["headers"]).status_code == 404
     assert client.get("/v1/media/raw/anything.mp4").status_code == 404  # raw uploads are private
     assert client.get("/v1/effects/nope").status_code == 404
 

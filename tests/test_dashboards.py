@@ -20,6 +20,7 @@ from resources.manifest_store import ManifestStore
 from resources.schemas import APPROVAL_DECISIONS, EXECUTION_COSTS, RECOMMENDATION_DECISIONS
 from resources.services.recommendations import recommendations_with_status
 from tests import dashboards_lake
+from tests.api_users import ADMIN_KEY
 from tests.dashboards_lake import PASSWORD, World
 
 pytestmark = [pytest.mark.slow, pytest.mark.video]
@@ -116,7 +117,7 @@ def test_nothing_shows_before_sign_in_and_a_wrong_password_is_refused(monkeypatc
 
 
 def test_api_admin_key_is_not_accepted_as_the_browser_password(monkeypatch, world):
-    _use(monkeypatch, world, auth.hash_password("test-admin-key"))
+    _use(monkeypatch, world, auth.hash_password(ADMIN_KEY))
     at = _app().run()
     assert "refuses to start" in at.error[0].value and "API admin key" in at.error[0].value
     assert not at.text_input

@@ -20,6 +20,7 @@ from resources.schemas import (
     PROVIDER_REGISTRY,
     ROUTING_MANIFESTS,
 )
+from tests.api_users import ADMIN, new_user_at
 from tests.harness import Driver
 from tests.server import serve
 
@@ -27,7 +28,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.video]
 
 
 def _upload(base, path):
-    r = httpx.post(f"{base}/v1/uploads", files={"file": (path.name, path.read_bytes(), "video/mp4")})
+    user = new_user_at(base)
+    r = httpx.post(
+        f"{base}/v1/uploads", headers=user["headers"], files={"file": (path.name, path.read_bytes(), "video/mp4")}
+    )
     return r.json()["video_id"]
 
 
@@ -89,7 +93,7 @@ def test_emergency_override_is_published_at_once_and_m5_obeys(settings, instance
     defs = build_definitions(settings)
     driver = Driver(defs, instance)
     lake = Lake(uri=settings.lake_uri)
-    admin = {"X-Admin-Key": "test-admin-key"}
+    admin = ADMIN
     with serve(create_app(settings)) as base, httpx.Client(base_url=base) as c:
         r = c.post(
             "/v1/admin/routing/override",
@@ -128,7 +132,7 @@ def test_incremental_costs_match_a_full_refresh_including_a_late_refund(
     driver = Driver(defs, instance)
     lake = Lake(uri=settings.lake_uri)
     economics = defs.resolve_job_def("economics_job")
-    admin = {"X-Admin-Key": "test-admin-key"}
+    admin = ADMIN
     with serve(create_app(settings)) as base, httpx.Client(base_url=base) as c:
         first = _upload(base, short_bikes)
         driver.step("upload_sensor")
@@ -137,7 +141,7 @@ def test_incremental_costs_match_a_full_refresh_including_a_late_refund(
         second = _upload(base, short_carphone)
         driver.step("upload_sensor")
         # A late correction: the admin rejects the first video's effect → its tokens are refunded.
-        approval = c.get(f"/v1/videos/{first}").json()["approval"]["approval_id"]
+        approval = c.get(f"/v1/videos/{first}", headers=ADMIN).json()["approval"]["approval_id"]
         c.post(f"/v1/admin/approvals/{approval}", headers=admin, json={"decision": "reject"}).raise_for_status()
         driver.step("approval_sensor")
     result = economics.execute_in_process(instance=instance)

@@ -12,19 +12,16 @@ from api.app import create_app
 from pipelines.definitions import build_definitions
 from resources.lake import Lake
 from resources.schemas import LEDGER_ENTRIES, PIPELINE_EVENTS, PROVIDER_OUTPUTS, TEST_BATCH
+from tests.api_users import ADMIN, new_user
 from tests.harness import Driver
 from tests.server import serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.video]
 
-ADMIN = {"X-Admin-Key": "test-admin-key"}
-
 
 def _upload(client: httpx.Client, path, name: str | None = None) -> httpx.Response:
     with open(path, "rb") as fh:
-        return client.post(
-            "/v1/uploads", files={"file": (name or path.name, fh, "video/mp4")}, data={"user_id": "user-1"}
-        )
+        return client.post("/v1/uploads", files={"file": (name or path.name, fh, "video/mp4")})
 
 
 def _event_types(lake: Lake, video_id: str) -> list[str]:
@@ -36,6 +33,7 @@ def _event_types(lake: Lake, video_id: str) -> list[str]:
 def world(settings, instance):
     defs = build_definitions(settings)
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        client.headers.update(new_user(client)["headers"])  # the client calls as one user
         yield Driver(defs, instance), client, Lake(uri=settings.lake_uri)
 
 
@@ -75,7 +73,7 @@ def test_upload_to_published_through_sensors(world, short_bikes, tmp_path):
     assert [p["approval_id"] for p in pending] == [approval_id]
     assert len(pending[0]["comparison"]["outputs"]) == len(status["outputs"])
 
-    assert client.post(f"/v1/admin/approvals/{approval_id}", json={"decision": "approve"}).status_code == 401
+    assert client.post(f"/v1/admin/approvals/{approval_id}", json={"decision": "approve"}).status_code == 403
     decided = client.post(
         f"/v1/admin/approvals/{approval_id}", headers=ADMIN, json={"decision": "approve", "admin": "alice"}
     )
@@ -149,26 +147,11 @@ def test_a_stage_is_reported_only_once_its_output_is_readable(settings):
     exists, the API must not announce a request nobody can approve."""
     from api.status import video_status
     from resources.events import event, record_pipeline_events
-    from resources.schemas import UPLOADS
 
     lake = Lake(uri=settings.lake_uri)
-    lake.append(
-        UPLOADS,
-        pl.DataFrame(
-            [
-                {
-                    "video_id": "v1",
-                    "user_id": "u",
-                    "filename": "f.mp4",
-                    "media_key": "raw/x.mp4",
-                    "bytes": 1,
-                    "source": "api",
-                }
-            ]
-        ),
-    )
     record_pipeline_events(
         lake, [event("BestResultSelected", "v1", "M5", {}), event("ApprovalRequested", "v1", "M9", {})]
     )
-    status = video_status(lake, "v1", lambda key: key)
+    upload = {"video_id": "v1", "user_id": "u", "filename": "f.mp4", "media_key": "raw/x.mp4", "bytes": 1}
+    status = video_status(lake, upload, lambda approval_id: None, [], lambda key: key)
     assert (status["stage"], status["approval"]) == ("selected", None)

@@ -67,15 +67,20 @@ def test_api_builds_and_serves_without_dagster(tmp_path):
         from api.app import create_app
         from resources.settings import Settings
 
+        from tests.api_users import ADMIN_KEY, new_user
+
         root = {str(tmp_path)!r}
         app = create_app(Settings(LAKE_URI=root + "/lake", MEDIA_URI=root + "/media",
-                                  MANIFEST_URI=root + "/manifest.json"))
+                                  MANIFEST_URI=root + "/manifest.json", DATABASE_URL="sqlite:///" + root + "/s.db",
+                                  EFFECTLAKE_ADMIN_KEY=ADMIN_KEY))
         app.openapi()
         client = TestClient(app)
+        user = new_user(client)
         statuses = [client.get("/healthz").status_code,
-                    client.get("/v1/users/u1/balance").status_code,
-                    # a refused upload: the intake service reads and writes the lake
-                    client.post("/v1/uploads", files={{"file": ("a.mp4", b"plain text", "video/mp4")}}).status_code]
+                    client.get(f"/v1/users/{{user['user_id']}}/balance", headers=user["headers"]).status_code,
+                    # a refused upload: the intake service reads and writes the store
+                    client.post("/v1/uploads", headers=user["headers"],
+                                files={{"file": ("a.mp4", b"plain text", "video/mp4")}}).status_code]
         print(json.dumps({{"statuses": statuses, "loaded": loaded()}}))
     """)
     assert out["statuses"] == [200, 200, 415]

@@ -42,11 +42,10 @@ from resources.schemas import (
     TableSpec,
 )
 from resources.settings import DATA_DIR, Settings
+from tests.api_users import ADMIN, ADMIN_KEY, new_user
 from tests.clips import one_clip_suite
 from tests.harness import Driver
 from tests.server import serve
-
-ADMIN = {"X-Admin-Key": "test-admin-key"}
 
 # One cheap provider per effect type, plus a second slow-motion one for the A/B test.
 PROVIDERS = {"ffmpeg-colortemp", "ffmpeg-slowmo-dup", "ffmpeg-slowmo-blend", "ffmpeg-posterize"}
@@ -250,7 +249,8 @@ def recorded(short_carphone, tmp_path_factory):
         LAKE_URI=str(tmp_path / "lake"),
         MEDIA_URI=str(tmp_path / "media"),
         MANIFEST_URI=str(tmp_path / "manifest" / "routing_manifest.json"),
-        EFFECTLAKE_ADMIN_KEY="test-admin-key",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'store.db'}",
+        EFFECTLAKE_ADMIN_KEY=ADMIN_KEY,
         EFFECTLAKE_API_URL="http://testserver",
         EFFECTLAKE_PROVIDERS=_small_registry(tmp_path),
         EFFECTLAKE_REFERENCE_SUITE=str(suite),
@@ -281,6 +281,7 @@ def recorded(short_carphone, tmp_path_factory):
 def _run_everything(defs, instance, settings, clip, truncated) -> None:
     driver = RecordingDriver(defs, instance)
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        client.headers.update(new_user(client)["headers"])  # the client calls as one user
         ids = []
         for path in (clip, truncated):
             with open(path, "rb") as fh:

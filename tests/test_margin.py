@@ -28,7 +28,7 @@ def test_expression_matches_the_scalar_row_by_row_and_over_sums():
     assert total == pytest.approx(margin(sum(c for c, _, _ in CASES), sum(c for _, c, _ in CASES)))
 
 
-# Subnormal costs (below 2.2e-308 USD) lose the precision the ratio needs; no real cost is one.
+# Subnormal costs (below 2.2e-308) lose the precision the ratio needs; no real cost is one.
 @given(st.floats(0, 1e6, allow_nan=False, allow_subnormal=False), st.floats(-5, 0.99))
 def test_price_for_margin_earns_its_target(cost, target):
     price = price_for_margin(cost, target)

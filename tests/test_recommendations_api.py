@@ -9,10 +9,10 @@ import pytest
 from api.app import create_app
 from economics.recommendations import recommend
 from resources.lake import Lake
-from resources.schemas import RECOMMENDATION_DECISIONS, RECOMMENDATIONS
+from resources.schemas import RECOMMENDATIONS
+from resources.store import Store
+from tests.api_users import ADMIN
 from tests.server import serve
-
-ADMIN = {"X-Admin-Key": "test-admin-key"}
 
 
 def _costs_where_margin_is_thin() -> pl.DataFrame:
@@ -54,7 +54,7 @@ def seeded(settings):
 
 
 def test_recommendation_decisions(settings, seeded):
-    lake, recs = seeded
+    _lake, recs = seeded
     rec_id = recs.filter(pl.col("type") == "PRICE_ADJUSTMENT")["recommendation_id"][0]
     with serve(create_app(settings)) as base, httpx.Client(base_url=base) as c:
         assert c.get("/v1/admin/recommendations").status_code == 401
@@ -68,5 +68,5 @@ def test_recommendation_decisions(settings, seeded):
         assert c.post("/v1/admin/recommendations/nope", headers=ADMIN, json={"decision": "reject"}).status_code == 404
         approved = c.get("/v1/admin/recommendations", headers=ADMIN, params={"status": "approve"}).json()
         assert [r["recommendation_id"] for r in approved] == [rec_id]
-    decisions = lake.read(RECOMMENDATION_DECISIONS)
-    assert decisions.select("recommendation_id", "decision", "admin").rows() == [(rec_id, "approve", "bob")]
+    decisions = Store(settings.database_url).decisions("recommendation")
+    assert [(d["subject_id"], d["decision"], d["admin"]) for d in decisions] == [(rec_id, "approve", "bob")]

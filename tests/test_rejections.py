@@ -11,6 +11,7 @@ from api.app import create_app
 from pipelines.definitions import build_definitions
 from resources.lake import Lake
 from resources.schemas import INGESTED_VIDEO, NOTIFICATIONS, PIPELINE_EVENTS
+from tests.api_users import ADMIN, new_user, upload
 from tests.clips import declared_width_mkv, lavfi_clip
 from tests.harness import Driver
 from tests.server import serve
@@ -40,7 +41,7 @@ def test_undecodable_inputs_are_rejected_and_the_rest_carries_on(
     driver = Driver(build_definitions(settings), instance)
     lake = Lake(uri=settings.lake_uri)
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
-        ids = {}
+        ids, users = {}, {}
         for name, path in [
             ("good", short_bikes),
             ("still", one_frame_mp4),
@@ -48,11 +49,8 @@ def test_undecodable_inputs_are_rejected_and_the_rest_carries_on(
             ("truncated", truncated),
             ("huge", huge),
         ]:
-            r = client.post(
-                "/v1/uploads",
-                files={"file": (path.name, path.read_bytes(), "video/mp4")},
-                data={"user_id": f"user-{name}"},
-            )
+            users[name] = new_user(client, name=name)
+            r = upload(client, users[name], path)
             assert r.status_code == 202, r.text
             ids[name] = r.json()["video_id"]
         runs = driver.step("upload_sensor")
@@ -70,14 +68,14 @@ def test_undecodable_inputs_are_rejected_and_the_rest_carries_on(
             v = videos[ids[name]]
             assert (v["status"], v["reject_code"]) == ("rejected", code), v
             assert phrase in v["reject_reason"]
-            notes = lake.read(NOTIFICATIONS, pl.col("user_id") == f"user-{name}")
+            notes = lake.read(NOTIFICATIONS, pl.col("user_id") == users[name]["user_id"])
             assert notes["kind"].to_list() == ["video_rejected"]
             assert notes["body"].to_list() == [v["reject_reason"]]
             events = lake.read(PIPELINE_EVENTS, pl.col("correlation_id") == ids[name])
             assert sorted(events["event_type"].to_list()) == ["UserNotified", "VideoRejected"]
-            assert client.get(f"/v1/videos/{ids[name]}").json()["stage"] == "rejected"
+            assert client.get(f"/v1/videos/{ids[name]}", headers=ADMIN).json()["stage"] == "rejected"
 
         # The good video goes on to evaluation; nothing was requested for the rejected ones.
         evaluation = driver.step("completion_sensor")
         assert [(r.success, r.dagster_run.tags["dagster/partition"]) for r in evaluation] == [(True, ids["good"])]
-        assert client.get(f"/v1/videos/{ids['good']}").json()["stage"] == "awaiting_approval"
+        assert client.get(f"/v1/videos/{ids['good']}", headers=ADMIN).json()["stage"] == "awaiting_approval"

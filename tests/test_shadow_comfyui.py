@@ -14,6 +14,7 @@ from pipelines.definitions import build_definitions
 from resources.lake import Lake
 from resources.schemas import BEST_RESULT, LEDGER_ENTRIES, PROVIDER_OUTPUTS, QUALITY_SCORES
 from resources.settings import DATA_DIR
+from tests.api_users import new_user_at
 from tests.fakes.comfyui_server import FakeComfyUI
 from tests.harness import Driver
 from tests.server import serve
@@ -40,7 +41,12 @@ def test_shadow_comfyui_copy_is_costed_never_charged_never_chosen(settings, inst
         )
         driver = Driver(build_definitions(settings), instance)
         with serve(create_app(settings)) as base:
-            r = httpx.post(f"{base}/v1/uploads", files={"file": ("bikes.mp4", short_bikes.read_bytes(), "video/mp4")})
+            headers = new_user_at(base)["headers"]
+            r = httpx.post(
+                f"{base}/v1/uploads",
+                headers=headers,
+                files={"file": ("bikes.mp4", short_bikes.read_bytes(), "video/mp4")},
+            )
             vid = r.json()["video_id"]
             assert all(run.success for run in driver.step("upload_sensor"))
             assert all(run.success for run in driver.step("completion_sensor"))

@@ -1,6 +1,7 @@
-"""``/v1/admin/*``: approvals, recommendations, top-ups, the emergency routing override and
-A/B tests. Every route needs the admin key (header ``X-Admin-Key``); the work is done by
-``resources/services``."""
+"""``/v1/admin/*``: workspaces and users, top-ups, approvals, recommendations, the emergency
+routing override and A/B tests. Every route needs an admin's API key (``Authorization:
+Bearer``; a user's key is a 403); every POST takes an ``Idempotency-Key``. The work is done
+by the store and ``resources/services``."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import json
 
 import polars as pl
 from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import Response
 
-from api.deps import LakeDep, ManifestStoreDep, ProvidersDep, require_admin
+from api.deps import AdminDep, LakeDep, ManifestStoreDep, ProvidersDep, SettingsDep, StoreDep, admin_caller
+from api.idempotency import IdempotencyKey, respond
 from api.models import (
     ABTest,
     ABTestCreated,
@@ -19,21 +22,28 @@ from api.models import (
     Balance,
     Decision,
     ErrorDetail,
+    NewUser,
+    NewWorkspace,
     Override,
     Recommendation,
     RecommendationDecided,
     RoutingOverride,
     TopUp,
+    UserCreated,
     ValidationErrors,
+    Workspace,
 )
 from resources.services.ab_tests import ABTestInvalid, ab_test, request_ab_test
-from resources.services.accounts import top_up
 from resources.services.approvals import decide, pending_requests
 from resources.services.recommendations import decide_recommendation, recommendations_with_status
 from resources.services.routing_admin import NoManifest, emergency_override
+from resources.store.idempotency import request_hash
 
 router = APIRouter(
-    prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)], responses={401: {"model": ErrorDetail}}
+    prefix="/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(admin_caller)],
+    responses={401: {"model": ErrorDetail}, 403: {"model": ErrorDetail}},
 )
 
 NOT_FOUND = {404: {"model": ErrorDetail}}
@@ -41,38 +51,105 @@ NOT_FOUND = {404: {"model": ErrorDetail}}
 REFUSED = {
     422: {"model": ErrorDetail | ValidationErrors, "description": "a malformed body, or a request the service refused"}
 }
-DECISION_ERRORS = {404: {"model": ErrorDetail}, 409: {"model": ErrorDetail}}
+DECISION_ERRORS = {404: {"model": ErrorDetail}, 409: {"model": ErrorDetail}, **REFUSED}
+REPLAY = {
+    409: {"model": ErrorDetail, "description": "a conflict, or the first request with this Idempotency-Key still runs"}
+}
 
 
-@router.post("/users/{user_id}/credits", status_code=201, responses=REFUSED)
-def credit_user(user_id: str, body: TopUp, lake: LakeDep) -> Balance:
+def _hash(body, *path: str) -> str:
+    return request_hash({"body": body.model_dump(mode="json"), "path": list(path)})
+
+
+@router.post("/workspaces", status_code=201, response_model=Workspace, responses=REFUSED | REPLAY)
+def create_workspace(
+    body: NewWorkspace, caller: AdminDep, store: StoreDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """A new workspace (tenant) with its GPU quota."""
+
+    def work():
+        return 201, Workspace.model_validate(store.create_workspace(body.name, body.max_concurrent_gpu_jobs))
+
+    return respond(store, caller, "POST /v1/admin/workspaces", idempotency_key, _hash(body), work)
+
+
+@router.post("/users", status_code=201, response_model=UserCreated, responses=NOT_FOUND | REFUSED | REPLAY)
+def create_user(
+    body: NewUser, caller: AdminDep, store: StoreDep, settings: SettingsDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """A new user of a workspace with its API key, shown in this response only; the welcome
+    credit (``EFFECTLAKE_WELCOME_CREDIT``) is granted now, once. An Idempotency-Key replays
+    the same key, so a retried request does not make a second user."""
+
+    def work():
+        user, key = store.create_user(body.workspace_id, body.role, body.name, settings.welcome_credit_tokens)
+        return 201, UserCreated.model_validate({**user, "api_key": key, "balance": store.balance(user["user_id"])})
+
+    return respond(store, caller, "POST /v1/admin/users", idempotency_key, _hash(body), work)
+
+
+@router.post("/users/{user_id}/credits", status_code=201, response_model=Balance, responses=NOT_FOUND | REFUSED)
+def credit_user(
+    user_id: str, body: TopUp, caller: AdminDep, store: StoreDep, idempotency_key: IdempotencyKey = None
+) -> Response:
     """Top up a user's tokens (once per ``topup_id``); a paused user can upload again."""
-    try:
-        return Balance.model_validate(top_up(lake, user_id, body.tokens, body.topup_id, body.reason))
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+
+    def work():
+        store.credit(user_id, body.tokens, body.topup_id, body.reason)
+        return 201, Balance.model_validate(store.balance(user_id))
+
+    route = "POST /v1/admin/users/{user_id}/credits"
+    return respond(store, caller, route, idempotency_key, _hash(body, user_id), work)
 
 
-@router.post("/routing/override", status_code=201, responses={409: {"model": ErrorDetail}, **REFUSED})
-def override_routing(body: Override, lake: LakeDep, manifest_store: ManifestStoreDep) -> RoutingOverride:
+@router.post(
+    "/routing/override",
+    status_code=201,
+    response_model=RoutingOverride,
+    responses={409: {"model": ErrorDetail}, **REFUSED},
+)
+def override_routing(
+    body: Override,
+    caller: AdminDep,
+    lake: LakeDep,
+    store: StoreDep,
+    manifest_store: ManifestStoreDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Emergency override: route every job of an effect type to one provider, now."""
-    try:
-        m = emergency_override(lake, manifest_store, body.effect_type, body.provider_id, body.reason)
-    except NoManifest as exc:
-        raise HTTPException(409, str(exc)) from None
-    except (KeyError, ValueError) as exc:
-        raise HTTPException(422, str(exc).strip("'\"")) from None
-    return RoutingOverride(version=m["version"], base_version=m["base_version"], overrides=m["overrides"])
+
+    def work():
+        try:
+            m = emergency_override(lake, manifest_store, body.effect_type, body.provider_id, body.reason)
+        except NoManifest as exc:
+            raise HTTPException(409, str(exc)) from None
+        except (KeyError, ValueError) as exc:
+            raise HTTPException(422, str(exc).strip("'\"")) from None
+        return 201, RoutingOverride(version=m["version"], base_version=m["base_version"], overrides=m["overrides"])
+
+    return respond(store, caller, "POST /v1/admin/routing/override", idempotency_key, _hash(body), work)
 
 
-@router.post("/ab-tests", status_code=202, responses=REFUSED)
-def create_ab_test(body: ABTestRequest, lake: LakeDep, providers: ProvidersDep) -> ABTestCreated:
+@router.post("/ab-tests", status_code=202, response_model=ABTestCreated, responses=REFUSED | REPLAY)
+def create_ab_test(
+    body: ABTestRequest,
+    caller: AdminDep,
+    lake: LakeDep,
+    store: StoreDep,
+    providers: ProvidersDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Run one uploaded video on several providers side by side (the A/B sensor starts it)."""
-    try:
-        row = request_ab_test(lake, providers, body.video_id, body.effect_type, body.providers, body.admin)
-    except ABTestInvalid as exc:
-        raise HTTPException(422, str(exc)) from None
-    return ABTestCreated(experiment_id=row["experiment_id"], status_url=f"/v1/admin/ab-tests/{row['experiment_id']}")
+
+    def work():
+        try:
+            row = request_ab_test(lake, providers, body.video_id, body.effect_type, body.providers, body.admin)
+        except ABTestInvalid as exc:
+            raise HTTPException(422, str(exc)) from None
+        experiment = row["experiment_id"]
+        return 202, ABTestCreated(experiment_id=experiment, status_url=f"/v1/admin/ab-tests/{experiment}")
+
+    return respond(store, caller, "POST /v1/admin/ab-tests", idempotency_key, _hash(body), work)
 
 
 @router.get("/ab-tests/{experiment_id}", responses=NOT_FOUND)
@@ -85,33 +162,62 @@ def get_ab_test(experiment_id: str, lake: LakeDep) -> ABTest:
 
 
 @router.get("/approvals")
-def list_approvals(lake: LakeDep) -> list[ApprovalRequest]:
+def list_approvals(lake: LakeDep, store: StoreDep) -> list[ApprovalRequest]:
     """Pending approval requests with their side-by-side comparison."""
     return [
         ApprovalRequest.model_validate({**r, "comparison": json.loads(r["comparison"])})
-        for r in pending_requests(lake).iter_rows(named=True)
+        for r in pending_requests(lake, store).iter_rows(named=True)
     ]
 
 
-@router.post("/approvals/{approval_id}", status_code=202, responses=DECISION_ERRORS)
-def decide_approval(approval_id: str, body: Decision, lake: LakeDep) -> ApprovalDecided:
+@router.post("/approvals/{approval_id}", status_code=202, response_model=ApprovalDecided, responses=DECISION_ERRORS)
+def decide_approval(
+    approval_id: str,
+    body: Decision,
+    caller: AdminDep,
+    lake: LakeDep,
+    store: StoreDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Approve (publish) or reject (refund and notify) a pending effect."""
-    row = decide(lake, approval_id, body.decision, body.admin, body.reason)
-    return ApprovalDecided(approval_id=approval_id, video_id=row["video_id"], decision=row["decision"])
+
+    def work():
+        row = decide(lake, store, approval_id, body.decision, body.admin, body.reason)
+        return 202, ApprovalDecided(approval_id=approval_id, video_id=row["video_id"], decision=row["decision"])
+
+    route = "POST /v1/admin/approvals/{approval_id}"
+    return respond(store, caller, route, idempotency_key, _hash(body, approval_id), work)
 
 
 @router.get("/recommendations")
-def list_recommendations(lake: LakeDep, status: str | None = None) -> list[Recommendation]:
+def list_recommendations(lake: LakeDep, store: StoreDep, status: str | None = None) -> list[Recommendation]:
     """Economic recommendations of the latest cycle with their decision status (``status``:
     only pending, approve or reject)."""
-    recs = recommendations_with_status(lake)
+    recs = recommendations_with_status(lake, store)
     if status:
         recs = recs.filter(pl.col("status") == status)
     return [Recommendation.model_validate({**r, "action": json.loads(r["action"])}) for r in recs.iter_rows(named=True)]
 
 
-@router.post("/recommendations/{recommendation_id}", status_code=202, responses=DECISION_ERRORS)
-def decide_on_recommendation(recommendation_id: str, body: Decision, lake: LakeDep) -> RecommendationDecided:
+@router.post(
+    "/recommendations/{recommendation_id}",
+    status_code=202,
+    response_model=RecommendationDecided,
+    responses=DECISION_ERRORS,
+)
+def decide_on_recommendation(
+    recommendation_id: str,
+    body: Decision,
+    caller: AdminDep,
+    lake: LakeDep,
+    store: StoreDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Approve or reject a recommendation; the decision is recorded once."""
-    row = decide_recommendation(lake, recommendation_id, body.decision, body.admin, body.reason)
-    return RecommendationDecided(recommendation_id=recommendation_id, decision=row["decision"])
+
+    def work():
+        row = decide_recommendation(lake, store, recommendation_id, body.decision, body.admin, body.reason)
+        return 202, RecommendationDecided(recommendation_id=recommendation_id, decision=row["decision"])
+
+    route = "POST /v1/admin/recommendations/{recommendation_id}"
+    return respond(store, caller, route, idempotency_key, _hash(body, recommendation_id), work)

@@ -1,41 +1,63 @@
-"""``POST /v1/uploads``: upload intake (``resources.services.uploads`` does the work)."""
+"""``POST /v1/uploads``: upload intake for the calling user (``resources.services.uploads``
+does the work)."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, UploadFile
+from fastapi.responses import Response
 
-from api.deps import LakeDep, MediaDep, SettingsDep
-from api.models import UploadAccepted, UploadError
-from resources.services.uploads import IncomingUpload, receive_upload
+from api.deps import CallerDep, MediaDep, SettingsDep, StoreDep
+from api.idempotency import IdempotencyKey, respond
+from api.models import ErrorDetail, UploadAccepted, UploadError
+from resources.services.uploads import CHUNK, IncomingUpload, receive_upload
+from resources.store.idempotency import request_hash
 
 router = APIRouter(tags=["uploads"])
 
 # A refused upload answers with its own status (see resources.services.uploads).
-REFUSED = {status: {"model": UploadError} for status in (400, 402, 413, 415)}
+REFUSED = {status: {"model": UploadError} for status in (400, 402, 413, 415)} | {401: {"model": ErrorDetail}}
+ROUTE = "POST /v1/uploads"
 
 
-@router.post("/v1/uploads", status_code=202, responses=REFUSED)
+def _fingerprint(file: UploadFile, *fields: str | None) -> str:
+    """Hash of the request for ``Idempotency-Key``: the file's bytes and the form fields
+    (the file is rewound for the upload itself)."""
+    digest = hashlib.sha256()
+    while chunk := file.file.read(CHUNK):
+        digest.update(chunk)
+    file.file.seek(0)
+    return request_hash({"file": digest.hexdigest(), "fields": list(fields)})
+
+
+@router.post("/v1/uploads", status_code=202, response_model=UploadAccepted, responses=REFUSED)
 def upload(
-    lake: LakeDep,
+    caller: CallerDep,
+    store: StoreDep,
     media: MediaDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="the example video")],
-    user_id: Annotated[str, Form()] = "anonymous",
-) -> UploadAccepted:
-    """Accept a video: 202 with ``video_id`` (sha256 of the bytes) and a status URL.
-    The same bytes uploaded twice give the same id and one pipeline run."""
-    accepted = receive_upload(
-        lake,
-        media,
-        IncomingUpload(file.file, file.filename, file.content_type, user_id),
-        max_upload_bytes=settings.max_upload_bytes,
-        welcome_credit_tokens=settings.welcome_credit_tokens,
-    )
-    return UploadAccepted(
-        video_id=accepted.video_id,
-        status_url=f"/v1/videos/{accepted.video_id}",
-        duplicate=accepted.duplicate,
-        bytes=accepted.bytes,
-    )
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Accept a video of the calling user: 202 with a random ``video_id`` and a status URL.
+    The same user sending the same bytes again gets their existing upload back
+    (``duplicate: true``) and one pipeline run."""
+
+    def work() -> tuple[int, UploadAccepted]:
+        accepted = receive_upload(
+            store,
+            media,
+            IncomingUpload(file.file, file.filename, file.content_type, caller.user_id, caller.workspace_id),
+            max_upload_bytes=settings.max_upload_bytes,
+        )
+        return 202, UploadAccepted(
+            video_id=accepted.video_id,
+            status_url=f"/v1/videos/{accepted.video_id}",
+            duplicate=accepted.duplicate,
+            bytes=accepted.bytes,
+        )
+
+    fingerprint = _fingerprint(file, file.filename, file.content_type) if idempotency_key else ""
+    return respond(store, caller, ROUTE, idempotency_key, fingerprint, work)

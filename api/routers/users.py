@@ -1,26 +1,44 @@
-"""``GET /v1/users/{user_id}/…``: a user's notifications and token balance."""
+"""The calling user's account: ``GET /v1/me``, and ``/v1/users/{user_id}/…`` (balance,
+notifications) for the caller's own id — another user's id is a 404, so ids leak nothing
+(admins may read any user's)."""
 
 from __future__ import annotations
 
-import polars as pl
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 
-from api.deps import LakeDep
-from api.models import Balance, Notification
-from resources.schemas import NOTIFICATIONS
-from resources.services.accounts import balance
+from api.deps import Caller, CallerDep, StoreDep
+from api.models import Balance, ErrorDetail, Me, Notification
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], responses={401: {"model": ErrorDetail}})
+NOT_FOUND = {404: {"model": ErrorDetail}}
 
 
-@router.get("/v1/users/{user_id}/notifications")
-def notifications(user_id: str, lake: LakeDep) -> list[Notification]:
-    """In-app notifications of a user, newest first."""
-    rows = lake.read(NOTIFICATIONS, pl.col("user_id") == user_id).sort("created_at", descending=True)
-    return [Notification.model_validate(r) for r in rows.iter_rows(named=True)]
+def _own(caller: Caller, user_id: str) -> str:
+    """``user_id`` when the caller may read it (their own, or any for an admin).
+
+    Raises:
+        HTTPException: 404 otherwise, as for an id that does not exist.
+    """
+    if user_id != caller.user_id and not caller.is_admin:
+        raise HTTPException(404, f"no user {user_id}")
+    return user_id
 
 
-@router.get("/v1/users/{user_id}/balance")
-def get_balance(user_id: str, lake: LakeDep) -> Balance:
+@router.get("/v1/me")
+def me(caller: CallerDep, store: StoreDep) -> Me:
+    """Who the API key belongs to: user id, workspace, role, name, and token balance."""
+    user = store.user(caller.user_id)
+    return Me.model_validate({**user, "balance": store.balance(caller.user_id)})
+
+
+@router.get("/v1/users/{user_id}/notifications", responses=NOT_FOUND)
+def notifications(user_id: str, caller: CallerDep, store: StoreDep) -> list[Notification]:
+    """In-app notifications of the user, newest first."""
+    rows = store.notifications(_own(caller, user_id), limit=1000)
+    return [Notification.model_validate(r) for r in reversed(rows)]
+
+
+@router.get("/v1/users/{user_id}/balance", responses=NOT_FOUND)
+def get_balance(user_id: str, caller: CallerDep, store: StoreDep) -> Balance:
     """The user's token balance: credited, reserved, consumed, refunded, available."""
-    return Balance.model_validate(balance(lake, user_id))
+    return Balance.model_validate(store.balance(_own(caller, user_id)))

@@ -54,7 +54,7 @@ with st.container(border=True):
     widgets.decision_controls(
         f"approval_{item.approval_id}",
         f"Approval {item.approval_id}",
-        lambda decision, reason: decide(ctx.lake, item.approval_id, decision, ctx.admin, reason),
+        lambda decision, reason: decide(ctx.lake, ctx.store, item.approval_id, decision, ctx.admin, reason),
     )
 
 # Each effect type's outputs in rows, the input video first in every row, so each output

@@ -45,7 +45,7 @@ def _card(rec: dict, decidable: bool) -> None:
                 f"rec_{rec['recommendation_id']}",
                 rec["title"],
                 lambda decision, reason, rid=rec["recommendation_id"]: decide_recommendation(
-                    ctx.lake, rid, decision, ctx.admin, reason
+                    ctx.lake, ctx.store, rid, decision, ctx.admin, reason
                 ),
             )
 

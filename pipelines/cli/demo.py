@@ -23,6 +23,7 @@ from resources.lake import Lake
 from resources.retry import PollTimeout, until_ready
 from resources.samples import sample_videos
 from resources.settings import PROJECT_ROOT, get_settings
+from resources.store.keys import new_key
 
 # Stages after which a video waits for nobody but an admin, or has ended.
 WAITING = {"awaiting_approval"}
@@ -112,8 +113,13 @@ def run_demo(exit_after: bool, api_port: int, dagster_port: int, timeout_s: floa
         "LAKE_URI": settings.lake_uri,
         "MEDIA_URI": settings.media_uri,
         "MANIFEST_URI": settings.manifest_uri,
+        "DATABASE_URL": settings.database_url,
         "EFFECTLAKE_API_URL": f"http://127.0.0.1:{api_port}",
     }
+    # The API's bootstrap admin: the configured key, else a one-off key (printed below) that the
+    # demo drives the approvals with.
+    admin_key = settings.admin_api_key or new_key()[1]
+    env["EFFECTLAKE_ADMIN_KEY"] = admin_key
     # The admin dashboard gets a one-off password (printed below) unless one is configured.
     dashboard_env, dashboard_password = with_password(env)
     Lake(uri=settings.lake_uri).ensure_all()
@@ -149,7 +155,9 @@ def run_demo(exit_after: bool, api_port: int, dagster_port: int, timeout_s: floa
         except (RuntimeError, TimeoutError) as exc:
             print(f"warning: {exc} ({logs / 'dashboard.log'})")
         print(f"DAGSTER_HOME: {home}   logs: {logs}", flush=True)
-        code = _drive(base, settings.admin_api_key, timeout_s)
+        if not settings.admin_api_key:
+            print(f"API admin key (one-off, Authorization: Bearer): {admin_key}", flush=True)
+        code = _drive(base, admin_key, timeout_s)
         if exit_after:
             return code
         print("\nServing the API, the Dagster UI and the admin dashboard; Ctrl-C to stop.", flush=True)
@@ -162,17 +170,25 @@ def run_demo(exit_after: bool, api_port: int, dagster_port: int, timeout_s: floa
         _stop([*procs, dashboard])
 
 
+def _demo_user(client: httpx.Client, admin: dict[str, str]) -> dict[str, str]:
+    """A workspace and a user made by the admin, as an operator would; the user's Bearer header."""
+    workspace = client.post("/v1/admin/workspaces", headers=admin, json={"name": "demo"}).raise_for_status().json()
+    user = client.post(
+        "/v1/admin/users", headers=admin, json={"workspace_id": workspace["workspace_id"], "name": "demo user"}
+    ).raise_for_status()
+    print(f"demo user {user.json()['user_id']} in workspace {workspace['workspace_id']}", flush=True)
+    return {"Authorization": f"Bearer {user.json()['api_key']}"}
+
+
 def _drive(base: str, admin_key: str, timeout_s: float) -> int:
     started: dict[str, float] = {}
+    admin = {"Authorization": f"Bearer {admin_key}"}
     with httpx.Client(base_url=base, timeout=60) as client:
+        client.headers.update(_demo_user(client, admin))
         ids = []
         for path in sample_videos():
             with open(path, "rb") as fh:
-                resp = client.post(
-                    "/v1/uploads",
-                    files={"file": (path.name, fh, "application/octet-stream")},
-                    data={"user_id": "demo-user"},
-                )
+                resp = client.post("/v1/uploads", files={"file": (path.name, fh, "application/octet-stream")})
             body = resp.raise_for_status().json()
             started[body["video_id"]] = time.monotonic()
             ids.append(body["video_id"])
@@ -183,7 +199,7 @@ def _drive(base: str, admin_key: str, timeout_s: float) -> int:
                 approval = status["approval"]["approval_id"]
                 client.post(
                     f"/v1/admin/approvals/{approval}",
-                    headers={"X-Admin-Key": admin_key},
+                    headers=admin,
                     json={"decision": "approve", "admin": "demo-admin"},
                 ).raise_for_status()
                 print(f"approved {approval} for {vid}", flush=True)

@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = sub.add_parser("manifest", help="print the current routing manifest")
     manifest.add_argument("--effect-type", help="only this effect type")
     manifest.add_argument("--json", action="store_true", help="JSON output")
+    sub.add_parser("admin-key", help="print a new random admin API key (for EFFECTLAKE_ADMIN_KEY)")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -59,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.cli.manifest import print_manifest
 
         return print_manifest(args.effect_type, args.json)
+    if args.command == "admin-key":
+        from resources.store.keys import new_key
+
+        sys.stdout.write(new_key()[1] + "\n")
+        return 0
     if args.command == "init":
         from resources.lake import Lake
         from resources.settings import get_settings

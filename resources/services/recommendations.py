@@ -1,18 +1,26 @@
-"""Admin decisions on economic recommendations (the API and the dashboard share this)."""
+"""Admin decisions on economic recommendations (the API and the dashboard share this). The
+recommendations are lake rows (the economics job writes them); decisions go to the
+transactional store and are landed in the lake's ``recommendation_decisions``."""
 
 from __future__ import annotations
 
 import polars as pl
 
-from resources.events import utcnow
 from resources.lake import Lake
-from resources.schemas import RECOMMENDATION_DECISIONS, RECOMMENDATIONS
-from resources.services.decisions import DecisionNotFound, record_decision
+from resources.schemas import RECOMMENDATIONS
+from resources.services.decisions import DecisionNotFound
+from resources.store.client import Store
+
+RECOMMENDATION = "recommendation"
 
 
-def recommendations_with_status(lake: Lake) -> pl.DataFrame:
+def recommendations_with_status(lake: Lake, store: Store) -> pl.DataFrame:
     """Current recommendations with ``status`` pending / approve / reject, newest first."""
-    decisions = lake.read(RECOMMENDATION_DECISIONS).select("recommendation_id", "decision")
+    decided = store.decisions(RECOMMENDATION)
+    decisions = pl.DataFrame(
+        {"recommendation_id": [d["subject_id"] for d in decided], "decision": [d["decision"] for d in decided]},
+        schema={"recommendation_id": pl.String, "decision": pl.String},
+    )
     return (
         lake.read(RECOMMENDATIONS)
         .join(decisions, on="recommendation_id", how="left")
@@ -22,28 +30,21 @@ def recommendations_with_status(lake: Lake) -> pl.DataFrame:
     )
 
 
-def decide_recommendation(lake: Lake, recommendation_id: str, decision: str, admin: str, reason: str = "") -> dict:
-    """Record an admin's decision on a recommendation.
+def decide_recommendation(
+    lake: Lake, store: Store, recommendation_id: str, decision: str, admin: str, reason: str = ""
+) -> dict:
+    """Record an admin's decision on a recommendation; returns ``recommendation_id,
+    decision, admin, reason, decided_at``.
 
     Raises:
-        ValueError: ``decision`` is not approve/reject.
+        resources.store.errors.InvalidInput: ``decision`` is not approve/reject.
         DecisionNotFound: no such recommendation in the current cycle's table.
         resources.services.decisions.DecisionConflict: already decided differently.
     """
-    rec = lake.read(RECOMMENDATIONS, pl.col("recommendation_id") == recommendation_id)
-    if rec.is_empty():
+    if lake.read(RECOMMENDATIONS, pl.col("recommendation_id") == recommendation_id).is_empty():
         raise DecisionNotFound(recommendation_id)
-    r = rec.row(0, named=True)
-    return record_decision(
-        lake,
-        RECOMMENDATION_DECISIONS,
-        {
-            "recommendation_id": recommendation_id,
-            "type": r["type"],
-            "title": r["title"],
-            "decision": decision,
-            "admin": admin,
-            "reason": reason,
-            "decided_at": utcnow(),
-        },
-    )
+    stored = store.record_decision(RECOMMENDATION, recommendation_id, decision, admin, reason)
+    return {
+        "recommendation_id": recommendation_id,
+        **{k: stored[k] for k in ("decision", "admin", "reason", "decided_at")},
+    }

@@ -5,11 +5,12 @@ In order: the user's account must have tokens (a paused account is refused befor
 read), the declared content type must be a video type (or the generic
 ``application/octet-stream``), the size must stay under the limit, the file must not be empty
 and its first bytes must be a video container (``resources.services.sniff``). An accepted
-upload is stored in the media store under its content hash and gets an ``uploads`` row
-(once: the same bytes uploaded twice give the same ``video_id`` and one row); a refused one
-gets an ``upload_rejections`` row with the HTTP status, a machine code and a readable reason.
-Both rows store the client's filename sanitized as the SQL store does
-(``resources.filenames``): a label, never a path.
+upload is stored in the media store under its content hash within the workspace and gets an
+``uploads`` row in the transactional store (random ``video_id``; the same user sending the
+same bytes again gets their existing upload back); a refused one gets an
+``upload_rejections`` row with the HTTP status, a machine code and a readable reason. The
+store keeps the client's filename sanitized (``resources.filenames``): a label, never a path.
+Both tables are landed in the lake's bronze tables in batches.
 """
 
 from __future__ import annotations
@@ -19,16 +20,12 @@ import tempfile
 from dataclasses import dataclass
 from typing import BinaryIO
 
-import polars as pl
 import structlog
 
-from resources.events import stable_id, utcnow
 from resources.filenames import sanitize_filename
-from resources.lake import Lake
 from resources.media import MediaStore
-from resources.schemas import UPLOAD_REJECTIONS, UPLOADS
-from resources.services.accounts import ensure_welcome_credit
 from resources.services.sniff import SNIFF_BYTES, sniff
+from resources.store.client import Store
 
 log = structlog.get_logger("effectlake.intake")
 
@@ -78,75 +75,98 @@ class IncomingUpload:
 
     Attributes:
         stream: the file's bytes, readable once.
-        filename: the client's file name, as sent (stored through ``sanitize_filename``).
+        filename: the client's file name, as sent (stored sanitized by the store).
         content_type: the declared MIME type, possibly with parameters; None = not declared.
-        user_id: who uploads.
+        user_id: who uploads (the authenticated caller, never a form field).
+        workspace_id: the caller's workspace (de-duplication scope).
+        priorities: the caller's priority weights as JSON (already validated), None =
+            balanced.
     """
 
     stream: BinaryIO
     filename: str | None
     content_type: str | None
     user_id: str
+    workspace_id: str
+    priorities: str | None = None
 
 
 @dataclass(frozen=True)
 class AcceptedUpload:
-    """An accepted upload: ``video_id`` (first 24 hex digits of the bytes' sha256), whether
-    those bytes were already uploaded (``duplicate``: nothing new was stored) and their size
-    in bytes."""
+    """An accepted upload: ``video_id`` (random, from the store), whether the caller had
+    already uploaded these bytes (``duplicate``: their existing upload is returned, nothing
+    new was stored) and their size in bytes."""
 
     video_id: str
     duplicate: bool
     bytes: int
 
 
-def receive_upload(
-    lake: Lake, media: MediaStore, upload: IncomingUpload, *, max_upload_bytes: int, welcome_credit_tokens: int
-) -> AcceptedUpload:
+def receive_upload(store: Store, media: MediaStore, upload: IncomingUpload, *, max_upload_bytes: int) -> AcceptedUpload:
     """Accept ``upload`` or record why not.
 
     Args:
         max_upload_bytes: size limit, bytes (``Settings.max_upload_bytes``).
-        welcome_credit_tokens: tokens credited once to a new account
-            (``Settings.welcome_credit_tokens``).
 
     Raises:
         UploadRejected: 402 ``UserQuotaExceeded`` (no tokens available), 415
             ``unsupported_media_type``, 413 ``too_large``, 400 ``empty_file``, 415
-            ``not_a_video``; the rejection is recorded in ``upload_rejections`` first.
+            ``not_a_video``; the rejection is recorded in the store's ``upload_rejections``
+            first.
+        resources.store.errors.StoreError: the store refused (e.g. ``StoreBusy``).
     """
     try:
-        return accept_upload(
-            lake, media, upload, max_upload_bytes=max_upload_bytes, welcome_credit_tokens=welcome_credit_tokens
-        )
+        return accept_upload(store, media, upload, max_upload_bytes=max_upload_bytes)
     except UploadRejected as exc:
-        record_rejection(lake, upload, exc)
+        record_rejection(store, upload, exc)
         raise
 
 
-def accept_upload(
-    lake: Lake, media: MediaStore, upload: IncomingUpload, *, max_upload_bytes: int, welcome_credit_tokens: int
-) -> AcceptedUpload:
-    """The checks and the storing of ``receive_upload``, without recording a rejection.
+def check_content_type(content_type: str | None) -> str:
+    """The bare, lower-cased MIME type of a declared ``content_type`` (None = octet-stream).
 
     Raises:
-        UploadRejected: see ``receive_upload``.
+        UploadRejected: 415 ``unsupported_media_type`` when it is not a video type we accept.
     """
-    user_id = upload.user_id
-    # Refuse a paused account before reading a byte (spending pauses at 100% of the balance).
-    available = ensure_welcome_credit(lake, user_id, welcome_credit_tokens)["available"]
+    bare = (content_type or "application/octet-stream").split(";")[0].strip().lower()
+    if bare not in ACCEPTED_CONTENT_TYPES:
+        raise UploadRejected(415, "unsupported_media_type", f"Content type {bare} is not a video type we accept.")
+    return bare
+
+
+def check_balance(store: Store, user_id: str) -> None:
+    """Refuse a paused account before a byte is read (spending pauses at 100% of the balance).
+
+    Raises:
+        UploadRejected: 402 ``UserQuotaExceeded``.
+    """
+    available = store.balance(user_id)["available"]
     if available <= 0:
         raise UploadRejected(
             402,
             "UserQuotaExceeded",
-            f"User {user_id} has no tokens left ({available} available); "
-            "new jobs are paused until the account is topped up.",
+            f"You have no tokens left ({available} available); new jobs are paused until the account is topped up.",
         )
-    content_type = (upload.content_type or "application/octet-stream").split(";")[0].strip().lower()
-    if content_type not in ACCEPTED_CONTENT_TYPES:
-        raise UploadRejected(
-            415, "unsupported_media_type", f"Content type {content_type} is not a video type we accept."
-        )
+
+
+def raw_key(workspace_id: str, sha256: str, container: str) -> str:
+    """Media key of an upload's raw bytes: content-addressed inside the workspace, so the same
+    bytes are stored once per workspace and never shared across tenants."""
+    return f"raw/{workspace_id}/{sha256}{EXTENSION[container]}"
+
+
+def accept_upload(store: Store, media: MediaStore, upload: IncomingUpload, *, max_upload_bytes: int) -> AcceptedUpload:
+    """The checks and the storing of ``receive_upload``, without recording a rejection.
+
+    The bytes are stored before the row is written: a row never points at a missing object.
+    If the row cannot be written the object stays under its content key, where the next
+    upload of the same bytes in the workspace finds it (it is not an orphan of a row).
+
+    Raises:
+        UploadRejected: see ``receive_upload``.
+    """
+    check_balance(store, upload.user_id)
+    content_type = check_content_type(upload.content_type)
     digest, size = hashlib.sha256(), 0
     with tempfile.NamedTemporaryFile(suffix=".upload") as tmp:
         head = b""
@@ -167,61 +187,43 @@ def accept_upload(
         if container is None:
             raise UploadRejected(415, "not_a_video", reason)
         sha = digest.hexdigest()
-        video_id = sha[:24]
-        key = f"raw/{sha}{EXTENSION[container]}"
-        existing = lake.read(UPLOADS, pl.col("video_id") == video_id)
-        if existing.is_empty():
+        key = raw_key(upload.workspace_id, sha, container)
+        if not media.exists(key):
             media.put_file(key, tmp.name)
-            lake.append(
-                UPLOADS,
-                pl.DataFrame(
-                    [
-                        {
-                            "video_id": video_id,
-                            "sha256": sha,
-                            "user_id": user_id,
-                            "filename": sanitize_filename(upload.filename),
-                            "content_type": content_type,
-                            "bytes": size,
-                            "media_key": key,
-                            "source": "api",
-                            "uploaded_at": utcnow(),
-                        }
-                    ]
-                ),
-            )
-    log.info("upload_accepted", video_id=video_id, bytes=size, duplicate=not existing.is_empty())
-    return AcceptedUpload(video_id=video_id, duplicate=not existing.is_empty(), bytes=size)
+    result = store.create_upload(
+        upload.user_id,
+        filename=upload.filename or "upload",
+        content_type=content_type,
+        sha256=sha,
+        bytes_=size,
+        media_key=key,
+        source="upload",
+        status="uploaded",
+        priorities=upload.priorities,
+    )
+    video_id = result.upload["video_id"]
+    log.info("upload_accepted", video_id=video_id, bytes=size, duplicate=result.duplicate)
+    return AcceptedUpload(video_id=video_id, duplicate=result.duplicate, bytes=size)
 
 
-def record_rejection(lake: Lake, upload: IncomingUpload, exc: UploadRejected) -> None:
-    """Append the ``upload_rejections`` row of a refused upload (and log it); the filename is
-    sanitized, or None when the client sent none."""
-    now = utcnow()
-    filename = None if upload.filename is None else sanitize_filename(upload.filename)
-    lake.append(
-        UPLOAD_REJECTIONS,
-        pl.DataFrame(
-            [
-                {
-                    "rejection_id": stable_id("upload_rejection", upload.user_id, upload.filename, now.isoformat()),
-                    "user_id": upload.user_id,
-                    "filename": filename,
-                    "content_type": upload.content_type,
-                    "bytes": None,
-                    "http_status": exc.status,
-                    "code": exc.code,
-                    "reason": exc.reason,
-                    "rejected_at": now,
-                }
-            ]
-        ),
+def record_rejection(store: Store, upload: IncomingUpload, exc: UploadRejected) -> None:
+    """Record the ``upload_rejections`` row of a refused upload in the store (and log it);
+    the store keeps the filename sanitized."""
+    store.record_rejection(
+        user_id=upload.user_id,
+        workspace_id=upload.workspace_id,
+        filename=upload.filename or "",
+        content_type=upload.content_type or "",
+        bytes_=None,
+        http_status=exc.status,
+        code=exc.code,
+        reason=exc.reason,
     )
     log.warning(
         "upload_rejected",
         code=exc.code,
         reason=exc.reason,
-        filename=filename,
+        filename=sanitize_filename(upload.filename) if upload.filename else None,
         economic_impact="none: rejected before any compute",
         operator_action="none unless rejections spike",
     )

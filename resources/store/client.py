@@ -99,6 +99,11 @@ class Store:
         with self.write() as s:
             return identity.create_user(s, workspace_id, role, name, welcome_tokens)
 
+    def ensure_admin(self, api_key: str, workspace_name: str = "platform") -> dict:
+        """``identity.ensure_admin``: the bootstrap admin of a configured key."""
+        with self.write() as s:
+            return identity.ensure_admin(s, api_key, workspace_name)
+
     def user(self, user_id: str) -> dict:
         """``identity.get_user``."""
         with self.read() as s:
@@ -241,10 +246,12 @@ class Store:
         with self.write() as s:
             return outbox.mark_delivered(s, notification_ids, at)
 
-    def notifications(self, user_id: str, after_seq: int = 0, limit: int = 50) -> list[dict]:
+    def notifications(
+        self, user_id: str, after_seq: int = 0, limit: int = 50, correlation_id: str | None = None
+    ) -> list[dict]:
         """``outbox.for_user``."""
         with self.read() as s:
-            return outbox.for_user(s, user_id, after_seq, limit)
+            return outbox.for_user(s, user_id, after_seq, limit, correlation_id)
 
     # --- decisions -----------------------------------------------------------------------
     def record_decision(
@@ -260,6 +267,11 @@ class Store:
         """``decisions.record``: the decision that stands; ``DecisionConflict`` if contrary."""
         with self.write() as s:
             return decisions.record(s, subject_kind, subject_id, decision, admin, reason, at, correlation_id)
+
+    def decisions(self, subject_kind: str) -> list[dict]:
+        """``decisions.of_kind``."""
+        with self.read() as s:
+            return decisions.of_kind(s, subject_kind)
 
     def decision(self, subject_kind: str, subject_id: str) -> dict:
         """``decisions.get``."""

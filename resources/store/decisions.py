@@ -66,3 +66,15 @@ def get(session: Session, subject_kind: str, subject_id: str) -> dict:
     if found is None:
         raise NotFound(f"{subject_kind} {subject_id!r} is undecided")
     return as_dict(found)
+
+
+def of_kind(session: Session, subject_kind: str) -> list[dict]:
+    """Every decision on subjects of ``subject_kind``, in the order they were recorded.
+
+    Raises:
+        InvalidInput: unknown kind.
+    """
+    if subject_kind not in SUBJECT_KINDS:
+        raise InvalidInput(f"subject_kind must be one of {SUBJECT_KINDS}")
+    query = select(Decision).where(Decision.subject_kind == subject_kind).order_by(Decision.seq)
+    return [as_dict(d) for d in session.scalars(query)]

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from resources.store import keys, ledger
-from resources.store.errors import InvalidApiKey, InvalidInput, UnknownApiKey, UnknownUser, UnknownWorkspace
+from resources.store.errors import Conflict, InvalidApiKey, InvalidInput, UnknownApiKey, UnknownUser, UnknownWorkspace
 from resources.store.models import ROLES, ApiKey, User, Workspace
 from resources.store.sql import as_dict, new_id, utcnow
 
@@ -58,10 +58,16 @@ def get_workspace(session: Session, workspace_id: str) -> dict:
 
 
 def create_user(
-    session: Session, workspace_id: str, role: str = "user", name: str | None = None, welcome_tokens: int = 0
-) -> tuple[dict, str]:
+    session: Session,
+    workspace_id: str,
+    role: str = "user",
+    name: str | None = None,
+    welcome_tokens: int = 0,
+    issue_key: bool = True,
+) -> tuple[dict, str | None]:
     """(user row, plaintext API key): a new user (random ``u_…`` id) with an account, a first
-    key and, when ``welcome_tokens > 0``, the welcome credit.
+    key (None when ``issue_key`` is False: the caller registers its own) and, when
+    ``welcome_tokens > 0``, the welcome credit.
 
     Raises:
         UnknownWorkspace: no such workspace.
@@ -76,7 +82,7 @@ def create_user(
     session.flush()  # the user row first: the account references it (no ORM relationship)
     ledger.open_account(session, user.user_id)
     session.flush()
-    _, plaintext = create_api_key(session, user.user_id)
+    plaintext = create_api_key(session, user.user_id)[1] if issue_key else None
     if welcome_tokens:
         ledger.credit(session, user.user_id, welcome_tokens, welcome_topup_id(user.user_id), WELCOME_REASON)
     return as_dict(user), plaintext
@@ -99,6 +105,57 @@ def create_api_key(session: Session, user_id: str) -> tuple[dict, str]:
     session.add(row)
     session.flush()
     return _public_key(row), plaintext
+
+
+def register_api_key(session: Session, user_id: str, plaintext: str) -> dict:
+    """Store a key made elsewhere (the configured bootstrap admin key, ``keys.new_key``
+    format) for ``user_id``; idempotent when that key is already this user's.
+
+    Raises:
+        InvalidInput: malformed key.
+        UnknownUser: no such user.
+        Conflict: the key's prefix belongs to another key or another user.
+    """
+    prefix = keys.prefix_of(plaintext)
+    if prefix is None:
+        raise InvalidInput("an API key reads elk_<12 hex>_<43 url-safe base64 characters>")
+    if session.get(User, user_id) is None:
+        raise UnknownUser(f"no user {user_id!r}")
+    existing = session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).one_or_none()
+    if existing is not None:
+        if existing.user_id != user_id or not keys.verify_key(plaintext, existing.key_hash):
+            raise Conflict("this key's prefix is already taken")
+        return _public_key(existing)
+    row = ApiKey(key_id=new_id("key"), user_id=user_id, prefix=prefix, key_hash=keys.hash_key(plaintext))
+    session.add(row)
+    session.flush()
+    return _public_key(row)
+
+
+def ensure_admin(session: Session, plaintext: str, workspace_name: str = "platform") -> dict:
+    """The admin user of the configured bootstrap key ``plaintext``, created on first use (an
+    ``admin`` user in the workspace named ``workspace_name``, made if missing) — so the
+    configured secret is an ordinary admin key of the store.
+
+    Raises:
+        InvalidInput: malformed key; Conflict: the key's prefix is another key's, or the key
+            belongs to a user without the admin role.
+    """
+    if keys.prefix_of(plaintext) is None:
+        raise InvalidInput("an API key reads elk_<12 hex>_<43 url-safe base64 characters>")
+    try:
+        user = authenticate(session, plaintext)
+    except InvalidApiKey:
+        user = None
+    if user is not None:
+        if user["role"] != "admin":
+            raise Conflict("the configured admin key belongs to a user without the admin role")
+        return user
+    workspace = session.scalars(select(Workspace).where(Workspace.name == workspace_name)).first()
+    workspace_id = workspace.workspace_id if workspace else create_workspace(session, workspace_name)["workspace_id"]
+    admin, _ = create_user(session, workspace_id, role="admin", name="bootstrap admin", issue_key=False)
+    register_api_key(session, admin["user_id"], plaintext)
+    return admin
 
 
 def authenticate(session: Session, plaintext: str) -> dict:

@@ -61,12 +61,13 @@ def mark_delivered(session: Session, notification_ids: list[str], at: datetime |
     ).rowcount
 
 
-def for_user(session: Session, user_id: str, after_seq: int = 0, limit: int = 50) -> list[dict]:
-    """The user's notifications in ``seq`` order after the cursor ``after_seq``."""
-    query = (
-        select(Notification)
-        .where(Notification.user_id == user_id, Notification.seq > after_seq)
-        .order_by(Notification.seq)
-        .limit(limit)
-    )
+def for_user(
+    session: Session, user_id: str, after_seq: int = 0, limit: int = 50, correlation_id: str | None = None
+) -> list[dict]:
+    """The user's notifications in ``seq`` order after the cursor ``after_seq`` (only those
+    of ``correlation_id``, e.g. one video, when given)."""
+    query = select(Notification).where(Notification.user_id == user_id, Notification.seq > after_seq)
+    if correlation_id is not None:
+        query = query.where(Notification.correlation_id == correlation_id)
+    query = query.order_by(Notification.seq).limit(limit)
     return [as_dict(n) for n in session.scalars(query)]
