@@ -10,6 +10,8 @@ import dagster as dg
 
 from assets.partitions import videos
 
+LANDING_SENSOR = "landing_sensor"
+
 
 @dataclass
 class Driver:
@@ -23,7 +25,13 @@ class Driver:
 
     def tick(self, sensor_name: str) -> list[dg.RunRequest]:
         """Evaluate a sensor once; return its new run requests (run keys already used by
-        this sensor are dropped, as the daemon does)."""
+        this sensor are dropped, as the daemon does).
+
+        Any other sensor's tick first lands the store's new rows (``land``), as the daemon's
+        landing sensor does every few seconds: the API writes to the store, and the
+        sensors watch the bronze tables those rows are landed in."""
+        if sensor_name != LANDING_SENSOR:
+            self.land()
         sensor = self.defs.resolve_sensor_def(sensor_name)
         resources = self.defs.resources
         ctx = dg.build_sensor_context(instance=self.instance, resources=resources, cursor=self.cursors.get(sensor_name))
@@ -66,9 +74,9 @@ class Driver:
         """Land the store's new rows into the lake as the landing sensor would (every run it
         requests, until it requests none); returns how many runs it took."""
         runs = 0
-        while requests := self.tick("landing_sensor"):
+        while requests := self.tick(LANDING_SENSOR):
             for r in requests:
-                assert self.run("landing_sensor", r).success, "landing run failed"
+                assert self.run(LANDING_SENSOR, r).success, "landing run failed"
                 runs += 1
         return runs
 
