@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from api.app import create_app
+from economics.ledger import job_id
 from pipelines.definitions import build_definitions
 from resources.lake import Lake
-from economics.ledger import job_id
 from resources.schemas import LEDGER_ENTRIES, NOTIFICATIONS, PIPELINE_EVENTS, PROVIDER_OUTPUTS, TEST_BATCH
 from tests.api_users import ADMIN, new_user
 from tests.harness import Driver
