@@ -12,9 +12,13 @@ shadow copy. Same weights and ratio scales as the routing manifest
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import polars as pl
 
 from economics.routing import PRIORITY_WEIGHTS
+
+DIMENSIONS = ("quality", "cost", "speed")
 
 
 def eligible(candidates: pl.DataFrame) -> pl.DataFrame:
@@ -27,18 +31,24 @@ def eligible(candidates: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def rank_candidates(candidates: pl.DataFrame, priority: str = "balanced") -> pl.DataFrame:
+def rank_candidates(candidates: pl.DataFrame, priority: str | Mapping[str, float] = "balanced") -> pl.DataFrame:
     """Score and sort the eligible candidates, best first.
 
     Args:
         candidates: quality rows joined with execution rows: ``status`` (quality status),
             ``gate_passed``, ``composite``, ``selection``, ``effect_type``, ``cost_usd``,
             ``duration_ms``.
+        priority: a key of PRIORITY_WEIGHTS, or the uploader's own weights ``{quality,
+            cost, speed}`` (a missing one counts 0).
 
     Returns:
         The eligible rows with a ``score`` column, sorted descending (empty if none).
     """
-    w = PRIORITY_WEIGHTS[priority]
+    w = (
+        PRIORITY_WEIGHTS[priority]
+        if isinstance(priority, str)
+        else {k: float(priority.get(k, 0.0)) for k in DIMENSIONS}
+    )
     ok = eligible(candidates)
     if ok.is_empty():
         return ok.with_columns(score=pl.lit(None, pl.Float64))

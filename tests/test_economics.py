@@ -158,6 +158,26 @@ def test_cost_and_speed_are_compared_among_providers_of_the_same_effect():
     assert scores["grade"] == pytest.approx(0.5 * 0.95 + 0.3 + 0.2)  # alone in its effect type
 
 
+def test_the_uploaders_own_weights_choose_the_winner():
+    c = pl.DataFrame(
+        {
+            "task_id": ["fine", "fast"],
+            "status": ["scored"] * 2,
+            "gate_passed": [True] * 2,
+            "composite": [0.95, 0.70],
+            "selection": ["ranked"] * 2,
+            "effect_type": ["warm_grade"] * 2,
+            "cost_usd": [0.001, 0.001],
+            "duration_ms": [4000, 1000],
+        }
+    )
+    assert rank_candidates(c, {"quality": 0.9, "cost": 0.05, "speed": 0.05})["task_id"][0] == "fine"
+    assert rank_candidates(c, {"quality": 0.2, "speed": 0.8})["task_id"][0] == "fast"  # cost missing: 0
+    assert rank_candidates(c, {"quality": 0.7, "cost": 0.15, "speed": 0.15})["score"].to_list() == pytest.approx(
+        rank_candidates(c, "quality")["score"].to_list()
+    )
+
+
 def test_ledger_ids_make_settlement_exactly_once():
     task = {"user_id": "u", "video_id": "v", "task_id": "t", "tokens_reserved": 4}
     consume = ledger.settle(task, "succeeded", NOW)

@@ -6,13 +6,15 @@ import dagster as dg
 import polars as pl
 
 from assets.common import SILVER_KW, frame, only_row, silver_ins
+from assets.lineage import reads
 from economics import ledger
 from economics.best import rank_candidates
 from economics.margin import margin
+from economics.pricing import parse_priorities
 from resources.events import event, record_pipeline_events, utcnow
 from resources.lake import Lake
 from resources.refunds import refund_and_notify
-from resources.schemas import BEST_RESULT
+from resources.schemas import BEST_RESULT, UPLOADS
 from resources.settings import Settings
 from resources.store.client import Store
 from resources.store.errors import JobNotReserved
@@ -22,7 +24,12 @@ STAGE = "M5"
 WINNER = ("task_id", "effect_type", "provider_id", "score", "composite", "cost_usd", "margin")
 
 
-@dg.asset(group_name="M5_batch", ins=silver_ins("quality_scores", "provider_outputs", "test_batch"), **SILVER_KW)
+@dg.asset(
+    group_name="M5_batch",
+    ins=silver_ins("quality_scores", "provider_outputs", "test_batch"),
+    deps=reads(UPLOADS),
+    **SILVER_KW,
+)
 def best_result(
     context: dg.AssetExecutionContext,
     quality_scores: pl.DataFrame,
@@ -39,7 +46,11 @@ def best_result(
     candidates = quality_scores.join(
         provider_outputs.select("task_id", "selection", "duration_ms", "output_key"), on="task_id"
     )
-    ranked = rank_candidates(candidates, platform.priority)
+    # The uploader's own weights when they gave some (they may have paid a premium for
+    # them, economics.pricing), else the platform's priority.
+    upload = lake.read(UPLOADS, pl.col("video_id") == test_batch["video_id"][0])
+    weights = parse_priorities(upload["priorities"][0]) if upload.height else None
+    ranked = rank_candidates(candidates, weights or platform.priority)
     video_id = only_row(test_batch.select("video_id").unique(), "video")["video_id"]
     now = utcnow()
     if ranked.is_empty():
