@@ -110,7 +110,11 @@ def upload_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[La
         return dg.SkipReason("no new uploads")
     known = set(context.instance.get_dynamic_partitions(videos.name))
     uploads = lake.read(UPLOADS).sort("uploaded_at")
-    new = [v for v in uploads["video_id"].to_list() if v not in known]
+    # Only uploads whose bytes are stored: a presigned upload lands while still pending.
+    received = uploads.filter(
+        pl.col("media_key").is_not_null() & pl.col("status").fill_null("uploaded").is_in(["uploaded", "accepted"])
+    )
+    new = [v for v in received["video_id"].to_list() if v not in known]
     # Tables exist before runs go parallel: a partition overwrite into a table that does not
     # exist yet can lose another run's partition (docs/architecture.md, "Known pitfalls").
     lake.ensure_all()

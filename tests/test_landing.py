@@ -131,10 +131,19 @@ def test_idle_ticks_start_nothing_and_new_rows_start_one_run(settings, store, dr
 
 
 def test_the_upload_sensor_starts_the_intake_run_of_a_landed_upload(store, driver):
-    upload = _upload(store, _user(store)["user_id"])
-    assert driver.tick("upload_sensor") == []  # not landed yet: the lake has no upload
-    _landed(driver)
+    user = _user(store)
+    upload = _upload(store, user["user_id"])
+    # A presigned upload whose bytes have not arrived lands too, but starts nothing.
+    store.create_upload(
+        user["user_id"], filename="later.mp4", content_type="video/mp4", sha256=None, bytes_=None, media_key=None,
+        source="presign", status="pending",
+    )  # fmt: skip
+    sensor = driver.defs.resolve_sensor_def("upload_sensor")
+    context = dg.build_sensor_context(instance=driver.instance, resources=driver.defs.resources)
+    assert isinstance(sensor(context), dg.SkipReason)  # not landed yet: the lake has no upload
+    # The harness lands first, as the landing sensor would have by the upload sensor's tick.
     assert [r.partition_key for r in driver.tick("upload_sensor")] == [upload["video_id"]]
+    assert driver.tick("landing_sensor") == []
 
 
 class CrashAfterCommit(Lake):
