@@ -27,7 +27,6 @@ The cursor: exactly once without a two-phase commit
     is *requested*, and a failed run would skip its batch.
 """
 
-
 import dagster as dg
 import polars as pl
 
