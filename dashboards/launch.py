@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from dashboards import auth
+from resources.processes import ChildGroup
 
 APP = Path(__file__).resolve().parent / "app.py"
 DEFAULT_PORT = 8501
@@ -86,9 +86,10 @@ def run(port: int = DEFAULT_PORT, host: str = "127.0.0.1") -> int:
         print("effectlake dashboard refuses to start:\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
         return 2
     print(f"Dashboard: http://{host}:{port}" + (f"   password: {password}" if password else ""), flush=True)
-    proc = subprocess.Popen(streamlit_command(port, host), env=env)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        return proc.wait()
+    # Streamlit (and anything it starts) stops with this command: Ctrl-C, SIGTERM, kill -9.
+    with ChildGroup(grace_s=10) as children:
+        proc = children.spawn(streamlit_command(port, host), env=env)
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            return 130

@@ -6,8 +6,10 @@ where "cheapest" and "fastest" are taken among the outputs of the same effect ty
 providers that did the same task — so a cheap effect type never wins on price against a
 dearer one, only on how well its provider did against its peers. Scored over the candidates
 that can be shown to a user: succeeded, technical gate passed, quality scored, and not a
-shadow copy. Same weights and ratio scales as the routing manifest
-(economics.routing.PRIORITY_WEIGHTS) so a winner and a routing rank mean the same thing.
+shadow copy. The weights are the uploader's (``resources.priorities``) or a named preset of
+the routing manifest (economics.routing.PRIORITY_WEIGHTS), on the same ratio scales, so a
+winner and a routing rank mean the same thing. ``cost_usd`` is the task's full cost, as the
+economics job states it (``assets.costing.task_costs``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ from collections.abc import Mapping
 import polars as pl
 
 from economics.routing import PRIORITY_WEIGHTS
-
-DIMENSIONS = ("quality", "cost", "speed")
 
 
 def eligible(candidates: pl.DataFrame) -> pl.DataFrame:
@@ -38,17 +38,13 @@ def rank_candidates(candidates: pl.DataFrame, priority: str | Mapping[str, float
         candidates: quality rows joined with execution rows: ``status`` (quality status),
             ``gate_passed``, ``composite``, ``selection``, ``effect_type``, ``cost_usd``,
             ``duration_ms``.
-        priority: a key of PRIORITY_WEIGHTS, or the uploader's own weights ``{quality,
-            cost, speed}`` (a missing one counts 0).
+        priority: the weights ``{"quality", "cost", "speed"}`` (``Priorities.weights()``),
+            or the name of a preset of PRIORITY_WEIGHTS.
 
     Returns:
         The eligible rows with a ``score`` column, sorted descending (empty if none).
     """
-    w = (
-        PRIORITY_WEIGHTS[priority]
-        if isinstance(priority, str)
-        else {k: float(priority.get(k, 0.0)) for k in DIMENSIONS}
-    )
+    w = PRIORITY_WEIGHTS[priority] if isinstance(priority, str) else priority
     ok = eligible(candidates)
     if ok.is_empty():
         return ok.with_columns(score=pl.lit(None, pl.Float64))

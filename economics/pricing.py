@@ -14,7 +14,6 @@ quality or speed buys better or faster providers, which cost more to run, so ``d
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 
@@ -23,26 +22,13 @@ from economics.routing import PRIORITY_WEIGHTS
 PREMIUM_DIMENSIONS = ("quality", "speed")
 
 
-def parse_priorities(raw: str | Mapping[str, float] | None) -> dict[str, float] | None:
-    """Priority weights from an upload row (JSON text or a mapping); None when absent.
-
-    Raises:
-        ValueError: not a JSON object of numbers.
-    """
-    if raw is None or raw == "":
-        return None
-    weights = json.loads(raw) if isinstance(raw, str) else dict(raw)
-    if not isinstance(weights, dict) or not all(isinstance(v, int | float) for v in weights.values()):
-        raise ValueError(f"priorities must be an object of numbers, got {raw!r}")
-    return {str(k): float(v) for k, v in weights.items()}
-
-
 def favoured(weights: Mapping[str, float] | None) -> list[str]:
     """The premium dimensions whose weight is above the balanced weight (none for None)."""
     if not weights:
         return []
     balanced = PRIORITY_WEIGHTS["balanced"]
-    return [d for d in PREMIUM_DIMENSIONS if weights.get(d, 0.0) > balanced[d]]
+    # A tolerance: weights are normalised floats, and 5:3:2 must read as balanced.
+    return [d for d in PREMIUM_DIMENSIONS if weights.get(d, 0.0) > balanced[d] + 1e-9]
 
 
 def job_price(
@@ -57,7 +43,8 @@ def job_price(
         prices: effect type → ``price_tokens`` (``Catalog.prices``).
         effect_types: the effect types of the job's charged tasks.
         premiums: dimension → fraction of the price (``Catalog.premiums``); missing = 0.
-        weights: the upload's priority weights (``parse_priorities``); None = balanced.
+        weights: the upload's priority weights (``resources.priorities.Priorities.weights()``,
+            normalised to sum 1, as the balanced preset is); None = balanced.
 
     Raises:
         KeyError: an effect type without a price.

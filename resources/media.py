@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,9 +84,14 @@ class MediaStore(BaseModel):
         dst = self._local(key)
         dst.parent.mkdir(parents=True, exist_ok=True)
         if Path(path).resolve() != dst:
-            tmp = dst.with_suffix(dst.suffix + ".part")
-            shutil.copyfile(path, tmp)
-            tmp.replace(dst)  # atomic: readers never see half a file
+            # A temporary name of this write's own: two writers of one key (the same bytes
+            # uploaded at once) must not rename each other's part file away.
+            tmp = dst.with_name(f"{dst.name}.{uuid.uuid4().hex}.part")
+            try:
+                shutil.copyfile(path, tmp)
+                tmp.replace(dst)  # atomic: readers never see half a file
+            finally:
+                tmp.unlink(missing_ok=True)
 
     def put_stream(self, key: str, stream: BinaryIO) -> None:
         """Store the bytes of a readable binary stream under ``key``."""
@@ -95,6 +101,38 @@ class MediaStore(BaseModel):
             self.put_file(key, tmp.name)
         finally:
             Path(tmp.name).unlink(missing_ok=True)
+
+    def delete(self, key: str) -> None:
+        """Remove the object under ``key`` (nothing happens when there is none)."""
+        if self.is_s3:
+            bucket, k = self._bucket_key(key)
+            self._s3().delete_object(Bucket=bucket, Key=k)
+            return
+        self._local(key).unlink(missing_ok=True)
+
+    def presigned_put_url(self, key: str, *, content_type: str, content_length: int, expires_in: int) -> str:
+        """A presigned S3 ``PUT`` URL for ``key`` (SigV4 query signature, boto3): valid for
+        ``expires_in`` seconds, and only with exactly these ``Content-Type`` and
+        ``Content-Length`` headers (both are signed, so S3 refuses another size).
+
+        Raises:
+            ValueError: the media store is not on S3 (a local store has no URL of its own:
+                the API signs and serves one, ``resources.intake.signing``).
+        """
+        if not self.is_s3:
+            raise ValueError("presigned URLs exist only for an s3:// media store")
+        import boto3
+        from botocore.config import Config
+
+        bucket, k = self._bucket_key(key)
+        # SigV4 signs the headers (boto3 may otherwise pick SigV2 query auth, which does not).
+        s3 = boto3.client("s3", config=Config(signature_version="s3v4"), **self.storage_options)
+        return s3.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": bucket, "Key": k, "ContentType": content_type, "ContentLength": content_length},
+            ExpiresIn=expires_in,
+            HttpMethod="PUT",
+        )
 
     @contextmanager
     def local_file(self, key: str) -> Iterator[str]:

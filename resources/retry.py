@@ -10,6 +10,7 @@ policy                 used for
 ``commit_conflicts``   Delta commits that lose an optimistic-concurrency race (lake)
 ``transient_failures`` one task attempt that failed for a passing reason (providers)
 ``until_ready``        polling a remote job or server until it answers, with a deadline
+``server_paced``       a rate-limited API (429 / 5xx) that says how long to wait (Gemini)
 =====================  =================================================================
 
 Exceptions a policy does not retry propagate unchanged from the first attempt that raised
@@ -33,6 +34,7 @@ from tenacity import (
     stop_after_delay,
     wait_fixed,
 )
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 # Pause before commit attempt n+1 is uniform(0.05, 0.2) s x n: the jitter spreads writers
@@ -119,4 +121,69 @@ def until_ready(timeout_s: float, interval_s: float) -> Retrying:
         stop=stop_after_delay(timeout_s),
         wait=wait_fixed(interval_s),
         retry_error_callback=timed_out,
+    )
+
+
+class ServerPacedWait(wait_base):
+    """Wait what the server asked for (``server_delay_s(exception)``), else exponential backoff
+    ``base_s * 2**(n-1)`` scaled by a uniform(0.5, 1) jitter after the n-th failed attempt;
+    never more than ``max_wait_s``."""
+
+    def __init__(self, server_delay_s: Callable[[BaseException], float | None], base_s: float, max_wait_s: float):
+        self.server_delay_s = server_delay_s
+        self.base_s = base_s
+        self.max_wait_s = max_wait_s
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        asked = self.server_delay_s(exc) if exc is not None else None
+        if asked is None:
+            asked = self.base_s * 2 ** (retry_state.attempt_number - 1) * random.uniform(0.5, 1.0)
+        return min(max(asked, 0.0), self.max_wait_s)
+
+
+class StopWhenServerAsksTooLong(stop_base):
+    """Stop when the failed attempt's server delay is longer than ``max_wait_s``: waiting less
+    than a quota's Retry-After would only be refused again, and waiting minutes inside a
+    stage is worse than its fallback."""
+
+    def __init__(self, server_delay_s: Callable[[BaseException], float | None], max_wait_s: float):
+        self.server_delay_s = server_delay_s
+        self.max_wait_s = max_wait_s
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        asked = self.server_delay_s(exc) if exc is not None else None
+        return asked is not None and asked > self.max_wait_s
+
+
+def server_paced(
+    is_retryable: Callable[[BaseException], bool],
+    server_delay_s: Callable[[BaseException], float | None],
+    attempts: int,
+    max_wait_s: float,
+    base_s: float = 1.0,
+    before_sleep: Callable[[RetryCallState], None] | None = None,
+) -> Retrying:
+    """Retry a call to a rate-limited API, pacing the retries as the server asks.
+
+    Args:
+        is_retryable: exception -> True to retry (429, 5xx, a dropped connection); every other
+            exception is raised at once.
+        server_delay_s: exception -> the seconds the server asked to wait (``Retry-After``, a
+            ``google.rpc.RetryInfo``), or None when it did not say.
+        attempts: attempts in all (first try included); the last failure is raised.
+        max_wait_s: longest single pause, seconds. A server asking for more stops the retries
+            at once (the last failure is raised) instead of being retried early.
+        base_s: first pause of the exponential backoff used when the server gives no delay
+            (``base_s * 2**(n-1)`` × uniform(0.5, 1) after the n-th failure, the jitter spreading
+            clients that were refused together).
+        before_sleep: called with tenacity's call state before each pause (to log the retry).
+    """
+    return Retrying(
+        retry=retry_if_exception(is_retryable),
+        stop=stop_after_attempt(attempts) | StopWhenServerAsksTooLong(server_delay_s, max_wait_s),
+        wait=ServerPacedWait(server_delay_s, base_s, max_wait_s),
+        before_sleep=before_sleep,
+        reraise=True,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 OPENCV_DOC = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -51,3 +52,27 @@ def reference_videos(suite: dict) -> list[tuple[str, Path]]:
         elif not v.get("optional"):
             raise FileNotFoundError(f"reference video {v['name']} not found at {path}")
     return out
+
+
+def golden_video_path(source: dict) -> Path:
+    """Where a golden-set video (``data/golden/labels.yaml`` ``source``) is on this machine.
+
+    ``manager: pip`` with ``module`` (an importable package of the distribution; not imported,
+    only located) and ``path`` relative to it, or ``prefix`` relative to ``sys.prefix`` (a wheel's
+    data files); ``manager: apt`` with an absolute ``path``. The file may be missing (its package
+    is not installed): callers check ``is_file()``.
+
+    Raises:
+        ValueError: an unknown manager or a source with none of module / prefix / path.
+    """
+    if source.get("manager") == "apt" and "path" in source:
+        return Path(source["path"])
+    if source.get("manager") == "pip":
+        if "prefix" in source:
+            return Path(sys.prefix) / source["prefix"]
+        if "module" in source and "path" in source:
+            spec = importlib.util.find_spec(source["module"])
+            if spec is None or not spec.submodule_search_locations:
+                return Path("/nonexistent") / source["module"] / source["path"]
+            return Path(next(iter(spec.submodule_search_locations))) / source["path"]
+    raise ValueError(f"golden source {source!r}: expected manager apt + path, or pip + prefix or module + path")

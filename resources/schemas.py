@@ -196,6 +196,7 @@ CONTENT_ANALYSIS = _video_table(
     scene_cuts_ms=pl.List(pl.Int64),
     motion_level=pl.Float64,
     motion_class=pl.String,
+    temperature_class=pl.String,
     mean_luma=pl.Float64,
     mean_saturation=pl.Float64,
     color_temperature=pl.Float64,
@@ -204,6 +205,7 @@ CONTENT_ANALYSIS = _video_table(
     style_scores=pl.String,
     detected_effects=STR_LIST,
     eligible_effect_types=STR_LIST,
+    borderline=STR_LIST,
     analysis_ms=pl.Int64,
 )
 PROMPT_VARIANTS = _video_table(
@@ -285,6 +287,14 @@ QUALITY_SCORES = _video_table(
     cost_usd=pl.Float64,
     tokens_charged=pl.Int64,
     margin=pl.Float64,
+    # Per-frame series (assets/quality/score.py QualityVector): full-reference metrics per
+    # input frame on the common timeline, artifact level per output frame, damaged output
+    # frames. Compact list columns: one row per output keeps the table's key and readers.
+    frame_vmaf=pl.List(pl.Float64),
+    frame_psnr_y=pl.List(pl.Float64),
+    frame_ssim=pl.List(pl.Float64),
+    frame_artifacts=pl.List(pl.Float64),
+    damaged_frames=pl.List(pl.Int64),
 )
 BEST_RESULT = _video_table(
     "best_result",

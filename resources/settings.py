@@ -66,6 +66,24 @@ class Settings(BaseSettings):
             dashboard's admin password hash (``dashboards/auth.py``); None when unset or blank.
         admin_emails (``EFFECTLAKE_ADMIN_EMAILS``): prod's dashboard allow-list,
             comma-separated.
+        rate_limit_ip_per_minute (``EFFECTLAKE_RATE_LIMIT_IP_PER_MINUTE``): requests a minute
+            one client address may make (600: ten a second, room for an office behind one
+            NAT address); 0 = unlimited. ``api.ratelimit``.
+        rate_limit_key_per_minute (``EFFECTLAKE_RATE_LIMIT_KEY_PER_MINUTE``): requests a
+            minute one API key may make (120: a client polling a video's status every second
+            stays at half of it); 0 = unlimited.
+        rate_limit_prefix (``EFFECTLAKE_RATE_LIMIT_PREFIX``): prefix of the rate-limit
+            counters' Redis keys (production).
+        metrics_allow (``EFFECTLAKE_METRICS_ALLOW``): comma-separated CIDRs whose clients may
+            read ``/metrics`` (default: the loopback); ``api.metrics`` says why.
+
+    GPU admission (``resources.services.admission``; each workspace's
+    ``max_concurrent_gpu_jobs`` is in the store):
+        gpu_queue_per_slot (``EFFECTLAKE_GPU_QUEUE_PER_SLOT``): uploads a workspace may have
+            waiting per GPU slot beyond those running (2: at most two jobs' time of waiting);
+            more are refused 429.
+        gpu_job_seconds (``EFFECTLAKE_GPU_JOB_SECONDS``): typical wall time of one video's
+            GPU work, seconds: the unit of the ``Retry-After`` a refusal answers with.
 
     Intake (API and M1):
         max_upload_bytes: hard upload size limit, bytes.
@@ -78,6 +96,22 @@ class Settings(BaseSettings):
         proxy_max_side: longest side of the normalized proxy M1 writes, pixels.
         welcome_credit_tokens: tokens credited once to a user's account on their first
             upload (a free trial; 0 disables it, then users need an admin top-up first).
+        upload_idle_timeout_s (``EFFECTLAKE_UPLOAD_IDLE_TIMEOUT_S``): longest wait for the next
+            bytes of a request body, seconds; then 408 (``api.limits``).
+        upload_min_bytes_per_s (``EFFECTLAKE_UPLOAD_MIN_RATE``): slowest average body rate
+            accepted once a body has taken longer than the idle timeout, bytes/s; slower is
+            a 408 (50 kB/s: 200 MB in about 67 min, slower than any mobile link still used).
+        upload_url_ttl_s (``EFFECTLAKE_UPLOAD_URL_TTL_S``): lifetime of a presigned upload
+            URL, seconds.
+        upload_signing_secret (``EFFECTLAKE_UPLOAD_SIGNING_SECRET``): HMAC key of the API's own
+            presigned upload URLs (local media store). Unset: generated once and kept in
+            ``<data_dir>/secrets/upload_signing.key`` so every worker on the host agrees;
+            ``prod`` with a local media store refuses to start without it (``api.hardening``).
+        link_timeout_s (``EFFECTLAKE_LINK_TIMEOUT_S``): time cap of a link download
+            (``POST /v1/uploads/link``), seconds.
+        link_test_hosts (``EFFECTLAKE_LINK_TEST_HOSTS``): test-only ``host:port`` entries
+            (comma-separated) the link guard admits over http whatever their address; empty
+            by default, refused in ``prod``.
 
     Economics and routing:
         token_usd_rate: USD value of one token.
@@ -88,6 +122,26 @@ class Settings(BaseSettings):
         routing_window_hours: trailing window of real executions the routing manifest is
             ranked from, hours.
         max_parallel_tasks: provider tasks run at once by M6, the benchmark and A/B tests.
+
+    Gemini (``resources/gemini``, docs/gemini.md):
+        google_api_key (``GOOGLE_API_KEY``): Gemini Developer API key; unset or blank = no
+            Gemini calls, the stages run their local analysis (``source = local``).
+        gemini_model (``EFFECTLAKE_GEMINI_MODEL``): model id; must have a row in
+            ``<data_dir>/gemini_prices.yaml`` so every call can be priced.
+        gemini_base_url (``EFFECTLAKE_GEMINI_BASE_URL``): API root; empty = the SDK's
+            (``https://generativelanguage.googleapis.com``); tests point it at a local fake.
+        gemini_timeout_s (``EFFECTLAKE_GEMINI_TIMEOUT_S``): per HTTP request, seconds.
+        gemini_attempts (``EFFECTLAKE_GEMINI_ATTEMPTS``): attempts per request on 429 / 5xx /
+            a dropped connection, first try included.
+        gemini_max_wait_s (``EFFECTLAKE_GEMINI_MAX_WAIT_S``): longest pause between attempts,
+            seconds; a longer Retry-After ends the retries (the stage falls back).
+        gemini_file_timeout_s (``EFFECTLAKE_GEMINI_FILE_TIMEOUT_S``): longest wait for an
+            uploaded video to become ACTIVE, seconds.
+        gemini_inline_max_bytes (``EFFECTLAKE_GEMINI_INLINE_MAX_BYTES``): videos up to this size
+            are sent inline in the request instead of through the Files API (the API takes
+            requests up to 20 MB; base64 adds a third).
+        gemini_cache_dir (``EFFECTLAKE_GEMINI_CACHE_DIR``): on-disk cache of analyses, keyed by
+            (video sha256, prompt version, model, inputs); empty = ``<data_dir>/gemini_cache``.
     """
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
@@ -113,6 +167,14 @@ class Settings(BaseSettings):
     api_base_url: str = Field(default="http://127.0.0.1:8000", alias="EFFECTLAKE_API_URL")
     dashboard_password_hash: str | None = Field(default=None, alias="EFFECTLAKE_DASHBOARD_PASSWORD_HASH")
     admin_emails: str = Field(default="", alias="EFFECTLAKE_ADMIN_EMAILS")
+    rate_limit_ip_per_minute: int = Field(default=600, ge=0, alias="EFFECTLAKE_RATE_LIMIT_IP_PER_MINUTE")
+    rate_limit_key_per_minute: int = Field(default=120, ge=0, alias="EFFECTLAKE_RATE_LIMIT_KEY_PER_MINUTE")
+    rate_limit_prefix: str = Field(default="effectlake:ratelimit", alias="EFFECTLAKE_RATE_LIMIT_PREFIX")
+    metrics_allow: str = Field(default="127.0.0.1/32,::1/128", alias="EFFECTLAKE_METRICS_ALLOW")
+
+    # -- GPU admission ----------------------------------------------------------------------
+    gpu_queue_per_slot: int = Field(default=2, ge=0, alias="EFFECTLAKE_GPU_QUEUE_PER_SLOT")
+    gpu_job_seconds: int = Field(default=60, ge=1, alias="EFFECTLAKE_GPU_JOB_SECONDS")
 
     # -- intake -----------------------------------------------------------------------------
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, alias="EFFECTLAKE_MAX_UPLOAD_BYTES")
@@ -123,6 +185,12 @@ class Settings(BaseSettings):
     max_frame_rate: float = Field(default=240.0, alias="EFFECTLAKE_MAX_FRAME_RATE")
     proxy_max_side: int = Field(default=480, alias="EFFECTLAKE_PROXY_MAX_SIDE")
     welcome_credit_tokens: int = Field(default=200, alias="EFFECTLAKE_WELCOME_CREDIT")
+    upload_idle_timeout_s: float = Field(default=30.0, alias="EFFECTLAKE_UPLOAD_IDLE_TIMEOUT_S")
+    upload_min_bytes_per_s: int = Field(default=50_000, alias="EFFECTLAKE_UPLOAD_MIN_RATE")
+    upload_url_ttl_s: int = Field(default=900, alias="EFFECTLAKE_UPLOAD_URL_TTL_S")
+    upload_signing_secret: str | None = Field(default=None, alias="EFFECTLAKE_UPLOAD_SIGNING_SECRET")
+    link_timeout_s: float = Field(default=120.0, alias="EFFECTLAKE_LINK_TIMEOUT_S")
+    link_test_hosts: str = Field(default="", alias="EFFECTLAKE_LINK_TEST_HOSTS")
 
     # -- economics and routing --------------------------------------------------------------
     token_usd_rate: float = Field(default=0.01, alias="EFFECTLAKE_TOKEN_USD_RATE")
@@ -132,14 +200,25 @@ class Settings(BaseSettings):
     routing_window_hours: int = Field(default=24, alias="EFFECTLAKE_ROUTING_WINDOW_HOURS")
     max_parallel_tasks: int = Field(default=2, alias="EFFECTLAKE_MAX_PARALLEL_TASKS")
 
+    # -- Gemini -----------------------------------------------------------------------------
+    google_api_key: str | None = Field(default=None, alias="GOOGLE_API_KEY")
+    gemini_model: str = Field(default="gemini-2.5-flash", alias="EFFECTLAKE_GEMINI_MODEL")
+    gemini_base_url: str = Field(default="", alias="EFFECTLAKE_GEMINI_BASE_URL")
+    gemini_timeout_s: float = Field(default=120.0, gt=0, alias="EFFECTLAKE_GEMINI_TIMEOUT_S")
+    gemini_attempts: int = Field(default=4, ge=1, alias="EFFECTLAKE_GEMINI_ATTEMPTS")
+    gemini_max_wait_s: float = Field(default=30.0, ge=0, alias="EFFECTLAKE_GEMINI_MAX_WAIT_S")
+    gemini_file_timeout_s: float = Field(default=300.0, gt=0, alias="EFFECTLAKE_GEMINI_FILE_TIMEOUT_S")
+    gemini_inline_max_bytes: int = Field(default=4 * 1024 * 1024, ge=0, alias="EFFECTLAKE_GEMINI_INLINE_MAX_BYTES")
+    gemini_cache_dir: str = Field(default="", alias="EFFECTLAKE_GEMINI_CACHE_DIR")
+
     @field_validator("deployment")
     @classmethod
     def _deployment(cls, value: str) -> str:
         return value.strip().lower() or "local"
 
-    @field_validator("dashboard_password_hash", "admin_api_key")
+    @field_validator("dashboard_password_hash", "admin_api_key", "upload_signing_secret", "google_api_key")
     @classmethod
-    def _password_hash(cls, value: str | None) -> str | None:
+    def _blank_is_unset(cls, value: str | None) -> str | None:
         return (value or "").strip() or None
 
     @model_validator(mode="after")

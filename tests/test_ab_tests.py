@@ -29,6 +29,7 @@ def test_ab_test_runs_each_provider_once_and_charges_nobody(settings, instance, 
             json={"video_id": vid, "effect_type": "slow_motion", "providers": ["ffmpeg-slowmo-dup", "opencv-curves"]},
         )
         assert bad.status_code == 422 and "does not run slow_motion" in bad.json()["detail"]
+        assert bad.json()["code"] == "invalid_request"
         body = {
             "video_id": vid,
             "effect_type": "slow_motion",

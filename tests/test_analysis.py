@@ -10,8 +10,11 @@ import pytest
 import yaml
 
 from assets.analysis import analyze_video, eligible_effect_types
+from assets.analysis.color import color_temperature_k, mccamy_cct
 from assets.analysis.features import (
+    borderline_effects,
     classify_motion,
+    classify_temperature,
     color_metrics,
     dominant_style,
     motion_level,
@@ -55,7 +58,8 @@ def clips(tmp_path_factory) -> dict[str, str]:
 
 def test_orange_clip_is_warm_and_cannot_get_a_warm_grade(clips):
     result = analyze(clips["orange"])
-    assert result.color_temperature > 0.9  # orange = (255, 165, 0)
+    assert result.color_temperature < 2500  # orange = (255, 165, 0): far warmer than tungsten
+    assert result.temperature_class == "warm"
     assert result.dominant_style == "warm"
     assert "warm_grade" in result.detected_effects
     assert "warm_grade" not in result.eligible_effect_types
@@ -64,7 +68,8 @@ def test_orange_clip_is_warm_and_cannot_get_a_warm_grade(clips):
 
 def test_cool_clip_is_cool_and_cannot_get_a_cool_grade(clips):
     result = analyze(clips["cool"])
-    assert result.color_temperature < -0.08
+    assert result.color_temperature > 9000
+    assert result.temperature_class == "cool"
     assert result.dominant_style == "cool"
     assert "cool_grade" not in result.eligible_effect_types
     assert "warm_grade" in result.eligible_effect_types
@@ -80,7 +85,7 @@ def test_gray_clip_is_monochrome_and_cannot_be_cartoonized(clips):
 
 def test_still_color_clip_is_static_and_cannot_get_slow_motion(clips):
     result = analyze(clips["static"])
-    assert result.motion_level < 0.002
+    assert result.motion_level < 0.0015
     assert result.motion_class == "static"
     assert "slow_motion" not in result.eligible_effect_types
     assert result.contrast < 0.01 and result.scene_count == 1 and result.scene_cuts_ms == []
@@ -117,9 +122,9 @@ def test_dark_real_clip_is_low_key():
 
 def test_low_decoded_frame_rate_blocks_slow_motion():
     # tree.avi declares 15 fps but holds each picture ~0.44 s: 2.3 decoded fps < min_fps 15.
-    result = analyze(sample("tree.avi"))
-    assert result.motion_level > 0.01
-    assert "slow_motion" not in result.eligible_effect_types
+    fps = probe_video(sample("tree.avi")).fps
+    assert fps < 15
+    assert "slow_motion" not in eligible_effect_types("neutral", fps, 0.05, CATALOG)
 
 
 def test_to_dict_is_json_ready(bikes):
@@ -158,13 +163,13 @@ def test_taxonomy_has_the_styles_and_scores_any_metrics():
     assert TAXONOMY["version"] == 1
     styles = {"warm", "cool", "monochrome", "vivid", "muted", "low_key", "neutral"}
     assert styles <= set(TAXONOMY["styles"])
-    metrics = {"color_temperature": 0.0, "mean_saturation": 0.2, "mean_luma": 110, "contrast": 0.2}
+    metrics = {"color_temperature": 6500.0, "mean_saturation": 0.2, "mean_luma": 110, "contrast": 0.2}
     assert dominant_style(score_styles(metrics, TAXONOMY)) == "neutral"
 
 
 def test_ties_go_to_the_style_listed_first():
     # Pure orange is fully warm and fully vivid; warm is listed first as the more specific name.
-    metrics = {"color_temperature": 1.0, "mean_saturation": 1.0, "mean_luma": 170, "contrast": 0.0}
+    metrics = {"color_temperature": 2000.0, "mean_saturation": 1.0, "mean_luma": 170, "contrast": 0.0}
     scores = score_styles(metrics, TAXONOMY)
     assert scores["warm"] == scores["vivid"] == 1.0
     assert dominant_style(scores) == "warm"
@@ -199,7 +204,37 @@ def test_pairs_across_a_cut_are_not_motion():
 
 def test_motion_classes():
     levels = (0.0, 0.005, 0.02, 0.2)
-    assert [classify_motion(x) for x in levels] == ["static", "low", "medium", "high"]
+    assert [classify_motion(x).name for x in levels] == ["static", "low", "medium", "high"]
+    assert all(not classify_motion(x).borderline for x in levels)
+    assert classify_motion(0.0105).borderline and classify_motion(0.0095).borderline
+
+
+def test_temperature_classes_and_their_margin():
+    assert [classify_temperature(k).name for k in (3000, 6504, 12000)] == ["warm", "neutral", "cool"]
+    assert classify_temperature(4400).borderline and not classify_temperature(3000).borderline
+    assert classify_temperature(4500).confidence == 0.0
+
+
+def test_mccamy_cct_of_standard_illuminants():
+    # CIE D65 is 6504 K, illuminant A 2856 K; McCamy's formula is within ~2 K of both.
+    assert mccamy_cct(0.3127, 0.3290) == pytest.approx(6504, abs=5)
+    assert mccamy_cct(0.44757, 0.40745) == pytest.approx(2856, abs=5)
+
+
+def test_green_scene_is_not_warm_under_neutral_light():
+    # Grass (sRGB ~ (90, 130, 60)) beside gray road and gray sky: mean R - B is positive (the
+    # old "warm" reading) while the gray-world illuminant stays near daylight.
+    frame = np.zeros((40, 40, 3), np.uint8)
+    frame[:20] = (90, 130, 60)
+    frame[20:30] = (120, 120, 120)
+    frame[30:] = (200, 200, 200)
+    assert float((frame[..., 0].astype(int) - frame[..., 2]).mean()) > 0
+    assert classify_temperature(color_temperature_k([frame])).name == "neutral"
+
+
+def test_a_borderline_motion_names_slow_motion_as_borderline():
+    assert borderline_effects(0.0102, CATALOG) == ["slow_motion"]
+    assert borderline_effects(0.05, CATALOG) == []
 
 
 def test_near_black_pixels_do_not_count_as_saturated():
@@ -208,4 +243,5 @@ def test_near_black_pixels_do_not_count_as_saturated():
     frame[:, :4] = (3, 0, 0)
     metrics = color_metrics([frame])
     assert metrics["mean_saturation"] == 0.0
-    assert metrics["color_temperature"] == pytest.approx(3 / 255 / 2)
+    # ... and left out of the colour temperature too: only the gray half counts, D65-neutral.
+    assert metrics["color_temperature"] == pytest.approx(6504, abs=10)

@@ -47,8 +47,29 @@ def test_prod_refuses_to_start_without_an_admin(settings):
         create_app(settings.model_copy(update={"deployment": "prod", "admin_api_key": None}))
 
 
+def test_prod_refuses_unsigned_local_uploads_and_link_test_hosts(settings):
+    # (prod also keeps its rate-limit counters in Redis: tests/test_api_ratelimit.py)
+    prod = settings.model_copy(
+        update={"deployment": "prod", "admin_api_key": new_key()[1], "redis_url": "redis://127.0.0.1:6379/0"}
+    )
+    with pytest.raises(InsecureSettings, match="EFFECTLAKE_UPLOAD_SIGNING_SECRET"):
+        create_app(prod)
+    create_app(prod.model_copy(update={"media_uri": "s3://bucket/media"}))  # S3 signs its own URLs
+    with pytest.raises(InsecureSettings, match="EFFECTLAKE_LINK_TEST_HOSTS"):
+        create_app(prod.model_copy(update={"upload_signing_secret": "s" * 43, "link_test_hosts": "127.0.0.1:1"}))
+
+
 def test_prod_starts_with_a_store_key_and_local_makes_a_one_off_key(settings, capsys):
-    create_app(settings.model_copy(update={"deployment": "prod", "admin_api_key": new_key()[1]}))
+    create_app(
+        settings.model_copy(
+            update={
+                "deployment": "prod",
+                "admin_api_key": new_key()[1],
+                "upload_signing_secret": "s" * 43,
+                "redis_url": "redis://127.0.0.1:6379/0",
+            }
+        )
+    )
     app = create_app(settings.model_copy(update={"deployment": "local", "admin_api_key": None}))
     printed = capsys.readouterr().err
     key = printed.strip().rsplit(" ", 1)[-1]
@@ -113,6 +134,7 @@ def test_media_keys_that_are_not_stored_files_are_404(client, settings, raw_path
     r = client.get(httpx.URL(client.base_url.join("/")).copy_with(raw_path=raw_path.encode()))
     assert r.status_code == 404, (raw_path, r.status_code, r.text[:200])
     # A newline never matches the route at all (Starlette's own 404); the rest reach the route.
+    assert r.headers["content-type"] == "application/problem+json" and r.json()["code"] == "not_found"
     assert r.json()["detail"] == ("Not Found" if "%0A" in raw_path else "no such media")
 
 

@@ -5,10 +5,13 @@ Idempotency-Key replays."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
 from api.app import create_app
+from resources.store import Store
 from tests.api_users import ADMIN, bearer, new_user, new_workspace, upload
 from tests.server import serve
 
@@ -120,3 +123,17 @@ def test_idempotency_key_replays_and_refuses_another_body(client):
         files={"file": ("a.mp4", MP4, "video/mp4")},
     )
     assert d.status_code == 202 and d.json()["video_id"] != a.json()["video_id"]
+
+
+def test_priorities_are_validated_and_stored_normalised(client, settings):
+    user = new_user(client)
+    files = {"file": ("p.mp4", MP4, "video/mp4")}
+    for bad in ('{"quality": -1}', '{"quality": 0, "cost": 0}', "not json", '{"beauty": 1}', '{"cost": "1"}'):
+        r = client.post("/v1/uploads", headers=user["headers"], files=files, data={"priorities": bad})
+        assert r.status_code == 422, (bad, r.text)
+    ok = client.post(
+        "/v1/uploads", headers=user["headers"], files=files, data={"priorities": '{"cost": 3, "speed": 1}'}
+    )
+    assert ok.status_code == 202, ok.text
+    stored = Store(settings.database_url).upload(ok.json()["video_id"], user["user_id"])
+    assert json.loads(stored["priorities"]) == {"quality": 0.0, "cost": 0.75, "speed": 0.25}

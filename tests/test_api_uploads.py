@@ -57,7 +57,8 @@ def test_bad_uploads_get_readable_4xx_and_are_recorded(client, user, settings, t
     for name, data, ctype, status, code, phrase in cases:
         r = _post(client, user, name, data, ctype)
         assert r.status_code == status, name
-        assert r.json()["error"] == code and phrase in r.json()["detail"], r.json()
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == code and phrase in r.json()["detail"], r.json()
     # A good upload in between is unaffected.
     ok = _post(client, user, "bikes.mp4", short_bikes.read_bytes())
     assert ok.status_code == 202
@@ -72,7 +73,7 @@ def test_over_the_size_limit_is_413(settings, short_bikes):
     small = settings.model_copy(update={"max_upload_bytes": 10_000})
     with serve(create_app(small)) as base, httpx.Client(base_url=base) as c:
         r = _post(c, new_user(c), "bikes.mp4", short_bikes.read_bytes())
-    assert r.status_code == 413 and "limit" in r.json()["detail"]
+    assert r.status_code == 413 and r.json()["code"] == "too_large" and "limit" in r.json()["detail"]
     assert Store(settings.database_url).changes_since("uploads", 0)[0] == []
 
 

@@ -29,7 +29,7 @@ def test_no_tokens_is_402_until_topped_up(settings, short_bikes):
     with serve(create_app(settings)) as base, httpx.Client(base_url=base) as c:
         broke = new_user(c)
         r = upload(c, broke, short_bikes)
-        assert r.status_code == 402 and r.json()["error"] == "UserQuotaExceeded"
+        assert r.status_code == 402 and r.json()["code"] == "UserQuotaExceeded"
         assert "topped up" in r.json()["detail"]
         credits = f"/v1/admin/users/{broke['user_id']}/credits"
         top = c.post(credits, headers=ADMIN, json={"tokens": 50, "topup_id": "pay-1"})

@@ -158,26 +158,6 @@ def test_cost_and_speed_are_compared_among_providers_of_the_same_effect():
     assert scores["grade"] == pytest.approx(0.5 * 0.95 + 0.3 + 0.2)  # alone in its effect type
 
 
-def test_the_uploaders_own_weights_choose_the_winner():
-    c = pl.DataFrame(
-        {
-            "task_id": ["fine", "fast"],
-            "status": ["scored"] * 2,
-            "gate_passed": [True] * 2,
-            "composite": [0.95, 0.70],
-            "selection": ["ranked"] * 2,
-            "effect_type": ["warm_grade"] * 2,
-            "cost_usd": [0.001, 0.001],
-            "duration_ms": [4000, 1000],
-        }
-    )
-    assert rank_candidates(c, {"quality": 0.9, "cost": 0.05, "speed": 0.05})["task_id"][0] == "fine"
-    assert rank_candidates(c, {"quality": 0.2, "speed": 0.8})["task_id"][0] == "fast"  # cost missing: 0
-    assert rank_candidates(c, {"quality": 0.7, "cost": 0.15, "speed": 0.15})["score"].to_list() == pytest.approx(
-        rank_candidates(c, "quality")["score"].to_list()
-    )
-
-
 def test_ledger_ids_make_settlement_exactly_once():
     task = {"user_id": "u", "video_id": "v", "task_id": "t", "tokens_reserved": 4}
     consume = ledger.settle(task, "succeeded", NOW)
@@ -275,21 +255,23 @@ def test_job_margins_add_every_task_of_the_job():
 
 
 def test_job_price_is_the_dearest_effect_tried_plus_the_favoured_premiums():
-    from economics.pricing import favoured, job_price, parse_priorities
+    from economics.pricing import favoured, job_price
+    from resources.priorities import Priorities, parse_priorities
 
     prices = {"warm_grade": 2, "slow_motion": 5, "cartoon": 4}
     premiums = {"quality": 0.25, "speed": 0.25}
     assert job_price(prices, ["warm_grade", "cartoon", "warm_grade"]) == 4
     assert job_price(prices, []) == 0
-    quality = parse_priorities('{"quality": 0.7, "cost": 0.15, "speed": 0.15}')
-    assert favoured(quality) == ["quality"] and favoured(None) == [] and favoured({"cost": 0.6}) == []
+    quality = parse_priorities('{"quality": 0.7, "cost": 0.15, "speed": 0.15}').weights()
+    assert (
+        favoured(quality) == ["quality"] and favoured(None) == [] and favoured(Priorities.named("cost").weights()) == []
+    )
+    assert favoured(Priorities.named("balanced").weights()) == []
     assert job_price(prices, ["warm_grade"], premiums, quality) == 3  # ceil(2 × 1.25)
     assert job_price(prices, ["cartoon"], premiums, quality) == 5
-    both = {"quality": 0.55, "cost": 0.0, "speed": 0.45}
+    both = Priorities(quality=0.55, cost=0.0, speed=0.45).weights()
     assert job_price(prices, ["cartoon"], premiums, both) == 6  # 4 × 1.5
     assert job_price(prices, ["cartoon"], {}, both) == 4  # no premiums declared: list price
-    with pytest.raises(ValueError, match="object of numbers"):
-        parse_priorities('["quality"]')
     with pytest.raises(KeyError):
         job_price(prices, ["unknown"])
 

@@ -70,7 +70,7 @@ def test_upload_to_published_through_sensors(world, short_bikes, tmp_path):
     assert status["result"]["outcome"] == "selected"
     assert {o["status"] for o in status["outputs"]} <= {"scored", "unknown"}
     approval_id = status["approval"]["approval_id"]
-    pending = client.get("/v1/admin/approvals", headers=ADMIN).json()
+    pending = client.get("/v1/admin/approvals", headers=ADMIN).json()["items"]
     assert [p["approval_id"] for p in pending] == [approval_id]
     assert len(pending[0]["comparison"]["outputs"]) == len(status["outputs"])
 
@@ -88,7 +88,7 @@ def test_upload_to_published_through_sensors(world, short_bikes, tmp_path):
     effect = client.get(f"/v1/effects/{slug}").json()
     assert effect["snapshot"]["source_video_id"] == vid
     assert client.get(effect["preview_url"].replace("http://testserver", "")).content[4:8] == b"ftyp"
-    assert [e["slug"] for e in client.get("/v1/effects").json()] == [slug]
+    assert [e["slug"] for e in client.get("/v1/effects").json()["items"]] == [slug]
 
     # The whole trace, in order, under one correlation id.
     tasks = lake.read(TEST_BATCH, pl.col("video_id") == vid).height

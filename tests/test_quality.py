@@ -26,7 +26,9 @@ from assets.quality import (
 )
 from assets.quality.similarity import phash, phash_distance, ssim
 from resources.ffmpeg import run_ffmpeg
-from resources.schemas import QUALITY_METRICS
+from resources.schemas import QUALITY_METRICS, QUALITY_SCORES
+
+FRAME_SERIES = ("frame_vmaf", "frame_psnr_y", "frame_ssim", "frame_artifacts", "damaged_frames")
 
 pytestmark = pytest.mark.video
 
@@ -253,7 +255,7 @@ def test_cartoon_palette_output_adheres(proxy, identity, make):
 def test_unknown_effect_has_no_style_but_a_composite(proxy, warm):
     v = score_output(proxy, warm, "time_travel", {})
     assert v.status == "scored" and v.style_adherence is None
-    expected = (0.25 * v.fidelity + 0.2 * (1 - v.artifacts) + 0.2 * v.temporal_consistency) / 0.65
+    expected = (0.4 * v.fidelity + 0.1 * (1 - v.artifacts) + 0.15 * v.temporal_consistency) / 0.65
     assert v.composite == pytest.approx(expected)
 
 
@@ -353,9 +355,13 @@ def test_damaged_stream_fails_integrity(proxy, warm, workdir):
 def test_black_video_is_all_artifact(proxy, make):
     black = make("black.mp4", ["-vf", "lutyuv=y=16:u=128:v=128", *X264])
     v = score_output(proxy, black, "warm_grade", {})
-    assert v.gate_passed  # technically fine ...
+    # Well-formed, but every frame is black where the input is not: corrupted frames.
+    assert not v.gate_passed and v.composite == 0.0
+    assert v.gate_failures == [
+        "localized corruption in 75 frame(s): 0 (black), 1 (black), 2 (black), 3 (black), 4 (black) and 70 more"
+    ]
     assert v.measurements["black_share_out"] == 1.0
-    assert v.artifacts > 0.95  # ... but nothing to see
+    assert v.artifacts > 0.95
     assert v.perceptual_hash_distance > 0.3
 
 
@@ -394,14 +400,19 @@ def test_vector_serialises(scores):
         "gate_failures",
         "measurements",
         "scoring_ms",
+        *FRAME_SERIES,
     }
+    assert set(FRAME_SERIES) <= set(QUALITY_SCORES.schema.names())  # stored in the lake as lists
+    # One full-reference value per input frame (same timing), one artifact level per output frame.
+    assert len(d["frame_vmaf"]) == len(d["frame_ssim"]) == len(d["frame_psnr_y"]) == 75
+    assert len(d["frame_artifacts"]) == 75 and d["damaged_frames"] == []
     assert all(0 <= d[k] <= 1 for k in QUALITY_METRICS)
     assert all(isinstance(x, float) and math.isfinite(x) for x in d["measurements"].values())
 
 
 def test_composite_weights(scores):
     v = scores["warm"]
-    expected = 0.35 * v.style_adherence + 0.25 * v.fidelity + 0.2 * (1 - v.artifacts) + 0.2 * v.temporal_consistency
+    expected = 0.35 * v.style_adherence + 0.4 * v.fidelity + 0.1 * (1 - v.artifacts) + 0.15 * v.temporal_consistency
     assert v.composite == pytest.approx(expected)
 
 

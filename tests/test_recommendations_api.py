@@ -58,15 +58,17 @@ def test_recommendation_decisions(settings, seeded):
     rec_id = recs.filter(pl.col("type") == "PRICE_ADJUSTMENT")["recommendation_id"][0]
     with serve(create_app(settings)) as base, httpx.Client(base_url=base) as c:
         assert c.get("/v1/admin/recommendations").status_code == 401
-        pending = c.get("/v1/admin/recommendations", headers=ADMIN, params={"status": "pending"}).json()
+        pending = c.get("/v1/admin/recommendations", headers=ADMIN, params={"status": "pending"}).json()["items"]
         assert rec_id in [r["recommendation_id"] for r in pending]
         assert isinstance(pending[0]["action"], dict)
         url = f"/v1/admin/recommendations/{rec_id}"
         assert c.post(url, headers=ADMIN, json={"decision": "approve", "admin": "bob"}).status_code == 202
         assert c.post(url, headers=ADMIN, json={"decision": "approve", "admin": "bob"}).status_code == 202
-        assert c.post(url, headers=ADMIN, json={"decision": "reject"}).status_code == 409
-        assert c.post("/v1/admin/recommendations/nope", headers=ADMIN, json={"decision": "reject"}).status_code == 404
-        approved = c.get("/v1/admin/recommendations", headers=ADMIN, params={"status": "approve"}).json()
+        conflict = c.post(url, headers=ADMIN, json={"decision": "reject"})
+        assert conflict.status_code == 409 and conflict.json()["code"] == "decision_conflict"
+        missing = c.post("/v1/admin/recommendations/nope", headers=ADMIN, json={"decision": "reject"})
+        assert missing.status_code == 404 and missing.json()["code"] == "decision_not_found"
+        approved = c.get("/v1/admin/recommendations", headers=ADMIN, params={"status": "approve"}).json()["items"]
         assert [r["recommendation_id"] for r in approved] == [rec_id]
     decisions = Store(settings.database_url).decisions("recommendation")
     assert [(d["subject_id"], d["decision"], d["admin"]) for d in decisions] == [(rec_id, "approve", "bob")]

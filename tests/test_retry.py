@@ -11,6 +11,7 @@ from resources.lake import Lake
 from resources.retry import (
     PollTimeout,
     commit_conflicts,
+    server_paced,
     transient_failures,
     until_ready,
 )
@@ -97,3 +98,44 @@ def test_until_ready_does_not_retry_errors():
     with pytest.raises(RuntimeError, match="server exited"):
         until_ready(timeout_s=5, interval_s=0.01)(fn)
     assert fn.calls == 1
+
+
+class Refused(Exception):
+    """A refusal that may name the seconds to wait (as a 429's Retry-After does)."""
+
+    def __init__(self, delay_s: float | None = None):
+        super().__init__(f"refused, wait {delay_s}")
+        self.delay_s = delay_s
+
+
+def test_server_paced_waits_what_the_server_asks_else_backs_off_exponentially():
+    sleeps: list[float] = []
+    policy = server_paced(
+        lambda exc: isinstance(exc, Refused), lambda exc: exc.delay_s, attempts=4, max_wait_s=10, base_s=1.0
+    ).copy(sleep=sleeps.append)
+    fn = flaky([Refused(2.5), Refused(None), Refused(None)])
+    assert policy(fn) == "done" and fn.calls == 4
+    # the server's 2.5 s, then base * 2**(n-1) × uniform(0.5, 1) for failures 2 and 3
+    assert sleeps[0] == 2.5 and 1.0 <= sleeps[1] <= 2.0 and 2.0 <= sleeps[2] <= 4.0
+
+
+def test_server_paced_is_bounded_in_attempts_and_in_each_wait():
+    sleeps: list[float] = []
+    policy = server_paced(lambda exc: isinstance(exc, Refused), lambda exc: exc.delay_s, attempts=3, max_wait_s=5).copy(
+        sleep=sleeps.append
+    )
+    always = flaky([Refused(0.1)] * 10)
+    with pytest.raises(Refused):
+        policy(always)
+    assert (always.calls, sleeps) == (3, [0.1, 0.1])
+    # A server asking for longer than max_wait_s ends the retries at once: retrying early
+    # would only be refused again.
+    sleeps.clear()
+    too_long = flaky([Refused(60.0), Refused(None)])
+    with pytest.raises(Refused, match="wait 60"):
+        policy(too_long)
+    assert (too_long.calls, sleeps) == (1, [])
+    other = flaky([ValueError("bad request")])
+    with pytest.raises(ValueError, match="bad request"):
+        policy(other)
+    assert other.calls == 1

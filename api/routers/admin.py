@@ -21,7 +21,6 @@ from api.models import (
     ApprovalRequest,
     Balance,
     Decision,
-    ErrorDetail,
     NewUser,
     NewWorkspace,
     Override,
@@ -30,9 +29,10 @@ from api.models import (
     RoutingOverride,
     TopUp,
     UserCreated,
-    ValidationErrors,
     Workspace,
 )
+from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, frame_page
+from api.problems import problem_responses
 from resources.services.ab_tests import ABTestInvalid, ab_test, request_ab_test
 from resources.services.approvals import decide, pending_requests
 from resources.services.recommendations import decide_recommendation, recommendations_with_status
@@ -40,21 +40,15 @@ from resources.services.routing_admin import NoManifest, emergency_override
 from resources.store.idempotency import request_hash
 
 router = APIRouter(
-    prefix="/v1/admin",
-    tags=["admin"],
-    dependencies=[Depends(admin_caller)],
-    responses={401: {"model": ErrorDetail}, 403: {"model": ErrorDetail}},
+    prefix="/v1/admin", tags=["admin"], dependencies=[Depends(admin_caller)], responses=problem_responses(401, 403)
 )
 
-NOT_FOUND = {404: {"model": ErrorDetail}}
-# A 422 is FastAPI's list of problems with the body, or a sentence from the service.
-REFUSED = {
-    422: {"model": ErrorDetail | ValidationErrors, "description": "a malformed body, or a request the service refused"}
-}
-DECISION_ERRORS = {404: {"model": ErrorDetail}, 409: {"model": ErrorDetail}, **REFUSED}
-REPLAY = {
-    409: {"model": ErrorDetail, "description": "a conflict, or the first request with this Idempotency-Key still runs"}
-}
+NOT_FOUND = problem_responses(404)
+# A 422 is a malformed body (``errors`` lists the problems) or a request the service refused.
+REFUSED = problem_responses(422)
+# 409: a conflict, or the first request with this Idempotency-Key still runs.
+REPLAY = problem_responses(409)
+DECISION_ERRORS = problem_responses(404, 409, 422)
 
 
 def _hash(body, *path: str) -> str:
@@ -106,7 +100,7 @@ def credit_user(
     "/routing/override",
     status_code=201,
     response_model=RoutingOverride,
-    responses={409: {"model": ErrorDetail}, **REFUSED},
+    responses=REPLAY | REFUSED,
 )
 def override_routing(
     body: Override,
@@ -161,13 +155,16 @@ def get_ab_test(experiment_id: str, lake: LakeDep) -> ABTest:
     return ABTest.model_validate(found)
 
 
-@router.get("/approvals")
-def list_approvals(lake: LakeDep, store: StoreDep) -> list[ApprovalRequest]:
-    """Pending approval requests with their side-by-side comparison."""
-    return [
-        ApprovalRequest.model_validate({**r, "comparison": json.loads(r["comparison"])})
-        for r in pending_requests(lake, store).iter_rows(named=True)
-    ]
+@router.get("/approvals", responses=problem_responses(400))
+def list_approvals(
+    lake: LakeDep, store: StoreDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Page[ApprovalRequest]:
+    """Pending approval requests with their side-by-side comparison, oldest first (a page)."""
+    rows, next_cursor = frame_page(
+        pending_requests(lake, store), [("requested_at", False), ("approval_id", False)], cursor, limit
+    )
+    items = [ApprovalRequest.model_validate({**r, "comparison": json.loads(r["comparison"])}) for r in rows]
+    return Page[ApprovalRequest](items=items, next_cursor=next_cursor)
 
 
 @router.post("/approvals/{approval_id}", status_code=202, response_model=ApprovalDecided, responses=DECISION_ERRORS)
@@ -189,14 +186,22 @@ def decide_approval(
     return respond(store, caller, route, idempotency_key, _hash(body, approval_id), work)
 
 
-@router.get("/recommendations")
-def list_recommendations(lake: LakeDep, store: StoreDep, status: str | None = None) -> list[Recommendation]:
-    """Economic recommendations of the latest cycle with their decision status (``status``:
-    only pending, approve or reject)."""
+@router.get("/recommendations", responses=problem_responses(400))
+def list_recommendations(
+    lake: LakeDep,
+    store: StoreDep,
+    status: str | None = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[Recommendation]:
+    """Economic recommendations of the latest cycle with their decision status, newest first
+    (a page; ``status``: only pending, approve or reject)."""
     recs = recommendations_with_status(lake, store)
     if status:
         recs = recs.filter(pl.col("status") == status)
-    return [Recommendation.model_validate({**r, "action": json.loads(r["action"])}) for r in recs.iter_rows(named=True)]
+    rows, next_cursor = frame_page(recs, [("created_at", True), ("recommendation_id", False)], cursor, limit)
+    items = [Recommendation.model_validate({**r, "action": json.loads(r["action"])}) for r in rows]
+    return Page[Recommendation](items=items, next_cursor=next_cursor)
 
 
 @router.post(

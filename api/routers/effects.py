@@ -8,7 +8,9 @@ import polars as pl
 from fastapi import APIRouter, HTTPException
 
 from api.deps import LakeDep, SettingsDep
-from api.models import Effect, ErrorDetail
+from api.models import Effect
+from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, frame_page
+from api.problems import problem_responses
 from api.status import gallery
 from resources.media import media_url
 
@@ -28,13 +30,16 @@ def _effect(r: dict, api_base_url: str) -> Effect:
     )
 
 
-@router.get("/v1/effects")
-def list_effects(lake: LakeDep, settings: SettingsDep) -> list[Effect]:
-    """The gallery: published effects, newest first."""
-    return [_effect(r, settings.api_base_url) for r in gallery(lake).iter_rows(named=True)]
+@router.get("/v1/effects", responses=problem_responses(400))
+def list_effects(
+    lake: LakeDep, settings: SettingsDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Page[Effect]:
+    """The gallery: published effects, newest first (a page)."""
+    rows, next_cursor = frame_page(gallery(lake), [("published_at", True), ("slug", False)], cursor, limit)
+    return Page[Effect](items=[_effect(r, settings.api_base_url) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/v1/effects/{slug}", responses={404: {"model": ErrorDetail}})
+@router.get("/v1/effects/{slug}", responses=problem_responses(404))
 def get_effect(slug: str, lake: LakeDep, settings: SettingsDep) -> Effect:
     """One published effect by slug (its current pinned revision)."""
     rows = gallery(lake).filter(pl.col("slug") == slug)

@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import MediaDep
 from api.hardening import safe_media_key
-from api.models import ErrorDetail
+from api.problems import problem_responses
 
 router = APIRouter(tags=["media"])
 
@@ -17,7 +17,7 @@ PUBLIC_MEDIA_PREFIXES = ("proxy/", "outputs/")  # raw uploads stay private
 @router.get(
     "/v1/media/{key:path}",
     response_class=StreamingResponse,
-    responses={200: {"content": {"video/mp4": {}}, "description": "the video's bytes"}, 404: {"model": ErrorDetail}},
+    responses={200: {"content": {"video/mp4": {}}, "description": "the video's bytes"}} | problem_responses(404),
 )
 def get_media(key: str, media: MediaDep) -> StreamingResponse:
     """Stream a proxy or output video (raw uploads are not served). Any key that is not a

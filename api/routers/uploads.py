@@ -6,19 +6,23 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 from fastapi.responses import Response
 
 from api.deps import CallerDep, MediaDep, SettingsDep, StoreDep
 from api.idempotency import IdempotencyKey, respond
 from api.models import ErrorDetail, UploadAccepted, UploadError
+from resources.priorities import EXAMPLE, parse_priorities
 from resources.services.uploads import CHUNK, IncomingUpload, receive_upload
 from resources.store.idempotency import request_hash
 
 router = APIRouter(tags=["uploads"])
 
 # A refused upload answers with its own status (see resources.services.uploads).
-REFUSED = {status: {"model": UploadError} for status in (400, 402, 413, 415)} | {401: {"model": ErrorDetail}}
+REFUSED = {status: {"model": UploadError} for status in (400, 402, 413, 415)} | {
+    401: {"model": ErrorDetail},
+    422: {"model": ErrorDetail, "description": "malformed priorities, or an Idempotency-Key reused with another body"},
+}
 ROUTE = "POST /v1/uploads"
 
 
@@ -39,17 +43,29 @@ def upload(
     media: MediaDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="the example video")],
+    priorities: Annotated[
+        str | None,
+        Form(
+            description="how the best result is chosen: JSON weights, e.g. " + EXAMPLE + " (default balanced)",
+            max_length=500,
+        ),
+    ] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Accept a video of the calling user: 202 with a random ``video_id`` and a status URL.
     The same user sending the same bytes again gets their existing upload back
-    (``duplicate: true``) and one pipeline run."""
+    (``duplicate: true``) and one pipeline run. ``priorities`` (quality / cost / speed
+    weights) steer which provider's output is chosen; a malformed value is a 422."""
+    try:
+        weights = None if priorities is None or not priorities.strip() else parse_priorities(priorities).to_json()
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
 
     def work() -> tuple[int, UploadAccepted]:
         accepted = receive_upload(
             store,
             media,
-            IncomingUpload(file.file, file.filename, file.content_type, caller.user_id, caller.workspace_id),
+            IncomingUpload(file.file, file.filename, file.content_type, caller.user_id, caller.workspace_id, weights),
             max_upload_bytes=settings.max_upload_bytes,
         )
         return 202, UploadAccepted(
@@ -59,5 +75,5 @@ def upload(
             bytes=accepted.bytes,
         )
 
-    fingerprint = _fingerprint(file, file.filename, file.content_type) if idempotency_key else ""
+    fingerprint = _fingerprint(file, file.filename, file.content_type, weights) if idempotency_key else ""
     return respond(store, caller, ROUTE, idempotency_key, fingerprint, work)

@@ -49,9 +49,11 @@ def content_analysis(
                     for k in (
                         "scene_count",
                         "motion_class",
+                        "temperature_class",
                         "dominant_style",
                         "detected_effects",
                         "eligible_effect_types",
+                        "borderline",
                         "analysis_ms",
                     )
                 },

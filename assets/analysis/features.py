@@ -17,6 +17,10 @@ import av
 import cv2
 import numpy as np
 from scenedetect import ContentDetector, detect
+from scipy.stats import trim_mean
+
+from assets.analysis.bands import Decision, classify, threshold_confidence
+from assets.analysis.color import color_temperature_k
 
 # Sampled frames are scaled so their longest side is at most this many px: color means and
 # frame differences barely change with resolution, and conversion cost falls with the square.
@@ -27,17 +31,52 @@ ANALYSIS_MAX_SIDE = 320
 # of mean_saturation so a dark scene is not mistaken for a vivid one.
 SATURATION_MIN_VALUE = 32
 
-# motion_class upper bounds on motion_level (mean |delta luma| / 255 between adjacent frames).
-# static < 0.002 (~0.5 luma level: compression flicker of a still shot, a lavfi color source
-#   measures 0.0); low < 0.01 (~2.5 levels: a talking head or slow pan, e.g. bigbuckbunny 0.008;
-#   equals slow_motion's min_motion in effects.yaml); medium < 0.03 (walking subjects, moving
-#   background, e.g. carphone 0.015, bikes 0.02); high above (fast action, shaky handheld).
+# Motion is measured between a sampled frame and the first frame at least MIN_PAIR_GAP_S later,
+# scaled to a REFERENCE_INTERVAL_S step: the same instants and the same units whatever the
+# frame rate, so a 60 fps upload and its 30 fps proxy (M1 caps the proxy at 30 fps) measure
+# alike (adjacent frames of the 60 fps file are half as far apart, and differ about half as
+# much). 1/30 s is the proxy's shortest frame interval (minus 1 ms of timestamp rounding); the
+# reference is 1/25 s so 25 fps footage keeps the values the thresholds below were set on.
+MIN_PAIR_GAP_S = 1 / 30 - 0.001
+REFERENCE_INTERVAL_S = 1 / 25
+# Frame differences are taken on luma area-averaged to this many px (longest side): codec noise
+# and fine texture, which the proxy's re-encode smooths, would otherwise count as motion (at
+# 320 px a carphone proxy read 19 % less motion than its source, at 160 px 16 %, 160 px keeps
+# the thresholds' calibration within ~10 %).
+MOTION_MAX_SIDE = 160
+# Share of the frame pairs dropped at each end before averaging (see motion_level).
+MOTION_TRIM = 0.1
+
+# motion_class upper bounds on motion_level (mean |delta luma| / 255 per 1/25 s, 160 px luma).
+# static < 0.0015 (~0.4 luma level: compression flicker of a still shot, a lavfi color source
+#   measures 0.0); low < 0.01 (~2.5 levels: talking heads, a fixed camera on small walkers, e.g.
+#   bigbuckbunny 0.006, Megamind 0.005, vtest 0.002; equals slow_motion's min_motion in
+#   effects.yaml); medium < 0.03 (walking subjects, moving background, e.g. carphone 0.015, bikes
+#   0.020); high above (fast action, whole-frame change). Values from the golden set (data/golden/).
 MOTION_CLASSES: tuple[tuple[str, float], ...] = (
-    ("static", 0.002),
+    ("static", 0.0015),
     ("low", 0.01),
     ("medium", 0.03),
     ("high", float("inf")),
 )
+
+# Relative half-width of the borderline band around a motion threshold (the motion classes and
+# slow_motion's min_motion). Measured on the golden set (data/golden/, docs/analysis.md): the
+# uploaded file and its proxy differ by up to ~8 % in motion_level (proxy compression smooths
+# fine texture); twice that is called borderline.
+MOTION_MARGIN = 0.15
+
+# temperature_class upper bounds on color_temperature (CCT in kelvin, see analysis/color.py):
+# warm below 4500 K (tungsten 2700-3200 K, golden hour ~3500 K, candle-lit Megamind.avi 3000 K),
+# cool from 8000 K (shade / blue hour, teal night grades: cityCC0.mpg 9600 K); camera-balanced
+# daylight sits between (D65 = 6504 K; the overcast street of vtest.avi 5500 K).
+TEMPERATURE_CLASSES: tuple[tuple[str, float], ...] = (
+    ("warm", 4500.0),
+    ("neutral", 8000.0),
+    ("cool", float("inf")),
+)
+# ±10 % in kelvin is ~±10 % in mired: about the shift a viewer starts to notice as a cast.
+TEMPERATURE_MARGIN = 0.10
 
 
 @dataclass(frozen=True)
@@ -46,18 +85,25 @@ class ContentAnalysis:
 
     Attributes:
         scene_count: number of shots (cuts + 1).
-        scene_cuts_ms: start of every shot after the first, ms on the file's timeline.
-        motion_level: 0..1, mean |luma difference| / 255 between a sampled frame and the frame
-            right after it, averaged over the samples (pairs spanning a cut are left out).
+        scene_cuts_ms: start of every shot after the first, ms from the first frame (frame
+            number / fps, PySceneDetect's clock).
+        motion_level: 0..1, mean |luma difference| / 255 between a sampled frame and the first
+            frame at least MIN_PAIR_GAP_S later, scaled to a REFERENCE_INTERVAL_S step, averaged
+            over the samples (pairs spanning a cut are left out).
         motion_class: ``static`` | ``low`` | ``medium`` | ``high`` (see MOTION_CLASSES).
+        temperature_class: ``warm`` | ``neutral`` | ``cool`` (see TEMPERATURE_CLASSES).
         mean_luma: 0..255, BT.601 luma of the sampled frames.
         mean_saturation: 0..1, HSV saturation of their non-black pixels.
-        color_temperature: -1..1, mean (R - B) / 255; warm > 0, cool < 0.
+        color_temperature: correlated colour temperature in kelvin of the gray-world illuminant
+            estimate (analysis/color.py); lower is warmer.
         contrast: mean per-frame standard deviation of luma / 255.
         dominant_style: highest-scoring taxonomy style (first listed wins ties).
         style_scores: every taxonomy style -> score 0..1.
         detected_effects: taxonomy ``detected_effects`` present in the video, in taxonomy order.
         eligible_effect_types: sorted effect types of the catalog this video can get.
+        borderline: decisions whose measure lies inside the margin of a threshold, so another
+            encoding of the same video may decide them the other way: any of ``motion_class``,
+            ``temperature_class`` and the effect types whose eligibility rule is that close.
         analysis_ms: wall time of analyze_video.
     """
 
@@ -65,6 +111,7 @@ class ContentAnalysis:
     scene_cuts_ms: list[int]
     motion_level: float
     motion_class: str
+    temperature_class: str
     mean_luma: float
     mean_saturation: float
     color_temperature: float
@@ -73,6 +120,7 @@ class ContentAnalysis:
     style_scores: dict[str, float]
     detected_effects: list[str]
     eligible_effect_types: list[str]
+    borderline: list[str]
     analysis_ms: int
 
     def to_dict(self) -> dict:
@@ -115,16 +163,22 @@ def analyze_video(
     cuts_s = detect_scene_cuts(path)
     samples, duration_s = sample_frame_pairs(path, sample_frames, fps)
     metrics = color_metrics([first for _, first, _, _ in samples])
-    metrics["motion_level"] = motion_level(samples, cuts_s)
+    metrics["motion_level"] = motion_level(samples, cuts_s, cut_tolerance_s=1.5 / fps)
     metrics["cuts_per_minute"] = len(cuts_s) * 60.0 / duration_s
     scores = score_styles(metrics, style_taxonomy)
     dominant = dominant_style(scores)
     detected = detect_effects(metrics, style_taxonomy)
+    motion = classify_motion(metrics["motion_level"])
+    temperature = classify_temperature(metrics["color_temperature"])
+    eligible = eligible_effect_types(dominant, fps, metrics["motion_level"], effect_catalog, detected)
+    borderline = [name for name, d in (("motion_class", motion), ("temperature_class", temperature)) if d.borderline]
+    borderline += borderline_effects(metrics["motion_level"], effect_catalog)
     return ContentAnalysis(
         scene_count=len(cuts_s) + 1,
         scene_cuts_ms=[round(c * 1000) for c in cuts_s],
         motion_level=metrics["motion_level"],
-        motion_class=classify_motion(metrics["motion_level"]),
+        motion_class=motion.name,
+        temperature_class=temperature.name,
         mean_luma=metrics["mean_luma"],
         mean_saturation=metrics["mean_saturation"],
         color_temperature=metrics["color_temperature"],
@@ -132,7 +186,8 @@ def analyze_video(
         dominant_style=dominant,
         style_scores=scores,
         detected_effects=detected,
-        eligible_effect_types=eligible_effect_types(dominant, fps, metrics["motion_level"], effect_catalog, detected),
+        eligible_effect_types=eligible,
+        borderline=borderline,
         analysis_ms=round((time.perf_counter() - started) * 1000),
     )
 
@@ -141,7 +196,7 @@ def analyze_video(
 
 
 def detect_scene_cuts(path: str) -> list[float]:
-    """Cut times in seconds (start of every shot after the first), file timeline.
+    """Cut times in seconds (start of every shot after the first) from the first frame.
 
     PySceneDetect ``ContentDetector`` with its defaults (threshold 27 on the weighted HSV frame
     difference, shots of at least 15 frames), the library's tuned values for ordinary footage.
@@ -154,15 +209,17 @@ def detect_scene_cuts(path: str) -> list[float]:
 def sample_frame_pairs(
     path: str, sample_frames: int, fps: float
 ) -> tuple[list[tuple[float, np.ndarray, float, np.ndarray]], float]:
-    """Decode ``path`` once, keeping ``sample_frames`` evenly spaced frames and their successors.
+    """Decode ``path`` once, keeping ``sample_frames`` evenly spaced frames and a partner of each.
 
     Frame indices are spread over the real frame count, taken from a demux-only pass (packets,
-    no decoding: cheap, and not the header's claim).
+    no decoding: cheap, and not the header's claim). A sampled frame's partner is the first
+    frame at least MIN_PAIR_GAP_S after it (the next frame at <= 30 fps, the second at 60 fps).
 
     Returns:
-        (pairs, duration_s): pairs are ``(t_s, rgb, next_t_s, next_rgb)`` with RGB uint8 arrays
-        of shape (h, w, 3), longest side <= ANALYSIS_MAX_SIDE; duration_s is the span of the
-        decoded timestamps plus one frame (1 / fps).
+        (pairs, duration_s): pairs are ``(t_s, rgb, partner_t_s, partner_rgb)``, times from the
+        first decoded frame, with RGB uint8
+        arrays of shape (h, w, 3), longest side <= ANALYSIS_MAX_SIDE; duration_s is the span of
+        the decoded timestamps plus one frame (1 / fps).
 
     Raises:
         ValueError: fewer than 2 frames decoded.
@@ -171,8 +228,8 @@ def sample_frame_pairs(
         stream = container.streams.video[0]
         packet_count = sum(1 for p in container.demux(stream) if p.size)
     starts = _pair_starts(packet_count, sample_frames)
-    wanted = starts | {i + 1 for i in starts}
-    kept: dict[int, tuple[float, np.ndarray]] = {}
+    pairs: list[tuple[float, np.ndarray, float, np.ndarray]] = []
+    waiting: list[tuple[float, np.ndarray]] = []  # sampled frames whose partner is not decoded yet
     times: list[float] = []
     with av.open(path) as container:
         stream = container.streams.video[0]
@@ -180,16 +237,28 @@ def sample_frame_pairs(
         # already rejected files that have any.
         stream.thread_type = "AUTO"
         size = None
+        t0 = None
         for index, frame in enumerate(container.decode(stream)):
+            # Times from the first frame, the clock of detect_scene_cuts: a container's start
+            # offset (MPEG-PS, edit lists) would otherwise misplace cuts among the pairs.
             t = frame.time if frame.time is not None else index / fps
+            t0 = t if t0 is None else t0
+            t -= t0
             times.append(t)
-            if index in wanted:
-                size = size or _analysis_size(frame.width, frame.height)
-                kept[index] = (t, frame.to_ndarray(width=size[0], height=size[1], format="rgb24"))
+            partners = [w for w in waiting if t >= w[0] + MIN_PAIR_GAP_S]
+            if index not in starts and not partners:
+                continue
+            size = size or _analysis_size(frame.width, frame.height)
+            rgb = frame.to_ndarray(width=size[0], height=size[1], format="rgb24")
+            pairs += [(w_t, w_rgb, t, rgb) for w_t, w_rgb in partners]
+            waiting = [w for w in waiting if t < w[0] + MIN_PAIR_GAP_S]
+            if index in starts:
+                waiting.append((t, rgb))
     if len(times) < 2:
         raise ValueError(f"{path}: {len(times)} frame(s) decoded, at least 2 are needed")
-    pairs = [(*kept[i], *kept[i + 1]) for i in sorted(starts) if i in kept and i + 1 in kept]
-    return pairs, max(times) - min(times) + 1 / fps
+    if not pairs:  # e.g. 2 frames 1 ms apart
+        raise ValueError(f"{path}: no two frames are {MIN_PAIR_GAP_S:.3f} s apart")
+    return sorted(pairs, key=lambda p: p[0]), max(times) - min(times) + 1 / fps
 
 
 def _pair_starts(frame_count: int, sample_frames: int) -> set[int]:
@@ -212,10 +281,10 @@ def color_metrics(frames: list[np.ndarray]) -> dict[str, float]:
     Returns:
         ``mean_luma`` (0..255, BT.601 weights via OpenCV), ``contrast`` (mean per-frame luma
         std / 255), ``mean_saturation`` (0..1, HSV S pooled over pixels with V >=
-        SATURATION_MIN_VALUE; 0 when every pixel is darker), ``color_temperature`` (mean
-        (R - B) / 255, -1..1).
+        SATURATION_MIN_VALUE; 0 when every pixel is darker), ``color_temperature`` (CCT in
+        kelvin of the gray-world illuminant, analysis/color.py).
     """
-    lumas, stds, temps = [], [], []
+    lumas, stds = [], []
     sat_sum, sat_count = 0.0, 0
     for rgb in frames:
         gray = _luma(rgb)
@@ -225,13 +294,20 @@ def color_metrics(frames: list[np.ndarray]) -> dict[str, float]:
         lit = hsv[..., 2] >= SATURATION_MIN_VALUE
         sat_sum += float(hsv[..., 1][lit].sum())
         sat_count += int(lit.sum())
-        temps.append(float((rgb[..., 0].astype(np.int16) - rgb[..., 2]).mean()) / 255)
     return {
         "mean_luma": float(np.mean(lumas)),
         "contrast": float(np.mean(stds)),
         "mean_saturation": sat_sum / sat_count / 255 if sat_count else 0.0,
-        "color_temperature": float(np.mean(temps)),
+        "color_temperature": color_temperature_k(frames),
     }
+
+
+def _motion_luma(rgb: np.ndarray) -> np.ndarray:
+    """Luma at MOTION_MAX_SIDE (area-averaged) for frame differences."""
+    h, w = rgb.shape[:2]
+    scale = min(1.0, MOTION_MAX_SIDE / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(_luma(rgb), size, interpolation=cv2.INTER_AREA)
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -239,22 +315,42 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
-def motion_level(pairs: list[tuple[float, np.ndarray, float, np.ndarray]], cuts_s: list[float]) -> float:
-    """Mean |luma(next) - luma(frame)| / 255 over the pairs, 0..1.
+def motion_level(
+    pairs: list[tuple[float, np.ndarray, float, np.ndarray]], cuts_s: list[float], cut_tolerance_s: float = 0.001
+) -> float:
+    """Trimmed mean of |luma(partner) - luma(frame)| / 255 over the pairs, each scaled to a
+    REFERENCE_INTERVAL_S step (x REFERENCE_INTERVAL_S / gap; small differences grow about
+    linearly with the gap), 0..1.
 
     Pairs whose two frames lie in different shots are skipped (a cut is an edit, measured by
-    ``cuts_per_minute``, not motion) unless every pair does.
+    ``cuts_per_minute``, not motion) unless every pair does. ``cut_tolerance_s`` widens each
+    pair for that test: cut times count frames (frame number / fps) while pair times are
+    timestamps, and a file with a timestamp gap (a dropped frame in an AVI) puts the two clocks
+    a frame apart. The mean is trimmed by MOTION_TRIM at each end, so one flash, fade-in from
+    black or cut PySceneDetect did not report (shorter than its 15-frame minimum shot) does not
+    decide the class: which pair lands on such a frame depends on the frame count, which a
+    file and its proxy need not share.
     """
-    # Cut times and frame times both come from pts; 1 ms absorbs their rounding.
-    eps = 0.001
-    within = [p for p in pairs if not any(p[0] + eps < c <= p[2] + eps for c in cuts_s)] or pairs
-    diffs = [float(cv2.absdiff(_luma(a), _luma(b)).mean()) for _, a, _, b in within]
-    return float(np.mean(diffs)) / 255 if diffs else 0.0
+    within = [
+        p for p in pairs if not any(p[0] - cut_tolerance_s < c <= p[2] + cut_tolerance_s for c in cuts_s)
+    ] or pairs
+    diffs = [
+        float(cv2.absdiff(_motion_luma(a), _motion_luma(b)).mean()) * REFERENCE_INTERVAL_S / max(t_b - t_a, 0.001)
+        for t_a, a, t_b, b in within
+    ]
+    return min(1.0, float(trim_mean(diffs, MOTION_TRIM)) / 255) if diffs else 0.0
 
 
-def classify_motion(level: float) -> str:
-    """``static`` | ``low`` | ``medium`` | ``high`` for a motion_level (see MOTION_CLASSES)."""
-    return next(name for name, upper in MOTION_CLASSES if level < upper)
+def classify_motion(level: float) -> Decision:
+    """``static`` | ``low`` | ``medium`` | ``high`` for a motion_level (see MOTION_CLASSES), with
+    its confidence (borderline within MOTION_MARGIN of a bound)."""
+    return classify(level, MOTION_CLASSES, MOTION_MARGIN)
+
+
+def classify_temperature(cct_k: float) -> Decision:
+    """``warm`` | ``neutral`` | ``cool`` for a CCT in kelvin (see TEMPERATURE_CLASSES), with its
+    confidence (borderline within TEMPERATURE_MARGIN of a bound)."""
+    return classify(cct_k, TEMPERATURE_CLASSES, TEMPERATURE_MARGIN)
 
 
 # --- naming the style -----------------------------------------------------------------------
@@ -363,3 +459,13 @@ def eligible_effect_types(
             continue
         eligible.append(effect)
     return sorted(eligible)
+
+
+def borderline_effects(motion_level: float, effect_catalog: dict) -> list[str]:
+    """Effect types (sorted) whose ``min_motion`` rule lies within MOTION_MARGIN of motion_level:
+    their eligibility could go the other way on another encoding of the same video."""
+    return sorted(
+        effect
+        for effect, spec in effect_catalog["effects"].items()
+        if "min_motion" in spec and threshold_confidence(motion_level, spec["min_motion"], MOTION_MARGIN) < 1
+    )

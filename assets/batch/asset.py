@@ -6,12 +6,13 @@ import random
 import dagster as dg
 import polars as pl
 
+from assets.batch.best import upload_priorities
 from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.lineage import reads
 from assets.registry.asset import unhealthy_providers
 from economics import ledger
 from economics.budget import UserQuotaExceeded, check_budget
-from economics.pricing import job_price, parse_priorities
+from economics.pricing import job_price
 from economics.routing import current_rankings, select_providers
 from economics.telemetry import DISPATCHED_EVENT
 from resources.catalog import Catalog
@@ -111,8 +112,8 @@ def test_batch(
             ],
         )
         return
-    upload = lake.read(UPLOADS, pl.col("video_id") == video_id)
-    weights = parse_priorities(upload["priorities"][0]) if upload.height else None
+    # Priced with the weights the best result will be chosen with (the uploader's, else the preset).
+    weights = upload_priorities(context, lake, video_id, platform.priority).weights()
     price = job_price(
         catalog.prices(),
         (r["effect_type"] for r in rows if r["selection"] != "shadow"),

@@ -1,20 +1,27 @@
 """M5 ``best_result``: weighted quality × cost × speed over the scored outputs
 → BestResultSelected and the job's charge (its reservation consumed), or NoUsableResult with
-the job refunded and a notification."""
+the job refunded and a notification.
+
+The weights are the uploader's (the ``priorities`` of the video's ``uploads`` row), the cost
+each task's full cost as the economics job states it (``assets.costing.task_costs``)."""
 
 import dagster as dg
 import polars as pl
 
 from assets.common import SILVER_KW, frame, only_row, silver_ins
+from assets.costing import task_costs
 from assets.lineage import reads
 from economics import ledger
 from economics.best import rank_candidates
 from economics.margin import margin
-from economics.pricing import parse_priorities
+from economics.telemetry import finished_executions
+from resources.catalog import Catalog
 from resources.events import event, record_pipeline_events, utcnow
 from resources.lake import Lake
+from resources.priorities import Priorities, parse_priorities
+from resources.providers.client import ProviderRegistry
 from resources.refunds import refund_and_notify
-from resources.schemas import BEST_RESULT, UPLOADS
+from resources.schemas import BEST_RESULT, EXECUTION_EVENTS, UPLOADS
 from resources.settings import Settings
 from resources.store.client import Store
 from resources.store.errors import JobNotReserved
@@ -27,7 +34,7 @@ WINNER = ("task_id", "effect_type", "provider_id", "score", "composite", "cost_u
 @dg.asset(
     group_name="M5_batch",
     ins=silver_ins("quality_scores", "provider_outputs", "test_batch"),
-    deps=reads(UPLOADS),
+    deps=reads(UPLOADS, EXECUTION_EVENTS),
     **SILVER_KW,
 )
 def best_result(
@@ -36,6 +43,8 @@ def best_result(
     provider_outputs: pl.DataFrame,
     test_batch: pl.DataFrame,
     lake: dg.ResourceParam[Lake],
+    catalog: dg.ResourceParam[Catalog],
+    providers: dg.ResourceParam[ProviderRegistry],
     platform: dg.ResourceParam[Settings],
     store: dg.ResourceParam[Store],
 ) -> pl.DataFrame:
@@ -43,18 +52,16 @@ def best_result(
     the job's reservation is consumed (charged once, whatever the number of tasks); or
     outcome ``no_usable_result`` when every task failed or no output passed the gate: then
     the job is refunded and the user is told."""
-    candidates = quality_scores.join(
-        provider_outputs.select("task_id", "selection", "duration_ms", "output_key"), on="task_id"
-    )
-    # The uploader's own weights when they gave some (they may have paid a premium for
-    # them, economics.pricing), else the platform's priority.
-    upload = lake.read(UPLOADS, pl.col("video_id") == test_batch["video_id"][0])
-    weights = parse_priorities(upload["priorities"][0]) if upload.height else None
-    ranked = rank_candidates(candidates, weights or platform.priority)
     video_id = only_row(test_batch.select("video_id").unique(), "video")["video_id"]
     now = utcnow()
+    costs = selection_costs(lake, catalog, providers, platform, video_id, now)
+    candidates = _with_full_costs(
+        quality_scores.join(provider_outputs.select("task_id", "selection", "duration_ms", "output_key"), on="task_id"),
+        costs,
+    )
+    ranked = rank_candidates(candidates, upload_priorities(context, lake, video_id, platform.priority).weights())
     if ranked.is_empty():
-        return _no_result(context, store, lake, video_id, test_batch, candidates.height)
+        return _no_result(context, store, lake, video_id, test_batch, candidates.height, now)
     best = ranked.row(0, named=True)
     try:
         charged = store.consume(ledger.job_id(video_id), "delivered", at=now)["tokens"]
@@ -67,7 +74,7 @@ def best_result(
         "selected_at": now,
         **{k: best[k] for k in (*WINNER, "duration_ms", "output_key")},
         # The job's margin: its one charge against every task it ran (economics.revenue).
-        "margin": margin(charged, float(quality_scores["cost_usd"].sum() or 0) / platform.token_usd_rate),
+        "margin": margin(charged, float(costs["cost_usd"].sum() or 0) / platform.token_usd_rate),
     }
     record_pipeline_events(
         lake,
@@ -91,8 +98,46 @@ def best_result(
     return frame([row], BEST_RESULT)
 
 
-def _no_result(context, store, lake, video_id, test_batch, outputs) -> pl.DataFrame:
-    now = utcnow()
+def selection_costs(
+    lake: Lake, catalog: Catalog, providers: ProviderRegistry, platform: Settings, video_id: str, now
+) -> pl.DataFrame:
+    """``task_id, cost_usd, margin`` of the video's finished tasks: the cost the economics
+    job's ``execution_costs`` states for them (the same ``task_costs`` over the same telemetry
+    events), with the list-price margin."""
+    executions = finished_executions(lake.scan(EXECUTION_EVENTS).filter(pl.col("correlation_id") == video_id))
+    costs = task_costs(executions, lake, catalog, platform.token_usd_rate, providers.registry().providers, now)
+    return costs.select("task_id", "cost_usd", "margin")
+
+
+def _with_full_costs(candidates: pl.DataFrame, costs: pl.DataFrame) -> pl.DataFrame:
+    # M6 records a terminal event for every task before its output row exists, so every
+    # candidate has a full cost; M7's compute + partner figure is kept only as a fallback,
+    # because a null cost would score null and sort first.
+    return (
+        candidates.join(costs, on="task_id", how="left", suffix="_full")
+        .with_columns(
+            cost_usd=pl.coalesce("cost_usd_full", "cost_usd"),
+            margin=pl.when(pl.col("cost_usd_full").is_not_null()).then("margin_full").otherwise("margin"),
+        )
+        .drop("cost_usd_full", "margin_full")
+    )
+
+
+def upload_priorities(context, lake: Lake, video_id: str, default: str) -> Priorities:
+    """The uploader's weights from the video's ``uploads`` row; the ``default`` preset
+    (Settings.priority, balanced unless set) when the row, its ``priorities`` column (tables
+    written before it existed) or its value is missing, or the stored value does not parse
+    (it was validated at the door, so that is logged)."""
+    rows = lake.read(UPLOADS, pl.col("video_id") == video_id)
+    raw = rows["priorities"][0] if "priorities" in rows.columns and rows.height else None
+    try:
+        return parse_priorities(raw) if raw else Priorities.named(default)
+    except ValueError as e:
+        context.log.warning(f"video {video_id}: stored priorities ignored ({e}); using {default}")
+        return Priorities.named(default)
+
+
+def _no_result(context, store, lake, video_id, test_batch, outputs, now) -> pl.DataFrame:
     refund_and_notify(
         store,
         lake,

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 import dagster as dg
 import polars as pl
 
+from assets.costing import task_costs
 from assets.lineage import reads
 from assets.registry.asset import unhealthy_providers
-from economics.cost_model import cost_frame, measure_bursts, profiles_from_registry
 from economics.margin import margin as margin_of
 from economics.marginality import WINDOWS
 from economics.marginality import marginality_windows as windows_of
@@ -56,23 +56,6 @@ LATE_MARGIN = timedelta(hours=1)
 LEDGER_LOOKBACK = timedelta(days=7)
 
 
-# Utilisation (hence the idle share of the bill) is measured over the last day of work on
-# each instance type: long enough to see the daily pattern, short enough to follow it.
-UTILISATION_WINDOW = timedelta(hours=24)
-
-
-def cost_profiles(lake: Lake, registry_providers: list, new: pl.DataFrame, now: datetime) -> dict:
-    """Per-provider cost profiles (cold start, partner pricing, measured utilisation) for
-    ``economics.cost_model.cost_breakdown``. Utilisation is measured per instance type,
-    because local providers share their host: its idle time is one bill, not one per
-    provider."""
-    cols = ["instance_type", "finished_at", "duration_ms", "compute_seconds"]
-    recent = lake.read(EXECUTION_COSTS, pl.col("finished_at") > now - UTILISATION_WINDOW).select(cols)
-    window = pl.concat([recent, new.select(cols)], how="vertical_relaxed")
-    bursts = measure_bursts(window, by="instance_type") if not window.is_empty() else None
-    return profiles_from_registry([p.model_dump() for p in registry_providers], bursts, by="instance_type")
-
-
 def _execution_costs_since(
     lake: Lake,
     catalog: Catalog,
@@ -82,8 +65,9 @@ def _execution_costs_since(
 ) -> pl.DataFrame:
     """Costs of the tasks that finished after ``watermark − LATE_MARGIN`` or whose job's
     ledger entries moved since then (all tasks when ``watermark`` is None), with the full cost
-    breakdown (compute, startup, idle, partner, storage, bandwidth) when the registry's
-    providers are given, and the revenue the ledger recognises (``economics.revenue``)."""
+    breakdown (compute, startup, idle, partner, storage, bandwidth; ``assets.costing.task_costs``,
+    which M5's best-result selection uses too) when the registry's providers are given, and the
+    revenue the ledger recognises (``economics.revenue``)."""
     events = lake.scan(EXECUTION_EVENTS)
     ledger = lake.scan(LEDGER_ENTRIES)
     if watermark is not None:
@@ -100,10 +84,7 @@ def _execution_costs_since(
         events = pl.concat([recent, corrected]) if moved else recent
         ledger = ledger.filter(pl.col("occurred_at") > watermark - LEDGER_LOOKBACK)
     executions = finished_executions(events)
-    profiles = cost_profiles(lake, registry_providers, executions, utcnow()) if registry_providers else None
-    listed = cost_frame(
-        executions, catalog.rate_card(), catalog.prices(), token_usd_rate, profiles=profiles, breakdown=True
-    )
+    listed = task_costs(executions, lake, catalog, token_usd_rate, registry_providers, utcnow())
     return recognise(listed, _charges(lake, ledger, executions["video_id"].unique().to_list()), token_usd_rate)
 
 

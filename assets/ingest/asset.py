@@ -25,6 +25,18 @@ def proxy_key(video_id: str) -> str:
     return f"proxy/{video_id}.mp4"
 
 
+def ingest_limits(platform: Settings) -> IngestLimits:
+    """M1's limits from the platform settings (size, duration, sides, pixels, frame rate)."""
+    return IngestLimits(
+        max_bytes=platform.max_upload_bytes,
+        max_duration_ms=platform.max_duration_ms,
+        min_duration_ms=platform.min_duration_ms,
+        max_side=platform.max_video_side,
+        max_pixels=platform.max_video_pixels,
+        max_fps=platform.max_frame_rate,
+    )
+
+
 @dg.asset(group_name="M1_ingest", deps=reads(UPLOADS), **SILVER_KW)
 def ingested_video(
     context: dg.AssetExecutionContext,
@@ -42,14 +54,7 @@ def ingested_video(
     """
     video_id = context.partition_key
     upload = only_row(lake.read(UPLOADS, pl.col("video_id") == video_id), "upload")
-    limits = IngestLimits(
-        max_bytes=platform.max_upload_bytes,
-        max_duration_ms=platform.max_duration_ms,
-        min_duration_ms=platform.min_duration_ms,
-        max_side=platform.max_video_side,
-        max_pixels=platform.max_video_pixels,
-        max_fps=platform.max_frame_rate,
-    )
+    limits = ingest_limits(platform)
     started = time.perf_counter()
     row: dict = {"video_id": video_id, "user_id": upload["user_id"]}
     with media.local_file(upload["media_key"]) as raw_path:

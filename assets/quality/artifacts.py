@@ -50,10 +50,16 @@ SEVERITY = {"blocking": 0.7, "noise": 0.7, "banding": 0.4, "frozen": 0.3, "black
 
 # Gradient regulariser (levels) for blockiness: keeps flat frames at ratio ~1 instead of 0/0.
 _GRAD_FLOOR = 0.5
-# Banding: a false contour is a step of 1..3 levels flanked on both sides by this many
-# perfectly flat neighbours (steps > 3 levels are real edges or intended posterisation).
-_BAND_STEP_MAX = 3
-_BAND_FLANK = 4
+# Banding: a false contour is a step of 2..4 levels flanked on both sides by this many
+# perfectly flat neighbours (steps > 4 levels are real edges or intended posterisation). A
+# 1-level step is the finest 8-bit quantum, what every smooth gradient shows; counting it made
+# a blur (which turns texture into smooth gradients) read as banding: on bikes.mp4 at 320 px,
+# gaussian blur sigma 4 raised the 1..3-level/4-px share by +0.004 (4x the tolerance), the
+# 2..4-level/6-px share by +0.0003 (a third of it), while a 3-level posterisation still
+# raises it by +0.0007.
+_BAND_STEP_MIN = 2
+_BAND_STEP_MAX = 4
+_BAND_FLANK = 6
 
 
 def blockiness(luma: np.ndarray) -> float:
@@ -91,16 +97,18 @@ def noise(luma: np.ndarray) -> float:
     of two Laplacians (above). Fine texture reads as noise too, hence only the excess over the
     input is scored.
     """
-    y = luma.astype(np.float32)
-    response = cv2.filter2D(y, cv2.CV_32F, _IMMERKAER)[1:-1, 1:-1]
-    h, w = y.shape
-    return float(math.sqrt(math.pi / 2) * np.abs(response).sum() / (6 * (w - 2) * (h - 2)))
+    # 16-bit signed output: exact for 8-bit input (|response| <= 16 x 255) and ~2x faster
+    # than float32 on 720p frames.
+    response = cv2.filter2D(luma, cv2.CV_16S, _IMMERKAER)[1:-1, 1:-1]
+    h, w = luma.shape
+    total = float(cv2.norm(response, cv2.NORM_L1))
+    return float(math.sqrt(math.pi / 2) * total / (6 * (w - 2) * (h - 2)))
 
 
 def banding(luma: np.ndarray) -> float:
     """Share of pixels lying on false contours (colour banding) in one luma frame.
 
-    A false contour pixel is a small step (1..3 levels) between two perfectly flat runs of
+    A false contour pixel is a small step (2..4 levels) between two perfectly flat runs of
     ``_BAND_FLANK`` pixels, horizontally or vertically: the staircase a smooth gradient turns
     into when quantisation or compression removes its dither. Same idea as the banding-edge
     detection of the BBAND index (Z. Tu et al., "BBAND index: a no-reference banding artifact
@@ -117,14 +125,14 @@ def banding(luma: np.ndarray) -> float:
     for axis in (1, 0):
         a, b = (luma[:, 1:], luma[:, :-1]) if axis == 1 else (luma[1:, :], luma[:-1, :])
         diff = cv2.absdiff(a, b)
-        flat = (diff == 0).astype(np.float32)
-        # Count flat neighbours within k on both sides (centre excluded); 2k means both flanks
-        # are flat. Zero padding makes runs cut by the frame border not count.
-        taps = np.ones(2 * k + 1, np.float32)
-        taps[k] = 0
-        kernel = taps.reshape(1, -1) if axis == 1 else taps.reshape(-1, 1)
-        flanks = cv2.filter2D(flat, -1, kernel, borderType=cv2.BORDER_CONSTANT)
-        contour = (diff >= 1) & (diff <= _BAND_STEP_MAX) & (flanks > 2 * k - 0.5)
+        flat = (diff == 0).astype(np.uint8)
+        # Count flat neighbours within k on both sides: an unnormalised box sum over 2k+1 taps
+        # minus the centre (a contour pixel is itself a step, not flat, so the sum is its
+        # flanks'); 2k means both flanks are flat. Zero padding makes runs cut by the frame
+        # border not count.
+        size = (2 * k + 1, 1) if axis == 1 else (1, 2 * k + 1)
+        flanks = cv2.boxFilter(flat, cv2.CV_16U, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
+        contour = (diff >= _BAND_STEP_MIN) & (diff <= _BAND_STEP_MAX) & (flanks >= 2 * k)
         shares.append(float(np.count_nonzero(contour)) / luma.size)
     return float(np.mean(shares))
 

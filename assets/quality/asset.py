@@ -31,9 +31,10 @@ def quality_scores(
     catalog: dg.ResourceParam[Catalog],
     platform: dg.ResourceParam[Settings],
 ) -> pl.DataFrame:
-    """Per output, against the proxy it was made from: fidelity (SSIM on luma), artifacts,
+    """Per output, against the proxy it was made from: fidelity (VMAF or SSIM per frame), artifacts,
     style adherence, temporal consistency, pHash distance, technical gate, composite and rank
-    within its effect type. A failed or unreadable output is ``unknown`` with confidence 0.
+    within its effect type, and the per-frame series. A failed or unreadable output is ``unknown``
+    with confidence 0.
     """
     video = only_row(ingested_video, "ingested_video")
     params = dict(zip(test_batch["task_id"], test_batch["params"], strict=True))

@@ -3,8 +3,11 @@
 One pass over every frame (PyAV) yields:
 
 * per-frame temporal statistics at the *working size* (longer side <= ``MAX_SIDE`` px):
-  consecutive-frame mean absolute luma difference, a coarse grid of regional luma means and a
-  black-frame flag;
+  consecutive-frame mean absolute luma difference, a coarse grid of regional luma means, a
+  black-frame flag, the share of flat cells and the two-sided temporal outlier level (the
+  inputs of ``detectors``);
+* per-frame artifact statistics at the native size (``artifacts.blockiness``, ``noise``,
+  ``banding``: the 8x8 block grid and 1-level steps only exist there);
 * the frames shown at ``samples`` relative time positions ``(i + 0.5) / samples`` of the
   video's presentation interval, as working-size RGB + luma and native-resolution luma.
 
@@ -28,6 +31,8 @@ import numpy as np
 
 from resources.video.probe import NoVideoStream, VideoHeader, open_video, read_header
 
+from . import artifacts
+
 #: Longer side of the working size in px: metrics on <= 320 px frames are fast and still
 #: resolve structure (brief: "downscaled to <= 320 px for speed").
 MAX_SIDE = 320
@@ -41,6 +46,10 @@ GRID_CELL = 16
 #: with 0.10 mapped onto limited-range luma: 16 + 0.10 * (235 - 16) = 37.9.
 BLACK_LUMA = 38
 BLACK_RATIO = 0.98
+
+#: Cell (px at working size) of the per-frame luma mean and standard-deviation maps that the
+#: flat-block detector reads.
+FLAT_CELL = 8
 
 # Planar 8-bit YUV formats whose plane 0 is the luma we can read without conversion.
 _YUV8 = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21"}
@@ -122,6 +131,15 @@ class DecodedVideo:
         frame_mad: (frames-1,) float64 mean |luma_t - luma_{t-1}| in 8-bit levels, working size.
         grid_means: (frames, gh, gw) float32 regional luma means (GRID_CELL cells).
         black: (frames,) bool, blackdetect-style black frame flags.
+        cell_mean, cell_std: (frames, ch, cw) float32 luma mean and standard deviation
+            (levels) of FLAT_CELL px cells at working size.
+        outlier: (frames,) float64 two-sided temporal outlier level per frame, in 8-bit
+            levels: the largest, over GRID_CELL cells, of min(d(t-1,t), d(t,t+1)) - d(t-1,t+1)
+            with d the cell's mean |luma difference|; 0 for the first and last frame. A frame
+            unlike both neighbours while they are alike (a glitch) scores high, motion and
+            cuts do not.
+        blocking, noise, banding: (frames,) float64 ``artifacts.blockiness``/``noise``/
+            ``banding`` of every frame's native luma.
         samples: sample slot i -> SampledFrame for slot position ``(i + 0.5) / n``; slots whose
             instant lies outside the decoded timeline are absent.
         n_samples: how many slots were requested.
@@ -136,6 +154,12 @@ class DecodedVideo:
     frame_mad: np.ndarray
     grid_means: np.ndarray
     black: np.ndarray
+    cell_mean: np.ndarray
+    cell_std: np.ndarray
+    outlier: np.ndarray
+    blocking: np.ndarray
+    noise: np.ndarray
+    banding: np.ndarray
     samples: dict[int, SampledFrame]
     n_samples: int
 
@@ -273,6 +297,10 @@ def _decode_pass(
     mads: list[float] = []
     grids: list[np.ndarray] = []
     blacks: list[bool] = []
+    cell_stats: list[tuple[np.ndarray, np.ndarray]] = []
+    outliers: list[float] = [0.0]
+    native_stats: list[tuple[float, float, float]] = []
+    cells: list[np.ndarray] = []  # the last two frames' working-size luma (outlier needs t-1, t+1)
     samples: dict[int, SampledFrame] = {}
     errors = 0
     first_error: str | None = None
@@ -319,6 +347,11 @@ def _decode_pass(
                 prev_small = small
                 grids.append(cv2.resize(small, grid, interpolation=cv2.INTER_AREA).astype(np.float32))
                 blacks.append(bool(np.count_nonzero(small <= BLACK_LUMA) >= BLACK_RATIO * small.size))
+                cell_stats.append(_cell_stats(small))
+                native_stats.append((artifacts.blockiness(native), artifacts.noise(native), artifacts.banding(native)))
+                if len(cells) == 2:
+                    outliers.append(_outlier(cells[0], cells[1], small, grid))
+                cells = [*cells[-1:], small]
                 if targets is None:
                     targets = float(t) + positions * span_s
                 # The frame shown at instant x is the last one starting at or before x: every
@@ -335,6 +368,10 @@ def _decode_pass(
             keep(next_slot, *prev)
             next_slot += 1
     n = len(timestamps)
+    outlier = np.zeros(n, dtype=np.float64)
+    outlier[: min(n, len(outliers))] = outliers[:n]
+    stats = np.asarray(native_stats, dtype=np.float64).reshape(-1, 3)
+    cells_shape = (max(1, h // FLAT_CELL), max(1, w // FLAT_CELL))
     return DecodedVideo(
         meta=meta,
         work_size=(w, h),
@@ -345,6 +382,36 @@ def _decode_pass(
         frame_mad=np.asarray(mads, dtype=np.float64),
         grid_means=np.stack(grids) if grids else np.zeros((0, grid[1], grid[0]), np.float32),
         black=np.asarray(blacks, dtype=bool),
+        cell_mean=_stack([m for m, _ in cell_stats], cells_shape),
+        cell_std=_stack([sd for _, sd in cell_stats], cells_shape),
+        outlier=outlier,
+        blocking=stats[:, 0],
+        noise=stats[:, 1],
+        banding=stats[:, 2],
         samples=samples,
         n_samples=len(positions),
     )
+
+
+def _stack(maps: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    return np.stack(maps) if maps else np.zeros((0, *shape), np.float32)
+
+
+def _cell_stats(small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ch, cw) float32 luma mean and std (levels) of the FLAT_CELL cells of a working-size frame."""
+    h, w = small.shape
+    gw, gh = max(1, w // FLAT_CELL), max(1, h // FLAT_CELL)
+    crop = small[: gh * FLAT_CELL, : gw * FLAT_CELL].astype(np.float32)
+    mean = cv2.resize(crop, (gw, gh), interpolation=cv2.INTER_AREA)
+    mean_sq = cv2.resize(crop * crop, (gw, gh), interpolation=cv2.INTER_AREA)
+    return mean, np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
+
+
+def _outlier(before: np.ndarray, frame: np.ndarray, after: np.ndarray, grid: tuple[int, int]) -> float:
+    """Two-sided temporal outlier level of ``frame`` (see DecodedVideo.outlier), levels."""
+
+    def cell_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return cv2.resize(cv2.absdiff(a, b).astype(np.float32), grid, interpolation=cv2.INTER_AREA)
+
+    excess = np.minimum(cell_diff(before, frame), cell_diff(frame, after)) - cell_diff(before, after)
+    return max(0.0, float(excess.max()))

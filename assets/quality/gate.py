@@ -13,6 +13,11 @@ fps           > 0 and within 1 % of the input's
 duration      within 10 % of input duration x expected ratio (``factor`` for slow_motion,
               else 1)
 bitrate       > 0 and < 50 Mbit/s (above that an effect output is mis-encoded for delivery)
+localized     no frame with localized corruption (``detectors``: temporal outlier, blocks
+              of flat colour, macroblocking burst, unexpected black frame); needs the
+              input-aligned detectors, so ``score_output`` runs it, ``technical_gate`` too
+audio         soundtrack present when the input has one, in sync and as long as the video
+              (``audio``)
 ============  ===========================================================================
 """
 
@@ -20,6 +25,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from . import audio
+from .align import plan
+from .detectors import detect
 from .frames import DecodedVideo, VideoUnreadable, decode
 from .style import expected_duration_ratio, frame_rate
 
@@ -28,6 +36,7 @@ DURATION_TOLERANCE = 0.10
 MAX_BITRATE = 50_000_000  # bit/s
 CODEC = "h264"
 PIX_FMT = "yuv420p"
+MAX_LISTED = 5  # damaged frames named in the failure text
 _MP4_DEMUXER = "mp4"  # the ISO-BMFF demuxer is named "mov,mp4,m4a,3gp,3g2,mj2"
 _QUICKTIME_BRAND = "qt"
 
@@ -75,7 +84,14 @@ def technical_gate(input_path: str, output_path: str | None, effect_type: str, p
         out = decode(output_path, samples=1, work_size=inp.work_size)
     except VideoUnreadable as exc:
         return GateResult(False, [f"integrity: output unreadable ({exc.reason})"])
-    return evaluate(inp, out, effect_type, params)
+    return evaluate(inp, out, effect_type, params, damaged=localized_damage(inp, out, effect_type, params))
+
+
+def localized_damage(inp: DecodedVideo, out: DecodedVideo, effect_type: str, params: dict) -> dict[int, list[str]]:
+    """Output frame index -> damage tests that fired (``detectors``), on the aligned timeline."""
+    if inp.frames == 0 or out.frames == 0:
+        return {}
+    return detect(inp, out, plan(inp, out, effect_type, params).to_input, effect_type).reasons
 
 
 def decode_input_or_raise(input_path: str, samples: int) -> DecodedVideo:
@@ -89,8 +105,19 @@ def decode_input_or_raise(input_path: str, samples: int) -> DecodedVideo:
     return inp
 
 
-def evaluate(inp: DecodedVideo, out: DecodedVideo, effect_type: str, params: dict) -> GateResult:
-    """Gate checks on already decoded input/output (see module table)."""
+def evaluate(
+    inp: DecodedVideo,
+    out: DecodedVideo,
+    effect_type: str,
+    params: dict,
+    damaged: dict[int, list[str]] | None = None,
+) -> GateResult:
+    """Gate checks on already decoded input/output (see module table).
+
+    Args:
+        damaged: output frame index -> damage tests that fired (``detectors.FrameArtifacts.
+            reasons``); None skips the localized-corruption check.
+    """
     failures: list[str] = []
     meta, ref = out.meta, inp.meta
     if out.decode_errors:
@@ -129,4 +156,10 @@ def evaluate(inp: DecodedVideo, out: DecodedVideo, effect_type: str, params: dic
         failures.append("bitrate unknown (0)")
     elif meta.bit_rate >= MAX_BITRATE:
         failures.append(f"bitrate {meta.bit_rate / 1e6:.1f} Mbit/s is not below {MAX_BITRATE / 1e6:.0f} Mbit/s")
+    if damaged:
+        shown = ", ".join(f"{t} ({'+'.join(why)})" for t, why in sorted(damaged.items())[:MAX_LISTED])
+        more = f" and {len(damaged) - MAX_LISTED} more" if len(damaged) > MAX_LISTED else ""
+        failures.append(f"localized corruption in {len(damaged)} frame(s): {shown}{more}")
+    if out.frames:
+        failures.extend(audio.failures(ref.path, meta.path, out.duration_s, DURATION_TOLERANCE))
     return GateResult(not failures, failures)

@@ -1,17 +1,44 @@
 """The quality vector of one output, its composite, and the per-effect ranking.
 
 ``score_output`` decodes the input (cached: several providers' outputs are scored against the
-same proxy) and the output once each, matches ``samples`` frame pairs by relative time
-position, and assembles fidelity, artifacts, style adherence, temporal consistency and pHash
-distance plus the technical gate.
+same proxy) and the output once each (per-frame statistics, ``samples`` frames at relative
+positions for style and pHash), puts the output on the input's timeline (``align``), runs
+libvmaf once for per-frame VMAF, PSNR and SSIM at native resolution (``fullref``), runs the
+per-frame artifact detectors (``detectors``) and the technical gate, and pools the per-frame
+series (``pooling``: libvmaf's harmonic mean, so a handful of ruined frames counts).
+
+Fidelity is measured on what the effect must preserve (``FIDELITY_METRIC``):
+
+===========================  ===========  ===================================================
+effect type                  metric       why
+===========================  ===========  ===================================================
+warm_grade, cool_grade       SSIM         a grade changes luma levels on purpose, which VMAF
+                                          charges (a 3500 K grade reads VMAF 56 on an
+                                          otherwise untouched clip); SSIM keeps the structure
+                                          term and tolerates the level change (0.97)
+cartoon                      SSIM         texture loss is the effect; the structure (edges,
+                                          shapes) must survive
+slow_motion                  VMAF         on the output frames that carry the input's
+                                          instants (time scale = factor): content and timing
+any other (incl. none)       VMAF         the output should look like the input
+===========================  ===========  ===================================================
+
+Artifacts = 1 - pooled per-frame cleanliness (``detectors`` level, pooled like fidelity).
+PSNR-Y is reported per frame and pooled in ``measurements`` for every effect type; it decides
+nothing.
 
 Composite (0..1, higher is better), when the gate passes::
 
-    0.35 style_adherence + 0.25 fidelity + 0.20 (1 - artifacts) + 0.20 temporal_consistency
+    0.35 style_adherence + 0.40 fidelity + 0.10 (1 - artifacts) + 0.15 temporal_consistency
 
-Style weighs most because an output that does not apply the requested effect is useless
-however clean it is; fidelity next because the effect must keep the uploaded content; clean
-pixels and stable motion share the rest. When style is None (effect type with no defined
+Style weighs much because an output that does not apply the requested effect is useless
+however clean it is; fidelity as much, because it is a perceptual full-reference metric (VMAF)
+that already charges blur, blocking and noise the way viewers do; artifacts and temporal
+consistency add what it cannot see (localized damage - which also fails the gate - repeats,
+flicker, judder). With equal shares for the last three (0.25/0.20/0.20) a blur the artifact
+detectors rightly ignore outranked x264 CRF 45 although VMAF puts it far below (6 vs 30 on
+bikes.mp4): fidelity must carry more than the other two together for the composite to order
+degradations as VMAF does. When style is None (effect type with no defined
 adherence) the other weights are renormalised to sum to 1. A failed gate sets composite 0 (the
 vector is still reported); an output that cannot be scored at all gets status ``unknown``,
 confidence 0 and None metrics - never a made-up number.
@@ -22,7 +49,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -30,11 +56,18 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import artifacts, similarity, style, temporal
-from .frames import DecodedVideo, SampledFrame, VideoUnreadable, decode
+from resources.ffmpeg import FFmpegError
+
+from . import artifacts, fullref, pooling, similarity, style, temporal
+from .align import plan
+from .detectors import COMPONENTS, FrameArtifacts, detect
+from .frames import DecodedVideo, VideoUnreadable, decode
+from .fullref import FrameSeries
 from .gate import GateResult, QualityInputError, decode_input_or_raise, evaluate
 
-WEIGHTS = {"style_adherence": 0.35, "fidelity": 0.25, "cleanliness": 0.20, "temporal_consistency": 0.20}
+FIDELITY_METRIC = {"warm_grade": "ssim", "cool_grade": "ssim", "cartoon": "ssim"}
+DEFAULT_FIDELITY_METRIC = "vmaf"
+WEIGHTS = {"style_adherence": 0.35, "fidelity": 0.40, "cleanliness": 0.10, "temporal_consistency": 0.15}
 DEFAULT_SAMPLES = 16
 
 
@@ -44,8 +77,9 @@ class QualityVector:
 
     Attributes:
         status: ``"scored"`` or ``"unknown"`` (output missing/undecodable, or input unreadable).
-        fidelity: mean luma SSIM over matched pairs, clipped to 0..1 (1 = same structure).
-        artifacts: 0 (clean) .. 1, noisy-OR of blocking/noise/banding/frozen/black excesses.
+        fidelity: 0..1, the effect type's full-reference metric (VMAF / 100 or SSIM, module
+            table) per aligned frame, harmonic-mean pooled.
+        artifacts: 0 (clean) .. 1, 1 - pooled per-frame cleanliness (``detectors``).
         style_adherence: 0..1 effect-specific, None for effect types without a definition.
         temporal_consistency: 0..1, 1 = as stable as the input.
         perceptual_hash_distance: mean pHash Hamming distance / 64 over pairs (0 = same).
@@ -55,6 +89,10 @@ class QualityVector:
         gate_failures: readable gate failure reasons.
         measurements: raw statistics used (names -> float; units in the module docstrings).
         scoring_ms: wall milliseconds spent scoring.
+        frame_vmaf, frame_psnr_y, frame_ssim: per input frame on the common timeline (index =
+            input frame), VMAF 0..100, PSNR-Y dB, SSIM; empty when not measured.
+        frame_artifacts: per output frame artifact level 0..1 (``detectors``).
+        damaged_frames: output frame indices with localized corruption (gate check).
     """
 
     status: str
@@ -69,6 +107,11 @@ class QualityVector:
     gate_failures: list[str] = field(default_factory=list)
     measurements: dict[str, float] = field(default_factory=dict)
     scoring_ms: int = 0
+    frame_vmaf: list[float] = field(default_factory=list)
+    frame_psnr_y: list[float] = field(default_factory=list)
+    frame_ssim: list[float] = field(default_factory=list)
+    frame_artifacts: list[float] = field(default_factory=list)
+    damaged_frames: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-ready; lists and dicts are copies)."""
@@ -112,11 +155,21 @@ def score_output(
         out = decode(output_path, samples=samples, work_size=inp.work_size)
     except VideoUnreadable as exc:
         return _unknown([f"integrity: output unreadable ({exc.reason})"], started)
-    gate = evaluate(inp, out, effect_type, params)
+    if out.frames == 0:
+        return _unknown(evaluate(inp, out, effect_type, params).failures, started)
+    alignment = plan(inp, out, effect_type, params)
+    found = detect(inp, out, alignment.to_input, effect_type)
+    gate = evaluate(inp, out, effect_type, params, damaged=found.reasons)
     pairs = _matched_slots(inp, out)
-    if out.frames == 0 or not pairs:
+    if not pairs:
         return _unknown(gate.failures or ["no frame pairs could be matched"], started)
-    return _score(inp, out, pairs, effect_type, params, gate, samples, started)
+    try:
+        series: FrameSeries | None = fullref.measure(input_path, output_path, alignment)
+    except (FFmpegError, ValueError):
+        # The gate already holds the reason (integrity); fidelity is then unknown, not made up.
+        series = None
+    m = alignment.measurements()
+    return _score(inp, out, pairs, effect_type, params, gate, samples, started, series, found, m)
 
 
 def rank_outputs(composites: list[Any]) -> list[int]:
@@ -205,44 +258,34 @@ def _score(
     gate: GateResult,
     samples: int,
     started: float,
+    series: FrameSeries | None,
+    found: FrameArtifacts,
+    m: dict[str, float],
 ) -> QualityVector:
     ins = [inp.samples[s] for s in slots]
     outs = [out.samples[s] for s in slots]
-
-    ssims = [max(0.0, similarity.ssim(a.luma, b.luma)) for a, b in zip(ins, outs, strict=True)]
     hashes = [
         similarity.phash_distance(similarity.phash(_grey(a.rgb)), similarity.phash(_grey(b.rgb)))
         for a, b in zip(ins, outs, strict=True)
     ]
-    fidelity = float(np.mean(ssims))
     phash_distance = float(np.mean(hashes))
+    m["phash_mean"] = phash_distance
 
-    m: dict[str, float] = {
-        "ssim_mean": fidelity,
-        "ssim_min": float(np.min(ssims)),
-        "phash_mean": phash_distance,
-    }
-    stats: dict[str, tuple[float, float]] = {
-        "blocking": (
-            _mean_over(artifacts.blockiness, ins),
-            _mean_over(artifacts.blockiness, outs),
-        ),
-        "noise": (
-            _mean_over(artifacts.noise, ins),
-            _mean_over(artifacts.noise, outs),
-        ),
-        "banding": (
-            _mean_over(artifacts.banding, ins),
-            _mean_over(artifacts.banding, outs),
-        ),
-        "frozen": (artifacts.frozen_share(inp.frame_mad), artifacts.frozen_share(out.frame_mad)),
-        "black": (artifacts.black_share(inp.black), artifacts.black_share(out.black)),
-    }
-    artifact_score, components = artifacts.combine({k: float(o - i) for k, (i, o) in stats.items()})
-    for name, (value_in, value_out) in stats.items():
-        key = {"frozen": "dup_share", "black": "black_share"}.get(name, name)
-        m[f"{key}_in"], m[f"{key}_out"] = float(value_in), float(value_out)
-        m[f"artifact_{name}"] = components[name]
+    metric = FIDELITY_METRIC.get(effect_type, DEFAULT_FIDELITY_METRIC)
+    fidelity = None
+    if series is not None:
+        m.update(pooling.summary("vmaf", series.vmaf))
+        m.update(pooling.summary("psnr_y", series.psnr_y, full_scale=fullref.PSNR_MAX_DB))
+        m.update(pooling.summary("ssim", series.ssim, full_scale=1.0))
+        m["fidelity_metric_vmaf"] = float(metric == "vmaf")
+        fidelity = m["vmaf_hmean"] / 100.0 if metric == "vmaf" else m["ssim_hmean"]
+        fidelity = min(1.0, max(0.0, fidelity))
+
+    cleanliness = pooling.harmonic_mean(1.0 - found.level, full_scale=1.0)
+    artifact_score = min(1.0, max(0.0, 1.0 - cleanliness))
+    m.update(found.measurements)
+    for name in COMPONENTS:
+        m[f"artifact_{name}"] = float(found.components[name].mean())
 
     flicker_in, flicker_out = temporal.flicker(inp.grid_means), temporal.flicker(out.grid_means)
     jitter_in, jitter_out = temporal.jitter(inp.frame_mad), temporal.jitter(out.frame_mad)
@@ -252,6 +295,9 @@ def _score(
     style_score, style_m = style.adherence(effect_type, params, inp, out, slots)
     m.update(style_m)
     m.update(
+        dup_share_in=artifacts.frozen_share(inp.frame_mad),
+        dup_share_out=artifacts.frozen_share(out.frame_mad),
+        black_share_out=artifacts.black_share(out.black),
         duration_in_s=inp.duration_s,
         duration_out_s=out.duration_s,
         duration_ratio=out.duration_s / inp.duration_s if inp.duration_s else 0.0,
@@ -278,12 +324,18 @@ def _score(
         gate_failures=list(gate.failures),
         measurements={k: float(v) for k, v in m.items()},
         scoring_ms=_ms(started),
+        frame_vmaf=_floats(series.vmaf) if series is not None else [],
+        frame_psnr_y=_floats(series.psnr_y) if series is not None else [],
+        frame_ssim=_floats(series.ssim) if series is not None else [],
+        frame_artifacts=_floats(found.level),
+        damaged_frames=list(found.damaged),
     )
 
 
-def _mean_over(measure: Callable[[np.ndarray], float], frames: Sequence[SampledFrame]) -> float:
-    """Mean of ``measure`` over the frames' native-size luma."""
-    return float(np.mean([measure(f.luma_native) for f in frames]))
+def _floats(x: np.ndarray) -> list[float]:
+    # Rounded: the series are stored per output in the lake; 4 decimals is far below any
+    # metric's noise and keeps the rows compact.
+    return [round(float(v), 4) for v in x]
 
 
 def _grey(rgb: np.ndarray) -> np.ndarray:

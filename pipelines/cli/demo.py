@@ -10,7 +10,6 @@ prints a summary per video.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import httpx
 
 from pipelines.cli.summary import format_video
 from resources.lake import Lake
+from resources.processes import ChildGroup
 from resources.retry import PollTimeout, until_ready
 from resources.samples import sample_videos
 from resources.settings import PROJECT_ROOT, get_settings
@@ -49,27 +49,6 @@ def dagster_home() -> Path:
     if not (home / "dagster.yaml").exists():
         (home / "dagster.yaml").write_text(DAGSTER_YAML)
     return home
-
-
-def _spawn(cmd: list[str], env: dict, log_path: Path) -> subprocess.Popen:
-    # The child gets its own copy of the log's descriptor at spawn; ours closes right after.
-    # Own process group: dagster dev starts a webserver, a daemon and code servers; the
-    # whole group is stopped together.
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
 
 
 def _wait_http(url: str, timeout_s: float, what: str, proc: subprocess.Popen) -> None:
@@ -127,47 +106,52 @@ def run_demo(exit_after: bool, api_port: int, dagster_port: int, timeout_s: floa
     logs = home / "demo_logs"
     logs.mkdir(exist_ok=True)
     bin_dir = Path(sys.executable).parent
-    api = _spawn(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(api_port)],
-        env,
-        logs / "api.log",
-    )
-    dagster = _spawn(
-        [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(dagster_port)],
-        env,
-        logs / "dagster.log",
-    )
-    dashboard_port = pick_port(dashboard_port)  # another dashboard may hold the default port
-    dashboard = _spawn(streamlit_command(dashboard_port), dashboard_env, logs / "dashboard.log")
-    procs = [api, dagster]
-    try:
-        base = f"http://127.0.0.1:{api_port}"
-        dashboard_url = f"http://127.0.0.1:{dashboard_port}"
-        _wait_http(f"{base}/healthz", 60, "the API", api)
-        _wait_http(f"http://127.0.0.1:{dagster_port}/server_info", 180, "the Dagster webserver", dagster)
-        print(f"API: {base}   Dagster UI: http://127.0.0.1:{dagster_port}   lake: {settings.lake_uri}")
-        try:  # the dashboard is for people watching; the demo itself does not need it
-            _wait_http(f"{dashboard_url}/_stcore/health", 60, "the dashboard", dashboard)
-            print(
-                f"Admin dashboard: {dashboard_url}"
-                + (f"   password: {dashboard_password}" if dashboard_password else "")
-            )
-        except (RuntimeError, TimeoutError) as exc:
-            print(f"warning: {exc} ({logs / 'dashboard.log'})")
-        print(f"DAGSTER_HOME: {home}   logs: {logs}", flush=True)
-        if not settings.admin_api_key:
-            print(f"API admin key (one-off, Authorization: Bearer): {admin_key}", flush=True)
-        code = _drive(base, admin_key, timeout_s)
-        if exit_after:
-            return code
-        print("\nServing the API, the Dagster UI and the admin dashboard; Ctrl-C to stop.", flush=True)
-        while all(p.poll() is None for p in procs):
-            time.sleep(1)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        _stop([*procs, dashboard])
+    # Every child (and what it starts: dagster dev's webserver, daemon and code servers) is
+    # stopped with the demo, however it ends: normally, Ctrl-C, SIGTERM or kill -9.
+    with ChildGroup() as children:
+        api = children.spawn(
+            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(api_port)],
+            env=env,
+            cwd=PROJECT_ROOT,
+            log=logs / "api.log",
+        )
+        dagster = children.spawn(
+            [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(dagster_port)],
+            env=env,
+            cwd=PROJECT_ROOT,
+            log=logs / "dagster.log",
+        )
+        dashboard_port = pick_port(dashboard_port)  # another dashboard may hold the default port
+        dashboard = children.spawn(
+            streamlit_command(dashboard_port), env=dashboard_env, cwd=PROJECT_ROOT, log=logs / "dashboard.log"
+        )
+        procs = [api, dagster]
+        try:
+            base = f"http://127.0.0.1:{api_port}"
+            dashboard_url = f"http://127.0.0.1:{dashboard_port}"
+            _wait_http(f"{base}/healthz", 60, "the API", api)
+            _wait_http(f"http://127.0.0.1:{dagster_port}/server_info", 180, "the Dagster webserver", dagster)
+            print(f"API: {base}   Dagster UI: http://127.0.0.1:{dagster_port}   lake: {settings.lake_uri}")
+            try:  # the dashboard is for people watching; the demo itself does not need it
+                _wait_http(f"{dashboard_url}/_stcore/health", 60, "the dashboard", dashboard)
+                print(
+                    f"Admin dashboard: {dashboard_url}"
+                    + (f"   password: {dashboard_password}" if dashboard_password else "")
+                )
+            except (RuntimeError, TimeoutError) as exc:
+                print(f"warning: {exc} ({logs / 'dashboard.log'})")
+            print(f"DAGSTER_HOME: {home}   logs: {logs}", flush=True)
+            if not settings.admin_api_key:
+                print(f"API admin key (one-off, Authorization: Bearer): {admin_key}", flush=True)
+            code = _drive(base, admin_key, timeout_s)
+            if exit_after:
+                return code
+            print("\nServing the API, the Dagster UI and the admin dashboard; Ctrl-C to stop.", flush=True)
+            while all(p.poll() is None for p in procs):
+                time.sleep(1)
+            return 1
+        except KeyboardInterrupt:
+            return 0
 
 
 def _demo_user(client: httpx.Client, admin: dict[str, str]) -> dict[str, str]:

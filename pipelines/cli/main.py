@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--exit", action="store_true", help="stop after printing the summary")
     demo.add_argument("--api-port", type=int, default=8000)
     demo.add_argument("--dagster-port", type=int, default=3000)
+    demo.add_argument("--dashboard-port", type=int, default=8501, help="(the next free one when taken)")
     demo.add_argument("--timeout", type=float, default=1200, help="seconds per stage wait")
     api = sub.add_parser("api", help="serve the intake API")
     api.add_argument("--host", default="127.0.0.1")
@@ -31,13 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     manifest = sub.add_parser("manifest", help="print the current routing manifest")
     manifest.add_argument("--effect-type", help="only this effect type")
     manifest.add_argument("--json", action="store_true", help="JSON output")
+    golden = sub.add_parser("golden", help="accuracy of the content analysis on the hand-labelled golden set")
+    golden.add_argument("--json", action="store_true", help="JSON output")
     sub.add_parser("admin-key", help="print a new random admin API key (for EFFECTLAKE_ADMIN_KEY)")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
         from pipelines.cli.demo import run_demo
 
-        return run_demo(args.exit, args.api_port, args.dagster_port, args.timeout)
+        return run_demo(args.exit, args.api_port, args.dagster_port, args.timeout, args.dashboard_port)
     if args.command == "api":
         import uvicorn
 
@@ -60,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.cli.manifest import print_manifest
 
         return print_manifest(args.effect_type, args.json)
+    if args.command == "golden":
+        from pipelines.cli.golden import run_golden
+
+        return run_golden(args.json)
     if args.command == "admin-key":
         from resources.store.keys import new_key
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 SNIFF_BYTES = 512
 
+# What each image signature is, as the refusal names it. A GIF may be animated, so it is not
+# called a still image; an animation is still not a video container M1 can decode into one.
 _IMAGE_MAGIC = {
-    b"\x89PNG\r\n\x1a\n": "PNG",
-    b"\xff\xd8\xff": "JPEG",
-    b"GIF87a": "GIF",
-    b"GIF89a": "GIF",
-    b"BM": "BMP",
+    b"\x89PNG\r\n\x1a\n": "a PNG still image",
+    b"\xff\xd8\xff": "a JPEG still image",
+    b"GIF87a": "a GIF image",
+    b"GIF89a": "a GIF image",
+    b"BM": "a BMP still image",
 }
 
 
@@ -35,7 +37,7 @@ def sniff(head: bytes) -> tuple[str | None, str | None]:
         return None, "The file is empty: nothing was uploaded."
     for magic, name in _IMAGE_MAGIC.items():
         if head.startswith(magic):
-            return None, f"This is a {name} still image, not a video."
+            return None, f"This is {name}, not a video."
     if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"):
         return "mp4", None
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":

@@ -155,6 +155,51 @@ def raw_key(workspace_id: str, sha256: str, container: str) -> str:
     return f"raw/{workspace_id}/{sha256}{EXTENSION[container]}"
 
 
+@dataclass(frozen=True)
+class Inspected:
+    """Bytes that passed the checks: hex ``sha256``, size in ``bytes``, sniffed ``container``."""
+
+    sha256: str
+    bytes: int
+    container: str
+
+    def media_key(self, workspace_id: str) -> str:
+        """Where the bytes are kept: their content key in the workspace (``raw_key``)."""
+        return raw_key(workspace_id, self.sha256, self.container)
+
+
+def check_size(size: int, max_bytes: int) -> None:
+    """Raises UploadRejected (413 ``too_large``) when ``size`` passes ``max_bytes``."""
+    if size > max_bytes:
+        raise UploadRejected(413, "too_large", f"The file is over the {max_bytes / 1e6:.0f} MB upload limit.")
+
+
+def inspect_stream(stream: BinaryIO, max_bytes: int, sink: BinaryIO | None = None) -> Inspected:
+    """Hash, measure and sniff ``stream`` in one pass (``CHUNK`` bytes at a time, so memory
+    stays flat), copying it to ``sink`` when given. Every way an upload arrives (multipart,
+    presigned PUT, link download) passes through here.
+
+    Raises:
+        UploadRejected: 413 ``too_large`` (reading stops there), 400 ``empty_file``, 415
+            ``not_a_video``.
+    """
+    digest, size, head = hashlib.sha256(), 0, b""
+    while chunk := stream.read(CHUNK):
+        size += len(chunk)
+        check_size(size, max_bytes)
+        if len(head) < SNIFF_BYTES:
+            head += chunk[: SNIFF_BYTES - len(head)]
+        digest.update(chunk)
+        if sink is not None:
+            sink.write(chunk)
+    if size == 0:
+        raise UploadRejected(400, "empty_file", "The file is empty: nothing was uploaded.")
+    container, reason = sniff(head)
+    if container is None:
+        raise UploadRejected(415, "not_a_video", reason or "not a video")
+    return Inspected(sha256=digest.hexdigest(), bytes=size, container=container)
+
+
 def accept_upload(store: Store, media: MediaStore, upload: IncomingUpload, *, max_upload_bytes: int) -> AcceptedUpload:
     """The checks and the storing of ``receive_upload``, without recording a rejection.
 
@@ -167,43 +212,26 @@ def accept_upload(store: Store, media: MediaStore, upload: IncomingUpload, *, ma
     """
     check_balance(store, upload.user_id)
     content_type = check_content_type(upload.content_type)
-    digest, size = hashlib.sha256(), 0
     with tempfile.NamedTemporaryFile(suffix=".upload") as tmp:
-        head = b""
-        while chunk := upload.stream.read(CHUNK):
-            size += len(chunk)
-            if size > max_upload_bytes:
-                raise UploadRejected(
-                    413, "too_large", f"The file is over the {max_upload_bytes / 1e6:.0f} MB upload limit."
-                )
-            if len(head) < SNIFF_BYTES:
-                head += chunk[: SNIFF_BYTES - len(head)]
-            digest.update(chunk)
-            tmp.write(chunk)
+        inspected = inspect_stream(upload.stream, max_upload_bytes, sink=tmp)
         tmp.flush()
-        if size == 0:
-            raise UploadRejected(400, "empty_file", "The file is empty: nothing was uploaded.")
-        container, reason = sniff(head)
-        if container is None:
-            raise UploadRejected(415, "not_a_video", reason)
-        sha = digest.hexdigest()
-        key = raw_key(upload.workspace_id, sha, container)
+        key = inspected.media_key(upload.workspace_id)
         if not media.exists(key):
             media.put_file(key, tmp.name)
     result = store.create_upload(
         upload.user_id,
         filename=upload.filename or "upload",
         content_type=content_type,
-        sha256=sha,
-        bytes_=size,
+        sha256=inspected.sha256,
+        bytes_=inspected.bytes,
         media_key=key,
         source="upload",
         status="uploaded",
         priorities=upload.priorities,
     )
     video_id = result.upload["video_id"]
-    log.info("upload_accepted", video_id=video_id, bytes=size, duplicate=result.duplicate)
-    return AcceptedUpload(video_id=video_id, duplicate=result.duplicate, bytes=size)
+    log.info("upload_accepted", video_id=video_id, bytes=inspected.bytes, duplicate=result.duplicate)
+    return AcceptedUpload(video_id=video_id, duplicate=result.duplicate, bytes=inspected.bytes)
 
 
 def record_rejection(store: Store, upload: IncomingUpload, exc: UploadRejected) -> None:

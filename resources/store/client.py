@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from resources.store import changes, decisions, idempotency, identity, ledger, outbox, uploads
+from resources.store import admission, changes, decisions, idempotency, identity, ledger, outbox, uploads
 from resources.store.engine import create_store_engine, database_url, reader
 from resources.store.errors import StoreBusy
 from resources.store.idempotency import StoredResponse
@@ -128,6 +128,11 @@ class Store:
         """``identity.api_keys``."""
         with self.read() as s:
             return identity.api_keys(s, user_id)
+
+    def gpu_load(self, workspace_id: str) -> dict:
+        """``admission.gpu_load``: the workspace's GPU slots and unfinished uploads."""
+        with self.read() as s:
+            return admission.gpu_load(s, workspace_id)
 
     # --- ledger --------------------------------------------------------------------------
     def credit(

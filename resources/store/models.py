@@ -40,7 +40,9 @@ NAMING = {
 }
 
 ROLES = ("user", "admin")
-UPLOAD_STATUSES = ("pending", "uploaded", "accepted", "rejected")
+# pending (presigned, no bytes yet) → uploaded → accepted (M1 ingested it) → processing (GPU
+# tasks dispatched) → done (the pipeline finished with it); or rejected (M1 refused it).
+UPLOAD_STATUSES = ("pending", "uploaded", "accepted", "processing", "done", "rejected")
 UPLOAD_SOURCES = ("upload", "presign", "link")
 SUBJECT_KINDS = ("approval", "recommendation")
 DECISIONS = ("approve", "reject")
@@ -157,6 +159,8 @@ class Upload(Base):
             postgresql_where=text("duplicate_of IS NULL"),
         ),
         Index(None, "user_id", "seq"),
+        # The GPU admission counts a workspace's unfinished uploads (admission.py).
+        Index(None, "workspace_id", "status"),
     )
 
     seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
