@@ -21,12 +21,13 @@ from collections.abc import Callable
 import dagster as dg
 import polars as pl
 
-from assets.landing.asset import stored_cursor
+from assets.landing.asset import completed_uploads, stored_cursor
 from assets.landing.rows import LANDINGS
 from assets.lineage import table_key
 from assets.partitions import videos
 from economics.telemetry import videos_with_all_tasks_finished
 from pipelines.jobs import ab_job, benchmark_job, evaluation_job, intake_job, landing_job, publish_job
+from resources.events import utcnow
 from resources.lake import Lake
 from resources.providers.client import ProviderRegistry
 from resources.schemas import AB_REQUESTS, APPROVAL_DECISIONS, BENCHMARK_REPORTS, EXECUTION_EVENTS, UPLOADS, TableSpec
@@ -46,9 +47,12 @@ IN_FLIGHT = [
 
 
 @dg.sensor(job=landing_job, minimum_interval_seconds=LANDING_INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
-def landing_sensor(context: dg.SensorEvaluationContext, store: dg.ResourceParam[Store]):
+def landing_sensor(context: dg.SensorEvaluationContext, store: dg.ResourceParam[Store], lake: dg.ResourceParam[Lake]):
     """Store tables with rows past their landing cursor → one ``landing_job`` run for
     exactly those tables' assets.
+
+    Presigned uploads landed while ``pending`` are re-read too (``completed_uploads``): their
+    completion changes the row in place, which no seq cursor sees.
 
     The cursors are the landing assets' own (``assets.landing.asset``; here only their
     cheap part, the last materialization's ``store_seq``: a lagging one costs a run that
@@ -63,6 +67,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, store: dg.ResourceParam[
         rows, _ = store.changes_since(landing.source, stored_cursor(context.instance, landing), limit=1)
         if rows:
             pending.append(table_key(landing.target))
+    if table_key(UPLOADS) not in pending and not completed_uploads(lake, store, utcnow()).is_empty():
+        pending.append(table_key(UPLOADS))  # a presigned upload landed pending has been completed
     if not pending:
         return dg.SkipReason("no new store rows")
     tags = {"landing": ",".join(k.path[-1] for k in pending)}

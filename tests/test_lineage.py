@@ -168,6 +168,10 @@ class RecordingStore(Store):
         Record.add("write", store_table_key("notifications"), 1)
         return super().notify(*args, **kwargs)
 
+    def upload(self, video_id, user_id=None):
+        Record.add("read", store_table_key("uploads"))
+        return super().upload(video_id, user_id)
+
     def decision(self, subject_kind, subject_id):
         Record.add("read", store_table_key("decisions"))
         return super().decision(subject_kind, subject_id)

@@ -27,14 +27,18 @@ The cursor: exactly once without a two-phase commit
     is *requested*, and a failed run would skip its batch.
 """
 
+from datetime import datetime, timedelta
+
 import dagster as dg
 import polars as pl
 
-from assets.landing.rows import LANDINGS, Landing, to_bronze
+from assets.landing.rows import BY_TARGET, LANDINGS, Landing, to_bronze
 from assets.lineage import reads, store_table_key, table_key
+from resources.events import utcnow
 from resources.lake import Lake
-from resources.schemas import RECOMMENDATIONS
+from resources.schemas import RECOMMENDATIONS, UPLOADS
 from resources.store.client import Store
+from resources.store.errors import UploadNotFound
 
 GROUP = "bronze"
 # Rows landed per table per run: one Delta commit each. Bigger backlogs take several ticks.
@@ -55,6 +59,28 @@ def landing_cursor(instance: dg.DagsterInstance, lake: Lake, landing: Landing) -
     """The store seq after which ``landing`` reads: max of ``stored_cursor`` and the largest
     ``seq`` in its bronze table (module docstring)."""
     return max(stored_cursor(instance, landing), int(lake.column_max(landing.target, "seq") or 0))
+
+
+# A presigned upload lands while ``pending`` and is completed later in place (same seq), so the
+# seq cursor never brings it back: the uploads landing re-reads the pending rows it landed, for
+# as long as a presigned URL can still be used (with a margin), and lands their new state.
+PENDING_WATCH = timedelta(days=1)
+
+
+def completed_uploads(lake: Lake, store: Store, now: datetime) -> pl.DataFrame:
+    """Uploads landed ``pending`` (in the last PENDING_WATCH) that the store now holds in
+    another state, as bronze rows (their current store row); empty when none."""
+    landing = BY_TARGET[UPLOADS.name]
+    pending = lake.read(UPLOADS, (pl.col("status") == "pending") & (pl.col("uploaded_at") > now - PENDING_WATCH))
+    rows = []
+    for video_id in pending["video_id"].to_list():
+        try:
+            row = store.upload(video_id)
+        except UploadNotFound:  # folded into the user's earlier upload of the same bytes
+            continue
+        if row["status"] != "pending":
+            rows.append(row)
+    return to_bronze(landing, rows)
 
 
 def _with_recommendation_titles(lake: Lake, df: pl.DataFrame) -> pl.DataFrame:
@@ -81,7 +107,13 @@ def _landing_asset(landing: Landing, description: str) -> dg.AssetsDefinition:
         df = to_bronze(landing, rows)
         if landing.subject_kind == "recommendation":
             df = _with_recommendation_titles(lake, df)
-        inserted = lake.append(landing.target, df)
+        if landing.target == UPLOADS:
+            # Upsert, not insert-if-absent: a completed presigned upload replaces its pending row.
+            df = pl.concat([df, completed_uploads(lake, store, utcnow())]).unique("video_id", keep="last")
+            metrics = lake.upsert(UPLOADS, df)
+            inserted = int(metrics.get("num_target_rows_inserted", 0)) + int(metrics.get("num_target_rows_updated", 0))
+        else:
+            inserted = lake.append(landing.target, df)
         return dg.MaterializeResult(metadata={CURSOR: through, "rows": inserted, "read": len(rows), "after": after})
 
     return land
