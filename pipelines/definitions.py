@@ -16,16 +16,17 @@ from assets.approval.asset import approval_requests
 from assets.batch.asset import test_batch
 from assets.batch.best import best_result
 from assets.benchmark.asset import benchmark_reports, provider_effect_matrix
-from assets.bronze import BRONZE
+from assets.bronze import BRONZE, STORE
 from assets.execution.asset import provider_outputs
 from assets.gallery.asset import gallery_revisions
 from assets.gold.ab import ab_results
 from assets.gold.actions import bottleneck_actions
 from assets.gold.advice import cost_estimate_accuracy, recommendations
-from assets.gold.economics import execution_costs, marginality_windows, routing_manifest
+from assets.gold.economics import execution_costs, job_margins, marginality_windows, routing_manifest
 from assets.gold.logs import platform_logs
 from assets.gold.signals import bottleneck_classifications, economic_alerts, metric_streams, signals
 from assets.ingest.asset import ingested_video
+from assets.landing.asset import LANDING_ASSETS
 from assets.prompts.asset import prompt_variants
 from assets.quality.asset import quality_scores
 from assets.registry.asset import provider_registry
@@ -38,6 +39,7 @@ from pipelines.jobs import (
     economics_schedule,
     evaluation_job,
     intake_job,
+    landing_job,
     publish_job,
 )
 from pipelines.reporting_lake import RunReportingLakeResource
@@ -45,6 +47,7 @@ from pipelines.sensors import (
     ab_test_sensor,
     approval_sensor,
     completion_sensor,
+    landing_sensor,
     provider_change_sensor,
     upload_sensor,
 )
@@ -73,6 +76,7 @@ ASSETS = [
     gallery_revisions,
     execution_costs,
     marginality_windows,
+    job_margins,
     routing_manifest,
     benchmark_reports,
     provider_effect_matrix,
@@ -85,7 +89,9 @@ ASSETS = [
     economic_alerts,
     bottleneck_classifications,
     bottleneck_actions,
+    *LANDING_ASSETS,
     *BRONZE,
+    *STORE,
 ]
 
 
@@ -109,8 +115,19 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
-        jobs=[intake_job, evaluation_job, publish_job, economics_job, benchmark_job, ab_job, signals_job, actions_job],
+        jobs=[
+            landing_job,
+            intake_job,
+            evaluation_job,
+            publish_job,
+            economics_job,
+            benchmark_job,
+            ab_job,
+            signals_job,
+            actions_job,
+        ],
         sensors=[
+            landing_sensor,
             upload_sensor,
             completion_sensor,
             approval_sensor,

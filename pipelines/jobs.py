@@ -10,9 +10,17 @@ from assets.batch.best import best_result
 from assets.execution.asset import provider_outputs
 from assets.gallery.asset import gallery_revisions
 from assets.ingest.asset import ingested_video
+from assets.landing.asset import LANDING_ASSETS
 from assets.partitions import videos
 from assets.prompts.asset import prompt_variants
 from assets.quality.asset import quality_scores
+
+landing_job = dg.define_asset_job(
+    "landing_job",
+    selection=dg.AssetSelection.assets(*LANDING_ASSETS),
+    executor_def=dg.in_process_executor,
+    description="Store → bronze: one batch and one Delta commit per mirrored table with new rows.",
+)
 
 # In-process: a video's stages form a chain, so a process per step buys no parallelism and
 # costs an interpreter start (Dagster + Polars + OpenCV imports) per step. Parallelism comes

@@ -12,6 +12,7 @@ import structlog
 
 from economics.metric_streams import GRAIN
 from pipelines.definitions import build_definitions
+from resources.clients import Clients
 from resources.events import utcnow
 from resources.lake import Lake
 from resources.schemas import (
@@ -21,7 +22,6 @@ from resources.schemas import (
     EXECUTION_EVENTS,
     LEDGER_ENTRIES,
     METRIC_STREAMS,
-    NOTIFICATIONS,
     PLATFORM_LOGS,
     SIGNALS,
 )
@@ -30,7 +30,7 @@ from tests.harness import Driver
 pytestmark = pytest.mark.slow
 
 
-def _history(now):
+def _history(now, user):
     """Two hours of p1/warm runs every minute at ~1 s; the last 10 minutes at 200 s (over the
     120 s SLO). A user who consumed 60 tokens in the last hour and has 40 left."""
     events, costs = [], []
@@ -73,14 +73,14 @@ def _history(now):
             }
         )
     ledger = [
-        {"entry_id": "c", "user_id": "u1", "kind": "credit", "tokens": 100, "occurred_at": now - timedelta(hours=3)}
+        {"entry_id": "c", "user_id": user, "kind": "credit", "tokens": 100, "occurred_at": now - timedelta(hours=3)}
     ]
     for j in range(6):
         at = now - timedelta(minutes=50 - 10 * j)
         ledger += [
             {
                 "entry_id": f"r{j}",
-                "user_id": "u1",
+                "user_id": user,
                 "task_id": f"u{j}",
                 "correlation_id": f"w{j}",
                 "kind": "reserve",
@@ -89,7 +89,7 @@ def _history(now):
             },
             {
                 "entry_id": f"k{j}",
-                "user_id": "u1",
+                "user_id": user,
                 "task_id": f"u{j}",
                 "correlation_id": f"w{j}",
                 "kind": "consume",
@@ -103,7 +103,10 @@ def _history(now):
 def test_signals_job_classifies_and_the_sensor_acts(settings, instance):
     now = utcnow()
     lake = Lake(uri=settings.lake_uri)
-    events, costs, ledger = _history(now)
+    store = Clients.from_settings(settings).store
+    store.upgrade()
+    user, _ = store.create_user(store.create_workspace("signals")["workspace_id"])
+    events, costs, ledger = _history(now, user["user_id"])
     lake.append(EXECUTION_EVENTS, pl.DataFrame(events))
     lake.upsert(EXECUTION_COSTS, pl.DataFrame(costs))
     lake.append(LEDGER_ENTRIES, pl.DataFrame(ledger))
@@ -136,7 +139,7 @@ def test_signals_job_classifies_and_the_sensor_acts(settings, instance):
     assert "p95_latency_ms" in json.loads(slow["evidence"])["signals"]
     assert slow["affected_jobs"] and slow["runbook"] == "docs/runbooks/provider-latency-degradation.md"
     tokens = by["TOKEN_DEPLETION_RISK"]
-    assert tokens["user_id"] == "u1" and tokens["severity"] == "critical"
+    assert tokens["user_id"] == user["user_id"] and tokens["severity"] == "critical"
     assert tokens["automatic_action"] == "notify_user"
 
     driver = Driver(defs, instance)
@@ -144,8 +147,8 @@ def test_signals_job_classifies_and_the_sensor_acts(settings, instance):
     assert results and all(r.success for r in results)
     acts = lake.read(BOTTLENECK_ACTIONS)
     notified = acts.filter(pl.col("classification_id") == tokens["classification_id"]).row(0, named=True)
-    assert notified["outcome"] == "done"
-    assert "token_depletion_risk" in set(lake.read(NOTIFICATIONS)["kind"])
+    assert notified["outcome"] == "done", notified["detail"]
+    assert "token_depletion_risk" in {n["kind"] for n in store.notifications(user["user_id"])}
     assert driver.step("bottleneck_action_sensor") == []  # acted on once
 
     # The next cycle shows what was done on the classification.

@@ -7,10 +7,10 @@ AUTOMATIC_ACTIONS``), started by ``bottleneck_action_sensor`` and recorded in
   economics cycle's manifest replaces it, so a recovered provider wins traffic back on
   evidence. Skipped (recorded as such) when no manifest is published or the provider has no
   alternative.
-* ``notify_user`` — an in-app notification to the user whose tokens run out.
+* ``notify_user`` — an in-app notification (the store's outbox) to the user whose tokens run out.
 
-New action kinds register in ``ACTIONS``: a function (lake, manifest store, classification
-row) → (outcome, detail).
+New action kinds register in ``ACTIONS``: a function (lake, transactional store, manifest store, classification
+store, row) → (outcome, detail).
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ from resources.events import utcnow
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.notifications import notify_user
-from resources.schemas import BOTTLENECK_ACTIONS, BOTTLENECK_CLASSIFICATIONS, PIPELINE_EVENTS
+from resources.schemas import BOTTLENECK_ACTIONS, BOTTLENECK_CLASSIFICATIONS
 from resources.services.routing_admin import emergency_override
+from resources.store.client import Store
 
 STAGE = "signals"
 
 
-def _demote(lake: Lake, store: ManifestStore, row: dict) -> tuple[str, str]:
+def _demote(lake: Lake, _store: Store, store: ManifestStore, row: dict) -> tuple[str, str]:
     manifest = store.read()
     if manifest is None:
         return "skipped", "no routing manifest is published"
@@ -46,12 +47,14 @@ def _demote(lake: Lake, store: ManifestStore, row: dict) -> tuple[str, str]:
     return "done", f"{row['effect_type']}: {others[0]} put first instead of {row['provider_id']}"
 
 
-def _notify(lake: Lake, _store: ManifestStore, row: dict) -> tuple[str, str]:
+def _notify(_lake: Lake, store: Store, _manifests: ManifestStore, row: dict) -> tuple[str, str]:
     numbers = json.loads(row["evidence"] or "{}").get("numbers", {})
     hours = numbers.get("hours_to_exhaustion")
     when = f"in about {hours:.1f} hours" if hours is not None else "soon"
-    event = notify_user(
-        lake,
+    # The UserNotified event notify_user returns is not recorded: the bottleneck_actions row
+    # is the record of this notice (it has no video whose pipeline events it would join).
+    notify_user(
+        store,
         STAGE,
         row["user_id"],
         row["classification_id"],
@@ -59,11 +62,10 @@ def _notify(lake: Lake, _store: ManifestStore, row: dict) -> tuple[str, str]:
         "Your tokens are running out",
         f"At your current rate your token balance runs out {when}. Top up to keep your effects running.",
     )
-    lake.append(PIPELINE_EVENTS, pl.DataFrame([event], schema=PIPELINE_EVENTS.schema))
     return "done", f"user {row['user_id']} notified (exhaustion {when})"
 
 
-ACTIONS: dict[str, Callable[[Lake, ManifestStore, dict], tuple[str, str]]] = {
+ACTIONS: dict[str, Callable[[Lake, Store, ManifestStore, dict], tuple[str, str]]] = {
     "routing_demote": _demote,
     "notify_user": _notify,
 }
@@ -91,11 +93,11 @@ def taken_actions(lake: Lake) -> pl.DataFrame:
 @dg.asset(
     key=["bronze", "bottleneck_actions"],
     deps=[bottleneck_classifications],
-    group_name="signals",
+    group_name="bronze",
     kinds={"deltalake"},
 )
 def bottleneck_actions(
-    lake: dg.ResourceParam[Lake], manifest_store: dg.ResourceParam[ManifestStore]
+    lake: dg.ResourceParam[Lake], store: dg.ResourceParam[Store], manifest_store: dg.ResourceParam[ManifestStore]
 ) -> dg.MaterializeResult:
     """Carry out the automatic action of each new critical classification, once; a failed
     action is recorded as ``failed`` with its error (and not retried: an operator looks)."""
@@ -103,7 +105,7 @@ def bottleneck_actions(
     for row in pending(lake).iter_rows(named=True):
         action = row["automatic_action"]
         try:
-            outcome, detail = ACTIONS[action](lake, manifest_store, row)
+            outcome, detail = ACTIONS[action](lake, store, manifest_store, row)
         except Exception as exc:  # noqa: BLE001 — recorded, not raised: one failed action must not block the others
             outcome, detail = "failed", f"{type(exc).__name__}: {exc}"
         rows.append(

@@ -90,7 +90,7 @@ def land(lake: Lake, directory: Path) -> int:
     return len(rows)
 
 
-@dg.asset(key=["bronze", "platform_logs"], group_name="signals", kinds={"deltalake"})
+@dg.asset(key=["bronze", "platform_logs"], group_name="bronze", kinds={"deltalake"})
 def platform_logs(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     """Every process's warnings and errors (with event_type, economic_impact_usd, urgency,
     operator_action, runbook), landed from the per-process JSON-lines files."""
