@@ -87,30 +87,29 @@ AUTOMATIC_ACTIONS: dict[str, str | None] = {
 }
 
 UTC_TS = pl.Datetime("us", "UTC")
-CLASSIFICATION_SCHEMA = pl.Schema(
-    {
-        "classification_id": pl.String,
-        "category": pl.String,
-        "severity": pl.String,
-        "status": pl.String,
-        "scope": pl.String,
-        "provider_id": pl.String,
-        "effect_type": pl.String,
-        "instance_type": pl.String,
-        "user_id": pl.String,
-        "source": pl.String,
-        "evidence": pl.String,
-        "recommended_action": pl.String,
-        "runbook": pl.String,
-        "cost_impact_usd_per_hour": pl.Float64,
-        "affected_jobs": pl.List(pl.String),
-        "automatic_action": pl.String,
-        "action_taken": pl.String,
-        "first_seen_at": UTC_TS,
-        "last_seen_at": UTC_TS,
-        "resolved_at": UTC_TS,
-    }
-)
+_CLASSIFICATION_SCHEMA_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "classification_id": pl.String,
+    "category": pl.String,
+    "severity": pl.String,
+    "status": pl.String,
+    "scope": pl.String,
+    "provider_id": pl.String,
+    "effect_type": pl.String,
+    "instance_type": pl.String,
+    "user_id": pl.String,
+    "source": pl.String,
+    "evidence": pl.String,
+    "recommended_action": pl.String,
+    "runbook": pl.String,
+    "cost_impact_usd_per_hour": pl.Float64,
+    "affected_jobs": pl.List(pl.String),
+    "automatic_action": pl.String,
+    "action_taken": pl.String,
+    "first_seen_at": UTC_TS,
+    "last_seen_at": UTC_TS,
+    "resolved_at": UTC_TS,
+}
+CLASSIFICATION_SCHEMA = pl.Schema(_CLASSIFICATION_SCHEMA_COLUMNS)
 
 
 @dataclass(frozen=True)

@@ -42,39 +42,38 @@ SCOPES = ("provider_effect", "instance_type", "user")
 
 UTC_TS = pl.Datetime("us", "UTC")
 ERROR_COUNT = pl.Struct({"error_class": pl.String, "count": pl.Int64})
-STREAM_SCHEMA = pl.Schema(
-    {
-        "bucket_start": UTC_TS,
-        "stream": pl.String,
-        "scope": pl.String,
-        "provider_id": pl.String,
-        "effect_type": pl.String,
-        "instance_type": pl.String,
-        "user_id": pl.String,
-        "source": pl.String,
-        "runs": pl.Int64,
-        "succeeded": pl.Int64,
-        "p50_latency_ms": pl.Float64,
-        "p95_latency_ms": pl.Float64,
-        "p50_queue_wait_ms": pl.Float64,
-        "p95_queue_wait_ms": pl.Float64,
-        "error_rate": pl.Float64,
-        "throttle_rate": pl.Float64,
-        "timeout_rate": pl.Float64,
-        "other_error_rate": pl.Float64,
-        "errors_by_class": pl.List(ERROR_COUNT),
-        "cost_per_run_usd": pl.Float64,
-        "cost_usd": pl.Float64,
-        "startup_cost_usd": pl.Float64,
-        "margin": pl.Float64,
-        "cold_start_share": pl.Float64,
-        "utilisation": pl.Float64,
-        "tokens_burned": pl.Int64,
-        "token_burn_per_hour": pl.Float64,
-        "tokens_available": pl.Int64,
-        "hours_to_exhaustion": pl.Float64,
-    }
-)
+_STREAM_SCHEMA_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "bucket_start": UTC_TS,
+    "stream": pl.String,
+    "scope": pl.String,
+    "provider_id": pl.String,
+    "effect_type": pl.String,
+    "instance_type": pl.String,
+    "user_id": pl.String,
+    "source": pl.String,
+    "runs": pl.Int64,
+    "succeeded": pl.Int64,
+    "p50_latency_ms": pl.Float64,
+    "p95_latency_ms": pl.Float64,
+    "p50_queue_wait_ms": pl.Float64,
+    "p95_queue_wait_ms": pl.Float64,
+    "error_rate": pl.Float64,
+    "throttle_rate": pl.Float64,
+    "timeout_rate": pl.Float64,
+    "other_error_rate": pl.Float64,
+    "errors_by_class": pl.List(ERROR_COUNT),
+    "cost_per_run_usd": pl.Float64,
+    "cost_usd": pl.Float64,
+    "startup_cost_usd": pl.Float64,
+    "margin": pl.Float64,
+    "cold_start_share": pl.Float64,
+    "utilisation": pl.Float64,
+    "tokens_burned": pl.Int64,
+    "token_burn_per_hour": pl.Float64,
+    "tokens_available": pl.Int64,
+    "hours_to_exhaustion": pl.Float64,
+}
+STREAM_SCHEMA = pl.Schema(_STREAM_SCHEMA_COLUMNS)
 # The metrics the detectors run on, per scope (docs/signals.md).
 WATCHED: dict[str, tuple[str, ...]] = {
     "provider_effect": (

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -41,21 +42,20 @@ NAMED_Z = 2.0
 STREAM_KEY = ("provider_id", "effect_type", "source")
 SEED = 0  # a fixed forest: the same history gives the same findings
 UTC_TS = pl.Datetime("us", "UTC")
-ALERT_SCHEMA = pl.Schema(
-    {
-        "alert_id": pl.String,
-        "raised_at": UTC_TS,
-        "kind": pl.String,
-        "severity": pl.String,
-        "provider_id": pl.String,
-        "effect_type": pl.String,
-        "source": pl.String,
-        "anomaly_score": pl.Float64,
-        "features": pl.String,
-        "summary": pl.String,
-        "computed_at": UTC_TS,
-    }
-)
+_ALERT_SCHEMA_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "alert_id": pl.String,
+    "raised_at": UTC_TS,
+    "kind": pl.String,
+    "severity": pl.String,
+    "provider_id": pl.String,
+    "effect_type": pl.String,
+    "source": pl.String,
+    "anomaly_score": pl.Float64,
+    "features": pl.String,
+    "summary": pl.String,
+    "computed_at": UTC_TS,
+}
+ALERT_SCHEMA = pl.Schema(_ALERT_SCHEMA_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def unusual(rows: pl.DataFrame, since: datetime, now: datetime) -> list[Economic
         One ``EconomicAlert`` per unusual recent row, oldest first; none below MIN_HISTORY
         rows.
     """
-    from sklearn.ensemble import IsolationForest  # heavy import, only here
+    from sklearn.ensemble import IsolationForest  # type: ignore[import-untyped]  # heavy import, only here
 
     if rows.height < MIN_HISTORY:
         return []
@@ -151,7 +151,7 @@ def unusual(rows: pl.DataFrame, since: datetime, now: datetime) -> list[Economic
     flagged = recent & (forest.predict(matrix) < 0)
     alerts = []
     for i in np.flatnonzero(flagged):
-        named = []
+        named: list[dict[str, Any]] = []
         for j, f in enumerate(FEATURES):
             z = (matrix[i, j] - centres[j]) / scales[j] if scales[j] else (0.0 if matrix[i, j] == centres[j] else 99.0)
             named.append({"feature": f, "value": float(matrix[i, j]), "median": centres[j], "z": round(float(z), 2)})

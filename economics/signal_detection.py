@@ -32,26 +32,25 @@ from economics.metric_streams import GRAIN, WATCHED
 
 KEYS = ("scope", "provider_id", "effect_type", "instance_type", "user_id", "source")
 UTC_TS = pl.Datetime("us", "UTC")
-SIGNAL_SCHEMA = pl.Schema(
-    {
-        "signal_id": pl.String,
-        "detected_at": UTC_TS,
-        "detector": pl.String,
-        "metric": pl.String,
-        "scope": pl.String,
-        "provider_id": pl.String,
-        "effect_type": pl.String,
-        "instance_type": pl.String,
-        "user_id": pl.String,
-        "source": pl.String,
-        "value": pl.Float64,
-        "baseline": pl.Float64,
-        "score": pl.Float64,
-        "direction": pl.Int64,
-        "limit": pl.Float64,
-        "computed_at": UTC_TS,
-    }
-)
+_SIGNAL_SCHEMA_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "signal_id": pl.String,
+    "detected_at": UTC_TS,
+    "detector": pl.String,
+    "metric": pl.String,
+    "scope": pl.String,
+    "provider_id": pl.String,
+    "effect_type": pl.String,
+    "instance_type": pl.String,
+    "user_id": pl.String,
+    "source": pl.String,
+    "value": pl.Float64,
+    "baseline": pl.Float64,
+    "score": pl.Float64,
+    "direction": pl.Int64,
+    "limit": pl.Float64,
+    "computed_at": UTC_TS,
+}
+SIGNAL_SCHEMA = pl.Schema(_SIGNAL_SCHEMA_COLUMNS)
 # Metrics where a fall, not a rise, is the problem.
 LOWER_IS_WORSE = frozenset({"margin"})
 
@@ -121,9 +120,9 @@ def _series_signals(x: np.ndarray, metric: str, effect_type: str | None, policy:
                 {"i": i, "detector": "robust_z", "baseline": float(np.nanmedian(past)), "score": r.z[i], "direction": d}
             )
     season = int(timedelta(days=1) / GRAIN)
-    if n >= 3 * season:
-        hw = detectors.holt_winters(x, season=season, train=n - season)
-        for i, d in zip(hw.alarms if hw else [], hw.directions if hw else [], strict=True):
+    hw = detectors.holt_winters(x, season=season, train=n - season) if n >= 3 * season else None
+    if hw is not None:
+        for i, d in zip(hw.alarms, hw.directions, strict=True):
             if d == worse:
                 z = (x[i] - hw.predicted[i]) / hw.sigma if hw.sigma > 0 else math.inf
                 out.append(
@@ -132,9 +131,10 @@ def _series_signals(x: np.ndarray, metric: str, effect_type: str | None, policy:
     limits = _limits(metric, effect_type, policy)
     if limits is not None:
         hy = detectors.hysteresis(x, limits[0], limits[1], policy.clear_after)
-        for i in np.flatnonzero(hy.active):
+        for at in np.flatnonzero(hy.active):
+            i = int(at)
             out.append(
-                {"i": int(i), "detector": "threshold", "baseline": limits[1], "score": x[i] / limits[0], "direction": 1}
+                {"i": i, "detector": "threshold", "baseline": limits[1], "score": x[i] / limits[0], "direction": 1}
             )
             out[-1]["limit"] = limits[0]
     return out
@@ -162,7 +162,7 @@ def detect(streams: pl.DataFrame, now: datetime, policy: Policy | None = None) -
     for key, series in recent.group_by(*KEYS):
         ident = dict(zip(KEYS, key, strict=True))
         watched = WATCHED.get(ident["scope"], ())
-        first = series["bucket_start"].min()
+        first: datetime = series["bucket_start"].min()  # type: ignore[assignment]
         for metric in watched:
             times, x = _grid(series, metric, first, end)
             if np.isfinite(x).sum() < policy.min_points:
