@@ -94,7 +94,5 @@ def unsafe_commit_settings(environ: Mapping[str, str]) -> list[str]:
     if environ.get(UNSAFE_RENAME, "").strip().lower() in ("1", "true", "yes"):
         problems.append(f"{UNSAFE_RENAME}=true turns off conditional commits: concurrent writers can lose commits")
     if environ.get(LOCKING_PROVIDER, "").strip():
-        problems.append(
-            f"{LOCKING_PROVIDER} is ignored by delta-rs 1.x (commits use S3 conditional writes); unset it"
-        )
+        problems.append(f"{LOCKING_PROVIDER} is ignored by delta-rs 1.x (commits use S3 conditional writes); unset it")
     return problems

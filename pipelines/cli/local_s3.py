@@ -33,7 +33,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 WRITE_METHODS = frozenset({"PUT", "POST", "DELETE"})
 # Any key works against moto; the same pair is what the demo hands every process.
 ACCESS_KEY_ID = "effectlake-local"
-SECRET_ACCESS_KEY = "effectlake-local-secret"  # noqa: S105 - a local test server's dummy credential
+SECRET_ACCESS_KEY = "effectlake-local-secret"
 REGION = "us-east-1"
 
 
