@@ -135,18 +135,9 @@ def _start_postgres(children: ChildGroup, admin_url: str, workdir: Path) -> None
         check=True,
         capture_output=True,
     )
+    host, port = url.host or "127.0.0.1", str(url.port or 5432)
     children.spawn(
-        [
-            *as_user,
-            str(bindir / "postgres"),
-            "-D",
-            str(data),
-            "-h",
-            url.host or "127.0.0.1",
-            "-p",
-            str(url.port or 5432),
-        ]
-        + ["-k", str(workdir)],
+        [*as_user, str(bindir / "postgres"), "-D", str(data), "-h", host, "-p", port, "-k", str(workdir)],
         log=workdir / "postgres.log",
     )
     _wait("PostgreSQL", lambda: _pg_reachable(admin_url))
