@@ -1,12 +1,18 @@
-"""The bronze tables as external assets: append-only tables that Dagster does not
-materialize itself, so the lineage graph still shows who writes them and who reads them.
+"""The bronze tables and the transactional store's tables in the asset graph.
 
-Each spec's ``deps`` are the assets whose runs append to the table (e.g. ``test_batch`` and
-``provider_outputs`` → ``execution_events``), and, for tables the API writes outside any
-run, the tables the API reads to write them (an admin decides on an ``approval_requests``
-row → ``approval_decisions``). Appends made inside a run are reported as materializations of
-these assets by ``pipelines.reporting_lake``; the sensors that watch the API's tables report
-an observation with the Delta version they saw.
+Three kinds of node, so the lineage shows who writes each table and who reads it:
+
+* **store tables** (``STORE``, group ``store``): the SQL store's mirrored tables
+  (``resources/store/models.py``), external ``AssetSpec``s keyed ``store/<table>``. Their
+  ``deps`` are the assets whose runs write them (M5 reserves a job → ``store/ledger_entries``)
+  and, for rows the API writes outside any run, the table the API reads to write them (an
+  admin decides on an ``approval_requests`` row → ``store/decisions``).
+* **landed bronze tables** (``assets.landing.asset.LANDING_ASSETS``): materialized by the
+  landing job from their store table, so ``store/uploads`` → ``bronze/uploads``.
+* **appended bronze tables** (``BRONZE``): external ``AssetSpec``s that stages append to
+  inside their runs (events) or the API outside them (A/B requests). Appends made inside a
+  run are reported as materializations by ``pipelines.reporting_lake``; the sensors that
+  watch a table report an observation with the Delta version they saw.
 """
 
 from __future__ import annotations
@@ -15,29 +21,24 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from assets.lineage import table_key
+from assets.lineage import store_table_key, table_key
 from resources.schemas import (
     AB_REQUESTS,
-    APPROVAL_DECISIONS,
     APPROVAL_REQUESTS,
     BEST_RESULT,
     EXECUTION_EVENTS,
     GALLERY_REVISIONS,
     INGESTED_VIDEO,
-    LEDGER_ENTRIES,
-    NOTIFICATIONS,
     PIPELINE_EVENTS,
     PROVIDER_OUTPUTS,
-    RECOMMENDATION_DECISIONS,
     RECOMMENDATIONS,
     TEST_BATCH,
-    UPLOAD_REJECTIONS,
-    UPLOADS,
     VIDEO_TABLES,
     TableSpec,
 )
 
 GROUP = "bronze"
+STORE_GROUP = "store"
 
 
 def _bronze(spec: TableSpec, description: str, upstream: Sequence[TableSpec] = ()) -> dg.AssetSpec:
@@ -51,10 +52,17 @@ def _bronze(spec: TableSpec, description: str, upstream: Sequence[TableSpec] = (
     )
 
 
-uploads = _bronze(UPLOADS, "Accepted upload requests, one per distinct video (written by the intake API).")
-upload_rejections = _bronze(
-    UPLOAD_REJECTIONS, "Uploads the intake API refused (size, type, quota) with the HTTP status and reason."
-)
+def _store(table: str, description: str, upstream: Sequence[TableSpec] = ()) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=store_table_key(table),
+        deps=[table_key(u) for u in upstream],
+        group_name=STORE_GROUP,
+        kinds={"sql"},
+        description=description,
+        metadata={"table": table},
+    )
+
+
 pipeline_events = _bronze(
     PIPELINE_EVENTS,
     "Stage events of every video (VideoIngested … EffectPublished), appended by each stage.",
@@ -66,39 +74,29 @@ execution_events = _bronze(
     "telemetry (M6); `effectlake simulate` appends simulated ones outside runs.",
     upstream=[TEST_BATCH, PROVIDER_OUTPUTS],
 )
-ledger_entries = _bronze(
-    LEDGER_ENTRIES,
-    "Token ledger: reservations (M5), consumption or refund per task (M6, M5 best result, "
-    "M10 rejection); credits and top-ups come from the API outside runs.",
-    upstream=[TEST_BATCH, PROVIDER_OUTPUTS, BEST_RESULT, GALLERY_REVISIONS],
-)
-notifications = _bronze(
-    NOTIFICATIONS,
-    "In-app notifications to users, appended by the stages that tell them something.",
-    upstream=[INGESTED_VIDEO, TEST_BATCH, BEST_RESULT, APPROVAL_REQUESTS, GALLERY_REVISIONS],
-)
-approval_decisions = _bronze(
-    APPROVAL_DECISIONS,
-    "Admin decisions on approval requests (written by the API or the dashboard).",
-    upstream=[APPROVAL_REQUESTS],
-)
-recommendation_decisions = _bronze(
-    RECOMMENDATION_DECISIONS,
-    "Admin decisions on recommendations (written by the API or the dashboard).",
-    upstream=[RECOMMENDATIONS],
-)
 ab_requests = _bronze(
     AB_REQUESTS, "Admin A/B test requests on an ingested video (written by the API).", upstream=[INGESTED_VIDEO]
 )
 
-BRONZE: list[dg.AssetSpec] = [
-    uploads,
-    upload_rejections,
-    pipeline_events,
-    execution_events,
-    ledger_entries,
-    notifications,
-    approval_decisions,
-    recommendation_decisions,
-    ab_requests,
+BRONZE: list[dg.AssetSpec] = [pipeline_events, execution_events, ab_requests]
+
+STORE: list[dg.AssetSpec] = [
+    _store("uploads", "Uploads, written by the intake API (random video ids, per-workspace de-duplication)."),
+    _store("upload_rejections", "Uploads the intake API refused, written by it."),
+    _store(
+        "ledger_entries",
+        "The token ledger with row-locked balances: credits (API), one reservation per job (M5 test_batch), "
+        "consume on delivery (M5 best_result), refund (no usable result, M10 rejection).",
+        upstream=[TEST_BATCH, BEST_RESULT, GALLERY_REVISIONS],
+    ),
+    _store(
+        "notifications",
+        "The notification outbox, written by the stages that tell a user something.",
+        upstream=[INGESTED_VIDEO, TEST_BATCH, BEST_RESULT, APPROVAL_REQUESTS, GALLERY_REVISIONS],
+    ),
+    _store(
+        "decisions",
+        "Admin decisions on approval requests and recommendations (written by the API or the dashboard).",
+        upstream=[APPROVAL_REQUESTS, RECOMMENDATIONS],
+    ),
 ]

@@ -12,12 +12,18 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from resources.schemas import LEDGER_ENTRIES, ROUTING_MANIFESTS, TEST_BATCH, TableSpec
+from resources.schemas import ROUTING_MANIFESTS, TEST_BATCH, TableSpec
 
 
 def table_key(spec: TableSpec) -> dg.AssetKey:
     """The asset key of ``spec``'s table: ``[layer, name]`` (e.g. ``bronze/uploads``)."""
     return dg.AssetKey([spec.layer, spec.name])
+
+
+def store_table_key(table: str) -> dg.AssetKey:
+    """The asset key of a transactional store table (``resources/store/models.py``):
+    ``store/<table>`` (e.g. ``store/ledger_entries``)."""
+    return dg.AssetKey(["store", table])
 
 
 def reads(*specs: TableSpec) -> list[dg.AssetKey]:
@@ -26,13 +32,13 @@ def reads(*specs: TableSpec) -> list[dg.AssetKey]:
 
 
 FEEDBACK_READS: Mapping[dg.AssetKey, frozenset[dg.AssetKey]] = {
-    # M5 reserves tokens against the balance the ledger holds (credits, and what earlier
-    # videos reserved and consumed), and routes by the manifest the economics job built from
-    # earlier videos' executions. Both tables are downstream of test_batch itself (its tasks
-    # are settled into the ledger and costed into the next manifest), so declaring them as
-    # deps would close a cycle, which an asset graph cannot hold: these reads are declared
+    # M5 reserves tokens against the balance the store's ledger holds (credits, and what
+    # earlier videos reserved and consumed), and routes by the manifest the economics job
+    # built from earlier videos' executions. Both are downstream of test_batch itself (its job
+    # is reserved into the ledger, its tasks costed into the next manifest), so declaring them
+    # as deps would close a cycle, which an asset graph cannot hold: these reads are declared
     # here instead, and tests/test_lineage.py checks they are real reads that would cycle.
-    table_key(TEST_BATCH): frozenset({table_key(LEDGER_ENTRIES), table_key(ROUTING_MANIFESTS)}),
+    table_key(TEST_BATCH): frozenset({store_table_key("ledger_entries"), table_key(ROUTING_MANIFESTS)}),
 }
 """Reads of a table downstream of the reading asset (state from earlier partitions), by
 reading asset. The asset graph is acyclic, so these are the only reads not shown as deps."""

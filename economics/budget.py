@@ -11,9 +11,11 @@ With the default budget (credits), ``budget − used`` is exactly ``available``,
 raises the budget and so lifts the pause. A reservation that uses the last token is
 allowed; the next one is refused (the user is then at 100 %).
 
-The check reads the ledger and the caller then appends the reservation: not atomic.
-Callers must serialise reservations per user (e.g. a Dagster concurrency key or a lock per
-user) or two concurrent jobs can both pass the check on the same tokens.
+``reserve_or_raise`` reads entries and the caller then appends the reservation: not atomic,
+so on its own two concurrent jobs could both pass the check on the same tokens. The pipeline
+reserves through the transactional store instead (``resources/store/ledger.py``), which makes
+the same check and the insert in one transaction under a lock on the user's account row;
+``check_budget`` still tells M5 when a user passed the 80 % alert.
 """
 
 from __future__ import annotations

@@ -1,15 +1,22 @@
-"""Token ledger (docs/architecture.md, "Economics"): credit on top-up, reserve on dispatch, consume on success,
-refund on failure or rejection — each exactly once — and the balances they add up to.
+"""Token ledger (docs/architecture.md, "Economics"): credit on top-up, reserve on dispatch, consume on
+delivery, refund when nothing was delivered or the result was rejected — each exactly once —
+and the balances they add up to.
+
+The unit that is reserved and settled is called a task here (column ``task_id``). The
+pipeline charges per job — one video's effect creation, ``job_id(video_id)`` — so its
+entries carry the job id in ``task_id`` and the video id in ``correlation_id``; the rules
+below hold for any id. The transactional store (``resources/store/ledger.py``) applies them
+to SQL rows; the functions here compute on entries (frames), e.g. landed in the lake.
 
 Entry kinds
     credit   a top-up (keyed by the payment's id, so a re-delivered payment counts once)
-    reserve  tokens held for a dispatched task
-    consume  the task succeeded: the reservation becomes a charge
-    refund   the task failed / was rejected: the reservation is released — or, when the task
-             was already consumed (an admin rejected the result, no output was usable), the
-             charge is given back. There is no separate ``release`` kind: a reservation is
-             settled by exactly one of consume / refund, and a refund after a consume reverses
-             the consume; both refunds share one entry id so a task is refunded at most once.
+    reserve  tokens held for a dispatched job
+    consume  the job delivered: the reservation becomes a charge
+    refund   nothing was delivered: the reservation is released — or, when the job was
+             already consumed (an admin rejected the result), the charge is given back.
+             There is no separate ``release`` kind: a reservation is settled by exactly one
+             of consume / refund, and a refund after a consume reverses the consume; both
+             refunds share one entry id so a task is refunded at most once.
 
 Exactly-once comes from deterministic entry ids: an entry is identified by (kind, task), so a
 retried or re-executed run produces the same ids and the lake's insert-if-absent append
@@ -82,6 +89,12 @@ AUDIT_SCHEMA = pl.Schema(
 )
 _REQUIRED = ("entry_id", "user_id", "task_id", "kind", "tokens", "occurred_at")
 _AUDIT_KEYS = ("user_id", "task_id", "entry_id")
+
+
+def job_id(video_id: str) -> str:
+    """The ledger id of a video's job (its effect creation, charged once): 20 hex chars of
+    sha256, the ``task_id`` of its ledger entries."""
+    return stable_id("job", video_id, length=20)
 
 
 def entry_id(kind: str, task_id: str) -> str:

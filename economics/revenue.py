@@ -1,32 +1,143 @@
-"""Revenue recognised from the token ledger.
+"""Revenue recognised from the token ledger, and the margin of a job (docs/architecture.md,
+"Economics": the one definition).
 
-``cost_frame`` prices a successful, user-visible task at its list price; the ledger knows
-what was really kept: a task consumed and later refunded (admin rejection, no usable
-result) earned nothing. Where a task has a ledger settlement, its net ``spent`` tokens are
-the revenue; tasks without one (simulated history, never reserved) keep the list price.
+A job is one video's effect creation. It reserves the effect's price once (ledger
+``task_id`` = the job id, ``correlation_id`` = the video id), is charged when its best result
+is delivered and refunded when nothing was usable or an admin rejected the result. Every
+task the job ran — ranked, exploration, shadow — is a cost of that job:
+
+    job cost      = Σ cost of the job's tasks
+    job margin    = (tokens charged − job cost in tokens) / tokens charged   (economics.margin)
+
+Per provider (the marginality windows, ``execution_costs``), the job's net charge is revenue
+of the delivered task (the best result's) and of no other; every other task of the job —
+the ranked runners-up, exploration and shadow copies — is a cost line of its own provider
+with nothing charged. So a window's Σ tokens charged is what users paid, and its Σ cost is
+everything spent, whichever provider did it.
+
+Simulated executions (``source = 'simulated'``) have no ledger: each is one job of one task,
+charged its list price by ``cost_model.cost_frame``.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
+from economics.ledger import RESERVE, task_settlements
 from economics.margin import margin_expr
+from economics.telemetry import REAL
+
+# Job-level columns (``job_margins`` and ``resources.schemas.JOB_MARGINS``), by selection: the
+# delivered task is one of the ranked ones.
+SELECTIONS = ("ranked", "exploration", "shadow")
 
 
-def recognise(costs: pl.DataFrame, settlements: pl.DataFrame, token_usd_rate: float) -> pl.DataFrame:
-    """Replace ``tokens_charged`` by the ledger's net charge where one exists and recompute
-    ``revenue_usd`` and ``margin`` (``economics.margin``: (charged − cost tokens) / charged; null when 0).
+def job_charges(entries: pl.DataFrame, deliveries: pl.DataFrame) -> pl.DataFrame:
+    """What each job was charged, net of refunds, and the task it delivered.
 
     Args:
-        costs: ``cost_frame`` output (``task_id``, ``tokens_charged``, ``cost_tokens``…).
-        settlements: ``economics.ledger.task_settlements`` rows (``task_id``, ``spent``).
+        entries: ``ledger_entries`` rows of jobs (``task_id`` = job id, ``correlation_id`` =
+            video id, plus the columns ``ledger.task_settlements`` needs).
+        deliveries: ``best_result`` rows (``video_id``, ``outcome``, ``task_id``); the
+            selected one names the delivered task.
+
+    Returns:
+        ``job_id, video_id, user_id, tokens_charged`` (Int64, the job's ``spent``) and
+        ``delivered_task_id`` (null when nothing was delivered), one row per reserved job.
+    """
+    if entries.is_empty():
+        return pl.DataFrame(
+            schema={
+                "job_id": pl.String,
+                "video_id": pl.String,
+                "user_id": pl.String,
+                "tokens_charged": pl.Int64,
+                "delivered_task_id": pl.String,
+            }
+        )
+    videos = (
+        entries.filter(pl.col("kind") == RESERVE)
+        .select(job_id=pl.col("task_id"), video_id=pl.col("correlation_id"))
+        .unique("job_id")
+    )
+    delivered = deliveries.filter(pl.col("outcome") == "selected").select(
+        "video_id", delivered_task_id=pl.col("task_id")
+    )
+    return (
+        task_settlements(entries)
+        .select(job_id=pl.col("task_id"), user_id="user_id", tokens_charged="spent")
+        .join(videos, on="job_id", how="inner")
+        .join(delivered.unique("video_id"), on="video_id", how="left")
+        .select("job_id", "video_id", "user_id", "tokens_charged", "delivered_task_id")
+    )
+
+
+def recognise(costs: pl.DataFrame, charges: pl.DataFrame, token_usd_rate: float) -> pl.DataFrame:
+    """Set ``tokens_charged`` of real executions from the ledger (the module's rule: the
+    job's net charge on its delivered task, 0 on every other task) and recompute
+    ``revenue_usd`` and ``margin``; simulated executions keep their list price.
+
+    Args:
+        costs: ``cost_frame`` output (``task_id``, ``source``, ``tokens_charged``,
+            ``cost_tokens``…); rows without ``source`` count as real.
+        charges: ``job_charges`` rows (``delivered_task_id``, ``tokens_charged``).
         token_usd_rate: USD per token.
     """
-    spent = settlements.select("task_id", _spent=pl.col("spent"))
+    charged = charges.filter(pl.col("delivered_task_id").is_not_null()).select(
+        task_id=pl.col("delivered_task_id"), _charge=pl.col("tokens_charged")
+    )
+    source = pl.col("source") if "source" in costs.columns else pl.lit(REAL)
     return (
-        costs.join(spent, on="task_id", how="left")
-        .with_columns(tokens_charged=pl.coalesce("_spent", "tokens_charged").cast(pl.Int64))
+        costs.join(charged.unique("task_id"), on="task_id", how="left")
+        .with_columns(
+            tokens_charged=pl.when(source.fill_null(REAL) == REAL)
+            .then(pl.col("_charge").fill_null(0))
+            .otherwise(pl.col("tokens_charged"))
+            .cast(pl.Int64)
+        )
         .with_columns(revenue_usd=pl.col("tokens_charged") * token_usd_rate)
         .with_columns(margin=margin_expr("tokens_charged", "cost_tokens"))
-        .drop("_spent")
+        .drop("_charge")
+    )
+
+
+def job_margins(costs: pl.DataFrame, charges: pl.DataFrame, token_usd_rate: float) -> pl.DataFrame:
+    """One row per job with executions: its charge, the cost of every task it ran (split by
+    selection) and its margin (``resources.schemas.JOB_MARGINS`` columns).
+
+    Args:
+        costs: ``execution_costs`` rows of real executions (``video_id``, ``task_id``,
+            ``selection``, ``cost_usd``, ``finished_at``…).
+        charges: ``job_charges`` rows.
+        token_usd_rate: USD per token.
+
+    Returns:
+        ``job_id, video_id, user_id, delivered_task_id, provider_id, effect_type`` (of the
+        delivered task), ``tasks``, ``tokens_charged``, ``revenue_usd``, ``cost_usd`` and its
+        ``ranked_cost_usd`` / ``exploration_cost_usd`` / ``shadow_cost_usd`` parts,
+        ``cost_tokens``, ``margin`` (null when nothing was charged), ``finished_at`` (the
+        job's last task). Jobs with no finished task are left out.
+    """
+
+    def part(selection: str) -> pl.Expr:
+        return pl.col("cost_usd").filter(pl.col("selection") == selection).sum().alias(f"{selection}_cost_usd")
+
+    per_video = costs.group_by("video_id").agg(
+        tasks=pl.len().cast(pl.Int64),
+        cost_usd=pl.col("cost_usd").sum(),
+        **{f"{s}_cost_usd": part(s) for s in SELECTIONS},
+        finished_at=pl.col("finished_at").max(),
+    )
+    delivered = costs.select(
+        delivered_task_id=pl.col("task_id"), provider_id=pl.col("provider_id"), effect_type=pl.col("effect_type")
+    )
+    return (
+        charges.join(per_video, on="video_id", how="inner")
+        .join(delivered, on="delivered_task_id", how="left")
+        .with_columns(
+            revenue_usd=pl.col("tokens_charged") * token_usd_rate,
+            cost_tokens=pl.col("cost_usd") / token_usd_rate,
+        )
+        .with_columns(margin=margin_expr("tokens_charged", "cost_tokens"))
+        .sort("job_id")
     )

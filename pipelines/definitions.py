@@ -16,13 +16,14 @@ from assets.approval.asset import approval_requests
 from assets.batch.asset import test_batch
 from assets.batch.best import best_result
 from assets.benchmark.asset import benchmark_reports, provider_effect_matrix
-from assets.bronze import BRONZE
+from assets.bronze import BRONZE, STORE
 from assets.execution.asset import provider_outputs
 from assets.gallery.asset import gallery_revisions
 from assets.gold.ab import ab_results
 from assets.gold.advice import cost_estimate_accuracy, recommendations
-from assets.gold.economics import execution_costs, marginality_windows, routing_manifest
+from assets.gold.economics import execution_costs, job_margins, marginality_windows, routing_manifest
 from assets.ingest.asset import ingested_video
+from assets.landing.asset import LANDING_ASSETS
 from assets.prompts.asset import prompt_variants
 from assets.quality.asset import quality_scores
 from assets.registry.asset import provider_registry
@@ -36,6 +37,7 @@ from pipelines.jobs import (
     economics_schedule,
     evaluation_job,
     intake_job,
+    landing_job,
     publish_job,
 )
 from pipelines.reporting_lake import RunReportingLakeResource
@@ -43,6 +45,7 @@ from pipelines.sensors import (
     ab_test_sensor,
     approval_sensor,
     completion_sensor,
+    landing_sensor,
     provider_change_sensor,
     upload_sensor,
 )
@@ -63,13 +66,16 @@ ASSETS = [
     gallery_revisions,
     execution_costs,
     marginality_windows,
+    job_margins,
     routing_manifest,
     benchmark_reports,
     provider_effect_matrix,
     cost_estimate_accuracy,
     recommendations,
     ab_results,
+    *LANDING_ASSETS,
     *BRONZE,
+    *STORE,
 ]
 
 
@@ -94,8 +100,15 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
-        jobs=[intake_job, evaluation_job, publish_job, economics_job, benchmark_job, ab_job],
-        sensors=[upload_sensor, completion_sensor, approval_sensor, provider_change_sensor, ab_test_sensor],
+        jobs=[landing_job, intake_job, evaluation_job, publish_job, economics_job, benchmark_job, ab_job],
+        sensors=[
+            landing_sensor,
+            upload_sensor,
+            completion_sensor,
+            approval_sensor,
+            provider_change_sensor,
+            ab_test_sensor,
+        ],
         schedules=[economics_schedule, benchmark_schedule],
         resources=build_resources(settings),
         executor=executor_for(settings.executor),

@@ -10,11 +10,21 @@ from assets.batch.best import best_result
 from assets.execution.asset import provider_outputs
 from assets.gallery.asset import gallery_revisions
 from assets.ingest.asset import ingested_video
+from assets.landing.asset import LANDING_ASSETS
 from assets.partitions import videos
 from assets.prompts.asset import prompt_variants
 from assets.quality.asset import quality_scores
 
-# No job names an executor: every job takes the deployment's (EFFECTLAKE_EXECUTOR, set on the
+# Landing runs every few seconds on small batches: in-process whatever the deployment, since a
+# process per table would cost more than the batch.
+landing_job = dg.define_asset_job(
+    "landing_job",
+    selection=dg.AssetSelection.assets(*LANDING_ASSETS),
+    executor_def=dg.in_process_executor,
+    description="Store → bronze: one batch and one Delta commit per mirrored table with new rows.",
+)
+
+# The other jobs name no executor: they take the deployment's (EFFECTLAKE_EXECUTOR, set on the
 # Definitions by pipelines/definitions.py; pipelines/executors.py says which and why).
 intake_job = dg.define_asset_job(
     "intake_job",

@@ -1,6 +1,9 @@
-"""Sensors that drive the main chain: new uploads, finished provider tasks, admin decisions.
+"""Sensors that drive the main chain: store rows to land, new uploads, finished provider
+tasks, admin decisions.
 
-Each reads one bronze table through the lake resource. The cursor is that table's Delta
+``landing_sensor`` asks the transactional store whether any mirrored table has rows past its
+landing cursor and starts ``landing_job`` for those tables (``assets/landing``). The others
+each read one bronze table through the lake resource. The cursor is that table's Delta
 version, so a tick with no new commit reads nothing; run keys make every request at most
 once per sensor, so re-reading a table never starts a run twice. A tick that sees a new
 version reports an ``AssetObservation`` of the table's asset (Delta version, rows), so the
@@ -18,15 +21,58 @@ from collections.abc import Callable
 import dagster as dg
 import polars as pl
 
+from assets.landing.asset import completed_uploads, stored_cursor
+from assets.landing.rows import LANDINGS
 from assets.lineage import table_key
 from assets.partitions import videos
 from economics.telemetry import videos_with_all_tasks_finished
-from pipelines.jobs import ab_job, benchmark_job, evaluation_job, intake_job, publish_job
+from pipelines.jobs import ab_job, benchmark_job, evaluation_job, intake_job, landing_job, publish_job
+from resources.events import utcnow
 from resources.lake import Lake
 from resources.providers.client import ProviderRegistry
 from resources.schemas import AB_REQUESTS, APPROVAL_DECISIONS, BENCHMARK_REPORTS, EXECUTION_EVENTS, UPLOADS, TableSpec
+from resources.store.client import Store
 
 INTERVAL_S = 5
+# Landing is the first hop of every request's way into the lake (API → store → bronze →
+# the sensors below): a short interval keeps that hop's latency small. A tick is one
+# Dagster run query and one indexed store query per table.
+LANDING_INTERVAL_S = 2
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+@dg.sensor(job=landing_job, minimum_interval_seconds=LANDING_INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
+def landing_sensor(context: dg.SensorEvaluationContext, store: dg.ResourceParam[Store], lake: dg.ResourceParam[Lake]):
+    """Store tables with rows past their landing cursor → one ``landing_job`` run for
+    exactly those tables' assets.
+
+    Presigned uploads landed while ``pending`` are re-read too (``completed_uploads``): their
+    completion changes the row in place, which no seq cursor sees.
+
+    The cursors are the landing assets' own (``assets.landing.asset``; here only their
+    cheap part, the last materialization's ``store_seq``: a lagging one costs a run that
+    lands nothing new). No run key: a failed landing run must be retried on the next tick
+    with the same cursors, and a run key would forbid that; instead no run is requested
+    while one is in flight, so two landings never race on a table."""
+    in_flight = context.instance.get_run_records(dg.RunsFilter(job_name=landing_job.name, statuses=IN_FLIGHT), limit=1)
+    if in_flight:
+        return dg.SkipReason(f"landing run {in_flight[0].dagster_run.run_id} in flight")
+    pending = []
+    for landing in LANDINGS:
+        rows, _ = store.changes_since(landing.source, stored_cursor(context.instance, landing), limit=1)
+        if rows:
+            pending.append(table_key(landing.target))
+    if table_key(UPLOADS) not in pending and not completed_uploads(lake, store, utcnow()).is_empty():
+        pending.append(table_key(UPLOADS))  # a presigned upload landed pending has been completed
+    if not pending:
+        return dg.SkipReason("no new store rows")
+    tags = {"landing": ",".join(k.path[-1] for k in pending)}
+    return dg.SensorResult(run_requests=[dg.RunRequest(asset_selection=pending, tags=tags)])
 
 
 def _changed(context: dg.SensorEvaluationContext, lake: Lake, spec: TableSpec) -> int | None:
@@ -70,7 +116,11 @@ def upload_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[La
         return dg.SkipReason("no new uploads")
     known = set(context.instance.get_dynamic_partitions(videos.name))
     uploads = lake.read(UPLOADS).sort("uploaded_at")
-    new = [v for v in uploads["video_id"].to_list() if v not in known]
+    # Only uploads whose bytes are stored: a presigned upload lands while still pending.
+    received = uploads.filter(
+        pl.col("media_key").is_not_null() & pl.col("status").fill_null("uploaded").is_in(["uploaded", "accepted"])
+    )
+    new = [v for v in received["video_id"].to_list() if v not in known]
     # Tables exist before runs go parallel: a partition overwrite into a table that does not
     # exist yet can lose another run's partition (docs/architecture.md, "Known pitfalls").
     lake.ensure_all()

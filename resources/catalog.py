@@ -57,8 +57,14 @@ class Catalog(BaseModel):
         return self.effect_catalog()["effects"]
 
     def prices(self) -> dict[str, int]:
-        """Effect type → tokens charged per successful execution."""
+        """Effect type → list price in tokens (``economics.pricing.job_price`` turns it into
+        a job's price)."""
         return {k: int(v["price_tokens"]) for k, v in self.effects().items()}
+
+    def premiums(self) -> dict[str, float]:
+        """``effects.yaml`` ``premiums``: dimension (``quality``, ``speed``) → fraction added
+        to a job's price when the uploader favours it (``economics.pricing``); {} if absent."""
+        return {k: float(v) for k, v in (self.effect_catalog().get("premiums") or {}).items()}
 
     def style_taxonomy(self) -> dict:
         """The parsed ``style_taxonomy.yaml``."""

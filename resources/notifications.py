@@ -1,21 +1,28 @@
 """Telling a user something: the in-app notification and the ``UserNotified`` event that
-records it, written by one function so every stage does both the same way."""
+records it, written by one function so every stage does both the same way.
+
+The notification goes to the transactional store's outbox (``resources/store/outbox.py``),
+where the API reads it at once and a deliverer sends it; the store's rows are landed into the
+lake's ``bronze/notifications`` in batches (``assets/landing``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import polars as pl
-
-from resources.events import event, stable_id, utcnow
-from resources.lake import Lake
-from resources.schemas import NOTIFICATIONS
+from resources.events import event, stable_id
+from resources.store.client import Store
 
 USER_NOTIFIED = "UserNotified"
 
 
+def notification_id(video_id: str, kind: str, identity: Any = "") -> str:
+    """The stable id of a stage's notification: ``stable_id("notification", video_id, kind,
+    identity)``, so a re-run writes it once."""
+    return stable_id("notification", video_id, kind, identity)
+
+
 def notify_user(
-    lake: Lake,
+    store: Store,
     stage: str,
     user_id: str,
     video_id: str,
@@ -27,8 +34,8 @@ def notify_user(
     identity: Any = "",
     event_identity: Any = None,
 ) -> dict:
-    """Append an in-app notification for ``user_id`` and return the ``UserNotified`` event
-    that records it.
+    """Queue an in-app notification for ``user_id`` in the store's outbox and return the
+    ``UserNotified`` event that records it.
 
     The event is returned, not written, so the stage appends it with its own events in one
     commit and in order (what happened, then that the user was told). Events are ordered by
@@ -41,29 +48,22 @@ def notify_user(
         kind: machine-readable kind (``video_rejected``, ``no_result``…), in the event's
             payload too.
         identity: tells apart notifications of one kind for one video (e.g. an approval
-            id); the notification id is ``stable_id("notification", video_id, kind,
-            identity)``, so a re-run notifies once.
+            id); see ``notification_id``.
         event_identity: the event's identity within (stage, ``UserNotified``, video);
             defaults to ``kind``.
 
     Returns:
         A ``pipeline_events`` row with payload ``{notification_id, kind}``.
+
+    Raises:
+        Store errors (e.g. ``StoreBusy``); an unknown user violates the outbox's foreign key.
     """
-    row = {
-        "notification_id": stable_id("notification", video_id, kind, identity),
-        "user_id": user_id,
-        "correlation_id": video_id,
-        "kind": kind,
-        "title": title,
-        "body": body,
-        "url": url,
-        "created_at": utcnow(),
-    }
-    lake.append(NOTIFICATIONS, pl.DataFrame([row], schema=NOTIFICATIONS.schema))
+    nid = notification_id(video_id, kind, identity)
+    store.notify(user_id, kind, title, body, url or "", correlation_id=video_id, notification_id=nid)
     return event(
         USER_NOTIFIED,
         video_id,
         stage,
-        {"notification_id": row["notification_id"], "kind": kind},
+        {"notification_id": nid, "kind": kind},
         identity=kind if event_identity is None else event_identity,
     )

@@ -1,25 +1,22 @@
-"""Giving a video's tokens back: when no output was usable or an admin rejected the result,
-every consumed task is refunded and the user is told, by one function."""
+"""Giving a job's tokens back: when no output was usable or an admin rejected the result, the
+video's job is refunded in the store's ledger and the user is told, by one function."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-
-import polars as pl
 
 from economics import ledger
 from resources.events import event, record_pipeline_events
 from resources.lake import Lake
 from resources.notifications import notify_user
-from resources.schemas import LEDGER_ENTRIES
+from resources.store.client import Store
+from resources.store.errors import JobNotReserved
 
 
 def refund_and_notify(
+    store: Store,
     lake: Lake,
     stage: str,
-    tasks: list[dict],
-    at: datetime,
     reason: str,
     *,
     outcome: str,
@@ -32,34 +29,42 @@ def refund_and_notify(
     identity: Any = "",
     event_identity: Any = None,
 ) -> int:
-    """Refund what each task consumed, record why, and notify the user.
+    """Refund the video's job (``economics.ledger.job_id``), record why, and notify the user.
 
-    Refunds come from ``economics.ledger.refund_consumed``: one entry id per task, so a
-    task is refunded at most once however often this runs. Then the stage's ``outcome``
+    The store refunds a job at most once: it releases an open reservation, or reverses the
+    charge of a consumed job; a repeat returns the first refund. Then the stage's ``outcome``
     event and the ``UserNotified`` event are recorded, in that order.
 
     Args:
-        tasks: ``test_batch`` rows of the video (``task_id``, ``user_id``, ``video_id``,
-            ``tokens_reserved``); tasks that reserved nothing (shadow copies) are skipped.
-        reason: the ledger entries' reason.
+        reason: the refund entry's reason.
         outcome: the event type saying what happened (``NoUsableResult``,
-            ``EffectRejected``); its payload is ``details`` plus ``refunded_tasks``.
+            ``EffectRejected``); its payload is ``details`` plus ``refunded_tokens``.
         user_id, video_id, kind, title, body, identity, event_identity: the notification
-            (see ``resources.notifications.notify_user``).
+            (see ``resources.notifications.notify_user``); ``body`` may contain
+            ``{tokens}``, replaced by the tokens given back.
 
     Returns:
-        The number of refund entries (tasks that had reserved tokens).
+        The tokens given back (0 when the job had reserved nothing).
     """
-    refunds = [r for t in tasks if (r := ledger.refund_consumed(t, at, reason))]
-    if refunds:
-        lake.append(LEDGER_ENTRIES, pl.DataFrame(refunds, schema=LEDGER_ENTRIES.schema))
+    try:
+        tokens = store.refund(ledger.job_id(video_id), reason)["tokens"]
+    except JobNotReserved:  # a job that charged nothing (e.g. only shadow copies) has nothing to give back
+        tokens = 0
     record_pipeline_events(
         lake,
         [
-            event(outcome, video_id, stage, {**details, "refunded_tasks": len(refunds)}),
+            event(outcome, video_id, stage, {**details, "refunded_tokens": tokens}),
             notify_user(
-                lake, stage, user_id, video_id, kind, title, body, identity=identity, event_identity=event_identity
+                store,
+                stage,
+                user_id,
+                video_id,
+                kind,
+                title,
+                body.replace("{tokens}", str(tokens)),
+                identity=identity,
+                event_identity=event_identity,
             ),
         ],
     )
-    return len(refunds)
+    return tokens

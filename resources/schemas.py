@@ -72,6 +72,9 @@ def _video_table(name: str, *key: str, **cols) -> TableSpec:
 
 
 # --- bronze: append-only, idempotent by key -------------------------------------------------
+# The tables landed from the transactional store (resources/store, assets/landing) carry the
+# store's ``seq`` (its landing order) and ``recorded_at`` (the store's insert time).
+LANDED = {"seq": pl.Int64, "recorded_at": UTC_TS}
 UPLOADS = _spec(
     "bronze",
     "uploads",
@@ -85,6 +88,13 @@ UPLOADS = _spec(
     media_key=pl.String,
     source=pl.String,
     uploaded_at=UTC_TS,
+    workspace_id=pl.String,
+    # the workspace's first upload of the same bytes, when this is a colleague's copy
+    duplicate_of=pl.String,
+    status=pl.String,
+    # the uploader's priority weights as JSON {"quality", "cost", "speed"}; null = balanced
+    priorities=pl.String,
+    **LANDED,
 )
 PIPELINE_EVENTS = _event_table("pipeline_events")
 # Task events carry their telemetry as typed columns (null where an event type has none,
@@ -108,6 +118,7 @@ LEDGER_ENTRIES = _spec(
     tokens=pl.Int64,
     reason=pl.String,
     occurred_at=UTC_TS,
+    **LANDED,
 )
 APPROVAL_DECISIONS = _spec(
     "bronze",
@@ -119,6 +130,7 @@ APPROVAL_DECISIONS = _spec(
     admin=pl.String,
     reason=pl.String,
     decided_at=UTC_TS,
+    **LANDED,
 )
 UPLOAD_REJECTIONS = _spec(
     "bronze",
@@ -133,6 +145,8 @@ UPLOAD_REJECTIONS = _spec(
     code=pl.String,
     reason=pl.String,
     rejected_at=UTC_TS,
+    workspace_id=pl.String,
+    **LANDED,
 )
 NOTIFICATIONS = _spec(
     "bronze",
@@ -146,6 +160,7 @@ NOTIFICATIONS = _spec(
     body=pl.String,
     url=pl.String,
     created_at=UTC_TS,
+    **LANDED,
 )
 
 # --- silver: one partition per video, written by the Delta IO manager -----------------------
@@ -213,6 +228,8 @@ TEST_BATCH = _video_table(
     selection=pl.String,
     manifest_version=pl.String,
     user_id=pl.String,
+    # The video's job reservation (one per job, ``economics.ledger.job_id``), repeated on
+    # each of its task rows like ``user_id``: never sum it over tasks.
     tokens_reserved=pl.Int64,
     prompt=pl.String,
     params=pl.String,
@@ -388,6 +405,29 @@ MARGINALITY_WINDOWS = _spec(
     cost_usd=pl.Float64,
     margin=pl.Float64,
 )
+# One row per job (a video's effect creation): what it was charged and what every task it
+# ran cost (economics.revenue.job_margins).
+JOB_MARGINS = _spec(
+    "gold",
+    "job_margins",
+    ("job_id",),
+    job_id=pl.String,
+    video_id=pl.String,
+    user_id=pl.String,
+    delivered_task_id=pl.String,
+    provider_id=pl.String,
+    effect_type=pl.String,
+    tasks=pl.Int64,
+    tokens_charged=pl.Int64,
+    revenue_usd=pl.Float64,
+    cost_usd=pl.Float64,
+    ranked_cost_usd=pl.Float64,
+    exploration_cost_usd=pl.Float64,
+    shadow_cost_usd=pl.Float64,
+    cost_tokens=pl.Float64,
+    margin=pl.Float64,
+    finished_at=UTC_TS,
+)
 ROUTING_MANIFESTS = _spec(
     "gold",
     "routing_manifests",
@@ -502,6 +542,7 @@ RECOMMENDATION_DECISIONS = _spec(
     admin=pl.String,
     reason=pl.String,
     decided_at=UTC_TS,
+    **LANDED,
 )
 
 ALL_TABLES: tuple[TableSpec, ...] = (
@@ -524,6 +565,7 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     PROVIDER_REGISTRY,
     EXECUTION_COSTS,
     MARGINALITY_WINDOWS,
+    JOB_MARGINS,
     ROUTING_MANIFESTS,
     BENCHMARK_REPORTS,
     PROVIDER_EFFECT_MATRIX,

@@ -70,9 +70,7 @@ def settings(tmp_path) -> Settings:
 
 @pytest.fixture
 def instance():
-    # The same pool limit as the demo's instance (pipelines/cli/demo.py): M5 runs in the
-    # one-slot "ledger" pool.
-    with dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 1}}}) as inst:
+    with dg.instance_for_test() as inst:
         yield inst
 
 

@@ -25,6 +25,7 @@ from pipelines.definitions import build_definitions
 from resources.lake import Lake
 from resources.schemas import RECOMMENDATIONS
 from resources.settings import Settings
+from resources.store import Store
 from tests.api_users import ADMIN_KEY, new_user
 from tests.clips import one_clip_suite
 from tests.harness import Driver
@@ -85,6 +86,10 @@ class World:
     def lake(self) -> Lake:
         return Lake(uri=self.lake_uri)
 
+    @property
+    def store(self) -> Store:
+        return Store(self.database_url)
+
 
 def _upload(client: httpx.Client, path: Path) -> str:
     with open(path, "rb") as fh:
@@ -144,6 +149,7 @@ def build(root: Path, clips: list[Path], suite_clip: Path) -> World:
                 _upload(client, clip)
             assert all(r.success for r in driver.step("upload_sensor"))
             assert all(r.success for r in driver.step("completion_sensor"))
+        driver.land()  # the delivered jobs' charges reach the lake's ledger
         assert defs.resolve_job_def("benchmark_job").execute_in_process(instance=instance).success
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("LAKE_URI", world.lake_uri)
@@ -156,11 +162,14 @@ def build(root: Path, clips: list[Path], suite_clip: Path) -> World:
 
 
 def copy_world(world: World, dst: Path) -> World:
-    """A private copy of ``world`` (lake, media, manifest) under ``dst``."""
+    """A private copy of ``world`` (lake, media, manifest, store) under ``dst``."""
     for part in ("lake", "media", "manifest"):
         src = world.root / part
         if src.exists():
             shutil.copytree(src, dst / part)
+    dst.mkdir(parents=True, exist_ok=True)
+    for store_file in world.root.glob("store.db*"):  # the SQLite file and its WAL
+        shutil.copy2(store_file, dst / store_file.name)
     return World(dst)
 
 

@@ -10,6 +10,8 @@ import dagster as dg
 
 from assets.partitions import videos
 
+LANDING_SENSOR = "landing_sensor"
+
 
 @dataclass
 class Driver:
@@ -23,7 +25,13 @@ class Driver:
 
     def tick(self, sensor_name: str) -> list[dg.RunRequest]:
         """Evaluate a sensor once; return its new run requests (run keys already used by
-        this sensor are dropped, as the daemon does)."""
+        this sensor are dropped, as the daemon does).
+
+        Any other sensor's tick first lands the store's new rows (``land``), as the daemon's
+        landing sensor does every few seconds: the API writes to the store, and the
+        sensors watch the bronze tables those rows are landed in."""
+        if sensor_name != LANDING_SENSOR:
+            self.land()
         sensor = self.defs.resolve_sensor_def(sensor_name)
         resources = self.defs.resources
         ctx = dg.build_sensor_context(instance=self.instance, resources=resources, cursor=self.cursors.get(sensor_name))
@@ -36,19 +44,23 @@ class Driver:
             self.cursors[sensor_name] = result.cursor
         fresh = []
         for r in result.run_requests or []:
-            if (sensor_name, r.run_key) not in self.run_keys:
+            if r.run_key is None:  # the daemon never dedupes a request without a run key
+                fresh.append(r)
+            elif (sensor_name, r.run_key) not in self.run_keys:
                 self.run_keys.add((sensor_name, r.run_key))
                 fresh.append(r)
         return fresh
 
     def run(self, sensor_name: str, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
-        """Execute the job a sensor targets for the request's partition and run config."""
+        """Execute the job a sensor targets for the request's partition, run config and asset
+        selection."""
         job_name = self.defs.resolve_sensor_def(sensor_name).job_name
         job = self.defs.resolve_job_def(job_name)
         result = job.execute_in_process(
             partition_key=request.partition_key,
             instance=self.instance,
             run_config=request.run_config or None,
+            asset_selection=request.asset_selection,
             raise_on_error=False,
         )
         self.runs.append((job_name, request.partition_key, result.success))
@@ -57,6 +69,16 @@ class Driver:
     def step(self, sensor_name: str) -> list[dg.ExecuteInProcessResult]:
         """Tick a sensor and execute every run it requests."""
         return [self.run(sensor_name, r) for r in self.tick(sensor_name)]
+
+    def land(self) -> int:
+        """Land the store's new rows into the lake as the landing sensor would (every run it
+        requests, until it requests none); returns how many runs it took."""
+        runs = 0
+        while requests := self.tick(LANDING_SENSOR):
+            for r in requests:
+                assert self.run(LANDING_SENSOR, r).success, "landing run failed"
+                runs += 1
+        return runs
 
     def partitions(self) -> list[str]:
         return list(self.instance.get_dynamic_partitions(videos.name))

@@ -21,6 +21,7 @@ def test_ab_test_runs_each_provider_once_and_charges_nobody(settings, instance, 
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as c:
         vid = upload(c, new_user(c), short_carphone, "c.mp4").json()["video_id"]
         driver.step("upload_sensor")
+        driver.land()  # the ledger as it stands, the video's reservation included
         ledger_before = lake.read(LEDGER_ENTRIES).height
         bad = c.post(
             "/v1/admin/ab-tests",
@@ -48,4 +49,5 @@ def test_ab_test_runs_each_provider_once_and_charges_nobody(settings, instance, 
     assert set(by) == set(body["providers"])
     assert all(r["status"] == "succeeded" and r["cost_usd"] > 0 and r["composite"] is not None for r in by.values())
     assert by["ffmpeg-slowmo-blend"]["style_adherence"] > by["ffmpeg-slowmo-dup"]["style_adherence"]
+    driver.land()
     assert lake.read(LEDGER_ENTRIES).height == ledger_before  # the business's experiment: nobody is charged

@@ -13,6 +13,7 @@ import pytest
 from assets.batch.best import best_result, selection_costs
 from assets.gold.economics import execution_costs
 from economics.best import rank_candidates
+from economics.ledger import job_id
 from economics.simulator import execution_events
 from pipelines.definitions import build_definitions
 from resources.clients import Clients
@@ -20,6 +21,7 @@ from resources.events import utcnow
 from resources.lake import Lake
 from resources.priorities import Priorities, parse_priorities
 from resources.schemas import EXECUTION_COSTS, EXECUTION_EVENTS, UPLOADS
+from resources.store.client import Store
 
 # --- the weights ---------------------------------------------------------------------------
 
@@ -174,17 +176,31 @@ def _select(settings, now) -> dict:
     """Run the real asset body on VIDEO's inputs with the platform's clients."""
     quality, outputs, batch = _inputs(now)
     clients = Clients.from_settings(settings)
-    out = best_result(
-        dg.build_asset_context(partition_key=VIDEO),
-        quality_scores=quality,
-        provider_outputs=outputs,
-        test_batch=batch,
-        lake=clients.lake,
-        catalog=clients.catalog,
-        providers=clients.providers,
-        platform=settings,
-    )
+    store = Store(settings.database_url)  # migrated (the clients' store does not upgrade)
+    try:
+        out = best_result(
+            dg.build_asset_context(partition_key=VIDEO),
+            quality_scores=quality,
+            provider_outputs=outputs,
+            test_batch=batch,
+            lake=clients.lake,
+            catalog=clients.catalog,
+            providers=clients.providers,
+            platform=settings,
+            store=store,
+        )
+    finally:
+        store.close()
     return out.row(0, named=True)
+
+
+def _reserved_job(settings, tokens: int = 4) -> str:
+    """A store user whose job for VIDEO holds ``tokens``, as M5 leaves it; the user id."""
+    store = Store(settings.database_url)
+    user, _ = store.create_user(store.create_workspace("w")["workspace_id"], welcome_tokens=10)
+    store.reserve(user["user_id"], job_id(VIDEO), tokens, correlation_id=VIDEO)
+    store.close()
+    return user["user_id"]
 
 
 @pytest.mark.parametrize(("priorities", "winner"), [(None, "good"), ('{"cost": 1}', "cheap")])
@@ -195,8 +211,19 @@ def test_selection_uses_the_uploads_weights_and_execution_costs_cost(settings, i
     lake.append(EXECUTION_EVENTS, _events(now))
     _upload(lake, priorities)
 
+    user_id = _reserved_job(settings)
     best = _select(settings, now)
     assert best["outcome"] == "selected" and best["task_id"] == winner
+    # Delivered: the job's one reservation is charged, and the row's margin is the job's.
+    store = Store(settings.database_url)
+    assert [(e["kind"], e["tokens"]) for e in store.entries(user_id)] == [
+        ("credit", 10),
+        ("reserve", 4),
+        ("consume", 4),
+    ]
+    store.close()
+    job_cost = sum(selection_costs_of(settings, now).values())
+    assert best["margin"] == pytest.approx(1 - job_cost / settings.token_usd_rate / 4)
 
     assert dg.materialize([execution_costs], resources=defs.resources, instance=instance).success
     gold = lake.read(EXECUTION_COSTS, pl.col("video_id") == VIDEO)
@@ -211,6 +238,12 @@ def test_selection_uses_the_uploads_weights_and_execution_costs_cost(settings, i
     clients = Clients.from_settings(settings)
     mine = selection_costs(lake, clients.catalog, clients.providers, settings, VIDEO, utcnow())
     assert dict(zip(mine["task_id"], mine["cost_usd"], strict=True)) == pytest.approx(gold_cost, rel=1e-12)
+
+
+def selection_costs_of(settings, now) -> dict[str, float]:
+    clients = Clients.from_settings(settings)
+    costs = selection_costs(Lake(uri=settings.lake_uri), clients.catalog, clients.providers, settings, VIDEO, now)
+    return dict(zip(costs["task_id"], costs["cost_usd"], strict=True))
 
 
 def test_missing_priorities_fall_back_to_the_platform_default(settings):

@@ -17,7 +17,7 @@ from dashboards import auth, state
 from dashboards.data import fmt_pct, fmt_usd
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
-from resources.schemas import APPROVAL_DECISIONS, EXECUTION_COSTS, RECOMMENDATION_DECISIONS
+from resources.schemas import EXECUTION_COSTS
 from resources.services.recommendations import recommendations_with_status
 from tests import dashboards_lake
 from tests.api_users import ADMIN_KEY
@@ -233,7 +233,7 @@ def test_providers_and_routing_show_the_lake(monkeypatch, world, password_hash):
     assert len(shown) == sum(len(v) for v in manifest["effects"].values())
 
 
-# -- decisions land in the lake -------------------------------------------------------------------
+# -- decisions reach the store (the landing takes them to the lake) ----------------------------------
 def test_approve_an_effect_from_the_queue(monkeypatch, private_world, password_hash):
     at = _open(_signed_in(monkeypatch, private_world, password_hash), "approvals")
     pending = [s for s in at.subheader if "proposed" in s.value]
@@ -246,8 +246,8 @@ def test_approve_an_effect_from_the_queue(monkeypatch, private_world, password_h
     at.button(key=key).click().run()
     assert not at.exception
     assert at.success and "approved" in at.success[0].value
-    decisions = private_world.lake.read(APPROVAL_DECISIONS)
-    assert decisions.select("approval_id", "decision", "admin", "reason").rows() == [
+    decisions = private_world.store.decisions("approval")
+    assert [(d["subject_id"], d["decision"], d["admin"], d["reason"]) for d in decisions] == [
         (aid, "approve", "alice", "crisp and cheap")
     ]
     assert "Nothing waits for approval." in _texts(at)
@@ -258,12 +258,12 @@ def test_reject_an_effect_from_the_queue(monkeypatch, private_world, password_ha
     key = next(b.key for b in at.button if b.key and b.key.endswith("_reject"))
     at.button(key=key).click().run()
     assert not at.exception
-    assert private_world.lake.read(APPROVAL_DECISIONS)["decision"].to_list() == ["reject"]
+    assert [d["decision"] for d in private_world.store.decisions("approval")] == ["reject"]
 
 
 def test_approve_and_reject_recommendations(monkeypatch, private_world, password_hash):
     at = _open(_signed_in(monkeypatch, private_world, password_hash), "recommendations")
-    n = recommendations_with_status(private_world.lake).height
+    n = recommendations_with_status(private_world.lake, private_world.store).height
     assert n >= 2
     assert [t.label for t in at.tabs] == [f"Pending ({n})", "Approved (0)", "Rejected (0)"]
     keys = [b.key for b in at.button if b.key and b.key.startswith("rec_") and b.key.endswith("_approve")]
@@ -273,8 +273,8 @@ def test_approve_and_reject_recommendations(monkeypatch, private_world, password
     at.button(key=f"rec_{second}_reject").click().run()
     assert not at.exception
     assert [t.label for t in at.tabs] == [f"Pending ({n - 2})", "Approved (1)", "Rejected (1)"]
-    decisions = private_world.lake.read(RECOMMENDATION_DECISIONS).sort("decision")
-    assert decisions.select("recommendation_id", "decision", "admin", "reason").rows() == [
+    decisions = sorted(private_world.store.decisions("recommendation"), key=lambda d: d["decision"])
+    assert [(d["subject_id"], d["decision"], d["admin"], d["reason"]) for d in decisions] == [
         (first, "approve", "alice", ""),
         (second, "reject", "alice", "not now"),
     ]

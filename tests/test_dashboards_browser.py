@@ -20,7 +20,6 @@ import httpx
 import pytest
 
 from dashboards import auth
-from resources.schemas import APPROVAL_DECISIONS
 from tests import dashboards_lake
 from tests.dashboards_lake import PASSWORD
 from tests.server import free_port
@@ -163,8 +162,8 @@ def test_every_page_in_chromium_and_approve_one_effect(dashboard, browser, world
     _settle(page)
     _check(page, "the approval")
     page.screenshot(path=str(shots / "approved.png"))
-    decisions = world.lake.read(APPROVAL_DECISIONS)
-    assert decisions.select("decision", "admin", "reason").rows() == [
+    decisions = world.store.decisions("approval")
+    assert [(d["decision"], d["admin"], d["reason"]) for d in decisions] == [
         ("approve", "browser-admin", "approved in the browser")
     ]
     assert len(list(shots.glob("*.png"))) == 2 * len(PAGES) + 1

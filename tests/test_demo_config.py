@@ -6,9 +6,10 @@ import dagster as dg
 from pipelines.cli.demo import DAGSTER_YAML
 
 
-def test_demo_instance_config_loads_with_the_ledger_pool_limit(tmp_path):
+def test_demo_instance_config_loads_without_a_pool_limit(tmp_path):
     (tmp_path / "dagster.yaml").write_text(DAGSTER_YAML)
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         config = instance.get_concurrency_config()
-        assert config.pool_config.default_pool_limit == 1
+        # No one-slot pool: reservations are made under the store's row locks, in parallel.
+        assert config.pool_config.default_pool_limit is None
         assert config.run_queue_config.max_concurrent_runs == 3

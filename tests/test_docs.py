@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from resources.schemas import ALL_TABLES
+from resources.store.models import MIRRORED
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -69,12 +70,13 @@ def _exists(token: str, tracked: list[str], top: set[str]) -> bool:
 def test_every_path_a_doc_names_exists(doc: Path):
     tracked = _tracked()
     top = {p.split("/")[0] for p in tracked}
-    tables = {spec.path for spec in ALL_TABLES}
+    # Lake tables are named <layer>/<name>, the store's mirrored tables store/<table> (their asset keys).
+    tables = {spec.path for spec in ALL_TABLES} | {f"store/{t}" for t in MIRRORED}
     missing = sorted(
         t
         for t in _path_tokens(doc.read_text(encoding="utf-8"))
         if not t.startswith(NOT_IN_REPO)
-        and not (t in tables if t.split("/")[0] in LAYERS else _exists(t, tracked, top))
+        and not (t in tables if t.split("/")[0] in LAYERS else (t in tables or _exists(t, tracked, top)))
     )
     assert not missing, f"{doc.name} names paths that do not exist: {missing}"
 

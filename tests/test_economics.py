@@ -11,6 +11,7 @@ import pytest
 from economics import ledger
 from economics.best import rank_candidates
 from economics.cost_model import RateCard, cost_frame, execution_cost_usd
+from economics.margin import margin
 from economics.marginality import marginality_windows
 from economics.routing import build_manifest, select_providers
 
@@ -168,14 +169,116 @@ def test_ledger_ids_make_settlement_exactly_once():
     assert len({e["entry_id"] for e in ledger.reserve([task, task], NOW)}) == 1
 
 
-def test_revenue_is_what_the_ledger_kept():
-    from economics.revenue import recognise
+def _job_ledger() -> pl.DataFrame:
+    """Three jobs of user u: v1 delivered (charged 5), v2 delivered then rejected (refunded),
+    v3 still reserved."""
+    entries = [ledger.credit("u", 100, "pay-1", NOW)]
+    for video, tokens in (("v1", 5), ("v2", 4), ("v3", 2)):
+        entries += ledger.reserve(
+            [{"user_id": "u", "video_id": video, "task_id": ledger.job_id(video), "tokens_reserved": tokens}], NOW
+        )
+    job = {"user_id": "u", "tokens_reserved": 5}
+    entries.append(ledger.settle({**job, "video_id": "v1", "task_id": ledger.job_id("v1")}, "succeeded", NOW))
+    v2 = {"user_id": "u", "tokens_reserved": 4, "video_id": "v2", "task_id": ledger.job_id("v2")}
+    entries += [ledger.settle(v2, "succeeded", NOW), ledger.refund_consumed(v2, NOW, "rejected")]
+    return pl.DataFrame(entries)
+
+
+DELIVERIES = pl.DataFrame(
+    {
+        "video_id": ["v1", "v2", "v3"],
+        "outcome": ["selected", "selected", "no_usable_result"],
+        "task_id": ["a", "c", None],
+    }
+)
+
+
+def test_a_job_is_charged_once_and_its_charge_names_the_delivered_task():
+    from economics.revenue import job_charges
+
+    charges = job_charges(_job_ledger(), DELIVERIES).sort("video_id")
+    assert charges.select("video_id", "tokens_charged", "delivered_task_id").rows() == [
+        ("v1", 5, "a"),
+        ("v2", 0, "c"),  # consumed, then refunded on rejection: nothing kept
+        ("v3", 0, None),  # reserved, not delivered: nothing charged yet
+    ]
+    assert charges["job_id"].to_list() == [ledger.job_id(v) for v in ("v1", "v2", "v3")]
+
+
+def test_revenue_goes_to_the_delivered_task_and_every_task_is_a_cost():
+    from economics.revenue import job_charges, recognise
 
     costs = pl.DataFrame(
-        {"task_id": ["kept", "refunded", "simulated"], "tokens_charged": [4, 4, 4], "cost_tokens": [1.0, 1.0, 1.0]}
+        {
+            "task_id": ["a", "b", "x", "s", "c", "sim"],
+            "video_id": ["v1", "v1", "v1", "v1", "v2", None],
+            "selection": ["ranked", "ranked", "exploration", "shadow", "ranked", "ranked"],
+            "source": ["real"] * 5 + ["simulated"],
+            "tokens_charged": [2, 5, 4, 0, 4, 4],  # list prices, as cost_frame set them
+            "cost_tokens": [1.0, 1.0, 0.5, 0.25, 1.0, 1.0],
+        }
     )
-    settlements = pl.DataFrame({"task_id": ["kept", "refunded"], "spent": [4, 0]})
-    out = recognise(costs, settlements, 0.01)
-    assert out["tokens_charged"].to_list() == [4, 0, 4]
-    assert out["revenue_usd"].to_list() == pytest.approx([0.04, 0.0, 0.04])
-    assert out["margin"].to_list() == [0.75, None, 0.75]
+    out = recognise(costs, job_charges(_job_ledger(), DELIVERIES), 0.01)
+    # The job's one charge on its delivered task, 0 on the others; simulated keeps list price.
+    assert out["tokens_charged"].to_list() == [5, 0, 0, 0, 0, 4]
+    assert out["revenue_usd"].to_list() == pytest.approx([0.05, 0, 0, 0, 0, 0.04])
+    assert out["margin"].to_list() == [0.8, None, None, None, None, 0.75]
+    # A window over the job's tasks has the job's margin: Σ charged vs Σ every task's cost.
+    v1 = out.filter(pl.col("video_id") == "v1")
+    assert margin(v1["tokens_charged"].sum(), v1["cost_tokens"].sum()) == pytest.approx((5 - 2.75) / 5)
+
+
+def test_job_margins_add_every_task_of_the_job():
+    from economics.revenue import job_charges, job_margins
+
+    costs = pl.DataFrame(
+        {
+            "task_id": ["a", "b", "x", "s", "c"],
+            "video_id": ["v1", "v1", "v1", "v1", "v2"],
+            "provider_id": ["p1", "p2", "p3", "p4", "p1"],
+            "effect_type": ["warm_grade"] * 5,
+            "selection": ["ranked", "ranked", "exploration", "shadow", "ranked"],
+            "cost_usd": [0.01, 0.01, 0.005, 0.0025, 0.01],
+            "finished_at": [NOW, NOW + timedelta(seconds=3), NOW, NOW, NOW],
+        }
+    )
+    jobs = job_margins(costs, job_charges(_job_ledger(), DELIVERIES), 0.01).sort("video_id")
+    assert jobs["video_id"].to_list() == ["v1", "v2"]  # v3 ran no task
+    v1 = jobs.row(0, named=True)
+    assert (v1["tasks"], v1["tokens_charged"], v1["provider_id"], v1["delivered_task_id"]) == (4, 5, "p1", "a")
+    assert v1["cost_usd"] == pytest.approx(0.0275)
+    assert (v1["ranked_cost_usd"], v1["exploration_cost_usd"], v1["shadow_cost_usd"]) == pytest.approx(
+        (0.02, 0.005, 0.0025)
+    )
+    assert v1["margin"] == pytest.approx((5 - 2.75) / 5) and v1["finished_at"] == NOW + timedelta(seconds=3)
+    assert jobs.row(1, named=True)["margin"] is None  # refunded: nothing charged, pure cost
+
+
+def test_job_price_is_the_dearest_effect_tried_plus_the_favoured_premiums():
+    from economics.pricing import favoured, job_price
+    from resources.priorities import Priorities, parse_priorities
+
+    prices = {"warm_grade": 2, "slow_motion": 5, "cartoon": 4}
+    premiums = {"quality": 0.25, "speed": 0.25}
+    assert job_price(prices, ["warm_grade", "cartoon", "warm_grade"]) == 4
+    assert job_price(prices, []) == 0
+    quality = parse_priorities('{"quality": 0.7, "cost": 0.15, "speed": 0.15}').weights()
+    assert (
+        favoured(quality) == ["quality"] and favoured(None) == [] and favoured(Priorities.named("cost").weights()) == []
+    )
+    assert favoured(Priorities.named("balanced").weights()) == []
+    assert job_price(prices, ["warm_grade"], premiums, quality) == 3  # ceil(2 × 1.25)
+    assert job_price(prices, ["cartoon"], premiums, quality) == 5
+    both = Priorities(quality=0.55, cost=0.0, speed=0.45).weights()
+    assert job_price(prices, ["cartoon"], premiums, both) == 6  # 4 × 1.5
+    assert job_price(prices, ["cartoon"], {}, both) == 4  # no premiums declared: list price
+    with pytest.raises(KeyError):
+        job_price(prices, ["unknown"])
+
+
+def test_the_shipped_catalog_declares_premiums(settings):
+    from resources.catalog import Catalog
+
+    catalog = Catalog(data_dir=settings.data_dir)
+    assert set(catalog.premiums()) == {"quality", "speed"}
+    assert all(0 <= p < 1 for p in catalog.premiums().values())

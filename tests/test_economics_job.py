@@ -13,7 +13,10 @@ from pipelines.definitions import build_definitions
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.schemas import (
+    BEST_RESULT,
     EXECUTION_COSTS,
+    JOB_MARGINS,
+    LEDGER_ENTRIES,
     MARGINALITY_WINDOWS,
     PIPELINE_EVENTS,
     PROVIDER_OUTPUTS,
@@ -46,6 +49,8 @@ def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, s
             PIPELINE_EVENTS, (pl.col("correlation_id") == first) & (pl.col("event_type") == "TestBatchDispatched")
         )
         assert json.loads(first_batch["payload"][0])["manifest_source"] == "bootstrap"
+        driver.step("completion_sensor")  # the best result is delivered: the job is charged
+        driver.land()  # as the landing sensor does before the economics cycle reads the ledger
 
         assert defs.resolve_job_def("economics_job").execute_in_process(instance=instance).success
 
@@ -53,15 +58,30 @@ def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, s
         costs = lake.read(EXECUTION_COSTS)
         assert sorted(costs["task_id"]) == sorted(outputs["task_id"])
         ok = costs.filter(pl.col("status") == "succeeded")
-        assert (ok["cost_usd"] > 0).all() and (ok["tokens_charged"] > 0).all()
+        assert (ok["cost_usd"] > 0).all()
+        # The job's one charge is revenue of the delivered task only; every task is a cost.
+        consumed = lake.read(LEDGER_ENTRIES, (pl.col("correlation_id") == first) & (pl.col("kind") == "consume"))
+        price = consumed.row(0, named=True)["tokens"]
+        assert consumed.height == 1
+        best = lake.read(BEST_RESULT, pl.col("video_id") == first)
+        charged = costs.filter(pl.col("tokens_charged") > 0)
+        assert charged["task_id"].to_list() == best["task_id"].to_list()
+        assert charged["tokens_charged"].to_list() == [price]
+        assert costs["tokens_charged"].sum() == price
         parts = list(BREAKDOWN_COLUMNS)
         assert costs.select(total=pl.sum_horizontal(parts))["total"].to_list() == pytest.approx(
             costs["cost_usd"].to_list()
         )
         assert (ok["output_bytes"] > 1000).all() and (ok["storage_cost_usd"] > 0).all()
-        assert ok["margin"].to_list() == pytest.approx(
-            ((ok["tokens_charged"] - ok["cost_usd"] / settings.token_usd_rate) / ok["tokens_charged"]).to_list()
+        assert charged["margin"].to_list() == pytest.approx(
+            (
+                (charged["tokens_charged"] - charged["cost_usd"] / settings.token_usd_rate) / charged["tokens_charged"]
+            ).to_list()
         )
+        [job] = lake.read(JOB_MARGINS).to_dicts()
+        assert (job["video_id"], job["tasks"], job["tokens_charged"]) == (first, costs.height, price)
+        assert job["cost_usd"] == pytest.approx(costs["cost_usd"].sum())
+        assert job["margin"] == pytest.approx(1 - costs["cost_tokens"].sum() / price)
         windows = lake.read(MARGINALITY_WINDOWS)
         assert set(windows["window"]) == {"1h", "24h", "7d"}
         day = windows.filter(pl.col("window") == "24h")
@@ -144,6 +164,7 @@ def test_incremental_costs_match_a_full_refresh_including_a_late_refund(
         approval = c.get(f"/v1/videos/{first}", headers=ADMIN).json()["approval"]["approval_id"]
         c.post(f"/v1/admin/approvals/{approval}", headers=admin, json={"decision": "reject"}).raise_for_status()
         driver.step("approval_sensor")
+        driver.land()  # the refund reaches the lake's ledger
     result = economics.execute_in_process(instance=instance)
     assert result.success
     mode = result.asset_materializations_for_node("gold__execution_costs")[0].metadata["mode"].value

@@ -1,4 +1,4 @@
-"""Token ledger: exactly-once under retries, re-executions and admin refunds (hypothesis),
+"""Token ledger of jobs: exactly-once under retries, re-executions and admin refunds (hypothesis),
 and per-user budgets (alert at 80 %, pause at 100 %, top-up lifts the pause)."""
 
 from __future__ import annotations
@@ -33,8 +33,11 @@ def frame(entries: list[dict]) -> pl.DataFrame:
 
 
 def task(user: str, n: int) -> dict:
-    # a task's price is fixed by its identity, as in M5 (price of its effect type)
-    return {"user_id": user, "video_id": f"v-{user}", "task_id": f"{user}-t{n}", "tokens_reserved": 1 + n % 5}
+    """A job, as the pipeline reserves it: one video's effect creation, charged once, the
+    ledger's ``task_id`` being ``ledger.job_id(video)``; its price is fixed by its identity,
+    as M5's is by the video's effect types."""
+    video = f"v-{user}-{n}"
+    return {"user_id": user, "video_id": video, "task_id": ledger.job_id(video), "tokens_reserved": 1 + n % 5}
 
 
 # --- the reference model: what each user should see, written the obvious way -------------

@@ -21,8 +21,10 @@ import pytest
 import yaml
 
 from api.app import create_app
-from assets.bronze import BRONZE
-from assets.lineage import FEEDBACK_READS, table_key
+from assets.bronze import BRONZE, STORE
+from assets.landing.asset import LANDING_ASSETS
+from assets.landing.rows import LANDINGS
+from assets.lineage import FEEDBACK_READS, store_table_key, table_key
 from pipelines import definitions
 from pipelines.checks import CHECKS
 from pipelines.definitions import build_definitions
@@ -34,14 +36,13 @@ from resources.schemas import (
     ALL_TABLES,
     APPROVAL_DECISIONS,
     BEST_RESULT,
-    LEDGER_ENTRIES,
-    NOTIFICATIONS,
     ROUTING_MANIFESTS,
     TEST_BATCH,
     UPLOADS,
     TableSpec,
 )
 from resources.settings import DATA_DIR, Settings
+from resources.store.client import Store
 from tests.api_users import ADMIN, ADMIN_KEY, new_user
 from tests.clips import one_clip_suite
 from tests.harness import Driver
@@ -50,17 +51,18 @@ from tests.server import serve
 # One cheap provider per effect type, plus a second slow-motion one for the A/B test.
 PROVIDERS = {"ffmpeg-colortemp", "ffmpeg-slowmo-dup", "ffmpeg-slowmo-blend", "ffmpeg-posterize"}
 
-# Declared writers whose appends happen only on branches this run does not take.
+# Declared writers whose writes happen only on branches this run does not take.
 BRANCH_ONLY_WRITES = {
-    (table_key(NOTIFICATIONS), table_key(TEST_BATCH)),  # no eligible effect, over budget, 80% alert
-    (table_key(NOTIFICATIONS), table_key(BEST_RESULT)),  # no usable result
-    (table_key(LEDGER_ENTRIES), table_key(BEST_RESULT)),  # no usable result: refund
+    (store_table_key("notifications"), table_key(TEST_BATCH)),  # no eligible effect, over budget, 80% alert
+    (store_table_key("notifications"), table_key(BEST_RESULT)),  # no usable result
 }
 
 # Tables the API writes outside any run, with the table it reads to write them (their deps).
 API_WRITES = {
-    table_key(APPROVAL_DECISIONS): {dg.AssetKey(["silver", "approval_requests"])},
-    dg.AssetKey(["bronze", "recommendation_decisions"]): {dg.AssetKey(["gold", "recommendations"])},
+    store_table_key("decisions"): {
+        dg.AssetKey(["silver", "approval_requests"]),
+        dg.AssetKey(["gold", "recommendations"]),
+    },
     dg.AssetKey(["bronze", "ab_requests"]): {dg.AssetKey(["silver", "ingested_video"])},
 }
 
@@ -143,6 +145,42 @@ class RecordingLake(RunReportingLake):
         Record.add("write", table_key(spec), df.height)
 
 
+class RecordingStore(Store):
+    """The transactional store, recording the asset steps' reads and writes of its tables."""
+
+    def reserve(self, *args, **kwargs):
+        Record.add("write", store_table_key("ledger_entries"), 1)
+        return super().reserve(*args, **kwargs)
+
+    def consume(self, *args, **kwargs):
+        Record.add("write", store_table_key("ledger_entries"), 1)
+        return super().consume(*args, **kwargs)
+
+    def refund(self, *args, **kwargs):
+        Record.add("write", store_table_key("ledger_entries"), 1)
+        return super().refund(*args, **kwargs)
+
+    def balance(self, user_id):
+        Record.add("read", store_table_key("ledger_entries"))
+        return super().balance(user_id)
+
+    def notify(self, *args, **kwargs):
+        Record.add("write", store_table_key("notifications"), 1)
+        return super().notify(*args, **kwargs)
+
+    def upload(self, video_id, user_id=None):
+        Record.add("read", store_table_key("uploads"))
+        return super().upload(video_id, user_id)
+
+    def decision(self, subject_kind, subject_id):
+        Record.add("read", store_table_key("decisions"))
+        return super().decision(subject_kind, subject_id)
+
+    def changes_since(self, table, *args, **kwargs):
+        Record.add("read", store_table_key(table))
+        return super().changes_since(table, *args, **kwargs)
+
+
 class RecordingManifestStore(ManifestStore):
     """The current routing manifest is the published form of ``gold/routing_manifests``."""
 
@@ -153,11 +191,12 @@ class RecordingManifestStore(ManifestStore):
 
 class RecordingDriver(Driver):
     def tick(self, sensor_name: str) -> list[dg.RunRequest]:
-        Record.in_sensor_tick = True
+        # Ticks nest (another sensor's tick first lands the store's rows): restore, not reset.
+        outer, Record.in_sensor_tick = Record.in_sensor_tick, True
         try:
             return super().tick(sensor_name)
         finally:
-            Record.in_sensor_tick = False
+            Record.in_sensor_tick = outer
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -195,18 +234,26 @@ def _small_registry(tmp_path) -> str:
 # --- static ------------------------------------------------------------------------------
 
 
-def test_every_lake_table_is_an_asset_and_every_asset_a_table(settings):
+def test_every_lake_and_store_table_is_an_asset_and_every_asset_a_table(settings):
     keys = set(build_definitions(settings).resolve_asset_graph().get_all_asset_keys())
-    assert keys == {table_key(t) for t in ALL_TABLES}
+    store = {store_table_key(x.source) for x in LANDINGS}
+    assert keys == {table_key(t) for t in ALL_TABLES} | store
+    assert {s.key for s in STORE} == store
 
 
-def test_bronze_tables_are_external_assets_in_their_group(settings):
+def test_bronze_tables_are_landed_from_the_store_or_external_in_their_group(settings):
     graph = build_definitions(settings).resolve_asset_graph()
-    bronze = [t for t in ALL_TABLES if t.layer == "bronze"]
-    assert {s.key for s in BRONZE} == {table_key(t) for t in bronze}
-    for t in bronze:
-        node = graph.get(table_key(t))
-        assert not node.is_materializable and node.group_name == "bronze"
+    bronze = {table_key(t) for t in ALL_TABLES if t.layer == "bronze"}
+    landed = {a.key for a in LANDING_ASSETS}
+    assert {s.key for s in BRONZE} == bronze - landed
+    for key in bronze:
+        node = graph.get(key)
+        assert node.group_name == "bronze" and node.is_materializable == (key in landed)
+    for landing in LANDINGS:  # store → bronze in the graph
+        assert store_table_key(landing.source) in graph.get(table_key(landing.target)).parent_keys
+    for spec in STORE:
+        node = graph.get(spec.key)
+        assert not node.is_materializable and node.group_name == "store"
 
 
 def test_feedback_reads_are_only_the_reads_that_would_close_a_cycle(settings):
@@ -260,7 +307,7 @@ def recorded(short_carphone, tmp_path_factory):
     build_resources = definitions.build_resources
     with (
         pytest.MonkeyPatch.context() as mp,
-        dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 1}}}) as instance,
+        dg.instance_for_test() as instance,
     ):
         mp.setattr(
             definitions,
@@ -269,6 +316,7 @@ def recorded(short_carphone, tmp_path_factory):
                 **build_resources(s),
                 "lake": RecordingLake(uri=s.lake_uri),
                 "manifest_store": RecordingManifestStore(uri=s.manifest_uri),
+                "store": RecordingStore(s.database_url),
             },
         )
         defs = build_definitions(settings)
@@ -282,6 +330,9 @@ def _run_everything(defs, instance, settings, clip, truncated) -> None:
     driver = RecordingDriver(defs, instance)
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
         client.headers.update(new_user(client)["headers"])  # the client calls as one user
+        # A refused upload (not a video): the API records the rejection in the store.
+        refused = client.post("/v1/uploads", files={"file": ("notes.txt", b"not a video at all", "text/plain")})
+        assert refused.status_code == 415, refused.text
         ids = []
         for path in (clip, truncated):
             with open(path, "rb") as fh:
@@ -356,24 +407,27 @@ def test_bronze_appends_come_from_declared_writers_and_are_materializations(reco
         if kind == "write" and isinstance(entity, dg.AssetKey) and key != entity:
             written[(key, entity)] += rows
 
+    # Another asset's table a step writes is an appended bronze table or a store table.
     bronze = {s.key for s in BRONZE}
+    external = bronze | {s.key for s in STORE}
     for table, writer in written:
-        assert table in bronze, f"{writer.to_user_string()} writes {table.to_user_string()}, not a bronze table"
+        assert table in external, f"{writer.to_user_string()} writes {table.to_user_string()}, not bronze or store"
         assert writer in graph.get(table).parent_keys, (
-            f"{writer.to_user_string()} appends to {table.to_user_string()} but is not declared upstream of it"
+            f"{writer.to_user_string()} writes {table.to_user_string()} but is not declared upstream of it"
         )
-    declared = {(t, w) for t in bronze for w in graph.get(t).parent_keys if w not in API_WRITES.get(t, set())}
+    declared = {(t, w) for t in external for w in graph.get(t).parent_keys if w not in API_WRITES.get(t, set())}
     assert declared - set(written) <= BRANCH_ONLY_WRITES
 
-    # Each append of new rows is in the bronze asset's history, from the writer's step.
+    # Each append of new rows to a bronze table is in its asset's history, from the writer's step.
     reported = defaultdict(int)
     for table in bronze:
         for record in instance.fetch_materializations(table, limit=10_000).records:
             step = record.event_log_entry.step_key
             reported[(table, step)] += record.asset_materialization.metadata["rows"].value
     for (table, writer), rows in written.items():
-        step = defs.resolve_assets_def(writer).op.name
-        assert reported[(table, step)] == rows, (table, writer)
+        if table in bronze:
+            step = defs.resolve_assets_def(writer).op.name
+            assert reported[(table, step)] == rows, (table, writer)
 
 
 @pytest.mark.slow

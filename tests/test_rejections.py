@@ -55,6 +55,7 @@ def test_undecodable_inputs_are_rejected_and_the_rest_carries_on(
             ids[name] = r.json()["video_id"]
         runs = driver.step("upload_sensor")
         assert len(runs) == 5 and all(r.success for r in runs)
+        driver.land()  # the notifications the runs queued in the store reach the lake
 
         videos = {r["video_id"]: r for r in lake.read(INGESTED_VIDEO).iter_rows(named=True)}
         assert videos[ids["good"]]["status"] == "accepted"

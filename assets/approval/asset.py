@@ -13,6 +13,7 @@ from resources.media import media_url
 from resources.notifications import notify_user
 from resources.schemas import APPROVAL_REQUESTS, QUALITY_METRICS
 from resources.settings import Settings
+from resources.store.client import Store
 
 STAGE = "M9"
 
@@ -49,6 +50,7 @@ def approval_requests(
     ingested_video: pl.DataFrame,
     lake: dg.ResourceParam[Lake],
     platform: dg.ResourceParam[Settings],
+    store: dg.ResourceParam[Store],
 ):
     """A pending approval for the winner, comparing every output (quality vector, cost,
     margin, preview URL). Yields nothing when the video has no usable result."""
@@ -91,7 +93,7 @@ def approval_requests(
                 "ApprovalRequested", video_id, STAGE, {"approval_id": row["approval_id"], "task_id": best["task_id"]}
             ),
             notify_user(
-                lake,
+                store,
                 STAGE,
                 video["user_id"],
                 video_id,

@@ -1,15 +1,18 @@
 """M5 ``test_batch``: the routing manifest + registry turn prompts into N provider tasks
-→ TestBatchDispatched; tokens are reserved per charged task."""
+→ TestBatchDispatched; the video's job reserves its price once in the store's ledger."""
 
 import random
 
 import dagster as dg
 import polars as pl
 
+from assets.batch.best import upload_priorities
 from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.lineage import reads
 from assets.registry.asset import unhealthy_providers
-from economics.budget import UserQuotaExceeded, reserve_or_raise
+from economics import ledger
+from economics.budget import UserQuotaExceeded, check_budget
+from economics.pricing import job_price
 from economics.routing import current_rankings, select_providers
 from economics.telemetry import DISPATCHED_EVENT
 from resources.catalog import Catalog
@@ -18,8 +21,9 @@ from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.notifications import notify_user
 from resources.providers.client import ProviderRegistry
-from resources.schemas import LEDGER_ENTRIES, PROVIDER_REGISTRY, TEST_BATCH
+from resources.schemas import PROVIDER_REGISTRY, TEST_BATCH, UPLOADS
 from resources.settings import Settings
+from resources.store.client import Store
 
 STAGE = "M5"
 
@@ -29,14 +33,13 @@ def task_id_for(video_id: str, effect_type: str, provider_id: str) -> str:
     return stable_id("task", video_id, effect_type, provider_id, length=20)
 
 
-# pool="ledger": reserving is check-then-append on a user's balance; the instance gives the
-# pool one slot (pipelines/cli/demo.py DAGSTER_YAML), so two runs never both spend the same tokens.
+# No pool: the store's reservation locks the user's account row (resources/store/ledger.py),
+# so concurrent runs reserve in parallel and never both spend the same tokens.
 @dg.asset(
     group_name="M5_batch",
     output_required=False,
-    pool="ledger",
     ins=silver_ins("prompt_variants", "ingested_video"),
-    deps=reads(PROVIDER_REGISTRY),
+    deps=reads(PROVIDER_REGISTRY, UPLOADS),
     **SILVER_KW,
 )
 def test_batch(
@@ -48,12 +51,16 @@ def test_batch(
     manifest_store: dg.ResourceParam[ManifestStore],
     catalog: dg.ResourceParam[Catalog],
     platform: dg.ResourceParam[Settings],
+    store: dg.ResourceParam[Store],
 ):
     """Per eligible effect type: the top ``top_k`` providers of the current routing manifest,
     plus an exploration candidate with probability ``exploration_rate``, plus shadow copies.
 
-    The draw is seeded by the video id, so re-running the stage dispatches the same tasks.
-    Yields nothing (and tells the user) when no effect type is eligible.
+    The video's job reserves its price once (``economics.pricing.job_price`` of the charged
+    tasks' effect types and the upload's priorities) under ``economics.ledger.job_id``; a
+    re-run finds the reservation and reserves nothing more. The draw is seeded by the video
+    id, so re-running the stage dispatches the same tasks. Yields nothing (and tells the
+    user) when no effect type is eligible or the user cannot cover the price.
     """
     video = only_row(ingested_video, "ingested_video")
     video_id, user_id = video["video_id"], video["user_id"]
@@ -61,7 +68,6 @@ def test_batch(
     registry = providers.registry()
     active = registry.active_by_effect(exclude=unhealthy_providers(lake))
     rankings, version, source = current_rankings(manifest_store.read(), active, now)
-    prices = catalog.prices()
     rng = random.Random(int(stable_id("routing", video_id), 16))
     rows = []
     for variant in prompt_variants.sort("effect_type").iter_rows(named=True):
@@ -83,7 +89,6 @@ def test_batch(
                 "selection": c.selection,
                 "manifest_version": version,
                 "user_id": user_id,
-                "tokens_reserved": 0 if c.selection == "shadow" else prices[effect_type],
                 "prompt": variant["prompt"],
                 "params": variant["params"],
                 "dispatched_at": now,
@@ -96,7 +101,7 @@ def test_batch(
             [
                 event("NoEligibleEffects", video_id, STAGE, {}),
                 notify_user(
-                    lake,
+                    store,
                     STAGE,
                     user_id,
                     video_id,
@@ -107,13 +112,25 @@ def test_batch(
             ],
         )
         return
-    try:
-        reservation = reserve_or_raise(lake.read(LEDGER_ENTRIES, pl.col("user_id") == user_id), rows, now)
-    except UserQuotaExceeded as exc:
-        _refuse(context, lake, video_id, user_id, exc)
-        return
-    lake.append(LEDGER_ENTRIES, pl.DataFrame(reservation.entries, schema=LEDGER_ENTRIES.schema))
-    decision = reservation.decisions.get(user_id)
+    # Priced with the weights the best result will be chosen with (the uploader's, else the preset).
+    weights = upload_priorities(context, lake, video_id, platform.priority).weights()
+    price = job_price(
+        catalog.prices(),
+        (r["effect_type"] for r in rows if r["selection"] != "shadow"),
+        catalog.premiums(),
+        weights,
+    )
+    job = ledger.job_id(video_id)
+    if price > 0:
+        try:
+            store.reserve(user_id, job, price, correlation_id=video_id, at=now)
+        except UserQuotaExceeded as exc:
+            _refuse(context, store, lake, video_id, user_id, exc)
+            return
+    for r in rows:
+        r["tokens_reserved"] = price
+    # Past 80 % of the budget after this reservation: tell the user (economics.budget).
+    decision = check_budget(store.balance(user_id), 0) if price > 0 else None
     record_execution_events(
         lake,
         [
@@ -140,7 +157,8 @@ def test_batch(
                 "tasks": len(rows),
                 "manifest_version": version,
                 "manifest_source": source,
-                "tokens_reserved": sum(r["tokens_reserved"] for r in rows),
+                "job_id": job,
+                "tokens_reserved": price,
                 "providers": sorted({f"{r['effect_type']}:{r['provider_id']}" for r in rows}),
             },
         )
@@ -148,7 +166,7 @@ def test_batch(
     if decision is not None and decision.alert:
         dispatched.append(
             notify_user(
-                lake,
+                store,
                 STAGE,
                 user_id,
                 video_id,
@@ -165,17 +183,18 @@ def test_batch(
             "tasks": len(rows),
             "manifest": f"{source} {version}",
             "exploration": sum(r["selection"] == "exploration" for r in rows),
+            "tokens_reserved": price,
         },
     )
 
 
-def _refuse(context, lake: Lake, video_id: str, user_id: str, exc: UserQuotaExceeded) -> None:
+def _refuse(context, store: Store, lake: Lake, video_id: str, user_id: str, exc: UserQuotaExceeded) -> None:
     """Dispatch nothing for a user over budget, and say so (docs/architecture.md, "Economics": pause at 100%)."""
     record_pipeline_events(
         lake,
         [
             event("UserQuotaExceeded", video_id, STAGE, {"user_id": user_id, "reason": str(exc)}),
-            notify_user(lake, STAGE, user_id, video_id, "quota_exceeded", "Top up to continue", str(exc)),
+            notify_user(store, STAGE, user_id, video_id, "quota_exceeded", "Top up to continue", str(exc)),
         ],
     )
     context.log.warning(f"video {video_id}: {exc}")

@@ -1,5 +1,6 @@
 """M5 ``best_result``: weighted quality × cost × speed over the scored outputs
-→ BestResultSelected, or NoUsableResult with a refund and a notification.
+→ BestResultSelected and the job's charge (its reservation consumed), or NoUsableResult with
+the job refunded and a notification.
 
 The weights are the uploader's (the ``priorities`` of the video's ``uploads`` row), the cost
 each task's full cost as the economics job states it (``assets.costing.task_costs``)."""
@@ -10,7 +11,9 @@ import polars as pl
 from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.costing import task_costs
 from assets.lineage import reads
+from economics import ledger
 from economics.best import rank_candidates
+from economics.margin import margin
 from economics.telemetry import finished_executions
 from resources.catalog import Catalog
 from resources.events import event, record_pipeline_events, utcnow
@@ -20,6 +23,8 @@ from resources.providers.client import ProviderRegistry
 from resources.refunds import refund_and_notify
 from resources.schemas import BEST_RESULT, EXECUTION_EVENTS, UPLOADS
 from resources.settings import Settings
+from resources.store.client import Store
+from resources.store.errors import JobNotReserved
 
 STAGE = "M5"
 # The winner and its economics: copied into the best_result row and announced with it.
@@ -41,26 +46,35 @@ def best_result(
     catalog: dg.ResourceParam[Catalog],
     providers: dg.ResourceParam[ProviderRegistry],
     platform: dg.ResourceParam[Settings],
+    store: dg.ResourceParam[Store],
 ) -> pl.DataFrame:
-    """The winning output of the video (outcome ``selected``), or outcome
-    ``no_usable_result`` when every task failed or no output passed the gate: then every
-    reserved token is refunded and the user is told."""
+    """The winning output of the video (outcome ``selected``): the result is delivered, so
+    the job's reservation is consumed (charged once, whatever the number of tasks); or
+    outcome ``no_usable_result`` when every task failed or no output passed the gate: then
+    the job is refunded and the user is told."""
     video_id = only_row(test_batch.select("video_id").unique(), "video")["video_id"]
     now = utcnow()
+    costs = selection_costs(lake, catalog, providers, platform, video_id, now)
     candidates = _with_full_costs(
         quality_scores.join(provider_outputs.select("task_id", "selection", "duration_ms", "output_key"), on="task_id"),
-        selection_costs(lake, catalog, providers, platform, video_id, now),
+        costs,
     )
     ranked = rank_candidates(candidates, upload_priorities(context, lake, video_id, platform.priority).weights())
     if ranked.is_empty():
-        return _no_result(context, lake, video_id, test_batch, candidates.height, now)
+        return _no_result(context, store, lake, video_id, test_batch, candidates.height, now)
     best = ranked.row(0, named=True)
+    try:
+        charged = store.consume(ledger.job_id(video_id), "delivered", at=now)["tokens"]
+    except JobNotReserved:  # a job with nothing to charge (no priced task) reserved nothing
+        charged = 0
     row = {
         "video_id": video_id,
         "outcome": "selected",
         "candidates": ranked.height,
         "selected_at": now,
         **{k: best[k] for k in (*WINNER, "duration_ms", "output_key")},
+        # The job's margin: its one charge against every task it ran (economics.revenue).
+        "margin": margin(charged, float(costs["cost_usd"].sum() or 0) / platform.token_usd_rate),
     }
     record_pipeline_events(
         lake,
@@ -69,7 +83,7 @@ def best_result(
                 "BestResultSelected",
                 video_id,
                 STAGE,
-                {k: row[k] for k in (*WINNER, "candidates")},
+                {**{k: row[k] for k in (*WINNER, "candidates")}, "tokens_charged": charged},
             )
         ],
     )
@@ -78,6 +92,7 @@ def best_result(
             "winner": f"{row['effect_type']} on {row['provider_id']}",
             "score": round(row["score"], 4),
             "candidates": row["candidates"],
+            "tokens_charged": charged,
         }
     )
     return frame([row], BEST_RESULT)
@@ -122,22 +137,19 @@ def upload_priorities(context, lake: Lake, video_id: str, default: str) -> Prior
         return Priorities.named(default)
 
 
-def _no_result(context, lake, video_id, test_batch, outputs, now) -> pl.DataFrame:
-    tasks = list(test_batch.iter_rows(named=True))
+def _no_result(context, store, lake, video_id, test_batch, outputs, now) -> pl.DataFrame:
     refund_and_notify(
+        store,
         lake,
         STAGE,
-        tasks,
-        now,
         "no usable result",
         outcome="NoUsableResult",
         details={"outputs": outputs},
-        user_id=tasks[0]["user_id"],
+        user_id=test_batch["user_id"][0],
         video_id=video_id,
         kind="no_result",
         title="We could not make your effect",
-        body=f"None of the {outputs} provider outputs was usable; your "
-        f"{sum(t['tokens_reserved'] for t in tasks)} tokens were refunded.",
+        body=f"None of the {outputs} provider outputs was usable; your {{tokens}} tokens were refunded.",
     )
     context.log.warning(f"video {video_id}: no usable result among {outputs} outputs")
     return frame(

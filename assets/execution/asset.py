@@ -11,14 +11,13 @@ import polars as pl
 
 from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.execution.runner import run_tasks
-from economics import ledger
 from economics.telemetry import MEASURED, REAL, terminal_event
 from resources.events import event, record_execution_events, record_pipeline_events, utcnow
 from resources.lake import Lake
 from resources.media import MediaStore
 from resources.providers.base import ProviderTask, TaskResult
 from resources.providers.client import ProviderRegistry
-from resources.schemas import LEDGER_ENTRIES, PROVIDER_OUTPUTS
+from resources.schemas import PROVIDER_OUTPUTS
 from resources.settings import Settings
 
 STAGE = "M6"
@@ -112,7 +111,7 @@ def provider_outputs(
                 sizes[job.task_id] = os.path.getsize(result.output_path)
                 media.put_file(output_key(job.video_id, job.task_id), result.output_path)
     finished = utcnow()
-    rows, pipeline_events, execution_events, entries = [], [], [], []
+    rows, pipeline_events, execution_events = [], [], []
     for task, result in zip(tasks, results, strict=True):
         ok = result.status == "succeeded"
         rows.append(
@@ -131,17 +130,12 @@ def provider_outputs(
         p, e = result_events(task, result, finished, sizes.get(task["task_id"]))
         pipeline_events.append(p)
         execution_events.append(e)
-        settled = ledger.settle(task, result.status, finished)
-        if settled:
-            entries.append(settled)
         if not ok:
             context.log.warning(
                 f"task {task['task_id']} on {task['provider_id']} failed ({result.error_class}): {result.error_message}"
             )
     record_execution_events(lake, execution_events)
     record_pipeline_events(lake, pipeline_events)
-    if entries:
-        lake.append(LEDGER_ENTRIES, pl.DataFrame(entries, schema=LEDGER_ENTRIES.schema))
     succeeded = sum(r["status"] == "succeeded" for r in rows)
     context.add_output_metadata(
         {

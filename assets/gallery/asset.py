@@ -1,5 +1,6 @@
 """M10 ``gallery_revisions``: after an admin decision, an immutable revision with its content
-hash and the publish pin → EffectPublished + UserNotified; a rejection refunds and notifies."""
+hash and the publish pin → EffectPublished + UserNotified; a rejection refunds the job and
+notifies. The decision is read from the transactional store, where the admin recorded it."""
 
 import json
 
@@ -8,23 +9,25 @@ import polars as pl
 
 from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.gallery.snapshot import revision, slug_for
-from assets.lineage import reads
+from assets.lineage import store_table_key
 from resources.catalog import Catalog
 from resources.events import event, record_pipeline_events, utcnow
 from resources.lake import Lake
 from resources.media import media_url
 from resources.notifications import notify_user
 from resources.refunds import refund_and_notify
-from resources.schemas import APPROVAL_DECISIONS, GALLERY_REVISIONS, QUALITY_METRICS
+from resources.schemas import GALLERY_REVISIONS, QUALITY_METRICS
 from resources.settings import Settings
+from resources.store.client import Store
+from resources.store.errors import NotFound
 
 STAGE = "M10"
 
 
 @dg.asset(
     group_name="M10_gallery",
-    ins=silver_ins("approval_requests", "best_result", "prompt_variants", "quality_scores", "test_batch"),
-    deps=reads(APPROVAL_DECISIONS),
+    ins=silver_ins("approval_requests", "best_result", "prompt_variants", "quality_scores"),
+    deps=[store_table_key("decisions")],
     **SILVER_KW,
 )
 def gallery_revisions(
@@ -33,10 +36,10 @@ def gallery_revisions(
     best_result: pl.DataFrame,
     prompt_variants: pl.DataFrame,
     quality_scores: pl.DataFrame,
-    test_batch: pl.DataFrame,
     lake: dg.ResourceParam[Lake],
     catalog: dg.ResourceParam[Catalog],
     platform: dg.ResourceParam[Settings],
+    store: dg.ResourceParam[Store],
 ) -> pl.DataFrame:
     """The admin's decision on the video's approval request, applied.
 
@@ -45,14 +48,14 @@ def gallery_revisions(
             after one is).
     """
     request = only_row(approval_requests, "approval_requests")
-    decisions = lake.read(APPROVAL_DECISIONS, pl.col("approval_id") == request["approval_id"])
-    if decisions.is_empty():
-        raise dg.Failure(f"no admin decision recorded for approval {request['approval_id']}")
-    decision = decisions.row(0, named=True)
+    try:
+        decision = store.decision("approval", request["approval_id"])
+    except NotFound:
+        raise dg.Failure(f"no admin decision recorded for approval {request['approval_id']}") from None
     video_id, user_id, now = request["video_id"], request["user_id"], utcnow()
     best = only_row(best_result, "best_result")
     if decision["decision"] != "approve":
-        return _rejected(context, lake, request, decision, test_batch, now)
+        return _rejected(context, store, lake, request, decision, now)
     prompt = only_row(prompt_variants.filter(pl.col("effect_type") == best["effect_type"]), "prompt")
     quality = only_row(quality_scores.filter(pl.col("task_id") == best["task_id"]), "quality")
     slug = slug_for(best["effect_type"], video_id)
@@ -100,7 +103,7 @@ def gallery_revisions(
                 {"slug": slug, "revision_id": revision_id, "content_hash": content_hash, "url": url},
             ),
             notify_user(
-                lake,
+                store,
                 STAGE,
                 user_id,
                 video_id,
@@ -119,14 +122,13 @@ def gallery_revisions(
     return frame([row], GALLERY_REVISIONS)
 
 
-def _rejected(context, lake, request, decision, test_batch, now) -> pl.DataFrame:
+def _rejected(context, store, lake, request, decision, now) -> pl.DataFrame:
     video_id, user_id = request["video_id"], request["user_id"]
     reason = decision["reason"] or "an admin rejected the result"
     refunded = refund_and_notify(
+        store,
         lake,
         STAGE,
-        list(test_batch.iter_rows(named=True)),
-        now,
         "rejected by admin",
         outcome="EffectRejected",
         details={"approval_id": request["approval_id"], "reason": reason},
@@ -134,11 +136,11 @@ def _rejected(context, lake, request, decision, test_batch, now) -> pl.DataFrame
         video_id=video_id,
         kind="effect_rejected",
         title="Your effect was not published",
-        body=f"{reason}. Your tokens were refunded.",
+        body=f"{reason}. Your {{tokens}} tokens were refunded.",
         identity=request["approval_id"],
         event_identity="rejected",
     )
-    context.add_output_metadata({"decision": "reject", "refunded_tasks": refunded})
+    context.add_output_metadata({"decision": "reject", "refunded_tokens": refunded})
     return frame(
         [
             {

@@ -1,5 +1,9 @@
-"""M8 gold assets of the economics job: execution costs → marginality windows → routing
-manifest (published to the manifest store, every version kept in ``routing_manifests``).
+"""M8 gold assets of the economics job: execution costs → marginality windows, job margins →
+routing manifest (published to the manifest store, every version kept in ``routing_manifests``).
+
+Revenue follows one definition (``economics.revenue``, docs/architecture.md "Economics"): a
+job (one video) is charged once; its net charge is revenue of the task it delivered; every
+task it ran is its cost.
 
 Gold assets are unpartitioned and declare the tables they read as ``deps``: they scan whole
 Delta tables through the lake resource rather than load dynamically partitioned inputs,
@@ -14,22 +18,24 @@ import polars as pl
 from assets.costing import task_costs
 from assets.lineage import reads
 from assets.registry.asset import unhealthy_providers
-from economics.ledger import task_settlements
 from economics.margin import margin as margin_of
 from economics.marginality import WINDOWS
 from economics.marginality import marginality_windows as windows_of
-from economics.revenue import recognise
+from economics.revenue import job_charges, recognise
+from economics.revenue import job_margins as job_margins_of
 from economics.routing import build_manifest, manifest_rows
 from economics.stats import provider_stats
-from economics.telemetry import finished_executions
+from economics.telemetry import REAL, finished_executions
 from resources.catalog import Catalog
 from resources.events import utcnow
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.providers.client import ProviderRegistry
 from resources.schemas import (
+    BEST_RESULT,
     EXECUTION_COSTS,
     EXECUTION_EVENTS,
+    JOB_MARGINS,
     LEDGER_ENTRIES,
     MARGINALITY_WINDOWS,
     PROVIDER_REGISTRY,
@@ -57,27 +63,36 @@ def _execution_costs_since(
     watermark: datetime | None,
     registry_providers: list | None = None,
 ) -> pl.DataFrame:
-    """Costs of the tasks that finished after ``watermark − LATE_MARGIN`` or whose ledger
-    entries moved since then (all tasks when ``watermark`` is None), with the full cost
+    """Costs of the tasks that finished after ``watermark − LATE_MARGIN`` or whose job's
+    ledger entries moved since then (all tasks when ``watermark`` is None), with the full cost
     breakdown (compute, startup, idle, partner, storage, bandwidth; ``assets.costing.task_costs``,
-    which M5's best-result selection uses too) when the registry's providers are given."""
+    which M5's best-result selection uses too) when the registry's providers are given, and the
+    revenue the ledger recognises (``economics.revenue``)."""
     events = lake.scan(EXECUTION_EVENTS)
     ledger = lake.scan(LEDGER_ENTRIES)
     if watermark is not None:
         since = watermark - LATE_MARGIN
-        moved = ledger.filter(pl.col("occurred_at") > since).select("task_id").unique().collect()["task_id"]
+        # A job's entries carry its video as correlation id: a moved job re-costs the video's tasks.
+        moved = ledger.filter(pl.col("occurred_at") > since).select("correlation_id").unique().collect()
+        moved = moved["correlation_id"].drop_nulls().to_list()
         recent = events.filter(pl.col("occurred_at") > since)
         # Two scans rather than one OR'd predicate: a plain time bound lets each scan skip
         # old files by their statistics; the OR defeats that pruning.
         corrected = events.filter(
-            (pl.col("occurred_at") > watermark - LEDGER_LOOKBACK) & pl.col("task_id").is_in(moved.to_list())
+            (pl.col("occurred_at") > watermark - LEDGER_LOOKBACK) & pl.col("correlation_id").is_in(moved)
         )
-        events = pl.concat([recent, corrected]) if moved.len() else recent
+        events = pl.concat([recent, corrected]) if moved else recent
         ledger = ledger.filter(pl.col("occurred_at") > watermark - LEDGER_LOOKBACK)
     executions = finished_executions(events)
     listed = task_costs(executions, lake, catalog, token_usd_rate, registry_providers, utcnow())
-    entries = ledger.filter(pl.col("task_id").is_in(executions["task_id"].to_list())).collect()
-    return recognise(listed, task_settlements(entries), token_usd_rate)
+    return recognise(listed, _charges(lake, ledger, executions["video_id"].unique().to_list()), token_usd_rate)
+
+
+def _charges(lake: Lake, ledger: pl.LazyFrame, video_ids: list[str]) -> pl.DataFrame:
+    """``economics.revenue.job_charges`` of the jobs of ``video_ids``."""
+    entries = ledger.filter(pl.col("correlation_id").is_in(video_ids)).collect()
+    deliveries = lake.read(BEST_RESULT, pl.col("video_id").is_in(video_ids))
+    return job_charges(entries, deliveries)
 
 
 class CostsConfig(dg.Config):
@@ -89,7 +104,7 @@ class CostsConfig(dg.Config):
 
 # Also reads its own table (the watermark, the last day's utilisation): an asset's own
 # earlier materialization is not a dependency.
-@dg.asset(deps=reads(EXECUTION_EVENTS, LEDGER_ENTRIES), **GOLD)
+@dg.asset(deps=reads(EXECUTION_EVENTS, LEDGER_ENTRIES, BEST_RESULT), **GOLD)
 def execution_costs(
     config: CostsConfig,
     lake: dg.ResourceParam[Lake],
@@ -98,9 +113,10 @@ def execution_costs(
     providers: dg.ResourceParam[ProviderRegistry],
 ) -> dg.MaterializeResult:
     """Cost per execution — compute + startup (cold start amortised over the burst) + idle
-    share (measured utilisation) + partner + storage + bandwidth, docs/architecture.md, "Economics" — tokens charged
-    as the ledger settled them (list price where no ledger entry exists), margin; one row
-    per finished task.
+    share (measured utilisation) + partner + storage + bandwidth, docs/architecture.md,
+    "Economics" — tokens charged as the ledger settled the task's job (its net charge on the
+    delivered task, 0 on the job's other tasks; list price for simulated executions), margin;
+    one row per finished task.
 
     Incremental: each cycle costs only the tasks that finished since the table's newest
     ``finished_at`` (minus LATE_MARGIN) or whose ledger moved, and upserts them by task id,
@@ -134,6 +150,25 @@ def marginality_windows(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     margin = margin_of(charged, float(day["cost_tokens"].sum() or 0))
     return dg.MaterializeResult(
         metadata={"rows": windows.height, "margin_24h": round(margin, 6) if margin is not None else "n/a"}
+    )
+
+
+@dg.asset(deps=[execution_costs, *reads(LEDGER_ENTRIES, BEST_RESULT)], **GOLD)
+def job_margins(lake: dg.ResourceParam[Lake], platform: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
+    """Per job (one video's effect creation) finished in the last LEDGER_LOOKBACK: tokens
+    charged once, the cost of every task it ran (ranked, exploration, shadow) and the
+    margin (``economics.revenue.job_margins``); upserted by job id, so a late refund
+    updates its job."""
+    since = utcnow() - LEDGER_LOOKBACK
+    costs = lake.read(EXECUTION_COSTS, (pl.col("source") == REAL) & (pl.col("finished_at") > since))
+    videos = costs["video_id"].unique().to_list()
+    charges = _charges(lake, lake.scan(LEDGER_ENTRIES), videos)
+    jobs = job_margins_of(costs, charges, platform.token_usd_rate)
+    lake.upsert(JOB_MARGINS, jobs)
+    charged = int(jobs["tokens_charged"].sum() or 0)
+    margin = margin_of(charged, float(jobs["cost_tokens"].sum() or 0))
+    return dg.MaterializeResult(
+        metadata={"jobs": jobs.height, "margin": round(margin, 6) if margin is not None else "n/a"}
     )
 
 

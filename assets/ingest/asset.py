@@ -15,6 +15,7 @@ from resources.media import MediaStore
 from resources.notifications import notify_user
 from resources.schemas import INGESTED_VIDEO, UPLOADS
 from resources.settings import Settings
+from resources.store.client import Store
 
 STAGE = "M1"
 
@@ -42,6 +43,7 @@ def ingested_video(
     lake: dg.ResourceParam[Lake],
     media: dg.ResourceParam[MediaStore],
     platform: dg.ResourceParam[Settings],
+    store: dg.ResourceParam[Store],
 ) -> pl.DataFrame:
     """One row per video: decoded-frame probe (container, codec, size, fps, frames, duration,
     bitrate, bytes), validation outcome and the normalized H.264 proxy's key.
@@ -61,7 +63,7 @@ def ingested_video(
             row.update(probe.to_dict())
             validate(probe, limits)
         except VideoRejected as rejected:
-            return _reject(context, lake, row, rejected)
+            return _reject(context, store, lake, row, rejected)
         key = proxy_key(video_id)
         with media.writable_file(key) as proxy_path:
             make_proxy(raw_path, proxy_path, max_side=platform.proxy_max_side)
@@ -102,7 +104,7 @@ def ingested_video(
     return frame([row], INGESTED_VIDEO)
 
 
-def _reject(context, lake: Lake, row: dict, rejected: VideoRejected) -> pl.DataFrame:
+def _reject(context, store: Store, lake: Lake, row: dict, rejected: VideoRejected) -> pl.DataFrame:
     video_id = row["video_id"]
     row.update(status="rejected", reject_code=rejected.code, reject_reason=rejected.reason, ingested_at=utcnow())
     record_pipeline_events(
@@ -110,7 +112,7 @@ def _reject(context, lake: Lake, row: dict, rejected: VideoRejected) -> pl.DataF
         [
             event("VideoRejected", video_id, STAGE, {"code": rejected.code, "reason": rejected.reason}),
             notify_user(
-                lake,
+                store,
                 STAGE,
                 row["user_id"],
                 video_id,

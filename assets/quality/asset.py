@@ -38,7 +38,11 @@ def quality_scores(
     """
     video = only_row(ingested_video, "ingested_video")
     params = dict(zip(test_batch["task_id"], test_batch["params"], strict=True))
-    costs = cost_frame(provider_outputs, catalog.rate_card(), catalog.prices(), platform.token_usd_rate)
+    # Each output's margin as if it were the one delivered: the job's one charge (its
+    # reservation, on every test_batch row) against this task's cost (economics.revenue).
+    job_price = int(test_batch["tokens_reserved"].max() or 0)
+    prices = dict.fromkeys(catalog.prices(), job_price)
+    costs = cost_frame(provider_outputs, catalog.rate_card(), prices, platform.token_usd_rate)
     rows = []
     with media.local_file(video["proxy_key"]) as proxy:
         for out in costs.iter_rows(named=True):

@@ -36,11 +36,8 @@ telemetry:
 concurrency:
   runs:
     # 2 cores: a few videos in flight at once; provider tasks add their own parallelism.
+    # No pools: reservations lock the user's row in the transactional store.
     max_concurrent_runs: 3
-  pools:
-    # One slot per pool: the "ledger" pool (M5's token reservation) runs one step at a time
-    # across all runs, so a balance is never checked by two reservations at once.
-    default_limit: 1
 """
 
 
