@@ -2,7 +2,7 @@
 on 127.0.0.1.
 
 - the Dagster instance on PostgreSQL (``dagster-postgres``: run, event-log and schedule
-  storage), the ``QueuedRunCoordinator`` with per-tag run limits and one-slot pools, every job
+  storage), the ``QueuedRunCoordinator`` with per-tag run limits, every job
   on the multiprocess executor (``EFFECTLAKE_EXECUTOR=multiprocess``);
 - the lake and the media store on an S3 API: ``AWS_ENDPOINT_URL`` when it is set (MinIO, AWS),
   else a local S3-compatible server started here (``pipelines.cli.local_s3``, moto);
@@ -82,10 +82,6 @@ concurrency:
         value:
           applyLimitPerUniqueValue: true
         limit: 1
-  pools:
-    # One slot per pool: the "ledger" pool (M5's token reservation) runs one step at a time
-    # across all runs, so a balance is never checked by two reservations at once.
-    default_limit: 1
 """
 
 
