@@ -4,7 +4,8 @@
   form a chain, so a process per step buys no parallelism on one small machine and costs an
   interpreter start (Dagster + Polars + OpenCV imports) per step; parallelism comes from
   concurrent runs and from M6's provider threads.
-- ``multiprocess`` (the production profile on one host): a child process per step, so a
+- ``multiprocess`` (the production profile on one host): a child process per step (forked
+  from a forkserver that has the code location imported), so a
   crashing step (a decoder segfault, an out-of-memory kill) fails that step, not the run
   worker, and independent steps (the economics job's) run side by side.
 - ``k8s`` (``dagster-k8s``'s ``k8s_job_executor``): a Kubernetes Job per step, so one run's
@@ -29,7 +30,9 @@ def executor_for(name: str) -> dg.ExecutorDefinition:
     if name == "in_process":
         return dg.in_process_executor
     if name == "multiprocess":
-        return dg.multiprocess_executor
+        # forkserver: step processes fork from a server that imported the code location once,
+        # instead of each starting an interpreter and importing Dagster, Polars and OpenCV.
+        return dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}})
     if name == "k8s":
         from dagster_k8s import k8s_job_executor
 

@@ -13,8 +13,10 @@ would silently replace the first. AWS S3 and MinIO make the check and the write 
 serializing PUT/POST/DELETE here gives the local server the same guarantee. Reads stay
 concurrent.
 
-Run ``python -m pipelines.cli.local_s3 --port N`` to serve until SIGTERM/Ctrl-C, or use
-``LocalS3`` in-process (tests).
+Run ``python -m pipelines.cli.local_s3 --port N`` to serve until SIGTERM/Ctrl-C (it prints how
+many conditional writes it refused when it stops). ``LocalS3`` serves from a thread of the
+calling process, which suits boto3 clients only: delta-rs holds the GIL while it waits for
+an answer, so a Delta call against a server in its own process never gets one.
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     server.stop()
+    print(f"refused conditional writes: {server.refused_conditional_writes}", flush=True)
     return 0
 
 
