@@ -6,10 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
-import socket
-import sys
 import threading
-import time
 from datetime import UTC, datetime
 
 import boto3
@@ -20,10 +17,9 @@ from botocore.exceptions import ClientError
 from pipelines.cli.local_s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, LocalS3
 from resources.lake import Lake
 from resources.media import MediaStore
-from resources.processes import ChildGroup
 from resources.s3 import ensure_buckets, s3_environment, unsafe_commit_settings
 from resources.schemas import PIPELINE_EVENTS
-from tests.server import free_port
+from tests.s3_server import local_s3_process
 
 ROUNDS = 12
 ROWS_PER_ROUND = 3
@@ -49,18 +45,11 @@ def s3_env(monkeypatch):
 def s3_process(monkeypatch, tmp_path):
     """The local S3 server as its own process (as ``effectlake demo-prod`` runs it), for
     delta-rs; yields the AWS environment that points at it."""
-    port, log = free_port(), tmp_path / "s3.log"
-    with ChildGroup(grace_s=10) as children:
-        proc = children.spawn([sys.executable, "-m", "pipelines.cli.local_s3", "--port", str(port)], log=log)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-        yield _point_at(f"http://127.0.0.1:{port}", monkeypatch)
+    with local_s3_process(tmp_path / "s3.log") as env:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        ensure_buckets(["s3://lake/x"], env)
+        yield env
 
 
 def _events(writer: str, round_: int) -> pl.DataFrame:
