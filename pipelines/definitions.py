@@ -28,6 +28,7 @@ from assets.prompts.asset import prompt_variants
 from assets.quality.asset import quality_scores
 from assets.registry.asset import provider_registry
 from pipelines.checks import CHECKS
+from pipelines.executors import executor_for
 from pipelines.jobs import (
     ab_job,
     benchmark_job,
@@ -93,7 +94,9 @@ def build_resources(settings: Settings) -> dict:
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """The Definitions for ``settings`` (default: read from the environment)."""
+    """The Definitions for ``settings`` (default: read from the environment); every job runs
+    with the executor ``settings.executor`` names (``pipelines.executors``)."""
+    settings = settings or get_settings()
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
@@ -107,7 +110,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             ab_test_sensor,
         ],
         schedules=[economics_schedule, benchmark_schedule],
-        resources=build_resources(settings or get_settings()),
+        resources=build_resources(settings),
+        executor=executor_for(settings.executor),
     )
 
 
