@@ -30,11 +30,12 @@ BREAKER_EVENT = "ProviderBreakerChanged"
 
 @dataclass
 class Progress:
-    """What one pass changed: pipeline events to append, and the videos whose remote tasks
-    are all finished with some not yet collected (ready for M6 to collect)."""
+    """What one pass changed: pipeline events to append, the videos whose remote tasks are
+    all finished with some not yet collected (ready for M6 to collect: video → how many), and
+    how many remote tasks are still open."""
 
     events: list[dict] = field(default_factory=list)
-    ready: set[str] = field(default_factory=set)
+    ready: dict[str, int] = field(default_factory=dict)  # video id → its remote tasks, all states
     open_tasks: int = 0
 
 
@@ -87,6 +88,7 @@ def send(
                     output_path="",  # M6 downloads to a place of its own when it collects
                     params=spec.get("params", {}),
                     prompt=spec.get("prompt", ""),
+                    attempt=int(row["attempt"]),
                 )
             )
         status = adapter.status(handle) if "error" in json.loads(handle) else None
@@ -279,8 +281,12 @@ def advance(
     progress.events += sent.events
     open_rows = store.remote_tasks()
     progress.open_tasks = len(open_rows)
-    by_video: dict[str, set[str]] = {}
+    by_video: dict[str, list[str]] = {}
     for r in open_rows:
-        by_video.setdefault(r["video_id"], set()).add(r["state"])
-    progress.ready = {v for v, states in by_video.items() if states == {"finished"}}
+        by_video.setdefault(r["video_id"], []).append(r["state"])
+    # Counted over all of the video's remote tasks, collected ones too: a fallback sent after
+    # a first collect makes a new count, so a new collect request.
+    progress.ready = {
+        v: len(store.video_remote_tasks(v)) for v, states in by_video.items() if set(states) == {"finished"}
+    }
     return progress

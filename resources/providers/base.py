@@ -24,6 +24,9 @@ class ProviderTask:
         output_path: local path the adapter must write its mp4 to.
         params: effect parameters from the prompt variant (e.g. ``{"strength": 0.6}``).
         prompt: the prompt text (used by generative providers; logged by local ones).
+        attempt: the first attempt number this submit may use (a remote provider names its
+            job by task and attempt; a retry after a lost or failed job passes the next one,
+            so it never joins the earlier job).
     """
 
     task_id: str
@@ -34,6 +37,7 @@ class ProviderTask:
     output_path: str
     params: dict[str, Any] = field(default_factory=dict)
     prompt: str = ""
+    attempt: int = 1
 
 
 @dataclass(frozen=True)

@@ -750,7 +750,7 @@ class ComfyUIAdapter:
             "submitted_at_ms": submitted_at,
         }
         try:
-            attempt, prompt_id, already, finished = self._claim_prompt(task.task_id)
+            attempt, prompt_id, already, finished = self._claim_prompt(task.task_id, task.attempt)
             handle.update(attempt=attempt, prompt_id=prompt_id, reused=already, finished_before_submit=finished)
             if not already:
                 graph, handle["input"] = self._render(task)
@@ -959,7 +959,7 @@ class ComfyUIAdapter:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _claim_prompt(self, task_id: str) -> tuple[int, str, bool, bool]:
+    def _claim_prompt(self, task_id: str, first: int = 1) -> tuple[int, str, bool, bool]:
         """``(attempt, prompt_id, already_submitted, already_finished)`` for a task
         (``already_finished``: its prompt had succeeded before this submit — an earlier
         submit's work, charged there).
@@ -968,7 +968,7 @@ class ComfyUIAdapter:
         queue into history under ComfyUI's queue lock, so it is seen in one or the other.
         """
         running, pending = queued_prompt_ids(self.client.queue())
-        for attempt in range(1, _MAX_ATTEMPTS + 1):
+        for attempt in range(max(1, first), _MAX_ATTEMPTS + 1):
             prompt_id = prompt_id_for(task_id, attempt)
             if prompt_id in running or prompt_id in pending:
                 return attempt, prompt_id, True, False
