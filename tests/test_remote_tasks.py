@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import polars as pl
 import pytest
 import yaml
 
@@ -327,3 +329,87 @@ def test_breaker_opens_then_a_probe_closes_it(world):
     assert store.breakers()[PROVIDER]["state"] == CLOSED
     changes = [json.loads(e["payload"]) for e in events if e["event_type"] == "ProviderBreakerChanged"]
     assert [(c["from"], c["to"]) for c in changes] == [(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, CLOSED)]
+
+
+# --- the pipeline: a ranked provider fails for good → the manifest's next one (remote) -------
+
+
+def _fallback_registry(tmp_path: Path, base_url: str) -> str:
+    for name in ("effects.yaml", "rate_card.yaml"):
+        shutil.copyfile(DATA_DIR / name, tmp_path / name)
+    doc = yaml.safe_load((DATA_DIR / "providers.yaml").read_text())
+    keep = {"ffmpeg-posterize": 0, "opencv-cartoon": 1, PROVIDER: 2}
+    doc["providers"] = sorted(
+        (p for p in doc["providers"] if p["provider_id"] in keep), key=lambda p: keep[p["provider_id"]]
+    )
+    for p in doc["providers"]:
+        if p["provider_id"] == "ffmpeg-posterize":
+            p["workflow"]["graph"] = "nosuchfilter=1"  # ffmpeg refuses it: a permanent failure
+        if p["provider_id"] == PROVIDER:
+            p.update(mode="active", base_url=base_url)
+    path = tmp_path / "providers.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+@pytest.mark.video
+@pytest.mark.slow
+def test_fallback_to_the_next_ranked_provider_runs_remote_and_charges_the_job_once(
+    settings, instance, short_bikes, tmp_path
+):
+    from api.app import create_app
+    from pipelines.definitions import build_definitions
+    from resources.lake import Lake
+    from resources.schemas import BEST_RESULT, LEDGER_ENTRIES, PIPELINE_EVENTS, PROVIDER_OUTPUTS
+    from tests.api_users import new_user_at
+    from tests.harness import Driver
+    from tests.server import serve
+
+    with FakeComfyUI(tmp_path / "comfy") as comfy:
+        settings = settings.model_copy(update={"providers_path": _fallback_registry(tmp_path, comfy.base_url)})
+        driver = Driver(build_definitions(settings), instance)
+        lake = Lake(uri=settings.lake_uri)
+        with serve(create_app(settings)) as base:
+            headers = new_user_at(base)["headers"]
+            r = httpx.post(
+                f"{base}/v1/uploads",
+                headers=headers,
+                files={"file": ("bikes.mp4", short_bikes.read_bytes(), "video/mp4")},
+            )
+            vid = r.json()["video_id"]
+            started = time.monotonic()
+            runs = driver.step("upload_sensor")
+            for run in runs:
+                for ev in run.all_events:
+                    if ev.is_failure:
+                        sys.stdout.write(str(ev.event_specific_data) + "\n")
+            assert all(run.success for run in runs)
+            intake_s = time.monotonic() - started
+            outputs = lake.read(PROVIDER_OUTPUTS, pl.col("video_id") == vid)
+            by_provider = dict(zip(outputs["provider_id"], outputs["status"], strict=True))
+            # The intake run returned with the remote fallback still pending: nothing waited on it.
+            assert by_provider == {"ffmpeg-posterize": "failed", "opencv-cartoon": "succeeded", PROVIDER: "pending"}
+            assert driver.step("completion_sensor") == []  # the fallback is not finished
+            deadline = time.monotonic() + 120
+            collect = []
+            while not collect and time.monotonic() < deadline:
+                collect = driver.step("remote_task_sensor")
+                time.sleep(0.2)
+            remote_s = time.monotonic() - started
+            assert [run.success for run in collect] == [True]
+            assert all(run.success for run in driver.step("completion_sensor"))
+            driver.land()  # the store's ledger entries into bronze
+
+    outputs = lake.read(PROVIDER_OUTPUTS, pl.col("video_id") == vid)
+    fallback = outputs.filter(pl.col("provider_id") == PROVIDER).row(0, named=True)
+    assert (fallback["status"], fallback["selection"]) == ("succeeded", "ranked") and fallback["compute_seconds"] > 0
+    events = lake.read(PIPELINE_EVENTS, pl.col("correlation_id") == vid)
+    [fell] = events.filter(pl.col("event_type") == "TaskFellBack")["payload"].to_list()
+    assert json.loads(fell)["fallback_provider_id"] == PROVIDER
+    assert json.loads(fell)["reason"] == "FFmpegError"
+    # Charged once: one reservation, one consume, for the job — the fallback added none.
+    kinds = sorted(lake.read(LEDGER_ENTRIES, pl.col("correlation_id") == vid)["kind"].to_list())
+    assert kinds == ["consume", "reserve"]
+    assert lake.read(BEST_RESULT, pl.col("video_id") == vid).height == 1
+    # How long the intake run held vs when the remote task's result was in (-s shows it).
+    sys.stdout.write(f"\nintake run {intake_s:.1f} s; remote fallback collected after {remote_s:.1f} s\n")

@@ -237,7 +237,7 @@ def provider_outputs(
             "succeeded": succeeded,
             "failed": len(out) - succeeded - pending,
             "pending": pending,
-            "compute_seconds": round(sum(r["compute_seconds"] or 0 for r in out), 3),
+            "compute_seconds": round(sum(r.get("compute_seconds") or 0 for r in out), 3),
         }
     )
     return frame(out, PROVIDER_OUTPUTS)
