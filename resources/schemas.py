@@ -359,6 +359,8 @@ PROVIDER_REGISTRY = _spec(
     health_detail=pl.String,
     latency_ms=pl.Int64,
     checked_at=UTC_TS,
+    # the provider's circuit breaker at the check: closed | open | half_open (the store's)
+    breaker_state=pl.String,
 )
 
 # --- gold: economics, rebuilt each cycle -----------------------------------------------------
