@@ -33,6 +33,7 @@ from pipelines.jobs import (
     ab_job,
     benchmark_job,
     benchmark_schedule,
+    collect_job,
     economics_job,
     economics_schedule,
     evaluation_job,
@@ -47,6 +48,7 @@ from pipelines.sensors import (
     completion_sensor,
     landing_sensor,
     provider_change_sensor,
+    remote_task_sensor,
     upload_sensor,
 )
 from resources.clients import Clients
@@ -100,11 +102,12 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
-        jobs=[landing_job, intake_job, evaluation_job, publish_job, economics_job, benchmark_job, ab_job],
+        jobs=[landing_job, intake_job, collect_job, evaluation_job, publish_job, economics_job, benchmark_job, ab_job],
         sensors=[
             landing_sensor,
             upload_sensor,
             completion_sensor,
+            remote_task_sensor,
             approval_sensor,
             provider_change_sensor,
             ab_test_sensor,

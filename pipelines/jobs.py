@@ -32,6 +32,16 @@ intake_job = dg.define_asset_job(
     partitions_def=videos,
     description="M1→M6 for one uploaded video: ingest, analyze, prompt, dispatch, execute.",
 )
+# The same M6 asset again, for videos whose remote (GPU) tasks have all finished: it stores
+# their outputs and records their outcomes without re-running what is already final, and the
+# completion sensor then starts the evaluation.
+collect_job = dg.define_asset_job(
+    "collect_job",
+    selection=dg.AssetSelection.assets(provider_outputs),
+    partitions_def=videos,
+    executor_def=dg.in_process_executor,
+    description="M6 again once a video's remote tasks have finished: store, record, clean the provider up.",
+)
 evaluation_job = dg.define_asset_job(
     "evaluation_job",
     selection=dg.AssetSelection.assets(quality_scores, best_result, approval_requests),
