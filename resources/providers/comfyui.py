@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -826,7 +826,8 @@ class ComfyUIAdapter:
             # that work is paid. Wait (bounded) for its final record to account for it.
             try:
                 entry = until_ready(self.cancel_grace_s, self.poll_interval_s)(self.client.history, h["prompt_id"])
-                return self._failed(h, "Timeout", message, parse_history_entry(entry))
+                # until_ready answers only a non-None entry (else PollTimeout), which mypy cannot see.
+                return self._failed(h, "Timeout", message, parse_history_entry(cast(dict[str, Any], entry)))
             except (PollTimeout, ComfyUIError):
                 return self._failed(h, "Timeout", message)
 
