@@ -18,6 +18,7 @@ from economics.routing import current_rankings, select_providers
 from economics.telemetry import DISPATCHED_EVENT
 from resources.catalog import Catalog
 from resources.events import event, record_execution_events, record_pipeline_events, stable_id, utcnow
+from resources.job_status import DONE, PROCESSING, mark_job
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.notifications import notify_user
@@ -80,9 +81,13 @@ def test_batch(
             epsilon=platform.exploration_rate,
             shadow=registry.shadow_for(effect_type),
         )
+        picked = {c.provider_id for c in chosen}
+        ranked = sorted(rankings.get(effect_type, []), key=lambda e: e["rank"])
+        fallbacks = [e["provider_id"] for e in ranked if e["provider_id"] not in picked and not e.get("forced")]
         rows.extend(
             {
                 "video_id": video_id,
+                "fallbacks": fallbacks if c.selection == "ranked" else [],
                 "task_id": task_id_for(video_id, effect_type, c.provider_id),
                 "effect_type": effect_type,
                 "provider_id": c.provider_id,
@@ -112,6 +117,7 @@ def test_batch(
                 ),
             ],
         )
+        mark_job(store, video_id, DONE)
         return
     # Priced with the weights the best result will be chosen with (the uploader's, else the preset).
     weights = upload_priorities(context, lake, video_id, platform.priority).weights()
@@ -128,6 +134,7 @@ def test_batch(
         except UserQuotaExceeded as exc:
             _refuse(context, store, lake, video_id, user_id, exc)
             return
+    mark_job(store, video_id, PROCESSING)  # its provider tasks hold GPU capacity now
     for r in rows:
         r["tokens_reserved"] = price
     # Past 80 % of the budget after this reservation: tell the user (economics.budget).
@@ -198,6 +205,7 @@ def _refuse(context, store: Store, lake: Lake, video_id: str, user_id: str, exc:
             notify_user(store, STAGE, user_id, video_id, "quota_exceeded", "Top up to continue", str(exc)),
         ],
     )
+    mark_job(store, video_id, DONE)
     warn(
         context,
         f"video {video_id}: {exc}",

@@ -11,6 +11,7 @@ from assets.ingest.proxy import make_proxy
 from assets.lineage import reads
 from assets.logs import warn
 from resources.events import event, record_pipeline_events, utcnow
+from resources.job_status import ACCEPTED, REJECTED, mark_job
 from resources.lake import Lake
 from resources.media import MediaStore
 from resources.notifications import notify_user
@@ -78,6 +79,7 @@ def ingested_video(
         ingest_ms=int((time.perf_counter() - started) * 1000),
         ingested_at=utcnow(),
     )
+    mark_job(store, video_id, ACCEPTED)  # a job now (workspace GPU admission counts it)
     record_pipeline_events(
         lake,
         [
@@ -108,6 +110,7 @@ def ingested_video(
 def _reject(context, store: Store, lake: Lake, row: dict, rejected: VideoRejected) -> pl.DataFrame:
     video_id = row["video_id"]
     row.update(status="rejected", reject_code=rejected.code, reject_reason=rejected.reason, ingested_at=utcnow())
+    mark_job(store, video_id, REJECTED)
     record_pipeline_events(
         lake,
         [

@@ -38,6 +38,11 @@ def quality_scores(
     """
     video = only_row(ingested_video, "ingested_video")
     params = dict(zip(test_batch["task_id"], test_batch["params"], strict=True))
+    # A fallback task (M6: a ranked task's provider failed for good) is not in the batch; it
+    # ran its effect type's parameters, which every task of that type shares.
+    by_effect = dict(zip(test_batch["effect_type"], test_batch["params"], strict=True))
+    for out in provider_outputs.iter_rows(named=True):
+        params.setdefault(out["task_id"], by_effect.get(out["effect_type"], "{}"))
     # Each output's margin as if it were the one delivered: the job's one charge (its
     # reservation, on every test_batch row) against this task's cost (economics.revenue).
     job_price = int(test_batch["tokens_reserved"].max() or 0)
