@@ -52,7 +52,7 @@ def content_analysis(
                         "temperature_class",
                         "dominant_style",
                         "detected_effects",
-                        "eligible_effect_types",
+                        "target_effect_types",
                         "borderline",
                         "analysis_ms",
                     )
@@ -66,6 +66,6 @@ def content_analysis(
             "dominant_style": row["dominant_style"],
             "scenes": row["scene_count"],
             "motion": row["motion_class"],
-            "eligible": ", ".join(row["eligible_effect_types"]) or "none",
+            "targets": ", ".join(row["target_effect_types"]) or "none",
         },
     )

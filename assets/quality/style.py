@@ -31,8 +31,9 @@ audited. Targets (where the score saturates at 1) are documented per effect:
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from assets.analysis.look import edge_density, palette_colours
 
 from .artifacts import frozen_share
 from .frames import DecodedVideo
@@ -42,13 +43,8 @@ DEFAULT_STRENGTH = 0.6  # data/effects.yaml catalog default for warm/cool grades
 DEFAULT_SLOW_FACTOR = 2.0  # data/effects.yaml slow_motion.params.factor
 RATIO_TOLERANCE = 0.25  # relative error at which duration/fps scores reach 0
 RATIO_DEADZONE = 0.03  # relative error still counted as exact (frames lost/added at the end)
-COLOUR_BITS = 5  # bits kept per RGB channel when counting colours (32768 bins)
-PALETTE_COVERAGE = 0.90  # share of pixels the dominant palette must cover
 COLOUR_REDUCTION_TARGET = 0.5
 EDGE_GAIN_TARGET = 0.25
-# Canny hysteresis thresholds (8-bit gradient units); the common 1:2 ratio of J. Canny,
-# "A Computational Approach to Edge Detection", IEEE TPAMI 8(6), 1986.
-CANNY_LOW, CANNY_HIGH = 100, 200
 
 KNOWN_EFFECTS = ("warm_grade", "cool_grade", "slow_motion", "cartoon")
 
@@ -93,10 +89,10 @@ def adherence(
     if effect_type == "cartoon":
         if not slots:
             return None, {}
-        colours_in = float(np.mean([_colours(inp.samples[s].rgb) for s in slots]))
-        colours_out = float(np.mean([_colours(out.samples[s].rgb) for s in slots]))
-        edges_in = float(np.mean([_edge_density(inp.samples[s].luma) for s in slots]))
-        edges_out = float(np.mean([_edge_density(out.samples[s].luma) for s in slots]))
+        colours_in = float(np.mean([palette_colours(inp.samples[s].rgb) for s in slots]))
+        colours_out = float(np.mean([palette_colours(out.samples[s].rgb) for s in slots]))
+        edges_in = float(np.mean([edge_density(inp.samples[s].luma) for s in slots]))
+        edges_out = float(np.mean([edge_density(out.samples[s].luma) for s in slots]))
         reduction = 1.0 - colours_out / max(colours_in, 1.0)
         # An edgeless input (flat colour) cannot gain edges relatively; count 1 edge pixel.
         gain = edges_out / max(edges_in, 1.0 / inp.samples[slots[0]].luma.size) - 1.0
@@ -150,18 +146,6 @@ def _ratio_score(ratio: float) -> float:
 def _rb(rgb: np.ndarray) -> float:
     means = rgb.reshape(-1, 3).mean(axis=0)
     return float(means[0] - means[2])
-
-
-def _colours(rgb: np.ndarray) -> int:
-    q = (rgb >> (8 - COLOUR_BITS)).astype(np.int32)
-    codes = (q[..., 0] << (2 * COLOUR_BITS)) | (q[..., 1] << COLOUR_BITS) | q[..., 2]
-    counts = np.sort(np.bincount(codes.ravel()))[::-1]
-    covered = np.cumsum(counts)
-    return int(np.searchsorted(covered, PALETTE_COVERAGE * covered[-1]) + 1)
-
-
-def _edge_density(luma: np.ndarray) -> float:
-    return float(np.count_nonzero(cv2.Canny(luma, CANNY_LOW, CANNY_HIGH))) / luma.size
 
 
 def _clip01(x: float) -> float:
