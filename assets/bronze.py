@@ -26,11 +26,15 @@ from resources.schemas import (
     AB_REQUESTS,
     APPROVAL_REQUESTS,
     BEST_RESULT,
+    CONTENT_ANALYSIS,
     EXECUTION_EVENTS,
     GALLERY_REVISIONS,
     INGESTED_VIDEO,
+    LLM_COSTS,
     PIPELINE_EVENTS,
+    PROMPT_VARIANTS,
     PROVIDER_OUTPUTS,
+    QUALITY_SCORES,
     RECOMMENDATIONS,
     TEST_BATCH,
     VIDEO_TABLES,
@@ -74,11 +78,17 @@ execution_events = _bronze(
     "telemetry (M6); `effectlake simulate` appends simulated ones outside runs.",
     upstream=[TEST_BATCH, PROVIDER_OUTPUTS],
 )
+llm_costs = _bronze(
+    LLM_COSTS,
+    "A job's Gemini calls (analysis M2, prompt refinement M4, judge M7), one cost line each; "
+    "job_margins adds them to the job's cost.",
+    upstream=[CONTENT_ANALYSIS, PROMPT_VARIANTS, QUALITY_SCORES],
+)
 ab_requests = _bronze(
     AB_REQUESTS, "Admin A/B test requests on an ingested video (written by the API).", upstream=[INGESTED_VIDEO]
 )
 
-BRONZE: list[dg.AssetSpec] = [pipeline_events, execution_events, ab_requests]
+BRONZE: list[dg.AssetSpec] = [pipeline_events, execution_events, llm_costs, ab_requests]
 
 STORE: list[dg.AssetSpec] = [
     _store("uploads", "Uploads, written by the intake API (random video ids, per-workspace de-duplication)."),
@@ -87,12 +97,12 @@ STORE: list[dg.AssetSpec] = [
         "ledger_entries",
         "The token ledger with row-locked balances: credits (API), one reservation per job (M5 test_batch), "
         "consume on delivery (M5 best_result), refund (no usable result, M10 rejection).",
-        upstream=[TEST_BATCH, BEST_RESULT, GALLERY_REVISIONS],
+        upstream=[CONTENT_ANALYSIS, TEST_BATCH, BEST_RESULT, GALLERY_REVISIONS],
     ),
     _store(
         "notifications",
         "The notification outbox, written by the stages that tell a user something.",
-        upstream=[INGESTED_VIDEO, TEST_BATCH, BEST_RESULT, APPROVAL_REQUESTS, GALLERY_REVISIONS],
+        upstream=[INGESTED_VIDEO, CONTENT_ANALYSIS, TEST_BATCH, BEST_RESULT, APPROVAL_REQUESTS, GALLERY_REVISIONS],
     ),
     _store(
         "decisions",
