@@ -108,9 +108,7 @@ def content_analysis(
         except ANALYSIS_ERRORS as exc:
             _failed(context, store, lake, video, attempts, exc)
             return
-        outcome = with_fallback(
-            gemini, lambda g: g.analyze_video(path, description, taxonomy, effects["effects"])
-        )
+        outcome = with_fallback(gemini, lambda g: g.analyze_video(path, description, taxonomy, effects["effects"]))
     record_llm_cost(lake, video_id, STAGE, outcome.usage)
     row, sources = merge_analysis(local.to_dict(), outcome.value)
     if outcome.value is not None:  # Gemini named the looks: the targets follow its names too

@@ -61,8 +61,9 @@ REPEAT_LEVEL = 0.35
 # motion_class upper bounds on motion_level (mean |delta luma| / 255 per 1/25 s, 160 px luma).
 # static < 0.0015 (~0.4 luma level: compression flicker of a still shot, a lavfi color source
 #   measures 0.0); low < 0.01 (~2.5 levels: talking heads, a fixed camera on small walkers, e.g.
-#   bigbuckbunny 0.006, Megamind 0.005, vtest 0.002); medium < 0.03 (walking subjects, moving background, e.g. carphone 0.015, bikes
-#   0.020); high above (fast action, whole-frame change). Values from the golden set (data/golden/).
+#   bigbuckbunny 0.006, Megamind 0.005, vtest 0.002); medium < 0.03 (walking subjects, moving
+#   background, e.g. carphone 0.015, bikes 0.020); high above (fast action, whole-frame change).
+#   Values from the golden set (data/golden/).
 MOTION_CLASSES: tuple[tuple[str, float], ...] = (
     ("static", 0.0015),
     ("low", 0.01),

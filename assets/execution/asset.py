@@ -4,6 +4,7 @@ TaskFailed, with measured telemetry; settle each task's reserved tokens."""
 import json
 import os
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import dagster as dg
@@ -90,14 +91,17 @@ def provider_outputs(
     video = only_row(ingested_video, "ingested_video")
     tasks = list(test_batch.iter_rows(named=True))
     registry = providers.registry()
-    with media.local_file(video["proxy_key"]) as proxy, tempfile.TemporaryDirectory() as workdir:
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as workdir:
+        # Each task renders on its input_key (M5: the job's neutral reference clip), else the proxy.
+        keys = {t.get("input_key") or video["proxy_key"] for t in tasks}
+        inputs = {k: stack.enter_context(media.local_file(k)) for k in sorted(keys)}
         jobs = [
             ProviderTask(
                 task_id=t["task_id"],
                 video_id=t["video_id"],
                 effect_type=t["effect_type"],
                 provider_id=t["provider_id"],
-                input_path=proxy,
+                input_path=inputs[t.get("input_key") or video["proxy_key"]],
                 output_path=str(Path(workdir) / f"{t['task_id']}.mp4"),
                 params=json.loads(t["params"]),
                 prompt=t["prompt"],
