@@ -76,6 +76,7 @@ class UploadRow(BaseModel):
     source: str
     status: str
     uploaded_at: datetime
+    description: str | None = None
 
 
 IngestedVideoRow = row_model("IngestedVideoRow", INGESTED_VIDEO.schema, "A row of silver ``ingested_video``.")

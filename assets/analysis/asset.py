@@ -13,7 +13,7 @@ import dagster as dg
 import polars as pl
 
 from assets.analysis.features import ContentAnalysis, analyze_video
-from assets.analysis.targets import MAX_DESCRIPTION_CHARS, target_effects
+from assets.analysis.targets import target_effects
 from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.lineage import reads
 from resources.catalog import Catalog
@@ -28,6 +28,7 @@ from resources.refunds import refund_and_notify
 from resources.retry import transient_failures
 from resources.schemas import CONTENT_ANALYSIS, UPLOADS
 from resources.store.client import Store
+from resources.store.models import MAX_DESCRIPTION_CHARS
 
 STAGE = "M2"
 # Attempts of the local analysis before the video is given up as analysis_failed (the plan's

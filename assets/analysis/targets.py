@@ -42,8 +42,6 @@ STRENGTH_RANGE = (0.1, 1.0)
 LUMA_BINS_PER_LEVEL = 2.55
 LEVELS_RANGE = (3, 12)
 FACTOR_RANGE = (1.5, 4.0)
-#: Longest description M2 and M4 read (characters); the API refuses longer ones.
-MAX_DESCRIPTION_CHARS = 1000
 
 
 @dataclass(frozen=True)

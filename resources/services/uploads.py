@@ -81,6 +81,8 @@ class IncomingUpload:
         workspace_id: the caller's workspace (de-duplication scope).
         priorities: the caller's priority weights as JSON (already validated), None =
             balanced.
+        description: the caller's words for the effect they want (already bounded), None =
+            none given.
     """
 
     stream: BinaryIO
@@ -89,6 +91,7 @@ class IncomingUpload:
     user_id: str
     workspace_id: str
     priorities: str | None = None
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +231,7 @@ def accept_upload(store: Store, media: MediaStore, upload: IncomingUpload, *, ma
         source="upload",
         status="uploaded",
         priorities=upload.priorities,
+        description=upload.description,
     )
     video_id = result.upload["video_id"]
     log.info("upload_accepted", video_id=video_id, bytes=inspected.bytes, duplicate=result.duplicate)

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from resources.filenames import sanitize_filename
 from resources.store.errors import Conflict, InvalidInput, UnknownUser, UploadNotFound
-from resources.store.models import UPLOAD_SOURCES, UPLOAD_STATUSES, Upload, UploadRejection, User
+from resources.store.models import MAX_DESCRIPTION_CHARS, UPLOAD_SOURCES, UPLOAD_STATUSES, Upload, UploadRejection, User
 from resources.store.sql import as_dict, insert_ignore, new_id, utcnow
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -78,6 +78,7 @@ def create_upload(
     source: str = "upload",
     status: str = "uploaded",
     priorities: str | None = None,
+    description: str | None = None,
     at: datetime | None = None,
 ) -> UploadResult:
     """Record an upload of ``user_id`` (in the user's workspace); de-duplication: module doc.
@@ -89,12 +90,17 @@ def create_upload(
             (the original's key is used).
         priorities: the user's priority weights as JSON (validated by the caller), None =
             balanced.
+        description: the user's words for the effect they want (at most
+            MAX_DESCRIPTION_CHARS), None = none given.
     Raises:
-        UnknownUser; InvalidInput: bad hash, size, source or status.
+        UnknownUser; InvalidInput: bad hash, size, source, status or a description over
+            MAX_DESCRIPTION_CHARS.
     """
     _check_sha(sha256)
     if source not in UPLOAD_SOURCES or status not in UPLOAD_STATUSES:
         raise InvalidInput(f"source must be one of {UPLOAD_SOURCES}, status one of {UPLOAD_STATUSES}")
+    if description is not None and len(description) > MAX_DESCRIPTION_CHARS:
+        raise InvalidInput(f"description must be at most {MAX_DESCRIPTION_CHARS} characters")
     if bytes_ is not None and (isinstance(bytes_, bool) or not isinstance(bytes_, int) or bytes_ < 0):
         raise InvalidInput("bytes must be a non-negative integer")
     workspace_id = _user(session, user_id).workspace_id
@@ -109,6 +115,7 @@ def create_upload(
         "source": source,
         "status": status,
         "priorities": priorities,
+        "description": description,
         "uploaded_at": at or utcnow(),
     }
     if sha256 is None:
