@@ -1,6 +1,9 @@
 """The main job end to end: real HTTP uploads → real sensors → Dagster runs on real video →
 admin approval over HTTP → EffectPublished, with every event in order under one
-correlation id; a corrupt upload in the same batch is rejected without hurting the rest."""
+correlation id; a corrupt upload in the same batch is rejected without hurting the rest.
+
+The example is a real clip with a warm grade applied (ffmpeg ``colortemperature``): the job
+builds that warm grade on the neutral reference clip, and its best result is a warm grade."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pipelines.definitions import build_definitions
 from resources.lake import Lake
 from resources.schemas import LEDGER_ENTRIES, NOTIFICATIONS, PIPELINE_EVENTS, PROVIDER_OUTPUTS, TEST_BATCH
 from tests.api_users import ADMIN, new_user
+from tests.clips import h264_clip
 from tests.harness import Driver
 from tests.server import serve
 
@@ -30,6 +34,13 @@ def _event_types(lake: Lake, video_id: str) -> list[str]:
     return ev["event_type"].to_list()
 
 
+@pytest.fixture(scope="module")
+def warm_bikes(tmp_path_factory, short_bikes):
+    """The user's example: 2 s of bikes.mp4 with a visible warm grade (3500 K) applied."""
+    out = tmp_path_factory.mktemp("examples") / "warm_bikes.mp4"
+    return h264_clip(short_bikes, out, "2", "-vf", "colortemperature=temperature=3500")
+
+
 @pytest.fixture
 def world(settings, instance):
     defs = build_definitions(settings)
@@ -38,12 +49,12 @@ def world(settings, instance):
         yield Driver(defs, instance), client, Lake(uri=settings.lake_uri)
 
 
-def test_upload_to_published_through_sensors(world, short_bikes, tmp_path):
+def test_upload_to_published_through_sensors(world, warm_bikes, tmp_path):
     driver, client, lake = world
     truncated = tmp_path / "truncated.mp4"
-    truncated.write_bytes(short_bikes.read_bytes()[: short_bikes.stat().st_size // 3])
+    truncated.write_bytes(warm_bikes.read_bytes()[: warm_bikes.stat().st_size // 3])
 
-    good = _upload(client, short_bikes)
+    good = _upload(client, warm_bikes)
     bad = _upload(client, truncated)
     assert good.status_code == 202 and bad.status_code == 202
     vid, bad_vid = good.json()["video_id"], bad.json()["video_id"]
@@ -68,6 +79,17 @@ def test_upload_to_published_through_sensors(world, short_bikes, tmp_path):
     status = client.get(f"/v1/videos/{vid}").json()
     assert status["stage"] == "awaiting_approval"
     assert status["result"]["outcome"] == "selected"
+    # The example shows a warm grade: the job builds it (on the reference clip, not on the
+    # example) and the best result is a warm grade that looks like the example.
+    assert status["analysis"]["target_effect_types"] == ["warm_grade"]
+    assert {o["effect_type"] for o in status["outputs"]} == {"warm_grade"}
+    assert status["result"]["effect_type"] == "warm_grade"
+    [input_key] = lake.read(TEST_BATCH, pl.col("video_id") == vid)["input_key"].unique().to_list()
+    assert input_key.startswith("reference/") and input_key != status["video"]["proxy_key"]
+    best = next(o for o in status["outputs"] if o["task_id"] == status["result"]["task_id"])
+    # A warm look, nearer the example's temperature than the ungraded reference (~130 mired away).
+    assert best["measurements"]["look_color_temperature_out"] < 4500
+    assert best["style_adherence"] > 0 and best["measurements"]["look_mired_distance"] < 100
     assert {o["status"] for o in status["outputs"]} <= {"scored", "unknown"}
     approval_id = status["approval"]["approval_id"]
     pending = client.get("/v1/admin/approvals", headers=ADMIN).json()["items"]
@@ -87,6 +109,10 @@ def test_upload_to_published_through_sensors(world, short_bikes, tmp_path):
     slug = final["gallery"]["slug"]
     effect = client.get(f"/v1/effects/{slug}").json()
     assert effect["snapshot"]["source_video_id"] == vid
+    # Side by side: the example, the reference clip and the effect applied to it.
+    assert effect["snapshot"]["example_key"] == status["video"]["proxy_key"]
+    assert effect["snapshot"]["reference_key"] == input_key
+    assert effect["example_url"] and effect["reference_url"] and effect["preview_url"]
     assert client.get(effect["preview_url"].replace("http://testserver", "")).content[4:8] == b"ftyp"
     assert [e["slug"] for e in client.get("/v1/effects").json()["items"]] == [slug]
 
