@@ -12,6 +12,8 @@ from api.app import create_app
 from resources.services.admission import ADMIT, QUEUE, REFUSE, decide
 from resources.store.errors import InvalidInput
 from resources.store.models import UPLOAD_STATUSES
+from tests.api_users import new_user, new_workspace
+from tests.load import burst, distinct_clips
 from tests.server import serve
 
 pytest_plugins = ["tests.store_fixtures"]
@@ -108,3 +110,24 @@ def test_the_door_admits_queues_then_refuses_with_retry_after(settings):
         text = c.get("/metrics").text
     for decision, count in ((ADMIT, 1), (QUEUE, 2), (REFUSE, 2)):
         assert f'effectlake_admission_decisions_total{{decision="{decision}"}} {count}.0' in text
+
+
+@pytest.mark.slow
+@pytest.mark.video
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_concurrent_uploads_never_take_more_places_than_the_workspace_has(
+    settings, short_bikes, tmp_path, empty_database, backend
+):
+    # One slot and one queue place: of 12 distinct uploads sent at once, exactly 2 become
+    # jobs and the rest are refused with Retry-After — the count is taken at the insert, with
+    # the workspace row locked, not only at the door.
+    settings = settings.model_copy(update={"database_url": empty_database(backend), "gpu_queue_per_slot": 1})
+    clips = distinct_clips(short_bikes, tmp_path, 12)
+    app = create_app(settings)
+    with serve(app) as base:
+        with httpx.Client(base_url=base, timeout=30) as c:
+            user = new_user(c, new_workspace(c, "tight", max_concurrent_gpu_jobs=1))
+        answers, _ = burst(base, [(user["headers"], f"c{i}.mp4", clip) for i, clip in enumerate(clips)])
+    statuses = sorted(a.status for a in answers)
+    assert statuses == [202, 202] + [429] * 10, statuses
+    assert len(app.state.clients.store.uploads(user["user_id"])) == 2

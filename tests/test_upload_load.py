@@ -31,7 +31,8 @@ def test_concurrent_uploads_store_each_once_and_fail_none(settings, short_bikes,
     store = app.state.clients.store
     with serve(app) as base:
         with httpx.Client(base_url=base, timeout=30) as c:
-            workspaces = [new_workspace(c, f"w{i}") for i in range(2)]
+            # Quotas far above the burst: this measures the intake, not the GPU admission.
+            workspaces = [new_workspace(c, f"w{i}", max_concurrent_gpu_jobs=1000) for i in range(2)]
             users = [new_user(c, workspaces[i % 2]) for i in range(USERS)]
         requests = [(users[i % USERS]["headers"], f"clip{i}.mp4", clips[i]) for i in range(DISTINCT)]
         # The same bytes, at once, from one user: one upload, whatever the interleaving.

@@ -16,16 +16,21 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlencode, urlsplit
 
 import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.deps import CallerDep, MediaDep, SettingsDep, StoreDep
+from api.admission import AdmissionDep, exact_admission
+from api.deps import Caller, CallerDep, MediaDep, SettingsDep, StoreDep
+from api.idempotency import IdempotencyKey, respond
 from api.models import UploadAccepted, UploadError
 from resources.filenames import sanitize_filename
 from resources.intake import acceptance
@@ -33,8 +38,11 @@ from resources.intake.fetch import LinkTimedOut, LinkTooLarge
 from resources.intake.link import LinkFailed, LinkRequest, download_link
 from resources.intake.signing import InvalidSignature, SignedGrant, sign, signing_secret, verify
 from resources.intake.ssrf import LinkPolicy, LinkRefused, Resolver, system_resolver
+from resources.media import MediaStore
 from resources.services.uploads import UploadRejected, check_balance, check_content_type, check_size
 from resources.settings import Settings
+from resources.store.client import Store
+from resources.store.idempotency import request_hash
 from resources.store.uploads import UploadResult
 
 router = APIRouter(tags=["uploads"])
@@ -96,16 +104,32 @@ def _secret(settings: Settings) -> bytes:
     return signing_secret(settings.upload_signing_secret, settings.data_dir)
 
 
-@router.post(
-    "/v1/uploads/presign",
-    status_code=201,
-    responses=REFUSED,
-)
+@router.post("/v1/uploads/presign", status_code=201, response_model=PresignedUpload, responses=REFUSED)
 def presign(
-    body: PresignRequest, caller: CallerDep, store: StoreDep, media: MediaDep, settings: SettingsDep
-) -> PresignedUpload:
+    request: Request,
+    body: PresignRequest,
+    caller: CallerDep,
+    store: StoreDep,
+    media: MediaDep,
+    settings: SettingsDep,
+    admission: AdmissionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Create a ``pending`` upload and a URL to PUT its bytes to (S3's presigned URL on an
     S3 media store, else one signed by this API), valid ``Settings.upload_url_ttl_s``."""
+    fingerprint = request_hash(body.model_dump(mode="json"))
+    work = partial(_presign, body, caller, store, media, settings, exact_admission(request, settings))
+    return respond(store, caller, "POST /v1/uploads/presign", idempotency_key, fingerprint, work)
+
+
+def _presign(
+    body: PresignRequest,
+    caller: Caller,
+    store: Store,
+    media: MediaStore,
+    settings: Settings,
+    admit: Callable[[dict], None],
+) -> tuple[int, PresignedUpload]:
     user = {"user_id": caller.user_id, "workspace_id": caller.workspace_id}
     try:
         check_balance(store, caller.user_id)
@@ -123,6 +147,7 @@ def presign(
         media_key=None,
         source=PRESIGN_SOURCE,
         status="pending",
+        admit=admit,
     ).upload
     video_id = row["video_id"]
     expires = int(time.time()) + settings.upload_url_ttl_s
@@ -139,7 +164,7 @@ def presign(
         grant = _grant(video_id, expires, body.bytes)
         query = urlencode({"expires": expires, "max_bytes": body.bytes, "signature": sign(_secret(settings), grant)})
         url = f"{settings.api_base_url.rstrip('/')}/v1/uploads/{video_id}/content?{query}"
-    return PresignedUpload(
+    return 201, PresignedUpload(
         video_id=video_id, upload_url=url, headers=headers, expires_at=datetime.fromtimestamp(expires, UTC)
     )
 
@@ -261,20 +286,37 @@ def _link_filename(url: str, path: Path) -> str:
 @router.post(
     "/v1/uploads/link",
     status_code=202,
+    response_model=UploadAccepted,
     responses=REFUSED | {422: {"model": UploadError}, 502: {"model": UploadError}, 504: {"model": UploadError}},
 )
 def upload_link(
+    request: Request,
     body: LinkUpload,
     caller: CallerDep,
     store: StoreDep,
     media: MediaDep,
     settings: SettingsDep,
     resolver: ResolverDep,
-) -> UploadAccepted:
+    admission: AdmissionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Download the video behind a TikTok / Instagram / YouTube Shorts link (at most
     ``Settings.max_upload_bytes`` within ``Settings.link_timeout_s``) and accept it as a
     direct upload would be: 202. Refused: 422 ``link_refused`` (not a supported link, or it
     leads to a private address), 413, 504 ``link_timeout``, 502 ``link_failed``."""
+    work = partial(_upload_link, body, caller, store, media, settings, resolver, exact_admission(request, settings))
+    return respond(store, caller, "POST /v1/uploads/link", idempotency_key, request_hash(body.model_dump()), work)
+
+
+def _upload_link(
+    body: LinkUpload,
+    caller: Caller,
+    store: Store,
+    media: MediaStore,
+    settings: Settings,
+    resolver: Resolver,
+    admit: Callable[[dict], None],
+) -> tuple[int, UploadAccepted]:
     user = {"user_id": caller.user_id, "workspace_id": caller.workspace_id}
     filename = body.url
     try:
@@ -300,8 +342,9 @@ def upload_link(
                 filename=filename,
                 source=LINK_SOURCE,
                 max_bytes=settings.max_upload_bytes,
+                admit=admit,
             )
     except UploadRejected as exc:
         acceptance.record_refusal(store, user, exc, filename=filename, content_type=None)
         raise
-    return _accepted(result)
+    return 202, _accepted(result)

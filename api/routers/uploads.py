@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import Response
 
+from api.admission import AdmissionDep, exact_admission
 from api.deps import CallerDep, MediaDep, SettingsDep, StoreDep
 from api.idempotency import IdempotencyKey, respond
 from api.models import ErrorDetail, UploadAccepted, UploadError
@@ -43,7 +44,9 @@ def _fingerprint(file: UploadFile, *fields: str | None) -> str:
 
 @router.post("/v1/uploads", status_code=202, response_model=UploadAccepted, responses=REFUSED)
 def upload(
+    request: Request,
     caller: CallerDep,
+    admission: AdmissionDep,
     store: StoreDep,
     media: MediaDep,
     settings: SettingsDep,
@@ -84,6 +87,7 @@ def upload(
                 file.file, file.filename, file.content_type, caller.user_id, caller.workspace_id, weights, wanted
             ),
             max_upload_bytes=settings.max_upload_bytes,
+            admit=exact_admission(request, settings),
         )
         return 202, UploadAccepted(
             video_id=accepted.video_id,

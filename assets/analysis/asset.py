@@ -20,6 +20,7 @@ from resources.events import event, record_pipeline_events
 from resources.gemini.client import GeminiClient
 from resources.gemini.fallback import merge_analysis, with_fallback
 from resources.gemini.prompts import ANALYSIS
+from resources.job_status import DONE, mark_job
 from resources.lake import Lake
 from resources.llm_costs import record_llm_cost
 from resources.media import MediaStore
@@ -163,3 +164,4 @@ def _failed(context, store: Store, lake: Lake, video: dict, attempts: int, exc: 
         title="We could not analyse your video",
         body="Your example video could not be analysed; nothing was charged ({tokens} tokens refunded).",
     )
+    mark_job(store, video["video_id"], DONE)  # no GPU work will follow

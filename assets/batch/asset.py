@@ -20,6 +20,7 @@ from economics.routing import current_rankings, select_providers
 from economics.telemetry import DISPATCHED_EVENT
 from resources.catalog import Catalog
 from resources.events import event, record_execution_events, record_pipeline_events, stable_id, utcnow
+from resources.job_status import DONE, PROCESSING, mark_job
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.media import MediaStore
@@ -105,6 +106,7 @@ def test_batch(
         )
     if not rows:
         _no_target(store, lake, catalog, video_id, user_id, prompt_variants.height)
+        mark_job(store, video_id, DONE)
         return
     input_key = reference_input(
         media, catalog.reference_suite(), platform.reference_seconds, platform.reference_max_side
@@ -126,6 +128,7 @@ def test_batch(
         except UserQuotaExceeded as exc:
             _refuse(context, store, lake, video_id, user_id, exc)
             return
+    mark_job(store, video_id, PROCESSING)  # its provider tasks hold GPU capacity now
     for r in rows:
         r["tokens_reserved"] = price
     # Past 80 % of the budget after this reservation: tell the user (economics.budget).
@@ -218,4 +221,5 @@ def _refuse(context, store: Store, lake: Lake, video_id: str, user_id: str, exc:
             notify_user(store, STAGE, user_id, video_id, "quota_exceeded", "Top up to continue", str(exc)),
         ],
     )
+    mark_job(store, video_id, DONE)
     context.log.warning(f"video {video_id}: {exc}")

@@ -18,6 +18,7 @@ from economics.margin import margin
 from economics.telemetry import finished_executions
 from resources.catalog import Catalog
 from resources.events import event, record_pipeline_events, utcnow
+from resources.job_status import DONE, mark_job
 from resources.lake import Lake
 from resources.priorities import Priorities, parse_priorities
 from resources.providers.client import ProviderRegistry
@@ -71,6 +72,7 @@ def best_result(
     if ranked.is_empty():
         return _no_result(context, store, lake, video_id, test_batch, candidates.height, now)
     best = ranked.row(0, named=True)
+    mark_job(store, video_id, DONE)  # the GPU work is over (the admin's decision is not GPU work)
     try:
         charged = store.consume(ledger.job_id(video_id), "delivered", at=now)["tokens"]
     except JobNotReserved:  # a job with nothing to charge (no priced task) reserved nothing
@@ -156,6 +158,7 @@ def upload_priorities(context, lake: Lake, video_id: str, default: str) -> Prior
 
 
 def _no_result(context, store, lake, video_id, test_batch, outputs, now) -> pl.DataFrame:
+    mark_job(store, video_id, DONE)
     refund_and_notify(
         store,
         lake,

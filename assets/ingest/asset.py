@@ -10,6 +10,7 @@ from assets.ingest.probe import IngestLimits, VideoRejected, probe_video, valida
 from assets.ingest.proxy import make_proxy
 from assets.lineage import reads
 from resources.events import event, record_pipeline_events, utcnow
+from resources.job_status import ACCEPTED, REJECTED, mark_job
 from resources.lake import Lake
 from resources.media import MediaStore
 from resources.notifications import notify_user
@@ -77,6 +78,7 @@ def ingested_video(
         ingest_ms=int((time.perf_counter() - started) * 1000),
         ingested_at=utcnow(),
     )
+    mark_job(store, video_id, ACCEPTED)  # a job now (workspace GPU admission counts it)
     record_pipeline_events(
         lake,
         [
@@ -107,6 +109,7 @@ def ingested_video(
 def _reject(context, store: Store, lake: Lake, row: dict, rejected: VideoRejected) -> pl.DataFrame:
     video_id = row["video_id"]
     row.update(status="rejected", reject_code=rejected.code, reject_reason=rejected.reason, ingested_at=utcnow())
+    mark_job(store, video_id, REJECTED)
     record_pipeline_events(
         lake,
         [

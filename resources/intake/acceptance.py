@@ -13,6 +13,7 @@ object per content) and recorded with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -62,6 +63,7 @@ def accept_file(
     filename: str,
     source: str,
     max_bytes: int,
+    admit: Callable[[dict], None] | None = None,
 ) -> UploadResult:
     """Accept the local file ``path`` as an upload of ``user`` (``user_id``,
     ``workspace_id``; ``source``: ``link``), recorded with the MIME type of its container.
@@ -80,6 +82,7 @@ def accept_file(
         bytes_=inspected.bytes,
         media_key=key,
         source=source,
+        admit=admit,
     )
     log.info("upload_accepted", video_id=result.upload["video_id"], source=source, bytes=inspected.bytes)
     return result

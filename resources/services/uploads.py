@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -105,11 +106,19 @@ class AcceptedUpload:
     bytes: int
 
 
-def receive_upload(store: Store, media: MediaStore, upload: IncomingUpload, *, max_upload_bytes: int) -> AcceptedUpload:
+def receive_upload(
+    store: Store,
+    media: MediaStore,
+    upload: IncomingUpload,
+    *,
+    max_upload_bytes: int,
+    admit: Callable[[dict], None] | None = None,
+) -> AcceptedUpload:
     """Accept ``upload`` or record why not.
 
     Args:
         max_upload_bytes: size limit, bytes (``Settings.max_upload_bytes``).
+        admit: the GPU admission decided at the insert (``Store.create_upload``'s ``admit``).
 
     Raises:
         UploadRejected: 402 ``UserQuotaExceeded`` (no tokens available), 415
@@ -119,7 +128,7 @@ def receive_upload(store: Store, media: MediaStore, upload: IncomingUpload, *, m
         resources.store.errors.StoreError: the store refused (e.g. ``StoreBusy``).
     """
     try:
-        return accept_upload(store, media, upload, max_upload_bytes=max_upload_bytes)
+        return accept_upload(store, media, upload, max_upload_bytes=max_upload_bytes, admit=admit)
     except UploadRejected as exc:
         record_rejection(store, upload, exc)
         raise
@@ -203,7 +212,14 @@ def inspect_stream(stream: BinaryIO, max_bytes: int, sink: BinaryIO | None = Non
     return Inspected(sha256=digest.hexdigest(), bytes=size, container=container)
 
 
-def accept_upload(store: Store, media: MediaStore, upload: IncomingUpload, *, max_upload_bytes: int) -> AcceptedUpload:
+def accept_upload(
+    store: Store,
+    media: MediaStore,
+    upload: IncomingUpload,
+    *,
+    max_upload_bytes: int,
+    admit: Callable[[dict], None] | None = None,
+) -> AcceptedUpload:
     """The checks and the storing of ``receive_upload``, without recording a rejection.
 
     The bytes are stored before the row is written: a row never points at a missing object.
@@ -232,6 +248,7 @@ def accept_upload(store: Store, media: MediaStore, upload: IncomingUpload, *, ma
         status="uploaded",
         priorities=upload.priorities,
         description=upload.description,
+        admit=admit,
     )
     video_id = result.upload["video_id"]
     log.info("upload_accepted", video_id=video_id, bytes=inspected.bytes, duplicate=result.duplicate)

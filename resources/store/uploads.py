@@ -19,6 +19,7 @@ re-reading the row that won.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from resources.filenames import sanitize_filename
+from resources.store import admission
 from resources.store.errors import Conflict, InvalidInput, UnknownUser, UploadNotFound
 from resources.store.models import MAX_DESCRIPTION_CHARS, UPLOAD_SOURCES, UPLOAD_STATUSES, Upload, UploadRejection, User
 from resources.store.sql import as_dict, insert_ignore, new_id, utcnow
@@ -80,6 +82,7 @@ def create_upload(
     priorities: str | None = None,
     description: str | None = None,
     at: datetime | None = None,
+    admit: Callable[[dict], None] | None = None,
 ) -> UploadResult:
     """Record an upload of ``user_id`` (in the user's workspace); de-duplication: module doc.
 
@@ -92,9 +95,13 @@ def create_upload(
             balanced.
         description: the user's words for the effect they want (at most
             MAX_DESCRIPTION_CHARS), None = none given.
+        admit: GPU admission of a new job: called with the workspace's ``admission.gpu_load``
+            (workspace row locked) just before a new row is inserted, in the same
+            transaction, so the count it sees cannot change before the insert; it raises to
+            refuse (nothing is inserted). Not called when the user already has these bytes.
     Raises:
         UnknownUser; InvalidInput: bad hash, size, source, status or a description over
-            MAX_DESCRIPTION_CHARS.
+            MAX_DESCRIPTION_CHARS; whatever ``admit`` raises.
     """
     _check_sha(sha256)
     if source not in UPLOAD_SOURCES or status not in UPLOAD_STATUSES:
@@ -118,6 +125,8 @@ def create_upload(
         "description": description,
         "uploaded_at": at or utcnow(),
     }
+    if admit is not None and (sha256 is None or _by_content(session, workspace_id, sha256, user_id) is None):
+        admit(admission.gpu_load(session, workspace_id, lock=True))
     if sha256 is None:
         return UploadResult(_insert(session, row), True)
     for _ in range(3):  # each pass either returns or lost a race that a re-read resolves
