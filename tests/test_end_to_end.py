@@ -17,7 +17,6 @@ from pipelines.definitions import build_definitions
 from resources.lake import Lake
 from resources.schemas import LEDGER_ENTRIES, NOTIFICATIONS, PIPELINE_EVENTS, PROVIDER_OUTPUTS, TEST_BATCH
 from tests.api_users import ADMIN, new_user
-from tests.clips import h264_clip
 from tests.harness import Driver
 from tests.server import serve
 
@@ -32,13 +31,6 @@ def _upload(client: httpx.Client, path, name: str | None = None) -> httpx.Respon
 def _event_types(lake: Lake, video_id: str) -> list[str]:
     ev = lake.read(PIPELINE_EVENTS, pl.col("correlation_id") == video_id).sort("occurred_at")
     return ev["event_type"].to_list()
-
-
-@pytest.fixture(scope="module")
-def warm_bikes(tmp_path_factory, short_bikes):
-    """The user's example: 2 s of bikes.mp4 with a visible warm grade (3500 K) applied."""
-    out = tmp_path_factory.mktemp("examples") / "warm_bikes.mp4"
-    return h264_clip(short_bikes, out, "2", "-vf", "colortemperature=temperature=3500")
 
 
 @pytest.fixture
@@ -150,9 +142,9 @@ def test_upload_to_published_through_sensors(world, warm_bikes, tmp_path):
     assert sorted(notes["kind"]) == ["effect_published", "preview_ready"]
 
 
-def test_same_bytes_twice_is_one_video_and_one_run(world, short_bikes):
+def test_same_bytes_twice_is_one_video_and_one_run(world, warm_bikes):
     driver, client, _lake = world
-    first, second = _upload(client, short_bikes).json(), _upload(client, short_bikes, "again.mp4").json()
+    first, second = _upload(client, warm_bikes).json(), _upload(client, warm_bikes, "again.mp4").json()
     assert first["video_id"] == second["video_id"]
     assert (first["duplicate"], second["duplicate"]) == (False, True)
     requests = driver.tick("upload_sensor")
@@ -160,9 +152,9 @@ def test_same_bytes_twice_is_one_video_and_one_run(world, short_bikes):
     assert driver.tick("upload_sensor") == []
 
 
-def test_rerunning_a_stage_never_duplicates_events_or_ledger_entries(world, short_bikes):
+def test_rerunning_a_stage_never_duplicates_events_or_ledger_entries(world, warm_bikes):
     driver, client, lake = world
-    vid = _upload(client, short_bikes).json()["video_id"]
+    vid = _upload(client, warm_bikes).json()["video_id"]
     [request] = driver.tick("upload_sensor")
     assert driver.run("upload_sensor", request).success
     before = (lake.read(PIPELINE_EVENTS).height, lake.read(LEDGER_ENTRIES).height)
