@@ -13,7 +13,7 @@ XDIST  ?= -n auto --dist loadfile
 # rewrites it (keeping the current pins where they still fit) after pyproject.toml changes.
 LOCK   := requirements.lock
 
-.PHONY: install demo test lint typecheck lock system-deps
+.PHONY: install demo demo-prod test lint typecheck lock system-deps
 
 # Install exactly the locked versions, then the project itself without touching them. Runs again
 # whenever pyproject.toml or the lock changes.
@@ -49,6 +49,11 @@ install: $(VENV)/.installed system-deps
 
 demo: install
 	$(VENV)/bin/effectlake demo $(ARGS)
+
+# The same demo on the production components (PostgreSQL, an S3 API, Redis; docs/deployment.md):
+# it starts those that are not running on 127.0.0.1 and stops them afterwards.
+demo-prod: install
+	$(VENV)/bin/effectlake demo-prod $(ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

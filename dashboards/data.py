@@ -294,11 +294,12 @@ def benchmark_matrix(matrix: pl.DataFrame) -> pl.DataFrame:
 
 def latest_health(registry: pl.DataFrame) -> pl.DataFrame:
     """The newest provider_registry snapshot of every provider: provider_id, mode, healthy,
-    health_detail, latency_ms, checked_at, effect_types (comma-joined)."""
+    breaker_state, health_detail, latency_ms, checked_at, effect_types (comma-joined)."""
     columns = [
         "provider_id",
         "mode",
         "healthy",
+        "breaker_state",
         "health_detail",
         "latency_ms",
         "checked_at",

@@ -28,10 +28,12 @@ from assets.prompts.asset import prompt_variants
 from assets.quality.asset import quality_scores
 from assets.registry.asset import provider_registry
 from pipelines.checks import CHECKS
+from pipelines.executors import executor_for
 from pipelines.jobs import (
     ab_job,
     benchmark_job,
     benchmark_schedule,
+    collect_job,
     economics_job,
     economics_schedule,
     evaluation_job,
@@ -46,6 +48,7 @@ from pipelines.sensors import (
     completion_sensor,
     landing_sensor,
     provider_change_sensor,
+    remote_task_sensor,
     upload_sensor,
 )
 from resources.clients import Clients
@@ -93,21 +96,25 @@ def build_resources(settings: Settings) -> dict:
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """The Definitions for ``settings`` (default: read from the environment)."""
+    """The Definitions for ``settings`` (default: read from the environment); every job runs
+    with the executor ``settings.executor`` names (``pipelines.executors``)."""
+    settings = settings or get_settings()
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
-        jobs=[landing_job, intake_job, evaluation_job, publish_job, economics_job, benchmark_job, ab_job],
+        jobs=[landing_job, intake_job, collect_job, evaluation_job, publish_job, economics_job, benchmark_job, ab_job],
         sensors=[
             landing_sensor,
             upload_sensor,
             completion_sensor,
+            remote_task_sensor,
             approval_sensor,
             provider_change_sensor,
             ab_test_sensor,
         ],
         schedules=[economics_schedule, benchmark_schedule],
-        resources=build_resources(settings or get_settings()),
+        resources=build_resources(settings),
+        executor=executor_for(settings.executor),
     )
 
 

@@ -15,6 +15,8 @@ from assets.partitions import videos
 from assets.prompts.asset import prompt_variants
 from assets.quality.asset import quality_scores
 
+# Landing runs every few seconds on small batches: in-process whatever the deployment, since a
+# process per table would cost more than the batch.
 landing_job = dg.define_asset_job(
     "landing_job",
     selection=dg.AssetSelection.assets(*LANDING_ASSETS),
@@ -22,34 +24,39 @@ landing_job = dg.define_asset_job(
     description="Store → bronze: one batch and one Delta commit per mirrored table with new rows.",
 )
 
-# In-process: a video's stages form a chain, so a process per step buys no parallelism and
-# costs an interpreter start (Dagster + Polars + OpenCV imports) per step. Parallelism comes
-# from runs of different videos and from M6's provider threads.
+# The other jobs name no executor: they take the deployment's (EFFECTLAKE_EXECUTOR, set on the
+# Definitions by pipelines/definitions.py; pipelines/executors.py says which and why).
 intake_job = dg.define_asset_job(
     "intake_job",
     selection=dg.AssetSelection.assets(ingested_video, content_analysis, prompt_variants, test_batch, provider_outputs),
     partitions_def=videos,
-    executor_def=dg.in_process_executor,
     description="M1→M6 for one uploaded video: ingest, analyze, prompt, dispatch, execute.",
+)
+# The same M6 asset again, for videos whose remote (GPU) tasks have all finished: it stores
+# their outputs and records their outcomes without re-running what is already final, and the
+# completion sensor then starts the evaluation.
+collect_job = dg.define_asset_job(
+    "collect_job",
+    selection=dg.AssetSelection.assets(provider_outputs),
+    partitions_def=videos,
+    executor_def=dg.in_process_executor,
+    description="M6 again once a video's remote tasks have finished: store, record, clean the provider up.",
 )
 evaluation_job = dg.define_asset_job(
     "evaluation_job",
     selection=dg.AssetSelection.assets(quality_scores, best_result, approval_requests),
     partitions_def=videos,
-    executor_def=dg.in_process_executor,
     description="M7, M5, M9 once every provider task of the video has finished.",
 )
 publish_job = dg.define_asset_job(
     "publish_job",
     selection=dg.AssetSelection.assets(gallery_revisions),
     partitions_def=videos,
-    executor_def=dg.in_process_executor,
     description="M10 after an admin decision: publish (or reject and refund).",
 )
 economics_job = dg.define_asset_job(
     "economics_job",
     selection=dg.AssetSelection.groups("economics", "M3_registry"),
-    executor_def=dg.in_process_executor,
     description="M8: registry health, execution costs, marginality windows, routing manifest.",
 )
 
@@ -62,7 +69,6 @@ economics_schedule = dg.ScheduleDefinition(
 benchmark_job = dg.define_asset_job(
     "benchmark_job",
     selection=dg.AssetSelection.groups("benchmark"),
-    executor_def=dg.in_process_executor,
     description="Reference suite × effect types × every provider → benchmark_reports, provider_effect_matrix.",
 )
 benchmark_schedule = dg.ScheduleDefinition(
@@ -74,6 +80,5 @@ benchmark_schedule = dg.ScheduleDefinition(
 ab_job = dg.define_asset_job(
     "ab_job",
     selection=dg.AssetSelection.groups("ab_testing"),
-    executor_def=dg.in_process_executor,
     description="An admin A/B test: one video on several chosen providers, side by side.",
 )

@@ -21,14 +21,16 @@ from collections.abc import Callable
 import dagster as dg
 import polars as pl
 
+from assets.execution.remote import advance
 from assets.landing.asset import completed_uploads, stored_cursor
 from assets.landing.rows import LANDINGS
 from assets.lineage import table_key
 from assets.partitions import videos
 from economics.telemetry import videos_with_all_tasks_finished
-from pipelines.jobs import ab_job, benchmark_job, evaluation_job, intake_job, landing_job, publish_job
-from resources.events import utcnow
+from pipelines.jobs import ab_job, benchmark_job, collect_job, evaluation_job, intake_job, landing_job, publish_job
+from resources.events import record_pipeline_events, utcnow
 from resources.lake import Lake
+from resources.media import MediaStore
 from resources.providers.client import ProviderRegistry
 from resources.schemas import AB_REQUESTS, APPROVAL_DECISIONS, BENCHMARK_REPORTS, EXECUTION_EVENTS, UPLOADS, TableSpec
 from resources.store.client import Store
@@ -144,6 +146,50 @@ def completion_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourcePara
             dg.RunRequest(partition_key=r["video_id"], run_key=f"evaluate:{r['video_id']}:{r['tasks']}")
             for r in videos_with_all_tasks_finished(events).iter_rows(named=True)
         ],
+    )
+
+
+# A failed collect run is retried by a new request (a new run key) at most this many times.
+COLLECT_RETRIES = 3
+
+
+@dg.sensor(job=collect_job, minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
+def remote_task_sensor(
+    context: dg.SensorEvaluationContext,
+    store: dg.ResourceParam[Store],
+    lake: dg.ResourceParam[Lake],
+    media: dg.ResourceParam[MediaStore],
+    providers: dg.ResourceParam[ProviderRegistry],
+):
+    """Follows the remote (GPU) tasks M6 sent (``assets.execution.remote.advance``): reads
+    each one's state from its provider, stops the overdue, retries transient failures after
+    their backoff, sends waiting tasks as slots free up, and records what happened in
+    ``pipeline_events``. A video whose remote tasks have all finished gets a ``collect_job``
+    run (M6 again: outputs stored, outcomes recorded, provider cleaned up); the completion
+    sensor then starts its evaluation.
+
+    Idle cost: one indexed store query (no remote task open → skip, no provider called)."""
+    if not store.remote_tasks():
+        return dg.SkipReason("no remote task in flight")
+    progress = advance(store, providers.registry(), providers.adapter, media, utcnow())
+    if progress.events:
+        record_pipeline_events(lake, progress.events)
+    requests = []
+    for video_id, finished in sorted(progress.ready.items()):
+        runs = context.instance.get_run_records(
+            dg.RunsFilter(job_name=collect_job.name, tags={"dagster/partition": video_id}), limit=20
+        )
+        if any(r.dagster_run.status in IN_FLIGHT for r in runs):
+            continue
+        failed = sum(r.dagster_run.status == dg.DagsterRunStatus.FAILURE for r in runs)
+        if failed > COLLECT_RETRIES:
+            context.log.warning(f"video {video_id}: collect failed {failed} times; not retried")
+            continue
+        requests.append(dg.RunRequest(partition_key=video_id, run_key=f"collect:{video_id}:{finished}:{failed}"))
+    return (
+        dg.SensorResult(run_requests=requests)
+        if requests
+        else dg.SkipReason(f"{progress.open_tasks} remote task(s) open, none ready to collect")
     )
 
 

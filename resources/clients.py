@@ -37,7 +37,7 @@ class Clients:
         return cls(
             lake=Lake(uri=settings.lake_uri),
             media=MediaStore(uri=settings.media_uri),
-            manifest_store=ManifestStore(uri=settings.manifest_uri),
+            manifest_store=ManifestStore(uri=settings.manifest_uri, key_prefix=settings.manifest_key_prefix),
             catalog=Catalog(data_dir=settings.data_dir, reference_suite_path=settings.reference_suite_path),
             providers=ProviderRegistry(path=settings.providers_path),
             store=Store(settings.database_url, upgrade=False),

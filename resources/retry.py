@@ -187,3 +187,18 @@ def server_paced(
         before_sleep=before_sleep,
         reraise=True,
     )
+
+
+def backoff_delay_s(attempt: int, base_s: float, max_s: float, server_delay_s: float | None = None) -> float:
+    """The pause after the ``attempt``-th failure when the retry is scheduled rather than
+    slept (a remote task waits in the store, not in a thread): ``ServerPacedWait``'s rule —
+    the server's delay when it gave one (``Retry-After``), else ``base_s * 2**(attempt-1)`` ×
+    uniform(0.5, 1) — never more than ``max_s``.
+
+    Args:
+        attempt: the failed attempt (1 = first).
+    """
+    state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = max(1, attempt)
+    state.set_exception((RuntimeError, RuntimeError("scheduled retry"), None))
+    return ServerPacedWait(lambda _exc: server_delay_s, base_s, max_s)(state)

@@ -285,6 +285,9 @@ TEST_BATCH = _video_table(
     # media key of the neutral reference clip the provider renders the effect on
     input_key=pl.String,
     dispatched_at=UTC_TS,
+    # The effect type's other manifest providers, best first: where a ranked task falls back
+    # when its provider fails for good or its breaker is open (M6).
+    fallbacks=STR_LIST,
 )
 PROVIDER_OUTPUTS = _video_table(
     "provider_outputs",
@@ -410,6 +413,8 @@ PROVIDER_REGISTRY = _spec(
     health_detail=pl.String,
     latency_ms=pl.Int64,
     checked_at=UTC_TS,
+    # the provider's circuit breaker at the check: closed | open | half_open (the store's)
+    breaker_state=pl.String,
 )
 
 # --- gold: economics, rebuilt each cycle -----------------------------------------------------

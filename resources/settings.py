@@ -25,6 +25,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = PROJECT_ROOT / "data"
 
 
+# The run executors a deployment can choose (pipelines/executors.py builds them).
+EXECUTORS = ("in_process", "multiprocess", "k8s")
+
+
 def _under_data(name: str) -> str:
     return str(DATA_DIR / name)
 
@@ -40,6 +44,9 @@ class Settings(BaseSettings):
             ``redis://…`` (default: ``redis_url`` when set, else a file under
             ``data/manifest``).
         redis_url (``REDIS_URL``): production's Redis, the manifest store's default.
+        manifest_key_prefix (``EFFECTLAKE_MANIFEST_PREFIX``): prefix of the manifest's Redis
+            keys (``<prefix>:current``, ``<prefix>:history``), so several deployments (or
+            tests) can share one Redis.
         data_dir (``EFFECTLAKE_DATA_DIR``): the shipped catalogs (``effects.yaml``,
             ``rate_card.yaml``, ``style_taxonomy.yaml``, ``prompt_templates.yaml``).
         providers_path (``EFFECTLAKE_PROVIDERS``): the provider registry YAML
@@ -56,6 +63,11 @@ class Settings(BaseSettings):
         ffmpeg_binary (``FFMPEG_BINARY``): ffmpeg to run; empty = the imageio-ffmpeg wheel's.
         database_url (``DATABASE_URL``): the transactional store (``resources/store``):
             PostgreSQL in production, an SQLite file under ``data/store`` embedded.
+        executor (``EFFECTLAKE_EXECUTOR``): how a run executes its steps
+            (``pipelines/executors.py``): ``in_process`` (embedded default: one process per
+            run), ``multiprocess`` (a process per step, the production profile on one host) or
+            ``k8s`` (a Kubernetes Job per step, ``dagster-k8s``); stored trimmed and
+            lower-cased.
 
     API and sign-in:
         deployment (``EFFECTLAKE_DEPLOYMENT``): ``local`` (embedded default: everything on
@@ -158,6 +170,7 @@ class Settings(BaseSettings):
     # Empty means "not set": the validator below picks Redis or the file default.
     manifest_uri: str = Field(default="", alias="MANIFEST_URI")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    manifest_key_prefix: str = Field(default="effectlake:routing_manifest", alias="EFFECTLAKE_MANIFEST_PREFIX")
     data_dir: str = Field(default_factory=lambda: str(DATA_DIR), alias="EFFECTLAKE_DATA_DIR")
     providers_path: str = Field(default_factory=lambda: _under_data("providers.yaml"), alias="EFFECTLAKE_PROVIDERS")
     reference_suite_path: str = Field(default="", alias="EFFECTLAKE_REFERENCE_SUITE")
@@ -168,6 +181,7 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default_factory=lambda: f"sqlite:///{DATA_DIR / 'store' / 'effectlake.db'}", alias="DATABASE_URL"
     )
+    executor: str = Field(default="in_process", alias="EFFECTLAKE_EXECUTOR")
 
     # -- API and sign-in --------------------------------------------------------------------
     deployment: str = Field(default="local", alias="EFFECTLAKE_DEPLOYMENT")
@@ -223,6 +237,14 @@ class Settings(BaseSettings):
     @classmethod
     def _deployment(cls, value: str) -> str:
         return value.strip().lower() or "local"
+
+    @field_validator("executor")
+    @classmethod
+    def _executor(cls, value: str) -> str:
+        value = value.strip().lower() or "in_process"
+        if value not in EXECUTORS:
+            raise ValueError(f"EFFECTLAKE_EXECUTOR must be one of {', '.join(EXECUTORS)}, not {value!r}")
+        return value
 
     @field_validator("dashboard_password_hash", "admin_api_key", "upload_signing_secret", "google_api_key")
     @classmethod

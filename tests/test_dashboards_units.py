@@ -217,14 +217,21 @@ def test_latest_health_keeps_each_providers_newest_snapshot():
     snapshot = {"mode": "active", "health_detail": "", "latency_ms": 3, "effect_types": ["warm_grade", "cartoon"]}
     registry = pl.DataFrame(
         [
-            {**snapshot, "provider_id": "b", "healthy": False, "checked_at": NOW - timedelta(minutes=15)},
-            {**snapshot, "provider_id": "b", "healthy": True, "checked_at": NOW},
-            {**snapshot, "provider_id": "a", "healthy": True, "checked_at": NOW},
+            {
+                **snapshot,
+                "provider_id": "b",
+                "healthy": False,
+                "checked_at": NOW - timedelta(minutes=15),
+                "breaker_state": "closed",
+            },
+            {**snapshot, "provider_id": "b", "healthy": True, "checked_at": NOW, "breaker_state": "open"},
+            {**snapshot, "provider_id": "a", "healthy": True, "checked_at": NOW, "breaker_state": "closed"},
         ],
         schema_overrides=dict(PROVIDER_REGISTRY.schema),
     )
     shown = data.latest_health(registry)
     assert shown["provider_id"].to_list() == ["a", "b"] and shown["healthy"].to_list() == [True, True]
+    assert shown["breaker_state"].to_list() == ["closed", "open"]  # the breaker column of the Providers page
     assert shown["effect_types"].to_list() == ["warm_grade, cartoon"] * 2
     empty = data.latest_health(pl.DataFrame(schema=PROVIDER_REGISTRY.schema))
     assert empty.is_empty() and empty.columns == shown.columns

@@ -16,7 +16,7 @@ from assets.ingest import VideoRejected, probe_video, validate
 from assets.ingest.asset import ingest_limits
 from resources.media import MediaStore
 from resources.store import Store
-from tests.api_users import new_user
+from tests.api_users import new_user, new_workspace
 from tests.fixtures.malformed import corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.video]
@@ -70,7 +70,8 @@ def test_every_malformed_upload_ends_with_a_readable_reason(settings, tmp_path):
     outcomes: dict[str, tuple[str, object]] = {}
 
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        user = new_user(client)
+        # A quota above the corpus: every file reaches the intake's checks, not the GPU admission.
+        user = new_user(client, new_workspace(client, "corpus", max_concurrent_gpu_jobs=100))
         responses = {c.name: upload(client, user, c.filename, c.data, c.content_type) for c in cases}
 
     for case in cases:

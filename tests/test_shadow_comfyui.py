@@ -3,6 +3,7 @@ ComfyUI's recorded HTTP protocol): it gets a copy of every cartoon task, which i
 and costed but never charged and never shown as the result."""
 
 import shutil
+import time
 
 import httpx
 import polars as pl
@@ -50,6 +51,12 @@ def test_shadow_comfyui_copy_is_costed_never_charged_never_chosen(settings, inst
             )
             vid = r.json()["video_id"]
             assert all(run.success for run in driver.step("upload_sensor"))
+            # The GPU copy runs on its own: the remote task sensor follows it and collects it.
+            deadline, collected = time.monotonic() + 120, []
+            while not collected and time.monotonic() < deadline:
+                collected = driver.step("remote_task_sensor")
+                time.sleep(0.2)
+            assert [run.success for run in collected] == [True]
             assert all(run.success for run in driver.step("completion_sensor"))
 
     lake = Lake(uri=settings.lake_uri)

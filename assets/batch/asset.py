@@ -88,9 +88,13 @@ def test_batch(
             epsilon=platform.exploration_rate,
             shadow=registry.shadow_for(effect_type),
         )
+        picked = {c.provider_id for c in chosen}
+        ranked = sorted(rankings.get(effect_type, []), key=lambda e: e["rank"])
+        fallbacks = [e["provider_id"] for e in ranked if e["provider_id"] not in picked and not e.get("forced")]
         rows.extend(
             {
                 "video_id": video_id,
+                "fallbacks": fallbacks if c.selection == "ranked" else [],
                 "task_id": task_id_for(video_id, effect_type, c.provider_id),
                 "effect_type": effect_type,
                 "provider_id": c.provider_id,

@@ -1,5 +1,14 @@
 """M6 ``provider_outputs``: run every task of the batch on its provider → TaskSucceeded |
-TaskFailed, with measured telemetry; settle each task's reserved tokens."""
+TaskFailed, with measured telemetry.
+
+Local providers run inline. Remote ones (ComfyUI) are sent and left running: the intake run
+records them ``pending`` and returns; the completion sensor follows them
+(``assets/execution/remote.py``) and, once a video's remote tasks are all finished, runs this
+asset again (``collect_job``), which stores their outputs, records their outcomes and cleans
+the provider up. Materializing again never re-runs a finished task. A ranked task whose
+provider failed for good or whose breaker is open falls back to the next provider of the
+manifest (``test_batch.fallbacks``); the job is still charged once (M5's one reservation).
+"""
 
 import json
 import os
@@ -11,15 +20,21 @@ import dagster as dg
 import polars as pl
 
 from assets.common import SILVER_KW, frame, only_row, silver_ins
+from assets.execution import remote as remote_tasks
 from assets.execution.runner import run_tasks
-from economics.telemetry import MEASURED, REAL, terminal_event
+from economics.telemetry import DISPATCHED_EVENT, MEASURED, REAL, terminal_event
 from resources.events import event, record_execution_events, record_pipeline_events, utcnow
 from resources.lake import Lake
 from resources.media import MediaStore
 from resources.providers.base import ProviderTask, TaskResult
-from resources.providers.client import ProviderRegistry
+from resources.providers.client import ProviderRegistry, RegistryView
+from resources.providers.resilience import breaker_allows
 from resources.schemas import PROVIDER_OUTPUTS
 from resources.settings import Settings
+from resources.store import remote
+from resources.store.client import Store
+
+PENDING = "pending"  # a remote task still running: its row is replaced when collected
 
 STAGE = "M6"
 
@@ -81,72 +96,382 @@ def provider_outputs(
     media: dg.ResourceParam[MediaStore],
     providers: dg.ResourceParam[ProviderRegistry],
     platform: dg.ResourceParam[Settings],
+    store: dg.ResourceParam[Store],
 ) -> pl.DataFrame:
-    """One row per task: status, output media key, duration, queue wait, measured compute
-    seconds, instance type, partner cost, attempts, error class and message.
+    """One row per task: status (``pending`` while a remote task runs), output media key,
+    duration, queue wait, measured compute seconds, instance type, partner cost, attempts,
+    error class and message.
 
     A failing provider fails only its own task; the run succeeds as long as the stage could
-    record every outcome.
+    record every outcome. Re-entrant: outcomes already recorded (its own earlier partition)
+    are kept, remote tasks are read from the store.
     """
     video = only_row(ingested_video, "ingested_video")
-    tasks = list(test_batch.iter_rows(named=True))
+    video_id = video["video_id"]
     registry = providers.registry()
-    with ExitStack() as stack, tempfile.TemporaryDirectory() as workdir:
-        # Each task renders on its input_key (M5: the job's neutral reference clip), else the proxy.
-        keys = {t.get("input_key") or video["proxy_key"] for t in tasks}
-        inputs = {k: stack.enter_context(media.local_file(k)) for k in sorted(keys)}
-        jobs = [
-            ProviderTask(
-                task_id=t["task_id"],
-                video_id=t["video_id"],
-                effect_type=t["effect_type"],
-                provider_id=t["provider_id"],
-                input_path=inputs[t.get("input_key") or video["proxy_key"]],
-                output_path=str(Path(workdir) / f"{t['task_id']}.mp4"),
-                params=json.loads(t["params"]),
-                prompt=t["prompt"],
-            )
-            for t in tasks
-        ]
-        results = run_tasks(jobs, providers.adapter, platform.max_parallel_tasks, registry.instance_type)
-        sizes = {}
-        for job, result in zip(jobs, results, strict=True):
-            if result.status == "succeeded":
-                sizes[job.task_id] = os.path.getsize(result.output_path)
-                media.put_file(output_key(job.video_id, job.task_id), result.output_path)
+    now = utcnow()
+    batch = [dict(t) for t in test_batch.iter_rows(named=True)]
+    # Its own earlier partition (no dep: an asset's own table): what is already final.
+    prior = {
+        r["task_id"]: r
+        for r in lake.read(PROVIDER_OUTPUTS, pl.col("video_id") == video_id).iter_rows(named=True)
+        if r["status"] != PENDING
+    }
+    stored = {r["task_id"]: r for r in store.video_remote_tasks(video_id)}
+    tasks = batch + _earlier_fallbacks(batch, prior, stored)
+    rows: dict[str, dict] = {}
+    pipeline_events: list[dict] = []
+    execution_events: list[dict] = []
     finished = utcnow()
-    rows, pipeline_events, execution_events = [], [], []
-    for task, result in zip(tasks, results, strict=True):
+
+    def record(task: dict, result: TaskResult, output_bytes: int | None, node_timings: str = "{}") -> None:
         ok = result.status == "succeeded"
-        rows.append(
-            {
-                "video_id": task["video_id"],
-                "task_id": task["task_id"],
-                "effect_type": task["effect_type"],
-                "provider_id": task["provider_id"],
-                "selection": task["selection"],
-                **telemetry(result),
-                "output_key": output_key(task["video_id"], task["task_id"]) if ok else None,
-                "node_timings": json.dumps(result.node_timings),
-                "finished_at": finished,
-            }
-        )
-        p, e = result_events(task, result, finished, sizes.get(task["task_id"]))
+        rows[task["task_id"]] = {
+            "video_id": video_id,
+            "task_id": task["task_id"],
+            "effect_type": task["effect_type"],
+            "provider_id": task["provider_id"],
+            "selection": task["selection"],
+            **telemetry(result),
+            "output_key": output_key(video_id, task["task_id"]) if ok else None,
+            "node_timings": node_timings,
+            "finished_at": finished,
+        }
+        p, e = result_events(task, result, finished, output_bytes)
         pipeline_events.append(p)
         execution_events.append(e)
         if not ok:
             context.log.warning(
                 f"task {task['task_id']} on {task['provider_id']} failed ({result.error_class}): {result.error_message}"
             )
+
+    with ExitStack() as inputs, tempfile.TemporaryDirectory() as workdir:
+        opened: dict[str, str] = {}
+
+        def input_path(t: dict) -> str:
+            # Each task renders on its input_key (M5: the job's neutral reference clip), else the proxy.
+            key = input_key(t, video)
+            if key not in opened:
+                opened[key] = inputs.enter_context(media.local_file(key))
+            return opened[key]
+
+        todo, fallen_back = tasks, {t.get("fallback_for") for t in tasks if t.get("fallback_for")}
+        while todo:
+            local = []
+            for t in todo:
+                if t["task_id"] in prior:
+                    rows[t["task_id"]] = prior[t["task_id"]]
+                    continue
+                try:
+                    spec = registry.spec(t["provider_id"])
+                except KeyError as exc:
+                    record(t, _refused(t, "unknown", "UnknownProvider", str(exc)), None)
+                    continue
+                if spec.remote:
+                    _remote(t, spec.provider_id, video, stored, store, now)
+                    continue
+                if not breaker_allows(store_breaker(store, spec.provider_id), spec.breaker_policy(), now):
+                    record(
+                        t, _refused(t, spec.instance_type, "BreakerOpen", f"{spec.provider_id}'s breaker is open"), None
+                    )
+                    continue
+                local.append(t)
+            jobs = [_provider_task(t, input_path(t), workdir) for t in local]
+            results = run_tasks(jobs, providers.adapter, platform.max_parallel_tasks, registry.instance_type)
+            for t, job, result in zip(local, jobs, results, strict=True):
+                size = None
+                if result.status == "succeeded":
+                    size = os.path.getsize(result.output_path)
+                    media.put_file(output_key(video_id, job.task_id), result.output_path)
+                pipeline_events.extend(_retry_events(t, result, finished))
+                with store.write() as s:
+                    change = remote.record_outcome(
+                        s,
+                        t["provider_id"],
+                        result.status == "succeeded",
+                        result.error_class,
+                        registry.spec(t["provider_id"]).breaker_policy(),
+                        now,
+                    )
+                if change is not None:
+                    pipeline_events.append(remote_tasks.breaker_event(change, video_id))
+                record(t, result, size, json.dumps(result.node_timings))
+            # Remote tasks: send what has a slot now, collect what has finished.
+            if any(registry.spec(t["provider_id"]).remote for t in todo if t["provider_id"] in _ids(registry)):
+                sent = remote_tasks.send(store, registry, providers.adapter, media, now, video_id)
+                pipeline_events.extend(sent.events)
+                stored = {r["task_id"]: r for r in store.video_remote_tasks(video_id)}
+                for t in todo:
+                    row = stored.get(t["task_id"])
+                    if row is not None and t["task_id"] not in rows:
+                        _collect(context, t, row, providers, media, workdir, record, rows, video_id, finished)
+                with store.write() as s:
+                    remote.collected(
+                        s,
+                        [
+                            t["task_id"]
+                            for t in todo
+                            if t["task_id"] in stored and rows.get(t["task_id"], {}).get("status") != PENDING
+                        ],
+                        utcnow(),
+                    )
+            todo = _fallbacks(batch, tasks, rows, fallen_back, registry, store, now)
+            for t in todo:
+                tasks.append(t)
+                fallen_back.add(t["fallback_for"])
+                execution_events.append(_dispatched(t, finished))
+                pipeline_events.append(
+                    event(
+                        "TaskFellBack",
+                        video_id,
+                        STAGE,
+                        {
+                            "task_id": t["fallback_for"],
+                            "provider_id": t["failed_provider"],
+                            "fallback_task_id": t["task_id"],
+                            "fallback_provider_id": t["provider_id"],
+                            "reason": t["reason"],
+                        },
+                        identity=t["fallback_for"],
+                        occurred_at=finished,
+                    )
+                )
     record_execution_events(lake, execution_events)
     record_pipeline_events(lake, pipeline_events)
-    succeeded = sum(r["status"] == "succeeded" for r in rows)
+    out = [rows[t["task_id"]] for t in tasks if t["task_id"] in rows]
+    succeeded = sum(r["status"] == "succeeded" for r in out)
+    pending = sum(r["status"] == PENDING for r in out)
     context.add_output_metadata(
         {
-            "tasks": len(rows),
+            "tasks": len(out),
             "succeeded": succeeded,
-            "failed": len(rows) - succeeded,
-            "compute_seconds": round(sum(r["compute_seconds"] or 0 for r in rows), 3),
+            "failed": len(out) - succeeded - pending,
+            "pending": pending,
+            "compute_seconds": round(sum(r.get("compute_seconds") or 0 for r in out), 3),
         }
     )
-    return frame(rows, PROVIDER_OUTPUTS)
+    return frame(out, PROVIDER_OUTPUTS)
+
+
+def store_breaker(store: Store, provider_id: str):
+    """``provider_id``'s breaker (``resources.providers.resilience.Breaker``) from the store."""
+    with store.read() as s:
+        return remote.breaker(s, provider_id)
+
+
+def _ids(registry: RegistryView) -> set[str]:
+    return {p.provider_id for p in registry.providers}
+
+
+def input_key(t: dict, video: dict) -> str:
+    """Media key of what task ``t`` renders on: its ``input_key`` (M5 sets the job's reference
+    clip), else the video's proxy."""
+    return t.get("input_key") or video["proxy_key"]
+
+
+def _provider_task(t: dict, proxy: str, workdir: str) -> ProviderTask:
+    return ProviderTask(
+        task_id=t["task_id"],
+        video_id=t["video_id"],
+        effect_type=t["effect_type"],
+        provider_id=t["provider_id"],
+        input_path=proxy,
+        output_path=str(Path(workdir) / f"{t['task_id']}.mp4"),
+        params=json.loads(t["params"]),
+        prompt=t["prompt"],
+    )
+
+
+def _refused(t: dict, instance_type: str, error_class: str, message: str) -> TaskResult:
+    """A task that never reached its provider: failed, nothing spent, no attempt made."""
+    return TaskResult(
+        t["task_id"], "failed", None, 0, 0.0, instance_type, attempts=0, error_class=error_class, error_message=message
+    )
+
+
+def _retry_events(t: dict, result: TaskResult, at) -> list[dict]:
+    """``TaskRetried`` per retry an inline task made (its attempts beyond the first)."""
+    return [
+        event(
+            "TaskRetried",
+            t["video_id"],
+            STAGE,
+            {"task_id": t["task_id"], "provider_id": t["provider_id"], "attempt": n},
+            identity=f"{t['task_id']}:{n}",
+            occurred_at=at,
+        )
+        for n in range(2, (result.attempts or 1) + 1)
+    ]
+
+
+def _remote(t: dict, provider_id: str, video: dict, stored: dict, store: Store, now) -> None:
+    """Enqueue a remote task in the store (once; a known one is left as it is)."""
+    if t["task_id"] in stored:
+        return
+    spec = {
+        "input_key": input_key(t, video),
+        "params": json.loads(t["params"]),
+        "prompt": t["prompt"],
+        "fallback_for": t.get("fallback_for"),
+    }
+    with store.write() as s:
+        remote.enqueue(
+            s,
+            [
+                {
+                    "task_id": t["task_id"],
+                    "video_id": t["video_id"],
+                    "provider_id": provider_id,
+                    "effect_type": t["effect_type"],
+                    "selection": t["selection"],
+                    "spec": json.dumps(spec),
+                }
+            ],
+            now,
+        )
+
+
+def _collect(context, t, row, providers, media, workdir, record, rows, video_id, finished) -> None:
+    """A remote task's row: pending until finished; when finished, its output stored, the
+    provider cleaned up and its outcome recorded (as the provider timed it)."""
+    if row["state"] not in ("finished", "collected"):
+        rows[t["task_id"]] = {
+            "video_id": video_id,
+            "task_id": t["task_id"],
+            "effect_type": t["effect_type"],
+            "provider_id": t["provider_id"],
+            "selection": t["selection"],
+            "status": PENDING,
+            "instance_type": providers.registry().instance_type(t["provider_id"]),
+            "attempts": row["attempt"],
+            "node_timings": "{}",
+            "finished_at": None,
+        }
+        return
+    r = json.loads(row["result"])
+    adapter = providers.adapter(t["provider_id"])
+    status, error_class, message, size = r["status"], r["error_class"], r["error_message"], None
+    dest = str(Path(workdir) / f"{t['task_id']}.mp4")
+    if status == "succeeded":
+        try:
+            size = adapter.fetch(r["handle"], r["output"], dest)
+            media.put_file(output_key(video_id, t["task_id"]), dest)
+        except Exception as exc:  # noqa: BLE001 - a vanished output fails this task only
+            status, error_class, message = "failed", "OutputMissing", f"{type(exc).__name__}: {exc}"
+    if r.get("handle"):
+        try:
+            adapter.cleanup(r["handle"], r.get("output"))
+        except Exception as exc:  # noqa: BLE001 - leftovers cost disk, not correctness
+            context.log.warning(f"task {t['task_id']}: provider clean-up failed: {exc}")
+    spec = providers.registry().spec(t["provider_id"])
+    started = r.get("started")
+    result = TaskResult(
+        task_id=t["task_id"],
+        status=status,
+        output_path=dest if status == "succeeded" else None,
+        duration_ms=int(r["duration_ms"]),
+        compute_seconds=float(r["compute_seconds"]),
+        instance_type=spec.instance_type,
+        queue_wait_ms=int(r["queue_wait_ms"]),
+        partner_cost_usd=spec.cost.partner_cost_usd_per_call if started and not r.get("reused") else 0.0,
+        attempts=int(r["attempts"]),
+        error_class=error_class,
+        error_message=message,
+    )
+    record(t, result, size)
+
+
+def _earlier_fallbacks(batch: list[dict], prior: dict, stored: dict) -> list[dict]:
+    """Fallback tasks made by an earlier materialization (in its partition or the store)."""
+    known = {t["task_id"] for t in batch}
+    by_effect = {t["effect_type"]: t for t in batch}
+    out = []
+    for src in (*prior.values(), *stored.values()):
+        if src["task_id"] in known or src["effect_type"] not in by_effect:
+            continue
+        known.add(src["task_id"])
+        base = by_effect[src["effect_type"]]
+        spec = json.loads(src["spec"]) if "spec" in src else {}
+        out.append(
+            {
+                **base,
+                "task_id": src["task_id"],
+                "provider_id": src["provider_id"],
+                "selection": src["selection"],
+                "fallbacks": [],
+                "fallback_for": spec.get("fallback_for"),
+            }
+        )
+    # A fallback read back from the partition names no original: it is the first ranked task
+    # of its effect type whose chain lists its provider (fallbacks are made in that order).
+    taken = {t["fallback_for"] for t in out if t["fallback_for"]}
+    for t in out:
+        if t["fallback_for"] is not None:
+            continue
+        for b in batch:
+            ranked_here = b["selection"] == "ranked" and b["effect_type"] == t["effect_type"]
+            if ranked_here and b["task_id"] not in taken and t["provider_id"] in (b.get("fallbacks") or []):
+                t["fallback_for"] = b["task_id"]
+                taken.add(b["task_id"])
+                break
+    return out
+
+
+def _fallbacks(batch, tasks, rows, fallen_back, registry: RegistryView, store: Store, now) -> list[dict]:
+    """The next provider for each ranked task that failed for good (or was refused by an open
+    breaker) and has not fallen back yet: the first of its ``fallbacks`` not already in the
+    video's batch, registered, and whose breaker allows."""
+    from assets.batch.asset import task_id_for
+
+    used = {t["provider_id"] for t in tasks}
+    out = []
+    for t in tasks:
+        row = rows.get(t["task_id"])
+        if t["selection"] != "ranked" or row is None or row["status"] != "failed" or t["task_id"] in fallen_back:
+            continue
+        chain = t.get("fallbacks") or _chain_of(batch, t)
+        for pid in chain:
+            if pid in used or pid not in _ids(registry):
+                continue
+            if not breaker_allows(store_breaker(store, pid), registry.spec(pid).breaker_policy(), now):
+                continue
+            used.add(pid)
+            rest = [p for p in chain if p != pid]
+            out.append(
+                {
+                    **t,
+                    "task_id": task_id_for(t["video_id"], t["effect_type"], pid),
+                    "provider_id": pid,
+                    "fallbacks": rest,
+                    "fallback_for": t["task_id"],
+                    "failed_provider": t["provider_id"],
+                    "reason": row["error_class"],
+                }
+            )
+            break
+    return out
+
+
+def _chain_of(batch: list[dict], t: dict) -> list[str]:
+    """A fallback task's remaining chain: its original's ``fallbacks``."""
+    for b in batch:
+        if b["effect_type"] == t["effect_type"] and b["selection"] == "ranked":
+            return list(b.get("fallbacks") or [])
+    return []
+
+
+def _dispatched(t: dict, at) -> dict:
+    """The ``TaskDispatched`` execution event of a fallback task (it takes its original's
+    ranked slot; the job's one reservation covers it)."""
+    return event(
+        DISPATCHED_EVENT,
+        t["video_id"],
+        STAGE,
+        {"rank": t["rank"], "manifest_version": t["manifest_version"], "fallback_for": t["fallback_for"]},
+        identity=t["task_id"],
+        occurred_at=at,
+        task_id=t["task_id"],
+        provider_id=t["provider_id"],
+        effect_type=t["effect_type"],
+        selection=t["selection"],
+    )

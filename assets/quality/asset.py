@@ -97,7 +97,14 @@ def quality_scores(
     looks = example_looks(only_row(content_analysis, "content_analysis"))
     effects = catalog.effects()
     params = dict(zip(test_batch["task_id"], test_batch["params"], strict=True))
+    # A fallback task (M6: a ranked task's provider failed for good) is not in the batch; it
+    # ran its effect type's parameters, which every task of that type shares, on the same input.
+    by_effect = dict(zip(test_batch["effect_type"], test_batch["params"], strict=True))
     input_keys = dict(zip(test_batch["task_id"], test_batch["input_key"], strict=True))
+    input_by_effect = dict(zip(test_batch["effect_type"], test_batch["input_key"], strict=True))
+    for out in provider_outputs.iter_rows(named=True):
+        params.setdefault(out["task_id"], by_effect.get(out["effect_type"], "{}"))
+        input_keys.setdefault(out["task_id"], input_by_effect.get(out["effect_type"]))
     # Each output's margin as if it were the one delivered: the job's one charge (its
     # reservation, on every test_batch row) against this task's cost (economics.revenue).
     job_price = int(test_batch["tokens_reserved"].max() or 0)

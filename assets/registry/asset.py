@@ -8,6 +8,7 @@ from resources.events import stable_id, utcnow
 from resources.lake import Lake
 from resources.providers.client import ProviderRegistry
 from resources.schemas import PROVIDER_REGISTRY
+from resources.store.client import Store
 
 
 @dg.asset(key_prefix=["silver"], group_name="M3_registry", kinds={"polars", "deltalake"})
@@ -15,10 +16,13 @@ def provider_registry(
     context: dg.AssetExecutionContext,
     lake: dg.ResourceParam[Lake],
     providers: dg.ResourceParam[ProviderRegistry],
+    store: dg.ResourceParam[Store],
 ) -> dg.MaterializeResult:
     """One row per provider: registry version, adapter, mode, effect types, instance type,
-    and the result of its health check (disabled providers are not probed)."""
+    the result of its health check (disabled providers are not probed) and the state of its
+    circuit breaker (``closed`` when it never tripped)."""
     registry = providers.registry()
+    breakers = store.breakers()
     now = utcnow()
     rows = []
     for spec in registry.providers:
@@ -43,6 +47,7 @@ def provider_registry(
                 "health_detail": detail,
                 "latency_ms": latency,
                 "checked_at": now,
+                "breaker_state": breakers.get(spec.provider_id, {}).get("state", "closed"),
             }
         )
     lake.append(PROVIDER_REGISTRY, pl.DataFrame(rows, infer_schema_length=None))

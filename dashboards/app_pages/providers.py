@@ -20,6 +20,7 @@ else:
     both = health.join(rates, on="provider_id", how="full", coalesce=True).select(
         "provider_id",
         "healthy",
+        "breaker_state",
         "mode",
         "effect_types",
         "runs_24h",

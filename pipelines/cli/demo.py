@@ -88,8 +88,16 @@ def _wait_stage(client: httpx.Client, video_id: str, stages: set[str], timeout_s
         raise TimeoutError(f"video {video_id} stuck at stage {seen[-1]} after {timeout_s:.0f} s") from None
 
 
-def run_demo(exit_after: bool, api_port: int, dagster_port: int, timeout_s: float, dashboard_port: int = 8501) -> int:
-    """Run the demo; returns a process exit code (0 when every video reached an end)."""
+def run_demo(
+    exit_after: bool,
+    api_port: int,
+    dagster_port: int,
+    timeout_s: float,
+    dashboard_port: int = 8501,
+    videos: list[Path] | None = None,
+) -> int:
+    """Run the demo on ``videos`` (default: every sample video); returns a process exit code
+    (0 when every video reached an end)."""
     from dashboards.launch import pick_port, streamlit_command, with_password
 
     settings = get_settings()
@@ -151,7 +159,7 @@ def run_demo(exit_after: bool, api_port: int, dagster_port: int, timeout_s: floa
             print(f"DAGSTER_HOME: {home}   logs: {logs}", flush=True)
             if not settings.admin_api_key:
                 print(f"API admin key (one-off, Authorization: Bearer): {admin_key}", flush=True)
-            code = _drive(base, admin_key, timeout_s)
+            code = _drive(base, admin_key, timeout_s, videos or sample_videos())
             if exit_after:
                 return code
             print("\nServing the API, the Dagster UI and the admin dashboard; Ctrl-C to stop.", flush=True)
@@ -181,13 +189,13 @@ DEMO_DESCRIPTIONS = {
 }
 
 
-def _drive(base: str, admin_key: str, timeout_s: float) -> int:
+def _drive(base: str, admin_key: str, timeout_s: float, videos: list[Path]) -> int:
     started: dict[str, float] = {}
     admin = {"Authorization": f"Bearer {admin_key}"}
     with httpx.Client(base_url=base, timeout=60) as client:
         client.headers.update(_demo_user(client, admin))
         ids = []
-        for path in sample_videos():
+        for path in videos:
             with open(path, "rb") as fh:
                 form = {"description": DEMO_DESCRIPTIONS[path.name]} if path.name in DEMO_DESCRIPTIONS else {}
                 files = {"file": (path.name, fh, "application/octet-stream")}

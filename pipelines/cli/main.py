@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -11,11 +12,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="effectlake", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the main job end to end on real sample videos")
-    demo.add_argument("--exit", action="store_true", help="stop after printing the summary")
-    demo.add_argument("--api-port", type=int, default=8000)
-    demo.add_argument("--dagster-port", type=int, default=3000)
-    demo.add_argument("--dashboard-port", type=int, default=8501, help="(the next free one when taken)")
-    demo.add_argument("--timeout", type=float, default=1200, help="seconds per stage wait")
+    demo_prod = sub.add_parser(
+        "demo-prod", help="the demo on the production components (PostgreSQL, S3, Redis; docs/deployment.md)"
+    )
+    for parser_ in (demo, demo_prod):
+        parser_.add_argument("--exit", action="store_true", help="stop after printing the summary")
+        parser_.add_argument("--api-port", type=int, default=8000)
+        parser_.add_argument("--dagster-port", type=int, default=3000)
+        parser_.add_argument("--dashboard-port", type=int, default=8501, help="(the next free one when taken)")
+        parser_.add_argument("--timeout", type=float, default=1200, help="seconds per stage wait")
+        parser_.add_argument(
+            "--video", type=Path, action="append", help="upload this video (repeatable; default: every sample)"
+        )
+    demo_prod.add_argument("--dagster-home", type=Path, help="the instance folder (default data/prod/dagster_home)")
     api = sub.add_parser("api", help="serve the intake API")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
@@ -40,7 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from pipelines.cli.demo import run_demo
 
-        return run_demo(args.exit, args.api_port, args.dagster_port, args.timeout, args.dashboard_port)
+        return run_demo(args.exit, args.api_port, args.dagster_port, args.timeout, args.dashboard_port, args.video)
+    if args.command == "demo-prod":
+        from pipelines.cli.prod import run_prod_demo
+
+        return run_prod_demo(
+            args.exit,
+            args.api_port,
+            args.dagster_port,
+            args.timeout,
+            args.dashboard_port,
+            args.video,
+            args.dagster_home,
+        )
     if args.command == "api":
         import uvicorn
 

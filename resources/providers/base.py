@@ -24,6 +24,9 @@ class ProviderTask:
         output_path: local path the adapter must write its mp4 to.
         params: effect parameters from the prompt variant (e.g. ``{"strength": 0.6}``).
         prompt: the prompt text (used by generative providers; logged by local ones).
+        attempt: the first attempt number this submit may use (a remote provider names its
+            job by task and attempt; a retry after a lost or failed job passes the next one,
+            so it never joins the earlier job).
     """
 
     task_id: str
@@ -34,6 +37,7 @@ class ProviderTask:
     output_path: str
     params: dict[str, Any] = field(default_factory=dict)
     prompt: str = ""
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,34 @@ class TaskResult:
 
 
 @dataclass(frozen=True)
+class RemoteStatus:
+    """Where a remote task stands, read from the provider without downloading anything.
+
+    Attributes:
+        state: ``queued`` | ``running`` | ``done`` (a final record exists) | ``lost`` (the
+            provider has no record: restarted or cleared) | ``refused`` (the submit itself
+            failed; ``error_class`` says why) | ``unreachable`` (no answer: no news).
+        start_ms / end_ms: the provider's epoch milliseconds of the start and the final event,
+            when ``done``.
+        succeeded: when ``done``: True on success.
+        interrupted: when ``done``: the provider stopped it on our request.
+        error_class / error_message: why it failed (``done`` unsuccessful, ``lost``, ``refused``).
+        retry_after_s: a ``refused`` submit's ``Retry-After``, seconds.
+        output: the provider's output file ``{"filename", "subfolder", "type"}`` on success.
+    """
+
+    state: str
+    start_ms: int | None = None
+    end_ms: int | None = None
+    succeeded: bool = False
+    interrupted: bool = False
+    error_class: str | None = None
+    error_message: str | None = None
+    retry_after_s: float | None = None
+    output: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class Health:
     """Result of a provider health check: ``ok`` plus a readable ``detail`` and latency."""
 
@@ -99,3 +131,23 @@ class ProviderAdapter(Protocol):
     def execute(self, task: ProviderTask) -> TaskResult:
         """Submit and wait (local adapters do the work here). Never raises for task failure:
         failures come back as ``TaskResult(status="failed", error_class=…)``."""
+
+
+@runtime_checkable
+class RemoteAdapter(ProviderAdapter, Protocol):
+    """A provider whose tasks run elsewhere and outlive the run that sent them: M6 submits,
+    the completion sensor reads ``status`` and cancels what is overdue, M6 later fetches the
+    output and cleans the provider up (docs/architecture.md, "Remote tasks")."""
+
+    def status(self, handle: str) -> RemoteStatus:
+        """Where the task stands. Never raises: a provider that does not answer is
+        ``unreachable`` (no news; the task's deadlines still run)."""
+
+    def cancel(self, handle: str) -> None:
+        """Drop the task from the provider's queue, or interrupt it if running."""
+
+    def fetch(self, handle: str, output: dict[str, str], dest: str) -> int:
+        """Download the output to ``dest``; return its bytes."""
+
+    def cleanup(self, handle: str, output: dict[str, str] | None) -> None:
+        """Delete the uploaded input, the output and the provider's record of the task."""

@@ -30,11 +30,12 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
-from resources.providers.base import Health, ProviderTask, TaskResult
+from resources.providers.base import Health, ProviderTask, RemoteStatus, TaskResult
+from resources.providers.resilience import account
 from resources.retry import PollTimeout, transient_failures, until_ready
 
 # ---------------------------------------------------------------------------------------------
@@ -52,12 +53,38 @@ class ComfyUIUnreachable(ComfyUIError):
 
 
 class ComfyUIHTTPError(ComfyUIError):
-    """An unexpected HTTP status. ``status_code`` and the first 500 chars of ``body``."""
+    """An unexpected HTTP status. ``status_code``, the first 500 chars of ``body`` and
+    ``retry_after_s``, the seconds a ``Retry-After`` header asked for (a fleet's front answers
+    429/503 with one; ComfyUI itself never sends it), else None."""
 
-    def __init__(self, method: str, path: str, status_code: int, body: str):
+    def __init__(self, method: str, path: str, status_code: int, body: str, retry_after_s: float | None = None):
         super().__init__(f"{method} {path} answered {status_code}: {body[:500]!r}")
         self.status_code = status_code
         self.body = body
+        self.retry_after_s = retry_after_s
+
+    @property
+    def busy(self) -> bool:
+        """429 or 503: the server asks to come back later (a transient refusal)."""
+        return self.status_code in (429, 503)
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """Seconds of a ``Retry-After`` header (RFC 9110 §10.2.3: delay-seconds or an HTTP-date),
+    None when absent or unreadable."""
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
 
 
 class AttemptsExhausted(ComfyUIError):
@@ -163,7 +190,7 @@ class ComfyUIClient:
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         resp = self._request(method, path, **kwargs)
         if resp.status_code != 200:
-            raise ComfyUIHTTPError(method, path, resp.status_code, resp.text)
+            raise ComfyUIHTTPError(method, path, resp.status_code, resp.text, retry_after_s(resp.headers))
         try:
             return resp.json()
         except ValueError as exc:
@@ -229,7 +256,7 @@ class ComfyUIClient:
                 raise ComfyUIHTTPError("POST", "/prompt", 400, resp.text) from None
             raise ComfyUIPromptError.from_body(body)
         if resp.status_code != 200:
-            raise ComfyUIHTTPError("POST", "/prompt", resp.status_code, resp.text)
+            raise ComfyUIHTTPError("POST", "/prompt", resp.status_code, resp.text, retry_after_s(resp.headers))
         return str(resp.json()["prompt_id"])
 
     def history(self, prompt_id: str) -> dict[str, Any] | None:
@@ -289,6 +316,24 @@ class ComfyUIClient:
         resp = self._request("POST", "/queue", json={"delete": list(prompt_ids)})
         if resp.status_code != 200:
             raise ComfyUIHTTPError("POST", "/queue", resp.status_code, resp.text)
+
+    def delete_history(self, prompt_ids: Iterable[str]) -> None:
+        """Forget finished prompts (``POST /history {"delete": [...]}``): ComfyUI keeps every
+        entry in memory until told, or until it restarts."""
+        resp = self._request("POST", "/history", json={"delete": list(prompt_ids)})
+        if resp.status_code != 200:
+            raise ComfyUIHTTPError("POST", "/history", resp.status_code, resp.text)
+
+    def blank_file(self, name: str, subfolder: str = "", type: str = "input") -> None:
+        """Free a stored file's bytes: ComfyUI 0.3.64 has no route that deletes a file, so it
+        is overwritten with an empty one through ``POST /upload/image`` (which writes into
+        ``input``, ``output`` or ``temp``); the name stays, zero bytes long."""
+        data = {"type": type, "overwrite": "true"}
+        if subfolder:
+            data["subfolder"] = subfolder
+        body = self._json("POST", "/upload/image", data=data, files={"image": (name, b"", _content_type(name))})
+        if body.get("name") != name:
+            raise ComfyUIHTTPError("POST", "/upload/image", 200, f"stored as {body.get('name')!r}, not {name!r}")
 
     def interrupt(self, prompt_id: str | None = None) -> None:
         """Interrupt the running prompt; with ``prompt_id``, only if that one is running."""
@@ -597,6 +642,8 @@ class ComfyUIAdapter:
         partner_cost_usd_per_call: billed per executed prompt (hosted ComfyUI services);
             reported as ``partner_cost_usd`` on results whose prompt actually ran.
         timeout_s: ``execute`` gives up (and cancels the prompt) after this many seconds.
+        cancel_grace_s: after cancelling, ``execute`` waits up to this long for the prompt's
+            final record, so a timed-out task reports the compute the server really spent.
         poll_interval_s: seconds between history polls in ``execute``.
         request_timeout_s: per-HTTP-request timeout.
         client: an existing :class:`ComfyUIClient` (tests); otherwise one is made.
@@ -630,6 +677,7 @@ class ComfyUIAdapter:
         timeout_s: float = 900.0,
         poll_interval_s: float = 2.0,
         request_timeout_s: float = 30.0,
+        cancel_grace_s: float = 60.0,
         client: ComfyUIClient | None = None,
     ):
         self.provider_id = provider_id
@@ -641,6 +689,7 @@ class ComfyUIAdapter:
         self.partner_cost_usd_per_call = float(partner_cost_usd_per_call)
         self.timeout_s = timeout_s
         self.poll_interval_s = poll_interval_s
+        self.cancel_grace_s = cancel_grace_s
         self.client = client or ComfyUIClient(self.base_url, timeout_s=request_timeout_s)
         # One stable client id per provider: ComfyUI routes websocket events by it and shows it
         # in history, which makes our prompts easy to find on a shared fleet.
@@ -701,10 +750,10 @@ class ComfyUIAdapter:
             "submitted_at_ms": submitted_at,
         }
         try:
-            attempt, prompt_id, already = self._claim_prompt(task.task_id)
-            handle.update(attempt=attempt, prompt_id=prompt_id, reused=already)
+            attempt, prompt_id, already, finished = self._claim_prompt(task.task_id, task.attempt)
+            handle.update(attempt=attempt, prompt_id=prompt_id, reused=already, finished_before_submit=finished)
             if not already:
-                graph = self._render(task)
+                graph, handle["input"] = self._render(task)
                 self.client.queue_prompt(
                     graph,
                     client_id=self.client_id,
@@ -718,7 +767,11 @@ class ComfyUIAdapter:
         except ComfyUIPromptError as exc:
             handle["error"] = {"class": "ComfyUIPromptError", "message": exc.readable()}
         except ComfyUIHTTPError as exc:
-            handle["error"] = {"class": "ComfyUIHTTPError", "message": str(exc)}
+            handle["error"] = {
+                "class": "ProviderBusy" if exc.busy else "ComfyUIHTTPError",
+                "message": str(exc),
+                "retry_after_s": exc.retry_after_s,
+            }
         except WorkflowTemplateError as exc:
             handle["error"] = {"class": "WorkflowTemplateError", "message": str(exc)}
         except AttemptsExhausted as exc:
@@ -768,7 +821,116 @@ class ComfyUIAdapter:
             return self._failed(h, "ComfyUIHTTPError", str(exc))
         except PollTimeout:
             self._cancel(h["prompt_id"])
-            return self._failed(h, "Timeout", f"prompt {h['prompt_id']} not done after {self.timeout_s:g} s")
+            message = f"prompt {h['prompt_id']} not done after {self.timeout_s:g} s"
+            # The interrupt lands between nodes: the server keeps working until then, and
+            # that work is paid. Wait (bounded) for its final record to account for it.
+            try:
+                entry = until_ready(self.cancel_grace_s, self.poll_interval_s)(self.client.history, h["prompt_id"])
+                # until_ready answers only a non-None entry (else PollTimeout), which mypy cannot see.
+                return self._failed(h, "Timeout", message, parse_history_entry(cast(dict[str, Any], entry)))
+            except (PollTimeout, ComfyUIError):
+                return self._failed(h, "Timeout", message)
+
+    # -- the asynchronous path (RemoteAdapter) ------------------------------------------------
+
+    def status(self, handle: str) -> RemoteStatus:
+        """Where the prompt stands: its history entry when final, else the queue (queued or
+        running), else ``lost``. Reads only; never downloads nor raises."""
+        try:
+            h = json.loads(handle)
+        except (ValueError, TypeError) as exc:
+            return RemoteStatus("refused", error_class="BadHandle", error_message=str(exc))
+        if "error" in h:
+            err = h["error"]
+            return RemoteStatus(
+                "refused",
+                error_class=err["class"],
+                error_message=err["message"],
+                retry_after_s=err.get("retry_after_s"),
+            )
+        prompt_id = h["prompt_id"]
+        try:
+            entry = self.client.history(prompt_id)
+            if entry is None:
+                running, pending = queued_prompt_ids(self.client.queue())
+                if prompt_id in running:
+                    return RemoteStatus("running")
+                if prompt_id in pending:
+                    return RemoteStatus("queued")
+                entry = self.client.history(prompt_id)  # it may have finished between the reads
+                if entry is None:
+                    return RemoteStatus(
+                        "lost",
+                        error_class="PromptLost",
+                        error_message=f"ComfyUI at {self.base_url} has no record of prompt {prompt_id} "
+                        "(server restarted or history cleared)",
+                    )
+        except ComfyUIError as exc:
+            return RemoteStatus("unreachable", error_class="ProviderUnreachable", error_message=str(exc))
+        outcome = parse_history_entry(entry)
+        if outcome.status != "success":
+            err = outcome.error
+            assert err is not None
+            where = f" [node {err.node_id} {err.node_type}]" if err.node_id else ""
+            return RemoteStatus(
+                "done",
+                outcome.start_ms,
+                outcome.end_ms,
+                succeeded=False,
+                interrupted=outcome.status == "interrupted",
+                error_class=err.exception_type,
+                error_message=f"{err.exception_message}{where}",
+            )
+        file = find_output_file(outcome.outputs, h.get("output_node")) or find_output_file(outcome.outputs)
+        if file is None:
+            return RemoteStatus(
+                "done",
+                outcome.start_ms,
+                outcome.end_ms,
+                error_class="NoOutput",
+                error_message=f"prompt {prompt_id} succeeded but saved no video (outputs: {sorted(outcome.outputs)})",
+            )
+        return RemoteStatus("done", outcome.start_ms, outcome.end_ms, succeeded=True, output=file)
+
+    def cancel(self, handle: str) -> None:
+        """Drop the prompt from the queue, or interrupt it if running (best effort: the
+        interrupt lands between nodes, so the prompt may still end in success)."""
+        h = json.loads(handle)
+        if "prompt_id" in h:
+            self._cancel(h["prompt_id"])
+
+    def fetch(self, handle: str, output: dict[str, str], dest: str) -> int:
+        """Download the output file to ``dest`` (atomically); its bytes.
+
+        Raises:
+            ComfyUIHTTPError: 404 when the file is gone; ComfyUIUnreachable.
+        """
+        return self.client.download(output["filename"], output["subfolder"], output["type"], dest)
+
+    def cleanup(self, handle: str, output: dict[str, str] | None) -> None:
+        """Free what the task left on the server: the uploaded input and the output (blanked:
+        ComfyUI has no delete route for files, see ``ComfyUIClient.blank_file``) and the
+        prompt's history entry. Best effort per item: one that fails does not stop the rest.
+
+        Raises:
+            ComfyUIError: the first item that could not be cleaned (after trying them all).
+        """
+        h = json.loads(handle)
+        steps = []
+        if h.get("input"):
+            steps.append(lambda: self.client.blank_file(h["input"]["filename"], h["input"]["subfolder"], "input"))
+        if output:
+            steps.append(lambda: self.client.blank_file(output["filename"], output["subfolder"], output["type"]))
+        if h.get("prompt_id"):
+            steps.append(lambda: self.client.delete_history([h["prompt_id"]]))
+        failed: list[ComfyUIError] = []
+        for step in steps:
+            try:
+                step()
+            except ComfyUIError as exc:
+                failed.append(exc)
+        if failed:
+            raise failed[0]
 
     def health_check(self) -> Health:
         """``GET /system_stats``: ok with the ComfyUI version and device, or not ok with why."""
@@ -798,26 +960,30 @@ class ComfyUIAdapter:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _claim_prompt(self, task_id: str) -> tuple[int, str, bool]:
-        """``(attempt, prompt_id, already_submitted)`` for a task.
+    def _claim_prompt(self, task_id: str, first: int = 1) -> tuple[int, str, bool, bool]:
+        """``(attempt, prompt_id, already_submitted, already_finished)`` for a task
+        (``already_finished``: its prompt had succeeded before this submit — an earlier
+        submit's work, charged there).
 
         The queue is read before history: a prompt that finishes in between moves from the
         queue into history under ComfyUI's queue lock, so it is seen in one or the other.
         """
         running, pending = queued_prompt_ids(self.client.queue())
-        for attempt in range(1, _MAX_ATTEMPTS + 1):
+        for attempt in range(max(1, first), _MAX_ATTEMPTS + 1):
             prompt_id = prompt_id_for(task_id, attempt)
             if prompt_id in running or prompt_id in pending:
-                return attempt, prompt_id, True
+                return attempt, prompt_id, True, False
             entry = self.client.history(prompt_id)
             if entry is None:
-                return attempt, prompt_id, False
+                return attempt, prompt_id, False, False
             if parse_history_entry(entry).status == "success":
-                return attempt, prompt_id, True
+                return attempt, prompt_id, True, True
             # That attempt failed: a retry deserves a fresh prompt (and a fresh history entry).
         raise AttemptsExhausted(f"task {task_id} already failed {_MAX_ATTEMPTS} prompts")
 
-    def _render(self, task: ProviderTask) -> dict[str, Any]:
+    def _render(self, task: ProviderTask) -> tuple[dict[str, Any], dict[str, str]]:
+        """Upload the input and fill the workflow: (graph, the uploaded input's
+        ``{"filename", "subfolder", "type"}``)."""
         src = Path(task.input_path)
         if not src.is_file():
             raise FileNotFoundError(f"input video {src} does not exist")
@@ -827,12 +993,13 @@ class ComfyUIAdapter:
         name = uploaded["name"]
         if uploaded.get("subfolder"):
             name = f"{uploaded['subfolder']}/{name}"
-        return self.template.render(
+        graph = self.template.render(
             input_video=name,
             filename_prefix=f"effectlake/{stem}",
             params=task.params,
             prompt=task.prompt,
         )
+        return graph, {"filename": uploaded["name"], "subfolder": uploaded.get("subfolder", ""), "type": "input"}
 
     def _poll_once(self, h: Mapping[str, Any]) -> TaskResult | None:
         """One poll; raises ComfyUIUnreachable / ComfyUIHTTPError."""
@@ -890,13 +1057,17 @@ class ComfyUIAdapter:
         partner = 0.0
         if outcome is not None:
             # GPU seconds = server-side execution span (ComfyUI reports no per-node timings, so
-            # node_timings stays empty). Fully cached prompts did no work and report ~0.
-            compute = outcome.execution_seconds
-            if outcome.start_ms is not None:
-                # Clamped: a reused prompt's start precedes this submit, and clocks may skew.
-                queued = int(h.get("queued_at_ms") or submitted)
-                queue_wait = max(0, int(outcome.start_ms) - queued)
-            partner = self.partner_cost_usd_per_call
+            # node_timings stays empty). Fully cached prompts did no work and report ~0. A
+            # prompt that had finished before this submit was an earlier submit's work, charged
+            # there: reporting its span again would charge it twice.
+            spent = account(
+                int(h.get("queued_at_ms") or submitted),
+                outcome.start_ms,
+                outcome.end_ms,
+                reused=bool(h.get("finished_before_submit")),
+            )
+            compute, queue_wait = spent.compute_seconds, spent.queue_wait_ms
+            partner = 0.0 if h.get("finished_before_submit") else self.partner_cost_usd_per_call
         return TaskResult(
             task_id=str(h.get("task_id", "")),
             status=status,

@@ -23,6 +23,7 @@ from pydantic_core import InitErrorDetails
 
 from resources.providers.base import ProviderAdapter
 from resources.providers.params import ParamError, check_syntax
+from resources.providers.resilience import BreakerPolicy, Deadlines, RetryPolicy
 from resources.settings import DATA_DIR, PROJECT_ROOT
 
 AdapterKind = Literal["ffmpeg", "opencv", "comfyui"]
@@ -57,6 +58,37 @@ class ProviderCost(BaseModel):
 
     partner_cost_usd_per_call: float = Field(0.0, ge=0)
     cold_start_seconds: float = Field(0.0, ge=0)
+
+
+class RetrySpec(BaseModel):
+    """A provider's retry policy (``resources.providers.resilience.RetryPolicy``).
+
+    Attributes:
+        attempts: attempts in all, first included (1 = never retry).
+        base_seconds: first backoff pause (doubling, jittered ×0.5–1).
+        max_seconds: longest pause and longest ``Retry-After`` honoured.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attempts: int = Field(3, ge=1, le=20)
+    base_seconds: float = Field(2.0, ge=0)
+    max_seconds: float = Field(60.0, gt=0)
+
+
+class BreakerSpec(BaseModel):
+    """A provider's circuit breaker (``resources.providers.resilience.BreakerPolicy``):
+    opens after ``consecutive_failures`` in a row or a ``failure_rate`` over ``window_seconds``
+    (at least ``min_calls`` outcomes); after ``cooldown_seconds`` lets ``probes`` through."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    consecutive_failures: int = Field(5, ge=1)
+    failure_rate: float = Field(0.5, gt=0, le=1)
+    min_calls: int = Field(10, ge=1)
+    window_seconds: float = Field(600.0, gt=0)
+    cooldown_seconds: float = Field(120.0, ge=0)
+    probes: int = Field(1, ge=1)
 
 
 class LutSpec(BaseModel):
@@ -175,10 +207,17 @@ class ProviderSpec(BaseModel):
             ComfyUI a workflow JSON path relative to the project root (or the mapping itself).
         instance_type: rate-card instance type the work runs on (``data/rate_card.yaml``).
         cost: partner cost per call and cold start.
-        concurrency: tasks one adapter instance runs at once (≥ 1); more wait for a slot.
+        concurrency: tasks the provider really runs at once (≥ 1); more wait for a slot.
+            For ComfyUI, which runs one prompt at a time per server, it must equal ``servers``.
+        servers: ComfyUI servers behind ``base_url`` (1 for local providers).
         mode: ``active`` (routed), ``shadow`` (gets copies never shown) or ``disabled``.
         base_url: server of a remote adapter (ComfyUI); None for local ones.
-        timeout_seconds: a task attempt is killed after this many seconds.
+        timeout_seconds: a task attempt is stopped this many seconds after it *started* on the
+            provider.
+        queue_timeout_seconds: a remote task that has not started this many seconds after it
+            was dispatched (waiting for a slot or in the provider's queue) is given up.
+        retry: retry policy (transient failures only).
+        breaker: circuit breaker policy.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -191,9 +230,45 @@ class ProviderSpec(BaseModel):
     instance_type: str
     cost: ProviderCost = Field(default_factory=ProviderCost)
     concurrency: int = Field(1, ge=1, le=256)
+    servers: int = Field(1, ge=1, le=256)
     mode: Mode = "active"
     base_url: str | None = None
     timeout_seconds: float = Field(600.0, gt=0)
+    queue_timeout_seconds: float = Field(600.0, gt=0)
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+    breaker: BreakerSpec = Field(default_factory=BreakerSpec)
+
+    @field_validator("servers")
+    @classmethod
+    def _one_prompt_per_server(cls, v: int, info: ValidationInfo) -> int:
+        # ComfyUI executes one prompt at a time: more in flight than servers only queue on
+        # the server, where our run deadline cannot tell waiting from working.
+        if info.data.get("adapter") == "comfyui" and info.data.get("concurrency") not in (None, v):
+            raise ValueError(
+                f"a comfyui provider runs one prompt per server: concurrency must equal servers ({v}), "
+                f"got {info.data.get('concurrency')}"
+            )
+        return v
+
+    @property
+    def remote(self) -> bool:
+        """True when tasks run elsewhere and outlive the run that sends them (ComfyUI)."""
+        return self.adapter == "comfyui"
+
+    def retry_policy(self) -> RetryPolicy:
+        """The pure retry policy of this provider."""
+        return RetryPolicy(self.retry.attempts, self.retry.base_seconds, self.retry.max_seconds)
+
+    def breaker_policy(self) -> BreakerPolicy:
+        """The pure breaker policy of this provider."""
+        b = self.breaker
+        return BreakerPolicy(
+            b.consecutive_failures, b.failure_rate, b.min_calls, b.window_seconds, b.cooldown_seconds, b.probes
+        )
+
+    def deadlines(self) -> Deadlines:
+        """The queue and run bounds of this provider's remote tasks."""
+        return Deadlines(queue_s=self.queue_timeout_seconds, run_s=self.timeout_seconds)
 
     @field_validator("effect_types")
     @classmethod

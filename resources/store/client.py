@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from resources.store import admission, changes, decisions, idempotency, identity, ledger, outbox, uploads
+from resources.store import admission, changes, decisions, idempotency, identity, ledger, outbox, remote, uploads
 from resources.store.engine import create_store_engine, database_url, reader
 from resources.store.errors import StoreBusy
 from resources.store.idempotency import StoredResponse
@@ -296,3 +296,21 @@ class Store:
         """``changes.changes_since``: (rows with seq > after_seq, new cursor)."""
         with self.read() as s:
             return changes.changes_since(s, table, after_seq, limit, grace=grace, now=now)
+
+    # --- remote provider tasks -----------------------------------------------------------
+    # Composed operations (claim, submitted, finish, retry_later…) run in ``write()`` with
+    # ``resources.store.remote``'s functions; these are the common reads.
+    def remote_tasks(self, states: tuple[str, ...] = remote.OPEN_STATES, video_id: str | None = None) -> list[dict]:
+        """``remote.tasks``: remote tasks in ``states`` (default: not collected yet)."""
+        with self.read() as s:
+            return remote.tasks(s, states, video_id)
+
+    def video_remote_tasks(self, video_id: str) -> list[dict]:
+        """``remote.video_tasks``: every remote task of a video."""
+        with self.read() as s:
+            return remote.video_tasks(s, video_id)
+
+    def breakers(self) -> dict[str, dict]:
+        """``remote.breakers``: provider id → its circuit breaker row."""
+        with self.read() as s:
+            return remote.breakers(s)

@@ -268,3 +268,66 @@ class Decision(Base):
 MIRRORED: dict[str, type[Base]] = {
     m.__tablename__: m for m in (Upload, UploadRejection, LedgerEntry, Notification, Decision)
 }
+
+
+# --- remote provider tasks (not mirrored: operational state; its history is the lake's
+# execution and pipeline events) -----------------------------------------------------------
+# waiting (not sent: no slot, breaker open, or retry backoff) → submitting (a slot is claimed,
+# the send is under way) → submitted (the provider has it) → cancelling (past a deadline, the
+# interrupt is sent; waiting for the provider's final record) → finished (outcome known) →
+# collected (M6 stored the output, recorded the outcome and cleaned the provider up).
+REMOTE_STATES = ("waiting", "submitting", "submitted", "cancelling", "finished", "collected")
+BREAKER_STATES = ("closed", "open", "half_open")
+
+
+class RemoteTask(Base):
+    """A provider task that runs on a remote provider (``resources.providers.resilience``):
+    its state, its provider job id and handle, the provider's timestamps and its outcome.
+
+    ``spec`` is the JSON the sender needs without the lake (``input_key``, ``params``,
+    ``prompt``); ``result`` the outcome (``status``, ``error_class``, ``error_message``,
+    ``queue_wait_ms``, ``compute_seconds``, ``duration_ms``, ``partner_cost_usd``,
+    ``attempts``, ``reused``, ``output``: the provider's file, for download and clean-up).
+    """
+
+    __tablename__ = "remote_tasks"
+    __table_args__ = (
+        CheckConstraint(_one_of("state", REMOTE_STATES), name="state"),
+        Index(None, "state", "provider_id"),
+    )
+
+    task_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    video_id: Mapped[str] = mapped_column(String(200), index=True)
+    provider_id: Mapped[str] = mapped_column(String(64))
+    effect_type: Mapped[str] = mapped_column(String(64))
+    selection: Mapped[str] = mapped_column(String(20))
+    spec: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(20))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    provider_job_id: Mapped[str | None] = mapped_column(String(200))
+    handle: Mapped[str | None] = mapped_column(Text)
+    enqueued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    not_before: Mapped[datetime | None]
+    submitted_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    cancel_requested_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    collected_at: Mapped[datetime | None]
+    error_class: Mapped[str | None] = mapped_column(String(200))
+    result: Mapped[str | None] = mapped_column(Text)
+
+
+class ProviderBreaker(Base):
+    """A provider's circuit breaker (``resources.providers.resilience.Breaker``); its row lock
+    also serialises admission to the provider. ``outcomes`` is JSON ``[[epoch_ms, ok], ...]``."""
+
+    __tablename__ = "provider_breakers"
+    __table_args__ = (CheckConstraint(_one_of("state", BREAKER_STATES), name="state"),)
+
+    provider_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), default="closed")
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    outcomes: Mapped[str] = mapped_column(Text, default="[]")
+    opened_at: Mapped[datetime | None]
+    probes_in_flight: Mapped[int] = mapped_column(Integer, default=0)
+    changed_at: Mapped[datetime | None]

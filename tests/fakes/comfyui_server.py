@@ -40,7 +40,10 @@ again and is listed in ``execution_cached``; an identical resubmission writes no
 its history points at the earlier output (``img1_cached_history.json``).
 
 Knobs for tests: :meth:`FakeComfyUI.fail_next` (next prompt fails at a node with a recorded-shape
-``execution_error``), :meth:`pause` / :meth:`resume` (hold the queue), :meth:`wait_idle`.
+``execution_error``), :meth:`pause` / :meth:`resume` (hold the queue), :meth:`wait_idle`,
+``node_delay_s`` (each executed node takes that much longer; an interrupt lands only between
+nodes, as in ComfyUI), :meth:`restart` (queue and history forgotten), :meth:`refuse_next` (the
+next ``POST /prompt`` answers 429/503 with ``Retry-After``, as a fleet's front would).
 Not implemented: the ``/ws`` websocket, images (LoadImage/SaveImage), partial execution.
 """
 
@@ -758,7 +761,9 @@ class PromptRun:
         cache: dict[Any, Any],
         failure: InjectedFailure | None,
         interrupted: threading.Event,
+        node_delay_s: float = 0.0,
     ):
+        self.node_delay_s = node_delay_s
         self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs_to_run = item
         self.ctx, self.cache, self.failure, self.interrupted = ctx, cache, failure, interrupted
         self.results: dict[str, tuple[tuple[Any, ...], dict[str, Any] | None]] = {}
@@ -825,6 +830,8 @@ class PromptRun:
                 self.failure = None
                 raise InjectedNodeError(failure.exception_type, failure.exception_message)
             result = NODE_IMPLS[node["class_type"]](self.ctx, **kwargs)
+            if self.node_delay_s:  # a slow GPU node: not interruptible inside, as in ComfyUI
+                time.sleep(self.node_delay_s)
         except Exception as exc:
             raise _NodeFailed(node_id, exc, kwargs) from exc
         self.results[node_id] = self.new_cache[sig] = result
@@ -927,6 +934,9 @@ class FakeComfyUI:
         self._stopping = False
         self._failure: InjectedFailure | None = None
         self._interrupt = threading.Event()
+        self._generation = 0  # bumped by restart(): a prompt running across it is forgotten
+        self._refusals: list[tuple[int, float | None]] = []
+        self.node_delay_s = 0.0
         self.ffmpeg_stats: dict[str, list[ProcessStats]] = {}
         self.accepted: list[dict[str, Any]] = []
         self.base_url = ""
@@ -955,6 +965,23 @@ class FakeComfyUI:
         with self._cv:
             self._failure = None
         self.resume()
+
+    def restart(self) -> None:
+        """Forget the queue, the history and the running prompt, as a restarted ComfyUI does
+        (it keeps both in memory); files on disk stay."""
+        with self._cv:
+            self._generation += 1
+            self._pending.clear()
+            self._history.clear()
+            self._cache = {}
+            self._interrupt.set()  # the running prompt stops at its next node; its result is dropped
+            self._cv.notify_all()
+
+    def refuse_next(self, status_code: int = 503, retry_after_s: float | None = None) -> None:
+        """The next ``POST /prompt`` is refused with ``status_code`` (and a ``Retry-After``
+        header), as a fleet's front does when every server is busy."""
+        with self._cv:
+            self._refusals.append((status_code, retry_after_s))
 
     def pause(self) -> None:
         """Hold the queue: submitted prompts stay pending (history ``{}``) until resume()."""
@@ -1032,9 +1059,10 @@ class FakeComfyUI:
                 failure, self._failure = self._failure, None
                 self._interrupt.clear()
                 cache = self._cache
+                generation = self._generation
             ctx = ExecContext(self.dirs["input"], self.dirs["output"])
             try:
-                entry, new_cache = PromptRun(item, ctx, cache, failure, self._interrupt).run()
+                entry, new_cache = PromptRun(item, ctx, cache, failure, self._interrupt, self.node_delay_s).run()
             except Exception as exc:
                 entry = {
                     "prompt": item,
@@ -1059,6 +1087,10 @@ class FakeComfyUI:
                 }
                 new_cache = {}
             with self._cv:
+                if generation != self._generation:  # restarted meanwhile: nothing is remembered
+                    self._running = None
+                    self._cv.notify_all()
+                    continue
                 self._cache = new_cache
                 self._history[item[1]] = entry
                 self.ffmpeg_stats[item[1]] = ctx.ffmpeg_stats
@@ -1110,6 +1142,12 @@ class FakeComfyUI:
                     {"error": _err("no_prompt", "No prompt provided", "No prompt provided"), "node_errors": {}},
                     status_code=400,
                 )
+            with self._cv:
+                refusal = self._refusals.pop(0) if self._refusals else None
+            if refusal is not None:
+                status, after = refusal
+                headers = {"Retry-After": f"{after:g}"} if after is not None else {}
+                return PlainTextResponse("busy", status_code=status, headers=headers)
             prompt = data["prompt"]
             ok, error, outputs, node_errors = validate_prompt(prompt, self.dirs["input"])
             if not ok:

@@ -1,0 +1,116 @@
+"""The end-to-end chain in the production profile: `effectlake demo-prod --exit` on one short
+clip, with the Dagster instance and the store on PostgreSQL, the lake and the media on the
+local S3 server, and the routing manifest in Redis (each test-owned: fresh databases, a key
+prefix of its own, its own server process)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import polars as pl
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+
+from pipelines.cli.prod import DAGSTER_PG_ENV
+from resources.lake import Lake
+from resources.manifest_store import ManifestStore
+from resources.s3 import ensure_buckets
+from resources.schemas import GALLERY_REVISIONS, PIPELINE_EVENTS, TEST_BATCH
+from tests.s3_server import local_s3_process
+from tests.server import free_port
+
+pytest_plugins = ["tests.store_fixtures"]
+pytestmark = [pytest.mark.video, pytest.mark.slow]
+
+REDIS_URL = os.environ.get("EFFECTLAKE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_prefix():
+    """A key prefix of this test's own in the Redis at ``REDIS_URL``; its keys are deleted after."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis at {REDIS_URL} unreachable: {exc}")
+    prefix = f"effectlake-test-{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    keys = list(client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+
+
+def test_demo_prod_publishes_through_postgres_s3_and_redis(tmp_path, short_bikes, pg_databases, redis_prefix):
+    dagster_db, store_db = pg_databases(), pg_databases()
+    with local_s3_process(tmp_path / "s3.log") as s3_env:
+        lake_uri, media_uri = "s3://prod-test/lake", "s3://prod-test/media"
+        ensure_buckets([lake_uri], s3_env)
+        env = {
+            **os.environ,
+            **s3_env,
+            "LAKE_URI": lake_uri,
+            "MEDIA_URI": media_uri,
+            DAGSTER_PG_ENV: dagster_db,
+            "DATABASE_URL": store_db,
+            "REDIS_URL": REDIS_URL,
+            "EFFECTLAKE_MANIFEST_PREFIX": redis_prefix + "routing_manifest",
+            "EFFECTLAKE_RATE_LIMIT_PREFIX": redis_prefix + "ratelimit",
+        }
+        # A manifest published in Redis before the run: M5 must route with it (its version
+        # lands in test_batch), which shows the stage reads Redis, not a file.
+        version = f"redis-{uuid.uuid4().hex[:8]}"
+        ManifestStore(uri=REDIS_URL, key_prefix=env["EFFECTLAKE_MANIFEST_PREFIX"]).publish(
+            {"version": version, "effects": {}}
+        )
+        ports = {f"--{name}-port": str(free_port()) for name in ("api", "dagster", "dashboard")}
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "demo-prod", "--exit", "--video", str(short_bikes)]
+            + [arg for pair in ports.items() for arg in pair]
+            + ["--timeout", "240", "--dagster-home", str(tmp_path / "dagster_home")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        logs = tmp_path / "dagster_home" / "demo_logs"
+        detail = proc.stdout[-3000:] + proc.stderr[-3000:]
+        if proc.returncode and (logs / "dagster.log").exists():
+            detail += (logs / "dagster.log").read_text()[-4000:]
+        assert proc.returncode == 0, detail
+        assert proc.stdout.count("stage=published") == 1
+        assert "multiprocess executor" in proc.stdout and "http://127.0.0.1:" in proc.stdout
+
+        # The lake is on S3: published revision, events and M5's routing read from Redis.
+        os.environ.update(s3_env)  # delta-rs and boto3 of this process reach the same server
+        try:
+            lake = Lake(uri=lake_uri)
+            assert lake.read(GALLERY_REVISIONS).filter(pl.col("published")).height == 1
+            assert lake.read(PIPELINE_EVENTS, pl.col("event_type") == "EffectPublished").height == 1
+            batch = lake.read(TEST_BATCH)
+            assert batch.height > 0 and set(batch["manifest_version"]) == {version}
+        finally:
+            for k in s3_env:
+                os.environ.pop(k, None)
+        assert not (tmp_path / "lake").exists()  # nothing fell back to a local directory
+
+    # Dagster kept its runs, events and schedules in PostgreSQL, and ran steps in subprocesses.
+    engine = create_engine(dagster_db)
+    with engine.connect() as conn:
+        runs = dict(conn.execute(text("SELECT pipeline_name, status FROM runs")).all())
+        workers = conn.execute(
+            text("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'STEP_WORKER_STARTED'")
+        ).scalar()
+        schedules = conn.execute(text("SELECT count(*) FROM instigators")).scalar()
+    engine.dispose()
+    assert {runs.get(j) for j in ("intake_job", "evaluation_job", "publish_job")} == {"SUCCESS"}, runs
+    assert workers >= 5  # one per step of the intake job at least: the multiprocess executor
+    assert schedules > 0
+    # The store is the PostgreSQL database: the demo's user and upload are there.
+    engine = create_engine(store_db)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM uploads")).scalar() == 1
+    engine.dispose()
