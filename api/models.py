@@ -76,6 +76,7 @@ class UploadRow(BaseModel):
     source: str
     status: str
     uploaded_at: datetime
+    description: str | None = None
 
 
 IngestedVideoRow = row_model("IngestedVideoRow", INGESTED_VIDEO.schema, "A row of silver ``ingested_video``.")
@@ -293,7 +294,8 @@ class VideoStatus(BaseModel):
 
 class Effect(BaseModel):
     """A published effect: its current pinned revision (``snapshot``: the published record,
-    parsed)."""
+    parsed). Side by side: ``example_url`` (the example the user showed), ``reference_url``
+    (the neutral reference clip) and ``preview_url`` (the effect applied to it)."""
 
     slug: str
     revision_id: str
@@ -302,6 +304,8 @@ class Effect(BaseModel):
     provider_id: str | None
     published_at: datetime | None
     preview_url: str | None
+    example_url: str | None = None
+    reference_url: str | None = None
     snapshot: JSONObject
 
 

@@ -24,7 +24,9 @@ STAGE_OF_EVENT = {
     "VideoRejected": "rejected",
     "ContentAnalyzed": "analyzed",
     "PromptsGenerated": "prompted",
-    "NoEligibleEffects": "no_eligible_effects",
+    "AnalysisFailed": "analysis_failed",
+    "NoTargetEffect": "no_target_effect",
+    "NoEligibleEffects": "no_target_effect",  # its name before jobs built the example's effect
     "UserQuotaExceeded": "quota_exceeded",
     "TestBatchDispatched": "executing",
     "TaskSucceeded": "executing",

@@ -29,11 +29,15 @@ from resources.schemas import (
     BEST_RESULT,
     BOTTLENECK_ACTIONS,
     BOTTLENECK_CLASSIFICATIONS,
+    CONTENT_ANALYSIS,
     EXECUTION_EVENTS,
     GALLERY_REVISIONS,
     INGESTED_VIDEO,
+    LLM_COSTS,
     PIPELINE_EVENTS,
+    PROMPT_VARIANTS,
     PROVIDER_OUTPUTS,
+    QUALITY_SCORES,
     RECOMMENDATIONS,
     TEST_BATCH,
     VIDEO_TABLES,
@@ -77,6 +81,12 @@ execution_events = _bronze(
     "telemetry (M6); `effectlake simulate` appends simulated ones outside runs.",
     upstream=[TEST_BATCH, PROVIDER_OUTPUTS],
 )
+llm_costs = _bronze(
+    LLM_COSTS,
+    "A job's Gemini calls (analysis M2, prompt refinement M4, judge M7), one cost line each; "
+    "job_margins adds them to the job's cost.",
+    upstream=[CONTENT_ANALYSIS, PROMPT_VARIANTS, QUALITY_SCORES],
+)
 ab_requests = _bronze(
     AB_REQUESTS, "Admin A/B test requests on an ingested video (written by the API).", upstream=[INGESTED_VIDEO]
 )
@@ -87,7 +97,7 @@ alert_acknowledgements = _bronze(
     upstream=[BOTTLENECK_CLASSIFICATIONS],
 )
 
-BRONZE: list[dg.AssetSpec] = [pipeline_events, execution_events, ab_requests, alert_acknowledgements]
+BRONZE: list[dg.AssetSpec] = [pipeline_events, execution_events, llm_costs, ab_requests, alert_acknowledgements]
 
 STORE: list[dg.AssetSpec] = [
     _store("uploads", "Uploads, written by the intake API (random video ids, per-workspace de-duplication)."),
@@ -96,13 +106,21 @@ STORE: list[dg.AssetSpec] = [
         "ledger_entries",
         "The token ledger with row-locked balances: credits (API), one reservation per job (M5 test_batch), "
         "consume on delivery (M5 best_result), refund (no usable result, M10 rejection).",
-        upstream=[TEST_BATCH, BEST_RESULT, GALLERY_REVISIONS],
+        upstream=[CONTENT_ANALYSIS, TEST_BATCH, BEST_RESULT, GALLERY_REVISIONS],
     ),
     _store(
         "notifications",
         "The notification outbox, written by the stages that tell a user something (and the "
         "bottleneck actions' token-depletion notice).",
-        upstream=[INGESTED_VIDEO, TEST_BATCH, BEST_RESULT, APPROVAL_REQUESTS, GALLERY_REVISIONS, BOTTLENECK_ACTIONS],
+        upstream=[
+            INGESTED_VIDEO,
+            CONTENT_ANALYSIS,
+            TEST_BATCH,
+            BEST_RESULT,
+            APPROVAL_REQUESTS,
+            GALLERY_REVISIONS,
+            BOTTLENECK_ACTIONS,
+        ],
     ),
     _store(
         "decisions",

@@ -4,11 +4,15 @@
 
 where "cheapest" and "fastest" are taken among the outputs of the same effect type — the
 providers that did the same task — so a cheap effect type never wins on price against a
-dearer one, only on how well its provider did against its peers. Scored over the candidates
-that can be shown to a user: succeeded, technical gate passed, quality scored, and not a
-shadow copy. The weights are the uploader's (``resources.priorities``) or a named preset of
-the routing manifest (economics.routing.PRIORITY_WEIGHTS), on the same ratio scales, so a
-winner and a routing rank mean the same thing. ``cost_usd`` is the task's full cost, as the
+dearer one, only on how well its provider did against its peers (and M5 ranks the candidates
+of one target effect type at a time: assets/batch/best.py). Scored over the candidates that
+can be shown to a user: succeeded, technical gate passed, quality scored, and not a shadow
+copy — and, ranked after every one of those, outputs whose quality scoring itself failed
+(``quality_error``: status unknown, confidence 0, composite counted as 0): still usable, since
+the provider made them, but never preferred to a measured one. The weights are the uploader's
+(``resources.priorities``) or a named preset of the routing manifest
+(economics.routing.PRIORITY_WEIGHTS), on the same ratio scales, so a winner and a routing rank mean
+the same thing. ``cost_usd`` is the task's full cost, as the
 economics job states it (``assets.costing.task_costs``).
 """
 
@@ -22,13 +26,15 @@ from economics.routing import PRIORITY_WEIGHTS
 
 
 def eligible(candidates: pl.DataFrame) -> pl.DataFrame:
-    """The rows that may win: succeeded, gate passed, scored, not shadow."""
-    return candidates.filter(
-        (pl.col("status") == "scored")
-        & pl.col("gate_passed")
-        & pl.col("composite").is_not_null()
-        & (pl.col("selection") != "shadow")
-    )
+    """The rows that may win: not shadow, and either succeeded, gate passed and scored, or an
+    output (``output_key``) whose scoring failed (``quality_error``; columns optional)."""
+    scored = (pl.col("status") == "scored") & pl.col("gate_passed") & pl.col("composite").is_not_null()
+    if "quality_error" in candidates.columns and "output_key" in candidates.columns:
+        failed_scoring = (
+            (pl.col("status") == "unknown") & pl.col("quality_error").is_not_null() & pl.col("output_key").is_not_null()
+        )
+        scored = scored | failed_scoring
+    return candidates.filter(scored.fill_null(False) & (pl.col("selection") != "shadow"))
 
 
 def rank_candidates(candidates: pl.DataFrame, priority: str | Mapping[str, float] = "balanced") -> pl.DataFrame:
@@ -42,7 +48,8 @@ def rank_candidates(candidates: pl.DataFrame, priority: str | Mapping[str, float
             or the name of a preset of PRIORITY_WEIGHTS.
 
     Returns:
-        The eligible rows with a ``score`` column, sorted descending (empty if none).
+        The eligible rows with a ``score`` column, measured ones first, each part sorted by
+        score descending (empty if none).
     """
     w = PRIORITY_WEIGHTS[priority] if isinstance(priority, str) else priority
     ok = eligible(candidates)
@@ -52,8 +59,13 @@ def rank_candidates(candidates: pl.DataFrame, priority: str | Mapping[str, float
     # micro-dollar, below any real execution's cost.
     cost = pl.col("cost_usd").clip(lower_bound=1e-6)
     dur = pl.col("duration_ms").clip(lower_bound=1)
-    return ok.with_columns(
-        score=w["quality"] * pl.col("composite")
-        + w["cost"] * (cost.min().over("effect_type") / cost)
-        + w["speed"] * (dur.min().over("effect_type") / dur)
-    ).sort("score", "composite", descending=True)
+    return (
+        ok.with_columns(
+            measured=pl.col("status") == "scored",
+            score=w["quality"] * pl.col("composite").fill_null(0.0)
+            + w["cost"] * (cost.min().over("effect_type") / cost)
+            + w["speed"] * (dur.min().over("effect_type") / dur),
+        )
+        .sort("measured", "score", "composite", descending=True, nulls_last=True)
+        .drop("measured")
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from resources.catalog import Catalog
+from resources.gemini.client import GeminiClient
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.media import MediaStore
@@ -19,7 +20,8 @@ from resources.store.client import Store
 class Clients:
     """The platform's I/O clients (plain objects, no Dagster). Building them does no I/O:
     the store's engine connects on first use, and whoever starts a process that writes it
-    (the API, the Dagster resource) runs ``store.upgrade()`` first."""
+    (the API, the Dagster resource) runs ``store.upgrade()`` first. The Gemini client reads
+    its price table (shipped YAML) and makes no request without ``GOOGLE_API_KEY``."""
 
     lake: Lake
     media: MediaStore
@@ -27,6 +29,7 @@ class Clients:
     catalog: Catalog
     providers: ProviderRegistry
     store: Store
+    gemini: GeminiClient
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Clients:
@@ -38,4 +41,5 @@ class Clients:
             catalog=Catalog(data_dir=settings.data_dir, reference_suite_path=settings.reference_suite_path),
             providers=ProviderRegistry(path=settings.providers_path),
             store=Store(settings.database_url, upgrade=False),
+            gemini=GeminiClient.from_settings(settings),
         )

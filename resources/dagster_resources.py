@@ -9,17 +9,20 @@ not exported from the ``dagster`` package.) The ``platform`` resource needs no w
 the ``Settings`` object itself, passed as a plain resource.
 
 Resource keys: ``lake``, ``media``, ``manifest_store``, ``catalog``, ``providers``,
-``store``, ``platform`` (plus ``io_manager``, the Delta IO manager, built in ``pipelines/definitions.py``).
+``store``, ``gemini``, ``platform`` (plus ``io_manager``, the Delta IO manager, built in ``pipelines/definitions.py``).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import dagster as dg
 
 from resources.catalog import Catalog
 from resources.clients import Clients
+from resources.gemini.client import GeminiClient
+from resources.gemini.pricing import PriceTable
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.media import MediaStore
@@ -90,6 +93,56 @@ class StoreResource(dg.ConfigurableResource[Store]):
         return Store(self.url, upgrade=True)
 
 
+class GeminiResource(dg.ConfigurableResource[GeminiClient]):
+    """``resources.gemini.client.GeminiClient`` for Dagster (config: the ``EFFECTLAKE_GEMINI_*``
+    settings and ``api_key``, passed as ``EnvVar("GOOGLE_API_KEY")`` when it comes from the
+    environment so the UI never shows it; empty = no key: every stage runs locally)."""
+
+    api_key: str
+    model: str
+    data_dir: str
+    base_url: str
+    timeout_s: float
+    attempts: int
+    max_wait_s: float
+    file_timeout_s: float
+    inline_max_bytes: int
+    cache_dir: str
+
+    def create_resource(self, context: dg.InitResourceContext) -> GeminiClient:
+        return GeminiClient(
+            self.api_key or None,
+            self.model,
+            PriceTable.load(self.data_dir),
+            base_url=self.base_url,
+            timeout_s=self.timeout_s,
+            attempts=self.attempts,
+            max_wait_s=self.max_wait_s,
+            file_timeout_s=self.file_timeout_s,
+            inline_max_bytes=self.inline_max_bytes,
+            cache_dir=self.cache_dir or None,
+        )
+
+
+def gemini_resource(settings: Settings) -> GeminiResource:
+    """The Gemini resource of ``settings`` (the key as an ``EnvVar`` when the environment set it)."""
+    key = settings.google_api_key or ""
+    from_env = bool(key) and os.environ.get("GOOGLE_API_KEY", "").strip() == key
+    c = GeminiClient.from_settings(settings)
+    return GeminiResource(
+        api_key=dg.EnvVar("GOOGLE_API_KEY") if from_env else key,
+        model=c.model,
+        data_dir=settings.data_dir,
+        base_url=c.base_url,
+        timeout_s=c.timeout_s,
+        attempts=c.attempts,
+        max_wait_s=c.max_wait_s,
+        file_timeout_s=c.file_timeout_s,
+        inline_max_bytes=c.inline_max_bytes,
+        cache_dir=str(c.cache.root) if c.cache is not None else "",
+    )
+
+
 def client_resources(settings: Settings) -> dict[str, Any]:
     """The resources of ``settings`` by key, except the IO manager: a wrapper per client and
     ``platform`` = ``settings``."""
@@ -103,5 +156,6 @@ def client_resources(settings: Settings) -> dict[str, Any]:
         "catalog": CatalogResource(**c.catalog.model_dump()),
         "providers": ProviderRegistryResource(**c.providers.model_dump()),
         "store": StoreResource(url=c.store.url),
+        "gemini": gemini_resource(settings),
         "platform": settings,
     }

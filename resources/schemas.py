@@ -98,6 +98,8 @@ UPLOADS = _spec(
     status=pl.String,
     # the uploader's priority weights as JSON {"quality", "cost", "speed"}; null = balanced
     priorities=pl.String,
+    # the uploader's words for the effect they want (M2 and M4 read it); null = none given
+    description=pl.String,
     **LANDED,
 )
 PIPELINE_EVENTS = _event_table("pipeline_events")
@@ -109,6 +111,27 @@ EXECUTION_EVENTS = _event_table(
     provider_id=pl.String,
     effect_type=pl.String,
     **TELEMETRY,
+)
+# A job's paid calls outside the providers (Gemini: resources/gemini/pricing.py
+# Usage.cost_line()), one row per call; job_margins adds them to the job's cost.
+LLM_COSTS = _spec(
+    "bronze",
+    "llm_costs",
+    ("line_id",),
+    line_id=pl.String,
+    correlation_id=pl.String,
+    stage=pl.String,
+    kind=pl.String,
+    provider=pl.String,
+    model=pl.String,
+    operation=pl.String,
+    prompt_version=pl.String,
+    requests=pl.Int64,
+    prompt_tokens=pl.Int64,
+    output_tokens=pl.Int64,
+    usd=pl.Float64,
+    cache_hit=pl.Boolean,
+    recorded_at=UTC_TS,
 )
 LEDGER_ENTRIES = _spec(
     "bronze",
@@ -205,12 +228,34 @@ CONTENT_ANALYSIS = _video_table(
     mean_saturation=pl.Float64,
     color_temperature=pl.Float64,
     contrast=pl.Float64,
+    palette_colours=pl.Float64,
+    luma_levels=pl.Float64,
+    edge_density=pl.Float64,
+    repeat_share=pl.Float64,
     dominant_style=pl.String,
     style_scores=pl.String,
     detected_effects=STR_LIST,
-    eligible_effect_types=STR_LIST,
+    # The effect types the job builds, primary first (assets/analysis/targets.py), their
+    # parameters estimated from the example and why each is a target, as JSON by effect type.
+    target_effect_types=STR_LIST,
+    target_params=pl.String,
+    target_reasons=pl.String,
     borderline=STR_LIST,
     analysis_ms=pl.Int64,
+    description=pl.String,
+    # Gemini's words when it answered (resources/gemini/fallback.py merge_analysis); scenes JSON.
+    summary=pl.String,
+    scenes=pl.String,
+    motion_pattern=pl.String,
+    description_use=pl.String,
+    # Where the row came from: analysis_source gemini | local, field_sources JSON field → source,
+    # fallback_reason (why not Gemini), the Gemini model and prompt version asked.
+    analysis_source=pl.String,
+    field_sources=pl.String,
+    fallback_reason=pl.String,
+    gemini_model=pl.String,
+    prompt_version=pl.String,
+    analysis_attempts=pl.Int64,
 )
 PROMPT_VARIANTS = _video_table(
     "prompt_variants",
@@ -221,6 +266,10 @@ PROMPT_VARIANTS = _video_table(
     template_version=pl.Int64,
     prompt=pl.String,
     params=pl.String,
+    # gemini (refined by resources/gemini refine_prompt) | local (the template as rendered)
+    prompt_source=pl.String,
+    # why the effect's own template was not used (then template_id is the generic one)
+    template_error=pl.String,
 )
 TEST_BATCH = _video_table(
     "test_batch",
@@ -237,6 +286,8 @@ TEST_BATCH = _video_table(
     tokens_reserved=pl.Int64,
     prompt=pl.String,
     params=pl.String,
+    # media key of the neutral reference clip the provider renders the effect on
+    input_key=pl.String,
     dispatched_at=UTC_TS,
     # The effect type's other manifest providers, best first: where a ranked task falls back
     # when its provider fails for good or its breaker is open (M6).
@@ -291,6 +342,9 @@ QUALITY_SCORES = _video_table(
     measurements=pl.String,
     rank=pl.Int64,
     scoring_ms=pl.Int64,
+    # why scoring itself failed (status unknown, confidence 0, output still usable: ranked
+    # after every scored output); null when it did not
+    quality_error=pl.String,
     cost_usd=pl.Float64,
     tokens_charged=pl.Int64,
     margin=pl.Float64,
@@ -615,6 +669,7 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     UPLOAD_REJECTIONS,
     PIPELINE_EVENTS,
     EXECUTION_EVENTS,
+    LLM_COSTS,
     LEDGER_ENTRIES,
     APPROVAL_DECISIONS,
     NOTIFICATIONS,

@@ -52,7 +52,13 @@ class Settings(BaseSettings):
         providers_path (``EFFECTLAKE_PROVIDERS``): the provider registry YAML
             (``effects.yaml`` and ``rate_card.yaml`` beside it validate it).
         reference_suite_path (``EFFECTLAKE_REFERENCE_SUITE``): the benchmark's suite; empty
-            = ``<data_dir>/reference_suite.yaml``.
+            = ``<data_dir>/reference_suite.yaml``. Its first installed video is also the
+            neutral reference content a job's providers render the target effect on.
+        reference_seconds (``EFFECTLAKE_REFERENCE_SECONDS``): length of a job's reference clip
+            (cut from the suite's first video), seconds: one short clip keeps a job cheap on
+            a 2-core machine.
+        reference_max_side (``EFFECTLAKE_REFERENCE_MAX_SIDE``): longest side of the reference
+            clip, pixels.
         dagster_home (``DAGSTER_HOME``): the Dagster instance the CLI and the demo use.
         ffmpeg_binary (``FFMPEG_BINARY``): ffmpeg to run; empty = the imageio-ffmpeg wheel's.
         database_url (``DATABASE_URL``): the transactional store (``resources/store``):
@@ -168,6 +174,8 @@ class Settings(BaseSettings):
     data_dir: str = Field(default_factory=lambda: str(DATA_DIR), alias="EFFECTLAKE_DATA_DIR")
     providers_path: str = Field(default_factory=lambda: _under_data("providers.yaml"), alias="EFFECTLAKE_PROVIDERS")
     reference_suite_path: str = Field(default="", alias="EFFECTLAKE_REFERENCE_SUITE")
+    reference_seconds: float = Field(default=2.0, gt=0, alias="EFFECTLAKE_REFERENCE_SECONDS")
+    reference_max_side: int = Field(default=320, ge=16, alias="EFFECTLAKE_REFERENCE_MAX_SIDE")
     dagster_home: str = Field(default_factory=lambda: _under_data("dagster_home"), alias="DAGSTER_HOME")
     ffmpeg_binary: str = Field(default="", alias="FFMPEG_BINARY")
     database_url: str = Field(

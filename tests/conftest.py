@@ -53,6 +53,19 @@ def short_carphone(samples_dir, clip_dir) -> Path:
     return h264_clip(samples_dir / "carphone_pristine.mp4", clip_dir / "carphone_1500ms.mp4", "1.5")
 
 
+@pytest.fixture(scope="session")
+def warm_bikes(short_bikes, clip_dir) -> Path:
+    """A user's example showing a warm grade: short_bikes with ffmpeg's ``colortemperature``
+    at 3500 K applied (a job on it builds a warm grade; on short_bikes itself, nothing)."""
+    return h264_clip(short_bikes, clip_dir / "bikes_2s_warm.mp4", "2", "-vf", "colortemperature=temperature=3500")
+
+
+@pytest.fixture(scope="session")
+def warm_carphone(short_carphone, clip_dir) -> Path:
+    """short_carphone with a 3500 K warm grade applied (see warm_bikes)."""
+    return h264_clip(short_carphone, clip_dir / "carphone_warm.mp4", "1.5", "-vf", "colortemperature=temperature=3500")
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     """Settings rooted in a fresh temporary lake, media store, manifest file and store."""

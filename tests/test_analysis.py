@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from assets.analysis import analyze_video, eligible_effect_types
+from assets.analysis import analyze_video
 from assets.analysis.color import color_temperature_k, mccamy_cct
 from assets.analysis.features import (
-    borderline_effects,
     classify_motion,
     classify_temperature,
     color_metrics,
@@ -21,6 +20,7 @@ from assets.analysis.features import (
     score_styles,
     trapezoid,
 )
+from assets.analysis.targets import described_effects, estimate_params, target_effects
 from assets.ingest import probe_video
 from tests.clips import lavfi_clip
 from tests.test_ingest import sample
@@ -32,9 +32,9 @@ TAXONOMY = yaml.safe_load((DATA / "style_taxonomy.yaml").read_text())
 CATALOG = yaml.safe_load((DATA / "effects.yaml").read_text())
 
 
-def analyze(path: str):
+def analyze(path: str, description: str | None = None):
     """Analysis the way the pipeline runs it: fps from the decoding probe."""
-    return analyze_video(path, probe_video(path).fps, TAXONOMY, CATALOG)
+    return analyze_video(path, probe_video(path).fps, TAXONOMY, CATALOG, description=description)
 
 
 @pytest.fixture(scope="module")
@@ -56,38 +56,40 @@ def clips(tmp_path_factory) -> dict[str, str]:
 # --- synthetic clips with a known look ----------------------------------------------------------
 
 
-def test_orange_clip_is_warm_and_cannot_get_a_warm_grade(clips):
+def test_orange_clip_shows_a_warm_grade_and_the_job_builds_one(clips):
     result = analyze(clips["orange"])
     assert result.color_temperature < 2500  # orange = (255, 165, 0): far warmer than tungsten
     assert result.temperature_class == "warm"
     assert result.dominant_style == "warm"
     assert "warm_grade" in result.detected_effects
-    assert "warm_grade" not in result.eligible_effect_types
-    assert "cool_grade" in result.eligible_effect_types
+    assert result.target_effect_types == ["warm_grade"]
+    assert result.target_params["warm_grade"]["strength"] == 1.0  # far past the providers' range
+    assert result.target_reasons["warm_grade"] == ["example:warm_grade"]
 
 
-def test_cool_clip_is_cool_and_cannot_get_a_cool_grade(clips):
+def test_cool_clip_shows_a_cool_grade(clips):
     result = analyze(clips["cool"])
     assert result.color_temperature > 9000
     assert result.temperature_class == "cool"
     assert result.dominant_style == "cool"
-    assert "cool_grade" not in result.eligible_effect_types
-    assert "warm_grade" in result.eligible_effect_types
+    # testsrc2's flat synthetic colour bars also read as posterized (few luma bands, outlines).
+    assert result.target_effect_types == ["cool_grade", "cartoon"]
 
 
-def test_gray_clip_is_monochrome_and_cannot_be_cartoonized(clips):
+def test_gray_clip_is_monochrome_and_shows_no_grade(clips):
     result = analyze(clips["gray"])
     assert result.mean_saturation < 0.02
     assert result.dominant_style == "monochrome"
     assert "monochrome" in result.detected_effects
-    assert "cartoon" not in result.eligible_effect_types
+    assert result.target_effect_types == ["cartoon"]  # no colour, so no grade; flat bands
 
 
-def test_still_color_clip_is_static_and_cannot_get_slow_motion(clips):
+def test_still_color_clip_is_static_and_shows_no_slow_motion(clips):
     result = analyze(clips["static"])
     assert result.motion_level < 0.0015
     assert result.motion_class == "static"
-    assert "slow_motion" not in result.eligible_effect_types
+    assert result.repeat_share == 1.0  # every pair repeats, but nothing moves: not slow motion
+    assert "slow_motion" not in result.detected_effects + result.target_effect_types  # (it is blue: a cool look)
     assert result.contrast < 0.01 and result.scene_count == 1 and result.scene_cuts_ms == []
 
 
@@ -106,11 +108,49 @@ def test_bikes_has_several_cuts(bikes):
     assert "fast_cuts" in bikes.detected_effects  # 30 cuts a minute
 
 
-def test_bikes_moves_enough_for_slow_motion(bikes):
+def test_neutral_bikes_shows_no_effect_to_build(bikes):
+    # Ungraded street footage: no look of the catalog, so a job on it has no target.
     assert bikes.motion_class == "medium"
-    assert "slow_motion" in bikes.eligible_effect_types
     assert bikes.dominant_style == "neutral"
-    assert bikes.eligible_effect_types == sorted(CATALOG["effects"])
+    assert bikes.target_effect_types == [] and bikes.repeat_share < 0.1 and bikes.luma_levels > 25
+
+
+def test_a_description_adds_its_effect_as_a_target(bikes):
+    result = analyze(sample("bikes.mp4"), "Make it look like a cartoon, please")
+    assert result.target_effect_types == ["cartoon"]
+    assert result.target_reasons["cartoon"] == ["description:cartoon"]
+    assert result.target_params["cartoon"] == CATALOG["effects"]["cartoon"]["params"]  # asked, not shown
+
+
+@pytest.fixture(scope="module")
+def shown(tmp_path_factory) -> dict[str, str]:
+    """Real bikes.mp4 with an applied look (2 s, 320 px), made with ffmpeg as a user's example."""
+    out = tmp_path_factory.mktemp("shown")
+    looks = {
+        "warm": "scale=320:-2,colortemperature=temperature=3500",
+        "poster": "scale=320:-2,lutyuv=y='16+(floor((clip(val,16,235)-16)*6/220)+0.5)*220/6'",
+        "slow": "scale=320:-2,setpts=2*PTS,fps=25",
+    }
+    src = sample("bikes.mp4")
+    return {
+        name: lavfi_clip(out / f"{name}.mp4", "nullsrc=s=16x16:d=0.04", "-i", str(src), "-map", "1:v", "-t", "2",
+                         "-vf", vf, "-c:v", "libx264", "-preset", "veryfast", "-an")
+        for name, vf in looks.items()
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("look", "target", "param", "expected"),
+    [
+        ("warm", "warm_grade", "strength", (0.8, 1.0)),
+        ("poster", "cartoon", "levels", (4, 8)),
+        ("slow", "slow_motion", "factor", (2.0, 2.0)),
+    ],
+)
+def test_an_applied_look_is_the_target_with_parameters_from_the_example(shown, look, target, param, expected):
+    result = analyze(shown[look])
+    assert result.target_effect_types == [target]
+    assert expected[0] <= result.target_params[target][param] <= expected[1]
 
 
 def test_dark_real_clip_is_low_key():
@@ -118,13 +158,6 @@ def test_dark_real_clip_is_low_key():
     assert result.mean_luma < 50
     assert result.dominant_style == "low_key"
     assert "low_light" in result.detected_effects
-
-
-def test_low_decoded_frame_rate_blocks_slow_motion():
-    # tree.avi declares 15 fps but holds each picture ~0.44 s: 2.3 decoded fps < min_fps 15.
-    fps = probe_video(sample("tree.avi")).fps
-    assert fps < 15
-    assert "slow_motion" not in eligible_effect_types("neutral", fps, 0.05, CATALOG)
 
 
 def test_to_dict_is_json_ready(bikes):
@@ -137,26 +170,37 @@ def test_to_dict_is_json_ready(bikes):
 # --- rules as pure functions ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("style", "fps", "motion", "excluded"),
-    [
-        ("neutral", 25.0, 0.05, set()),
-        ("warm", 25.0, 0.05, {"warm_grade"}),
-        ("cool", 25.0, 0.05, {"cool_grade"}),
-        ("monochrome", 25.0, 0.05, {"cartoon"}),
-        ("neutral", 12.0, 0.05, {"slow_motion"}),
-        ("neutral", 25.0, 0.005, {"slow_motion"}),
-    ],
-)
-def test_eligibility_rules_of_the_catalog(style, fps, motion, excluded):
-    expected = sorted(set(CATALOG["effects"]) - excluded)
-    assert eligible_effect_types(style, fps, motion, CATALOG) == expected
+def test_keywords_match_whole_words_only():
+    effects = CATALOG["effects"]
+    assert described_effects("a warm, golden-hour look", effects) == {"warm_grade": ["warm"]}
+    assert described_effects("warmup footage of a blueberry", effects) == {}
+    assert described_effects("slow-mo and cel-shaded", effects) == {
+        "slow_motion": ["slow-mo"],
+        "cartoon": ["cel-shaded"],
+    }
+    assert described_effects(None, effects) == {}
 
 
-def test_an_effect_already_detected_is_not_offered_again():
-    # Megamind.avi: dominant style low_key, but its warm cast is detected as warm_grade.
-    assert "warm_grade" not in eligible_effect_types("low_key", 24.0, 0.05, CATALOG, ["warm_grade", "low_light"])
-    assert "warm_grade" in eligible_effect_types("low_key", 24.0, 0.05, CATALOG, ["low_light"])
+def test_targets_shown_and_asked_for_come_first():
+    metrics = {"color_temperature": 3500.0, "luma_levels": 30.0, "edge_density": 0.1, "repeat_share": 0.0}
+    targets = target_effects(["warm_grade"], "cartoon but warm", metrics, CATALOG["effects"], suggested=["cool_grade"])
+    assert [t.effect_type for t in targets] == ["warm_grade", "cartoon", "cool_grade"]
+    assert targets[0].reasons == ["example:warm_grade", "description:warm"]
+    assert targets[2].reasons == ["gemini"] and targets[2].params == CATALOG["effects"]["cool_grade"]["params"]
+    assert target_effects([], None, metrics, CATALOG["effects"]) == []
+
+
+def test_parameter_estimates_follow_the_example():
+    # A deeper warm cast asks for a stronger grade; a cool one for a cool grade's strength.
+    assert (
+        estimate_params("warm_grade", {"color_temperature": 5000.0})["strength"]
+        < estimate_params("warm_grade", {"color_temperature": 4000.0})["strength"]
+    )
+    assert estimate_params("warm_grade", {"color_temperature": 4100.0})["strength"] == pytest.approx(0.6, abs=0.02)
+    assert estimate_params("cool_grade", {"color_temperature": 10100.0})["strength"] == pytest.approx(0.6, abs=0.02)
+    assert estimate_params("cartoon", {"luma_levels": 15.3, "edge_density": 0.09})["levels"] == 6
+    assert estimate_params("slow_motion", {"repeat_share": 0.5}) == {"factor": 2.0}
+    assert estimate_params("slow_motion", {"repeat_share": 0.67}) == {"factor": 3.0}
 
 
 def test_taxonomy_has_the_styles_and_scores_any_metrics():
@@ -230,11 +274,6 @@ def test_green_scene_is_not_warm_under_neutral_light():
     frame[30:] = (200, 200, 200)
     assert float((frame[..., 0].astype(int) - frame[..., 2]).mean()) > 0
     assert classify_temperature(color_temperature_k([frame])).name == "neutral"
-
-
-def test_a_borderline_motion_names_slow_motion_as_borderline():
-    assert borderline_effects(0.0102, CATALOG) == ["slow_motion"]
-    assert borderline_effects(0.05, CATALOG) == []
 
 
 def test_near_black_pixels_do_not_count_as_saturated():

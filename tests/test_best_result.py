@@ -183,6 +183,8 @@ def _select(settings, now) -> dict:
             quality_scores=quality,
             provider_outputs=outputs,
             test_batch=batch,
+            # M2's row: the example shows a warm grade, the job's one target.
+            content_analysis=pl.DataFrame({"video_id": [VIDEO], "target_effect_types": [["warm_grade"]]}),
             lake=clients.lake,
             catalog=clients.catalog,
             providers=clients.providers,

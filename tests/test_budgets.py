@@ -24,11 +24,11 @@ from tests.server import serve
 pytestmark = [pytest.mark.slow, pytest.mark.video]
 
 
-def test_no_tokens_is_402_until_topped_up(settings, short_bikes):
+def test_no_tokens_is_402_until_topped_up(settings, warm_bikes):
     settings = settings.model_copy(update={"welcome_credit_tokens": 0})
     with serve(create_app(settings)) as base, httpx.Client(base_url=base) as c:
         broke = new_user(c)
-        r = upload(c, broke, short_bikes)
+        r = upload(c, broke, warm_bikes)
         assert r.status_code == 402 and r.json()["code"] == "UserQuotaExceeded"
         assert "topped up" in r.json()["detail"]
         credits = f"/v1/admin/users/{broke['user_id']}/credits"
@@ -37,15 +37,15 @@ def test_no_tokens_is_402_until_topped_up(settings, short_bikes):
         c.post(credits, headers=ADMIN, json={"tokens": 50, "topup_id": "pay-1"})
         balance = c.get(f"/v1/users/{broke['user_id']}/balance", headers=broke["headers"]).json()
         assert balance["available"] == 50  # same payment, credited once
-        assert upload(c, broke, short_bikes).status_code == 202
+        assert upload(c, broke, warm_bikes).status_code == 202
 
 
-def test_batch_over_the_balance_is_refused_and_the_user_told(settings, instance, short_bikes):
+def test_batch_over_the_balance_is_refused_and_the_user_told(settings, instance, warm_bikes):
     settings = settings.model_copy(update={"welcome_credit_tokens": 1})  # below any effect's price
     driver = Driver(build_definitions(settings), instance)
     with serve(create_app(settings)) as base, httpx.Client(base_url=base) as c:
         small = new_user(c)
-        vid = upload(c, small, short_bikes).json()["video_id"]
+        vid = upload(c, small, warm_bikes).json()["video_id"]
         assert all(r.success for r in driver.step("upload_sensor"))
         assert c.get(f"/v1/videos/{vid}", headers=small["headers"]).json()["stage"] == "quota_exceeded"
         balance = c.get(f"/v1/users/{small['user_id']}/balance", headers=small["headers"]).json()
@@ -69,7 +69,7 @@ def _run_intake(settings, instance_ref, video_id: str) -> tuple[bool, str]:
 
 
 def test_concurrent_runs_of_many_users_reserve_each_job_once_without_a_pool(
-    settings, instance, short_bikes, short_carphone
+    settings, instance, warm_bikes, warm_carphone
 ):
     """Four intake runs at once (three users, one of them with two videos): no concurrency
     pool serialises them; each job is reserved exactly once, at its price, whatever the
@@ -79,9 +79,9 @@ def test_concurrent_runs_of_many_users_reserve_each_job_once_without_a_pool(
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as c:
         users = [new_user(c, name=f"user {i}") for i in range(3)]
         videos = {}  # video id → user id
-        for user, clip in [(users[0], short_bikes), (users[0], short_carphone), (users[1], short_bikes)]:
+        for user, clip in [(users[0], warm_bikes), (users[0], warm_carphone), (users[1], warm_bikes)]:
             videos[upload(c, user, clip).json()["video_id"]] = user["user_id"]
-        videos[upload(c, users[2], short_carphone).json()["video_id"]] = users[2]["user_id"]
+        videos[upload(c, users[2], warm_carphone).json()["video_id"]] = users[2]["user_id"]
         requests = driver.tick("upload_sensor")
         assert sorted(r.partition_key for r in requests) == sorted(videos)
     # One process per run, as the daemon's run launcher does (Dagster's in-process execution

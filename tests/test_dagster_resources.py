@@ -24,4 +24,8 @@ def test_every_resource_key_gives_the_plain_client_of_the_settings(settings):
         # The store resource migrates its database and hands out the plain client.
         assert isinstance(res.store, type(expected.store)) and res.store.url == expected.store.url
         assert res.store.create_workspace("migrated")["name"] == "migrated"
-    assert set(defs.resources) == keys | {"store", "io_manager"}
+    with dg.build_resources({"gemini": defs.resources["gemini"]}) as res:
+        # The Gemini client of the settings: no key here, so every stage runs locally.
+        assert isinstance(res.gemini, type(expected.gemini)) and not res.gemini.enabled
+        assert (res.gemini.model, res.gemini.base_url) == (expected.gemini.model, expected.gemini.base_url)
+    assert set(defs.resources) == keys | {"store", "gemini", "io_manager"}

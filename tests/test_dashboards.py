@@ -44,8 +44,8 @@ OIDC = {
 
 
 @pytest.fixture(scope="session")
-def world(tmp_path_factory, short_bikes, short_carphone) -> World:
-    return dashboards_lake.filled_lake(tmp_path_factory, [short_bikes], short_carphone)
+def world(tmp_path_factory, warm_bikes, warm_carphone) -> World:
+    return dashboards_lake.filled_lake(tmp_path_factory, [warm_bikes], warm_carphone)
 
 
 @pytest.fixture(scope="session")

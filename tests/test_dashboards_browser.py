@@ -50,8 +50,8 @@ PROBLEM = "Streamlit showed an exception or an error"
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, short_bikes, short_carphone):
-    built = dashboards_lake.filled_lake(tmp_path_factory, [short_bikes], short_carphone)
+def world(tmp_path_factory, warm_bikes, warm_carphone):
+    built = dashboards_lake.filled_lake(tmp_path_factory, [warm_bikes], warm_carphone)
     return dashboards_lake.copy_world(built, tmp_path_factory.mktemp("browser-world"))
 
 

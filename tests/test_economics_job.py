@@ -38,12 +38,12 @@ def _upload(base, path):
     return r.json()["video_id"]
 
 
-def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, short_bikes, short_carphone):
+def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, warm_bikes, warm_carphone):
     defs = build_definitions(settings)
     driver = Driver(defs, instance)
     lake = Lake(uri=settings.lake_uri)
     with serve(create_app(settings)) as base:
-        first = _upload(base, short_bikes)
+        first = _upload(base, warm_bikes)
         driver.step("upload_sensor")
         first_batch = lake.read(
             PIPELINE_EVENTS, (pl.col("correlation_id") == first) & (pl.col("event_type") == "TestBatchDispatched")
@@ -100,7 +100,7 @@ def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, s
                 assert (e["executions"] > 0) == ((e["provider_id"], effect_type) in tried)
         assert set(lake.read(ROUTING_MANIFESTS)["version"]) == {manifest["version"]}
 
-        second = _upload(base, short_carphone)
+        second = _upload(base, warm_carphone)
         driver.step("upload_sensor")
     batch = lake.read(
         PIPELINE_EVENTS, (pl.col("correlation_id") == second) & (pl.col("event_type") == "TestBatchDispatched")
@@ -109,7 +109,7 @@ def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, s
     assert (payload["manifest_source"], payload["manifest_version"]) == ("manifest", manifest["version"])
 
 
-def test_emergency_override_is_published_at_once_and_m5_obeys(settings, instance, short_bikes, short_carphone):
+def test_emergency_override_is_published_at_once_and_m5_obeys(settings, instance, warm_bikes, warm_carphone):
     defs = build_definitions(settings)
     driver = Driver(defs, instance)
     lake = Lake(uri=settings.lake_uri)
@@ -118,14 +118,14 @@ def test_emergency_override_is_published_at_once_and_m5_obeys(settings, instance
         r = c.post(
             "/v1/admin/routing/override",
             headers=admin,
-            json={"effect_type": "cartoon", "provider_id": "ffmpeg-posterize", "reason": "incident 42"},
+            json={"effect_type": "warm_grade", "provider_id": "ffmpeg-lut3d", "reason": "incident 42"},
         )
         assert r.status_code == 409  # nothing published yet
         assert defs.resolve_job_def("economics_job").execute_in_process(instance=instance).success
         r = c.post(
             "/v1/admin/routing/override",
             headers=admin,
-            json={"effect_type": "cartoon", "provider_id": "ffmpeg-posterize", "reason": "incident 42"},
+            json={"effect_type": "warm_grade", "provider_id": "ffmpeg-lut3d", "reason": "incident 42"},
         )
         assert r.status_code == 201, r.text
         version = r.json()["version"]
@@ -133,32 +133,31 @@ def test_emergency_override_is_published_at_once_and_m5_obeys(settings, instance
             c.post(
                 "/v1/admin/routing/override",
                 headers=admin,
-                json={"effect_type": "cartoon", "provider_id": "nope", "reason": "x"},
+                json={"effect_type": "warm_grade", "provider_id": "nope", "reason": "x"},
             ).status_code
             == 422
         )
-        vid = _upload(base, short_bikes)
+        vid = _upload(base, warm_bikes)
         driver.step("upload_sensor")
     assert ManifestStore(uri=settings.manifest_uri).read()["version"] == version
     assert version in set(lake.read(ROUTING_MANIFESTS)["version"])
-    cartoon = lake.read(PROVIDER_OUTPUTS, (pl.col("video_id") == vid) & (pl.col("effect_type") == "cartoon"))
-    assert cartoon.filter(pl.col("selection") != "shadow")["provider_id"].to_list() == ["ffmpeg-posterize"]
+    # The example shows a warm grade: its target's tasks follow the override.
+    warm = lake.read(PROVIDER_OUTPUTS, (pl.col("video_id") == vid) & (pl.col("effect_type") == "warm_grade"))
+    assert warm.filter(pl.col("selection") != "shadow")["provider_id"].to_list() == ["ffmpeg-lut3d"]
 
 
-def test_incremental_costs_match_a_full_refresh_including_a_late_refund(
-    settings, instance, short_bikes, short_carphone
-):
+def test_incremental_costs_match_a_full_refresh_including_a_late_refund(settings, instance, warm_bikes, warm_carphone):
     defs = build_definitions(settings)
     driver = Driver(defs, instance)
     lake = Lake(uri=settings.lake_uri)
     economics = defs.resolve_job_def("economics_job")
     admin = ADMIN
     with serve(create_app(settings)) as base, httpx.Client(base_url=base) as c:
-        first = _upload(base, short_bikes)
+        first = _upload(base, warm_bikes)
         driver.step("upload_sensor")
         driver.step("completion_sensor")
         assert economics.execute_in_process(instance=instance).success  # full: table was empty
-        second = _upload(base, short_carphone)
+        second = _upload(base, warm_carphone)
         driver.step("upload_sensor")
         # A late correction: the admin rejects the first video's effect → its tokens are refunded.
         approval = c.get(f"/v1/videos/{first}", headers=ADMIN).json()["approval"]["approval_id"]

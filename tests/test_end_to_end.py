@@ -1,6 +1,9 @@
 """The main job end to end: real HTTP uploads → real sensors → Dagster runs on real video →
 admin approval over HTTP → EffectPublished, with every event in order under one
-correlation id; a corrupt upload in the same batch is rejected without hurting the rest."""
+correlation id; a corrupt upload in the same batch is rejected without hurting the rest.
+
+The example is a real clip with a warm grade applied (ffmpeg ``colortemperature``): the job
+builds that warm grade on the neutral reference clip, and its best result is a warm grade."""
 
 from __future__ import annotations
 
@@ -38,12 +41,12 @@ def world(settings, instance):
         yield Driver(defs, instance), client, Lake(uri=settings.lake_uri)
 
 
-def test_upload_to_published_through_sensors(world, short_bikes, tmp_path):
+def test_upload_to_published_through_sensors(world, warm_bikes, tmp_path):
     driver, client, lake = world
     truncated = tmp_path / "truncated.mp4"
-    truncated.write_bytes(short_bikes.read_bytes()[: short_bikes.stat().st_size // 3])
+    truncated.write_bytes(warm_bikes.read_bytes()[: warm_bikes.stat().st_size // 3])
 
-    good = _upload(client, short_bikes)
+    good = _upload(client, warm_bikes)
     bad = _upload(client, truncated)
     assert good.status_code == 202 and bad.status_code == 202
     vid, bad_vid = good.json()["video_id"], bad.json()["video_id"]
@@ -68,6 +71,17 @@ def test_upload_to_published_through_sensors(world, short_bikes, tmp_path):
     status = client.get(f"/v1/videos/{vid}").json()
     assert status["stage"] == "awaiting_approval"
     assert status["result"]["outcome"] == "selected"
+    # The example shows a warm grade: the job builds it (on the reference clip, not on the
+    # example) and the best result is a warm grade that looks like the example.
+    assert status["analysis"]["target_effect_types"] == ["warm_grade"]
+    assert {o["effect_type"] for o in status["outputs"]} == {"warm_grade"}
+    assert status["result"]["effect_type"] == "warm_grade"
+    [input_key] = lake.read(TEST_BATCH, pl.col("video_id") == vid)["input_key"].unique().to_list()
+    assert input_key.startswith("reference/") and input_key != status["video"]["proxy_key"]
+    best = next(o for o in status["outputs"] if o["task_id"] == status["result"]["task_id"])
+    # A warm look, nearer the example's temperature than the ungraded reference (~130 mired away).
+    assert best["measurements"]["look_color_temperature_out"] < 4500
+    assert best["style_adherence"] > 0 and best["measurements"]["look_mired_distance"] < 100
     assert {o["status"] for o in status["outputs"]} <= {"scored", "unknown"}
     approval_id = status["approval"]["approval_id"]
     pending = client.get("/v1/admin/approvals", headers=ADMIN).json()["items"]
@@ -87,6 +101,10 @@ def test_upload_to_published_through_sensors(world, short_bikes, tmp_path):
     slug = final["gallery"]["slug"]
     effect = client.get(f"/v1/effects/{slug}").json()
     assert effect["snapshot"]["source_video_id"] == vid
+    # Side by side: the example, the reference clip and the effect applied to it.
+    assert effect["snapshot"]["example_key"] == status["video"]["proxy_key"]
+    assert effect["snapshot"]["reference_key"] == input_key
+    assert effect["example_url"] and effect["reference_url"] and effect["preview_url"]
     assert client.get(effect["preview_url"].replace("http://testserver", "")).content[4:8] == b"ftyp"
     assert [e["slug"] for e in client.get("/v1/effects").json()["items"]] == [slug]
 
@@ -124,9 +142,9 @@ def test_upload_to_published_through_sensors(world, short_bikes, tmp_path):
     assert sorted(notes["kind"]) == ["effect_published", "preview_ready"]
 
 
-def test_same_bytes_twice_is_one_video_and_one_run(world, short_bikes):
+def test_same_bytes_twice_is_one_video_and_one_run(world, warm_bikes):
     driver, client, _lake = world
-    first, second = _upload(client, short_bikes).json(), _upload(client, short_bikes, "again.mp4").json()
+    first, second = _upload(client, warm_bikes).json(), _upload(client, warm_bikes, "again.mp4").json()
     assert first["video_id"] == second["video_id"]
     assert (first["duplicate"], second["duplicate"]) == (False, True)
     requests = driver.tick("upload_sensor")
@@ -134,9 +152,9 @@ def test_same_bytes_twice_is_one_video_and_one_run(world, short_bikes):
     assert driver.tick("upload_sensor") == []
 
 
-def test_rerunning_a_stage_never_duplicates_events_or_ledger_entries(world, short_bikes):
+def test_rerunning_a_stage_never_duplicates_events_or_ledger_entries(world, warm_bikes):
     driver, client, lake = world
-    vid = _upload(client, short_bikes).json()["video_id"]
+    vid = _upload(client, warm_bikes).json()["video_id"]
     [request] = driver.tick("upload_sensor")
     assert driver.run("upload_sensor", request).success
     before = (lake.read(PIPELINE_EVENTS).height, lake.read(LEDGER_ENTRIES).height)

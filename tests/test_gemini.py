@@ -380,16 +380,18 @@ LOCAL_ROW = {
     "dominant_style": "neutral",
     "style_scores": {"neutral": 1.0},
     "detected_effects": [],
-    "eligible_effect_types": ["cartoon", "cool_grade", "slow_motion", "warm_grade"],
+    "target_effect_types": ["warm_grade"],
     "analysis_ms": 900,
 }
 
 
 def test_merge_takes_names_from_gemini_and_measurements_from_the_local_analysis(fake, client):
     result, _ = _analyze(client)
-    row, sources = merge_analysis(LOCAL_ROW, result, allowed_effect_types=["cartoon", "warm_grade"])
+    row, sources = merge_analysis(LOCAL_ROW, result)
     assert row["dominant_style"] == result.dominant_style and sources["dominant_style"] == "gemini"
-    assert set(row["eligible_effect_types"]) <= {"cartoon", "warm_grade"} & set(result.eligible_effect_types)
+    assert row["detected_effects"] == list(result.detected_effects) and sources["detected_effects"] == "gemini"
+    # The effect types Gemini names are evidence for the targets M2 derives after the merge.
+    assert "eligible_effect_types" not in row and row["target_effect_types"] == ["warm_grade"]
     assert row["scenes"] == [s.model_dump() for s in result.scenes] and sources["scenes"] == "gemini"
     for measured in ("scene_count", "scene_cuts_ms", "motion_level", "mean_luma", "style_scores", "analysis_ms"):
         assert row[measured] == LOCAL_ROW[measured] and sources[measured] == "local"

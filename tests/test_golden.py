@@ -93,8 +93,8 @@ def test_evaluate_counts_alternatives_ambiguous_effects_and_cuts():
     s = report.summary()
     assert (s["motion_class"], s["motion_class_strict"]) == (0.5, 0.0)
     assert s["temperature_class"] == 0.5 and s["dominant_style"] == 1.0
-    # a: 5 decided effects right (low_light left out); b: cool_grade wrong, 5 right.
-    assert report.effects_accuracy.total == 11 and report.effects_accuracy.hits == 10
+    # 8 taxonomy looks: a: 7 decided right (low_light left out); b: cool_grade wrong, 7 right.
+    assert report.effects_accuracy.total == 15 and report.effects_accuracy.hits == 14
     assert (s["effects_precision"], s["effects_recall"]) == (0.5, 1.0)
     assert (s["scene_cuts_precision"], s["scene_cuts_recall"]) == (0.5, 0.5)
     assert report.misses["b"] == [
@@ -148,9 +148,8 @@ def test_file_and_its_proxy_decide_alike(video_id, tmp_path):
         same = getattr(raw, field) == getattr(prox, field)
         # A decision may differ only where both analyses call it borderline.
         assert same or (field in raw.borderline and field in prox.borderline), (field, raw, prox)
-    flagged = set(raw.borderline) | set(prox.borderline)
-    assert set(raw.eligible_effect_types) ^ set(prox.eligible_effect_types) <= flagged
     assert raw.detected_effects == prox.detected_effects
+    assert raw.target_effect_types == prox.target_effect_types
     assert raw.scene_cuts_ms == prox.scene_cuts_ms
 
 

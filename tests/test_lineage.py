@@ -38,6 +38,10 @@ from resources.schemas import (
     ALL_TABLES,
     APPROVAL_DECISIONS,
     BEST_RESULT,
+    CONTENT_ANALYSIS,
+    LLM_COSTS,
+    PROMPT_VARIANTS,
+    QUALITY_SCORES,
     ROUTING_MANIFESTS,
     TEST_BATCH,
     UPLOADS,
@@ -59,6 +63,13 @@ BRANCH_ONLY_WRITES = {
     (store_table_key("notifications"), table_key(BEST_RESULT)),  # no usable result
     # a critical TOKEN_DEPLETION_RISK (the lineage run has none)
     (store_table_key("notifications"), dg.AssetKey(["bronze", "bottleneck_actions"])),
+    # analysis failed 3 times: the (empty) refund and the notification
+    (store_table_key("ledger_entries"), table_key(CONTENT_ANALYSIS)),
+    (store_table_key("notifications"), table_key(CONTENT_ANALYSIS)),
+    # Gemini's cost lines, only when GOOGLE_API_KEY is set (tests/test_target_jobs.py)
+    (table_key(LLM_COSTS), table_key(CONTENT_ANALYSIS)),
+    (table_key(LLM_COSTS), table_key(PROMPT_VARIANTS)),
+    (table_key(LLM_COSTS), table_key(QUALITY_SCORES)),
 }
 
 # Tables the API writes outside any run, with the table it reads to write them (their deps).
@@ -294,11 +305,11 @@ def test_sensors_observe_the_bronze_table_they_watch(settings, instance):
 
 
 @pytest.fixture(scope="module")
-def recorded(short_carphone, tmp_path_factory):
+def recorded(warm_carphone, tmp_path_factory):
     """Run every job once on one short clip (plus a truncated upload M1 rejects) with
     recording clients; yield (definitions, instance)."""
     tmp_path = tmp_path_factory.mktemp("lineage")
-    suite = one_clip_suite(tmp_path / "suite.yaml", "carphone", short_carphone)
+    suite = one_clip_suite(tmp_path / "suite.yaml", "carphone", warm_carphone)
     settings = Settings(
         LAKE_URI=str(tmp_path / "lake"),
         MEDIA_URI=str(tmp_path / "media"),
@@ -310,7 +321,7 @@ def recorded(short_carphone, tmp_path_factory):
         EFFECTLAKE_REFERENCE_SUITE=str(suite),
     )
     truncated = tmp_path / "truncated.mp4"
-    truncated.write_bytes(short_carphone.read_bytes()[: short_carphone.stat().st_size // 3])
+    truncated.write_bytes(warm_carphone.read_bytes()[: warm_carphone.stat().st_size // 3])
     build_resources = definitions.build_resources
     with (
         pytest.MonkeyPatch.context() as mp,
@@ -328,7 +339,7 @@ def recorded(short_carphone, tmp_path_factory):
         )
         defs = build_definitions(settings)
         Record.reset()
-        _run_everything(defs, instance, settings, short_carphone, truncated)
+        _run_everything(defs, instance, settings, warm_carphone, truncated)
         yield defs, instance
     Record.reset()
 

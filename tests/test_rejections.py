@@ -32,18 +32,18 @@ def long_mp4(tmp_path):
 
 
 def test_undecodable_inputs_are_rejected_and_the_rest_carries_on(
-    settings, instance, short_bikes, one_frame_mp4, long_mp4, tmp_path
+    settings, instance, warm_bikes, one_frame_mp4, long_mp4, tmp_path
 ):
     settings = settings.model_copy(update={"max_duration_ms": 3_000})
     truncated = tmp_path / "cut.mp4"
-    truncated.write_bytes(short_bikes.read_bytes()[:-4000])  # bikes keeps its index first
+    truncated.write_bytes(warm_bikes.read_bytes()[:-4000])  # bikes keeps its index first
     huge = declared_width_mkv(tmp_path / "huge.mkv", 16000)  # refused from its header, undecoded
     driver = Driver(build_definitions(settings), instance)
     lake = Lake(uri=settings.lake_uri)
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
         ids, users = {}, {}
         for name, path in [
-            ("good", short_bikes),
+            ("good", warm_bikes),
             ("still", one_frame_mp4),
             ("long", long_mp4),
             ("truncated", truncated),

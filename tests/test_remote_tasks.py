@@ -375,6 +375,7 @@ def test_fallback_to_the_next_ranked_provider_runs_remote_and_charges_the_job_on
                 f"{base}/v1/uploads",
                 headers=headers,
                 files={"file": ("bikes.mp4", short_bikes.read_bytes(), "video/mp4")},
+                data={"description": "make it look like a cartoon"},  # the cartoon job that falls back
             )
             vid = r.json()["video_id"]
             started = time.monotonic()

@@ -47,6 +47,7 @@ def test_shadow_comfyui_copy_is_costed_never_charged_never_chosen(settings, inst
                 f"{base}/v1/uploads",
                 headers=headers,
                 files={"file": ("bikes.mp4", short_bikes.read_bytes(), "video/mp4")},
+                data={"description": "make it look like a cartoon"},  # the cartoon job the shadow copies
             )
             vid = r.json()["video_id"]
             assert all(run.success for run in driver.step("upload_sensor"))

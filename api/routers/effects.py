@@ -18,6 +18,11 @@ router = APIRouter(tags=["effects"])
 
 
 def _effect(r: dict, api_base_url: str) -> Effect:
+    snapshot = json.loads(r["snapshot"])
+
+    def url(key: str | None) -> str | None:
+        return media_url(api_base_url, key) if key else None
+
     return Effect(
         slug=r["slug"],
         revision_id=r["revision_id"],
@@ -26,7 +31,9 @@ def _effect(r: dict, api_base_url: str) -> Effect:
         provider_id=r["provider_id"],
         published_at=r["published_at"],
         preview_url=media_url(api_base_url, r["output_key"]),
-        snapshot=json.loads(r["snapshot"]),
+        example_url=url(snapshot.get("example_key")),
+        reference_url=url(snapshot.get("reference_key")),
+        snapshot=snapshot,
     )
 
 

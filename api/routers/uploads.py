@@ -16,13 +16,18 @@ from api.models import ErrorDetail, UploadAccepted, UploadError
 from resources.priorities import EXAMPLE, parse_priorities
 from resources.services.uploads import CHUNK, IncomingUpload, receive_upload
 from resources.store.idempotency import request_hash
+from resources.store.models import MAX_DESCRIPTION_CHARS
 
 router = APIRouter(tags=["uploads"])
 
 # A refused upload answers with its own status (see resources.services.uploads).
 REFUSED = {status: {"model": UploadError} for status in (400, 402, 413, 415)} | {
     401: {"model": ErrorDetail},
-    422: {"model": ErrorDetail, "description": "malformed priorities, or an Idempotency-Key reused with another body"},
+    422: {
+        "model": ErrorDetail,
+        "description": "malformed priorities, a description over 1,000 characters, "
+        "or an Idempotency-Key reused with another body",
+    },
 }
 ROUTE = "POST /v1/uploads"
 
@@ -53,12 +58,22 @@ def upload(
             max_length=500,
         ),
     ] = None,
+    description: Annotated[
+        str | None,
+        Form(
+            description="the effect you want, in your words (e.g. 'make it look like a cartoon'); "
+            "read with the example video to choose what is made",
+            max_length=MAX_DESCRIPTION_CHARS,
+        ),
+    ] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Accept a video of the calling user: 202 with a random ``video_id`` and a status URL.
     The same user sending the same bytes again gets their existing upload back
     (``duplicate: true``) and one pipeline run. ``priorities`` (quality / cost / speed
-    weights) steer which provider's output is chosen; a malformed value is a 422."""
+    weights) steer which provider's output is chosen; a malformed value is a 422.
+    ``description`` says in words what effect the example shows (at most 1,000 characters)."""
+    wanted = description.strip() or None if description else None
     try:
         weights = None if priorities is None or not priorities.strip() else parse_priorities(priorities).to_json()
     except ValueError as exc:
@@ -68,7 +83,9 @@ def upload(
         accepted = receive_upload(
             store,
             media,
-            IncomingUpload(file.file, file.filename, file.content_type, caller.user_id, caller.workspace_id, weights),
+            IncomingUpload(
+                file.file, file.filename, file.content_type, caller.user_id, caller.workspace_id, weights, wanted
+            ),
             max_upload_bytes=settings.max_upload_bytes,
             admit=exact_admission(request, settings),
         )
@@ -79,5 +96,5 @@ def upload(
             bytes=accepted.bytes,
         )
 
-    fingerprint = _fingerprint(file, file.filename, file.content_type, weights) if idempotency_key else ""
+    fingerprint = _fingerprint(file, file.filename, file.content_type, weights, wanted) if idempotency_key else ""
     return respond(store, caller, ROUTE, idempotency_key, fingerprint, work)

@@ -1,9 +1,14 @@
-"""Content analysis of an example video (M2): cuts, motion, color, style, eligible effects.
+"""Content analysis of an example video (M2): cuts, motion, color, texture, style, the looks it
+shows and the effect types a job builds from them (``targets``).
 
 One PySceneDetect pass finds the cuts; one PyAV decode pass converts only the sampled frames
 (downscaled to at most 320 px) to RGB. Style names come from ``data/style_taxonomy.yaml`` and
 effect eligibility from the rules in ``data/effects.yaml``; both arrive as parsed dicts, and
 nothing here is specific to one style or one effect.
+
+The example is where the user shows the effect they want: its detected looks (and the
+uploader's description) name the job's target effects, whose parameters are estimated from its
+measurements (assets/analysis/targets.py).
 
 Callers should pass the M1 proxy (<= 640 px, <= 30 fps H.264): the decode pass reads every frame.
 """
@@ -19,8 +24,10 @@ import numpy as np
 from scenedetect import ContentDetector, detect
 from scipy.stats import trim_mean
 
-from assets.analysis.bands import Decision, classify, threshold_confidence
+from assets.analysis.bands import Decision, classify
 from assets.analysis.color import color_temperature_k
+from assets.analysis.look import texture_metrics
+from assets.analysis.targets import target_effects
 
 # Sampled frames are scaled so their longest side is at most this many px: color means and
 # frame differences barely change with resolution, and conversion cost falls with the square.
@@ -46,13 +53,17 @@ REFERENCE_INTERVAL_S = 1 / 25
 MOTION_MAX_SIDE = 160
 # Share of the frame pairs dropped at each end before averaging (see motion_level).
 MOTION_TRIM = 0.1
+# A frame pair "repeats" when its mean |delta luma| (160 px, unscaled) is below this many 8-bit
+# levels: an H.264 re-encode of a duplicated frame differs by ~0.1-0.3 levels, while frames of
+# a scene that moves at all (low motion and up, MOTION_CLASSES) differ by more than 0.4.
+REPEAT_LEVEL = 0.35
 
 # motion_class upper bounds on motion_level (mean |delta luma| / 255 per 1/25 s, 160 px luma).
 # static < 0.0015 (~0.4 luma level: compression flicker of a still shot, a lavfi color source
 #   measures 0.0); low < 0.01 (~2.5 levels: talking heads, a fixed camera on small walkers, e.g.
-#   bigbuckbunny 0.006, Megamind 0.005, vtest 0.002; equals slow_motion's min_motion in
-#   effects.yaml); medium < 0.03 (walking subjects, moving background, e.g. carphone 0.015, bikes
-#   0.020); high above (fast action, whole-frame change). Values from the golden set (data/golden/).
+#   bigbuckbunny 0.006, Megamind 0.005, vtest 0.002); medium < 0.03 (walking subjects, moving
+#   background, e.g. carphone 0.015, bikes 0.020); high above (fast action, whole-frame change).
+#   Values from the golden set (data/golden/).
 MOTION_CLASSES: tuple[tuple[str, float], ...] = (
     ("static", 0.0015),
     ("low", 0.01),
@@ -60,8 +71,8 @@ MOTION_CLASSES: tuple[tuple[str, float], ...] = (
     ("high", float("inf")),
 )
 
-# Relative half-width of the borderline band around a motion threshold (the motion classes and
-# slow_motion's min_motion). Measured on the golden set (data/golden/, docs/analysis.md): the
+# Relative half-width of the borderline band around a motion threshold (the motion classes).
+# Measured on the golden set (data/golden/, docs/analysis.md): the
 # uploaded file and its proxy differ by up to ~8 % in motion_level (proxy compression smooths
 # fine texture); twice that is called borderline.
 MOTION_MARGIN = 0.15
@@ -97,13 +108,24 @@ class ContentAnalysis:
         color_temperature: correlated colour temperature in kelvin of the gray-world illuminant
             estimate (analysis/color.py); lower is warmer.
         contrast: mean per-frame standard deviation of luma / 255.
+        palette_colours: mean dominant palette size of the sampled frames (analysis/look.py).
+        luma_levels: mean count of 4-level luma bins covering 90 % of the pixels
+            (analysis/look.py): few for a posterized picture.
+        edge_density: mean share 0..1 of Canny edge pixels (analysis/look.py).
+        repeat_share: 0..1, share of frame pairs that did not change (``repeat_share``): a
+            duplicated-frame slow motion repeats about 1 - 1/factor of its frames.
         dominant_style: highest-scoring taxonomy style (first listed wins ties).
         style_scores: every taxonomy style -> score 0..1.
         detected_effects: taxonomy ``detected_effects`` present in the video, in taxonomy order.
-        eligible_effect_types: sorted effect types of the catalog this video can get.
+        target_effect_types: the catalog effect types the job builds, primary first
+            (``targets.target_effects``: shown by the example or asked for in the description).
+        target_params: effect type → its parameters (catalog defaults with the estimates from
+            the example).
+        target_reasons: effect type → why it is a target (``example:<look>``,
+            ``description:<keyword>``, ``gemini``).
         borderline: decisions whose measure lies inside the margin of a threshold, so another
-            encoding of the same video may decide them the other way: any of ``motion_class``,
-            ``temperature_class`` and the effect types whose eligibility rule is that close.
+            encoding of the same video may decide them the other way: ``motion_class`` and/or
+            ``temperature_class``.
         analysis_ms: wall time of analyze_video.
     """
 
@@ -116,10 +138,16 @@ class ContentAnalysis:
     mean_saturation: float
     color_temperature: float
     contrast: float
+    palette_colours: float
+    luma_levels: float
+    edge_density: float
+    repeat_share: float
     dominant_style: str
     style_scores: dict[str, float]
     detected_effects: list[str]
-    eligible_effect_types: list[str]
+    target_effect_types: list[str]
+    target_params: dict[str, dict]
+    target_reasons: dict[str, list[str]]
     borderline: list[str]
     analysis_ms: int
 
@@ -134,6 +162,7 @@ def analyze_video(
     style_taxonomy: dict,
     effect_catalog: dict,
     sample_frames: int = 48,
+    description: str | None = None,
 ) -> ContentAnalysis:
     """Measure ``path`` and name its style.
 
@@ -143,11 +172,12 @@ def analyze_video(
 
     Args:
         path: local video file (normally the M1 proxy).
-        fps: decoded frame rate from ``VideoProbe.fps``, used for the effects' ``min_fps`` and for
-            the duration behind ``cuts_per_minute``.
+        fps: decoded frame rate from ``VideoProbe.fps``, used for the duration behind
+            ``cuts_per_minute`` and the cut tolerance of the motion pairs.
         style_taxonomy: parsed ``data/style_taxonomy.yaml``.
         effect_catalog: parsed ``data/effects.yaml``.
         sample_frames: number of sampled frames (pairs).
+        description: the uploader's description of the effect they want, or None.
 
     Returns:
         ContentAnalysis.
@@ -164,15 +194,16 @@ def analyze_video(
     samples, duration_s = sample_frame_pairs(path, sample_frames, fps)
     metrics = color_metrics([first for _, first, _, _ in samples])
     metrics["motion_level"] = motion_level(samples, cuts_s, cut_tolerance_s=1.5 / fps)
+    metrics["repeat_share"] = repeat_share(samples, cuts_s, cut_tolerance_s=1.5 / fps)
+    metrics.update(texture_metrics([first for _, first, _, _ in samples]))
     metrics["cuts_per_minute"] = len(cuts_s) * 60.0 / duration_s
     scores = score_styles(metrics, style_taxonomy)
     dominant = dominant_style(scores)
     detected = detect_effects(metrics, style_taxonomy)
     motion = classify_motion(metrics["motion_level"])
     temperature = classify_temperature(metrics["color_temperature"])
-    eligible = eligible_effect_types(dominant, fps, metrics["motion_level"], effect_catalog, detected)
+    targets = target_effects(detected, description, metrics, effect_catalog["effects"])
     borderline = [name for name, d in (("motion_class", motion), ("temperature_class", temperature)) if d.borderline]
-    borderline += borderline_effects(metrics["motion_level"], effect_catalog)
     return ContentAnalysis(
         scene_count=len(cuts_s) + 1,
         scene_cuts_ms=[round(c * 1000) for c in cuts_s],
@@ -183,10 +214,16 @@ def analyze_video(
         mean_saturation=metrics["mean_saturation"],
         color_temperature=metrics["color_temperature"],
         contrast=metrics["contrast"],
+        palette_colours=metrics["palette_colours"],
+        luma_levels=metrics["luma_levels"],
+        edge_density=metrics["edge_density"],
+        repeat_share=metrics["repeat_share"],
         dominant_style=dominant,
         style_scores=scores,
         detected_effects=detected,
-        eligible_effect_types=eligible,
+        target_effect_types=[t.effect_type for t in targets],
+        target_params={t.effect_type: t.params for t in targets},
+        target_reasons={t.effect_type: t.reasons for t in targets},
         borderline=borderline,
         analysis_ms=round((time.perf_counter() - started) * 1000),
     )
@@ -341,6 +378,22 @@ def motion_level(
     return min(1.0, float(trim_mean(diffs, MOTION_TRIM)) / 255) if diffs else 0.0
 
 
+def repeat_share(
+    pairs: list[tuple[float, np.ndarray, float, np.ndarray]], cuts_s: list[float], cut_tolerance_s: float = 0.001
+) -> float:
+    """Share 0..1 of the within-shot pairs whose mean |luma(partner) - luma(frame)| (at
+    MOTION_MAX_SIDE, not scaled to a time step) is below REPEAT_LEVEL levels: the partner is a
+    repeat of the frame. Pairs spanning a cut are left out as in ``motion_level``; 0.0 without
+    pairs. A still shot repeats every frame too: callers read it together with motion_level."""
+    within = [
+        p for p in pairs if not any(p[0] - cut_tolerance_s < c <= p[2] + cut_tolerance_s for c in cuts_s)
+    ] or pairs
+    if not within:
+        return 0.0
+    repeats = sum(float(cv2.absdiff(_motion_luma(a), _motion_luma(b)).mean()) < REPEAT_LEVEL for _, a, _, b in within)
+    return repeats / len(within)
+
+
 def classify_motion(level: float) -> Decision:
     """``static`` | ``low`` | ``medium`` | ``high`` for a motion_level (see MOTION_CLASSES), with
     its confidence (borderline within MOTION_MARGIN of a bound)."""
@@ -426,46 +479,3 @@ def _metric(metrics: dict[str, float], name: str, owner: str) -> float:
     if name not in metrics:
         raise ValueError(f"{owner}: unknown metric {name!r}; known: {sorted(metrics)}")
     return metrics[name]
-
-
-# --- eligibility ----------------------------------------------------------------------------
-
-
-def eligible_effect_types(
-    dominant_style: str,
-    fps: float,
-    motion_level: float,
-    effect_catalog: dict,
-    detected_effects: list[str] | tuple[str, ...] = (),
-) -> list[str]:
-    """Effect types of ``effect_catalog['effects']`` this video can get, sorted.
-
-    An effect is eligible unless one of its rules fails: it is already among
-    ``detected_effects`` (a clip that already has a warm grade gains nothing from another,
-    whatever style dominates), ``not_if_style`` (list: the dominant style is in it, e.g. no warm
-    grade on a warm video), ``min_fps`` (the decoded fps is lower), or ``min_motion``
-    (motion_level is lower: slow motion of a still shot shows nothing). Other keys (price,
-    params, display name) do not affect eligibility.
-    """
-    eligible = []
-    for effect, spec in effect_catalog["effects"].items():
-        if effect in detected_effects:
-            continue
-        if dominant_style in spec.get("not_if_style", ()):
-            continue
-        if fps < spec.get("min_fps", 0):
-            continue
-        if motion_level < spec.get("min_motion", 0):
-            continue
-        eligible.append(effect)
-    return sorted(eligible)
-
-
-def borderline_effects(motion_level: float, effect_catalog: dict) -> list[str]:
-    """Effect types (sorted) whose ``min_motion`` rule lies within MOTION_MARGIN of motion_level:
-    their eligibility could go the other way on another encoding of the same video."""
-    return sorted(
-        effect
-        for effect, spec in effect_catalog["effects"].items()
-        if "min_motion" in spec and threshold_confidence(motion_level, spec["min_motion"], MOTION_MARGIN) < 1
-    )

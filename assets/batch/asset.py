@@ -1,5 +1,7 @@
-"""M5 ``test_batch``: the routing manifest + registry turn prompts into N provider tasks
-→ TestBatchDispatched; the video's job reserves its price once in the store's ledger."""
+"""M5 ``test_batch``: the routing manifest + registry turn the target effects' prompts into N
+provider tasks on the neutral reference clip → TestBatchDispatched; the video's job reserves
+its price once in the store's ledger. No target effect → NoTargetEffect, the user told, nothing
+reserved."""
 
 import random
 
@@ -7,6 +9,7 @@ import dagster as dg
 import polars as pl
 
 from assets.batch.best import upload_priorities
+from assets.batch.reference import reference_input
 from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.lineage import reads
 from assets.logs import warn
@@ -21,6 +24,7 @@ from resources.events import event, record_execution_events, record_pipeline_eve
 from resources.job_status import DONE, PROCESSING, mark_job
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
+from resources.media import MediaStore
 from resources.notifications import notify_user
 from resources.providers.client import ProviderRegistry
 from resources.schemas import PROVIDER_REGISTRY, TEST_BATCH, UPLOADS
@@ -28,6 +32,7 @@ from resources.settings import Settings
 from resources.store.client import Store
 
 STAGE = "M5"
+NO_TARGET_EVENT = "NoTargetEffect"
 
 
 def task_id_for(video_id: str, effect_type: str, provider_id: str) -> str:
@@ -54,15 +59,18 @@ def test_batch(
     catalog: dg.ResourceParam[Catalog],
     platform: dg.ResourceParam[Settings],
     store: dg.ResourceParam[Store],
+    media: dg.ResourceParam[MediaStore],
 ):
-    """Per eligible effect type: the top ``top_k`` providers of the current routing manifest,
+    """Per target effect type (M2's, through M4's prompts): the top ``top_k`` providers of the current routing manifest,
     plus an exploration candidate with probability ``exploration_rate``, plus shadow copies.
 
     The video's job reserves its price once (``economics.pricing.job_price`` of the charged
     tasks' effect types and the upload's priorities) under ``economics.ledger.job_id``; a
     re-run finds the reservation and reserves nothing more. The draw is seeded by the video
-    id, so re-running the stage dispatches the same tasks. Yields nothing (and tells the
-    user) when no effect type is eligible or the user cannot cover the price.
+    id, so re-running the stage dispatches the same tasks. Every task renders on the same
+    neutral reference clip (``input_key``, ``assets.batch.reference``), not on the example.
+    Yields nothing (and tells the user, charging nothing) when the example shows no effect the
+    platform can produce, or when the user cannot cover the price.
     """
     video = only_row(ingested_video, "ingested_video")
     video_id, user_id = video["video_id"], video["user_id"]
@@ -102,23 +110,14 @@ def test_batch(
             for c in chosen
         )
     if not rows:
-        record_pipeline_events(
-            lake,
-            [
-                event("NoEligibleEffects", video_id, STAGE, {}),
-                notify_user(
-                    store,
-                    STAGE,
-                    user_id,
-                    video_id,
-                    "no_effects",
-                    "No effect fits this video",
-                    "None of the catalog's effects can be applied to this video.",
-                ),
-            ],
-        )
+        _no_target(store, lake, catalog, video_id, user_id, prompt_variants.height)
         mark_job(store, video_id, DONE)
         return
+    input_key = reference_input(
+        media, catalog.reference_suite(), platform.reference_seconds, platform.reference_max_side
+    )
+    for r in rows:
+        r["input_key"] = input_key
     # Priced with the weights the best result will be chosen with (the uploader's, else the preset).
     weights = upload_priorities(context, lake, video_id, platform.priority).weights()
     price = job_price(
@@ -193,6 +192,28 @@ def test_batch(
             "exploration": sum(r["selection"] == "exploration" for r in rows),
             "tokens_reserved": price,
         },
+    )
+
+
+def _no_target(store: Store, lake: Lake, catalog: Catalog, video_id: str, user_id: str, variants: int) -> None:
+    """The example shows nothing the platform can produce (or no provider can make it): say
+    so, reserve nothing."""
+    names = ", ".join(e["display_name"].lower() for e in catalog.effects().values())
+    reason = "no target effect" if not variants else "no active provider for the target effects"
+    record_pipeline_events(
+        lake,
+        [
+            event(NO_TARGET_EVENT, video_id, STAGE, {"reason": reason, "variants": variants}),
+            notify_user(
+                store,
+                STAGE,
+                user_id,
+                video_id,
+                "no_target_effect",
+                "Your example shows no effect we can make",
+                f"We make {names}; your example video (and description) shows none of them. Nothing was charged.",
+            ),
+        ],
     )
 
 

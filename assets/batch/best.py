@@ -1,4 +1,5 @@
-"""M5 ``best_result``: weighted quality × cost × speed over the scored outputs
+"""M5 ``best_result``: weighted quality × cost × speed over the scored outputs of the job's
+target effect (the primary target first: a candidate never wins across effect types)
 → BestResultSelected and the job's charge (its reservation consumed), or NoUsableResult with
 the job refunded and a notification.
 
@@ -35,7 +36,7 @@ WINNER = ("task_id", "effect_type", "provider_id", "score", "composite", "cost_u
 
 @dg.asset(
     group_name="M5_batch",
-    ins=silver_ins("quality_scores", "provider_outputs", "test_batch"),
+    ins=silver_ins("quality_scores", "provider_outputs", "test_batch", "content_analysis"),
     deps=reads(UPLOADS, EXECUTION_EVENTS),
     **SILVER_KW,
 )
@@ -44,6 +45,7 @@ def best_result(
     quality_scores: pl.DataFrame,
     provider_outputs: pl.DataFrame,
     test_batch: pl.DataFrame,
+    content_analysis: pl.DataFrame,
     lake: dg.ResourceParam[Lake],
     catalog: dg.ResourceParam[Catalog],
     providers: dg.ResourceParam[ProviderRegistry],
@@ -53,7 +55,11 @@ def best_result(
     """The winning output of the video (outcome ``selected``): the result is delivered, so
     the job's reservation is consumed (charged once, whatever the number of tasks); or
     outcome ``no_usable_result`` when every task failed or no output passed the gate: then
-    the job is refunded and the user is told."""
+    the job is refunded and the user is told.
+
+    The candidates are ranked one target effect type at a time, in M2's order (the primary
+    target first; ``target_ranking``): the winner is the best output of the first target that
+    has a usable one, never the output of another effect type that happens to score higher."""
     video_id = only_row(test_batch.select("video_id").unique(), "video")["video_id"]
     now = utcnow()
     costs = selection_costs(lake, catalog, providers, platform, video_id, now)
@@ -61,7 +67,9 @@ def best_result(
         quality_scores.join(provider_outputs.select("task_id", "selection", "duration_ms", "output_key"), on="task_id"),
         costs,
     )
-    ranked = rank_candidates(candidates, upload_priorities(context, lake, video_id, platform.priority).weights())
+    targets = only_row(content_analysis, "content_analysis")["target_effect_types"]
+    weights = upload_priorities(context, lake, video_id, platform.priority).weights()
+    ranked = target_ranking(candidates, targets, weights)
     if ranked.is_empty():
         return _no_result(context, store, lake, video_id, test_batch, candidates.height, now)
     best = ranked.row(0, named=True)
@@ -99,6 +107,16 @@ def best_result(
         }
     )
     return frame([row], BEST_RESULT)
+
+
+def target_ranking(candidates: pl.DataFrame, targets: list[str], weights) -> pl.DataFrame:
+    """The ranked candidates (``economics.best.rank_candidates``) of the first of ``targets``
+    that has a usable one; empty when none has."""
+    for effect_type in targets:
+        ranked = rank_candidates(candidates.filter(pl.col("effect_type") == effect_type), weights)
+        if not ranked.is_empty():
+            return ranked
+    return rank_candidates(candidates.clear(), weights)
 
 
 def selection_costs(

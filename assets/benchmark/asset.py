@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from assets.batch.reference import cut_clip
 from assets.execution.scored import run_and_score
 from assets.ingest.proxy import make_proxy
 from assets.lineage import reads
@@ -16,7 +17,6 @@ from economics.cost_model import cost_frame
 from economics.matrix import provider_effect_matrix as matrix_of
 from resources.catalog import Catalog
 from resources.events import stable_id, utcnow
-from resources.ffmpeg import run_ffmpeg
 from resources.lake import Lake
 from resources.providers.base import ProviderTask
 from resources.providers.client import ProviderRegistry
@@ -32,22 +32,7 @@ def _suite_proxies(suite: dict, workdir: Path, max_side: int) -> list[tuple[str,
     out = []
     for name, path in reference_videos(suite):
         cut = workdir / f"{name}.cut.mp4"
-        run_ffmpeg(
-            [
-                "-i",
-                str(path),
-                "-t",
-                str(suite["max_seconds"]),
-                "-an",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-qp",
-                "0",
-                str(cut),
-            ]
-        )  # lossless: the cut adds no loss
+        cut_clip(path, cut, float(suite["max_seconds"]))
         proxy = workdir / f"{name}.mp4"
         make_proxy(str(cut), str(proxy), max_side=max_side)
         out.append((name, str(proxy)))

@@ -13,6 +13,7 @@ manifest (``test_batch.fallbacks``); the job is still charged once (M5's one res
 import json
 import os
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import dagster as dg
@@ -155,7 +156,16 @@ def provider_outputs(
                 error_class=result.error_class,
             )
 
-    with media.local_file(video["proxy_key"]) as proxy, tempfile.TemporaryDirectory() as workdir:
+    with ExitStack() as inputs, tempfile.TemporaryDirectory() as workdir:
+        opened: dict[str, str] = {}
+
+        def input_path(t: dict) -> str:
+            # Each task renders on its input_key (M5: the job's neutral reference clip), else the proxy.
+            key = input_key(t, video)
+            if key not in opened:
+                opened[key] = inputs.enter_context(media.local_file(key))
+            return opened[key]
+
         todo, fallen_back = tasks, {t.get("fallback_for") for t in tasks if t.get("fallback_for")}
         while todo:
             local = []
@@ -177,7 +187,7 @@ def provider_outputs(
                     )
                     continue
                 local.append(t)
-            jobs = [_provider_task(t, proxy, workdir) for t in local]
+            jobs = [_provider_task(t, input_path(t), workdir) for t in local]
             results = run_tasks(jobs, providers.adapter, platform.max_parallel_tasks, registry.instance_type)
             for t, job, result in zip(local, jobs, results, strict=True):
                 size = None
@@ -264,6 +274,12 @@ def _ids(registry: RegistryView) -> set[str]:
     return {p.provider_id for p in registry.providers}
 
 
+def input_key(t: dict, video: dict) -> str:
+    """Media key of what task ``t`` renders on: its ``input_key`` (M5 sets the job's reference
+    clip), else the video's proxy."""
+    return t.get("input_key") or video["proxy_key"]
+
+
 def _provider_task(t: dict, proxy: str, workdir: str) -> ProviderTask:
     return ProviderTask(
         task_id=t["task_id"],
@@ -304,7 +320,7 @@ def _remote(t: dict, provider_id: str, video: dict, stored: dict, store: Store, 
     if t["task_id"] in stored:
         return
     spec = {
-        "input_key": video["proxy_key"],
+        "input_key": input_key(t, video),
         "params": json.loads(t["params"]),
         "prompt": t["prompt"],
         "fallback_for": t.get("fallback_for"),

@@ -26,7 +26,9 @@ STAGE = "M10"
 
 @dg.asset(
     group_name="M10_gallery",
-    ins=silver_ins("approval_requests", "best_result", "prompt_variants", "quality_scores"),
+    ins=silver_ins(
+        "approval_requests", "best_result", "prompt_variants", "quality_scores", "test_batch", "ingested_video"
+    ),
     deps=[store_table_key("decisions")],
     **SILVER_KW,
 )
@@ -36,12 +38,17 @@ def gallery_revisions(
     best_result: pl.DataFrame,
     prompt_variants: pl.DataFrame,
     quality_scores: pl.DataFrame,
+    test_batch: pl.DataFrame,
+    ingested_video: pl.DataFrame,
     lake: dg.ResourceParam[Lake],
     catalog: dg.ResourceParam[Catalog],
     platform: dg.ResourceParam[Settings],
     store: dg.ResourceParam[Store],
 ) -> pl.DataFrame:
-    """The admin's decision on the video's approval request, applied.
+    """The admin's decision on the video's approval request, applied. The published snapshot
+    shows the example and the effect applied to reference content side by side: the media keys
+    of the example (``example_key``, its proxy), of the neutral reference clip
+    (``reference_key``) and of the render (``output_key``).
 
     Raises:
         dg.Failure: no decision is recorded yet (the approval sensor only starts this run
@@ -58,6 +65,8 @@ def gallery_revisions(
         return _rejected(context, store, lake, request, decision, now)
     prompt = only_row(prompt_variants.filter(pl.col("effect_type") == best["effect_type"]), "prompt")
     quality = only_row(quality_scores.filter(pl.col("task_id") == best["task_id"]), "quality")
+    task = only_row(test_batch.filter(pl.col("task_id") == best["task_id"]), "test_batch")
+    example_key = only_row(ingested_video, "ingested_video")["proxy_key"]
     slug = slug_for(best["effect_type"], video_id)
     snapshot = {
         "slug": slug,
@@ -69,6 +78,8 @@ def gallery_revisions(
         "template": f"{prompt['template_id']}@v{prompt['template_version']}",
         "params": json.loads(prompt["params"]),
         "source_video_id": video_id,
+        "example_key": example_key,
+        "reference_key": task["input_key"] or example_key,
         "output_key": best["output_key"],
         "approval_id": request["approval_id"],
         "approved_by": decision["admin"],

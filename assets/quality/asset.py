@@ -8,52 +8,124 @@ import dagster as dg
 import polars as pl
 
 from assets.common import SILVER_KW, frame, only_row, silver_ins
-from assets.quality.score import rank_outputs, score_output
+from assets.quality.frames import VideoUnreadable, decode
+from assets.quality.score import QualityVector, rank_outputs, score_output, scoring_failed, with_judge
+from assets.quality.style import LOOK_FEATURES
 from economics.cost_model import cost_frame
 from resources.catalog import Catalog
 from resources.events import event, record_pipeline_events
+from resources.gemini.client import GeminiClient
+from resources.gemini.fallback import with_fallback
 from resources.lake import Lake
+from resources.llm_costs import record_llm_cost
 from resources.media import MediaStore
 from resources.schemas import QUALITY_SCORES
 from resources.settings import Settings
 
 STAGE = "M7"
+JUDGE_FRAMES = 8  # frames per side sent to the judge (GeminiClient.judge_max_frames)
 
 
-@dg.asset(group_name="M7_quality", ins=silver_ins("provider_outputs", "test_batch", "ingested_video"), **SILVER_KW)
+def example_looks(analysis: dict) -> dict[str, dict[str, float]]:
+    """Effect type → the example's look (``style.LOOK_FEATURES``) for the targets the example
+    shows (M2's ``target_reasons`` with an ``example:`` reason); a target only asked for in
+    words is judged by the effect-specific adherence instead."""
+    reasons = json.loads(analysis.get("target_reasons") or "{}")
+    look = {k: analysis.get(k) for k in LOOK_FEATURES}
+    if any(v is None for v in look.values()):
+        return {}
+    return {t: look for t, why in reasons.items() if any(r.startswith("example:") for r in why)}
+
+
+def assess(
+    proxy: str, path: str | None, effect_type: str, params: dict, example_look
+) -> tuple[QualityVector, str | None]:
+    """``score_output``, with a failure of the scoring itself (not of the output) turned into
+    ``scoring_failed``'s unknown vector and its reason (the plan's "quality failure")."""
+    try:
+        return score_output(proxy, path, effect_type, params, example_look=example_look), None
+    except Exception as exc:  # noqa: BLE001 - a scoring bug must not cost the user a delivered output
+        return scoring_failed(exc), f"{type(exc).__name__}: {exc}"[:500]
+
+
+def judged(gemini: GeminiClient, qv: QualityVector, proxy: str, path: str, effect_type: str, effect: dict):
+    """``qv`` with the vision judge's verdict when Gemini is configured and the output was
+    scored (``with_judge``), and the call's usage (None when no call was made)."""
+    if not gemini.enabled or qv.status != "scored" or not path:
+        return qv, None
+    try:
+        ref, out = decode(proxy, samples=JUDGE_FRAMES), decode(path, samples=JUDGE_FRAMES)
+    except VideoUnreadable:
+        return qv, None
+    slots = sorted(set(ref.samples) & set(out.samples))
+    outcome = with_fallback(
+        gemini,
+        lambda g: g.judge(
+            [ref.samples[s].rgb for s in slots], [out.samples[s].rgb for s in slots], effect_type, effect
+        ),
+    )
+    if outcome.value is None:
+        return qv, outcome.usage
+    return with_judge(qv, outcome.value.score, outcome.value.confidence), outcome.usage
+
+
+@dg.asset(
+    group_name="M7_quality",
+    ins=silver_ins("provider_outputs", "test_batch", "ingested_video", "content_analysis"),
+    **SILVER_KW,
+)
 def quality_scores(
     context: dg.AssetExecutionContext,
     provider_outputs: pl.DataFrame,
     test_batch: pl.DataFrame,
     ingested_video: pl.DataFrame,
+    content_analysis: pl.DataFrame,
     lake: dg.ResourceParam[Lake],
     media: dg.ResourceParam[MediaStore],
     catalog: dg.ResourceParam[Catalog],
     platform: dg.ResourceParam[Settings],
+    gemini: dg.ResourceParam[GeminiClient],
 ) -> pl.DataFrame:
-    """Per output, against the proxy it was made from: fidelity (VMAF or SSIM per frame), artifacts,
-    style adherence, temporal consistency, pHash distance, technical gate, composite and rank
-    within its effect type, and the per-frame series. A failed or unreadable output is ``unknown``
-    with confidence 0.
+    """Per output, against the input it was made from (the job's reference clip): fidelity
+    (VMAF or SSIM per frame), artifacts, style adherence (closeness to the example's look when
+    the example shows the effect), temporal consistency, pHash distance, technical gate,
+    composite (with the vision judge's small weight when Gemini is configured) and rank within
+    its effect type, and the per-frame series. A failed or unreadable output is ``unknown`` with
+    confidence 0; so is one whose scoring raised (``quality_error``), which stays usable.
     """
     video = only_row(ingested_video, "ingested_video")
+    looks = example_looks(only_row(content_analysis, "content_analysis"))
+    effects = catalog.effects()
     params = dict(zip(test_batch["task_id"], test_batch["params"], strict=True))
     # A fallback task (M6: a ranked task's provider failed for good) is not in the batch; it
-    # ran its effect type's parameters, which every task of that type shares.
+    # ran its effect type's parameters, which every task of that type shares, on the same input.
     by_effect = dict(zip(test_batch["effect_type"], test_batch["params"], strict=True))
+    input_keys = dict(zip(test_batch["task_id"], test_batch["input_key"], strict=True))
+    input_by_effect = dict(zip(test_batch["effect_type"], test_batch["input_key"], strict=True))
     for out in provider_outputs.iter_rows(named=True):
         params.setdefault(out["task_id"], by_effect.get(out["effect_type"], "{}"))
+        input_keys.setdefault(out["task_id"], input_by_effect.get(out["effect_type"]))
     # Each output's margin as if it were the one delivered: the job's one charge (its
     # reservation, on every test_batch row) against this task's cost (economics.revenue).
     job_price = int(test_batch["tokens_reserved"].max() or 0)
     prices = dict.fromkeys(catalog.prices(), job_price)
     costs = cost_frame(provider_outputs, catalog.rate_card(), prices, platform.token_usd_rate)
     rows = []
-    with media.local_file(video["proxy_key"]) as proxy:
+    with ExitStack() as inputs:
+        opened: dict[str, str] = {}
         for out in costs.iter_rows(named=True):
+            key = input_keys.get(out["task_id"]) or video["proxy_key"]
+            if key not in opened:
+                opened[key] = inputs.enter_context(media.local_file(key))
+            effect_type, task_params = out["effect_type"], json.loads(params[out["task_id"]])
             with ExitStack() as stack:
                 path = stack.enter_context(media.local_file(out["output_key"])) if out["output_key"] else None
-                qv = score_output(proxy, path, out["effect_type"], json.loads(params[out["task_id"]]))
+                qv, error = assess(opened[key], path, effect_type, task_params, looks.get(effect_type))
+                effect = {**effects.get(effect_type, {}), "params": task_params}
+                qv, usage = judged(gemini, qv, opened[key], path, effect_type, effect)
+            record_llm_cost(lake, out["video_id"], STAGE, usage, identity=out["task_id"])
+            if error:
+                context.log.warning(f"task {out['task_id']}: quality scoring failed ({error}); kept as unknown")
             q = qv.to_dict()
             rows.append(
                 {
@@ -65,6 +137,7 @@ def quality_scores(
                     # table does not declare, so a new one cannot be dropped silently).
                     **q,
                     "measurements": json.dumps(q["measurements"], sort_keys=True),
+                    "quality_error": error,
                     "cost_usd": out["cost_usd"],
                     "tokens_charged": out["tokens_charged"],
                     "margin": out["margin"],

@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -69,6 +69,9 @@ FIDELITY_METRIC = {"warm_grade": "ssim", "cool_grade": "ssim", "cartoon": "ssim"
 DEFAULT_FIDELITY_METRIC = "vmaf"
 WEIGHTS = {"style_adherence": 0.35, "fidelity": 0.40, "cleanliness": 0.10, "temporal_consistency": 0.15}
 DEFAULT_SAMPLES = 16
+# Weight of the vision judge (Gemini) at full confidence, against the composite's 1.0: small,
+# because it is one model's opinion beside measured metrics (docs/gemini.md).
+JUDGE_WEIGHT = 0.10
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ def score_output(
     effect_type: str,
     params: dict,
     samples: int = DEFAULT_SAMPLES,
+    example_look: dict[str, float] | None = None,
 ) -> QualityVector:
     """Score one provider output against its input.
 
@@ -134,6 +138,10 @@ def score_output(
             ``cartoon``; others get style_adherence None).
         params: effect parameters (``strength``, ``factor``, ``levels``); may be empty.
         samples: frame pairs to compare (>= 1).
+        example_look: the job's example's look (``style.LOOK_FEATURES`` from M2) when the
+            example shows this effect: style adherence is then the output's closeness to it
+            (``style.look_adherence``; the effect-specific score stays in measurements as
+            ``effect_adherence``).
 
     Returns:
         QualityVector; status ``unknown`` when the output (or the input) cannot be decoded.
@@ -169,7 +177,7 @@ def score_output(
         # The gate already holds the reason (integrity); fidelity is then unknown, not made up.
         series = None
     m = alignment.measurements()
-    return _score(inp, out, pairs, effect_type, params, gate, samples, started, series, found, m)
+    return _score(inp, out, pairs, effect_type, params, gate, samples, started, series, found, m, example_look)
 
 
 def rank_outputs(composites: list[Any]) -> list[int]:
@@ -261,6 +269,7 @@ def _score(
     series: FrameSeries | None,
     found: FrameArtifacts,
     m: dict[str, float],
+    example_look: dict[str, float] | None = None,
 ) -> QualityVector:
     ins = [inp.samples[s] for s in slots]
     outs = [out.samples[s] for s in slots]
@@ -294,6 +303,13 @@ def _score(
 
     style_score, style_m = style.adherence(effect_type, params, inp, out, slots)
     m.update(style_m)
+    if example_look is not None:
+        look_score, look_m = style.look_adherence(effect_type, example_look, [out.samples[s].rgb for s in slots])
+        m.update(look_m)
+        if look_score is not None:
+            if style_score is not None:
+                m["effect_adherence"] = style_score
+            style_score = look_score
     m.update(
         dup_share_in=artifacts.frozen_share(inp.frame_mad),
         dup_share_out=artifacts.frozen_share(out.frame_mad),
@@ -330,6 +346,27 @@ def _score(
         frame_artifacts=_floats(found.level),
         damaged_frames=list(found.damaged),
     )
+
+
+def scoring_failed(exc: BaseException, started: float | None = None) -> QualityVector:
+    """The vector of an output whose scoring itself raised (not an unreadable output): status
+    ``unknown``, confidence 0, no numbers, the error in ``gate_failures``. The output may still
+    be delivered, ranked after every scored one (economics/best.py)."""
+    return _unknown([f"quality scoring failed: {type(exc).__name__}: {exc}"], started or time.perf_counter())
+
+
+def with_judge(vector: QualityVector, score: float, confidence: float) -> QualityVector:
+    """``vector`` with a vision judge's verdict (0..1, confidence 0..1) as one more dimension:
+    composite = (composite + w·c·score) / (1 + w·c) with w = JUDGE_WEIGHT and c the judge's
+    confidence, so the judge moves a composite by at most w/(1+w) (9 %) and never decides alone;
+    a failed gate stays 0, an unknown vector is returned as it is. The verdict is kept in
+    measurements (``judge_score``, ``judge_confidence``, ``judge_weight``)."""
+    if vector.status != "scored" or vector.composite is None:
+        return vector
+    weight = JUDGE_WEIGHT * min(1.0, max(0.0, confidence))
+    composite_ = vector.composite if not vector.gate_passed else (vector.composite + weight * score) / (1 + weight)
+    measurements = {**vector.measurements, "judge_score": score, "judge_confidence": confidence, "judge_weight": weight}
+    return replace(vector, composite=composite_, measurements=measurements)
 
 
 def _floats(x: np.ndarray) -> list[float]:

@@ -27,12 +27,33 @@ audited. Targets (where the score saturates at 1) are documented per effect:
   palette and adding a quarter more edges is a full cartoon look. ``levels`` is not used: the
   palette is judged relative to the input, which also covers inputs already low in colour.
 * any other effect type: None - there is no defined adherence to measure.
+
+When the job's example shows the effect (M2's target reasons), adherence is measured against
+the example instead (``look_adherence``): the distance between the output's look and the
+example's, on the same features M2 measured the example with (assets/analysis/look.py,
+color.py), so a near-identity output of neutral reference content scores low however clean it
+is:
+
+* grades: colour temperature distance in mired (1e6 / K, perceptually even steps); score =
+  1 - |mired_out - mired_example| / MIRED_TOLERANCE, clipped; 100 mired is the whole distance
+  from D65 daylight (154 mired) to a 4000 K warm grade (250), so an ungraded output of neutral
+  content against a 3500 K example scores 0 and an output at the example's temperature 1;
+* cartoon: posterization and outlines: 0.5 x (1 - |ln(luma_levels_out / luma_levels_example)|
+  / ln 2) + 0.5 x (1 - |ln(edge_density_out / edge_density_example)| / ln 3), each clipped:
+  twice or half the example's luma bands (6 vs 12 levels) scores 0 on the first half, three
+  times or a third of its outline density 0 on the second;
+* slow motion keeps the effect-specific score above, whose ``factor`` M2 estimated from the
+  example.
 """
 
 from __future__ import annotations
 
-import cv2
+import math
+
 import numpy as np
+
+from assets.analysis.color import color_temperature_k
+from assets.analysis.look import edge_density, palette_colours, texture_metrics
 
 from .artifacts import frozen_share
 from .frames import DecodedVideo
@@ -42,15 +63,40 @@ DEFAULT_STRENGTH = 0.6  # data/effects.yaml catalog default for warm/cool grades
 DEFAULT_SLOW_FACTOR = 2.0  # data/effects.yaml slow_motion.params.factor
 RATIO_TOLERANCE = 0.25  # relative error at which duration/fps scores reach 0
 RATIO_DEADZONE = 0.03  # relative error still counted as exact (frames lost/added at the end)
-COLOUR_BITS = 5  # bits kept per RGB channel when counting colours (32768 bins)
-PALETTE_COVERAGE = 0.90  # share of pixels the dominant palette must cover
 COLOUR_REDUCTION_TARGET = 0.5
 EDGE_GAIN_TARGET = 0.25
-# Canny hysteresis thresholds (8-bit gradient units); the common 1:2 ratio of J. Canny,
-# "A Computational Approach to Edge Detection", IEEE TPAMI 8(6), 1986.
-CANNY_LOW, CANNY_HIGH = 100, 200
 
 KNOWN_EFFECTS = ("warm_grade", "cool_grade", "slow_motion", "cartoon")
+MIRED_TOLERANCE = 100.0
+LEVELS_TOLERANCE = math.log(2)
+EDGES_TOLERANCE = math.log(3)
+#: The example's features look_adherence compares (columns of silver content_analysis).
+LOOK_FEATURES = ("color_temperature", "luma_levels", "edge_density")
+
+
+def look_of(frames: list[np.ndarray]) -> dict[str, float]:
+    """The look features (LOOK_FEATURES) of RGB uint8 frames, measured as M2 measures them."""
+    texture = texture_metrics(frames)
+    return {"color_temperature": color_temperature_k(frames), **{k: texture[k] for k in LOOK_FEATURES[1:]}}
+
+
+def look_adherence(
+    effect_type: str, example: dict[str, float], frames: list[np.ndarray]
+) -> tuple[float | None, dict[str, float]]:
+    """Closeness 0..1 of the output ``frames``' look to the ``example``'s (module docstring);
+    None for an effect type whose look is not a colour or texture (slow motion), or no frames."""
+    if not frames or effect_type not in ("warm_grade", "cool_grade", "cartoon"):
+        return None, {}
+    out = look_of(frames)
+    m = {f"look_{k}_out": v for k, v in out.items()} | {f"look_{k}_example": float(example[k]) for k in LOOK_FEATURES}
+    if effect_type in ("warm_grade", "cool_grade"):
+        distance = abs(1e6 / out["color_temperature"] - 1e6 / float(example["color_temperature"]))
+        m["look_mired_distance"] = distance
+        return _clip01(1.0 - distance / MIRED_TOLERANCE), m
+    levels = abs(math.log(max(out["luma_levels"], 1.0) / max(float(example["luma_levels"]), 1.0)))
+    edges = abs(math.log(max(out["edge_density"], 1e-4) / max(float(example["edge_density"]), 1e-4)))
+    m.update(look_levels_log_ratio=levels, look_edges_log_ratio=edges)
+    return 0.5 * _clip01(1.0 - levels / LEVELS_TOLERANCE) + 0.5 * _clip01(1.0 - edges / EDGES_TOLERANCE), m
 
 
 def expected_duration_ratio(effect_type: str, params: dict) -> float:
@@ -93,10 +139,10 @@ def adherence(
     if effect_type == "cartoon":
         if not slots:
             return None, {}
-        colours_in = float(np.mean([_colours(inp.samples[s].rgb) for s in slots]))
-        colours_out = float(np.mean([_colours(out.samples[s].rgb) for s in slots]))
-        edges_in = float(np.mean([_edge_density(inp.samples[s].luma) for s in slots]))
-        edges_out = float(np.mean([_edge_density(out.samples[s].luma) for s in slots]))
+        colours_in = float(np.mean([palette_colours(inp.samples[s].rgb) for s in slots]))
+        colours_out = float(np.mean([palette_colours(out.samples[s].rgb) for s in slots]))
+        edges_in = float(np.mean([edge_density(inp.samples[s].luma) for s in slots]))
+        edges_out = float(np.mean([edge_density(out.samples[s].luma) for s in slots]))
         reduction = 1.0 - colours_out / max(colours_in, 1.0)
         # An edgeless input (flat colour) cannot gain edges relatively; count 1 edge pixel.
         gain = edges_out / max(edges_in, 1.0 / inp.samples[slots[0]].luma.size) - 1.0
@@ -150,18 +196,6 @@ def _ratio_score(ratio: float) -> float:
 def _rb(rgb: np.ndarray) -> float:
     means = rgb.reshape(-1, 3).mean(axis=0)
     return float(means[0] - means[2])
-
-
-def _colours(rgb: np.ndarray) -> int:
-    q = (rgb >> (8 - COLOUR_BITS)).astype(np.int32)
-    codes = (q[..., 0] << (2 * COLOUR_BITS)) | (q[..., 1] << COLOUR_BITS) | q[..., 2]
-    counts = np.sort(np.bincount(codes.ravel()))[::-1]
-    covered = np.cumsum(counts)
-    return int(np.searchsorted(covered, PALETTE_COVERAGE * covered[-1]) + 1)
-
-
-def _edge_density(luma: np.ndarray) -> float:
-    return float(np.count_nonzero(cv2.Canny(luma, CANNY_LOW, CANNY_HIGH))) / luma.size
 
 
 def _clip01(x: float) -> float:

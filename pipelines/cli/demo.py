@@ -27,7 +27,15 @@ from resources.store.keys import new_key
 
 # Stages after which a video waits for nobody but an admin, or has ended.
 WAITING = {"awaiting_approval"}
-ENDED = {"published", "rejected", "no_usable_result", "no_eligible_effects", "rejected_by_admin", "quota_exceeded"}
+ENDED = {
+    "published",
+    "rejected",
+    "no_usable_result",
+    "no_target_effect",
+    "analysis_failed",
+    "rejected_by_admin",
+    "quota_exceeded",
+}
 
 DAGSTER_YAML = """\
 # Written by `effectlake demo` for the embedded instance (SQLite storage under this folder).
@@ -172,6 +180,15 @@ def _demo_user(client: httpx.Client, admin: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {user.json()['api_key']}"}
 
 
+# What the demo's user says they want of each neutral sample (the example shows no look the
+# catalog makes, so the description names the effect; Megamind's candle-lit warm cast is shown).
+DEMO_DESCRIPTIONS = {
+    "bigbuckbunny.mp4": "make it look like a cartoon",
+    "bikes.mp4": "slow motion please",
+    "carphone_pristine.mp4": "a warm golden hour look",
+}
+
+
 def _drive(base: str, admin_key: str, timeout_s: float, videos: list[Path]) -> int:
     started: dict[str, float] = {}
     admin = {"Authorization": f"Bearer {admin_key}"}
@@ -180,7 +197,9 @@ def _drive(base: str, admin_key: str, timeout_s: float, videos: list[Path]) -> i
         ids = []
         for path in videos:
             with open(path, "rb") as fh:
-                resp = client.post("/v1/uploads", files={"file": (path.name, fh, "application/octet-stream")})
+                form = {"description": DEMO_DESCRIPTIONS[path.name]} if path.name in DEMO_DESCRIPTIONS else {}
+                files = {"file": (path.name, fh, "application/octet-stream")}
+                resp = client.post("/v1/uploads", files=files, data=form)
             body = resp.raise_for_status().json()
             started[body["video_id"]] = time.monotonic()
             ids.append(body["video_id"])

@@ -30,7 +30,7 @@ def format_video(status: dict, elapsed_s: float | None = None) -> str:
         lines.append(
             f"  analysis: {a['scene_count']} scene(s), motion {a['motion_class']} "
             f"({a['motion_level']:.3f}), style {a['dominant_style']}, detected "
-            f"[{', '.join(a['detected_effects']) or '-'}], eligible [{', '.join(a['eligible_effect_types'])}]"
+            f"[{', '.join(a['detected_effects']) or '-'}], targets [{', '.join(a['target_effect_types'])}]"
         )
     if status.get("outputs"):
         lines.append(

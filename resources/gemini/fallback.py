@@ -6,14 +6,16 @@ API kept failing after the retries, or when its answer did not validate. The cal
 its local code and records ``source = "local"`` with that reason.
 
 ``merge_analysis`` is M2's policy for mixing the two: what only a measurement can say (cuts,
-motion level, color statistics, style scores) stays local; the names (dominant style, motion
-class, detected looks, eligible effect types) and the descriptions come from Gemini when it
-answered. The result maps every field to its source.
+motion level, color and texture statistics, style scores, the parameter estimates) stays
+local; the names (dominant style, motion class, detected looks) and the descriptions come from
+Gemini when it answered. The effect types Gemini names are evidence for the job's targets,
+which M2 derives after the merge (``assets.analysis.targets.target_effects``). The result maps
+every field to its source.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -25,7 +27,7 @@ T = TypeVar("T")
 Source = Literal["gemini", "local"]
 
 #: content_analysis fields Gemini answers for when it is available.
-GEMINI_FIELDS = ("dominant_style", "motion_class", "detected_effects", "eligible_effect_types")
+GEMINI_FIELDS = ("dominant_style", "motion_class", "detected_effects")
 #: Fields only Gemini gives (None / empty when the analysis is local).
 GEMINI_ONLY_FIELDS = ("summary", "scenes", "motion_pattern", "description_use")
 
@@ -71,19 +73,13 @@ def with_fallback(client: GeminiClient | None, call: Callable[[GeminiClient], tu
 
 
 def merge_analysis(
-    local: Mapping[str, Any],
-    gemini: ContentAnalysisResult | None,
-    allowed_effect_types: Collection[str] | None = None,
+    local: Mapping[str, Any], gemini: ContentAnalysisResult | None
 ) -> tuple[dict[str, Any], dict[str, Source]]:
     """M2's row from the local analysis and, when it answered, Gemini's.
 
     Args:
         local: the local analysis (``assets.analysis.features.ContentAnalysis.to_dict()``).
         gemini: Gemini's result, or None (the local values stand).
-        allowed_effect_types: effect types the catalog's hard rules allow for this video
-            (``min_fps``, ``min_motion``… measured locally), or None for no filter. Gemini's
-            eligible types outside it are dropped: a model may like slow motion for a 10 fps
-            clip, the rule that it needs 15 fps still holds.
 
     Returns:
         (row, sources): ``row`` is ``local`` with GEMINI_FIELDS replaced by Gemini's answer
@@ -97,15 +93,11 @@ def merge_analysis(
         row.update({"summary": None, "scenes": [], "motion_pattern": None, "description_use": None})
         sources.update(dict.fromkeys(GEMINI_ONLY_FIELDS, "local"))
         return row, sources
-    eligible = list(gemini.eligible_effect_types)
-    if allowed_effect_types is not None:
-        eligible = [t for t in eligible if t in allowed_effect_types]
     row.update(
         {
             "dominant_style": gemini.dominant_style,
             "motion_class": gemini.motion_class,
             "detected_effects": list(gemini.detected_effects),
-            "eligible_effect_types": sorted(set(eligible)),
             "summary": gemini.summary,
             "scenes": [scene.model_dump() for scene in gemini.scenes],
             "motion_pattern": gemini.motion_pattern,

@@ -46,17 +46,17 @@ class Prompt:
 
 ANALYSIS = Prompt(
     id="content-analysis",
-    version=1,
+    version=2,
     system=(
         "You analyse short example videos for a video-effects service. Describe only what is "
         "visible in the video. Split it into its shots in order and describe each. Name the "
         "dominant visual style using exactly one of the listed styles, the motion class and the "
-        "camera and subject motion, the looks from the listed detectable looks that the video "
-        "already has, and the effect types from the catalog that would visibly improve or "
-        "transform it (never one whose look it already has). The uploader may describe what "
-        "they want: take it into account when choosing effect types and say how in "
-        "description_use, but never let it override what the video shows. Answer in the JSON "
-        "schema given."
+        "camera and subject motion, and the looks from the listed detectable looks that the video "
+        "shows. The video is an example: the uploader shows in it the effect they want made. In "
+        "eligible_effect_types name the effect types from the catalog whose look the example "
+        "shows (a warm grade, a cartoon look, slow motion...) or that the uploader's "
+        "description asks for; none when it shows and asks for none of them. Say in "
+        "description_use how the description shaped the answer. Answer in the JSON schema given."
     ),
     user=(
         "Styles (name: meaning):\n{styles}\n\n"

@@ -49,7 +49,8 @@ class ContentAnalysisResult(BaseModel):
         motion_pattern: camera and subject motion in words (e.g. "handheld, subject walking
             left to right").
         detected_effects: looks of the taxonomy's ``detected_effects`` already present.
-        eligible_effect_types: effect types of ``data/effects.yaml`` that would suit the video.
+        eligible_effect_types: effect types of ``data/effects.yaml`` whose look the example
+            shows or the description asks for (M2 makes them targets of the job).
         description_use: how the uploader's description shaped the answer ("" when there was
             none).
         confidence: 0..1, the model's own confidence in the analysis.

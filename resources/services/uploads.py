@@ -82,6 +82,8 @@ class IncomingUpload:
         workspace_id: the caller's workspace (de-duplication scope).
         priorities: the caller's priority weights as JSON (already validated), None =
             balanced.
+        description: the caller's words for the effect they want (already bounded), None =
+            none given.
     """
 
     stream: BinaryIO
@@ -90,6 +92,7 @@ class IncomingUpload:
     user_id: str
     workspace_id: str
     priorities: str | None = None
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,7 @@ def accept_upload(
         source="upload",
         status="uploaded",
         priorities=upload.priorities,
+        description=upload.description,
         admit=admit,
     )
     video_id = result.upload["video_id"]

@@ -172,7 +172,7 @@ class Store:
     # --- uploads -------------------------------------------------------------------------
     def create_upload(self, user_id: str, **fields) -> UploadResult:
         """``uploads.create_upload`` (keyword fields: filename, content_type, sha256, bytes_,
-        media_key, source, status, priorities, at)."""
+        media_key, source, status, priorities, description, at)."""
         with self.write() as s:
             return uploads.create_upload(s, user_id, **fields)
 

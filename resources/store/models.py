@@ -44,6 +44,8 @@ ROLES = ("user", "admin")
 # tasks dispatched) → done (the pipeline finished with it); or rejected (M1 refused it).
 UPLOAD_STATUSES = ("pending", "uploaded", "accepted", "processing", "done", "rejected")
 UPLOAD_SOURCES = ("upload", "presign", "link")
+#: Longest upload description, characters (the API refuses longer ones with a 422).
+MAX_DESCRIPTION_CHARS = 1000
 SUBJECT_KINDS = ("approval", "recommendation")
 DECISIONS = ("approve", "reject")
 ENTRY_KINDS = ("credit", "reserve", "consume", "refund")
@@ -177,6 +179,8 @@ class Upload(Base):
     status: Mapped[str] = mapped_column(String(16))
     # The uploader's priority weights as JSON {"quality", "cost", "speed"}; None = balanced.
     priorities: Mapped[str | None] = mapped_column(Text)
+    # The uploader's description of the effect they want (<= 1,000 characters); None = none.
+    description: Mapped[str | None] = mapped_column(Text)
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from resources.filenames import sanitize_filename
 from resources.store import admission
 from resources.store.errors import Conflict, InvalidInput, UnknownUser, UploadNotFound
-from resources.store.models import UPLOAD_SOURCES, UPLOAD_STATUSES, Upload, UploadRejection, User
+from resources.store.models import MAX_DESCRIPTION_CHARS, UPLOAD_SOURCES, UPLOAD_STATUSES, Upload, UploadRejection, User
 from resources.store.sql import as_dict, insert_ignore, new_id, utcnow
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -80,6 +80,7 @@ def create_upload(
     source: str = "upload",
     status: str = "uploaded",
     priorities: str | None = None,
+    description: str | None = None,
     at: datetime | None = None,
     admit: Callable[[dict], None] | None = None,
 ) -> UploadResult:
@@ -92,16 +93,21 @@ def create_upload(
             (the original's key is used).
         priorities: the user's priority weights as JSON (validated by the caller), None =
             balanced.
+        description: the user's words for the effect they want (at most
+            MAX_DESCRIPTION_CHARS), None = none given.
         admit: GPU admission of a new job: called with the workspace's ``admission.gpu_load``
             (workspace row locked) just before a new row is inserted, in the same
             transaction, so the count it sees cannot change before the insert; it raises to
             refuse (nothing is inserted). Not called when the user already has these bytes.
     Raises:
-        UnknownUser; InvalidInput: bad hash, size, source or status; whatever ``admit`` raises.
+        UnknownUser; InvalidInput: bad hash, size, source, status or a description over
+            MAX_DESCRIPTION_CHARS; whatever ``admit`` raises.
     """
     _check_sha(sha256)
     if source not in UPLOAD_SOURCES or status not in UPLOAD_STATUSES:
         raise InvalidInput(f"source must be one of {UPLOAD_SOURCES}, status one of {UPLOAD_STATUSES}")
+    if description is not None and len(description) > MAX_DESCRIPTION_CHARS:
+        raise InvalidInput(f"description must be at most {MAX_DESCRIPTION_CHARS} characters")
     if bytes_ is not None and (isinstance(bytes_, bool) or not isinstance(bytes_, int) or bytes_ < 0):
         raise InvalidInput("bytes must be a non-negative integer")
     workspace_id = _user(session, user_id).workspace_id
@@ -116,6 +122,7 @@ def create_upload(
         "source": source,
         "status": status,
         "priorities": priorities,
+        "description": description,
         "uploaded_at": at or utcnow(),
     }
     if admit is not None and (sha256 is None or _by_content(session, workspace_id, sha256, user_id) is None):
