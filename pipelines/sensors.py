@@ -91,6 +91,21 @@ def observed(spec: TableSpec, version: int, rows: int) -> dg.AssetObservation:
     return dg.AssetObservation(asset_key=table_key(spec), metadata={"delta_version": version, "rows": rows})
 
 
+def for_known_videos(context: dg.SensorEvaluationContext, requests: list[dg.RunRequest]) -> list[dg.RunRequest]:
+    """``requests`` without those for a video this instance never partitioned (a row of a
+    lake or store that outlived its Dagster instance, e.g. a reset ``DAGSTER_HOME``): one such
+    row must not fail every tick and hold up the other videos' runs, so it is skipped, and
+    said so in the tick's log."""
+    known = set(context.instance.get_dynamic_partitions(videos.name))
+    unknown = sorted({r.partition_key for r in requests if r.partition_key not in known})
+    if unknown:
+        context.log.warning(
+            f"skipped {len(unknown)} video(s) with no partition on this instance "
+            f"(their upload predates it): {', '.join(unknown[:5])}"
+        )
+    return [r for r in requests if r.partition_key in known]
+
+
 def _on_table_change(
     context: dg.SensorEvaluationContext,
     lake: Lake,
@@ -99,15 +114,17 @@ def _on_table_change(
     requests: Callable[[pl.DataFrame], list[dg.RunRequest]],
 ):
     """Skip when ``spec``'s table has no new commit; else the run requests ``requests``
-    makes from the whole table (run keys drop the ones already made), an observation of the
-    table and the new cursor."""
+    makes from the whole table (run keys drop the ones already made; a video this instance
+    does not know is skipped: ``for_known_videos``), an observation of the table and the new
+    cursor."""
     version = _changed(context, lake, spec)
     if version is None:
         return dg.SkipReason(idle)
     table = lake.read(spec)
-    return dg.SensorResult(
-        run_requests=requests(table), asset_events=[observed(spec, version, table.height)], cursor=str(version)
-    )
+    made = requests(table)
+    if any(r.partition_key is not None for r in made):
+        made = for_known_videos(context, made)
+    return dg.SensorResult(run_requests=made, asset_events=[observed(spec, version, table.height)], cursor=str(version))
 
 
 @dg.sensor(job=intake_job, minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
