@@ -137,3 +137,32 @@ def test_priorities_are_validated_and_stored_normalised(client, settings):
     assert ok.status_code == 202, ok.text
     stored = Store(settings.database_url).upload(ok.json()["video_id"], user["user_id"])
     assert json.loads(stored["priorities"]) == {"quality": 0.0, "cost": 0.75, "speed": 0.25}
+
+
+def test_a_users_uploads_and_notifications_page_with_a_cursor(client, settings):
+    user = new_user(client)
+    other = new_user(client)
+    ids = [upload(client, user, MP4 + bytes([i]), f"c{i}.mp4").json()["video_id"] for i in range(5)]
+    upload(client, other, MP4, "theirs.mp4")
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = client.get("/v1/uploads", headers=user["headers"], params=params).json()
+        assert len(page["items"]) <= 2
+        seen += [u["video_id"] for u in page["items"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert seen == ids  # oldest first, each once, none of another user's
+    store = Store(settings.database_url)
+    for i in range(3):
+        store.notify(user["user_id"], "test", f"note {i}")
+    first = client.get(f"/v1/users/{user['user_id']}/notifications", headers=user["headers"], params={"limit": 2})
+    rest = client.get(
+        f"/v1/users/{user['user_id']}/notifications",
+        headers=user["headers"],
+        params={"limit": 2, "cursor": first.json()["next_cursor"]},
+    )
+    titles = [n["title"] for n in first.json()["items"] + rest.json()["items"]]
+    assert titles == ["note 0", "note 1", "note 2"] and rest.json()["next_cursor"] is None
+    bad = client.get("/v1/uploads", headers=user["headers"], params={"cursor": "not-a-cursor"})
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_cursor"

@@ -12,7 +12,9 @@ from fastapi.responses import Response
 from api.admission import AdmissionDep, exact_admission
 from api.deps import CallerDep, MediaDep, SettingsDep, StoreDep
 from api.idempotency import IdempotencyKey, respond
-from api.models import ErrorDetail, UploadAccepted, UploadError
+from api.models import ErrorDetail, UploadAccepted, UploadError, UploadRow
+from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, seq_page
+from api.problems import problem_responses
 from resources.priorities import EXAMPLE, parse_priorities
 from resources.services.uploads import CHUNK, IncomingUpload, receive_upload
 from resources.store.idempotency import request_hash
@@ -40,6 +42,15 @@ def _fingerprint(file: UploadFile, *fields: str | None) -> str:
         digest.update(chunk)
     file.file.seek(0)
     return request_hash({"file": digest.hexdigest(), "fields": list(fields)})
+
+
+@router.get("/v1/uploads", responses=problem_responses(400))
+def list_uploads(
+    caller: CallerDep, store: StoreDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Page[UploadRow]:
+    """The caller's uploads, oldest first (a page; ``next_cursor`` continues)."""
+    rows, next_cursor = seq_page(lambda after, n: store.uploads(caller.user_id, after, n), cursor, limit)
+    return Page[UploadRow](items=[UploadRow.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.post("/v1/uploads", status_code=202, response_model=UploadAccepted, responses=REFUSED)

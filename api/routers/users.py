@@ -8,6 +8,8 @@ from fastapi import APIRouter, HTTPException
 
 from api.deps import Caller, CallerDep, StoreDep
 from api.models import Balance, ErrorDetail, Me, Notification
+from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, seq_page
+from api.problems import problem_responses
 
 router = APIRouter(tags=["users"], responses={401: {"model": ErrorDetail}})
 NOT_FOUND = {404: {"model": ErrorDetail}}
@@ -31,11 +33,14 @@ def me(caller: CallerDep, store: StoreDep) -> Me:
     return Me.model_validate({**user, "balance": store.balance(caller.user_id)})
 
 
-@router.get("/v1/users/{user_id}/notifications", responses=NOT_FOUND)
-def notifications(user_id: str, caller: CallerDep, store: StoreDep) -> list[Notification]:
-    """In-app notifications of the user, newest first."""
-    rows = store.notifications(_own(caller, user_id), limit=1000)
-    return [Notification.model_validate(r) for r in reversed(rows)]
+@router.get("/v1/users/{user_id}/notifications", responses=NOT_FOUND | problem_responses(400))
+def notifications(
+    user_id: str, caller: CallerDep, store: StoreDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Page[Notification]:
+    """In-app notifications of the user, oldest first (a page; ``next_cursor`` continues)."""
+    owner = _own(caller, user_id)
+    rows, next_cursor = seq_page(lambda after, n: store.notifications(owner, after, n), cursor, limit)
+    return Page[Notification](items=[Notification.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/v1/users/{user_id}/balance", responses=NOT_FOUND)
