@@ -101,22 +101,28 @@ def recognise(costs: pl.DataFrame, charges: pl.DataFrame, token_usd_rate: float)
     )
 
 
-def job_margins(costs: pl.DataFrame, charges: pl.DataFrame, token_usd_rate: float) -> pl.DataFrame:
+def job_margins(
+    costs: pl.DataFrame, charges: pl.DataFrame, token_usd_rate: float, llm_costs: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """One row per job with executions: its charge, the cost of every task it ran (split by
-    selection) and its margin (``resources.schemas.JOB_MARGINS`` columns).
+    selection), of the LLM calls made for it, and its margin (``resources.schemas.JOB_MARGINS``
+    columns).
 
     Args:
         costs: ``execution_costs`` rows of real executions (``video_id``, ``task_id``,
             ``selection``, ``cost_usd``, ``finished_at``…).
         charges: ``job_charges`` rows.
         token_usd_rate: USD per token.
+        llm_costs: ``llm_costs`` rows (``correlation_id`` = video id, ``usd``): Gemini's
+            analysis, prompt refinement and judge for the job, a cost line of their own.
 
     Returns:
         ``job_id, video_id, user_id, delivered_task_id, provider_id, effect_type`` (of the
-        delivered task), ``tasks``, ``tokens_charged``, ``revenue_usd``, ``cost_usd`` and its
-        ``ranked_cost_usd`` / ``exploration_cost_usd`` / ``shadow_cost_usd`` parts,
-        ``cost_tokens``, ``margin`` (null when nothing was charged), ``finished_at`` (the
-        job's last task). Jobs with no finished task are left out.
+        delivered task), ``tasks``, ``tokens_charged``, ``revenue_usd``, ``cost_usd`` (tasks
+        and LLM calls) and its ``ranked_cost_usd`` / ``exploration_cost_usd`` /
+        ``shadow_cost_usd`` / ``llm_cost_usd`` parts, ``cost_tokens``, ``margin`` (null when
+        nothing was charged), ``finished_at`` (the job's last task). Jobs with no finished
+        task are left out.
     """
 
     def part(selection: str) -> pl.Expr:
@@ -131,9 +137,19 @@ def job_margins(costs: pl.DataFrame, charges: pl.DataFrame, token_usd_rate: floa
     delivered = costs.select(
         delivered_task_id=pl.col("task_id"), provider_id=pl.col("provider_id"), effect_type=pl.col("effect_type")
     )
+    llm = (
+        llm_costs.group_by(video_id=pl.col("correlation_id")).agg(llm_cost_usd=pl.col("usd").sum())
+        if llm_costs is not None and not llm_costs.is_empty()
+        else pl.DataFrame(schema={"video_id": pl.String, "llm_cost_usd": pl.Float64})
+    )
     return (
         charges.join(per_video, on="video_id", how="inner")
         .join(delivered, on="delivered_task_id", how="left")
+        .join(llm, on="video_id", how="left")
+        .with_columns(
+            llm_cost_usd=pl.col("llm_cost_usd").fill_null(0.0),
+            cost_usd=pl.col("cost_usd") + pl.col("llm_cost_usd").fill_null(0.0),
+        )
         .with_columns(
             revenue_usd=pl.col("tokens_charged") * token_usd_rate,
             cost_tokens=pl.col("cost_usd") / token_usd_rate,

@@ -487,6 +487,7 @@ JOB_MARGINS = _spec(
     ranked_cost_usd=pl.Float64,
     exploration_cost_usd=pl.Float64,
     shadow_cost_usd=pl.Float64,
+    llm_cost_usd=pl.Float64,
     cost_tokens=pl.Float64,
     margin=pl.Float64,
     finished_at=UTC_TS,

@@ -252,6 +252,13 @@ def test_job_margins_add_every_task_of_the_job():
     )
     assert v1["margin"] == pytest.approx((5 - 2.75) / 5) and v1["finished_at"] == NOW + timedelta(seconds=3)
     assert jobs.row(1, named=True)["margin"] is None  # refunded: nothing charged, pure cost
+    # The job's LLM calls (Gemini analysis, prompt, judge) are a cost line of their own.
+    llm = pl.DataFrame({"correlation_id": ["v1", "v1", "v9"], "usd": [0.002, 0.0005, 1.0]})
+    with_llm = job_margins(costs, job_charges(_job_ledger(), DELIVERIES), 0.01, llm).sort("video_id")
+    v1 = with_llm.row(0, named=True)
+    assert (v1["llm_cost_usd"], v1["cost_usd"]) == pytest.approx((0.0025, 0.03))
+    assert v1["margin"] == pytest.approx((5 - 3.0) / 5)
+    assert with_llm.row(1, named=True)["llm_cost_usd"] == 0.0
 
 
 def test_job_price_is_the_dearest_effect_tried_plus_the_favoured_premiums():

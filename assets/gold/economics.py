@@ -37,6 +37,7 @@ from resources.schemas import (
     EXECUTION_EVENTS,
     JOB_MARGINS,
     LEDGER_ENTRIES,
+    LLM_COSTS,
     MARGINALITY_WINDOWS,
     PROVIDER_REGISTRY,
     QUALITY_SCORES,
@@ -153,17 +154,18 @@ def marginality_windows(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(deps=[execution_costs, *reads(LEDGER_ENTRIES, BEST_RESULT)], **GOLD)
+@dg.asset(deps=[execution_costs, *reads(LEDGER_ENTRIES, BEST_RESULT, LLM_COSTS)], **GOLD)
 def job_margins(lake: dg.ResourceParam[Lake], platform: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
     """Per job (one video's effect creation) finished in the last LEDGER_LOOKBACK: tokens
-    charged once, the cost of every task it ran (ranked, exploration, shadow) and the
-    margin (``economics.revenue.job_margins``); upserted by job id, so a late refund
+    charged once, the cost of every task it ran (ranked, exploration, shadow) and of its
+    LLM calls (``llm_costs``), and the margin (``economics.revenue.job_margins``); upserted by job id, so a late refund
     updates its job."""
     since = utcnow() - LEDGER_LOOKBACK
     costs = lake.read(EXECUTION_COSTS, (pl.col("source") == REAL) & (pl.col("finished_at") > since))
     videos = costs["video_id"].unique().to_list()
     charges = _charges(lake, lake.scan(LEDGER_ENTRIES), videos)
-    jobs = job_margins_of(costs, charges, platform.token_usd_rate)
+    llm = lake.read(LLM_COSTS, pl.col("correlation_id").is_in(videos))
+    jobs = job_margins_of(costs, charges, platform.token_usd_rate, llm)
     lake.upsert(JOB_MARGINS, jobs)
     charged = int(jobs["tokens_charged"].sum() or 0)
     margin = margin_of(charged, float(jobs["cost_tokens"].sum() or 0))
