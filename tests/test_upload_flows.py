@@ -79,10 +79,10 @@ def _relative(url: str) -> str:
     return f"{parts.path}?{parts.query}"
 
 
-def _presign(api, user, data: bytes, content_type: str = "video/mp4", filename: str = "clip.mp4"):
+def _presign(api, user, data: bytes, content_type: str = "video/mp4", filename: str = "clip.mp4", **extra):
     return api.post(
         "/v1/uploads/presign",
-        json={"filename": filename, "content_type": content_type, "bytes": len(data)},
+        json={"filename": filename, "content_type": content_type, "bytes": len(data), **extra},
         headers=user["auth"],
     )
 
@@ -97,7 +97,7 @@ def _rejections(store, user_id: str) -> list[dict]:
 
 def test_presign_put_complete_makes_an_upload_of_the_caller(api, store, media, new_user, video):
     user = new_user()
-    presigned = _presign(api, user, video)
+    presigned = _presign(api, user, video, description="a warm grade")
     assert presigned.status_code == 201, presigned.text
     body = presigned.json()
     video_id = body["video_id"]
@@ -107,6 +107,7 @@ def test_presign_put_complete_makes_an_upload_of_the_caller(api, store, media, n
     assert 800 < (expires_at - datetime.now(UTC)).total_seconds() <= 900
     pending = store.upload(video_id, user["user_id"])
     assert (pending["status"], pending["source"], pending["sha256"]) == ("pending", "presign", None)
+    assert pending["description"] == "a warm grade"
 
     put = api.put(_relative(body["upload_url"]), content=video, headers=body["headers"])
     assert put.status_code == 200 and put.json() == {"video_id": video_id, "bytes": len(video)}
@@ -219,9 +220,11 @@ def test_presign_refuses_before_any_url(api, store, settings, new_user, video):
 
 def test_a_link_becomes_an_upload_of_the_caller(api, store, platform, new_user, video):
     user = new_user()
-    accepted = api.post("/v1/uploads/link", json={"url": f"{platform}/video.mp4"}, headers=user["auth"])
+    body = {"url": f"{platform}/video.mp4", "description": "  make it look like a cartoon "}
+    accepted = api.post("/v1/uploads/link", json=body, headers=user["auth"])
     assert accepted.status_code == 202, accepted.text
     row = store.upload(accepted.json()["video_id"], user["user_id"])
+    assert row["description"] == "make it look like a cartoon"  # the user's words travel with the link
     assert (row["source"], row["status"], row["sha256"], row["filename"], row["content_type"]) == (
         "link",
         "uploaded",

@@ -43,6 +43,7 @@ from resources.services.uploads import UploadRejected, check_balance, check_cont
 from resources.settings import Settings
 from resources.store.client import Store
 from resources.store.idempotency import request_hash
+from resources.store.models import MAX_DESCRIPTION_CHARS
 from resources.store.uploads import UploadResult
 
 router = APIRouter(tags=["uploads"])
@@ -78,11 +79,17 @@ def _accepted(result: UploadResult) -> UploadAccepted:
 
 
 class PresignRequest(BaseModel):
-    """What the client is about to upload: its file name, MIME type and size in bytes."""
+    """What the client is about to upload: its file name, MIME type and size in bytes, and
+    (optional) what effect it shows, in words."""
 
     filename: str = Field(max_length=1024)
     content_type: str = Field(max_length=255)
     bytes: int = Field(gt=0)
+    description: str | None = Field(
+        default=None,
+        max_length=MAX_DESCRIPTION_CHARS,
+        description="the effect you want, in your words (e.g. 'make it look like a cartoon')",
+    )
 
 
 class PresignedUpload(BaseModel):
@@ -147,6 +154,7 @@ def _presign(
         media_key=None,
         source=PRESIGN_SOURCE,
         status="pending",
+        description=(body.description or "").strip() or None,
         admit=admit,
     ).upload
     video_id = row["video_id"]
@@ -264,9 +272,15 @@ def complete(
 
 
 class LinkUpload(BaseModel):
-    """A link to a TikTok, Instagram or YouTube Shorts video."""
+    """A link to a TikTok, Instagram or YouTube Shorts video, and (optional) what effect it
+    shows, in words."""
 
     url: str = Field(max_length=2048)
+    description: str | None = Field(
+        default=None,
+        max_length=MAX_DESCRIPTION_CHARS,
+        description="the effect you want, in your words (e.g. 'make it look like a cartoon')",
+    )
 
 
 # What each failure of a link download answers: status and code.
@@ -342,6 +356,7 @@ def _upload_link(
                 filename=filename,
                 source=LINK_SOURCE,
                 max_bytes=settings.max_upload_bytes,
+                description=(body.description or "").strip() or None,
                 admit=admit,
             )
     except UploadRejected as exc:

@@ -64,6 +64,7 @@ def accept_file(
     source: str,
     max_bytes: int,
     admit: Callable[[dict], None] | None = None,
+    description: str | None = None,
 ) -> UploadResult:
     """Accept the local file ``path`` as an upload of ``user`` (``user_id``,
     ``workspace_id``; ``source``: ``link``), recorded with the MIME type of its container.
@@ -83,6 +84,7 @@ def accept_file(
         media_key=key,
         source=source,
         admit=admit,
+        description=description,
     )
     log.info("upload_accepted", video_id=result.upload["video_id"], source=source, bytes=inspected.bytes)
     return result
