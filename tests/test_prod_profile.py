@@ -44,7 +44,7 @@ def redis_prefix():
         client.delete(*keys)
 
 
-def test_demo_prod_publishes_through_postgres_s3_and_redis(tmp_path, short_bikes, pg_databases, redis_prefix):
+def test_demo_prod_publishes_through_postgres_s3_and_redis(tmp_path, warm_bikes, pg_databases, redis_prefix):
     dagster_db, store_db = pg_databases(), pg_databases()
     with local_s3_process(tmp_path / "s3.log") as s3_env:
         lake_uri, media_uri = "s3://prod-test/lake", "s3://prod-test/media"
@@ -68,7 +68,7 @@ def test_demo_prod_publishes_through_postgres_s3_and_redis(tmp_path, short_bikes
         )
         ports = {f"--{name}-port": str(free_port()) for name in ("api", "dagster", "dashboard")}
         proc = subprocess.run(
-            [sys.executable, "-m", "pipelines.cli", "demo-prod", "--exit", "--video", str(short_bikes)]
+            [sys.executable, "-m", "pipelines.cli", "demo-prod", "--exit", "--video", str(warm_bikes)]
             + [arg for pair in ports.items() for arg in pair]
             + ["--timeout", "240", "--dagster-home", str(tmp_path / "dagster_home")],
             env=env,
