@@ -820,8 +820,10 @@ class ComfyUIAdapter:
         except ComfyUIHTTPError as exc:
             return self._failed(h, "ComfyUIHTTPError", str(exc))
         except PollTimeout:
-            self._cancel(h["prompt_id"])
+            was_running = self._cancel(h["prompt_id"])
             message = f"prompt {h['prompt_id']} not done after {self.timeout_s:g} s"
+            if not was_running:  # dropped from the queue: it never ran, so it cost nothing
+                return self._failed(h, "Timeout", message)
             # The interrupt lands between nodes: the server keeps working until then, and
             # that work is paid. Wait (bounded) for its final record to account for it.
             try:
@@ -1092,13 +1094,18 @@ class ComfyUIAdapter:
     ) -> TaskResult:
         return self._result(h, "failed", outcome, error_class=error_class, error_message=message)
 
-    def _cancel(self, prompt_id: str) -> None:
-        """Best effort: drop a pending prompt or interrupt it if running (frees the GPU)."""
+    def _cancel(self, prompt_id: str) -> bool:
+        """Best effort: drop a pending prompt or interrupt it if running (frees the GPU).
+        Returns whether it was running (so the server spent compute on it, to be accounted
+        when its final record comes); False when it was still queued, gone, or the server
+        did not answer."""
         try:
             running, pending = queued_prompt_ids(self.client.queue())
             if prompt_id in pending:
                 self.client.delete_from_queue([prompt_id])
             elif prompt_id in running:
                 self.client.interrupt(prompt_id)
+                return True
         except ComfyUIError:
             pass
+        return False
