@@ -39,7 +39,7 @@ from resources.intake.link import LinkFailed, LinkRequest, download_link
 from resources.intake.signing import InvalidSignature, SignedGrant, sign, signing_secret, verify
 from resources.intake.ssrf import LinkPolicy, LinkRefused, Resolver, system_resolver
 from resources.media import MediaStore
-from resources.services.uploads import UploadRejected, check_balance, check_content_type, check_size
+from resources.services.uploads import UploadRejected, check_balance, check_content_type, check_size, record_refusal
 from resources.settings import Settings
 from resources.store.client import Store
 from resources.store.idempotency import request_hash
@@ -143,7 +143,7 @@ def _presign(
         content_type = check_content_type(body.content_type)
         check_size(body.bytes, settings.max_upload_bytes)
     except UploadRejected as exc:
-        acceptance.record_refusal(store, user, exc, filename=body.filename, content_type=body.content_type)
+        record_refusal(store, user, exc, filename=body.filename, content_type=body.content_type)
         raise
     row = store.create_upload(
         caller.user_id,
@@ -249,7 +249,7 @@ def complete(
                     400, "size_mismatch", f"{inspected.bytes} bytes arrived, {row['bytes']} were announced."
                 )
         except UploadRejected as exc:
-            acceptance.record_refusal(
+            record_refusal(
                 store, user, exc, filename=row["filename"], content_type=row["content_type"], bytes_=row["bytes"]
             )
             store.set_upload_status(video_id, "rejected")
@@ -360,6 +360,6 @@ def _upload_link(
                 admit=admit,
             )
     except UploadRejected as exc:
-        acceptance.record_refusal(store, user, exc, filename=filename, content_type=None)
+        record_refusal(store, user, exc, filename=filename, content_type=None)
         raise
     return 202, _accepted(result)

@@ -7,8 +7,8 @@ this module use): 402 ``UserQuotaExceeded`` when the account has no tokens, 415
 ``unsupported_media_type``, 413 ``too_large``, 400 ``empty_file``, 415 ``not_a_video`` (the
 container sniff). Accepted bytes are stored under their content key in the workspace (one
 object per content) and recorded with
-``Store.create_upload`` / ``Store.complete_upload``; a refusal is recorded with
-``Store.record_rejection``.
+``Store.create_upload`` / ``Store.complete_upload``; a refusal is recorded by
+``resources.services.uploads.record_refusal``, as for a direct upload.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import structlog
 
 from resources.media import MediaStore
-from resources.services.uploads import Inspected, UploadRejected, inspect_stream
+from resources.services.uploads import Inspected, inspect_stream
 from resources.store.client import Store
 from resources.store.uploads import UploadResult
 
@@ -88,36 +88,3 @@ def accept_file(
     )
     log.info("upload_accepted", video_id=result.upload["video_id"], source=source, bytes=inspected.bytes)
     return result
-
-
-def record_refusal(
-    store: Store,
-    user: dict,
-    exc: UploadRejected,
-    *,
-    filename: str,
-    content_type: str | None,
-    bytes_: int | None = None,
-) -> None:
-    """Record ``exc`` in ``upload_rejections`` for ``user`` (a ``Store.user`` row or a
-    caller's ``user_id``/``workspace_id``) and log it."""
-    store.record_rejection(
-        user_id=user["user_id"],
-        workspace_id=user["workspace_id"],
-        filename=filename,
-        content_type=content_type or "",
-        bytes_=bytes_,
-        http_status=exc.status,
-        code=exc.code,
-        reason=exc.reason,
-    )
-    log.warning(
-        "upload_rejected",
-        code=exc.code,
-        reason=exc.reason,
-        event_type="upload_rejected",
-        economic_impact_usd=0.0,  # rejected before compute
-        urgency="low",
-        operator_action="None unless rejections spike.",
-        runbook="docs/runbooks/platform-logs.md#upload_rejected",
-    )

@@ -256,14 +256,30 @@ def accept_upload(
 
 
 def record_rejection(store: Store, upload: IncomingUpload, exc: UploadRejected) -> None:
-    """Record the ``upload_rejections`` row of a refused upload in the store (and log it);
-    the store keeps the filename sanitized."""
+    """Record the ``upload_rejections`` row of a refused direct upload (and log it), as every
+    way in does (``record_refusal``)."""
+    user = {"user_id": upload.user_id, "workspace_id": upload.workspace_id}
+    record_refusal(store, user, exc, filename=upload.filename or "", content_type=upload.content_type)
+
+
+def record_refusal(
+    store: Store,
+    user: dict,
+    exc: UploadRejected,
+    *,
+    filename: str,
+    content_type: str | None,
+    bytes_: int | None = None,
+) -> None:
+    """Record ``exc`` in ``upload_rejections`` for ``user`` (a ``Store.user`` row or a
+    caller's ``user_id``/``workspace_id``) and log it; the store keeps the filename
+    sanitized."""
     store.record_rejection(
-        user_id=upload.user_id,
-        workspace_id=upload.workspace_id,
-        filename=upload.filename or "",
-        content_type=upload.content_type or "",
-        bytes_=None,
+        user_id=user["user_id"],
+        workspace_id=user["workspace_id"],
+        filename=filename,
+        content_type=content_type or "",
+        bytes_=bytes_,
         http_status=exc.status,
         code=exc.code,
         reason=exc.reason,
@@ -272,7 +288,7 @@ def record_rejection(store: Store, upload: IncomingUpload, exc: UploadRejected) 
         "upload_rejected",
         code=exc.code,
         reason=exc.reason,
-        filename=sanitize_filename(upload.filename) if upload.filename else None,
+        filename=sanitize_filename(filename) if filename else None,
         event_type="upload_rejected",
         economic_impact_usd=0.0,  # rejected before any compute
         urgency="low",
