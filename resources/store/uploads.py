@@ -125,13 +125,15 @@ def create_upload(
         "description": description,
         "uploaded_at": at or utcnow(),
     }
-    if admit is not None and (sha256 is None or _by_content(session, workspace_id, sha256, user_id) is None):
-        admit(admission.gpu_load(session, workspace_id, lock=True))
     if sha256 is None:
+        if admit is not None:
+            admit(admission.gpu_load(session, workspace_id, lock=True))
         return UploadResult(_insert(session, row), True)
-    for _ in range(3):  # each pass either returns or lost a race that a re-read resolves
+    for attempt in range(3):  # each pass either returns or lost a race that a re-read resolves
         if (mine := _by_content(session, workspace_id, sha256, user_id)) is not None:
             return UploadResult(as_dict(mine), False)
+        if admit is not None and attempt == 0:  # a new job: admitted once, the lock then held
+            admit(admission.gpu_load(session, workspace_id, lock=True))
         original = _by_content(session, workspace_id, sha256)
         if original is not None:
             row |= {"duplicate_of": original.video_id, "media_key": original.media_key}
