@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from api.deps import Caller
 from resources.store.client import Store
-from resources.store.idempotency import MAX_KEY_LENGTH
+from resources.store.idempotency import MAX_KEY_LENGTH, request_hash
 
 IdempotencyKey = Annotated[
     str | None,
@@ -37,14 +37,14 @@ def respond(
     caller: Caller,
     route: str,
     key: str | None,
-    request_hash: str,
+    fingerprint: str,
     work: Callable[[], tuple[int, BaseModel]],
 ) -> Response:
     """The response of ``work()`` (status, model), run at most once per (caller, route, key).
 
     Args:
         route: the operation, e.g. ``"POST /v1/uploads"`` (keys are scoped per caller and route).
-        request_hash: ``resources.store.idempotency.request_hash`` of the request.
+        fingerprint: ``resources.store.idempotency.request_hash`` of the request (``body_fingerprint``).
 
     Raises:
         resources.store.errors.IdempotencyMismatch: the key was used with another body (422).
@@ -54,7 +54,7 @@ def respond(
     if key is None:
         status, model = work()
         return json_response(status, model.model_dump_json())
-    stored = store.claim_idempotency(caller.user_id, route, key, request_hash)
+    stored = store.claim_idempotency(caller.user_id, route, key, fingerprint)
     if stored is not None:
         return json_response(stored.status, stored.body)
     try:
@@ -66,6 +66,12 @@ def respond(
     body = model.model_dump_json()
     store.complete_idempotency(caller.user_id, route, key, status, body)
     return json_response(status, body)
+
+
+def body_fingerprint(body: BaseModel, *path: str) -> str:
+    """The request hash of a JSON ``body`` and the route's ``path`` parameters (the same key
+    on another subject is another request)."""
+    return request_hash({"body": body.model_dump(mode="json"), "path": list(path)})
 
 
 def json_response(status: int, body: str) -> Response:

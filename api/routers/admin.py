@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response
 
 from api.deps import AdminDep, LakeDep, ManifestStoreDep, ProvidersDep, SettingsDep, StoreDep, admin_caller
-from api.idempotency import IdempotencyKey, respond
+from api.idempotency import IdempotencyKey, body_fingerprint, respond
 from api.models import (
     ABTest,
     ABTestCreated,
@@ -37,7 +37,6 @@ from resources.services.ab_tests import ABTestInvalid, ab_test, request_ab_test
 from resources.services.approvals import decide, pending_requests
 from resources.services.recommendations import decide_recommendation, recommendations_with_status
 from resources.services.routing_admin import NoManifest, emergency_override
-from resources.store.idempotency import request_hash
 
 router = APIRouter(
     prefix="/v1/admin", tags=["admin"], dependencies=[Depends(admin_caller)], responses=problem_responses(401, 403)
@@ -51,10 +50,6 @@ REPLAY = problem_responses(409)
 DECISION_ERRORS = problem_responses(404, 409, 422)
 
 
-def _hash(body, *path: str) -> str:
-    return request_hash({"body": body.model_dump(mode="json"), "path": list(path)})
-
-
 @router.post("/workspaces", status_code=201, response_model=Workspace, responses=REFUSED | REPLAY)
 def create_workspace(
     body: NewWorkspace, caller: AdminDep, store: StoreDep, idempotency_key: IdempotencyKey = None
@@ -64,7 +59,7 @@ def create_workspace(
     def work():
         return 201, Workspace.model_validate(store.create_workspace(body.name, body.max_concurrent_gpu_jobs))
 
-    return respond(store, caller, "POST /v1/admin/workspaces", idempotency_key, _hash(body), work)
+    return respond(store, caller, "POST /v1/admin/workspaces", idempotency_key, body_fingerprint(body), work)
 
 
 @router.post("/users", status_code=201, response_model=UserCreated, responses=NOT_FOUND | REFUSED | REPLAY)
@@ -79,7 +74,7 @@ def create_user(
         user, key = store.create_user(body.workspace_id, body.role, body.name, settings.welcome_credit_tokens)
         return 201, UserCreated.model_validate({**user, "api_key": key, "balance": store.balance(user["user_id"])})
 
-    return respond(store, caller, "POST /v1/admin/users", idempotency_key, _hash(body), work)
+    return respond(store, caller, "POST /v1/admin/users", idempotency_key, body_fingerprint(body), work)
 
 
 @router.post("/users/{user_id}/credits", status_code=201, response_model=Balance, responses=NOT_FOUND | REFUSED)
@@ -93,7 +88,7 @@ def credit_user(
         return 201, Balance.model_validate(store.balance(user_id))
 
     route = "POST /v1/admin/users/{user_id}/credits"
-    return respond(store, caller, route, idempotency_key, _hash(body, user_id), work)
+    return respond(store, caller, route, idempotency_key, body_fingerprint(body, user_id), work)
 
 
 @router.post(
@@ -121,7 +116,7 @@ def override_routing(
             raise HTTPException(422, str(exc).strip("'\"")) from None
         return 201, RoutingOverride(version=m["version"], base_version=m["base_version"], overrides=m["overrides"])
 
-    return respond(store, caller, "POST /v1/admin/routing/override", idempotency_key, _hash(body), work)
+    return respond(store, caller, "POST /v1/admin/routing/override", idempotency_key, body_fingerprint(body), work)
 
 
 @router.post("/ab-tests", status_code=202, response_model=ABTestCreated, responses=REFUSED | REPLAY)
@@ -143,7 +138,7 @@ def create_ab_test(
         experiment = row["experiment_id"]
         return 202, ABTestCreated(experiment_id=experiment, status_url=f"/v1/admin/ab-tests/{experiment}")
 
-    return respond(store, caller, "POST /v1/admin/ab-tests", idempotency_key, _hash(body), work)
+    return respond(store, caller, "POST /v1/admin/ab-tests", idempotency_key, body_fingerprint(body), work)
 
 
 @router.get("/ab-tests/{experiment_id}", responses=NOT_FOUND)
@@ -183,7 +178,7 @@ def decide_approval(
         return 202, ApprovalDecided(approval_id=approval_id, video_id=row["video_id"], decision=row["decision"])
 
     route = "POST /v1/admin/approvals/{approval_id}"
-    return respond(store, caller, route, idempotency_key, _hash(body, approval_id), work)
+    return respond(store, caller, route, idempotency_key, body_fingerprint(body, approval_id), work)
 
 
 @router.get("/recommendations", responses=problem_responses(400))
@@ -225,4 +220,4 @@ def decide_on_recommendation(
         return 202, RecommendationDecided(recommendation_id=recommendation_id, decision=row["decision"])
 
     route = "POST /v1/admin/recommendations/{recommendation_id}"
-    return respond(store, caller, route, idempotency_key, _hash(body, recommendation_id), work)
+    return respond(store, caller, route, idempotency_key, body_fingerprint(body, recommendation_id), work)

@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from api.admission import AdmissionDep, exact_admission
 from api.deps import Caller, CallerDep, MediaDep, SettingsDep, StoreDep
-from api.idempotency import IdempotencyKey, respond
+from api.idempotency import IdempotencyKey, body_fingerprint, respond
 from api.models import UploadAccepted, UploadError
 from resources.filenames import sanitize_filename
 from resources.intake import acceptance
@@ -42,7 +42,6 @@ from resources.media import MediaStore
 from resources.services.uploads import UploadRejected, check_balance, check_content_type, check_size, record_refusal
 from resources.settings import Settings
 from resources.store.client import Store
-from resources.store.idempotency import request_hash
 from resources.store.models import MAX_DESCRIPTION_CHARS
 from resources.store.uploads import UploadResult
 
@@ -124,7 +123,7 @@ def presign(
 ) -> Response:
     """Create a ``pending`` upload and a URL to PUT its bytes to (S3's presigned URL on an
     S3 media store, else one signed by this API), valid ``Settings.upload_url_ttl_s``."""
-    fingerprint = request_hash(body.model_dump(mode="json"))
+    fingerprint = body_fingerprint(body)
     work = partial(_presign, body, caller, store, media, settings, exact_admission(request, settings))
     return respond(store, caller, "POST /v1/uploads/presign", idempotency_key, fingerprint, work)
 
@@ -319,7 +318,7 @@ def upload_link(
     direct upload would be: 202. Refused: 422 ``link_refused`` (not a supported link, or it
     leads to a private address), 413, 504 ``link_timeout``, 502 ``link_failed``."""
     work = partial(_upload_link, body, caller, store, media, settings, resolver, exact_admission(request, settings))
-    return respond(store, caller, "POST /v1/uploads/link", idempotency_key, request_hash(body.model_dump()), work)
+    return respond(store, caller, "POST /v1/uploads/link", idempotency_key, body_fingerprint(body), work)
 
 
 def _upload_link(
