@@ -27,6 +27,7 @@ from resources.schemas import (
 )
 from resources.store.client import Store
 from tests.harness import Driver
+from tests.store_rows import pending_upload
 
 
 @pytest.fixture
@@ -135,10 +136,7 @@ def test_the_upload_sensor_starts_the_intake_run_of_a_landed_upload(settings, st
     user = _user(store)
     upload = _upload(store, user["user_id"])
     # A presigned upload whose bytes have not arrived lands too, but starts nothing.
-    presigned = store.create_upload(
-        user["user_id"], filename="later.mp4", content_type="video/mp4", sha256=None, bytes_=None, media_key=None,
-        source="presign", status="pending",
-    ).upload  # fmt: skip
+    presigned = pending_upload(store, user["user_id"], "later.mp4")
     sensor = driver.defs.resolve_sensor_def("upload_sensor")
     context = dg.build_sensor_context(instance=driver.instance, resources=driver.defs.resources)
     assert isinstance(sensor(context), dg.SkipReason)  # not landed yet: the lake has no upload

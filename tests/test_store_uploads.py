@@ -10,6 +10,7 @@ import pytest
 
 from resources.filenames import MAX_FILENAME_BYTES, sanitize_filename
 from resources.store.errors import InvalidInput, UploadNotFound
+from tests.store_rows import pending_upload
 
 pytest_plugins = ["tests.store_fixtures"]
 
@@ -91,16 +92,7 @@ def test_concurrent_uploads_of_the_same_bytes_make_one_row_per_user(store, new_u
 
 def test_presigned_upload_is_completed_once_with_its_hash(store, new_user):
     user, colleague = new_user(), new_user()
-    pending = store.create_upload(
-        user["user_id"],
-        filename="a.mp4",
-        content_type="video/mp4",
-        sha256=None,
-        bytes_=None,
-        media_key=None,
-        source="presign",
-        status="pending",
-    ).upload
+    pending = pending_upload(store, user["user_id"], "a.mp4")
     assert pending["status"] == "pending" and pending["sha256"] is None
     with pytest.raises(UploadNotFound):  # not the colleague's upload
         store.complete_upload(
@@ -113,16 +105,7 @@ def test_presigned_upload_is_completed_once_with_its_hash(store, new_user):
     with pytest.raises(UploadNotFound):  # completed once
         store.complete_upload(pending["video_id"], user["user_id"], sha256=_sha(b"p"), bytes_=1, media_key="raw/p.mp4")
     # A second presigned upload of the same bytes by the same user folds into the first.
-    again = store.create_upload(
-        user["user_id"],
-        filename="b.mp4",
-        content_type="video/mp4",
-        sha256=None,
-        bytes_=None,
-        media_key=None,
-        source="presign",
-        status="pending",
-    ).upload
+    again = pending_upload(store, user["user_id"], "b.mp4")
     folded = store.complete_upload(
         again["video_id"], user["user_id"], sha256=_sha(b"p"), bytes_=1, media_key="raw/p2.mp4"
     )

@@ -17,6 +17,7 @@ from resources.lake import Lake
 from resources.schemas import APPROVAL_REQUESTS, EXECUTION_EVENTS
 from tests.api_users import ADMIN
 from tests.server import serve
+from tests.store_rows import pending_upload
 
 T0 = datetime(2026, 11, 30, 12, tzinfo=UTC)
 
@@ -55,16 +56,7 @@ def test_usage_is_the_callers_own(settings):
 
     mine = [upload(me, 1, 1000), upload(me, 2, 500)]
     shared = upload(colleague, 1, 1000)  # the same bytes as my first: their row, my object
-    store.create_upload(
-        me["user_id"],
-        filename="p.mp4",
-        content_type="video/mp4",
-        sha256=None,
-        bytes_=None,
-        media_key=None,
-        source="presign",
-        status="pending",
-    )  # never received: not a job
+    pending_upload(store, me["user_id"], "p.mp4")  # never received: not a job
     Lake(uri=settings.lake_uri).append(
         EXECUTION_EVENTS,
         pl.DataFrame(
