@@ -142,8 +142,9 @@ def build_manifest(
         durations = [r["mean_duration_ms"] for r in rows if r and r["mean_duration_ms"]]
         entries: list[dict[str, Any]] = []
         for order, (pid, r) in enumerate(zip(provider_ids, rows, strict=True)):
-            n = int(r["executions"]) if r else 0
-            if r is None or n == 0:
+            # Effective executions: a count, or a float for discounted stats (economics.bandit).
+            n = float(r["executions"]) if r else 0.0
+            if r is None or n <= 0:
                 quality, cost_s, speed_s, success = PRIOR, PRIOR, PRIOR, 1.0
                 reason = "no executions yet: neutral priors"
             else:
@@ -152,7 +153,7 @@ def build_manifest(
                 speed_s = min(durations) / r["mean_duration_ms"] if r["mean_duration_ms"] else 1.0
                 success = float(r["success_rate"])
                 reason = (
-                    f"{n} executions: success {success:.0%}, quality {quality:.2f}, "
+                    f"{n:.0f} executions: success {success:.0%}, quality {quality:.2f}, "
                     f"cost ×{1 / cost_s:.2f} of cheapest, time ×{1 / speed_s:.2f} of fastest"
                 )
             score = success * (w["quality"] * quality + w["cost"] * cost_s + w["speed"] * speed_s)
@@ -165,7 +166,7 @@ def build_manifest(
                     "expected_duration_ms": r["mean_duration_ms"] if r and n else None,
                     "expected_success_rate": success if n else None,
                     "confidence": round(n / (n + CONFIDENCE_PSEUDO_COUNT), 4),
-                    "executions": n,
+                    "executions": int(n) if n.is_integer() else round(n, 2),
                     "reason": reason,
                     "forced": False,
                     "_order": order,

@@ -48,6 +48,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from economics.bandit import BanditConfig, adaptive_manifest, decayed_stats, observations
 from economics.cost_model import RateCard, cost_frame
 from economics.ids import event_id_sql, stable_id
 from economics.routing import EXPLORATION_RATE, build_manifest, manifest_weights
@@ -696,3 +697,36 @@ def reference_market(origin: datetime) -> Market:
         volume_by_hour=diurnal(0.4),
         latency_load_elasticity=0.5,
     )
+
+
+class AdaptivePolicy:
+    """Router that publishes the product's default manifest every cycle, as the economics job
+    does: ``cost_frame`` → ``economics.bandit.decayed_stats`` (discounted by executions) →
+    ``adaptive_manifest`` (discounted Thompson sampling) → its weights. Every published
+    manifest is kept in ``published``.
+
+    Args:
+        providers_by_effect: the routable providers (``Market.providers_by_effect()``).
+        rate_card: prices compute seconds.
+        config: half-life, floor and draws (``economics.bandit.BanditConfig``).
+    """
+
+    def __init__(
+        self,
+        providers_by_effect: dict[str, list[str]],
+        rate_card: RateCard,
+        priority: str = "balanced",
+        config: BanditConfig = BanditConfig(),
+        exclude: frozenset[str] = frozenset(),
+    ):
+        self.providers_by_effect, self.rate_card = providers_by_effect, rate_card
+        self.priority, self.config, self.exclude = priority, config, exclude
+        self.published: list[dict] = []
+
+    def __call__(self, now: datetime, history: pl.DataFrame) -> RoutingTable:
+        stats = decayed_stats(observations(cost_frame(history, self.rate_card, {}, 1.0)), self.config)
+        manifest = adaptive_manifest(
+            stats, self.providers_by_effect, now, self.priority, self.config, exclude=self.exclude
+        )
+        self.published.append(manifest)
+        return manifest_weights(manifest)
