@@ -177,6 +177,14 @@ def observations(costs: pl.DataFrame, quality: pl.DataFrame | None = None) -> pl
     )
 
 
+def newest_per_effect(rows: pl.DataFrame, n: int) -> pl.DataFrame:
+    """The newest ``n`` rows (by ``finished_at``) of each effect type: all an estimate with
+    ``keep_executions`` = n reads. Row order is not kept."""
+    if rows.is_empty():
+        return rows
+    return rows.filter(pl.col("finished_at").rank("ordinal", descending=True).over("effect_type") <= n)
+
+
 def _weighted(rows: pl.DataFrame, config: BanditConfig) -> pl.DataFrame:
     """``rows`` with the discount weight ``_w`` (by executions of the effect type after the
     row), the row's position from the newest among its provider's rows ``_r`` (0 = newest),

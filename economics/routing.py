@@ -286,11 +286,53 @@ def route_many(
 @dataclass(frozen=True)
 class Selection:
     """One provider chosen for a task: ``selection`` is ``ranked``, ``exploration`` or
-    ``shadow``; ``rank`` is the provider's manifest rank (0 for shadow copies)."""
+    ``shadow``; ``rank`` is the provider's manifest rank (0 for shadow copies);
+    ``propensity`` is the probability that the draw included this provider
+    (``inclusion_probabilities``), logged for off-policy evaluation."""
 
     provider_id: str
     rank: int
     selection: str
+    propensity: float = 1.0
+
+
+def inclusion_probabilities(
+    ranked: list[dict],
+    top_k: int = 2,
+    epsilon: float = EXPLORATION_RATE,
+    shadow: list[str] | None = None,
+) -> dict[str, float]:
+    """Probability that ``select_providers`` includes each provider in a test batch.
+
+    The ``top_k`` best ranks: 1 (deterministic given the manifest). Each of the other r
+    routable providers: ε / r (one of them is drawn uniformly, with probability ε). A forced
+    entry: 1, every other routable provider 0. Shadow providers: 1 (a copy always runs;
+    never a routing decision). These do not sum to 1: a batch holds several providers; their
+    sum over the routable providers is the expected number of routed tasks, min(top_k, n) + ε
+    when some provider is left to explore (1 under an override).
+
+    Args:
+        ranked, top_k, epsilon, shadow: as ``select_providers``.
+
+    Returns:
+        provider_id → probability in [0, 1], for every entry of ``ranked`` and every shadow.
+
+    Raises:
+        ValueError: epsilon outside [0, 1].
+    """
+    epsilon = _check_epsilon(epsilon)
+    shadow = list(shadow or [])
+    ordered = [e for e in _ordered(ranked) if e["provider_id"] not in shadow]
+    out: dict[str, float]
+    if any(e.get("forced") for e in ordered):
+        first = next(e for e in ordered if e.get("forced"))
+        out = {e["provider_id"]: float(e is first) for e in ordered}
+    else:
+        rest = ordered[top_k:]
+        out = {e["provider_id"]: 1.0 for e in ordered[:top_k]}
+        out.update({e["provider_id"]: epsilon / len(rest) for e in rest})
+    out.update(dict.fromkeys(shadow, 1.0))
+    return out
 
 
 def select_providers(
@@ -311,19 +353,23 @@ def select_providers(
     Args:
         ranked: manifest entries for the effect type (any order; sorted by ``rank`` here).
         rng: seeded per video so a re-run makes the same choice.
+
+    Returns:
+        The selections, each with its ``propensity`` (``inclusion_probabilities``).
     """
     shadow = list(shadow or [])
     ordered = [e for e in _ordered(ranked) if e["provider_id"] not in shadow]
     forced = [e for e in ordered if e.get("forced")]
+    p = inclusion_probabilities(ranked, top_k, epsilon, shadow)
     if forced:
-        chosen = [Selection(forced[0]["provider_id"], forced[0]["rank"], "ranked")]
+        chosen = [Selection(forced[0]["provider_id"], forced[0]["rank"], "ranked", p[forced[0]["provider_id"]])]
     else:
-        chosen = [Selection(e["provider_id"], e["rank"], "ranked") for e in ordered[:top_k]]
+        chosen = [Selection(e["provider_id"], e["rank"], "ranked", p[e["provider_id"]]) for e in ordered[:top_k]]
         rest = ordered[top_k:]
         if rest and rng.random() < epsilon:
             e = rng.choice(rest)
-            chosen.append(Selection(e["provider_id"], e["rank"], "exploration"))
-    chosen += [Selection(p, 0, "shadow") for p in shadow]
+            chosen.append(Selection(e["provider_id"], e["rank"], "exploration", p[e["provider_id"]]))
+    chosen += [Selection(s, 0, "shadow", 1.0) for s in shadow]
     return chosen
 
 

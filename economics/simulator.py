@@ -30,7 +30,8 @@ Routing: without a router, jobs go uniformly to the active providers of their ef
 With one, the run is cut into cycles (default 15 simulated minutes); at the start of each
 the router sees the history so far and returns routing weights; the cycle's jobs are drawn
 from them. The effect type's highest-weight provider gets ``selection = 'ranked'``, the
-others ``'exploration'``.
+others ``'exploration'``; every job logs its ``propensity``, the normalised weight of the
+provider drawn (1 for shadow copies), as M5 logs its inclusion probability.
 
 Everything is vectorised with numpy and deterministic for a seed (the router permitting).
 """
@@ -78,6 +79,7 @@ _SIMULATED_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
     "instance_type": pl.String,
     "status": pl.String,
     "selection": pl.String,
+    "propensity": pl.Float64,
     "compute_seconds": pl.Float64,
     "partner_cost_usd": pl.Float64,
     "duration_ms": pl.Int64,
@@ -383,10 +385,12 @@ def _uniform_table(market: Market) -> dict[str, dict[str, float]]:
 
 def _assign(
     market: Market, table: RoutingTable, effects: list[str], e_code: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Model index and selection code (0 ranked / 1 exploration) of each job."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model index, selection code (0 ranked / 1 exploration) and propensity (the normalised
+    weight of the provider drawn) of each job."""
     p = np.empty(len(e_code), dtype=np.int64)
     sel = np.zeros(len(e_code), dtype=np.int8)
+    prop = np.ones(len(e_code), dtype=float)
     u = rng.random(len(e_code))
     for code, effect in enumerate(effects):
         weights = dict(table.get(effect) or _uniform_table(market)[effect])
@@ -399,9 +403,10 @@ def _assign(
         jobs = np.flatnonzero(e_code == code)
         k = np.minimum(np.searchsorted(np.cumsum(w / w.sum()), u[jobs], side="right"), len(w) - 1)
         p[jobs] = models[k]
+        prop[jobs] = (w / w.sum())[k]
         # Ties at the top (uniform traffic) are all 'ranked': nobody is exploring.
         sel[jobs] = (w[k] < w.max() - 1e-12).astype(np.int8)
-    return p, sel
+    return p, sel, prop
 
 
 def _outcomes(
@@ -462,7 +467,7 @@ def _cycle_frame(
 ) -> pl.DataFrame:
     """Rows of one cycle: its user jobs (routed by ``table``) and their shadow copies."""
     market = run.market
-    p, sel = _assign(market, table, run.effects, e_code, run.rng)
+    p, sel, prop = _assign(market, table, run.effects, e_code, run.rng)
     job = np.arange(len(t))
     shadows = [[market.index(pid, e) for pid in market.providers_by_effect("shadow").get(e, [])] for e in run.effects]
     width = max(map(len, shadows))
@@ -475,6 +480,8 @@ def _cycle_frame(
         table_s = np.array([row + [-1] * (width - len(row)) for row in shadows])
         p = np.where(k == 0, p[job], table_s[e_code[job], np.maximum(k - 1, 0)])
         sel = np.where(k == 0, sel[job], np.int8(SELECTIONS.index("shadow"))).astype(np.int8)
+        # A shadow copy always runs: probability 1 (not a routing draw).
+        prop = np.where(k == 0, prop[job], 1.0)
         t = t[job]
     job += job0
     epoch = run.start.timestamp()
@@ -491,6 +498,7 @@ def _cycle_frame(
             "instance_type": names([m.instance_type for m in market.providers]),
             "_failed": out["failed"],
             "selection": pl.Series(SELECTIONS, dtype=pl.String).gather(sel),
+            "propensity": prop,
             "compute_seconds": out["compute_seconds"],
             "partner_cost_usd": out["partner_cost_usd"],
             "duration_ms": out["duration_ms"],
@@ -505,6 +513,7 @@ def _cycle_frame(
         instance_type="instance_type",
         status=pl.when(pl.col("_failed")).then(pl.lit("failed")).otherwise(pl.lit("succeeded")),
         selection="selection",
+        propensity="propensity",
         compute_seconds="compute_seconds",
         partner_cost_usd="partner_cost_usd",
         duration_ms="duration_ms",

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from economics.bandit import FLOOR, HALF_LIFE_EXECUTIONS
 from economics.routing import EXPLORATION_RATE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -137,8 +138,11 @@ class Settings(BaseSettings):
         top_k: providers M5 takes per effect type from the routing manifest.
         priority: user priority naming the routing / best-result weights
             (``economics.routing.PRIORITY_WEIGHTS``).
-        routing_window_hours: trailing window of real executions the routing manifest is
-            ranked from, hours.
+        routing_half_life_executions (``EFFECTLAKE_ROUTING_HALF_LIFE``): half-life of an
+            execution in the routing estimates, in executions of its effect type
+            (``economics.bandit``, docs/routing.md).
+        routing_floor (``EFFECTLAKE_ROUTING_FLOOR``): uniform share of the Thompson routing
+            weights, so every provider keeps a non-zero propensity.
         max_parallel_tasks: provider tasks run at once by M6, the benchmark and A/B tests.
 
     Gemini (``resources/gemini``, docs/gemini.md):
@@ -219,7 +223,10 @@ class Settings(BaseSettings):
     exploration_rate: float = Field(default=EXPLORATION_RATE, alias="EFFECTLAKE_EXPLORATION_RATE")
     top_k: int = Field(default=2, alias="EFFECTLAKE_TOP_K")
     priority: str = Field(default="balanced", alias="EFFECTLAKE_PRIORITY")
-    routing_window_hours: int = Field(default=24, alias="EFFECTLAKE_ROUTING_WINDOW_HOURS")
+    routing_half_life_executions: float = Field(
+        default=HALF_LIFE_EXECUTIONS, gt=0, alias="EFFECTLAKE_ROUTING_HALF_LIFE"
+    )
+    routing_floor: float = Field(default=FLOOR, ge=0, le=1, alias="EFFECTLAKE_ROUTING_FLOOR")
     max_parallel_tasks: int = Field(default=2, alias="EFFECTLAKE_MAX_PARALLEL_TASKS")
 
     # -- Gemini -----------------------------------------------------------------------------
