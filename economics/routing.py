@@ -421,7 +421,7 @@ def manifest_rows(manifest: dict) -> pl.DataFrame:
     """Flatten a manifest into ``routing_manifests`` rows (one per effect × provider).
 
     ``weight`` and ``forced`` are not columns of that table (resources/schemas.py); the
-    published JSON manifest carries them.
+    published JSON manifest carries them. ``executions`` is rounded to a whole number.
     """
     published = datetime.fromisoformat(manifest["published_at"])
     rows = [
@@ -439,10 +439,11 @@ def manifest_rows(manifest: dict) -> pl.DataFrame:
                     "expected_quality",
                     "expected_duration_ms",
                     "confidence",
-                    "executions",
                     "reason",
                 )
             },
+            # The table keeps whole executions; discounted counts are fractional.
+            "executions": round(e["executions"]),
         }
         for effect, entries in manifest["effects"].items()
         for e in entries
