@@ -50,10 +50,13 @@ def _one_provider_log(n: int, rng: np.random.Generator, noise: float = 1.0) -> p
     return pl.DataFrame(rows, schema=LOGGED_SCHEMA)
 
 
+@pytest.mark.slow
 def test_estimators_are_unbiased_within_their_intervals_on_one_provider_routing():
     rng = np.random.default_rng(2024)
     truth = _true_value(TARGET)
-    replications, covered, values = 150, {k: 0 for k in ("ips", "snips", "dr")}, {k: [] for k in covered}
+    replications = 150
+    covered = dict.fromkeys(("ips", "snips", "dr"), 0)
+    values: dict[str, list[float]] = {k: [] for k in covered}
     for _ in range(replications):
         est = policy_value(_one_provider_log(1500, rng), TARGET)
         for name, e in est.items():
