@@ -198,8 +198,8 @@ def drift_market() -> Market:
 def many_market() -> Market:
     """Two effect types with eight providers each, spread in cost, quality, speed and
     reliability. Events: the cheapest good cartoon provider raises its price ×5 at h12, the
-    cheapest slow-motion provider (a poor one) fails 30 % of calls from h20, the best one is down h24–26, and a cartoon provider's quality decays
-    0.05/day."""
+    cheapest slow-motion provider (a poor one) fails 30 % of calls from h20, the best one is
+    down h24–26, and a cartoon provider's quality decays 0.05/day."""
     m = ProviderModel
     cartoon = (
         ("cart-api-a", "cpu-2c", 1.0, 0.003, 0.82, 8_000, 0.0, 0.0),

@@ -91,34 +91,33 @@ CHANGE_THRESHOLD = 25.0
 VARIANCE_FLOOR = {"_lc": 0.05**2, "_ld": 0.05**2, "_q": 0.02**2}
 
 # Input of ``decayed_stats``: one row per execution.
-OBSERVATION_SCHEMA = pl.Schema(
-    {
-        "provider_id": pl.String,
-        "effect_type": pl.String,
-        "finished_at": pl.Datetime("us", "UTC"),
-        "ok": pl.Boolean,
-        "cost_usd": pl.Float64,
-        "duration_ms": pl.Float64,
-        "quality": pl.Float64,
-    }
-)
-STATS_SCHEMA = pl.Schema(
-    {
-        "provider_id": pl.String,
-        "effect_type": pl.String,
-        "executions": pl.Float64,
-        "success_rate": pl.Float64,
-        "mean_cost_usd": pl.Float64,
-        "mean_duration_ms": pl.Float64,
-        "mean_quality": pl.Float64,
-        "n_ok": pl.Float64,
-        "n_quality": pl.Float64,
-        "var_cost": pl.Float64,
-        "var_duration": pl.Float64,
-        "var_quality": pl.Float64,
-        "changed_at": pl.Datetime("us", "UTC"),
-    }
-)
+# (Annotated: mypy types a dict mixing dtype classes with a Datetime instance as object.)
+_OBSERVATION_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "provider_id": pl.String,
+    "effect_type": pl.String,
+    "finished_at": pl.Datetime("us", "UTC"),
+    "ok": pl.Boolean,
+    "cost_usd": pl.Float64,
+    "duration_ms": pl.Float64,
+    "quality": pl.Float64,
+}
+OBSERVATION_SCHEMA = pl.Schema(_OBSERVATION_COLUMNS)
+_STATS_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "provider_id": pl.String,
+    "effect_type": pl.String,
+    "executions": pl.Float64,
+    "success_rate": pl.Float64,
+    "mean_cost_usd": pl.Float64,
+    "mean_duration_ms": pl.Float64,
+    "mean_quality": pl.Float64,
+    "n_ok": pl.Float64,
+    "n_quality": pl.Float64,
+    "var_cost": pl.Float64,
+    "var_duration": pl.Float64,
+    "var_quality": pl.Float64,
+    "changed_at": pl.Datetime("us", "UTC"),
+}
+STATS_SCHEMA = pl.Schema(_STATS_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -150,6 +149,10 @@ class BanditConfig:
     def keep_executions(self) -> int:
         """Executions per effect type an estimate reads (KEEP_HALF_LIVES half-lives)."""
         return math.ceil(KEEP_HALF_LIVES * self.half_life)
+
+
+# The product's defaults (the Settings defaults take theirs from the module constants).
+DEFAULT_CONFIG = BanditConfig()
 
 
 def observations(costs: pl.DataFrame, quality: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -211,9 +214,14 @@ def _weighted(rows: pl.DataFrame, config: BanditConfig) -> pl.DataFrame:
 def _bernoulli_ll(k: pl.Expr, n: pl.Expr) -> pl.Expr:
     """Maximised Bernoulli log-likelihood k·ln(k/n) + (n − k)·ln(1 − k/n), 0·ln 0 = 0."""
     p = k / n
-    return pl.when(n > 0).then(
-        pl.when(k > 0).then(k * p.log()).otherwise(0.0) + pl.when(n - k > 0).then((n - k) * (1 - p).log()).otherwise(0.0)
-    ).otherwise(0.0)
+    return (
+        pl.when(n > 0)
+        .then(
+            pl.when(k > 0).then(k * p.log()).otherwise(0.0)
+            + pl.when(n - k > 0).then((n - k) * (1 - p).log()).otherwise(0.0)
+        )
+        .otherwise(0.0)
+    )
 
 
 def _gaussian_glr(col: str) -> dict[str, pl.Expr]:
@@ -266,7 +274,9 @@ def change_points(weighted: pl.DataFrame) -> pl.DataFrame:
         .with_columns(_rec=pl.col("_r") < pl.col("_m"))
     )
     if pairs.is_empty():
-        return pl.DataFrame(schema={"provider_id": pl.String, "effect_type": pl.String, "keep": pl.Int64, "glr": pl.Float64})
+        return pl.DataFrame(
+            schema={"provider_id": pl.String, "effect_type": pl.String, "keep": pl.Int64, "glr": pl.Float64}
+        )
     sums = pairs.group_by(*KEYS, "_m").agg(
         _rk=(pl.col("_ok") * pl.col("_rec")).sum(),
         _rn=pl.col("_rec").sum().cast(pl.Float64),
@@ -291,7 +301,7 @@ def change_points(weighted: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def decayed_stats(rows: pl.DataFrame, config: BanditConfig = BanditConfig()) -> pl.DataFrame:
+def decayed_stats(rows: pl.DataFrame, config: BanditConfig = DEFAULT_CONFIG) -> pl.DataFrame:
     """Discounted per-(provider, effect type) statistics (module docstring formulas), each
     provider's restarted at its latest change point (``change_points``) when one is found.
 
@@ -369,7 +379,7 @@ def decayed_stats(rows: pl.DataFrame, config: BanditConfig = BanditConfig()) -> 
             var_quality=var("sq", "sq2", "n_q"),
         )
         .select(STATS_SCHEMA.names())
-        .cast(dict(STATS_SCHEMA))
+        .cast(STATS_SCHEMA)
         .sort(KEYS)
     )
 
@@ -396,7 +406,7 @@ def thompson_probabilities(
     stats: pl.DataFrame,
     provider_ids: list[str],
     priority: str = "balanced",
-    config: BanditConfig = BanditConfig(),
+    config: BanditConfig = DEFAULT_CONFIG,
     rng: np.random.Generator | None = None,
 ) -> dict[str, float]:
     """Probability that each provider of one effect type is the best by the manifest's score,
@@ -453,7 +463,7 @@ def thompson_weights(
     stats: pl.DataFrame,
     providers_by_effect: Mapping[str, list[str]],
     priority: str = "balanced",
-    config: BanditConfig = BanditConfig(),
+    config: BanditConfig = DEFAULT_CONFIG,
     seed: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """``thompson_probabilities`` of every effect type: effect type → provider_id → probability.
@@ -462,9 +472,7 @@ def thompson_weights(
     and seed give the same weights."""
     rng = np.random.default_rng(seed)
     return {
-        effect: thompson_probabilities(
-            stats.filter(pl.col("effect_type") == effect), list(ids), priority, config, rng
-        )
+        effect: thompson_probabilities(stats.filter(pl.col("effect_type") == effect), list(ids), priority, config, rng)
         for effect, ids in sorted(providers_by_effect.items())
     }
 
@@ -474,7 +482,7 @@ def adaptive_manifest(
     providers_by_effect: Mapping[str, list[str]],
     published_at: datetime,
     priority: str = "balanced",
-    config: BanditConfig = BanditConfig(),
+    config: BanditConfig = DEFAULT_CONFIG,
     exploration_rate: float = EXPLORATION_RATE,
     exclude: Iterable[str] = frozenset(),
     seed: int | None = None,

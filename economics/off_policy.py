@@ -100,7 +100,7 @@ def _check(logged: pl.DataFrame) -> pl.DataFrame:
     missing = [c for c in LOGGED_SCHEMA if c not in logged.columns]
     if missing:
         raise ValueError(f"logged decisions lack columns {missing}")
-    rows = logged.select(LOGGED_SCHEMA.names()).cast(dict(LOGGED_SCHEMA)).drop_nulls(["propensity", "reward"])
+    rows = logged.select(LOGGED_SCHEMA.names()).cast(LOGGED_SCHEMA).drop_nulls(["propensity", "reward"])
     bad = rows.filter((pl.col("propensity") <= 0) | (pl.col("propensity") > 1))
     if not bad.is_empty():
         raise ValueError(f"propensities must be within (0, 1]; {bad.height} rows are not")
@@ -255,7 +255,7 @@ def logged_decisions(costs: pl.DataFrame, price_tokens: Mapping[str, int], token
             reward=pl.when(pl.col("status") == "succeeded").then(pl.col("_price").fill_null(0.0)).otherwise(0.0)
             - pl.col("cost_usd") / token_usd_rate,
         )
-        .cast(dict(LOGGED_SCHEMA))
+        .cast(LOGGED_SCHEMA)
     )
 
 
@@ -304,21 +304,21 @@ def _finite(x: float | int) -> float | int | None:
     return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
-ESTIMATES_SCHEMA = pl.Schema(
-    {
-        "version": pl.String,
-        "previous_version": pl.String,
-        "policy": pl.String,
-        "policy_version": pl.String,
-        "estimator": pl.String,
-        "value": pl.Float64,
-        "ci_low": pl.Float64,
-        "ci_high": pl.Float64,
-        "decisions": pl.Int64,
-        "ess": pl.Float64,
-        "estimated_at": pl.Datetime("us", "UTC"),
-    }
-)
+# (Annotated: mypy types a dict mixing dtype classes with a Datetime instance as object.)
+_ESTIMATE_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "version": pl.String,
+    "previous_version": pl.String,
+    "policy": pl.String,
+    "policy_version": pl.String,
+    "estimator": pl.String,
+    "value": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "decisions": pl.Int64,
+    "ess": pl.Float64,
+    "estimated_at": pl.Datetime("us", "UTC"),
+}
+ESTIMATES_SCHEMA = pl.Schema(_ESTIMATE_COLUMNS)
 
 
 def estimate_rows(manifest: dict) -> pl.DataFrame:

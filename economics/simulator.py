@@ -49,7 +49,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from economics.bandit import BanditConfig, adaptive_manifest, decayed_stats, observations
+from economics.bandit import DEFAULT_CONFIG, BanditConfig, adaptive_manifest, decayed_stats, observations
 from economics.cost_model import RateCard, cost_frame
 from economics.ids import event_id_sql, stable_id
 from economics.routing import EXPLORATION_RATE, build_manifest, manifest_weights
@@ -725,7 +725,7 @@ class AdaptivePolicy:
         providers_by_effect: dict[str, list[str]],
         rate_card: RateCard,
         priority: str = "balanced",
-        config: BanditConfig = BanditConfig(),
+        config: BanditConfig = DEFAULT_CONFIG,
         exclude: frozenset[str] = frozenset(),
     ):
         self.providers_by_effect, self.rate_card = providers_by_effect, rate_card

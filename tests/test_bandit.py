@@ -88,9 +88,9 @@ def test_weights_halve_every_half_life_of_the_effect_types_executions():
     assert a["var_cost"] == pytest.approx(2 / 3, rel=1e-6)  # costs 1, 3 and 2, equal weights
     # Another effect type's executions do not age these.
     other = _frame(rows + _rows("c", 50, 10, effect="f"))
-    assert decayed_stats(other, BanditConfig(half_life=4.0, detect_changes=False)).filter(
-        pl.col("provider_id") == "a"
-    )["executions"][0] == pytest.approx(1.5)
+    assert decayed_stats(other, BanditConfig(half_life=4.0, detect_changes=False)).filter(pl.col("provider_id") == "a")[
+        "executions"
+    ][0] == pytest.approx(1.5)
 
 
 def test_failures_count_in_success_but_not_in_cost_and_only_newest_rows_are_read():
@@ -210,7 +210,7 @@ def test_low_volume_starves_no_provider_and_logs_propensities():
     assert set(counts) == {p for ps in active.values() for p in ps}
     later = policy.published[len(policy.published) // 4 :]
     for manifest in later:
-        for effect, entries in manifest["effects"].items():
+        for entries in manifest["effects"].values():
             assert all(e["weight"] >= policy.config.floor / len(entries) - 1e-9 for e in entries)
             assert all(e["executions"] > 0 for e in entries), "a provider fell back to priors"
     window = ManifestPolicy(active, CARD, window=timedelta(hours=1))

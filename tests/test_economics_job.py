@@ -106,9 +106,10 @@ def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, w
         # costs carry it to the off-policy estimate published with the manifest.
         batch = lake.read(TEST_BATCH, pl.col("video_id") == first)
         assert batch["propensity"].is_between(0.0, 1.0, closed="right").all()
-        assert batch.filter(pl.col("selection") == "ranked")["propensity"].to_list() == [1.0] * batch.filter(
-            pl.col("selection") == "ranked"
-        ).height
+        assert (
+            batch.filter(pl.col("selection") == "ranked")["propensity"].to_list()
+            == [1.0] * batch.filter(pl.col("selection") == "ranked").height
+        )
         by_task = dict(zip(batch["task_id"], batch["propensity"], strict=True))
         assert {t: by_task[t] for t in costs["task_id"] if t in by_task} == dict(
             zip(costs["task_id"], costs["propensity"], strict=True)

@@ -90,18 +90,17 @@ def test_horvitz_thompson_on_test_batches_with_several_providers_per_job():
     truth = sum(p * mu[a] for a, p in target["cartoon"].items())
     estimates = []
     for _ in range(60):
-        rows = []
-        for j in range(2000):
-            for sel in select_providers(entries, pyrng, top_k=2, epsilon=0.2):
-                rows.append(
-                    {
-                        "decision_id": f"j{j}",
-                        "effect_type": "cartoon",
-                        "provider_id": sel.provider_id,
-                        "propensity": sel.propensity,
-                        "reward": mu[sel.provider_id] + rng.standard_normal(),
-                    }
-                )
+        rows = [
+            {
+                "decision_id": f"j{j}",
+                "effect_type": "cartoon",
+                "provider_id": sel.provider_id,
+                "propensity": sel.propensity,
+                "reward": mu[sel.provider_id] + rng.standard_normal(),
+            }
+            for j in range(2000)
+            for sel in select_providers(entries, pyrng, top_k=2, epsilon=0.2)
+        ]
         estimates.append(policy_value(pl.DataFrame(rows, schema=LOGGED_SCHEMA), target))
     for name in ("ips", "snips", "dr"):
         v = np.array([e[name].value for e in estimates])
@@ -119,7 +118,9 @@ def test_bad_input_is_refused_and_nothing_logged_gives_nan():
     est = policy_value(log, {"warm_grade": {"p": 1.0}})
     assert all(e.decisions == 0 and np.isnan(e.value) for e in est.values())
     # Rows without a propensity (fallbacks) are left out, not divided by.
-    some = policy_value(log.with_columns(propensity=pl.when(pl.col("decision_id") == "d0").then(None).otherwise("propensity")), TARGET)
+    some = policy_value(
+        log.with_columns(propensity=pl.when(pl.col("decision_id") == "d0").then(None).otherwise("propensity")), TARGET
+    )
     assert some["ips"].decisions == 9
 
 

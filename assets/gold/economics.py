@@ -19,13 +19,13 @@ import polars as pl
 from assets.costing import task_costs
 from assets.lineage import reads
 from assets.registry.asset import unhealthy_providers
+from economics.bandit import BanditConfig, adaptive_manifest, decayed_stats, newest_per_effect, observations
 from economics.margin import margin as margin_of
 from economics.marginality import WINDOWS
 from economics.marginality import marginality_windows as windows_of
+from economics.off_policy import change_estimates, estimate_rows, logged_decisions
 from economics.revenue import job_charges, recognise
 from economics.revenue import job_margins as job_margins_of
-from economics.bandit import BanditConfig, adaptive_manifest, decayed_stats, newest_per_effect, observations
-from economics.off_policy import change_estimates, estimate_rows, logged_decisions
 from economics.routing import manifest_rows
 from economics.telemetry import REAL, finished_executions
 from resources.catalog import Catalog
