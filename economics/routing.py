@@ -20,6 +20,12 @@ under epsilon-greedy with ε = ``exploration_rate`` (docs/architecture.md, "Econ
 so the weights of an effect type sum to 1, and the share of jobs that explore is exactly ε.
 ``route`` / ``route_many`` draw from these weights; a forced entry (emergency override) takes
 weight 1 and every other entry 0.
+
+The economics job publishes adaptive manifests instead (``economics.bandit.adaptive_manifest``,
+docs/routing.md): the same scores on discounted estimates, each entry's ``weight`` the
+Thompson probability that it is the best, ranks by weight. ``manifest_weights`` reads those
+weights; M5's test batch (``select_providers``) takes the top ranks plus ε exploration and logs
+each task's inclusion probability (``inclusion_probabilities``).
 """
 
 from __future__ import annotations
@@ -232,6 +238,8 @@ def override_manifest(
         if e is not forced:
             e.update(forced=False, weight=0.0)
     out = copy.deepcopy(manifest)
+    # The base manifest's off-policy estimate does not describe the override.
+    out.pop("off_policy", None)
     out["effects"][effect_type] = [forced, *others]
     out["overrides"] = {
         **manifest.get("overrides", {}),

@@ -169,3 +169,19 @@ def test_change_estimates_are_stored_with_the_manifest_and_flatten_to_rows():
     first["off_policy"] = change_estimates(log.head(0), first, None, AT)
     assert {e["value"] for e in first["off_policy"]["estimates"]} == {None}  # JSON-safe, no NaN
     assert estimate_rows({"version": "x", "effects": {}}).is_empty()
+
+
+def test_an_override_carries_no_estimate_of_the_manifest_it_overrides():
+    from economics.routing import override_manifest
+
+    base = {
+        "version": "v1",
+        "published_at": AT.isoformat(),
+        "effects": {
+            "cartoon": [{"provider_id": "a", "rank": 1, "weight": 0.9}, {"provider_id": "b", "rank": 2, "weight": 0.1}]
+        },
+    }
+    base["off_policy"] = change_estimates(_one_provider_log(50, np.random.default_rng(4)), base, None, AT)
+    forced = override_manifest(base, "cartoon", "b", "incident", AT)
+    assert "off_policy" not in forced and estimate_rows(forced).is_empty()
+    assert "off_policy" in base  # the base manifest is not modified
