@@ -134,7 +134,9 @@ class Settings(BaseSettings):
 
     Economics and routing:
         token_usd_rate: USD value of one token.
-        exploration_rate: epsilon of epsilon-greedy provider exploration (5% by default).
+        exploration_rate: ε of M5's test batch: one provider beyond the top ``top_k`` with
+            probability ε (5% by default); the manifest's own weights are Thompson probabilities
+            (docs/routing.md).
         top_k: providers M5 takes per effect type from the routing manifest.
         priority: user priority naming the routing / best-result weights
             (``economics.routing.PRIORITY_WEIGHTS``).
