@@ -32,8 +32,9 @@ Confidence intervals: the per-decision terms are independent, so V̂ ± z·sd/�
 approximation; for SNIPS the delta method on the ratio). ``ess`` is Kish's effective sample
 size (Σw)² / Σw² of the importance weights: a small one says the log barely covers π.
 
-Open Bandit Pipeline (Saito et al. 2021) implements the same estimators but pins
-scikit-learn/torch versions this project cannot take, so they are written here.
+Open Bandit Pipeline (Saito et al. 2021) implements the same estimators, but its last release
+(obp 0.4.1) requires torch, pandas, matplotlib and seaborn — gigabytes for a few lines of
+arithmetic — so they are written here.
 
 Pure: polars / numpy, no I/O.
 """
