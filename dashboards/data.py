@@ -358,10 +358,71 @@ def manifest_table(manifest: dict | None) -> pl.DataFrame:
         "expected_duration_ms": pl.Float64,
         "expected_success_rate": pl.Float64,
         "confidence": pl.Float64,
-        "executions": pl.Int64,
+        # effective executions: discounted (economics.bandit), so fractional
+        "executions": pl.Float64,
         "reason": pl.String,
     }
     return pl.DataFrame(rows, schema=schema).sort("effect_type", "rank")
+
+
+# The two manifests of a change as the Routing page names them.
+POLICY_LABELS = {"current": "before (replaced manifest)", "candidate": "after (published manifest)"}
+ESTIMATE_SCHEMA = {
+    "policy": pl.String,
+    "version": pl.String,
+    "estimator": pl.String,
+    "value": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "decisions": pl.Int64,
+    "ess": pl.Float64,
+}
+
+
+def change_estimate(manifest: dict | None) -> pl.DataFrame:
+    """The off-policy estimates published with ``manifest`` (its ``off_policy`` field,
+    ``economics.off_policy.change_estimates``): one row per manifest (``policy`` labelled by
+    POLICY_LABELS, before first) × estimator, values in tokens per routed job; empty when the
+    manifest has none (an override, or nothing logged yet)."""
+    block = (manifest or {}).get("off_policy") or {}
+    rows = [
+        {
+            "policy": POLICY_LABELS[e["policy"]],
+            "version": e["policy_version"],
+            **{c: e.get(c) for c in ("estimator", "value", "ci_low", "ci_high", "decisions", "ess")},
+        }
+        for e in block.get("estimates", [])
+    ]
+    order = {label: i for i, label in enumerate(reversed(POLICY_LABELS.values()))}
+    return (
+        pl.DataFrame(rows, schema=ESTIMATE_SCHEMA)
+        .with_columns(_o=pl.col("policy").replace_strict(order, default=9, return_dtype=pl.Int64))
+        .sort("_o", "estimator")
+        .drop("_o")
+    )
+
+
+def estimate_history(rows: pl.DataFrame, estimator: str = "dr") -> pl.DataFrame:
+    """Gold ``routing_estimates`` of one estimator as one row per published version and
+    manifest: estimated_at, version, policy (POLICY_LABELS), value, ci_low, ci_high, oldest
+    first — the published manifest's estimate against the one it replaced, over time."""
+    schema = {
+        "estimated_at": pl.Datetime("us", "UTC"),
+        "version": pl.String,
+        "policy": pl.String,
+        "value": pl.Float64,
+        "ci_low": pl.Float64,
+        "ci_high": pl.Float64,
+    }
+    if rows.is_empty():
+        return pl.DataFrame(schema=schema)
+    return (
+        rows.filter(pl.col("estimator") == estimator)
+        .with_columns(policy=pl.col("policy").replace_strict(POLICY_LABELS, default=pl.col("policy")))
+        .select(list(schema))
+        .cast(schema)
+        .sort("estimated_at", "policy")
+    )
 
 
 def manifest_history(rows: pl.DataFrame) -> pl.DataFrame:

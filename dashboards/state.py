@@ -31,6 +31,7 @@ from resources.schemas import (
     PROVIDER_OUTPUTS,
     PROVIDER_REGISTRY,
     QUALITY_SCORES,
+    ROUTING_ESTIMATES,
     ROUTING_MANIFESTS,
     TableSpec,
 )
@@ -242,6 +243,11 @@ def quality_by_selection(ctx: Context) -> pl.DataFrame:
 def manifest_history(ctx: Context) -> pl.DataFrame:
     """``data.manifest_history`` of gold routing_manifests."""
     return data.manifest_history(table(ctx, ROUTING_MANIFESTS))
+
+
+def estimate_history(ctx: Context) -> pl.DataFrame:
+    """``data.estimate_history`` (DR) of gold routing_estimates."""
+    return data.estimate_history(table(ctx, ROUTING_ESTIMATES))
 
 
 def manifest(ctx: Context) -> dict | None:

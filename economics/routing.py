@@ -20,6 +20,12 @@ under epsilon-greedy with ε = ``exploration_rate`` (docs/architecture.md, "Econ
 so the weights of an effect type sum to 1, and the share of jobs that explore is exactly ε.
 ``route`` / ``route_many`` draw from these weights; a forced entry (emergency override) takes
 weight 1 and every other entry 0.
+
+The economics job publishes adaptive manifests instead (``economics.bandit.adaptive_manifest``,
+docs/routing.md): the same scores on discounted estimates, each entry's ``weight`` the
+Thompson probability that it is the best, ranks by weight. ``manifest_weights`` reads those
+weights; M5's test batch (``select_providers``) takes the top ranks plus ε exploration and logs
+each task's inclusion probability (``inclusion_probabilities``).
 """
 
 from __future__ import annotations
@@ -142,8 +148,9 @@ def build_manifest(
         durations = [r["mean_duration_ms"] for r in rows if r and r["mean_duration_ms"]]
         entries: list[dict[str, Any]] = []
         for order, (pid, r) in enumerate(zip(provider_ids, rows, strict=True)):
-            n = int(r["executions"]) if r else 0
-            if r is None or n == 0:
+            # Effective executions: a count, or a float for discounted stats (economics.bandit).
+            n = float(r["executions"]) if r else 0.0
+            if r is None or n <= 0:
                 quality, cost_s, speed_s, success = PRIOR, PRIOR, PRIOR, 1.0
                 reason = "no executions yet: neutral priors"
             else:
@@ -152,7 +159,7 @@ def build_manifest(
                 speed_s = min(durations) / r["mean_duration_ms"] if r["mean_duration_ms"] else 1.0
                 success = float(r["success_rate"])
                 reason = (
-                    f"{n} executions: success {success:.0%}, quality {quality:.2f}, "
+                    f"{n:.0f} executions: success {success:.0%}, quality {quality:.2f}, "
                     f"cost ×{1 / cost_s:.2f} of cheapest, time ×{1 / speed_s:.2f} of fastest"
                 )
             score = success * (w["quality"] * quality + w["cost"] * cost_s + w["speed"] * speed_s)
@@ -165,7 +172,7 @@ def build_manifest(
                     "expected_duration_ms": r["mean_duration_ms"] if r and n else None,
                     "expected_success_rate": success if n else None,
                     "confidence": round(n / (n + CONFIDENCE_PSEUDO_COUNT), 4),
-                    "executions": n,
+                    "executions": int(n) if n.is_integer() else round(n, 2),
                     "reason": reason,
                     "forced": False,
                     "_order": order,
@@ -231,6 +238,8 @@ def override_manifest(
         if e is not forced:
             e.update(forced=False, weight=0.0)
     out = copy.deepcopy(manifest)
+    # The base manifest's off-policy estimate does not describe the override.
+    out.pop("off_policy", None)
     out["effects"][effect_type] = [forced, *others]
     out["overrides"] = {
         **manifest.get("overrides", {}),
@@ -285,11 +294,53 @@ def route_many(
 @dataclass(frozen=True)
 class Selection:
     """One provider chosen for a task: ``selection`` is ``ranked``, ``exploration`` or
-    ``shadow``; ``rank`` is the provider's manifest rank (0 for shadow copies)."""
+    ``shadow``; ``rank`` is the provider's manifest rank (0 for shadow copies);
+    ``propensity`` is the probability that the draw included this provider
+    (``inclusion_probabilities``), logged for off-policy evaluation."""
 
     provider_id: str
     rank: int
     selection: str
+    propensity: float = 1.0
+
+
+def inclusion_probabilities(
+    ranked: list[dict],
+    top_k: int = 2,
+    epsilon: float = EXPLORATION_RATE,
+    shadow: list[str] | None = None,
+) -> dict[str, float]:
+    """Probability that ``select_providers`` includes each provider in a test batch.
+
+    The ``top_k`` best ranks: 1 (deterministic given the manifest). Each of the other r
+    routable providers: ε / r (one of them is drawn uniformly, with probability ε). A forced
+    entry: 1, every other routable provider 0. Shadow providers: 1 (a copy always runs;
+    never a routing decision). These do not sum to 1: a batch holds several providers; their
+    sum over the routable providers is the expected number of routed tasks, min(top_k, n) + ε
+    when some provider is left to explore (1 under an override).
+
+    Args:
+        ranked, top_k, epsilon, shadow: as ``select_providers``.
+
+    Returns:
+        provider_id → probability in [0, 1], for every entry of ``ranked`` and every shadow.
+
+    Raises:
+        ValueError: epsilon outside [0, 1].
+    """
+    epsilon = _check_epsilon(epsilon)
+    shadow = list(shadow or [])
+    ordered = [e for e in _ordered(ranked) if e["provider_id"] not in shadow]
+    out: dict[str, float]
+    if any(e.get("forced") for e in ordered):
+        first = next(e for e in ordered if e.get("forced"))
+        out = {e["provider_id"]: float(e is first) for e in ordered}
+    else:
+        rest = ordered[top_k:]
+        out = {e["provider_id"]: 1.0 for e in ordered[:top_k]}
+        out.update({e["provider_id"]: epsilon / len(rest) for e in rest})
+    out.update(dict.fromkeys(shadow, 1.0))
+    return out
 
 
 def select_providers(
@@ -310,19 +361,23 @@ def select_providers(
     Args:
         ranked: manifest entries for the effect type (any order; sorted by ``rank`` here).
         rng: seeded per video so a re-run makes the same choice.
+
+    Returns:
+        The selections, each with its ``propensity`` (``inclusion_probabilities``).
     """
     shadow = list(shadow or [])
     ordered = [e for e in _ordered(ranked) if e["provider_id"] not in shadow]
     forced = [e for e in ordered if e.get("forced")]
+    p = inclusion_probabilities(ranked, top_k, epsilon, shadow)
     if forced:
-        chosen = [Selection(forced[0]["provider_id"], forced[0]["rank"], "ranked")]
+        chosen = [Selection(forced[0]["provider_id"], forced[0]["rank"], "ranked", p[forced[0]["provider_id"]])]
     else:
-        chosen = [Selection(e["provider_id"], e["rank"], "ranked") for e in ordered[:top_k]]
+        chosen = [Selection(e["provider_id"], e["rank"], "ranked", p[e["provider_id"]]) for e in ordered[:top_k]]
         rest = ordered[top_k:]
         if rest and rng.random() < epsilon:
             e = rng.choice(rest)
-            chosen.append(Selection(e["provider_id"], e["rank"], "exploration"))
-    chosen += [Selection(p, 0, "shadow") for p in shadow]
+            chosen.append(Selection(e["provider_id"], e["rank"], "exploration", p[e["provider_id"]]))
+    chosen += [Selection(s, 0, "shadow", 1.0) for s in shadow]
     return chosen
 
 
@@ -374,7 +429,7 @@ def manifest_rows(manifest: dict) -> pl.DataFrame:
     """Flatten a manifest into ``routing_manifests`` rows (one per effect × provider).
 
     ``weight`` and ``forced`` are not columns of that table (resources/schemas.py); the
-    published JSON manifest carries them.
+    published JSON manifest carries them. ``executions`` is rounded to a whole number.
     """
     published = datetime.fromisoformat(manifest["published_at"])
     rows = [
@@ -392,10 +447,11 @@ def manifest_rows(manifest: dict) -> pl.DataFrame:
                     "expected_quality",
                     "expected_duration_ms",
                     "confidence",
-                    "executions",
                     "reason",
                 )
             },
+            # The table keeps whole executions; discounted counts are fractional.
+            "executions": round(e["executions"]),
         }
         for effect, entries in manifest["effects"].items()
         for e in entries

@@ -44,6 +44,10 @@ MEASURED = pl.Schema(
 _TELEMETRY_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
     **MEASURED,
     "selection": pl.String,  # ranked | exploration | shadow | ab
+    # Probability that the routing policy included this provider for this job (M5's
+    # inclusion probability, the simulator's routing weight); null for tasks no routing draw
+    # chose (fallbacks, A/B runs). Off-policy evaluation divides by it (economics.off_policy).
+    "propensity": pl.Float64,
     "source": pl.String,  # REAL | SIMULATED
     "output_bytes": pl.Int64,  # size of the stored output (storage and bandwidth cost)
 }
@@ -57,6 +61,7 @@ COSTED = (
     "instance_type",
     "partner_cost_usd",
     "selection",
+    "propensity",
     "source",
     "output_bytes",
 )

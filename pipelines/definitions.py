@@ -22,7 +22,13 @@ from assets.gallery.asset import gallery_revisions
 from assets.gold.ab import ab_results
 from assets.gold.actions import bottleneck_actions
 from assets.gold.advice import cost_estimate_accuracy, recommendations
-from assets.gold.economics import execution_costs, job_margins, marginality_windows, routing_manifest
+from assets.gold.economics import (
+    execution_costs,
+    job_margins,
+    marginality_windows,
+    routing_estimates,
+    routing_manifest,
+)
 from assets.gold.logs import platform_logs
 from assets.gold.signals import bottleneck_classifications, economic_alerts, metric_streams, signals
 from assets.ingest.asset import ingested_video
@@ -81,6 +87,7 @@ ASSETS = [
     marginality_windows,
     job_margins,
     routing_manifest,
+    routing_estimates,
     benchmark_reports,
     provider_effect_matrix,
     cost_estimate_accuracy,

@@ -15,6 +15,7 @@ import polars as pl
 
 from economics.bottlenecks import CLASSIFICATION_SCHEMA
 from economics.metric_streams import STREAM_SCHEMA
+from economics.off_policy import ESTIMATES_SCHEMA
 from economics.outliers import ALERT_SCHEMA
 from economics.recommendations import RECOMMENDATION_SCHEMA
 from economics.signal_detection import SIGNAL_SCHEMA
@@ -279,6 +280,9 @@ TEST_BATCH = _video_table(
     provider_id=pl.String,
     rank=pl.Int64,
     selection=pl.String,
+    # probability the routing draw included this provider (economics.routing
+    # inclusion_probabilities); null for a fallback task
+    propensity=pl.Float64,
     manifest_version=pl.String,
     user_id=pl.String,
     # The video's job reservation (one per job, ``economics.ledger.job_id``), repeated on
@@ -433,6 +437,8 @@ EXECUTION_COSTS = _spec(
     instance_type=pl.String,
     status=pl.String,
     selection=pl.String,
+    # the routing decision's propensity (economics.telemetry); off-policy evaluation reads it
+    propensity=pl.Float64,
     source=pl.String,
     compute_seconds=pl.Float64,
     compute_cost_usd=pl.Float64,
@@ -509,6 +515,10 @@ ROUTING_MANIFESTS = _spec(
     reason=pl.String,
     published_at=UTC_TS,
 )
+# Off-policy estimates of every published manifest (economics.off_policy.change_estimates):
+# per estimator, the new manifest's and the replaced one's margin per routed job on the same
+# logged decisions, with their 95 % intervals.
+ROUTING_ESTIMATES = TableSpec("gold", "routing_estimates", ESTIMATES_SCHEMA, ("version", "policy", "estimator"))
 
 # A provider run scored outside the per-video chain (``run_and_score``, then costed): what
 # a benchmark report and an A/B result record of it.
@@ -688,6 +698,7 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     MARGINALITY_WINDOWS,
     JOB_MARGINS,
     ROUTING_MANIFESTS,
+    ROUTING_ESTIMATES,
     BENCHMARK_REPORTS,
     PROVIDER_EFFECT_MATRIX,
     RECOMMENDATIONS,

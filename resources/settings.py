@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from economics.bandit import FLOOR, HALF_LIFE_EXECUTIONS
 from economics.routing import EXPLORATION_RATE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -133,12 +134,17 @@ class Settings(BaseSettings):
 
     Economics and routing:
         token_usd_rate: USD value of one token.
-        exploration_rate: epsilon of epsilon-greedy provider exploration (5% by default).
+        exploration_rate: ε of M5's test batch: one provider beyond the top ``top_k`` with
+            probability ε (5% by default); the manifest's own weights are Thompson probabilities
+            (docs/routing.md).
         top_k: providers M5 takes per effect type from the routing manifest.
         priority: user priority naming the routing / best-result weights
             (``economics.routing.PRIORITY_WEIGHTS``).
-        routing_window_hours: trailing window of real executions the routing manifest is
-            ranked from, hours.
+        routing_half_life_executions (``EFFECTLAKE_ROUTING_HALF_LIFE``): half-life of an
+            execution in the routing estimates, in executions of its effect type
+            (``economics.bandit``, docs/routing.md).
+        routing_floor (``EFFECTLAKE_ROUTING_FLOOR``): uniform share of the Thompson routing
+            weights, so every provider keeps a non-zero propensity.
         max_parallel_tasks: provider tasks run at once by M6, the benchmark and A/B tests.
 
     Gemini (``resources/gemini``, docs/gemini.md):
@@ -219,7 +225,10 @@ class Settings(BaseSettings):
     exploration_rate: float = Field(default=EXPLORATION_RATE, alias="EFFECTLAKE_EXPLORATION_RATE")
     top_k: int = Field(default=2, alias="EFFECTLAKE_TOP_K")
     priority: str = Field(default="balanced", alias="EFFECTLAKE_PRIORITY")
-    routing_window_hours: int = Field(default=24, alias="EFFECTLAKE_ROUTING_WINDOW_HOURS")
+    routing_half_life_executions: float = Field(
+        default=HALF_LIFE_EXECUTIONS, gt=0, alias="EFFECTLAKE_ROUTING_HALF_LIFE"
+    )
+    routing_floor: float = Field(default=FLOOR, ge=0, le=1, alias="EFFECTLAKE_ROUTING_FLOOR")
     max_parallel_tasks: int = Field(default=2, alias="EFFECTLAKE_MAX_PARALLEL_TASKS")
 
     # -- Gemini -----------------------------------------------------------------------------

@@ -62,7 +62,9 @@ def test_batch(
     media: dg.ResourceParam[MediaStore],
 ):
     """Per target effect type (M2's, through M4's prompts): the top ``top_k`` providers of the current routing manifest,
-    plus an exploration candidate with probability ``exploration_rate``, plus shadow copies.
+    plus an exploration candidate with probability ``exploration_rate``, plus shadow copies;
+    each task logs its ``propensity`` (the probability the draw included it) in its row and
+    its TaskDispatched event, for off-policy evaluation of later manifests.
 
     The video's job reserves its price once (``economics.pricing.job_price`` of the charged
     tasks' effect types and the upload's priorities) under ``economics.ledger.job_id``; a
@@ -101,6 +103,7 @@ def test_batch(
                 "provider_id": c.provider_id,
                 "rank": c.rank,
                 "selection": c.selection,
+                "propensity": c.propensity,
                 "manifest_version": version,
                 "user_id": user_id,
                 "prompt": variant["prompt"],
@@ -151,6 +154,7 @@ def test_batch(
                 provider_id=r["provider_id"],
                 effect_type=r["effect_type"],
                 selection=r["selection"],
+                propensity=r["propensity"],
             )
             for r in rows
         ],

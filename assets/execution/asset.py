@@ -82,6 +82,8 @@ def result_events(task: dict, result: TaskResult, at, output_bytes: int | None =
         effect_type=task["effect_type"],
         **telemetry(result),
         selection=task["selection"],
+        # None for a fallback: it ran because another task failed, not by a routing draw.
+        propensity=task.get("propensity"),
         source=REAL,
         output_bytes=output_bytes,
     )
@@ -419,6 +421,7 @@ def _earlier_fallbacks(batch: list[dict], prior: dict, stored: dict) -> list[dic
                 "task_id": src["task_id"],
                 "provider_id": src["provider_id"],
                 "selection": src["selection"],
+                "propensity": None,
                 "fallbacks": [],
                 "fallback_for": spec.get("fallback_for"),
             }
@@ -463,6 +466,7 @@ def _fallbacks(batch, tasks, rows, fallen_back, registry: RegistryView, store: S
                     **t,
                     "task_id": task_id_for(t["video_id"], t["effect_type"], pid),
                     "provider_id": pid,
+                    "propensity": None,
                     "fallbacks": rest,
                     "fallback_for": t["task_id"],
                     "failed_provider": t["provider_id"],

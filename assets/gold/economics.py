@@ -1,5 +1,6 @@
 """M8 gold assets of the economics job: execution costs → marginality windows, job margins →
-routing manifest (published to the manifest store, every version kept in ``routing_manifests``).
+routing manifest (published to the manifest store, every version kept in ``routing_manifests``,
+its off-policy estimates in ``routing_estimates``).
 
 Revenue follows one definition (``economics.revenue``, docs/architecture.md "Economics"): a
 job (one video) is charged once; its net charge is revenue of the task it delivered; every
@@ -18,13 +19,14 @@ import polars as pl
 from assets.costing import task_costs
 from assets.lineage import reads
 from assets.registry.asset import unhealthy_providers
+from economics.bandit import BanditConfig, adaptive_manifest, decayed_stats, newest_per_effect, observations
 from economics.margin import margin as margin_of
 from economics.marginality import WINDOWS
 from economics.marginality import marginality_windows as windows_of
+from economics.off_policy import change_estimates, estimate_rows, logged_decisions
 from economics.revenue import job_charges, recognise
 from economics.revenue import job_margins as job_margins_of
-from economics.routing import build_manifest, manifest_rows
-from economics.stats import provider_stats
+from economics.routing import manifest_rows
 from economics.telemetry import REAL, finished_executions
 from resources.catalog import Catalog
 from resources.events import utcnow
@@ -41,6 +43,7 @@ from resources.schemas import (
     MARGINALITY_WINDOWS,
     PROVIDER_REGISTRY,
     QUALITY_SCORES,
+    ROUTING_ESTIMATES,
     ROUTING_MANIFESTS,
 )
 from resources.settings import Settings
@@ -55,6 +58,10 @@ LATE_MARGIN = timedelta(hours=1)
 # effect days later). Ledger entries and events are looked up this far back; an older
 # correction needs a full refresh.
 LEDGER_LOOKBACK = timedelta(days=7)
+# The routing estimates read at most this far back (the marginality windows' longest): below
+# ~30 executions a day per effect type, the oldest of the KEEP_HALF_LIVES half-lives they
+# would weigh are older than that and left out (docs/routing.md).
+ROUTING_LOOKBACK = timedelta(days=7)
 
 
 def _execution_costs_since(
@@ -179,33 +186,61 @@ def routing_manifest(
     lake: dg.ResourceParam[Lake],
     providers: dg.ResourceParam[ProviderRegistry],
     manifest_store: dg.ResourceParam[ManifestStore],
+    catalog: dg.ResourceParam[Catalog],
     platform: dg.ResourceParam[Settings],
 ) -> dg.MaterializeResult:
-    """Rank every active, healthy provider per effect type from the real executions of the
-    last ``routing_window_hours`` and their quality; publish it as the current manifest and
-    keep the version in ``routing_manifests``.
+    """Rank every active, healthy provider per effect type from the real executions'
+    discounted estimates and route by discounted Thompson sampling (``economics.bandit``,
+    docs/routing.md); estimate off-policy what the new manifest and the one it replaces earn
+    per routed job on the logged decisions (``economics.off_policy``), store the estimate in
+    the manifest, publish it, and keep the version in ``routing_manifests``.
 
-    The window trades reaction speed for evidence: on a simulated market with a 5× price
-    shock, an outage and drift (bench/routing_regret.py) a 1 h window lost 2% of margin to an
-    oracle and all-history 13%; 24 h is the default because real volume here is far below
-    the bench's 2,000 jobs/h, and a window with no executions falls back to priors."""
+    A bounded scan: the executions of the last ROUTING_LOOKBACK, of which the estimates keep
+    the newest ``keep_executions`` per effect type (12 half-lives) — the cost follows the
+    half-life, not the history. On the regret bench (bench/routing_regret.py) this default
+    stays within 2 % of an oracle's margin at 2,000 and at 50 jobs/h, where a 24 h window lost
+    10 % and 13 %."""
     now = utcnow()
+    config = BanditConfig(half_life=platform.routing_half_life_executions, floor=platform.routing_floor)
     # Real executions only: simulated history must never steer real routing (docs/architecture.md, "Economics").
-    since = now - timedelta(hours=platform.routing_window_hours)
-    real = lake.read(EXECUTION_COSTS, (pl.col("source") == "real") & (pl.col("finished_at") >= since))
-    stats = provider_stats(real, lake.read(QUALITY_SCORES), since=since)
-    manifest = build_manifest(
+    real = lake.read(EXECUTION_COSTS, (pl.col("source") == REAL) & (pl.col("finished_at") > now - ROUTING_LOOKBACK))
+    recent = newest_per_effect(real, config.keep_executions)
+    quality = lake.read(QUALITY_SCORES, pl.col("task_id").is_in(recent["task_id"].to_list()))
+    stats = decayed_stats(observations(recent, quality), config)
+    current = manifest_store.read()
+    manifest = adaptive_manifest(
         stats,
         providers.registry().active_by_effect(exclude=unhealthy_providers(lake)),
         now,
         platform.priority,
+        config,
         exploration_rate=platform.exploration_rate,
     )
+    logged = logged_decisions(recent, catalog.prices(), platform.token_usd_rate)
+    manifest["off_policy"] = change_estimates(logged, manifest, current, now)
     manifest_store.publish(manifest)
     lake.append(ROUTING_MANIFESTS, manifest_rows(manifest))
+    dr = {e["policy"]: e for e in manifest["off_policy"]["estimates"] if e["estimator"] == "dr"}
     return dg.MaterializeResult(
         metadata={
             "version": manifest["version"],
+            "executions_read": recent.height,
+            "logged_decisions": logged["decision_id"].n_unique(),
+            **{f"dr_{policy}": e["value"] if e["value"] is not None else "n/a" for policy, e in dr.items()},
             **{f"top:{e}": entries[0]["provider_id"] for e, entries in manifest["effects"].items() if entries},
         }
     )
+
+
+@dg.asset(deps=[routing_manifest], **GOLD)
+def routing_estimates(
+    lake: dg.ResourceParam[Lake], manifest_store: dg.ResourceParam[ManifestStore]
+) -> dg.MaterializeResult:
+    """The off-policy estimates published with the current manifest (IPS, SNIPS and DR of
+    its and the replaced manifest's margin per routed job), one row per policy × estimator,
+    upserted by version: the history the Routing page charts."""
+    manifest = manifest_store.read()
+    rows = estimate_rows(manifest) if manifest else estimate_rows({})
+    if not rows.is_empty():
+        lake.upsert(ROUTING_ESTIMATES, rows)
+    return dg.MaterializeResult(metadata={"version": (manifest or {}).get("version", "n/a"), "rows": rows.height})
