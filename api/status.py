@@ -124,4 +124,3 @@ def video_status(
         },
         "notifications": notifications,
     }
-

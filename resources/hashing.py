@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,22 @@ def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
         while chunk := fh.read(chunk_bytes):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@lru_cache(maxsize=4096)
+def _versioned_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return file_sha256(path)
+
+
+def cached_file_sha256(path: str | Path) -> str:
+    """``file_sha256`` remembered per file version (path, size, modification time): a file
+    read again is not hashed again, a rewritten one is.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    stat = os.stat(path)
+    return _versioned_sha256(str(path), stat.st_size, stat.st_mtime_ns)
 
 
 def canonical_json(value: Any) -> str:

@@ -8,7 +8,6 @@ import hashlib
 import uuid
 
 import httpx
-import polars as pl
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError

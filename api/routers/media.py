@@ -13,9 +13,7 @@ uploads stay private), served so caches do the work (docs/gallery.md, "Distribut
 
 from __future__ import annotations
 
-import os
 import re
-from functools import lru_cache
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
@@ -24,7 +22,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from api.deps import LinksDep, MediaDep, SettingsDep
 from api.hardening import safe_media_key
 from api.problems import problem_responses
-from resources.hashing import file_sha256
+from resources.hashing import cached_file_sha256
 from resources.media import PUBLISHED_PREFIX, cache_control, content_type, is_content_addressed
 
 router = APIRouter(tags=["media"])
@@ -43,19 +41,14 @@ _MEDIA_RESPONSES = {
 }
 
 
-@lru_cache(maxsize=4096)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    # Keyed by the file's size and mtime as well: a rewritten file is hashed again.
-    return file_sha256(path)
-
-
-def strong_etag(key: str, path: Path, stat: os.stat_result) -> str:
+def strong_etag(key: str, path: Path) -> str:
     """The ETag of a stored file: its bytes' sha256, quoted (a strong validator, RFC 9110
-    §8.8.3). A content-addressed key names it; any other file is hashed once per version."""
+    §8.8.3). A content-addressed key names it; any other file is hashed once per version
+    (``resources.hashing.cached_file_sha256``)."""
     stem = Path(key).stem
     if is_content_addressed(key) and SHA256_NAME.match(stem):
         return f'"{stem}"'
-    return f'"{_file_digest(str(path), stat.st_size, stat.st_mtime_ns)}"'
+    return f'"{cached_file_sha256(path)}"'
 
 
 def not_modified(if_none_match: str | None, etag: str) -> bool:
@@ -67,9 +60,7 @@ def not_modified(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in {t.removeprefix("W/") for t in tags}
 
 
-@router.get(
-    "/v1/media/{key:path}", response_class=FileResponse, responses=_MEDIA_RESPONSES | problem_responses(404)
-)
+@router.get("/v1/media/{key:path}", response_class=FileResponse, responses=_MEDIA_RESPONSES | problem_responses(404))
 def get_media(key: str, request: Request, media: MediaDep, links: LinksDep, settings: SettingsDep) -> Response:
     """A proxy, output or published video (raw uploads are not served). Any key that is not a
     stored file (a directory, a traversal, a name no filesystem holds) is a 404."""
@@ -89,7 +80,7 @@ def get_media(key: str, request: Request, media: MediaDep, links: LinksDep, sett
         raise HTTPException(404, "no such media") from None
     if not path.is_file():
         raise HTTPException(404, "no such media")
-    etag = strong_etag(key, path, stat)
+    etag = strong_etag(key, path)
     headers = {"ETag": etag, "Cache-Control": cache_control(key, settings.media_max_age_s)}
     if not_modified(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)

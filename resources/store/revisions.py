@@ -41,7 +41,7 @@ from resources.store.models import EffectPin, EffectPinEvent, EffectRevision
 from resources.store.sql import as_dict, insert_ignore, new_id, utcnow
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,199}$")
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,199}$")
 # What a caller gives for a new revision; the store adds revision_id, created_at, seq.
 REVISION_FIELDS = (
     "slug",
@@ -99,7 +99,7 @@ def _check(values: dict) -> dict:
     if missing or extra:
         raise InvalidInput(f"a revision needs exactly {REVISION_FIELDS}; missing {missing}, unknown {extra}")
     if not isinstance(values["slug"], str) or not SLUG.match(values["slug"]):
-        raise InvalidInput("a slug is 1-200 lowercase letters, digits and '-', starting with a letter or digit")
+        raise InvalidInput("a slug is 1-200 lowercase letters, digits, '-' and '_', starting with a letter or digit")
     if not isinstance(values["content_hash"], str) or not SHA256.match(values["content_hash"]):
         raise InvalidInput("content_hash must be 64 lowercase hex characters")
     price = values["price_tokens"]
@@ -218,9 +218,7 @@ def pin(
         return Pinned(as_dict(current), current_id, False, None)
     older = current is not None and target.seq < _revision(session, current_id).seq  # type: ignore[union-attr, arg-type]
     kind = "rollback" if older else "pin"
-    pin_row, previous, event = _move(
-        session, slug, target, kind, pinned_by, reason, at or utcnow(), new_id("pe", 16)
-    )
+    pin_row, previous, event = _move(session, slug, target, kind, pinned_by, reason, at or utcnow(), new_id("pe", 16))
     return Pinned(pin_row, previous, True, event)
 
 
