@@ -15,6 +15,7 @@ import string
 import tempfile
 import time
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -111,9 +112,16 @@ class FFmpegAdapter(LocalAdapter):
         assert lut is not None
         args = resolve(lut.args, names)
         try:
-            return LUT_GENERATORS[lut.generator](**args)
+            return _lut_text(lut.generator, tuple(sorted(args.items())))
         except (TypeError, ValueError) as exc:
             raise TaskFailure("InvalidParams", f"{lut.generator}({args}): {exc}") from None
+
+
+@lru_cache(maxsize=64)
+def _lut_text(generator: str, args: tuple[tuple[str, Any], ...]) -> str:
+    # A 33³ LUT takes ~0.1 s to generate; a task renders it and its render spec hashes it,
+    # and the tasks of one effect share their parameters.
+    return LUT_GENERATORS[generator](**dict(args))
 
 
 def ffmpeg_command(input_path: str, graph: str, out_path: str) -> list[str]:
