@@ -267,10 +267,12 @@ class ApprovalState(BaseModel):
 
 
 class GalleryLink(BaseModel):
-    """Where a video's published effect is."""
+    """Where a video's published effect is: the latest revision its job published and
+    whether its slug's pin shows it (an admin may have pinned another revision)."""
 
     slug: str
     revision_id: str
+    pinned: bool
     url: str
     preview_url: str | None
 
@@ -293,20 +295,60 @@ class VideoStatus(BaseModel):
 
 
 class Effect(BaseModel):
-    """A published effect: its current pinned revision (``snapshot``: the published record,
-    parsed). Side by side: ``example_url`` (the example the user showed), ``reference_url``
-    (the neutral reference clip) and ``preview_url`` (the effect applied to it)."""
+    """A published effect as one revision (``GET /v1/effects[/{slug}]``: the revision its pin
+    names). ``snapshot`` is the published record, parsed. Side by side, at public,
+    cache-friendly URLs of content-addressed copies (docs/gallery.md, "Distribution"):
+    ``example_url`` (the example the user showed), ``reference_url`` (the neutral reference
+    clip) and ``preview_url`` (the effect applied to it). ``price_tokens``: what a run of this
+    revision costs, tokens; ``published_at``: when the revision was written; ``pinned_at``:
+    when the pin moved to it (null for a revision that is not pinned)."""
 
     slug: str
     revision_id: str
-    content_hash: str | None
-    effect_type: str | None
-    provider_id: str | None
+    content_hash: str
+    effect_type: str
+    provider_id: str
+    params: JSONObject
+    template: str
+    price_tokens: int
     published_at: datetime | None
+    pinned_at: datetime | None
     preview_url: str | None
     example_url: str | None = None
     reference_url: str | None = None
     snapshot: JSONObject
+
+
+class EffectRevision(Effect):
+    """One revision in ``GET /v1/effects/{slug}/revisions``; ``pinned``: the slug's pin names it."""
+
+    pinned: bool
+
+
+class PinRequest(BaseModel):
+    """Body of ``POST /v1/admin/effects/{slug}/pin``: the revision to pin (an older one is a
+    rollback), why, and optionally the revision the admin saw pinned (``expected_revision``:
+    when the pin has moved since, 409 ``pin_conflict`` instead of overwriting that move)."""
+
+    model_config = ConfigDict(strict=True)
+
+    revision: str = Field(min_length=1, max_length=40)
+    reason: str = Field(default="", max_length=1000)
+    expected_revision: str | None = Field(default=None, min_length=1, max_length=40)
+
+
+class PinState(BaseModel):
+    """``POST /v1/admin/effects/{slug}/pin`` (200): the pin now, the revision pinned before,
+    whether this request moved it and how (``kind``: pin or rollback; null when unmoved)."""
+
+    slug: str
+    revision_id: str
+    previous_revision_id: str | None
+    moved: bool
+    kind: str | None
+    pinned_by: str
+    reason: str
+    pinned_at: datetime
 
 
 class RoutingOverride(BaseModel):

@@ -59,10 +59,12 @@ def _bronze(spec: TableSpec, description: str, upstream: Sequence[TableSpec] = (
     )
 
 
-def _store(table: str, description: str, upstream: Sequence[TableSpec] = ()) -> dg.AssetSpec:
+def _store(
+    table: str, description: str, upstream: Sequence[TableSpec] = (), store_upstream: Sequence[str] = ()
+) -> dg.AssetSpec:
     return dg.AssetSpec(
         key=store_table_key(table),
-        deps=[table_key(u) for u in upstream],
+        deps=[table_key(u) for u in upstream] + [store_table_key(t) for t in store_upstream],
         group_name=STORE_GROUP,
         kinds={"sql"},
         description=description,
@@ -126,5 +128,17 @@ STORE: list[dg.AssetSpec] = [
         "decisions",
         "Admin decisions on approval requests and recommendations (written by the API or the dashboard).",
         upstream=[APPROVAL_REQUESTS, RECOMMENDATIONS],
+    ),
+    _store(
+        "effect_revisions",
+        "The gallery's revisions, each written once by M10 when an admin's approval publishes new content.",
+        upstream=[GALLERY_REVISIONS],
+    ),
+    _store(
+        "effect_pin_events",
+        "Every move of a gallery slug's pin: M10's on publishing new content, and an admin's pin or rollback "
+        "(the API reads the slug's revisions to move it).",
+        upstream=[GALLERY_REVISIONS],
+        store_upstream=["effect_revisions"],
     ),
 ]

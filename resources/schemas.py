@@ -176,6 +176,47 @@ UPLOAD_REJECTIONS = _spec(
     workspace_id=pl.String,
     **LANDED,
 )
+# The gallery's revisions and pin moves, landed from the store (resources/store/revisions.py):
+# every revision ever published (immutable) and every move of a slug's pin.
+EFFECT_REVISIONS = _spec(
+    "bronze",
+    "effect_revisions",
+    ("revision_id",),
+    revision_id=pl.String,
+    slug=pl.String,
+    effect_type=pl.String,
+    provider_id=pl.String,
+    content_hash=pl.String,
+    params=pl.String,
+    template_id=pl.String,
+    template_version=pl.Int64,
+    prompt=pl.String,
+    price_tokens=pl.Int64,
+    snapshot=pl.String,
+    render_spec=pl.String,
+    output_key=pl.String,
+    preview_key=pl.String,
+    approval_id=pl.String,
+    source_video_id=pl.String,
+    created_by=pl.String,
+    created_at=UTC_TS,
+    **LANDED,
+)
+EFFECT_PIN_EVENTS = _spec(
+    "bronze",
+    "effect_pin_events",
+    ("event_id",),
+    event_id=pl.String,
+    slug=pl.String,
+    revision_id=pl.String,
+    previous_revision_id=pl.String,
+    # published (M10, on an approval of new content) | pin | rollback (an admin, API)
+    kind=pl.String,
+    pinned_by=pl.String,
+    reason=pl.String,
+    pinned_at=UTC_TS,
+    **LANDED,
+)
 NOTIFICATIONS = _spec(
     "bronze",
     "notifications",
@@ -316,6 +357,10 @@ PROVIDER_OUTPUTS = _video_table(
     error_message=pl.String,
     node_timings=pl.String,
     finished_at=UTC_TS,
+    # How the output was rendered, as JSON (resources/providers/render_spec.py): provider and
+    # its version, adapter, workflow and its hash, parameters, seeds, toolchain versions, the
+    # input's key and sha256, the output's sha256. `effectlake rerender` re-runs it.
+    render_spec=pl.String,
 )
 # The quality vector's measures, each in [0, 1], the headline composite first: the columns of
 # quality_scores that the approval comparison, the gallery snapshot and the admin dashboard show.
@@ -389,6 +434,9 @@ APPROVAL_REQUESTS = _video_table(
     preview_url=pl.String,
     requested_at=UTC_TS,
 )
+# The video's publication outcome (M10): the revision its approval stands for — written once
+# in the store's effect_revisions (landed below) — whether this publication wrote it and
+# whether it moved the slug's pin. A re-run overwrites this row, never a revision.
 GALLERY_REVISIONS = _video_table(
     "gallery_revisions",
     "revision_id",
@@ -403,6 +451,10 @@ GALLERY_REVISIONS = _video_table(
     content_hash=pl.String,
     published=pl.Boolean,
     output_key=pl.String,
+    # the content-addressed published copy of the output (published/<sha256>.mp4)
+    preview_key=pl.String,
+    new_revision=pl.Boolean,
+    pin_moved=pl.Boolean,
     published_at=UTC_TS,
 )
 
@@ -684,6 +736,8 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     LEDGER_ENTRIES,
     APPROVAL_DECISIONS,
     NOTIFICATIONS,
+    EFFECT_REVISIONS,
+    EFFECT_PIN_EVENTS,
     INGESTED_VIDEO,
     CONTENT_ANALYSIS,
     PROMPT_VARIANTS,

@@ -96,6 +96,19 @@ class Settings(BaseSettings):
         metrics_allow (``EFFECTLAKE_METRICS_ALLOW``): comma-separated CIDRs whose clients may
             read ``/metrics`` (default: the loopback); ``api.metrics`` says why.
 
+    Media distribution (``resources/media_links.py``; docs/gallery.md):
+        media_public_base_url (``EFFECTLAKE_MEDIA_PUBLIC_URL``): public base URL serving the
+            media store's ``published/`` prefix as it is (a CDN or a public bucket prefix,
+            e.g. ``https://cdn.example.com/media``); gallery media links are
+            ``<it>/published/<sha256>.mp4``. Empty: presigned URLs on S3, the API's media
+            route otherwise.
+        media_url_ttl_s (``EFFECTLAKE_MEDIA_URL_TTL_S``): lifetime of a presigned media
+            ``GET`` URL, seconds (7 days, the most SigV4 allows); a URL is reused for half of
+            it, so a client or CDN sees the same URL, and its cache hits, for days.
+        media_max_age_s (``EFFECTLAKE_MEDIA_MAX_AGE_S``): ``Cache-Control`` max-age of the
+            media route's keys that are not content-addressed (proxies, outputs), seconds;
+            content-addressed keys are immutable for a year.
+
     GPU admission (``resources.services.admission``; each workspace's
     ``max_concurrent_gpu_jobs`` is in the store):
         gpu_queue_per_slot (``EFFECTLAKE_GPU_QUEUE_PER_SLOT``): uploads a workspace may have
@@ -199,6 +212,11 @@ class Settings(BaseSettings):
     rate_limit_key_per_minute: int = Field(default=120, ge=0, alias="EFFECTLAKE_RATE_LIMIT_KEY_PER_MINUTE")
     rate_limit_prefix: str = Field(default="effectlake:ratelimit", alias="EFFECTLAKE_RATE_LIMIT_PREFIX")
     metrics_allow: str = Field(default="127.0.0.1/32,::1/128", alias="EFFECTLAKE_METRICS_ALLOW")
+
+    # -- media distribution -----------------------------------------------------------------
+    media_public_base_url: str = Field(default="", alias="EFFECTLAKE_MEDIA_PUBLIC_URL")
+    media_url_ttl_s: int = Field(default=7 * 24 * 3600, ge=60, le=7 * 24 * 3600, alias="EFFECTLAKE_MEDIA_URL_TTL_S")
+    media_max_age_s: int = Field(default=3600, ge=0, alias="EFFECTLAKE_MEDIA_MAX_AGE_S")
 
     # -- GPU admission ----------------------------------------------------------------------
     gpu_queue_per_slot: int = Field(default=2, ge=0, alias="EFFECTLAKE_GPU_QUEUE_PER_SLOT")

@@ -66,6 +66,8 @@ BRANCH_ONLY_WRITES = {
     # analysis failed 3 times: the (empty) refund and the notification
     (store_table_key("ledger_entries"), table_key(CONTENT_ANALYSIS)),
     (store_table_key("notifications"), table_key(CONTENT_ANALYSIS)),
+    # an admin's rejection: the publish stage refunds the job (this run approves)
+    (store_table_key("ledger_entries"), dg.AssetKey(["silver", "gallery_revisions"])),
     # Gemini's cost lines, only when GOOGLE_API_KEY is set (tests/test_target_jobs.py)
     (table_key(LLM_COSTS), table_key(CONTENT_ANALYSIS)),
     (table_key(LLM_COSTS), table_key(PROMPT_VARIANTS)),
@@ -79,6 +81,7 @@ API_WRITES = {
         dg.AssetKey(["gold", "recommendations"]),
     },
     dg.AssetKey(["bronze", "ab_requests"]): {dg.AssetKey(["silver", "ingested_video"])},
+    store_table_key("effect_pin_events"): {store_table_key("effect_revisions")},
     dg.AssetKey(["bronze", "alert_acknowledgements"]): {dg.AssetKey(["gold", "bottleneck_classifications"])},
 }
 
@@ -191,6 +194,12 @@ class RecordingStore(Store):
     def decision(self, subject_kind, subject_id):
         Record.add("read", store_table_key("decisions"))
         return super().decision(subject_kind, subject_id)
+
+    def publish_revision(self, *args, **kwargs):
+        published = super().publish_revision(*args, **kwargs)
+        Record.add("write", store_table_key("effect_revisions"), int(published.created))
+        Record.add("write", store_table_key("effect_pin_events"), int(published.pin_moved))
+        return published
 
     def changes_since(self, table, *args, **kwargs):
         Record.add("read", store_table_key(table))
@@ -361,14 +370,15 @@ def _run_everything(defs, instance, settings, clip, truncated) -> None:
         assert client.get(f"/v1/videos/{ids[1]}").json()["stage"] == "rejected"
         assert [r.success for r in driver.step("completion_sensor")] == [True]
         approval_id = client.get(f"/v1/videos/{ids[0]}").json()["approval"]["approval_id"]
-        # A rejection: the publish stage refunds, so its ledger append is seen too.
+        # An approval: the publish stage writes a revision and moves its slug's pin.
         assert (
             client.post(
-                f"/v1/admin/approvals/{approval_id}", headers=ADMIN, json={"decision": "reject", "admin": "alice"}
+                f"/v1/admin/approvals/{approval_id}", headers=ADMIN, json={"decision": "approve", "admin": "alice"}
             ).status_code
             == 202
         )
         assert [r.success for r in driver.step("approval_sensor")] == [True]
+        driver.land()  # the revision and its pin move into bronze
         for job in ("economics_job", "benchmark_job", "signals_job", "actions_job"):
             assert defs.resolve_job_def(job).execute_in_process(instance=instance).success
         assert (

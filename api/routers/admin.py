@@ -1,5 +1,5 @@
 """``/v1/admin/*``: workspaces and users, top-ups, approvals, recommendations, the emergency
-routing override and A/B tests. Every route needs an admin's API key (``Authorization:
+routing override, A/B tests and the gallery's pins. Every route needs an admin's API key (``Authorization:
 Bearer``; a user's key is a 403); every POST takes an ``Idempotency-Key``. The work is done
 by the store and ``resources/services``."""
 
@@ -24,6 +24,8 @@ from api.models import (
     NewUser,
     NewWorkspace,
     Override,
+    PinRequest,
+    PinState,
     Recommendation,
     RecommendationDecided,
     RoutingOverride,
@@ -35,6 +37,7 @@ from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, frame_p
 from api.problems import problem_responses
 from resources.services.ab_tests import ABTestInvalid, ab_test, request_ab_test
 from resources.services.approvals import decide, pending_requests
+from resources.services.gallery import pin
 from resources.services.recommendations import decide_recommendation, recommendations_with_status
 from resources.services.routing_admin import NoManifest, emergency_override
 
@@ -221,3 +224,30 @@ def decide_on_recommendation(
 
     route = "POST /v1/admin/recommendations/{recommendation_id}"
     return respond(store, caller, route, idempotency_key, body_fingerprint(body, recommendation_id), work)
+
+
+@router.post("/effects/{slug}/pin", response_model=PinState, responses=DECISION_ERRORS)
+def pin_effect(
+    slug: str, body: PinRequest, caller: AdminDep, store: StoreDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """Show ``revision`` in the gallery entry of ``slug``: move the slug's pin to it (pinning
+    an earlier revision is the rollback; pinning the one already pinned changes nothing).
+    404 ``effect_not_found`` / ``revision_not_found``; 422 ``revision_of_another_effect``;
+    409 ``pin_conflict`` when ``expected_revision`` is not the pinned one any more. The move is
+    recorded with the caller's user id (``effect_pin_events``)."""
+
+    def work():
+        done = pin(store, slug, body.revision, caller.user_id, body.reason, body.expected_revision)
+        return 200, PinState(
+            slug=slug,
+            revision_id=done.pin["revision_id"],
+            previous_revision_id=done.previous_revision_id,
+            moved=done.moved,
+            kind=done.event["kind"] if done.event else None,
+            pinned_by=done.pin["pinned_by"],
+            reason=done.pin["reason"],
+            pinned_at=done.pin["pinned_at"],
+        )
+
+    route = "POST /v1/admin/effects/{slug}/pin"
+    return respond(store, caller, route, idempotency_key, body_fingerprint(body, slug), work)

@@ -29,6 +29,7 @@ from resources.lake import Lake
 from resources.media import MediaStore
 from resources.providers.base import ProviderTask, TaskResult
 from resources.providers.client import ProviderRegistry, RegistryView
+from resources.providers.render_spec import try_render_spec
 from resources.providers.resilience import breaker_allows
 from resources.schemas import PROVIDER_OUTPUTS
 from resources.settings import Settings
@@ -129,6 +130,10 @@ def provider_outputs(
 
     def record(task: dict, result: TaskResult, output_bytes: int | None, node_timings: str = "{}") -> None:
         ok = result.status == "succeeded"
+        spec = result.render_spec
+        if spec is None and ok:  # a remote task's output, downloaded: describe it here
+            job = _provider_task(task, input_path(task), workdir, input_key(task, video))
+            spec = try_render_spec(job, providers.adapter(task["provider_id"]), result.output_path)
         rows[task["task_id"]] = {
             "video_id": video_id,
             "task_id": task["task_id"],
@@ -139,6 +144,7 @@ def provider_outputs(
             "output_key": output_key(video_id, task["task_id"]) if ok else None,
             "node_timings": node_timings,
             "finished_at": finished,
+            "render_spec": json.dumps(spec, sort_keys=True) if spec is not None else None,
         }
         p, e = result_events(task, result, finished, output_bytes)
         pipeline_events.append(p)
@@ -189,7 +195,7 @@ def provider_outputs(
                     )
                     continue
                 local.append(t)
-            jobs = [_provider_task(t, input_path(t), workdir) for t in local]
+            jobs = [_provider_task(t, input_path(t), workdir, input_key(t, video)) for t in local]
             results = run_tasks(jobs, providers.adapter, platform.max_parallel_tasks, registry.instance_type)
             for t, job, result in zip(local, jobs, results, strict=True):
                 size = None
@@ -282,16 +288,17 @@ def input_key(t: dict, video: dict) -> str:
     return t.get("input_key") or video["proxy_key"]
 
 
-def _provider_task(t: dict, proxy: str, workdir: str) -> ProviderTask:
+def _provider_task(t: dict, input_file: str, workdir: str, key: str) -> ProviderTask:
     return ProviderTask(
         task_id=t["task_id"],
         video_id=t["video_id"],
         effect_type=t["effect_type"],
         provider_id=t["provider_id"],
-        input_path=proxy,
+        input_path=input_file,
         output_path=str(Path(workdir) / f"{t['task_id']}.mp4"),
         params=json.loads(t["params"]),
         prompt=t["prompt"],
+        input_key=key,
     )
 
 

@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     golden = sub.add_parser("golden", help="accuracy of the content analysis on the hand-labelled golden set")
     golden.add_argument("--json", action="store_true", help="JSON output")
     sub.add_parser("admin-key", help="print a new random admin API key (for EFFECTLAKE_ADMIN_KEY)")
+    rerender = sub.add_parser(
+        "rerender", help="re-run a provider output's render spec; report bit-identity or its VMAF against the original"
+    )
+    rerender.add_argument("output_id", help="the output's task id (silver/provider_outputs.task_id)")
+    rerender.add_argument("--json", action="store_true", help="JSON output")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -91,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.cli.golden import run_golden
 
         return run_golden(args.json)
+    if args.command == "rerender":
+        from pipelines.cli.rerender import run_rerender
+
+        return run_rerender(args.output_id, args.json)
     if args.command == "admin-key":
         from resources.store.keys import new_key
 

@@ -27,6 +27,8 @@ class ProviderTask:
         attempt: the first attempt number this submit may use (a remote provider names its
             job by task and attempt; a retry after a lost or failed job passes the next one,
             so it never joins the earlier job).
+        input_key: media key of the input, when it came from the media store (recorded in
+            the output's render spec, so the render can be re-run on the same input).
     """
 
     task_id: str
@@ -38,6 +40,7 @@ class ProviderTask:
     params: dict[str, Any] = field(default_factory=dict)
     prompt: str = ""
     attempt: int = 1
+    input_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,9 @@ class TaskResult:
         error_class: short machine-readable class when failed (``FFmpegError``, ``Timeout``…).
         error_message: readable reason when failed.
         node_timings: per-node milliseconds where the provider reports them, else empty.
+        render_spec: how the output was rendered (``resources.providers.render_spec``), set
+            by ``assets.execution.runner.run_tasks`` (and M6 for remote tasks); None when it
+            could not be described.
     """
 
     task_id: str
@@ -71,6 +77,7 @@ class TaskResult:
     error_class: str | None = None
     error_message: str | None = None
     node_timings: dict[str, int] = field(default_factory=dict)
+    render_spec: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,9 +119,15 @@ class Health:
 
 @runtime_checkable
 class ProviderAdapter(Protocol):
-    """What the execution stage (M6) and the completion sensor need from any provider."""
+    """What the execution stage (M6) and the completion sensor need from any provider.
+
+    ``provider`` is the provider's registry entry as plain data (``ProviderSpec`` dumped to
+    JSON types): the render spec records it, and ``effectlake rerender`` rebuilds the adapter
+    from it.
+    """
 
     provider_id: str
+    provider: dict[str, Any]
 
     def supports(self, effect_type: str) -> bool:
         """True when this provider can run ``effect_type``."""
@@ -131,6 +144,16 @@ class ProviderAdapter(Protocol):
     def execute(self, task: ProviderTask) -> TaskResult:
         """Submit and wait (local adapters do the work here). Never raises for task failure:
         failures come back as ``TaskResult(status="failed", error_class=…)``."""
+
+    def recipe(self, task: ProviderTask) -> dict[str, Any]:
+        """What this adapter runs for ``task``, exactly and as data (the filled ffmpeg filter
+        graph, the frame transform and its arguments, the ComfyUI graph), with ``kind`` naming
+        the form and ``seeds`` any random seeds it uses. Deterministic: the same task on the
+        same input gives the same recipe; its hash is the render spec's ``workflow_hash``.
+
+        Raises:
+            Whatever resolving the workflow raises (a missing input, bad parameters).
+        """
 
 
 @runtime_checkable

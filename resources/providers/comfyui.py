@@ -34,6 +34,7 @@ from typing import Any, cast
 
 import httpx
 
+from resources.hashing import json_sha256
 from resources.providers.base import Health, ProviderTask, RemoteStatus, TaskResult
 from resources.providers.resilience import account
 from resources.retry import PollTimeout, transient_failures, until_ready
@@ -600,6 +601,8 @@ class WorkflowTemplate:
 # The adapter
 # ---------------------------------------------------------------------------------------------
 
+# Inputs that carry a sampler's random seed (KSampler: seed; KSamplerAdvanced: noise_seed).
+_SEED_INPUTS = ("seed", "noise_seed")
 # Fixed namespace so prompt ids derived from task ids are stable across processes and releases.
 _PROMPT_NAMESPACE = uuid.UUID("6b1f3c52-7d0e-4c1b-9a51-2f0de7c3a9e4")
 # How many fresh prompts one task may get after earlier ones failed (attempt numbers).
@@ -679,6 +682,7 @@ class ComfyUIAdapter:
         request_timeout_s: float = 30.0,
         cancel_grace_s: float = 60.0,
         client: ComfyUIClient | None = None,
+        provider: Mapping[str, Any] | None = None,
     ):
         self.provider_id = provider_id
         self.base_url = base_url.rstrip("/")
@@ -694,6 +698,20 @@ class ComfyUIAdapter:
         # One stable client id per provider: ComfyUI routes websocket events by it and shows it
         # in history, which makes our prompts easy to find on a shared fleet.
         self.client_id = f"effectlake-{provider_id}"
+        # The registry entry as data (render specs record it); built from the arguments when
+        # the adapter was made without a registry (tests).
+        self.provider = (
+            dict(provider)
+            if provider is not None
+            else {
+                "provider_id": provider_id,
+                "adapter": self.adapter_kind,
+                "base_url": self.base_url,
+                "effect_types": sorted(self.effect_types),
+                "instance_type": instance_type,
+                "timeout_seconds": timeout_s,
+            }
+        )
 
     @classmethod
     def from_spec(
@@ -781,6 +799,34 @@ class ComfyUIAdapter:
         if "error" in handle:
             handle["failed_at_ms"] = _now_ms()
         return json.dumps(handle, sort_keys=True)
+
+    def recipe(self, task: ProviderTask) -> dict[str, Any]:
+        """``{"kind": "comfyui", "graph", "graph_sha256", "template_sha256", "seeds"}``: the
+        API-format graph this task queues (its uploaded input and output prefix as
+        ``{{input_video}}`` / ``{{filename_prefix}}``, which differ per run), its hash, the
+        template's hash, and every ``seed`` / ``noise_seed`` input of the graph by
+        ``<node id>.<input>`` (ComfyUI's samplers are reproducible given their seed).
+
+        Raises:
+            WorkflowTemplateError: a parameter has no value.
+        """
+        graph = self.template.render(
+            input_video="{{input_video}}", filename_prefix="{{filename_prefix}}", params=task.params, prompt=task.prompt
+        )
+        seeds = {
+            f"{node_id}.{name}": value
+            for node_id, node in graph.items()
+            for name, value in (node.get("inputs") or {}).items()
+            if name in _SEED_INPUTS and not isinstance(value, list)  # a list is a link to another node
+        }
+        template = {"graph": self.template.graph, "defaults": self.template.defaults}
+        return {
+            "kind": "comfyui",
+            "graph": graph,
+            "graph_sha256": json_sha256(graph),
+            "template_sha256": json_sha256(template),
+            "seeds": seeds,
+        }
 
     def poll(self, handle: str) -> TaskResult | None:
         """None while the prompt is queued or running; else the TaskResult (output downloaded

@@ -515,6 +515,6 @@ def _build_comfyui(spec: ProviderSpec) -> ProviderAdapter:
         "timeout_s": spec.timeout_seconds,
     }
     try:
-        return adapter_cls.from_spec(entry, project_root=PROJECT_ROOT)
+        return adapter_cls.from_spec(entry, project_root=PROJECT_ROOT, provider=spec.model_dump(mode="json"))
     except (OSError, ValueError) as exc:  # workflow file missing or not a valid template
         raise ProviderUnavailable(f"provider {spec.provider_id!r}: {type(exc).__name__}: {exc}") from exc

@@ -20,11 +20,23 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from resources.store import admission, changes, decisions, idempotency, identity, ledger, outbox, remote, uploads
+from resources.store import (
+    admission,
+    changes,
+    decisions,
+    idempotency,
+    identity,
+    ledger,
+    outbox,
+    remote,
+    revisions,
+    uploads,
+)
 from resources.store.engine import create_store_engine, database_url, reader
 from resources.store.errors import StoreBusy
 from resources.store.idempotency import StoredResponse
 from resources.store.migrate import migrate
+from resources.store.revisions import Pinned, Published
 from resources.store.uploads import UploadResult
 
 # SQLite "database is locked" (busy timeout ran out); PostgreSQL lock_not_available (55P03).
@@ -282,6 +294,50 @@ class Store:
         """``decisions.get``."""
         with self.read() as s:
             return decisions.get(s, subject_kind, subject_id)
+
+    # --- gallery revisions and pins --------------------------------------------------------
+    def publish_revision(self, values: dict, at: datetime | None = None) -> Published:
+        """``revisions.publish``: the revision of this content (written once) and the pin."""
+        with self.write() as s:
+            return revisions.publish(s, values, at)
+
+    def pin_revision(
+        self,
+        slug: str,
+        revision_id: str,
+        pinned_by: str,
+        reason: str = "",
+        expected_revision_id: str | None = None,
+        at: datetime | None = None,
+    ) -> Pinned:
+        """``revisions.pin``: move the slug's pin (rollback = an older revision)."""
+        with self.write() as s:
+            return revisions.pin(s, slug, revision_id, pinned_by, reason, expected_revision_id, at)
+
+    def revision(self, revision_id: str) -> dict:
+        """``revisions.get``."""
+        with self.read() as s:
+            return revisions.get(s, revision_id)
+
+    def revisions(self, slug: str, after_seq: int = 0, limit: int = 50) -> list[dict]:
+        """``revisions.of_slug``: the slug's revisions in seq order."""
+        with self.read() as s:
+            return revisions.of_slug(s, slug, after_seq, limit)
+
+    def pinned_revisions(self, slug: str | None = None) -> list[dict]:
+        """``revisions.pinned``: the pinned revision of every slug (or of ``slug``)."""
+        with self.read() as s:
+            return revisions.pinned(s, slug)
+
+    def video_revisions(self, video_id: str) -> list[dict]:
+        """``revisions.of_video``: revisions published from a video's job."""
+        with self.read() as s:
+            return revisions.of_video(s, video_id)
+
+    def pin_events(self, slug: str, after_seq: int = 0, limit: int = 50) -> list[dict]:
+        """``revisions.pin_events``: the slug's pin moves in seq order."""
+        with self.read() as s:
+            return revisions.pin_events(s, slug, after_seq, limit)
 
     # --- landing -------------------------------------------------------------------------
     def changes_since(

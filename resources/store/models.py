@@ -24,10 +24,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from resources.store.errors import ImmutableRow
 from resources.store.sql import SEQ, UTCDateTime, utcnow
 
 # Deterministic constraint names: migrations and autogenerate compare agree on every backend.
@@ -264,12 +266,6 @@ class Decision(Base):
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-# Tables landed into the lake, by name (``changes.changes_since``).
-MIRRORED: dict[str, type[Base]] = {
-    m.__tablename__: m for m in (Upload, UploadRejection, LedgerEntry, Notification, Decision)
-}
-
-
 # --- remote provider tasks (not mirrored: operational state; its history is the lake's
 # execution and pipeline events) -----------------------------------------------------------
 # waiting (not sent: no slot, breaker open, or retry backoff) → submitting (a slot is claimed,
@@ -331,3 +327,103 @@ class ProviderBreaker(Base):
     opened_at: Mapped[datetime | None]
     probes_in_flight: Mapped[int] = mapped_column(Integer, default=0)
     changed_at: Mapped[datetime | None]
+
+
+# --- the gallery's revisions and pins ------------------------------------------------------
+# published (M10 moved the pin on an admin's approval of new content), pin (an admin moved it
+# to a newer revision), rollback (an admin moved it to an older one).
+PIN_KINDS = ("published", "pin", "rollback")
+
+
+class EffectRevision(Base):
+    """One published revision of a gallery effect: immutable (``resources/store/revisions.py``
+    has no update; an ORM update or delete is refused, and so is any SQL ``UPDATE`` or
+    ``DELETE`` by a trigger of migration 0007).
+
+    ``content_hash`` is sha256 over what the revision shows and does (effect type, provider,
+    parameters, prompt and template, render spec's workflow hash, the content-addressed keys
+    of its media): the same content on the same slug is the same revision, so a re-run that
+    yields it again writes nothing. ``params``, ``snapshot`` and ``render_spec`` are JSON.
+    ``price_tokens`` is the effect's list price (``data/effects.yaml``) when published.
+    """
+
+    __tablename__ = "effect_revisions"
+    __table_args__ = (
+        UniqueConstraint("slug", "content_hash"),
+        CheckConstraint("price_tokens >= 0", name="price_not_negative"),
+        Index(None, "slug", "seq"),
+        Index(None, "source_video_id"),
+    )
+
+    seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    revision_id: Mapped[str] = mapped_column(String(40), unique=True)
+    slug: Mapped[str] = mapped_column(String(200))
+    effect_type: Mapped[str] = mapped_column(String(64))
+    provider_id: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    params: Mapped[str] = mapped_column(Text)
+    template_id: Mapped[str] = mapped_column(String(200))
+    template_version: Mapped[int] = mapped_column(Integer)
+    prompt: Mapped[str] = mapped_column(Text)
+    price_tokens: Mapped[int]
+    snapshot: Mapped[str] = mapped_column(Text)
+    render_spec: Mapped[str | None] = mapped_column(Text)
+    output_key: Mapped[str] = mapped_column(String(500))
+    preview_key: Mapped[str] = mapped_column(String(500))
+    approval_id: Mapped[str] = mapped_column(String(200))
+    source_video_id: Mapped[str] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EffectPin(Base):
+    """The revision a slug's gallery entry shows now (one row per published slug; it moves,
+    ``EffectPinEvent`` keeps every move)."""
+
+    __tablename__ = "effect_pins"
+
+    slug: Mapped[str] = mapped_column(String(200), primary_key=True)
+    revision_id: Mapped[str] = mapped_column(ForeignKey("effect_revisions.revision_id"))
+    pinned_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(1000))
+    pinned_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EffectPinEvent(Base):
+    """One move of a slug's pin (append-only, like the revisions): from
+    ``previous_revision_id`` (None for the first publication) to ``revision_id``."""
+
+    __tablename__ = "effect_pin_events"
+    __table_args__ = (CheckConstraint(_one_of("kind", PIN_KINDS), name="kind"), Index(None, "slug", "seq"))
+
+    seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    slug: Mapped[str] = mapped_column(String(200))
+    revision_id: Mapped[str] = mapped_column(String(40))
+    previous_revision_id: Mapped[str | None] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(16))
+    pinned_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(1000))
+    pinned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Tables that only ever grow: the ORM refuses to update or delete their rows (the migration's
+# triggers refuse it in SQL too).
+APPEND_ONLY: tuple[type[Base], ...] = (EffectRevision, EffectPinEvent)
+
+
+def _refuse_change(mapper, connection, target) -> None:
+    raise ImmutableRow(f"{type(target).__tablename__} rows are immutable: write a new one")
+
+
+for _model in APPEND_ONLY:
+    event.listen(_model, "before_update", _refuse_change)
+    event.listen(_model, "before_delete", _refuse_change)
+
+# Tables landed into the lake, by name (``changes.changes_since``).
+MIRRORED: dict[str, type[Base]] = {
+    m.__tablename__: m
+    for m in (Upload, UploadRejection, LedgerEntry, Notification, Decision, EffectRevision, EffectPinEvent)
+}
