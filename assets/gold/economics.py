@@ -43,7 +43,9 @@ from resources.schemas import (
     QUALITY_SCORES,
     ROUTING_MANIFESTS,
 )
+from resources.services.runtime import with_routing_parameters
 from resources.settings import Settings
+from resources.store.client import Store
 
 GOLD = {"key_prefix": ["gold"], "group_name": "economics", "kinds": {"polars", "deltalake"}}
 
@@ -180,10 +182,12 @@ def routing_manifest(
     providers: dg.ResourceParam[ProviderRegistry],
     manifest_store: dg.ResourceParam[ManifestStore],
     platform: dg.ResourceParam[Settings],
+    store: dg.ResourceParam[Store],
 ) -> dg.MaterializeResult:
     """Rank every active, healthy provider per effect type from the real executions of the
-    last ``routing_window_hours`` and their quality; publish it as the current manifest and
-    keep the version in ``routing_manifests``.
+    last ``routing_window_hours`` and their quality; apply the routing parameters in force
+    (an approved pin, a latency demotion: docs/signals.md "Runtime parameters"); publish it as
+    the current manifest and keep the version in ``routing_manifests``.
 
     The window trades reaction speed for evidence: on a simulated market with a 5× price
     shock, an outage and drift (bench/routing_regret.py) a 1 h window lost 2% of margin to an
@@ -201,6 +205,7 @@ def routing_manifest(
         platform.priority,
         exploration_rate=platform.exploration_rate,
     )
+    manifest = with_routing_parameters(manifest, store)
     manifest_store.publish(manifest)
     lake.append(ROUTING_MANIFESTS, manifest_rows(manifest))
     return dg.MaterializeResult(
