@@ -31,10 +31,12 @@ tabs = st.tabs(
     + [f"Applied changes ({len(changes)})"]
 )
 by_id = {c["change_id"]: c for c in changes}
-# The change in force per parameter: the latest of its key (only that one can be rolled back).
+# The change in force per parameter (only that one can be rolled back): the newest of its key
+# that is not a rollback and was not rolled back (resources.store.parameters).
 latest: dict[tuple, str] = {}
 for c in reversed(changes):
-    latest[(c["scope"], c["subject"], c["name"])] = c["change_id"]
+    if c["source"] != "rollback" and c["rolled_back_by"] is None:
+        latest[(c["scope"], c["subject"], c["name"])] = c["change_id"]
 
 
 def _undo(change_id: str) -> dict:

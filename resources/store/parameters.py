@@ -14,9 +14,10 @@ restore must not undo an admin's later change), and the scale-up budget is a sum
 concurrent actions must not both spend. Writes of parameters are serialised: SQLite's writes
 are (``BEGIN IMMEDIATE``), PostgreSQL takes a transaction advisory lock.
 
-Rollback is a stack: only the change in force for its key can be rolled back (a later change
-is rolled back first), and it restores the value before exactly — a parameter that was not
-set is removed again.
+Rollback is a stack: only the change in force for its key — the newest that is not a rollback
+and was not rolled back — can be rolled back (a later change is rolled back first), and it
+restores the value before exactly: a parameter that was not set is removed again. A rollback
+is not itself undone (the value is applied anew instead).
 """
 
 from __future__ import annotations
@@ -183,8 +184,8 @@ def rollback(session: Session, change_id: str, *, actor: str, reason: str, at: d
 
     Raises:
         NotFound: no such change.
-        ParameterConflict: already rolled back, or another change is in force for its key
-            (roll that one back first).
+        ParameterConflict: already rolled back, a rollback itself, or another change is in
+            force for its key (roll that one back first).
     """
     _serialise(session)
     original = session.scalars(
@@ -194,9 +195,10 @@ def rollback(session: Session, change_id: str, *, actor: str, reason: str, at: d
         raise NotFound(f"no parameter change {change_id!r}")
     if original.rolled_back_by is not None:
         raise ParameterConflict(f"change {change_id} was already rolled back by {original.rolled_back_by}")
+    if original.source == "rollback":
+        raise ParameterConflict(f"change {change_id} is a rollback: apply the value anew instead of undoing it")
     key = (original.scope, original.subject, original.name)
-    # The last change of a key is the one in force (also one that removed the parameter).
-    if _last_of(session, key) != change_id:
+    if _in_force(session, key) != change_id:
         raise ParameterConflict(
             f"change {change_id} is not in force for {'.'.join(key)} (a later change is); roll that one back first"
         )
@@ -214,11 +216,19 @@ def rollback(session: Session, change_id: str, *, actor: str, reason: str, at: d
     return undo
 
 
-def _last_of(session: Session, key: Key) -> str | None:
+def _in_force(session: Session, key: Key) -> str | None:
+    """The change in force for ``key``: the newest one that is not a rollback and was not
+    rolled back (rollbacks pop changes off the key's stack)."""
     scope, subject, name = key
     return session.scalars(
         select(ParameterChange.change_id)
-        .where(ParameterChange.scope == scope, ParameterChange.subject == subject, ParameterChange.name == name)
+        .where(
+            ParameterChange.scope == scope,
+            ParameterChange.subject == subject,
+            ParameterChange.name == name,
+            ParameterChange.source != "rollback",
+            ParameterChange.rolled_back_by.is_(None),
+        )
         .order_by(ParameterChange.seq.desc())
         .limit(1)
     ).one_or_none()
