@@ -47,7 +47,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import polars as pl
@@ -184,6 +184,7 @@ class Step:
         proposal: JSON-able: the change proposed and its numbers (recommend / flag).
         guard_budget: a change that must fit ``autoscale_budget_usd_per_hour`` when applied
             (re-checked in the store's transaction).
+        impact_usd_per_hour: the classification's cost impact (what failing to act costs).
     """
 
     classification_id: str
@@ -200,6 +201,7 @@ class Step:
     proposal: dict | None = None
     outcome: str | None = None
     guard_budget: bool = False
+    impact_usd_per_hour: float = 0.0
 
 
 def _evidence(row: Mapping) -> dict:
@@ -278,12 +280,12 @@ def plan(
                 proposal=step.change.as_dict() if step.change else step.proposal,
                 outcome=SIMULATED,
             )
-        steps.append(step)
+        steps.append(replace(step, impact_usd_per_hour=float(r.get("cost_impact_usd_per_hour") or 0.0)))
     still_throttled = {r["provider_id"] for r in open_rows if r["category"] == PROVIDER_API_THROTTLING}
     for r in rows:
         if r["status"] != "resolved":
             continue
-        for action in RESTORED_ON_CLEAR:
+        for action in sorted(RESTORED_ON_CLEAR):
             applied = done.get((r["classification_id"], action, APPLY))
             if applied is None or applied["outcome"] != DONE or not applied.get("change_id"):
                 continue

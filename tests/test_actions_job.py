@@ -24,6 +24,7 @@ from economics.bottlenecks import CLASSIFICATION_SCHEMA, RUNBOOKS, automatic_act
 from economics.recommendations import RECOMMENDATION_SCHEMA
 from economics.routing import build_manifest
 from pipelines.definitions import build_definitions
+from resources import logconfig
 from resources.clients import Clients
 from resources.events import utcnow
 from resources.lake import Lake
@@ -379,3 +380,33 @@ def test_an_approved_price_revision_is_the_price_in_force_and_rolls_back(world):
         change = r.json()["applied"]["change_id"]
         assert c.post("/v1/admin/changes/" + change + "/rollback", json={}).status_code == 201
     assert effective_prices(catalog, store)["cartoon"] == listed
+
+
+@pytest.fixture
+def log_dir(tmp_path):
+    """Warnings land in a directory of this test's own (the process's sink moves back after)."""
+    logconfig.configure(tmp_path / "logs")
+    yield tmp_path / "logs"
+    logconfig.configure()
+
+
+def test_a_failed_action_is_recorded_warned_about_and_not_retried(world, log_dir):
+    _settings, clients, _defs, driver, _ = world
+    lake = clients.lake
+    # A user the store does not know: the notification violates the outbox's foreign key.
+    _classify(
+        lake,
+        "TOKEN_DEPLETION_RISK",
+        "ghost",
+        severity="warning",
+        user_id="u_ghost",
+        numbers={"hours_to_exhaustion": 2.0, "token_burn_per_hour": 10.0},
+    )
+    assert [r.success for r in driver.step("bottleneck_action_sensor")] == [True]  # the run itself succeeds
+    [row] = _actions(lake, "ghost")
+    assert row["outcome"] == "failed" and "IntegrityError" in row["detail"]
+    logged = [json.loads(x) for f in log_dir.glob("*.jsonl") for x in f.read_text().splitlines()]
+    [warning] = [x for x in logged if x.get("event_type") == "automatic_action_failed"]
+    assert warning["classification_id"] == "ghost" and warning["urgency"] == "high"
+    assert warning["economic_impact_usd"] == 6.0 and warning["runbook"].endswith("#automatic_action_failed")
+    assert driver.step("bottleneck_action_sensor") == []  # not retried

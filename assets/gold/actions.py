@@ -8,8 +8,6 @@ out by ``assets.gold.remediation.execute``; parameter changes go through the sto
 audit rows (``parameter_changes``).
 """
 
-from __future__ import annotations
-
 from datetime import timedelta
 
 import dagster as dg
@@ -18,7 +16,8 @@ import polars as pl
 from assets.gold.remediation import current_state, execute, policy_of, record
 from assets.gold.signals import bottleneck_classifications, metric_streams
 from assets.lineage import reads
-from economics.actions import APPLY, DONE, RESTORE, RESTORED_ON_CLEAR, plan
+from assets.logs import warn
+from economics.actions import APPLY, DONE, FAILED, RESTORE, RESTORED_ON_CLEAR, plan
 from resources.catalog import Catalog
 from resources.events import utcnow
 from resources.lake import Lake
@@ -94,6 +93,7 @@ def taken_actions(lake: Lake) -> pl.DataFrame:
     kinds={"deltalake"},
 )
 def bottleneck_actions(
+    context: dg.AssetExecutionContext,
     lake: dg.ResourceParam[Lake],
     store: dg.ResourceParam[Store],
     manifest_store: dg.ResourceParam[ManifestStore],
@@ -111,6 +111,21 @@ def bottleneck_actions(
     steps = plan(relevant_classifications(lake, now), lake.read(BOTTLENECK_ACTIONS), state, policy)
     rows = execute(steps, lake, store, manifest_store, state, policy, now)
     record(lake, rows)
+    impact = {s.classification_id: s.impact_usd_per_hour for s in steps}
+    for r in rows:
+        if r["outcome"] == FAILED:
+            warn(
+                context,
+                f"automatic action {r['action']} ({r['phase']}) of {r['category']} failed: {r['detail']}",
+                event_type="automatic_action_failed",
+                # What the bottleneck keeps costing while nothing is done about it.
+                economic_impact_usd=impact.get(r["classification_id"], 0.0),
+                urgency="high",
+                operator_action="Read the error in bronze/bottleneck_actions, fix the cause, then take the action "
+                "by hand (the runbook of the category) — a failed action is not retried.",
+                runbook="docs/runbooks/platform-logs.md#automatic_action_failed",
+                classification_id=r["classification_id"],
+            )
     outcomes = pl.DataFrame(rows, schema=BOTTLENECK_ACTIONS.schema)["outcome"].value_counts() if rows else None
     return dg.MaterializeResult(
         metadata={
