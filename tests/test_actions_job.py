@@ -410,3 +410,36 @@ def test_a_failed_action_is_recorded_warned_about_and_not_retried(world, log_dir
     assert warning["classification_id"] == "ghost" and warning["urgency"] == "high"
     assert warning["economic_impact_usd"] == 6.0 and warning["runbook"].endswith("#automatic_action_failed")
     assert driver.step("bottleneck_action_sensor") == []  # not retried
+
+
+@pytest.mark.video
+def test_local_tasks_of_a_run_share_the_concurrency_in_force(short_bikes, tmp_path):
+    """M6's runner with the dispatch concurrency in force: at 1 slot the second task of a
+    provider waits for the first (its queue wait covers the first's run); at 2 they overlap."""
+    from assets.execution.runner import run_tasks
+    from resources.providers.base import ProviderTask
+    from resources.providers.client import ProviderRegistry
+
+    providers = ProviderRegistry(path=str(DATA_DIR / "providers.yaml"))
+    registry = providers.registry()
+
+    def tasks(tag: str) -> list[ProviderTask]:
+        return [
+            ProviderTask(
+                task_id=f"{tag}-{effect}",
+                video_id="v",
+                effect_type=effect,
+                provider_id="ffmpeg-colortemp",
+                input_path=str(short_bikes),
+                output_path=str(tmp_path / f"{tag}-{effect}.mp4"),
+                params={"strength": 0.6},
+            )
+            for effect in ("warm_grade", "cool_grade")
+        ]
+
+    serial = run_tasks(tasks("one"), providers.adapter, 2, registry.instance_type, {"ffmpeg-colortemp": 1})
+    assert [r.status for r in serial] == ["succeeded", "succeeded"]
+    first, second = sorted(serial, key=lambda r: r.queue_wait_ms)
+    assert second.queue_wait_ms >= 0.9 * first.duration_ms  # waited for the one slot
+    parallel = run_tasks(tasks("two"), providers.adapter, 2, registry.instance_type, {"ffmpeg-colortemp": 2})
+    assert max(r.queue_wait_ms for r in parallel) < 0.5 * min(r.duration_ms for r in parallel)

@@ -285,6 +285,10 @@ def test_approve_and_reject_recommendations(monkeypatch, private_world, password
     assert (change["source_id"], change["before"], change["actor"]) == (applied, None, "alice")
     key = ".".join(change[k] for k in ("scope", "subject", "name"))
     assert "Applied:" in _texts(at) and f"{key}: default → {change['after']}" in _texts(at)
+    if change["scope"] == "routing":  # a pin shows on the Routing page while it stands
+        _open(at, "routing")
+        assert f"{change['subject']}: {change['after']} pinned first" in _texts(at)
+        _open(at, "recommendations")
     at.button(key=f"rec_{applied}_rollback").click().run()
     assert not at.exception
     undo = private_world.store.parameter_change(change["change_id"])["rolled_back_by"]
