@@ -119,8 +119,8 @@ class State:
         routing: effect type → providers of the published manifest, rank order.
         prices: effect type → list price in force, tokens.
         token_usd_rate: USD per token.
-        hourly: provider → rows ``{hour (UTC 0–23), runs_per_hour, seconds_per_run}``
-            (``hourly_profile``).
+        hourly: (provider, source) → rows ``{hour (UTC 0–23), runs_per_hour,
+            seconds_per_run}`` (``hourly_profile``).
     """
 
     registry_concurrency: Mapping[str, int] = field(default_factory=dict)
@@ -130,7 +130,7 @@ class State:
     routing: Mapping[str, list[str]] = field(default_factory=dict)
     prices: Mapping[str, int] = field(default_factory=dict)
     token_usd_rate: float = 0.01
-    hourly: Mapping[str, list[dict]] = field(default_factory=dict)
+    hourly: Mapping[tuple[str, str], list[dict]] = field(default_factory=dict)
 
     def concurrency(self, provider_id: str) -> int | None:
         """The dispatch slots in force (override, else registry), None for an unknown provider."""
@@ -412,7 +412,7 @@ def _apply(
 
 def _warm_pool(r: Mapping, state: State, policy: ActionPolicy, step, skip) -> Step:
     pid = r.get("provider_id")
-    profile = [h for h in state.hourly.get(pid or "", []) if h["runs_per_hour"] > 0]
+    profile = [h for h in state.hourly.get((pid or "", r.get("source") or "real"), []) if h["runs_per_hour"] > 0]
     rate = state.usd_per_instance_hour.get(pid or "")
     if not profile or rate is None:
         return skip(f"no hourly volume of {pid} to schedule a warm pool from")
@@ -494,36 +494,37 @@ def _review(r: Mapping, state: State, policy: ActionPolicy, step) -> Step:
     return step(FLAG, f"{pid} × {effect} flagged for review: {words}", change=change, proposal=proposal)
 
 
-def hourly_profile(streams: pl.DataFrame) -> dict[str, list[dict]]:
-    """Provider → its mean volume per UTC hour of day, from ``metric_streams`` provider rows
-    (``bucket_start``, ``provider_id``, ``runs``, ``p50_latency_ms``) over whole days:
+def hourly_profile(streams: pl.DataFrame) -> dict[tuple[str, str], list[dict]]:
+    """(provider, source) → its mean volume per UTC hour of day, from ``metric_streams``
+    provider rows (``bucket_start``, ``provider_id``, ``source``, ``runs``, ``p50_latency_ms``)
+    over whole days:
     ``{hour, runs_per_hour, seconds_per_run}`` (runs averaged over the days seen;
     ``seconds_per_run``: the runs-weighted p50 latency)."""
     rows = streams.filter((pl.col("scope") == "provider_effect") & (pl.col("runs") > 0))
     if rows.is_empty():
         return {}
-    days = rows.group_by("provider_id").agg(
+    days = rows.group_by("provider_id", "source").agg(
         days=((pl.col("bucket_start").max() - pl.col("bucket_start").min()).dt.total_seconds() / 86_400)
         .ceil()
         .clip(lower_bound=1)
     )
     hourly = (
         rows.with_columns(hour=pl.col("bucket_start").dt.hour())
-        .group_by("provider_id", "hour")
+        .group_by("provider_id", "source", "hour")
         .agg(
             runs=pl.col("runs").sum(),
             weighted=(pl.col("p50_latency_ms").fill_null(0) * pl.col("runs")).sum(),
         )
-        .join(days, on="provider_id")
+        .join(days, on=["provider_id", "source"])
         .with_columns(
             runs_per_hour=pl.col("runs") / pl.col("days"),
             seconds_per_run=pl.col("weighted") / pl.col("runs") / 1000,
         )
-        .sort("provider_id", "hour")
+        .sort("provider_id", "source", "hour")
     )
-    out: dict[str, list[dict]] = {}
+    out: dict[tuple[str, str], list[dict]] = {}
     for h in hourly.iter_rows(named=True):
-        out.setdefault(h["provider_id"], []).append(
+        out.setdefault((h["provider_id"], h["source"]), []).append(
             {
                 "hour": h["hour"],
                 "runs_per_hour": float(h["runs_per_hour"]),

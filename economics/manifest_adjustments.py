@@ -99,7 +99,8 @@ def adjust(manifest: dict, adjustments: Iterable[Mapping], at: datetime | None =
                 applied.append({**a, "applied": False, "note": "the only provider of the effect type: not demoted"})
                 continue
             gone = next(e for e in entries if e["provider_id"] == a["provider_id"])
-            demoted.setdefault(effect, []).append({**gone, "reason": f"demoted: {a['reason']}"})
+            # Kept with weight 0 (no job goes to it) for whoever reads the manifest.
+            demoted.setdefault(effect, []).append({**gone, "weight": 0.0, "reason": f"demoted: {a['reason']}"})
             entries = rest
             applied.append({**a, "applied": True})
         for a in (x for x in mine if x["kind"] == PIN):

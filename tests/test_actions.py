@@ -159,7 +159,7 @@ def test_scale_up_within_budget_is_applied_else_recommended():
 
 def test_warm_pool_schedule_follows_littles_law():
     hourly = {
-        "p1": [
+        ("p1", "real"): [
             {"hour": 8, "runs_per_hour": 360.0, "seconds_per_run": 30.0},  # λW = 0.1/s × 30 s = 3 instances
             {"hour": 9, "runs_per_hour": 200.0, "seconds_per_run": 30.0},  # ≥ 50 % of the peak: 2 instances
             {"hour": 3, "runs_per_hour": 20.0, "seconds_per_run": 30.0},  # quiet: not kept warm
@@ -194,6 +194,7 @@ def test_hourly_profile_averages_over_days():
         {
             "scope": "provider_effect",
             "provider_id": "p1",
+            "source": "real",
             "bucket_start": start + timedelta(days=d, hours=8, minutes=m),
             "runs": 5,
             "p50_latency_ms": 2000.0,
@@ -201,7 +202,7 @@ def test_hourly_profile_averages_over_days():
         for d in range(2)
         for m in (0, 5)
     ]
-    [h8] = a.hourly_profile(pl.DataFrame(rows))["p1"]
+    [h8] = a.hourly_profile(pl.DataFrame(rows))[("p1", "real")]
     assert (h8["hour"], h8["runs_per_hour"], h8["seconds_per_run"]) == (8, 10.0, 2.0)
 
 
@@ -221,7 +222,7 @@ def test_pin_and_demote_adjust_a_manifest_and_compose():
     out = adjust(m, adjustments_from_parameters(params), NOW)
     warm = out["effects"]["warm"]
     assert [(e["provider_id"], e["rank"], e["weight"]) for e in warm] == [("p3", 1, 0.9), ("p2", 2, 0.1)]
-    assert out["demoted"]["warm"][0]["provider_id"] == "p1"
+    assert (out["demoted"]["warm"][0]["provider_id"], out["demoted"]["warm"][0]["weight"]) == ("p1", 0.0)
     assert [e["provider_id"] for e in out["effects"]["solo"]] == ["p1"]  # the only provider stays
     notes = {(x["effect_type"], x["kind"]): x["applied"] for x in out["adjustments"]}
     assert notes == {("warm", "pin"): True, ("warm", "demote"): True, ("solo", "demote"): False}
