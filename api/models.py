@@ -107,9 +107,15 @@ ApprovalRequest = row_model(
 Recommendation = row_model(
     "Recommendation",
     RECOMMENDATION_SCHEMA,
-    "An economic recommendation with its ``action`` parsed and its decision ``status`` (pending, approve, reject).",
+    "An economic recommendation (the economics job's, or one an automatic action raised: "
+    "CAPACITY_SCALE_UP, WARM_POOL, WORKFLOW_REVIEW) with its ``action`` parsed, its decision ``status`` "
+    "(pending, approve, reject) and its application: ``change_id`` (the parameter change applying it "
+    "made), ``applied_at``, ``rolled_back_by`` (null when nothing was applied or it stands).",
     action=Any,
     status=str,
+    change_id=str | None,
+    applied_at=datetime | None,
+    rolled_back_by=str | None,
 )
 ABResultRow = row_model("ABResultRow", AB_RESULTS.schema, "One provider's result in an A/B test.")
 ABTest = row_model(
@@ -375,8 +381,51 @@ class ApprovalDecided(BaseModel):
     decision: str
 
 
+class ParameterChange(BaseModel):
+    """A change of a runtime parameter (docs/signals.md, "Runtime parameters"): the value
+    before and after (null = not set: the shipped default), who asked for it and why, and
+    the change that rolled it back, if any."""
+
+    seq: int
+    change_id: str
+    scope: str
+    subject: str
+    name: str
+    before: Any
+    after: Any
+    source: str
+    source_id: str | None
+    actor: str
+    reason: str
+    cost_usd_per_hour: float | None
+    applied_at: datetime
+    rolled_back_by: str | None
+
+
+class RuntimeParameter(BaseModel):
+    """A runtime parameter in force and the change that set it."""
+
+    scope: str
+    subject: str
+    name: str
+    value: Any
+    change_id: str
+    updated_at: datetime
+
+
+class Rollback(BaseModel):
+    """Body of ``POST /v1/admin/changes/{change_id}/rollback``."""
+
+    reason: str = ""
+    admin: str = "admin"
+
+
 class RecommendationDecided(BaseModel):
-    """``POST /v1/admin/recommendations/{recommendation_id}`` (202): the decision that stands."""
+    """``POST /v1/admin/recommendations/{recommendation_id}`` (202): the decision that stands,
+    the parameter change approving it made (``applied``; also one made by an earlier
+    approval), or why it changed nothing the platform runs (``note``)."""
 
     recommendation_id: str
     decision: str
+    applied: ParameterChange | None = None
+    note: str | None = None

@@ -662,3 +662,37 @@ def newest_first(df: pl.DataFrame, source: str | None = None) -> pl.DataFrame:
         df = df.filter(pl.col("source") == source)
     times = [c for c, t in df.schema.items() if isinstance(t, pl.Datetime)]
     return df.sort(times[0], descending=True, nulls_last=True) if times else df
+
+
+def admin_flags(open_classes: pl.DataFrame, actions: pl.DataFrame) -> pl.DataFrame:
+    """What the automatic actions left for an admin, one row per open classification: users
+    whose tokens run out (projected hours, balance, whether they were told), workflows flagged
+    for review (the suggested change), and scale-up / warm-pool recommendations awaiting
+    approval. Columns: category, who, what, action (latest recorded)."""
+    cols = {"category": pl.String, "who": pl.String, "what": pl.String, "action": pl.String}
+    if open_classes.is_empty():
+        return pl.DataFrame(schema=cols)
+    latest = {}
+    if not actions.is_empty():
+        for a in actions.sort("taken_at").iter_rows(named=True):
+            latest[a["classification_id"]] = a
+    rows = []
+    for r in open_classes.iter_rows(named=True):
+        a = latest.get(r["classification_id"])
+        numbers = json.loads(r["evidence"] or "{}").get("numbers", {})
+        if r["category"] == "TOKEN_DEPLETION_RISK":
+            hours = numbers.get("hours_to_exhaustion")
+            what = (
+                f"balance {numbers.get('tokens_available', '?')} tokens runs out in "
+                f"{hours:.1f} h at {numbers.get('token_burn_per_hour', 0):,.0f} tokens/h"
+                if hours is not None
+                else "balance running out"
+            )
+        elif a is not None and a["outcome"] in ("recommended", "flagged"):
+            what = a["detail"]
+        else:
+            continue
+        action = f"{a['action']}: {a['outcome']}" if a is not None else "—"
+        who = r["user_id"] or " · ".join(x for x in (r["provider_id"], r["effect_type"]) if x)
+        rows.append({"category": r["category"], "who": who, "what": what, "action": action})
+    return pl.DataFrame(rows, schema=cols)

@@ -20,6 +20,7 @@ from dashboards import data
 from dashboards.sources import LakeReader
 from economics.decomposition import MarginChange, why_margin_moved
 from economics.forecast import Forecast
+from resources.catalog import Catalog
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.media import MediaStore
@@ -73,6 +74,16 @@ class Context:
     @property
     def uri(self) -> str:
         return self.settings.lake_uri
+
+    @property
+    def manifest_store(self) -> ManifestStore:
+        """The routing-manifest store (a routing change republishes it)."""
+        return ManifestStore(uri=self.settings.manifest_uri, key_prefix=self.settings.manifest_key_prefix)
+
+    @property
+    def catalog(self) -> Catalog:
+        """The shipped catalogs (list prices, rate card)."""
+        return Catalog(data_dir=self.settings.data_dir, reference_suite_path=self.settings.reference_suite_path)
 
 
 @lru_cache(maxsize=4)
@@ -252,7 +263,7 @@ def estimate_history(ctx: Context) -> pl.DataFrame:
 
 def manifest(ctx: Context) -> dict | None:
     """The current routing manifest from the manifest store (file or Redis)."""
-    return ManifestStore(uri=ctx.settings.manifest_uri).read()
+    return ctx.manifest_store.read()
 
 
 def recommendations(ctx: Context) -> pl.DataFrame:
@@ -287,3 +298,9 @@ def media_bytes(ctx: Context, key: str | None) -> bytes | None:
     """The bytes stored under ``key`` in the media store (None when absent). Keys name
     immutable objects (content hashes, task ids), so they are cached for an hour."""
     return _media(ctx.settings.media_uri, key) if key else None
+
+
+def parameter_changes(ctx: Context, limit: int = 500) -> list[dict]:
+    """The runtime parameters' audit trail, newest first (the store; not cached: a rollback
+    must show at once)."""
+    return ctx.store.parameter_changes(limit=limit, newest_first=True)

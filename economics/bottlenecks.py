@@ -38,8 +38,9 @@ hour = the stream's runs over the latest hour):
 
 Severity is ``critical`` when the impact reaches ``Policy.critical_usd_per_hour`` or the
 category's own critical condition holds (throttle or error rate ≥ 20 %, exhaustion within
-6 hours), else ``warning``. Critical classifications get the category's automatic action
-(``AUTOMATIC_ACTIONS``; the Dagster sensor carries it out). Pure: Polars only.
+6 hours), else ``warning``. A classification gets its category's automatic action
+(``AUTOMATIC_ACTIONS``, at the severities ``ACT_AT_SEVERITY`` allows; ``economics.actions``
+plans it, the action sensor carries it out). Pure: Polars only.
 """
 
 from __future__ import annotations
@@ -76,15 +77,27 @@ RECOMMENDED = {
     WORKFLOW_INEFFICIENCY: "Review the workflow's cost per run against its baseline (parameters, resolution, retries).",
     COLD_START_PENALTY: "Keep nodes warm longer (keep_warm_seconds) or keep a minimum of warm instances at peak hours.",
 }
-# What the sensor does on its own for a critical classification (None: an operator decides).
-AUTOMATIC_ACTIONS: dict[str, str | None] = {
-    PROVIDER_API_THROTTLING: "routing_demote",
+# The automatic action of each category (economics/actions.py plans it, within its guardrails;
+# the action sensor carries it out) and the least severity it is taken at: demoting a provider
+# takes all of an effect type's traffic off it, so only a critical degradation does; the others
+# are bounded (halved concurrency, a budget, a message, a recommendation) and act on warnings.
+AUTOMATIC_ACTIONS: dict[str, str] = {
+    PROVIDER_API_THROTTLING: "reduce_concurrency",
     PROVIDER_LATENCY_DEGRADATION: "routing_demote",
     TOKEN_DEPLETION_RISK: "notify_user",
-    GPU_SATURATION: None,
-    WORKFLOW_INEFFICIENCY: None,
-    COLD_START_PENALTY: None,
+    GPU_SATURATION: "scale_up",
+    WORKFLOW_INEFFICIENCY: "review_workflow",
+    COLD_START_PENALTY: "warm_pool",
 }
+ACT_AT_SEVERITY: dict[str, str] = dict.fromkeys(CATEGORIES, "warning") | {PROVIDER_LATENCY_DEGRADATION: "critical"}
+
+
+def automatic_action(category: str, severity: str) -> str | None:
+    """The category's automatic action when ``severity`` reaches its ``ACT_AT_SEVERITY``."""
+    if ACT_AT_SEVERITY[category] == "critical" and severity != "critical":
+        return None
+    return AUTOMATIC_ACTIONS[category]
+
 
 UTC_TS = pl.Datetime("us", "UTC")
 _CLASSIFICATION_SCHEMA_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
@@ -358,7 +371,7 @@ def classify(
                 "runbook": RUNBOOKS[category],
                 "cost_impact_usd_per_hour": impact,
                 "affected_jobs": sorted(affected_jobs.get(jobs_key, [])),
-                "automatic_action": AUTOMATIC_ACTIONS[category] if sev == "critical" else None,
+                "automatic_action": automatic_action(category, sev),
                 "action_taken": prior["action_taken"] if prior else None,
                 "first_seen_at": first,
                 "last_seen_at": now,

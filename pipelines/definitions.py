@@ -21,7 +21,7 @@ from assets.execution.asset import provider_outputs
 from assets.gallery.asset import gallery_revisions
 from assets.gold.ab import ab_results
 from assets.gold.actions import bottleneck_actions
-from assets.gold.advice import cost_estimate_accuracy, recommendations
+from assets.gold.advice import cost_estimate_accuracy, recommendation_applications, recommendations
 from assets.gold.economics import (
     execution_costs,
     job_margins,
@@ -92,6 +92,7 @@ ASSETS = [
     provider_effect_matrix,
     cost_estimate_accuracy,
     recommendations,
+    recommendation_applications,
     ab_results,
     platform_logs,
     metric_streams,

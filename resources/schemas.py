@@ -679,11 +679,30 @@ METRIC_STREAMS = TableSpec(
     ("bucket_start", "stream"),
 )
 SIGNALS = TableSpec("gold", "signals", SIGNAL_SCHEMA, ("signal_id",))
+# What the economics job's unattended applier decided about each auto-applicable
+# recommendation (resources/services/recommendations.auto_apply), once per outcome: applied
+# (change_id: the store's audit row) | deferred (the cycle's limit) | refused (a guardrail) |
+# not_applicable | stale | failed.
+RECOMMENDATION_APPLICATIONS = _spec(
+    "gold",
+    "recommendation_applications",
+    ("application_id",),
+    application_id=pl.String,
+    recommendation_id=pl.String,
+    type=pl.String,
+    outcome=pl.String,
+    detail=pl.String,
+    change_id=pl.String,
+    decided_at=UTC_TS,
+)
 ECONOMIC_ALERTS = TableSpec("gold", "economic_alerts", ALERT_SCHEMA, ("alert_id",))
 BOTTLENECK_CLASSIFICATIONS = TableSpec(
     "gold", "bottleneck_classifications", CLASSIFICATION_SCHEMA, ("classification_id",)
 )
-# What the action sensor did about a critical classification.
+# What the automatic actions did about a classification (economics/actions.py): one row per
+# classification × action × phase (apply; restore when it clears). outcome: done | recommended |
+# flagged | skipped | failed | simulated; change_id: the store's parameter change (audit) it made;
+# proposal: JSON of the change or recommendation proposed, with its numbers.
 BOTTLENECK_ACTIONS = _spec(
     "bronze",
     "bottleneck_actions",
@@ -692,8 +711,11 @@ BOTTLENECK_ACTIONS = _spec(
     classification_id=pl.String,
     category=pl.String,
     action=pl.String,
+    phase=pl.String,
     outcome=pl.String,
     detail=pl.String,
+    change_id=pl.String,
+    proposal=pl.String,
     taken_at=UTC_TS,
 )
 # An admin's acknowledgement of a classification (the dashboard writes it).
@@ -757,6 +779,7 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     PROVIDER_EFFECT_MATRIX,
     RECOMMENDATIONS,
     RECOMMENDATION_DECISIONS,
+    RECOMMENDATION_APPLICATIONS,
     COST_ESTIMATE_ACCURACY,
     AB_REQUESTS,
     AB_RESULTS,

@@ -160,6 +160,21 @@ class Settings(BaseSettings):
             weights, so every provider keeps a non-zero propensity.
         max_parallel_tasks: provider tasks run at once by M6, the benchmark and A/B tests.
 
+    Automatic actions and applied recommendations (``economics.actions``, docs/signals.md):
+        autoscale_budget_usd_per_hour (``EFFECTLAKE_AUTOSCALE_BUDGET_USD_PER_HOUR``): the extra
+            capacity (dispatch slots above the registry's, at their instance type's hourly
+            rate) a GPU_SATURATION scale-up may keep in force unattended, USD/h; beyond it a
+            scale-up is only recommended. 1.0 fits one L4-class server ($0.80/h); 0 = never.
+        auto_apply_per_cycle (``EFFECTLAKE_AUTO_APPLY_PER_CYCLE``): ``auto_applicable``
+            recommendations applied unattended per economics cycle (the rest wait for the next
+            cycle); 0 = none.
+        auto_apply_max_step (``EFFECTLAKE_AUTO_APPLY_MAX_STEP``): the largest relative change
+            of a numeric parameter (a price, a concurrency) applied unattended (0.25 = ±25 %);
+            larger ones wait for an admin.
+        act_on_simulated (``EFFECTLAKE_ACT_ON_SIMULATED``): carry out the actions of
+            classifications of simulated streams (scenario tests, demos); off, they are
+            recorded as ``simulated`` and nothing changes.
+
     Gemini (``resources/gemini``, docs/gemini.md):
         google_api_key (``GOOGLE_API_KEY``): Gemini Developer API key; unset or blank = no
             Gemini calls, the stages run their local analysis (``source = local``).
@@ -248,6 +263,12 @@ class Settings(BaseSettings):
     )
     routing_floor: float = Field(default=FLOOR, ge=0, le=1, alias="EFFECTLAKE_ROUTING_FLOOR")
     max_parallel_tasks: int = Field(default=2, alias="EFFECTLAKE_MAX_PARALLEL_TASKS")
+
+    # -- automatic actions and applied recommendations ---------------------------------------
+    autoscale_budget_usd_per_hour: float = Field(default=1.0, ge=0, alias="EFFECTLAKE_AUTOSCALE_BUDGET_USD_PER_HOUR")
+    auto_apply_per_cycle: int = Field(default=2, ge=0, alias="EFFECTLAKE_AUTO_APPLY_PER_CYCLE")
+    auto_apply_max_step: float = Field(default=0.25, ge=0, alias="EFFECTLAKE_AUTO_APPLY_MAX_STEP")
+    act_on_simulated: bool = Field(default=False, alias="EFFECTLAKE_ACT_ON_SIMULATED")
 
     # -- Gemini -----------------------------------------------------------------------------
     google_api_key: str | None = Field(default=None, alias="GOOGLE_API_KEY")

@@ -1,4 +1,5 @@
-"""``/v1/admin/*``: workspaces and users, top-ups, approvals, recommendations, the emergency
+"""``/v1/admin/*``: workspaces and users, top-ups, approvals, recommendations (approving one
+applies it), the runtime parameters and their audit trail with rollback, the emergency
 routing override, A/B tests and the gallery's pins. Every route needs an admin's API key (``Authorization:
 Bearer``; a user's key is a 403); every POST takes an ``Idempotency-Key``. The work is done
 by the store and ``resources/services``."""
@@ -11,7 +12,16 @@ import polars as pl
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response
 
-from api.deps import AdminDep, LakeDep, ManifestStoreDep, ProvidersDep, SettingsDep, StoreDep, admin_caller
+from api.deps import (
+    AdminDep,
+    ClientsDep,
+    LakeDep,
+    ManifestStoreDep,
+    ProvidersDep,
+    SettingsDep,
+    StoreDep,
+    admin_caller,
+)
 from api.idempotency import IdempotencyKey, body_fingerprint, respond
 from api.models import (
     ABTest,
@@ -24,21 +34,24 @@ from api.models import (
     NewUser,
     NewWorkspace,
     Override,
+    ParameterChange,
     PinRequest,
     PinState,
     Recommendation,
     RecommendationDecided,
+    Rollback,
     RoutingOverride,
+    RuntimeParameter,
     TopUp,
     UserCreated,
     Workspace,
 )
-from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, frame_page
+from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, frame_page, seq_page
 from api.problems import problem_responses
 from resources.services.ab_tests import ABTestInvalid, ab_test, request_ab_test
 from resources.services.approvals import decide, pending_requests
 from resources.services.gallery import pin
-from resources.services.recommendations import decide_recommendation, recommendations_with_status
+from resources.services.recommendations import decide_recommendation, recommendations_with_status, rollback
 from resources.services.routing_admin import NoManifest, emergency_override
 
 router = APIRouter(
@@ -212,15 +225,28 @@ def decide_on_recommendation(
     recommendation_id: str,
     body: Decision,
     caller: AdminDep,
-    lake: LakeDep,
+    clients: ClientsDep,
     store: StoreDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """Approve or reject a recommendation; the decision is recorded once."""
+    """Approve or reject a recommendation; the decision is recorded once. Approving applies
+    it (a routing pin, a price revision, a provider's concurrency), recorded in the audit
+    trail (``GET /v1/admin/changes``) and reversible (``POST /v1/admin/changes/{id}/rollback``);
+    a recommendation for the fleet or a workflow file is recorded with a ``note``. 409
+    ``recommendation_stale`` when it was computed from a value no longer in force."""
 
     def work():
-        row = decide_recommendation(lake, store, recommendation_id, body.decision, body.admin, body.reason)
-        return 202, RecommendationDecided(recommendation_id=recommendation_id, decision=row["decision"])
+        row = decide_recommendation(
+            clients.lake,
+            store,
+            clients.manifest_store,
+            clients.catalog,
+            recommendation_id,
+            body.decision,
+            body.admin,
+            body.reason,
+        )
+        return 202, RecommendationDecided.model_validate(row)
 
     route = "POST /v1/admin/recommendations/{recommendation_id}"
     return respond(store, caller, route, idempotency_key, body_fingerprint(body, recommendation_id), work)
@@ -251,3 +277,50 @@ def pin_effect(
 
     route = "POST /v1/admin/effects/{slug}/pin"
     return respond(store, caller, route, idempotency_key, body_fingerprint(body, slug), work)
+
+
+@router.get("/changes", responses=problem_responses(400))
+def list_changes(
+    store: StoreDep, source: str | None = None, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Page[ParameterChange]:
+    """The audit trail of runtime parameters, oldest first (a page; ``source``: only
+    ``bottleneck``, ``recommendation`` or ``rollback`` changes): every automatic action,
+    applied recommendation and rollback with the value before and after."""
+    rows, next_cursor = seq_page(
+        lambda after, n: store.parameter_changes(source=source, after_seq=after, limit=n), cursor, limit
+    )
+    return Page[ParameterChange](items=[ParameterChange.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/parameters")
+def list_parameters(store: StoreDep) -> list[RuntimeParameter]:
+    """The runtime parameters in force (a provider's dispatch concurrency, an effect's price,
+    a routing pin or demotion), each with the change that set it; a fleet autoscaler reads
+    the provider concurrencies here."""
+    return [RuntimeParameter.model_validate(r) for r in store.parameters().values()]
+
+
+@router.post(
+    "/changes/{change_id}/rollback",
+    status_code=201,
+    response_model=ParameterChange,
+    responses=problem_responses(404, 409) | REPLAY,
+)
+def rollback_change(
+    change_id: str,
+    body: Rollback,
+    caller: AdminDep,
+    clients: ClientsDep,
+    store: StoreDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Roll a change back: its parameter gets the value before exactly (a routing change is
+    published at once). 409 when it was rolled back already or a later change of the same
+    parameter is in force (roll that one back first)."""
+
+    def work():
+        undo = rollback(clients.lake, store, clients.manifest_store, change_id, body.admin, body.reason)
+        return 201, ParameterChange.model_validate(undo)
+
+    route = "POST /v1/admin/changes/{change_id}/rollback"
+    return respond(store, caller, route, idempotency_key, body_fingerprint(body, change_id), work)

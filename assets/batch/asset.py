@@ -28,6 +28,7 @@ from resources.media import MediaStore
 from resources.notifications import notify_user
 from resources.providers.client import ProviderRegistry
 from resources.schemas import PROVIDER_REGISTRY, TEST_BATCH, UPLOADS
+from resources.services.runtime import effective_prices
 from resources.settings import Settings
 from resources.store.client import Store
 
@@ -124,7 +125,7 @@ def test_batch(
     # Priced with the weights the best result will be chosen with (the uploader's, else the preset).
     weights = upload_priorities(context, lake, video_id, platform.priority).weights()
     price = job_price(
-        catalog.prices(),
+        effective_prices(catalog, store),  # the list prices in force (an approved price revision)
         (r["effect_type"] for r in rows if r["selection"] != "shadow"),
         catalog.premiums(),
         weights,

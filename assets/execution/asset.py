@@ -32,6 +32,7 @@ from resources.providers.client import ProviderRegistry, RegistryView
 from resources.providers.render_spec import try_render_spec
 from resources.providers.resilience import breaker_allows
 from resources.schemas import PROVIDER_OUTPUTS
+from resources.services.runtime import effective_concurrency
 from resources.settings import Settings
 from resources.store import remote
 from resources.store.client import Store
@@ -196,7 +197,9 @@ def provider_outputs(
                     continue
                 local.append(t)
             jobs = [_provider_task(t, input_path(t), workdir, input_key(t, video)) for t in local]
-            results = run_tasks(jobs, providers.adapter, platform.max_parallel_tasks, registry.instance_type)
+            # The concurrency in force per provider (a runtime parameter may have reduced it).
+            slots = effective_concurrency({p.provider_id: p.concurrency for p in registry.providers}, store)
+            results = run_tasks(jobs, providers.adapter, platform.max_parallel_tasks, registry.instance_type, slots)
             for t, job, result in zip(local, jobs, results, strict=True):
                 size = None
                 if result.status == "succeeded":

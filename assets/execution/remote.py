@@ -21,7 +21,7 @@ from resources.media import MediaStore
 from resources.providers.base import ProviderTask, RemoteAdapter, RemoteStatus
 from resources.providers.client import RegistryView
 from resources.providers.resilience import Transition, account, overdue, retry_delay_s
-from resources.store import remote
+from resources.store import parameters, remote
 from resources.store.client import Store
 
 STAGE = "M6"
@@ -64,7 +64,9 @@ def send(
     now: datetime,
     video_id: str | None = None,
 ) -> Progress:
-    """Claim the waiting tasks that have a slot and an allowing breaker, and submit each.
+    """Claim the waiting tasks that have a slot (the registry's concurrency, or the
+    ``provider.<id>.concurrency`` runtime parameter in force) and an allowing breaker, and
+    submit each.
 
     A submit the provider refused is a failed attempt: retried after the backoff (or its
     ``Retry-After``) when transient, else finished as failed.
@@ -72,6 +74,9 @@ def send(
     capacity = {p.provider_id: p.concurrency for p in registry.providers if p.remote}
     policies = {p.provider_id: p.breaker_policy() for p in registry.providers if p.remote}
     with store.write() as s:
+        # A concurrency in force (a throttled provider reduced, a saturated one scaled up;
+        # docs/signals.md "Runtime parameters") is read in the claim's own transaction.
+        capacity = parameters.overlay(capacity, parameters.values(s, "provider", "concurrency"))
         claimed, transitions = remote.claim(s, capacity, policies, now, video_id)
     progress = Progress(events=[breaker_event(t, t.provider_id) for t in transitions])
     for row in claimed:

@@ -8,8 +8,10 @@ release the GIL, and each adapter measures its own CPU time per task.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -22,6 +24,7 @@ def run_tasks(
     adapter_for: Callable[[str], ProviderAdapter],
     max_workers: int,
     instance_type_for: Callable[[str], str],
+    slots: Mapping[str, int] | None = None,
 ) -> list[TaskResult]:
     """Execute every task on its provider, at most ``max_workers`` at once.
 
@@ -31,6 +34,8 @@ def run_tasks(
         max_workers: parallel slots.
         instance_type_for: provider id → instance type, for results of tasks whose adapter
             could not even be built.
+        slots: provider id → tasks of this call it may run at once (the dispatch's
+            concurrency in force); a provider not listed is bounded by its adapter alone.
 
     Returns:
         One TaskResult per task, in order. ``queue_wait_ms`` is the time a task waited for a
@@ -40,8 +45,14 @@ def run_tasks(
         fails another's task.
     """
     submitted = time.perf_counter()
+    gates = {p: threading.BoundedSemaphore(max(1, n)) for p, n in (slots or {}).items()}
 
     def run(task: ProviderTask) -> TaskResult:
+        gate = gates.get(task.provider_id)
+        with gate if gate is not None else contextlib.nullcontext():
+            return _run(task)
+
+    def _run(task: ProviderTask) -> TaskResult:
         waited_ms = int((time.perf_counter() - submitted) * 1000)
         try:
             adapter = adapter_for(task.provider_id)

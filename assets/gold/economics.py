@@ -46,7 +46,9 @@ from resources.schemas import (
     ROUTING_ESTIMATES,
     ROUTING_MANIFESTS,
 )
+from resources.services.runtime import with_routing_parameters
 from resources.settings import Settings
+from resources.store.client import Store
 
 GOLD = {"key_prefix": ["gold"], "group_name": "economics", "kinds": {"polars", "deltalake"}}
 
@@ -188,12 +190,15 @@ def routing_manifest(
     manifest_store: dg.ResourceParam[ManifestStore],
     catalog: dg.ResourceParam[Catalog],
     platform: dg.ResourceParam[Settings],
+    store: dg.ResourceParam[Store],
 ) -> dg.MaterializeResult:
     """Rank every active, healthy provider per effect type from the real executions'
     discounted estimates and route by discounted Thompson sampling (``economics.bandit``,
-    docs/routing.md); estimate off-policy what the new manifest and the one it replaces earn
-    per routed job on the logged decisions (``economics.off_policy``), store the estimate in
-    the manifest, publish it, and keep the version in ``routing_manifests``.
+    docs/routing.md); apply the routing parameters in force (an approved pin, a latency
+    demotion: docs/signals.md "Runtime parameters"); estimate off-policy what the new manifest
+    and the one it replaces earn per routed job on the logged decisions
+    (``economics.off_policy``), store the estimate in the manifest, publish it, and keep the
+    version in ``routing_manifests``.
 
     A bounded scan: the executions of the last ROUTING_LOOKBACK, of which the estimates keep
     the newest ``keep_executions`` per effect type (12 half-lives) — the cost follows the
@@ -216,6 +221,7 @@ def routing_manifest(
         config,
         exploration_rate=platform.exploration_rate,
     )
+    manifest = with_routing_parameters(manifest, store)
     logged = logged_decisions(recent, catalog.prices(), platform.token_usd_rate)
     manifest["off_policy"] = change_estimates(logged, manifest, current, now)
     manifest_store.publish(manifest)

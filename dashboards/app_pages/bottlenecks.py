@@ -1,6 +1,7 @@
-"""Bottlenecks & alerts: open bottleneck classifications (critical first) with their evidence
-chart, cost impact, recommended action, action taken, runbook and acknowledgement; the
-Isolation Forest's alerts; and the history (docs/signals.md)."""
+"""Bottlenecks & alerts: what is flagged for an admin (users whose tokens run out, workflows to
+review, recommendations the actions raised), open bottleneck classifications (critical first)
+with their evidence chart, cost impact, recommended action, actions taken, runbook and
+acknowledgement; the Isolation Forest's alerts; and the history (docs/signals.md)."""
 
 import json
 from datetime import timedelta
@@ -38,6 +39,13 @@ actions = state.table(ctx, BOTTLENECK_ACTIONS)
 open_ = classes.filter(pl.col("status") == "open").sort(
     pl.col("severity") == "critical", "cost_impact_usd_per_hour", descending=True
 )
+flagged = data.admin_flags(open_, actions)
+st.subheader(f"Flagged for admins ({flagged.height})")
+if flagged.is_empty():
+    st.caption("Nothing needs an admin now.")
+else:
+    widgets.table(flagged, height=min(60 + 35 * flagged.height, 320))
+
 st.subheader(f"Open bottlenecks ({open_.height})")
 if open_.is_empty():
     st.caption("None open" + f" for {ctx.source} data.")
@@ -71,12 +79,14 @@ def _card(row: dict) -> None:
         m[1].metric("Open since", row["first_seen_at"].strftime("%Y-%m-%d %H:%M"))
         m[2].metric("Affected jobs", f"{len(row['affected_jobs'] or []):,}")
         st.write(f"**Recommended:** {row['recommended_action']}")
-        done = actions.filter(pl.col("classification_id") == row["classification_id"])
-        taken = row["action_taken"] or (
-            f"{done['action'][-1]}: {done['outcome'][-1]} — {done['detail'][-1]}" if done.height else None
-        )
+        done = actions.filter(pl.col("classification_id") == row["classification_id"]).sort("taken_at")
         st.write(f"**Automatic action:** {row['automatic_action'] or 'none (an operator decides)'}")
-        st.write(f"**Action taken:** {taken or '—'}")
+        if done.height:
+            for a in done.iter_rows(named=True):
+                phase = a.get("phase") or "apply"
+                st.write(f"**Action taken** ({phase}): {a['action']}: {a['outcome']} — {a['detail']}")
+        else:
+            st.write(f"**Action taken:** {row['action_taken'] or '—'}")
         _evidence_chart(row, evidence)
         with st.expander("Evidence"):
             st.json(evidence)

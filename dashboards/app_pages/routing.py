@@ -30,6 +30,15 @@ else:
             "Emergency override in force: "
             + "; ".join(f"{e} → {o.get('provider_id')} ({o.get('reason')})" for e, o in overrides.items())
         )
+    adjusted = [a for a in manifest.get("adjustments") or [] if a.get("applied")]
+    if adjusted:
+        # Runtime parameters (docs/signals.md): an approved pin, a latency demotion.
+        said = {"pin": "pinned first", "demote": "demoted"}
+        st.info(
+            "Adjustments in force: "
+            + "; ".join(f"{a['effect_type']}: {a['provider_id']} {said[a['kind']]} ({a['reason']})" for a in adjusted)
+            + " — roll back from Recommendations → Applied changes."
+        )
     widgets.chart(charts.routing_weights(entries))
     widgets.table(
         entries,

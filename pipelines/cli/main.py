@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("init", help="create every lake table (empty, with its schema)")
     sub.add_parser("economics", help="run one economics cycle on the current instance")
     sub.add_parser("benchmark", help="run the benchmark job (reference suite) on the current instance")
+    sub.add_parser("signals", help="run detection and classification now (signals_job, then the actions it calls for)")
+    alerts = sub.add_parser("alerts", help="print the open bottleneck classifications and economic alerts")
+    alerts.add_argument("--json", action="store_true", help="JSON output")
     simulate = sub.add_parser("simulate", help="write simulated execution history into the lake")
     simulate.add_argument("--days", type=float, default=7)
     simulate.add_argument("--seed", type=int, default=0)
@@ -83,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.cli.run_jobs import run_job
 
         return 0 if run_job(f"{args.command}_job") else 1
+    if args.command == "signals":
+        from pipelines.cli.alerts import run_signals
+
+        return run_signals()
+    if args.command == "alerts":
+        from pipelines.cli.alerts import print_alerts
+
+        return print_alerts(args.json)
     if args.command == "simulate":
         from pipelines.cli.simulate import run_simulation
 

@@ -28,6 +28,7 @@ from resources.store import (
     identity,
     ledger,
     outbox,
+    parameters,
     remote,
     revisions,
     uploads,
@@ -370,3 +371,36 @@ class Store:
         """``remote.breakers``: provider id → its circuit breaker row."""
         with self.read() as s:
             return remote.breakers(s)
+
+    # --- runtime parameters --------------------------------------------------------------
+    # Changes compose inside ``write()`` with ``resources.store.parameters`` (apply, rollback:
+    # the value and its audit row in one transaction); these are the common reads.
+    def parameters(self, scope: str | None = None) -> dict[tuple[str, str, str], dict]:
+        """``parameters.in_force``: (scope, subject, name) → the parameter set now."""
+        with self.read() as s:
+            return parameters.in_force(s, scope)
+
+    def parameter_values(self, scope: str, name: str) -> dict:
+        """``parameters.values``: subject → value of ``scope``.``name`` set now."""
+        with self.read() as s:
+            return parameters.values(s, scope, name)
+
+    def parameter_changes(
+        self,
+        *,
+        source: str | None = None,
+        source_ids: list[str] | None = None,
+        after_seq: int = 0,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> list[dict]:
+        """``parameters.changes``: the audit trail in seq order (or newest first)."""
+        with self.read() as s:
+            return parameters.changes(
+                s, source=source, source_ids=source_ids, after_seq=after_seq, limit=limit, newest_first=newest_first
+            )
+
+    def parameter_change(self, change_id: str) -> dict:
+        """``parameters.get_change``."""
+        with self.read() as s:
+            return parameters.get_change(s, change_id)

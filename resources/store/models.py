@@ -17,6 +17,7 @@ from typing import ClassVar
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -427,3 +428,56 @@ MIRRORED: dict[str, type[Base]] = {
     m.__tablename__: m
     for m in (Upload, UploadRejection, LedgerEntry, Notification, Decision, EffectRevision, EffectPinEvent)
 }
+# --- runtime parameters (not mirrored: the platform's live settings and their audit trail;
+# docs/signals.md, "Runtime parameters") ---------------------------------------------------
+# provider: <provider_id>.concurrency (dispatch slots); effect: <effect_type>.price_tokens (the
+# list price M5 charges); routing: <effect_type>.pin / demote.<provider_id> (every manifest
+# publication).
+PARAMETER_SCOPES = ("provider", "effect", "routing")
+# Who asked for a change: an automatic action on a bottleneck classification, an approved (or
+# auto-applicable) recommendation, or the rollback of an earlier change.
+CHANGE_SOURCES = ("bottleneck", "recommendation", "rollback")
+
+
+class RuntimeParameter(Base):
+    """The value in force of one runtime parameter (JSON), and the change that set it. No row:
+    the shipped default (``providers.yaml``, ``effects.yaml``, the economics job's ranking)."""
+
+    __tablename__ = "runtime_parameters"
+    __table_args__ = (CheckConstraint(_one_of("scope", PARAMETER_SCOPES), name="scope"),)
+
+    scope: Mapped[str] = mapped_column(String(20), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    change_id: Mapped[str] = mapped_column(String(40))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ParameterChange(Base):
+    """The audit trail: every application and rollback of a runtime parameter, with the value
+    before and after (JSON; null = not set, the shipped default), written in the transaction
+    that changes the value. ``rolled_back_by`` names the change that undid this one."""
+
+    __tablename__ = "parameter_changes"
+    __table_args__ = (
+        CheckConstraint(_one_of("source", CHANGE_SOURCES), name="source"),
+        Index(None, "scope", "subject", "name"),
+        Index(None, "source", "source_id"),
+    )
+
+    seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    change_id: Mapped[str] = mapped_column(String(40), unique=True)
+    scope: Mapped[str] = mapped_column(String(20))
+    subject: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(20))
+    source_id: Mapped[str | None] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(1000))
+    # What the change adds to the hourly bill (a scale-up's servers), USD/h; null = nothing.
+    cost_usd_per_hour: Mapped[float | None] = mapped_column(Float)
+    applied_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rolled_back_by: Mapped[str | None] = mapped_column(String(40))
