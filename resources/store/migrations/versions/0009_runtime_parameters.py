@@ -3,7 +3,7 @@ an effect's price, a routing pin or demotion) and their audit trail (``parameter
 every application and rollback with the value before and after), changed in one transaction.
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-03
 """
 
