@@ -7,6 +7,7 @@ Imported by the scripts beside it (``python bench/<script>.py`` puts this folder
 from __future__ import annotations
 
 import re
+import resource
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -34,13 +35,19 @@ def median_s(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
+def cpu_s() -> float:
+    """CPU seconds so far of this process (every thread) and of its reaped children (ffmpeg)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def side_by_side(fns: Sequence[Callable[[], object]], repeat: int) -> list[tuple[float, float]]:
-    """(median wall s, median CPU s of this process) of each of ``fns``, called in turn
-    ``repeat`` times after one warm-up call each.
+    """(median wall s, median CPU s) of each of ``fns``, called in turn ``repeat`` times after
+    one warm-up call each.
 
     Interleaved rather than one after the other, so on a shared machine every function sees the
-    same load; the CPU time (``time.process_time``: every thread of this process, no child
-    process) is the steadier of the two when other work competes for the cores.
+    same load. CPU is this process's threads plus the child processes it reaped (``cpu_s``): the
+    steadier of the two when other work competes for the cores.
     """
     for fn in fns:
         fn()
@@ -48,10 +55,10 @@ def side_by_side(fns: Sequence[Callable[[], object]], repeat: int) -> list[tuple
     cpus: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
         for i, fn in enumerate(fns):
-            wall, cpu = time.perf_counter(), time.process_time()
+            wall, cpu = time.perf_counter(), cpu_s()
             fn()
             walls[i].append(time.perf_counter() - wall)
-            cpus[i].append(time.process_time() - cpu)
+            cpus[i].append(cpu_s() - cpu)
     return [(statistics.median(w), statistics.median(c)) for w, c in zip(walls, cpus, strict=True)]
 
 
