@@ -18,6 +18,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from assets.quality import score_output
 from resources.ffmpeg import FFmpegError, run_ffmpeg
 from resources.providers import _local
 from resources.providers.base import ProviderAdapter, ProviderTask, TaskResult
@@ -26,6 +27,7 @@ from resources.providers.local_opencv import OpenCVAdapter
 from resources.providers.registry import ProviderUnavailable, Registry, RegistryError, build_adapter, load_registry
 from resources.settings import DATA_DIR
 from tests.clips import h264_clip
+from tests.test_ingest import sample
 
 pytestmark = pytest.mark.video
 
@@ -394,3 +396,34 @@ def test_registry_model_can_be_built_from_a_mapping():
     assert reg.get("only").cost.cold_start_seconds == 0
     with pytest.raises(KeyError, match="only"):
         reg.get("missing")
+
+
+# --- opencv-stylize at half size against the full-size filter ------------------------------------
+
+
+@pytest.mark.slow
+def test_half_size_stylize_scores_like_the_full_size_filter(tmp_path):
+    # The shipped provider runs the domain-transform filter at half size (filter_scale 0.5, a
+    # quarter of its CPU); the same provider at filter_scale 1 is cv2.stylization itself, what
+    # it ran before. On a real clip both must score alike in M7, and look alike.
+    clip = h264_clip(Path(sample("Megamind.avi")), tmp_path / "megamind.mp4", "2", "-vf", "scale=320:-2")
+    shipped = REGISTRY.get("opencv-stylize")
+    assert shipped.opencv_workflow().params["cartoon"]["filter_scale"] == 0.5
+    workflow = dict(shipped.workflow)
+    full_size = {**workflow["params"]["cartoon"], "filter_scale": 1}
+    before = shipped.model_copy(update={"workflow": {**workflow, "params": {"cartoon": full_size}}})
+    out = {}
+    for name, spec in (("half", shipped), ("full", before)):
+        task = _task("opencv-stylize", "cartoon", clip, tmp_path / name)
+        result = OpenCVAdapter(spec).execute(task)
+        assert result.status == "succeeded", result.error_message
+        out[name] = (result, score_output(str(clip), result.output_path, "cartoon", EFFECT_PARAMS["cartoon"]))
+    (half_run, half), (full_run, full) = out["half"], out["full"]
+    assert half.gate_passed and full.gate_passed, (half.gate_failures, full.gate_failures)
+    assert half.fidelity == pytest.approx(full.fidelity, abs=0.03)
+    assert half.style_adherence >= full.style_adherence - 0.03
+    assert half.artifacts <= full.artifacts + 0.03
+    assert half.composite == pytest.approx(full.composite, abs=0.02)
+    # The two outputs side by side: the full-size one as the reference.
+    alike = score_output(full_run.output_path, half_run.output_path, "none", {})
+    assert np.mean(alike.frame_ssim) >= 0.85
