@@ -196,16 +196,15 @@ def stylize(
         )
         # Bicubic: bilinear 2x puts every edge's steepest step between an odd and an even
         # column, a 2-px lattice M7's blocking measure reads as blocks (0.22 against 0.10).
-        smooth = cv2.resize(smooth, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32)
-        smooth *= 1.0 / 255
+        unit = cv2.resize(smooth, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32) * np.float32(1 / 255)
         # cv2.stylization's darkening: 1 - the summed Sobel gradient magnitude of the three
         # channels (OpenCV's Domain_Filter::find_magnitude), clipped at 0 by the 8-bit store.
         darken = np.ones((h, w), np.float32)
-        for channel in cv2.split(smooth):
+        for channel in cv2.split(unit):
             gx, gy = cv2.Sobel(channel, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(channel, cv2.CV_32F, 0, 1, ksize=3)
             darken -= cv2.magnitude(gx, gy)
         # Back to 8 bits as OpenCV stores it: x 255, rounded, saturated (negatives to 0).
-        styled = cv2.multiply(smooth, cv2.merge([darken, darken, darken]), scale=255.0, dtype=cv2.CV_8U)
+        styled = cv2.multiply(unit, cv2.merge([darken, darken, darken]), scale=255.0, dtype=cv2.CV_8U)
         return quantize(styled)
 
     return apply
