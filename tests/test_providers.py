@@ -398,32 +398,38 @@ def test_registry_model_can_be_built_from_a_mapping():
         reg.get("missing")
 
 
-# --- opencv-stylize at half size against the full-size filter ------------------------------------
+# --- the OpenCV effects at reduced size against the full-size ones they replaced -----------------
+
+# Provider -> the workflow params it ran with before issue 12 (its filter at full size).
+BEFORE_ISSUE_12 = {
+    "opencv-stylize": {"filter_scale": 1},  # cv2.stylization itself
+    "opencv-cartoon": {"smooth_scale": 0.5, "diameter": 9, "sigma_space": 7},  # bilateral at half size
+}
 
 
 @pytest.mark.slow
-def test_half_size_stylize_scores_like_the_full_size_filter(tmp_path):
-    # The shipped provider runs the domain-transform filter at half size (filter_scale 0.5, a
-    # quarter of its CPU); the same provider at filter_scale 1 is cv2.stylization itself, what
-    # it ran before. On a real clip both must score alike in M7, and look alike.
+@pytest.mark.parametrize("provider_id", sorted(BEFORE_ISSUE_12))
+def test_reduced_size_filter_scores_like_the_full_size_one(provider_id, tmp_path):
+    # opencv-stylize runs its domain-transform filter at half size, opencv-cartoon its
+    # bilateral passes at quarter size (a quarter and a fifth of the CPU). On a real clip each
+    # must score in M7 as the same provider with the filter it had before, and look alike.
     clip = h264_clip(Path(sample("Megamind.avi")), tmp_path / "megamind.mp4", "2", "-vf", "scale=320:-2")
-    shipped = REGISTRY.get("opencv-stylize")
-    assert shipped.opencv_workflow().params["cartoon"]["filter_scale"] == 0.5
+    shipped = REGISTRY.get(provider_id)
     workflow = dict(shipped.workflow)
-    full_size = {**workflow["params"]["cartoon"], "filter_scale": 1}
-    before = shipped.model_copy(update={"workflow": {**workflow, "params": {"cartoon": full_size}}})
+    params = {**workflow["params"]["cartoon"], **BEFORE_ISSUE_12[provider_id]}
+    before = shipped.model_copy(update={"workflow": {**workflow, "params": {"cartoon": params}}})
     out = {}
-    for name, spec in (("half", shipped), ("full", before)):
-        task = _task("opencv-stylize", "cartoon", clip, tmp_path / name)
+    for name, spec in (("now", shipped), ("before", before)):
+        task = _task(provider_id, "cartoon", clip, tmp_path / name)
         result = OpenCVAdapter(spec).execute(task)
         assert result.status == "succeeded", result.error_message
         out[name] = (result, score_output(str(clip), result.output_path, "cartoon", EFFECT_PARAMS["cartoon"]))
-    (half_run, half), (full_run, full) = out["half"], out["full"]
-    assert half.gate_passed and full.gate_passed, (half.gate_failures, full.gate_failures)
-    assert half.fidelity == pytest.approx(full.fidelity, abs=0.03)
-    assert half.style_adherence >= full.style_adherence - 0.03
-    assert half.artifacts <= full.artifacts + 0.03
-    assert half.composite == pytest.approx(full.composite, abs=0.02)
-    # The two outputs side by side: the full-size one as the reference.
-    alike = score_output(full_run.output_path, half_run.output_path, "none", {})
+    (now_run, now), (before_run, full) = out["now"], out["before"]
+    assert now.gate_passed and full.gate_passed, (now.gate_failures, full.gate_failures)
+    assert now.fidelity == pytest.approx(full.fidelity, abs=0.03)
+    assert now.style_adherence >= full.style_adherence - 0.03
+    assert now.artifacts <= full.artifacts + 0.03
+    assert now.composite == pytest.approx(full.composite, abs=0.02)
+    # The two outputs side by side, the one made as before as the reference.
+    alike = score_output(before_run.output_path, now_run.output_path, "none", {})
     assert np.mean(alike.frame_ssim) >= 0.85

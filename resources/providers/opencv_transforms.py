@@ -109,19 +109,22 @@ def cartoon(
     median_ksize: int = 5,
     edge_block: int = 9,
     edge_c: float = 6,
+    smooth_scale: float = 0.5,
 ) -> FrameTransform:
     """Classic OpenCV cartoon: edge-preserving smoothing, flat colours, ink outlines.
 
-    1. ``smooth_passes`` bilateral filters (``diameter``, ``sigma_color``, ``sigma_space``) at
-       half resolution — several small passes flatten regions like one huge filter at a
-       fraction of the cost, and half resolution quarters it again;
-    2. ``toon_quantizer(levels, chroma_step, saturation)``;
+    1. ``smooth_passes`` bilateral filters (``diameter``, ``sigma_color``, ``sigma_space``, in
+       px at the reduced size) at ``smooth_scale`` of the frame's size — several small passes
+       flatten regions like one huge filter at a fraction of the cost, and the reduced size
+       divides it again by 1 / smooth_scale²;
+    2. ``toon_quantizer(levels, chroma_step, saturation)`` of the smoothed frame brought back
+       to full size;
     3. outlines: ``adaptiveThreshold`` (mean over ``edge_block``² minus ``edge_c``) of the
-       median-blurred (``median_ksize``) grey frame, multiplied in as black.
+       median-blurred (``median_ksize``) grey frame at full size, multiplied in as black.
 
     Raises:
-        ValueError: bad sizes (``diameter``, ``median_ksize``, ``edge_block`` odd ≥ 3) or
-            quantizer params.
+        ValueError: bad sizes (``diameter``, ``median_ksize``, ``edge_block`` odd ≥ 3),
+            ``smooth_scale`` outside (0, 1], or quantizer params.
     """
     quantize = toon_quantizer(levels, chroma_step, saturation)
     diameter = _odd("diameter", diameter)
@@ -130,10 +133,13 @@ def cartoon(
     passes = int(smooth_passes)
     if passes < 0:
         raise ValueError(f"smooth_passes must be >= 0, got {smooth_passes}")
+    if not 0 < smooth_scale <= 1:
+        raise ValueError(f"smooth_scale must be in (0, 1], got {smooth_scale}")
 
     def apply(frame: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
-        small = cv2.resize(frame, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+        size = (max(1, round(w * smooth_scale)), max(1, round(h * smooth_scale)))
+        small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
         for _ in range(passes):
             small = cv2.bilateralFilter(small, diameter, sigma_color, sigma_space)
         flat = quantize(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR))
