@@ -129,6 +129,19 @@ class QualityVector:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class ScoredFrames:
+    """The matched sample frames a vector was measured on, RGB uint8 at the working size, in
+    time order (empty when the output was not scored): what the vision judge looks at, taken
+    from the same decode (``assets/quality/asset.py``)."""
+
+    reference: list[np.ndarray]
+    output: list[np.ndarray]
+
+
+_NO_FRAMES = ScoredFrames([], [])
+
+
 def score_output(
     input_path: str,
     output_path: str | None,
@@ -137,7 +150,20 @@ def score_output(
     samples: int = DEFAULT_SAMPLES,
     example_look: dict[str, float] | None = None,
 ) -> QualityVector:
-    """Score one provider output against its input.
+    """Score one provider output against its input (``score_output_with_frames`` without the
+    frames)."""
+    return score_output_with_frames(input_path, output_path, effect_type, params, samples, example_look)[0]
+
+
+def score_output_with_frames(
+    input_path: str,
+    output_path: str | None,
+    effect_type: str,
+    params: dict,
+    samples: int = DEFAULT_SAMPLES,
+    example_look: dict[str, float] | None = None,
+) -> tuple[QualityVector, ScoredFrames]:
+    """Score one provider output against its input; also the sample frames it was scored on.
 
     Args:
         input_path: normalized H.264 proxy (local mp4).
@@ -152,7 +178,8 @@ def score_output(
             ``effect_adherence``).
 
     Returns:
-        QualityVector; status ``unknown`` when the output (or the input) cannot be decoded.
+        (QualityVector, ScoredFrames); status ``unknown`` (and no frames) when the output (or
+        the input) cannot be decoded.
 
     Raises:
         ValueError: ``samples < 1``.
@@ -167,24 +194,25 @@ def score_output(
         try:
             inp = _decode_input(input_path, samples)
         except QualityInputError as exc:
-            return _unknown([f"input unreadable: {exc}"], started)
+            return _unknown([f"input unreadable: {exc}"], started), _NO_FRAMES
         if not output_path:
-            return _unknown(["output missing: no output path"], started)
+            return _unknown(["output missing: no output path"], started), _NO_FRAMES
         try:
             out = decode(output_path, samples=samples, work_size=inp.work_size)
         except VideoUnreadable as exc:
-            return _unknown([f"integrity: output unreadable ({exc.reason})"], started)
+            return _unknown([f"integrity: output unreadable ({exc.reason})"], started), _NO_FRAMES
         if out.frames == 0:
-            return _unknown(evaluate(inp, out, effect_type, params).failures, started)
+            return _unknown(evaluate(inp, out, effect_type, params).failures, started), _NO_FRAMES
         alignment = plan(inp, out, effect_type, params)
         found = detect(inp, out, alignment.to_input, effect_type)
         gate = evaluate(inp, out, effect_type, params, damaged=found.reasons)
         pairs = _matched_slots(inp, out)
         if not pairs:
-            return _unknown(gate.failures or ["no frame pairs could be matched"], started)
+            return _unknown(gate.failures or ["no frame pairs could be matched"], started), _NO_FRAMES
         series = _full_reference(early, input_path, output_path, alignment)
     m = alignment.measurements()
-    return _score(inp, out, pairs, effect_type, params, gate, samples, started, series, found, m, example_look)
+    vector = _score(inp, out, pairs, effect_type, params, gate, samples, started, series, found, m, example_look)
+    return vector, ScoredFrames([inp.samples[s].rgb for s in pairs], [out.samples[s].rgb for s in pairs])
 
 
 EarlyFullRef = tuple[Alignment, "Future[FrameSeries]"]
