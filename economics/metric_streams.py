@@ -204,6 +204,8 @@ def metric_streams(
         frames.append(per_fleet)
     frames.append(user_burn(ledger))
     out = pl.concat([f.select([c for c in f.columns if c in STREAM_SCHEMA]) for f in frames], how="diagonal_relaxed")
+    # Without any consumption there is no user stream, and perhaps no column of its keys.
+    out = out.with_columns([pl.lit(None, pl.String).alias(k) for k in STREAM_KEYS if k not in out.columns])
     out = out.with_columns(stream=stream_key())
     out = out.select(
         [(pl.col(c) if c in out.columns else pl.lit(None)).cast(t).alias(c) for c, t in STREAM_SCHEMA.items()]
