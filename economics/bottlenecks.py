@@ -42,16 +42,19 @@ trailing median catches up with a new level within about an hour), so a fault th
 would otherwise be resolved half an hour after the detectors fell silent and raised again at
 their next alarm — flapping. Each open classification keeps, per metric that signalled, the
 baseline the first detector compared with and the worst value seen since (``hold`` in its
-evidence); in a cycle without a new signal on its stream it is still seen while the median
-of the stream's last 3 values of one of those metrics stays beyond the midpoint between that
-baseline and that worst value (``Policy.hold_fraction``) — a ``held`` signal in its
-evidence. Once every such metric is back below the midpoint it is no longer seen, and is
+evidence); in a cycle without a new signal on those metrics it is still seen while one of
+the stream's last 3 values of one of them is beyond the midpoint between that baseline and
+that worst value (``Policy.hold_fraction``) — a ``held`` signal in its evidence. (Any of
+three, not their median: a stream with a few runs an hour shows its condition in some
+intervals, not every one.) Once every such metric is back below the midpoint it is no longer seen, and is
 resolved ``resolve_after`` later. While a stream has an open classification, the cycles'
-conditions count for it whatever category the tree now gives (one episode, one category):
-symptoms shift inside an episode — a saturated fleet's queue drains after the surge and
-leaves only slowness, a throttled provider's errors hover around the threshold — and a new
-category at each shift would be flapping, not news. A new category opens once the episode
-is resolved.
+conditions count for it (one episode per stream): symptoms shift inside an episode — a
+saturated fleet's queue drains after the surge and leaves only slowness, a throttled
+provider's errors hover around the threshold — and a new category at each shift would be
+flapping, not news. The episode's category moves only up the tree (``SPECIFICITY``): when
+a more specific cause shows under the symptom it opened with (the fleet's utilisation
+crosses 85 % a cycle after the queue signal), the open classification is re-classified in
+place (same id and start); a vaguer category than the episode's counts for the episode.
 
 Severity is ``critical`` when the impact reaches ``Policy.critical_usd_per_hour`` or the
 category's own critical condition holds (throttle or error rate ≥ 20 %, exhaustion within
@@ -95,6 +98,16 @@ RECOMMENDED = {
     COLD_START_PENALTY: "Keep nodes warm longer (keep_warm_seconds) or keep a minimum of warm instances at peak hours.",
 }
 # What the sensor does on its own for a critical classification (None: an operator decides).
+# The tree's categories from the most specific cause to the vaguest symptom (its order of
+# tests): an open episode may move up this list as the cause shows, never down.
+SPECIFICITY = (
+    TOKEN_DEPLETION_RISK,
+    PROVIDER_API_THROTTLING,
+    GPU_SATURATION,
+    COLD_START_PENALTY,
+    PROVIDER_LATENCY_DEGRADATION,
+    WORKFLOW_INEFFICIENCY,
+)
 AUTOMATIC_ACTIONS: dict[str, str | None] = {
     PROVIDER_API_THROTTLING: "routing_demote",
     PROVIDER_LATENCY_DEGRADATION: "routing_demote",
@@ -146,8 +159,8 @@ class Policy:
         critical_exhaustion_hours: exhaustion this soon is critical.
         resolve_after: a classification not seen for this long is resolved.
         hold_fraction: an open classification is still seen while a metric that signalled
-            stays beyond baseline + this × (worst value − baseline) (module docstring).
-        hold_points: the latest values of the stream whose median is compared.
+            is beyond baseline + this × (worst value − baseline) (module docstring).
+        hold_points: the latest values of the stream, any of which holds.
         spike_intervals: intervals of the report window a robust z-score must fire in to
             make a case on its own (module docstring).
     """
@@ -331,7 +344,7 @@ def _held(hold: dict[str, dict], rows: pl.DataFrame, now: datetime, policy: Poli
         recent = rows[metric].drop_nulls().drop_nans().tail(policy.hold_points)
         if recent.is_empty():
             continue
-        value = float(recent.median())  # type: ignore[arg-type]
+        value = float(recent.max() if _worse(metric) > 0 else recent.min())  # type: ignore[arg-type]
         base, peak = float(ref["baseline"]), float(ref["peak"])
         clear = base + policy.hold_fraction * (peak - base)
         if (value - clear) * _worse(metric) > 0:
@@ -497,15 +510,22 @@ def classify(
         (r["category"], *(r[k] for k in KEYS)): r
         for r in previous.filter(pl.col("status") == "open").iter_rows(named=True)
     }
-    # One open episode per stream keeps the category it opened with (module docstring).
-    episodes = {ident[1:]: ident[0] for ident, _ in sorted(open_prev.items(), key=lambda kv: kv[1]["first_seen_at"])}
+    # One open episode per stream: its category moves only up the tree (module docstring).
+    episodes = {ident[1:]: ident for ident, _ in sorted(open_prev.items(), key=lambda kv: kv[1]["first_seen_at"])}
     rows: list[dict] = []
     seen = set()
     for ev in evidence:
         category = decide(ev, policy)
         if category is None:
             continue
-        category = episodes.get(tuple(ev.key[k] for k in KEYS), category)
+        episode = episodes.get(tuple(ev.key[k] for k in KEYS))
+        if episode is not None and episode[0] != category:
+            if SPECIFICITY.index(category) < SPECIFICITY.index(episode[0]):
+                # A cause found under the symptom it opened with: the episode is re-classified
+                # (same id, same start), not opened again.
+                open_prev[(category, *episode[1:])] = open_prev.pop(episode)
+            else:
+                category = episode[0]
         ident = (category, *(ev.key[k] for k in KEYS))
         seen.add(ident)
         impact = round(cost_impact(category, ev, token_usd_rate), 6)
