@@ -296,35 +296,39 @@ def _cost_spike(rows, fault, run_end, rng):
 
 
 def _thin(rows: pl.DataFrame, market: Market, fault: Fault, run_end: datetime, rng) -> pl.DataFrame:
-    """cold-starts, first half: keep λ of the provider's routed calls an hour, move the rest
-    to the effect type's other active providers (outcomes redrawn from their models)."""
+    """cold-starts, first half: keep λ of the provider's routed calls an hour (over its effect
+    types), move the rest to each effect type's other active providers (outcomes redrawn from
+    their models)."""
     hit = _hit(rows, fault, run_end) & (rows["selection"] != "shadow").to_numpy()
     if not hit.any():
         return rows
-    effect = rows.filter(pl.Series(hit))["effect_type"][0]
-    others = [p for p in market.providers_by_effect().get(effect, []) if p != fault.target]
-    if not others:
-        raise ValueError(f"cold-starts: {fault.target} has no other active provider for {effect} to take its traffic")
     lo, hi = fault.window_us(run_end)
-    per_hour = hit.sum() / ((hi - lo) / 3.6e9)
-    keep = min(1.0, fault.size / per_hour)
-    move = hit & (rng.random(rows.height) >= keep)
-    n = int(move.sum())
-    to = np.array(others, dtype=object)[rng.integers(0, len(others), n)]
-    models = np.array([market.index(p, effect) for p in to])
-    out = call_outcomes(market, models, rows["finished_at"].dt.epoch("us").to_numpy()[move], rng)
-    instance = {m.provider_id: m.instance_type for m in market.providers if m.effect_type == effect}
-    return _set(
-        rows,
-        move,
-        provider_id=to,
-        instance_type=np.array([instance[p] for p in to], dtype=object),
-        status=np.where(out["failed"], "failed", "succeeded").astype(object),
-        compute_seconds=out["compute_seconds"],
-        partner_cost_usd=out["partner_cost_usd"],
-        duration_ms=out["duration_ms"],
-        composite=out["composite"],
-    ).with_columns(pl.col("composite").fill_nan(None))
+    keep = min(1.0, fault.size / (hit.sum() / ((hi - lo) / 3.6e9)))
+    move_all = hit & (rng.random(rows.height) >= keep)
+    effects = rows["effect_type"].to_numpy()
+    for effect in sorted(set(effects[move_all])):
+        others = [p for p in market.providers_by_effect().get(effect, []) if p != fault.target]
+        if not others:
+            raise ValueError(
+                f"cold-starts: {fault.target} has no other active provider for {effect} to take its traffic"
+            )
+        move = move_all & (effects == effect)
+        to = np.array(others, dtype=object)[rng.integers(0, len(others), int(move.sum()))]
+        models = np.array([market.index(p, effect) for p in to])
+        out = call_outcomes(market, models, rows["finished_at"].dt.epoch("us").to_numpy()[move], rng)
+        instance = {m.provider_id: m.instance_type for m in market.providers if m.effect_type == effect}
+        rows = _set(
+            rows,
+            move,
+            provider_id=to,
+            instance_type=np.array([instance[p] for p in to], dtype=object),
+            status=np.where(out["failed"], "failed", "succeeded").astype(object),
+            compute_seconds=out["compute_seconds"],
+            partner_cost_usd=out["partner_cost_usd"],
+            duration_ms=out["duration_ms"],
+            composite=out["composite"],
+        )
+    return rows.with_columns(pl.col("composite").fill_nan(None))
 
 
 def _wait(rows: pl.DataFrame, provider: str, waits_of) -> pl.DataFrame:

@@ -21,6 +21,7 @@ from assets.execution.asset import provider_outputs
 from assets.gallery.asset import gallery_revisions
 from assets.gold.ab import ab_results
 from assets.gold.actions import bottleneck_actions
+from assets.gold.alerts import alerts
 from assets.gold.advice import cost_estimate_accuracy, recommendations
 from assets.gold.economics import execution_costs, job_margins, marginality_windows, routing_manifest
 from assets.gold.logs import platform_logs
@@ -92,6 +93,7 @@ ASSETS = [
     economic_alerts,
     bottleneck_classifications,
     bottleneck_actions,
+    alerts,
     *LANDING_ASSETS,
     *BRONZE,
     *STORE,

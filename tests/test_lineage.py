@@ -79,7 +79,6 @@ API_WRITES = {
         dg.AssetKey(["gold", "recommendations"]),
     },
     dg.AssetKey(["bronze", "ab_requests"]): {dg.AssetKey(["silver", "ingested_video"])},
-    dg.AssetKey(["bronze", "alert_acknowledgements"]): {dg.AssetKey(["gold", "bottleneck_classifications"])},
 }
 
 
