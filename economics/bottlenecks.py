@@ -439,6 +439,8 @@ def evidence_for(
             if not by_metric and not held:
                 continue  # back below every hold level: the condition is gone
             by_metric = {**by_metric, **held}
+        elif not by_metric and latest["scope"] != "user":
+            continue  # its signals made no case
         hold = _updated_hold(prior, by_metric) if latest["scope"] != "user" else {}
         runs = hour["runs"].fill_null(0)
         total = float(runs.sum() or 0)

@@ -211,18 +211,17 @@ class FaultyRun(NamedTuple):
     ledger: pl.DataFrame
 
 
-LEDGER_SCHEMA = pl.Schema(
-    {
-        "entry_id": pl.String,
-        "user_id": pl.String,
-        "correlation_id": pl.String,
-        "task_id": pl.String,
-        "kind": pl.String,
-        "tokens": pl.Int64,
-        "reason": pl.String,
-        "occurred_at": UTC_TS,
-    }
-)
+_LEDGER_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
+    "entry_id": pl.String,
+    "user_id": pl.String,
+    "correlation_id": pl.String,
+    "task_id": pl.String,
+    "kind": pl.String,
+    "tokens": pl.Int64,
+    "reason": pl.String,
+    "occurred_at": UTC_TS,
+}
+LEDGER_SCHEMA = pl.Schema(_LEDGER_COLUMNS)
 
 
 def _us(at: datetime) -> int:
@@ -230,9 +229,7 @@ def _us(at: datetime) -> int:
 
 
 def _with_telemetry(rows: pl.DataFrame) -> pl.DataFrame:
-    return rows.with_columns(
-        [pl.lit(None, t).alias(c) for c, t in TELEMETRY_EXTRA.items() if c not in rows.columns]
-    )
+    return rows.with_columns([pl.lit(None, t).alias(c) for c, t in TELEMETRY_EXTRA.items() if c not in rows.columns])
 
 
 def _hit(rows: pl.DataFrame, fault: Fault, run_end: datetime) -> np.ndarray:
@@ -251,7 +248,7 @@ def _set(rows: pl.DataFrame, mask: np.ndarray, **values) -> pl.DataFrame:
     for name, value in values.items():
         dtype = rows.schema[name]
         new = value if np.isscalar(value) else pl.Series(name, value, dtype=dtype, strict=False)
-        cols.append(rows[name].clone().scatter(idx, new))
+        cols.append(rows[name].clone().scatter(idx, new))  # type: ignore[arg-type]
     return rows.with_columns(cols)
 
 
@@ -387,7 +384,8 @@ def _offered_load(rows: pl.DataFrame, provider: str, until: datetime) -> float:
     sample = before if before.height > 1 else mine
     if sample.height < 2:
         return 0.0
-    span_s = (sample["finished_at"].max() - sample["finished_at"].min()).total_seconds()  # type: ignore[operator]
+    first, last = sample["finished_at"].min(), sample["finished_at"].max()
+    span_s = (last - first).total_seconds()  # type: ignore[operator,union-attr]
     return float(sample["duration_ms"].sum()) / 1000 / max(span_s, 1.0)
 
 
@@ -438,7 +436,7 @@ def _queue(rows: pl.DataFrame, provider: str, nodes: int) -> pl.DataFrame:
 def depletion_ledger(fault: Fault, run_end: datetime, tag: str) -> pl.DataFrame:
     """The depleting user's ledger entries (module docstring), ``LEDGER_SCHEMA``."""
     user = fault.target
-    balance = int(round(BURN_TOKENS_PER_HOUR * fault.size))
+    balance = round(BURN_TOKENS_PER_HOUR * fault.size)
     step = timedelta(hours=JOB_TOKENS / BURN_TOKENS_PER_HOUR)
     entries = [ledger_rules.credit(user, balance, f"{tag}-batch", fault.start - timedelta(minutes=1), "batch")]
     available = balance
@@ -446,16 +444,17 @@ def depletion_ledger(fault: Fault, run_end: datetime, tag: str) -> pl.DataFrame:
     topped = False
     while at < run_end:
         if fault.end is not None and at >= fault.end and not topped:
-            topup = int(round(BURN_TOKENS_PER_HOUR * TOPUP_HOURS))
+            topup = round(BURN_TOKENS_PER_HOUR * TOPUP_HOURS)
             entries.append(ledger_rules.credit(user, topup, f"{tag}-topup", fault.end, "top-up"))
             available += topup
             topped = True
         if available >= JOB_TOKENS:
             video = f"{tag}-v{k}"
-            task = {"user_id": user, "video_id": video, "task_id": ledger_rules.job_id(video)}
+            task: dict = {"user_id": user, "video_id": video, "task_id": ledger_rules.job_id(video)}
             task["tokens_reserved"] = JOB_TOKENS
             entries += ledger_rules.reserve([task], at)
-            entries.append(ledger_rules.settle(task, "succeeded", at + timedelta(seconds=30), "delivered"))
+            consumed = ledger_rules.settle(task, "succeeded", at + timedelta(seconds=30), "delivered")
+            entries += [consumed] if consumed else []
             available -= JOB_TOKENS
         at, k = at + step, k + 1
     return pl.DataFrame(entries, schema=LEDGER_SCHEMA)
@@ -546,4 +545,3 @@ def scenario_market(origin: datetime) -> Market:
         ProviderModel("gpu-toon", "cartoon", "gpu-l4", 20.0, latency_median_ms=20_000, quality_mean=0.9),
     )
     return Market(models, origin, volume_by_hour=diurnal(0.4), latency_load_elasticity=0.5)
-

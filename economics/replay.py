@@ -42,7 +42,9 @@ from economics.signal_detection import SIGNAL_SCHEMA, Policy, detect, history_st
 SEASONAL = "holt_winters"
 DAY = timedelta(days=1)
 _NO_EXECUTIONS = pl.DataFrame(schema=dict.fromkeys(EXECUTION_COLUMNS, pl.String))
-_NO_COSTS = pl.DataFrame(schema=dict.fromkeys(("task_id", "cost_usd", "startup_cost_usd", "tokens_charged", "cost_tokens"), pl.Float64))
+_NO_COSTS = pl.DataFrame(
+    schema=dict.fromkeys(("task_id", "cost_usd", "startup_cost_usd", "tokens_charged", "cost_tokens"), pl.Float64)
+)
 # The columns of a cycle's view of an open classification (``Replay.timeline``).
 TIMELINE_COLUMNS = ("at", "classification_id", "category", "severity", "automatic_action", *bn.KEYS)
 
@@ -161,7 +163,7 @@ def replay(
         opened = previous.filter(pl.col("status") == "open")
         if not opened.is_empty():
             timeline.append(opened.select(pl.lit(now).alias("at"), *TIMELINE_COLUMNS[1:]))
-    timeline_schema = {"at": bn.UTC_TS, **{c: bn.CLASSIFICATION_SCHEMA[c] for c in TIMELINE_COLUMNS[1:]}}
+    timeline_schema = pl.Schema({"at": bn.UTC_TS, **{c: bn.CLASSIFICATION_SCHEMA[c] for c in TIMELINE_COLUMNS[1:]}})
     return Replay(
         classifications=previous.sort("first_seen_at", "classification_id"),
         timeline=pl.concat(timeline).cast(timeline_schema) if timeline else pl.DataFrame(schema=timeline_schema),
@@ -173,4 +175,3 @@ def costed(rows: pl.DataFrame, rate_card: RateCard, prices: Mapping[str, int], t
     """``execution_costs``-like columns of simulated rows (``cost_frame`` with every term,
     list prices): what the economics job would store for them."""
     return cost_frame(rows, rate_card, dict(prices), token_usd_rate, breakdown=True)
-

@@ -21,8 +21,8 @@ from assets.execution.asset import provider_outputs
 from assets.gallery.asset import gallery_revisions
 from assets.gold.ab import ab_results
 from assets.gold.actions import bottleneck_actions
-from assets.gold.alerts import alerts
 from assets.gold.advice import cost_estimate_accuracy, recommendations
+from assets.gold.alerts import alerts
 from assets.gold.economics import execution_costs, job_margins, marginality_windows, routing_manifest
 from assets.gold.logs import platform_logs
 from assets.gold.signals import bottleneck_classifications, economic_alerts, metric_streams, signals

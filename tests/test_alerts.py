@@ -56,7 +56,7 @@ class Inbox:
         self.messages: list = []
         self.refuse = refuse
 
-    async def handle_DATA(self, server, session, envelope):
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 — aiosmtpd's hook name
         if self.refuse > 0:
             self.refuse -= 1
             return "451 4.3.0 Try again later"
@@ -103,7 +103,9 @@ def test_a_group_makes_one_alert_per_episode(store):
     [alert_id] = first["opened"]
     # The next cycles, a second classification of the same group (another stream of it, a
     # re-raise) and an escalation all land on the same alert.
-    again = store.sync_alerts([_classification("c1"), _classification("c2", instance_type="gpu-l4")], T0 + timedelta(minutes=5))
+    again = store.sync_alerts(
+        [_classification("c1"), _classification("c2", instance_type="gpu-l4")], T0 + timedelta(minutes=5)
+    )
     assert again["opened"] == [] and again["escalated"] == [alert_id]
     other = store.sync_alerts(
         [_classification("c1"), _classification("c2"), _classification("c3", category="WORKFLOW_INEFFICIENCY")],
@@ -156,7 +158,12 @@ def test_a_critical_alert_is_emailed_once(settings, store):
         assert mail["Subject"].strip() == "[effectlake] CRITICAL PROVIDER_API_THROTTLING: partner-toon on cartoon"
         assert "docs/runbooks/provider-api-throttling.md" in mail.get_content()
         # A warning is not emailed (EFFECTLAKE_ALERT_EMAIL_SEVERITY=critical).
-        service.sync(store, [_classification("c1"), _classification("w1", category="COLD_START_PENALTY", severity="warning")], T0, cfg)
+        service.sync(
+            store,
+            [_classification("c1"), _classification("w1", category="COLD_START_PENALTY", severity="warning")],
+            T0,
+            cfg,
+        )
         assert service.deliver(store, mailer, cfg, lambda: T0)["sent"] == 0
     [alert] = [a for a in store.alerts() if a["category"] == "PROVIDER_API_THROTTLING"]
     assert {(d["state"], d["attempts"]) for d in alert["deliveries"]} == {("sent", 1)}
@@ -178,7 +185,9 @@ def test_a_down_server_is_retried_then_dead_lettered(settings, store):
     cfg = _mail_settings(settings, port, alert_email_to="ops@example.com")
     pauses: list[float] = []
     service.sync(store, [_classification("c1")], T0, cfg)
-    out = service.deliver(store, SmtpMailer.from_settings(cfg), cfg, lambda: T0 + timedelta(seconds=9), sleep=pauses.append)
+    out = service.deliver(
+        store, SmtpMailer.from_settings(cfg), cfg, lambda: T0 + timedelta(seconds=9), sleep=pauses.append
+    )
     assert out == {"sent": 0, "dead_letter": 1, "attempts": 3} and len(pauses) == 2
     [delivery] = store.alerts()[0]["deliveries"]
     assert delivery["state"] == "dead_letter" and delivery["attempts"] == 3
@@ -208,7 +217,10 @@ def test_no_smtp_host_means_no_email(settings, store):
 # --- the API ----------------------------------------------------------------------------------
 def test_admins_list_acknowledge_and_resolve_alerts_through_the_api(settings, store):
     [alert_id] = store.sync_alerts([_classification("c1")], T0)["opened"]
-    store.sync_alerts([_classification("c1"), _classification("c2", category="GPU_SATURATION", severity="warning")], T0 + timedelta(minutes=5))
+    store.sync_alerts(
+        [_classification("c1"), _classification("c2", category="GPU_SATURATION", severity="warning")],
+        T0 + timedelta(minutes=5),
+    )
     with serve(create_app(settings)) as base, httpx.Client(base_url=base) as c:
         assert c.get("/v1/admin/alerts").status_code == 401
         listed = c.get("/v1/admin/alerts", headers=ADMIN, params={"limit": 1})
@@ -223,9 +235,13 @@ def test_admins_list_acknowledge_and_resolve_alerts_through_the_api(settings, st
         assert c.get("/v1/admin/alerts/al_missing", headers=ADMIN).status_code == 404
 
         key = {**ADMIN, "Idempotency-Key": "ack-1"}
-        acked = c.post(f"/v1/admin/alerts/{alert_id}/acknowledge", headers=key, json={"admin": "alice", "note": "on it"})
+        acked = c.post(
+            f"/v1/admin/alerts/{alert_id}/acknowledge", headers=key, json={"admin": "alice", "note": "on it"}
+        )
         assert acked.status_code == 200 and acked.json()["state"] == "acknowledged"
-        replay = c.post(f"/v1/admin/alerts/{alert_id}/acknowledge", headers=key, json={"admin": "alice", "note": "on it"})
+        replay = c.post(
+            f"/v1/admin/alerts/{alert_id}/acknowledge", headers=key, json={"admin": "alice", "note": "on it"}
+        )
         assert replay.json() == acked.json()
         opened = c.get("/v1/admin/alerts", headers=ADMIN, params={"state": "acknowledged"}).json()["items"]
         assert [a["alert_id"] for a in opened] == [alert_id]

@@ -358,4 +358,4 @@ def test_bottlenecks_page_shows_open_classifications_and_acknowledges_their_aler
     assert any("Acknowledged by alice" in c.value for c in at.caption)
     at.button(key=f"resolve_{real['alert_id']}").click().run()
     assert store.alert(real["alert_id"])["resolution"] == "admin"
-    assert [s.value for s in at.subheader][0] == "Alerts (0)"
+    assert at.subheader[0].value == "Alerts (0)"

@@ -25,10 +25,15 @@ def test_injected_faults_are_acted_on_and_alerted(settings, instance, monkeypatc
     monkeypatch.setenv("LAKE_URI", settings.lake_uri)
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     store = Store(settings.database_url)
-    assert main(
-        ["simulate", "--days", "1", "--seed", "5", "--per-hour", "300"]
-        + ["--inject", "throttling:opencv-cartoon", "--inject", "depletion", "--fault-hours", "2"]
-    ) == 0
+    assert (
+        main(
+            [
+                *("simulate", "--days", "1", "--seed", "5", "--per-hour", "300"),
+                *("--inject", "throttling:opencv-cartoon", "--inject", "depletion", "--fault-hours", "2"),
+            ]
+        )
+        == 0
+    )
     inbox = Inbox()
     with smtp_server(inbox) as port:
         cfg = settings.model_copy(

@@ -16,10 +16,10 @@ from api.deps import AdminDep, Caller, LakeDep, ManifestStoreDep, ProvidersDep, 
 from api.idempotency import IdempotencyKey, body_fingerprint, respond
 from api.models import (
     ABTest,
-    Alert,
-    AlertTransition,
     ABTestCreated,
     ABTestRequest,
+    Alert,
+    AlertTransition,
     ApprovalDecided,
     ApprovalRequest,
     Balance,

@@ -31,7 +31,8 @@ RUNBOOK = "docs/runbooks/platform-logs.md#alert_email_dead_letter"
 
 def email_of(alert: dict, settings: Settings) -> tuple[str, str]:
     """(subject, body) of an alert's email: what, how bad, what to do, where to look."""
-    subject = f"[effectlake] {alert['severity'].upper()} {alert['title']}"
+    simulated = " (simulated)" if alert["source"] != "real" else ""
+    subject = f"[effectlake] {alert['severity'].upper()}{simulated} {alert['title']}"
     body = "\n".join(
         [
             alert["title"],
@@ -42,8 +43,10 @@ def email_of(alert: dict, settings: Settings) -> tuple[str, str]:
             alert["summary"],
             "",
             f"Runbook: {alert['runbook']}",
-            f"Acknowledge: POST {settings.api_base_url}/v1/admin/alerts/{alert['alert_id']}/acknowledge,"
-            " or the dashboard's Bottlenecks page.",
+            (
+                f"Acknowledge: POST {settings.api_base_url}/v1/admin/alerts/{alert['alert_id']}/acknowledge,"
+                " or the dashboard's Bottlenecks page."
+            ),
         ]
     )
     return subject, body

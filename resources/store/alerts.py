@@ -296,10 +296,7 @@ def pending_deliveries(session: Session, limit: int = 100) -> list[dict]:
         .order_by(AlertDelivery.created_at, AlertDelivery.delivery_id)
         .limit(limit)
     )
-    out = []
-    for d in session.scalars(query).all():
-        out.append({**as_dict(d), "alert": as_dict(session.get(Alert, d.alert_id))})
-    return out
+    return [{**as_dict(d), "alert": as_dict(session.get(Alert, d.alert_id))} for d in session.scalars(query).all()]
 
 
 def delivered(session: Session, delivery_id: str, attempts: int, at: datetime) -> None:

@@ -20,7 +20,18 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from resources.store import admission, alerts, changes, decisions, idempotency, identity, ledger, outbox, remote, uploads
+from resources.store import (
+    admission,
+    alerts,
+    changes,
+    decisions,
+    idempotency,
+    identity,
+    ledger,
+    outbox,
+    remote,
+    uploads,
+)
 from resources.store.engine import create_store_engine, database_url, reader
 from resources.store.errors import StoreBusy
 from resources.store.idempotency import StoredResponse

@@ -12,7 +12,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0010"
 down_revision = "0005"
 branch_labels = None
@@ -74,12 +73,12 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("dead_lettered_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint(
-            "state IN ('pending', 'sent', 'dead_letter')", name=op.f("ck_alert_deliveries_state")
-        ),
+        sa.CheckConstraint("state IN ('pending', 'sent', 'dead_letter')", name=op.f("ck_alert_deliveries_state")),
         sa.ForeignKeyConstraint(["alert_id"], ["alerts.alert_id"], name=op.f("fk_alert_deliveries_alert_id_alerts")),
         sa.PrimaryKeyConstraint("delivery_id", name=op.f("pk_alert_deliveries")),
-        sa.UniqueConstraint("alert_id", "channel", "recipient", name=op.f("uq_alert_deliveries_alert_id_channel_recipient")),
+        sa.UniqueConstraint(
+            "alert_id", "channel", "recipient", name=op.f("uq_alert_deliveries_alert_id_channel_recipient")
+        ),
     )
     op.create_index(op.f("ix_alert_deliveries_state_created_at"), "alert_deliveries", ["state", "created_at"])
 
