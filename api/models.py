@@ -185,7 +185,56 @@ class Decision(BaseModel):
     admin: str = "admin"
 
 
+class AlertTransition(BaseModel):
+    """Body of ``POST /v1/admin/alerts/{alert_id}/acknowledge`` and ``…/resolve``."""
+
+    admin: str = Field("admin", min_length=1, max_length=200)
+    note: str = Field("", max_length=2000)
+
+
 # -- responses -------------------------------------------------------------------------------
+class AlertDelivery(BaseModel):
+    """One email of an alert: ``pending``, ``sent`` or ``dead_letter`` (every attempt failed;
+    ``last_error`` says why)."""
+
+    channel: str
+    recipient: str
+    state: Literal["pending", "sent", "dead_letter"]
+    attempts: int
+    last_error: str | None = None
+    sent_at: datetime | None = None
+    dead_lettered_at: datetime | None = None
+
+
+class Alert(BaseModel):
+    """An alert: one episode of a bottleneck group (category × provider × effect type, or
+    × user), its lifecycle (open → acknowledged → resolved) and its emails."""
+
+    alert_id: str
+    state: Literal["open", "acknowledged", "resolved"]
+    category: str
+    severity: Literal["warning", "critical"]
+    scope: str
+    provider_id: str | None = None
+    effect_type: str | None = None
+    user_id: str | None = None
+    source: str
+    title: str
+    summary: str
+    runbook: str
+    cost_impact_usd_per_hour: float
+    classification_ids: list[str]
+    opened_at: datetime
+    last_seen_at: datetime
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    resolution: Literal["cleared", "admin"] | None = None
+    note: str = ""
+    deliveries: list[AlertDelivery]
+
+
 class Health(BaseModel):
     """``GET /healthz``."""
 

@@ -24,11 +24,9 @@ import dagster as dg
 from assets.lineage import store_table_key, table_key
 from resources.schemas import (
     AB_REQUESTS,
-    ALERT_ACKNOWLEDGEMENTS,
     APPROVAL_REQUESTS,
     BEST_RESULT,
     BOTTLENECK_ACTIONS,
-    BOTTLENECK_CLASSIFICATIONS,
     CONTENT_ANALYSIS,
     EXECUTION_EVENTS,
     GALLERY_REVISIONS,
@@ -93,13 +91,7 @@ ab_requests = _bronze(
     AB_REQUESTS, "Admin A/B test requests on an ingested video (written by the API).", upstream=[INGESTED_VIDEO]
 )
 
-alert_acknowledgements = _bronze(
-    ALERT_ACKNOWLEDGEMENTS,
-    "Admins' acknowledgements of bottleneck classifications (written by the dashboard).",
-    upstream=[BOTTLENECK_CLASSIFICATIONS],
-)
-
-BRONZE: list[dg.AssetSpec] = [pipeline_events, execution_events, llm_costs, ab_requests, alert_acknowledgements]
+BRONZE: list[dg.AssetSpec] = [pipeline_events, execution_events, llm_costs, ab_requests]
 
 STORE: list[dg.AssetSpec] = [
     _store("uploads", "Uploads, written by the intake API (random video ids, per-workspace de-duplication)."),

@@ -85,3 +85,34 @@ def write_doc_block(doc: str, name: str, lines: Sequence[str]) -> Path:
         raise ValueError(f"{path} has no {start} ... {end} block")
     path.write_text(pattern.sub(lambda _: "\n".join([start, *lines, end]), text), encoding="utf-8")
     return path
+
+
+def report(step: str, started: float, **extra) -> None:
+    """Print one JSON line for a bench step run in its own process: its wall time since
+    ``started`` (``time.perf_counter()``), its peak RSS (GB) and ``extra``."""
+    import json
+    import resource
+
+    print(
+        json.dumps(
+            {
+                "step": step,
+                "wall_s": round(time.perf_counter() - started, 2),
+                "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
+                **extra,
+            }
+        )
+    )
+
+
+def child(script: str, step: str, *args: str) -> dict:
+    """Run ``python script --step=<step> args…`` in a fresh process (its own wall time and
+    peak memory) and return the JSON line ``report`` printed last."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, script, f"--step={step}", *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return json.loads(out.splitlines()[-1])

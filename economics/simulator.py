@@ -446,6 +446,19 @@ def _outcomes(
     }
 
 
+def call_outcomes(
+    market: Market, models: np.ndarray, finished_at_us: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Draw fresh outcomes for calls of ``models`` (model indices, ``Market.index``) finishing
+    at ``finished_at_us`` (µs since the epoch, UTC): ``compute_seconds``, ``partner_cost_usd``,
+    ``failed``, ``composite`` (NaN when failed) and ``duration_ms``, by the module docstring's
+    formulas — what ``simulate`` draws for a call, for code that moves a call to another
+    provider after the fact (``economics.faults``)."""
+    epoch_s = np.asarray(finished_at_us, dtype=np.int64) / 1e6
+    hour = (np.floor(epoch_s / 3600.0) % 24).astype(np.int64)
+    return _outcomes(market, np.asarray(models, dtype=np.int64), epoch_s - market.origin.timestamp(), hour, rng)
+
+
 def _lognormal(median: np.ndarray, sigma: np.ndarray, z: np.ndarray) -> np.ndarray:
     """median · exp(σ·Z), computed in ``z``'s buffer."""
     z *= sigma

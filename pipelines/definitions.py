@@ -22,6 +22,7 @@ from assets.gallery.asset import gallery_revisions
 from assets.gold.ab import ab_results
 from assets.gold.actions import bottleneck_actions
 from assets.gold.advice import cost_estimate_accuracy, recommendation_applications, recommendations
+from assets.gold.alerts import alerts
 from assets.gold.economics import (
     execution_costs,
     job_margins,
@@ -100,6 +101,7 @@ ASSETS = [
     economic_alerts,
     bottleneck_classifications,
     bottleneck_actions,
+    alerts,
     *LANDING_ASSETS,
     *BRONZE,
     *STORE,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.gold.actions import bottleneck_actions, pending
+from assets.gold.alerts import alerts
 from assets.gold.logs import platform_logs
 from assets.gold.signals import bottleneck_classifications, economic_alerts, metric_streams, signals
 from economics.ids import stable_id
@@ -17,11 +18,11 @@ from resources.schemas import BOTTLENECK_CLASSIFICATIONS
 signals_job = dg.define_asset_job(
     "signals_job",
     selection=dg.AssetSelection.assets(
-        platform_logs, metric_streams, signals, economic_alerts, bottleneck_classifications
+        platform_logs, metric_streams, signals, economic_alerts, bottleneck_classifications, alerts
     ),
     executor_def=dg.in_process_executor,
     description="Land the logs, build the 5-minute metric streams, detect signals and unusual "
-    "combinations, classify bottlenecks.",
+    "combinations, classify bottlenecks, raise and email alerts.",
 )
 actions_job = dg.define_asset_job(
     "actions_job",

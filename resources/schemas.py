@@ -718,16 +718,35 @@ BOTTLENECK_ACTIONS = _spec(
     proposal=pl.String,
     taken_at=UTC_TS,
 )
-# An admin's acknowledgement of a classification (the dashboard writes it).
-ALERT_ACKNOWLEDGEMENTS = _spec(
-    "bronze",
-    "alert_acknowledgements",
-    ("acknowledgement_id",),
-    acknowledgement_id=pl.String,
-    classification_id=pl.String,
-    admin=pl.String,
-    note=pl.String,
+# The alerts (resources/store/alerts.py) as the signals job left them: a snapshot of each
+# alert's state, upserted every cycle, for the lake's readers (the store holds the lifecycle).
+ALERTS = _spec(
+    "gold",
+    "alerts",
+    ("alert_id",),
+    alert_id=pl.String,
+    category=pl.String,
+    severity=pl.String,
+    state=pl.String,
+    scope=pl.String,
+    provider_id=pl.String,
+    effect_type=pl.String,
+    user_id=pl.String,
+    source=pl.String,
+    title=pl.String,
+    runbook=pl.String,
+    cost_impact_usd_per_hour=pl.Float64,
+    classifications=pl.Int64,
+    opened_at=UTC_TS,
+    last_seen_at=UTC_TS,
+    acknowledged_by=pl.String,
     acknowledged_at=UTC_TS,
+    resolved_by=pl.String,
+    resolved_at=UTC_TS,
+    resolution=pl.String,
+    emails_sent=pl.Int64,
+    emails_dead_lettered=pl.Int64,
+    snapshot_at=UTC_TS,
 )
 # Warning and error log lines of every process (resources/logconfig.py), landed in batches.
 PLATFORM_LOGS = _spec(
@@ -788,7 +807,7 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     ECONOMIC_ALERTS,
     BOTTLENECK_CLASSIFICATIONS,
     BOTTLENECK_ACTIONS,
-    ALERT_ACKNOWLEDGEMENTS,
+    ALERTS,
     PLATFORM_LOGS,
 )
 BY_NAME = {t.name: t for t in ALL_TABLES}

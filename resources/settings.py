@@ -26,6 +26,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = PROJECT_ROOT / "data"
 
 
+# Alert severities, lowest first (economics.bottlenecks' severities).
+ALERT_SEVERITIES = ("warning", "critical")
 # The run executors a deployment can choose (pipelines/executors.py builds them).
 EXECUTORS = ("in_process", "multiprocess", "k8s")
 
@@ -175,6 +177,24 @@ class Settings(BaseSettings):
             classifications of simulated streams (scenario tests, demos); off, they are
             recorded as ``simulated`` and nothing changes.
 
+    Alerts (``resources/services/alerts.py``, docs/signals.md "Alerts"):
+        smtp_host (``EFFECTLAKE_SMTP_HOST``): the SMTP server alerts are emailed through;
+            empty = no email (alerts are in-app only).
+        smtp_port (``EFFECTLAKE_SMTP_PORT``): its port (25; 587 with STARTTLS).
+        smtp_from (``EFFECTLAKE_SMTP_FROM``): the sender address.
+        smtp_username / smtp_password (``EFFECTLAKE_SMTP_USERNAME`` / ``…_PASSWORD``): login,
+            when the server wants one; None when unset or blank.
+        smtp_starttls (``EFFECTLAKE_SMTP_STARTTLS``): upgrade the connection with STARTTLS.
+        smtp_timeout_s (``EFFECTLAKE_SMTP_TIMEOUT_S``): per connection and command, seconds.
+        alert_email_to (``EFFECTLAKE_ALERT_EMAIL_TO``): recipients, comma-separated; empty =
+            ``admin_emails``.
+        alert_email_severity (``EFFECTLAKE_ALERT_EMAIL_SEVERITY``): the lowest severity
+            emailed, ``critical`` (default: warnings stay in-app) or ``warning``.
+        alert_email_attempts (``EFFECTLAKE_ALERT_EMAIL_ATTEMPTS``): attempts per email, first
+            included, before it becomes a dead letter.
+        alert_email_retry_s (``EFFECTLAKE_ALERT_EMAIL_RETRY_S``): pause between attempts,
+            seconds (a server restarting or a greylisting answer passes in seconds).
+
     Gemini (``resources/gemini``, docs/gemini.md):
         google_api_key (``GOOGLE_API_KEY``): Gemini Developer API key; unset or blank = no
             Gemini calls, the stages run their local analysis (``source = local``).
@@ -270,6 +290,19 @@ class Settings(BaseSettings):
     auto_apply_max_step: float = Field(default=0.25, ge=0, alias="EFFECTLAKE_AUTO_APPLY_MAX_STEP")
     act_on_simulated: bool = Field(default=False, alias="EFFECTLAKE_ACT_ON_SIMULATED")
 
+    # -- alerts -----------------------------------------------------------------------------
+    smtp_host: str = Field(default="", alias="EFFECTLAKE_SMTP_HOST")
+    smtp_port: int = Field(default=25, ge=1, le=65535, alias="EFFECTLAKE_SMTP_PORT")
+    smtp_from: str = Field(default="effectlake@localhost", alias="EFFECTLAKE_SMTP_FROM")
+    smtp_username: str | None = Field(default=None, alias="EFFECTLAKE_SMTP_USERNAME")
+    smtp_password: str | None = Field(default=None, alias="EFFECTLAKE_SMTP_PASSWORD")
+    smtp_starttls: bool = Field(default=False, alias="EFFECTLAKE_SMTP_STARTTLS")
+    smtp_timeout_s: float = Field(default=10.0, gt=0, alias="EFFECTLAKE_SMTP_TIMEOUT_S")
+    alert_email_to: str = Field(default="", alias="EFFECTLAKE_ALERT_EMAIL_TO")
+    alert_email_severity: str = Field(default="critical", alias="EFFECTLAKE_ALERT_EMAIL_SEVERITY")
+    alert_email_attempts: int = Field(default=4, ge=1, alias="EFFECTLAKE_ALERT_EMAIL_ATTEMPTS")
+    alert_email_retry_s: float = Field(default=2.0, ge=0, alias="EFFECTLAKE_ALERT_EMAIL_RETRY_S")
+
     # -- Gemini -----------------------------------------------------------------------------
     google_api_key: str | None = Field(default=None, alias="GOOGLE_API_KEY")
     gemini_model: str = Field(default="gemini-2.5-flash", alias="EFFECTLAKE_GEMINI_MODEL")
@@ -294,7 +327,33 @@ class Settings(BaseSettings):
             raise ValueError(f"EFFECTLAKE_EXECUTOR must be one of {', '.join(EXECUTORS)}, not {value!r}")
         return value
 
-    @field_validator("dashboard_password_hash", "admin_api_key", "upload_signing_secret", "google_api_key")
+    @field_validator("alert_email_severity")
+    @classmethod
+    def _email_severity(cls, value: str) -> str:
+        value = value.strip().lower() or "critical"
+        if value not in ALERT_SEVERITIES:
+            raise ValueError(f"EFFECTLAKE_ALERT_EMAIL_SEVERITY must be one of {', '.join(ALERT_SEVERITIES)}")
+        return value
+
+    @property
+    def alert_recipients(self) -> list[str]:
+        """Who alert emails go to: ``alert_email_to``, else ``admin_emails``."""
+        listed = self.alert_email_to or self.admin_emails
+        return [a.strip() for a in listed.split(",") if a.strip()]
+
+    @property
+    def alert_emailed_severities(self) -> tuple[str, ...]:
+        """The severities that are emailed (``alert_email_severity`` and above)."""
+        return ALERT_SEVERITIES[ALERT_SEVERITIES.index(self.alert_email_severity) :]
+
+    @field_validator(
+        "dashboard_password_hash",
+        "admin_api_key",
+        "upload_signing_secret",
+        "google_api_key",
+        "smtp_username",
+        "smtp_password",
+    )
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return (value or "").strip() or None

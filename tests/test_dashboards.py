@@ -313,13 +313,14 @@ def test_an_empty_lake_renders_every_page_without_writing(monkeypatch, tmp_path,
     assert not (tmp_path / "empty" / "lake").exists()  # reading never creates a table
 
 
-def test_bottlenecks_page_shows_open_classifications_and_records_an_acknowledgement(
+def test_bottlenecks_page_shows_open_classifications_and_acknowledges_their_alert(
     monkeypatch, private_world, password_hash
 ):
     from datetime import UTC, datetime
 
     from economics.bottlenecks import CLASSIFICATION_SCHEMA
-    from resources.schemas import ALERT_ACKNOWLEDGEMENTS, BOTTLENECK_CLASSIFICATIONS
+    from resources.schemas import BOTTLENECK_CLASSIFICATIONS
+    from resources.store.client import Store
 
     lake = Lake(uri=private_world.lake_uri)
     at_ = datetime(2026, 1, 2, tzinfo=UTC)
@@ -372,6 +373,10 @@ def test_bottlenecks_page_shows_open_classifications_and_records_an_acknowledgem
         {**base, "classification_id": "c-sim", "category": "GPU_SATURATION", "status": "open", "source": "simulated"},
     ]
     lake.upsert(BOTTLENECK_CLASSIFICATIONS, pl.DataFrame(rows, schema=CLASSIFICATION_SCHEMA))
+    store = Store(private_world.database_url)
+    synced = store.sync_alerts([r for r in rows if r["status"] == "open"], at_)
+    [real] = [a for a in store.alerts() if a["source"] == "real"]
+    assert len(synced["opened"]) == 2 and real["classification_ids"] == ["c-open"]
     at = _open(_signed_in(monkeypatch, private_world, password_hash), "bottlenecks")
     text = " ".join(m.value for m in at.markdown)
     assert "PROVIDER_LATENCY_DEGRADATION" in text and "GPU_SATURATION" not in text  # real only
@@ -380,11 +385,16 @@ def test_bottlenecks_page_shows_open_classifications_and_records_an_acknowledgem
     assert flagged["who"].tolist() == ["u-1"]
     assert flagged["what"].tolist() == ["balance 84 tokens runs out in 4.2 h at 20 tokens/h"]
     assert [s.value for s in at.subheader] == [
+        "Alerts (1)",
         "Flagged for admins (1)",
         "Open bottlenecks (2)",
         "Economic alerts (unusual combinations)",
         "History",
     ]
-    at.button(key="ack_c-open").click().run()
-    assert lake.read(ALERT_ACKNOWLEDGEMENTS)["classification_id"].to_list() == ["c-open"]
-    assert any("Acknowledged by" in c.value for c in at.caption)
+    assert any(f"Alert: open ({real['alert_id']})" in c.value for c in at.caption)
+    at.button(key=f"ack_{real['alert_id']}").click().run()
+    assert store.alert(real["alert_id"])["state"] == "acknowledged"
+    assert any("Acknowledged by alice" in c.value for c in at.caption)
+    at.button(key=f"resolve_{real['alert_id']}").click().run()
+    assert store.alert(real["alert_id"])["resolution"] == "admin"
+    assert at.subheader[0].value == "Alerts (0)"

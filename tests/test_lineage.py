@@ -82,7 +82,6 @@ API_WRITES = {
     },
     dg.AssetKey(["bronze", "ab_requests"]): {dg.AssetKey(["silver", "ingested_video"])},
     store_table_key("effect_pin_events"): {store_table_key("effect_revisions")},
-    dg.AssetKey(["bronze", "alert_acknowledgements"]): {dg.AssetKey(["gold", "bottleneck_classifications"])},
 }
 
 

@@ -1,5 +1,5 @@
 """``/v1/admin/*``: workspaces and users, top-ups, approvals, recommendations (approving one
-applies it), the runtime parameters and their audit trail with rollback, the emergency
+applies it), the runtime parameters and their audit trail with rollback, alerts, the emergency
 routing override, A/B tests and the gallery's pins. Every route needs an admin's API key (``Authorization:
 Bearer``; a user's key is a 403); every POST takes an ``Idempotency-Key``. The work is done
 by the store and ``resources/services``."""
@@ -7,6 +7,7 @@ by the store and ``resources/services``."""
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 import polars as pl
 from fastapi import APIRouter, Depends, HTTPException
@@ -14,6 +15,7 @@ from fastapi.responses import Response
 
 from api.deps import (
     AdminDep,
+    Caller,
     ClientsDep,
     LakeDep,
     ManifestStoreDep,
@@ -27,6 +29,8 @@ from api.models import (
     ABTest,
     ABTestCreated,
     ABTestRequest,
+    Alert,
+    AlertTransition,
     ApprovalDecided,
     ApprovalRequest,
     Balance,
@@ -53,6 +57,9 @@ from resources.services.approvals import decide, pending_requests
 from resources.services.gallery import pin
 from resources.services.recommendations import decide_recommendation, recommendations_with_status, rollback
 from resources.services.routing_admin import NoManifest, emergency_override
+from resources.store.alerts import AlertConflict, AlertNotFound
+from resources.store.client import Store
+from resources.store.models import ALERT_STATES
 
 router = APIRouter(
     prefix="/v1/admin", tags=["admin"], dependencies=[Depends(admin_caller)], responses=problem_responses(401, 403)
@@ -324,3 +331,72 @@ def rollback_change(
 
     route = "POST /v1/admin/changes/{change_id}/rollback"
     return respond(store, caller, route, idempotency_key, body_fingerprint(body, change_id), work)
+
+
+def _alerts_frame(rows: list[dict]) -> pl.DataFrame:
+    # The page is cut on (opened_at, alert_id); the rest of each alert rides along as its JSON.
+    return pl.DataFrame(
+        {
+            "opened_at": [r["opened_at"] for r in rows],
+            "alert_id": [r["alert_id"] for r in rows],
+            "row": [json.dumps(r, default=str) for r in rows],
+        },
+        schema={"opened_at": pl.Datetime("us", "UTC"), "alert_id": pl.String, "row": pl.String},
+    )
+
+
+@router.get("/alerts", responses=problem_responses(400, 422))
+def list_alerts(
+    store: StoreDep,
+    state: Literal["open", "acknowledged", "resolved"] | None = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[Alert]:
+    """Alerts, newest first (a page; ``state``: only open, acknowledged or resolved) — the
+    admins' in-app alert list, each with its classifications and email deliveries."""
+    rows = store.alerts((state,) if state else ALERT_STATES)
+    page, next_cursor = frame_page(_alerts_frame(rows), [("opened_at", True), ("alert_id", False)], cursor, limit)
+    return Page[Alert](items=[Alert.model_validate_json(r["row"]) for r in page], next_cursor=next_cursor)
+
+
+@router.get("/alerts/{alert_id}", responses=NOT_FOUND)
+def get_alert(alert_id: str, store: StoreDep) -> Alert:
+    """One alert."""
+    try:
+        return Alert.model_validate(store.alert(alert_id))
+    except AlertNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def _transition(
+    verb: str, alert_id: str, body: AlertTransition, caller: Caller, store: Store, idempotency_key: str | None
+) -> Response:
+    move = {"acknowledge": store.acknowledge_alert, "resolve": store.resolve_alert}[verb]
+
+    def work():
+        try:
+            return 200, Alert.model_validate(move(alert_id, body.admin, body.note))
+        except AlertNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except AlertConflict as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    route = f"POST /v1/admin/alerts/{{alert_id}}/{verb}"
+    return respond(store, caller, route, idempotency_key, body_fingerprint(body, alert_id), work)
+
+
+@router.post("/alerts/{alert_id}/acknowledge", response_model=Alert, responses=DECISION_ERRORS)
+def acknowledge_alert(
+    alert_id: str, body: AlertTransition, caller: AdminDep, store: StoreDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """open → acknowledged (a repeat keeps the first); a resolved alert is a 409."""
+    return _transition("acknowledge", alert_id, body, caller, store, idempotency_key)
+
+
+@router.post("/alerts/{alert_id}/resolve", response_model=Alert, responses=DECISION_ERRORS)
+def resolve_alert(
+    alert_id: str, body: AlertTransition, caller: AdminDep, store: StoreDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """open or acknowledged → resolved by an admin (a repeat is a no-op). The next
+    classification of the same group opens a new alert."""
+    return _transition("resolve", alert_id, body, caller, store, idempotency_key)

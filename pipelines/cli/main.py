@@ -44,6 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     simulate.add_argument("--days", type=float, default=7)
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument("--per-hour", type=float, default=200, help="jobs per hour")
+    simulate.add_argument(
+        "--inject",
+        action="append",
+        default=[],
+        metavar="KIND[:TARGET]",
+        help="plant a fault (repeatable): latency-drift, throttling, cost-spike, cold-starts, saturation, "
+        "depletion, inefficiency; TARGET a provider (a user id for depletion); docs/signals.md",
+    )
+    simulate.add_argument(
+        "--fault-hours", type=float, default=2.0, help="the faults start this many hours before now (default 2)"
+    )
     manifest = sub.add_parser("manifest", help="print the current routing manifest")
     manifest.add_argument("--effect-type", help="only this effect type")
     manifest.add_argument("--json", action="store_true", help="JSON output")
@@ -97,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "simulate":
         from pipelines.cli.simulate import run_simulation
 
-        run_simulation(args.days, args.seed, args.per_hour)
+        try:
+            run_simulation(args.days, args.seed, args.per_hour, args.inject, args.fault_hours)
+        except ValueError as exc:
+            parser.error(str(exc))
         return 0
     if args.command == "manifest":
         from pipelines.cli.manifest import print_manifest

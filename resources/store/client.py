@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from resources.store import (
     admission,
+    alerts,
     changes,
     decisions,
     idempotency,
@@ -404,3 +405,57 @@ class Store:
         """``parameters.get_change``."""
         with self.read() as s:
             return parameters.get_change(s, change_id)
+
+    # --- alerts --------------------------------------------------------------------------
+    def sync_alerts(
+        self,
+        open_classifications: list[dict],
+        now: datetime,
+        recipients: list[str] | tuple[str, ...] = (),
+        emailed: tuple[str, ...] = ("critical",),
+    ) -> dict:
+        """``alerts.sync``: fold the open classifications into alerts, queue their emails."""
+        with self.write() as s:
+            return alerts.sync(s, open_classifications, now, recipients, emailed)
+
+    def acknowledge_alert(self, alert_id: str, admin: str, note: str = "") -> dict:
+        """``alerts.acknowledge``; ``AlertNotFound`` / ``AlertConflict``."""
+        with self.write() as s:
+            alerts.acknowledge(s, alert_id, admin, note)
+            return alerts.get(s, alert_id)
+
+    def resolve_alert(self, alert_id: str, admin: str, note: str = "") -> dict:
+        """``alerts.resolve``; ``AlertNotFound``."""
+        with self.write() as s:
+            alerts.resolve(s, alert_id, admin, note)
+            return alerts.get(s, alert_id)
+
+    def alert(self, alert_id: str) -> dict:
+        """``alerts.get``: the alert with its classifications and deliveries."""
+        with self.read() as s:
+            return alerts.get(s, alert_id)
+
+    def alerts(self, states: tuple[str, ...] = ("open", "acknowledged", "resolved")) -> list[dict]:
+        """``alerts.list_alerts``: newest first."""
+        with self.read() as s:
+            return alerts.list_alerts(s, states)
+
+    def alerts_by_classification(self, classification_ids: list[str]) -> dict[str, dict]:
+        """``alerts.by_classification``."""
+        with self.read() as s:
+            return alerts.by_classification(s, classification_ids)
+
+    def pending_alert_deliveries(self, limit: int = 100) -> list[dict]:
+        """``alerts.pending_deliveries``."""
+        with self.read() as s:
+            return alerts.pending_deliveries(s, limit)
+
+    def alert_delivered(self, delivery_id: str, attempts: int, at: datetime) -> None:
+        """``alerts.delivered``."""
+        with self.write() as s:
+            alerts.delivered(s, delivery_id, attempts, at)
+
+    def alert_dead_letter(self, delivery_id: str, attempts: int, error: str, at: datetime) -> None:
+        """``alerts.dead_letter``."""
+        with self.write() as s:
+            alerts.dead_letter(s, delivery_id, attempts, error, at)

@@ -481,3 +481,87 @@ class ParameterChange(Base):
     cost_usd_per_hour: Mapped[float | None] = mapped_column(Float)
     applied_at: Mapped[datetime] = mapped_column(default=utcnow)
     rolled_back_by: Mapped[str | None] = mapped_column(String(40))
+
+
+# --- alerts (not mirrored: their state changes in place; gold/alerts holds a snapshot per
+# signals cycle) ------------------------------------------------------------------------------
+# open → acknowledged (an admin has seen it) → resolved (its classifications cleared, or an
+# admin closed it); open → resolved directly too. resolved is final: the next episode of the
+# same condition is a new alert.
+ALERT_STATES = ("open", "acknowledged", "resolved")
+ALERT_SEVERITIES = ("warning", "critical")
+ALERT_RESOLUTIONS = ("cleared", "admin")
+# pending (queued with the alert) → sent | dead_letter (every attempt failed; kept with the
+# last error for an operator).
+DELIVERY_STATES = ("pending", "sent", "dead_letter")
+
+
+class Alert(Base):
+    """An alert: one episode of a bottleneck condition of one group (category × provider ×
+    effect type, or × user; per source), however many classifications and cycles it spans
+    (``resources/store/alerts.py``)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        CheckConstraint(_one_of("state", ALERT_STATES), name="state"),
+        CheckConstraint(_one_of("severity", ALERT_SEVERITIES), name="severity"),
+        Index(None, "group_key", "state"),
+        Index(None, "state", "opened_at"),
+    )
+
+    alert_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    group_key: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(10))
+    scope: Mapped[str] = mapped_column(String(32))
+    provider_id: Mapped[str | None] = mapped_column(String(64))
+    effect_type: Mapped[str | None] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(500))
+    summary: Mapped[str] = mapped_column(Text)
+    runbook: Mapped[str] = mapped_column(String(200))
+    cost_impact_usd_per_hour: Mapped[float] = mapped_column(Float)
+    classifications: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    acknowledged_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    resolved_at: Mapped[datetime | None]
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class AlertClassification(Base):
+    """Which alert a bottleneck classification belongs to (each to exactly one)."""
+
+    __tablename__ = "alert_classifications"
+
+    classification_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.alert_id"), index=True)
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlertDelivery(Base):
+    """One notice of an alert to one recipient on one channel (``email``): queued with the
+    alert, sent once; after the last failed attempt a dead letter with its error."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        CheckConstraint(_one_of("state", DELIVERY_STATES), name="state"),
+        UniqueConstraint("alert_id", "channel", "recipient"),
+        Index(None, "state", "created_at"),
+    )
+
+    delivery_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.alert_id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(320))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    dead_lettered_at: Mapped[datetime | None]
