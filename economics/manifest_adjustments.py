@@ -25,7 +25,7 @@ import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from economics.routing import routing_weights
+from economics.routing import regular_of, routing_weights
 
 PIN, DEMOTE = "pin", "demote"
 DEMOTE_PREFIX = "demote."  # a routing parameter's name: demote.<provider_id>
@@ -79,7 +79,8 @@ def adjust(manifest: dict, adjustments: Iterable[Mapping], at: datetime | None =
         types re-ranked and re-weighted, ``adjustments`` (those applied, with ``applied``
         False and a ``note`` for a demotion refused because no other provider is left),
         ``demoted`` (effect type → removed entries with their reason), ``base_version`` (the
-        regular manifest adjusted) and a new ``version``.
+        regular manifest adjusted), ``regular`` (that manifest itself, see ``regular_of``) and a
+        new ``version``.
     """
     todo = [dict(a) for a in adjustments]
     effects = manifest["effects"]
@@ -120,6 +121,7 @@ def adjust(manifest: dict, adjustments: Iterable[Mapping], at: datetime | None =
     out["adjustments"] = applied
     out["demoted"] = demoted
     out["base_version"] = manifest.get("base_version", manifest["version"])
+    out["regular"] = regular_of(manifest)
     if at is not None:
         out["published_at"] = at.isoformat()
     out["version"] = _version(

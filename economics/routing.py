@@ -214,7 +214,8 @@ def override_manifest(
 
     Returns:
         A copy with ``version`` (new), ``published_at`` = ``at``, ``base_version`` (the
-        regular manifest this overrides), ``overrides[effect_type] = {provider_id, reason,
+        regular manifest this overrides), ``regular`` (that manifest itself),
+        ``overrides[effect_type] = {provider_id, reason,
         at}``, and the forced entry's ``reason`` = ``"override: <reason>"``.
 
     Raises:
@@ -246,9 +247,24 @@ def override_manifest(
         effect_type: {"provider_id": provider_id, "reason": reason, "at": at.isoformat()},
     }
     out["base_version"] = manifest.get("base_version", manifest["version"])
+    # The regular manifest it stands on (economics.manifest_adjustments.regular_of).
+    out["regular"] = regular_of(manifest)
     out["published_at"] = at.isoformat()
     out["version"] = _version({"effects": out["effects"], "overrides": out["overrides"]})
     return out
+
+
+def regular_of(manifest: dict) -> dict:
+    """The regular manifest (as the economics job built it, before any adjustment or override)
+    that ``manifest`` stands on: ``manifest`` itself when it is one, else the copy it carries.
+
+    An adjusted or overridden manifest carries its regular one because that one may never have
+    been published on its own (the economics job publishes it adjusted when routing parameters
+    are in force), yet undoing an adjustment must start from it.
+    """
+    if "regular" in manifest:
+        return manifest["regular"]
+    return {k: v for k, v in manifest.items() if k != "regular"}
 
 
 def manifest_weights(manifest: dict) -> dict[str, dict[str, float]]:

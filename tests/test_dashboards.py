@@ -375,8 +375,9 @@ def test_bottlenecks_page_shows_open_classifications_and_acknowledges_their_aler
     lake.upsert(BOTTLENECK_CLASSIFICATIONS, pl.DataFrame(rows, schema=CLASSIFICATION_SCHEMA))
     store = Store(private_world.database_url)
     synced = store.sync_alerts([r for r in rows if r["status"] == "open"], at_)
-    [real] = [a for a in store.alerts() if a["source"] == "real"]
-    assert len(synced["opened"]) == 2 and real["classification_ids"] == ["c-open"]
+    [real] = [a for a in store.alerts() if a["source"] == "real" and a["category"] == "PROVIDER_LATENCY_DEGRADATION"]
+    # One alert per group: the latency, the user's depletion and the simulated saturation.
+    assert len(synced["opened"]) == 3 and real["classification_ids"] == ["c-open"]
     at = _open(_signed_in(monkeypatch, private_world, password_hash), "bottlenecks")
     text = " ".join(m.value for m in at.markdown)
     assert "PROVIDER_LATENCY_DEGRADATION" in text and "GPU_SATURATION" not in text  # real only
@@ -385,7 +386,7 @@ def test_bottlenecks_page_shows_open_classifications_and_acknowledges_their_aler
     assert flagged["who"].tolist() == ["u-1"]
     assert flagged["what"].tolist() == ["balance 84 tokens runs out in 4.2 h at 20 tokens/h"]
     assert [s.value for s in at.subheader] == [
-        "Alerts (1)",
+        "Alerts (2)",
         "Flagged for admins (1)",
         "Open bottlenecks (2)",
         "Economic alerts (unusual combinations)",
@@ -397,4 +398,4 @@ def test_bottlenecks_page_shows_open_classifications_and_acknowledges_their_aler
     assert any("Acknowledged by alice" in c.value for c in at.caption)
     at.button(key=f"resolve_{real['alert_id']}").click().run()
     assert store.alert(real["alert_id"])["resolution"] == "admin"
-    assert at.subheader[0].value == "Alerts (0)"
+    assert at.subheader[0].value == "Alerts (1)"

@@ -12,7 +12,6 @@ from economics import bottlenecks as bn
 from pipelines.cli.main import main
 from pipelines.definitions import build_definitions
 from resources.lake import Lake
-from resources.manifest_store import ManifestStore
 from resources.schemas import ALERTS, BOTTLENECK_ACTIONS, BOTTLENECK_CLASSIFICATIONS
 from resources.store import Store
 from tests.harness import Driver
@@ -37,7 +36,13 @@ def test_injected_faults_are_acted_on_and_alerted(settings, instance, monkeypatc
     inbox = Inbox()
     with smtp_server(inbox) as port:
         cfg = settings.model_copy(
-            update={"smtp_host": "127.0.0.1", "smtp_port": port, "alert_email_to": "ops@example.com"}
+            # The injected faults are simulated streams: acting on them is opt-in.
+            update={
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "alert_email_to": "ops@example.com",
+                "act_on_simulated": True,
+            }
         )
         defs = build_definitions(cfg)
         driver = Driver(defs, instance)
@@ -61,9 +66,8 @@ def test_injected_faults_are_acted_on_and_alerted(settings, instance, monkeypatc
             # Generic: the category's action, recorded once, done.
             assert act["category"] == row["category"] and act["action"] == bn.AUTOMATIC_ACTIONS[row["category"]]
             assert act["outcome"] == "done", act["detail"]
-        # Their effects: the throttled provider is no longer first for cartoon; the user is told.
-        manifest = ManifestStore(uri=settings.manifest_uri).read()
-        assert manifest["overrides"]["cartoon"]["provider_id"] != "opencv-cartoon"
+        # Their effects: the throttled provider's dispatch concurrency is cut; the user is told.
+        assert "opencv-cartoon" in store.parameter_values("provider", "concurrency")
         kinds = {n["kind"] for n in store.notifications(depleting["user_id"])}
         assert "token_depletion_risk" in kinds
         assert driver.step("bottleneck_action_sensor") == []  # acted on once

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from economics.manifest_adjustments import adjust, adjustments_from_parameters
-from economics.routing import manifest_rows, override_manifest
+from economics.routing import manifest_rows, override_manifest, regular_of
 from resources.catalog import Catalog
 from resources.events import utcnow
 from resources.lake import Lake
@@ -63,10 +63,13 @@ def with_routing_parameters(manifest: dict, store: Store) -> dict:
 
 
 def _regular(current: dict, manifest_store: ManifestStore) -> dict:
-    """The regular manifest ``current`` was built on (itself when it is one)."""
+    """The regular manifest ``current`` was built on (itself when it is one): the copy it
+    carries, else (a manifest published before it carried one) found in the store's history."""
     base = current.get("base_version")
     if base is None or base == current["version"]:
         return current
+    if "regular" in current:
+        return regular_of(current)
     for m in manifest_store.history(_HISTORY):
         if m["version"] == base and "base_version" not in m:
             return m
