@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from resources.catalog import Catalog
 from resources.clients import Clients
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
@@ -55,6 +56,11 @@ def provider_registry(clients: ClientsDep) -> ProviderRegistry:
     return clients.providers
 
 
+def catalog_client(clients: ClientsDep) -> Catalog:
+    """The shipped catalogs (effects, prices, parameter ranges)."""
+    return clients.catalog
+
+
 def store_client(clients: ClientsDep) -> Store:
     """The transactional store."""
     return clients.store
@@ -65,6 +71,7 @@ StoreDep = Annotated[Store, Depends(store_client)]
 MediaDep = Annotated[MediaStore, Depends(media_client)]
 ManifestStoreDep = Annotated[ManifestStore, Depends(manifest_store_client)]
 ProvidersDep = Annotated[ProviderRegistry, Depends(provider_registry)]
+CatalogDep = Annotated[Catalog, Depends(catalog_client)]
 
 
 @dataclass(frozen=True)

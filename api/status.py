@@ -1,4 +1,5 @@
-"""Read models the API serves: a video's status and the gallery, assembled from lake tables."""
+"""Read models the API serves: a video's status, assembled from lake tables (the gallery is
+``resources.services.gallery``)."""
 
 from __future__ import annotations
 
@@ -120,11 +121,3 @@ def video_status(
         "notifications": notifications,
     }
 
-
-def gallery(lake: Lake) -> pl.DataFrame:
-    """Published effects, newest revision per slug first."""
-    return (
-        lake.read(GALLERY_REVISIONS, pl.col("published").fill_null(False))
-        .sort("published_at", descending=True)
-        .unique("slug", keep="first", maintain_order=True)
-    )

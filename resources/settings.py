@@ -140,6 +140,10 @@ class Settings(BaseSettings):
         routing_window_hours: trailing window of real executions the routing manifest is
             ranked from, hours.
         max_parallel_tasks: provider tasks run at once by M6, the benchmark and A/B tests.
+        run_deadline_s (``EFFECTLAKE_RUN_DEADLINE_S``): how long an effect run may keep falling
+            back to the next provider, seconds from its start; past it, no further provider is
+            tried and the run is refunded (600: ten minutes, well past the slowest local
+            provider on a 10 s clip, 29 s, and short enough that a user still waits for it).
 
     Gemini (``resources/gemini``, docs/gemini.md):
         google_api_key (``GOOGLE_API_KEY``): Gemini Developer API key; unset or blank = no
@@ -221,6 +225,7 @@ class Settings(BaseSettings):
     priority: str = Field(default="balanced", alias="EFFECTLAKE_PRIORITY")
     routing_window_hours: int = Field(default=24, alias="EFFECTLAKE_ROUTING_WINDOW_HOURS")
     max_parallel_tasks: int = Field(default=2, alias="EFFECTLAKE_MAX_PARALLEL_TASKS")
+    run_deadline_s: float = Field(default=600.0, gt=0, alias="EFFECTLAKE_RUN_DEADLINE_S")
 
     # -- Gemini -----------------------------------------------------------------------------
     google_api_key: str | None = Field(default=None, alias="GOOGLE_API_KEY")

@@ -11,8 +11,8 @@ from api.deps import LakeDep, SettingsDep
 from api.models import Effect
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, frame_page
 from api.problems import problem_responses
-from api.status import gallery
 from resources.media import media_url
+from resources.services.gallery import gallery
 
 router = APIRouter(tags=["effects"])
 

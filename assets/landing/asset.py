@@ -129,6 +129,8 @@ _DESCRIPTIONS = {
     "write there).",
     "approval_decisions": "Admin decisions on approval requests, landed from the store's decisions.",
     "recommendation_decisions": "Admin decisions on recommendations, landed from the store's decisions.",
+    "effect_runs": "Users' runs of published effects as the API queued them (effect, pinned revision, params, "
+    "input, price reserved), landed from the store; run_sensor starts one effect_run_job run each.",
 }
 
 LANDING_ASSETS: list[dg.AssetsDefinition] = [_landing_asset(x, _DESCRIPTIONS[x.target.name]) for x in LANDINGS]

@@ -18,6 +18,7 @@ import polars as pl
 
 from resources.schemas import (
     APPROVAL_DECISIONS,
+    EFFECT_RUNS,
     LEDGER_ENTRIES,
     NOTIFICATIONS,
     RECOMMENDATION_DECISIONS,
@@ -59,6 +60,8 @@ LANDINGS: tuple[Landing, ...] = (
     Landing(
         "decisions", RECOMMENDATION_DECISIONS, subject_kind="recommendation", rename={"subject_id": "recommendation_id"}
     ),
+    # Effect runs as the API queued them (the request columns; state stays in the store).
+    Landing("effect_runs", EFFECT_RUNS),
 )
 BY_TARGET: dict[str, Landing] = {landing.target.name: landing for landing in LANDINGS}
 
