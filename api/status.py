@@ -120,4 +120,3 @@ def video_status(
         },
         "notifications": notifications,
     }
-

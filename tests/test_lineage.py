@@ -52,6 +52,7 @@ from resources.store.client import Store
 from tests.api_users import ADMIN, ADMIN_KEY, new_user
 from tests.clips import one_clip_suite
 from tests.harness import Driver
+from tests.published import publish
 from tests.server import serve
 
 # One cheap provider per effect type, plus a second slow-motion one for the A/B test.
@@ -80,6 +81,8 @@ API_WRITES = {
     },
     dg.AssetKey(["bronze", "ab_requests"]): {dg.AssetKey(["silver", "ingested_video"])},
     dg.AssetKey(["bronze", "alert_acknowledgements"]): {dg.AssetKey(["gold", "bottleneck_classifications"])},
+    # A user's effect run, queued against the gallery's pinned revision.
+    store_table_key("effect_runs"): {dg.AssetKey(["silver", "gallery_revisions"])},
 }
 
 
@@ -195,6 +198,16 @@ class RecordingStore(Store):
     def changes_since(self, table, *args, **kwargs):
         Record.add("read", store_table_key(table))
         return super().changes_since(table, *args, **kwargs)
+
+    # An effect run's row and the result cache; its state moves (start, update, finish) are
+    # operational, like an upload's status, and not drawn.
+    def effect_run(self, run_id, user_id=None):
+        Record.add("read", store_table_key("effect_runs"))
+        return super().effect_run(run_id, user_id)
+
+    def cached_run(self, workspace_id, cache_key):
+        Record.add("read", store_table_key("effect_runs"))
+        return super().cached_run(workspace_id, cache_key)
 
 
 class RecordingManifestStore(ManifestStore):
@@ -369,6 +382,13 @@ def _run_everything(defs, instance, settings, clip, truncated) -> None:
             == 202
         )
         assert [r.success for r in driver.step("approval_sensor")] == [True]
+        # A user's run of a published effect (the gallery row as M10 writes it): the first
+        # renders, the same again is served from the result cache.
+        publish(Lake(uri=settings.lake_uri), slug="warm-lineage")
+        for _ in range(2):
+            r = client.post("/v1/effects/warm-lineage/runs", data={"video_id": ids[0]})
+            assert r.status_code == 202, r.text
+            assert [r.success for r in driver.step("run_sensor")] == [True]
         for job in ("economics_job", "benchmark_job", "signals_job", "actions_job"):
             assert defs.resolve_job_def(job).execute_in_process(instance=instance).success
         assert (

@@ -31,7 +31,6 @@ model as the test batches. A run already final (a re-executed partition) changes
 its earlier rows are returned as they are.
 """
 
-
 import json
 import tempfile
 from collections.abc import Iterator
@@ -136,8 +135,9 @@ class _Run:
     def status_url(self) -> str:
         return f"{self.platform.api_base_url.rstrip('/')}/v1/runs/{self.run_id}"
 
-    def deliver(self, output: str, task_id: str, provider_id: str, key: str, **state) -> None:
-        """Charge the reservation, store the outcome, tell the user."""
+    def deliver(self, output: str, task_id: str, delivered_by: str, key: str, **state) -> None:
+        """Charge the reservation, store the outcome (``state``: run columns to set), tell
+        the user."""
         tokens = self.run["tokens"]
         if tokens > 0:
             self.store.consume(ledger.job_id(self.run_id), reason=f"effect run {self.run['slug']} delivered")
@@ -145,7 +145,7 @@ class _Run:
         name = self.catalog.effects()[self.run["effect_type"]]["display_name"]
         self.note(
             "RunDelivered",
-            {"task_id": task_id, "provider_id": provider_id, "output_key": output, "tokens_charged": tokens},
+            {"task_id": task_id, "provider_id": delivered_by, "output_key": output, "tokens_charged": tokens},
         )
         self.pipeline.append(
             notify_user(

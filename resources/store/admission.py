@@ -43,9 +43,7 @@ def gpu_load(session: Session, workspace_id: str, lock: bool = False) -> dict:
     uploads = session.scalar(
         select(func.count())
         .select_from(Upload)
-        .where(
-            Upload.workspace_id == workspace_id, Upload.status.in_(ACTIVE_STATUSES), Upload.source != RUN_SOURCE
-        )
+        .where(Upload.workspace_id == workspace_id, Upload.status.in_(ACTIVE_STATUSES), Upload.source != RUN_SOURCE)
     )
     runs = session.scalar(
         select(func.count())

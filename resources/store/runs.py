@@ -116,7 +116,8 @@ def create_run(
     session.add(run)
     session.flush()
     if tokens > 0:
-        ledger.reserve(session, user_id, job_id(run_id), tokens, correlation_id=run_id, reason=f"effect run {slug}", at=now)
+        reason = f"effect run {slug}"
+        ledger.reserve(session, user_id, job_id(run_id), tokens, correlation_id=run_id, reason=reason, at=now)
     return as_dict(run)
 
 
@@ -224,4 +225,3 @@ def cached(session: Session, workspace_id: str, cache_key: str) -> dict | None:
     )
     run = session.scalars(query).one_or_none()
     return as_dict(run) if run is not None else None
-
