@@ -86,6 +86,7 @@ def test_store_rows_become_bronze_rows():
         "ledger_entries",
         "notifications",
         "decisions",
+        "effect_runs",
     }
 
 
