@@ -245,3 +245,31 @@ def test_a_run_every_provider_fails_is_refunded(gallery, short_carphone, tmp_pat
     assert _events(lake, run["run_id"])[-2:] == ["RunRefunded", "UserNotified"]
     assert lake.read(NOTIFICATIONS, pl.col("correlation_id") == run["run_id"])["kind"].to_list() == ["run_refunded"]
     assert lake.read(LEDGER_ENTRIES, pl.col("task_id") == job_id(run["run_id"])).height == 2
+
+
+def test_past_the_deadline_no_further_provider_is_tried_and_the_run_is_refunded(gallery, short_carphone, tmp_path):
+    settings, instance, base, slug = gallery
+    registry = _registry(tmp_path, "late", {"ffmpeg-lut3d": "active", "opencv-curves": "active"}, {"ffmpeg-lut3d"})
+    settings = settings.model_copy(
+        update={
+            "providers_path": registry,
+            "exploration_rate": 0.0,
+            "manifest_uri": str(tmp_path / "manifest.json"),
+            "run_deadline_s": 0.001,  # over before the first attempt ends
+        }
+    )
+    driver = Driver(build_definitions(settings), instance)
+    lake = Lake(uri=settings.lake_uri)
+    with httpx.Client(base_url=base, timeout=60) as client:
+        user = new_user(client)
+        run = _run(
+            client, slug, user, params=json.dumps({"strength": 0.9}), file=("c.mp4", short_carphone.read_bytes())
+        )
+        assert [r.success for r in driver.step("run_sensor")] == [True]
+        status = client.get(f"/v1/runs/{run['run_id']}", headers=user["headers"]).json()
+    assert status["status"] == "refunded"
+    assert status["error"] == "no provider made a usable video before the run's deadline (1 tried)"
+    # The fallback that would have delivered was never dispatched.
+    assert lake.read(RUN_OUTPUTS, pl.col("run_id") == run["run_id"])["provider_id"].to_list() == ["ffmpeg-lut3d"]
+    assert "TaskFellBack" not in _events(lake, run["run_id"])
+    assert _ledger(driver, lake, run["run_id"]) == ["reserve", "refund"]

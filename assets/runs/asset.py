@@ -23,7 +23,7 @@ order, each step recorded under the run's correlation id (its ``run_id``):
    (``Settings.run_deadline_s``) allows;
 7. **settlement**: delivered → the reservation consumed, the output's key and cache key
    stored, ``RunDelivered``, the user notified; nothing delivered → refunded and told
-   (``RunRefused`` reasons in ``RunRefunded``).
+   (the reason in ``RunRefunded``).
 
 Every task's ``TaskDispatched`` / ``TaskSucceeded`` / ``TaskFailed`` goes to
 ``execution_events`` with ``job_kind = run``, so the economics job costs runs with the same
@@ -266,7 +266,7 @@ def run_outputs(
         deadline = " before the run's deadline" if late else ""
         work.refund(f"no provider made a usable video{deadline} ({tried} tried)", attempts=tried)
     work.flush()
-    yield _output(work, run["status"] if delivered is None else "delivered")
+    yield _output(work, "refunded" if delivered is None else "delivered")
 
 
 def _output(work: _Run, outcome: str) -> dg.Output:
