@@ -37,6 +37,8 @@ from economics.telemetry import CREATION, REAL, RUN
 # Job-level columns (``job_margins`` and ``resources.schemas.JOB_MARGINS``), by selection: the
 # delivered task is one of the ranked ones.
 SELECTIONS = ("ranked", "exploration", "shadow")
+# The ``run_outputs`` selection of an effect run served from the result cache (no task ran).
+CACHE_SELECTION = "cache"
 
 
 def job_charges(entries: pl.DataFrame, deliveries: pl.DataFrame) -> pl.DataFrame:
@@ -105,7 +107,7 @@ def cache_savings(outputs: pl.DataFrame, costs: pl.DataFrame) -> pl.DataFrame:
         ``effect_type``, ``saved_cost_usd`` (the reused task's full cost; null when it is not
         costed yet), ``finished_at``.
     """
-    hits = outputs.filter(pl.col("selection") == "cache")
+    hits = outputs.filter(pl.col("selection") == CACHE_SELECTION)
     made = costs.select(cached_from_task_id=pl.col("task_id"), saved_cost_usd=pl.col("cost_usd")).unique(
         "cached_from_task_id"
     )

@@ -52,7 +52,7 @@ from resources.schemas import (
     TableSpec,
 )
 from resources.store.client import Store
-from resources.store.uploads import RUN_SOURCE
+from resources.store.models import RUN_SOURCE
 
 INTERVAL_S = 5
 # Landing is the first hop of every request's way into the lake (API → store → bronze →

@@ -27,14 +27,13 @@ from api.idempotency import IdempotencyKey, form_fingerprint, respond
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, seq_page
 from api.problems import problem_responses
 from resources.media import media_url
-from resources.services.runs import RUN_SOURCE, RunRequest, parse_params, submit_run
+from resources.services.runs import RunRequest, parse_params, submit_run
 from resources.services.uploads import IncomingUpload
-from resources.store.models import ROUTING_DECISIONS
+from resources.store.models import CACHE_DECISION
 
 router = APIRouter(tags=["runs"])
 
 ROUTE = "POST /v1/effects/{slug}/runs"
-CACHE = ROUTING_DECISIONS[-1]  # the routing decision of a run served from the result cache
 
 
 class RunAccepted(BaseModel):
@@ -107,7 +106,7 @@ def run_status(row: dict, api_base_url: str, admin: bool = False) -> RunStatus:
         output_url=media_url(api_base_url, row["output_key"]) if delivered else None,
         tokens_reserved=row["tokens"],
         tokens_charged=row["tokens"] if delivered else 0,
-        cached=row["routing_decision"] == CACHE,
+        cached=row["routing_decision"] == CACHE_DECISION,
         error=row["error"],
         created_at=row["created_at"],
         started_at=row["started_at"],
@@ -156,9 +155,7 @@ def create_run(
 
     def work() -> tuple[int, RunAccepted]:
         upload = (
-            IncomingUpload(
-                file.file, file.filename, file.content_type, caller.user_id, caller.workspace_id, source=RUN_SOURCE
-            )
+            IncomingUpload(file.file, file.filename, file.content_type, caller.user_id, caller.workspace_id)
             if file is not None
             else None
         )

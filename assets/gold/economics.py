@@ -21,7 +21,7 @@ from assets.registry.asset import unhealthy_providers
 from economics.margin import margin as margin_of
 from economics.marginality import WINDOWS
 from economics.marginality import marginality_windows as windows_of
-from economics.revenue import cache_savings, job_charges, recognise, run_deliveries
+from economics.revenue import CACHE_SELECTION, cache_savings, job_charges, recognise, run_deliveries
 from economics.revenue import job_margins as job_margins_of
 from economics.routing import build_manifest, manifest_rows
 from economics.stats import provider_stats
@@ -167,7 +167,7 @@ def job_margins(lake: dg.ResourceParam[Lake], platform: dg.ResourceParam[Setting
     refund updates its job."""
     since = utcnow() - LEDGER_LOOKBACK
     costs = lake.read(EXECUTION_COSTS, (pl.col("source") == REAL) & (pl.col("finished_at") > since))
-    hits = lake.read(RUN_OUTPUTS, (pl.col("selection") == "cache") & (pl.col("finished_at") > since))
+    hits = lake.read(RUN_OUTPUTS, (pl.col("selection") == CACHE_SELECTION) & (pl.col("finished_at") > since))
     reused = lake.read(EXECUTION_COSTS, pl.col("task_id").is_in(hits["cached_from_task_id"].drop_nulls().to_list()))
     savings = cache_savings(hits, reused)
     videos = [*costs["video_id"].unique().to_list(), *savings["video_id"].to_list()]

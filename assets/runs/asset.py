@@ -63,6 +63,7 @@ from assets.runs.plan import (
     run_task_id,
 )
 from economics import ledger
+from economics.revenue import CACHE_SELECTION
 from economics.routing import RunRoute, current_rankings, route_run
 from economics.telemetry import DISPATCHED_EVENT, RUN
 from resources.catalog import Catalog
@@ -78,6 +79,7 @@ from resources.refunds import refund_and_notify
 from resources.schemas import PROVIDER_REGISTRY, RUN_OUTPUTS
 from resources.settings import Settings
 from resources.store.client import Store
+from resources.store.models import CACHE_DECISION
 from resources.store.runs import DELIVERED, FAILED, FINAL, REFUNDED
 
 RUN_KW = {
@@ -88,7 +90,6 @@ RUN_KW = {
     "kinds": {"polars", "deltalake"},
     "io_manager_key": "io_manager",
 }
-CACHE = "cache"  # the selection, routing decision and provider-less status of a cache hit
 # Progress a user sees (GET /v1/runs/{id}) at each milestone: routed, each provider attempt
 # started (the first at ATTEMPT, each fallback further on, at most GATED), gated, done = 1.
 ROUTED, ATTEMPT, GATED = 0.2, 0.3, 0.9
@@ -329,8 +330,8 @@ def _cache_hit(work: _Run, registry: RegistryView, media: MediaStore, entries: l
             task_id,
             provider_id,
             provider_version=version,
-            selection=CACHE,
-            routing_decision=CACHE,
+            selection=CACHE_SELECTION,
+            routing_decision=CACHE_DECISION,
             status="cached",
             delivered=True,
             output_key=hit["output_key"],
@@ -347,7 +348,7 @@ def _cache_hit(work: _Run, registry: RegistryView, media: MediaStore, entries: l
             key,
             provider_id=provider_id,
             provider_version=version,
-            routing_decision=CACHE,
+            routing_decision=CACHE_DECISION,
             cached_from=hit["run_id"],
         )
         return True

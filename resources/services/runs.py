@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from economics.budget import UserQuotaExceeded
 from resources.catalog import Catalog
@@ -27,8 +27,7 @@ from resources.media import MediaStore
 from resources.services.gallery import Revision, pinned_revision
 from resources.services.uploads import IncomingUpload, receive_upload
 from resources.store.client import Store
-
-RUN_SOURCE = "run"  # the upload source of a video sent with a run (resources.store.models)
+from resources.store.models import RUN_SOURCE
 
 
 class RunRefused(Exception):
@@ -121,7 +120,7 @@ def new_input(store: Store, media: MediaStore, upload: IncomingUpload, max_uploa
     Raises:
         UploadRejected: as ``receive_upload`` (recorded in ``upload_rejections``).
     """
-    accepted = receive_upload(store, media, upload, max_upload_bytes=max_upload_bytes)
+    accepted = receive_upload(store, media, replace(upload, source=RUN_SOURCE), max_upload_bytes=max_upload_bytes)
     return existing_input(store, upload.user_id, accepted.video_id)
 
 

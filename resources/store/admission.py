@@ -14,13 +14,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from resources.store.errors import UnknownWorkspace
-from resources.store.models import EffectRun, Upload, Workspace
+from resources.store.models import RUN_SOURCE, EffectRun, Upload, Workspace
 
 # Uploads that hold or will hold a GPU slot: received, ingested, or with tasks dispatched.
 # (pending = bytes not received yet; done and rejected = finished.) An upload that came with
 # an effect run (source ``run``) is no job of its own: its run is.
 ACTIVE_STATUSES = ("uploaded", "accepted", "processing")
-RUN_SOURCE = "run"
 # Effect runs that hold or will hold a GPU slot (resources/store/runs.py).
 ACTIVE_RUN_STATUSES = ("queued", "running")
 

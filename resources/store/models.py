@@ -47,6 +47,7 @@ UPLOAD_STATUSES = ("pending", "uploaded", "accepted", "processing", "done", "rej
 # run: a video sent with an effect run (``POST /v1/effects/{slug}/runs``): the input of a run,
 # not an example; no effect-creation job starts for it (migration 0006).
 UPLOAD_SOURCES = ("upload", "presign", "link", "run")
+RUN_SOURCE = UPLOAD_SOURCES[-1]
 #: Longest upload description, characters (the API refuses longer ones with a 422).
 MAX_DESCRIPTION_CHARS = 1000
 SUBJECT_KINDS = ("approval", "recommendation")
@@ -276,6 +277,7 @@ RUN_STATUSES = ("queued", "running", "delivered", "refunded", "failed")
 # one (explore, ε), an admin's emergency override (forced), or no provider at all because a
 # stored output was reused (cache).
 ROUTING_DECISIONS = ("exploit", "explore", "forced", "cache")
+CACHE_DECISION = ROUTING_DECISIONS[-1]
 
 
 class EffectRun(Base):

@@ -32,12 +32,18 @@ from sqlalchemy.orm import Session
 from resources.filenames import sanitize_filename
 from resources.store import admission
 from resources.store.errors import Conflict, InvalidInput, UnknownUser, UploadNotFound
-from resources.store.models import MAX_DESCRIPTION_CHARS, UPLOAD_SOURCES, UPLOAD_STATUSES, Upload, UploadRejection, User
+from resources.store.models import (
+    MAX_DESCRIPTION_CHARS,
+    RUN_SOURCE,
+    UPLOAD_SOURCES,
+    UPLOAD_STATUSES,
+    Upload,
+    UploadRejection,
+    User,
+)
 from resources.store.sql import as_dict, insert_ignore, new_id, utcnow
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
-# The input of an effect run (``POST /v1/effects/{slug}/runs``): no creation job of its own.
-RUN_SOURCE = "run"
 # What an example upload of bytes first sent with a run takes from the new request (``_promote``).
 PROMOTED = ("filename", "content_type", "source", "status", "priorities", "description", "uploaded_at")
 
