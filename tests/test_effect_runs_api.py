@@ -141,8 +141,9 @@ def test_a_new_file_goes_through_the_upload_intake_and_starts_no_creation_job(ap
     run = _run(client, user, file=("mine.mp4", short_bikes.read_bytes(), "video/mp4")).json()
     upload = store.upload(run["video_id"], user["user_id"])
     assert (upload["source"], upload["status"], upload["media_key"].startswith("raw/")) == ("run", "uploaded", True)
-    # The run holds the workspace's GPU slot, its input upload does not.
+    # The run holds the workspace's GPU slot and is the user's job; its input upload is neither.
     assert store.gpu_load(user["workspace_id"])["active"] == 1
+    assert client.get("/v1/usage", headers=user["headers"]).json()["jobs"] == 1
     # Sent again as an example, the same video becomes an example upload (a creation job).
     again = client.post(
         "/v1/uploads", headers=user["headers"], files={"file": ("ex.mp4", short_bikes.read_bytes(), "video/mp4")}

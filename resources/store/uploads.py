@@ -169,9 +169,14 @@ def _promote(session: Session, run_input: Upload, fields: dict) -> dict:
     starts its creation job (an update in place would keep the old seq and never land)."""
     values = as_dict(run_input) | {k: fields[k] for k in PROMOTED if k in fields}
     del values["seq"], values["recorded_at"]
-    session.delete(run_input)
+    # The new row is inserted while the old one still holds the largest seq: SQLite gives an
+    # INTEGER PRIMARY KEY the largest rowid + 1, so deleting first could hand the same seq back.
+    # The old row steps off the unique keys (video id, content) for the moment in between.
+    run_input.video_id, run_input.sha256 = f"{run_input.video_id}~", None
     session.flush()
     session.add(Upload(**values))
+    session.flush()
+    session.delete(run_input)
     session.flush()
     return as_dict(session.scalars(select(Upload).where(Upload.video_id == values["video_id"])).one())
 
@@ -209,12 +214,15 @@ def complete_upload(
     if upload is None or upload.status != "pending":
         raise UploadNotFound(f"no pending upload {video_id!r}")
     if (mine := _by_content(session, upload.workspace_id, sha256, user_id)) is not None:
-        fields = {k: getattr(upload, k) for k in ("filename", "content_type", "source", "priorities", "description")}
+        promoted = None
+        if mine.source == RUN_SOURCE:  # sent before as a run's input, now as an example
+            fields = {
+                k: getattr(upload, k) for k in ("filename", "content_type", "source", "priorities", "description")
+            }
+            promoted = _promote(session, mine, fields | {"status": "uploaded", "uploaded_at": utcnow()})
         session.delete(upload)
         session.flush()
-        if mine.source == RUN_SOURCE:  # sent before as a run's input, now as an example
-            return UploadResult(_promote(session, mine, fields | {"status": "uploaded", "uploaded_at": utcnow()}), True)
-        return UploadResult(as_dict(mine), False)
+        return UploadResult(promoted, True) if promoted else UploadResult(as_dict(mine), False)
     original = _by_content(session, upload.workspace_id, sha256)
     upload.sha256, upload.bytes, upload.status = sha256, bytes_, "uploaded"
     upload.media_key = original.media_key if original is not None else media_key
