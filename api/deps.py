@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from resources.catalog import Catalog
 from resources.clients import Clients
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
@@ -61,6 +62,11 @@ def media_links(clients: ClientsDep) -> MediaLinks:
     return clients.links
 
 
+def catalog_client(clients: ClientsDep) -> Catalog:
+    """The shipped catalogs (effects, prices, parameter ranges)."""
+    return clients.catalog
+
+
 def store_client(clients: ClientsDep) -> Store:
     """The transactional store."""
     return clients.store
@@ -72,6 +78,7 @@ MediaDep = Annotated[MediaStore, Depends(media_client)]
 LinksDep = Annotated[MediaLinks, Depends(media_links)]
 ManifestStoreDep = Annotated[ManifestStore, Depends(manifest_store_client)]
 ProvidersDep = Annotated[ProviderRegistry, Depends(provider_registry)]
+CatalogDep = Annotated[Catalog, Depends(catalog_client)]
 
 
 @dataclass(frozen=True)

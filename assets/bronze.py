@@ -37,6 +37,7 @@ from resources.schemas import (
     PROVIDER_OUTPUTS,
     QUALITY_SCORES,
     RECOMMENDATIONS,
+    RUN_OUTPUTS,
     TEST_BATCH,
     VIDEO_TABLES,
     TableSpec,
@@ -72,14 +73,16 @@ def _store(
 
 pipeline_events = _bronze(
     PIPELINE_EVENTS,
-    "Stage events of every video (VideoIngested … EffectPublished), appended by each stage.",
-    upstream=VIDEO_TABLES,
+    "Stage events of every video (VideoIngested … EffectPublished) and of every effect run "
+    "(RunStarted … RunDelivered | RunRefunded, under the run id), appended by each stage.",
+    upstream=[*VIDEO_TABLES, RUN_OUTPUTS],
 )
 execution_events = _bronze(
     EXECUTION_EVENTS,
-    "Provider task events: TaskDispatched (M5), TaskSucceeded / TaskFailed with measured "
-    "telemetry (M6); `effectlake simulate` appends simulated ones outside runs.",
-    upstream=[TEST_BATCH, PROVIDER_OUTPUTS],
+    "Provider task events: TaskDispatched (M5, effect runs), TaskSucceeded / TaskFailed with measured "
+    "telemetry (M6, effect runs; job_kind creation | run); `effectlake simulate` appends simulated ones "
+    "outside runs.",
+    upstream=[TEST_BATCH, PROVIDER_OUTPUTS, RUN_OUTPUTS],
 )
 llm_costs = _bronze(
     LLM_COSTS,
@@ -98,9 +101,10 @@ STORE: list[dg.AssetSpec] = [
     _store("upload_rejections", "Uploads the intake API refused, written by it."),
     _store(
         "ledger_entries",
-        "The token ledger with row-locked balances: credits (API), one reservation per job (M5 test_batch), "
-        "consume on delivery (M5 best_result), refund (no usable result, M10 rejection).",
-        upstream=[CONTENT_ANALYSIS, TEST_BATCH, BEST_RESULT, GALLERY_REVISIONS],
+        "The token ledger with row-locked balances: credits (API), one reservation per job (M5 test_batch; "
+        "an effect run's by the API with the run), consume on delivery (M5 best_result, run_outputs), refund "
+        "(no usable result, M10 rejection, a run nothing delivered).",
+        upstream=[CONTENT_ANALYSIS, TEST_BATCH, BEST_RESULT, GALLERY_REVISIONS, RUN_OUTPUTS],
     ),
     _store(
         "notifications",
@@ -113,6 +117,7 @@ STORE: list[dg.AssetSpec] = [
             BEST_RESULT,
             APPROVAL_REQUESTS,
             GALLERY_REVISIONS,
+            RUN_OUTPUTS,
             BOTTLENECK_ACTIONS,
         ],
     ),
@@ -132,5 +137,12 @@ STORE: list[dg.AssetSpec] = [
         "(the API reads the slug's revisions to move it).",
         upstream=[GALLERY_REVISIONS],
         store_upstream=["effect_revisions"],
+    ),
+    _store(
+        "effect_runs",
+        "Users' runs of published effects, queued by the API against the gallery's pinned revision (with their "
+        "reservation); their state (running, delivered, refunded; routing, output) is operational, moved by "
+        "run_outputs like an upload's status.",
+        upstream=[GALLERY_REVISIONS],
     ),
 ]

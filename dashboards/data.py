@@ -241,6 +241,66 @@ def margin_history(cube: pl.DataFrame, by: str, window: str, start: datetime, en
     )
 
 
+# -- creation vs runs --------------------------------------------------------------------------
+JOB_KINDS = ("creation", "run")  # economics.telemetry CREATION, RUN
+
+
+def job_kind_totals(totals: pl.DataFrame) -> pl.DataFrame:
+    """Executions' money per job kind (creation: the test batches that make an effect; run: a
+    user's run of a published effect).
+
+    Args:
+        totals: ``LakeReader.job_kind_totals`` rows (job_kind, executions, tokens_charged,
+            cost_tokens, revenue_usd, cost_usd).
+
+    Returns:
+        job_kind (creation first), executions, revenue_usd, cost_usd, margin_usd, margin
+        (fraction, null when nothing was charged); a zero row for a kind with no executions.
+    """
+    kinds = pl.DataFrame({"job_kind": list(JOB_KINDS)})
+    return (
+        kinds.join(totals, on="job_kind", how="left")
+        .with_columns(pl.col(c).fill_null(0) for c in SUMS)
+        .with_columns(
+            margin_usd=pl.col("revenue_usd") - pl.col("cost_usd"),
+            margin=margin_expr(pl.col("tokens_charged"), pl.col("cost_tokens")),
+        )
+        .select("job_kind", pl.col("executions").cast(pl.Int64), "revenue_usd", "cost_usd", "margin_usd", "margin")
+    )
+
+
+def jobs_by_kind(jobs: pl.DataFrame, since: datetime) -> pl.DataFrame:
+    """Jobs finished after ``since`` per kind, from gold ``job_margins``: what users paid per
+    job and what it cost, and what the result cache saved (runs served from it ran nothing).
+
+    Returns:
+        job_kind (creation first), jobs, tokens_charged, revenue_usd, cost_usd, margin,
+        cache_hits, saved_cost_usd; a zero row for a kind with no jobs.
+    """
+    recent = jobs.filter(pl.col("finished_at") > since).with_columns(
+        job_kind=pl.col("job_kind").fill_null("creation"), cache_hit=pl.col("cache_hit").fill_null(False)
+    )
+    per = recent.group_by("job_kind").agg(
+        jobs=pl.len().cast(pl.Int64),
+        tokens_charged=pl.col("tokens_charged").sum().cast(pl.Int64),
+        revenue_usd=pl.col("revenue_usd").sum(),
+        cost_usd=pl.col("cost_usd").sum(),
+        cost_tokens=pl.col("cost_tokens").sum(),
+        cache_hits=pl.col("cache_hit").sum().cast(pl.Int64),
+        saved_cost_usd=pl.col("saved_cost_usd").sum(),
+    )
+    return (
+        pl.DataFrame({"job_kind": list(JOB_KINDS)})
+        .join(per, on="job_kind", how="left")
+        .with_columns(pl.col("jobs", "tokens_charged", "cache_hits").fill_null(0))
+        .with_columns(pl.col("revenue_usd", "cost_usd", "cost_tokens", "saved_cost_usd").fill_null(0.0))
+        .with_columns(margin=margin_expr(pl.col("tokens_charged"), pl.col("cost_tokens")))
+        .select(
+            "job_kind", "jobs", "tokens_charged", "revenue_usd", "cost_usd", "margin", "cache_hits", "saved_cost_usd"
+        )
+    )
+
+
 PERIOD_PRESETS: dict[str, timedelta] = {
     "last 24h vs the 24h before": timedelta(hours=24),
     "last 7d vs the 7d before": timedelta(days=7),

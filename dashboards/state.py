@@ -27,6 +27,7 @@ from resources.media import MediaStore
 from resources.schemas import (
     EXECUTION_COSTS,
     INGESTED_VIDEO,
+    JOB_MARGINS,
     MARGINALITY_WINDOWS,
     PROVIDER_EFFECT_MATRIX,
     PROVIDER_OUTPUTS,
@@ -214,6 +215,22 @@ def _matrix(uri: str, version: tuple, source: str, since: datetime | None, now: 
 def execution_matrix(ctx: Context, since: datetime | None) -> pl.DataFrame:
     """Quality × cost × speed per provider × effect type from the executions since ``since``."""
     return _matrix(ctx.uri, _v(ctx, EXECUTION_COSTS, QUALITY_SCORES), ctx.source, since, ctx.now)
+
+
+@st.cache_data(show_spinner=False, max_entries=ENTRIES)
+def _job_kinds(uri: str, version: tuple, source: str, start: datetime, end: datetime) -> pl.DataFrame:
+    return data.job_kind_totals(_reader(uri).job_kind_totals(source, start, end))
+
+
+def job_kinds(ctx: Context, window: timedelta) -> pl.DataFrame:
+    """``data.job_kind_totals`` of the context's source over the ``window`` ending now."""
+    return _job_kinds(ctx.uri, _v(ctx, EXECUTION_COSTS), ctx.source, ctx.now - window, ctx.now)
+
+
+def jobs_by_kind(ctx: Context, window: timedelta) -> pl.DataFrame:
+    """``data.jobs_by_kind`` of gold job_margins over the ``window`` ending now (real jobs:
+    simulated executions have no ledger)."""
+    return data.jobs_by_kind(table(ctx, JOB_MARGINS), ctx.now - window)
 
 
 # -- other tables ----------------------------------------------------------------------------

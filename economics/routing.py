@@ -397,6 +397,80 @@ def select_providers(
     return chosen
 
 
+EXPLOIT, EXPLORE, FORCED = "exploit", "explore", "forced"
+
+
+@dataclass(frozen=True)
+class RunRoute:
+    """The provider one user run goes to, and what happens when it fails.
+
+    Attributes:
+        provider_id: the provider drawn by ``route``.
+        rank: its manifest rank.
+        decision: ``exploit`` (the rank-1 provider), ``explore`` (another one, drawn with
+            probability ε) or ``forced`` (an emergency override).
+        propensity: the probability that ``route`` draws this provider for this run (its
+            routing weight): what an off-policy estimate of another policy reweights by.
+        fallbacks: the other routable providers, best rank first: tried in order when the
+            chosen one fails, within the run's deadline.
+        shadow: shadow providers that get a copy: costed, never delivered nor charged.
+    """
+
+    provider_id: str
+    rank: int
+    decision: str
+    propensity: float
+    fallbacks: tuple[str, ...]
+    shadow: tuple[str, ...]
+
+    @property
+    def selection(self) -> str:
+        """The chosen task's ``selection`` as the test batch names it: ``exploration`` when
+        explored, else ``ranked``."""
+        return "exploration" if self.decision == EXPLORE else "ranked"
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """The providers that may deliver, in the order they are tried: the chosen one, then
+        the fallbacks. Never a shadow provider."""
+        return (self.provider_id, *self.fallbacks)
+
+
+def route_run(
+    ranked: Sequence[dict],
+    rng: random.Random | np.random.Generator,
+    epsilon: float = EXPLORATION_RATE,
+    shadow: Sequence[str] = (),
+) -> RunRoute:
+    """Route one user run of an effect type: ONE provider by ``route`` (rank 1 with
+    probability 1 − ε, another uniformly with ε; a forced entry always), the others as its
+    fallbacks in rank order, and the shadow copies. Shadow providers never take the run nor a
+    fallback, even if a manifest lists them by mistake (as ``select_providers``).
+
+    Args:
+        ranked: manifest entries of the effect type (any order).
+        rng: seeded per run so a re-executed run routes the same way.
+        shadow: the effect type's shadow provider ids.
+
+    Raises:
+        ValueError: no routable entry, or epsilon outside [0, 1].
+    """
+    shadow = tuple(shadow)
+    entries = [e for e in _ordered(ranked) if e["provider_id"] not in shadow]
+    provider_id = route(entries, rng, epsilon)
+    weights = routing_weights(entries, epsilon)
+    chosen = next(e for e in entries if e["provider_id"] == provider_id)
+    decision = FORCED if chosen.get("forced") else EXPLOIT if chosen is entries[0] else EXPLORE
+    return RunRoute(
+        provider_id=provider_id,
+        rank=int(chosen["rank"]),
+        decision=decision,
+        propensity=weights[provider_id],
+        fallbacks=tuple(e["provider_id"] for e in entries if e is not chosen),
+        shadow=shadow,
+    )
+
+
 def ab_assignments(
     providers: Sequence[str],
     inputs: int | Sequence[str],

@@ -37,6 +37,7 @@ from assets.landing.asset import LANDING_ASSETS
 from assets.prompts.asset import prompt_variants
 from assets.quality.asset import quality_scores
 from assets.registry.asset import provider_registry
+from assets.runs.asset import run_outputs
 from pipelines.checks import CHECKS
 from pipelines.executors import executor_for
 from pipelines.jobs import (
@@ -46,6 +47,7 @@ from pipelines.jobs import (
     collect_job,
     economics_job,
     economics_schedule,
+    effect_run_job,
     evaluation_job,
     intake_job,
     landing_job,
@@ -59,6 +61,7 @@ from pipelines.sensors import (
     landing_sensor,
     provider_change_sensor,
     remote_task_sensor,
+    run_sensor,
     upload_sensor,
 )
 from pipelines.signals import (
@@ -84,6 +87,7 @@ ASSETS = [
     best_result,
     approval_requests,
     gallery_revisions,
+    run_outputs,
     execution_costs,
     marginality_windows,
     job_margins,
@@ -136,6 +140,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             collect_job,
             evaluation_job,
             publish_job,
+            effect_run_job,
             economics_job,
             benchmark_job,
             ab_job,
@@ -148,6 +153,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             completion_sensor,
             remote_task_sensor,
             approval_sensor,
+            run_sensor,
             provider_change_sensor,
             ab_test_sensor,
             after_economics_sensor,

@@ -232,6 +232,29 @@ NOTIFICATIONS = _spec(
     **LANDED,
 )
 
+# A user's run of a published effect as the API queued it (the store's ``effect_runs`` request
+# columns: its state moves in the store, its story is in pipeline_events under ``run_id``).
+EFFECT_RUNS = _spec(
+    "bronze",
+    "effect_runs",
+    ("run_id",),
+    run_id=pl.String,
+    user_id=pl.String,
+    workspace_id=pl.String,
+    slug=pl.String,
+    revision_id=pl.String,
+    content_hash=pl.String,
+    effect_type=pl.String,
+    # the run's parameters as JSON (the revision's, with the user's validated overrides)
+    params=pl.String,
+    video_id=pl.String,
+    input_sha256=pl.String,
+    # the price of the pinned revision, reserved with the run (its ledger job: job_id(run_id))
+    tokens=pl.Int64,
+    created_at=UTC_TS,
+    **LANDED,
+)
+
 # --- silver: one partition per video, written by the Delta IO manager -----------------------
 INGESTED_VIDEO = _video_table(
     "ingested_video",
@@ -457,6 +480,46 @@ GALLERY_REVISIONS = _video_table(
     pin_moved=pl.Boolean,
     published_at=UTC_TS,
 )
+# One row per provider task a user's effect run made (assets/runs): the provider the manifest
+# routed it to, its fallbacks and shadow copies, each with its outcome and the technical gate;
+# or one ``cache`` row when a stored output was reused. Partitioned by run (the ``runs``
+# partitions), like the per-video tables by video.
+RUN_OUTPUTS = _spec(
+    "silver",
+    "run_outputs",
+    ("run_id", "task_id"),
+    "run_id",
+    run_id=pl.String,
+    task_id=pl.String,
+    user_id=pl.String,
+    slug=pl.String,
+    revision_id=pl.String,
+    effect_type=pl.String,
+    provider_id=pl.String,
+    # what makes the provider's output (adapter and workflow), part of the result-cache key
+    provider_version=pl.String,
+    # ranked (routed by exploitation, or a fallback) | exploration | shadow | cache
+    selection=pl.String,
+    # the run's routing decision (exploit | explore | forced | cache) and its probability
+    routing_decision=pl.String,
+    propensity=pl.Float64,
+    # succeeded | failed (the provider's outcome) | cached (a reused output)
+    status=pl.String,
+    gate_passed=pl.Boolean,
+    gate_failures=STR_LIST,
+    # the one task whose output the user got (and was charged for)
+    delivered=pl.Boolean,
+    output_key=pl.String,
+    cache_key=pl.String,
+    # a cache hit: the delivered task whose output is reused, and its run
+    cached_from_task_id=pl.String,
+    cached_from_run_id=pl.String,
+    duration_ms=pl.Int64,
+    compute_seconds=pl.Float64,
+    error_class=pl.String,
+    error_message=pl.String,
+    finished_at=UTC_TS,
+)
 
 PROVIDER_REGISTRY = _spec(
     "silver",
@@ -492,6 +555,8 @@ EXECUTION_COSTS = _spec(
     # the routing decision's propensity (economics.telemetry); off-policy evaluation reads it
     propensity=pl.Float64,
     source=pl.String,
+    # creation (a video's test batch) | run (a user's run of a published effect)
+    job_kind=pl.String,
     compute_seconds=pl.Float64,
     compute_cost_usd=pl.Float64,
     startup_cost_usd=pl.Float64,
@@ -526,14 +591,16 @@ MARGINALITY_WINDOWS = _spec(
     cost_usd=pl.Float64,
     margin=pl.Float64,
 )
-# One row per job (a video's effect creation): what it was charged and what every task it
-# ran cost (economics.revenue.job_margins).
+# One row per job (a video's effect creation, or a user's effect run): what it was charged and
+# what every task it ran cost (economics.revenue.job_margins). ``video_id`` is the job's
+# correlation id: the video of a creation, the run id of a run.
 JOB_MARGINS = _spec(
     "gold",
     "job_margins",
     ("job_id",),
     job_id=pl.String,
     video_id=pl.String,
+    job_kind=pl.String,
     user_id=pl.String,
     delivered_task_id=pl.String,
     provider_id=pl.String,
@@ -548,6 +615,10 @@ JOB_MARGINS = _spec(
     llm_cost_usd=pl.Float64,
     cost_tokens=pl.Float64,
     margin=pl.Float64,
+    # a run served from the result cache: no provider ran; saved_cost_usd is what its
+    # output cost when it was made (the reused task's cost_usd)
+    cache_hit=pl.Boolean,
+    saved_cost_usd=pl.Float64,
     finished_at=UTC_TS,
 )
 ROUTING_MANIFESTS = _spec(
@@ -779,6 +850,7 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     NOTIFICATIONS,
     EFFECT_REVISIONS,
     EFFECT_PIN_EVENTS,
+    EFFECT_RUNS,
     INGESTED_VIDEO,
     CONTENT_ANALYSIS,
     PROMPT_VARIANTS,
@@ -788,6 +860,7 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     BEST_RESULT,
     APPROVAL_REQUESTS,
     GALLERY_REVISIONS,
+    RUN_OUTPUTS,
     PROVIDER_REGISTRY,
     EXECUTION_COSTS,
     MARGINALITY_WINDOWS,

@@ -161,6 +161,10 @@ class Settings(BaseSettings):
         routing_floor (``EFFECTLAKE_ROUTING_FLOOR``): uniform share of the Thompson routing
             weights, so every provider keeps a non-zero propensity.
         max_parallel_tasks: provider tasks run at once by M6, the benchmark and A/B tests.
+        run_deadline_s (``EFFECTLAKE_RUN_DEADLINE_S``): how long an effect run may keep falling
+            back to the next provider, seconds from its start; past it, no further provider is
+            tried and the run is refunded (600: ten minutes, well past the slowest local
+            provider on a 10 s clip, 29 s, and short enough that a user still waits for it).
 
     Automatic actions and applied recommendations (``economics.actions``, docs/signals.md):
         autoscale_budget_usd_per_hour (``EFFECTLAKE_AUTOSCALE_BUDGET_USD_PER_HOUR``): the extra
@@ -283,6 +287,7 @@ class Settings(BaseSettings):
     )
     routing_floor: float = Field(default=FLOOR, ge=0, le=1, alias="EFFECTLAKE_ROUTING_FLOOR")
     max_parallel_tasks: int = Field(default=2, alias="EFFECTLAKE_MAX_PARALLEL_TASKS")
+    run_deadline_s: float = Field(default=600.0, gt=0, alias="EFFECTLAKE_RUN_DEADLINE_S")
 
     # -- automatic actions and applied recommendations ---------------------------------------
     autoscale_budget_usd_per_hour: float = Field(default=1.0, ge=0, alias="EFFECTLAKE_AUTOSCALE_BUDGET_USD_PER_HOUR")

@@ -88,6 +88,7 @@ def test_store_rows_become_bronze_rows():
         "decisions",
         "effect_revisions",
         "effect_pin_events",
+        "effect_runs",
     }
 
 

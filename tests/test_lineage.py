@@ -82,6 +82,8 @@ API_WRITES = {
     },
     dg.AssetKey(["bronze", "ab_requests"]): {dg.AssetKey(["silver", "ingested_video"])},
     store_table_key("effect_pin_events"): {store_table_key("effect_revisions")},
+    # A user's effect run, queued against the gallery's pinned revision.
+    store_table_key("effect_runs"): {dg.AssetKey(["silver", "gallery_revisions"])},
 }
 
 
@@ -203,6 +205,16 @@ class RecordingStore(Store):
     def changes_since(self, table, *args, **kwargs):
         Record.add("read", store_table_key(table))
         return super().changes_since(table, *args, **kwargs)
+
+    # An effect run's row and the result cache; its state moves (start, update, finish) are
+    # operational, like an upload's status, and not drawn.
+    def effect_run(self, run_id, user_id=None):
+        Record.add("read", store_table_key("effect_runs"))
+        return super().effect_run(run_id, user_id)
+
+    def cached_run(self, workspace_id, cache_key):
+        Record.add("read", store_table_key("effect_runs"))
+        return super().cached_run(workspace_id, cache_key)
 
 
 class RecordingManifestStore(ManifestStore):
@@ -378,6 +390,13 @@ def _run_everything(defs, instance, settings, clip, truncated) -> None:
         )
         assert [r.success for r in driver.step("approval_sensor")] == [True]
         driver.land()  # the revision and its pin move into bronze
+        # A user's run of the published effect: the first renders, the same again is served
+        # from the result cache.
+        slug = client.get("/v1/effects").json()["items"][0]["slug"]
+        for _ in range(2):
+            r = client.post(f"/v1/effects/{slug}/runs", data={"video_id": ids[0]})
+            assert r.status_code == 202, r.text
+            assert [r.success for r in driver.step("run_sensor")] == [True]
         for job in ("economics_job", "benchmark_job", "signals_job", "actions_job"):
             assert defs.resolve_job_def(job).execute_in_process(instance=instance).success
         assert (

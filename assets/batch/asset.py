@@ -18,7 +18,7 @@ from economics import ledger
 from economics.budget import UserQuotaExceeded, check_budget
 from economics.pricing import job_price
 from economics.routing import current_rankings, select_providers
-from economics.telemetry import DISPATCHED_EVENT
+from economics.telemetry import CREATION, DISPATCHED_EVENT
 from resources.catalog import Catalog
 from resources.events import event, record_execution_events, record_pipeline_events, stable_id, utcnow
 from resources.job_status import DONE, PROCESSING, mark_job
@@ -156,6 +156,7 @@ def test_batch(
                 effect_type=r["effect_type"],
                 selection=r["selection"],
                 propensity=r["propensity"],
+                job_kind=CREATION,
             )
             for r in rows
         ],

@@ -11,7 +11,6 @@ manifest (``test_batch.fallbacks``); the job is still charged once (M5's one res
 """
 
 import json
-import os
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -21,18 +20,17 @@ import polars as pl
 
 from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.execution import remote as remote_tasks
-from assets.execution.runner import run_tasks
+from assets.execution.local import output_key, provider_task, run_local
 from assets.logs import warn
-from economics.telemetry import DISPATCHED_EVENT, MEASURED, REAL, terminal_event
+from economics.telemetry import CREATION, DISPATCHED_EVENT, MEASURED, REAL, terminal_event
 from resources.events import event, record_execution_events, record_pipeline_events, utcnow
 from resources.lake import Lake
 from resources.media import MediaStore
-from resources.providers.base import ProviderTask, TaskResult
+from resources.providers.base import TaskResult
 from resources.providers.client import ProviderRegistry, RegistryView
 from resources.providers.render_spec import try_render_spec
 from resources.providers.resilience import breaker_allows
 from resources.schemas import PROVIDER_OUTPUTS
-from resources.services.runtime import effective_concurrency
 from resources.settings import Settings
 from resources.store import remote
 from resources.store.client import Store
@@ -42,27 +40,31 @@ PENDING = "pending"  # a remote task still running: its row is replaced when col
 STAGE = "M6"
 
 
-def output_key(video_id: str, task_id: str) -> str:
-    """Media key of a task's output video."""
-    return f"outputs/{video_id}/{task_id}.mp4"
-
-
 def telemetry(result: TaskResult) -> dict:
     """What the provider run measured (``economics.telemetry.MEASURED``), as stored in
     execution events and ``provider_outputs``."""
     return {field: getattr(result, field) for field in MEASURED}
 
 
-def result_events(task: dict, result: TaskResult, at, output_bytes: int | None = None) -> tuple[dict, dict]:
+def result_events(
+    task: dict,
+    result: TaskResult,
+    at,
+    output_bytes: int | None = None,
+    *,
+    stage: str = STAGE,
+    job_kind: str = CREATION,
+) -> tuple[dict, dict]:
     """The (pipeline event, execution event) pair recording one finished task. The execution
     event carries the telemetry as its typed columns (``economics.telemetry.TELEMETRY``),
     including ``output_bytes``, the stored output's size (base of storage and bandwidth
-    cost); its payload is empty."""
+    cost), and the ``job_kind`` the task served (creation, or a user's run); its payload is
+    empty."""
     kind = terminal_event(result.status)
     pipeline = event(
         kind,
         task["video_id"],
-        STAGE,
+        stage,
         {
             "task_id": task["task_id"],
             "provider_id": task["provider_id"],
@@ -75,7 +77,7 @@ def result_events(task: dict, result: TaskResult, at, output_bytes: int | None =
     execution = event(
         kind,
         task["video_id"],
-        STAGE,
+        stage,
         {},
         identity=task["task_id"],
         occurred_at=at,
@@ -88,6 +90,7 @@ def result_events(task: dict, result: TaskResult, at, output_bytes: int | None =
         propensity=task.get("propensity"),
         source=REAL,
         output_bytes=output_bytes,
+        job_kind=job_kind,
     )
     return pipeline, execution
 
@@ -133,7 +136,7 @@ def provider_outputs(
         ok = result.status == "succeeded"
         spec = result.render_spec
         if spec is None and ok:  # a remote task's output, downloaded: describe it here
-            job = _provider_task(task, input_path(task), workdir, input_key(task, video))
+            job = provider_task(task, input_path(task), workdir, input_key(task, video))
             spec = try_render_spec(job, providers.adapter(task["provider_id"]), result.output_path)
         rows[task["task_id"]] = {
             "video_id": video_id,
@@ -196,28 +199,23 @@ def provider_outputs(
                     )
                     continue
                 local.append(t)
-            jobs = [_provider_task(t, input_path(t), workdir, input_key(t, video)) for t in local]
-            # The concurrency in force per provider (a runtime parameter may have reduced it).
-            slots = effective_concurrency({p.provider_id: p.concurrency for p in registry.providers}, store)
-            results = run_tasks(jobs, providers.adapter, platform.max_parallel_tasks, registry.instance_type, slots)
-            for t, job, result in zip(local, jobs, results, strict=True):
-                size = None
-                if result.status == "succeeded":
-                    size = os.path.getsize(result.output_path)
-                    media.put_file(output_key(video_id, job.task_id), result.output_path)
-                pipeline_events.extend(_retry_events(t, result, finished))
-                with store.write() as s:
-                    change = remote.record_outcome(
-                        s,
-                        t["provider_id"],
-                        result.status == "succeeded",
-                        result.error_class,
-                        registry.spec(t["provider_id"]).breaker_policy(),
-                        now,
-                    )
-                if change is not None:
-                    pipeline_events.append(remote_tasks.breaker_event(change, video_id))
-                record(t, result, size, json.dumps(result.node_timings))
+            ran = run_local(
+                local,
+                input_path,
+                workdir,
+                providers,
+                registry,
+                store,
+                media,
+                max_workers=platform.max_parallel_tasks,
+                now=now,
+                at=finished,
+                stage=STAGE,
+                input_key=lambda t: input_key(t, video),
+            )
+            for r in ran:
+                pipeline_events.extend(r.events)
+                record(r.task, r.result, r.output_bytes, json.dumps(r.result.node_timings))
             # Remote tasks: send what has a slot now, collect what has finished.
             if any(registry.spec(t["provider_id"]).remote for t in todo if t["provider_id"] in _ids(registry)):
                 sent = remote_tasks.send(store, registry, providers.adapter, media, now, video_id)
@@ -291,40 +289,11 @@ def input_key(t: dict, video: dict) -> str:
     return t.get("input_key") or video["proxy_key"]
 
 
-def _provider_task(t: dict, input_file: str, workdir: str, key: str) -> ProviderTask:
-    return ProviderTask(
-        task_id=t["task_id"],
-        video_id=t["video_id"],
-        effect_type=t["effect_type"],
-        provider_id=t["provider_id"],
-        input_path=input_file,
-        output_path=str(Path(workdir) / f"{t['task_id']}.mp4"),
-        params=json.loads(t["params"]),
-        prompt=t["prompt"],
-        input_key=key,
-    )
-
-
 def _refused(t: dict, instance_type: str, error_class: str, message: str) -> TaskResult:
     """A task that never reached its provider: failed, nothing spent, no attempt made."""
     return TaskResult(
         t["task_id"], "failed", None, 0, 0.0, instance_type, attempts=0, error_class=error_class, error_message=message
     )
-
-
-def _retry_events(t: dict, result: TaskResult, at) -> list[dict]:
-    """``TaskRetried`` per retry an inline task made (its attempts beyond the first)."""
-    return [
-        event(
-            "TaskRetried",
-            t["video_id"],
-            STAGE,
-            {"task_id": t["task_id"], "provider_id": t["provider_id"], "attempt": n},
-            identity=f"{t['task_id']}:{n}",
-            occurred_at=at,
-        )
-        for n in range(2, (result.attempts or 1) + 1)
-    ]
 
 
 def _remote(t: dict, provider_id: str, video: dict, stored: dict, store: Store, now) -> None:
@@ -509,4 +478,5 @@ def _dispatched(t: dict, at) -> dict:
         provider_id=t["provider_id"],
         effect_type=t["effect_type"],
         selection=t["selection"],
+        job_kind=CREATION,
     )

@@ -24,7 +24,7 @@ from economics.margin import margin as margin_of
 from economics.marginality import WINDOWS
 from economics.marginality import marginality_windows as windows_of
 from economics.off_policy import change_estimates, estimate_rows, logged_decisions
-from economics.revenue import job_charges, recognise
+from economics.revenue import CACHE_SELECTION, cache_savings, job_charges, recognise, run_deliveries
 from economics.revenue import job_margins as job_margins_of
 from economics.routing import manifest_rows
 from economics.telemetry import REAL, finished_executions
@@ -45,6 +45,7 @@ from resources.schemas import (
     QUALITY_SCORES,
     ROUTING_ESTIMATES,
     ROUTING_MANIFESTS,
+    RUN_OUTPUTS,
 )
 from resources.services.runtime import with_routing_parameters
 from resources.settings import Settings
@@ -99,10 +100,12 @@ def _execution_costs_since(
 
 
 def _charges(lake: Lake, ledger: pl.LazyFrame, video_ids: list[str]) -> pl.DataFrame:
-    """``economics.revenue.job_charges`` of the jobs of ``video_ids``."""
+    """``economics.revenue.job_charges`` of the jobs of ``video_ids`` (correlation ids: a
+    video's creation, delivered by its best result, or an effect run, by its delivered task)."""
     entries = ledger.filter(pl.col("correlation_id").is_in(video_ids)).collect()
-    deliveries = lake.read(BEST_RESULT, pl.col("video_id").is_in(video_ids))
-    return job_charges(entries, deliveries)
+    best = lake.read(BEST_RESULT, pl.col("video_id").is_in(video_ids)).select("video_id", "outcome", "task_id")
+    runs = run_deliveries(lake.read(RUN_OUTPUTS, pl.col("run_id").is_in(video_ids)))
+    return job_charges(entries, pl.concat([best, runs], how="vertical_relaxed"))
 
 
 class CostsConfig(dg.Config):
@@ -114,7 +117,7 @@ class CostsConfig(dg.Config):
 
 # Also reads its own table (the watermark, the last day's utilisation): an asset's own
 # earlier materialization is not a dependency.
-@dg.asset(deps=reads(EXECUTION_EVENTS, LEDGER_ENTRIES, BEST_RESULT), **GOLD)
+@dg.asset(deps=reads(EXECUTION_EVENTS, LEDGER_ENTRIES, BEST_RESULT, RUN_OUTPUTS), **GOLD)
 def execution_costs(
     config: CostsConfig,
     lake: dg.ResourceParam[Lake],
@@ -163,23 +166,34 @@ def marginality_windows(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(deps=[execution_costs, *reads(LEDGER_ENTRIES, BEST_RESULT, LLM_COSTS)], **GOLD)
+@dg.asset(deps=[execution_costs, *reads(LEDGER_ENTRIES, BEST_RESULT, LLM_COSTS, RUN_OUTPUTS)], **GOLD)
 def job_margins(lake: dg.ResourceParam[Lake], platform: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
-    """Per job (one video's effect creation) finished in the last LEDGER_LOOKBACK: tokens
-    charged once, the cost of every task it ran (ranked, exploration, shadow) and of its
-    LLM calls (``llm_costs``), and the margin (``economics.revenue.job_margins``); upserted by job id, so a late refund
-    updates its job."""
+    """Per job finished in the last LEDGER_LOOKBACK — a video's effect creation or a user's
+    effect run (``job_kind``) — tokens charged once, the cost of every task it ran (ranked,
+    exploration, shadow) and of its LLM calls (``llm_costs``), and the margin
+    (``economics.revenue.job_margins``); a run served from the result cache with no cost and
+    the cost it saved (``economics.revenue.cache_savings``). Upserted by job id, so a late
+    refund updates its job."""
     since = utcnow() - LEDGER_LOOKBACK
     costs = lake.read(EXECUTION_COSTS, (pl.col("source") == REAL) & (pl.col("finished_at") > since))
-    videos = costs["video_id"].unique().to_list()
+    hits = lake.read(RUN_OUTPUTS, (pl.col("selection") == CACHE_SELECTION) & (pl.col("finished_at") > since))
+    reused = lake.read(EXECUTION_COSTS, pl.col("task_id").is_in(hits["cached_from_task_id"].drop_nulls().to_list()))
+    savings = cache_savings(hits, reused)
+    videos = [*costs["video_id"].unique().to_list(), *savings["video_id"].to_list()]
     charges = _charges(lake, lake.scan(LEDGER_ENTRIES), videos)
     llm = lake.read(LLM_COSTS, pl.col("correlation_id").is_in(videos))
-    jobs = job_margins_of(costs, charges, platform.token_usd_rate, llm)
+    jobs = job_margins_of(costs, charges, platform.token_usd_rate, llm, savings)
     lake.upsert(JOB_MARGINS, jobs)
     charged = int(jobs["tokens_charged"].sum() or 0)
     margin = margin_of(charged, float(jobs["cost_tokens"].sum() or 0))
     return dg.MaterializeResult(
-        metadata={"jobs": jobs.height, "margin": round(margin, 6) if margin is not None else "n/a"}
+        metadata={
+            "jobs": jobs.height,
+            "runs": int((jobs["job_kind"] == "run").sum()),
+            "cache_hits": int(jobs["cache_hit"].sum()),
+            "saved_cost_usd": round(float(jobs["saved_cost_usd"].sum() or 0), 6),
+            "margin": round(margin, 6) if margin is not None else "n/a",
+        }
     )
 
 

@@ -133,6 +133,8 @@ _DESCRIPTIONS = {
     "from the store.",
     "effect_pin_events": "Every move of a gallery slug's pin (M10 on an approval of new content; an admin's pin or "
     "rollback through the API), landed from the store.",
+    "effect_runs": "Users' runs of published effects as the API queued them (effect, pinned revision, params, "
+    "input, price reserved), landed from the store; run_sensor starts one effect_run_job run each.",
 }
 
 LANDING_ASSETS: list[dg.AssetsDefinition] = [_landing_asset(x, _DESCRIPTIONS[x.target.name]) for x in LANDINGS]

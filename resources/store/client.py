@@ -32,6 +32,7 @@ from resources.store import (
     parameters,
     remote,
     revisions,
+    runs,
     uploads,
 )
 from resources.store.engine import create_store_engine, database_url, reader
@@ -459,3 +460,39 @@ class Store:
         """``alerts.dead_letter``."""
         with self.write() as s:
             alerts.dead_letter(s, delivery_id, attempts, error, at)
+
+    # --- effect runs ---------------------------------------------------------------------
+    def create_run(self, user_id: str, **fields) -> dict:
+        """``runs.create_run``: the queued run, its price reserved in the same transaction."""
+        with self.write() as s:
+            return runs.create_run(s, user_id, **fields)
+
+    def effect_run(self, run_id: str, user_id: str | None = None) -> dict:
+        """``runs.get_run``: ``RunNotFound`` also when not ``user_id``'s."""
+        with self.read() as s:
+            return runs.get_run(s, run_id, user_id)
+
+    def effect_runs(self, user_id: str, after_seq: int = 0, limit: int = 50) -> list[dict]:
+        """``runs.list_runs``."""
+        with self.read() as s:
+            return runs.list_runs(s, user_id, after_seq, limit)
+
+    def start_run(self, run_id: str, at: datetime | None = None) -> dict:
+        """``runs.start``."""
+        with self.write() as s:
+            return runs.start(s, run_id, at)
+
+    def update_run(self, run_id: str, **fields) -> dict:
+        """``runs.update``: state columns of a running run."""
+        with self.write() as s:
+            return runs.update(s, run_id, **fields)
+
+    def finish_run(self, run_id: str, status: str, at: datetime | None = None, **fields) -> dict:
+        """``runs.finish``."""
+        with self.write() as s:
+            return runs.finish(s, run_id, status, at, **fields)
+
+    def cached_run(self, workspace_id: str, cache_key: str) -> dict | None:
+        """``runs.cached``: a delivered run of the workspace with this result-cache key."""
+        with self.read() as s:
+            return runs.cached(s, workspace_id, cache_key)

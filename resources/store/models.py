@@ -46,7 +46,10 @@ ROLES = ("user", "admin")
 # pending (presigned, no bytes yet) → uploaded → accepted (M1 ingested it) → processing (GPU
 # tasks dispatched) → done (the pipeline finished with it); or rejected (M1 refused it).
 UPLOAD_STATUSES = ("pending", "uploaded", "accepted", "processing", "done", "rejected")
-UPLOAD_SOURCES = ("upload", "presign", "link")
+# run: a video sent with an effect run (``POST /v1/effects/{slug}/runs``): the input of a run,
+# not an example; no effect-creation job starts for it (migration 0011).
+UPLOAD_SOURCES = ("upload", "presign", "link", "run")
+RUN_SOURCE = UPLOAD_SOURCES[-1]
 #: Longest upload description, characters (the API refuses longer ones with a 422).
 MAX_DESCRIPTION_CHARS = 1000
 SUBJECT_KINDS = ("approval", "recommendation")
@@ -267,6 +270,75 @@ class Decision(Base):
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# A user's run of a published effect (``resources/store/runs.py``): queued (the API reserved
+# its price) → running (its Dagster run picked it up) → delivered (output stored, price
+# charged) | refunded (nothing delivered: the reservation given back) | failed (nothing
+# delivered and nothing was reserved: a free effect).
+RUN_STATUSES = ("queued", "running", "delivered", "refunded", "failed")
+# How the run's provider was chosen: the manifest's best (exploit, probability 1 − ε), another
+# one (explore, ε), an admin's emergency override (forced), or no provider at all because a
+# stored output was reused (cache).
+ROUTING_DECISIONS = ("exploit", "explore", "forced", "cache")
+CACHE_DECISION = ROUTING_DECISIONS[-1]
+
+
+class EffectRun(Base):
+    """A user's run of a published gallery effect on their own video: one job, charged once.
+
+    The request columns (effect, pinned revision, parameters, input, price) are written by the
+    API with the run's reservation in one transaction and landed into ``bronze/effect_runs``;
+    the state columns (``status``, ``progress``, routing, output) are the run's operational
+    state, moved by its Dagster run (its events are in ``pipeline_events`` under
+    ``run_id``, the correlation id). ``params`` is JSON (the revision's parameters with the
+    user's, validated); ``tokens`` the price reserved (the ledger job is
+    ``economics.ledger.job_id(run_id)``); ``cache_key`` names a delivered output for reuse
+    (``assets/runs/plan.py``), ``cached_from`` the run whose output a cache hit reused.
+    """
+
+    __tablename__ = "effect_runs"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
+        CheckConstraint(
+            f"routing_decision IS NULL OR {_one_of('routing_decision', ROUTING_DECISIONS)}", name="routing_decision"
+        ),
+        CheckConstraint("tokens >= 0", name="tokens_not_negative"),
+        Index(None, "user_id", "seq"),
+        # The GPU admission counts a workspace's unfinished runs (admission.py).
+        Index(None, "workspace_id", "status"),
+        # The result cache looks delivered outputs up by key within a workspace.
+        Index(None, "workspace_id", "cache_key"),
+    )
+
+    seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(40), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.user_id"))
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.workspace_id"))
+    slug: Mapped[str] = mapped_column(String(200))
+    revision_id: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    effect_type: Mapped[str] = mapped_column(String(64))
+    params: Mapped[str] = mapped_column(Text)
+    video_id: Mapped[str] = mapped_column(String(40))
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    input_key: Mapped[str] = mapped_column(String(500))
+    tokens: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    provider_id: Mapped[str | None] = mapped_column(String(64))
+    provider_version: Mapped[str | None] = mapped_column(String(64))
+    routing_decision: Mapped[str | None] = mapped_column(String(16))
+    propensity: Mapped[float | None] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    output_key: Mapped[str | None] = mapped_column(String(500))
+    cache_key: Mapped[str | None] = mapped_column(String(64))
+    cached_from: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # --- remote provider tasks (not mirrored: operational state; its history is the lake's
 # execution and pipeline events) -----------------------------------------------------------
 # waiting (not sent: no slot, breaker open, or retry backoff) → submitting (a slot is claimed,
@@ -426,7 +498,7 @@ for _model in APPEND_ONLY:
 # Tables landed into the lake, by name (``changes.changes_since``).
 MIRRORED: dict[str, type[Base]] = {
     m.__tablename__: m
-    for m in (Upload, UploadRejection, LedgerEntry, Notification, Decision, EffectRevision, EffectPinEvent)
+    for m in (Upload, UploadRejection, LedgerEntry, Notification, Decision, EffectRevision, EffectPinEvent, EffectRun)
 }
 # --- runtime parameters (not mirrored: the platform's live settings and their audit trail;
 # docs/signals.md, "Runtime parameters") ---------------------------------------------------
