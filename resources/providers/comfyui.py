@@ -34,7 +34,7 @@ from typing import Any, cast
 
 import httpx
 
-from resources.providers.base import Health, ProviderTask, RemoteStatus, TaskResult
+from resources.providers.base import Health, Located, ProviderTask, RemoteStatus, TaskResult
 from resources.providers.resilience import account
 from resources.retry import PollTimeout, transient_failures, until_ready
 
@@ -933,6 +933,40 @@ class ComfyUIAdapter:
                 failed.append(exc)
         if failed:
             raise failed[0]
+
+    def locate(self, task_id: str, attempt: int) -> Located:
+        """Whether the server has the prompt of ``task_id``'s ``attempt`` (its id is
+        ``prompt_id_for``, so no handle is needed to find it): in the queue or in history →
+        known, with a handle naming the prompt and the input file the submit uploads (for
+        clean-up); neither → not known; no answer → ``known=None``."""
+        prompt_id = prompt_id_for(task_id, attempt)
+        try:
+            running, pending = queued_prompt_ids(self.client.queue())
+            where = "running" if prompt_id in running else "queued" if prompt_id in pending else None
+            if where is None and self.client.history(prompt_id) is not None:
+                where = "finished"
+        except ComfyUIError as exc:
+            return Located(None, detail=f"{type(exc).__name__}: {exc}")
+        if where is None:
+            return Located(False, detail=f"ComfyUI at {self.base_url} has no prompt {prompt_id}")
+        now = _now_ms()
+        handle = {
+            "v": 1,
+            "provider_id": self.provider_id,
+            "task_id": task_id,
+            "attempt": attempt,
+            "prompt_id": prompt_id,
+            "output_path": "",
+            "output_node": self.template.output_node,
+            "submitted_at_ms": now,
+            "queued_at_ms": now,
+            "reused": True,
+            "finished_before_submit": False,
+            # The name ``_render`` uploads under (``.mp4``: M6 sends proxies and reference clips).
+            "input": {"filename": f"effectlake_{_safe_name(task_id)}.mp4", "subfolder": "", "type": "input"},
+            "located": where,
+        }
+        return Located(True, json.dumps(handle, sort_keys=True), f"prompt {prompt_id} is {where}")
 
     def health_check(self) -> Health:
         """``GET /system_stats``: ok with the ComfyUI version and device, or not ok with why."""

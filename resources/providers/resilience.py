@@ -34,7 +34,8 @@ TRANSIENT_ERRORS = frozenset(
     }
 )
 # Failures that say nothing about the provider's health: they never count against its breaker.
-NOT_THE_PROVIDERS_FAULT = frozenset({"InputMissing", "InvalidParams", "DecodeError", "BreakerOpen"})
+# ``Orphaned``: the sender stopped before the provider got the task (recovery), not its doing.
+NOT_THE_PROVIDERS_FAULT = frozenset({"InputMissing", "InvalidParams", "DecodeError", "BreakerOpen", "Orphaned"})
 
 
 def is_transient(error_class: str | None) -> bool:
@@ -278,6 +279,14 @@ def overdue(
     if started_at is None:
         return "QueueTimeout" if now - enqueued_at > timedelta(seconds=deadlines.queue_s) else None
     return "Timeout" if now - started_at > timedelta(seconds=deadlines.run_s) else None
+
+
+def send_orphaned(submitted_at: datetime | None, now: datetime, grace_s: float) -> bool:
+    """True when a task marked ``submitting`` at ``submitted_at`` has been so for longer than
+    ``grace_s``: its sender (an intake run or the sensor) stopped between claiming the slot
+    and recording the provider's answer, and nobody else will finish the send. Such a task
+    holds a provider slot until the orphan-recovery sensor resolves it."""
+    return submitted_at is not None and now - submitted_at > timedelta(seconds=grace_s)
 
 
 def video_deadline(deadlines: Iterable[tuple[datetime, Deadlines]]) -> datetime | None:

@@ -153,6 +153,30 @@ def submitted(session: Session, task_id: str, handle: str, provider_job_id: str 
         row.state, row.handle, row.provider_job_id, row.submitted_at = "submitted", handle, provider_job_id, now
 
 
+def resumed(session: Session, task_id: str, attempt: int, handle: str, provider_job_id: str, now: datetime) -> bool:
+    """An orphaned send (``submitting`` whose sender stopped) that the provider turned out to
+    have: ``submitted`` with the handle the recovery found. Only while the row is still that
+    attempt's ``submitting`` (a slow sender that recorded its own answer meanwhile wins);
+    True when changed."""
+    row = session.get(RemoteTask, task_id, with_for_update=True)
+    if row is None or row.state != "submitting" or row.attempt != attempt:
+        return False
+    row.state, row.handle, row.provider_job_id = "submitted", handle, provider_job_id
+    return True
+
+
+def orphaned(
+    session: Session, task_id: str, attempt: int, result: Mapping, policy: BreakerPolicy, now: datetime
+) -> bool:
+    """An orphaned send the provider never got: ``finish`` it with ``result`` (failed), only
+    while the row is still that attempt's ``submitting``; True when changed."""
+    row = session.get(RemoteTask, task_id, with_for_update=True)
+    if row is None or row.state != "submitting" or row.attempt != attempt:
+        return False
+    finish(session, task_id, result, policy, now)
+    return True
+
+
 def started(session: Session, task_id: str, at: datetime) -> None:
     """The provider started the task (first seen running): the run deadline counts from here."""
     row = session.get(RemoteTask, task_id, with_for_update=True)

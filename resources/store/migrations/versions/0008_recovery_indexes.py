@@ -1,0 +1,34 @@
+"""Indexes for the orphan-recovery sensor's queries (``resources/store/watch.py``): open
+reservations and settlements by age, a job's settlements, unfinished uploads by age and
+approval decisions by time. Nothing else changes.
+
+Revision ID: 0008
+Revises: 0005
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0008"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+INDEXES = [
+    ("ix_ledger_entries_kind_occurred_at", "ledger_entries", ["kind", "occurred_at"]),
+    ("ix_ledger_entries_task_id_kind", "ledger_entries", ["task_id", "kind"]),
+    ("ix_uploads_status_uploaded_at", "uploads", ["status", "uploaded_at"]),
+    ("ix_decisions_subject_kind_decided_at", "decisions", ["subject_kind", "decided_at"]),
+]
+
+
+def upgrade() -> None:
+    for name, table, columns in INDEXES:
+        op.create_index(op.f(name), table, columns)
+
+
+def downgrade() -> None:
+    for name, table, _ in reversed(INDEXES):
+        op.drop_index(op.f(name), table_name=table)
