@@ -508,6 +508,10 @@ ROUTING_MANIFESTS = _spec(
     executions=pl.Int64,
     reason=pl.String,
     published_at=UTC_TS,
+    # the provider's circuit breaker when published (closed | open | half_open); an open one
+    # is not available: ranked last with weight 0 (economics.routing.build_manifest)
+    breaker=pl.String,
+    available=pl.Boolean,
 )
 
 # A provider run scored outside the per-video chain (``run_and_score``, then costed): what

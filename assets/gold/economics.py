@@ -17,7 +17,7 @@ import polars as pl
 
 from assets.costing import task_costs
 from assets.lineage import reads
-from assets.registry.asset import unhealthy_providers
+from assets.registry.asset import breaker_states, unhealthy_providers
 from economics.margin import margin as margin_of
 from economics.marginality import WINDOWS
 from economics.marginality import marginality_windows as windows_of
@@ -200,6 +200,7 @@ def routing_manifest(
         now,
         platform.priority,
         exploration_rate=platform.exploration_rate,
+        breakers=breaker_states(lake),
     )
     manifest_store.publish(manifest)
     lake.append(ROUTING_MANIFESTS, manifest_rows(manifest))

@@ -30,7 +30,13 @@ IN_FLIGHT = (
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 )
-STARTED_MESSAGE = "Started process for run (pid:"
+# The engine events that name the run's own process (its worker): the gRPC server's, then
+# the executor's (in process; the multiprocess executor's parent), each with a ``pid``.
+WORKER_MESSAGES = (
+    "Started process for run (pid:",
+    "Executing steps in process (pid:",
+    "Executing steps using multiprocess executor: parent process (pid:",
+)
 # A worker process is at most this much younger than its run's start (clock granularity).
 CREATE_SLACK_S = 2.0
 
@@ -39,7 +45,7 @@ def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
     """The pid the run's worker logged when it started (the latest, after a resume)."""
     pid = None
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
-        if entry.message.startswith(STARTED_MESSAGE) and entry.dagster_event is not None:
+        if entry.message.startswith(WORKER_MESSAGES) and entry.dagster_event is not None:
             meta = entry.dagster_event.engine_event_data.metadata
             if "pid" in meta:
                 pid = int(str(meta["pid"].value))

@@ -302,9 +302,10 @@ class ComfyUIClient:
         os.replace(tmp, dest)
         return size
 
-    def system_stats(self) -> dict[str, Any]:
-        """``{"system": {"comfyui_version", ...}, "devices": [{"name", "type", "vram_free"...}]}``."""
-        return self._json("GET", "/system_stats")
+    def system_stats(self, timeout_s: float | None = None) -> dict[str, Any]:
+        """``{"system": {"comfyui_version", ...}, "devices": [{"name", "type", "vram_free"...}]}``
+        (``timeout_s``: this request's own timeout instead of the client's)."""
+        return self._json("GET", "/system_stats", **({"timeout": timeout_s} if timeout_s else {}))
 
     def queue(self) -> dict[str, Any]:
         """``{"queue_running": [[number, prompt_id, prompt, extra_data, outputs]],
@@ -604,6 +605,10 @@ class WorkflowTemplate:
 _PROMPT_NAMESPACE = uuid.UUID("6b1f3c52-7d0e-4c1b-9a51-2f0de7c3a9e4")
 # How many fresh prompts one task may get after earlier ones failed (attempt numbers).
 _MAX_ATTEMPTS = 20
+# A health probe that takes longer is a failed one: a server that cannot answer GET
+# /system_stats within it is not taking work either, and the economics cycle must not wait
+# on it for the client's whole request timeout.
+HEALTH_TIMEOUT_S = 5.0
 # Consecutive unreachable polls ``execute`` rides out before failing the task.
 _UNREACHABLE_POLLS = 3
 
@@ -972,7 +977,7 @@ class ComfyUIAdapter:
         """``GET /system_stats``: ok with the ComfyUI version and device, or not ok with why."""
         started = time.perf_counter()
         try:
-            stats = self.client.system_stats()
+            stats = self.client.system_stats(timeout_s=HEALTH_TIMEOUT_S)
             latency = int((time.perf_counter() - started) * 1000)
             devices = stats.get("devices") or []
             if not devices:
