@@ -74,9 +74,10 @@ def send(
     ``Retry-After``) when transient, else finished as failed.
     """
     capacity = {p.provider_id: p.concurrency for p in registry.providers if p.remote}
+    servers = {p.provider_id: p.servers for p in registry.providers if p.remote}
     policies = {p.provider_id: p.breaker_policy() for p in registry.providers if p.remote}
     with store.write() as s:
-        claimed, transitions = remote.claim(s, capacity, policies, now, video_id)
+        claimed, transitions = remote.claim(s, capacity, policies, now, video_id, servers)
     progress = Progress(events=[breaker_event(t, t.provider_id) for t in transitions])
     for row in claimed:
         spec = json.loads(row["spec"])
@@ -93,6 +94,7 @@ def send(
                     params=spec.get("params", {}),
                     prompt=spec.get("prompt", ""),
                     attempt=int(row["attempt"]),
+                    server=int(row["server"] or 0),
                 )
             )
         status = adapter.status(handle) if "error" in json.loads(handle) else None

@@ -27,6 +27,8 @@ class ProviderTask:
         attempt: the first attempt number this submit may use (a remote provider names its
             job by task and attempt; a retry after a lost or failed job passes the next one,
             so it never joins the earlier job).
+        server: which of a multi-server provider's servers the task was admitted to
+            (0-based; ``resilience.assign_servers``); 0 for every other provider.
     """
 
     task_id: str
@@ -38,6 +40,7 @@ class ProviderTask:
     params: dict[str, Any] = field(default_factory=dict)
     prompt: str = ""
     attempt: int = 1
+    server: int = 0
 
 
 @dataclass(frozen=True)

@@ -1148,3 +1148,101 @@ class ComfyUIAdapter:
         except ComfyUIError:
             pass
         return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Several servers
+# ---------------------------------------------------------------------------------------------
+
+
+class ComfyUIFleet:
+    """One provider served by several ComfyUI servers, each running one prompt at a time
+    (``RemoteAdapter``). The store admits a task to one server with no prompt of ours
+    (``resources.providers.resilience.assign_servers``; ``ProviderTask.server``); the fleet
+    submits it there and names the server in the handle (``"server"``), so status, cancel,
+    fetch and clean-up reach the server that has the prompt.
+
+    Args:
+        servers: one ``ComfyUIAdapter`` per server, in the registry's ``base_urls`` order.
+    """
+
+    adapter_kind = "comfyui"
+
+    def __init__(self, servers: list[ComfyUIAdapter]):
+        if not servers:
+            raise ValueError("a ComfyUI fleet needs at least one server")
+        self.servers = servers
+        self.provider_id = servers[0].provider_id
+        self.effect_types = servers[0].effect_types
+
+    def _of(self, handle: str) -> tuple[ComfyUIAdapter, str]:
+        try:
+            index = int(json.loads(handle).get("server", 0))
+        except (ValueError, TypeError, AttributeError):
+            index = 0
+        return self.servers[index % len(self.servers)], handle
+
+    @staticmethod
+    def _named(handle: str, index: int) -> str:
+        h = json.loads(handle)
+        h["server"] = index
+        return json.dumps(h, sort_keys=True)
+
+    def supports(self, effect_type: str) -> bool:
+        return effect_type in self.effect_types
+
+    def submit(self, task: ProviderTask) -> str:
+        """Submit to the server the task was admitted to (``task.server``)."""
+        index = task.server % len(self.servers)
+        return self._named(self.servers[index].submit(task), index)
+
+    def poll(self, handle: str) -> TaskResult | None:
+        adapter, h = self._of(handle)
+        return adapter.poll(h)
+
+    def execute(self, task: ProviderTask) -> TaskResult:
+        return self.servers[task.server % len(self.servers)].execute(task)
+
+    def status(self, handle: str) -> RemoteStatus:
+        adapter, h = self._of(handle)
+        return adapter.status(h)
+
+    def cancel(self, handle: str) -> None:
+        adapter, h = self._of(handle)
+        adapter.cancel(h)
+
+    def fetch(self, handle: str, output: dict[str, str], dest: str) -> int:
+        adapter, h = self._of(handle)
+        return adapter.fetch(h, output, dest)
+
+    def cleanup(self, handle: str, output: dict[str, str] | None) -> None:
+        adapter, h = self._of(handle)
+        adapter.cleanup(h, output)
+
+    def locate(self, task_id: str, attempt: int) -> Located:
+        """The first server that has the attempt; not known only when every server answered
+        that it has not (one that does not answer leaves it open: ``known=None``)."""
+        silent = False
+        for index, adapter in enumerate(self.servers):
+            found = adapter.locate(task_id, attempt)
+            if found.known:
+                assert found.handle is not None
+                return Located(True, self._named(found.handle, index), f"server {index}: {found.detail}")
+            silent = silent or found.known is None
+        if silent:
+            return Located(None, detail="a server did not answer")
+        return Located(False, detail=f"none of the {len(self.servers)} servers has it")
+
+    def health_check(self) -> Health:
+        """Healthy while at least one server answers (it takes the work; admission still
+        counts one prompt per server); the detail names each server's state."""
+        checks = [a.health_check() for a in self.servers]
+        up = sum(h.ok for h in checks)
+        detail = f"{up}/{len(checks)} servers answer; " + "; ".join(
+            f"{a.base_url}: {h.detail}" for a, h in zip(self.servers, checks, strict=True)
+        )
+        return Health(up > 0, detail, max(h.latency_ms for h in checks))
+
+    def close(self) -> None:
+        for adapter in self.servers:
+            adapter.close()

@@ -248,6 +248,33 @@ def admit(
     return chosen, after
 
 
+def assign_servers(
+    chosen: Sequence[tuple[str, str]], busy: Mapping[str, Iterable[int | None]], servers: Mapping[str, int]
+) -> dict[str, int]:
+    """Which server each admitted task goes to: a ComfyUI server runs one prompt at a time, so
+    a provider's tasks take its servers that hold no prompt of ours, lowest index first.
+
+    Args:
+        chosen: (task id, provider id) of the tasks ``admit`` chose, in its order.
+        busy: provider id → the servers of its tasks in flight (None: a row from before
+            servers were recorded; it holds some server, which one is unknown).
+        servers: provider id → how many servers it has (absent: 1).
+
+    Returns:
+        task id → server index (0-based). When every server looks busy (rows of unknown
+        server), the index wraps round: admission already bounded the count.
+    """
+    free: dict[str, list[int]] = {}
+    out = {}
+    for task_id, pid in chosen:
+        if pid not in free:
+            taken = {s for s in busy.get(pid, ()) if s is not None}
+            free[pid] = [i for i in range(max(1, servers.get(pid, 1))) if i not in taken]
+        pool = free[pid]
+        out[task_id] = pool.pop(0) if pool else len(out) % max(1, servers.get(pid, 1))
+    return out
+
+
 # --- deadlines --------------------------------------------------------------------------------
 
 

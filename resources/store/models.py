@@ -311,6 +311,9 @@ class RemoteTask(Base):
     spec: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(20))
     attempt: Mapped[int] = mapped_column(Integer, default=1)
+    # Which of the provider's servers the task was admitted to (0-based; None before a claim,
+    # or for rows older than the column): one prompt per server (resilience.assign_servers).
+    server: Mapped[int | None] = mapped_column(Integer)
     provider_job_id: Mapped[str | None] = mapped_column(String(200))
     handle: Mapped[str | None] = mapped_column(Text)
     enqueued_at: Mapped[datetime] = mapped_column(default=utcnow)

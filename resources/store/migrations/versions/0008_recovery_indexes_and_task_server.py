@@ -1,6 +1,7 @@
 """Indexes for the orphan-recovery sensor's queries (``resources/store/watch.py``): open
 reservations and settlements by age, a job's settlements, unfinished uploads by age and
-approval decisions by time. Nothing else changes.
+approval decisions by time; and ``remote_tasks.server``, the server of a multi-server
+provider a task was admitted to (one prompt per server).
 
 Revision ID: 0008
 Revises: 0005
@@ -9,6 +10,7 @@ Create Date: 2026-12-03
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
@@ -27,8 +29,11 @@ INDEXES = [
 def upgrade() -> None:
     for name, table, columns in INDEXES:
         op.create_index(op.f(name), table, columns)
+    op.add_column("remote_tasks", sa.Column("server", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("remote_tasks") as batch:
+        batch.drop_column("server")
     for name, table, _ in reversed(INDEXES):
         op.drop_index(op.f(name), table_name=table)
