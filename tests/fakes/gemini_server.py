@@ -38,8 +38,9 @@ image: 258; video: 300 per started 250 kB), not Google's tokenizer.
 Knobs for tests: :meth:`fail` (the next n requests of an operation get 400 / 429 with
 ``Retry-After`` and ``RetryInfo`` / 500 / 503), :meth:`answer_next` (the next answer's text,
 e.g. JSON out of the schema's ranges), ``processing_polls``, ``fail_processing``,
-``thoughts_tokens``, ``delay_s`` (every generateContent answers that much later); :attr:`requests` records every request (method, path, headers, JSON body)
-and :meth:`count` counts them by operation; :attr:`crashes` keeps the fake's own exceptions
+``thoughts_tokens``, ``delay_s`` (every generateContent answers that much later);
+:attr:`requests` records every request (method, path, headers, JSON body) and
+:meth:`count` counts them by operation; :attr:`crashes` keeps the fake's own exceptions
 (answered as an empty 500) for the test to fail on.
 """
 
