@@ -10,11 +10,14 @@ A state folder ``ROOT`` holds ``lake/``, ``media/``, ``store.db``, ``manifest/``
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import dagster as dg
+import yaml
 
+from resources.settings import DATA_DIR
 from tests.api_users import ADMIN_KEY
 
 # Stage → (job, the assets of that job the stage is).
@@ -32,6 +35,38 @@ STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "M8": ("economics_job", ()),  # the whole economics job
 }
 DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+COMFY = "comfyui-gpu"
+
+
+def write_registry(root: Path, comfy_url: str, **comfy) -> None:
+    """The platform's registry with the cartoon providers cut to one local and the remote
+    ComfyUI one (at ``comfy_url``), so the job's batch is those two, both ranked."""
+    for name in ("effects.yaml", "rate_card.yaml"):
+        shutil.copyfile(DATA_DIR / name, root / name)
+    doc = yaml.safe_load((DATA_DIR / "providers.yaml").read_text())
+    keep = [
+        p
+        for p in doc["providers"]
+        if "cartoon" not in p["effect_types"] or p["provider_id"] in ("opencv-cartoon", COMFY)
+    ]
+    for p in keep:
+        if p["provider_id"] == COMFY:
+            p.update(
+                mode="active",
+                base_url=comfy_url,
+                retry={"attempts": 2, "base_seconds": 0.1, "max_seconds": 0.5},
+                timeout_seconds=60,
+                queue_timeout_seconds=60,
+            )
+            p.update(comfy)
+    doc["providers"] = keep
+    (root / "providers.yaml").write_text(yaml.safe_dump(doc))
+
+
+def merge_settings(root: Path, **fields) -> None:
+    path = root / "settings.json"
+    current = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**current, **fields}))
 
 
 def cell_settings(root: Path):

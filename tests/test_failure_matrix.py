@@ -40,16 +40,14 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
-import yaml
 
-from resources.settings import DATA_DIR, PROJECT_ROOT
-from tests.failure_stage import cell_settings, run_stage, step_keys
+from resources.settings import PROJECT_ROOT
+from tests.failure_stage import COMFY, cell_settings, merge_settings, run_stage, step_keys, write_registry
 
 FAULTS = ("crash", "timeout", "provider", "storage", "bad_output")
 ROWS = ("M1", "M2", "M3", "M4", "M5", "M6", "M7", "M5b", "M9", "M10", "M8")
 DOC = PROJECT_ROOT / "docs" / "failure-matrix.md"
 KEY = "matrix-test-key"
-COMFY = "comfyui-gpu"
 DESCRIPTION = "make it look like a cartoon"
 
 # Why a cell cannot happen; the docs table says the same (checked below).
@@ -118,37 +116,6 @@ def test_the_docs_matrix_has_every_cell_and_marks_exactly_the_inapplicable_ones(
 
 
 # --- the chain's state, before each stage -----------------------------------------------------
-
-
-def write_registry(root: Path, comfy_url: str, **comfy) -> None:
-    """The platform's registry with the cartoon providers cut to one local and the remote
-    ComfyUI one (at ``comfy_url``), so the job's batch is those two, both ranked."""
-    for name in ("effects.yaml", "rate_card.yaml"):
-        shutil.copyfile(DATA_DIR / name, root / name)
-    doc = yaml.safe_load((DATA_DIR / "providers.yaml").read_text())
-    keep = [
-        p
-        for p in doc["providers"]
-        if "cartoon" not in p["effect_types"] or p["provider_id"] in ("opencv-cartoon", COMFY)
-    ]
-    for p in keep:
-        if p["provider_id"] == COMFY:
-            p.update(
-                mode="active",
-                base_url=comfy_url,
-                retry={"attempts": 2, "base_seconds": 0.1, "max_seconds": 0.5},
-                timeout_seconds=60,
-                queue_timeout_seconds=60,
-            )
-            p.update(comfy)
-    doc["providers"] = keep
-    (root / "providers.yaml").write_text(yaml.safe_dump(doc))
-
-
-def merge_settings(root: Path, **fields) -> None:
-    path = root / "settings.json"
-    current = json.loads(path.read_text()) if path.exists() else {}
-    path.write_text(json.dumps({**current, **fields}))
 
 
 @dataclass
