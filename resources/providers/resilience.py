@@ -265,7 +265,7 @@ def assign_servers(
         server), the index wraps round: admission already bounded the count.
     """
     free: dict[str, list[int]] = {}
-    out = {}
+    out: dict[str, int] = {}
     for task_id, pid in chosen:
         if pid not in free:
             taken = {s for s in busy.get(pid, ()) if s is not None}
