@@ -164,8 +164,9 @@ def main() -> int:
     inline, async_ = results
     print(
         f"asynchronous / inline jobs per hour: {async_['jobs_per_hour'] / inline['jobs_per_hour']:.2f}x "
-        f"({async_['jobs_per_hour']} vs {inline['jobs_per_hour']}); intake runs alive on their own GPU work: "
-        f"{async_['intake_runs_alive_on_own_gpu_work_max']} vs {inline['intake_runs_alive_on_own_gpu_work_max']} (max)"
+        f"({async_['jobs_per_hour']} vs {inline['jobs_per_hour']}); intake runs alive on their own pending GPU "
+        f"work, mean over the samples with GPU work pending: {async_['intake_runs_alive_on_own_gpu_work_mean']} vs "
+        f"{inline['intake_runs_alive_on_own_gpu_work_mean']}"
     )
     return 0
 

@@ -82,6 +82,14 @@ def test_stuck_means_no_live_run_and_nothing_recorded_past_the_deadline():
     assert decide(moved, policy, at(1000)) == Requeue("v", EVALUATE, "evaluation_job", 1, 1000.0)
 
 
+def test_an_ended_video_gets_its_final_status():
+    from pipelines.recovery.rules import settled_status
+
+    assert settled_status(VideoFacts("v", since=T0, events=frozenset({"VideoIngested"}))) is None
+    assert settled_status(VideoFacts("v", since=T0, events=frozenset({"VideoRejected"}))) == "rejected"
+    assert settled_status(VideoFacts("v", since=T0, events=frozenset({"NoUsableResult"}))) == "done"
+
+
 # --- the sensor on real runs ------------------------------------------------------------------
 
 

@@ -88,10 +88,12 @@ class Cursor:
 
 @dataclass(frozen=True)
 class Watched:
-    """A watched video: since when, and its user (for a notification), when known."""
+    """A watched video: since when, its user (for a notification) when known, and whether its
+    upload is still unfinished in the store."""
 
     since: datetime
     user_id: str | None = None
+    unfinished: bool = False
 
 
 def watched(store: Store, cursor: Cursor, now: datetime, stuck_after_s: float, horizon_h: float) -> dict[str, Watched]:
@@ -99,7 +101,7 @@ def watched(store: Store, cursor: Cursor, now: datetime, stuck_after_s: float, h
     before = now - timedelta(seconds=stuck_after_s)
     out: dict[str, Watched] = {}
     for u in store.stale_uploads(before):
-        out[u["video_id"]] = Watched(u["uploaded_at"], u["user_id"])
+        out[u["video_id"]] = Watched(u["uploaded_at"], u["user_id"], unfinished=True)
     for r in store.open_reservations(before):
         if r["correlation_id"] and r["correlation_id"] not in out:
             out[r["correlation_id"]] = Watched(r["occurred_at"], r["user_id"])
@@ -156,7 +158,7 @@ def gather(
         out[video_id] = VideoFacts(
             video_id=video_id,
             since=videos[video_id].since,
-            last_activity=_latest(mine["occurred_at"].max() if mine.height else None, last_start, resumed_at),  # type: ignore[arg-type]
+            last_activity=_latest(mine["occurred_at"].max() if mine.height else None, last_start, resumed_at),
             live_run=live,
             events=frozenset(mine["event_type"].to_list()),
             dispatched=frozenset(own_tasks.filter(pl.col("event_type") == DISPATCHED_EVENT)["task_id"].to_list()),

@@ -181,6 +181,16 @@ def decide(f: VideoFacts, policy: Policy, now: datetime) -> Requeue | Abandon | 
     return Abandon(f.video_id, waits_on, done, quiet)
 
 
-def still_watched(f: VideoFacts) -> bool:
-    """A delivered or decided video stays under watch while it waits on a run."""
+def waits_on_a_run(f: VideoFacts) -> bool:
+    """True while the video waits on one of ``PHASES`` (a delivered or decided video stays
+    under watch that long)."""
     return phase(f) is not None
+
+
+def settled_status(f: VideoFacts) -> str | None:
+    """The upload status an ended video should have (``rejected`` after ``VideoRejected``,
+    else ``done``), None while it has not ended: a stage that died between its end event and
+    its status change would otherwise hold the workspace's GPU slot for good."""
+    if not f.events & END_EVENTS:
+        return None
+    return "rejected" if "VideoRejected" in f.events else "done"

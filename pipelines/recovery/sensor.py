@@ -28,8 +28,17 @@ from assets.logs import warn
 from assets.partitions import videos
 from pipelines.jobs import collect_job, evaluation_job, intake_job, publish_job
 from pipelines.recovery.facts import Cursor, Watched, gather, watched
-from pipelines.recovery.rules import ABANDONED_EVENT, REQUEUED_EVENT, STAGE, Abandon, Policy, Requeue, decide
-from pipelines.recovery.rules import still_watched as waits_on_a_run
+from pipelines.recovery.rules import (
+    ABANDONED_EVENT,
+    REQUEUED_EVENT,
+    STAGE,
+    Abandon,
+    Policy,
+    Requeue,
+    decide,
+    settled_status,
+    waits_on_a_run,
+)
 from pipelines.recovery.runs import reap_dead_runs
 from resources.events import event, record_pipeline_events, utcnow
 from resources.job_status import DONE, mark_job
@@ -120,6 +129,8 @@ def build_recovery_sensor(interval_s: int) -> dg.SensorDefinition:
         known = set(context.instance.get_dynamic_partitions(videos.name))
         requests, new_partitions, abandoned = [], [], []
         for video_id, f in facts.items():
+            if (status := settled_status(f)) is not None and watch[video_id].unfinished:
+                mark_job(store, video_id, status)  # ended, but its status never followed
             decision = decide(f, policy, now)
             if isinstance(decision, Requeue):
                 events.append(requeue_event(decision, now))
