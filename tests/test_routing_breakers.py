@@ -54,3 +54,16 @@ def test_m5_and_routing_skip_an_open_breaker_while_another_can_take_the_job():
     # and the job ends with its refund), rather than no batch at all.
     closed = build_manifest(_stats(), {"cartoon": ["best"]}, NOW, breakers={"best": "open"})
     assert [s.provider_id for s in select_providers(closed["effects"]["cartoon"], random.Random(1))] == ["best"]
+
+
+def test_the_dashboard_routing_table_shows_the_breaker():
+    from dashboards.data import manifest_table
+
+    manifest = build_manifest(_stats(), {"cartoon": ["best", "good", "ok"]}, NOW, breakers={"best": "open"})
+    table = manifest_table(manifest)
+    assert table.filter(pl.col("provider_id") == "best").select("breaker", "available").row(0) == ("open", False)
+    # A manifest published before breakers were part of it: every entry closed and available.
+    for entries in manifest["effects"].values():
+        for e in entries:
+            e.pop("breaker"), e.pop("available")
+    assert set(manifest_table(manifest)["available"]) == {True}
