@@ -38,6 +38,8 @@ STAGE_OF_EVENT = {
     "ApprovalRequested": "awaiting_approval",
     "EffectPublished": "published",
     "EffectRejected": "rejected_by_admin",
+    # The orphan-recovery sensor gave the video up (its job refunded; the notification says why).
+    "VideoAbandoned": "failed",
 }
 
 

@@ -395,14 +395,18 @@ MANIFEST_COLUMNS = (
     "confidence",
     "executions",
     "reason",
+    "breaker",
+    "available",
 )
+# What an entry of a manifest published before breakers were part of it stands for.
+_ENTRY_DEFAULTS = {"breaker": "closed", "available": True}
 
 
 def manifest_table(manifest: dict | None) -> pl.DataFrame:
     """The entries of a published manifest (``ManifestStore.read()``), one row per effect
     type × provider in rank order, columns ``MANIFEST_COLUMNS``."""
     rows = [
-        {"effect_type": effect, **{c: e.get(c) for c in MANIFEST_COLUMNS if c != "effect_type"}}
+        {"effect_type": effect, **{c: e.get(c, _ENTRY_DEFAULTS.get(c)) for c in MANIFEST_COLUMNS if c != "effect_type"}}
         for effect, entries in sorted(((manifest or {}).get("effects") or {}).items())
         for e in entries
     ]
@@ -421,6 +425,8 @@ def manifest_table(manifest: dict | None) -> pl.DataFrame:
         # effective executions: discounted (economics.bandit), so fractional
         "executions": pl.Float64,
         "reason": pl.String,
+        "breaker": pl.String,
+        "available": pl.Boolean,
     }
     return pl.DataFrame(rows, schema=schema).sort("effect_type", "rank")
 

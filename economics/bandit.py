@@ -486,6 +486,7 @@ def adaptive_manifest(
     exploration_rate: float = EXPLORATION_RATE,
     exclude: Iterable[str] = frozenset(),
     seed: int | None = None,
+    breakers: Mapping[str, str] | None = None,
 ) -> dict:
     """A routing manifest whose weights are the Thompson probabilities.
 
@@ -497,7 +498,9 @@ def adaptive_manifest(
 
     Args:
         stats: ``decayed_stats`` output.
-        providers_by_effect, published_at, priority, exclude: as ``build_manifest``.
+        providers_by_effect, published_at, priority, exclude, breakers: as ``build_manifest``
+            (a provider whose breaker is open ranks last with weight 0; the others share
+            its Thompson probability in proportion to theirs).
         config: half-life, floor and Thompson draws.
         seed: seeds the draws; None derives it from ``published_at`` so a manifest is
             reproducible from its inputs.
@@ -506,14 +509,22 @@ def adaptive_manifest(
         ``build_manifest``'s dict with the weights and ranks above and ``policy`` =
         ``{"kind": "thompson", "half_life_executions", "floor", "samples"}``.
     """
-    manifest = build_manifest(stats, dict(providers_by_effect), published_at, priority, exploration_rate, exclude)
+    manifest = build_manifest(
+        stats, dict(providers_by_effect), published_at, priority, exploration_rate, exclude, breakers
+    )
     listed = {effect: [e["provider_id"] for e in entries] for effect, entries in manifest["effects"].items()}
     if seed is None:
         seed = int(published_at.timestamp() * 1e6)
     probs = thompson_weights(stats, listed, priority, config, seed)
     for effect, entries in manifest["effects"].items():
+        open_ = {e["provider_id"] for e in entries if not e.get("available", True)}
+        kept = sum(v for k, v in probs[effect].items() if k not in open_)
+        if open_ and len(open_) < len(entries) and kept > 0:
+            probs[effect] = {k: (0.0 if k in open_ else v / kept) for k, v in probs[effect].items()}
         order = {e["provider_id"]: i for i, e in enumerate(entries)}
-        entries.sort(key=lambda e: (-probs[effect][e["provider_id"]], order[e["provider_id"]]))
+        entries.sort(
+            key=lambda e: (e["provider_id"] in open_, -probs[effect][e["provider_id"]], order[e["provider_id"]])
+        )
         for rank, e in enumerate(entries, start=1):
             e["rank"] = rank
             e["weight"] = round(probs[effect][e["provider_id"]], 6)

@@ -36,7 +36,7 @@ import hashlib
 import itertools
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -58,6 +58,8 @@ CONFIDENCE_PSEUDO_COUNT = 10
 # the one place the default is written: Settings.exploration_rate takes it from here.
 EXPLORATION_RATE = 0.05
 AB_SELECTION = "ab"
+# A provider whose circuit breaker is in this state takes no traffic (resources/providers/resilience.py).
+BREAKER_OPEN = "open"
 
 
 def _version(doc: dict) -> str:
@@ -106,6 +108,7 @@ def build_manifest(
     priority: str = "balanced",
     exploration_rate: float = EXPLORATION_RATE,
     exclude: Iterable[str] = frozenset(),
+    breakers: Mapping[str, str] | None = None,
 ) -> dict:
     """Rank every routable provider per effect type and give each its routing weight.
 
@@ -122,13 +125,20 @@ def build_manifest(
         exclude: provider ids left out of routing (unhealthy, disabled by an admin…). They
             get no entry and do not set the cheapest/fastest bar of the ratio scores, since
             no job can go to them.
+        breakers: provider id → its circuit breaker's state (``closed``, ``open``,
+            ``half_open``; absent = closed). A provider whose breaker is open is demoted: it
+            keeps its entry (``available`` False) but ranks after every available one and
+            gets routing weight 0, so a job reaches it only as a last fallback, which M6
+            refuses while the breaker stays open; half-open ones stay available (their probes
+            decide).
 
     Returns:
         ``{"version", "published_at" (ISO), "priority", "exploration_rate", "excluded"
         (sorted ids that were listed but left out), "effects": {effect_type: [entry…]}}``
         with entries ``provider_id, rank (1 = best), weight, forced (False), score,
         expected_cost_usd, expected_quality, expected_duration_ms, expected_success_rate,
-        confidence, executions, reason`` (the expectations null without executions).
+        confidence, executions, reason, breaker, available`` (the expectations null without
+        executions).
         JSON-serialisable.
 
     Raises:
@@ -137,6 +147,7 @@ def build_manifest(
     w = PRIORITY_WEIGHTS[priority]
     exploration_rate = _check_epsilon(exploration_rate)
     exclude = set(exclude)
+    breakers = breakers or {}
     by_key = {(r["provider_id"], r["effect_type"]): r for r in stats.iter_rows(named=True)}
     effects: dict[str, list[dict]] = {}
     excluded: set[str] = set()
@@ -163,6 +174,9 @@ def build_manifest(
                     f"cost ×{1 / cost_s:.2f} of cheapest, time ×{1 / speed_s:.2f} of fastest"
                 )
             score = success * (w["quality"] * quality + w["cost"] * cost_s + w["speed"] * speed_s)
+            breaker = breakers.get(pid, "closed")
+            if breaker == BREAKER_OPEN:
+                reason += "; circuit breaker open: ranked last, no traffic until it closes"
             entries.append(
                 {
                     "provider_id": pid,
@@ -175,16 +189,18 @@ def build_manifest(
                     "executions": int(n) if n.is_integer() else round(n, 2),
                     "reason": reason,
                     "forced": False,
+                    "breaker": breaker,
+                    "available": breaker != BREAKER_OPEN,
                     "_order": order,
                 }
             )
-        entries.sort(key=lambda e: (-e["score"], e["_order"]))
+        entries.sort(key=lambda e: (not e["available"], -e["score"], e["_order"]))
         for rank, e in enumerate(entries, start=1):
             e.pop("_order")
             e["rank"] = rank
-        weights = routing_weights(entries, exploration_rate)
+        weights = routing_weights([e for e in entries if e["available"]], exploration_rate)
         for e in entries:
-            e["weight"] = weights[e["provider_id"]]
+            e["weight"] = weights.get(e["provider_id"], 0.0)
         effects[effect_type] = entries
     return {
         "version": _version(effects),
@@ -276,7 +292,8 @@ def manifest_weights(manifest: dict) -> dict[str, dict[str, float]]:
 
 
 def _cumulative(entries: Sequence[dict], epsilon: float) -> tuple[list[str], list[float]]:
-    weights = routing_weights(entries, epsilon)
+    # Entries with an open breaker take no traffic while another one can (build_manifest).
+    weights = routing_weights([e for e in entries if e.get("available", True)] or entries, epsilon)
     if not weights:
         raise ValueError("no provider to route to: the effect type has no manifest entry")
     return list(weights), list(itertools.accumulate(weights.values()))
@@ -368,8 +385,9 @@ def select_providers(
 ) -> list[Selection]:
     """Epsilon-greedy choice of a test batch for one effect type (docs/architecture.md, "Economics").
 
-    Takes the ``top_k`` best-ranked providers; with probability ``epsilon`` adds one more,
-    drawn uniformly from the rest, as exploration. Shadow providers always get a copy that is
+    Takes the ``top_k`` best-ranked available providers (an open breaker's entry is not,
+    unless none is); with probability ``epsilon`` adds one more, drawn uniformly from the
+    rest, as exploration. Shadow providers always get a copy that is
     evaluated and costed but never shown to users nor charged — and never a ranked or
     exploration slot, even if a manifest lists them by mistake. Under an emergency override
     (a ``forced`` entry) the batch is the forced provider alone, plus the shadow copies.
@@ -388,8 +406,13 @@ def select_providers(
     if forced:
         chosen = [Selection(forced[0]["provider_id"], forced[0]["rank"], "ranked", p[forced[0]["provider_id"]])]
     else:
-        chosen = [Selection(e["provider_id"], e["rank"], "ranked", p[e["provider_id"]]) for e in ordered[:top_k]]
-        rest = ordered[top_k:]
+        # A provider whose breaker is open (``available`` False) is neither ranked in nor
+        # explored while any other can take the job; the propensities are those of that draw.
+        pool = [e for e in ordered if e.get("available", True)] or ordered
+        if len(pool) < len(ordered):
+            p = inclusion_probabilities(pool, top_k, epsilon, shadow)
+        chosen = [Selection(e["provider_id"], e["rank"], "ranked", p[e["provider_id"]]) for e in pool[:top_k]]
+        rest = pool[top_k:]
         if rest and rng.random() < epsilon:
             e = rng.choice(rest)
             chosen.append(Selection(e["provider_id"], e["rank"], "exploration", p[e["provider_id"]]))
@@ -542,6 +565,8 @@ def manifest_rows(manifest: dict) -> pl.DataFrame:
             },
             # The table keeps whole executions; discounted counts are fractional.
             "executions": round(e["executions"]),
+            "breaker": e.get("breaker", "closed"),
+            "available": e.get("available", True),
         }
         for effect, entries in manifest["effects"].items()
         for e in entries

@@ -53,6 +53,7 @@ from pipelines.jobs import (
     landing_job,
     publish_job,
 )
+from pipelines.recovery.sensor import build_recovery_sensor
 from pipelines.reporting_lake import RunReportingLakeResource
 from pipelines.sensors import (
     ab_test_sensor,
@@ -158,6 +159,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             ab_test_sensor,
             after_economics_sensor,
             bottleneck_action_sensor,
+            build_recovery_sensor(settings.recovery_interval_s),
         ],
         schedules=[economics_schedule, benchmark_schedule, signals_schedule],
         resources=build_resources(settings),

@@ -637,6 +637,10 @@ ROUTING_MANIFESTS = _spec(
     executions=pl.Int64,
     reason=pl.String,
     published_at=UTC_TS,
+    # the provider's circuit breaker when published (closed | open | half_open); an open one
+    # is not available: ranked last with weight 0 (economics.routing.build_manifest)
+    breaker=pl.String,
+    available=pl.Boolean,
 )
 # Off-policy estimates of every published manifest (economics.off_policy.change_estimates):
 # per estimator, the new manifest's and the replaced one's margin per routed job on the same

@@ -218,6 +218,21 @@ class Settings(BaseSettings):
             requests up to 20 MB; base64 adds a third).
         gemini_cache_dir (``EFFECTLAKE_GEMINI_CACHE_DIR``): on-disk cache of analyses, keyed by
             (video sha256, prompt version, model, inputs); empty = ``<data_dir>/gemini_cache``.
+
+    Recovery (``pipelines/recovery/``, docs/architecture.md "Recovery"):
+        recovery_stuck_after_s (``EFFECTLAKE_RECOVERY_STUCK_AFTER_S``): a video with no live
+            run and nothing recorded for this long is stuck, seconds (900: a long intake run
+            on a 2-minute video takes a few minutes, and a live run is never stuck; remote
+            tasks keep their own deadlines).
+        recovery_requeues (``EFFECTLAKE_RECOVERY_REQUEUES``): runs started again for one
+            stuck phase of a video before it is failed and refunded.
+        recovery_submit_grace_s (``EFFECTLAKE_RECOVERY_SUBMIT_GRACE_S``): a remote task still
+            being sent after this long lost its sender, seconds (a send is an upload and one
+            POST: well under a minute).
+        recovery_interval_s (``EFFECTLAKE_RECOVERY_INTERVAL_S``): the recovery sensor's
+            interval, seconds.
+        recovery_horizon_hours (``EFFECTLAKE_RECOVERY_HORIZON_HOURS``): on its first tick, how
+            far back the sensor looks for delivered and decided videos, hours.
     """
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
@@ -318,6 +333,13 @@ class Settings(BaseSettings):
     gemini_file_timeout_s: float = Field(default=300.0, gt=0, alias="EFFECTLAKE_GEMINI_FILE_TIMEOUT_S")
     gemini_inline_max_bytes: int = Field(default=4 * 1024 * 1024, ge=0, alias="EFFECTLAKE_GEMINI_INLINE_MAX_BYTES")
     gemini_cache_dir: str = Field(default="", alias="EFFECTLAKE_GEMINI_CACHE_DIR")
+
+    # -- recovery ---------------------------------------------------------------------------
+    recovery_stuck_after_s: float = Field(default=900.0, gt=0, alias="EFFECTLAKE_RECOVERY_STUCK_AFTER_S")
+    recovery_requeues: int = Field(default=2, ge=0, alias="EFFECTLAKE_RECOVERY_REQUEUES")
+    recovery_submit_grace_s: float = Field(default=300.0, gt=0, alias="EFFECTLAKE_RECOVERY_SUBMIT_GRACE_S")
+    recovery_interval_s: int = Field(default=30, ge=1, alias="EFFECTLAKE_RECOVERY_INTERVAL_S")
+    recovery_horizon_hours: float = Field(default=48.0, gt=0, alias="EFFECTLAKE_RECOVERY_HORIZON_HOURS")
 
     @field_validator("deployment")
     @classmethod

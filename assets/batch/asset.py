@@ -23,7 +23,7 @@ from resources.catalog import Catalog
 from resources.events import event, record_execution_events, record_pipeline_events, stable_id, utcnow
 from resources.job_status import DONE, PROCESSING, mark_job
 from resources.lake import Lake
-from resources.manifest_store import ManifestStore
+from resources.manifest_store import ManifestStore, ManifestUnreadable
 from resources.media import MediaStore
 from resources.notifications import notify_user
 from resources.providers.client import ProviderRegistry
@@ -80,7 +80,7 @@ def test_batch(
     now = utcnow()
     registry = providers.registry()
     active = registry.active_by_effect(exclude=unhealthy_providers(lake))
-    rankings, version, source = current_rankings(manifest_store.read(), active, now)
+    rankings, version, source = current_rankings(_manifest(context, manifest_store), active, now)
     rng = random.Random(int(stable_id("routing", video_id), 16))
     rows = []
     for variant in prompt_variants.sort("effect_type").iter_rows(named=True):
@@ -199,6 +199,25 @@ def test_batch(
             "tokens_reserved": price,
         },
     )
+
+
+def _manifest(context, manifest_store: ManifestStore) -> dict | None:
+    """The published manifest; None (M5 then routes with the bootstrap ranking, as before the
+    first economics cycle) when what is stored cannot be read as one, which is logged: one bad
+    publication must not stop every job."""
+    try:
+        return manifest_store.read()
+    except ManifestUnreadable as exc:
+        warn(
+            context,
+            f"routing manifest unreadable, bootstrap ranking used: {exc}",
+            event_type="routing_manifest_unreadable",
+            economic_impact_usd=0.0,  # jobs still run; routing is less informed until the next cycle
+            urgency="high",
+            operator_action="Run the economics job (effectlake economics) to publish a good manifest.",
+            runbook="docs/runbooks/platform-logs.md#routing_manifest_unreadable",
+        )
+        return None
 
 
 def _no_target(store: Store, lake: Lake, catalog: Catalog, video_id: str, user_id: str, variants: int) -> None:

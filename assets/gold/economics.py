@@ -18,7 +18,7 @@ import polars as pl
 
 from assets.costing import task_costs
 from assets.lineage import reads
-from assets.registry.asset import unhealthy_providers
+from assets.registry.asset import breaker_states, unhealthy_providers
 from economics.bandit import BanditConfig, adaptive_manifest, decayed_stats, newest_per_effect, observations
 from economics.margin import margin as margin_of
 from economics.marginality import WINDOWS
@@ -234,6 +234,7 @@ def routing_manifest(
         platform.priority,
         config,
         exploration_rate=platform.exploration_rate,
+        breakers=breaker_states(lake),
     )
     manifest = with_routing_parameters(manifest, store)
     logged = logged_decisions(recent, catalog.prices(), platform.token_usd_rate)

@@ -29,6 +29,8 @@ class ProviderTask:
             so it never joins the earlier job).
         input_key: media key of the input, when it came from the media store (recorded in
             the output's render spec, so the render can be re-run on the same input).
+        server: which of a multi-server provider's servers the task was admitted to
+            (0-based; ``resilience.assign_servers``); 0 for every other provider.
     """
 
     task_id: str
@@ -41,6 +43,7 @@ class ProviderTask:
     prompt: str = ""
     attempt: int = 1
     input_key: str | None = None
+    server: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,22 @@ class RemoteStatus:
 
 
 @dataclass(frozen=True)
+class Located:
+    """Whether a remote provider still has one attempt of a task (``RemoteAdapter.locate``).
+
+    Attributes:
+        known: True = it has the job (queued, running or finished), False = it answered and
+            has no record of it, None = it did not answer (no news: decide nothing).
+        handle: when known, a handle for ``status``/``cancel``/``fetch``/``cleanup``.
+        detail: what the provider said, readable.
+    """
+
+    known: bool | None
+    handle: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class Health:
     """Result of a provider health check: ``ok`` plus a readable ``detail`` and latency."""
 
@@ -174,3 +193,8 @@ class RemoteAdapter(ProviderAdapter, Protocol):
 
     def cleanup(self, handle: str, output: dict[str, str] | None) -> None:
         """Delete the uploaded input, the output and the provider's record of the task."""
+
+    def locate(self, task_id: str, attempt: int) -> Located:
+        """Whether the provider has attempt ``attempt`` of ``task_id`` (the orphan-recovery
+        sensor asks this of a task whose sender stopped before recording the handle). Never
+        raises: no answer is ``known=None``."""

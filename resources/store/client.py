@@ -34,6 +34,7 @@ from resources.store import (
     revisions,
     runs,
     uploads,
+    watch,
 )
 from resources.store.engine import create_store_engine, database_url, reader
 from resources.store.errors import StoreBusy
@@ -496,3 +497,24 @@ class Store:
         """``runs.cached``: a delivered run of the workspace with this result-cache key."""
         with self.read() as s:
             return runs.cached(s, workspace_id, cache_key)
+
+    # --- recovery (reads of the orphan-recovery sensor) ------------------------------------
+    def stale_uploads(self, before: datetime) -> list[dict]:
+        """``watch.stale_uploads``: unfinished uploads that arrived before ``before``."""
+        with self.read() as s:
+            return watch.stale_uploads(s, before)
+
+    def open_reservations(self, before: datetime) -> list[dict]:
+        """``watch.open_reservations``: jobs reserved before ``before``, not settled."""
+        with self.read() as s:
+            return watch.open_reservations(s, before)
+
+    def settlements_between(self, kind: str, after: datetime, before: datetime) -> list[dict]:
+        """``watch.settlements_between``: ledger entries of ``kind`` in (after, before]."""
+        with self.read() as s:
+            return watch.settlements_between(s, kind, after, before)
+
+    def approvals_decided_between(self, after: datetime, before: datetime) -> list[dict]:
+        """``watch.approvals_decided_between``: approval decisions in (after, before]."""
+        with self.read() as s:
+            return watch.approvals_decided_between(s, after, before)

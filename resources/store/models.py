@@ -131,6 +131,9 @@ class LedgerEntry(Base):
         CheckConstraint(_one_of("kind", ENTRY_KINDS), name="kind"),
         CheckConstraint("tokens > 0", name="tokens_positive"),
         Index(None, "user_id", "seq"),
+        # The recovery sensor: reservations (and settlements) by age, and a job's settlements.
+        Index(None, "kind", "occurred_at"),
+        Index(None, "task_id", "kind"),
     )
 
     seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
@@ -169,6 +172,8 @@ class Upload(Base):
         Index(None, "user_id", "seq"),
         # The GPU admission counts a workspace's unfinished uploads (admission.py).
         Index(None, "workspace_id", "status"),
+        # The recovery sensor: unfinished uploads older than its deadline, every workspace.
+        Index(None, "status", "uploaded_at"),
     )
 
     seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
@@ -255,6 +260,8 @@ class Decision(Base):
         CheckConstraint(_one_of("subject_kind", SUBJECT_KINDS), name="subject_kind"),
         CheckConstraint(_one_of("decision", DECISIONS), name="decision"),
         UniqueConstraint("subject_kind", "subject_id"),
+        # The recovery sensor: approvals decided in a time window.
+        Index(None, "subject_kind", "decided_at"),
     )
 
     seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
@@ -373,6 +380,9 @@ class RemoteTask(Base):
     spec: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(20))
     attempt: Mapped[int] = mapped_column(Integer, default=1)
+    # Which of the provider's servers the task was admitted to (0-based; None before a claim,
+    # or for rows older than the column): one prompt per server (resilience.assign_servers).
+    server: Mapped[int | None] = mapped_column(Integer)
     provider_job_id: Mapped[str | None] = mapped_column(String(200))
     handle: Mapped[str | None] = mapped_column(Text)
     enqueued_at: Mapped[datetime] = mapped_column(default=utcnow)

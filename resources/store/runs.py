@@ -46,6 +46,16 @@ STATE_FIELDS = frozenset(
 )
 
 
+# Effect runs' ids are ``run_<hex>`` (their correlation id and their ledger job's): what tells a
+# run's ledger entries from a video's.
+RUN_ID_PREFIX = "run"
+
+
+def is_run_id(correlation_id: str) -> bool:
+    """True for an effect run's id (``run_<hex>``), False for a video's or anything else."""
+    return correlation_id.startswith(f"{RUN_ID_PREFIX}_")
+
+
 class RunNotFound(NotFound):
     """No such run, or not the caller's (one answer: ids leak nothing)."""
 
@@ -94,7 +104,7 @@ def create_run(
     if admit is not None:
         admit(admission.gpu_load(session, user.workspace_id, lock=True))
     now = at or utcnow()
-    run_id = new_id("run", 12)
+    run_id = new_id(RUN_ID_PREFIX, 12)
     run = EffectRun(
         run_id=run_id,
         user_id=user_id,
