@@ -122,8 +122,7 @@ def lift_session_limits(connection: Connection) -> None:
     """Switch off the statement and idle-in-transaction limits for this one PostgreSQL session
     (no-op on SQLite).
 
-    For long, deliberate sessions that are not request transactions: schema migrations (an
-    index build or a backfill outlasts ``PG_STATEMENT_TIMEOUT_MS``) and schema reflection
+    For long, deliberate sessions that are not request transactions, such as schema reflection
     (many catalogue queries with Python work between them in one transaction). ``lock_timeout``
     stays, so such a session still gives way instead of queueing behind live traffic for ever.
     """
