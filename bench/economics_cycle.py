@@ -15,7 +15,6 @@ they run one after the other in the same invocation (side by side, same machine 
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -45,10 +44,9 @@ def cycle(root: str) -> None:
     import polars as pl
 
     from economics.cost_model import cost_frame
-    from economics.marginality import marginality_windows
+    from economics.cycle import windows_and_stats
     from economics.routing import build_manifest
-    from economics.stats import provider_stats
-    from economics.telemetry import finished_executions
+    from economics.telemetry import latest_outcomes
     from resources.clients import Clients
     from resources.lake import Lake
     from resources.schemas import EXECUTION_EVENTS
@@ -58,18 +56,18 @@ def cycle(root: str) -> None:
     settings = get_settings()
     clients = Clients.from_settings(settings)
     lake, catalog = Lake(uri=root), clients.catalog
-    executions = finished_executions(lake.scan(EXECUTION_EVENTS))
+    executions = latest_outcomes(lake.scan(EXECUTION_EVENTS))
     costs = cost_frame(executions, catalog.rate_card(), catalog.prices(), settings.token_usd_rate)
     now = datetime.now(UTC)
-    windows = marginality_windows(costs, now)
-    stats = provider_stats(
+    windows, stats = windows_and_stats(
         costs,
+        now,
         pl.DataFrame(
             schema={"provider_id": pl.String, "effect_type": pl.String, "status": pl.String, "composite": pl.Float64}
         ),
     )
     build_manifest(stats, clients.providers.registry().active_by_effect(), now)
-    _report("cycle", t, rows=costs.height, windows=windows.height)
+    _report("cycle", t, rows=int(stats["executions"].sum()), windows=windows.height)
 
 
 def floor(root: str) -> None:
@@ -86,13 +84,21 @@ def floor(root: str) -> None:
     _report("floor", t, groups=len(out), rows=sum(r[2] for r in out))
 
 
+def _peak_rss_kb() -> int:
+    # VmHWM: this process's own high-water mark. Not getrusage's ru_maxrss, which a child
+    # inherits from its parent at exec (Linux keeps the larger of the two), so a child
+    # started by a parent holding the prepared rows would report the parent's size.
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
 def _report(step: str, started: float, **extra) -> None:
     print(
         json.dumps(
             {
                 "step": step,
                 "wall_s": round(time.perf_counter() - started, 2),
-                "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
+                "peak_rss_gb": round(_peak_rss_kb() / 1e6, 2),
                 **extra,
             }
         )

@@ -50,6 +50,7 @@ from dataclasses import dataclass, fields
 
 import polars as pl
 
+from economics.frames import Frame, like, names
 from economics.margin import margin_expr
 
 BYTES_PER_GB = 2**30  # AWS bills storage and transfer in GB of 2^30 bytes ("GB-Month").
@@ -210,11 +211,13 @@ def partner_usage_usd(tokens, credits, usd_per_million_tokens, usd_per_credit):
 
 
 # --- frames -------------------------------------------------------------------------------------
-def _col(df: pl.DataFrame, name: str, default) -> pl.Expr:
-    return pl.col(name) if name in df.columns else pl.lit(default)
+# The frame functions take execution rows eagerly (a DataFrame) or as a plan (a LazyFrame, so
+# the economics cycle streams millions of rows instead of holding them): economics.frames.
+def _col(df: pl.DataFrame | pl.LazyFrame, name: str, default) -> pl.Expr:
+    return pl.col(name) if name in names(df) else pl.lit(default)
 
 
-def _amount(df: pl.DataFrame, name: str) -> pl.Expr:
+def _amount(df: pl.DataFrame | pl.LazyFrame, name: str) -> pl.Expr:
     # An optional numeric input: absent or null means none of it.
     return _col(df, name, 0.0).cast(pl.Float64).fill_null(0.0)
 
@@ -224,7 +227,7 @@ def _amount(df: pl.DataFrame, name: str) -> pl.Expr:
 UNCHARGED_SELECTIONS = ("shadow", "ab")
 
 
-def _user_visible_success(df: pl.DataFrame) -> pl.Expr:
+def _user_visible_success(df: pl.DataFrame | pl.LazyFrame) -> pl.Expr:
     # Charged and delivered: a successful execution a user asked for.
     return (_col(df, "status", "succeeded") == "succeeded") & ~_col(df, "selection", "ranked").is_in(
         UNCHARGED_SELECTIONS
@@ -239,15 +242,16 @@ def _profile_frame(profiles: Mapping[str, ProviderCostProfile]) -> pl.DataFrame:
 
 
 def cost_breakdown(
-    outputs: pl.DataFrame,
+    outputs: Frame,
     rate_card: RateCard,
     *,
     profiles: Mapping[str, ProviderCostProfile] | None = None,
-) -> pl.DataFrame:
+) -> Frame:
     """Add the six cost terms and their sum to execution rows.
 
     Args:
-        outputs: one row per execution. Required: ``instance_type``, ``compute_seconds``
+        outputs: one row per execution (a DataFrame, or a LazyFrame: the result is then a
+            plan too). Required: ``instance_type``, ``compute_seconds``
             (busy seconds; null = 0). Optional (absent = 0 / default): ``provider_id`` (to
             find a profile), ``partner_cost_usd`` (recorded per-call charge), ``spot``
             (bool), ``output_bytes``, ``egress_bytes``, ``partner_tokens``,
@@ -262,21 +266,30 @@ def cost_breakdown(
         USD, never null.
 
     Raises:
-        KeyError: an instance type is not on the rate card.
+        KeyError: an instance type is not on the rate card (a DataFrame is checked first; a
+            LazyFrame cannot be, so its plan fails when collected, with polars'
+            InvalidOperationError naming the instance type: never a free execution).
     """
-    missing = set(outputs["instance_type"].drop_nulls().unique()) - set(rate_card.usd_per_second)
-    if missing:
-        raise KeyError(f"instance types not on the rate card: {sorted(missing)}")
+    if isinstance(outputs, pl.DataFrame):
+        missing = set(outputs["instance_type"].drop_nulls().unique()) - set(rate_card.usd_per_second)
+        if missing:
+            raise KeyError(f"instance types not on the rate card: {sorted(missing)}")
+    # The rate is looked up on the instance type cast to an Enum of the rate card's types: a
+    # strict cast, so an unpriced type fails a lazy plan too, and an integer join key.
+    priced = pl.Enum(list(rate_card.usd_per_second))
     rates = pl.DataFrame(
-        {"instance_type": list(rate_card.usd_per_second), "_rate": list(rate_card.usd_per_second.values())},
-        schema={"instance_type": pl.String, "_rate": pl.Float64},
+        {"_instance": list(rate_card.usd_per_second), "_rate": list(rate_card.usd_per_second.values())},
+        schema={"_instance": priced, "_rate": pl.Float64},
     )
-    df = outputs.join(rates, on="instance_type", how="left")
+    df = outputs.with_columns(_instance=pl.col("instance_type").cast(priced)).join(
+        like(outputs, rates), on="_instance", how="left"
+    )
     default = ProviderCostProfile()
-    if profiles and "provider_id" in outputs.columns:
-        df = df.join(_profile_frame(profiles), on="provider_id", how="left")
+    if profiles and "provider_id" in names(outputs):
+        df = df.join(like(outputs, _profile_frame(profiles)), on="provider_id", how="left")
+    columns = names(df)
     p = {
-        f.name: (pl.col(f"_p_{f.name}") if f"_p_{f.name}" in df.columns else pl.lit(None)).fill_null(
+        f.name: (pl.col(f"_p_{f.name}") if f"_p_{f.name}" in columns else pl.lit(None)).fill_null(
             getattr(default, f.name)
         )
         for f in fields(ProviderCostProfile)
@@ -304,7 +317,7 @@ def cost_breakdown(
             bandwidth_cost_usd=bandwidth_usd(egress, rate_card),
         )
         .with_columns(cost_usd=pl.sum_horizontal(*BREAKDOWN_COLUMNS))
-        .drop("_rate", *[c for c in df.columns if c.startswith("_p_")])
+        .drop("_instance", "_rate", *[c for c in columns if c.startswith("_p_")])
     )
 
 
@@ -350,18 +363,19 @@ def execution_cost_usd(
 
 
 def cost_frame(
-    outputs: pl.DataFrame,
+    outputs: Frame,
     rate_card: RateCard,
     price_tokens: dict[str, int],
     token_usd_rate: float,
     *,
     profiles: Mapping[str, ProviderCostProfile] | None = None,
     breakdown: bool = False,
-) -> pl.DataFrame:
+) -> Frame:
     """Add cost and margin columns to execution rows.
 
     Args:
-        outputs: rows with ``status``, ``effect_type``, ``instance_type``, ``compute_seconds``,
+        outputs: rows (a DataFrame, or a LazyFrame: the result is then a plan too) with
+            ``status``, ``effect_type``, ``instance_type``, ``compute_seconds``,
             ``partner_cost_usd`` and (optional) ``selection`` and the optional columns of
             ``cost_breakdown``; shadow copies are never charged.
         rate_card: see RateCard.
@@ -378,7 +392,8 @@ def cost_frame(
         ``cost_tokens`` and ``margin`` (null when nothing was charged).
 
     Raises:
-        KeyError: an instance type is not on the rate card.
+        KeyError: an instance type is not on the rate card (see ``cost_breakdown`` for a
+            LazyFrame).
     """
     prices = pl.DataFrame(
         {"effect_type": list(price_tokens), "_price": [int(p) for p in price_tokens.values()]},
@@ -387,7 +402,7 @@ def cost_frame(
     charged = _user_visible_success(outputs)
     out = (
         cost_breakdown(outputs, rate_card, profiles=profiles)
-        .join(prices, on="effect_type", how="left")
+        .join(like(outputs, prices), on="effect_type", how="left")
         .with_columns(tokens_charged=pl.when(charged).then(pl.col("_price")).otherwise(0).cast(pl.Int64))
         .with_columns(
             revenue_usd=pl.col("tokens_charged") * token_usd_rate, cost_tokens=pl.col("cost_usd") / token_usd_rate

@@ -6,11 +6,12 @@ execution. They are typed columns of the ``execution_events`` table (``TELEMETRY
 event envelope in ``resources.schemas``), so the economics reads them as columns, with
 projection pushdown, instead of decoding a JSON payload per event.
 
-Pure: Polars only, no I/O.
+Pure: Polars and numpy only; the lake scan it reads is the caller's.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 # Where an execution came from. Simulated money never mixes with real money (marginality
@@ -78,39 +79,82 @@ def terminal_event_expr(status: pl.Expr) -> pl.Expr:
     return pl.when(status == "succeeded").then(pl.lit(SUCCEEDED_EVENT)).otherwise(pl.lit(FAILED_EVENT))
 
 
-def finished_executions(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED) -> pl.DataFrame:
-    """Terminal task events as one row per task: the latest outcome wins (a re-executed
-    task has several).
+# The row position ``latest_outcomes`` tags terminal events with: how its second pass drops
+# the superseded events of re-executed tasks without reading their task ids again.
+_ROW = "__event_row"
+
+
+def latest_outcomes(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED) -> pl.LazyFrame:
+    """Terminal task events as one row per task, lazily: the latest outcome wins (a
+    re-executed task has several terminal events).
+
+    The plan streams: nothing sorts or groups the whole table. A first pass reads only the
+    task ids, hashes them (64-bit) and sorts the hashes (numpy: a sort of integers, not of the
+    rows) to find the few hashes seen more than once; the events behind those are fetched by
+    position and settled exactly on their task id (a hash collision between two tasks only
+    costs that fetch). The returned plan drops the superseded events by position, so the
+    consumer (a group-by, a sink) reads every other row once and never holds them all.
 
     Args:
         events: ``execution_events`` rows (envelope, ``task_id``, ``provider_id``,
-            ``effect_type`` and the ``TELEMETRY`` columns).
+            ``effect_type`` and the ``TELEMETRY`` columns), or any deterministic plan over
+            them (a filtered scan, a concat): it is evaluated twice, so it must yield the
+            same rows in the same order both times — a Delta scan is pinned to the version
+            it was opened at.
         columns: the telemetry columns to keep (default ``COSTED``; the metric streams also
             read ``queue_wait_ms`` and ``error_class``).
+
+    Returns:
+        A LazyFrame of task_id, provider_id, effect_type, video_id (the correlation id),
+        finished_at (the event's ``occurred_at``) and ``columns``; ``source`` (when kept)
+        defaults to REAL. Row order is not defined. Of two terminal events of one task at
+        the same instant, the later row of ``events`` wins.
+
+    Runs the first pass (and the fetch, when a task has several events) when called.
+    """
+    terminal = events.filter(pl.col("event_type").is_in(TERMINAL_EVENTS)).with_row_index(_ROW)
+    out = terminal.select(
+        _ROW,
+        "task_id",
+        "provider_id",
+        "effect_type",
+        *columns,
+        video_id=pl.col("correlation_id"),
+        finished_at=pl.col("occurred_at"),
+    )
+    superseded = _superseded_rows(terminal)
+    if superseded.len():
+        out = out.filter(~pl.col(_ROW).is_in(superseded.implode()))
+    return out.drop(_ROW).with_columns(pl.col("source").fill_null(REAL) if "source" in columns else [])
+
+
+def _superseded_rows(terminal: pl.LazyFrame) -> pl.Series:
+    """Positions (``_ROW``) of the terminal events a later event of the same task replaces."""
+    hashed = terminal.select(_ROW, _hash=pl.col("task_id").hash()).collect(engine="streaming")
+    hashes = np.sort(hashed["_hash"].to_numpy())
+    repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+    if not len(repeated):
+        return pl.Series(_ROW, [], dtype=hashed.schema[_ROW])
+    candidates = hashed.filter(pl.col("_hash").is_in(pl.Series(repeated).implode()))[_ROW]
+    rows = terminal.filter(pl.col(_ROW).is_in(candidates.implode())).select(_ROW, "task_id", "occurred_at").collect()
+    # The latest event of each task (ties: the later row) is kept; every other one goes.
+    kept = rows.sort("occurred_at", _ROW).group_by("task_id", maintain_order=True).agg(pl.col(_ROW).last())[_ROW]
+    return rows.filter(~pl.col(_ROW).is_in(kept.implode()))[_ROW]
+
+
+def finished_executions(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED) -> pl.DataFrame:
+    """``latest_outcomes`` collected: one row per task, the latest outcome wins.
+
+    Args:
+        events: see ``latest_outcomes``.
+        columns: see ``latest_outcomes``.
 
     Returns:
         task_id, provider_id, effect_type, video_id (the correlation id), finished_at (the
         event's ``occurred_at``) and ``columns``; ``source`` (when kept) defaults to REAL.
         Row order is not defined.
     """
-    return (
-        events.filter(pl.col("event_type").is_in(TERMINAL_EVENTS))
-        .select(
-            "task_id",
-            "provider_id",
-            "effect_type",
-            *columns,
-            video_id=pl.col("correlation_id"),
-            finished_at=pl.col("occurred_at"),
-        )
-        # The latest event per task without sorting the whole table: each group sorts its
-        # own (mostly single) rows. Measured on 2M events: about half the time of a global
-        # sort + last, and faster than gathering at each group's arg_max.
-        .group_by("task_id")
-        .agg(pl.all().sort_by("finished_at").last())
-        .with_columns(pl.col("source").fill_null(REAL) if "source" in columns else [])
-        .collect()
-    )
+    return latest_outcomes(events, columns).collect(engine="streaming")
 
 
 def videos_with_all_tasks_finished(events: pl.DataFrame) -> pl.DataFrame:
