@@ -49,8 +49,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
 import polars as pl
+from polars._typing import PolarsDataType
 
-from economics.frames import Frame, like, names
+from economics.frames import Frame, lookup, names
 from economics.margin import margin_expr
 
 BYTES_PER_GB = 2**30  # AWS bills storage and transfer in GB of 2^30 bytes ("GB-Month").
@@ -234,13 +235,6 @@ def _user_visible_success(df: pl.DataFrame | pl.LazyFrame) -> pl.Expr:
     )
 
 
-def _profile_frame(profiles: Mapping[str, ProviderCostProfile]) -> pl.DataFrame:
-    names = [f.name for f in fields(ProviderCostProfile)]
-    columns = {f"_p_{n}": [getattr(p, n) for p in profiles.values()] for n in names}
-    dtypes = {f"_p_{n}": pl.Boolean if n == "spot" else pl.Float64 for n in names}
-    return pl.DataFrame({"provider_id": list(profiles), **columns}, schema={"provider_id": pl.String, **dtypes})
-
-
 def cost_breakdown(
     outputs: Frame,
     rate_card: RateCard,
@@ -274,30 +268,26 @@ def cost_breakdown(
         missing = set(outputs["instance_type"].drop_nulls().unique()) - set(rate_card.usd_per_second)
         if missing:
             raise KeyError(f"instance types not on the rate card: {sorted(missing)}")
-    # The rate is looked up on the instance type cast to an Enum of the rate card's types: a
-    # strict cast, so an unpriced type fails a lazy plan too, and an integer join key.
-    priced = pl.Enum(list(rate_card.usd_per_second))
-    rates = pl.DataFrame(
-        {"_instance": list(rate_card.usd_per_second), "_rate": list(rate_card.usd_per_second.values())},
-        schema={"_instance": priced, "_rate": pl.Float64},
-    )
-    df = outputs.with_columns(_instance=pl.col("instance_type").cast(priced)).join(
-        like(outputs, rates), on="_instance", how="left"
-    )
     default = ProviderCostProfile()
-    if profiles and "provider_id" in names(outputs):
-        df = df.join(like(outputs, _profile_frame(profiles)), on="provider_id", how="left")
-    columns = names(df)
-    p = {
-        f.name: (pl.col(f"_p_{f.name}") if f"_p_{f.name}" in columns else pl.lit(None)).fill_null(
-            getattr(default, f.name)
-        )
-        for f in fields(ProviderCostProfile)
-    }
+    by_provider = profiles if profiles and "provider_id" in names(outputs) else {}
 
-    spot = _col(df, "spot", None).cast(pl.Boolean).fill_null(p["spot"])
+    def profile(name: str, dtype: PolarsDataType) -> pl.Expr:
+        # The providers' value where it is not the default (most are not measured), else the default.
+        fallback = getattr(default, name)
+        values = {pid: getattr(p, name) for pid, p in by_provider.items() if getattr(p, name) != fallback}
+        return lookup(pl.col("provider_id"), values, dtype).fill_null(fallback)
+
+    p = {f.name: profile(f.name, pl.Boolean if f.name == "spot" else pl.Float64) for f in fields(ProviderCostProfile)}
+    spot = _col(outputs, "spot", None).cast(pl.Boolean).fill_null(p["spot"])
     spot_factor = pl.when(spot).then(rate_card.spot_multiplier).otherwise(1.0)
-    instance_usd = pl.col("_rate").fill_null(0.0) * spot_factor
+    # USD per instance-second, a column of its own (three terms read it; polars does not share
+    # a lookup between expressions). The instance type is first cast to an Enum of the rate
+    # card's types: a strict cast, so an unpriced type fails a lazy plan too.
+    df = outputs.with_columns(_instance=pl.col("instance_type").cast(pl.Enum(list(rate_card.usd_per_second))))
+    df = df.with_columns(
+        _instance_usd=lookup(pl.col("_instance"), rate_card.usd_per_second, pl.Float64).fill_null(0.0) * spot_factor
+    )
+    instance_usd = pl.col("_instance_usd")
     busy, output_bytes = _amount(df, "compute_seconds"), _amount(df, "output_bytes")
     downloads = pl.when(_user_visible_success(df)).then(rate_card.egress_per_output).otherwise(0.0)
     egress = _col(df, "egress_bytes", None).cast(pl.Float64).fill_null(output_bytes * downloads)
@@ -317,7 +307,7 @@ def cost_breakdown(
             bandwidth_cost_usd=bandwidth_usd(egress, rate_card),
         )
         .with_columns(cost_usd=pl.sum_horizontal(*BREAKDOWN_COLUMNS))
-        .drop("_instance", "_rate", *[c for c in columns if c.startswith("_p_")])
+        .drop("_instance", "_instance_usd")
     )
 
 
@@ -395,20 +385,15 @@ def cost_frame(
         KeyError: an instance type is not on the rate card (see ``cost_breakdown`` for a
             LazyFrame).
     """
-    prices = pl.DataFrame(
-        {"effect_type": list(price_tokens), "_price": [int(p) for p in price_tokens.values()]},
-        schema={"effect_type": pl.String, "_price": pl.Int64},
-    )
+    price = lookup(pl.col("effect_type"), {e: int(p) for e, p in price_tokens.items()}, pl.Int64)
     charged = _user_visible_success(outputs)
     out = (
         cost_breakdown(outputs, rate_card, profiles=profiles)
-        .join(like(outputs, prices), on="effect_type", how="left")
-        .with_columns(tokens_charged=pl.when(charged).then(pl.col("_price")).otherwise(0).cast(pl.Int64))
+        .with_columns(tokens_charged=pl.when(charged).then(price).otherwise(0).cast(pl.Int64))
         .with_columns(
             revenue_usd=pl.col("tokens_charged") * token_usd_rate, cost_tokens=pl.col("cost_usd") / token_usd_rate
         )
         .with_columns(margin=margin_expr("tokens_charged", "cost_tokens"))
-        .drop("_price")
     )
     return out if breakdown else out.drop(*(set(BREAKDOWN_COLUMNS) - set(FRAME_COLUMNS)))
 

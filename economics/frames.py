@@ -7,9 +7,11 @@ of executions, streamed so the rows are never all held): the same expressions se
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import polars as pl
+from polars._typing import PolarsDataType
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
@@ -19,12 +21,22 @@ def names(frame: pl.DataFrame | pl.LazyFrame) -> list[str]:
     return frame.collect_schema().names()
 
 
-def like(frame: Frame, table: pl.DataFrame) -> Frame:
-    """``table`` in the kind of ``frame``, so the two can be joined."""
-    return table.lazy() if isinstance(frame, pl.LazyFrame) else table  # type: ignore[return-value]
-
-
 def collected(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """``frame`` itself, or the LazyFrame collected on the streaming engine (for aggregates
     of a large scan: the rows flow through, only the groups are held)."""
     return frame.collect(engine="streaming") if isinstance(frame, pl.LazyFrame) else frame
+
+
+def lookup(key: pl.Expr, table: Mapping[Any, Any], dtype: PolarsDataType) -> pl.Expr:
+    """``table[key]`` per row as an expression (null when the key is absent): a chain of
+    ``when(key == k).then(v)``.
+
+    For the few keys of a rate card, a price list or the providers' cost profiles this is
+    elementwise, so a streamed plan keeps streaming, and it is the cheapest lookup measured
+    here: over 10 M rows a join with the small table cost 0.3 s of CPU more per lookup and
+    ``replace_strict`` 0.6 s more and 0.8 GB of memory (bench/economics_cycle.py's machine).
+    """
+    out = pl.lit(None, dtype=dtype)
+    for k, v in table.items():
+        out = pl.when(key == k).then(pl.lit(v, dtype=dtype)).otherwise(out)
+    return out

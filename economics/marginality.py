@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from economics.frames import Frame, collected, names
+from economics.frames import collected, names
 from economics.margin import margin_expr
 
 WINDOWS: dict[str, timedelta] = {
@@ -56,7 +56,9 @@ def window_index(now: datetime) -> pl.Expr:
     return pl.when(pl.col("finished_at") <= now).then(index).alias(WINDOW_INDEX)
 
 
-def window_partials(costs: Frame, now: datetime, by: Sequence[str], aggs: dict[str, pl.Expr]) -> Frame:
+def window_partials(
+    costs: pl.DataFrame | pl.LazyFrame, now: datetime, by: Sequence[str], aggs: dict[str, pl.Expr]
+) -> pl.DataFrame | pl.LazyFrame:
     """``aggs`` per ``by`` and WINDOW_INDEX: the one pass over the rows behind every window.
 
     Args:

@@ -613,7 +613,7 @@ def re_executions(
         status=pl.when(ok).then(pl.lit("succeeded")).otherwise(pl.lit("failed")),
         compute_seconds=pl.col("compute_seconds") * scale,
         duration_ms=(pl.col("duration_ms") * scale).round().cast(pl.Int64),
-        finished_at=pl.col("finished_at") + pl.duration(microseconds=later),
+        finished_at=pl.col("finished_at") + pl.duration(microseconds=pl.lit(later)),
         composite=pl.lit(None, pl.Float64),
     ).select(SIMULATED_SCHEMA.names())
 

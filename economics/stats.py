@@ -24,16 +24,18 @@ KEYS = ["provider_id", "effect_type"]
 
 # What ``provider_stats`` sums per group before it divides (sums and counts, so partial rows
 # of finer groups — economics.cycle's windows — add up): the means are Σ / count of the
-# non-null values, as polars' ``mean`` takes them.
+# non-null values, as polars' ``mean`` takes them. ``when(ok).then(x)`` rather than
+# ``x.filter(ok)``: elementwise, so a streamed group-by takes it at half the CPU (measured).
 _OK = pl.col("status") == "succeeded"
+_IF_OK = {c: pl.when(_OK).then(pl.col(c)) for c in ("cost_usd", "duration_ms")}
 STAT_SUMS: dict[str, pl.Expr] = {
     "_s_executions": pl.len(),
     "_s_ok": _OK.sum(),
     "_s_ok_n": _OK.count(),
-    "_s_cost": pl.col("cost_usd").filter(_OK).sum(),
-    "_s_cost_n": pl.col("cost_usd").filter(_OK).count(),
-    "_s_duration": pl.col("duration_ms").filter(_OK).sum(),
-    "_s_duration_n": pl.col("duration_ms").filter(_OK).count(),
+    "_s_cost": _IF_OK["cost_usd"].sum(),
+    "_s_cost_n": _IF_OK["cost_usd"].count(),
+    "_s_duration": _IF_OK["duration_ms"].sum(),
+    "_s_duration_n": _IF_OK["duration_ms"].count(),
 }
 
 

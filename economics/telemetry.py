@@ -157,6 +157,29 @@ def finished_executions(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED)
     return latest_outcomes(events, columns).collect(engine="streaming")
 
 
+# A terminal event written before telemetry had typed columns: no status, the telemetry in the
+# payload only (``telemetry_from_payload`` moves it).
+UNTYPED = pl.col("event_type").is_in(TERMINAL_EVENTS) & pl.col("status").is_null() & (pl.col("payload") != "{}")
+
+
+def telemetry_from_payload(events: pl.DataFrame) -> pl.DataFrame:
+    """Terminal events written before telemetry had typed columns — their telemetry only in
+    the JSON ``payload`` (the same field names as ``TELEMETRY``) — with the typed columns
+    filled from it and the payload emptied, as M6 writes them now; other rows unchanged.
+
+    Args:
+        events: ``execution_events`` rows.
+
+    Returns:
+        ``events`` with the same columns; the UNTYPED rows rewritten.
+    """
+    decoded = pl.col("payload").str.json_decode(pl.Struct(TELEMETRY))
+    return events.with_columns(
+        *(pl.when(UNTYPED).then(decoded.struct.field(c)).otherwise(pl.col(c)).alias(c) for c in TELEMETRY),
+        payload=pl.when(UNTYPED).then(pl.lit("{}")).otherwise(pl.col("payload")),
+    )
+
+
 def videos_with_all_tasks_finished(events: pl.DataFrame) -> pl.DataFrame:
     """(video_id, tasks) for videos whose every dispatched task has a terminal event.
 

@@ -11,6 +11,7 @@ the last bits their summation order changes).
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -39,6 +40,7 @@ from economics.telemetry import (
     finished_executions,
     latest_outcomes,
 )
+from resources.events import upgrade_execution_events
 from resources.lake import Lake
 from resources.schemas import EXECUTION_EVENTS, conform
 
@@ -313,3 +315,24 @@ def test_windows_and_stats_in_one_pass_equal_the_two_functions(costs, lake):
     windows, stats = windows_and_stats(plan, NOW, quality)
     assert_frame_equal(windows, reference_marginality_windows(costs, NOW), **FLOAT_SUMS)
     assert_frame_equal(stats, reference_provider_stats(costs, quality), **FLOAT_SUMS)
+
+
+# --- lakes written before typed telemetry ---------------------------------------------------------
+def test_an_old_lakes_task_events_are_upgraded_once(tmp_path):
+    rows = simulate(_market(), NOW - timedelta(hours=3), 2, 100, seed=11)
+    events = execution_events(rows)
+    # Before typed telemetry: the telemetry as the payload's JSON (sorted keys, as
+    # resources.events.event wrote it), the typed columns null.
+    payloads = [json.dumps(t, sort_keys=True, default=str) for t in events.select(*TELEMETRY).to_dicts()]
+    old = events.with_columns(payload=pl.Series(payloads), **{c: pl.lit(None, t) for c, t in TELEMETRY.items()})
+    half = rows.height // 2
+    lake = Lake(uri=str(tmp_path))
+    lake.append(EXECUTION_EVENTS, pl.concat([old.head(half), events.slice(half)]))
+    expected = finished_executions(events.lazy())
+    assert finished_executions(lake.scan(EXECUTION_EVENTS))["status"].null_count() == half
+
+    assert upgrade_execution_events(lake) == half
+    assert upgrade_execution_events(lake) == 0
+    upgraded = lake.read(EXECUTION_EVENTS)
+    assert upgraded.height == events.height and set(upgraded["payload"]) == {"{}"}
+    assert_frame_equal(_by_task(finished_executions(upgraded.lazy())), _by_task(expected))

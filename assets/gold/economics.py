@@ -142,8 +142,9 @@ def execution_costs(
 def marginality_windows(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     """Margin per provider × effect type over the 1h / 24h / 7d windows ending now."""
     now = utcnow()
-    # Only the longest window's rows are read: the cost follows a week of volume, not history.
-    recent = lake.read(EXECUTION_COSTS, pl.col("finished_at") > now - max(WINDOWS.values()))
+    # Only the longest window's rows are read (the cost follows a week of volume, not
+    # history), streamed: one group-by pass, the week's rows are never all held.
+    recent = lake.scan(EXECUTION_COSTS).filter(pl.col("finished_at") > now - max(WINDOWS.values()))
     windows = windows_of(recent, now)
     lake.overwrite(MARGINALITY_WINDOWS, windows)
     day = windows.filter((pl.col("window") == "24h") & (pl.col("source") == "real"))
