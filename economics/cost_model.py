@@ -264,6 +264,15 @@ def cost_breakdown(
             LazyFrame cannot be, so its plan fails when collected, with polars'
             InvalidOperationError naming the instance type: never a free execution).
     """
+    return _breakdown(outputs, rate_card, profiles).drop(_VISIBLE)
+
+
+# The helper column ``_breakdown`` leaves for ``cost_frame``: a user-visible success.
+_VISIBLE = "_visible"
+
+
+def _breakdown(outputs: Frame, rate_card: RateCard, profiles: Mapping[str, ProviderCostProfile] | None) -> Frame:
+    # ``cost_breakdown`` keeping the _VISIBLE column.
     if isinstance(outputs, pl.DataFrame):
         missing = set(outputs["instance_type"].drop_nulls().unique()) - set(rate_card.usd_per_second)
         if missing:
@@ -280,16 +289,20 @@ def cost_breakdown(
     p = {f.name: profile(f.name, pl.Boolean if f.name == "spot" else pl.Float64) for f in fields(ProviderCostProfile)}
     spot = _col(outputs, "spot", None).cast(pl.Boolean).fill_null(p["spot"])
     spot_factor = pl.when(spot).then(rate_card.spot_multiplier).otherwise(1.0)
-    # USD per instance-second, a column of its own (three terms read it; polars does not share
-    # a lookup between expressions). The instance type is first cast to an Enum of the rate
-    # card's types: a strict cast, so an unpriced type fails a lazy plan too.
-    df = outputs.with_columns(_instance=pl.col("instance_type").cast(pl.Enum(list(rate_card.usd_per_second))))
+    # USD per instance-second and "delivered to a user" are columns of their own (several terms
+    # read them; polars does not share a lookup between expressions). The instance type is
+    # first cast to an Enum of the rate card's types: a strict cast, so an unpriced type fails
+    # a lazy plan too.
+    df = outputs.with_columns(
+        _instance=pl.col("instance_type").cast(pl.Enum(list(rate_card.usd_per_second))),
+        **{_VISIBLE: _user_visible_success(outputs)},
+    )
     df = df.with_columns(
         _instance_usd=lookup(pl.col("_instance"), rate_card.usd_per_second, pl.Float64).fill_null(0.0) * spot_factor
     )
     instance_usd = pl.col("_instance_usd")
     busy, output_bytes = _amount(df, "compute_seconds"), _amount(df, "output_bytes")
-    downloads = pl.when(_user_visible_success(df)).then(rate_card.egress_per_output).otherwise(0.0)
+    downloads = pl.when(pl.col(_VISIBLE)).then(rate_card.egress_per_output).otherwise(0.0)
     egress = _col(df, "egress_bytes", None).cast(pl.Float64).fill_null(output_bytes * downloads)
     usage = partner_usage_usd(
         _amount(df, "partner_tokens"),
@@ -386,10 +399,10 @@ def cost_frame(
             LazyFrame).
     """
     price = lookup(pl.col("effect_type"), {e: int(p) for e, p in price_tokens.items()}, pl.Int64)
-    charged = _user_visible_success(outputs)
     out = (
-        cost_breakdown(outputs, rate_card, profiles=profiles)
-        .with_columns(tokens_charged=pl.when(charged).then(price).otherwise(0).cast(pl.Int64))
+        _breakdown(outputs, rate_card, profiles)
+        .with_columns(tokens_charged=pl.when(pl.col(_VISIBLE)).then(price).otherwise(0).cast(pl.Int64))
+        .drop(_VISIBLE)
         .with_columns(
             revenue_usd=pl.col("tokens_charged") * token_usd_rate, cost_tokens=pl.col("cost_usd") / token_usd_rate
         )
