@@ -1,15 +1,16 @@
 """The incremental economics cycle: its time should follow the new events, not the history.
 
 Usage: ``python bench/incremental_cycle.py [--sizes 1000000,10000000,30000000,100000000]
-[--per-day 500000] [--new 10000] [--dir D] [--no-docs]``.
+[--per-day 500000] [--new 10000] [--cycles 3] [--dir D] [--no-docs]``.
 
 One lake grows to each size in turn, at a fixed traffic of ``--per-day`` executions a day
 (so a longer history is more days, not a busier day): its history is simulated one day at a
 time backwards from 15 minutes ago (``economics.simulator``; one Delta commit per day for the
 events and one for their costs, as production appends them as they happen, so each file
 covers about a day and file statistics can prune by time), costed once (setup, not timed).
-At each size, ``--new`` executions finish in the last 15 minutes and one 15-minute cycle of
-the economics job is timed, step by step as its assets run them (assets/gold/economics.py):
+At each size, ``--cycles`` times, ``--new`` executions finish in the last 15 minutes and one
+15-minute cycle of the economics job is timed, step by step as its assets run them
+(assets/gold/economics.py; medians reported):
 
 - ``costs``: the incremental ``execution_costs`` — the watermark from the Delta log's file
   statistics, the terminal events since it (minus the late margin) with the registry's cost
@@ -28,6 +29,7 @@ import argparse
 import math
 import platform
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -102,6 +104,10 @@ class History:
         write_deltalake(self.lake.table_uri(spec), conform(rows, spec).to_arrow(), mode="append")
 
 
+# The per-cycle numbers reported as the median of the cycles run at a size.
+TIMED = ("costed", "costs_s", "windows_s", "routing_s", "cycle_s")
+
+
 def one_cycle(lake: Lake, catalog: Catalog, registry: ProviderRegistry) -> dict:
     """One 15-minute cycle of the economics job's assets; seconds per step and merge metrics."""
     settings = get_settings()
@@ -131,7 +137,7 @@ def one_cycle(lake: Lake, catalog: Catalog, registry: ProviderRegistry) -> dict:
     }
 
 
-def _table(results: list[dict], per_day: int, new: int) -> str:
+def _table(results: list[dict], per_day: int, new: int, cycles: int) -> str:
     rows = "".join(
         f"| {r['history']:,} | {r['days']} | {r['costed']:,} | {r['costs_s']:.2f} | {r['windows_s']:.2f} | "
         f"{r['routing_s']:.2f} | **{r['cycle_s']:.2f}** | {r['files_scanned']}/{r['files_skipped']} | "
@@ -141,7 +147,7 @@ def _table(results: list[dict], per_day: int, new: int) -> str:
     return (
         f"`bench/incremental_cycle.py`, {datetime.now(UTC):%Y-%m-%d}, {platform.machine()} shared with other "
         f"work: one lake grown to each size at {per_day:,} executions a day, {new:,} new executions in the "
-        "last 15 minutes before each cycle; seconds per step (one run each: the sizes run one after the other). "
+        f"last 15 minutes before each cycle; seconds per step, the median of {cycles} cycles at each size. "
         "`costs` reads the events since the watermark and upserts their costs; `windows` streams the last 7 "
         "days of costs; `routing` reads the last 24 h of real ones. Peak RSS is the bench process's, growing "
         "the lake included.\n\n"
@@ -155,10 +161,13 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000000,10000000,30000000,100000000")
     ap.add_argument("--per-day", type=int, default=500_000)
     ap.add_argument("--new", type=int, default=10_000)
-    ap.add_argument("--dir", help="lake root (default: a temporary directory, removed at the end)")
+    ap.add_argument("--dir", help="lake root, absent or empty (default: a temporary directory, removed at the end)")
+    ap.add_argument("--cycles", type=int, default=3, help="cycles timed at each size (medians reported)")
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/performance.md")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.dir and Path(args.dir).exists() and any(Path(args.dir).iterdir()):
+        ap.error(f"--dir {args.dir} is not empty: the history is grown from nothing")
     settings = get_settings()
     catalog, registry = Catalog(data_dir=settings.data_dir), ProviderRegistry(path=settings.providers_path)
     results = []
@@ -171,12 +180,17 @@ def main() -> None:
             t = time.perf_counter()
             history.grow_to(d)
             grown = time.perf_counter() - t
-            history.add_recent(args.new, datetime.now(UTC), seed=10_000 + i)
-            r = {"history": history.events, "days": d, **one_cycle(lake, catalog, registry)}
+            size = history.events
+            runs = []
+            for c in range(args.cycles):
+                history.add_recent(args.new, datetime.now(UTC), seed=10_000 + 100 * i + c)
+                runs.append(one_cycle(lake, catalog, registry))
+            r = {"history": size, "days": d, **runs[-1]}
+            r.update({k: statistics.median(run[k] for run in runs) for k in TIMED})
             r["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
             results.append(r)
             print(
-                f"{r['history']:>12,} {d:>5} {r['costed']:>7,} {r['costs_s']:>8.2f} {r['windows_s']:>9.2f} "
+                f"{r['history']:>12,} {d:>5} {r['costed']:>7,.0f} {r['costs_s']:>8.2f} {r['windows_s']:>9.2f} "
                 f"{r['routing_s']:>9.2f} {r['cycle_s']:>8.2f}   (grown in {grown:.0f} s; upsert files "
                 f"{r['files_scanned']}/{r['files_skipped']})",
                 flush=True,
@@ -184,9 +198,8 @@ def main() -> None:
     if not args.no_docs:
         from floors import write_doc_section
 
-        write_doc_section(
-            "incremental-cycle", "Incremental cycle vs history size", _table(results, args.per_day, args.new)
-        )
+        table = _table(results, args.per_day, args.new, args.cycles)
+        write_doc_section("incremental-cycle", "Incremental cycle vs history size", table)
 
 
 if __name__ == "__main__":

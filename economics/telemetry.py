@@ -133,17 +133,20 @@ def latest_outcomes(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED) -> 
 def _kept(terminal: pl.LazyFrame) -> pl.Series | None:
     """Per position (``_ROW``), whether the terminal event is its task's latest; None when
     every one is (no task has two)."""
-    hashed = terminal.select(_ROW, _hash=pl.col("task_id").hash()).collect(engine="streaming")
-    hashes = np.sort(hashed["_hash"].to_numpy())
+    # The n-th hash is the n-th terminal event's (a collect keeps the order), so the
+    # positions need not be collected.
+    hashed = terminal.select(pl.col("task_id").hash()).collect(engine="streaming").to_series()
+    hashes = np.sort(hashed.to_numpy())
     repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
     if not len(repeated):
         return None
-    candidates = hashed.filter(pl.col("_hash").is_in(pl.Series(repeated).implode()))[_ROW]
+    repeats = hashed.is_in(pl.Series(repeated).implode()).to_numpy()
+    candidates = pl.Series(_ROW, np.flatnonzero(repeats)).cast(pl.get_index_type())
     rows = terminal.filter(pl.col(_ROW).is_in(candidates.implode())).select(_ROW, "task_id", "occurred_at").collect()
     # The latest event of each task (ties: the later row) is kept; every other one goes.
     latest = rows.sort("occurred_at", _ROW).group_by("task_id", maintain_order=True).agg(pl.col(_ROW).last())[_ROW]
     superseded = rows.filter(~pl.col(_ROW).is_in(latest.implode()))[_ROW].to_numpy()
-    kept = np.ones(hashed.height, dtype=bool)
+    kept = np.ones(len(hashed), dtype=bool)
     kept[superseded] = False
     return pl.Series("kept", kept)
 
