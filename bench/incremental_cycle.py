@@ -42,7 +42,7 @@ from deltalake import write_deltalake
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from assets.costing import task_costs
-from assets.gold.economics import LEDGER_LOOKBACK, _execution_costs_since
+from assets.gold.economics import _execution_costs_since, upsert_costs
 from economics.marginality import WINDOWS, marginality_windows
 from economics.routing import build_manifest
 from economics.simulator import execution_events, reference_market, simulate
@@ -114,7 +114,7 @@ def one_cycle(lake: Lake, catalog: Catalog, registry: ProviderRegistry) -> dict:
     t0 = time.perf_counter()
     watermark = lake.column_max(EXECUTION_COSTS, "finished_at")
     costs = _execution_costs_since(lake, catalog, TOKEN_USD, watermark, registry.registry().providers)
-    metrics = lake.upsert(EXECUTION_COSTS, costs, recent=("finished_at", watermark - LEDGER_LOOKBACK))
+    metrics = upsert_costs(lake, costs, watermark)
     t1 = time.perf_counter()
     now = datetime.now(UTC)
     week = lake.scan(EXECUTION_COSTS).filter(pl.col("finished_at") > now - max(WINDOWS.values()))

@@ -336,3 +336,40 @@ def test_an_old_lakes_task_events_are_upgraded_once(tmp_path):
     upgraded = lake.read(EXECUTION_EVENTS)
     assert upgraded.height == events.height and set(upgraded["payload"]) == {"{}"}
     assert_frame_equal(_by_task(finished_executions(upgraded.lazy())), _by_task(expected))
+
+
+# --- the incremental upsert ---------------------------------------------------------------------
+def test_the_upsert_reads_only_files_from_the_oldest_replaced_row_on(tmp_path):
+    from deltalake import write_deltalake
+
+    from assets.gold.economics import upsert_costs
+    from resources.schemas import EXECUTION_COSTS
+
+    lake = Lake(uri=str(tmp_path))
+    lake.ensure(EXECUTION_COSTS)
+    day = [NOW - timedelta(days=d) for d in range(6, -1, -1)]  # one file a day, oldest first
+    for d, at in enumerate(day):
+        rows = pl.DataFrame(
+            {"task_id": [f"t{d}-{i}" for i in range(3)], "cost_usd": [1.0] * 3, "finished_at": [at] * 3}
+        )
+        write_deltalake(lake.table_uri(EXECUTION_COSTS), conform(rows, EXECUTION_COSTS).to_arrow(), mode="append")
+    watermark = lake.column_max(EXECUTION_COSTS, "finished_at")
+
+    def upsert(task_ids: list[str]) -> dict:
+        costs = pl.DataFrame(
+            {"task_id": task_ids, "cost_usd": [2.0] * len(task_ids), "finished_at": [NOW] * len(task_ids)}
+        )
+        return upsert_costs(lake, conform(costs, EXECUTION_COSTS), watermark)
+
+    # A task of three days ago costed again (its ledger moved) and a new one: the files from
+    # three days ago on are read, the three older ones skipped.
+    m = upsert(["t3-1", "new-1"])
+    assert (m["num_target_rows_updated"], m["num_target_rows_inserted"]) == (1, 1)
+    assert (m["num_target_files_scanned"], m["num_target_files_skipped_during_scan"]) == (4, 3)
+    # New tasks only: nothing to replace; only the files that end at the watermark are read.
+    m = upsert(["new-2", "new-3"])
+    assert (m["num_target_rows_updated"], m["num_target_rows_inserted"]) == (0, 2)
+    assert (m["num_target_files_scanned"], m["num_target_files_skipped_during_scan"]) == (2, 5)
+    table = lake.read(EXECUTION_COSTS)
+    assert table["task_id"].is_unique().all() and table.height == 7 * 3 + 3
+    assert table.filter(pl.col("cost_usd") == 2.0)["task_id"].sort().to_list() == ["new-1", "new-2", "new-3", "t3-1"]
