@@ -134,19 +134,26 @@ def _kept(terminal: pl.LazyFrame) -> pl.Series | None:
     """Per position (``_ROW``), whether the terminal event is its task's latest; None when
     every one is (no task has two)."""
     # The n-th hash is the n-th terminal event's (a collect keeps the order), so the
-    # positions need not be collected.
+    # positions need not be collected. Each array goes as soon as it is used: the fetch
+    # below reads the task ids again, and the peak memory is the two passes' overlap.
     hashed = terminal.select(pl.col("task_id").hash()).collect(engine="streaming").to_series()
+    n = len(hashed)
     hashes = np.sort(hashed.to_numpy())
     repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+    del hashes
     if not len(repeated):
         return None
-    repeats = hashed.is_in(pl.Series(repeated).implode()).to_numpy()
-    candidates = pl.Series(_ROW, np.flatnonzero(repeats)).cast(pl.get_index_type())
-    rows = terminal.filter(pl.col(_ROW).is_in(candidates.implode())).select(_ROW, "task_id", "occurred_at").collect()
+    candidates = pl.Series(_ROW, np.flatnonzero(hashed.is_in(pl.Series(repeated).implode()).to_numpy()))
+    del hashed
+    rows = (
+        terminal.filter(pl.col(_ROW).is_in(candidates.cast(pl.get_index_type()).implode()))
+        .select(_ROW, "task_id", "occurred_at")
+        .collect(engine="streaming")
+    )
     # The latest event of each task (ties: the later row) is kept; every other one goes.
     latest = rows.sort("occurred_at", _ROW).group_by("task_id", maintain_order=True).agg(pl.col(_ROW).last())[_ROW]
     superseded = rows.filter(~pl.col(_ROW).is_in(latest.implode()))[_ROW].to_numpy()
-    kept = np.ones(len(hashed), dtype=bool)
+    kept = np.ones(n, dtype=bool)
     kept[superseded] = False
     return pl.Series("kept", kept)
 
