@@ -16,7 +16,7 @@ from api import errors, hardening, limits
 from api.metrics import install_metrics
 from api.openapi import install_problem_openapi
 from api.ratelimit import install_rate_limits
-from api.routers import admin, effects, health, media, upload_flows, uploads, usage, users, videos
+from api.routers import admin, effects, health, media, runs, upload_flows, uploads, usage, users, videos
 from api.tracing import install_tracing
 from resources import logconfig
 from resources.clients import Clients
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_metrics(app, settings)
     install_tracing(app)
     hardening.install_security_headers(app)
-    for module in (health, uploads, upload_flows, videos, users, usage, admin, effects, media):
+    for module in (health, uploads, upload_flows, videos, users, usage, admin, effects, runs, media):
         app.include_router(module.router)
     install_problem_openapi(app)
     return app

@@ -11,10 +11,12 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from resources.catalog import Catalog
 from resources.clients import Clients
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.media import MediaStore
+from resources.media_links import MediaLinks
 from resources.providers.client import ProviderRegistry
 from resources.settings import Settings
 from resources.store.client import Store
@@ -55,6 +57,16 @@ def provider_registry(clients: ClientsDep) -> ProviderRegistry:
     return clients.providers
 
 
+def media_links(clients: ClientsDep) -> MediaLinks:
+    """Public URLs of media keys."""
+    return clients.links
+
+
+def catalog_client(clients: ClientsDep) -> Catalog:
+    """The shipped catalogs (effects, prices, parameter ranges)."""
+    return clients.catalog
+
+
 def store_client(clients: ClientsDep) -> Store:
     """The transactional store."""
     return clients.store
@@ -63,8 +75,10 @@ def store_client(clients: ClientsDep) -> Store:
 LakeDep = Annotated[Lake, Depends(lake_client)]
 StoreDep = Annotated[Store, Depends(store_client)]
 MediaDep = Annotated[MediaStore, Depends(media_client)]
+LinksDep = Annotated[MediaLinks, Depends(media_links)]
 ManifestStoreDep = Annotated[ManifestStore, Depends(manifest_store_client)]
 ProvidersDep = Annotated[ProviderRegistry, Depends(provider_registry)]
+CatalogDep = Annotated[Catalog, Depends(catalog_client)]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ Registered on the app by ``create_app``:
   nothing of the internals; ``StoreBusy`` adds ``Retry-After`` and is counted.
 - ``UserQuotaExceeded`` (a reservation beyond the balance) → 402 ``insufficient_tokens``.
 - The intake's ``UploadRejected`` → its status and code (``too_large``, ``not_a_video``…).
+- An effect run's ``RunRefused`` → its status and code (``effect_not_found``,
+  ``parameter_out_of_range``…).
 - The admin decisions' ``DecisionNotFound`` / ``DecisionConflict`` → 404 / 409.
 
 Anything else is answered 500 by ``api.tracing``, which logs it with the trace id.
@@ -27,6 +29,7 @@ from api import metrics
 from api.problems import ProblemError, code_of_status, problem_response
 from economics.budget import UserQuotaExceeded
 from resources.services.decisions import DecisionNotFound
+from resources.services.runs import RunRefused
 from resources.services.uploads import UploadRejected
 from resources.store.errors import StoreBusy, StoreError
 
@@ -73,6 +76,11 @@ async def upload_rejected(request: Request, exc: UploadRejected) -> JSONResponse
     return problem_response(request, exc.status, exc.code, exc.reason)
 
 
+async def run_refused(request: Request, exc: RunRefused) -> JSONResponse:
+    """A refused effect run: its status, code and reason."""
+    return problem_response(request, exc.status, exc.code, exc.reason)
+
+
 async def decision_not_found(request: Request, exc: DecisionNotFound) -> JSONResponse:
     """404: nothing to decide has this id."""
     return problem_response(request, 404, "decision_not_found", f"nothing to decide with id {exc}")
@@ -85,4 +93,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StoreError, store_error)
     app.add_exception_handler(UserQuotaExceeded, quota_exceeded)
     app.add_exception_handler(UploadRejected, upload_rejected)
+    app.add_exception_handler(RunRefused, run_refused)
     app.add_exception_handler(DecisionNotFound, decision_not_found)

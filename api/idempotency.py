@@ -10,14 +10,16 @@ Without a key the work simply runs.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Header
+from fastapi import Header, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from api.deps import Caller
+from resources.services.uploads import CHUNK
 from resources.store.client import Store
 from resources.store.idempotency import MAX_KEY_LENGTH, request_hash
 
@@ -72,6 +74,20 @@ def body_fingerprint(body: BaseModel, *path: str) -> str:
     """The request hash of a JSON ``body`` and the route's ``path`` parameters (the same key
     on another subject is another request)."""
     return request_hash({"body": body.model_dump(mode="json"), "path": list(path)})
+
+
+def form_fingerprint(file: UploadFile | None, *fields: str | None) -> str:
+    """The request hash of a multipart form: the file's bytes (sha256, read in chunks and
+    rewound for the work itself; none when no file was sent) and the other fields, path
+    parameters included."""
+    digest = None
+    if file is not None:
+        sha = hashlib.sha256()
+        while chunk := file.file.read(CHUNK):
+            sha.update(chunk)
+        file.file.seek(0)
+        digest = sha.hexdigest()
+    return request_hash({"file": digest, "fields": list(fields)})
 
 
 def json_response(status: int, body: str) -> Response:

@@ -107,9 +107,15 @@ ApprovalRequest = row_model(
 Recommendation = row_model(
     "Recommendation",
     RECOMMENDATION_SCHEMA,
-    "An economic recommendation with its ``action`` parsed and its decision ``status`` (pending, approve, reject).",
+    "An economic recommendation (the economics job's, or one an automatic action raised: "
+    "CAPACITY_SCALE_UP, WARM_POOL, WORKFLOW_REVIEW) with its ``action`` parsed, its decision ``status`` "
+    "(pending, approve, reject) and its application: ``change_id`` (the parameter change applying it "
+    "made), ``applied_at``, ``rolled_back_by`` (null when nothing was applied or it stands).",
     action=Any,
     status=str,
+    change_id=str | None,
+    applied_at=datetime | None,
+    rolled_back_by=str | None,
 )
 ABResultRow = row_model("ABResultRow", AB_RESULTS.schema, "One provider's result in an A/B test.")
 ABTest = row_model(
@@ -179,7 +185,56 @@ class Decision(BaseModel):
     admin: str = "admin"
 
 
+class AlertTransition(BaseModel):
+    """Body of ``POST /v1/admin/alerts/{alert_id}/acknowledge`` and ``…/resolve``."""
+
+    admin: str = Field("admin", min_length=1, max_length=200)
+    note: str = Field("", max_length=2000)
+
+
 # -- responses -------------------------------------------------------------------------------
+class AlertDelivery(BaseModel):
+    """One email of an alert: ``pending``, ``sent`` or ``dead_letter`` (every attempt failed;
+    ``last_error`` says why)."""
+
+    channel: str
+    recipient: str
+    state: Literal["pending", "sent", "dead_letter"]
+    attempts: int
+    last_error: str | None = None
+    sent_at: datetime | None = None
+    dead_lettered_at: datetime | None = None
+
+
+class Alert(BaseModel):
+    """An alert: one episode of a bottleneck group (category × provider × effect type, or
+    × user), its lifecycle (open → acknowledged → resolved) and its emails."""
+
+    alert_id: str
+    state: Literal["open", "acknowledged", "resolved"]
+    category: str
+    severity: Literal["warning", "critical"]
+    scope: str
+    provider_id: str | None = None
+    effect_type: str | None = None
+    user_id: str | None = None
+    source: str
+    title: str
+    summary: str
+    runbook: str
+    cost_impact_usd_per_hour: float
+    classification_ids: list[str]
+    opened_at: datetime
+    last_seen_at: datetime
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    resolution: Literal["cleared", "admin"] | None = None
+    note: str = ""
+    deliveries: list[AlertDelivery]
+
+
 class Health(BaseModel):
     """``GET /healthz``."""
 
@@ -267,10 +322,12 @@ class ApprovalState(BaseModel):
 
 
 class GalleryLink(BaseModel):
-    """Where a video's published effect is."""
+    """Where a video's published effect is: the latest revision its job published and
+    whether its slug's pin shows it (an admin may have pinned another revision)."""
 
     slug: str
     revision_id: str
+    pinned: bool
     url: str
     preview_url: str | None
 
@@ -293,20 +350,60 @@ class VideoStatus(BaseModel):
 
 
 class Effect(BaseModel):
-    """A published effect: its current pinned revision (``snapshot``: the published record,
-    parsed). Side by side: ``example_url`` (the example the user showed), ``reference_url``
-    (the neutral reference clip) and ``preview_url`` (the effect applied to it)."""
+    """A published effect as one revision (``GET /v1/effects[/{slug}]``: the revision its pin
+    names). ``snapshot`` is the published record, parsed. Side by side, at public,
+    cache-friendly URLs of content-addressed copies (docs/gallery.md, "Distribution"):
+    ``example_url`` (the example the user showed), ``reference_url`` (the neutral reference
+    clip) and ``preview_url`` (the effect applied to it). ``price_tokens``: what a run of this
+    revision costs, tokens; ``published_at``: when the revision was written; ``pinned_at``:
+    when the pin moved to it (null for a revision that is not pinned)."""
 
     slug: str
     revision_id: str
-    content_hash: str | None
-    effect_type: str | None
-    provider_id: str | None
+    content_hash: str
+    effect_type: str
+    provider_id: str
+    params: JSONObject
+    template: str
+    price_tokens: int
     published_at: datetime | None
+    pinned_at: datetime | None
     preview_url: str | None
     example_url: str | None = None
     reference_url: str | None = None
     snapshot: JSONObject
+
+
+class EffectRevision(Effect):
+    """One revision in ``GET /v1/effects/{slug}/revisions``; ``pinned``: the slug's pin names it."""
+
+    pinned: bool
+
+
+class PinRequest(BaseModel):
+    """Body of ``POST /v1/admin/effects/{slug}/pin``: the revision to pin (an older one is a
+    rollback), why, and optionally the revision the admin saw pinned (``expected_revision``:
+    when the pin has moved since, 409 ``pin_conflict`` instead of overwriting that move)."""
+
+    model_config = ConfigDict(strict=True)
+
+    revision: str = Field(min_length=1, max_length=40)
+    reason: str = Field(default="", max_length=1000)
+    expected_revision: str | None = Field(default=None, min_length=1, max_length=40)
+
+
+class PinState(BaseModel):
+    """``POST /v1/admin/effects/{slug}/pin`` (200): the pin now, the revision pinned before,
+    whether this request moved it and how (``kind``: pin or rollback; null when unmoved)."""
+
+    slug: str
+    revision_id: str
+    previous_revision_id: str | None
+    moved: bool
+    kind: str | None
+    pinned_by: str
+    reason: str
+    pinned_at: datetime
 
 
 class RoutingOverride(BaseModel):
@@ -333,8 +430,51 @@ class ApprovalDecided(BaseModel):
     decision: str
 
 
+class ParameterChange(BaseModel):
+    """A change of a runtime parameter (docs/signals.md, "Runtime parameters"): the value
+    before and after (null = not set: the shipped default), who asked for it and why, and
+    the change that rolled it back, if any."""
+
+    seq: int
+    change_id: str
+    scope: str
+    subject: str
+    name: str
+    before: Any
+    after: Any
+    source: str
+    source_id: str | None
+    actor: str
+    reason: str
+    cost_usd_per_hour: float | None
+    applied_at: datetime
+    rolled_back_by: str | None
+
+
+class RuntimeParameter(BaseModel):
+    """A runtime parameter in force and the change that set it."""
+
+    scope: str
+    subject: str
+    name: str
+    value: Any
+    change_id: str
+    updated_at: datetime
+
+
+class Rollback(BaseModel):
+    """Body of ``POST /v1/admin/changes/{change_id}/rollback``."""
+
+    reason: str = ""
+    admin: str = "admin"
+
+
 class RecommendationDecided(BaseModel):
-    """``POST /v1/admin/recommendations/{recommendation_id}`` (202): the decision that stands."""
+    """``POST /v1/admin/recommendations/{recommendation_id}`` (202): the decision that stands,
+    the parameter change approving it made (``applied``; also one made by an earlier
+    approval), or why it changed nothing the platform runs (``note``)."""
 
     recommendation_id: str
     decision: str
+    applied: ParameterChange | None = None
+    note: str | None = None

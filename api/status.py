@@ -1,4 +1,5 @@
-"""Read models the API serves: a video's status and the gallery, assembled from lake tables."""
+"""Read models the API serves: a video's status, assembled from lake tables and the store's
+rows (the gallery itself is ``resources.services.gallery``, read from the store)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from resources.schemas import (
     APPROVAL_REQUESTS,
     BEST_RESULT,
     CONTENT_ANALYSIS,
-    GALLERY_REVISIONS,
     INGESTED_VIDEO,
     PIPELINE_EVENTS,
     QUALITY_SCORES,
 )
+from resources.services.gallery import Revision
 
 # The stage a video has reached, named by its latest milestone event.
 STAGE_OF_EVENT = {
@@ -37,6 +38,8 @@ STAGE_OF_EVENT = {
     "ApprovalRequested": "awaiting_approval",
     "EffectPublished": "published",
     "EffectRejected": "rejected_by_admin",
+    # The orphan-recovery sensor gave the video up (its job refunded; the notification says why).
+    "VideoAbandoned": "failed",
 }
 
 
@@ -49,8 +52,9 @@ def video_status(
     upload: dict,
     decision_of: Callable[[str], dict | None],
     notifications: list[dict],
-    media_url: Callable[[str], str],
+    media_url: Callable[[str], str | None],
     base_url: str = "",
+    revision_of: Callable[[str], Revision | None] = lambda video_id: None,
 ) -> dict:
     """Everything a user (or the demo) needs about one video.
 
@@ -61,8 +65,10 @@ def video_status(
         upload: the store's upload row.
         decision_of: approval id → the store's decision on it, None while undecided.
         notifications: the store's notifications of the video, oldest first.
-        media_url: media key → public URL.
+        media_url: media key → public URL (``resources.media_links.MediaLinks.url``).
         base_url: public API base URL, prefixed to the gallery URL.
+        revision_of: video id → the latest gallery revision published from its job, from
+            the store (``resources.services.gallery.video_revision``); None when none is.
 
     Returns:
         ``{video_id, stage, upload, events[], video, analysis, outputs[], result,
@@ -76,7 +82,7 @@ def video_status(
         stage = STAGE_OF_EVENT.get(e, stage)
     approval = _first(lake.read(APPROVAL_REQUESTS, by_video))
     decision = decision_of(approval["approval_id"]) if approval else None
-    revision = _first(lake.read(GALLERY_REVISIONS, by_video & pl.col("published").fill_null(False)))
+    revision = revision_of(video_id)
     # A stage records its event before Dagster's IO manager writes its output row, so for a
     # moment the event is visible and the row is not: report a stage only once a client can
     # act on it (approve a request that exists, open a gallery entry that exists).
@@ -112,19 +118,11 @@ def video_status(
         },
         "gallery": revision
         and {
-            "slug": revision["slug"],
-            "revision_id": revision["revision_id"],
-            "url": f"{base_url.rstrip('/')}/v1/effects/{revision['slug']}",
-            "preview_url": media_url(revision["output_key"]),
+            "slug": revision.slug,
+            "revision_id": revision.revision_id,
+            "pinned": revision.pinned,
+            "url": f"{base_url.rstrip('/')}/v1/effects/{revision.slug}",
+            "preview_url": media_url(revision.preview_key),
         },
         "notifications": notifications,
     }
-
-
-def gallery(lake: Lake) -> pl.DataFrame:
-    """Published effects, newest revision per slug first."""
-    return (
-        lake.read(GALLERY_REVISIONS, pl.col("published").fill_null(False))
-        .sort("published_at", descending=True)
-        .unique("slug", keep="first", maintain_order=True)
-    )

@@ -24,11 +24,9 @@ import dagster as dg
 from assets.lineage import store_table_key, table_key
 from resources.schemas import (
     AB_REQUESTS,
-    ALERT_ACKNOWLEDGEMENTS,
     APPROVAL_REQUESTS,
     BEST_RESULT,
     BOTTLENECK_ACTIONS,
-    BOTTLENECK_CLASSIFICATIONS,
     CONTENT_ANALYSIS,
     EXECUTION_EVENTS,
     GALLERY_REVISIONS,
@@ -39,6 +37,7 @@ from resources.schemas import (
     PROVIDER_OUTPUTS,
     QUALITY_SCORES,
     RECOMMENDATIONS,
+    RUN_OUTPUTS,
     TEST_BATCH,
     VIDEO_TABLES,
     TableSpec,
@@ -59,10 +58,12 @@ def _bronze(spec: TableSpec, description: str, upstream: Sequence[TableSpec] = (
     )
 
 
-def _store(table: str, description: str, upstream: Sequence[TableSpec] = ()) -> dg.AssetSpec:
+def _store(
+    table: str, description: str, upstream: Sequence[TableSpec] = (), store_upstream: Sequence[str] = ()
+) -> dg.AssetSpec:
     return dg.AssetSpec(
         key=store_table_key(table),
-        deps=[table_key(u) for u in upstream],
+        deps=[table_key(u) for u in upstream] + [store_table_key(t) for t in store_upstream],
         group_name=STORE_GROUP,
         kinds={"sql"},
         description=description,
@@ -72,14 +73,16 @@ def _store(table: str, description: str, upstream: Sequence[TableSpec] = ()) -> 
 
 pipeline_events = _bronze(
     PIPELINE_EVENTS,
-    "Stage events of every video (VideoIngested … EffectPublished), appended by each stage.",
-    upstream=VIDEO_TABLES,
+    "Stage events of every video (VideoIngested … EffectPublished) and of every effect run "
+    "(RunStarted … RunDelivered | RunRefunded, under the run id), appended by each stage.",
+    upstream=[*VIDEO_TABLES, RUN_OUTPUTS],
 )
 execution_events = _bronze(
     EXECUTION_EVENTS,
-    "Provider task events: TaskDispatched (M5), TaskSucceeded / TaskFailed with measured "
-    "telemetry (M6); `effectlake simulate` appends simulated ones outside runs.",
-    upstream=[TEST_BATCH, PROVIDER_OUTPUTS],
+    "Provider task events: TaskDispatched (M5, effect runs), TaskSucceeded / TaskFailed with measured "
+    "telemetry (M6, effect runs; job_kind creation | run); `effectlake simulate` appends simulated ones "
+    "outside runs.",
+    upstream=[TEST_BATCH, PROVIDER_OUTPUTS, RUN_OUTPUTS],
 )
 llm_costs = _bronze(
     LLM_COSTS,
@@ -91,22 +94,17 @@ ab_requests = _bronze(
     AB_REQUESTS, "Admin A/B test requests on an ingested video (written by the API).", upstream=[INGESTED_VIDEO]
 )
 
-alert_acknowledgements = _bronze(
-    ALERT_ACKNOWLEDGEMENTS,
-    "Admins' acknowledgements of bottleneck classifications (written by the dashboard).",
-    upstream=[BOTTLENECK_CLASSIFICATIONS],
-)
-
-BRONZE: list[dg.AssetSpec] = [pipeline_events, execution_events, llm_costs, ab_requests, alert_acknowledgements]
+BRONZE: list[dg.AssetSpec] = [pipeline_events, execution_events, llm_costs, ab_requests]
 
 STORE: list[dg.AssetSpec] = [
     _store("uploads", "Uploads, written by the intake API (random video ids, per-workspace de-duplication)."),
     _store("upload_rejections", "Uploads the intake API refused, written by it."),
     _store(
         "ledger_entries",
-        "The token ledger with row-locked balances: credits (API), one reservation per job (M5 test_batch), "
-        "consume on delivery (M5 best_result), refund (no usable result, M10 rejection).",
-        upstream=[CONTENT_ANALYSIS, TEST_BATCH, BEST_RESULT, GALLERY_REVISIONS],
+        "The token ledger with row-locked balances: credits (API), one reservation per job (M5 test_batch; "
+        "an effect run's by the API with the run), consume on delivery (M5 best_result, run_outputs), refund "
+        "(no usable result, M10 rejection, a run nothing delivered).",
+        upstream=[CONTENT_ANALYSIS, TEST_BATCH, BEST_RESULT, GALLERY_REVISIONS, RUN_OUTPUTS],
     ),
     _store(
         "notifications",
@@ -119,6 +117,7 @@ STORE: list[dg.AssetSpec] = [
             BEST_RESULT,
             APPROVAL_REQUESTS,
             GALLERY_REVISIONS,
+            RUN_OUTPUTS,
             BOTTLENECK_ACTIONS,
         ],
     ),
@@ -126,5 +125,24 @@ STORE: list[dg.AssetSpec] = [
         "decisions",
         "Admin decisions on approval requests and recommendations (written by the API or the dashboard).",
         upstream=[APPROVAL_REQUESTS, RECOMMENDATIONS],
+    ),
+    _store(
+        "effect_revisions",
+        "The gallery's revisions, each written once by M10 when an admin's approval publishes new content.",
+        upstream=[GALLERY_REVISIONS],
+    ),
+    _store(
+        "effect_pin_events",
+        "Every move of a gallery slug's pin: M10's on publishing new content, and an admin's pin or rollback "
+        "(the API reads the slug's revisions to move it).",
+        upstream=[GALLERY_REVISIONS],
+        store_upstream=["effect_revisions"],
+    ),
+    _store(
+        "effect_runs",
+        "Users' runs of published effects, queued by the API against the gallery's pinned revision (with their "
+        "reservation); their state (running, delivered, refunded; routing, output) is operational, moved by "
+        "run_outputs like an upload's status.",
+        upstream=[GALLERY_REVISIONS],
     ),
 ]

@@ -12,7 +12,14 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from resources.schemas import BOTTLENECK_ACTIONS, BOTTLENECK_CLASSIFICATIONS, ROUTING_MANIFESTS, TEST_BATCH, TableSpec
+from resources.schemas import (
+    BOTTLENECK_ACTIONS,
+    BOTTLENECK_CLASSIFICATIONS,
+    ROUTING_MANIFESTS,
+    RUN_OUTPUTS,
+    TEST_BATCH,
+    TableSpec,
+)
 
 
 def table_key(spec: TableSpec) -> dg.AssetKey:
@@ -39,6 +46,8 @@ FEEDBACK_READS: Mapping[dg.AssetKey, frozenset[dg.AssetKey]] = {
     # as deps would close a cycle, which an asset graph cannot hold: these reads are declared
     # here instead, and tests/test_lineage.py checks they are real reads that would cycle.
     table_key(TEST_BATCH): frozenset({store_table_key("ledger_entries"), table_key(ROUTING_MANIFESTS)}),
+    # An effect run routes by the same manifest, which its own executions feed.
+    table_key(RUN_OUTPUTS): frozenset({table_key(ROUTING_MANIFESTS)}),
     # The classifier shows what the action sensor did about a classification; the actions are
     # taken on the classifications, downstream of them.
     table_key(BOTTLENECK_CLASSIFICATIONS): frozenset({table_key(BOTTLENECK_ACTIONS)}),

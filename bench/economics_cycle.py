@@ -238,9 +238,13 @@ def main() -> None:
             results.append(measure(n, base / str(n), args.repeat, args.re_executed))
             print(_line(results[-1]), flush=True)
     if not args.no_docs:
-        from floors import write_doc_section
+        from floors import write_doc_block
 
-        write_doc_section("economics-cycle", "Economics cycle vs DuckDB scan", _table(results, args.re_executed))
+        write_doc_block(
+            "performance.md",
+            "economics-cycle",
+            ["## Economics cycle vs DuckDB scan", "", *_table(results, args.re_executed).strip().splitlines()],
+        )
 
 
 if __name__ == "__main__":

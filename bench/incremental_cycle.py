@@ -199,10 +199,14 @@ def main() -> None:
                 flush=True,
             )
     if not args.no_docs:
-        from floors import write_doc_section
+        from floors import write_doc_block
 
         table = _table(results, args.per_day, args.new, args.cycles)
-        write_doc_section("incremental-cycle", "Incremental cycle vs history size", table)
+        write_doc_block(
+            "performance.md",
+            "incremental-cycle",
+            ["## Incremental cycle vs history size", "", *table.strip().splitlines()],
+        )
 
 
 if __name__ == "__main__":

@@ -157,6 +157,28 @@ def top_provider_history(history: pl.DataFrame) -> alt.Chart:
     )
 
 
+def estimate_history(history: pl.DataFrame) -> alt.Chart:
+    """Off-policy margin per routed job of each published manifest and of the one it
+    replaced, with their 95 % intervals, over time (``data.estimate_history``)."""
+    base = alt.Chart(_data(history)).encode(
+        x=alt.X("estimated_at:T", title=None, axis=TIME_AXIS),
+        color=alt.Color("policy:N", title=None, scale=SCHEME),
+    )
+    band = base.mark_area(opacity=0.2).encode(y=alt.Y("ci_low:Q", title="tokens per routed job"), y2="ci_high:Q")
+    line = base.mark_line(point=True).encode(
+        y="value:Q",
+        tooltip=[
+            alt.Tooltip("estimated_at:T", format="%Y-%m-%d %H:%M"),
+            "version:N",
+            "policy:N",
+            alt.Tooltip("value:Q", format=".3f"),
+            alt.Tooltip("ci_low:Q", format=".3f"),
+            alt.Tooltip("ci_high:Q", format=".3f"),
+        ],
+    )
+    return (band + line).properties(height=HEIGHT)
+
+
 def budget_bars(burn: pl.DataFrame) -> alt.Chart:
     """Exploration share per effect type against the ε budget (the rule)."""
     data = _data(burn)

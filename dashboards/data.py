@@ -241,6 +241,66 @@ def margin_history(cube: pl.DataFrame, by: str, window: str, start: datetime, en
     )
 
 
+# -- creation vs runs --------------------------------------------------------------------------
+JOB_KINDS = ("creation", "run")  # economics.telemetry CREATION, RUN
+
+
+def job_kind_totals(totals: pl.DataFrame) -> pl.DataFrame:
+    """Executions' money per job kind (creation: the test batches that make an effect; run: a
+    user's run of a published effect).
+
+    Args:
+        totals: ``LakeReader.job_kind_totals`` rows (job_kind, executions, tokens_charged,
+            cost_tokens, revenue_usd, cost_usd).
+
+    Returns:
+        job_kind (creation first), executions, revenue_usd, cost_usd, margin_usd, margin
+        (fraction, null when nothing was charged); a zero row for a kind with no executions.
+    """
+    kinds = pl.DataFrame({"job_kind": list(JOB_KINDS)})
+    return (
+        kinds.join(totals, on="job_kind", how="left")
+        .with_columns(pl.col(c).fill_null(0) for c in SUMS)
+        .with_columns(
+            margin_usd=pl.col("revenue_usd") - pl.col("cost_usd"),
+            margin=margin_expr(pl.col("tokens_charged"), pl.col("cost_tokens")),
+        )
+        .select("job_kind", pl.col("executions").cast(pl.Int64), "revenue_usd", "cost_usd", "margin_usd", "margin")
+    )
+
+
+def jobs_by_kind(jobs: pl.DataFrame, since: datetime) -> pl.DataFrame:
+    """Jobs finished after ``since`` per kind, from gold ``job_margins``: what users paid per
+    job and what it cost, and what the result cache saved (runs served from it ran nothing).
+
+    Returns:
+        job_kind (creation first), jobs, tokens_charged, revenue_usd, cost_usd, margin,
+        cache_hits, saved_cost_usd; a zero row for a kind with no jobs.
+    """
+    recent = jobs.filter(pl.col("finished_at") > since).with_columns(
+        job_kind=pl.col("job_kind").fill_null("creation"), cache_hit=pl.col("cache_hit").fill_null(False)
+    )
+    per = recent.group_by("job_kind").agg(
+        jobs=pl.len().cast(pl.Int64),
+        tokens_charged=pl.col("tokens_charged").sum().cast(pl.Int64),
+        revenue_usd=pl.col("revenue_usd").sum(),
+        cost_usd=pl.col("cost_usd").sum(),
+        cost_tokens=pl.col("cost_tokens").sum(),
+        cache_hits=pl.col("cache_hit").sum().cast(pl.Int64),
+        saved_cost_usd=pl.col("saved_cost_usd").sum(),
+    )
+    return (
+        pl.DataFrame({"job_kind": list(JOB_KINDS)})
+        .join(per, on="job_kind", how="left")
+        .with_columns(pl.col("jobs", "tokens_charged", "cache_hits").fill_null(0))
+        .with_columns(pl.col("revenue_usd", "cost_usd", "cost_tokens", "saved_cost_usd").fill_null(0.0))
+        .with_columns(margin=margin_expr(pl.col("tokens_charged"), pl.col("cost_tokens")))
+        .select(
+            "job_kind", "jobs", "tokens_charged", "revenue_usd", "cost_usd", "margin", "cache_hits", "saved_cost_usd"
+        )
+    )
+
+
 PERIOD_PRESETS: dict[str, timedelta] = {
     "last 24h vs the 24h before": timedelta(hours=24),
     "last 7d vs the 7d before": timedelta(days=7),
@@ -335,14 +395,18 @@ MANIFEST_COLUMNS = (
     "confidence",
     "executions",
     "reason",
+    "breaker",
+    "available",
 )
+# What an entry of a manifest published before breakers were part of it stands for.
+_ENTRY_DEFAULTS = {"breaker": "closed", "available": True}
 
 
 def manifest_table(manifest: dict | None) -> pl.DataFrame:
     """The entries of a published manifest (``ManifestStore.read()``), one row per effect
     type × provider in rank order, columns ``MANIFEST_COLUMNS``."""
     rows = [
-        {"effect_type": effect, **{c: e.get(c) for c in MANIFEST_COLUMNS if c != "effect_type"}}
+        {"effect_type": effect, **{c: e.get(c, _ENTRY_DEFAULTS.get(c)) for c in MANIFEST_COLUMNS if c != "effect_type"}}
         for effect, entries in sorted(((manifest or {}).get("effects") or {}).items())
         for e in entries
     ]
@@ -358,10 +422,73 @@ def manifest_table(manifest: dict | None) -> pl.DataFrame:
         "expected_duration_ms": pl.Float64,
         "expected_success_rate": pl.Float64,
         "confidence": pl.Float64,
-        "executions": pl.Int64,
+        # effective executions: discounted (economics.bandit), so fractional
+        "executions": pl.Float64,
         "reason": pl.String,
+        "breaker": pl.String,
+        "available": pl.Boolean,
     }
     return pl.DataFrame(rows, schema=schema).sort("effect_type", "rank")
+
+
+# The two manifests of a change as the Routing page names them.
+POLICY_LABELS = {"current": "before (replaced manifest)", "candidate": "after (published manifest)"}
+ESTIMATE_SCHEMA = {
+    "policy": pl.String,
+    "version": pl.String,
+    "estimator": pl.String,
+    "value": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "decisions": pl.Int64,
+    "ess": pl.Float64,
+}
+
+
+def change_estimate(manifest: dict | None) -> pl.DataFrame:
+    """The off-policy estimates published with ``manifest`` (its ``off_policy`` field,
+    ``economics.off_policy.change_estimates``): one row per manifest (``policy`` labelled by
+    POLICY_LABELS, before first) × estimator, values in tokens per routed job; empty when the
+    manifest has none (an override, or nothing logged yet)."""
+    block = (manifest or {}).get("off_policy") or {}
+    rows = [
+        {
+            "policy": POLICY_LABELS[e["policy"]],
+            "version": e["policy_version"],
+            **{c: e.get(c) for c in ("estimator", "value", "ci_low", "ci_high", "decisions", "ess")},
+        }
+        for e in block.get("estimates", [])
+    ]
+    order = {label: i for i, label in enumerate(reversed(POLICY_LABELS.values()))}
+    return (
+        pl.DataFrame(rows, schema=ESTIMATE_SCHEMA)
+        .with_columns(_o=pl.col("policy").replace_strict(order, default=9, return_dtype=pl.Int64))
+        .sort("_o", "estimator")
+        .drop("_o")
+    )
+
+
+def estimate_history(rows: pl.DataFrame, estimator: str = "dr") -> pl.DataFrame:
+    """Gold ``routing_estimates`` of one estimator as one row per published version and
+    manifest: estimated_at, version, policy (POLICY_LABELS), value, ci_low, ci_high, oldest
+    first — the published manifest's estimate against the one it replaced, over time."""
+    schema = {
+        "estimated_at": pl.Datetime("us", "UTC"),
+        "version": pl.String,
+        "policy": pl.String,
+        "value": pl.Float64,
+        "ci_low": pl.Float64,
+        "ci_high": pl.Float64,
+    }
+    if rows.is_empty():
+        return pl.DataFrame(schema=schema)
+    return (
+        rows.filter(pl.col("estimator") == estimator)
+        .with_columns(policy=pl.col("policy").replace_strict(POLICY_LABELS, default=pl.col("policy")))
+        .select(list(schema))
+        .cast(schema)
+        .sort("estimated_at", "policy")
+    )
 
 
 def manifest_history(rows: pl.DataFrame) -> pl.DataFrame:
@@ -601,3 +728,37 @@ def newest_first(df: pl.DataFrame, source: str | None = None) -> pl.DataFrame:
         df = df.filter(pl.col("source") == source)
     times = [c for c, t in df.schema.items() if isinstance(t, pl.Datetime)]
     return df.sort(times[0], descending=True, nulls_last=True) if times else df
+
+
+def admin_flags(open_classes: pl.DataFrame, actions: pl.DataFrame) -> pl.DataFrame:
+    """What the automatic actions left for an admin, one row per open classification: users
+    whose tokens run out (projected hours, balance, whether they were told), workflows flagged
+    for review (the suggested change), and scale-up / warm-pool recommendations awaiting
+    approval. Columns: category, who, what, action (latest recorded)."""
+    cols = {"category": pl.String, "who": pl.String, "what": pl.String, "action": pl.String}
+    if open_classes.is_empty():
+        return pl.DataFrame(schema=cols)
+    latest = {}
+    if not actions.is_empty():
+        for a in actions.sort("taken_at").iter_rows(named=True):
+            latest[a["classification_id"]] = a
+    rows = []
+    for r in open_classes.iter_rows(named=True):
+        a = latest.get(r["classification_id"])
+        numbers = json.loads(r["evidence"] or "{}").get("numbers", {})
+        if r["category"] == "TOKEN_DEPLETION_RISK":
+            hours = numbers.get("hours_to_exhaustion")
+            what = (
+                f"balance {numbers.get('tokens_available', '?')} tokens runs out in "
+                f"{hours:.1f} h at {numbers.get('token_burn_per_hour', 0):,.0f} tokens/h"
+                if hours is not None
+                else "balance running out"
+            )
+        elif a is not None and a["outcome"] in ("recommended", "flagged"):
+            what = a["detail"]
+        else:
+            continue
+        action = f"{a['action']}: {a['outcome']}" if a is not None else "—"
+        who = r["user_id"] or " · ".join(x for x in (r["provider_id"], r["effect_type"]) if x)
+        rows.append({"category": r["category"], "who": who, "what": what, "action": action})
+    return pl.DataFrame(rows, schema=cols)

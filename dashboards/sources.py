@@ -159,6 +159,39 @@ class LakeReader:
             return pl.DataFrame(schema=schema)
         return out.cast(schema)
 
+    def job_kind_totals(self, source: str, start: datetime, end: datetime) -> pl.DataFrame:
+        """execution_costs of ``source`` with ``start < finished_at ≤ end`` summed per job
+        kind (``creation`` | ``run``; a table costed before the column existed is all
+        creation).
+
+        Returns:
+            job_kind, executions, tokens_charged, cost_tokens, revenue_usd, cost_usd.
+        """
+        schema = {
+            "job_kind": pl.String,
+            "executions": pl.Int64,
+            "tokens_charged": pl.Int64,
+            "cost_tokens": pl.Float64,
+            "revenue_usd": pl.Float64,
+            "cost_usd": pl.Float64,
+        }
+        if not self.lake.exists(EXECUTION_COSTS):
+            return pl.DataFrame(schema=schema)
+        kind = (
+            "coalesce(job_kind, 'creation')"
+            if "job_kind" in self.lake.dataset(EXECUTION_COSTS).schema.names
+            else "'creation'"
+        )
+        out = self._query(
+            f"""SELECT {kind} AS job_kind, count(*) AS executions, sum(tokens_charged) AS tokens_charged,
+                       sum(cost_tokens) AS cost_tokens, sum(revenue_usd) AS revenue_usd, sum(cost_usd) AS cost_usd
+                FROM costs WHERE source = ? AND finished_at > ? AND finished_at <= ? GROUP BY ALL""",
+            [source, start, end],
+        )
+        if out is None or out.is_empty():
+            return pl.DataFrame(schema=schema)
+        return out.cast(schema)
+
     def span(self, source: str) -> tuple[datetime | None, datetime | None]:
         """First and last ``finished_at`` of ``source`` (None, None when it has none)."""
         out = self._query("SELECT min(finished_at) AS lo, max(finished_at) AS hi FROM costs WHERE source = ?", [source])

@@ -20,17 +20,20 @@ from dashboards import data
 from dashboards.sources import LakeReader
 from economics.decomposition import MarginChange, why_margin_moved
 from economics.forecast import Forecast
+from resources.catalog import Catalog
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.media import MediaStore
 from resources.schemas import (
     EXECUTION_COSTS,
     INGESTED_VIDEO,
+    JOB_MARGINS,
     MARGINALITY_WINDOWS,
     PROVIDER_EFFECT_MATRIX,
     PROVIDER_OUTPUTS,
     PROVIDER_REGISTRY,
     QUALITY_SCORES,
+    ROUTING_ESTIMATES,
     ROUTING_MANIFESTS,
     TableSpec,
 )
@@ -72,6 +75,16 @@ class Context:
     @property
     def uri(self) -> str:
         return self.settings.lake_uri
+
+    @property
+    def manifest_store(self) -> ManifestStore:
+        """The routing-manifest store (a routing change republishes it)."""
+        return ManifestStore(uri=self.settings.manifest_uri, key_prefix=self.settings.manifest_key_prefix)
+
+    @property
+    def catalog(self) -> Catalog:
+        """The shipped catalogs (list prices, rate card)."""
+        return Catalog(data_dir=self.settings.data_dir, reference_suite_path=self.settings.reference_suite_path)
 
 
 @lru_cache(maxsize=4)
@@ -204,6 +217,22 @@ def execution_matrix(ctx: Context, since: datetime | None) -> pl.DataFrame:
     return _matrix(ctx.uri, _v(ctx, EXECUTION_COSTS, QUALITY_SCORES), ctx.source, since, ctx.now)
 
 
+@st.cache_data(show_spinner=False, max_entries=ENTRIES)
+def _job_kinds(uri: str, version: tuple, source: str, start: datetime, end: datetime) -> pl.DataFrame:
+    return data.job_kind_totals(_reader(uri).job_kind_totals(source, start, end))
+
+
+def job_kinds(ctx: Context, window: timedelta) -> pl.DataFrame:
+    """``data.job_kind_totals`` of the context's source over the ``window`` ending now."""
+    return _job_kinds(ctx.uri, _v(ctx, EXECUTION_COSTS), ctx.source, ctx.now - window, ctx.now)
+
+
+def jobs_by_kind(ctx: Context, window: timedelta) -> pl.DataFrame:
+    """``data.jobs_by_kind`` of gold job_margins over the ``window`` ending now (real jobs:
+    simulated executions have no ledger)."""
+    return data.jobs_by_kind(table(ctx, JOB_MARGINS), ctx.now - window)
+
+
 # -- other tables ----------------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=ENTRIES)
 def _table(uri: str, version: tuple, name: str) -> pl.DataFrame:
@@ -244,9 +273,14 @@ def manifest_history(ctx: Context) -> pl.DataFrame:
     return data.manifest_history(table(ctx, ROUTING_MANIFESTS))
 
 
+def estimate_history(ctx: Context) -> pl.DataFrame:
+    """``data.estimate_history`` (DR) of gold routing_estimates."""
+    return data.estimate_history(table(ctx, ROUTING_ESTIMATES))
+
+
 def manifest(ctx: Context) -> dict | None:
     """The current routing manifest from the manifest store (file or Redis)."""
-    return ManifestStore(uri=ctx.settings.manifest_uri).read()
+    return ctx.manifest_store.read()
 
 
 def recommendations(ctx: Context) -> pl.DataFrame:
@@ -281,3 +315,9 @@ def media_bytes(ctx: Context, key: str | None) -> bytes | None:
     """The bytes stored under ``key`` in the media store (None when absent). Keys name
     immutable objects (content hashes, task ids), so they are cached for an hour."""
     return _media(ctx.settings.media_uri, key) if key else None
+
+
+def parameter_changes(ctx: Context, limit: int = 500) -> list[dict]:
+    """The runtime parameters' audit trail, newest first (the store; not cached: a rollback
+    must show at once)."""
+    return ctx.store.parameter_changes(limit=limit, newest_first=True)

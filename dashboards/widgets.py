@@ -12,7 +12,8 @@ import streamlit as st
 
 from dashboards import data, gate, state
 from dashboards.data import fmt_pct, fmt_usd
-from resources.services.decisions import DecisionConflict, DecisionNotFound
+from resources.services.decisions import DecisionNotFound
+from resources.store.errors import Conflict
 
 FLASH_KEY = "_effectlake_flash"
 SOURCE_LABELS = {"real": "Real", "simulated": "Simulated"}
@@ -173,13 +174,53 @@ def _decide(key: str, decision: str, record: Callable[[str, str], dict], label: 
     # Runs as a button callback: the result shows on the rerun the click starts.
     reason = st.session_state.get(f"{key}_reason", "")
     try:
-        record(decision, reason)
-    except DecisionConflict as exc:
-        flash("warning", f"{label}: {exc}")
+        result = record(decision, reason)
     except DecisionNotFound:
         flash("warning", f"{label} no longer exists (a newer economics cycle replaced it).")
+    except Conflict as exc:  # decided the other way, stale, or the value changed meanwhile
+        flash("warning", f"{label}: {exc}")
     else:
-        flash("success", f"{label}: {decision}d.")
+        flash("success", f"{label}: {decision}d{_applied_text(result)}.")
+
+
+def _applied_text(result: dict | None) -> str:
+    applied = (result or {}).get("applied")
+    if applied:
+        return f" — applied: {change_text(applied)} (change `{applied['change_id']}`)"
+    note = (result or {}).get("note")
+    return f" — {note}" if note else ""
+
+
+def change_text(change: dict) -> str:
+    """``scope.subject.name: before → after`` (``default`` for a parameter not set)."""
+    key = ".".join(change[k] for k in ("scope", "subject", "name"))
+    return f"{key}: {_shown(change['before'])} → {_shown(change['after'])}"
+
+
+def _shown(value) -> str:
+    return "default" if value is None else str(value)
+
+
+def rollback_button(key: str, change: dict, rollback: Callable[[str], dict]) -> None:
+    """A Roll back button for ``change`` (an applied recommendation or an automatic action);
+    ``rollback(change_id)`` undoes it through the shared service when clicked."""
+    st.button(
+        "Roll back",
+        key=f"{key}_rollback",
+        icon=":material/undo:",
+        on_click=_rollback,
+        args=(change, rollback),
+        help=f"Restore {change_text(change).split(': ')[0]} to {_shown(change['before'])}",
+    )
+
+
+def _rollback(change: dict, rollback: Callable[[str], dict]) -> None:
+    try:
+        undo = rollback(change["change_id"])
+    except Conflict as exc:  # already rolled back, or a later change stands
+        flash("warning", f"Not rolled back: {exc}")
+    else:
+        flash("success", f"Rolled back: {change_text(undo)} (change `{undo['change_id']}`).")
 
 
 def decision_controls(key: str, label: str, record: Callable[[str, str], dict]) -> None:

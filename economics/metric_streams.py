@@ -204,10 +204,10 @@ def metric_streams(
         frames.append(per_fleet)
     frames.append(user_burn(ledger))
     out = pl.concat([f.select([c for c in f.columns if c in STREAM_SCHEMA]) for f in frames], how="diagonal_relaxed")
-    out = out.with_columns(stream=stream_key())
+    # Every column first (a lake with no ledger entries has no user_id), then the key.
     out = out.select(
         [(pl.col(c) if c in out.columns else pl.lit(None)).cast(t).alias(c) for c, t in STREAM_SCHEMA.items()]
-    )
+    ).with_columns(stream=stream_key())
     return out.sort("scope", "provider_id", "effect_type", "instance_type", "user_id", "source", "bucket_start")
 
 

@@ -20,6 +20,12 @@ under epsilon-greedy with ε = ``exploration_rate`` (docs/architecture.md, "Econ
 so the weights of an effect type sum to 1, and the share of jobs that explore is exactly ε.
 ``route`` / ``route_many`` draw from these weights; a forced entry (emergency override) takes
 weight 1 and every other entry 0.
+
+The economics job publishes adaptive manifests instead (``economics.bandit.adaptive_manifest``,
+docs/routing.md): the same scores on discounted estimates, each entry's ``weight`` the
+Thompson probability that it is the best, ranks by weight. ``manifest_weights`` reads those
+weights; M5's test batch (``select_providers``) takes the top ranks plus ε exploration and logs
+each task's inclusion probability (``inclusion_probabilities``).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import hashlib
 import itertools
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -52,6 +58,8 @@ CONFIDENCE_PSEUDO_COUNT = 10
 # the one place the default is written: Settings.exploration_rate takes it from here.
 EXPLORATION_RATE = 0.05
 AB_SELECTION = "ab"
+# A provider whose circuit breaker is in this state takes no traffic (resources/providers/resilience.py).
+BREAKER_OPEN = "open"
 
 
 def _version(doc: dict) -> str:
@@ -100,6 +108,7 @@ def build_manifest(
     priority: str = "balanced",
     exploration_rate: float = EXPLORATION_RATE,
     exclude: Iterable[str] = frozenset(),
+    breakers: Mapping[str, str] | None = None,
 ) -> dict:
     """Rank every routable provider per effect type and give each its routing weight.
 
@@ -116,13 +125,20 @@ def build_manifest(
         exclude: provider ids left out of routing (unhealthy, disabled by an admin…). They
             get no entry and do not set the cheapest/fastest bar of the ratio scores, since
             no job can go to them.
+        breakers: provider id → its circuit breaker's state (``closed``, ``open``,
+            ``half_open``; absent = closed). A provider whose breaker is open is demoted: it
+            keeps its entry (``available`` False) but ranks after every available one and
+            gets routing weight 0, so a job reaches it only as a last fallback, which M6
+            refuses while the breaker stays open; half-open ones stay available (their probes
+            decide).
 
     Returns:
         ``{"version", "published_at" (ISO), "priority", "exploration_rate", "excluded"
         (sorted ids that were listed but left out), "effects": {effect_type: [entry…]}}``
         with entries ``provider_id, rank (1 = best), weight, forced (False), score,
         expected_cost_usd, expected_quality, expected_duration_ms, expected_success_rate,
-        confidence, executions, reason`` (the expectations null without executions).
+        confidence, executions, reason, breaker, available`` (the expectations null without
+        executions).
         JSON-serialisable.
 
     Raises:
@@ -131,6 +147,7 @@ def build_manifest(
     w = PRIORITY_WEIGHTS[priority]
     exploration_rate = _check_epsilon(exploration_rate)
     exclude = set(exclude)
+    breakers = breakers or {}
     by_key = {(r["provider_id"], r["effect_type"]): r for r in stats.iter_rows(named=True)}
     effects: dict[str, list[dict]] = {}
     excluded: set[str] = set()
@@ -142,8 +159,9 @@ def build_manifest(
         durations = [r["mean_duration_ms"] for r in rows if r and r["mean_duration_ms"]]
         entries: list[dict[str, Any]] = []
         for order, (pid, r) in enumerate(zip(provider_ids, rows, strict=True)):
-            n = int(r["executions"]) if r else 0
-            if r is None or n == 0:
+            # Effective executions: a count, or a float for discounted stats (economics.bandit).
+            n = float(r["executions"]) if r else 0.0
+            if r is None or n <= 0:
                 quality, cost_s, speed_s, success = PRIOR, PRIOR, PRIOR, 1.0
                 reason = "no executions yet: neutral priors"
             else:
@@ -152,10 +170,13 @@ def build_manifest(
                 speed_s = min(durations) / r["mean_duration_ms"] if r["mean_duration_ms"] else 1.0
                 success = float(r["success_rate"])
                 reason = (
-                    f"{n} executions: success {success:.0%}, quality {quality:.2f}, "
+                    f"{n:.0f} executions: success {success:.0%}, quality {quality:.2f}, "
                     f"cost ×{1 / cost_s:.2f} of cheapest, time ×{1 / speed_s:.2f} of fastest"
                 )
             score = success * (w["quality"] * quality + w["cost"] * cost_s + w["speed"] * speed_s)
+            breaker = breakers.get(pid, "closed")
+            if breaker == BREAKER_OPEN:
+                reason += "; circuit breaker open: ranked last, no traffic until it closes"
             entries.append(
                 {
                     "provider_id": pid,
@@ -165,19 +186,21 @@ def build_manifest(
                     "expected_duration_ms": r["mean_duration_ms"] if r and n else None,
                     "expected_success_rate": success if n else None,
                     "confidence": round(n / (n + CONFIDENCE_PSEUDO_COUNT), 4),
-                    "executions": n,
+                    "executions": int(n) if n.is_integer() else round(n, 2),
                     "reason": reason,
                     "forced": False,
+                    "breaker": breaker,
+                    "available": breaker != BREAKER_OPEN,
                     "_order": order,
                 }
             )
-        entries.sort(key=lambda e: (-e["score"], e["_order"]))
+        entries.sort(key=lambda e: (not e["available"], -e["score"], e["_order"]))
         for rank, e in enumerate(entries, start=1):
             e.pop("_order")
             e["rank"] = rank
-        weights = routing_weights(entries, exploration_rate)
+        weights = routing_weights([e for e in entries if e["available"]], exploration_rate)
         for e in entries:
-            e["weight"] = weights[e["provider_id"]]
+            e["weight"] = weights.get(e["provider_id"], 0.0)
         effects[effect_type] = entries
     return {
         "version": _version(effects),
@@ -207,7 +230,8 @@ def override_manifest(
 
     Returns:
         A copy with ``version`` (new), ``published_at`` = ``at``, ``base_version`` (the
-        regular manifest this overrides), ``overrides[effect_type] = {provider_id, reason,
+        regular manifest this overrides), ``regular`` (that manifest itself),
+        ``overrides[effect_type] = {provider_id, reason,
         at}``, and the forced entry's ``reason`` = ``"override: <reason>"``.
 
     Raises:
@@ -231,15 +255,32 @@ def override_manifest(
         if e is not forced:
             e.update(forced=False, weight=0.0)
     out = copy.deepcopy(manifest)
+    # The base manifest's off-policy estimate does not describe the override.
+    out.pop("off_policy", None)
     out["effects"][effect_type] = [forced, *others]
     out["overrides"] = {
         **manifest.get("overrides", {}),
         effect_type: {"provider_id": provider_id, "reason": reason, "at": at.isoformat()},
     }
     out["base_version"] = manifest.get("base_version", manifest["version"])
+    # The regular manifest it stands on (economics.manifest_adjustments.regular_of).
+    out["regular"] = regular_of(manifest)
     out["published_at"] = at.isoformat()
     out["version"] = _version({"effects": out["effects"], "overrides": out["overrides"]})
     return out
+
+
+def regular_of(manifest: dict) -> dict:
+    """The regular manifest (as the economics job built it, before any adjustment or override)
+    that ``manifest`` stands on: ``manifest`` itself when it is one, else the copy it carries.
+
+    An adjusted or overridden manifest carries its regular one because that one may never have
+    been published on its own (the economics job publishes it adjusted when routing parameters
+    are in force), yet undoing an adjustment must start from it.
+    """
+    if "regular" in manifest:
+        return manifest["regular"]
+    return {k: v for k, v in manifest.items() if k != "regular"}
 
 
 def manifest_weights(manifest: dict) -> dict[str, dict[str, float]]:
@@ -251,7 +292,8 @@ def manifest_weights(manifest: dict) -> dict[str, dict[str, float]]:
 
 
 def _cumulative(entries: Sequence[dict], epsilon: float) -> tuple[list[str], list[float]]:
-    weights = routing_weights(entries, epsilon)
+    # Entries with an open breaker take no traffic while another one can (build_manifest).
+    weights = routing_weights([e for e in entries if e.get("available", True)] or entries, epsilon)
     if not weights:
         raise ValueError("no provider to route to: the effect type has no manifest entry")
     return list(weights), list(itertools.accumulate(weights.values()))
@@ -285,11 +327,53 @@ def route_many(
 @dataclass(frozen=True)
 class Selection:
     """One provider chosen for a task: ``selection`` is ``ranked``, ``exploration`` or
-    ``shadow``; ``rank`` is the provider's manifest rank (0 for shadow copies)."""
+    ``shadow``; ``rank`` is the provider's manifest rank (0 for shadow copies);
+    ``propensity`` is the probability that the draw included this provider
+    (``inclusion_probabilities``), logged for off-policy evaluation."""
 
     provider_id: str
     rank: int
     selection: str
+    propensity: float = 1.0
+
+
+def inclusion_probabilities(
+    ranked: list[dict],
+    top_k: int = 2,
+    epsilon: float = EXPLORATION_RATE,
+    shadow: list[str] | None = None,
+) -> dict[str, float]:
+    """Probability that ``select_providers`` includes each provider in a test batch.
+
+    The ``top_k`` best ranks: 1 (deterministic given the manifest). Each of the other r
+    routable providers: ε / r (one of them is drawn uniformly, with probability ε). A forced
+    entry: 1, every other routable provider 0. Shadow providers: 1 (a copy always runs;
+    never a routing decision). These do not sum to 1: a batch holds several providers; their
+    sum over the routable providers is the expected number of routed tasks, min(top_k, n) + ε
+    when some provider is left to explore (1 under an override).
+
+    Args:
+        ranked, top_k, epsilon, shadow: as ``select_providers``.
+
+    Returns:
+        provider_id → probability in [0, 1], for every entry of ``ranked`` and every shadow.
+
+    Raises:
+        ValueError: epsilon outside [0, 1].
+    """
+    epsilon = _check_epsilon(epsilon)
+    shadow = list(shadow or [])
+    ordered = [e for e in _ordered(ranked) if e["provider_id"] not in shadow]
+    out: dict[str, float]
+    if any(e.get("forced") for e in ordered):
+        first = next(e for e in ordered if e.get("forced"))
+        out = {e["provider_id"]: float(e is first) for e in ordered}
+    else:
+        rest = ordered[top_k:]
+        out = {e["provider_id"]: 1.0 for e in ordered[:top_k]}
+        out.update({e["provider_id"]: epsilon / len(rest) for e in rest})
+    out.update(dict.fromkeys(shadow, 1.0))
+    return out
 
 
 def select_providers(
@@ -301,8 +385,9 @@ def select_providers(
 ) -> list[Selection]:
     """Epsilon-greedy choice of a test batch for one effect type (docs/architecture.md, "Economics").
 
-    Takes the ``top_k`` best-ranked providers; with probability ``epsilon`` adds one more,
-    drawn uniformly from the rest, as exploration. Shadow providers always get a copy that is
+    Takes the ``top_k`` best-ranked available providers (an open breaker's entry is not,
+    unless none is); with probability ``epsilon`` adds one more, drawn uniformly from the
+    rest, as exploration. Shadow providers always get a copy that is
     evaluated and costed but never shown to users nor charged — and never a ranked or
     exploration slot, even if a manifest lists them by mistake. Under an emergency override
     (a ``forced`` entry) the batch is the forced provider alone, plus the shadow copies.
@@ -310,20 +395,103 @@ def select_providers(
     Args:
         ranked: manifest entries for the effect type (any order; sorted by ``rank`` here).
         rng: seeded per video so a re-run makes the same choice.
+
+    Returns:
+        The selections, each with its ``propensity`` (``inclusion_probabilities``).
     """
     shadow = list(shadow or [])
     ordered = [e for e in _ordered(ranked) if e["provider_id"] not in shadow]
     forced = [e for e in ordered if e.get("forced")]
+    p = inclusion_probabilities(ranked, top_k, epsilon, shadow)
     if forced:
-        chosen = [Selection(forced[0]["provider_id"], forced[0]["rank"], "ranked")]
+        chosen = [Selection(forced[0]["provider_id"], forced[0]["rank"], "ranked", p[forced[0]["provider_id"]])]
     else:
-        chosen = [Selection(e["provider_id"], e["rank"], "ranked") for e in ordered[:top_k]]
-        rest = ordered[top_k:]
+        # A provider whose breaker is open (``available`` False) is neither ranked in nor
+        # explored while any other can take the job; the propensities are those of that draw.
+        pool = [e for e in ordered if e.get("available", True)] or ordered
+        if len(pool) < len(ordered):
+            p = inclusion_probabilities(pool, top_k, epsilon, shadow)
+        chosen = [Selection(e["provider_id"], e["rank"], "ranked", p[e["provider_id"]]) for e in pool[:top_k]]
+        rest = pool[top_k:]
         if rest and rng.random() < epsilon:
             e = rng.choice(rest)
-            chosen.append(Selection(e["provider_id"], e["rank"], "exploration"))
-    chosen += [Selection(p, 0, "shadow") for p in shadow]
+            chosen.append(Selection(e["provider_id"], e["rank"], "exploration", p[e["provider_id"]]))
+    chosen += [Selection(s, 0, "shadow", 1.0) for s in shadow]
     return chosen
+
+
+EXPLOIT, EXPLORE, FORCED = "exploit", "explore", "forced"
+
+
+@dataclass(frozen=True)
+class RunRoute:
+    """The provider one user run goes to, and what happens when it fails.
+
+    Attributes:
+        provider_id: the provider drawn by ``route``.
+        rank: its manifest rank.
+        decision: ``exploit`` (the rank-1 provider), ``explore`` (another one, drawn with
+            probability ε) or ``forced`` (an emergency override).
+        propensity: the probability that ``route`` draws this provider for this run (its
+            routing weight): what an off-policy estimate of another policy reweights by.
+        fallbacks: the other routable providers, best rank first: tried in order when the
+            chosen one fails, within the run's deadline.
+        shadow: shadow providers that get a copy: costed, never delivered nor charged.
+    """
+
+    provider_id: str
+    rank: int
+    decision: str
+    propensity: float
+    fallbacks: tuple[str, ...]
+    shadow: tuple[str, ...]
+
+    @property
+    def selection(self) -> str:
+        """The chosen task's ``selection`` as the test batch names it: ``exploration`` when
+        explored, else ``ranked``."""
+        return "exploration" if self.decision == EXPLORE else "ranked"
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """The providers that may deliver, in the order they are tried: the chosen one, then
+        the fallbacks. Never a shadow provider."""
+        return (self.provider_id, *self.fallbacks)
+
+
+def route_run(
+    ranked: Sequence[dict],
+    rng: random.Random | np.random.Generator,
+    epsilon: float = EXPLORATION_RATE,
+    shadow: Sequence[str] = (),
+) -> RunRoute:
+    """Route one user run of an effect type: ONE provider by ``route`` (rank 1 with
+    probability 1 − ε, another uniformly with ε; a forced entry always), the others as its
+    fallbacks in rank order, and the shadow copies. Shadow providers never take the run nor a
+    fallback, even if a manifest lists them by mistake (as ``select_providers``).
+
+    Args:
+        ranked: manifest entries of the effect type (any order).
+        rng: seeded per run so a re-executed run routes the same way.
+        shadow: the effect type's shadow provider ids.
+
+    Raises:
+        ValueError: no routable entry, or epsilon outside [0, 1].
+    """
+    shadow = tuple(shadow)
+    entries = [e for e in _ordered(ranked) if e["provider_id"] not in shadow]
+    provider_id = route(entries, rng, epsilon)
+    weights = routing_weights(entries, epsilon)
+    chosen = next(e for e in entries if e["provider_id"] == provider_id)
+    decision = FORCED if chosen.get("forced") else EXPLOIT if chosen is entries[0] else EXPLORE
+    return RunRoute(
+        provider_id=provider_id,
+        rank=int(chosen["rank"]),
+        decision=decision,
+        propensity=weights[provider_id],
+        fallbacks=tuple(e["provider_id"] for e in entries if e is not chosen),
+        shadow=shadow,
+    )
 
 
 def ab_assignments(
@@ -374,7 +542,7 @@ def manifest_rows(manifest: dict) -> pl.DataFrame:
     """Flatten a manifest into ``routing_manifests`` rows (one per effect × provider).
 
     ``weight`` and ``forced`` are not columns of that table (resources/schemas.py); the
-    published JSON manifest carries them.
+    published JSON manifest carries them. ``executions`` is rounded to a whole number.
     """
     published = datetime.fromisoformat(manifest["published_at"])
     rows = [
@@ -392,10 +560,13 @@ def manifest_rows(manifest: dict) -> pl.DataFrame:
                     "expected_quality",
                     "expected_duration_ms",
                     "confidence",
-                    "executions",
                     "reason",
                 )
             },
+            # The table keeps whole executions; discounted counts are fractional.
+            "executions": round(e["executions"]),
+            "breaker": e.get("breaker", "closed"),
+            "available": e.get("available", True),
         }
         for effect, entries in manifest["effects"].items()
         for e in entries

@@ -53,6 +53,7 @@ _SIGNAL_SCHEMA_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
 SIGNAL_SCHEMA = pl.Schema(_SIGNAL_SCHEMA_COLUMNS)
 # Metrics where a fall, not a rise, is the problem.
 LOWER_IS_WORSE = frozenset({"margin"})
+DETECTORS = ("cusum", "robust_z", "holt_winters", "threshold")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class Policy:
         cusum_k, cusum_h: CUSUM reference value and decision interval (σ units).
         robust_z_limit, robust_z_window: spike cut and trailing window.
         min_points: finite intervals a series needs before any detector runs.
+        detectors: which of ``DETECTORS`` run (all by default; a replay runs the seasonal
+            one apart, once a day: ``economics.replay``).
     """
 
     history: timedelta = timedelta(days=3)
@@ -82,6 +85,12 @@ class Policy:
     robust_z_limit: float = detectors.ROBUST_Z_LIMIT
     robust_z_window: int = detectors.ROBUST_Z_WINDOW
     min_points: int = 12
+    detectors: tuple[str, ...] = DETECTORS
+
+    def __post_init__(self):
+        unknown = set(self.detectors) - set(DETECTORS)
+        if unknown:
+            raise ValueError(f"unknown detectors {sorted(unknown)}; one of {', '.join(DETECTORS)}")
 
 
 def _limits(metric: str, effect_type: str | None, policy: Policy) -> tuple[float, float] | None:
@@ -94,10 +103,14 @@ def _limits(metric: str, effect_type: str | None, policy: Policy) -> tuple[float
     return None
 
 
-def _grid(series: pl.DataFrame, metric: str, start: datetime, end: datetime) -> tuple[list[datetime], np.ndarray]:
+def _grid(
+    series: pl.DataFrame, metrics: tuple[str, ...], start: datetime, end: datetime
+) -> tuple[list[datetime], dict[str, np.ndarray]]:
+    """The stream's ``metrics`` on the complete 5-minute grid [start, end] (NaN: no row)."""
     grid = pl.datetime_range(start, end, GRAIN, eager=True, time_zone="UTC").alias("bucket_start").to_frame()
-    laid = grid.join(series.select("bucket_start", metric), on="bucket_start", how="left")
-    return laid["bucket_start"].to_list(), laid[metric].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+    laid = grid.join(series.select("bucket_start", *metrics), on="bucket_start", how="left")
+    values = {m: laid[m].cast(pl.Float64).fill_null(float("nan")).to_numpy() for m in metrics}
+    return laid["bucket_start"].to_list(), values
 
 
 def _series_signals(x: np.ndarray, metric: str, effect_type: str | None, policy: Policy) -> list[dict]:
@@ -107,20 +120,30 @@ def _series_signals(x: np.ndarray, metric: str, effect_type: str | None, policy:
     n = x.size
     worse = -1 if metric in LOWER_IS_WORSE else 1
     baseline = min(n // 2, int(timedelta(days=1) / GRAIN))
-    c = detectors.cusum(x, baseline=baseline, k=policy.cusum_k, h=policy.cusum_h)
-    for i, d in zip(c.alarms, c.directions, strict=True):
-        if d == worse:
-            score = c.upper[i] if d > 0 else c.lower[i]
-            out.append({"i": i, "detector": "cusum", "baseline": c.target, "score": score, "direction": d})
-    r = detectors.robust_z(x, window=policy.robust_z_window, limit=policy.robust_z_limit)
-    for i, d in zip(r.alarms, r.directions, strict=True):
-        if d == worse:
-            past = x[max(0, i - policy.robust_z_window) : i]
-            out.append(
-                {"i": i, "detector": "robust_z", "baseline": float(np.nanmedian(past)), "score": r.z[i], "direction": d}
-            )
+    use = set(policy.detectors)
+    if "cusum" in use:
+        c = detectors.cusum(x, baseline=baseline, k=policy.cusum_k, h=policy.cusum_h)
+        for i, d in zip(c.alarms, c.directions, strict=True):
+            if d == worse:
+                score = c.upper[i] if d > 0 else c.lower[i]
+                out.append({"i": i, "detector": "cusum", "baseline": c.target, "score": score, "direction": d})
+    if "robust_z" in use:
+        r = detectors.robust_z(x, window=policy.robust_z_window, limit=policy.robust_z_limit)
+        for i, d in zip(r.alarms, r.directions, strict=True):
+            if d == worse:
+                past = x[max(0, i - policy.robust_z_window) : i]
+                out.append(
+                    {
+                        "i": i,
+                        "detector": "robust_z",
+                        "baseline": float(np.nanmedian(past)),
+                        "score": r.z[i],
+                        "direction": d,
+                    }
+                )
     season = int(timedelta(days=1) / GRAIN)
-    hw = detectors.holt_winters(x, season=season, train=n - season) if n >= 3 * season else None
+    seasonal = "holt_winters" in use and n >= 3 * season
+    hw = detectors.holt_winters(x, season=season, train=n - season) if seasonal else None
     if hw is not None:
         for i, d in zip(hw.alarms, hw.directions, strict=True):
             if d == worse:
@@ -128,7 +151,7 @@ def _series_signals(x: np.ndarray, metric: str, effect_type: str | None, policy:
                 out.append(
                     {"i": i, "detector": "holt_winters", "baseline": hw.predicted[i], "score": z, "direction": d}
                 )
-    limits = _limits(metric, effect_type, policy)
+    limits = _limits(metric, effect_type, policy) if "threshold" in use else None
     if limits is not None:
         hy = detectors.hysteresis(x, limits[0], limits[1], policy.clear_after)
         for at in np.flatnonzero(hy.active):
@@ -140,11 +163,18 @@ def _series_signals(x: np.ndarray, metric: str, effect_type: str | None, policy:
     return out
 
 
+def history_start(now: datetime, policy: Policy) -> datetime:
+    """The first bucket ``detect`` reads at ``now``: ``policy.history`` before the current
+    bucket, so a 3-day history is 3 days of complete buckets plus the current one — what the
+    seasonal detector needs to fit two days and judge the third."""
+    return pl.Series([now]).dt.truncate("5m").item() - policy.history
+
+
 def detect(streams: pl.DataFrame, now: datetime, policy: Policy | None = None) -> pl.DataFrame:
     """Signals of the watched metrics (``metric_streams.WATCHED``) in the latest intervals.
 
     Args:
-        streams: ``metric_streams`` rows (``STREAM_SCHEMA``) covering ``policy.history``.
+        streams: ``metric_streams`` rows (``STREAM_SCHEMA``) from ``history_start(now)`` on.
         now: evaluation time (UTC); the grid ends at the bucket containing it.
         policy: detector settings.
 
@@ -155,7 +185,7 @@ def detect(streams: pl.DataFrame, now: datetime, policy: Policy | None = None) -
     """
     policy = policy or Policy()
     end = pl.Series([now]).dt.truncate("5m").item()
-    start = end - policy.history
+    start = history_start(now, policy)
     recent = streams.filter(pl.col("bucket_start") >= start)
     rows: list[dict] = []
     report_from = end - (policy.report_intervals - 1) * GRAIN
@@ -163,8 +193,8 @@ def detect(streams: pl.DataFrame, now: datetime, policy: Policy | None = None) -
         ident = dict(zip(KEYS, key, strict=True))
         watched = WATCHED.get(ident["scope"], ())
         first: datetime = series["bucket_start"].min()  # type: ignore[assignment]
-        for metric in watched:
-            times, x = _grid(series, metric, first, end)
+        times, values = _grid(series, watched, first, end)
+        for metric, x in values.items():
             if np.isfinite(x).sum() < policy.min_points:
                 continue
             for hit in _series_signals(x, metric, ident["effect_type"], policy):

@@ -30,7 +30,8 @@ Routing: without a router, jobs go uniformly to the active providers of their ef
 With one, the run is cut into cycles (default 15 simulated minutes); at the start of each
 the router sees the history so far and returns routing weights; the cycle's jobs are drawn
 from them. The effect type's highest-weight provider gets ``selection = 'ranked'``, the
-others ``'exploration'``.
+others ``'exploration'``; every job logs its ``propensity``, the normalised weight of the
+provider drawn (1 for shadow copies), as M5 logs its inclusion probability.
 
 Everything is vectorised with numpy and deterministic for a seed (the router permitting).
 """
@@ -48,6 +49,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from economics.bandit import DEFAULT_CONFIG, BanditConfig, adaptive_manifest, decayed_stats, observations
 from economics.cost_model import RateCard, cost_frame
 from economics.ids import event_id_sql, stable_id
 from economics.routing import EXPLORATION_RATE, build_manifest, manifest_weights
@@ -77,6 +79,7 @@ _SIMULATED_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
     "instance_type": pl.String,
     "status": pl.String,
     "selection": pl.String,
+    "propensity": pl.Float64,
     "compute_seconds": pl.Float64,
     "partner_cost_usd": pl.Float64,
     "duration_ms": pl.Int64,
@@ -382,10 +385,12 @@ def _uniform_table(market: Market) -> dict[str, dict[str, float]]:
 
 def _assign(
     market: Market, table: RoutingTable, effects: list[str], e_code: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Model index and selection code (0 ranked / 1 exploration) of each job."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model index, selection code (0 ranked / 1 exploration) and propensity (the normalised
+    weight of the provider drawn) of each job."""
     p = np.empty(len(e_code), dtype=np.int64)
     sel = np.zeros(len(e_code), dtype=np.int8)
+    prop = np.ones(len(e_code), dtype=float)
     u = rng.random(len(e_code))
     for code, effect in enumerate(effects):
         weights = dict(table.get(effect) or _uniform_table(market)[effect])
@@ -398,9 +403,10 @@ def _assign(
         jobs = np.flatnonzero(e_code == code)
         k = np.minimum(np.searchsorted(np.cumsum(w / w.sum()), u[jobs], side="right"), len(w) - 1)
         p[jobs] = models[k]
+        prop[jobs] = (w / w.sum())[k]
         # Ties at the top (uniform traffic) are all 'ranked': nobody is exploring.
         sel[jobs] = (w[k] < w.max() - 1e-12).astype(np.int8)
-    return p, sel
+    return p, sel, prop
 
 
 def _outcomes(
@@ -440,6 +446,19 @@ def _outcomes(
     }
 
 
+def call_outcomes(
+    market: Market, models: np.ndarray, finished_at_us: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Draw fresh outcomes for calls of ``models`` (model indices, ``Market.index``) finishing
+    at ``finished_at_us`` (µs since the epoch, UTC): ``compute_seconds``, ``partner_cost_usd``,
+    ``failed``, ``composite`` (NaN when failed) and ``duration_ms``, by the module docstring's
+    formulas — what ``simulate`` draws for a call, for code that moves a call to another
+    provider after the fact (``economics.faults``)."""
+    epoch_s = np.asarray(finished_at_us, dtype=np.int64) / 1e6
+    hour = (np.floor(epoch_s / 3600.0) % 24).astype(np.int64)
+    return _outcomes(market, np.asarray(models, dtype=np.int64), epoch_s - market.origin.timestamp(), hour, rng)
+
+
 def _lognormal(median: np.ndarray, sigma: np.ndarray, z: np.ndarray) -> np.ndarray:
     """median · exp(σ·Z), computed in ``z``'s buffer."""
     z *= sigma
@@ -461,7 +480,7 @@ def _cycle_frame(
 ) -> pl.DataFrame:
     """Rows of one cycle: its user jobs (routed by ``table``) and their shadow copies."""
     market = run.market
-    p, sel = _assign(market, table, run.effects, e_code, run.rng)
+    p, sel, prop = _assign(market, table, run.effects, e_code, run.rng)
     job = np.arange(len(t))
     shadows = [[market.index(pid, e) for pid in market.providers_by_effect("shadow").get(e, [])] for e in run.effects]
     width = max(map(len, shadows))
@@ -474,6 +493,8 @@ def _cycle_frame(
         table_s = np.array([row + [-1] * (width - len(row)) for row in shadows])
         p = np.where(k == 0, p[job], table_s[e_code[job], np.maximum(k - 1, 0)])
         sel = np.where(k == 0, sel[job], np.int8(SELECTIONS.index("shadow"))).astype(np.int8)
+        # A shadow copy always runs: probability 1 (not a routing draw).
+        prop = np.where(k == 0, prop[job], 1.0)
         t = t[job]
     job += job0
     epoch = run.start.timestamp()
@@ -490,6 +511,7 @@ def _cycle_frame(
             "instance_type": names([m.instance_type for m in market.providers]),
             "_failed": out["failed"],
             "selection": pl.Series(SELECTIONS, dtype=pl.String).gather(sel),
+            "propensity": prop,
             "compute_seconds": out["compute_seconds"],
             "partner_cost_usd": out["partner_cost_usd"],
             "duration_ms": out["duration_ms"],
@@ -504,6 +526,7 @@ def _cycle_frame(
         instance_type="instance_type",
         status=pl.when(pl.col("_failed")).then(pl.lit("failed")).otherwise(pl.lit("succeeded")),
         selection="selection",
+        propensity="propensity",
         compute_seconds="compute_seconds",
         partner_cost_usd="partner_cost_usd",
         duration_ms="duration_ms",
@@ -732,3 +755,36 @@ def reference_market(origin: datetime) -> Market:
         volume_by_hour=diurnal(0.4),
         latency_load_elasticity=0.5,
     )
+
+
+class AdaptivePolicy:
+    """Router that publishes the product's default manifest every cycle, as the economics job
+    does: ``cost_frame`` → ``economics.bandit.decayed_stats`` (discounted by executions) →
+    ``adaptive_manifest`` (discounted Thompson sampling) → its weights. Every published
+    manifest is kept in ``published``.
+
+    Args:
+        providers_by_effect: the routable providers (``Market.providers_by_effect()``).
+        rate_card: prices compute seconds.
+        config: half-life, floor and draws (``economics.bandit.BanditConfig``).
+    """
+
+    def __init__(
+        self,
+        providers_by_effect: dict[str, list[str]],
+        rate_card: RateCard,
+        priority: str = "balanced",
+        config: BanditConfig = DEFAULT_CONFIG,
+        exclude: frozenset[str] = frozenset(),
+    ):
+        self.providers_by_effect, self.rate_card = providers_by_effect, rate_card
+        self.priority, self.config, self.exclude = priority, config, exclude
+        self.published: list[dict] = []
+
+    def __call__(self, now: datetime, history: pl.DataFrame) -> RoutingTable:
+        stats = decayed_stats(observations(cost_frame(history, self.rate_card, {}, 1.0)), self.config)
+        manifest = adaptive_manifest(
+            stats, self.providers_by_effect, now, self.priority, self.config, exclude=self.exclude
+        )
+        self.published.append(manifest)
+        return manifest_weights(manifest)

@@ -1,7 +1,9 @@
 """Per (provider, effect type) statistics that the routing manifest ranks on (docs/architecture.md, "Economics").
 
-The one definition of this aggregation, shared by the economics job's routing manifest,
-the market simulator and the scenario tests:
+The one definition of the plain (trailing-window) aggregation, shared by the market
+simulator's ``ManifestPolicy`` (the former default, kept as the regret bench's baseline) and
+the scenario tests; the economics job ranks on the discounted estimates of
+``economics.bandit`` instead (docs/routing.md):
 
     executions       = rows (succeeded + failed, shadow copies included: they measure the
                        provider just as well)
@@ -55,7 +57,7 @@ def provider_stats(
         since: keep only executions finished at or after it (UTC), and the quality rows of
             those tasks (quality rows carry no time). A trailing window makes the ranking
             follow price shocks and drift within one window instead of diluting them in the
-            whole history. None: all history (the economics job's behaviour).
+            whole history. None: all history.
 
     Returns:
         One row per (provider_id, effect_type) present in ``costs``, sorted by them:

@@ -17,6 +17,12 @@ import polars as pl
 # Where an execution came from. Simulated money never mixes with real money (marginality
 # splits by it) and never steers routing.
 REAL, SIMULATED = "real", "simulated"
+# What kind of job an execution served: an effect's creation (a video's test batch, M5/M6) or
+# a user's run of a published effect (assets/runs). Both feed one cost model, ledger and
+# manifest; the column lets the economics and the dashboard show them apart. Executions
+# recorded before the column existed are creation (``finished_executions`` fills it).
+CREATION, RUN = "creation", "run"
+JOB_KINDS = (CREATION, RUN)
 # The execution event that closes a task, by its status.
 SUCCEEDED_EVENT, FAILED_EVENT = "TaskSucceeded", "TaskFailed"
 # The execution event that opens a task (M5 dispatching it).
@@ -45,8 +51,13 @@ MEASURED = pl.Schema(
 _TELEMETRY_COLUMNS: dict[str, pl.DataType | type[pl.DataType]] = {
     **MEASURED,
     "selection": pl.String,  # ranked | exploration | shadow | ab
+    # Probability that the routing policy included this provider for this job (M5's
+    # inclusion probability, the simulator's routing weight); null for tasks no routing draw
+    # chose (fallbacks, A/B runs). Off-policy evaluation divides by it (economics.off_policy).
+    "propensity": pl.Float64,
     "source": pl.String,  # REAL | SIMULATED
     "output_bytes": pl.Int64,  # size of the stored output (storage and bandwidth cost)
+    "job_kind": pl.String,  # CREATION | RUN (null = creation, recorded before the column)
 }
 TELEMETRY = pl.Schema(_TELEMETRY_COLUMNS)
 # The telemetry the cost model reads (``finished_executions``' columns besides the task's
@@ -58,8 +69,10 @@ COSTED = (
     "instance_type",
     "partner_cost_usd",
     "selection",
+    "propensity",
     "source",
     "output_bytes",
+    "job_kind",
 )
 
 
@@ -105,13 +118,17 @@ def latest_outcomes(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED) -> 
             read ``queue_wait_ms`` and ``error_class``).
 
     Returns:
-        A LazyFrame of task_id, provider_id, effect_type, video_id (the correlation id),
-        finished_at (the event's ``occurred_at``) and ``columns``; ``source`` (when kept)
-        defaults to REAL. Row order is not defined. Of two terminal events of one task at
+        A LazyFrame of task_id, provider_id, effect_type, video_id (the correlation id: a
+        run's id for a run's task), finished_at (the event's ``occurred_at``) and
+        ``columns``; ``source`` (when kept) defaults to REAL, ``job_kind`` to CREATION. Row order is not defined. Of two terminal events of one task at
         the same instant, the later row of ``events`` wins.
 
     Runs the first pass (and the fetch, when a task has several events) when called.
     """
+    # A table written before a telemetry column was declared lacks it until its next append
+    # (the lake's merge adds it): read it as nulls meanwhile.
+    missing = [c for c in columns if c not in events.collect_schema().names()]
+    events = events.with_columns(pl.lit(None, TELEMETRY[c]).alias(c) for c in missing)
     terminal = events.filter(pl.col("event_type").is_in(TERMINAL_EVENTS)).with_row_index(_ROW)
     out = terminal.select(
         _ROW,
@@ -127,7 +144,11 @@ def latest_outcomes(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED) -> 
         # A gather from a boolean per position: 40 % cheaper than ``is_in`` on the
         # positions over 10 M rows (measured), since no set is probed per row.
         out = out.filter(pl.lit(kept).gather(pl.col(_ROW)))
-    return out.drop(_ROW).with_columns(pl.col("source").fill_null(REAL) if "source" in columns else [])
+    return (
+        out.drop(_ROW)
+        .with_columns(pl.col("source").fill_null(REAL) if "source" in columns else [])
+        .with_columns(pl.col("job_kind").fill_null(CREATION) if "job_kind" in columns else [])
+    )
 
 
 def _kept(terminal: pl.LazyFrame) -> pl.Series | None:
@@ -167,8 +188,8 @@ def finished_executions(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED)
 
     Returns:
         task_id, provider_id, effect_type, video_id (the correlation id), finished_at (the
-        event's ``occurred_at``) and ``columns``; ``source`` (when kept) defaults to REAL.
-        Row order is not defined.
+        event's ``occurred_at``) and ``columns``; ``source`` (when kept) defaults to REAL,
+        ``job_kind`` to CREATION. Row order is not defined.
     """
     return latest_outcomes(events, columns).collect(engine="streaming")
 
@@ -197,11 +218,15 @@ def telemetry_from_payload(events: pl.DataFrame) -> pl.DataFrame:
 
 
 def videos_with_all_tasks_finished(events: pl.DataFrame) -> pl.DataFrame:
-    """(video_id, tasks) for videos whose every dispatched task has a terminal event.
+    """(video_id, tasks) for videos whose every dispatched task has a terminal event (effect
+    creation only: a run's tasks settle inside its own run, ``job_kind`` RUN).
 
     Args:
-        events: execution events with ``correlation_id``, ``task_id``, ``event_type``.
+        events: execution events with ``correlation_id``, ``task_id``, ``event_type`` (and
+            ``job_kind``, when present).
     """
+    if "job_kind" in events.columns:
+        events = events.filter(pl.col("job_kind").fill_null(CREATION) == CREATION)
     per_video = events.group_by("correlation_id").agg(
         dispatched=pl.col("task_id").filter(pl.col("event_type") == DISPATCHED_EVENT).n_unique(),
         finished=pl.col("task_id").filter(pl.col("event_type").is_in(TERMINAL_EVENTS)).n_unique(),

@@ -21,8 +21,15 @@ from assets.execution.asset import provider_outputs
 from assets.gallery.asset import gallery_revisions
 from assets.gold.ab import ab_results
 from assets.gold.actions import bottleneck_actions
-from assets.gold.advice import cost_estimate_accuracy, recommendations
-from assets.gold.economics import execution_costs, job_margins, marginality_windows, routing_manifest
+from assets.gold.advice import cost_estimate_accuracy, recommendation_applications, recommendations
+from assets.gold.alerts import alerts
+from assets.gold.economics import (
+    execution_costs,
+    job_margins,
+    marginality_windows,
+    routing_estimates,
+    routing_manifest,
+)
 from assets.gold.logs import platform_logs
 from assets.gold.signals import bottleneck_classifications, economic_alerts, metric_streams, signals
 from assets.ingest.asset import ingested_video
@@ -30,6 +37,7 @@ from assets.landing.asset import LANDING_ASSETS
 from assets.prompts.asset import prompt_variants
 from assets.quality.asset import quality_scores
 from assets.registry.asset import provider_registry
+from assets.runs.asset import run_outputs
 from pipelines.checks import CHECKS
 from pipelines.executors import executor_for
 from pipelines.jobs import (
@@ -39,11 +47,13 @@ from pipelines.jobs import (
     collect_job,
     economics_job,
     economics_schedule,
+    effect_run_job,
     evaluation_job,
     intake_job,
     landing_job,
     publish_job,
 )
+from pipelines.recovery.sensor import build_recovery_sensor
 from pipelines.reporting_lake import RunReportingLakeResource
 from pipelines.sensors import (
     ab_test_sensor,
@@ -52,6 +62,7 @@ from pipelines.sensors import (
     landing_sensor,
     provider_change_sensor,
     remote_task_sensor,
+    run_sensor,
     upload_sensor,
 )
 from pipelines.signals import (
@@ -77,14 +88,17 @@ ASSETS = [
     best_result,
     approval_requests,
     gallery_revisions,
+    run_outputs,
     execution_costs,
     marginality_windows,
     job_margins,
     routing_manifest,
+    routing_estimates,
     benchmark_reports,
     provider_effect_matrix,
     cost_estimate_accuracy,
     recommendations,
+    recommendation_applications,
     ab_results,
     platform_logs,
     metric_streams,
@@ -92,6 +106,7 @@ ASSETS = [
     economic_alerts,
     bottleneck_classifications,
     bottleneck_actions,
+    alerts,
     *LANDING_ASSETS,
     *BRONZE,
     *STORE,
@@ -126,6 +141,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             collect_job,
             evaluation_job,
             publish_job,
+            effect_run_job,
             economics_job,
             benchmark_job,
             ab_job,
@@ -138,10 +154,12 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             completion_sensor,
             remote_task_sensor,
             approval_sensor,
+            run_sensor,
             provider_change_sensor,
             ab_test_sensor,
             after_economics_sensor,
             bottleneck_action_sensor,
+            build_recovery_sensor(settings.recovery_interval_s),
         ],
         schedules=[economics_schedule, benchmark_schedule, signals_schedule],
         resources=build_resources(settings),

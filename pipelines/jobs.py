@@ -11,9 +11,10 @@ from assets.execution.asset import provider_outputs
 from assets.gallery.asset import gallery_revisions
 from assets.ingest.asset import ingested_video
 from assets.landing.asset import LANDING_ASSETS
-from assets.partitions import videos
+from assets.partitions import effect_runs, videos
 from assets.prompts.asset import prompt_variants
 from assets.quality.asset import quality_scores
+from assets.runs.asset import run_outputs
 
 # Landing runs every few seconds on small batches: in-process whatever the deployment, since a
 # process per table would cost more than the batch.
@@ -53,6 +54,15 @@ publish_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(gallery_revisions),
     partitions_def=videos,
     description="M10 after an admin decision: publish (or reject and refund).",
+)
+# One run per effect run (its own partition, run key = run id): a user waits for it, so it
+# starts as soon as it is landed, fails or retries alone, and its lineage is its own
+# (docs/architecture.md, "Effect runs": why not batched).
+effect_run_job = dg.define_asset_job(
+    "effect_run_job",
+    selection=dg.AssetSelection.assets(run_outputs),
+    partitions_def=effect_runs,
+    description="A user's run of a published effect: cache, route, execute, gate, deliver or refund.",
 )
 economics_job = dg.define_asset_job(
     "economics_job",

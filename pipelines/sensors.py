@@ -1,5 +1,5 @@
 """Sensors that drive the main chain: store rows to land, new uploads, finished provider
-tasks, admin decisions.
+tasks, admin decisions, users' effect runs.
 
 ``landing_sensor`` asks the transactional store whether any mirrored table has rows past its
 landing cursor and starts ``landing_job`` for those tables (``assets/landing``). The others
@@ -26,15 +26,33 @@ from assets.landing.asset import completed_uploads, stored_cursor
 from assets.landing.rows import LANDINGS
 from assets.lineage import table_key
 from assets.logs import warn
-from assets.partitions import videos
+from assets.partitions import effect_runs, videos
 from economics.telemetry import videos_with_all_tasks_finished
-from pipelines.jobs import ab_job, benchmark_job, collect_job, evaluation_job, intake_job, landing_job, publish_job
+from pipelines.jobs import (
+    ab_job,
+    benchmark_job,
+    collect_job,
+    effect_run_job,
+    evaluation_job,
+    intake_job,
+    landing_job,
+    publish_job,
+)
 from resources.events import record_pipeline_events, utcnow
 from resources.lake import Lake
 from resources.media import MediaStore
 from resources.providers.client import ProviderRegistry
-from resources.schemas import AB_REQUESTS, APPROVAL_DECISIONS, BENCHMARK_REPORTS, EXECUTION_EVENTS, UPLOADS, TableSpec
+from resources.schemas import (
+    AB_REQUESTS,
+    APPROVAL_DECISIONS,
+    BENCHMARK_REPORTS,
+    EFFECT_RUNS,
+    EXECUTION_EVENTS,
+    UPLOADS,
+    TableSpec,
+)
 from resources.store.client import Store
+from resources.store.models import RUN_SOURCE
 
 INTERVAL_S = 5
 # Landing is the first hop of every request's way into the lake (API → store → bronze →
@@ -138,7 +156,10 @@ def upload_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[La
     uploads = lake.read(UPLOADS).sort("uploaded_at")
     # Only uploads whose bytes are stored: a presigned upload lands while still pending.
     received = uploads.filter(
-        pl.col("media_key").is_not_null() & pl.col("status").fill_null("uploaded").is_in(["uploaded", "accepted"])
+        pl.col("media_key").is_not_null()
+        & pl.col("status").fill_null("uploaded").is_in(["uploaded", "accepted"])
+        # A video sent with an effect run is that run's input, not an example to build from.
+        & (pl.col("source").fill_null("upload") != RUN_SOURCE)
     )
     new = [v for v in received["video_id"].to_list() if v not in known]
     # Tables exist before runs go parallel: a partition overwrite into a table that does not
@@ -148,6 +169,26 @@ def upload_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[La
         run_requests=[dg.RunRequest(partition_key=v, run_key=v) for v in new],
         dynamic_partitions_requests=[videos.build_add_request(new)] if new else [],
         asset_events=[observed(UPLOADS, version, uploads.height)],
+        cursor=str(version),
+    )
+
+
+@dg.sensor(job=effect_run_job, minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
+def run_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
+    """New rows in ``effect_runs`` (queued runs, landed from the store) → a ``runs``
+    partition each and its ``effect_run_job`` run (run_key = run id, so a run is executed
+    once whatever the ticks)."""
+    version = _changed(context, lake, EFFECT_RUNS)
+    if version is None:
+        return dg.SkipReason("no new effect runs")
+    known = set(context.instance.get_dynamic_partitions(effect_runs.name))
+    runs = lake.read(EFFECT_RUNS).sort("seq")
+    new = [r for r in runs["run_id"].to_list() if r not in known]
+    lake.ensure_all()  # tables exist before runs write partitions in parallel (Known pitfalls)
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(partition_key=r, run_key=r) for r in new],
+        dynamic_partitions_requests=[effect_runs.build_add_request(new)] if new else [],
+        asset_events=[observed(EFFECT_RUNS, version, runs.height)],
         cursor=str(version),
     )
 

@@ -1,12 +1,13 @@
 """The economic engine's runs: ``signals_job`` every 5 minutes and after each successful
-economics cycle, and ``bottleneck_action_sensor`` starting ``actions_job`` when new critical
-classifications want an automatic action (docs/signals.md)."""
+economics cycle, and ``bottleneck_action_sensor`` starting ``actions_job`` when classifications
+want their automatic action or the restore of one (docs/signals.md)."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from assets.gold.actions import bottleneck_actions, pending
+from assets.gold.alerts import alerts
 from assets.gold.logs import platform_logs
 from assets.gold.signals import bottleneck_classifications, economic_alerts, metric_streams, signals
 from economics.ids import stable_id
@@ -17,17 +18,17 @@ from resources.schemas import BOTTLENECK_CLASSIFICATIONS
 signals_job = dg.define_asset_job(
     "signals_job",
     selection=dg.AssetSelection.assets(
-        platform_logs, metric_streams, signals, economic_alerts, bottleneck_classifications
+        platform_logs, metric_streams, signals, economic_alerts, bottleneck_classifications, alerts
     ),
     executor_def=dg.in_process_executor,
     description="Land the logs, build the 5-minute metric streams, detect signals and unusual "
-    "combinations, classify bottlenecks.",
+    "combinations, classify bottlenecks, raise and email alerts.",
 )
 actions_job = dg.define_asset_job(
     "actions_job",
     selection=dg.AssetSelection.assets(bottleneck_actions),
     executor_def=dg.in_process_executor,
-    description="The automatic actions of new critical bottleneck classifications.",
+    description="The automatic actions of new bottleneck classifications and the restores of cleared ones.",
 )
 signals_schedule = dg.ScheduleDefinition(
     job=signals_job, cron_schedule="*/5 * * * *", default_status=dg.DefaultScheduleStatus.RUNNING
@@ -47,12 +48,13 @@ def after_economics_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest:
 
 @dg.sensor(job=actions_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def bottleneck_action_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
-    """When ``bottleneck_classifications`` has a new Delta version with critical open
-    classifications whose automatic action has not been taken, request ``actions_job``
-    (run key = the classifications it will act on, so each set is acted on once)."""
+    """When ``bottleneck_classifications`` has a new Delta version (every signals cycle) with
+    work for the actions — an open classification whose automatic action is not recorded, or a
+    resolved one whose change is still to be restored — request ``actions_job`` (run key = that
+    work, so each set is carried out once)."""
     version = lake.version(BOTTLENECK_CLASSIFICATIONS)
     if version < 0 or str(version) == context.cursor:
         return dg.SkipReason("no new classifications")
-    todo = pending(lake)["classification_id"].to_list()
+    todo = pending(lake)
     requests = [dg.RunRequest(run_key=stable_id("actions", *todo), tags={"classifications": ",".join(todo)[:200]})]
     return dg.SensorResult(run_requests=requests if todo else [], cursor=str(version))

@@ -61,6 +61,16 @@ class Catalog(BaseModel):
         a job's price)."""
         return {k: int(v["price_tokens"]) for k, v in self.effects().items()}
 
+    def param_ranges(self, effect_type: str) -> dict[str, tuple[int | float, int | float]]:
+        """``effects.yaml`` ``param_ranges`` of ``effect_type``: parameter → (lowest,
+        highest), inclusive; the parameters a user may set on a run ({} if none).
+
+        Raises:
+            KeyError: unknown effect type.
+        """
+        ranges = self.effects()[effect_type].get("param_ranges") or {}
+        return {name: (bounds[0], bounds[1]) for name, bounds in ranges.items()}
+
     def premiums(self) -> dict[str, float]:
         """``effects.yaml`` ``premiums``: dimension (``quality``, ``speed``) → fraction added
         to a job's price when the uploader favours it (``economics.pricing``); {} if absent."""

@@ -11,6 +11,7 @@ from resources.gemini.client import GeminiClient
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.media import MediaStore
+from resources.media_links import MediaLinks
 from resources.providers.client import ProviderRegistry
 from resources.settings import Settings
 from resources.store.client import Store
@@ -30,16 +31,19 @@ class Clients:
     providers: ProviderRegistry
     store: Store
     gemini: GeminiClient
+    links: MediaLinks
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Clients:
         """The clients of ``settings``' locations."""
+        media = MediaStore(uri=settings.media_uri)
         return cls(
             lake=Lake(uri=settings.lake_uri),
-            media=MediaStore(uri=settings.media_uri),
+            media=media,
             manifest_store=ManifestStore(uri=settings.manifest_uri, key_prefix=settings.manifest_key_prefix),
             catalog=Catalog(data_dir=settings.data_dir, reference_suite_path=settings.reference_suite_path),
             providers=ProviderRegistry(path=settings.providers_path),
             store=Store(settings.database_url, upgrade=False),
             gemini=GeminiClient.from_settings(settings),
+            links=MediaLinks(media, settings.api_base_url, settings.media_public_base_url, settings.media_url_ttl_s),
         )

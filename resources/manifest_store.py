@@ -18,6 +18,21 @@ from pydantic import BaseModel, ConfigDict
 HISTORY_LIMIT = 1000  # versions kept in the store itself; every version is also in the lake
 
 
+class ManifestUnreadable(ValueError):
+    """The current manifest is there but is not a manifest (not JSON, or no ``version`` and
+    ``effects`` mapping): a half-written or foreign value."""
+
+
+def _parsed(raw: bytes | str) -> dict:
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise ManifestUnreadable(f"the current routing manifest is not JSON: {exc}") from None
+    if not isinstance(doc, dict) or "version" not in doc or not isinstance(doc.get("effects"), dict):
+        raise ManifestUnreadable("the current routing manifest has no version and effects mapping")
+    return doc
+
+
 @lru_cache(maxsize=8)
 def _redis_client(uri: str):
     # One client (and its connection pool) per URI and process: building one per read costs
@@ -49,14 +64,18 @@ class ManifestStore(BaseModel):
         return _redis_client(self.uri)
 
     def read(self) -> dict | None:
-        """The current manifest, or None when none was ever published."""
+        """The current manifest, or None when none was ever published.
+
+        Raises:
+            ManifestUnreadable: what is stored is not a manifest.
+        """
         if self.is_redis:
             raw = self._redis().get(f"{self.key_prefix}:current")
-            return json.loads(raw) if raw else None
+            return _parsed(raw) if raw else None
         path = Path(self.uri)
         if not path.is_file():
             return None
-        return json.loads(path.read_bytes())
+        return _parsed(path.read_bytes())
 
     def publish(self, manifest: dict) -> None:
         """Make ``manifest`` the current one (whole-or-nothing for readers)."""

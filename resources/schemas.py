@@ -15,6 +15,7 @@ import polars as pl
 
 from economics.bottlenecks import CLASSIFICATION_SCHEMA
 from economics.metric_streams import STREAM_SCHEMA
+from economics.off_policy import ESTIMATES_SCHEMA
 from economics.outliers import ALERT_SCHEMA
 from economics.recommendations import RECOMMENDATION_SCHEMA
 from economics.signal_detection import SIGNAL_SCHEMA
@@ -175,6 +176,47 @@ UPLOAD_REJECTIONS = _spec(
     workspace_id=pl.String,
     **LANDED,
 )
+# The gallery's revisions and pin moves, landed from the store (resources/store/revisions.py):
+# every revision ever published (immutable) and every move of a slug's pin.
+EFFECT_REVISIONS = _spec(
+    "bronze",
+    "effect_revisions",
+    ("revision_id",),
+    revision_id=pl.String,
+    slug=pl.String,
+    effect_type=pl.String,
+    provider_id=pl.String,
+    content_hash=pl.String,
+    params=pl.String,
+    template_id=pl.String,
+    template_version=pl.Int64,
+    prompt=pl.String,
+    price_tokens=pl.Int64,
+    snapshot=pl.String,
+    render_spec=pl.String,
+    output_key=pl.String,
+    preview_key=pl.String,
+    approval_id=pl.String,
+    source_video_id=pl.String,
+    created_by=pl.String,
+    created_at=UTC_TS,
+    **LANDED,
+)
+EFFECT_PIN_EVENTS = _spec(
+    "bronze",
+    "effect_pin_events",
+    ("event_id",),
+    event_id=pl.String,
+    slug=pl.String,
+    revision_id=pl.String,
+    previous_revision_id=pl.String,
+    # published (M10, on an approval of new content) | pin | rollback (an admin, API)
+    kind=pl.String,
+    pinned_by=pl.String,
+    reason=pl.String,
+    pinned_at=UTC_TS,
+    **LANDED,
+)
 NOTIFICATIONS = _spec(
     "bronze",
     "notifications",
@@ -186,6 +228,29 @@ NOTIFICATIONS = _spec(
     title=pl.String,
     body=pl.String,
     url=pl.String,
+    created_at=UTC_TS,
+    **LANDED,
+)
+
+# A user's run of a published effect as the API queued it (the store's ``effect_runs`` request
+# columns: its state moves in the store, its story is in pipeline_events under ``run_id``).
+EFFECT_RUNS = _spec(
+    "bronze",
+    "effect_runs",
+    ("run_id",),
+    run_id=pl.String,
+    user_id=pl.String,
+    workspace_id=pl.String,
+    slug=pl.String,
+    revision_id=pl.String,
+    content_hash=pl.String,
+    effect_type=pl.String,
+    # the run's parameters as JSON (the revision's, with the user's validated overrides)
+    params=pl.String,
+    video_id=pl.String,
+    input_sha256=pl.String,
+    # the price of the pinned revision, reserved with the run (its ledger job: job_id(run_id))
+    tokens=pl.Int64,
     created_at=UTC_TS,
     **LANDED,
 )
@@ -279,6 +344,9 @@ TEST_BATCH = _video_table(
     provider_id=pl.String,
     rank=pl.Int64,
     selection=pl.String,
+    # probability the routing draw included this provider (economics.routing
+    # inclusion_probabilities); null for a fallback task
+    propensity=pl.Float64,
     manifest_version=pl.String,
     user_id=pl.String,
     # The video's job reservation (one per job, ``economics.ledger.job_id``), repeated on
@@ -312,6 +380,10 @@ PROVIDER_OUTPUTS = _video_table(
     error_message=pl.String,
     node_timings=pl.String,
     finished_at=UTC_TS,
+    # How the output was rendered, as JSON (resources/providers/render_spec.py): provider and
+    # its version, adapter, workflow and its hash, parameters, seeds, toolchain versions, the
+    # input's key and sha256, the output's sha256. `effectlake rerender` re-runs it.
+    render_spec=pl.String,
 )
 # The quality vector's measures, each in [0, 1], the headline composite first: the columns of
 # quality_scores that the approval comparison, the gallery snapshot and the admin dashboard show.
@@ -385,6 +457,9 @@ APPROVAL_REQUESTS = _video_table(
     preview_url=pl.String,
     requested_at=UTC_TS,
 )
+# The video's publication outcome (M10): the revision its approval stands for — written once
+# in the store's effect_revisions (landed below) — whether this publication wrote it and
+# whether it moved the slug's pin. A re-run overwrites this row, never a revision.
 GALLERY_REVISIONS = _video_table(
     "gallery_revisions",
     "revision_id",
@@ -399,7 +474,51 @@ GALLERY_REVISIONS = _video_table(
     content_hash=pl.String,
     published=pl.Boolean,
     output_key=pl.String,
+    # the content-addressed published copy of the output (published/<sha256>.mp4)
+    preview_key=pl.String,
+    new_revision=pl.Boolean,
+    pin_moved=pl.Boolean,
     published_at=UTC_TS,
+)
+# One row per provider task a user's effect run made (assets/runs): the provider the manifest
+# routed it to, its fallbacks and shadow copies, each with its outcome and the technical gate;
+# or one ``cache`` row when a stored output was reused. Partitioned by run (the ``runs``
+# partitions), like the per-video tables by video.
+RUN_OUTPUTS = _spec(
+    "silver",
+    "run_outputs",
+    ("run_id", "task_id"),
+    "run_id",
+    run_id=pl.String,
+    task_id=pl.String,
+    user_id=pl.String,
+    slug=pl.String,
+    revision_id=pl.String,
+    effect_type=pl.String,
+    provider_id=pl.String,
+    # what makes the provider's output (adapter and workflow), part of the result-cache key
+    provider_version=pl.String,
+    # ranked (routed by exploitation, or a fallback) | exploration | shadow | cache
+    selection=pl.String,
+    # the run's routing decision (exploit | explore | forced | cache) and its probability
+    routing_decision=pl.String,
+    propensity=pl.Float64,
+    # succeeded | failed (the provider's outcome) | cached (a reused output)
+    status=pl.String,
+    gate_passed=pl.Boolean,
+    gate_failures=STR_LIST,
+    # the one task whose output the user got (and was charged for)
+    delivered=pl.Boolean,
+    output_key=pl.String,
+    cache_key=pl.String,
+    # a cache hit: the delivered task whose output is reused, and its run
+    cached_from_task_id=pl.String,
+    cached_from_run_id=pl.String,
+    duration_ms=pl.Int64,
+    compute_seconds=pl.Float64,
+    error_class=pl.String,
+    error_message=pl.String,
+    finished_at=UTC_TS,
 )
 
 PROVIDER_REGISTRY = _spec(
@@ -433,7 +552,11 @@ EXECUTION_COSTS = _spec(
     instance_type=pl.String,
     status=pl.String,
     selection=pl.String,
+    # the routing decision's propensity (economics.telemetry); off-policy evaluation reads it
+    propensity=pl.Float64,
     source=pl.String,
+    # creation (a video's test batch) | run (a user's run of a published effect)
+    job_kind=pl.String,
     compute_seconds=pl.Float64,
     compute_cost_usd=pl.Float64,
     startup_cost_usd=pl.Float64,
@@ -468,14 +591,16 @@ MARGINALITY_WINDOWS = _spec(
     cost_usd=pl.Float64,
     margin=pl.Float64,
 )
-# One row per job (a video's effect creation): what it was charged and what every task it
-# ran cost (economics.revenue.job_margins).
+# One row per job (a video's effect creation, or a user's effect run): what it was charged and
+# what every task it ran cost (economics.revenue.job_margins). ``video_id`` is the job's
+# correlation id: the video of a creation, the run id of a run.
 JOB_MARGINS = _spec(
     "gold",
     "job_margins",
     ("job_id",),
     job_id=pl.String,
     video_id=pl.String,
+    job_kind=pl.String,
     user_id=pl.String,
     delivered_task_id=pl.String,
     provider_id=pl.String,
@@ -490,6 +615,10 @@ JOB_MARGINS = _spec(
     llm_cost_usd=pl.Float64,
     cost_tokens=pl.Float64,
     margin=pl.Float64,
+    # a run served from the result cache: no provider ran; saved_cost_usd is what its
+    # output cost when it was made (the reused task's cost_usd)
+    cache_hit=pl.Boolean,
+    saved_cost_usd=pl.Float64,
     finished_at=UTC_TS,
 )
 ROUTING_MANIFESTS = _spec(
@@ -508,7 +637,15 @@ ROUTING_MANIFESTS = _spec(
     executions=pl.Int64,
     reason=pl.String,
     published_at=UTC_TS,
+    # the provider's circuit breaker when published (closed | open | half_open); an open one
+    # is not available: ranked last with weight 0 (economics.routing.build_manifest)
+    breaker=pl.String,
+    available=pl.Boolean,
 )
+# Off-policy estimates of every published manifest (economics.off_policy.change_estimates):
+# per estimator, the new manifest's and the replaced one's margin per routed job on the same
+# logged decisions, with their 95 % intervals.
+ROUTING_ESTIMATES = TableSpec("gold", "routing_estimates", ESTIMATES_SCHEMA, ("version", "policy", "estimator"))
 
 # A provider run scored outside the per-video chain (``run_and_score``, then costed): what
 # a benchmark report and an A/B result record of it.
@@ -617,11 +754,30 @@ METRIC_STREAMS = TableSpec(
     ("bucket_start", "stream"),
 )
 SIGNALS = TableSpec("gold", "signals", SIGNAL_SCHEMA, ("signal_id",))
+# What the economics job's unattended applier decided about each auto-applicable
+# recommendation (resources/services/recommendations.auto_apply), once per outcome: applied
+# (change_id: the store's audit row) | deferred (the cycle's limit) | refused (a guardrail) |
+# not_applicable | stale | failed.
+RECOMMENDATION_APPLICATIONS = _spec(
+    "gold",
+    "recommendation_applications",
+    ("application_id",),
+    application_id=pl.String,
+    recommendation_id=pl.String,
+    type=pl.String,
+    outcome=pl.String,
+    detail=pl.String,
+    change_id=pl.String,
+    decided_at=UTC_TS,
+)
 ECONOMIC_ALERTS = TableSpec("gold", "economic_alerts", ALERT_SCHEMA, ("alert_id",))
 BOTTLENECK_CLASSIFICATIONS = TableSpec(
     "gold", "bottleneck_classifications", CLASSIFICATION_SCHEMA, ("classification_id",)
 )
-# What the action sensor did about a critical classification.
+# What the automatic actions did about a classification (economics/actions.py): one row per
+# classification × action × phase (apply; restore when it clears). outcome: done | recommended |
+# flagged | skipped | failed | simulated; change_id: the store's parameter change (audit) it made;
+# proposal: JSON of the change or recommendation proposed, with its numbers.
 BOTTLENECK_ACTIONS = _spec(
     "bronze",
     "bottleneck_actions",
@@ -630,20 +786,42 @@ BOTTLENECK_ACTIONS = _spec(
     classification_id=pl.String,
     category=pl.String,
     action=pl.String,
+    phase=pl.String,
     outcome=pl.String,
     detail=pl.String,
+    change_id=pl.String,
+    proposal=pl.String,
     taken_at=UTC_TS,
 )
-# An admin's acknowledgement of a classification (the dashboard writes it).
-ALERT_ACKNOWLEDGEMENTS = _spec(
-    "bronze",
-    "alert_acknowledgements",
-    ("acknowledgement_id",),
-    acknowledgement_id=pl.String,
-    classification_id=pl.String,
-    admin=pl.String,
-    note=pl.String,
+# The alerts (resources/store/alerts.py) as the signals job left them: a snapshot of each
+# alert's state, upserted every cycle, for the lake's readers (the store holds the lifecycle).
+ALERTS = _spec(
+    "gold",
+    "alerts",
+    ("alert_id",),
+    alert_id=pl.String,
+    category=pl.String,
+    severity=pl.String,
+    state=pl.String,
+    scope=pl.String,
+    provider_id=pl.String,
+    effect_type=pl.String,
+    user_id=pl.String,
+    source=pl.String,
+    title=pl.String,
+    runbook=pl.String,
+    cost_impact_usd_per_hour=pl.Float64,
+    classifications=pl.Int64,
+    opened_at=UTC_TS,
+    last_seen_at=UTC_TS,
+    acknowledged_by=pl.String,
     acknowledged_at=UTC_TS,
+    resolved_by=pl.String,
+    resolved_at=UTC_TS,
+    resolution=pl.String,
+    emails_sent=pl.Int64,
+    emails_dead_lettered=pl.Int64,
+    snapshot_at=UTC_TS,
 )
 # Warning and error log lines of every process (resources/logconfig.py), landed in batches.
 PLATFORM_LOGS = _spec(
@@ -674,6 +852,9 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     LEDGER_ENTRIES,
     APPROVAL_DECISIONS,
     NOTIFICATIONS,
+    EFFECT_REVISIONS,
+    EFFECT_PIN_EVENTS,
+    EFFECT_RUNS,
     INGESTED_VIDEO,
     CONTENT_ANALYSIS,
     PROMPT_VARIANTS,
@@ -683,15 +864,18 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     BEST_RESULT,
     APPROVAL_REQUESTS,
     GALLERY_REVISIONS,
+    RUN_OUTPUTS,
     PROVIDER_REGISTRY,
     EXECUTION_COSTS,
     MARGINALITY_WINDOWS,
     JOB_MARGINS,
     ROUTING_MANIFESTS,
+    ROUTING_ESTIMATES,
     BENCHMARK_REPORTS,
     PROVIDER_EFFECT_MATRIX,
     RECOMMENDATIONS,
     RECOMMENDATION_DECISIONS,
+    RECOMMENDATION_APPLICATIONS,
     COST_ESTIMATE_ACCURACY,
     AB_REQUESTS,
     AB_RESULTS,
@@ -700,7 +884,7 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     ECONOMIC_ALERTS,
     BOTTLENECK_CLASSIFICATIONS,
     BOTTLENECK_ACTIONS,
-    ALERT_ACKNOWLEDGEMENTS,
+    ALERTS,
     PLATFORM_LOGS,
 )
 BY_NAME = {t.name: t for t in ALL_TABLES}

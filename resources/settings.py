@@ -19,12 +19,15 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from economics.bandit import FLOOR, HALF_LIFE_EXECUTIONS
 from economics.routing import EXPLORATION_RATE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = PROJECT_ROOT / "data"
 
 
+# Alert severities, lowest first (economics.bottlenecks' severities).
+ALERT_SEVERITIES = ("warning", "critical")
 # The run executors a deployment can choose (pipelines/executors.py builds them).
 EXECUTORS = ("in_process", "multiprocess", "k8s")
 
@@ -95,6 +98,19 @@ class Settings(BaseSettings):
         metrics_allow (``EFFECTLAKE_METRICS_ALLOW``): comma-separated CIDRs whose clients may
             read ``/metrics`` (default: the loopback); ``api.metrics`` says why.
 
+    Media distribution (``resources/media_links.py``; docs/gallery.md):
+        media_public_base_url (``EFFECTLAKE_MEDIA_PUBLIC_URL``): public base URL serving the
+            media store's ``published/`` prefix as it is (a CDN or a public bucket prefix,
+            e.g. ``https://cdn.example.com/media``); gallery media links are
+            ``<it>/published/<sha256>.mp4``. Empty: presigned URLs on S3, the API's media
+            route otherwise.
+        media_url_ttl_s (``EFFECTLAKE_MEDIA_URL_TTL_S``): lifetime of a presigned media
+            ``GET`` URL, seconds (7 days, the most SigV4 allows); a URL is reused for half of
+            it, so a client or CDN sees the same URL, and its cache hits, for days.
+        media_max_age_s (``EFFECTLAKE_MEDIA_MAX_AGE_S``): ``Cache-Control`` max-age of the
+            media route's keys that are not content-addressed (proxies, outputs), seconds;
+            content-addressed keys are immutable for a year.
+
     GPU admission (``resources.services.admission``; each workspace's
     ``max_concurrent_gpu_jobs`` is in the store):
         gpu_queue_per_slot (``EFFECTLAKE_GPU_QUEUE_PER_SLOT``): uploads a workspace may have
@@ -133,13 +149,55 @@ class Settings(BaseSettings):
 
     Economics and routing:
         token_usd_rate: USD value of one token.
-        exploration_rate: epsilon of epsilon-greedy provider exploration (5% by default).
+        exploration_rate: ε of M5's test batch: one provider beyond the top ``top_k`` with
+            probability ε (5% by default); the manifest's own weights are Thompson probabilities
+            (docs/routing.md).
         top_k: providers M5 takes per effect type from the routing manifest.
         priority: user priority naming the routing / best-result weights
             (``economics.routing.PRIORITY_WEIGHTS``).
-        routing_window_hours: trailing window of real executions the routing manifest is
-            ranked from, hours.
+        routing_half_life_executions (``EFFECTLAKE_ROUTING_HALF_LIFE``): half-life of an
+            execution in the routing estimates, in executions of its effect type
+            (``economics.bandit``, docs/routing.md).
+        routing_floor (``EFFECTLAKE_ROUTING_FLOOR``): uniform share of the Thompson routing
+            weights, so every provider keeps a non-zero propensity.
         max_parallel_tasks: provider tasks run at once by M6, the benchmark and A/B tests.
+        run_deadline_s (``EFFECTLAKE_RUN_DEADLINE_S``): how long an effect run may keep falling
+            back to the next provider, seconds from its start; past it, no further provider is
+            tried and the run is refunded (600: ten minutes, well past the slowest local
+            provider on a 10 s clip, 29 s, and short enough that a user still waits for it).
+
+    Automatic actions and applied recommendations (``economics.actions``, docs/signals.md):
+        autoscale_budget_usd_per_hour (``EFFECTLAKE_AUTOSCALE_BUDGET_USD_PER_HOUR``): the extra
+            capacity (dispatch slots above the registry's, at their instance type's hourly
+            rate) a GPU_SATURATION scale-up may keep in force unattended, USD/h; beyond it a
+            scale-up is only recommended. 1.0 fits one L4-class server ($0.80/h); 0 = never.
+        auto_apply_per_cycle (``EFFECTLAKE_AUTO_APPLY_PER_CYCLE``): ``auto_applicable``
+            recommendations applied unattended per economics cycle (the rest wait for the next
+            cycle); 0 = none.
+        auto_apply_max_step (``EFFECTLAKE_AUTO_APPLY_MAX_STEP``): the largest relative change
+            of a numeric parameter (a price, a concurrency) applied unattended (0.25 = ±25 %);
+            larger ones wait for an admin.
+        act_on_simulated (``EFFECTLAKE_ACT_ON_SIMULATED``): carry out the actions of
+            classifications of simulated streams (scenario tests, demos); off, they are
+            recorded as ``simulated`` and nothing changes.
+
+    Alerts (``resources/services/alerts.py``, docs/signals.md "Alerts"):
+        smtp_host (``EFFECTLAKE_SMTP_HOST``): the SMTP server alerts are emailed through;
+            empty = no email (alerts are in-app only).
+        smtp_port (``EFFECTLAKE_SMTP_PORT``): its port (25; 587 with STARTTLS).
+        smtp_from (``EFFECTLAKE_SMTP_FROM``): the sender address.
+        smtp_username / smtp_password (``EFFECTLAKE_SMTP_USERNAME`` / ``…_PASSWORD``): login,
+            when the server wants one; None when unset or blank.
+        smtp_starttls (``EFFECTLAKE_SMTP_STARTTLS``): upgrade the connection with STARTTLS.
+        smtp_timeout_s (``EFFECTLAKE_SMTP_TIMEOUT_S``): per connection and command, seconds.
+        alert_email_to (``EFFECTLAKE_ALERT_EMAIL_TO``): recipients, comma-separated; empty =
+            ``admin_emails``.
+        alert_email_severity (``EFFECTLAKE_ALERT_EMAIL_SEVERITY``): the lowest severity
+            emailed, ``critical`` (default: warnings stay in-app) or ``warning``.
+        alert_email_attempts (``EFFECTLAKE_ALERT_EMAIL_ATTEMPTS``): attempts per email, first
+            included, before it becomes a dead letter.
+        alert_email_retry_s (``EFFECTLAKE_ALERT_EMAIL_RETRY_S``): pause between attempts,
+            seconds (a server restarting or a greylisting answer passes in seconds).
 
     Gemini (``resources/gemini``, docs/gemini.md):
         google_api_key (``GOOGLE_API_KEY``): Gemini Developer API key; unset or blank = no
@@ -160,6 +218,21 @@ class Settings(BaseSettings):
             requests up to 20 MB; base64 adds a third).
         gemini_cache_dir (``EFFECTLAKE_GEMINI_CACHE_DIR``): on-disk cache of analyses, keyed by
             (video sha256, prompt version, model, inputs); empty = ``<data_dir>/gemini_cache``.
+
+    Recovery (``pipelines/recovery/``, docs/architecture.md "Recovery"):
+        recovery_stuck_after_s (``EFFECTLAKE_RECOVERY_STUCK_AFTER_S``): a video with no live
+            run and nothing recorded for this long is stuck, seconds (900: a long intake run
+            on a 2-minute video takes a few minutes, and a live run is never stuck; remote
+            tasks keep their own deadlines).
+        recovery_requeues (``EFFECTLAKE_RECOVERY_REQUEUES``): runs started again for one
+            stuck phase of a video before it is failed and refunded.
+        recovery_submit_grace_s (``EFFECTLAKE_RECOVERY_SUBMIT_GRACE_S``): a remote task still
+            being sent after this long lost its sender, seconds (a send is an upload and one
+            POST: well under a minute).
+        recovery_interval_s (``EFFECTLAKE_RECOVERY_INTERVAL_S``): the recovery sensor's
+            interval, seconds.
+        recovery_horizon_hours (``EFFECTLAKE_RECOVERY_HORIZON_HOURS``): on its first tick, how
+            far back the sensor looks for delivered and decided videos, hours.
     """
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
@@ -194,6 +267,11 @@ class Settings(BaseSettings):
     rate_limit_prefix: str = Field(default="effectlake:ratelimit", alias="EFFECTLAKE_RATE_LIMIT_PREFIX")
     metrics_allow: str = Field(default="127.0.0.1/32,::1/128", alias="EFFECTLAKE_METRICS_ALLOW")
 
+    # -- media distribution -----------------------------------------------------------------
+    media_public_base_url: str = Field(default="", alias="EFFECTLAKE_MEDIA_PUBLIC_URL")
+    media_url_ttl_s: int = Field(default=7 * 24 * 3600, ge=60, le=7 * 24 * 3600, alias="EFFECTLAKE_MEDIA_URL_TTL_S")
+    media_max_age_s: int = Field(default=3600, ge=0, alias="EFFECTLAKE_MEDIA_MAX_AGE_S")
+
     # -- GPU admission ----------------------------------------------------------------------
     gpu_queue_per_slot: int = Field(default=2, ge=0, alias="EFFECTLAKE_GPU_QUEUE_PER_SLOT")
     gpu_job_seconds: int = Field(default=60, ge=1, alias="EFFECTLAKE_GPU_JOB_SECONDS")
@@ -219,8 +297,31 @@ class Settings(BaseSettings):
     exploration_rate: float = Field(default=EXPLORATION_RATE, alias="EFFECTLAKE_EXPLORATION_RATE")
     top_k: int = Field(default=2, alias="EFFECTLAKE_TOP_K")
     priority: str = Field(default="balanced", alias="EFFECTLAKE_PRIORITY")
-    routing_window_hours: int = Field(default=24, alias="EFFECTLAKE_ROUTING_WINDOW_HOURS")
+    routing_half_life_executions: float = Field(
+        default=HALF_LIFE_EXECUTIONS, gt=0, alias="EFFECTLAKE_ROUTING_HALF_LIFE"
+    )
+    routing_floor: float = Field(default=FLOOR, ge=0, le=1, alias="EFFECTLAKE_ROUTING_FLOOR")
     max_parallel_tasks: int = Field(default=2, alias="EFFECTLAKE_MAX_PARALLEL_TASKS")
+    run_deadline_s: float = Field(default=600.0, gt=0, alias="EFFECTLAKE_RUN_DEADLINE_S")
+
+    # -- automatic actions and applied recommendations ---------------------------------------
+    autoscale_budget_usd_per_hour: float = Field(default=1.0, ge=0, alias="EFFECTLAKE_AUTOSCALE_BUDGET_USD_PER_HOUR")
+    auto_apply_per_cycle: int = Field(default=2, ge=0, alias="EFFECTLAKE_AUTO_APPLY_PER_CYCLE")
+    auto_apply_max_step: float = Field(default=0.25, ge=0, alias="EFFECTLAKE_AUTO_APPLY_MAX_STEP")
+    act_on_simulated: bool = Field(default=False, alias="EFFECTLAKE_ACT_ON_SIMULATED")
+
+    # -- alerts -----------------------------------------------------------------------------
+    smtp_host: str = Field(default="", alias="EFFECTLAKE_SMTP_HOST")
+    smtp_port: int = Field(default=25, ge=1, le=65535, alias="EFFECTLAKE_SMTP_PORT")
+    smtp_from: str = Field(default="effectlake@localhost", alias="EFFECTLAKE_SMTP_FROM")
+    smtp_username: str | None = Field(default=None, alias="EFFECTLAKE_SMTP_USERNAME")
+    smtp_password: str | None = Field(default=None, alias="EFFECTLAKE_SMTP_PASSWORD")
+    smtp_starttls: bool = Field(default=False, alias="EFFECTLAKE_SMTP_STARTTLS")
+    smtp_timeout_s: float = Field(default=10.0, gt=0, alias="EFFECTLAKE_SMTP_TIMEOUT_S")
+    alert_email_to: str = Field(default="", alias="EFFECTLAKE_ALERT_EMAIL_TO")
+    alert_email_severity: str = Field(default="critical", alias="EFFECTLAKE_ALERT_EMAIL_SEVERITY")
+    alert_email_attempts: int = Field(default=4, ge=1, alias="EFFECTLAKE_ALERT_EMAIL_ATTEMPTS")
+    alert_email_retry_s: float = Field(default=2.0, ge=0, alias="EFFECTLAKE_ALERT_EMAIL_RETRY_S")
 
     # -- Gemini -----------------------------------------------------------------------------
     google_api_key: str | None = Field(default=None, alias="GOOGLE_API_KEY")
@@ -232,6 +333,13 @@ class Settings(BaseSettings):
     gemini_file_timeout_s: float = Field(default=300.0, gt=0, alias="EFFECTLAKE_GEMINI_FILE_TIMEOUT_S")
     gemini_inline_max_bytes: int = Field(default=4 * 1024 * 1024, ge=0, alias="EFFECTLAKE_GEMINI_INLINE_MAX_BYTES")
     gemini_cache_dir: str = Field(default="", alias="EFFECTLAKE_GEMINI_CACHE_DIR")
+
+    # -- recovery ---------------------------------------------------------------------------
+    recovery_stuck_after_s: float = Field(default=900.0, gt=0, alias="EFFECTLAKE_RECOVERY_STUCK_AFTER_S")
+    recovery_requeues: int = Field(default=2, ge=0, alias="EFFECTLAKE_RECOVERY_REQUEUES")
+    recovery_submit_grace_s: float = Field(default=300.0, gt=0, alias="EFFECTLAKE_RECOVERY_SUBMIT_GRACE_S")
+    recovery_interval_s: int = Field(default=30, ge=1, alias="EFFECTLAKE_RECOVERY_INTERVAL_S")
+    recovery_horizon_hours: float = Field(default=48.0, gt=0, alias="EFFECTLAKE_RECOVERY_HORIZON_HOURS")
 
     @field_validator("deployment")
     @classmethod
@@ -246,7 +354,33 @@ class Settings(BaseSettings):
             raise ValueError(f"EFFECTLAKE_EXECUTOR must be one of {', '.join(EXECUTORS)}, not {value!r}")
         return value
 
-    @field_validator("dashboard_password_hash", "admin_api_key", "upload_signing_secret", "google_api_key")
+    @field_validator("alert_email_severity")
+    @classmethod
+    def _email_severity(cls, value: str) -> str:
+        value = value.strip().lower() or "critical"
+        if value not in ALERT_SEVERITIES:
+            raise ValueError(f"EFFECTLAKE_ALERT_EMAIL_SEVERITY must be one of {', '.join(ALERT_SEVERITIES)}")
+        return value
+
+    @property
+    def alert_recipients(self) -> list[str]:
+        """Who alert emails go to: ``alert_email_to``, else ``admin_emails``."""
+        listed = self.alert_email_to or self.admin_emails
+        return [a.strip() for a in listed.split(",") if a.strip()]
+
+    @property
+    def alert_emailed_severities(self) -> tuple[str, ...]:
+        """The severities that are emailed (``alert_email_severity`` and above)."""
+        return ALERT_SEVERITIES[ALERT_SEVERITIES.index(self.alert_email_severity) :]
+
+    @field_validator(
+        "dashboard_password_hash",
+        "admin_api_key",
+        "upload_signing_secret",
+        "google_api_key",
+        "smtp_username",
+        "smtp_password",
+    )
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return (value or "").strip() or None

@@ -52,9 +52,9 @@ class Driver:
         return fresh
 
     def run(self, sensor_name: str, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
-        """Execute the job a sensor targets for the request's partition, run config and asset
-        selection."""
-        job_name = self.defs.resolve_sensor_def(sensor_name).job_name
+        """Execute the job a sensor targets (the request's own for a sensor of several jobs)
+        for the request's partition, run config and asset selection."""
+        job_name = request.job_name or self.defs.resolve_sensor_def(sensor_name).job_name
         job = self.defs.resolve_job_def(job_name)
         result = job.execute_in_process(
             partition_key=request.partition_key,

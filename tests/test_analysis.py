@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import yaml
+from scenedetect import ContentDetector, detect
 
 from assets.analysis import analyze_video
-from assets.analysis.color import color_temperature_k, mccamy_cct
+from assets.analysis.color import SRGB_TO_XYZ, color_temperature_k, mccamy_cct
+from assets.analysis.decode import decode_example
 from assets.analysis.features import (
     classify_motion,
     classify_temperature,
@@ -20,6 +23,7 @@ from assets.analysis.features import (
     score_styles,
     trapezoid,
 )
+from assets.analysis.look import palette_colours
 from assets.analysis.targets import described_effects, estimate_params, target_effects
 from assets.ingest import probe_video
 from tests.clips import lavfi_clip
@@ -284,3 +288,56 @@ def test_near_black_pixels_do_not_count_as_saturated():
     assert metrics["mean_saturation"] == 0.0
     # ... and left out of the colour temperature too: only the gray half counts, D65-neutral.
     assert metrics["color_temperature"] == pytest.approx(6504, abs=10)
+
+
+# --- one decode pass, the same numbers as the separate passes it replaced -----------------------
+
+
+def _per_pixel_gray_world_cct(frames: list[np.ndarray]) -> float:
+    """The colour temperature the way it was computed before (every usable pixel to linear
+    light), to hold the histogram form to it."""
+    total, count = np.zeros(3), 0
+    for rgb in frames:
+        px = rgb.reshape(-1, 3)
+        usable = px[(px.min(axis=1) < 250) & (px.max(axis=1) >= 20)]
+        c = usable.astype(np.float64) / 255.0
+        total += np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).sum(axis=0)
+        count += len(usable)
+    xyz = SRGB_TO_XYZ @ (total / count)
+    return mccamy_cct(xyz[0] / xyz.sum(), xyz[1] / xyz.sum())
+
+
+def _bincount_palette(rgb: np.ndarray) -> int:
+    """Dominant palette size the way it was computed before (a bincount of 15-bit codes)."""
+    q = (rgb >> 3).astype(np.int32)
+    counts = np.sort(np.bincount(((q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2]).ravel()))[::-1]
+    covered = np.cumsum(counts)
+    return int(np.searchsorted(covered, 0.9 * covered[-1]) + 1)
+
+
+@pytest.mark.parametrize("name", ["bikes.mp4", "Megamind.avi"])
+def test_one_decode_pass_measures_what_the_separate_passes_did(name):
+    # Before, PySceneDetect decoded the file again with its own OpenCV backend, and a second
+    # PyAV pass converted the sampled frames; now one pass feeds both. On real clips (an MP4,
+    # and an AVI whose frames are stamped out of order) the cuts, the sampled frames and the
+    # features must come out as they did.
+    path = sample(name)
+    fps = probe_video(path).fps
+    one = decode_example(path, 48, fps)
+    library = detect(path, ContentDetector(), backend="opencv")
+    assert one.cuts_s == pytest.approx([start.seconds for start, _ in library[1:]], abs=1e-3)
+    assert len(one.cuts_s) == {"bikes.mp4": 5, "Megamind.avi": 3}[name]
+    with av.open(path) as container:  # the sampled frames, converted by a pass of their own
+        stream = container.streams.video[0]
+        times = {t for t, _, t2, _ in one.pairs} | {t2 for _, _, t2, _ in one.pairs}
+        shape = one.pairs[0][1].shape
+        alone, t0 = {}, None
+        for frame in container.decode(stream):
+            t0 = frame.time if t0 is None else t0
+            if frame.time - t0 in times:
+                alone[frame.time - t0] = frame.to_ndarray(width=shape[1], height=shape[0], format="rgb24")
+    for t, rgb, t2, partner in one.pairs:
+        assert np.array_equal(rgb, alone[t]) and np.array_equal(partner, alone[t2])
+    firsts = [rgb for _, rgb, _, _ in one.pairs]
+    assert color_temperature_k(firsts) == pytest.approx(_per_pixel_gray_world_cct(firsts), rel=1e-9)
+    assert [palette_colours(f) for f in firsts] == [_bincount_palette(f) for f in firsts]

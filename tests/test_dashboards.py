@@ -263,21 +263,38 @@ def test_reject_an_effect_from_the_queue(monkeypatch, private_world, password_ha
 
 def test_approve_and_reject_recommendations(monkeypatch, private_world, password_hash):
     at = _open(_signed_in(monkeypatch, private_world, password_hash), "recommendations")
-    n = recommendations_with_status(private_world.lake, private_world.store).height
+    recs = recommendations_with_status(private_world.lake, private_world.store)
+    n = recs.height
     assert n >= 2
-    assert [t.label for t in at.tabs] == [f"Pending ({n})", "Approved (0)", "Rejected (0)"]
-    keys = [b.key for b in at.button if b.key and b.key.startswith("rec_") and b.key.endswith("_approve")]
-    first, second = (k.removeprefix("rec_").removesuffix("_approve") for k in keys[:2])
-    at.button(key=f"rec_{first}_approve").click().run()
-    at.text_input(key=f"rec_{second}_reason").input("not now")
-    at.button(key=f"rec_{second}_reject").click().run()
+    assert [t.label for t in at.tabs] == [f"Pending ({n})", "Approved (0)", "Rejected (0)", "Applied changes (0)"]
+    # One that changes a platform parameter (a routing pin or a price), and another.
+    applied = recs.filter(pl.col("type").is_in(["PROVIDER_SWITCH", "PRICE_ADJUSTMENT"]))["recommendation_id"][0]
+    other = recs.filter(pl.col("recommendation_id") != applied)["recommendation_id"][0]
+    at.button(key=f"rec_{applied}_approve").click().run()
+    at.text_input(key=f"rec_{other}_reason").input("not now")
+    at.button(key=f"rec_{other}_reject").click().run()
     assert not at.exception
-    assert [t.label for t in at.tabs] == [f"Pending ({n - 2})", "Approved (1)", "Rejected (1)"]
+    assert [t.label for t in at.tabs] == [f"Pending ({n - 2})", "Approved (1)", "Rejected (1)", "Applied changes (1)"]
     decisions = sorted(private_world.store.decisions("recommendation"), key=lambda d: d["decision"])
     assert [(d["subject_id"], d["decision"], d["admin"], d["reason"]) for d in decisions] == [
-        (first, "approve", "alice", ""),
-        (second, "reject", "alice", "not now"),
+        (applied, "approve", "alice", ""),
+        (other, "reject", "alice", "not now"),
     ]
+    # Approving applied it; rolling it back from the card restores the value before (not set).
+    [change] = private_world.store.parameter_changes()
+    assert (change["source_id"], change["before"], change["actor"]) == (applied, None, "alice")
+    key = ".".join(change[k] for k in ("scope", "subject", "name"))
+    assert "Applied:" in _texts(at) and f"{key}: default → {change['after']}" in _texts(at)
+    if change["scope"] == "routing":  # a pin shows on the Routing page while it stands
+        _open(at, "routing")
+        assert f"{change['subject']}: {change['after']} pinned first" in _texts(at)
+        _open(at, "recommendations")
+    at.button(key=f"rec_{applied}_rollback").click().run()
+    assert not at.exception
+    undo = private_world.store.parameter_change(change["change_id"])["rolled_back_by"]
+    assert undo and private_world.store.parameter_change(undo)["after"] is None
+    assert at.tabs[-1].label == "Applied changes (2)"
+    assert f"rec_{applied}_rollback" not in [b.key for b in at.button]  # nothing left to roll back
 
 
 # -- empty lake and later tables ---------------------------------------------------------------
@@ -296,13 +313,14 @@ def test_an_empty_lake_renders_every_page_without_writing(monkeypatch, tmp_path,
     assert not (tmp_path / "empty" / "lake").exists()  # reading never creates a table
 
 
-def test_bottlenecks_page_shows_open_classifications_and_records_an_acknowledgement(
+def test_bottlenecks_page_shows_open_classifications_and_acknowledges_their_alert(
     monkeypatch, private_world, password_hash
 ):
     from datetime import UTC, datetime
 
     from economics.bottlenecks import CLASSIFICATION_SCHEMA
-    from resources.schemas import ALERT_ACKNOWLEDGEMENTS, BOTTLENECK_CLASSIFICATIONS
+    from resources.schemas import BOTTLENECK_CLASSIFICATIONS
+    from resources.store.client import Store
 
     lake = Lake(uri=private_world.lake_uri)
     at_ = datetime(2026, 1, 2, tzinfo=UTC)
@@ -329,6 +347,24 @@ def test_bottlenecks_page_shows_open_classifications_and_records_an_acknowledgem
         {**base, "classification_id": "c-open", "category": "PROVIDER_LATENCY_DEGRADATION", "status": "open"},
         {
             **base,
+            "classification_id": "c-user",
+            "category": "TOKEN_DEPLETION_RISK",
+            "status": "open",
+            "scope": "user",
+            "provider_id": None,
+            "effect_type": None,
+            "user_id": "u-1",
+            "evidence": json.dumps(
+                {
+                    "signals": {},
+                    "numbers": {"hours_to_exhaustion": 4.2, "tokens_available": 84, "token_burn_per_hour": 20},
+                }
+            ),
+            "automatic_action": "notify_user",
+            "action_taken": None,
+        },
+        {
+            **base,
             "classification_id": "c-old",
             "category": "COLD_START_PENALTY",
             "status": "resolved",
@@ -337,15 +373,29 @@ def test_bottlenecks_page_shows_open_classifications_and_records_an_acknowledgem
         {**base, "classification_id": "c-sim", "category": "GPU_SATURATION", "status": "open", "source": "simulated"},
     ]
     lake.upsert(BOTTLENECK_CLASSIFICATIONS, pl.DataFrame(rows, schema=CLASSIFICATION_SCHEMA))
+    store = Store(private_world.database_url)
+    synced = store.sync_alerts([r for r in rows if r["status"] == "open"], at_)
+    [real] = [a for a in store.alerts() if a["source"] == "real" and a["category"] == "PROVIDER_LATENCY_DEGRADATION"]
+    # One alert per group: the latency, the user's depletion and the simulated saturation.
+    assert len(synced["opened"]) == 3 and real["classification_ids"] == ["c-open"]
     at = _open(_signed_in(monkeypatch, private_world, password_hash), "bottlenecks")
     text = " ".join(m.value for m in at.markdown)
     assert "PROVIDER_LATENCY_DEGRADATION" in text and "GPU_SATURATION" not in text  # real only
     assert "routing_demote: done" in text and "Shift routing weight away." in text
+    flagged = at.dataframe[0].value
+    assert flagged["who"].tolist() == ["u-1"]
+    assert flagged["what"].tolist() == ["balance 84 tokens runs out in 4.2 h at 20 tokens/h"]
     assert [s.value for s in at.subheader] == [
-        "Open bottlenecks (1)",
+        "Alerts (2)",
+        "Flagged for admins (1)",
+        "Open bottlenecks (2)",
         "Economic alerts (unusual combinations)",
         "History",
     ]
-    at.button(key="ack_c-open").click().run()
-    assert lake.read(ALERT_ACKNOWLEDGEMENTS)["classification_id"].to_list() == ["c-open"]
-    assert any("Acknowledged by" in c.value for c in at.caption)
+    assert any(f"Alert: open ({real['alert_id']})" in c.value for c in at.caption)
+    at.button(key=f"ack_{real['alert_id']}").click().run()
+    assert store.alert(real["alert_id"])["state"] == "acknowledged"
+    assert any("Acknowledged by alice" in c.value for c in at.caption)
+    at.button(key=f"resolve_{real['alert_id']}").click().run()
+    assert store.alert(real["alert_id"])["resolution"] == "admin"
+    assert at.subheader[0].value == "Alerts (1)"

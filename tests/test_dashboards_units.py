@@ -300,3 +300,37 @@ def test_approval_item_resolves_media_keys_and_puts_the_winner_first():
 )
 def test_money_format(x, shown):
     assert data.fmt_usd(x) == shown
+
+
+def test_creation_and_runs_are_shown_apart_with_the_cache_saving():
+    totals = pl.DataFrame(
+        {
+            "job_kind": ["run"],
+            "executions": [3],
+            "tokens_charged": [4],
+            "cost_tokens": [1.0],
+            "revenue_usd": [0.04],
+            "cost_usd": [0.01],
+        }
+    )
+    kinds = data.job_kind_totals(totals)
+    assert kinds["job_kind"].to_list() == ["creation", "run"]
+    assert kinds.row(0, named=True)["executions"] == 0 and kinds.row(0, named=True)["margin"] is None
+    assert kinds.row(1, named=True)["margin"] == pytest.approx(0.75) and kinds["margin_usd"][1] == pytest.approx(0.03)
+    jobs = pl.DataFrame(
+        {
+            "job_kind": ["creation", "run", "run", None],
+            "finished_at": [NOW, NOW, NOW, NOW - timedelta(days=9)],
+            "tokens_charged": [5, 2, 2, 5],
+            "revenue_usd": [0.05, 0.02, 0.02, 0.05],
+            "cost_usd": [0.01, 0.005, 0.0, 0.01],
+            "cost_tokens": [1.0, 0.5, 0.0, 1.0],
+            "cache_hit": [False, False, True, None],
+            "saved_cost_usd": [None, None, 0.005, None],
+        }
+    )
+    by_kind = data.jobs_by_kind(jobs, NOW - timedelta(days=7)).to_dicts()
+    assert [r["jobs"] for r in by_kind] == [1, 2]  # the 9-day-old job is out of the window
+    run = by_kind[1]
+    assert (run["tokens_charged"], run["cache_hits"], run["saved_cost_usd"]) == (4, 1, 0.005)
+    assert run["margin"] == pytest.approx((4 - 0.5) / 4)

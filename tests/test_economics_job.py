@@ -21,7 +21,9 @@ from resources.schemas import (
     PIPELINE_EVENTS,
     PROVIDER_OUTPUTS,
     PROVIDER_REGISTRY,
+    ROUTING_ESTIMATES,
     ROUTING_MANIFESTS,
+    TEST_BATCH,
 )
 from tests.api_users import ADMIN, new_user_at
 from tests.harness import Driver
@@ -99,6 +101,36 @@ def test_economics_cycle_publishes_a_manifest_that_m5_uses(settings, instance, w
             for e in entries:
                 assert (e["executions"] > 0) == ((e["provider_id"], effect_type) in tried)
         assert set(lake.read(ROUTING_MANIFESTS)["version"]) == {manifest["version"]}
+
+        # Every routing decision logged its propensity, M5's inclusion probability, and the
+        # costs carry it to the off-policy estimate published with the manifest.
+        batch = lake.read(TEST_BATCH, pl.col("video_id") == first)
+        assert batch["propensity"].is_between(0.0, 1.0, closed="right").all()
+        assert (
+            batch.filter(pl.col("selection") == "ranked")["propensity"].to_list()
+            == [1.0] * batch.filter(pl.col("selection") == "ranked").height
+        )
+        by_task = dict(zip(batch["task_id"], batch["propensity"], strict=True))
+        assert {t: by_task[t] for t in costs["task_id"] if t in by_task} == dict(
+            zip(costs["task_id"], costs["propensity"], strict=True)
+        )
+        routed = batch.filter(pl.col("selection").is_in(["ranked", "exploration"]))
+        block = manifest["off_policy"]
+        assert block["previous_version"] is None  # the first manifest replaced the bootstrap ranking
+        estimates = {e["estimator"]: e for e in block["estimates"]}
+        assert set(estimates) == {"ips", "snips", "dr"}
+        assert {e["policy"] for e in block["estimates"]} == {"candidate"}
+        assert estimates["ips"]["decisions"] == routed["effect_type"].n_unique()
+        assert lake.read(ROUTING_ESTIMATES, pl.col("version") == manifest["version"]).height == 3
+
+        # The next cycle's manifest is estimated next to the one it replaces, on the same log.
+        assert defs.resolve_job_def("economics_job").execute_in_process(instance=instance).success
+        following = ManifestStore(uri=settings.manifest_uri).read()
+        assert following["off_policy"]["previous_version"] == manifest["version"]
+        rows = lake.read(ROUTING_ESTIMATES, pl.col("version") == following["version"])
+        assert sorted(rows["policy"].unique()) == ["candidate", "current"]
+        assert (rows.filter(pl.col("policy") == "current")["policy_version"] == manifest["version"]).all()
+        manifest = following
 
         second = _upload(base, warm_carphone)
         driver.step("upload_sensor")

@@ -86,6 +86,9 @@ def test_store_rows_become_bronze_rows():
         "ledger_entries",
         "notifications",
         "decisions",
+        "effect_revisions",
+        "effect_pin_events",
+        "effect_runs",
     }
 
 

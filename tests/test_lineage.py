@@ -66,6 +66,8 @@ BRANCH_ONLY_WRITES = {
     # analysis failed 3 times: the (empty) refund and the notification
     (store_table_key("ledger_entries"), table_key(CONTENT_ANALYSIS)),
     (store_table_key("notifications"), table_key(CONTENT_ANALYSIS)),
+    # an admin's rejection: the publish stage refunds the job (this run approves)
+    (store_table_key("ledger_entries"), dg.AssetKey(["silver", "gallery_revisions"])),
     # Gemini's cost lines, only when GOOGLE_API_KEY is set (tests/test_target_jobs.py)
     (table_key(LLM_COSTS), table_key(CONTENT_ANALYSIS)),
     (table_key(LLM_COSTS), table_key(PROMPT_VARIANTS)),
@@ -79,7 +81,9 @@ API_WRITES = {
         dg.AssetKey(["gold", "recommendations"]),
     },
     dg.AssetKey(["bronze", "ab_requests"]): {dg.AssetKey(["silver", "ingested_video"])},
-    dg.AssetKey(["bronze", "alert_acknowledgements"]): {dg.AssetKey(["gold", "bottleneck_classifications"])},
+    store_table_key("effect_pin_events"): {store_table_key("effect_revisions")},
+    # A user's effect run, queued against the gallery's pinned revision.
+    store_table_key("effect_runs"): {dg.AssetKey(["silver", "gallery_revisions"])},
 }
 
 
@@ -192,9 +196,25 @@ class RecordingStore(Store):
         Record.add("read", store_table_key("decisions"))
         return super().decision(subject_kind, subject_id)
 
+    def publish_revision(self, *args, **kwargs):
+        published = super().publish_revision(*args, **kwargs)
+        Record.add("write", store_table_key("effect_revisions"), int(published.created))
+        Record.add("write", store_table_key("effect_pin_events"), int(published.pin_moved))
+        return published
+
     def changes_since(self, table, *args, **kwargs):
         Record.add("read", store_table_key(table))
         return super().changes_since(table, *args, **kwargs)
+
+    # An effect run's row and the result cache; its state moves (start, update, finish) are
+    # operational, like an upload's status, and not drawn.
+    def effect_run(self, run_id, user_id=None):
+        Record.add("read", store_table_key("effect_runs"))
+        return super().effect_run(run_id, user_id)
+
+    def cached_run(self, workspace_id, cache_key):
+        Record.add("read", store_table_key("effect_runs"))
+        return super().cached_run(workspace_id, cache_key)
 
 
 class RecordingManifestStore(ManifestStore):
@@ -361,14 +381,22 @@ def _run_everything(defs, instance, settings, clip, truncated) -> None:
         assert client.get(f"/v1/videos/{ids[1]}").json()["stage"] == "rejected"
         assert [r.success for r in driver.step("completion_sensor")] == [True]
         approval_id = client.get(f"/v1/videos/{ids[0]}").json()["approval"]["approval_id"]
-        # A rejection: the publish stage refunds, so its ledger append is seen too.
+        # An approval: the publish stage writes a revision and moves its slug's pin.
         assert (
             client.post(
-                f"/v1/admin/approvals/{approval_id}", headers=ADMIN, json={"decision": "reject", "admin": "alice"}
+                f"/v1/admin/approvals/{approval_id}", headers=ADMIN, json={"decision": "approve", "admin": "alice"}
             ).status_code
             == 202
         )
         assert [r.success for r in driver.step("approval_sensor")] == [True]
+        driver.land()  # the revision and its pin move into bronze
+        # A user's run of the published effect: the first renders, the same again is served
+        # from the result cache.
+        slug = client.get("/v1/effects").json()["items"][0]["slug"]
+        for _ in range(2):
+            r = client.post(f"/v1/effects/{slug}/runs", data={"video_id": ids[0]})
+            assert r.status_code == 202, r.text
+            assert [r.success for r in driver.step("run_sensor")] == [True]
         for job in ("economics_job", "benchmark_job", "signals_job", "actions_job"):
             assert defs.resolve_job_def(job).execute_in_process(instance=instance).success
         assert (

@@ -110,7 +110,12 @@ def test_demo_prod_publishes_through_postgres_s3_and_redis(tmp_path, warm_bikes,
     assert workers >= 5  # one per step of the intake job at least: the multiprocess executor
     assert schedules > 0
     # The store is the PostgreSQL database: the demo's user and upload are there.
+    # ... and the gallery's revision and its pin are there (the preview a presigned S3 URL).
     engine = create_engine(store_db)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM uploads")).scalar() == 1
+        preview = conn.execute(text("SELECT preview_key FROM effect_revisions")).scalar_one()
+        assert conn.execute(text("SELECT count(*) FROM effect_pins")).scalar() == 1
     engine.dispose()
+    assert preview.startswith("published/")
+    assert f"preview {s3_env['AWS_ENDPOINT_URL']}/prod-test/media/{preview}?" in proc.stdout

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from assets.quality import score_output
 from resources.ffmpeg import FFmpegError, run_ffmpeg
 from resources.providers import _local
 from resources.providers.base import ProviderAdapter, ProviderTask, TaskResult
@@ -26,6 +27,7 @@ from resources.providers.local_opencv import OpenCVAdapter
 from resources.providers.registry import ProviderUnavailable, Registry, RegistryError, build_adapter, load_registry
 from resources.settings import DATA_DIR
 from tests.clips import h264_clip
+from tests.test_ingest import sample
 
 pytestmark = pytest.mark.video
 
@@ -394,3 +396,40 @@ def test_registry_model_can_be_built_from_a_mapping():
     assert reg.get("only").cost.cold_start_seconds == 0
     with pytest.raises(KeyError, match="only"):
         reg.get("missing")
+
+
+# --- the OpenCV effects at reduced size against the full-size ones they replaced -----------------
+
+# Provider -> the workflow params it ran with before issue 12 (its filter at full size).
+BEFORE_ISSUE_12 = {
+    "opencv-stylize": {"filter_scale": 1},  # cv2.stylization itself
+    "opencv-cartoon": {"smooth_scale": 0.5, "diameter": 9, "sigma_space": 7},  # bilateral at half size
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("provider_id", sorted(BEFORE_ISSUE_12))
+def test_reduced_size_filter_scores_like_the_full_size_one(provider_id, tmp_path):
+    # opencv-stylize runs its domain-transform filter at half size, opencv-cartoon its
+    # bilateral passes at quarter size (a quarter and a fifth of the CPU). On a real clip each
+    # must score in M7 as the same provider with the filter it had before, and look alike.
+    clip = h264_clip(Path(sample("Megamind.avi")), tmp_path / "megamind.mp4", "2", "-vf", "scale=320:-2")
+    shipped = REGISTRY.get(provider_id)
+    workflow = dict(shipped.workflow)
+    params = {**workflow["params"]["cartoon"], **BEFORE_ISSUE_12[provider_id]}
+    before = shipped.model_copy(update={"workflow": {**workflow, "params": {"cartoon": params}}})
+    out = {}
+    for name, spec in (("now", shipped), ("before", before)):
+        task = _task(provider_id, "cartoon", clip, tmp_path / name)
+        result = OpenCVAdapter(spec).execute(task)
+        assert result.status == "succeeded", result.error_message
+        out[name] = (result, score_output(str(clip), result.output_path, "cartoon", EFFECT_PARAMS["cartoon"]))
+    (now_run, now), (before_run, full) = out["now"], out["before"]
+    assert now.gate_passed and full.gate_passed, (now.gate_failures, full.gate_failures)
+    assert now.fidelity == pytest.approx(full.fidelity, abs=0.03)
+    assert now.style_adherence >= full.style_adherence - 0.03
+    assert now.artifacts <= full.artifacts + 0.03
+    assert now.composite == pytest.approx(full.composite, abs=0.02)
+    # The two outputs side by side, the one made as before as the reference.
+    alike = score_output(before_run.output_path, now_run.output_path, "none", {})
+    assert np.mean(alike.frame_ssim) >= 0.85

@@ -1,5 +1,6 @@
 """Admins approve or reject recommendations through the API; the decision is recorded once."""
 
+import json
 from datetime import UTC, datetime
 
 import httpx
@@ -62,8 +63,16 @@ def test_recommendation_decisions(settings, seeded):
         assert rec_id in [r["recommendation_id"] for r in pending]
         assert isinstance(pending[0]["action"], dict)
         url = f"/v1/admin/recommendations/{rec_id}"
-        assert c.post(url, headers=ADMIN, json={"decision": "approve", "admin": "bob"}).status_code == 202
-        assert c.post(url, headers=ADMIN, json={"decision": "approve", "admin": "bob"}).status_code == 202
+        first = c.post(url, headers=ADMIN, json={"decision": "approve", "admin": "bob"})
+        assert first.status_code == 202
+        # Approving applies it: the effect's price in force is the recommended one.
+        applied = first.json()["applied"]
+        action = recs.filter(pl.col("recommendation_id") == rec_id)["action"][0]
+        new_price = json.loads(action)["price_tokens"]
+        assert (applied["scope"], applied["subject"], applied["name"]) == ("effect", "cartoon", "price_tokens")
+        assert (applied["before"], applied["after"], applied["actor"]) == (None, new_price, "bob")
+        again = c.post(url, headers=ADMIN, json={"decision": "approve", "admin": "bob"})
+        assert again.status_code == 202 and again.json()["applied"]["change_id"] == applied["change_id"]  # once
         conflict = c.post(url, headers=ADMIN, json={"decision": "reject"})
         assert conflict.status_code == 409 and conflict.json()["code"] == "decision_conflict"
         missing = c.post("/v1/admin/recommendations/nope", headers=ADMIN, json={"decision": "reject"})

@@ -2,6 +2,7 @@
 ComfyUI's recorded HTTP protocol): it gets a copy of every cartoon task, which is evaluated
 and costed but never charged and never shown as the result."""
 
+import json
 import shutil
 import time
 
@@ -64,6 +65,10 @@ def test_shadow_comfyui_copy_is_costed_never_charged_never_chosen(settings, inst
     shadow = outputs.filter(pl.col("provider_id") == "comfyui-gpu").row(0, named=True)
     assert (shadow["selection"], shadow["status"], shadow["instance_type"]) == ("shadow", "succeeded", "gpu-l4")
     assert shadow["compute_seconds"] > 0  # execution_start → execution_success, from the server
+    # Collected from the server, it still records how it was rendered: the ComfyUI graph.
+    spec = json.loads(shadow["render_spec"])
+    assert spec["adapter"] == "comfyui" and spec["workflow"]["kind"] == "comfyui"
+    assert spec["input"]["key"] and spec["output_sha256"]
     scores = lake.read(QUALITY_SCORES, pl.col("task_id") == shadow["task_id"]).row(0, named=True)
     assert scores["status"] == "scored" and scores["cost_usd"] > 0 and scores["tokens_charged"] == 0
     assert lake.read(LEDGER_ENTRIES, pl.col("task_id") == shadow["task_id"]).is_empty()

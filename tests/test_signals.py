@@ -332,3 +332,105 @@ def test_a_missing_runbook_page_is_refused():
     }
     with pytest.raises(logconfig.UnactionableLog, match="does not exist"):
         logconfig.require_action_fields(None, "error", bad)
+
+
+# --- the classifier over cycles: corroboration, hold, episodes, hourly rates ------------------
+def _signal(metric, detector, at, value=2.0, baseline=1.0, **keys) -> dict:
+    base = {
+        "signal_id": f"{detector}-{metric}-{at.isoformat()}",
+        "detected_at": at,
+        "detector": detector,
+        "metric": metric,
+        "scope": "provider_effect",
+        "provider_id": "p1",
+        "effect_type": "warm",
+        "instance_type": "cpu-2c",
+        "user_id": None,
+        "source": "real",
+        "value": value,
+        "baseline": baseline,
+        "score": 5.0,
+        "direction": 1,
+        "limit": None,
+        "computed_at": at,
+    }
+    return base | keys
+
+
+def _signals(*rows) -> pl.DataFrame:
+    from economics.signal_detection import SIGNAL_SCHEMA
+
+    return pl.DataFrame(list(rows), schema=SIGNAL_SCHEMA)
+
+
+def _latency_stream(values, **over) -> pl.DataFrame:
+    return _stream_rows({"p95_latency_ms": values, **over}, instance_type="cpu-2c")
+
+
+GRAIN5 = timedelta(minutes=5)
+
+
+def test_a_lone_spike_makes_no_case_two_do():
+    now = T0 + 12 * GRAIN5
+    streams = _latency_stream([1000.0] * 11 + [3000.0])
+    one = _signals(_signal("p95_latency_ms", "robust_z", now - GRAIN5))
+    assert bn.evidence_for(one, streams, now) == []
+    two = _signals(
+        _signal("p95_latency_ms", "robust_z", now - GRAIN5), _signal("p95_latency_ms", "holt_winters", now - 2 * GRAIN5)
+    )
+    [ev] = bn.evidence_for(two, streams, now)
+    assert bn.decide(ev, P) == bn.PROVIDER_LATENCY_DEGRADATION
+    lone_cusum = _signals(_signal("p95_latency_ms", "cusum", now - GRAIN5))
+    assert len(bn.evidence_for(lone_cusum, streams, now)) == 1
+
+
+def test_an_open_classification_is_held_while_its_metric_stays_up_then_resolves():
+    empty = pl.DataFrame(schema=bn.CLASSIFICATION_SCHEMA)
+    at = T0 + 12 * GRAIN5
+    up = _latency_stream([1000.0] * 8 + [3000.0] * 4)
+    sig = _signals(_signal("p95_latency_ms", "cusum", at - GRAIN5, value=3000.0, baseline=1000.0))
+    first = bn.classify(bn.evidence_for(sig, up, at, empty), {}, empty, at, 0.01)
+    assert first["category"].to_list() == [bn.PROVIDER_LATENCY_DEGRADATION]
+    assert json.loads(first["evidence"][0])["hold"] == {"p95_latency_ms": {"baseline": 1000.0, "peak": 3000.0}}
+    # No new signal (the CUSUM re-baselined), the latency still up: held, same id.
+    later = at + 6 * GRAIN5
+    still = _stream_rows({"p95_latency_ms": [1000.0] * 8 + [3000.0] * 10}, instance_type="cpu-2c")
+    held = bn.classify(bn.evidence_for(_signals(), still, later, first), {}, first, later, 0.01)
+    assert held["classification_id"].to_list() == first["classification_id"].to_list()
+    assert held["last_seen_at"][0] == later and "held" in held["evidence"][0]
+    # Back under the midpoint (2000): not seen; resolved 30 minutes after it was last seen.
+    back = _stream_rows({"p95_latency_ms": [1000.0] * 8 + [3000.0] * 10 + [1100.0] * 3}, instance_type="cpu-2c")
+    gone = later + 3 * GRAIN5
+    assert bn.evidence_for(_signals(), back, gone, held) == []
+    assert bn.classify([], {}, held, gone, 0.01).is_empty()
+    resolved = bn.classify([], {}, held, later + P.resolve_after, 0.01)
+    assert resolved["status"].to_list() == ["resolved"]
+
+
+def test_an_episode_moves_only_up_the_tree():
+    empty = pl.DataFrame(schema=bn.CLASSIFICATION_SCHEMA)
+    slow = _ev(signals=[("p95_latency_ms", 1000.0)], instance_type="gpu-l4")
+    opened = bn.classify([slow], {}, empty, T0, 0.01)
+    # Later the same stream looks like a cost problem only: it stays the latency episode.
+    costly = _ev(signals=[("cost_per_run_usd", 0.01)], instance_type="gpu-l4")
+    stays = bn.classify([costly], {}, opened, T0 + GRAIN5, 0.01)
+    assert stays["category"].to_list() == [bn.PROVIDER_LATENCY_DEGRADATION]
+    assert stays["classification_id"].to_list() == opened["classification_id"].to_list()
+    # The fleet turns out saturated: re-classified in place.
+    saturated = _ev(signals=[("p95_queue_wait_ms", 10.0)], fleet={"utilisation": 0.95}, instance_type="gpu-l4")
+    up = bn.classify([saturated], {}, stays, T0 + 2 * GRAIN5, 0.01)
+    assert up["category"].to_list() == [bn.GPU_SATURATION]
+    assert up["classification_id"].to_list() == opened["classification_id"].to_list()
+    assert up["first_seen_at"][0] == T0
+
+
+def test_errors_are_split_over_the_hour():
+    # 30 % throttled over the hour, none in the latest bucket: still throttling, not an
+    # inefficiency of "other" errors.
+    ev = _ev(signals=[("error_rate", 0.05)], throttle_rate=0.0, other_error_rate=0.0)
+    assert bn.decide(ev, P) == bn.WORKFLOW_INEFFICIENCY
+    hourly = bn.Evidence(
+        ev.key, ev.latest, {}, ev.signals, 12.0, 1.2, 0.3, rates={"throttle_rate": 0.3, "error_rate": 0.3}
+    )
+    assert bn.decide(hourly, P) == bn.PROVIDER_API_THROTTLING
+    assert bn.severity(bn.PROVIDER_API_THROTTLING, hourly, 0.0, P) == "critical"

@@ -3,6 +3,7 @@ money and never routes on it."""
 
 import dagster as dg
 import polars as pl
+import pytest
 
 from pipelines.cli.main import main
 from pipelines.definitions import build_definitions
@@ -38,3 +39,21 @@ def test_provider_matrix_keeps_simulated_apart(settings, instance, monkeypatch):
     assert dg.materialize([matrix], resources=defs.resources, instance=instance, selection=[matrix.key]).success
     sources = set(Lake(uri=settings.lake_uri).read(PROVIDER_EFFECT_MATRIX)["source"])
     assert sources == {"simulated"}  # no real executions, no benchmark: nothing else appears
+
+
+def test_simulate_plants_faults_and_refuses_unknown_ones(settings, monkeypatch, capsys):
+    monkeypatch.setenv("LAKE_URI", settings.lake_uri)
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    assert (
+        main(["simulate", "--days", "0.5", "--seed", "3", "--per-hour", "80", "--inject", "throttling:opencv-cartoon"])
+        == 0
+    )
+    assert "fault throttling on opencv-cartoon" in capsys.readouterr().out
+    events = Lake(uri=settings.lake_uri).read(EXECUTION_EVENTS)
+    throttled = events.filter(pl.col("error_class") == "Throttled")
+    assert throttled.height > 0 and set(throttled["provider_id"]) == {"opencv-cartoon"}
+    with pytest.raises(SystemExit) as refused:
+        main(["simulate", "--days", "1", "--inject", "meltdown"])
+    assert refused.value.code == 2 and "unknown fault 'meltdown'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["simulate", "--days", "1", "--inject", "throttling:no-such-provider"])

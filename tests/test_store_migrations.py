@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, Table, event, inspect, text
 
 from resources.store import Store, migrate
-from resources.store.engine import create_store_engine, database_url
+from resources.store.engine import create_store_engine, database_url, lift_session_limits
 from resources.store.migrate import alembic_config, downgrade
 from resources.store.models import Base
 
@@ -24,6 +24,9 @@ def _diff(url: str, metadata=Base.metadata) -> list:
     engine = create_store_engine(url)
     try:
         with engine.connect() as conn:
+            # Reflection is many catalogue queries in one transaction: on a loaded machine its
+            # Python gaps outlast the store's idle-in-transaction limit.
+            lift_session_limits(conn)
             return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     finally:
         engine.dispose()

@@ -184,3 +184,42 @@ def test_sanitize_filename_keeps_the_extension_within_the_byte_limit():
     name = sanitize_filename("é" * 300 + ".mp4")
     assert name.endswith(".mp4") and len(name.encode()) <= MAX_FILENAME_BYTES
     assert len(sanitize_filename("x" * 1000).encode()) == MAX_FILENAME_BYTES
+
+
+def test_a_run_input_sent_again_as_an_example_becomes_one_under_a_new_seq(store, new_user):
+    alice = new_user()
+    data = b"a video first sent with an effect run"
+    fields = {"filename": "in.mp4", "content_type": "video/mp4", "sha256": _sha(data), "bytes_": len(data)}
+    run_input = store.create_upload(alice["user_id"], media_key="raw/in.mp4", source="run", **fields).upload
+    again_as_input = store.create_upload(alice["user_id"], media_key="raw/in.mp4", source="run", **fields)
+    assert not again_as_input.created and again_as_input.upload == run_input
+
+    example = _upload(store, alice, data, name="example.mp4")  # the same bytes, as an example
+    assert example.created and not example.duplicate
+    row = example.upload
+    assert (row["video_id"], row["media_key"], row["source"], row["filename"]) == (
+        run_input["video_id"],
+        "raw/in.mp4",
+        "upload",
+        "example.mp4",
+    )
+    assert row["seq"] > run_input["seq"]  # landed again: the landing's seq cursor sees it
+
+    # A presigned upload of run-input bytes completes into the same promotion.
+    other = b"another run input"
+    sent = store.create_upload(
+        alice["user_id"],
+        filename="x.mp4",
+        content_type="video/mp4",
+        sha256=_sha(other),
+        bytes_=5,
+        media_key="k2",
+        source="run",
+    ).upload
+    pending = pending_upload(store, alice["user_id"], "p.mp4")
+    done = store.complete_upload(pending["video_id"], alice["user_id"], sha256=_sha(other), bytes_=5, media_key="k3")
+    assert done.created and done.upload["video_id"] == sent["video_id"]
+    assert done.upload["seq"] > pending["seq"]  # the pending row's seq was landed: a new one is
+    assert (done.upload["source"], done.upload["status"], done.upload["filename"]) == ("presign", "uploaded", "p.mp4")
+    with pytest.raises(UploadNotFound):
+        store.upload(pending["video_id"])

@@ -1,22 +1,36 @@
-"""``/v1/admin/*``: workspaces and users, top-ups, approvals, recommendations, the emergency
-routing override and A/B tests. Every route needs an admin's API key (``Authorization:
+"""``/v1/admin/*``: workspaces and users, top-ups, approvals, recommendations (approving one
+applies it), the runtime parameters and their audit trail with rollback, alerts, the emergency
+routing override, A/B tests and the gallery's pins. Every route needs an admin's API key (``Authorization:
 Bearer``; a user's key is a 403); every POST takes an ``Idempotency-Key``. The work is done
 by the store and ``resources/services``."""
 
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 import polars as pl
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response
 
-from api.deps import AdminDep, LakeDep, ManifestStoreDep, ProvidersDep, SettingsDep, StoreDep, admin_caller
+from api.deps import (
+    AdminDep,
+    Caller,
+    ClientsDep,
+    LakeDep,
+    ManifestStoreDep,
+    ProvidersDep,
+    SettingsDep,
+    StoreDep,
+    admin_caller,
+)
 from api.idempotency import IdempotencyKey, body_fingerprint, respond
 from api.models import (
     ABTest,
     ABTestCreated,
     ABTestRequest,
+    Alert,
+    AlertTransition,
     ApprovalDecided,
     ApprovalRequest,
     Balance,
@@ -24,19 +38,28 @@ from api.models import (
     NewUser,
     NewWorkspace,
     Override,
+    ParameterChange,
+    PinRequest,
+    PinState,
     Recommendation,
     RecommendationDecided,
+    Rollback,
     RoutingOverride,
+    RuntimeParameter,
     TopUp,
     UserCreated,
     Workspace,
 )
-from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, frame_page
+from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, frame_page, seq_page
 from api.problems import problem_responses
 from resources.services.ab_tests import ABTestInvalid, ab_test, request_ab_test
 from resources.services.approvals import decide, pending_requests
-from resources.services.recommendations import decide_recommendation, recommendations_with_status
+from resources.services.gallery import pin
+from resources.services.recommendations import decide_recommendation, recommendations_with_status, rollback
 from resources.services.routing_admin import NoManifest, emergency_override
+from resources.store.alerts import AlertConflict, AlertNotFound
+from resources.store.client import Store
+from resources.store.models import ALERT_STATES
 
 router = APIRouter(
     prefix="/v1/admin", tags=["admin"], dependencies=[Depends(admin_caller)], responses=problem_responses(401, 403)
@@ -209,15 +232,171 @@ def decide_on_recommendation(
     recommendation_id: str,
     body: Decision,
     caller: AdminDep,
-    lake: LakeDep,
+    clients: ClientsDep,
     store: StoreDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """Approve or reject a recommendation; the decision is recorded once."""
+    """Approve or reject a recommendation; the decision is recorded once. Approving applies
+    it (a routing pin, a price revision, a provider's concurrency), recorded in the audit
+    trail (``GET /v1/admin/changes``) and reversible (``POST /v1/admin/changes/{id}/rollback``);
+    a recommendation for the fleet or a workflow file is recorded with a ``note``. 409
+    ``recommendation_stale`` when it was computed from a value no longer in force."""
 
     def work():
-        row = decide_recommendation(lake, store, recommendation_id, body.decision, body.admin, body.reason)
-        return 202, RecommendationDecided(recommendation_id=recommendation_id, decision=row["decision"])
+        row = decide_recommendation(
+            clients.lake,
+            store,
+            clients.manifest_store,
+            clients.catalog,
+            recommendation_id,
+            body.decision,
+            body.admin,
+            body.reason,
+        )
+        return 202, RecommendationDecided.model_validate(row)
 
     route = "POST /v1/admin/recommendations/{recommendation_id}"
     return respond(store, caller, route, idempotency_key, body_fingerprint(body, recommendation_id), work)
+
+
+@router.post("/effects/{slug}/pin", response_model=PinState, responses=DECISION_ERRORS)
+def pin_effect(
+    slug: str, body: PinRequest, caller: AdminDep, store: StoreDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """Show ``revision`` in the gallery entry of ``slug``: move the slug's pin to it (pinning
+    an earlier revision is the rollback; pinning the one already pinned changes nothing).
+    404 ``effect_not_found`` / ``revision_not_found``; 422 ``revision_of_another_effect``;
+    409 ``pin_conflict`` when ``expected_revision`` is not the pinned one any more. The move is
+    recorded with the caller's user id (``effect_pin_events``)."""
+
+    def work():
+        done = pin(store, slug, body.revision, caller.user_id, body.reason, body.expected_revision)
+        return 200, PinState(
+            slug=slug,
+            revision_id=done.pin["revision_id"],
+            previous_revision_id=done.previous_revision_id,
+            moved=done.moved,
+            kind=done.event["kind"] if done.event else None,
+            pinned_by=done.pin["pinned_by"],
+            reason=done.pin["reason"],
+            pinned_at=done.pin["pinned_at"],
+        )
+
+    route = "POST /v1/admin/effects/{slug}/pin"
+    return respond(store, caller, route, idempotency_key, body_fingerprint(body, slug), work)
+
+
+@router.get("/changes", responses=problem_responses(400))
+def list_changes(
+    store: StoreDep, source: str | None = None, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Page[ParameterChange]:
+    """The audit trail of runtime parameters, oldest first (a page; ``source``: only
+    ``bottleneck``, ``recommendation`` or ``rollback`` changes): every automatic action,
+    applied recommendation and rollback with the value before and after."""
+    rows, next_cursor = seq_page(
+        lambda after, n: store.parameter_changes(source=source, after_seq=after, limit=n), cursor, limit
+    )
+    return Page[ParameterChange](items=[ParameterChange.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/parameters")
+def list_parameters(store: StoreDep) -> list[RuntimeParameter]:
+    """The runtime parameters in force (a provider's dispatch concurrency, an effect's price,
+    a routing pin or demotion), each with the change that set it; a fleet autoscaler reads
+    the provider concurrencies here."""
+    return [RuntimeParameter.model_validate(r) for r in store.parameters().values()]
+
+
+@router.post(
+    "/changes/{change_id}/rollback",
+    status_code=201,
+    response_model=ParameterChange,
+    responses=problem_responses(404, 409) | REPLAY,
+)
+def rollback_change(
+    change_id: str,
+    body: Rollback,
+    caller: AdminDep,
+    clients: ClientsDep,
+    store: StoreDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Roll a change back: its parameter gets the value before exactly (a routing change is
+    published at once). 409 when it was rolled back already or a later change of the same
+    parameter is in force (roll that one back first)."""
+
+    def work():
+        undo = rollback(clients.lake, store, clients.manifest_store, change_id, body.admin, body.reason)
+        return 201, ParameterChange.model_validate(undo)
+
+    route = "POST /v1/admin/changes/{change_id}/rollback"
+    return respond(store, caller, route, idempotency_key, body_fingerprint(body, change_id), work)
+
+
+def _alerts_frame(rows: list[dict]) -> pl.DataFrame:
+    # The page is cut on (opened_at, alert_id); the rest of each alert rides along as its JSON.
+    return pl.DataFrame(
+        {
+            "opened_at": [r["opened_at"] for r in rows],
+            "alert_id": [r["alert_id"] for r in rows],
+            "row": [json.dumps(r, default=str) for r in rows],
+        },
+        schema={"opened_at": pl.Datetime("us", "UTC"), "alert_id": pl.String, "row": pl.String},
+    )
+
+
+@router.get("/alerts", responses=problem_responses(400, 422))
+def list_alerts(
+    store: StoreDep,
+    state: Literal["open", "acknowledged", "resolved"] | None = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[Alert]:
+    """Alerts, newest first (a page; ``state``: only open, acknowledged or resolved) — the
+    admins' in-app alert list, each with its classifications and email deliveries."""
+    rows = store.alerts((state,) if state else ALERT_STATES)
+    page, next_cursor = frame_page(_alerts_frame(rows), [("opened_at", True), ("alert_id", False)], cursor, limit)
+    return Page[Alert](items=[Alert.model_validate_json(r["row"]) for r in page], next_cursor=next_cursor)
+
+
+@router.get("/alerts/{alert_id}", responses=NOT_FOUND)
+def get_alert(alert_id: str, store: StoreDep) -> Alert:
+    """One alert."""
+    try:
+        return Alert.model_validate(store.alert(alert_id))
+    except AlertNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def _transition(
+    verb: str, alert_id: str, body: AlertTransition, caller: Caller, store: Store, idempotency_key: str | None
+) -> Response:
+    move = {"acknowledge": store.acknowledge_alert, "resolve": store.resolve_alert}[verb]
+
+    def work():
+        try:
+            return 200, Alert.model_validate(move(alert_id, body.admin, body.note))
+        except AlertNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except AlertConflict as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    route = f"POST /v1/admin/alerts/{{alert_id}}/{verb}"
+    return respond(store, caller, route, idempotency_key, body_fingerprint(body, alert_id), work)
+
+
+@router.post("/alerts/{alert_id}/acknowledge", response_model=Alert, responses=DECISION_ERRORS)
+def acknowledge_alert(
+    alert_id: str, body: AlertTransition, caller: AdminDep, store: StoreDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """open → acknowledged (a repeat keeps the first); a resolved alert is a 409."""
+    return _transition("acknowledge", alert_id, body, caller, store, idempotency_key)
+
+
+@router.post("/alerts/{alert_id}/resolve", response_model=Alert, responses=DECISION_ERRORS)
+def resolve_alert(
+    alert_id: str, body: AlertTransition, caller: AdminDep, store: StoreDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """open or acknowledged → resolved by an admin (a repeat is a no-op). The next
+    classification of the same group opens a new alert."""
+    return _transition("resolve", alert_id, body, caller, store, idempotency_key)

@@ -1,55 +1,87 @@
-"""``GET /v1/effects[/{slug}]``: the gallery of published effects."""
+"""``GET /v1/effects[/{slug}[/revisions]]``: the gallery of published effects, read from the
+transactional store's revisions and pins (``resources.services.gallery``). Public: no key."""
 
 from __future__ import annotations
 
-import json
-
 import polars as pl
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
-from api.deps import LakeDep, SettingsDep
-from api.models import Effect
-from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, frame_page
-from api.problems import problem_responses
-from api.status import gallery
-from resources.media import media_url
+from api.deps import LinksDep, StoreDep
+from api.models import Effect, EffectRevision
+from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, frame_page, seq_page
+from api.problems import ProblemError, problem_responses
+from resources.media_links import MediaLinks
+from resources.services.gallery import Revision, gallery, pinned_revision, revisions
+from resources.store.errors import EffectNotFound
 
 router = APIRouter(tags=["effects"])
 
 
-def _effect(r: dict, api_base_url: str) -> Effect:
-    snapshot = json.loads(r["snapshot"])
+def effect_fields(r: Revision, links: MediaLinks) -> dict:
+    """The ``Effect`` fields of a revision, its media as public URLs (``MediaLinks``)."""
+    media = r.snapshot.get("media") or {}
+    return {
+        "slug": r.slug,
+        "revision_id": r.revision_id,
+        "content_hash": r.content_hash,
+        "effect_type": r.effect_type,
+        "provider_id": r.provider_id,
+        "params": r.params,
+        "template": r.template,
+        "price_tokens": r.price_tokens,
+        "published_at": r.created_at,
+        "pinned_at": r.pinned_at,
+        "preview_url": links.url(r.preview_key),
+        "example_url": links.url(media.get("example")),
+        "reference_url": links.url(media.get("reference")),
+        "snapshot": r.snapshot,
+    }
 
-    def url(key: str | None) -> str | None:
-        return media_url(api_base_url, key) if key else None
 
-    return Effect(
-        slug=r["slug"],
-        revision_id=r["revision_id"],
-        content_hash=r["content_hash"],
-        effect_type=r["effect_type"],
-        provider_id=r["provider_id"],
-        published_at=r["published_at"],
-        preview_url=media_url(api_base_url, r["output_key"]),
-        example_url=url(snapshot.get("example_key")),
-        reference_url=url(snapshot.get("reference_key")),
-        snapshot=snapshot,
-    )
+def _not_found(slug: str) -> ProblemError:
+    return ProblemError(404, EffectNotFound.code, f"no published effect {slug!r}")
 
 
 @router.get("/v1/effects", responses=problem_responses(400))
 def list_effects(
-    lake: LakeDep, settings: SettingsDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+    store: StoreDep, links: LinksDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
 ) -> Page[Effect]:
-    """The gallery: published effects, newest first (a page)."""
-    rows, next_cursor = frame_page(gallery(lake), [("published_at", True), ("slug", False)], cursor, limit)
-    return Page[Effect](items=[_effect(r, settings.api_base_url) for r in rows], next_cursor=next_cursor)
+    """The gallery: every published effect as its pinned revision, newest revision first (a
+    page)."""
+    shown = {r.slug: r for r in gallery(store)}
+    order = pl.DataFrame(
+        {"published_at": [r.created_at for r in shown.values()], "slug": list(shown)},
+        schema={"published_at": pl.Datetime("us", "UTC"), "slug": pl.String},
+    )
+    rows, next_cursor = frame_page(order, [("published_at", True), ("slug", False)], cursor, limit)
+    items = [Effect.model_validate(effect_fields(shown[r["slug"]], links)) for r in rows]
+    return Page[Effect](items=items, next_cursor=next_cursor)
 
 
 @router.get("/v1/effects/{slug}", responses=problem_responses(404))
-def get_effect(slug: str, lake: LakeDep, settings: SettingsDep) -> Effect:
-    """One published effect by slug (its current pinned revision)."""
-    rows = gallery(lake).filter(pl.col("slug") == slug)
-    if rows.is_empty():
-        raise HTTPException(404, f"no published effect {slug!r}")
-    return _effect(rows.row(0, named=True), settings.api_base_url)
+def get_effect(slug: str, store: StoreDep, links: LinksDep) -> Effect:
+    """One published effect by slug: the revision its pin names now."""
+    found = pinned_revision(store, None, slug)
+    if found is None:
+        raise _not_found(slug)
+    return Effect.model_validate(effect_fields(found, links))
+
+
+@router.get("/v1/effects/{slug}/revisions", responses=problem_responses(400, 404))
+def list_revisions(
+    slug: str, store: StoreDep, links: LinksDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Page[EffectRevision]:
+    """Every revision of an effect in the order they were published, oldest first (a page);
+    ``pinned`` marks the one the gallery shows."""
+
+    def fetch(after: int, n: int) -> list[dict]:
+        return [{"seq": seq, "revision": r} for seq, r in revisions(store, slug, after, n)]
+
+    rows, next_cursor = seq_page(fetch, cursor, limit)
+    if not rows and cursor is None:
+        raise _not_found(slug)
+    items = [
+        EffectRevision.model_validate({**effect_fields(x["revision"], links), "pinned": x["revision"].pinned})
+        for x in rows
+    ]
+    return Page[EffectRevision](items=items, next_cursor=next_cursor)

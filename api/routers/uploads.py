@@ -3,7 +3,6 @@ does the work)."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
@@ -11,13 +10,12 @@ from fastapi.responses import Response
 
 from api.admission import AdmissionDep, exact_admission
 from api.deps import CallerDep, MediaDep, SettingsDep, StoreDep
-from api.idempotency import IdempotencyKey, respond
+from api.idempotency import IdempotencyKey, form_fingerprint, respond
 from api.models import ErrorDetail, UploadAccepted, UploadError, UploadRow
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, seq_page
 from api.problems import problem_responses
 from resources.priorities import EXAMPLE, parse_priorities
-from resources.services.uploads import CHUNK, IncomingUpload, receive_upload
-from resources.store.idempotency import request_hash
+from resources.services.uploads import IncomingUpload, receive_upload
 from resources.store.models import MAX_DESCRIPTION_CHARS
 
 router = APIRouter(tags=["uploads"])
@@ -32,16 +30,6 @@ REFUSED = {status: {"model": UploadError} for status in (400, 402, 413, 415)} | 
     },
 }
 ROUTE = "POST /v1/uploads"
-
-
-def _fingerprint(file: UploadFile, *fields: str | None) -> str:
-    """Hash of the request for ``Idempotency-Key``: the file's bytes and the form fields
-    (the file is rewound for the upload itself)."""
-    digest = hashlib.sha256()
-    while chunk := file.file.read(CHUNK):
-        digest.update(chunk)
-    file.file.seek(0)
-    return request_hash({"file": digest.hexdigest(), "fields": list(fields)})
 
 
 @router.get("/v1/uploads", responses=problem_responses(400))
@@ -107,5 +95,5 @@ def upload(
             bytes=accepted.bytes,
         )
 
-    fingerprint = _fingerprint(file, file.filename, file.content_type, weights, wanted) if idempotency_key else ""
+    fingerprint = form_fingerprint(file, file.filename, file.content_type, weights, wanted) if idempotency_key else ""
     return respond(store, caller, ROUTE, idempotency_key, fingerprint, work)

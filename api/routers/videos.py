@@ -7,10 +7,10 @@ from functools import partial
 
 from fastapi import APIRouter, HTTPException
 
-from api.deps import CallerDep, LakeDep, SettingsDep, StoreDep
+from api.deps import CallerDep, LakeDep, LinksDep, SettingsDep, StoreDep
 from api.models import ErrorDetail, VideoStatus
 from api.status import video_status
-from resources.media import media_url
+from resources.services.gallery import video_revision
 from resources.store.client import Store
 from resources.store.errors import NotFound
 
@@ -21,7 +21,9 @@ MAX_NOTIFICATIONS = 1000
 
 
 @router.get("/v1/videos/{video_id}", responses={401: {"model": ErrorDetail}, 404: {"model": ErrorDetail}})
-def get_video(video_id: str, caller: CallerDep, lake: LakeDep, store: StoreDep, settings: SettingsDep) -> VideoStatus:
+def get_video(
+    video_id: str, caller: CallerDep, lake: LakeDep, store: StoreDep, settings: SettingsDep, links: LinksDep
+) -> VideoStatus:
     """Stage reached, its events in order, analysis, outputs, result, approval, gallery.
     Admins may read any video."""
     try:
@@ -34,8 +36,9 @@ def get_video(video_id: str, caller: CallerDep, lake: LakeDep, store: StoreDep, 
         upload,
         partial(_decision, store),
         notes,
-        partial(media_url, settings.api_base_url),
+        links.url,
         settings.api_base_url,
+        partial(video_revision, store),
     )
     return VideoStatus.model_validate(status)
 

@@ -11,11 +11,12 @@ temperature. A green cast moves xy across the Planckian locus, which McCamy's pr
 to near-neutral values, so green no longer reads as warm; an orange grade lowers the CCT, a
 blue/teal grade raises it.
 
-Pure: NumPy on RGB uint8 arrays, no I/O.
+Pure: NumPy and OpenCV on RGB uint8 arrays, no I/O.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 # sRGB (IEC 61966-2-1) linear RGB -> CIE XYZ, D65 white.
@@ -48,25 +49,33 @@ def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
+# Linear light of each 8-bit sRGB level.
+_LINEAR = srgb_to_linear(np.arange(256, dtype=np.uint8))
+
+
 def gray_world_xy(frames: list[np.ndarray]) -> tuple[float, float] | None:
     """CIE 1931 (x, y) of the gray-world illuminant estimate of RGB uint8 frames (h, w, 3).
 
     The mean linear RGB of every pixel neither blown out nor near-black of all frames (pooled, so a frame
-    with more usable pixels weighs more), converted to XYZ with the sRGB matrix.
+    with more usable pixels weighs more), converted to XYZ with the sRGB matrix. Summed as a
+    histogram of each channel's 256 levels times their linear values (``_LINEAR``): the same
+    sum as converting every pixel, without a float per pixel.
 
     Returns:
         (x, y), or None when no pixel is usable.
     """
-    total = np.zeros(3)
-    count = 0
+    counts = np.zeros((3, 256))
     for rgb in frames:
-        px = rgb.reshape(-1, 3)
-        usable = px[(px.min(axis=1) < CLIPPED_LEVEL) & (px.max(axis=1) >= BLACK_LEVEL)]
-        total += srgb_to_linear(usable).sum(axis=0)
-        count += len(usable)
+        channels = cv2.split(np.ascontiguousarray(rgb))
+        lowest = cv2.min(cv2.min(channels[0], channels[1]), channels[2])
+        highest = cv2.max(cv2.max(channels[0], channels[1]), channels[2])
+        usable = ((lowest < CLIPPED_LEVEL) & (highest >= BLACK_LEVEL)).view(np.uint8)
+        for c, channel in enumerate(channels):
+            counts[c] += cv2.calcHist([channel], [0], usable, [256], [0, 256]).ravel()
+    count = counts[0].sum()
     if count == 0:
         return None
-    xyz = SRGB_TO_XYZ @ (total / count)
+    xyz = SRGB_TO_XYZ @ (counts @ _LINEAR / count)
     s = float(xyz.sum())
     return float(xyz[0] / s), float(xyz[1] / s)
 

@@ -1,8 +1,9 @@
 """Content analysis of an example video (M2): cuts, motion, color, texture, style, the looks it
 shows and the effect types a job builds from them (``targets``).
 
-One PySceneDetect pass finds the cuts; one PyAV decode pass converts only the sampled frames
-(downscaled to at most 320 px) to RGB. Style names come from ``data/style_taxonomy.yaml`` and
+One PyAV decode pass (``analysis/decode.py``) feeds every frame to PySceneDetect's
+``ContentDetector`` for the cuts and converts only the sampled frames (downscaled to at most
+320 px) to RGB for the motion, colour and texture measures. Style names come from ``data/style_taxonomy.yaml`` and
 effect eligibility from the rules in ``data/effects.yaml``; both arrive as parsed dicts, and
 nothing here is specific to one style or one effect.
 
@@ -18,33 +19,27 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-import av
 import cv2
 import numpy as np
-from scenedetect import ContentDetector, detect
 from scipy.stats import trim_mean
 
 from assets.analysis.bands import Decision, classify
 from assets.analysis.color import color_temperature_k
+from assets.analysis.decode import decode_example
 from assets.analysis.look import texture_metrics
 from assets.analysis.targets import target_effects
-
-# Sampled frames are scaled so their longest side is at most this many px: color means and
-# frame differences barely change with resolution, and conversion cost falls with the square.
-ANALYSIS_MAX_SIDE = 320
 
 # HSV saturation (max - min) / max is unstable near black: codec noise of +-2 levels on a pixel
 # of value 3 reads as saturation ~1. Pixels with V below this (12.5 % of full scale) are left out
 # of mean_saturation so a dark scene is not mistaken for a vivid one.
 SATURATION_MIN_VALUE = 32
 
-# Motion is measured between a sampled frame and the first frame at least MIN_PAIR_GAP_S later,
-# scaled to a REFERENCE_INTERVAL_S step: the same instants and the same units whatever the
-# frame rate, so a 60 fps upload and its 30 fps proxy (M1 caps the proxy at 30 fps) measure
-# alike (adjacent frames of the 60 fps file are half as far apart, and differ about half as
-# much). 1/30 s is the proxy's shortest frame interval (minus 1 ms of timestamp rounding); the
-# reference is 1/25 s so 25 fps footage keeps the values the thresholds below were set on.
-MIN_PAIR_GAP_S = 1 / 30 - 0.001
+# Motion is measured between a sampled frame and the first frame at least MIN_PAIR_GAP_S later
+# (analysis/decode.py), scaled to a REFERENCE_INTERVAL_S step: the same instants and the same
+# units whatever the frame rate, so a 60 fps upload and its 30 fps proxy (M1 caps the proxy at
+# 30 fps) measure alike (adjacent frames of the 60 fps file are half as far apart, and differ
+# about half as much). The reference is 1/25 s so 25 fps footage keeps the values the
+# thresholds below were set on.
 REFERENCE_INTERVAL_S = 1 / 25
 # Frame differences are taken on luma area-averaged to this many px (longest side): codec noise
 # and fine texture, which the proxy's re-encode smooths, would otherwise count as motion (at
@@ -190,8 +185,8 @@ def analyze_video(
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     started = time.perf_counter()
-    cuts_s = detect_scene_cuts(path)
-    samples, duration_s = sample_frame_pairs(path, sample_frames, fps)
+    decoded = decode_example(path, sample_frames, fps)
+    cuts_s, samples, duration_s = decoded.cuts_s, decoded.pairs, decoded.duration_s
     metrics = color_metrics([first for _, first, _, _ in samples])
     metrics["motion_level"] = motion_level(samples, cuts_s, cut_tolerance_s=1.5 / fps)
     metrics["repeat_share"] = repeat_share(samples, cuts_s, cut_tolerance_s=1.5 / fps)
@@ -230,86 +225,6 @@ def analyze_video(
 
 
 # --- measuring ------------------------------------------------------------------------------
-
-
-def detect_scene_cuts(path: str) -> list[float]:
-    """Cut times in seconds (start of every shot after the first) from the first frame.
-
-    PySceneDetect ``ContentDetector`` with its defaults (threshold 27 on the weighted HSV frame
-    difference, shots of at least 15 frames), the library's tuned values for ordinary footage.
-    The OpenCV backend is used because it measured ~1.5-2x faster than PyAV here.
-    """
-    scenes = detect(path, ContentDetector(), backend="opencv")
-    return [start.seconds for start, _ in scenes[1:]]
-
-
-def sample_frame_pairs(
-    path: str, sample_frames: int, fps: float
-) -> tuple[list[tuple[float, np.ndarray, float, np.ndarray]], float]:
-    """Decode ``path`` once, keeping ``sample_frames`` evenly spaced frames and a partner of each.
-
-    Frame indices are spread over the real frame count, taken from a demux-only pass (packets,
-    no decoding: cheap, and not the header's claim). A sampled frame's partner is the first
-    frame at least MIN_PAIR_GAP_S after it (the next frame at <= 30 fps, the second at 60 fps).
-
-    Returns:
-        (pairs, duration_s): pairs are ``(t_s, rgb, partner_t_s, partner_rgb)``, times from the
-        first decoded frame, with RGB uint8
-        arrays of shape (h, w, 3), longest side <= ANALYSIS_MAX_SIDE; duration_s is the span of
-        the decoded timestamps plus one frame (1 / fps).
-
-    Raises:
-        ValueError: fewer than 2 frames decoded.
-    """
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        packet_count = sum(1 for p in container.demux(stream) if p.size)
-    starts = _pair_starts(packet_count, sample_frames)
-    pairs: list[tuple[float, np.ndarray, float, np.ndarray]] = []
-    waiting: list[tuple[float, np.ndarray]] = []  # sampled frames whose partner is not decoded yet
-    times: list[float] = []
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        # Frame threading (~25 % faster on 720p H.264) hides decode errors; M1's probe has
-        # already rejected files that have any.
-        stream.thread_type = "AUTO"
-        size = None
-        t0 = None
-        for index, frame in enumerate(container.decode(stream)):
-            # Times from the first frame, the clock of detect_scene_cuts: a container's start
-            # offset (MPEG-PS, edit lists) would otherwise misplace cuts among the pairs.
-            t = frame.time if frame.time is not None else index / fps
-            t0 = t if t0 is None else t0
-            t -= t0
-            times.append(t)
-            partners = [w for w in waiting if t >= w[0] + MIN_PAIR_GAP_S]
-            if index not in starts and not partners:
-                continue
-            size = size or _analysis_size(frame.width, frame.height)
-            rgb = frame.to_ndarray(width=size[0], height=size[1], format="rgb24")
-            pairs += [(w_t, w_rgb, t, rgb) for w_t, w_rgb in partners]
-            waiting = [w for w in waiting if t < w[0] + MIN_PAIR_GAP_S]
-            if index in starts:
-                waiting.append((t, rgb))
-    if len(times) < 2:
-        raise ValueError(f"{path}: {len(times)} frame(s) decoded, at least 2 are needed")
-    if not pairs:  # e.g. 2 frames 1 ms apart
-        raise ValueError(f"{path}: no two frames are {MIN_PAIR_GAP_S:.3f} s apart")
-    return sorted(pairs, key=lambda p: p[0]), max(times) - min(times) + 1 / fps
-
-
-def _pair_starts(frame_count: int, sample_frames: int) -> set[int]:
-    """Indices of the first frame of each pair, evenly spread over 0..frame_count-2."""
-    last = max(frame_count - 2, 0)
-    if sample_frames <= 1:
-        return {last // 2}
-    return {round(k * last / (sample_frames - 1)) for k in range(sample_frames)}
-
-
-def _analysis_size(width: int, height: int) -> tuple[int, int]:
-    """(w, h) with the longest side <= ANALYSIS_MAX_SIDE, aspect kept, never upscaled."""
-    scale = min(1.0, ANALYSIS_MAX_SIDE / max(width, height))
-    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def color_metrics(frames: list[np.ndarray]) -> dict[str, float]:

@@ -33,10 +33,12 @@ LUMA_BIN_LEVELS = 4  # 8-bit luma levels per bin of luma_levels (64 bins)
 
 def palette_colours(rgb: np.ndarray) -> int:
     """Dominant palette size of an RGB uint8 frame (h, w, 3) (module docstring), >= 1."""
-    q = (rgb >> (8 - COLOUR_BITS)).astype(np.int32)
-    codes = (q[..., 0] << (2 * COLOUR_BITS)) | (q[..., 1] << COLOUR_BITS) | q[..., 2]
-    counts = np.sort(np.bincount(codes.ravel()))[::-1]
-    covered = np.cumsum(counts)
+    bins = 1 << COLOUR_BITS
+    # A 32^3 histogram (bins of 8 levels = the top COLOUR_BITS bits) in one OpenCV call; only
+    # the colours present are sorted (a frame uses a few thousand of the 32768).
+    hist = cv2.calcHist([np.ascontiguousarray(rgb)], [0, 1, 2], None, [bins] * 3, [0, 256] * 3).ravel()
+    counts = np.sort(hist[hist > 0])[::-1]
+    covered = np.cumsum(counts, dtype=np.float64)
     return int(np.searchsorted(covered, PALETTE_COVERAGE * covered[-1]) + 1)
 
 

@@ -18,16 +18,17 @@ from economics import ledger
 from economics.budget import UserQuotaExceeded, check_budget
 from economics.pricing import job_price
 from economics.routing import current_rankings, select_providers
-from economics.telemetry import DISPATCHED_EVENT
+from economics.telemetry import CREATION, DISPATCHED_EVENT
 from resources.catalog import Catalog
 from resources.events import event, record_execution_events, record_pipeline_events, stable_id, utcnow
 from resources.job_status import DONE, PROCESSING, mark_job
 from resources.lake import Lake
-from resources.manifest_store import ManifestStore
+from resources.manifest_store import ManifestStore, ManifestUnreadable
 from resources.media import MediaStore
 from resources.notifications import notify_user
 from resources.providers.client import ProviderRegistry
 from resources.schemas import PROVIDER_REGISTRY, TEST_BATCH, UPLOADS
+from resources.services.runtime import effective_prices
 from resources.settings import Settings
 from resources.store.client import Store
 
@@ -62,7 +63,9 @@ def test_batch(
     media: dg.ResourceParam[MediaStore],
 ):
     """Per target effect type (M2's, through M4's prompts): the top ``top_k`` providers of the current routing manifest,
-    plus an exploration candidate with probability ``exploration_rate``, plus shadow copies.
+    plus an exploration candidate with probability ``exploration_rate``, plus shadow copies;
+    each task logs its ``propensity`` (the probability the draw included it) in its row and
+    its TaskDispatched event, for off-policy evaluation of later manifests.
 
     The video's job reserves its price once (``economics.pricing.job_price`` of the charged
     tasks' effect types and the upload's priorities) under ``economics.ledger.job_id``; a
@@ -77,7 +80,7 @@ def test_batch(
     now = utcnow()
     registry = providers.registry()
     active = registry.active_by_effect(exclude=unhealthy_providers(lake))
-    rankings, version, source = current_rankings(manifest_store.read(), active, now)
+    rankings, version, source = current_rankings(_manifest(context, manifest_store), active, now)
     rng = random.Random(int(stable_id("routing", video_id), 16))
     rows = []
     for variant in prompt_variants.sort("effect_type").iter_rows(named=True):
@@ -101,6 +104,7 @@ def test_batch(
                 "provider_id": c.provider_id,
                 "rank": c.rank,
                 "selection": c.selection,
+                "propensity": c.propensity,
                 "manifest_version": version,
                 "user_id": user_id,
                 "prompt": variant["prompt"],
@@ -121,7 +125,7 @@ def test_batch(
     # Priced with the weights the best result will be chosen with (the uploader's, else the preset).
     weights = upload_priorities(context, lake, video_id, platform.priority).weights()
     price = job_price(
-        catalog.prices(),
+        effective_prices(catalog, store),  # the list prices in force (an approved price revision)
         (r["effect_type"] for r in rows if r["selection"] != "shadow"),
         catalog.premiums(),
         weights,
@@ -151,6 +155,8 @@ def test_batch(
                 provider_id=r["provider_id"],
                 effect_type=r["effect_type"],
                 selection=r["selection"],
+                propensity=r["propensity"],
+                job_kind=CREATION,
             )
             for r in rows
         ],
@@ -193,6 +199,25 @@ def test_batch(
             "tokens_reserved": price,
         },
     )
+
+
+def _manifest(context, manifest_store: ManifestStore) -> dict | None:
+    """The published manifest; None (M5 then routes with the bootstrap ranking, as before the
+    first economics cycle) when what is stored cannot be read as one, which is logged: one bad
+    publication must not stop every job."""
+    try:
+        return manifest_store.read()
+    except ManifestUnreadable as exc:
+        warn(
+            context,
+            f"routing manifest unreadable, bootstrap ranking used: {exc}",
+            event_type="routing_manifest_unreadable",
+            economic_impact_usd=0.0,  # jobs still run; routing is less informed until the next cycle
+            urgency="high",
+            operator_action="Run the economics job (effectlake economics) to publish a good manifest.",
+            runbook="docs/runbooks/platform-logs.md#routing_manifest_unreadable",
+        )
+        return None
 
 
 def _no_target(store: Store, lake: Lake, catalog: Catalog, video_id: str, user_id: str, variants: int) -> None:

@@ -11,7 +11,6 @@ manifest (``test_batch.fallbacks``); the job is still charged once (M5's one res
 """
 
 import json
-import os
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -21,14 +20,15 @@ import polars as pl
 
 from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.execution import remote as remote_tasks
-from assets.execution.runner import run_tasks
+from assets.execution.local import output_key, provider_task, run_local
 from assets.logs import warn
-from economics.telemetry import DISPATCHED_EVENT, MEASURED, REAL, terminal_event
+from economics.telemetry import CREATION, DISPATCHED_EVENT, MEASURED, REAL, terminal_event
 from resources.events import event, record_execution_events, record_pipeline_events, utcnow
 from resources.lake import Lake
 from resources.media import MediaStore
-from resources.providers.base import ProviderTask, TaskResult
+from resources.providers.base import TaskResult
 from resources.providers.client import ProviderRegistry, RegistryView
+from resources.providers.render_spec import try_render_spec
 from resources.providers.resilience import breaker_allows
 from resources.schemas import PROVIDER_OUTPUTS
 from resources.settings import Settings
@@ -40,27 +40,31 @@ PENDING = "pending"  # a remote task still running: its row is replaced when col
 STAGE = "M6"
 
 
-def output_key(video_id: str, task_id: str) -> str:
-    """Media key of a task's output video."""
-    return f"outputs/{video_id}/{task_id}.mp4"
-
-
 def telemetry(result: TaskResult) -> dict:
     """What the provider run measured (``economics.telemetry.MEASURED``), as stored in
     execution events and ``provider_outputs``."""
     return {field: getattr(result, field) for field in MEASURED}
 
 
-def result_events(task: dict, result: TaskResult, at, output_bytes: int | None = None) -> tuple[dict, dict]:
+def result_events(
+    task: dict,
+    result: TaskResult,
+    at,
+    output_bytes: int | None = None,
+    *,
+    stage: str = STAGE,
+    job_kind: str = CREATION,
+) -> tuple[dict, dict]:
     """The (pipeline event, execution event) pair recording one finished task. The execution
     event carries the telemetry as its typed columns (``economics.telemetry.TELEMETRY``),
     including ``output_bytes``, the stored output's size (base of storage and bandwidth
-    cost); its payload is empty."""
+    cost), and the ``job_kind`` the task served (creation, or a user's run); its payload is
+    empty."""
     kind = terminal_event(result.status)
     pipeline = event(
         kind,
         task["video_id"],
-        STAGE,
+        stage,
         {
             "task_id": task["task_id"],
             "provider_id": task["provider_id"],
@@ -73,7 +77,7 @@ def result_events(task: dict, result: TaskResult, at, output_bytes: int | None =
     execution = event(
         kind,
         task["video_id"],
-        STAGE,
+        stage,
         {},
         identity=task["task_id"],
         occurred_at=at,
@@ -82,8 +86,11 @@ def result_events(task: dict, result: TaskResult, at, output_bytes: int | None =
         effect_type=task["effect_type"],
         **telemetry(result),
         selection=task["selection"],
+        # None for a fallback: it ran because another task failed, not by a routing draw.
+        propensity=task.get("propensity"),
         source=REAL,
         output_bytes=output_bytes,
+        job_kind=job_kind,
     )
     return pipeline, execution
 
@@ -127,6 +134,10 @@ def provider_outputs(
 
     def record(task: dict, result: TaskResult, output_bytes: int | None, node_timings: str = "{}") -> None:
         ok = result.status == "succeeded"
+        spec = result.render_spec
+        if spec is None and ok:  # a remote task's output, downloaded: describe it here
+            job = provider_task(task, input_path(task), workdir, input_key(task, video))
+            spec = try_render_spec(job, providers.adapter(task["provider_id"]), result.output_path)
         rows[task["task_id"]] = {
             "video_id": video_id,
             "task_id": task["task_id"],
@@ -137,6 +148,7 @@ def provider_outputs(
             "output_key": output_key(video_id, task["task_id"]) if ok else None,
             "node_timings": node_timings,
             "finished_at": finished,
+            "render_spec": json.dumps(spec, sort_keys=True) if spec is not None else None,
         }
         p, e = result_events(task, result, finished, output_bytes)
         pipeline_events.append(p)
@@ -187,26 +199,23 @@ def provider_outputs(
                     )
                     continue
                 local.append(t)
-            jobs = [_provider_task(t, input_path(t), workdir) for t in local]
-            results = run_tasks(jobs, providers.adapter, platform.max_parallel_tasks, registry.instance_type)
-            for t, job, result in zip(local, jobs, results, strict=True):
-                size = None
-                if result.status == "succeeded":
-                    size = os.path.getsize(result.output_path)
-                    media.put_file(output_key(video_id, job.task_id), result.output_path)
-                pipeline_events.extend(_retry_events(t, result, finished))
-                with store.write() as s:
-                    change = remote.record_outcome(
-                        s,
-                        t["provider_id"],
-                        result.status == "succeeded",
-                        result.error_class,
-                        registry.spec(t["provider_id"]).breaker_policy(),
-                        now,
-                    )
-                if change is not None:
-                    pipeline_events.append(remote_tasks.breaker_event(change, video_id))
-                record(t, result, size, json.dumps(result.node_timings))
+            ran = run_local(
+                local,
+                input_path,
+                workdir,
+                providers,
+                registry,
+                store,
+                media,
+                max_workers=platform.max_parallel_tasks,
+                now=now,
+                at=finished,
+                stage=STAGE,
+                input_key=lambda t: input_key(t, video),
+            )
+            for r in ran:
+                pipeline_events.extend(r.events)
+                record(r.task, r.result, r.output_bytes, json.dumps(r.result.node_timings))
             # Remote tasks: send what has a slot now, collect what has finished.
             if any(registry.spec(t["provider_id"]).remote for t in todo if t["provider_id"] in _ids(registry)):
                 sent = remote_tasks.send(store, registry, providers.adapter, media, now, video_id)
@@ -280,39 +289,11 @@ def input_key(t: dict, video: dict) -> str:
     return t.get("input_key") or video["proxy_key"]
 
 
-def _provider_task(t: dict, proxy: str, workdir: str) -> ProviderTask:
-    return ProviderTask(
-        task_id=t["task_id"],
-        video_id=t["video_id"],
-        effect_type=t["effect_type"],
-        provider_id=t["provider_id"],
-        input_path=proxy,
-        output_path=str(Path(workdir) / f"{t['task_id']}.mp4"),
-        params=json.loads(t["params"]),
-        prompt=t["prompt"],
-    )
-
-
 def _refused(t: dict, instance_type: str, error_class: str, message: str) -> TaskResult:
     """A task that never reached its provider: failed, nothing spent, no attempt made."""
     return TaskResult(
         t["task_id"], "failed", None, 0, 0.0, instance_type, attempts=0, error_class=error_class, error_message=message
     )
-
-
-def _retry_events(t: dict, result: TaskResult, at) -> list[dict]:
-    """``TaskRetried`` per retry an inline task made (its attempts beyond the first)."""
-    return [
-        event(
-            "TaskRetried",
-            t["video_id"],
-            STAGE,
-            {"task_id": t["task_id"], "provider_id": t["provider_id"], "attempt": n},
-            identity=f"{t['task_id']}:{n}",
-            occurred_at=at,
-        )
-        for n in range(2, (result.attempts or 1) + 1)
-    ]
 
 
 def _remote(t: dict, provider_id: str, video: dict, stored: dict, store: Store, now) -> None:
@@ -419,6 +400,7 @@ def _earlier_fallbacks(batch: list[dict], prior: dict, stored: dict) -> list[dic
                 "task_id": src["task_id"],
                 "provider_id": src["provider_id"],
                 "selection": src["selection"],
+                "propensity": None,
                 "fallbacks": [],
                 "fallback_for": spec.get("fallback_for"),
             }
@@ -463,6 +445,7 @@ def _fallbacks(batch, tasks, rows, fallen_back, registry: RegistryView, store: S
                     **t,
                     "task_id": task_id_for(t["video_id"], t["effect_type"], pid),
                     "provider_id": pid,
+                    "propensity": None,
                     "fallbacks": rest,
                     "fallback_for": t["task_id"],
                     "failed_provider": t["provider_id"],
@@ -495,4 +478,5 @@ def _dispatched(t: dict, at) -> dict:
         provider_id=t["provider_id"],
         effect_type=t["effect_type"],
         selection=t["selection"],
+        job_kind=CREATION,
     )

@@ -18,14 +18,18 @@ from datetime import datetime, timedelta
 
 from resources.events import event
 from resources.media import MediaStore
-from resources.providers.base import ProviderTask, RemoteAdapter, RemoteStatus
+from resources.providers.base import Located, ProviderTask, RemoteAdapter, RemoteStatus
 from resources.providers.client import RegistryView
-from resources.providers.resilience import Transition, account, overdue, retry_delay_s
-from resources.store import remote
+from resources.providers.resilience import BreakerPolicy, Transition, account, overdue, retry_delay_s, send_orphaned
+from resources.store import parameters, remote
 from resources.store.client import Store
 
 STAGE = "M6"
 BREAKER_EVENT = "ProviderBreakerChanged"
+# The orphan-recovery sensor's events about remote tasks (pipelines/recovery).
+RECOVERY_STAGE = "recovery"
+RESUMED_EVENT, ORPHANED_EVENT = "RemoteTaskRequeued", "RemoteTaskOrphaned"
+ORPHANED = "Orphaned"
 
 
 @dataclass
@@ -64,15 +68,21 @@ def send(
     now: datetime,
     video_id: str | None = None,
 ) -> Progress:
-    """Claim the waiting tasks that have a slot and an allowing breaker, and submit each.
+    """Claim the waiting tasks that have a slot (the registry's concurrency, or the
+    ``provider.<id>.concurrency`` runtime parameter in force) and an allowing breaker, and
+    submit each.
 
     A submit the provider refused is a failed attempt: retried after the backoff (or its
     ``Retry-After``) when transient, else finished as failed.
     """
     capacity = {p.provider_id: p.concurrency for p in registry.providers if p.remote}
+    servers = {p.provider_id: p.servers for p in registry.providers if p.remote}
     policies = {p.provider_id: p.breaker_policy() for p in registry.providers if p.remote}
     with store.write() as s:
-        claimed, transitions = remote.claim(s, capacity, policies, now, video_id)
+        # A concurrency in force (a throttled provider reduced, a saturated one scaled up;
+        # docs/signals.md "Runtime parameters") is read in the claim's own transaction.
+        capacity = parameters.overlay(capacity, parameters.values(s, "provider", "concurrency"))
+        claimed, transitions = remote.claim(s, capacity, policies, now, video_id, servers)
     progress = Progress(events=[breaker_event(t, t.provider_id) for t in transitions])
     for row in claimed:
         spec = json.loads(row["spec"])
@@ -89,6 +99,7 @@ def send(
                     params=spec.get("params", {}),
                     prompt=spec.get("prompt", ""),
                     attempt=int(row["attempt"]),
+                    server=int(row["server"] or 0),
                 )
             )
         status = adapter.status(handle) if "error" in json.loads(handle) else None
@@ -290,3 +301,80 @@ def advance(
         v: len(store.video_remote_tasks(v)) for v, states in by_video.items() if set(states) == {"finished"}
     }
     return progress
+
+
+def recover_orphaned_sends(
+    store: Store,
+    registry: RegistryView,
+    adapter_for: Callable[[str], RemoteAdapter],
+    now: datetime,
+    grace_s: float,
+) -> list[dict]:
+    """Resolve the remote tasks whose send was orphaned (``resilience.send_orphaned``: still
+    ``submitting`` after ``grace_s``, so they hold a provider slot for nobody) exactly once
+    each: ask the provider (``RemoteAdapter.locate``) whether it has that attempt —
+
+    - it has: back to ``submitted`` with the handle found, so the completion sensor follows
+      it again (``RemoteTaskRequeued``);
+    - it answered that it has not: finished as failed, ``Orphaned`` with a readable message
+      (``RemoteTaskOrphaned``); the video then goes on as after any failed task (a fallback,
+      its evaluation, or no usable result and the job's refund);
+    - it did not answer: nothing this time.
+
+    Both changes apply only while the row is still that attempt's ``submitting``, so a second
+    pass (or a slow sender recording its own answer) changes nothing. Returns the events.
+    """
+    events = []
+    known = {p.provider_id for p in registry.providers}
+    for row in store.remote_tasks(("submitting",)):
+        if not send_orphaned(row["submitted_at"], now, grace_s):
+            continue
+        attempt = int(row["attempt"])
+        if row["provider_id"] in known:
+            found = adapter_for(row["provider_id"]).locate(row["task_id"], attempt)
+            policy = registry.spec(row["provider_id"]).breaker_policy()
+        else:  # the provider left the registry: nobody can be asked, and nobody will send it
+            found, policy = Located(False, detail=f"provider {row['provider_id']} is not registered"), None
+        if found.known is None:
+            continue
+        payload = {
+            "task_id": row["task_id"],
+            "provider_id": row["provider_id"],
+            "attempt": attempt,
+            "sending_since": row["submitted_at"].isoformat(),
+            "provider_says": found.detail,
+        }
+        if found.known:
+            assert found.handle is not None
+            job_id = json.loads(found.handle).get("prompt_id")
+            with store.write() as s:
+                changed = remote.resumed(s, row["task_id"], attempt, found.handle, job_id, now)
+            kind = RESUMED_EVENT
+        else:
+            message = (
+                "the task was being sent to the provider when its sender stopped, and the provider "
+                f"never received it ({found.detail})"
+            )
+            status = RemoteStatus("done", error_class=ORPHANED, error_message=message)
+            with store.write() as s:
+                changed = remote.orphaned(
+                    s,
+                    row["task_id"],
+                    attempt,
+                    _result(row, status, None, now, ORPHANED),
+                    policy or BreakerPolicy(),
+                    now,
+                )
+            kind = ORPHANED_EVENT
+        if changed:
+            events.append(
+                event(
+                    kind,
+                    row["video_id"],
+                    RECOVERY_STAGE,
+                    payload,
+                    identity=f"{row['task_id']}:{attempt}",
+                    occurred_at=now,
+                )
+            )
+    return events

@@ -1,9 +1,10 @@
-"""M10 pure logic: the immutable gallery revision of an approved effect."""
+"""M10 pure logic: what a gallery revision is made of, and its content hash."""
 
 from __future__ import annotations
 
-import hashlib
-import json
+from typing import Any
+
+from resources.hashing import json_sha256
 
 
 def slug_for(effect_type: str, video_id: str) -> str:
@@ -11,11 +12,39 @@ def slug_for(effect_type: str, video_id: str) -> str:
     return f"{effect_type.replace('_', '-')}-{video_id[:8]}"
 
 
-def revision(snapshot: dict) -> tuple[str, str]:
-    """(revision_id, content_hash) of a snapshot: sha256 of its canonical JSON.
+def revision_content(
+    *,
+    slug: str,
+    effect_type: str,
+    provider_id: str,
+    params: dict[str, Any],
+    prompt: str,
+    template: str,
+    workflow_hash: str | None,
+    media: dict[str, str],
+) -> dict[str, Any]:
+    """What a revision shows and does — the part its content hash covers: the effect, its
+    provider, parameters, prompt and template (``id@vN``), the render's workflow hash
+    (``render_spec.workflow_hash``; None when unrecorded) and its media as content-addressed
+    keys (``published/<sha256>.mp4``: preview, example, reference), so the bytes are covered.
 
-    The same content always yields the same revision (re-publishing is a no-op); any change
-    yields a new one, so a published revision is immutable by construction.
+    Left out on purpose: who approved it and when, the approval id, quality scores, cost and
+    margin — a re-run that renders the same thing is the same revision however it was
+    measured or priced.
     """
-    content_hash = hashlib.sha256(json.dumps(snapshot, sort_keys=True, default=str).encode()).hexdigest()
-    return content_hash[:20], content_hash
+    return {
+        "slug": slug,
+        "effect_type": effect_type,
+        "provider_id": provider_id,
+        "params": params,
+        "prompt": prompt,
+        "template": template,
+        "workflow_hash": workflow_hash,
+        "media": dict(media),
+    }
+
+
+def content_hash(content: dict[str, Any]) -> str:
+    """Hex sha256 of ``content``'s canonical JSON (``resources.hashing.json_sha256``): the same
+    content always hashes the same (a re-publication is then a no-op), any change differs."""
+    return json_sha256(content)

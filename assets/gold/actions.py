@@ -1,84 +1,79 @@
-"""The automatic actions on critical bottleneck classifications (``economics.bottlenecks.
-AUTOMATIC_ACTIONS``), started by ``bottleneck_action_sensor`` and recorded in
-``bronze/bottleneck_actions`` — once per classification.
+"""The automatic actions on bottleneck classifications (docs/signals.md, "Actions"), started by
+``bottleneck_action_sensor`` and recorded in ``bronze/bottleneck_actions``: once per
+classification and action when it is open, and once more when it clears for the actions that
+are undone then (a throttled provider's concurrency, a latency demotion).
 
-* ``routing_demote`` — publish a routing override that puts the next-ranked provider of the
-  effect type first (``resources.services.routing_admin.emergency_override``); the next
-  economics cycle's manifest replaces it, so a recovered provider wins traffic back on
-  evidence. Skipped (recorded as such) when no manifest is published or the provider has no
-  alternative.
-* ``notify_user`` — an in-app notification (the store's outbox) to the user whose tokens run out.
-
-New action kinds register in ``ACTIONS``: a function (lake, transactional store, manifest store, classification
-store, row) → (outcome, detail).
+What to do is planned by ``economics.actions.plan`` (pure, with its guardrails) and carried
+out by ``assets.gold.remediation.execute``; parameter changes go through the store with their
+audit rows (``parameter_changes``).
 """
 
-from __future__ import annotations
-
-import json
-from collections.abc import Callable
+from datetime import timedelta
 
 import dagster as dg
 import polars as pl
 
-from assets.gold.signals import bottleneck_classifications
-from economics.ids import stable_id
+from assets.gold.remediation import current_state, execute, policy_of, record
+from assets.gold.signals import bottleneck_classifications, metric_streams
+from assets.lineage import reads
+from assets.logs import warn
+from economics.actions import APPLY, DONE, FAILED, RESTORE, RESTORED_ON_CLEAR, plan
+from resources.catalog import Catalog
 from resources.events import utcnow
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
-from resources.notifications import notify_user
-from resources.schemas import BOTTLENECK_ACTIONS, BOTTLENECK_CLASSIFICATIONS
-from resources.services.routing_admin import emergency_override
+from resources.providers.client import ProviderRegistry
+from resources.schemas import BOTTLENECK_ACTIONS, BOTTLENECK_CLASSIFICATIONS, ROUTING_MANIFESTS
+from resources.settings import Settings
 from resources.store.client import Store
 
-STAGE = "signals"
+# Resolved classifications are looked at this long for changes still to restore.
+RESTORE_LOOKBACK = timedelta(days=7)
 
 
-def _demote(lake: Lake, _store: Store, store: ManifestStore, row: dict) -> tuple[str, str]:
-    manifest = store.read()
-    if manifest is None:
-        return "skipped", "no routing manifest is published"
-    ranked = [e["provider_id"] for e in manifest["effects"].get(row["effect_type"], [])]
-    others = [p for p in ranked if p != row["provider_id"]]
-    if not others:
-        return "skipped", f"{row['provider_id']} has no alternative for {row['effect_type']}"
-    reason = f"{row['category']} on {row['provider_id']} (classification {row['classification_id']})"
-    emergency_override(lake, store, row["effect_type"], others[0], reason)
-    return "done", f"{row['effect_type']}: {others[0]} put first instead of {row['provider_id']}"
+def _phase(acts: pl.DataFrame) -> pl.Expr:
+    # Rows written before restores existed have no phase: they are applies.
+    return pl.col("phase").fill_null(APPLY) if "phase" in acts.columns else pl.lit(APPLY)
 
 
-def _notify(_lake: Lake, store: Store, _manifests: ManifestStore, row: dict) -> tuple[str, str]:
-    numbers = json.loads(row["evidence"] or "{}").get("numbers", {})
-    hours = numbers.get("hours_to_exhaustion")
-    when = f"in about {hours:.1f} hours" if hours is not None else "soon"
-    # The UserNotified event notify_user returns is not recorded: the bottleneck_actions row
-    # is the record of this notice (it has no video whose pipeline events it would join).
-    notify_user(
-        store,
-        STAGE,
-        row["user_id"],
-        row["classification_id"],
-        "token_depletion_risk",
-        "Your tokens are running out",
-        f"At your current rate your token balance runs out {when}. Top up to keep your effects running.",
-    )
-    return "done", f"user {row['user_id']} notified (exhaustion {when})"
-
-
-ACTIONS: dict[str, Callable[[Lake, Store, ManifestStore, dict], tuple[str, str]]] = {
-    "routing_demote": _demote,
-    "notify_user": _notify,
-}
-
-
-def pending(lake: Lake) -> pl.DataFrame:
-    """Open critical classifications with an automatic action and no recorded action yet."""
-    rows = lake.read(
+def relevant_classifications(lake: Lake, now) -> pl.DataFrame:
+    """The open classifications and those resolved within ``RESTORE_LOOKBACK``."""
+    return lake.read(
         BOTTLENECK_CLASSIFICATIONS,
-        (pl.col("status") == "open") & (pl.col("severity") == "critical") & pl.col("automatic_action").is_not_null(),
+        (pl.col("status") == "open") | (pl.col("resolved_at") > now - RESTORE_LOOKBACK),
     )
-    done = lake.read(BOTTLENECK_ACTIONS).select("classification_id")
-    return rows.join(done, on="classification_id", how="anti").sort("first_seen_at", "classification_id")
+
+
+def pending(lake: Lake) -> list[str]:
+    """Work waiting for ``actions_job``, as ``<classification>:<phase>`` ids: open
+    classifications with an automatic action not recorded yet, and resolved ones whose
+    undoable action was applied and not restored yet. (The planner may still wait on a
+    restore: a provider throttled on another effect type keeps its reduced concurrency.)"""
+    classes = relevant_classifications(lake, utcnow())
+    acts = lake.read(BOTTLENECK_ACTIONS)
+    acts = acts.with_columns(phase=_phase(acts))
+    applied = acts.filter(pl.col("phase") == APPLY)
+    todo = classes.filter((pl.col("status") == "open") & pl.col("automatic_action").is_not_null()).join(
+        applied.select("classification_id", action="action"),
+        left_on=["classification_id", "automatic_action"],
+        right_on=["classification_id", "action"],
+        how="anti",
+    )
+    undoable = applied.filter(
+        pl.col("action").is_in(list(RESTORED_ON_CLEAR))
+        & (pl.col("outcome") == DONE)
+        & pl.col("change_id").is_not_null()
+    )
+    restored = acts.filter(pl.col("phase") == RESTORE).select("classification_id", "action")
+    cleared = (
+        classes.filter(pl.col("status") == "resolved")
+        .select("classification_id")
+        .join(undoable.select("classification_id", "action"), on="classification_id")
+        .join(restored, on=["classification_id", "action"], how="anti")
+    )
+    return sorted(
+        [f"{c}:{APPLY}" for c in todo["classification_id"]] + [f"{c}:{RESTORE}" for c in cleared["classification_id"]]
+    )
 
 
 def taken_actions(lake: Lake) -> pl.DataFrame:
@@ -90,35 +85,51 @@ def taken_actions(lake: Lake) -> pl.DataFrame:
     )
 
 
+# Also reads its own table (what was done before) and the runtime parameters in the store.
 @dg.asset(
     key=["bronze", "bottleneck_actions"],
-    deps=[bottleneck_classifications],
+    deps=[bottleneck_classifications, metric_streams, *reads(ROUTING_MANIFESTS)],
     group_name="bronze",
     kinds={"deltalake"},
 )
 def bottleneck_actions(
-    lake: dg.ResourceParam[Lake], store: dg.ResourceParam[Store], manifest_store: dg.ResourceParam[ManifestStore]
+    context: dg.AssetExecutionContext,
+    lake: dg.ResourceParam[Lake],
+    store: dg.ResourceParam[Store],
+    manifest_store: dg.ResourceParam[ManifestStore],
+    providers: dg.ResourceParam[ProviderRegistry],
+    catalog: dg.ResourceParam[Catalog],
+    platform: dg.ResourceParam[Settings],
 ) -> dg.MaterializeResult:
-    """Carry out the automatic action of each new critical classification, once; a failed
-    action is recorded as ``failed`` with its error (and not retried: an operator looks)."""
-    rows = []
-    for row in pending(lake).iter_rows(named=True):
-        action = row["automatic_action"]
-        try:
-            outcome, detail = ACTIONS[action](lake, store, manifest_store, row)
-        except Exception as exc:  # noqa: BLE001 — recorded, not raised: one failed action must not block the others
-            outcome, detail = "failed", f"{type(exc).__name__}: {exc}"
-        rows.append(
-            {
-                "action_id": stable_id("bottleneck_action", row["classification_id"], action),
-                "classification_id": row["classification_id"],
-                "category": row["category"],
-                "action": action,
-                "outcome": outcome,
-                "detail": detail,
-                "taken_at": utcnow(),
-            }
-        )
-    if rows:
-        lake.append(BOTTLENECK_ACTIONS, pl.DataFrame(rows, schema=BOTTLENECK_ACTIONS.schema))
-    return dg.MaterializeResult(metadata={"actions": len(rows), "done": sum(r["outcome"] == "done" for r in rows)})
+    """Plan the actions due (economics.actions: reduce a throttled provider's concurrency,
+    demote a degraded one, tell a user their tokens run out, scale a saturated GPU fleet up
+    within budget, recommend a warm pool, flag a workflow) and the restores of cleared ones,
+    carry them out and record each; a failed step is recorded ``failed`` (not retried)."""
+    now = utcnow()
+    policy = policy_of(platform)
+    state = current_state(lake, store, manifest_store, providers.registry(), catalog, platform, now)
+    steps = plan(relevant_classifications(lake, now), lake.read(BOTTLENECK_ACTIONS), state, policy)
+    rows = execute(steps, lake, store, manifest_store, state, policy, now)
+    record(lake, rows)
+    impact = {s.classification_id: s.impact_usd_per_hour for s in steps}
+    for r in rows:
+        if r["outcome"] == FAILED:
+            warn(
+                context,
+                f"automatic action {r['action']} ({r['phase']}) of {r['category']} failed: {r['detail']}",
+                event_type="automatic_action_failed",
+                # What the bottleneck keeps costing while nothing is done about it.
+                economic_impact_usd=impact.get(r["classification_id"], 0.0),
+                urgency="high",
+                operator_action="Read the error in bronze/bottleneck_actions, fix the cause, then take the action "
+                "by hand (the runbook of the category) — a failed action is not retried.",
+                runbook="docs/runbooks/platform-logs.md#automatic_action_failed",
+                classification_id=r["classification_id"],
+            )
+    outcomes = pl.DataFrame(rows, schema=BOTTLENECK_ACTIONS.schema)["outcome"].value_counts() if rows else None
+    return dg.MaterializeResult(
+        metadata={
+            "actions": len(rows),
+            **({r["outcome"]: int(r["count"]) for r in outcomes.iter_rows(named=True)} if outcomes is not None else {}),
+        }
+    )

@@ -8,11 +8,13 @@ import polars as pl
 
 from assets.lineage import reads
 from economics.backtest import estimate_accuracy_backtest
+from economics.ids import stable_id
 from economics.recommendations import Policy, recommend
 from resources.catalog import Catalog
 from resources.events import utcnow
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
+from resources.providers.client import ProviderRegistry
 from resources.schemas import (
     BENCHMARK_REPORTS,
     COST_ESTIMATE_ACCURACY,
@@ -20,16 +22,21 @@ from resources.schemas import (
     INGESTED_VIDEO,
     PROVIDER_OUTPUTS,
     QUALITY_SCORES,
+    RECOMMENDATION_APPLICATIONS,
     RECOMMENDATIONS,
     ROUTING_MANIFESTS,
 )
+from resources.services.recommendations import auto_apply
+from resources.services.runtime import effective_prices
 from resources.settings import Settings
+from resources.store.client import Store
 
 # Recommendations rest on the last week: long enough for the rules' minimum sample sizes at
 # real volumes, short enough that a fixed problem stops being recommended.
 RECOMMENDATION_WINDOW = timedelta(days=7)
 
 GOLD = {"key_prefix": ["gold"], "group_name": "economics", "kinds": {"polars", "deltalake"}}
+_GROUP = {"group_name": "economics", "kinds": {"polars", "deltalake"}}
 
 
 @dg.asset(deps=reads(INGESTED_VIDEO, PROVIDER_OUTPUTS), **GOLD)
@@ -70,6 +77,7 @@ def recommendations(
     catalog: dg.ResourceParam[Catalog],
     manifest_store: dg.ResourceParam[ManifestStore],
     platform: dg.ResourceParam[Settings],
+    store: dg.ResourceParam[Store],
 ) -> dg.MaterializeResult:
     """PROVIDER_SWITCH, PRICE_ADJUSTMENT, FLEET_OPTIMIZATION and WORKFLOW_TUNING from the last
     week of real executions and from the latest benchmark, each with projected margin and
@@ -79,7 +87,7 @@ def recommendations(
     now = utcnow()
     manifest = manifest_store.read() or {"effects": {}}
     args = {
-        "price_tokens": catalog.prices(),
+        "price_tokens": effective_prices(catalog, store),  # a revised price in force is the one to judge
         "token_usd_rate": platform.token_usd_rate,
         "now": now,
         "rate_card": catalog.rate_card(),
@@ -108,4 +116,40 @@ def recommendations(
             "recommendations": recs.height,
             **{t: int((recs["type"] == t).sum()) for t in recs["type"].unique().to_list()},
         }
+    )
+
+
+# Reads the recommendations and their decisions in the store, the runtime parameters, and the
+# published manifest (a pin is published at once); writes the store's parameter changes.
+@dg.asset(key=["gold", "recommendation_applications"], deps=reads(RECOMMENDATIONS, ROUTING_MANIFESTS), **_GROUP)
+def recommendation_applications(
+    lake: dg.ResourceParam[Lake],
+    store: dg.ResourceParam[Store],
+    manifest_store: dg.ResourceParam[ManifestStore],
+    catalog: dg.ResourceParam[Catalog],
+    providers: dg.ResourceParam[ProviderRegistry],
+    platform: dg.ResourceParam[Settings],
+) -> dg.MaterializeResult:
+    """Apply this cycle's ``auto_applicable`` recommendations unattended, within the
+    guardrails (``EFFECTLAKE_AUTO_APPLY_PER_CYCLE`` per cycle, numeric changes within
+    ``EFFECTLAKE_AUTO_APPLY_MAX_STEP``, never one applied before), each recorded in the store's
+    audit trail and approved by ``auto``; what was decided about each is appended here."""
+    now = utcnow()
+    rows = auto_apply(
+        lake,
+        store,
+        manifest_store,
+        catalog,
+        {p.provider_id: p.concurrency for p in providers.registry().providers},
+        platform.auto_apply_per_cycle,
+        platform.auto_apply_max_step,
+        now,
+    )
+    frame = pl.DataFrame(
+        [{**r, "application_id": stable_id("rec_application", r["recommendation_id"], r["outcome"])} for r in rows],
+        schema=RECOMMENDATION_APPLICATIONS.schema,
+    )
+    lake.append(RECOMMENDATION_APPLICATIONS, frame)
+    return dg.MaterializeResult(
+        metadata={o: sum(r["outcome"] == o for r in rows) for o in ("applied", "deferred", "refused")}
     )

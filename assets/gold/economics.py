@@ -1,5 +1,6 @@
 """M8 gold assets of the economics job: execution costs → marginality windows, job margins →
-routing manifest (published to the manifest store, every version kept in ``routing_manifests``).
+routing manifest (published to the manifest store, every version kept in ``routing_manifests``,
+its off-policy estimates in ``routing_estimates``).
 
 Revenue follows one definition (``economics.revenue``, docs/architecture.md "Economics"): a
 job (one video) is charged once; its net charge is revenue of the task it delivered; every
@@ -17,14 +18,15 @@ import polars as pl
 
 from assets.costing import task_costs
 from assets.lineage import reads
-from assets.registry.asset import unhealthy_providers
+from assets.registry.asset import breaker_states, unhealthy_providers
+from economics.bandit import BanditConfig, adaptive_manifest, decayed_stats, newest_per_effect, observations
 from economics.margin import margin as margin_of
 from economics.marginality import WINDOWS
 from economics.marginality import marginality_windows as windows_of
-from economics.revenue import job_charges, recognise
+from economics.off_policy import change_estimates, estimate_rows, logged_decisions
+from economics.revenue import CACHE_SELECTION, cache_savings, job_charges, recognise, run_deliveries
 from economics.revenue import job_margins as job_margins_of
-from economics.routing import build_manifest, manifest_rows
-from economics.stats import provider_stats
+from economics.routing import manifest_rows
 from economics.telemetry import REAL, finished_executions
 from resources.catalog import Catalog
 from resources.events import utcnow
@@ -41,9 +43,13 @@ from resources.schemas import (
     MARGINALITY_WINDOWS,
     PROVIDER_REGISTRY,
     QUALITY_SCORES,
+    ROUTING_ESTIMATES,
     ROUTING_MANIFESTS,
+    RUN_OUTPUTS,
 )
+from resources.services.runtime import with_routing_parameters
 from resources.settings import Settings
+from resources.store.client import Store
 
 GOLD = {"key_prefix": ["gold"], "group_name": "economics", "kinds": {"polars", "deltalake"}}
 
@@ -55,6 +61,10 @@ LATE_MARGIN = timedelta(hours=1)
 # effect days later). Ledger entries and events are looked up this far back; an older
 # correction needs a full refresh.
 LEDGER_LOOKBACK = timedelta(days=7)
+# The routing estimates read at most this far back (the marginality windows' longest): below
+# ~30 executions a day per effect type, the oldest of the KEEP_HALF_LIVES half-lives they
+# would weigh are older than that and left out (docs/routing.md).
+ROUTING_LOOKBACK = timedelta(days=7)
 
 
 def _execution_costs_since(
@@ -90,10 +100,12 @@ def _execution_costs_since(
 
 
 def _charges(lake: Lake, ledger: pl.LazyFrame, video_ids: list[str]) -> pl.DataFrame:
-    """``economics.revenue.job_charges`` of the jobs of ``video_ids``."""
+    """``economics.revenue.job_charges`` of the jobs of ``video_ids`` (correlation ids: a
+    video's creation, delivered by its best result, or an effect run, by its delivered task)."""
     entries = ledger.filter(pl.col("correlation_id").is_in(video_ids)).collect()
-    deliveries = lake.read(BEST_RESULT, pl.col("video_id").is_in(video_ids))
-    return job_charges(entries, deliveries)
+    best = lake.read(BEST_RESULT, pl.col("video_id").is_in(video_ids)).select("video_id", "outcome", "task_id")
+    runs = run_deliveries(lake.read(RUN_OUTPUTS, pl.col("run_id").is_in(video_ids)))
+    return job_charges(entries, pl.concat([best, runs], how="vertical_relaxed"))
 
 
 def upsert_costs(lake: Lake, costs: pl.DataFrame, watermark: datetime) -> dict:
@@ -128,7 +140,7 @@ class CostsConfig(dg.Config):
 
 # Also reads its own table (the watermark, the last day's utilisation): an asset's own
 # earlier materialization is not a dependency.
-@dg.asset(deps=reads(EXECUTION_EVENTS, LEDGER_ENTRIES, BEST_RESULT), **GOLD)
+@dg.asset(deps=reads(EXECUTION_EVENTS, LEDGER_ENTRIES, BEST_RESULT, RUN_OUTPUTS), **GOLD)
 def execution_costs(
     config: CostsConfig,
     lake: dg.ResourceParam[Lake],
@@ -178,23 +190,34 @@ def marginality_windows(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(deps=[execution_costs, *reads(LEDGER_ENTRIES, BEST_RESULT, LLM_COSTS)], **GOLD)
+@dg.asset(deps=[execution_costs, *reads(LEDGER_ENTRIES, BEST_RESULT, LLM_COSTS, RUN_OUTPUTS)], **GOLD)
 def job_margins(lake: dg.ResourceParam[Lake], platform: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
-    """Per job (one video's effect creation) finished in the last LEDGER_LOOKBACK: tokens
-    charged once, the cost of every task it ran (ranked, exploration, shadow) and of its
-    LLM calls (``llm_costs``), and the margin (``economics.revenue.job_margins``); upserted by job id, so a late refund
-    updates its job."""
+    """Per job finished in the last LEDGER_LOOKBACK — a video's effect creation or a user's
+    effect run (``job_kind``) — tokens charged once, the cost of every task it ran (ranked,
+    exploration, shadow) and of its LLM calls (``llm_costs``), and the margin
+    (``economics.revenue.job_margins``); a run served from the result cache with no cost and
+    the cost it saved (``economics.revenue.cache_savings``). Upserted by job id, so a late
+    refund updates its job."""
     since = utcnow() - LEDGER_LOOKBACK
     costs = lake.read(EXECUTION_COSTS, (pl.col("source") == REAL) & (pl.col("finished_at") > since))
-    videos = costs["video_id"].unique().to_list()
+    hits = lake.read(RUN_OUTPUTS, (pl.col("selection") == CACHE_SELECTION) & (pl.col("finished_at") > since))
+    reused = lake.read(EXECUTION_COSTS, pl.col("task_id").is_in(hits["cached_from_task_id"].drop_nulls().to_list()))
+    savings = cache_savings(hits, reused)
+    videos = [*costs["video_id"].unique().to_list(), *savings["video_id"].to_list()]
     charges = _charges(lake, lake.scan(LEDGER_ENTRIES), videos)
     llm = lake.read(LLM_COSTS, pl.col("correlation_id").is_in(videos))
-    jobs = job_margins_of(costs, charges, platform.token_usd_rate, llm)
+    jobs = job_margins_of(costs, charges, platform.token_usd_rate, llm, savings)
     lake.upsert(JOB_MARGINS, jobs)
     charged = int(jobs["tokens_charged"].sum() or 0)
     margin = margin_of(charged, float(jobs["cost_tokens"].sum() or 0))
     return dg.MaterializeResult(
-        metadata={"jobs": jobs.height, "margin": round(margin, 6) if margin is not None else "n/a"}
+        metadata={
+            "jobs": jobs.height,
+            "runs": int((jobs["job_kind"] == "run").sum()),
+            "cache_hits": int(jobs["cache_hit"].sum()),
+            "saved_cost_usd": round(float(jobs["saved_cost_usd"].sum() or 0), 6),
+            "margin": round(margin, 6) if margin is not None else "n/a",
+        }
     )
 
 
@@ -203,33 +226,66 @@ def routing_manifest(
     lake: dg.ResourceParam[Lake],
     providers: dg.ResourceParam[ProviderRegistry],
     manifest_store: dg.ResourceParam[ManifestStore],
+    catalog: dg.ResourceParam[Catalog],
     platform: dg.ResourceParam[Settings],
+    store: dg.ResourceParam[Store],
 ) -> dg.MaterializeResult:
-    """Rank every active, healthy provider per effect type from the real executions of the
-    last ``routing_window_hours`` and their quality; publish it as the current manifest and
-    keep the version in ``routing_manifests``.
+    """Rank every active, healthy provider per effect type from the real executions'
+    discounted estimates and route by discounted Thompson sampling (``economics.bandit``,
+    docs/routing.md); apply the routing parameters in force (an approved pin, a latency
+    demotion: docs/signals.md "Runtime parameters"); estimate off-policy what the new manifest
+    and the one it replaces earn per routed job on the logged decisions
+    (``economics.off_policy``), store the estimate in the manifest, publish it, and keep the
+    version in ``routing_manifests``.
 
-    The window trades reaction speed for evidence: on a simulated market with a 5× price
-    shock, an outage and drift (bench/routing_regret.py) a 1 h window lost 2% of margin to an
-    oracle and all-history 13%; 24 h is the default because real volume here is far below
-    the bench's 2,000 jobs/h, and a window with no executions falls back to priors."""
+    A bounded scan: the executions of the last ROUTING_LOOKBACK, of which the estimates keep
+    the newest ``keep_executions`` per effect type (12 half-lives) — the cost follows the
+    half-life, not the history. On the regret bench (bench/routing_regret.py) this default
+    stays within 2 % of an oracle's margin at 2,000 and at 50 jobs/h, where a 24 h window lost
+    10 % and 13 %."""
     now = utcnow()
+    config = BanditConfig(half_life=platform.routing_half_life_executions, floor=platform.routing_floor)
     # Real executions only: simulated history must never steer real routing (docs/architecture.md, "Economics").
-    since = now - timedelta(hours=platform.routing_window_hours)
-    real = lake.read(EXECUTION_COSTS, (pl.col("source") == "real") & (pl.col("finished_at") >= since))
-    stats = provider_stats(real, lake.read(QUALITY_SCORES), since=since)
-    manifest = build_manifest(
+    real = lake.read(EXECUTION_COSTS, (pl.col("source") == REAL) & (pl.col("finished_at") > now - ROUTING_LOOKBACK))
+    recent = newest_per_effect(real, config.keep_executions)
+    quality = lake.read(QUALITY_SCORES, pl.col("task_id").is_in(recent["task_id"].to_list()))
+    stats = decayed_stats(observations(recent, quality), config)
+    current = manifest_store.read()
+    manifest = adaptive_manifest(
         stats,
         providers.registry().active_by_effect(exclude=unhealthy_providers(lake)),
         now,
         platform.priority,
+        config,
         exploration_rate=platform.exploration_rate,
+        breakers=breaker_states(lake),
     )
+    manifest = with_routing_parameters(manifest, store)
+    logged = logged_decisions(recent, catalog.prices(), platform.token_usd_rate)
+    manifest["off_policy"] = change_estimates(logged, manifest, current, now)
     manifest_store.publish(manifest)
     lake.append(ROUTING_MANIFESTS, manifest_rows(manifest))
+    dr = {e["policy"]: e for e in manifest["off_policy"]["estimates"] if e["estimator"] == "dr"}
     return dg.MaterializeResult(
         metadata={
             "version": manifest["version"],
+            "executions_read": recent.height,
+            "logged_decisions": logged["decision_id"].n_unique(),
+            **{f"dr_{policy}": e["value"] if e["value"] is not None else "n/a" for policy, e in dr.items()},
             **{f"top:{e}": entries[0]["provider_id"] for e, entries in manifest["effects"].items() if entries},
         }
     )
+
+
+@dg.asset(deps=[routing_manifest], **GOLD)
+def routing_estimates(
+    lake: dg.ResourceParam[Lake], manifest_store: dg.ResourceParam[ManifestStore]
+) -> dg.MaterializeResult:
+    """The off-policy estimates published with the current manifest (IPS, SNIPS and DR of
+    its and the replaced manifest's margin per routed job), one row per policy × estimator,
+    upserted by version: the history the Routing page charts."""
+    manifest = manifest_store.read()
+    rows = estimate_rows(manifest) if manifest else estimate_rows({})
+    if not rows.is_empty():
+        lake.upsert(ROUTING_ESTIMATES, rows)
+    return dg.MaterializeResult(metadata={"version": (manifest or {}).get("version", "n/a"), "rows": rows.height})

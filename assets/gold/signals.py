@@ -10,11 +10,11 @@ import polars as pl
 
 from assets.gold.logs import platform_logs
 from assets.lineage import reads
-from economics.bottlenecks import classify, evidence_for
+from economics.bottlenecks import EVIDENCE_WINDOW, classify, evidence_for
 from economics.metric_streams import EXECUTION_COLUMNS, GRAIN
 from economics.metric_streams import metric_streams as streams_of
 from economics.outliers import alert_frame, feature_rows, unusual
-from economics.signal_detection import Policy, detect
+from economics.signal_detection import Policy, detect, history_start
 from economics.telemetry import finished_executions
 from resources.catalog import Catalog
 from resources.events import utcnow
@@ -38,7 +38,8 @@ _IDENTITY = ("task_id", "provider_id", "effect_type", "finished_at")
 
 
 def _since(now):
-    return now - POLICY.history
+    # The bucket boundary the detectors' history starts at: every bucket recomputed is whole.
+    return history_start(now, POLICY)
 
 
 @dg.asset(deps=reads(EXECUTION_EVENTS, EXECUTION_COSTS, LEDGER_ENTRIES), **GOLD)
@@ -49,9 +50,9 @@ def metric_streams(lake: dg.ResourceParam[Lake], catalog: dg.ResourceParam[Catal
     window (3 days) and upserted, so late events correct their interval."""
     now = utcnow()
     since = _since(now)
-    events = lake.scan(EXECUTION_EVENTS).filter(pl.col("occurred_at") > since)
+    events = lake.scan(EXECUTION_EVENTS).filter(pl.col("occurred_at") >= since)
     executions = finished_executions(events, columns=tuple(c for c in EXECUTION_COLUMNS if c not in _IDENTITY))
-    costs = lake.read(EXECUTION_COSTS, pl.col("finished_at") > since)
+    costs = lake.read(EXECUTION_COSTS, pl.col("finished_at") >= since)
     streams = streams_of(executions, costs, lake.read(LEDGER_ENTRIES), catalog.rate_card().keep_warm_seconds)
     lake.upsert(METRIC_STREAMS, streams, recent=("bucket_start", since - GRAIN))
     return dg.MaterializeResult(
@@ -67,7 +68,7 @@ def signals(lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
     """Stage 1: CUSUM, robust z, Holt-Winters and threshold-with-hysteresis signals on every
     watched stream, for the latest intervals (appended; a signal's id is stable)."""
     now = utcnow()
-    found = detect(lake.read(METRIC_STREAMS, pl.col("bucket_start") > _since(now)), now, POLICY)
+    found = detect(lake.read(METRIC_STREAMS, pl.col("bucket_start") >= _since(now)), now, POLICY)
     lake.append(SIGNALS, found)
     return dg.MaterializeResult(
         metadata={
@@ -117,13 +118,13 @@ def bottleneck_classifications(
     now = utcnow()
     hour_ago = now - 12 * GRAIN
     found = lake.read(SIGNALS, pl.col("detected_at") > now - POLICY.report_intervals * GRAIN)
-    streams = lake.read(METRIC_STREAMS, pl.col("bucket_start") > hour_ago - GRAIN)
+    streams = lake.read(METRIC_STREAMS, pl.col("bucket_start") > now - EVIDENCE_WINDOW)
     jobs = affected_jobs(
         lake.read(EXECUTION_COSTS, pl.col("finished_at") > hour_ago),
         lake.read(LEDGER_ENTRIES, pl.col("occurred_at") > hour_ago),
     )
     previous = lake.read(BOTTLENECK_CLASSIFICATIONS)
-    rows = classify(evidence_for(found, streams, now), jobs, previous, now, platform.token_usd_rate)
+    rows = classify(evidence_for(found, streams, now, previous), jobs, previous, now, platform.token_usd_rate)
     done = taken_actions(lake)
     if not rows.is_empty() and not done.is_empty():
         rows = (

@@ -129,6 +129,12 @@ _DESCRIPTIONS = {
     "write there).",
     "approval_decisions": "Admin decisions on approval requests, landed from the store's decisions.",
     "recommendation_decisions": "Admin decisions on recommendations, landed from the store's decisions.",
+    "effect_revisions": "Every gallery revision ever published (immutable: M10 writes each content once), landed "
+    "from the store.",
+    "effect_pin_events": "Every move of a gallery slug's pin (M10 on an approval of new content; an admin's pin or "
+    "rollback through the API), landed from the store.",
+    "effect_runs": "Users' runs of published effects as the API queued them (effect, pinned revision, params, "
+    "input, price reserved), landed from the store; run_sensor starts one effect_run_job run each.",
 }
 
 LANDING_ASSETS: list[dg.AssetsDefinition] = [_landing_asset(x, _DESCRIPTIONS[x.target.name]) for x in LANDINGS]

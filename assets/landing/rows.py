@@ -18,6 +18,9 @@ import polars as pl
 
 from resources.schemas import (
     APPROVAL_DECISIONS,
+    EFFECT_PIN_EVENTS,
+    EFFECT_REVISIONS,
+    EFFECT_RUNS,
     LEDGER_ENTRIES,
     NOTIFICATIONS,
     RECOMMENDATION_DECISIONS,
@@ -59,6 +62,10 @@ LANDINGS: tuple[Landing, ...] = (
     Landing(
         "decisions", RECOMMENDATION_DECISIONS, subject_kind="recommendation", rename={"subject_id": "recommendation_id"}
     ),
+    Landing("effect_revisions", EFFECT_REVISIONS),
+    Landing("effect_pin_events", EFFECT_PIN_EVENTS),
+    # Effect runs as the API queued them (the request columns; state stays in the store).
+    Landing("effect_runs", EFFECT_RUNS),
 )
 BY_TARGET: dict[str, Landing] = {landing.target.name: landing for landing in LANDINGS}
 

@@ -22,7 +22,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .frames import DecodedVideo
+from .frames import VideoTiming
 from .style import expected_duration_ratio, frame_rate
 
 # Rate difference (relative) below which two rates are the same (container rounding:
@@ -73,6 +73,10 @@ class Alignment:
         """ffmpeg filter chain for the input (reference): same start, same frame count."""
         return f"setpts=PTS-STARTPTS,trim=end_frame={self.compared},format=yuv420p"
 
+    def same_graph(self, other: Alignment) -> bool:
+        """True when ``other`` gives ffmpeg the same filter chains (hence the same series)."""
+        return (self.output_filter(), self.input_filter()) == (other.output_filter(), other.input_filter())
+
     def measurements(self) -> dict[str, float]:
         """The decisions as numbers for ``QualityVector.measurements``."""
         return {
@@ -85,8 +89,9 @@ class Alignment:
         }
 
 
-def plan(inp: DecodedVideo, out: DecodedVideo, effect_type: str, params: dict) -> Alignment:
-    """Alignment of decoded ``out`` onto decoded ``inp`` (see module docstring).
+def plan(inp: VideoTiming, out: VideoTiming, effect_type: str, params: dict) -> Alignment:
+    """Alignment of ``out`` onto ``inp`` (see module docstring), from their timelines (decoded,
+    or read from the packets: ``frames.packet_timeline``).
 
     Raises:
         ValueError: either video has no frames or the input's rate is unknown.

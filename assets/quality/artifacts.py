@@ -74,13 +74,18 @@ def blockiness(luma: np.ndarray) -> float:
     Args:
         luma: (H, W) uint8 luma, H and W >= 16.
     """
+    horizontal = cv2.absdiff(luma[:, 1:], luma[:, :-1])  # [:, x]: step between columns x and x+1
+    vertical = cv2.absdiff(luma[1:, :], luma[:-1, :])  # [y, :]: step between rows y and y+1
+    # Boundaries at x (or y) = 7, 15, ...; every sum is an exact integer (float64 holds it).
+    # Boundary columns are strided (NumPy sums them); boundary rows are whole rows (OpenCV).
+    columns, rows = horizontal[:, BLOCK - 1 :: BLOCK], vertical[BLOCK - 1 :: BLOCK]
+    sums = (
+        (horizontal, float(columns.sum(dtype=np.int64)), columns.size),
+        (vertical, cv2.sumElems(rows)[0], rows.size),
+    )
     ratios = []
-    for diff in (cv2.absdiff(luma[:, 1:], luma[:, :-1]), cv2.absdiff(luma[1:, :], luma[:-1, :]).T):
-        # diff[:, x] is the step between pixel columns x and x+1; boundaries at x = 7, 15, ...
-        total = float(diff.sum(dtype=np.int64))
-        boundary = diff[:, BLOCK - 1 :: BLOCK]
-        on = float(boundary.sum(dtype=np.int64))
-        n_on = boundary.size
+    for diff, on, n_on in sums:
+        total = cv2.sumElems(diff)[0]
         n_off = diff.size - n_on
         ratios.append((on / n_on + _GRAD_FLOOR) / ((total - on) / n_off + _GRAD_FLOOR))
     return float(np.mean(ratios))
@@ -125,15 +130,17 @@ def banding(luma: np.ndarray) -> float:
     for axis in (1, 0):
         a, b = (luma[:, 1:], luma[:, :-1]) if axis == 1 else (luma[1:, :], luma[:-1, :])
         diff = cv2.absdiff(a, b)
-        flat = (diff == 0).astype(np.uint8)
+        step = cv2.inRange(diff, _BAND_STEP_MIN, _BAND_STEP_MAX)  # 255 on a small step
+        flat = cv2.threshold(diff, 0, 1, cv2.THRESH_BINARY_INV)[1]  # 1 where the step is 0
         # Count flat neighbours within k on both sides: an unnormalised box sum over 2k+1 taps
-        # minus the centre (a contour pixel is itself a step, not flat, so the sum is its
-        # flanks'); 2k means both flanks are flat. Zero padding makes runs cut by the frame
-        # border not count.
+        # (at most 2k+1, so 8-bit holds it) minus the centre (a contour pixel is itself a
+        # step, not flat, so the sum is its flanks'); 2k means both flanks are flat. Zero
+        # padding makes runs cut by the frame border not count. OpenCV operations throughout:
+        # each is one pass over the frame, and at 720p the passes are what costs.
         size = (2 * k + 1, 1) if axis == 1 else (1, 2 * k + 1)
-        flanks = cv2.boxFilter(flat, cv2.CV_16U, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
-        contour = (diff >= _BAND_STEP_MIN) & (diff <= _BAND_STEP_MAX) & (flanks >= 2 * k)
-        shares.append(float(np.count_nonzero(contour)) / luma.size)
+        flanks = cv2.boxFilter(flat, cv2.CV_8U, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
+        flanked = cv2.threshold(flanks, 2 * k - 1, 255, cv2.THRESH_BINARY)[1]
+        shares.append(cv2.countNonZero(cv2.bitwise_and(step, flanked)) / luma.size)
     return float(np.mean(shares))
 
 

@@ -8,8 +8,14 @@ import dagster as dg
 import polars as pl
 
 from assets.common import SILVER_KW, frame, only_row, silver_ins
-from assets.quality.frames import VideoUnreadable, decode
-from assets.quality.score import QualityVector, rank_outputs, score_output, scoring_failed, with_judge
+from assets.quality.score import (
+    QualityVector,
+    ScoredFrames,
+    rank_outputs,
+    score_output_with_frames,
+    scoring_failed,
+    with_judge,
+)
 from assets.quality.style import LOOK_FEATURES
 from economics.cost_model import cost_frame
 from resources.catalog import Catalog
@@ -23,7 +29,6 @@ from resources.schemas import QUALITY_SCORES
 from resources.settings import Settings
 
 STAGE = "M7"
-JUDGE_FRAMES = 8  # frames per side sent to the judge (GeminiClient.judge_max_frames)
 
 
 def example_looks(analysis: dict) -> dict[str, dict[str, float]]:
@@ -39,31 +44,25 @@ def example_looks(analysis: dict) -> dict[str, dict[str, float]]:
 
 def assess(
     proxy: str, path: str | None, effect_type: str, params: dict, example_look
-) -> tuple[QualityVector, str | None]:
-    """``score_output``, with a failure of the scoring itself (not of the output) turned into
-    ``scoring_failed``'s unknown vector and its reason (the plan's "quality failure")."""
+) -> tuple[QualityVector, ScoredFrames, str | None]:
+    """``score_output_with_frames``, with a failure of the scoring itself (not of the output)
+    turned into ``scoring_failed``'s unknown vector and its reason (the plan's "quality
+    failure")."""
     try:
-        return score_output(proxy, path, effect_type, params, example_look=example_look), None
+        qv, frames = score_output_with_frames(proxy, path, effect_type, params, example_look=example_look)
+        return qv, frames, None
     except Exception as exc:  # noqa: BLE001 - a scoring bug must not cost the user a delivered output
-        return scoring_failed(exc), f"{type(exc).__name__}: {exc}"[:500]
+        return scoring_failed(exc), ScoredFrames([], []), f"{type(exc).__name__}: {exc}"[:500]
 
 
-def judged(gemini: GeminiClient, qv: QualityVector, proxy: str, path: str, effect_type: str, effect: dict):
+def judged(gemini: GeminiClient, qv: QualityVector, frames: ScoredFrames, effect_type: str, effect: dict):
     """``qv`` with the vision judge's verdict when Gemini is configured and the output was
-    scored (``with_judge``), and the call's usage (None when no call was made)."""
-    if not gemini.enabled or qv.status != "scored" or not path:
+    scored (``with_judge``), and the call's usage (None when no call was made). The judge sees
+    the sample frames the vector was measured on (the client sends ``judge_max_frames`` of
+    them, spread evenly): no video is decoded again for it."""
+    if not gemini.enabled or qv.status != "scored" or not frames.output:
         return qv, None
-    try:
-        ref, out = decode(proxy, samples=JUDGE_FRAMES), decode(path, samples=JUDGE_FRAMES)
-    except VideoUnreadable:
-        return qv, None
-    slots = sorted(set(ref.samples) & set(out.samples))
-    outcome = with_fallback(
-        gemini,
-        lambda g: g.judge(
-            [ref.samples[s].rgb for s in slots], [out.samples[s].rgb for s in slots], effect_type, effect
-        ),
-    )
+    outcome = with_fallback(gemini, lambda g: g.judge(frames.reference, frames.output, effect_type, effect))
     if outcome.value is None:
         return qv, outcome.usage
     return with_judge(qv, outcome.value.score, outcome.value.confidence), outcome.usage
@@ -120,9 +119,9 @@ def quality_scores(
             effect_type, task_params = out["effect_type"], json.loads(params[out["task_id"]])
             with ExitStack() as stack:
                 path = stack.enter_context(media.local_file(out["output_key"])) if out["output_key"] else None
-                qv, error = assess(opened[key], path, effect_type, task_params, looks.get(effect_type))
+                qv, frames, error = assess(opened[key], path, effect_type, task_params, looks.get(effect_type))
                 effect = {**effects.get(effect_type, {}), "params": task_params}
-                qv, usage = judged(gemini, qv, opened[key], path, effect_type, effect)
+                qv, usage = judged(gemini, qv, frames, effect_type, effect)
             record_llm_cost(lake, out["video_id"], STAGE, usage, identity=out["task_id"])
             if error:
                 context.log.warning(f"task {out['task_id']}: quality scoring failed ({error}); kept as unknown")

@@ -117,8 +117,53 @@ class SampledFrame:
     luma_native: np.ndarray
 
 
+class VideoTiming:
+    """A video's timeline: its claims (``meta``), frame count and frame timestamps (s), with
+    the frame duration and presentation span they give. What ``align.plan`` needs; shared by
+    DecodedVideo and PacketTimeline."""
+
+    meta: VideoMeta
+    frames: int
+    timestamps: np.ndarray
+
+    @property
+    def frame_duration_s(self) -> float:
+        """Typical frame duration in s: median timestamp step, else 1/fps, else 0."""
+        if self.frames >= 2:
+            step = float(np.median(np.diff(self.timestamps)))
+            if step > 0:
+                return step
+        return 1.0 / self.meta.fps if self.meta.fps > 0 else 0.0
+
+    @property
+    def duration_s(self) -> float:
+        """Presentation span in s: last - first timestamp + one frame duration."""
+        if self.frames == 0:
+            return 0.0
+        return float(self.timestamps[-1] - self.timestamps[0]) + self.frame_duration_s
+
+
 @dataclass(frozen=True)
-class DecodedVideo:
+class PacketTimeline(VideoTiming):
+    """A video's frame timestamps read from its packets, nothing decoded (``packet_timeline``).
+
+    For a file that decodes cleanly these are the decoded frames' timestamps, in a few ms
+    instead of a decode; they let the full-reference pass start before the decode
+    (``score``), and are checked against the decode afterwards.
+
+    Attributes:
+        meta: what the container claims.
+        frames: packets that carry a frame.
+        timestamps: (frames,) float64 presentation times in s, ascending.
+    """
+
+    meta: VideoMeta
+    frames: int
+    timestamps: np.ndarray
+
+
+@dataclass(frozen=True)
+class DecodedVideo(VideoTiming):
     """Everything measured in one decode of a video.
 
     Attributes:
@@ -163,22 +208,6 @@ class DecodedVideo:
     samples: dict[int, SampledFrame]
     n_samples: int
 
-    @property
-    def frame_duration_s(self) -> float:
-        """Typical frame duration in s: median timestamp step, else 1/fps, else 0."""
-        if self.frames >= 2:
-            step = float(np.median(np.diff(self.timestamps)))
-            if step > 0:
-                return step
-        return 1.0 / self.meta.fps if self.meta.fps > 0 else 0.0
-
-    @property
-    def duration_s(self) -> float:
-        """Decoded presentation span in s: last - first timestamp + one frame duration."""
-        if self.frames == 0:
-            return 0.0
-        return float(self.timestamps[-1] - self.timestamps[0]) + self.frame_duration_s
-
 
 def working_size(width: int, height: int, max_side: int = MAX_SIDE) -> tuple[int, int]:
     """(w, h) with the aspect of ``width`` x ``height`` and the longer side <= ``max_side``.
@@ -207,6 +236,28 @@ def probe(path: str) -> VideoMeta:
     container, stream = _open(path)
     with container:
         return _meta(path, read_header(container, stream))
+
+
+def packet_timeline(path: str) -> PacketTimeline | None:
+    """The frame timestamps of ``path`` from a demux-only pass (see PacketTimeline); None when
+    the file cannot be read or a packet carries no timestamp (then only a decode can tell)."""
+    try:
+        container, stream = _open(path)
+    except VideoUnreadable:
+        return None
+    with container:
+        meta = _meta(path, read_header(container, stream))
+        times = []
+        try:
+            for packet in container.demux(stream):
+                if not packet.size:
+                    continue  # the flush packet at the end
+                if packet.pts is None or packet.time_base is None:
+                    return None
+                times.append(float(packet.pts * packet.time_base))
+        except av.FFmpegError:
+            return None
+    return PacketTimeline(meta=meta, frames=len(times), timestamps=np.sort(np.asarray(times, dtype=np.float64)))
 
 
 def decode(path: str, samples: int, work_size: tuple[int, int] | None = None) -> DecodedVideo:
@@ -281,7 +332,7 @@ def _luma(frame: av.VideoFrame) -> np.ndarray:
         # memoryview: no copy, and a type NumPy's stubs take as a buffer on Python 3.11.
         rows = np.frombuffer(memoryview(plane), np.uint8).reshape(frame.height, plane.line_size)
         return rows[:, : frame.width].copy()
-    return frame.to_ndarray(format="gray")
+    return frame.to_ndarray(format="gray", threads=1)
 
 
 def _decode_pass(
@@ -313,7 +364,7 @@ def _decode_pass(
     def keep(slot: int, index: int, frame: av.VideoFrame, native: np.ndarray) -> None:
         # Several slots can land on one frame (short videos): convert it once.
         if index not in converted:
-            rgb = cv2.resize(frame.to_ndarray(format="rgb24"), (w, h), interpolation=cv2.INTER_AREA)
+            rgb = cv2.resize(frame.to_ndarray(format="rgb24", threads=1), (w, h), interpolation=cv2.INTER_AREA)
             small = cv2.resize(native, (w, h), interpolation=cv2.INTER_AREA)
             converted[index] = SampledFrame(index, rgb, small, native)
         samples[slot] = converted[index]

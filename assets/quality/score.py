@@ -7,6 +7,13 @@ libvmaf once for per-frame VMAF, PSNR and SSIM at native resolution (``fullref``
 per-frame artifact detectors (``detectors``) and the technical gate, and pools the per-frame
 series (``pooling``: libvmaf's harmonic mean, so a handful of ruined frames counts).
 
+libvmaf (one ffmpeg filter graph, which decodes both videos itself) does not wait for the
+decode: the alignment its graph needs is first planned from the packets' timestamps
+(``frames.packet_timeline``, a demux without decoding), libvmaf starts on it in a child process,
+and this process decodes meanwhile. The alignment planned from the decode is compared with it
+afterwards; libvmaf runs again only if the two graphs differ (a file whose packets do not all
+decode), so the series are always those of the decoded timeline.
+
 Fidelity is measured on what the effect must preserve (``FIDELITY_METRIC``):
 
 ===========================  ===========  ===================================================
@@ -49,6 +56,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -59,9 +67,9 @@ import numpy as np
 from resources.ffmpeg import FFmpegError
 
 from . import artifacts, fullref, pooling, similarity, style, temporal
-from .align import plan
+from .align import Alignment, plan
 from .detectors import COMPONENTS, FrameArtifacts, detect
-from .frames import DecodedVideo, VideoUnreadable, decode
+from .frames import DecodedVideo, VideoUnreadable, decode, packet_timeline
 from .fullref import FrameSeries
 from .gate import GateResult, QualityInputError, decode_input_or_raise, evaluate
 
@@ -121,6 +129,19 @@ class QualityVector:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class ScoredFrames:
+    """The matched sample frames a vector was measured on, RGB uint8 at the working size, in
+    time order (empty when the output was not scored): what the vision judge looks at, taken
+    from the same decode (``assets/quality/asset.py``)."""
+
+    reference: list[np.ndarray]
+    output: list[np.ndarray]
+
+
+_NO_FRAMES = ScoredFrames([], [])
+
+
 def score_output(
     input_path: str,
     output_path: str | None,
@@ -129,7 +150,20 @@ def score_output(
     samples: int = DEFAULT_SAMPLES,
     example_look: dict[str, float] | None = None,
 ) -> QualityVector:
-    """Score one provider output against its input.
+    """Score one provider output against its input (``score_output_with_frames`` without the
+    frames)."""
+    return score_output_with_frames(input_path, output_path, effect_type, params, samples, example_look)[0]
+
+
+def score_output_with_frames(
+    input_path: str,
+    output_path: str | None,
+    effect_type: str,
+    params: dict,
+    samples: int = DEFAULT_SAMPLES,
+    example_look: dict[str, float] | None = None,
+) -> tuple[QualityVector, ScoredFrames]:
+    """Score one provider output against its input; also the sample frames it was scored on.
 
     Args:
         input_path: normalized H.264 proxy (local mp4).
@@ -144,7 +178,8 @@ def score_output(
             ``effect_adherence``).
 
     Returns:
-        QualityVector; status ``unknown`` when the output (or the input) cannot be decoded.
+        (QualityVector, ScoredFrames); status ``unknown`` (and no frames) when the output (or
+        the input) cannot be decoded.
 
     Raises:
         ValueError: ``samples < 1``.
@@ -153,31 +188,67 @@ def score_output(
         raise ValueError(f"samples must be >= 1, got {samples}")
     started = time.perf_counter()
     params = params or {}
-    try:
-        inp = _decode_input(input_path, samples)
-    except QualityInputError as exc:
-        return _unknown([f"input unreadable: {exc}"], started)
-    if not output_path:
-        return _unknown(["output missing: no output path"], started)
-    try:
-        out = decode(output_path, samples=samples, work_size=inp.work_size)
-    except VideoUnreadable as exc:
-        return _unknown([f"integrity: output unreadable ({exc.reason})"], started)
-    if out.frames == 0:
-        return _unknown(evaluate(inp, out, effect_type, params).failures, started)
-    alignment = plan(inp, out, effect_type, params)
-    found = detect(inp, out, alignment.to_input, effect_type)
-    gate = evaluate(inp, out, effect_type, params, damaged=found.reasons)
-    pairs = _matched_slots(inp, out)
-    if not pairs:
-        return _unknown(gate.failures or ["no frame pairs could be matched"], started)
-    try:
-        series: FrameSeries | None = fullref.measure(input_path, output_path, alignment)
-    except (FFmpegError, ValueError):
-        # The gate already holds the reason (integrity); fidelity is then unknown, not made up.
-        series = None
+    # libvmaf runs in its own ffmpeg process while this one decodes (module docstring).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="libvmaf") as pool:
+        early = _start_fullref(pool, input_path, output_path, effect_type, params)
+        try:
+            inp = _decode_input(input_path, samples)
+        except QualityInputError as exc:
+            return _unknown([f"input unreadable: {exc}"], started), _NO_FRAMES
+        if not output_path:
+            return _unknown(["output missing: no output path"], started), _NO_FRAMES
+        try:
+            out = decode(output_path, samples=samples, work_size=inp.work_size)
+        except VideoUnreadable as exc:
+            return _unknown([f"integrity: output unreadable ({exc.reason})"], started), _NO_FRAMES
+        if out.frames == 0:
+            return _unknown(evaluate(inp, out, effect_type, params).failures, started), _NO_FRAMES
+        alignment = plan(inp, out, effect_type, params)
+        found = detect(inp, out, alignment.to_input, effect_type)
+        gate = evaluate(inp, out, effect_type, params, damaged=found.reasons)
+        pairs = _matched_slots(inp, out)
+        if not pairs:
+            return _unknown(gate.failures or ["no frame pairs could be matched"], started), _NO_FRAMES
+        series = _full_reference(early, input_path, output_path, alignment)
     m = alignment.measurements()
-    return _score(inp, out, pairs, effect_type, params, gate, samples, started, series, found, m, example_look)
+    vector = _score(inp, out, pairs, effect_type, params, gate, samples, started, series, found, m, example_look)
+    return vector, ScoredFrames([inp.samples[s].rgb for s in pairs], [out.samples[s].rgb for s in pairs])
+
+
+EarlyFullRef = tuple[Alignment, "Future[FrameSeries]"]
+
+
+def _start_fullref(
+    pool: ThreadPoolExecutor, input_path: str, output_path: str | None, effect_type: str, params: dict
+) -> EarlyFullRef | None:
+    """Start libvmaf on the alignment the packets' timestamps give (``frames.packet_timeline``,
+    no decoding), so it runs while this process decodes both videos; None when the packets do
+    not tell (no output, an unreadable file, packets without timestamps)."""
+    if not output_path:
+        return None
+    inp, out = packet_timeline(input_path), packet_timeline(output_path)
+    if inp is None or out is None or not inp.frames or not out.frames:
+        return None
+    try:
+        guess = plan(inp, out, effect_type, params)
+    except ValueError:
+        return None
+    return guess, pool.submit(fullref.measure, input_path, output_path, guess)
+
+
+def _full_reference(
+    early: EarlyFullRef | None, input_path: str, output_path: str, alignment: Alignment
+) -> FrameSeries | None:
+    """libvmaf's per-frame series on ``alignment``: the early run's when it ran the same
+    filter graph (always, for a file that decodes cleanly), else a run of its own. None when
+    ffmpeg fails: the gate already holds the reason (integrity); fidelity is then unknown,
+    not made up."""
+    try:
+        if early is not None and early[0].same_graph(alignment):
+            return early[1].result()
+        return fullref.measure(input_path, output_path, alignment)
+    except (FFmpegError, ValueError):
+        return None
 
 
 def rank_outputs(composites: list[Any]) -> list[int]:

@@ -56,7 +56,7 @@ from assets.analysis.color import color_temperature_k
 from assets.analysis.look import edge_density, palette_colours, texture_metrics
 
 from .artifacts import frozen_share
-from .frames import DecodedVideo
+from .frames import DecodedVideo, VideoTiming
 
 WARM_TARGET_PER_STRENGTH = 20.0  # RGB levels of (R - B) shift at strength 1.0
 DEFAULT_STRENGTH = 0.6  # data/effects.yaml catalog default for warm/cool grades
@@ -178,7 +178,7 @@ def _slow_motion(params: dict, inp: DecodedVideo, out: DecodedVideo) -> tuple[fl
     }
 
 
-def frame_rate(video: DecodedVideo) -> float:
+def frame_rate(video: VideoTiming) -> float:
     """Frame rate (frames/s): the container's average rate, else 1 / measured frame duration."""
     if video.meta.fps > 0:
         return video.meta.fps

@@ -85,3 +85,17 @@ def unhealthy_providers(lake: Lake) -> set[str]:
         .collect()
     )
     return set(latest["provider_id"])
+
+
+def breaker_states(lake: Lake) -> dict[str, str]:
+    """provider id → its circuit breaker's state in the latest health snapshot (``closed``,
+    ``open``, ``half_open``; empty before the first snapshot)."""
+    latest = (
+        lake.scan(PROVIDER_REGISTRY)
+        .sort("checked_at")
+        .group_by("provider_id")
+        .last()
+        .select("provider_id", pl.col("breaker_state").fill_null("closed"))
+        .collect()
+    )
+    return dict(latest.iter_rows())

@@ -1,5 +1,6 @@
-"""Margins: per provider and per effect type now and over time, revenue vs cost, and why
-margin moved between two periods (with the executions behind it)."""
+"""Margins: per provider and per effect type now and over time, revenue vs cost, creation
+(test batches) apart from users' runs of published effects, and why margin moved between two
+periods (with the executions behind it)."""
 
 from datetime import UTC, datetime, time, timedelta
 
@@ -37,6 +38,35 @@ else:
     with right:
         st.subheader("Per provider")
         widgets.table(by_provider.drop("window", "window_end"))
+
+# -- creation vs runs --------------------------------------------------------------------------
+st.subheader("Creation vs runs")
+st.caption(
+    "Creation: the test batches that make an effect from an example video. Runs: users applying a "
+    "published effect to their own video. One cost model and one ledger; shown apart."
+)
+span = st.segmented_control("Over the last", list(WINDOWS), default="7d", key="kinds_window") or "7d"
+kinds = state.job_kinds(ctx, WINDOWS[span])
+if int(kinds["executions"].sum()) == 0:
+    widgets.empty("No executions in this window.", f"Pick a longer window ({ctx.source} executions).")
+else:
+    widgets.table(
+        kinds,
+        revenue_usd=widgets.money("Revenue"),
+        cost_usd=widgets.money("Cost"),
+        margin_usd=widgets.money("Margin USD"),
+        margin=widgets.percent("Margin"),
+    )
+if ctx.source == "real":
+    jobs = state.jobs_by_kind(ctx, WINDOWS[span])
+    st.markdown("**Per job** — what users paid per job, what it cost, and what the result cache saved")
+    widgets.table(
+        jobs,
+        revenue_usd=widgets.money("Revenue"),
+        cost_usd=widgets.money("Cost"),
+        margin=widgets.percent("Margin"),
+        saved_cost_usd=widgets.money("Saved by the cache", help="what the reused outputs cost when they were made"),
+    )
 
 # -- history -----------------------------------------------------------------------------------
 st.subheader("History")

@@ -1,6 +1,8 @@
-"""Routing: the manifest that routes the next jobs, its history, how much of the exploration
-budget is used, and what shadow providers would have delivered."""
+"""Routing: the manifest that routes the next jobs, the off-policy estimate of its margin per
+routed job against the manifest it replaced, its history, how much of the exploration budget is
+used, and what shadow providers would have delivered."""
 
+import polars as pl
 import streamlit as st
 
 from dashboards import charts, data, state, widgets
@@ -28,12 +30,53 @@ else:
             "Emergency override in force: "
             + "; ".join(f"{e} → {o.get('provider_id')} ({o.get('reason')})" for e, o in overrides.items())
         )
+    adjusted = [a for a in manifest.get("adjustments") or [] if a.get("applied")]
+    if adjusted:
+        # Runtime parameters (docs/signals.md): an approved pin, a latency demotion.
+        said = {"pin": "pinned first", "demote": "demoted"}
+        st.info(
+            "Adjustments in force: "
+            + "; ".join(f"{a['effect_type']}: {a['provider_id']} {said[a['kind']]} ({a['reason']})" for a in adjusted)
+            + " — roll back from Recommendations → Applied changes."
+        )
     widgets.chart(charts.routing_weights(entries))
     widgets.table(
         entries,
         expected_duration_ms=st.column_config.NumberColumn("Expected ms", format="%.0f"),
         expected_success_rate=widgets.percent("Expected success"),
     )
+
+# -- off-policy estimate of the last change ----------------------------------------------------
+st.subheader("Estimated margin per routed job: before and after the last change")
+estimate = data.change_estimate(manifest)
+if estimate.is_empty():
+    widgets.empty(
+        "No off-policy estimate for this manifest.",
+        "The economics job estimates every manifest it publishes from the logged routing decisions "
+        "(an emergency override has none).",
+    )
+else:
+    dr = {r["policy"]: r for r in estimate.filter(pl.col("estimator") == "dr").iter_rows(named=True)}
+    columns = st.columns(len(dr))
+    for column, (policy, r) in zip(columns, dr.items(), strict=True):
+        defined = r["value"] is not None
+        column.metric(
+            policy.capitalize(),
+            f"{r['value']:.3f} tokens" if defined else "n/a",
+            help=f"Doubly robust estimate on {r['decisions']:,} logged decisions; manifest {r['version']}.",
+        )
+        if defined and r["ci_low"] is not None:
+            column.caption(f"95 % interval {r['ci_low']:.3f} … {r['ci_high']:.3f} tokens")
+    st.caption(
+        "What each manifest would earn per routed job (effect price if the provider succeeds, minus its cost), "
+        "estimated from the decisions earlier manifests made and the probability each was made with: "
+        "IPS (Horvitz–Thompson), self-normalised IPS and doubly robust (Dudík et al. 2011). ess = effective "
+        "sample size of the importance weights."
+    )
+    widgets.table(estimate)
+    history_est = state.estimate_history(ctx)
+    if history_est.height > 2:
+        widgets.chart(charts.estimate_history(history_est))
 
 # -- history -----------------------------------------------------------------------------------
 st.subheader("History")

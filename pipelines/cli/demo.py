@@ -35,6 +35,7 @@ ENDED = {
     "analysis_failed",
     "rejected_by_admin",
     "quota_exceeded",
+    "failed",
 }
 
 DAGSTER_YAML = """\
@@ -46,6 +47,19 @@ concurrency:
     # 2 cores: a few videos in flight at once; provider tasks add their own parallelism.
     # No pools: reservations lock the user's row in the transactional store.
     max_concurrent_runs: 3
+    tag_concurrency_limits:
+      # One run per video at a time: a run the recovery sensor starts again never races
+      # another of the same video.
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+# Runs stuck starting or cancelling are failed (the recovery sensor handles runs whose worker
+# died: pipelines/recovery/runs.py).
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
 """
 
 

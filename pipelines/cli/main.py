@@ -40,16 +40,35 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("economics", help="run one economics cycle on the current instance")
     sub.add_parser("benchmark", help="run the benchmark job (reference suite) on the current instance")
+    sub.add_parser("signals", help="run detection and classification now (signals_job, then the actions it calls for)")
+    alerts = sub.add_parser("alerts", help="print the open bottleneck classifications and economic alerts")
+    alerts.add_argument("--json", action="store_true", help="JSON output")
     simulate = sub.add_parser("simulate", help="write simulated execution history into the lake")
     simulate.add_argument("--days", type=float, default=7)
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument("--per-hour", type=float, default=200, help="jobs per hour")
+    simulate.add_argument(
+        "--inject",
+        action="append",
+        default=[],
+        metavar="KIND[:TARGET]",
+        help="plant a fault (repeatable): latency-drift, throttling, cost-spike, cold-starts, saturation, "
+        "depletion, inefficiency; TARGET a provider (a user id for depletion); docs/signals.md",
+    )
+    simulate.add_argument(
+        "--fault-hours", type=float, default=2.0, help="the faults start this many hours before now (default 2)"
+    )
     manifest = sub.add_parser("manifest", help="print the current routing manifest")
     manifest.add_argument("--effect-type", help="only this effect type")
     manifest.add_argument("--json", action="store_true", help="JSON output")
     golden = sub.add_parser("golden", help="accuracy of the content analysis on the hand-labelled golden set")
     golden.add_argument("--json", action="store_true", help="JSON output")
     sub.add_parser("admin-key", help="print a new random admin API key (for EFFECTLAKE_ADMIN_KEY)")
+    rerender = sub.add_parser(
+        "rerender", help="re-run a provider output's render spec; report bit-identity or its VMAF against the original"
+    )
+    rerender.add_argument("output_id", help="the output's task id (silver/provider_outputs.task_id)")
+    rerender.add_argument("--json", action="store_true", help="JSON output")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -81,10 +100,21 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.cli.run_jobs import run_job
 
         return 0 if run_job(f"{args.command}_job") else 1
+    if args.command == "signals":
+        from pipelines.cli.alerts import run_signals
+
+        return run_signals()
+    if args.command == "alerts":
+        from pipelines.cli.alerts import print_alerts
+
+        return print_alerts(args.json)
     if args.command == "simulate":
         from pipelines.cli.simulate import run_simulation
 
-        run_simulation(args.days, args.seed, args.per_hour)
+        try:
+            run_simulation(args.days, args.seed, args.per_hour, args.inject, args.fault_hours)
+        except ValueError as exc:
+            parser.error(str(exc))
         return 0
     if args.command == "manifest":
         from pipelines.cli.manifest import print_manifest
@@ -94,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.cli.golden import run_golden
 
         return run_golden(args.json)
+    if args.command == "rerender":
+        from pipelines.cli.rerender import run_rerender
+
+        return run_rerender(args.output_id, args.json)
     if args.command == "admin-key":
         from resources.store.keys import new_key
 

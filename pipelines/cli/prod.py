@@ -82,6 +82,12 @@ concurrency:
         value:
           applyLimitPerUniqueValue: true
         limit: 1
+# Runs stuck starting or cancelling are failed (runs whose worker died: the recovery sensor,
+# pipelines/recovery/runs.py).
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
 """
 
 

@@ -17,9 +17,12 @@ def current_instance() -> dg.DagsterInstance:
 
 def run_job(name: str) -> bool:
     """Execute job ``name`` in process on the current instance; True when it succeeded."""
-    from pipelines.definitions import defs
+    from pipelines.definitions import build_definitions
 
+    # Built now, from the environment as it is now (the module-level ``defs`` was built when
+    # first imported, possibly before LAKE_URI or DATABASE_URL were set).
     with current_instance() as instance:
-        result = defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False)
+        job = build_definitions().resolve_job_def(name)
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
         print(f"{name}: run {result.run_id} {'succeeded' if result.success else 'FAILED'}")
         return result.success

@@ -27,15 +27,6 @@ from typing import Any
 _SAFE = str.maketrans(dict.fromkeys('/\\:*?"<>| ', "_"))
 
 
-def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes (read in ``chunk_bytes`` pieces)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def inputs_digest(values: Any) -> str:
     """First 16 hex digits of the sha256 of ``values`` as canonical JSON (sorted keys)."""
     blob = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)

@@ -36,10 +36,11 @@ from google.genai import types
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState
 
-from resources.gemini.cache import CacheKey, ResultCache, file_sha256, inputs_digest
+from resources.gemini.cache import CacheKey, ResultCache, inputs_digest
 from resources.gemini.pricing import PriceTable, Usage
 from resources.gemini.prompts import ANALYSIS, JUDGE, REFINE, Prompt
 from resources.gemini.schemas import ContentAnalysisResult, JudgeVerdict, RefinedPrompt, analysis_schema
+from resources.hashing import file_sha256
 from resources.retry import PollTimeout, server_paced, until_ready
 
 log = structlog.get_logger("effectlake.gemini")

@@ -266,12 +266,22 @@ class RawVideoEncoder:
         self._meter = meter
         self._timeout_s = timeout_s
         self._timed_out = False
-        cmd = [
-            ffmpeg_exe(),
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
+        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *self.args(width, height, fps, output_path)]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._stderr: deque[str] = deque(maxlen=5)
+        # Drain stderr on a thread so a chatty child can never block on a full pipe while we
+        # block writing frames to it.
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
+        self._killer = threading.Timer(timeout_s, self._kill_on_timeout)
+        self._killer.start()
+        self._reaped = False
+
+    @staticmethod
+    def args(width: int, height: int, fps: Fraction, output_path: str) -> list[str]:
+        """The encoder's ffmpeg arguments: raw BGR frames of ``width x height`` at ``fps`` on
+        stdin, cropped to even dimensions, encoded with ``ENCODE_ARGS`` to an mp4."""
+        return [
             "-f",
             "rawvideo",
             "-pix_fmt",
@@ -289,15 +299,6 @@ class RawVideoEncoder:
             "mp4",
             output_path,
         ]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self._stderr: deque[str] = deque(maxlen=5)
-        # Drain stderr on a thread so a chatty child can never block on a full pipe while we
-        # block writing frames to it.
-        self._drainer = threading.Thread(target=self._drain, daemon=True)
-        self._drainer.start()
-        self._killer = threading.Timer(timeout_s, self._kill_on_timeout)
-        self._killer.start()
-        self._reaped = False
 
     def _drain(self) -> None:
         assert self._proc.stderr is not None
@@ -433,7 +434,7 @@ class LocalAdapter:
 
     Subclasses set ``adapter_kind`` (the registry's ``adapter`` value they run) and implement
     ``_render(task, out_path, meter, timings)`` (write an mp4 to ``out_path``; raise on
-    failure) and ``health_check``.
+    failure), ``recipe(task)`` (what ``_render`` runs, as data) and ``health_check``.
 
     Raises:
         ValueError: ``spec`` is a provider of another adapter kind.
@@ -446,6 +447,7 @@ class LocalAdapter:
             raise ValueError(f"{spec.provider_id} is an {spec.adapter} provider, not {self.adapter_kind}")
         self.spec = spec
         self.provider_id = spec.provider_id
+        self.provider = spec.model_dump(mode="json")
         self._slots = threading.BoundedSemaphore(spec.concurrency)
         self._results: OrderedDict[str, TaskResult] = OrderedDict()
         self._results_lock = threading.Lock()

@@ -27,6 +27,10 @@ class ProviderTask:
         attempt: the first attempt number this submit may use (a remote provider names its
             job by task and attempt; a retry after a lost or failed job passes the next one,
             so it never joins the earlier job).
+        input_key: media key of the input, when it came from the media store (recorded in
+            the output's render spec, so the render can be re-run on the same input).
+        server: which of a multi-server provider's servers the task was admitted to
+            (0-based; ``resilience.assign_servers``); 0 for every other provider.
     """
 
     task_id: str
@@ -38,6 +42,8 @@ class ProviderTask:
     params: dict[str, Any] = field(default_factory=dict)
     prompt: str = ""
     attempt: int = 1
+    input_key: str | None = None
+    server: int = 0
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,9 @@ class TaskResult:
         error_class: short machine-readable class when failed (``FFmpegError``, ``Timeout``…).
         error_message: readable reason when failed.
         node_timings: per-node milliseconds where the provider reports them, else empty.
+        render_spec: how the output was rendered (``resources.providers.render_spec``), set
+            by ``assets.execution.runner.run_tasks`` (and M6 for remote tasks); None when it
+            could not be described.
     """
 
     task_id: str
@@ -71,6 +80,7 @@ class TaskResult:
     error_class: str | None = None
     error_message: str | None = None
     node_timings: dict[str, int] = field(default_factory=dict)
+    render_spec: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,22 @@ class RemoteStatus:
 
 
 @dataclass(frozen=True)
+class Located:
+    """Whether a remote provider still has one attempt of a task (``RemoteAdapter.locate``).
+
+    Attributes:
+        known: True = it has the job (queued, running or finished), False = it answered and
+            has no record of it, None = it did not answer (no news: decide nothing).
+        handle: when known, a handle for ``status``/``cancel``/``fetch``/``cleanup``.
+        detail: what the provider said, readable.
+    """
+
+    known: bool | None
+    handle: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class Health:
     """Result of a provider health check: ``ok`` plus a readable ``detail`` and latency."""
 
@@ -112,9 +138,15 @@ class Health:
 
 @runtime_checkable
 class ProviderAdapter(Protocol):
-    """What the execution stage (M6) and the completion sensor need from any provider."""
+    """What the execution stage (M6) and the completion sensor need from any provider.
+
+    ``provider`` is the provider's registry entry as plain data (``ProviderSpec`` dumped to
+    JSON types): the render spec records it, and ``effectlake rerender`` rebuilds the adapter
+    from it.
+    """
 
     provider_id: str
+    provider: dict[str, Any]
 
     def supports(self, effect_type: str) -> bool:
         """True when this provider can run ``effect_type``."""
@@ -131,6 +163,16 @@ class ProviderAdapter(Protocol):
     def execute(self, task: ProviderTask) -> TaskResult:
         """Submit and wait (local adapters do the work here). Never raises for task failure:
         failures come back as ``TaskResult(status="failed", error_class=…)``."""
+
+    def recipe(self, task: ProviderTask) -> dict[str, Any]:
+        """What this adapter runs for ``task``, exactly and as data (the filled ffmpeg filter
+        graph, the frame transform and its arguments, the ComfyUI graph), with ``kind`` naming
+        the form and ``seeds`` any random seeds it uses. Deterministic: the same task on the
+        same input gives the same recipe; its hash is the render spec's ``workflow_hash``.
+
+        Raises:
+            Whatever resolving the workflow raises (a missing input, bad parameters).
+        """
 
 
 @runtime_checkable
@@ -151,3 +193,8 @@ class RemoteAdapter(ProviderAdapter, Protocol):
 
     def cleanup(self, handle: str, output: dict[str, str] | None) -> None:
         """Delete the uploaded input, the output and the provider's record of the task."""
+
+    def locate(self, task_id: str, attempt: int) -> Located:
+        """Whether the provider has attempt ``attempt`` of ``task_id`` (the orphan-recovery
+        sensor asks this of a task whose sender stopped before recording the handle). Never
+        raises: no answer is ``known=None``."""

@@ -34,7 +34,8 @@ from typing import Any, cast
 
 import httpx
 
-from resources.providers.base import Health, ProviderTask, RemoteStatus, TaskResult
+from resources.hashing import json_sha256
+from resources.providers.base import Health, Located, ProviderTask, RemoteStatus, TaskResult
 from resources.providers.resilience import account
 from resources.retry import PollTimeout, transient_failures, until_ready
 
@@ -302,9 +303,10 @@ class ComfyUIClient:
         os.replace(tmp, dest)
         return size
 
-    def system_stats(self) -> dict[str, Any]:
-        """``{"system": {"comfyui_version", ...}, "devices": [{"name", "type", "vram_free"...}]}``."""
-        return self._json("GET", "/system_stats")
+    def system_stats(self, timeout_s: float | None = None) -> dict[str, Any]:
+        """``{"system": {"comfyui_version", ...}, "devices": [{"name", "type", "vram_free"...}]}``
+        (``timeout_s``: this request's own timeout instead of the client's)."""
+        return self._json("GET", "/system_stats", **({"timeout": timeout_s} if timeout_s else {}))
 
     def queue(self) -> dict[str, Any]:
         """``{"queue_running": [[number, prompt_id, prompt, extra_data, outputs]],
@@ -600,10 +602,16 @@ class WorkflowTemplate:
 # The adapter
 # ---------------------------------------------------------------------------------------------
 
+# Inputs that carry a sampler's random seed (KSampler: seed; KSamplerAdvanced: noise_seed).
+_SEED_INPUTS = ("seed", "noise_seed")
 # Fixed namespace so prompt ids derived from task ids are stable across processes and releases.
 _PROMPT_NAMESPACE = uuid.UUID("6b1f3c52-7d0e-4c1b-9a51-2f0de7c3a9e4")
 # How many fresh prompts one task may get after earlier ones failed (attempt numbers).
 _MAX_ATTEMPTS = 20
+# A health probe that takes longer is a failed one: a server that cannot answer GET
+# /system_stats within it is not taking work either, and the economics cycle must not wait
+# on it for the client's whole request timeout.
+HEALTH_TIMEOUT_S = 5.0
 # Consecutive unreachable polls ``execute`` rides out before failing the task.
 _UNREACHABLE_POLLS = 3
 
@@ -679,6 +687,7 @@ class ComfyUIAdapter:
         request_timeout_s: float = 30.0,
         cancel_grace_s: float = 60.0,
         client: ComfyUIClient | None = None,
+        provider: Mapping[str, Any] | None = None,
     ):
         self.provider_id = provider_id
         self.base_url = base_url.rstrip("/")
@@ -694,6 +703,20 @@ class ComfyUIAdapter:
         # One stable client id per provider: ComfyUI routes websocket events by it and shows it
         # in history, which makes our prompts easy to find on a shared fleet.
         self.client_id = f"effectlake-{provider_id}"
+        # The registry entry as data (render specs record it); built from the arguments when
+        # the adapter was made without a registry (tests).
+        self.provider = (
+            dict(provider)
+            if provider is not None
+            else {
+                "provider_id": provider_id,
+                "adapter": self.adapter_kind,
+                "base_url": self.base_url,
+                "effect_types": sorted(self.effect_types),
+                "instance_type": instance_type,
+                "timeout_seconds": timeout_s,
+            }
+        )
 
     @classmethod
     def from_spec(
@@ -781,6 +804,34 @@ class ComfyUIAdapter:
         if "error" in handle:
             handle["failed_at_ms"] = _now_ms()
         return json.dumps(handle, sort_keys=True)
+
+    def recipe(self, task: ProviderTask) -> dict[str, Any]:
+        """``{"kind": "comfyui", "graph", "graph_sha256", "template_sha256", "seeds"}``: the
+        API-format graph this task queues (its uploaded input and output prefix as
+        ``{{input_video}}`` / ``{{filename_prefix}}``, which differ per run), its hash, the
+        template's hash, and every ``seed`` / ``noise_seed`` input of the graph by
+        ``<node id>.<input>`` (ComfyUI's samplers are reproducible given their seed).
+
+        Raises:
+            WorkflowTemplateError: a parameter has no value.
+        """
+        graph = self.template.render(
+            input_video="{{input_video}}", filename_prefix="{{filename_prefix}}", params=task.params, prompt=task.prompt
+        )
+        seeds = {
+            f"{node_id}.{name}": value
+            for node_id, node in graph.items()
+            for name, value in (node.get("inputs") or {}).items()
+            if name in _SEED_INPUTS and not isinstance(value, list)  # a list is a link to another node
+        }
+        template = {"graph": self.template.graph, "defaults": self.template.defaults}
+        return {
+            "kind": "comfyui",
+            "graph": graph,
+            "graph_sha256": json_sha256(graph),
+            "template_sha256": json_sha256(template),
+            "seeds": seeds,
+        }
 
     def poll(self, handle: str) -> TaskResult | None:
         """None while the prompt is queued or running; else the TaskResult (output downloaded
@@ -934,11 +985,45 @@ class ComfyUIAdapter:
         if failed:
             raise failed[0]
 
+    def locate(self, task_id: str, attempt: int) -> Located:
+        """Whether the server has the prompt of ``task_id``'s ``attempt`` (its id is
+        ``prompt_id_for``, so no handle is needed to find it): in the queue or in history →
+        known, with a handle naming the prompt and the input file the submit uploads (for
+        clean-up); neither → not known; no answer → ``known=None``."""
+        prompt_id = prompt_id_for(task_id, attempt)
+        try:
+            running, pending = queued_prompt_ids(self.client.queue())
+            where = "running" if prompt_id in running else "queued" if prompt_id in pending else None
+            if where is None and self.client.history(prompt_id) is not None:
+                where = "finished"
+        except ComfyUIError as exc:
+            return Located(None, detail=f"{type(exc).__name__}: {exc}")
+        if where is None:
+            return Located(False, detail=f"ComfyUI at {self.base_url} has no prompt {prompt_id}")
+        now = _now_ms()
+        handle = {
+            "v": 1,
+            "provider_id": self.provider_id,
+            "task_id": task_id,
+            "attempt": attempt,
+            "prompt_id": prompt_id,
+            "output_path": "",
+            "output_node": self.template.output_node,
+            "submitted_at_ms": now,
+            "queued_at_ms": now,
+            "reused": True,
+            "finished_before_submit": False,
+            # The name ``_render`` uploads under (``.mp4``: M6 sends proxies and reference clips).
+            "input": {"filename": f"effectlake_{_safe_name(task_id)}.mp4", "subfolder": "", "type": "input"},
+            "located": where,
+        }
+        return Located(True, json.dumps(handle, sort_keys=True), f"prompt {prompt_id} is {where}")
+
     def health_check(self) -> Health:
         """``GET /system_stats``: ok with the ComfyUI version and device, or not ok with why."""
         started = time.perf_counter()
         try:
-            stats = self.client.system_stats()
+            stats = self.client.system_stats(timeout_s=HEALTH_TIMEOUT_S)
             latency = int((time.perf_counter() - started) * 1000)
             devices = stats.get("devices") or []
             if not devices:
@@ -1109,3 +1194,108 @@ class ComfyUIAdapter:
         except ComfyUIError:
             pass
         return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Several servers
+# ---------------------------------------------------------------------------------------------
+
+
+class ComfyUIFleet:
+    """One provider served by several ComfyUI servers, each running one prompt at a time
+    (``RemoteAdapter``). The store admits a task to one server with no prompt of ours
+    (``resources.providers.resilience.assign_servers``; ``ProviderTask.server``); the fleet
+    submits it there and names the server in the handle (``"server"``), so status, cancel,
+    fetch and clean-up reach the server that has the prompt.
+
+    Args:
+        servers: one ``ComfyUIAdapter`` per server, in the registry's ``base_urls`` order.
+    """
+
+    adapter_kind = "comfyui"
+
+    def __init__(self, servers: list[ComfyUIAdapter]):
+        if not servers:
+            raise ValueError("a ComfyUI fleet needs at least one server")
+        self.servers = servers
+        self.provider_id = servers[0].provider_id
+        # The registry entry as the render spec records it (the servers share one entry).
+        self.provider = servers[0].provider
+        self.effect_types = servers[0].effect_types
+
+    def _of(self, handle: str) -> tuple[ComfyUIAdapter, str]:
+        try:
+            index = int(json.loads(handle).get("server", 0))
+        except (ValueError, TypeError, AttributeError):
+            index = 0
+        return self.servers[index % len(self.servers)], handle
+
+    @staticmethod
+    def _named(handle: str, index: int) -> str:
+        h = json.loads(handle)
+        h["server"] = index
+        return json.dumps(h, sort_keys=True)
+
+    def supports(self, effect_type: str) -> bool:
+        return effect_type in self.effect_types
+
+    def submit(self, task: ProviderTask) -> str:
+        """Submit to the server the task was admitted to (``task.server``)."""
+        index = task.server % len(self.servers)
+        return self._named(self.servers[index].submit(task), index)
+
+    def poll(self, handle: str) -> TaskResult | None:
+        adapter, h = self._of(handle)
+        return adapter.poll(h)
+
+    def execute(self, task: ProviderTask) -> TaskResult:
+        return self.servers[task.server % len(self.servers)].execute(task)
+
+    def recipe(self, task: ProviderTask) -> dict[str, Any]:
+        """The render recipe of the server the task was admitted to (the servers share one
+        workflow, so any would give the same graph)."""
+        return self.servers[task.server % len(self.servers)].recipe(task)
+
+    def status(self, handle: str) -> RemoteStatus:
+        adapter, h = self._of(handle)
+        return adapter.status(h)
+
+    def cancel(self, handle: str) -> None:
+        adapter, h = self._of(handle)
+        adapter.cancel(h)
+
+    def fetch(self, handle: str, output: dict[str, str], dest: str) -> int:
+        adapter, h = self._of(handle)
+        return adapter.fetch(h, output, dest)
+
+    def cleanup(self, handle: str, output: dict[str, str] | None) -> None:
+        adapter, h = self._of(handle)
+        adapter.cleanup(h, output)
+
+    def locate(self, task_id: str, attempt: int) -> Located:
+        """The first server that has the attempt; not known only when every server answered
+        that it has not (one that does not answer leaves it open: ``known=None``)."""
+        silent = False
+        for index, adapter in enumerate(self.servers):
+            found = adapter.locate(task_id, attempt)
+            if found.known:
+                assert found.handle is not None
+                return Located(True, self._named(found.handle, index), f"server {index}: {found.detail}")
+            silent = silent or found.known is None
+        if silent:
+            return Located(None, detail="a server did not answer")
+        return Located(False, detail=f"none of the {len(self.servers)} servers has it")
+
+    def health_check(self) -> Health:
+        """Healthy while at least one server answers (it takes the work; admission still
+        counts one prompt per server); the detail names each server's state."""
+        checks = [a.health_check() for a in self.servers]
+        up = sum(h.ok for h in checks)
+        detail = f"{up}/{len(checks)} servers answer; " + "; ".join(
+            f"{a.base_url}: {h.detail}" for a, h in zip(self.servers, checks, strict=True)
+        )
+        return Health(up > 0, detail, max(h.latency_ms for h in checks))
+
+    def close(self) -> None:
+        for adapter in self.servers:
+            adapter.close()

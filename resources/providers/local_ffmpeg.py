@@ -9,11 +9,13 @@ this thread's CPU for probing and LUT generation.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import string
 import tempfile
 import time
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -58,46 +60,74 @@ class FFmpegAdapter(LocalAdapter):
         """ffmpeg runs and has libx264 and every filter the graph names."""
         return ffmpeg_health((*self.filters, "crop"))
 
-    def _render(self, task: ProviderTask, out_path: str, meter: CpuMeter, timings: dict[str, int]) -> None:
-        facts = probe_video(task.input_path)
-        names = workflow_names(task, facts)
+    def _names(self, task: ProviderTask) -> dict[str, Any]:
+        """The graph's names for ``task``: the input's facts, the effect's params, the
+        workflow's derived params."""
+        names = workflow_names(task, probe_video(task.input_path))
         names.update(resolve(self.workflow.params.get(task.effect_type, {}), names))
+        return names
+
+    def _render(self, task: ProviderTask, out_path: str, meter: CpuMeter, timings: dict[str, int]) -> None:
+        names = self._names(task)
         with tempfile.TemporaryDirectory(prefix="effectlake-ffmpeg-") as tmp:
             if self.workflow.lut is not None:
                 t0 = time.perf_counter()
-                names["lut_file"] = filter_path(self._write_lut(names, Path(tmp)))
+                path = Path(tmp) / "grade.cube"
+                path.write_text(self._lut_text(names))
+                names["lut_file"] = filter_path(str(path))
                 timings["lut"] = int((time.perf_counter() - t0) * 1000)
             graph = render_graph(self.workflow.graph, names)
             t0 = time.perf_counter()
             call_ffmpeg(
-                [
-                    "-i",
-                    task.input_path,
-                    "-map",
-                    "0:v:0",
-                    "-vf",
-                    f"{graph},{EVEN_CROP}",
-                    *ENCODE_ARGS,
-                    "-f",
-                    "mp4",
-                    out_path,
-                ],
+                ffmpeg_command(task.input_path, graph, out_path),
                 timeout_s=self.spec.timeout_seconds,
                 meter=meter,
             )
             timings["ffmpeg"] = int((time.perf_counter() - t0) * 1000)
 
-    def _write_lut(self, names: dict[str, Any], tmp: Path) -> str:
+    def recipe(self, task: ProviderTask) -> dict[str, Any]:
+        """``{"kind": "ffmpeg", "filter_graph", "lut", "ffmpeg_args", "seeds"}``: the filled
+        ``-vf`` graph as run (a generated LUT file named by the sha256 of its text, since its
+        temporary path differs per run), the LUT's generator, arguments and sha256, and the
+        command's arguments with the input and output as ``{input}`` / ``{output}``."""
+        names = self._names(task)
+        lut = None
+        if self.workflow.lut is not None:
+            text = self._lut_text(names)
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            lut = {"generator": self.workflow.lut.generator, "args": resolve(self.workflow.lut.args, names)}
+            lut["sha256"] = digest
+            names["lut_file"] = f"lut-{digest}.cube"
+        graph = render_graph(self.workflow.graph, names)
+        return {
+            "kind": "ffmpeg",
+            "filter_graph": f"{graph},{EVEN_CROP}",
+            "lut": lut,
+            "ffmpeg_args": ffmpeg_command("{input}", graph, "{output}"),
+            "seeds": {},
+        }
+
+    def _lut_text(self, names: dict[str, Any]) -> str:
         lut = self.workflow.lut
         assert lut is not None
         args = resolve(lut.args, names)
         try:
-            text = LUT_GENERATORS[lut.generator](**args)
+            return _lut_text(lut.generator, tuple(sorted(args.items())))
         except (TypeError, ValueError) as exc:
             raise TaskFailure("InvalidParams", f"{lut.generator}({args}): {exc}") from None
-        path = tmp / "grade.cube"
-        path.write_text(text)
-        return str(path)
+
+
+@lru_cache(maxsize=64)
+def _lut_text(generator: str, args: tuple[tuple[str, Any], ...]) -> str:
+    # A 33³ LUT takes ~0.1 s to generate; a task renders it and its render spec hashes it,
+    # and the tasks of one effect share their parameters.
+    return LUT_GENERATORS[generator](**dict(args))
+
+
+def ffmpeg_command(input_path: str, graph: str, out_path: str) -> list[str]:
+    """The ffmpeg arguments of one render: the first video stream of ``input_path`` through
+    ``graph`` (then cropped to even dimensions), encoded with ``ENCODE_ARGS`` to mp4."""
+    return ["-i", input_path, "-map", "0:v:0", "-vf", f"{graph},{EVEN_CROP}", *ENCODE_ARGS, "-f", "mp4", out_path]
 
 
 class _GraphFormatter(string.Formatter):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import av
 import cv2
@@ -97,13 +98,32 @@ class OpenCVAdapter(LocalAdapter):
         cv = f"cv2 {cv2.__version__}, transform {self.workflow.transform}"
         return Health(encoder.ok, f"{cv}; {encoder.detail}", latency)
 
-    def _transform_for(self, task: ProviderTask, names: dict) -> FrameTransform:
+    def _kwargs(self, task: ProviderTask, names: dict) -> dict[str, Any]:
         exprs = self.workflow.params.get(task.effect_type)
-        kwargs = resolve(exprs, names) if exprs is not None else dict(task.params)
+        return resolve(exprs, names) if exprs is not None else dict(task.params)
+
+    def _transform_for(self, task: ProviderTask, names: dict) -> FrameTransform:
+        kwargs = self._kwargs(task, names)
         try:
             return self.factory(**kwargs)
         except (TypeError, ValueError) as exc:
             raise TaskFailure("InvalidParams", f"{self.workflow.transform}({kwargs}): {exc}") from None
+
+    def recipe(self, task: ProviderTask) -> dict[str, Any]:
+        """``{"kind": "opencv", "transform", "kwargs", "decode", "encoder_args", "seeds"}``:
+        the registered frame transform and the arguments it is built with, how frames are
+        decoded (PyAV, BGR, one thread) and the encoder's arguments (``RawVideoEncoder.args``
+        at the input's size and rate; ``{output}`` for the path). Transforms are
+        deterministic: no seeds."""
+        facts = probe_video(task.input_path)
+        return {
+            "kind": "opencv",
+            "transform": self.workflow.transform,
+            "kwargs": self._kwargs(task, workflow_names(task, facts)),
+            "decode": {"library": "pyav", "format": "bgr24", "thread_count": 1},
+            "encoder_args": RawVideoEncoder.args(facts.width, facts.height, facts.fps, "{output}"),
+            "seeds": {},
+        }
 
     def _render(self, task: ProviderTask, out_path: str, meter: CpuMeter, timings: dict[str, int]) -> None:
         facts = probe_video(task.input_path)
@@ -117,7 +137,9 @@ class OpenCVAdapter(LocalAdapter):
             try:
                 t = time.perf_counter()
                 for frame in container.decode(stream):
-                    image = frame.to_ndarray(format="bgr24")
+                    # swscale on this thread too (its automatic slice threads would escape
+                    # thread_time, and cost more than they save on frames this small).
+                    image = frame.to_ndarray(format="bgr24", threads=1)
                     t1 = time.perf_counter()
                     out = transform(image)
                     t2 = time.perf_counter()

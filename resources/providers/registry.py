@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails
 
 from resources.providers.base import ProviderAdapter
@@ -209,9 +209,14 @@ class ProviderSpec(BaseModel):
         cost: partner cost per call and cold start.
         concurrency: tasks the provider really runs at once (≥ 1); more wait for a slot.
             For ComfyUI, which runs one prompt at a time per server, it must equal ``servers``.
-        servers: ComfyUI servers behind ``base_url`` (1 for local providers).
+        servers: ComfyUI servers (1 for local providers): behind ``base_url`` (a balancer
+            that picks one), or the count of ``base_urls``.
         mode: ``active`` (routed), ``shadow`` (gets copies never shown) or ``disabled``.
-        base_url: server of a remote adapter (ComfyUI); None for local ones.
+        base_url: server of a remote adapter (ComfyUI), or the balancer in front of its
+            servers; None for local ones.
+        base_urls: several ComfyUI servers, one URL each (instead of ``base_url``): each task
+            is admitted to one server with no prompt of ours and sent there
+            (``resources.providers.comfyui.ComfyUIFleet``); ``servers`` must equal their count.
         timeout_seconds: a task attempt is stopped this many seconds after it *started* on the
             provider.
         queue_timeout_seconds: a remote task that has not started this many seconds after it
@@ -233,6 +238,7 @@ class ProviderSpec(BaseModel):
     servers: int = Field(1, ge=1, le=256)
     mode: Mode = "active"
     base_url: str | None = None
+    base_urls: list[str] | None = None
     timeout_seconds: float = Field(600.0, gt=0)
     queue_timeout_seconds: float = Field(600.0, gt=0)
     retry: RetrySpec = Field(default_factory=RetrySpec)
@@ -249,6 +255,17 @@ class ProviderSpec(BaseModel):
                 f"got {info.data.get('concurrency')}"
             )
         return v
+
+    @model_validator(mode="after")
+    def _servers_match_urls(self) -> ProviderSpec:
+        if self.base_urls is not None:
+            if self.adapter != "comfyui":
+                raise ValueError("base_urls is for comfyui providers (one URL per server)")
+            if len(self.base_urls) != self.servers or len(set(self.base_urls)) != len(self.base_urls):
+                raise ValueError(
+                    f"servers ({self.servers}) must equal the number of distinct base_urls ({len(self.base_urls)})"
+                )
+        return self
 
     @property
     def remote(self) -> bool:
@@ -489,6 +506,14 @@ def build_adapter(spec: ProviderSpec) -> ProviderAdapter:
 
 
 def _build_comfyui(spec: ProviderSpec) -> ProviderAdapter:
+    if spec.base_urls:
+        servers = [
+            _build_comfyui(spec.model_copy(update={"base_url": url, "base_urls": None, "servers": 1, "concurrency": 1}))
+            for url in spec.base_urls
+        ]
+        from resources.providers.comfyui import ComfyUIFleet
+
+        return ComfyUIFleet(servers)  # type: ignore[arg-type]
     if not spec.base_url:
         raise ProviderUnavailable(
             f"provider {spec.provider_id!r}: the comfyui adapter needs a base_url "
@@ -515,6 +540,6 @@ def _build_comfyui(spec: ProviderSpec) -> ProviderAdapter:
         "timeout_s": spec.timeout_seconds,
     }
     try:
-        return adapter_cls.from_spec(entry, project_root=PROJECT_ROOT)
+        return adapter_cls.from_spec(entry, project_root=PROJECT_ROOT, provider=spec.model_dump(mode="json"))
     except (OSError, ValueError) as exc:  # workflow file missing or not a valid template
         raise ProviderUnavailable(f"provider {spec.provider_id!r}: {type(exc).__name__}: {exc}") from exc

@@ -34,7 +34,8 @@ TRANSIENT_ERRORS = frozenset(
     }
 )
 # Failures that say nothing about the provider's health: they never count against its breaker.
-NOT_THE_PROVIDERS_FAULT = frozenset({"InputMissing", "InvalidParams", "DecodeError", "BreakerOpen"})
+# ``Orphaned``: the sender stopped before the provider got the task (recovery), not its doing.
+NOT_THE_PROVIDERS_FAULT = frozenset({"InputMissing", "InvalidParams", "DecodeError", "BreakerOpen", "Orphaned"})
 
 
 def is_transient(error_class: str | None) -> bool:
@@ -247,6 +248,33 @@ def admit(
     return chosen, after
 
 
+def assign_servers(
+    chosen: Sequence[tuple[str, str]], busy: Mapping[str, Iterable[int | None]], servers: Mapping[str, int]
+) -> dict[str, int]:
+    """Which server each admitted task goes to: a ComfyUI server runs one prompt at a time, so
+    a provider's tasks take its servers that hold no prompt of ours, lowest index first.
+
+    Args:
+        chosen: (task id, provider id) of the tasks ``admit`` chose, in its order.
+        busy: provider id → the servers of its tasks in flight (None: a row from before
+            servers were recorded; it holds some server, which one is unknown).
+        servers: provider id → how many servers it has (absent: 1).
+
+    Returns:
+        task id → server index (0-based). When every server looks busy (rows of unknown
+        server), the index wraps round: admission already bounded the count.
+    """
+    free: dict[str, list[int]] = {}
+    out: dict[str, int] = {}
+    for task_id, pid in chosen:
+        if pid not in free:
+            taken = {s for s in busy.get(pid, ()) if s is not None}
+            free[pid] = [i for i in range(max(1, servers.get(pid, 1))) if i not in taken]
+        pool = free[pid]
+        out[task_id] = pool.pop(0) if pool else len(out) % max(1, servers.get(pid, 1))
+    return out
+
+
 # --- deadlines --------------------------------------------------------------------------------
 
 
@@ -278,6 +306,14 @@ def overdue(
     if started_at is None:
         return "QueueTimeout" if now - enqueued_at > timedelta(seconds=deadlines.queue_s) else None
     return "Timeout" if now - started_at > timedelta(seconds=deadlines.run_s) else None
+
+
+def send_orphaned(submitted_at: datetime | None, now: datetime, grace_s: float) -> bool:
+    """True when a task marked ``submitting`` at ``submitted_at`` has been so for longer than
+    ``grace_s``: its sender (an intake run or the sensor) stopped between claiming the slot
+    and recording the provider's answer, and nobody else will finish the send. Such a task
+    holds a provider slot until the orphan-recovery sensor resolves it."""
+    return submitted_at is not None and now - submitted_at > timedelta(seconds=grace_s)
 
 
 def video_deadline(deadlines: Iterable[tuple[datetime, Deadlines]]) -> datetime | None:

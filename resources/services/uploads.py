@@ -84,6 +84,9 @@ class IncomingUpload:
             balanced.
         description: the caller's words for the effect they want (already bounded), None =
             none given.
+        source: how it arrived (``resources.store.models.UPLOAD_SOURCES``): ``upload`` (an
+            example for effect creation) or ``run`` (the input of an effect run, which starts
+            no creation job).
     """
 
     stream: BinaryIO
@@ -93,6 +96,7 @@ class IncomingUpload:
     workspace_id: str
     priorities: str | None = None
     description: str | None = None
+    source: str = "upload"
 
 
 @dataclass(frozen=True)
@@ -244,7 +248,7 @@ def accept_upload(
         sha256=inspected.sha256,
         bytes_=inspected.bytes,
         media_key=key,
-        source="upload",
+        source=upload.source,
         status="uploaded",
         priorities=upload.priorities,
         description=upload.description,

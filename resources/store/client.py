@@ -20,11 +20,27 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from resources.store import admission, changes, decisions, idempotency, identity, ledger, outbox, remote, uploads
+from resources.store import (
+    admission,
+    alerts,
+    changes,
+    decisions,
+    idempotency,
+    identity,
+    ledger,
+    outbox,
+    parameters,
+    remote,
+    revisions,
+    runs,
+    uploads,
+    watch,
+)
 from resources.store.engine import create_store_engine, database_url, reader
 from resources.store.errors import StoreBusy
 from resources.store.idempotency import StoredResponse
 from resources.store.migrate import migrate
+from resources.store.revisions import Pinned, Published
 from resources.store.uploads import UploadResult
 
 # SQLite "database is locked" (busy timeout ran out); PostgreSQL lock_not_available (55P03).
@@ -283,6 +299,50 @@ class Store:
         with self.read() as s:
             return decisions.get(s, subject_kind, subject_id)
 
+    # --- gallery revisions and pins --------------------------------------------------------
+    def publish_revision(self, values: dict, at: datetime | None = None) -> Published:
+        """``revisions.publish``: the revision of this content (written once) and the pin."""
+        with self.write() as s:
+            return revisions.publish(s, values, at)
+
+    def pin_revision(
+        self,
+        slug: str,
+        revision_id: str,
+        pinned_by: str,
+        reason: str = "",
+        expected_revision_id: str | None = None,
+        at: datetime | None = None,
+    ) -> Pinned:
+        """``revisions.pin``: move the slug's pin (rollback = an older revision)."""
+        with self.write() as s:
+            return revisions.pin(s, slug, revision_id, pinned_by, reason, expected_revision_id, at)
+
+    def revision(self, revision_id: str) -> dict:
+        """``revisions.get``."""
+        with self.read() as s:
+            return revisions.get(s, revision_id)
+
+    def revisions(self, slug: str, after_seq: int = 0, limit: int = 50) -> list[dict]:
+        """``revisions.of_slug``: the slug's revisions in seq order."""
+        with self.read() as s:
+            return revisions.of_slug(s, slug, after_seq, limit)
+
+    def pinned_revisions(self, slug: str | None = None) -> list[dict]:
+        """``revisions.pinned``: the pinned revision of every slug (or of ``slug``)."""
+        with self.read() as s:
+            return revisions.pinned(s, slug)
+
+    def video_revisions(self, video_id: str) -> list[dict]:
+        """``revisions.of_video``: revisions published from a video's job."""
+        with self.read() as s:
+            return revisions.of_video(s, video_id)
+
+    def pin_events(self, slug: str, after_seq: int = 0, limit: int = 50) -> list[dict]:
+        """``revisions.pin_events``: the slug's pin moves in seq order."""
+        with self.read() as s:
+            return revisions.pin_events(s, slug, after_seq, limit)
+
     # --- landing -------------------------------------------------------------------------
     def changes_since(
         self,
@@ -314,3 +374,147 @@ class Store:
         """``remote.breakers``: provider id → its circuit breaker row."""
         with self.read() as s:
             return remote.breakers(s)
+
+    # --- runtime parameters --------------------------------------------------------------
+    # Changes compose inside ``write()`` with ``resources.store.parameters`` (apply, rollback:
+    # the value and its audit row in one transaction); these are the common reads.
+    def parameters(self, scope: str | None = None) -> dict[tuple[str, str, str], dict]:
+        """``parameters.in_force``: (scope, subject, name) → the parameter set now."""
+        with self.read() as s:
+            return parameters.in_force(s, scope)
+
+    def parameter_values(self, scope: str, name: str) -> dict:
+        """``parameters.values``: subject → value of ``scope``.``name`` set now."""
+        with self.read() as s:
+            return parameters.values(s, scope, name)
+
+    def parameter_changes(
+        self,
+        *,
+        source: str | None = None,
+        source_ids: list[str] | None = None,
+        after_seq: int = 0,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> list[dict]:
+        """``parameters.changes``: the audit trail in seq order (or newest first)."""
+        with self.read() as s:
+            return parameters.changes(
+                s, source=source, source_ids=source_ids, after_seq=after_seq, limit=limit, newest_first=newest_first
+            )
+
+    def parameter_change(self, change_id: str) -> dict:
+        """``parameters.get_change``."""
+        with self.read() as s:
+            return parameters.get_change(s, change_id)
+
+    # --- alerts --------------------------------------------------------------------------
+    def sync_alerts(
+        self,
+        open_classifications: list[dict],
+        now: datetime,
+        recipients: list[str] | tuple[str, ...] = (),
+        emailed: tuple[str, ...] = ("critical",),
+    ) -> dict:
+        """``alerts.sync``: fold the open classifications into alerts, queue their emails."""
+        with self.write() as s:
+            return alerts.sync(s, open_classifications, now, recipients, emailed)
+
+    def acknowledge_alert(self, alert_id: str, admin: str, note: str = "") -> dict:
+        """``alerts.acknowledge``; ``AlertNotFound`` / ``AlertConflict``."""
+        with self.write() as s:
+            alerts.acknowledge(s, alert_id, admin, note)
+            return alerts.get(s, alert_id)
+
+    def resolve_alert(self, alert_id: str, admin: str, note: str = "") -> dict:
+        """``alerts.resolve``; ``AlertNotFound``."""
+        with self.write() as s:
+            alerts.resolve(s, alert_id, admin, note)
+            return alerts.get(s, alert_id)
+
+    def alert(self, alert_id: str) -> dict:
+        """``alerts.get``: the alert with its classifications and deliveries."""
+        with self.read() as s:
+            return alerts.get(s, alert_id)
+
+    def alerts(self, states: tuple[str, ...] = ("open", "acknowledged", "resolved")) -> list[dict]:
+        """``alerts.list_alerts``: newest first."""
+        with self.read() as s:
+            return alerts.list_alerts(s, states)
+
+    def alerts_by_classification(self, classification_ids: list[str]) -> dict[str, dict]:
+        """``alerts.by_classification``."""
+        with self.read() as s:
+            return alerts.by_classification(s, classification_ids)
+
+    def pending_alert_deliveries(self, limit: int = 100) -> list[dict]:
+        """``alerts.pending_deliveries``."""
+        with self.read() as s:
+            return alerts.pending_deliveries(s, limit)
+
+    def alert_delivered(self, delivery_id: str, attempts: int, at: datetime) -> None:
+        """``alerts.delivered``."""
+        with self.write() as s:
+            alerts.delivered(s, delivery_id, attempts, at)
+
+    def alert_dead_letter(self, delivery_id: str, attempts: int, error: str, at: datetime) -> None:
+        """``alerts.dead_letter``."""
+        with self.write() as s:
+            alerts.dead_letter(s, delivery_id, attempts, error, at)
+
+    # --- effect runs ---------------------------------------------------------------------
+    def create_run(self, user_id: str, **fields) -> dict:
+        """``runs.create_run``: the queued run, its price reserved in the same transaction."""
+        with self.write() as s:
+            return runs.create_run(s, user_id, **fields)
+
+    def effect_run(self, run_id: str, user_id: str | None = None) -> dict:
+        """``runs.get_run``: ``RunNotFound`` also when not ``user_id``'s."""
+        with self.read() as s:
+            return runs.get_run(s, run_id, user_id)
+
+    def effect_runs(self, user_id: str, after_seq: int = 0, limit: int = 50) -> list[dict]:
+        """``runs.list_runs``."""
+        with self.read() as s:
+            return runs.list_runs(s, user_id, after_seq, limit)
+
+    def start_run(self, run_id: str, at: datetime | None = None) -> dict:
+        """``runs.start``."""
+        with self.write() as s:
+            return runs.start(s, run_id, at)
+
+    def update_run(self, run_id: str, **fields) -> dict:
+        """``runs.update``: state columns of a running run."""
+        with self.write() as s:
+            return runs.update(s, run_id, **fields)
+
+    def finish_run(self, run_id: str, status: str, at: datetime | None = None, **fields) -> dict:
+        """``runs.finish``."""
+        with self.write() as s:
+            return runs.finish(s, run_id, status, at, **fields)
+
+    def cached_run(self, workspace_id: str, cache_key: str) -> dict | None:
+        """``runs.cached``: a delivered run of the workspace with this result-cache key."""
+        with self.read() as s:
+            return runs.cached(s, workspace_id, cache_key)
+
+    # --- recovery (reads of the orphan-recovery sensor) ------------------------------------
+    def stale_uploads(self, before: datetime) -> list[dict]:
+        """``watch.stale_uploads``: unfinished uploads that arrived before ``before``."""
+        with self.read() as s:
+            return watch.stale_uploads(s, before)
+
+    def open_reservations(self, before: datetime) -> list[dict]:
+        """``watch.open_reservations``: jobs reserved before ``before``, not settled."""
+        with self.read() as s:
+            return watch.open_reservations(s, before)
+
+    def settlements_between(self, kind: str, after: datetime, before: datetime) -> list[dict]:
+        """``watch.settlements_between``: ledger entries of ``kind`` in (after, before]."""
+        with self.read() as s:
+            return watch.settlements_between(s, kind, after, before)
+
+    def approvals_decided_between(self, after: datetime, before: datetime) -> list[dict]:
+        """``watch.approvals_decided_between``: approval decisions in (after, before]."""
+        with self.read() as s:
+            return watch.approvals_decided_between(s, after, before)

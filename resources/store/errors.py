@@ -46,6 +46,18 @@ class UnknownApiKey(NotFound):
     code = "unknown_api_key"
 
 
+class EffectNotFound(NotFound):
+    """No revision of this slug was ever published."""
+
+    code = "effect_not_found"
+
+
+class RevisionNotFound(NotFound):
+    """No revision has this id."""
+
+    code = "revision_not_found"
+
+
 # --- 422: the request is malformed or out of bounds ----------------------------------------
 
 
@@ -69,6 +81,12 @@ class IdempotencyMismatch(InvalidInput):
     """The Idempotency-Key was already used with a different request body."""
 
     code = "idempotency_key_reused"
+
+
+class RevisionOfAnotherEffect(InvalidInput):
+    """A pin names a revision that belongs to another slug."""
+
+    code = "revision_of_another_effect"
 
 
 # --- 409: the state of the store forbids it -------------------------------------------------
@@ -95,6 +113,18 @@ class DecisionConflict(Conflict):
             f"{existing['subject_kind']} {existing['subject_id']} was already decided: {existing['decision']}"
         )
         self.existing = existing
+
+
+class PinConflict(Conflict):
+    """The slug's pin is no longer the revision the caller expected (someone moved it)."""
+
+    code = "pin_conflict"
+
+
+class ImmutableRow(Conflict):
+    """An update or delete of an append-only row (an effect revision, a pin event)."""
+
+    code = "immutable_row"
 
 
 class IdempotencyInProgress(Conflict):

@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
-from resources.store.engine import create_store_engine
+from resources.store.engine import create_store_engine, lift_session_limits
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Alembic's ``context`` is one module-level object: in-process runs must not overlap.
@@ -52,6 +52,9 @@ def _run(url, engine, action) -> None:
     engine = engine or create_store_engine(url)
     try:
         with _IN_PROCESS, engine.connect() as connection:
+            # A migration is not a request: the store's per-statement limits would cut a long
+            # index build or backfill short.
+            lift_session_limits(connection)
             action(alembic_config(connection))
             connection.commit()
     finally:

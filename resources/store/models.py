@@ -17,6 +17,7 @@ from typing import ClassVar
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -24,10 +25,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from resources.store.errors import ImmutableRow
 from resources.store.sql import SEQ, UTCDateTime, utcnow
 
 # Deterministic constraint names: migrations and autogenerate compare agree on every backend.
@@ -43,7 +46,10 @@ ROLES = ("user", "admin")
 # pending (presigned, no bytes yet) → uploaded → accepted (M1 ingested it) → processing (GPU
 # tasks dispatched) → done (the pipeline finished with it); or rejected (M1 refused it).
 UPLOAD_STATUSES = ("pending", "uploaded", "accepted", "processing", "done", "rejected")
-UPLOAD_SOURCES = ("upload", "presign", "link")
+# run: a video sent with an effect run (``POST /v1/effects/{slug}/runs``): the input of a run,
+# not an example; no effect-creation job starts for it (migration 0011).
+UPLOAD_SOURCES = ("upload", "presign", "link", "run")
+RUN_SOURCE = UPLOAD_SOURCES[-1]
 #: Longest upload description, characters (the API refuses longer ones with a 422).
 MAX_DESCRIPTION_CHARS = 1000
 SUBJECT_KINDS = ("approval", "recommendation")
@@ -125,6 +131,9 @@ class LedgerEntry(Base):
         CheckConstraint(_one_of("kind", ENTRY_KINDS), name="kind"),
         CheckConstraint("tokens > 0", name="tokens_positive"),
         Index(None, "user_id", "seq"),
+        # The recovery sensor: reservations (and settlements) by age, and a job's settlements.
+        Index(None, "kind", "occurred_at"),
+        Index(None, "task_id", "kind"),
     )
 
     seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
@@ -163,6 +172,8 @@ class Upload(Base):
         Index(None, "user_id", "seq"),
         # The GPU admission counts a workspace's unfinished uploads (admission.py).
         Index(None, "workspace_id", "status"),
+        # The recovery sensor: unfinished uploads older than its deadline, every workspace.
+        Index(None, "status", "uploaded_at"),
     )
 
     seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
@@ -249,6 +260,8 @@ class Decision(Base):
         CheckConstraint(_one_of("subject_kind", SUBJECT_KINDS), name="subject_kind"),
         CheckConstraint(_one_of("decision", DECISIONS), name="decision"),
         UniqueConstraint("subject_kind", "subject_id"),
+        # The recovery sensor: approvals decided in a time window.
+        Index(None, "subject_kind", "decided_at"),
     )
 
     seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
@@ -264,10 +277,73 @@ class Decision(Base):
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-# Tables landed into the lake, by name (``changes.changes_since``).
-MIRRORED: dict[str, type[Base]] = {
-    m.__tablename__: m for m in (Upload, UploadRejection, LedgerEntry, Notification, Decision)
-}
+# A user's run of a published effect (``resources/store/runs.py``): queued (the API reserved
+# its price) → running (its Dagster run picked it up) → delivered (output stored, price
+# charged) | refunded (nothing delivered: the reservation given back) | failed (nothing
+# delivered and nothing was reserved: a free effect).
+RUN_STATUSES = ("queued", "running", "delivered", "refunded", "failed")
+# How the run's provider was chosen: the manifest's best (exploit, probability 1 − ε), another
+# one (explore, ε), an admin's emergency override (forced), or no provider at all because a
+# stored output was reused (cache).
+ROUTING_DECISIONS = ("exploit", "explore", "forced", "cache")
+CACHE_DECISION = ROUTING_DECISIONS[-1]
+
+
+class EffectRun(Base):
+    """A user's run of a published gallery effect on their own video: one job, charged once.
+
+    The request columns (effect, pinned revision, parameters, input, price) are written by the
+    API with the run's reservation in one transaction and landed into ``bronze/effect_runs``;
+    the state columns (``status``, ``progress``, routing, output) are the run's operational
+    state, moved by its Dagster run (its events are in ``pipeline_events`` under
+    ``run_id``, the correlation id). ``params`` is JSON (the revision's parameters with the
+    user's, validated); ``tokens`` the price reserved (the ledger job is
+    ``economics.ledger.job_id(run_id)``); ``cache_key`` names a delivered output for reuse
+    (``assets/runs/plan.py``), ``cached_from`` the run whose output a cache hit reused.
+    """
+
+    __tablename__ = "effect_runs"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
+        CheckConstraint(
+            f"routing_decision IS NULL OR {_one_of('routing_decision', ROUTING_DECISIONS)}", name="routing_decision"
+        ),
+        CheckConstraint("tokens >= 0", name="tokens_not_negative"),
+        Index(None, "user_id", "seq"),
+        # The GPU admission counts a workspace's unfinished runs (admission.py).
+        Index(None, "workspace_id", "status"),
+        # The result cache looks delivered outputs up by key within a workspace.
+        Index(None, "workspace_id", "cache_key"),
+    )
+
+    seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(40), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.user_id"))
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.workspace_id"))
+    slug: Mapped[str] = mapped_column(String(200))
+    revision_id: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    effect_type: Mapped[str] = mapped_column(String(64))
+    params: Mapped[str] = mapped_column(Text)
+    video_id: Mapped[str] = mapped_column(String(40))
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    input_key: Mapped[str] = mapped_column(String(500))
+    tokens: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    provider_id: Mapped[str | None] = mapped_column(String(64))
+    provider_version: Mapped[str | None] = mapped_column(String(64))
+    routing_decision: Mapped[str | None] = mapped_column(String(16))
+    propensity: Mapped[float | None] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    output_key: Mapped[str | None] = mapped_column(String(500))
+    cache_key: Mapped[str | None] = mapped_column(String(64))
+    cached_from: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # --- remote provider tasks (not mirrored: operational state; its history is the lake's
@@ -304,6 +380,9 @@ class RemoteTask(Base):
     spec: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(20))
     attempt: Mapped[int] = mapped_column(Integer, default=1)
+    # Which of the provider's servers the task was admitted to (0-based; None before a claim,
+    # or for rows older than the column): one prompt per server (resilience.assign_servers).
+    server: Mapped[int | None] = mapped_column(Integer)
     provider_job_id: Mapped[str | None] = mapped_column(String(200))
     handle: Mapped[str | None] = mapped_column(Text)
     enqueued_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -331,3 +410,240 @@ class ProviderBreaker(Base):
     opened_at: Mapped[datetime | None]
     probes_in_flight: Mapped[int] = mapped_column(Integer, default=0)
     changed_at: Mapped[datetime | None]
+
+
+# --- the gallery's revisions and pins ------------------------------------------------------
+# published (M10 moved the pin on an admin's approval of new content), pin (an admin moved it
+# to a newer revision), rollback (an admin moved it to an older one).
+PIN_KINDS = ("published", "pin", "rollback")
+
+
+class EffectRevision(Base):
+    """One published revision of a gallery effect: immutable (``resources/store/revisions.py``
+    has no update; an ORM update or delete is refused, and so is any SQL ``UPDATE`` or
+    ``DELETE`` by a trigger of migration 0007).
+
+    ``content_hash`` is sha256 over what the revision shows and does (effect type, provider,
+    parameters, prompt and template, render spec's workflow hash, the content-addressed keys
+    of its media): the same content on the same slug is the same revision, so a re-run that
+    yields it again writes nothing. ``params``, ``snapshot`` and ``render_spec`` are JSON.
+    ``price_tokens`` is the effect's list price (``data/effects.yaml``) when published.
+    """
+
+    __tablename__ = "effect_revisions"
+    __table_args__ = (
+        UniqueConstraint("slug", "content_hash"),
+        CheckConstraint("price_tokens >= 0", name="price_not_negative"),
+        Index(None, "slug", "seq"),
+        Index(None, "source_video_id"),
+    )
+
+    seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    revision_id: Mapped[str] = mapped_column(String(40), unique=True)
+    slug: Mapped[str] = mapped_column(String(200))
+    effect_type: Mapped[str] = mapped_column(String(64))
+    provider_id: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    params: Mapped[str] = mapped_column(Text)
+    template_id: Mapped[str] = mapped_column(String(200))
+    template_version: Mapped[int] = mapped_column(Integer)
+    prompt: Mapped[str] = mapped_column(Text)
+    price_tokens: Mapped[int]
+    snapshot: Mapped[str] = mapped_column(Text)
+    render_spec: Mapped[str | None] = mapped_column(Text)
+    output_key: Mapped[str] = mapped_column(String(500))
+    preview_key: Mapped[str] = mapped_column(String(500))
+    approval_id: Mapped[str] = mapped_column(String(200))
+    source_video_id: Mapped[str] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EffectPin(Base):
+    """The revision a slug's gallery entry shows now (one row per published slug; it moves,
+    ``EffectPinEvent`` keeps every move)."""
+
+    __tablename__ = "effect_pins"
+
+    slug: Mapped[str] = mapped_column(String(200), primary_key=True)
+    revision_id: Mapped[str] = mapped_column(ForeignKey("effect_revisions.revision_id"))
+    pinned_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(1000))
+    pinned_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EffectPinEvent(Base):
+    """One move of a slug's pin (append-only, like the revisions): from
+    ``previous_revision_id`` (None for the first publication) to ``revision_id``."""
+
+    __tablename__ = "effect_pin_events"
+    __table_args__ = (CheckConstraint(_one_of("kind", PIN_KINDS), name="kind"), Index(None, "slug", "seq"))
+
+    seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    slug: Mapped[str] = mapped_column(String(200))
+    revision_id: Mapped[str] = mapped_column(String(40))
+    previous_revision_id: Mapped[str | None] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(16))
+    pinned_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(1000))
+    pinned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Tables that only ever grow: the ORM refuses to update or delete their rows (the migration's
+# triggers refuse it in SQL too).
+APPEND_ONLY: tuple[type[Base], ...] = (EffectRevision, EffectPinEvent)
+
+
+def _refuse_change(mapper, connection, target) -> None:
+    raise ImmutableRow(f"{type(target).__tablename__} rows are immutable: write a new one")
+
+
+for _model in APPEND_ONLY:
+    event.listen(_model, "before_update", _refuse_change)
+    event.listen(_model, "before_delete", _refuse_change)
+
+# Tables landed into the lake, by name (``changes.changes_since``).
+MIRRORED: dict[str, type[Base]] = {
+    m.__tablename__: m
+    for m in (Upload, UploadRejection, LedgerEntry, Notification, Decision, EffectRevision, EffectPinEvent, EffectRun)
+}
+# --- runtime parameters (not mirrored: the platform's live settings and their audit trail;
+# docs/signals.md, "Runtime parameters") ---------------------------------------------------
+# provider: <provider_id>.concurrency (dispatch slots); effect: <effect_type>.price_tokens (the
+# list price M5 charges); routing: <effect_type>.pin / demote.<provider_id> (every manifest
+# publication).
+PARAMETER_SCOPES = ("provider", "effect", "routing")
+# Who asked for a change: an automatic action on a bottleneck classification, an approved (or
+# auto-applicable) recommendation, or the rollback of an earlier change.
+CHANGE_SOURCES = ("bottleneck", "recommendation", "rollback")
+
+
+class RuntimeParameter(Base):
+    """The value in force of one runtime parameter (JSON), and the change that set it. No row:
+    the shipped default (``providers.yaml``, ``effects.yaml``, the economics job's ranking)."""
+
+    __tablename__ = "runtime_parameters"
+    __table_args__ = (CheckConstraint(_one_of("scope", PARAMETER_SCOPES), name="scope"),)
+
+    scope: Mapped[str] = mapped_column(String(20), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    change_id: Mapped[str] = mapped_column(String(40))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ParameterChange(Base):
+    """The audit trail: every application and rollback of a runtime parameter, with the value
+    before and after (JSON; null = not set, the shipped default), written in the transaction
+    that changes the value. ``rolled_back_by`` names the change that undid this one."""
+
+    __tablename__ = "parameter_changes"
+    __table_args__ = (
+        CheckConstraint(_one_of("source", CHANGE_SOURCES), name="source"),
+        Index(None, "scope", "subject", "name"),
+        Index(None, "source", "source_id"),
+    )
+
+    seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)
+    change_id: Mapped[str] = mapped_column(String(40), unique=True)
+    scope: Mapped[str] = mapped_column(String(20))
+    subject: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(20))
+    source_id: Mapped[str | None] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(1000))
+    # What the change adds to the hourly bill (a scale-up's servers), USD/h; null = nothing.
+    cost_usd_per_hour: Mapped[float | None] = mapped_column(Float)
+    applied_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rolled_back_by: Mapped[str | None] = mapped_column(String(40))
+
+
+# --- alerts (not mirrored: their state changes in place; gold/alerts holds a snapshot per
+# signals cycle) ------------------------------------------------------------------------------
+# open → acknowledged (an admin has seen it) → resolved (its classifications cleared, or an
+# admin closed it); open → resolved directly too. resolved is final: the next episode of the
+# same condition is a new alert.
+ALERT_STATES = ("open", "acknowledged", "resolved")
+ALERT_SEVERITIES = ("warning", "critical")
+ALERT_RESOLUTIONS = ("cleared", "admin")
+# pending (queued with the alert) → sent | dead_letter (every attempt failed; kept with the
+# last error for an operator).
+DELIVERY_STATES = ("pending", "sent", "dead_letter")
+
+
+class Alert(Base):
+    """An alert: one episode of a bottleneck condition of one group (category × provider ×
+    effect type, or × user; per source), however many classifications and cycles it spans
+    (``resources/store/alerts.py``)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        CheckConstraint(_one_of("state", ALERT_STATES), name="state"),
+        CheckConstraint(_one_of("severity", ALERT_SEVERITIES), name="severity"),
+        Index(None, "group_key", "state"),
+        Index(None, "state", "opened_at"),
+    )
+
+    alert_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    group_key: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(10))
+    scope: Mapped[str] = mapped_column(String(32))
+    provider_id: Mapped[str | None] = mapped_column(String(64))
+    effect_type: Mapped[str | None] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(500))
+    summary: Mapped[str] = mapped_column(Text)
+    runbook: Mapped[str] = mapped_column(String(200))
+    cost_impact_usd_per_hour: Mapped[float] = mapped_column(Float)
+    classifications: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    acknowledged_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    resolved_at: Mapped[datetime | None]
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class AlertClassification(Base):
+    """Which alert a bottleneck classification belongs to (each to exactly one)."""
+
+    __tablename__ = "alert_classifications"
+
+    classification_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.alert_id"), index=True)
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AlertDelivery(Base):
+    """One notice of an alert to one recipient on one channel (``email``): queued with the
+    alert, sent once; after the last failed attempt a dead letter with its error."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        CheckConstraint(_one_of("state", DELIVERY_STATES), name="state"),
+        UniqueConstraint("alert_id", "channel", "recipient"),
+        Index(None, "state", "created_at"),
+    )
+
+    delivery_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.alert_id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(320))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    dead_lettered_at: Mapped[datetime | None]

@@ -28,6 +28,7 @@ from resources.providers.resilience import (
     Transition,
     Waiting,
     admit,
+    assign_servers,
     breaker_record,
     breaker_view,
     transition,
@@ -96,13 +97,17 @@ def claim(
     policies: Mapping[str, BreakerPolicy],
     now: datetime,
     video_id: str | None = None,
+    servers: Mapping[str, int] | None = None,
 ) -> tuple[list[dict], list[Transition]]:
     """Take the waiting tasks that may be sent now (``resilience.admit``) and mark them
-    ``submitting``; also the breaker transitions admitting caused (open → half-open).
+    ``submitting`` on a server of their provider with no task of ours
+    (``resilience.assign_servers``); also the breaker transitions admitting caused (open →
+    half-open).
 
     Args:
         capacity: provider id → its real concurrency (slots).
         video_id: only that video's waiting tasks (M6 sending its own); None = all.
+        servers: provider id → its servers (default: its capacity).
     """
     query = select(RemoteTask).where(RemoteTask.state == "waiting")
     if video_id is not None:
@@ -137,12 +142,21 @@ def claim(
         if change is not None:
             transitions.append(change)
         _save(row, after.get(pid, seen))
-    picked = set(chosen)
+    by_id = {w.task_id: w for w in waiting}
+    in_flight = session.execute(
+        select(RemoteTask.provider_id, RemoteTask.server).where(
+            RemoteTask.state.in_(IN_FLIGHT), RemoteTask.provider_id.in_(providers)
+        )
+    ).all()
+    busy_servers: dict[str, list[int | None]] = {}
+    for pid, server in in_flight:
+        busy_servers.setdefault(pid, []).append(server)
+    placed = assign_servers([(t, by_id[t].provider_id) for t in chosen], busy_servers, dict(servers or capacity))
     claimed = []
-    for w in waiting:
-        if w.task_id in picked:
-            w.state, w.submitted_at, w.not_before = "submitting", now, None
-            claimed.append(as_dict(w))
+    for task_id in chosen:
+        w = by_id[task_id]
+        w.state, w.submitted_at, w.not_before, w.server = "submitting", now, None, placed[task_id]
+        claimed.append(as_dict(w))
     return claimed, transitions
 
 
@@ -151,6 +165,30 @@ def submitted(session: Session, task_id: str, handle: str, provider_job_id: str 
     row = session.get(RemoteTask, task_id, with_for_update=True)
     if row is not None and row.state in ("submitting", "waiting"):
         row.state, row.handle, row.provider_job_id, row.submitted_at = "submitted", handle, provider_job_id, now
+
+
+def resumed(session: Session, task_id: str, attempt: int, handle: str, provider_job_id: str, now: datetime) -> bool:
+    """An orphaned send (``submitting`` whose sender stopped) that the provider turned out to
+    have: ``submitted`` with the handle the recovery found. Only while the row is still that
+    attempt's ``submitting`` (a slow sender that recorded its own answer meanwhile wins);
+    True when changed."""
+    row = session.get(RemoteTask, task_id, with_for_update=True)
+    if row is None or row.state != "submitting" or row.attempt != attempt:
+        return False
+    row.state, row.handle, row.provider_job_id = "submitted", handle, provider_job_id
+    return True
+
+
+def orphaned(
+    session: Session, task_id: str, attempt: int, result: Mapping, policy: BreakerPolicy, now: datetime
+) -> bool:
+    """An orphaned send the provider never got: ``finish`` it with ``result`` (failed), only
+    while the row is still that attempt's ``submitting``; True when changed."""
+    row = session.get(RemoteTask, task_id, with_for_update=True)
+    if row is None or row.state != "submitting" or row.attempt != attempt:
+        return False
+    finish(session, task_id, result, policy, now)
+    return True
 
 
 def started(session: Session, task_id: str, at: datetime) -> None:

@@ -5,7 +5,9 @@ de-duplicates within a workspace only — another workspace's file is never foun
 tells one tenant about another's uploads:
 
 * the same user sends the same bytes again → their existing upload is returned
-  (``created=False``);
+  (``created=False``) — unless it came as an effect run's input (source ``run``) and now
+  comes as an example: then the same video becomes an example upload (``_promote``,
+  ``created=True``) and its creation job starts;
 * another user of the same workspace sends them → a new upload of their own, pointing at the
   workspace's first one in ``duplicate_of`` and reusing its ``media_key`` (one media object);
 * another workspace → an independent upload.
@@ -30,10 +32,20 @@ from sqlalchemy.orm import Session
 from resources.filenames import sanitize_filename
 from resources.store import admission
 from resources.store.errors import Conflict, InvalidInput, UnknownUser, UploadNotFound
-from resources.store.models import MAX_DESCRIPTION_CHARS, UPLOAD_SOURCES, UPLOAD_STATUSES, Upload, UploadRejection, User
+from resources.store.models import (
+    MAX_DESCRIPTION_CHARS,
+    RUN_SOURCE,
+    UPLOAD_SOURCES,
+    UPLOAD_STATUSES,
+    Upload,
+    UploadRejection,
+    User,
+)
 from resources.store.sql import as_dict, insert_ignore, new_id, utcnow
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# What an example upload of bytes first sent with a run takes from the new request (``_promote``).
+PROMOTED = ("filename", "content_type", "source", "status", "priorities", "description", "uploaded_at")
 
 
 @dataclass(frozen=True)
@@ -131,6 +143,11 @@ def create_upload(
         return UploadResult(_insert(session, row), True)
     for attempt in range(3):  # each pass either returns or lost a race that a re-read resolves
         if (mine := _by_content(session, workspace_id, sha256, user_id)) is not None:
+            if mine.source == RUN_SOURCE and source != RUN_SOURCE:
+                # Sent before as a run's input, now as an example: a new creation job.
+                if admit is not None:
+                    admit(admission.gpu_load(session, workspace_id, lock=True))
+                return UploadResult(_promote(session, mine, row), True)
             return UploadResult(as_dict(mine), False)
         if admit is not None and attempt == 0:  # a new job: admitted once, the lock then held
             admit(admission.gpu_load(session, workspace_id, lock=True))
@@ -141,6 +158,27 @@ def create_upload(
         if inserted is not None:
             return UploadResult(inserted, True)
     raise RuntimeError("upload de-duplication did not converge")  # unreachable by the unique keys
+
+
+def _promote(session: Session, run_input: Upload, fields: dict) -> dict:
+    """The user's upload first sent with an effect run (source ``run``), now sent as an
+    example: the same video (``video_id``, bytes, media key) becomes an example upload with
+    ``fields`` (filename, content_type, source, status, priorities, description,
+    uploaded_at). It is re-inserted under a new ``seq``, so the landing's seq cursor brings
+    it back, the uploads landing's upsert replaces the landed row and the upload sensor
+    starts its creation job (an update in place would keep the old seq and never land)."""
+    values = as_dict(run_input) | {k: fields[k] for k in PROMOTED if k in fields}
+    del values["seq"], values["recorded_at"]
+    # The new row is inserted while the old one still holds the largest seq: SQLite gives an
+    # INTEGER PRIMARY KEY the largest rowid + 1, so deleting first could hand the same seq back.
+    # The old row steps off the unique keys (video id, content) for the moment in between.
+    run_input.video_id, run_input.sha256 = f"{run_input.video_id}~", None
+    session.flush()
+    session.add(Upload(**values))
+    session.flush()
+    session.delete(run_input)
+    session.flush()
+    return as_dict(session.scalars(select(Upload).where(Upload.video_id == values["video_id"])).one())
 
 
 def _insert(session: Session, row: dict, ignore_conflicts: bool = False) -> dict | None:
@@ -176,9 +214,15 @@ def complete_upload(
     if upload is None or upload.status != "pending":
         raise UploadNotFound(f"no pending upload {video_id!r}")
     if (mine := _by_content(session, upload.workspace_id, sha256, user_id)) is not None:
+        promoted = None
+        if mine.source == RUN_SOURCE:  # sent before as a run's input, now as an example
+            fields = {
+                k: getattr(upload, k) for k in ("filename", "content_type", "source", "priorities", "description")
+            }
+            promoted = _promote(session, mine, fields | {"status": "uploaded", "uploaded_at": utcnow()})
         session.delete(upload)
         session.flush()
-        return UploadResult(as_dict(mine), False)
+        return UploadResult(promoted, True) if promoted else UploadResult(as_dict(mine), False)
     original = _by_content(session, upload.workspace_id, sha256)
     upload.sha256, upload.bytes, upload.status = sha256, bytes_, "uploaded"
     upload.media_key = original.media_key if original is not None else media_key

@@ -41,6 +41,7 @@ its history points at the earlier output (``img1_cached_history.json``).
 
 Knobs for tests: :meth:`FakeComfyUI.fail_next` (next prompt fails at a node with a recorded-shape
 ``execution_error``), :meth:`pause` / :meth:`resume` (hold the queue), :meth:`wait_idle`,
+``system_stats`` (the body GET /system_stats answers instead of the recorded one),
 ``node_delay_s`` (each executed node takes that much longer; an interrupt lands only between
 nodes, as in ComfyUI), :meth:`restart` (queue and history forgotten), :meth:`refuse_next` (the
 next ``POST /prompt`` answers 429/503 with ``Retry-After``, as a fleet's front would).
@@ -937,6 +938,8 @@ class FakeComfyUI:
         self._generation = 0  # bumped by restart(): a prompt running across it is forgotten
         self._refusals: list[tuple[int, float | None]] = []
         self.node_delay_s = 0.0
+        # What GET /system_stats answers instead of the recorded body (None: the recorded one).
+        self.system_stats: dict[str, Any] | None = None
         self.ffmpeg_stats: dict[str, list[ProcessStats]] = {}
         self.accepted: list[dict[str, Any]] = []
         self.base_url = ""
@@ -1236,7 +1239,7 @@ class FakeComfyUI:
 
         @router.get("/system_stats")
         def system_stats() -> dict[str, Any]:
-            return SYSTEM_STATS
+            return self.system_stats if self.system_stats is not None else SYSTEM_STATS
 
         @router.get("/object_info")
         def object_info_all() -> dict[str, Any]:

@@ -38,8 +38,9 @@ image: 258; video: 300 per started 250 kB), not Google's tokenizer.
 Knobs for tests: :meth:`fail` (the next n requests of an operation get 400 / 429 with
 ``Retry-After`` and ``RetryInfo`` / 500 / 503), :meth:`answer_next` (the next answer's text,
 e.g. JSON out of the schema's ranges), ``processing_polls``, ``fail_processing``,
-``thoughts_tokens``; :attr:`requests` records every request (method, path, headers, JSON body)
-and :meth:`count` counts them by operation; :attr:`crashes` keeps the fake's own exceptions
+``thoughts_tokens``, ``delay_s`` (every generateContent answers that much later);
+:attr:`requests` records every request (method, path, headers, JSON body) and
+:meth:`count` counts them by operation; :attr:`crashes` keeps the fake's own exceptions
 (answered as an empty 500) for the test to fail on.
 """
 
@@ -54,6 +55,7 @@ import random
 import re
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -237,6 +239,8 @@ class FakeGemini:
         self.processing_polls = processing_polls
         self.fail_processing = False
         self.thoughts_tokens = 0
+        # Seconds every generateContent waits before answering (a slow or hung model).
+        self.delay_s = 0.0
         self.requests: list[Recorded] = []
         self.crashes: list[BaseException] = []
         self._lock = threading.Lock()
@@ -376,6 +380,8 @@ class FakeGemini:
             if operation == "files.delete":
                 self._file(match.group(2)).deleted = True
                 return self._json(200, {})
+            if self.delay_s:
+                time.sleep(self.delay_s)
             return self._generate(match.group(2), parsed)
         except ApiError as err:
             return self._json(err.code, err.body(), err.headers)

@@ -1,0 +1,320 @@
+"""The orphan-recovery sensor: the pure decisions (what is stuck, what to do), then the sensor
+on real runs — a video whose evaluation never ran is re-queued and goes on; one whose re-queued
+run never ran either is failed and refunded exactly once, and a late run cannot charge it —,
+remote tasks whose sender died between claiming a slot and recording the provider's answer
+(the provider has it: followed again; it has not: failed), and runs whose worker died with its
+code server (reported failed, so nothing waits on them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import httpx
+import polars as pl
+import pytest
+
+from pipelines.recovery.rules import (
+    COLLECT,
+    END_EVENTS,
+    EVALUATE,
+    INTAKE,
+    PUBLISH,
+    Abandon,
+    Policy,
+    Requeue,
+    VideoFacts,
+    decide,
+    phase,
+)
+
+T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+
+
+def at(s: float) -> datetime:
+    return T0 + timedelta(seconds=s)
+
+
+# --- pure decisions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "facts, expected",
+    [
+        ({}, INTAKE),  # uploaded, nothing ran
+        ({"events": frozenset({"VideoIngested"})}, INTAKE),
+        ({"dispatched": frozenset({"a", "b"}), "finished": frozenset({"a"})}, INTAKE),  # M6 died mid-way
+        ({"dispatched": frozenset({"a"}), "remote_states": ("submitted",)}, None),  # the remote sensor's
+        ({"dispatched": frozenset({"a"}), "remote_states": ("finished",)}, COLLECT),
+        ({"dispatched": frozenset({"a"}), "finished": frozenset({"a"})}, EVALUATE),
+        ({"best_outcome": "selected"}, EVALUATE),  # charged, never put before an admin
+        ({"best_outcome": "selected", "approval_requested": True}, None),  # the admin's turn
+        ({"best_outcome": "selected", "approval_requested": True, "decided": True}, PUBLISH),
+        ({"approval_requested": True, "decided": True, "revised": True}, None),
+        *(({"events": frozenset({e})}, None) for e in sorted(END_EVENTS)),
+    ],
+)
+def test_the_phase_a_video_waits_on(facts, expected):
+    assert phase(VideoFacts("v", since=T0, **facts)) == expected
+
+
+def test_stuck_means_no_live_run_and_nothing_recorded_past_the_deadline():
+    policy = Policy(stuck_after_s=60, requeues=2)
+    f = VideoFacts("v", since=at(0), last_activity=at(30))
+    assert decide(f, policy, at(89)) is None  # quiet 59 s
+    assert decide(VideoFacts("v", since=at(0), live_run=True), policy, at(1000)) is None
+    first = decide(f, policy, at(91))
+    assert first == Requeue("v", INTAKE, "intake_job", 1, 61.0) and first.run_key == "recover:v:intake:1"
+    # The next tick sees its own RecoveryRequeued event: recorded now, so nothing for a deadline…
+    after = VideoFacts("v", since=at(0), last_activity=at(91), requeued={INTAKE: 1})
+    assert decide(after, policy, at(92)) is None
+    # …then the second attempt, then the video is given up with a reason the user can read.
+    assert decide(after, policy, at(152)) == Requeue("v", INTAKE, "intake_job", 2, 61.0)
+    last = decide(VideoFacts("v", since=at(0), last_activity=at(152), requeued={INTAKE: 2}), policy, at(213))
+    assert isinstance(last, Abandon) and last.requeues == 2 and "restarting it did not help" in last.reason
+    # Attempts count per phase: a video that moved on to its evaluation starts there afresh.
+    moved = VideoFacts("v", since=at(0), dispatched=frozenset({"a"}), finished=frozenset({"a"}), requeued={INTAKE: 2})
+    assert decide(moved, policy, at(1000)) == Requeue("v", EVALUATE, "evaluation_job", 1, 1000.0)
+
+
+def test_an_ended_video_gets_its_final_status():
+    from pipelines.recovery.rules import settled_status
+
+    assert settled_status(VideoFacts("v", since=T0, events=frozenset({"VideoIngested"}))) is None
+    assert settled_status(VideoFacts("v", since=T0, events=frozenset({"VideoRejected"}))) == "rejected"
+    assert settled_status(VideoFacts("v", since=T0, events=frozenset({"NoUsableResult"}))) == "done"
+
+
+# --- the sensor on real runs ------------------------------------------------------------------
+
+
+def _tick(driver, sensor: str = "recovery_sensor"):
+    return driver.tick(sensor)
+
+
+@pytest.mark.slow
+@pytest.mark.video
+def test_stuck_videos_are_requeued_then_failed_and_refunded_exactly_once(settings, instance, warm_bikes, warm_carphone):
+    from api.app import create_app
+    from economics.ledger import job_id
+    from pipelines.definitions import build_definitions
+    from resources.lake import Lake
+    from resources.schemas import PIPELINE_EVENTS
+    from resources.store.client import Store
+    from tests.api_users import new_user
+    from tests.harness import Driver
+    from tests.server import serve
+
+    settings = settings.model_copy(update={"recovery_stuck_after_s": 1.0, "recovery_requeues": 1})
+    driver = Driver(build_definitions(settings), instance)
+    lake, store = Lake(uri=settings.lake_uri), Store(settings.database_url)
+    with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        client.headers.update(new_user(client)["headers"])
+        ids = []
+        for clip in (warm_bikes, warm_carphone):
+            r = client.post("/v1/uploads", files={"file": (clip.name, clip.read_bytes(), "video/mp4")})
+            ids.append(r.json()["video_id"])
+        ok, lost = ids
+        assert all(run.success for run in driver.step("upload_sensor"))
+        # Both videos' tasks are done, but their evaluation runs never start (as if the daemon
+        # died before the completion sensor's tick): both wait on a run nobody will start.
+        assert _tick(driver) == []  # the first tick after an outage: a full deadline of grace
+        time.sleep(1.2)
+        requests = _tick(driver)
+        assert sorted((r.job_name, r.partition_key, r.run_key) for r in requests) == sorted(
+            ("evaluation_job", v, f"recover:{v}:evaluate:1") for v in ids
+        )
+        assert _tick(driver) == []  # a second tick does nothing: the requeue is recorded
+        # The first video's run runs and it goes on to its admin; the second's is lost too.
+        assert driver.run("recovery_sensor", next(r for r in requests if r.partition_key == ok)).success
+        assert client.get(f"/v1/videos/{ok}").json()["stage"] == "awaiting_approval"
+        time.sleep(1.2)
+        assert _tick(driver) == []  # the lost video's second chance is over: failed, not re-queued
+        assert _tick(driver) == []
+        driver.land()
+
+        status = client.get(f"/v1/videos/{lost}").json()
+        assert status["stage"] == "failed"
+        [note] = [n for n in status["notifications"] if n["kind"] == "processing_failed"]
+        assert "could not be scored" in note["body"] and "tokens were given back" in note["body"]
+        assert store.upload(lost)["status"] == "done"
+        events = lake.read(PIPELINE_EVENTS, pl.col("stage") == "recovery")
+        counts = dict(
+            events.group_by("correlation_id", "event_type")
+            .len()
+            .select(pl.concat_str("correlation_id", "event_type", separator=":"), "len")
+            .iter_rows()
+        )
+        assert counts == {
+            f"{ok}:RecoveryRequeued": 1,
+            f"{lost}:RecoveryRequeued": 1,
+            f"{lost}:VideoAbandoned": 1,
+            f"{lost}:UserNotified": 1,
+        }
+        abandoned = json.loads(events.filter(pl.col("event_type") == "VideoAbandoned")["payload"][0])
+        assert abandoned["phase"] == EVALUATE and abandoned["refunded_tokens"] > 0
+
+        # The ledger: the delivered job charged once, the lost one refunded once, nothing else.
+        def kinds(v):
+            with store.read() as s:
+                from resources.store.models import LedgerEntry
+
+                return sorted(e.kind for e in s.query(LedgerEntry).filter(LedgerEntry.task_id == job_id(v)))
+
+        assert kinds(ok) == ["consume", "reserve"] and kinds(lost) == ["refund", "reserve"]
+        # A late run of the given-up video (the completion sensor's, after a restart) cannot
+        # charge a refunded job: its best-result step fails, the ledger is unchanged.
+        late = driver.step("completion_sensor")
+        assert [r.success for r in late if r.dagster_run.tags.get("dagster/partition") == lost] in ([], [False])
+        assert kinds(lost) == ["refund", "reserve"]
+    store.close()
+
+
+# --- remote tasks whose sender died -----------------------------------------------------------
+
+
+@pytest.fixture
+def comfy_world(tmp_path, short_bikes):
+    import shutil
+
+    import yaml
+
+    from resources.media import MediaStore
+    from resources.providers.client import ProviderRegistry
+    from resources.settings import DATA_DIR
+    from resources.store.client import Store
+    from tests.fakes.comfyui_server import FakeComfyUI
+
+    with FakeComfyUI(tmp_path / "comfy") as server:
+        for name in ("effects.yaml", "rate_card.yaml"):
+            shutil.copyfile(DATA_DIR / name, tmp_path / name)
+        doc = yaml.safe_load((DATA_DIR / "providers.yaml").read_text())
+        doc["providers"] = [p for p in doc["providers"] if p["provider_id"] == "comfyui-gpu"]
+        doc["providers"][0].update(mode="active", base_url=server.base_url)
+        (tmp_path / "providers.yaml").write_text(yaml.safe_dump(doc))
+        store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+        media = MediaStore(uri=str(tmp_path / "media"))
+        media.put_file("proxies/v1.mp4", str(short_bikes))
+        yield server, store, media, ProviderRegistry(path=str(tmp_path / "providers.yaml"))
+        server.wait_idle(60)
+        store.close()
+
+
+def _claim(store, task_id: str) -> dict:
+    from resources.store import remote
+
+    spec = json.dumps({"input_key": "proxies/v1.mp4", "params": {"levels": 6}, "prompt": ""})
+    now = datetime.now(UTC)
+    with store.write() as s:
+        remote.enqueue(
+            s,
+            [
+                {
+                    "task_id": task_id,
+                    "video_id": "v1",
+                    "provider_id": "comfyui-gpu",
+                    "effect_type": "cartoon",
+                    "selection": "ranked",
+                    "spec": spec,
+                }
+            ],
+            now,
+        )
+        [row], _ = remote.claim(s, {"comfyui-gpu": 1}, {}, now)
+    return row
+
+
+@pytest.mark.video
+@pytest.mark.slow
+def test_an_orphaned_send_is_followed_again_if_the_provider_has_it_else_failed(comfy_world):
+    from assets.execution import remote as remote_tasks
+    from resources.providers.base import ProviderTask
+
+    server, store, media, providers = comfy_world
+    registry = providers.registry()
+    # 1. The sender died after the provider accepted the prompt, before recording it.
+    row = _claim(store, "sent")
+    adapter = providers.adapter("comfyui-gpu")
+    with media.local_file("proxies/v1.mp4") as proxy:
+        adapter.submit(ProviderTask("sent", "v1", "cartoon", "comfyui-gpu", proxy, "", {"levels": 6}, "", 1))
+    assert store.remote_tasks(("submitting",))[0]["task_id"] == "sent"
+    later = datetime.now(UTC) + timedelta(seconds=301)
+    assert remote_tasks.recover_orphaned_sends(store, registry, providers.adapter, datetime.now(UTC), 300) == []
+    [resumed] = remote_tasks.recover_orphaned_sends(store, registry, providers.adapter, later, 300)
+    assert resumed["event_type"] == "RemoteTaskRequeued" and resumed["stage"] == "recovery"
+    assert remote_tasks.recover_orphaned_sends(store, registry, providers.adapter, later, 300) == []  # once
+    deadline = time.monotonic() + 90
+    while store.remote_tasks(("finished",)) == [] and time.monotonic() < deadline:
+        remote_tasks.advance(store, registry, providers.adapter, media, datetime.now(UTC))
+        time.sleep(0.2)
+    [done] = store.remote_tasks(("finished",))
+    assert json.loads(done["result"])["status"] == "succeeded"
+    assert len(server.accepted) == 1  # the one prompt, followed to its end: nothing sent twice
+    assert row["task_id"] == "sent"
+
+    # 2. The sender died before the provider got anything: the task fails, once, with why.
+    _claim(store, "never")
+    later = datetime.now(UTC) + timedelta(seconds=301)
+    [orphaned] = remote_tasks.recover_orphaned_sends(store, registry, providers.adapter, later, 300)
+    assert orphaned["event_type"] == "RemoteTaskOrphaned"
+    assert remote_tasks.recover_orphaned_sends(store, registry, providers.adapter, later, 300) == []
+    [failed] = [r for r in store.remote_tasks(("finished",)) if r["task_id"] == "never"]
+    result = json.loads(failed["result"])
+    assert result["status"] == "failed" and result["error_class"] == "Orphaned"
+    assert "never received it" in result["error_message"]
+    assert store.breakers()["comfyui-gpu"]["consecutive_failures"] == 0  # not the provider's fault
+    # 3. A provider that does not answer: no news, nothing decided.
+    _claim(store, "unknown")
+    server.stop()
+    later = datetime.now(UTC) + timedelta(seconds=301)
+    assert remote_tasks.recover_orphaned_sends(store, registry, providers.adapter, later, 300) == []
+    assert [r["task_id"] for r in store.remote_tasks(("submitting",))] == ["unknown"]
+
+
+# --- runs whose worker died with its code server -----------------------------------------------
+
+
+def test_a_started_run_whose_worker_is_gone_is_reported_failed(tmp_path):
+    from dagster._core.events import EngineEventData
+
+    from pipelines.recovery.runs import reap_dead_runs, worker_gone
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+
+        @dg.op
+        def noop():
+            return None
+
+        @dg.job
+        def job():
+            noop()
+
+        runs = {}
+        for name, pid in (("dead", dead.pid), ("alive", os.getpid())):
+            run = instance.create_run_for_job(job)
+            instance.report_engine_event(f"Started process for run (pid: {pid}).", run, EngineEventData.in_process(pid))
+            instance.handle_new_event(
+                dg.EventLogEntry(
+                    error_info=None,
+                    level="DEBUG",
+                    user_message="",
+                    run_id=run.run_id,
+                    timestamp=time.time(),
+                    dagster_event=dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, job.name),
+                )
+            )
+            runs[name] = run.run_id
+        records = {n: instance.get_run_record_by_id(r) for n, r in runs.items()}
+        assert all(r.dagster_run.status == dg.DagsterRunStatus.STARTED for r in records.values())
+        assert worker_gone(instance, records["dead"]) and not worker_gone(instance, records["alive"])
+        assert reap_dead_runs(instance) == [runs["dead"]]
+        assert instance.get_run_by_id(runs["dead"]).status == dg.DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(runs["alive"]).status == dg.DagsterRunStatus.STARTED
+        assert reap_dead_runs(instance) == []
