@@ -120,8 +120,9 @@ def latest_outcomes(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED) -> 
     Returns:
         A LazyFrame of task_id, provider_id, effect_type, video_id (the correlation id: a
         run's id for a run's task), finished_at (the event's ``occurred_at``) and
-        ``columns``; ``source`` (when kept) defaults to REAL, ``job_kind`` to CREATION. Row order is not defined. Of two terminal events of one task at
-        the same instant, the later row of ``events`` wins.
+        ``columns``; ``source`` (when kept) defaults to REAL, ``job_kind`` to CREATION.
+        Row order is not defined. Of two terminal events of one task at the same instant,
+        the later row of ``events`` wins.
 
     Runs the first pass (and the fetch, when a task has several events) when called.
     """
