@@ -33,6 +33,7 @@ from economics.simulator import (
 from economics.stats import provider_stats
 from economics.telemetry import (
     COSTED,
+    CREATION,
     DISPATCHED_EVENT,
     REAL,
     TELEMETRY,
@@ -66,6 +67,7 @@ def reference_finished_executions(events: pl.LazyFrame, columns: tuple[str, ...]
         .group_by("task_id")
         .agg(pl.all().sort_by("finished_at").last())
         .with_columns(pl.col("source").fill_null(REAL) if "source" in columns else [])
+        .with_columns(pl.col("job_kind").fill_null(CREATION) if "job_kind" in columns else [])
         .collect()
     )
 
