@@ -49,7 +49,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
 import polars as pl
+from polars._typing import PolarsDataType
 
+from economics.frames import Frame, lookup, names
 from economics.margin import margin_expr
 
 BYTES_PER_GB = 2**30  # AWS bills storage and transfer in GB of 2^30 bytes ("GB-Month").
@@ -210,11 +212,13 @@ def partner_usage_usd(tokens, credits, usd_per_million_tokens, usd_per_credit):
 
 
 # --- frames -------------------------------------------------------------------------------------
-def _col(df: pl.DataFrame, name: str, default) -> pl.Expr:
-    return pl.col(name) if name in df.columns else pl.lit(default)
+# The frame functions take execution rows eagerly (a DataFrame) or as a plan (a LazyFrame, so
+# the economics cycle streams millions of rows instead of holding them): economics.frames.
+def _col(df: pl.DataFrame | pl.LazyFrame, name: str, default) -> pl.Expr:
+    return pl.col(name) if name in names(df) else pl.lit(default)
 
 
-def _amount(df: pl.DataFrame, name: str) -> pl.Expr:
+def _amount(df: pl.DataFrame | pl.LazyFrame, name: str) -> pl.Expr:
     # An optional numeric input: absent or null means none of it.
     return _col(df, name, 0.0).cast(pl.Float64).fill_null(0.0)
 
@@ -224,30 +228,24 @@ def _amount(df: pl.DataFrame, name: str) -> pl.Expr:
 UNCHARGED_SELECTIONS = ("shadow", "ab")
 
 
-def _user_visible_success(df: pl.DataFrame) -> pl.Expr:
+def _user_visible_success(df: pl.DataFrame | pl.LazyFrame) -> pl.Expr:
     # Charged and delivered: a successful execution a user asked for.
     return (_col(df, "status", "succeeded") == "succeeded") & ~_col(df, "selection", "ranked").is_in(
         UNCHARGED_SELECTIONS
     )
 
 
-def _profile_frame(profiles: Mapping[str, ProviderCostProfile]) -> pl.DataFrame:
-    names = [f.name for f in fields(ProviderCostProfile)]
-    columns = {f"_p_{n}": [getattr(p, n) for p in profiles.values()] for n in names}
-    dtypes = {f"_p_{n}": pl.Boolean if n == "spot" else pl.Float64 for n in names}
-    return pl.DataFrame({"provider_id": list(profiles), **columns}, schema={"provider_id": pl.String, **dtypes})
-
-
 def cost_breakdown(
-    outputs: pl.DataFrame,
+    outputs: Frame,
     rate_card: RateCard,
     *,
     profiles: Mapping[str, ProviderCostProfile] | None = None,
-) -> pl.DataFrame:
+) -> Frame:
     """Add the six cost terms and their sum to execution rows.
 
     Args:
-        outputs: one row per execution. Required: ``instance_type``, ``compute_seconds``
+        outputs: one row per execution (a DataFrame, or a LazyFrame: the result is then a
+            plan too). Required: ``instance_type``, ``compute_seconds``
             (busy seconds; null = 0). Optional (absent = 0 / default): ``provider_id`` (to
             find a profile), ``partner_cost_usd`` (recorded per-call charge), ``spot``
             (bool), ``output_bytes``, ``egress_bytes``, ``partner_tokens``,
@@ -262,31 +260,49 @@ def cost_breakdown(
         USD, never null.
 
     Raises:
-        KeyError: an instance type is not on the rate card.
+        KeyError: an instance type is not on the rate card (a DataFrame is checked first; a
+            LazyFrame cannot be, so its plan fails when collected, with polars'
+            InvalidOperationError naming the instance type: never a free execution).
     """
-    missing = set(outputs["instance_type"].drop_nulls().unique()) - set(rate_card.usd_per_second)
-    if missing:
-        raise KeyError(f"instance types not on the rate card: {sorted(missing)}")
-    rates = pl.DataFrame(
-        {"instance_type": list(rate_card.usd_per_second), "_rate": list(rate_card.usd_per_second.values())},
-        schema={"instance_type": pl.String, "_rate": pl.Float64},
-    )
-    df = outputs.join(rates, on="instance_type", how="left")
-    default = ProviderCostProfile()
-    if profiles and "provider_id" in outputs.columns:
-        df = df.join(_profile_frame(profiles), on="provider_id", how="left")
-    p = {
-        f.name: (pl.col(f"_p_{f.name}") if f"_p_{f.name}" in df.columns else pl.lit(None)).fill_null(
-            getattr(default, f.name)
-        )
-        for f in fields(ProviderCostProfile)
-    }
+    return _breakdown(outputs, rate_card, profiles).drop(_VISIBLE)
 
-    spot = _col(df, "spot", None).cast(pl.Boolean).fill_null(p["spot"])
+
+# The helper column ``_breakdown`` leaves for ``cost_frame``: a user-visible success.
+_VISIBLE = "_visible"
+
+
+def _breakdown(outputs: Frame, rate_card: RateCard, profiles: Mapping[str, ProviderCostProfile] | None) -> Frame:
+    # ``cost_breakdown`` keeping the _VISIBLE column.
+    if isinstance(outputs, pl.DataFrame):
+        missing = set(outputs["instance_type"].drop_nulls().unique()) - set(rate_card.usd_per_second)
+        if missing:
+            raise KeyError(f"instance types not on the rate card: {sorted(missing)}")
+    default = ProviderCostProfile()
+    by_provider = profiles if profiles and "provider_id" in names(outputs) else {}
+
+    def profile(name: str, dtype: PolarsDataType) -> pl.Expr:
+        # The providers' value where it is not the default (most are not measured), else the default.
+        fallback = getattr(default, name)
+        values = {pid: getattr(p, name) for pid, p in by_provider.items() if getattr(p, name) != fallback}
+        return lookup(pl.col("provider_id"), values, dtype).fill_null(fallback)
+
+    p = {f.name: profile(f.name, pl.Boolean if f.name == "spot" else pl.Float64) for f in fields(ProviderCostProfile)}
+    spot = _col(outputs, "spot", None).cast(pl.Boolean).fill_null(p["spot"])
     spot_factor = pl.when(spot).then(rate_card.spot_multiplier).otherwise(1.0)
-    instance_usd = pl.col("_rate").fill_null(0.0) * spot_factor
+    # USD per instance-second and "delivered to a user" are columns of their own (several terms
+    # read them; polars does not share a lookup between expressions). The instance type is
+    # first cast to an Enum of the rate card's types: a strict cast, so an unpriced type fails
+    # a lazy plan too.
+    df = outputs.with_columns(
+        _instance=pl.col("instance_type").cast(pl.Enum(list(rate_card.usd_per_second))),
+        **{_VISIBLE: _user_visible_success(outputs)},
+    )
+    df = df.with_columns(
+        _instance_usd=lookup(pl.col("_instance"), rate_card.usd_per_second, pl.Float64).fill_null(0.0) * spot_factor
+    )
+    instance_usd = pl.col("_instance_usd")
     busy, output_bytes = _amount(df, "compute_seconds"), _amount(df, "output_bytes")
-    downloads = pl.when(_user_visible_success(df)).then(rate_card.egress_per_output).otherwise(0.0)
+    downloads = pl.when(pl.col(_VISIBLE)).then(rate_card.egress_per_output).otherwise(0.0)
     egress = _col(df, "egress_bytes", None).cast(pl.Float64).fill_null(output_bytes * downloads)
     usage = partner_usage_usd(
         _amount(df, "partner_tokens"),
@@ -304,7 +320,7 @@ def cost_breakdown(
             bandwidth_cost_usd=bandwidth_usd(egress, rate_card),
         )
         .with_columns(cost_usd=pl.sum_horizontal(*BREAKDOWN_COLUMNS))
-        .drop("_rate", *[c for c in df.columns if c.startswith("_p_")])
+        .drop("_instance", "_instance_usd")
     )
 
 
@@ -350,18 +366,19 @@ def execution_cost_usd(
 
 
 def cost_frame(
-    outputs: pl.DataFrame,
+    outputs: Frame,
     rate_card: RateCard,
     price_tokens: dict[str, int],
     token_usd_rate: float,
     *,
     profiles: Mapping[str, ProviderCostProfile] | None = None,
     breakdown: bool = False,
-) -> pl.DataFrame:
+) -> Frame:
     """Add cost and margin columns to execution rows.
 
     Args:
-        outputs: rows with ``status``, ``effect_type``, ``instance_type``, ``compute_seconds``,
+        outputs: rows (a DataFrame, or a LazyFrame: the result is then a plan too) with
+            ``status``, ``effect_type``, ``instance_type``, ``compute_seconds``,
             ``partner_cost_usd`` and (optional) ``selection`` and the optional columns of
             ``cost_breakdown``; shadow copies are never charged.
         rate_card: see RateCard.
@@ -378,22 +395,18 @@ def cost_frame(
         ``cost_tokens`` and ``margin`` (null when nothing was charged).
 
     Raises:
-        KeyError: an instance type is not on the rate card.
+        KeyError: an instance type is not on the rate card (see ``cost_breakdown`` for a
+            LazyFrame).
     """
-    prices = pl.DataFrame(
-        {"effect_type": list(price_tokens), "_price": [int(p) for p in price_tokens.values()]},
-        schema={"effect_type": pl.String, "_price": pl.Int64},
-    )
-    charged = _user_visible_success(outputs)
+    price = lookup(pl.col("effect_type"), {e: int(p) for e, p in price_tokens.items()}, pl.Int64)
     out = (
-        cost_breakdown(outputs, rate_card, profiles=profiles)
-        .join(prices, on="effect_type", how="left")
-        .with_columns(tokens_charged=pl.when(charged).then(pl.col("_price")).otherwise(0).cast(pl.Int64))
+        _breakdown(outputs, rate_card, profiles)
+        .with_columns(tokens_charged=pl.when(pl.col(_VISIBLE)).then(price).otherwise(0).cast(pl.Int64))
+        .drop(_VISIBLE)
         .with_columns(
             revenue_usd=pl.col("tokens_charged") * token_usd_rate, cost_tokens=pl.col("cost_usd") / token_usd_rate
         )
         .with_columns(margin=margin_expr("tokens_charged", "cost_tokens"))
-        .drop("_price")
     )
     return out if breakdown else out.drop(*(set(BREAKDOWN_COLUMNS) - set(FRAME_COLUMNS)))
 

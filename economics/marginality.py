@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from economics.frames import collected, names
 from economics.margin import margin_expr
 
 WINDOWS: dict[str, timedelta] = {
@@ -33,31 +34,95 @@ WINDOWS: dict[str, timedelta] = {
 BURN_RATE_COLUMNS = ("cost_usd", "revenue_usd", "tokens_charged", "cost_tokens")
 
 
+# The column of a partial aggregate holding the position in WINDOWS (shortest first) of the
+# shortest window a row belongs to; null for a row in none of them.
+WINDOW_INDEX = "_window"
+
+
+def _lengths() -> list[timedelta]:
+    lengths = list(WINDOWS.values())
+    assert lengths == sorted(lengths), "WINDOWS are listed shortest first"
+    return lengths
+
+
+def window_index(now: datetime) -> pl.Expr:
+    """Position in ``WINDOWS`` (shortest first) of the shortest window ending at ``now`` that
+    holds the row's ``finished_at``, named WINDOW_INDEX; null when no window holds it (older
+    than the longest, later than ``now``, or no time). The windows are nested, so a row
+    belongs to its own window and every longer one."""
+    index = pl.lit(None, dtype=pl.Int8)
+    for i, length in reversed(list(enumerate(_lengths()))):
+        index = pl.when(pl.col("finished_at") > now - length).then(pl.lit(i, dtype=pl.Int8)).otherwise(index)
+    return pl.when(pl.col("finished_at") <= now).then(index).alias(WINDOW_INDEX)
+
+
+def window_partials(
+    costs: pl.DataFrame | pl.LazyFrame, now: datetime, by: Sequence[str], aggs: dict[str, pl.Expr]
+) -> pl.DataFrame | pl.LazyFrame:
+    """``aggs`` per ``by`` and WINDOW_INDEX: the one pass over the rows behind every window.
+
+    Args:
+        costs: rows with ``finished_at`` and what ``aggs`` read (a DataFrame or a LazyFrame;
+            the result is of the same kind).
+        now: window end (UTC, tz-aware).
+        by: grouping columns.
+        aggs: sums and counts only — aggregates that add up across partial rows, which
+            ``from_window_partials`` sums per window.
+    """
+    return costs.group_by(*by, window_index(now)).agg(**aggs)
+
+
+def from_window_partials(partials: pl.DataFrame, now: datetime, by: Sequence[str], sums: Sequence[str]) -> pl.DataFrame:
+    """The ``sums`` columns of ``window_partials`` rows added up per window (its own index
+    and every shorter one's) and ``by``: one frame with ``window``, ``window_start``,
+    ``window_end``, ``by`` and ``sums``. Without ``by`` every window has a row (zeros when
+    empty); with ``by`` a group appears in the windows it has rows in."""
+    frames = []
+    for i, (name, length) in enumerate(WINDOWS.items()):
+        inside = partials.filter(pl.col(WINDOW_INDEX) <= i)
+        totals = [pl.col(c).sum() for c in sums]
+        agg = inside.group_by(*by).agg(totals) if by else inside.select(totals)
+        frames.append(agg.with_columns(window=pl.lit(name), window_start=pl.lit(now - length), window_end=pl.lit(now)))
+    out = pl.concat(frames, how="vertical_relaxed")
+    return out.select("window", "window_start", "window_end", *by, *sums)
+
+
 def _per_window(
-    costs: pl.DataFrame,
+    costs: pl.DataFrame | pl.LazyFrame,
     now: datetime,
     by: Sequence[str],
     aggs: dict[str, pl.Expr],
 ) -> pl.DataFrame:
-    """``aggs`` over the rows of each window ending at ``now``, grouped by ``by``; one
-    frame with ``window``, ``window_start``, ``window_end`` first."""
-    frames = []
-    for name, length in WINDOWS.items():
-        start = now - length
-        inside = costs.filter((pl.col("finished_at") > start) & (pl.col("finished_at") <= now))
-        agg = inside.group_by(*by).agg(**aggs) if by else inside.select(**aggs)
-        frames.append(agg.with_columns(window=pl.lit(name), window_start=pl.lit(start), window_end=pl.lit(now)))
-    out = pl.concat(frames, how="vertical_relaxed")
-    return out.select("window", "window_start", "window_end", *by, *aggs)
+    """``aggs`` (sums and counts) over the rows of each window ending at ``now``, grouped by
+    ``by``; one frame with ``window``, ``window_start``, ``window_end`` first. One pass over
+    ``costs`` (streamed when it is a LazyFrame), not one per window."""
+    return from_window_partials(collected(window_partials(costs, now, by, aggs)), now, by, list(aggs))
 
 
-def marginality_windows(costs: pl.DataFrame, now: datetime) -> pl.DataFrame:
+# The marginality aggregates (sums and counts: ``window_partials`` adds them up per window).
+MARGIN_SUMS: dict[str, pl.Expr] = {
+    "executions": pl.len().cast(pl.Int64),
+    "succeeded": (pl.col("status") == "succeeded").sum().cast(pl.Int64),
+    "tokens_charged": pl.col("tokens_charged").sum().cast(pl.Int64),
+    "cost_tokens": pl.col("cost_tokens").sum(),
+    "revenue_usd": pl.col("revenue_usd").sum(),
+    "cost_usd": pl.col("cost_usd").sum(),
+}
+
+
+def margin_keys(costs: pl.DataFrame | pl.LazyFrame) -> tuple[str, ...]:
+    """The marginality grouping: provider_id, effect_type, and ``source`` when ``costs`` has it."""
+    return ("provider_id", "effect_type") + (("source",) if "source" in names(costs) else ())
+
+
+def marginality_windows(costs: pl.DataFrame | pl.LazyFrame, now: datetime) -> pl.DataFrame:
     """Aggregate execution costs into 1h / 24h / 7d windows ending at ``now``.
 
     Args:
         costs: ``execution_costs`` rows (``finished_at`` UTC, ``provider_id``,
             ``effect_type``, ``status``, ``tokens_charged``, ``cost_tokens``,
-            ``revenue_usd``, ``cost_usd``).
+            ``revenue_usd``, ``cost_usd``), a DataFrame or a LazyFrame (streamed in one
+            pass: the rows are never all held).
         now: window end (UTC, tz-aware).
 
     Returns:
@@ -66,24 +131,18 @@ def marginality_windows(costs: pl.DataFrame, now: datetime) -> pl.DataFrame:
         charged in the window). When ``costs`` has a ``source`` column ('real' /
         'simulated'), it is a grouping key: simulated money never mixes with real money.
     """
-    keys = ("provider_id", "effect_type") + (("source",) if "source" in costs.columns else ())
-    out = _per_window(
-        costs,
-        now,
-        keys,
-        {
-            "executions": pl.len().cast(pl.Int64),
-            "succeeded": (pl.col("status") == "succeeded").sum().cast(pl.Int64),
-            "tokens_charged": pl.col("tokens_charged").sum().cast(pl.Int64),
-            "cost_tokens": pl.col("cost_tokens").sum(),
-            "revenue_usd": pl.col("revenue_usd").sum(),
-            "cost_usd": pl.col("cost_usd").sum(),
-        },
-    )
+    keys = margin_keys(costs)
+    return from_marginality_partials(collected(window_partials(costs, now, keys, MARGIN_SUMS)), now, keys)
+
+
+def from_marginality_partials(partials: pl.DataFrame, now: datetime, keys: Sequence[str]) -> pl.DataFrame:
+    """``marginality_windows`` from ``window_partials`` rows holding the MARGIN_SUMS columns,
+    grouped by ``keys`` (or finer: the finer keys are summed away)."""
+    out = from_window_partials(partials, now, keys, list(MARGIN_SUMS))
     return out.with_columns(margin=margin_expr("tokens_charged", "cost_tokens")).sort("window", *keys)
 
 
-def burn_rates(costs: pl.DataFrame, now: datetime, by: Sequence[str] = ()) -> pl.DataFrame:
+def burn_rates(costs: pl.DataFrame | pl.LazyFrame, now: datetime, by: Sequence[str] = ()) -> pl.DataFrame:
     """Spend and consumption per hour over the 1h / 24h / 7d windows ending at ``now``.
 
     Args:

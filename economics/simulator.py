@@ -605,6 +605,42 @@ def simulate(
     return pl.concat(frames) if frames else empty_history()
 
 
+def re_executions(
+    rows: pl.DataFrame, share: float, seed: int, delay: timedelta = timedelta(minutes=10)
+) -> pl.DataFrame:
+    """Second outcomes for a ``share`` of ``rows``' tasks: each chosen task ran again (a
+    re-executed run) ``delay`` to 2 × ``delay`` after its first outcome and got the other
+    one (failed ↔ succeeded), with a fresh draw of its compute seconds and duration (the
+    first ones × U(0.5, 1.5)). Appended after ``rows`` as execution events, the economics
+    must keep the later outcome of each such task (``economics.telemetry.latest_outcomes``);
+    the flipped status gives the second event its own id, as in M6.
+
+    Args:
+        rows: simulated rows (SIMULATED_SCHEMA).
+        share: fraction of the tasks re-executed, 0..1.
+        seed: numpy seed of the choice and the draws.
+        delay: shortest time between the two outcomes.
+
+    Returns:
+        SIMULATED_SCHEMA rows, one per re-executed task; ``composite`` null (the second
+        output is not scored).
+    """
+    if not 0 <= share <= 1:
+        raise ValueError(f"share must be in [0, 1], got {share}")
+    rng = np.random.default_rng(seed)
+    chosen = rows.filter(pl.Series(rng.random(rows.height) < share))
+    scale = pl.Series(rng.uniform(0.5, 1.5, chosen.height))
+    later = pl.Series(rng.uniform(1.0, 2.0, chosen.height) * delay.total_seconds() * 1e6).cast(pl.Int64)
+    ok = pl.col("status") == "failed"  # the other outcome: succeeded when the first failed
+    return chosen.with_columns(
+        status=pl.when(ok).then(pl.lit("succeeded")).otherwise(pl.lit("failed")),
+        compute_seconds=pl.col("compute_seconds") * scale,
+        duration_ms=(pl.col("duration_ms") * scale).round().cast(pl.Int64),
+        finished_at=pl.col("finished_at") + pl.duration(microseconds=pl.lit(later)),
+        composite=pl.lit(None, pl.Float64),
+    ).select(SIMULATED_SCHEMA.names())
+
+
 def quality_rows(rows: pl.DataFrame) -> pl.DataFrame:
     """``quality_scores``-shaped rows (task_id, video_id, provider_id, effect_type,
     status ``'scored'``, composite) for the succeeded simulated executions."""

@@ -6,11 +6,12 @@ execution. They are typed columns of the ``execution_events`` table (``TELEMETRY
 event envelope in ``resources.schemas``), so the economics reads them as columns, with
 projection pushdown, instead of decoding a JSON payload per event.
 
-Pure: Polars only, no I/O.
+Pure: Polars and numpy only; the lake scan it reads is the caller's.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 # Where an execution came from. Simulated money never mixes with real money (marginality
@@ -91,43 +92,129 @@ def terminal_event_expr(status: pl.Expr) -> pl.Expr:
     return pl.when(status == "succeeded").then(pl.lit(SUCCEEDED_EVENT)).otherwise(pl.lit(FAILED_EVENT))
 
 
-def finished_executions(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED) -> pl.DataFrame:
-    """Terminal task events as one row per task: the latest outcome wins (a re-executed
-    task has several).
+# The row position ``latest_outcomes`` tags terminal events with: how its second pass drops
+# the superseded events of re-executed tasks without reading their task ids again.
+_ROW = "__event_row"
+
+
+def latest_outcomes(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED) -> pl.LazyFrame:
+    """Terminal task events as one row per task, lazily: the latest outcome wins (a
+    re-executed task has several terminal events).
+
+    The plan streams: nothing sorts or groups the whole table. A first pass reads only the
+    task ids, hashes them (64-bit) and sorts the hashes (numpy: a sort of integers, not of the
+    rows) to find the few hashes seen more than once; the events behind those are fetched by
+    position and settled exactly on their task id (a hash collision between two tasks only
+    costs that fetch). The returned plan drops the superseded events by position, so the
+    consumer (a group-by, a sink) reads every other row once and never holds them all.
 
     Args:
         events: ``execution_events`` rows (envelope, ``task_id``, ``provider_id``,
-            ``effect_type`` and the ``TELEMETRY`` columns).
+            ``effect_type`` and the ``TELEMETRY`` columns), or any deterministic plan over
+            them (a filtered scan, a concat): it is evaluated twice, so it must yield the
+            same rows in the same order both times — a Delta scan is pinned to the version
+            it was opened at.
         columns: the telemetry columns to keep (default ``COSTED``; the metric streams also
             read ``queue_wait_ms`` and ``error_class``).
 
     Returns:
-        task_id, provider_id, effect_type, video_id (the correlation id: a run's id for a
-        run's task), finished_at (the event's ``occurred_at``) and ``columns``; ``source``
-        (when kept) defaults to REAL, ``job_kind`` to CREATION. Row order is not defined.
+        A LazyFrame of task_id, provider_id, effect_type, video_id (the correlation id: a
+        run's id for a run's task), finished_at (the event's ``occurred_at``) and
+        ``columns``; ``source`` (when kept) defaults to REAL, ``job_kind`` to CREATION.
+        Row order is not defined. Of two terminal events of one task at the same instant,
+        the later row of ``events`` wins.
+
+    Runs the first pass (and the fetch, when a task has several events) when called.
     """
     # A table written before a telemetry column was declared lacks it until its next append
     # (the lake's merge adds it): read it as nulls meanwhile.
     missing = [c for c in columns if c not in events.collect_schema().names()]
     events = events.with_columns(pl.lit(None, TELEMETRY[c]).alias(c) for c in missing)
+    terminal = events.filter(pl.col("event_type").is_in(TERMINAL_EVENTS)).with_row_index(_ROW)
+    out = terminal.select(
+        _ROW,
+        "task_id",
+        "provider_id",
+        "effect_type",
+        *columns,
+        video_id=pl.col("correlation_id"),
+        finished_at=pl.col("occurred_at"),
+    )
+    kept = _kept(terminal)
+    if kept is not None:
+        # A gather from a boolean per position: 40 % cheaper than ``is_in`` on the
+        # positions over 10 M rows (measured), since no set is probed per row.
+        out = out.filter(pl.lit(kept).gather(pl.col(_ROW)))
     return (
-        events.filter(pl.col("event_type").is_in(TERMINAL_EVENTS))
-        .select(
-            "task_id",
-            "provider_id",
-            "effect_type",
-            *columns,
-            video_id=pl.col("correlation_id"),
-            finished_at=pl.col("occurred_at"),
-        )
-        # The latest event per task without sorting the whole table: each group sorts its
-        # own (mostly single) rows. Measured on 2M events: about half the time of a global
-        # sort + last, and faster than gathering at each group's arg_max.
-        .group_by("task_id")
-        .agg(pl.all().sort_by("finished_at").last())
+        out.drop(_ROW)
         .with_columns(pl.col("source").fill_null(REAL) if "source" in columns else [])
         .with_columns(pl.col("job_kind").fill_null(CREATION) if "job_kind" in columns else [])
-        .collect()
+    )
+
+
+def _kept(terminal: pl.LazyFrame) -> pl.Series | None:
+    """Per position (``_ROW``), whether the terminal event is its task's latest; None when
+    every one is (no task has two)."""
+    # The n-th hash is the n-th terminal event's (a collect keeps the order), so the
+    # positions need not be collected. Each array goes as soon as it is used: the fetch
+    # below reads the task ids again, and the peak memory is the two passes' overlap.
+    hashed = terminal.select(pl.col("task_id").hash()).collect(engine="streaming").to_series()
+    n = len(hashed)
+    hashes = np.sort(hashed.to_numpy())
+    repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+    del hashes
+    if not len(repeated):
+        return None
+    candidates = pl.Series(_ROW, np.flatnonzero(hashed.is_in(pl.Series(repeated).implode()).to_numpy()))
+    del hashed
+    rows = (
+        terminal.filter(pl.col(_ROW).is_in(candidates.cast(pl.get_index_type()).implode()))
+        .select(_ROW, "task_id", "occurred_at")
+        .collect(engine="streaming")
+    )
+    # The latest event of each task (ties: the later row) is kept; every other one goes.
+    latest = rows.sort("occurred_at", _ROW).group_by("task_id", maintain_order=True).agg(pl.col(_ROW).last())[_ROW]
+    superseded = rows.filter(~pl.col(_ROW).is_in(latest.implode()))[_ROW].to_numpy()
+    kept = np.ones(n, dtype=bool)
+    kept[superseded] = False
+    return pl.Series("kept", kept)
+
+
+def finished_executions(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED) -> pl.DataFrame:
+    """``latest_outcomes`` collected: one row per task, the latest outcome wins.
+
+    Args:
+        events: see ``latest_outcomes``.
+        columns: see ``latest_outcomes``.
+
+    Returns:
+        task_id, provider_id, effect_type, video_id (the correlation id), finished_at (the
+        event's ``occurred_at``) and ``columns``; ``source`` (when kept) defaults to REAL,
+        ``job_kind`` to CREATION. Row order is not defined.
+    """
+    return latest_outcomes(events, columns).collect(engine="streaming")
+
+
+# A terminal event written before telemetry had typed columns: no status, the telemetry in the
+# payload only (``telemetry_from_payload`` moves it).
+UNTYPED = pl.col("event_type").is_in(TERMINAL_EVENTS) & pl.col("status").is_null() & (pl.col("payload") != "{}")
+
+
+def telemetry_from_payload(events: pl.DataFrame) -> pl.DataFrame:
+    """Terminal events written before telemetry had typed columns — their telemetry only in
+    the JSON ``payload`` (the same field names as ``TELEMETRY``) — with the typed columns
+    filled from it and the payload emptied, as M6 writes them now; other rows unchanged.
+
+    Args:
+        events: ``execution_events`` rows.
+
+    Returns:
+        ``events`` with the same columns; the UNTYPED rows rewritten.
+    """
+    decoded = pl.col("payload").str.json_decode(pl.Struct(TELEMETRY))
+    return events.with_columns(
+        *(pl.when(UNTYPED).then(decoded.struct.field(c)).otherwise(pl.col(c)).alias(c) for c in TELEMETRY),
+        payload=pl.when(UNTYPED).then(pl.lit("{}")).otherwise(pl.col("payload")),
     )
 
 

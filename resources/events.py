@@ -16,10 +16,18 @@ from typing import Any
 import polars as pl
 
 from economics.ids import event_id, stable_id
+from economics.telemetry import UNTYPED, telemetry_from_payload
 from resources.lake import Lake
 from resources.schemas import EXECUTION_EVENTS, PIPELINE_EVENTS
 
-__all__ = ["event", "record_execution_events", "record_pipeline_events", "stable_id", "utcnow"]
+__all__ = [
+    "event",
+    "record_execution_events",
+    "record_pipeline_events",
+    "stable_id",
+    "upgrade_execution_events",
+    "utcnow",
+]
 
 
 def utcnow() -> datetime:
@@ -62,3 +70,16 @@ def record_pipeline_events(lake: Lake, rows: list[dict]) -> int:
 def record_execution_events(lake: Lake, rows: list[dict]) -> int:
     """Append execution (task) events (idempotent); returns how many were new."""
     return lake.append(EXECUTION_EVENTS, pl.DataFrame(rows, infer_schema_length=None)) if rows else 0
+
+
+def upgrade_execution_events(lake: Lake) -> int:
+    """Move the telemetry of task events written before it had typed columns out of their
+    JSON payload into the columns (``economics.telemetry.telemetry_from_payload``), in place
+    (a merge on ``event_id``); how many rows were rewritten. The economics reads only the
+    columns, so a lake from before typed telemetry runs this once (``effectlake init``); a
+    second run finds nothing."""
+    stale = lake.scan(EXECUTION_EVENTS).filter(UNTYPED).collect(engine="streaming")
+    if stale.is_empty():
+        return 0
+    lake.upsert(EXECUTION_EVENTS, telemetry_from_payload(stale))
+    return stale.height

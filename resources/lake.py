@@ -116,10 +116,12 @@ class Lake(BaseModel):
 
     # -- reads ----------------------------------------------------------------------------
     def scan(self, spec: TableSpec) -> pl.LazyFrame:
-        """Lazy scan of the whole table; an empty frame of the schema if it does not exist."""
+        """Lazy scan of the whole table as of now (its current version: a plan collected
+        twice, as ``economics.telemetry.latest_outcomes`` does, reads the same rows both
+        times while other runs append); an empty frame of the schema if it does not exist."""
         if not self.exists(spec):
             return pl.LazyFrame(schema=spec.schema)
-        return pl.scan_delta(self.table_uri(spec), storage_options=self._options())
+        return pl.scan_delta(DeltaTable(self.table_uri(spec), storage_options=self._options()))
 
     def read(self, spec: TableSpec, where: pl.Expr | None = None) -> pl.DataFrame:
         """Collect the table (optionally filtered) as a DataFrame."""

@@ -34,7 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     dashboard = sub.add_parser("dashboard", help="serve the admin dashboard (Streamlit)")
     dashboard.add_argument("--host", default="127.0.0.1")
     dashboard.add_argument("--port", type=int, default=8501)
-    sub.add_parser("init", help="create every lake table (empty, with its schema)")
+    sub.add_parser(
+        "init",
+        help="create every lake table (empty, with its schema); upgrade task events written before typed telemetry",
+    )
     sub.add_parser("economics", help="run one economics cycle on the current instance")
     sub.add_parser("benchmark", help="run the benchmark job (reference suite) on the current instance")
     sub.add_parser("signals", help="run detection and classification now (signals_job, then the actions it calls for)")
@@ -131,10 +134,15 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(new_key()[1] + "\n")
         return 0
     if args.command == "init":
+        from resources.events import upgrade_execution_events
         from resources.lake import Lake
         from resources.settings import get_settings
 
-        Lake(uri=get_settings().lake_uri).ensure_all()
+        lake = Lake(uri=get_settings().lake_uri)
+        lake.ensure_all()
+        upgraded = upgrade_execution_events(lake)
+        if upgraded:
+            print(f"{upgraded:,} task events: telemetry moved from the JSON payload to its columns")
         return 0
     return 2
 
