@@ -20,9 +20,9 @@ import polars as pl
 
 from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.execution import remote as remote_tasks
-from assets.execution.local import output_key, provider_task, run_local
+from assets.execution.local import dispatched_event, output_key, provider_task, run_local
 from assets.logs import warn
-from economics.telemetry import CREATION, DISPATCHED_EVENT, MEASURED, REAL, terminal_event
+from economics.telemetry import CREATION, MEASURED, REAL, terminal_event
 from resources.events import event, record_execution_events, record_pipeline_events, utcnow
 from resources.lake import Lake
 from resources.media import MediaStore
@@ -239,7 +239,12 @@ def provider_outputs(
             for t in todo:
                 tasks.append(t)
                 fallen_back.add(t["fallback_for"])
-                execution_events.append(_dispatched(t, finished))
+                # A fallback takes its original's ranked slot; the job's one reservation covers it.
+                execution_events.append(
+                    dispatched_event(
+                        t["video_id"], t, t["rank"], t["manifest_version"], t["fallback_for"], finished, STAGE, CREATION
+                    )
+                )
                 pipeline_events.append(
                     event(
                         "TaskFellBack",
@@ -462,21 +467,3 @@ def _chain_of(batch: list[dict], t: dict) -> list[str]:
         if b["effect_type"] == t["effect_type"] and b["selection"] == "ranked":
             return list(b.get("fallbacks") or [])
     return []
-
-
-def _dispatched(t: dict, at) -> dict:
-    """The ``TaskDispatched`` execution event of a fallback task (it takes its original's
-    ranked slot; the job's one reservation covers it)."""
-    return event(
-        DISPATCHED_EVENT,
-        t["video_id"],
-        STAGE,
-        {"rank": t["rank"], "manifest_version": t["manifest_version"], "fallback_for": t["fallback_for"]},
-        identity=t["task_id"],
-        occurred_at=at,
-        task_id=t["task_id"],
-        provider_id=t["provider_id"],
-        effect_type=t["effect_type"],
-        selection=t["selection"],
-        job_kind=CREATION,
-    )

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from assets.execution import remote as remote_tasks
 from assets.execution.runner import run_tasks
+from economics.telemetry import DISPATCHED_EVENT
 from resources.events import event
 from resources.media import MediaStore
 from resources.providers.base import ProviderTask, TaskResult
@@ -124,3 +125,31 @@ def run_local(
             events.append(remote_tasks.breaker_event(change, t["video_id"]))
         out.append(LocalRun(t, result, size, events))
     return out
+
+
+def dispatched_event(
+    correlation_id: str,
+    t: dict,
+    rank: int,
+    manifest_version: str,
+    fallback_for: str | None,
+    at: datetime,
+    stage: str,
+    job_kind: str,
+) -> dict:
+    """The ``TaskDispatched`` execution event of task ``t`` (``task_id``, ``provider_id``,
+    ``effect_type``, ``selection``) under ``correlation_id`` (its video, or its run): its rank
+    in the manifest ``manifest_version`` and, for a fallback, the task it stands in for."""
+    return event(
+        DISPATCHED_EVENT,
+        correlation_id,
+        stage,
+        {"rank": rank, "manifest_version": manifest_version, "fallback_for": fallback_for},
+        identity=t["task_id"],
+        occurred_at=at,
+        task_id=t["task_id"],
+        provider_id=t["provider_id"],
+        effect_type=t["effect_type"],
+        selection=t["selection"],
+        job_kind=job_kind,
+    )

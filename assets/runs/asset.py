@@ -42,7 +42,7 @@ import polars as pl
 
 from assets.common import frame
 from assets.execution.asset import result_events, store_breaker
-from assets.execution.local import output_key, run_local
+from assets.execution.local import dispatched_event, output_key, run_local
 from assets.ingest.asset import ingest_limits
 from assets.ingest.probe import VideoRejected, probe_video, validate
 from assets.ingest.proxy import make_proxy
@@ -65,7 +65,7 @@ from assets.runs.plan import (
 from economics import ledger
 from economics.revenue import CACHE_SELECTION
 from economics.routing import RunRoute, current_rankings, route_run
-from economics.telemetry import DISPATCHED_EVENT, RUN
+from economics.telemetry import RUN
 from resources.catalog import Catalog
 from resources.events import event, record_execution_events, record_pipeline_events, utcnow
 from resources.lake import Lake
@@ -387,22 +387,6 @@ def _task(work: _Run, provider_id: str, selection: str) -> dict:
     }
 
 
-def _dispatched(work: _Run, t: dict, rank: int, version: str, at: datetime, fallback_for: str | None) -> dict:
-    return event(
-        DISPATCHED_EVENT,
-        work.run_id,
-        STAGE,
-        {"rank": rank, "manifest_version": version, "fallback_for": fallback_for},
-        identity=t["task_id"],
-        occurred_at=at,
-        task_id=t["task_id"],
-        provider_id=t["provider_id"],
-        effect_type=t["effect_type"],
-        selection=t["selection"],
-        job_kind=RUN,
-    )
-
-
 def _refused(t: dict, instance_type: str) -> TaskResult:
     """A task its open breaker kept from the provider: failed, nothing spent, no attempt."""
     return TaskResult(
@@ -438,7 +422,8 @@ def _execute(
             now = utcnow()
             fallback_for = failed["task_id"] if failed else None
             work.executions += [
-                _dispatched(work, b, ranks.get(b["provider_id"], 0), version, now, fallback_for) for b in batch
+                dispatched_event(work.run_id, b, ranks.get(b["provider_id"], 0), version, fallback_for, now, STAGE, RUN)
+                for b in batch
             ]
             if failed is not None:
                 work.note(
