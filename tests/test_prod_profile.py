@@ -105,8 +105,16 @@ def test_demo_prod_publishes_through_postgres_s3_and_redis(tmp_path, warm_bikes,
             text("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'STEP_WORKER_STARTED'")
         ).scalar()
         schedules = conn.execute(text("SELECT count(*) FROM instigators")).scalar()
+        # Why a run failed, for the assertion's message.
+        failures = conn.execute(
+            text(
+                "SELECT e.run_id, e.dagster_event_type, left(e.event, 3000) FROM event_logs e JOIN runs r"
+                " ON r.run_id = e.run_id WHERE r.status = 'FAILURE'"
+                " AND e.dagster_event_type IN ('STEP_FAILURE', 'RUN_FAILURE')"
+            )
+        ).all()
     engine.dispose()
-    assert {runs.get(j) for j in ("intake_job", "evaluation_job", "publish_job")} == {"SUCCESS"}, runs
+    assert {runs.get(j) for j in ("intake_job", "evaluation_job", "publish_job")} == {"SUCCESS"}, (runs, failures)
     assert workers >= 5  # one per step of the intake job at least: the multiprocess executor
     assert schedules > 0
     # The store is the PostgreSQL database: the demo's user and upload are there.
