@@ -68,8 +68,10 @@ def test_processes_reserving_one_balance_never_overspend(store, new_user, capsys
     from tests.store_fixtures import reserve_worker  # loaded as a plugin by pytest_plugins
 
     uid = new_user(tokens=60)["user_id"]
-    # fork: each child opens its own Store (its own engine and connections)
-    with multiprocessing.get_context("fork").Pool(4) as pool:
+    # spawn: each child opens its own Store (its own engine and connections) in a fresh
+    # interpreter; a fork of this test process (xdist's and polars' threads, held locks) can
+    # hang a child before it starts
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
         results = pool.starmap(reserve_worker, [(store.url, uid, f"{uid}-p{p}", 25) for p in range(4)])
     assert sum(g for g, _, _ in results) == 60 and sum(r for _, r, _ in results) == 40
     balance = store.balance(uid)

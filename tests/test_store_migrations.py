@@ -71,8 +71,9 @@ def test_concurrent_migrations_take_turns(backend, empty_database):
         except Exception as exc:  # asserted below
             errors.append(exc)
 
-    # fork: the children only open their own connections (no inherited pool is used)
-    with multiprocessing.get_context("fork").Pool(2) as pool:
+    # spawn: the children open their own connections in fresh interpreters (a fork of this
+    # threaded test process can hang a child on a lock held at the fork)
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
         runs = [pool.apply_async(migrate, (url,)) for _ in range(2)]
         thread = threading.Thread(target=in_thread)
         thread.start()
