@@ -6,9 +6,12 @@ Imported by the scripts beside it (``python bench/<script>.py`` puts this folder
 
 from __future__ import annotations
 
+import json
 import re
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -90,9 +93,6 @@ def write_doc_block(doc: str, name: str, lines: Sequence[str]) -> Path:
 def report(step: str, started: float, **extra) -> None:
     """Print one JSON line for a bench step run in its own process: its wall time since
     ``started`` (``time.perf_counter()``), its peak RSS (GB) and ``extra``."""
-    import json
-    import resource
-
     print(
         json.dumps(
             {
@@ -108,10 +108,6 @@ def report(step: str, started: float, **extra) -> None:
 def child(script: str, step: str, *args: str) -> dict:
     """Run ``python script --step=<step> args…`` in a fresh process (its own wall time and
     peak memory) and return the JSON line ``report`` printed last."""
-    import json
-    import subprocess
-    import sys
-
     out = subprocess.run(
         [sys.executable, script, f"--step={step}", *args], capture_output=True, text=True, check=True
     ).stdout.strip()

@@ -3,10 +3,9 @@ revision and pin M10 writes in the store when an admin approves (``Store.publish
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime
 
+from resources.hashing import json_sha256
 from resources.store.client import Store
 
 SLUG = "warm-grade-v_abcdef"
@@ -30,7 +29,7 @@ def publish(
             "slug": slug,
             "effect_type": effect_type,
             "provider_id": "ffmpeg-colortemp",
-            "content_hash": hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest(),
+            "content_hash": json_sha256(content),
             "params": params,
             "template_id": "t",
             "template_version": 1,

@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, Table, event, inspect, text
 
 from resources.store import Store, migrate
-from resources.store.engine import create_store_engine, database_url, lift_session_limits
+from resources.store.engine import create_store_engine, database_url
 from resources.store.migrate import alembic_config, downgrade
 from resources.store.models import Base
 
@@ -25,8 +25,9 @@ def _diff(url: str, metadata=Base.metadata) -> list:
     try:
         with engine.connect() as conn:
             # Reflection is many catalogue queries in one transaction: on a loaded machine its
-            # Python gaps outlast the store's idle-in-transaction limit.
-            lift_session_limits(conn)
+            # Python gaps outlast the store's idle-in-transaction limit (PostgreSQL).
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SET idle_in_transaction_session_timeout = 0"))
             return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     finally:
         engine.dispose()

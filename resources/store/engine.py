@@ -30,7 +30,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from resources.retry import transient_failures
@@ -116,16 +116,3 @@ def _sqlite_engine(url, **kwargs) -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
-
-
-def lift_session_limits(connection: Connection) -> None:
-    """Switch off the statement and idle-in-transaction limits for this one PostgreSQL session
-    (no-op on SQLite).
-
-    For long, deliberate sessions that are not request transactions, such as schema reflection
-    (many catalogue queries with Python work between them in one transaction). ``lock_timeout``
-    stays, so such a session still gives way instead of queueing behind live traffic for ever.
-    """
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SET statement_timeout = 0"))
-        connection.execute(text("SET idle_in_transaction_session_timeout = 0"))
