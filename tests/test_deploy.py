@@ -186,3 +186,19 @@ def test_helm_values_use_the_charts_keys_and_the_k8s_launcher_and_executor():
     }
     # The compute-log manager the values name is importable from the image's packages.
     from dagster_aws.s3.compute_log_manager import S3ComputeLogManager  # noqa: F401
+
+
+def test_helm_run_monitoring_renders_a_valid_instance_setting():
+    """The chart's configmap-instance.yaml writes ``dagsterDaemon.runMonitoring`` into the
+    instance's ``run_monitoring`` (camelCase → snake_case, key for key): the rendered block
+    is valid for this Dagster's instance schema, and crashed run workers are failed, not
+    resumed (the recovery sensor re-queues their videos exactly once)."""
+    from dagster._config import validate_config
+    from dagster._core.instance.config import dagster_instance_config_schema
+
+    monitoring = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())["dagsterDaemon"]["runMonitoring"]
+    rendered = {re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower(): value for key, value in monitoring.items()}
+    result = validate_config(dagster_instance_config_schema()["run_monitoring"].config_type, rendered)
+    assert result.success, [e.message for e in result.errors or []]
+    assert rendered["enabled"] is True and rendered["max_resume_run_attempts"] == 0
+    assert rendered["start_timeout_seconds"] >= 180  # a pod may wait for a node to scale up
