@@ -402,15 +402,14 @@ def select_providers(
     shadow = list(shadow or [])
     ordered = [e for e in _ordered(ranked) if e["provider_id"] not in shadow]
     forced = [e for e in ordered if e.get("forced")]
-    p = inclusion_probabilities(ranked, top_k, epsilon, shadow)
     if forced:
+        p = inclusion_probabilities(ranked, top_k, epsilon, shadow)
         chosen = [Selection(forced[0]["provider_id"], forced[0]["rank"], "ranked", p[forced[0]["provider_id"]])]
     else:
         # A provider whose breaker is open (``available`` False) is neither ranked in nor
         # explored while any other can take the job; the propensities are those of that draw.
         pool = [e for e in ordered if e.get("available", True)] or ordered
-        if len(pool) < len(ordered):
-            p = inclusion_probabilities(pool, top_k, epsilon, shadow)
+        p = inclusion_probabilities(pool, top_k, epsilon, shadow)
         chosen = [Selection(e["provider_id"], e["rank"], "ranked", p[e["provider_id"]]) for e in pool[:top_k]]
         rest = pool[top_k:]
         if rest and rng.random() < epsilon:

@@ -175,6 +175,10 @@ def run_demo(
                 print(f"API admin key (one-off, Authorization: Bearer): {admin_key}", flush=True)
             code = _drive(base, admin_key, timeout_s, videos or sample_videos())
             if exit_after:
+                # A video counts as published once its EffectPublished event is in; its run
+                # still writes its silver row and its RUN_SUCCESS after that. Stopping Dagster
+                # then would fail that run and lose the row.
+                _drain_runs(f"http://127.0.0.1:{dagster_port}/graphql", DRAIN_TIMEOUT_S)
                 return code
             print("\nServing the API, the Dagster UI and the admin dashboard; Ctrl-C to stop.", flush=True)
             while all(p.poll() is None for p in procs):
@@ -182,6 +186,48 @@ def run_demo(
             return 1
         except KeyboardInterrupt:
             return 0
+
+
+# Runs still in flight when the demo has seen every video end: their last writes. Bounded, so a
+# run that hangs does not keep the demo from exiting (it is reported instead).
+DRAIN_TIMEOUT_S = 120.0
+IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
+IN_FLIGHT_QUERY = (
+    "query InFlight($statuses: [RunStatus!]) { runsOrError(filter: {statuses: $statuses}) {"
+    " __typename ... on Runs { results { runId jobName status } } } }"
+)
+
+
+def in_flight_runs(graphql_url: str) -> list[dict]:
+    """The runs of the Dagster instance behind ``graphql_url`` (the webserver's ``/graphql``)
+    that are queued, starting or running: ``[{"runId", "jobName", "status"}]``.
+
+    Raises:
+        httpx.HTTPError: the webserver did not answer.
+        RuntimeError: it answered with an error instead of runs.
+    """
+    body = httpx.post(
+        graphql_url, json={"query": IN_FLIGHT_QUERY, "variables": {"statuses": list(IN_FLIGHT)}}, timeout=30
+    ).raise_for_status().json()
+    runs = (body.get("data") or {}).get("runsOrError") or {}
+    if runs.get("__typename") != "Runs":
+        raise RuntimeError(f"Dagster did not list runs: {body}")
+    return runs["results"]
+
+
+def _drain_runs(graphql_url: str, timeout_s: float) -> None:
+    """Wait until no run is in flight (at most ``timeout_s``); print the ones left over."""
+    left: list[dict] = []
+
+    def drained() -> bool | None:
+        left[:] = in_flight_runs(graphql_url)
+        return True if not left else None
+
+    try:
+        until_ready(timeout_s, interval_s=1.0)(drained)
+    except PollTimeout:
+        names = ", ".join(f"{r['jobName']} {r['runId'][:8]} ({r['status']})" for r in left)
+        print(f"warning: runs still in flight after {timeout_s:.0f} s, stopped with the demo: {names}", flush=True)
 
 
 def _demo_user(client: httpx.Client, admin: dict[str, str]) -> dict[str, str]:
