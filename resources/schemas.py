@@ -571,6 +571,11 @@ EXECUTION_COSTS = _spec(
     cost_tokens=pl.Float64,
     margin=pl.Float64,
     duration_ms=pl.Int64,
+    # an effect run served from the result cache (selection cache, status cached): no provider
+    # ran, every cost term is 0, it carries the run's charge; saved_cost_usd is what the reused
+    # output cost to make (economics.revenue.cache_hit_costs). Null before cache hits were costed.
+    cache_hit=pl.Boolean,
+    saved_cost_usd=pl.Float64,
     finished_at=UTC_TS,
 )
 MARGINALITY_WINDOWS = _spec(
@@ -583,8 +588,13 @@ MARGINALITY_WINDOWS = _spec(
     provider_id=pl.String,
     effect_type=pl.String,
     source=pl.String,
+    # provider executions (cache hits apart: no provider ran)
     executions=pl.Int64,
     succeeded=pl.Int64,
+    # effect runs served from the result cache: their charge is in tokens_charged / revenue_usd
+    # at no cost; saved_cost_usd is what their reused outputs cost to make
+    cache_hits=pl.Int64,
+    saved_cost_usd=pl.Float64,
     tokens_charged=pl.Int64,
     cost_tokens=pl.Float64,
     revenue_usd=pl.Float64,

@@ -21,6 +21,7 @@ from resources.lake import Lake
 from resources.providers.base import ProviderTask
 from resources.providers.client import ProviderRegistry
 from resources.samples import reference_videos
+from economics.revenue import provider_executions
 from resources.schemas import BENCHMARK_REPORTS, EXECUTION_COSTS, PROVIDER_EFFECT_MATRIX, QUALITY_SCORES
 from resources.settings import Settings
 
@@ -122,7 +123,8 @@ def provider_effect_matrix(lake: dg.ResourceParam[Lake], platform: dg.ResourcePa
         )
         frames.append(matrix_of(bench, "benchmark", now, latest))
     quality = lake.read(QUALITY_SCORES).select("task_id", "composite")
-    executions = lake.read(EXECUTION_COSTS).join(quality, on="task_id", how="left")
+    # Cache hits ran no provider: the matrix measures providers.
+    executions = provider_executions(lake.read(EXECUTION_COSTS)).join(quality, on="task_id", how="left")
     # Real and simulated executions are separate rows of the matrix: they never mix silently.
     for source, label in (("real", "executions"), ("simulated", "simulated")):
         rows = executions.filter(pl.col("source") == source)
