@@ -249,8 +249,12 @@ EFFECT_RUNS = _spec(
     params=pl.String,
     video_id=pl.String,
     input_sha256=pl.String,
-    # the price of the pinned revision, reserved with the run (its ledger job: job_id(run_id))
+    # the price reserved with the run (its ledger job: job_id(run_id)): the effective price when
+    # it was accepted (economics.pricing.run_price), from the pinned revision's price and the
+    # runtime price parameter's change in force then (null: the revision's price stood)
     tokens=pl.Int64,
+    revision_price_tokens=pl.Int64,
+    price_change_id=pl.String,
     created_at=UTC_TS,
     **LANDED,
 )

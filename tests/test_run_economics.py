@@ -161,3 +161,17 @@ def test_the_dashboards_margins_show_the_hits_revenue_and_saved_cost():
     run = kinds.row(1, named=True)
     assert (run["executions"], run["cache_hits"], run["saved_cost_usd"]) == (2, 1, 0.004)
     assert kinds.row(0, named=True)["cache_hits"] == 0
+
+
+def test_a_runs_price_is_the_price_parameter_in_force_else_the_revisions():
+    from economics.pricing import RunPrice, run_price
+
+    assert run_price(2) == RunPrice(2, 2, None) and run_price(2).source == "revision"
+    raised = run_price(2, 5, "chg_1")
+    assert (raised.tokens, raised.revision_price_tokens, raised.source) == (5, 2, "runtime_parameter")
+    assert run_price(4, 0, "chg_2").tokens == 0  # a parameter may make an effect free
+    for bad in (-1, 2.5, True, "3"):
+        with pytest.raises(ValueError):
+            run_price(2, bad, "chg")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        run_price(-1)
