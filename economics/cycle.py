@@ -15,8 +15,8 @@ from datetime import datetime
 import polars as pl
 
 from economics.frames import collected
-from economics.revenue import with_cache_columns
 from economics.marginality import MARGIN_SUMS, from_marginality_partials, margin_keys, window_partials
+from economics.revenue import with_cache_columns
 from economics.stats import STAT_SUMS, from_stat_partials
 
 

@@ -163,7 +163,8 @@ def burn_rates(costs: pl.DataFrame | pl.LazyFrame, now: datetime, by: Sequence[s
     Returns:
         One row per window (× group; the platform-wide frame always has all three windows,
         zeros when nothing ran): window, window_start, window_end, *by, hours,
-        executions (provider executions; a cache hit's charge is in the money, not here), and ``<column>_per_hour`` for cost_usd, revenue_usd,
+        executions (provider executions; a cache hit's charge is in the money, not here), and
+        ``<column>_per_hour`` for cost_usd, revenue_usd,
         tokens_charged (the tokens consumed by users) and cost_tokens; all Float64.
     """
     totals = _per_window(

@@ -32,6 +32,8 @@ reads ``provider_executions``: the rows where a provider ran.
 
 from __future__ import annotations
 
+from typing import overload
+
 import polars as pl
 
 from economics.cost_model import BREAKDOWN_COLUMNS
@@ -50,7 +52,13 @@ CACHE_SELECTION, CACHE_STATUS = "cache", "cached"
 _COST_TERMS = (*BREAKDOWN_COLUMNS, "cost_usd")
 
 
-def with_cache_columns(frame: Frame) -> Frame:
+@overload
+def with_cache_columns(frame: pl.DataFrame) -> pl.DataFrame: ...
+@overload
+def with_cache_columns(frame: pl.LazyFrame) -> pl.LazyFrame: ...
+@overload
+def with_cache_columns(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame: ...
+def with_cache_columns(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
     """``frame`` (``execution_costs``-shaped) with ``cache_hit`` (false where null or absent:
     rows costed before cache hits were costed, simulated rows) and ``saved_cost_usd`` (null
     where absent)."""

@@ -125,7 +125,9 @@ def test_a_run_the_price_in_force_cannot_cover_is_refused_before_anything_is_wri
     user = new_user(client)
     video = _upload(store, user)
     with store.write() as s:
-        parameters.apply(s, "effect", "warm_grade", "price_tokens", 10_000, source="recommendation", actor="a", reason="r")
+        parameters.apply(
+            s, "effect", "warm_grade", "price_tokens", 10_000, source="recommendation", actor="a", reason="r"
+        )
     r = _run(client, user, video_id=video)
     assert r.status_code == 402, r.text
     assert client.get("/v1/runs", headers=user["headers"]).json()["items"] == []

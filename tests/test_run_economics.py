@@ -53,7 +53,9 @@ def _ledger() -> pl.DataFrame:
     for run in ("run_a", "run_b"):
         task = {"user_id": "u", "video_id": run, "task_id": ledger.job_id(run), "tokens_reserved": PRICE}
         entries += ledger.reserve([task], NOW - timedelta(hours=1))
-        entries.append(ledger.settle(task, "succeeded", NOW - timedelta(minutes=1)))
+        consumed = ledger.settle(task, "succeeded", NOW - timedelta(minutes=1))
+        assert consumed is not None
+        entries.append(consumed)
     return pl.DataFrame(entries)
 
 
@@ -116,7 +118,9 @@ def test_windows_count_the_hits_revenue_at_no_cost_and_not_as_an_execution():
 def test_providers_are_measured_on_executions_only():
     costs = _costs()
     assert provider_executions(costs)["task_id"].sort().to_list() == ["ta", "ts"]
-    quality = pl.DataFrame(schema={"provider_id": pl.String, "effect_type": pl.String, "status": pl.String, "composite": pl.Float64})
+    quality = pl.DataFrame(
+        schema={"provider_id": pl.String, "effect_type": pl.String, "status": pl.String, "composite": pl.Float64}
+    )
     stats = provider_stats(costs, quality)
     p1 = stats.filter(pl.col("provider_id") == "p1").row(0, named=True)
     assert (p1["executions"], p1["success_rate"], p1["mean_cost_usd"]) == (1, 1.0, pytest.approx(0.004))
@@ -171,7 +175,7 @@ def test_a_runs_price_is_the_price_parameter_in_force_else_the_revisions():
     assert (raised.tokens, raised.revision_price_tokens, raised.source) == (5, 2, "runtime_parameter")
     assert run_price(4, 0, "chg_2").tokens == 0  # a parameter may make an effect free
     for bad in (-1, 2.5, True, "3"):
-        with pytest.raises(ValueError):
-            run_price(2, bad, "chg")  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="whole number of tokens"):
+            run_price(2, bad, "chg")
+    with pytest.raises(ValueError, match="revision's price"):
         run_price(-1)

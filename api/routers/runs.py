@@ -26,8 +26,8 @@ from api.deps import CallerDep, CatalogDep, LakeDep, MediaDep, SettingsDep, Stor
 from api.idempotency import IdempotencyKey, form_fingerprint, respond
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, seq_page
 from api.problems import problem_responses
-from resources.media import media_url
 from economics.pricing import RunPrice
+from resources.media import media_url
 from resources.services.runs import RunRequest, parse_params, submit_run
 from resources.services.uploads import IncomingUpload
 from resources.store.models import CACHE_DECISION

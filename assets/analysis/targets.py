@@ -27,8 +27,9 @@ the API also checks a user's run parameters against (``resources.services.runs``
   (data/providers.yaml ffmpeg-colortemp: strength 0.6 = 4100 K warm, 10100 K cool): warm
   (1e6/4100 - 1e6/6504) / 0.6 = 150 mired, cool (1e6/6504 - 1e6/10100) / 0.6 = 91 mired.
 * cartoon ``levels``: the example's luma bins per posterize band, LUMA_BINS_PER_LEVEL (a
-  6-band posterize of bikes.mp4 read 15.3 bins after H.264: 2.55 per band); ``edge_density``: the example's share of edge pixels (the outline strength the
-  output should match; providers that do not take it ignore it).
+  6-band posterize of bikes.mp4 read 15.3 bins after H.264: 2.55 per band); ``edge_density``:
+  the example's share of edge pixels (the outline strength the output should match;
+  providers that do not take it ignore it).
 * slow motion ``factor``: a duplicated-frame slow motion by f repeats 1 - 1/f of its frame
   pairs, so f = 1 / (1 - repeat_share), rounded to a half.
 """
@@ -121,9 +122,7 @@ def _tier(t: Target) -> int:
     return 2 if described else 3
 
 
-def estimate_params(
-    effect_type: str, metrics: Mapping[str, float], ranges: Mapping[str, Sequence[float]]
-) -> dict:
+def estimate_params(effect_type: str, metrics: Mapping[str, float], ranges: Mapping[str, Sequence[float]]) -> dict:
     """Parameters of ``effect_type`` estimated from the example's ``metrics`` (module
     docstring); {} for an effect type with no estimate or when a needed metric is missing.
 

@@ -15,13 +15,13 @@ from assets.ingest.proxy import make_proxy
 from assets.lineage import reads
 from economics.cost_model import cost_frame
 from economics.matrix import provider_effect_matrix as matrix_of
+from economics.revenue import provider_executions
 from resources.catalog import Catalog
 from resources.events import stable_id, utcnow
 from resources.lake import Lake
 from resources.providers.base import ProviderTask
 from resources.providers.client import ProviderRegistry
 from resources.samples import reference_videos
-from economics.revenue import provider_executions
 from resources.schemas import BENCHMARK_REPORTS, EXECUTION_COSTS, PROVIDER_EFFECT_MATRIX, QUALITY_SCORES
 from resources.settings import Settings
 

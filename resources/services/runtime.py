@@ -30,8 +30,8 @@ from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.schemas import ROUTING_MANIFESTS
 from resources.store import parameters
-from resources.store.parameters import CONCURRENCY, EFFECT, PRICE, PROVIDER, ROUTING
 from resources.store.client import Store
+from resources.store.parameters import CONCURRENCY, EFFECT, PRICE, PROVIDER, ROUTING
 
 # How far back the store's manifest history is searched for the regular manifest an adjusted
 # one was built on (the store keeps 1,000 versions).

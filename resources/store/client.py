@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from economics.pricing import RunPrice
 from resources.store import (
     admission,
     alerts,
@@ -36,7 +37,6 @@ from resources.store import (
     uploads,
     watch,
 )
-from economics.pricing import RunPrice
 from resources.store.engine import create_store_engine, database_url, reader
 from resources.store.errors import StoreBusy
 from resources.store.idempotency import StoredResponse

@@ -28,9 +28,7 @@ def upgrade() -> None:
     # SQLite cannot alter a column: batch mode rebuilds the table (a no-op wrapper on PostgreSQL).
     with op.batch_alter_table("effect_runs") as batch:
         batch.alter_column("revision_price_tokens", existing_type=sa.BigInteger(), nullable=False)
-        batch.create_check_constraint(
-            op.f("ck_effect_runs_revision_price_not_negative"), "revision_price_tokens >= 0"
-        )
+        batch.create_check_constraint(op.f("ck_effect_runs_revision_price_not_negative"), "revision_price_tokens >= 0")
 
 
 def downgrade() -> None:
