@@ -25,6 +25,20 @@ SOURCES = ("real", "simulated")
 FORECAST_HISTORY = timedelta(days=14)
 USER_SELECTIONS = ("ranked", "exploration", "ab")  # jobs a user pays for (not shadow copies)
 SUMS = ("executions", "tokens_charged", "cost_tokens", "revenue_usd", "cost_usd")
+# Effect runs served from the result cache: counted apart from executions (no provider ran),
+# their charge in the revenue at no cost, what they saved shown beside it.
+CACHE_SUMS = ("cache_hits", "saved_cost_usd")
+
+
+def _with_cache_sums(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with CACHE_SUMS (0 where null or absent: rows written before cache hits
+    were costed)."""
+    return frame.with_columns(
+        cache_hits=(pl.col("cache_hits") if "cache_hits" in frame.columns else pl.lit(0)).fill_null(0).cast(pl.Int64),
+        saved_cost_usd=(pl.col("saved_cost_usd") if "saved_cost_usd" in frame.columns else pl.lit(0.0))
+        .fill_null(0.0)
+        .cast(pl.Float64),
+    )
 
 
 # -- formatting ------------------------------------------------------------------------------
@@ -150,14 +164,16 @@ def current_margins(windows: pl.DataFrame, by: str) -> pl.DataFrame:
         by: ``provider_id`` or ``effect_type``.
 
     Returns:
-        window, window_end, <by>, executions, succeeded, revenue_usd, cost_usd, margin_usd,
-        margin (fraction, null without charge), success_rate; sorted by window length then
-        margin USD (largest first).
+        window, window_end, <by>, executions, succeeded, cache_hits, revenue_usd (cache hits'
+        charge included), cost_usd, margin_usd, margin (fraction, null without charge),
+        success_rate (of the executions), saved_cost_usd (what the cache hits' reused outputs
+        cost to make); sorted by window length then margin USD (largest first).
     """
     order = {name: i for i, name in enumerate(WINDOWS)}
     return (
-        windows.group_by("window", by)
-        .agg(pl.col("window_end").max(), *(pl.col(c).sum() for c in (*SUMS, "succeeded")))
+        _with_cache_sums(windows)
+        .group_by("window", by)
+        .agg(pl.col("window_end").max(), *(pl.col(c).sum() for c in (*SUMS, "succeeded", *CACHE_SUMS)))
         .with_columns(
             margin_usd=pl.col("revenue_usd") - pl.col("cost_usd"),
             margin=margin_expr(pl.col("tokens_charged"), pl.col("cost_tokens")),
@@ -171,11 +187,13 @@ def current_margins(windows: pl.DataFrame, by: str) -> pl.DataFrame:
             by,
             "executions",
             "succeeded",
+            "cache_hits",
             "revenue_usd",
             "cost_usd",
             "margin_usd",
             "margin",
             "success_rate",
+            "saved_cost_usd",
         )
     )
 
@@ -254,18 +272,29 @@ def job_kind_totals(totals: pl.DataFrame) -> pl.DataFrame:
             cost_tokens, revenue_usd, cost_usd).
 
     Returns:
-        job_kind (creation first), executions, revenue_usd, cost_usd, margin_usd, margin
-        (fraction, null when nothing was charged); a zero row for a kind with no executions.
+        job_kind (creation first), executions, cache_hits (runs served from the result cache:
+        their charge is in revenue_usd, at no cost), revenue_usd, cost_usd, margin_usd, margin
+        (fraction, null when nothing was charged), saved_cost_usd; a zero row for a kind with
+        neither.
     """
     kinds = pl.DataFrame({"job_kind": list(JOB_KINDS)})
     return (
-        kinds.join(totals, on="job_kind", how="left")
+        _with_cache_sums(kinds.join(totals, on="job_kind", how="left"))
         .with_columns(pl.col(c).fill_null(0) for c in SUMS)
         .with_columns(
             margin_usd=pl.col("revenue_usd") - pl.col("cost_usd"),
             margin=margin_expr(pl.col("tokens_charged"), pl.col("cost_tokens")),
         )
-        .select("job_kind", pl.col("executions").cast(pl.Int64), "revenue_usd", "cost_usd", "margin_usd", "margin")
+        .select(
+            "job_kind",
+            pl.col("executions").cast(pl.Int64),
+            "cache_hits",
+            "revenue_usd",
+            "cost_usd",
+            "margin_usd",
+            "margin",
+            "saved_cost_usd",
+        )
     )
 
 

@@ -29,6 +29,8 @@ MONEY_COLUMNS = (
     "cost_tokens",
     "revenue_usd",
     "cost_usd",
+    "cache_hit",
+    "saved_cost_usd",
 )
 # The hourly cube: every chart over time is drawn from it (a few thousand rows per year of
 # history per provider × effect type, whatever the execution volume).
@@ -87,6 +89,19 @@ class LakeReader:
         finally:
             con.close()
 
+    def _columns(self) -> set[str]:
+        """Columns of the stored execution_costs (a table costed before a column was declared
+        lacks it until the next cycle writes)."""
+        return set(self.lake.dataset(EXECUTION_COSTS).schema.names) if self.lake.exists(EXECUTION_COSTS) else set()
+
+    def _cache_sql(self) -> tuple[str, str]:
+        """SQL of (is this row a cache hit, its saved cost) over ``costs``: constants on a
+        table costed before cache hits were."""
+        have = self._columns()
+        hit = "coalesce(cache_hit, false)" if "cache_hit" in have else "false"
+        saved = "saved_cost_usd" if "saved_cost_usd" in have else "CAST(NULL AS DOUBLE)"
+        return hit, saved
+
     def costs(
         self,
         source: str,
@@ -106,6 +121,9 @@ class LakeReader:
             limit: at most this many rows, newest first (None = all, unordered).
         """
         cols = [c for c in columns if c in EXECUTION_COSTS.schema]
+        stored = self._columns()
+        # A declared column the stored table does not have yet reads as typed nulls.
+        select = [c if c in stored else f"NULL AS {c}" for c in cols]
         clauses, params = ["source = ?"], [source]
         if start is not None:
             clauses.append("finished_at > ?")
@@ -118,7 +136,7 @@ class LakeReader:
                 raise ValueError(f"execution_costs has no column {col!r}")
             clauses.append(f'"{col}" = ?')
             params.append(value)
-        sql = f"SELECT {', '.join(cols)} FROM costs WHERE {' AND '.join(clauses)}"
+        sql = f"SELECT {', '.join(select)} FROM costs WHERE {' AND '.join(clauses)}"
         if limit is not None:
             sql += f" ORDER BY finished_at DESC LIMIT {int(limit)}"
         out = self._query(sql, params)
@@ -131,17 +149,24 @@ class LakeReader:
 
         Returns:
             hour (UTC, start of the hour), provider_id, effect_type, selection, status,
-            executions, tokens_charged, cost_tokens, revenue_usd, cost_usd, duration_ms
-            (sum, for means), sorted by hour.
+            executions (provider executions), cache_hits (effect runs served from the result
+            cache: charged, no cost), saved_cost_usd (what those hits' outputs cost to make),
+            tokens_charged, cost_tokens, revenue_usd, cost_usd, duration_ms (sum, for means),
+            sorted by hour.
         """
-        out = self._query(
-            """SELECT date_trunc('hour', finished_at) AS hour, provider_id, effect_type, selection, status,
-                      count(*) AS executions, sum(tokens_charged) AS tokens_charged,
-                      sum(cost_tokens) AS cost_tokens, sum(revenue_usd) AS revenue_usd,
-                      sum(cost_usd) AS cost_usd, sum(duration_ms) AS duration_ms
-               FROM costs WHERE source = ? GROUP BY ALL ORDER BY hour""",
-            [source],
-        )
+        if not self.lake.exists(EXECUTION_COSTS):
+            out = None
+        else:
+            hit, saved = self._cache_sql()
+            out = self._query(
+                f"""SELECT date_trunc('hour', finished_at) AS hour, provider_id, effect_type, selection, status,
+                          count(*) FILTER (WHERE NOT {hit}) AS executions, count(*) FILTER (WHERE {hit}) AS cache_hits,
+                          coalesce(sum({saved}), 0) AS saved_cost_usd, sum(tokens_charged) AS tokens_charged,
+                          sum(cost_tokens) AS cost_tokens, sum(revenue_usd) AS revenue_usd,
+                          sum(cost_usd) AS cost_usd, sum(duration_ms) AS duration_ms
+                   FROM costs WHERE source = ? GROUP BY ALL ORDER BY hour""",
+                [source],
+            )
         schema = {
             "hour": EXECUTION_COSTS.schema["finished_at"],
             "provider_id": pl.String,
@@ -149,6 +174,8 @@ class LakeReader:
             "selection": pl.String,
             "status": pl.String,
             "executions": pl.Int64,
+            "cache_hits": pl.Int64,
+            "saved_cost_usd": pl.Float64,
             "tokens_charged": pl.Int64,
             "cost_tokens": pl.Float64,
             "revenue_usd": pl.Float64,
@@ -165,11 +192,14 @@ class LakeReader:
         creation).
 
         Returns:
-            job_kind, executions, tokens_charged, cost_tokens, revenue_usd, cost_usd.
+            job_kind, executions (provider executions), cache_hits, saved_cost_usd,
+            tokens_charged, cost_tokens, revenue_usd, cost_usd.
         """
         schema = {
             "job_kind": pl.String,
             "executions": pl.Int64,
+            "cache_hits": pl.Int64,
+            "saved_cost_usd": pl.Float64,
             "tokens_charged": pl.Int64,
             "cost_tokens": pl.Float64,
             "revenue_usd": pl.Float64,
@@ -177,14 +207,13 @@ class LakeReader:
         }
         if not self.lake.exists(EXECUTION_COSTS):
             return pl.DataFrame(schema=schema)
-        kind = (
-            "coalesce(job_kind, 'creation')"
-            if "job_kind" in self.lake.dataset(EXECUTION_COSTS).schema.names
-            else "'creation'"
-        )
+        kind = "coalesce(job_kind, 'creation')" if "job_kind" in self._columns() else "'creation'"
+        hit, saved = self._cache_sql()
         out = self._query(
-            f"""SELECT {kind} AS job_kind, count(*) AS executions, sum(tokens_charged) AS tokens_charged,
-                       sum(cost_tokens) AS cost_tokens, sum(revenue_usd) AS revenue_usd, sum(cost_usd) AS cost_usd
+            f"""SELECT {kind} AS job_kind, count(*) FILTER (WHERE NOT {hit}) AS executions,
+                       count(*) FILTER (WHERE {hit}) AS cache_hits, coalesce(sum({saved}), 0) AS saved_cost_usd,
+                       sum(tokens_charged) AS tokens_charged, sum(cost_tokens) AS cost_tokens,
+                       sum(revenue_usd) AS revenue_usd, sum(cost_usd) AS cost_usd
                 FROM costs WHERE source = ? AND finished_at > ? AND finished_at <= ? GROUP BY ALL""",
             [source, start, end],
         )

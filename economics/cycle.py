@@ -16,6 +16,7 @@ import polars as pl
 
 from economics.frames import collected
 from economics.marginality import MARGIN_SUMS, from_marginality_partials, margin_keys, window_partials
+from economics.revenue import with_cache_columns
 from economics.stats import STAT_SUMS, from_stat_partials
 
 
@@ -31,5 +32,6 @@ def windows_and_stats(
         quality: ``quality_scores`` rows of the same executions (see ``provider_stats``).
     """
     keys = margin_keys(costs)
-    partials = collected(window_partials(costs, now, keys, {**MARGIN_SUMS, **STAT_SUMS}))
+    rows = with_cache_columns(costs)
+    partials = collected(window_partials(rows, now, keys, {**MARGIN_SUMS, **STAT_SUMS}))
     return from_marginality_partials(partials, now, keys), from_stat_partials(partials, quality)

@@ -24,6 +24,7 @@ import polars as pl
 
 from economics.frames import collected, names
 from economics.margin import margin_expr
+from economics.revenue import with_cache_columns
 
 WINDOWS: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -99,10 +100,14 @@ def _per_window(
     return from_window_partials(collected(window_partials(costs, now, by, aggs)), now, by, list(aggs))
 
 
-# The marginality aggregates (sums and counts: ``window_partials`` adds them up per window).
+# The marginality aggregates (sums and counts: ``window_partials`` adds them up per window),
+# over rows with ``cache_hit`` (``economics.revenue.with_cache_columns``): a cache hit is not
+# an execution, its charge is revenue at no cost and what it saved is summed apart.
 MARGIN_SUMS: dict[str, pl.Expr] = {
-    "executions": pl.len().cast(pl.Int64),
+    "executions": (~pl.col("cache_hit")).sum().cast(pl.Int64),
     "succeeded": (pl.col("status") == "succeeded").sum().cast(pl.Int64),
+    "cache_hits": pl.col("cache_hit").sum().cast(pl.Int64),
+    "saved_cost_usd": pl.col("saved_cost_usd").sum().cast(pl.Float64),
     "tokens_charged": pl.col("tokens_charged").sum().cast(pl.Int64),
     "cost_tokens": pl.col("cost_tokens").sum(),
     "revenue_usd": pl.col("revenue_usd").sum(),
@@ -121,18 +126,22 @@ def marginality_windows(costs: pl.DataFrame | pl.LazyFrame, now: datetime) -> pl
     Args:
         costs: ``execution_costs`` rows (``finished_at`` UTC, ``provider_id``,
             ``effect_type``, ``status``, ``tokens_charged``, ``cost_tokens``,
-            ``revenue_usd``, ``cost_usd``), a DataFrame or a LazyFrame (streamed in one
-            pass: the rows are never all held).
+            ``revenue_usd``, ``cost_usd``; ``cache_hit`` and ``saved_cost_usd`` when it has
+            cache hits), a DataFrame or a LazyFrame (streamed in one pass: the rows are never
+            all held).
         now: window end (UTC, tz-aware).
 
     Returns:
-        One row per (window, provider_id, effect_type[, source]) with executions, succeeded,
-        tokens_charged, cost_tokens, revenue_usd, cost_usd and margin (null when nothing was
-        charged in the window). When ``costs`` has a ``source`` column ('real' /
+        One row per (window, provider_id, effect_type[, source]) with executions (provider
+        executions), succeeded, cache_hits (effect runs served from the result cache: their
+        charge is in tokens_charged and revenue_usd at no cost), saved_cost_usd (what those
+        hits' reused outputs cost to make), tokens_charged, cost_tokens, revenue_usd, cost_usd
+        and margin (null when nothing was charged in the window). When ``costs`` has a ``source`` column ('real' /
         'simulated'), it is a grouping key: simulated money never mixes with real money.
     """
     keys = margin_keys(costs)
-    return from_marginality_partials(collected(window_partials(costs, now, keys, MARGIN_SUMS)), now, keys)
+    rows = with_cache_columns(costs)
+    return from_marginality_partials(collected(window_partials(rows, now, keys, MARGIN_SUMS)), now, keys)
 
 
 def from_marginality_partials(partials: pl.DataFrame, now: datetime, keys: Sequence[str]) -> pl.DataFrame:
@@ -154,15 +163,16 @@ def burn_rates(costs: pl.DataFrame | pl.LazyFrame, now: datetime, by: Sequence[s
     Returns:
         One row per window (× group; the platform-wide frame always has all three windows,
         zeros when nothing ran): window, window_start, window_end, *by, hours,
-        executions, and ``<column>_per_hour`` for cost_usd, revenue_usd,
+        executions (provider executions; a cache hit's charge is in the money, not here), and
+        ``<column>_per_hour`` for cost_usd, revenue_usd,
         tokens_charged (the tokens consumed by users) and cost_tokens; all Float64.
     """
     totals = _per_window(
-        costs,
+        with_cache_columns(costs),
         now,
         tuple(by),
         {
-            "executions": pl.len().cast(pl.Int64),
+            "executions": (~pl.col("cache_hit")).sum().cast(pl.Int64),  # cache hits ran nothing
             **{c: pl.col(c).sum().cast(pl.Float64) for c in BURN_RATE_COLUMNS},
         },
     )

@@ -42,6 +42,7 @@ import polars as pl
 from economics.cost_model import RateCard
 from economics.margin import margin as margin_of
 from economics.margin import price_for_margin
+from economics.revenue import provider_executions
 from economics.routing import CONFIDENCE_PSEUDO_COUNT
 
 TYPES = ("PROVIDER_SWITCH", "PRICE_ADJUSTMENT", "FLEET_OPTIMIZATION", "WORKFLOW_TUNING")
@@ -164,6 +165,9 @@ def _rec(
 
 # --- inputs ---------------------------------------------------------------------------------------
 def _real(costs: pl.DataFrame) -> pl.DataFrame:
+    """Real provider executions: simulated rows and cache hits (no provider ran; the
+    recommendations judge providers and their cost per run) left out."""
+    costs = provider_executions(costs)
     if "source" not in costs.columns:
         return costs
     return costs.filter(pl.col("source").fill_null("real") == "real")

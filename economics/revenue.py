@@ -22,14 +22,22 @@ A user's run of a published effect (``job_kind = run``) is a job too, by the sam
 correlation id is the run id, the API reserved its price, its delivered task (the first
 provider whose output passed the gate) carries its charge, and every other task it ran — a
 failed ranked one, the shadow copies — is a cost. A run served from the result cache ran no
-task: its job has no cost, and ``saved_cost_usd`` is what the reused output cost when it
-was made (``cache_savings``).
+task: it is one ``execution_costs`` row of its own (``cache_hit_costs``: ``selection`` and
+``status`` ``cache`` / ``cached``, ``cache_hit`` true) that carries the run's charge at zero
+cost, with ``saved_cost_usd`` = what the reused output cost when it was made
+(``cache_savings``). So the per-provider windows count the hit's revenue against no cost,
+and everything that measures providers (routing statistics, recommendations, success rates)
+reads ``provider_executions``: the rows where a provider ran.
 """
 
 from __future__ import annotations
 
+from typing import overload
+
 import polars as pl
 
+from economics.cost_model import BREAKDOWN_COLUMNS
+from economics.frames import Frame, names
 from economics.ledger import RESERVE, task_settlements
 from economics.margin import margin_expr
 from economics.telemetry import CREATION, REAL, RUN
@@ -37,8 +45,36 @@ from economics.telemetry import CREATION, REAL, RUN
 # Job-level columns (``job_margins`` and ``resources.schemas.JOB_MARGINS``), by selection: the
 # delivered task is one of the ranked ones.
 SELECTIONS = ("ranked", "exploration", "shadow")
-# The ``run_outputs`` selection of an effect run served from the result cache (no task ran).
-CACHE_SELECTION = "cache"
+# The ``run_outputs`` / ``execution_costs`` selection and status of an effect run served from
+# the result cache (no task ran).
+CACHE_SELECTION, CACHE_STATUS = "cache", "cached"
+# The cost terms of an ``execution_costs`` row and their total: all zero on a cache hit's row.
+_COST_TERMS = (*BREAKDOWN_COLUMNS, "cost_usd")
+
+
+@overload
+def with_cache_columns(frame: pl.DataFrame) -> pl.DataFrame: ...
+@overload
+def with_cache_columns(frame: pl.LazyFrame) -> pl.LazyFrame: ...
+@overload
+def with_cache_columns(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame: ...
+def with_cache_columns(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
+    """``frame`` (``execution_costs``-shaped) with ``cache_hit`` (false where null or absent:
+    rows costed before cache hits were costed, simulated rows) and ``saved_cost_usd`` (null
+    where absent)."""
+    have = names(frame)
+    hit = pl.col("cache_hit").fill_null(False) if "cache_hit" in have else pl.lit(False)
+    saved = pl.col("saved_cost_usd") if "saved_cost_usd" in have else pl.lit(None, pl.Float64)
+    return frame.with_columns(cache_hit=hit, saved_cost_usd=saved.cast(pl.Float64))
+
+
+def provider_executions(frame: Frame) -> Frame:
+    """The rows of ``frame`` (``execution_costs``-shaped) where a provider ran: cache hits left
+    out. What measures providers — success, cost and duration per call, routing, the
+    provider × effect matrix, recommendations — reads these; money totals read every row."""
+    if "cache_hit" not in names(frame):
+        return frame
+    return frame.filter(~pl.col("cache_hit").fill_null(False))
 
 
 def job_charges(entries: pl.DataFrame, deliveries: pl.DataFrame) -> pl.DataFrame:
@@ -121,6 +157,47 @@ def cache_savings(outputs: pl.DataFrame, costs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def cache_hit_costs(savings: pl.DataFrame) -> pl.DataFrame:
+    """``execution_costs`` rows of effect runs served from the result cache, before
+    ``recognise`` sets their charge.
+
+    Args:
+        savings: ``cache_savings`` rows (``video_id`` = run id, ``delivered_task_id`` = the
+            hit's ``run_outputs`` task id, ``provider_id``, ``effect_type``,
+            ``saved_cost_usd``, ``finished_at``).
+
+    Returns:
+        One row per hit: ``task_id`` (the hit's), ``video_id``, ``provider_id``,
+        ``effect_type`` (the provider whose stored output was reused), ``selection`` ``cache``,
+        ``status`` ``cached``, ``source`` real, ``job_kind`` run, every cost term, compute
+        seconds and duration 0 (no provider ran, nothing new was stored), ``cache_hit`` true,
+        ``saved_cost_usd``, ``tokens_charged`` 0 and ``margin`` null until ``recognise``.
+    """
+    return savings.select(
+        task_id=pl.col("delivered_task_id"),
+        video_id="video_id",
+        provider_id="provider_id",
+        effect_type="effect_type",
+        instance_type=pl.lit(None, pl.String),
+        status=pl.lit(CACHE_STATUS),
+        selection=pl.lit(CACHE_SELECTION),
+        propensity=pl.lit(None, pl.Float64),
+        source=pl.lit(REAL),
+        job_kind=pl.lit(RUN),
+        compute_seconds=pl.lit(0.0),
+        **{c: pl.lit(0.0) for c in _COST_TERMS},
+        output_bytes=pl.lit(None, pl.Int64),
+        tokens_charged=pl.lit(0, pl.Int64),
+        revenue_usd=pl.lit(0.0),
+        cost_tokens=pl.lit(0.0),
+        margin=pl.lit(None, pl.Float64),
+        duration_ms=pl.lit(0, pl.Int64),
+        cache_hit=pl.lit(True),
+        saved_cost_usd=pl.col("saved_cost_usd").cast(pl.Float64),
+        finished_at="finished_at",
+    )
+
+
 def recognise(costs: pl.DataFrame, charges: pl.DataFrame, token_usd_rate: float) -> pl.DataFrame:
     """Set ``tokens_charged`` of real executions from the ledger (the module's rule: the
     job's net charge on its delivered task, 0 on every other task) and recompute
@@ -155,7 +232,6 @@ def job_margins(
     charges: pl.DataFrame,
     token_usd_rate: float,
     llm_costs: pl.DataFrame | None = None,
-    cache_hits: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """One row per job with executions: its charge, the cost of every task it ran (split by
     selection), of the LLM calls made for it, and its margin (``resources.schemas.JOB_MARGINS``
@@ -163,13 +239,13 @@ def job_margins(
 
     Args:
         costs: ``execution_costs`` rows of real executions (``video_id``, ``task_id``,
-            ``selection``, ``cost_usd``, ``finished_at``…).
+            ``selection``, ``cost_usd``, ``finished_at``…), cache hits' rows included
+            (``cache_hit``, ``saved_cost_usd``: an effect run that ran no task is a job of
+            its own with no cost).
         charges: ``job_charges`` rows.
         token_usd_rate: USD per token.
         llm_costs: ``llm_costs`` rows (``correlation_id`` = video id, ``usd``): Gemini's
             analysis, prompt refinement and judge for the job, a cost line of their own.
-        cache_hits: ``cache_savings`` rows: effect runs that ran no task; each is a job of
-            its own with no cost (``cache_hit`` true, ``saved_cost_usd``).
 
     Returns:
         ``job_id, video_id, job_kind`` (``creation`` | ``run``, from its tasks),
@@ -184,6 +260,8 @@ def job_margins(
     def part(selection: str) -> pl.Expr:
         return pl.col("cost_usd").filter(pl.col("selection") == selection).sum().alias(f"{selection}_cost_usd")
 
+    costs = with_cache_columns(costs)
+    hits, costs = costs.filter(pl.col("cache_hit")), costs.filter(~pl.col("cache_hit"))
     kind = pl.col("job_kind").fill_null(CREATION).first() if "job_kind" in costs.columns else pl.lit(CREATION)
     per_video = costs.group_by("video_id").agg(
         job_kind=kind,
@@ -211,8 +289,14 @@ def job_margins(
             saved_cost_usd=pl.lit(None, pl.Float64),
         )
     )
-    if cache_hits is not None and not cache_hits.is_empty():
-        served = charges.drop("delivered_task_id").join(cache_hits, on="video_id", how="inner")
+    if not hits.is_empty():
+        served = charges.drop("delivered_task_id").join(
+            hits.select(
+                "video_id", "provider_id", "effect_type", "saved_cost_usd", "finished_at", delivered_task_id="task_id"
+            ),
+            on="video_id",
+            how="inner",
+        )
         zero = {c: pl.lit(0.0) for c in ("cost_usd", "llm_cost_usd", *(f"{s}_cost_usd" for s in SELECTIONS))}
         served = served.with_columns(job_kind=pl.lit(RUN), tasks=pl.lit(0, pl.Int64), cache_hit=pl.lit(True), **zero)
         ran = pl.concat([ran, served.select(ran.columns)], how="vertical_relaxed")

@@ -249,8 +249,12 @@ EFFECT_RUNS = _spec(
     params=pl.String,
     video_id=pl.String,
     input_sha256=pl.String,
-    # the price of the pinned revision, reserved with the run (its ledger job: job_id(run_id))
+    # the price reserved with the run (its ledger job: job_id(run_id)): the effective price when
+    # it was accepted (economics.pricing.run_price), from the pinned revision's price and the
+    # runtime price parameter's change in force then (null: the revision's price stood)
     tokens=pl.Int64,
+    revision_price_tokens=pl.Int64,
+    price_change_id=pl.String,
     created_at=UTC_TS,
     **LANDED,
 )
@@ -571,6 +575,11 @@ EXECUTION_COSTS = _spec(
     cost_tokens=pl.Float64,
     margin=pl.Float64,
     duration_ms=pl.Int64,
+    # an effect run served from the result cache (selection cache, status cached): no provider
+    # ran, every cost term is 0, it carries the run's charge; saved_cost_usd is what the reused
+    # output cost to make (economics.revenue.cache_hit_costs). Null before cache hits were costed.
+    cache_hit=pl.Boolean,
+    saved_cost_usd=pl.Float64,
     finished_at=UTC_TS,
 )
 MARGINALITY_WINDOWS = _spec(
@@ -583,8 +592,13 @@ MARGINALITY_WINDOWS = _spec(
     provider_id=pl.String,
     effect_type=pl.String,
     source=pl.String,
+    # provider executions (cache hits apart: no provider ran)
     executions=pl.Int64,
     succeeded=pl.Int64,
+    # effect runs served from the result cache: their charge is in tokens_charged / revenue_usd
+    # at no cost; saved_cost_usd is what their reused outputs cost to make
+    cache_hits=pl.Int64,
+    saved_cost_usd=pl.Float64,
     tokens_charged=pl.Int64,
     cost_tokens=pl.Float64,
     revenue_usd=pl.Float64,

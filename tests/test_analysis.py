@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -194,17 +195,41 @@ def test_targets_shown_and_asked_for_come_first():
     assert target_effects([], None, metrics, CATALOG["effects"]) == []
 
 
+def _estimate(effect_type: str, metrics: dict, catalog: dict = CATALOG) -> dict:
+    return estimate_params(effect_type, metrics, catalog["effects"][effect_type]["param_ranges"])
+
+
 def test_parameter_estimates_follow_the_example():
     # A deeper warm cast asks for a stronger grade; a cool one for a cool grade's strength.
     assert (
-        estimate_params("warm_grade", {"color_temperature": 5000.0})["strength"]
-        < estimate_params("warm_grade", {"color_temperature": 4000.0})["strength"]
+        _estimate("warm_grade", {"color_temperature": 5000.0})["strength"]
+        < _estimate("warm_grade", {"color_temperature": 4000.0})["strength"]
     )
-    assert estimate_params("warm_grade", {"color_temperature": 4100.0})["strength"] == pytest.approx(0.6, abs=0.02)
-    assert estimate_params("cool_grade", {"color_temperature": 10100.0})["strength"] == pytest.approx(0.6, abs=0.02)
-    assert estimate_params("cartoon", {"luma_levels": 15.3, "edge_density": 0.09})["levels"] == 6
-    assert estimate_params("slow_motion", {"repeat_share": 0.5}) == {"factor": 2.0}
-    assert estimate_params("slow_motion", {"repeat_share": 0.67}) == {"factor": 3.0}
+    assert _estimate("warm_grade", {"color_temperature": 4100.0})["strength"] == pytest.approx(0.6, abs=0.02)
+    assert _estimate("cool_grade", {"color_temperature": 10100.0})["strength"] == pytest.approx(0.6, abs=0.02)
+    assert _estimate("cartoon", {"luma_levels": 15.3, "edge_density": 0.09})["levels"] == 6
+    assert _estimate("slow_motion", {"repeat_share": 0.5}) == {"factor": 2.0}
+    assert _estimate("slow_motion", {"repeat_share": 0.67}) == {"factor": 3.0}
+
+
+def test_parameter_estimates_stay_in_the_ranges_a_user_may_set():
+    """One declaration of each range (effects.yaml param_ranges): M2's estimates are clipped to
+    it, as the API checks a run's parameters against it."""
+    extreme = {"color_temperature": 1500.0, "luma_levels": 200.0, "edge_density": 0.1, "repeat_share": 0.9}
+    for effect_type, spec in CATALOG["effects"].items():
+        for name, value in _estimate(effect_type, extreme).items():
+            if name in spec["param_ranges"]:
+                low, high = spec["param_ranges"][name]
+                # a 1500 K example is past the strongest warm grade and opposite to a cool one
+                assert value == (low if effect_type == "cool_grade" else high), (effect_type, name)
+    # Narrow a range in the catalog and the estimates follow it.
+    narrowed = copy.deepcopy(CATALOG)
+    narrowed["effects"]["slow_motion"]["param_ranges"]["factor"] = [1.5, 2.5]
+    narrowed["effects"]["warm_grade"]["param_ranges"]["strength"] = [0.2, 0.5]
+    assert _estimate("slow_motion", {"repeat_share": 0.67}, narrowed) == {"factor": 2.5}
+    assert _estimate("warm_grade", {"color_temperature": 6400.0}, narrowed) == {"strength": 0.2}
+    [target] = target_effects(["slow_motion"], None, {"repeat_share": 0.9}, narrowed["effects"])
+    assert target.params["factor"] == 2.5
 
 
 def test_taxonomy_has_the_styles_and_scores_any_metrics():

@@ -85,13 +85,17 @@ def reference_per_window(costs: pl.DataFrame, now: datetime, by, aggs) -> pl.Dat
 
 def reference_marginality_windows(costs: pl.DataFrame, now: datetime) -> pl.DataFrame:
     keys = ("provider_id", "effect_type") + (("source",) if "source" in costs.columns else ())
+    hit = pl.col("cache_hit").fill_null(False) if "cache_hit" in costs.columns else pl.lit(False)
+    saved = pl.col("saved_cost_usd") if "saved_cost_usd" in costs.columns else pl.lit(None, pl.Float64)
     out = reference_per_window(
-        costs,
+        costs.with_columns(_hit=hit, _saved=saved),
         now,
         keys,
         {
-            "executions": pl.len().cast(pl.Int64),
+            "executions": pl.col("_hit").not_().sum().cast(pl.Int64),
             "succeeded": (pl.col("status") == "succeeded").sum().cast(pl.Int64),
+            "cache_hits": pl.col("_hit").sum().cast(pl.Int64),
+            "saved_cost_usd": pl.col("_saved").sum().cast(pl.Float64),
             "tokens_charged": pl.col("tokens_charged").sum().cast(pl.Int64),
             "cost_tokens": pl.col("cost_tokens").sum(),
             "revenue_usd": pl.col("revenue_usd").sum(),

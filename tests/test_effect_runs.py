@@ -32,6 +32,7 @@ from resources.schemas import (
     EXECUTION_EVENTS,
     JOB_MARGINS,
     LEDGER_ENTRIES,
+    MARGINALITY_WINDOWS,
     NOTIFICATIONS,
     PIPELINE_EVENTS,
     RUN_OUTPUTS,
@@ -174,6 +175,16 @@ def test_a_user_runs_a_published_effect_on_their_video_then_the_same_run_is_a_ca
     # The cache hit saved what the reused output cost to make (the fresh run's one task).
     assert hit["saved_cost_usd"] == pytest.approx(fresh["cost_usd"] - fresh["llm_cost_usd"])
     assert hit["saved_cost_usd"] > 0
+    # The hit is an execution_costs row of its own: the run's charge, no cost, the saving.
+    row = lake.read(EXECUTION_COSTS, pl.col("video_id") == second["run_id"]).row(0, named=True)
+    assert (row["cache_hit"], row["selection"], row["tokens_charged"], row["cost_usd"]) == (True, "cache", PRICE, 0)
+    assert (row["provider_id"], row["saved_cost_usd"]) == (delivered["provider_id"], hit["saved_cost_usd"])
+    # The provider's windows count its revenue, not an execution.
+    windows = lake.read(MARGINALITY_WINDOWS, (pl.col("window") == "1h") & (pl.col("source") == "real"))
+    cell = windows.filter(pl.col("provider_id") == row["provider_id"]).row(0, named=True)
+    assert cell["cache_hits"] == 1 and cell["saved_cost_usd"] == pytest.approx(hit["saved_cost_usd"])
+    ran = lake.read(EXECUTION_COSTS, (pl.col("provider_id") == row["provider_id"]) & ~pl.col("cache_hit"))
+    assert cell["executions"] == ran.height and cell["tokens_charged"] == int(ran["tokens_charged"].sum()) + PRICE
 
 
 def test_a_failed_ranked_provider_falls_back_and_the_run_is_charged_once(gallery, short_carphone, tmp_path):

@@ -17,6 +17,7 @@ from api.app import create_app
 from economics.ledger import job_id
 from resources.lake import Lake
 from resources.services.gallery import pinned_revision
+from resources.store import parameters
 from resources.store.client import Store
 from tests.api_users import ADMIN, new_user, new_workspace
 from tests.published import SLUG, publish
@@ -86,6 +87,50 @@ def test_a_run_is_queued_with_its_price_reserved(api):
     assert status["routing"] is None  # admins only
     # No params: the revision's own.
     assert _run(client, user, video_id=video).json()["params"] == {"strength": 0.45}
+
+
+def test_a_run_reserves_the_price_in_force_when_it_is_accepted(api):
+    """An effect type's runtime price parameter (an applied price revision) prices its runs
+    from the moment it is set, over the revision's price; a queued run keeps the price it was
+    accepted at; a rollback restores the revision's price."""
+    client, store = api
+    user = new_user(client)
+    video = _upload(store, user)
+    before = _run(client, user, video_id=video).json()
+    assert before["price"] == {"tokens": PRICE, "revision_price_tokens": PRICE, "source": "revision", "change_id": None}
+    with store.write() as s:
+        change = parameters.apply(
+            s, "effect", "warm_grade", "price_tokens", 5, source="recommendation", actor="admin", reason="margin"
+        )
+    raised = _run(client, user, video_id=video).json()
+    assert raised["tokens_reserved"] == 5
+    priced = {"tokens": 5, "revision_price_tokens": PRICE, "source": "runtime_parameter"}
+    assert raised["price"] == priced | {"change_id": change["change_id"]}
+    status = client.get(raised["status_url"], headers=user["headers"]).json()
+    assert status["price"] == raised["price"] and status["tokens_reserved"] == 5
+    # The reservation is the price in force, and the earlier run kept its own.
+    balance = client.get(f"/v1/users/{user['user_id']}/balance", headers=user["headers"]).json()
+    assert balance["reserved_outstanding"] == PRICE + 5
+    assert client.get(before["status_url"], headers=user["headers"]).json()["price"]["tokens"] == PRICE
+    # An effect type's parameter prices only its own runs; a rollback restores the revision's.
+    with store.write() as s:
+        parameters.apply(s, "effect", "cartoon", "price_tokens", 9, source="recommendation", actor="a", reason="r")
+        parameters.rollback(s, change["change_id"], actor="admin", reason="undo")
+    after = _run(client, user, video_id=video).json()
+    assert (after["tokens_reserved"], after["price"]["source"]) == (PRICE, "revision")
+
+
+def test_a_run_the_price_in_force_cannot_cover_is_refused_before_anything_is_written(api):
+    client, store = api
+    user = new_user(client)
+    video = _upload(store, user)
+    with store.write() as s:
+        parameters.apply(
+            s, "effect", "warm_grade", "price_tokens", 10_000, source="recommendation", actor="a", reason="r"
+        )
+    r = _run(client, user, video_id=video)
+    assert r.status_code == 402, r.text
+    assert client.get("/v1/runs", headers=user["headers"]).json()["items"] == []
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from api.deps import CallerDep, CatalogDep, LakeDep, MediaDep, SettingsDep, Stor
 from api.idempotency import IdempotencyKey, form_fingerprint, respond
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, seq_page
 from api.problems import problem_responses
+from economics.pricing import RunPrice
 from resources.media import media_url
 from resources.services.runs import RunRequest, parse_params, submit_run
 from resources.services.uploads import IncomingUpload
@@ -34,6 +35,29 @@ from resources.store.models import CACHE_DECISION
 router = APIRouter(tags=["runs"])
 
 ROUTE = "POST /v1/effects/{slug}/runs"
+
+
+class RunPricing(BaseModel):
+    """The price of a run and where it came from (``economics.pricing.run_price``), fixed
+    when the run was accepted: ``tokens`` reserved; ``revision_price_tokens`` the pinned
+    revision's price; ``source`` ``revision`` (that price stood) or ``runtime_parameter``
+    (the effect's price in force then, set by the change ``change_id``)."""
+
+    tokens: int
+    revision_price_tokens: int
+    source: str
+    change_id: str | None
+
+
+def run_pricing(row: dict) -> RunPricing:
+    """The ``RunPricing`` of an ``effect_runs`` row."""
+    price = RunPrice(row["tokens"], row["revision_price_tokens"], row["price_change_id"])
+    return RunPricing(
+        tokens=price.tokens,
+        revision_price_tokens=price.revision_price_tokens,
+        source=price.source,
+        change_id=price.change_id,
+    )
 
 
 class RunAccepted(BaseModel):
@@ -48,6 +72,7 @@ class RunAccepted(BaseModel):
     video_id: str
     params: dict
     tokens_reserved: int
+    price: RunPricing
 
 
 class RunRouting(BaseModel):
@@ -68,6 +93,8 @@ class RunStatus(BaseModel):
     came out: the tokens were given back) | ``failed``. ``progress`` in [0, 1].
     ``output_url`` once delivered. ``tokens_reserved``: the price held for it;
     ``tokens_charged``: what it cost the user (the price once delivered, else 0).
+    ``price``: the price reserved and where it came from (the revision's price, or the
+    effect's runtime price parameter in force when the run was accepted).
     ``cached``: delivered from the result cache (an identical earlier run's output).
     ``routing`` is shown to admins only.
     """
@@ -83,6 +110,7 @@ class RunStatus(BaseModel):
     output_url: str | None
     tokens_reserved: int
     tokens_charged: int
+    price: RunPricing
     cached: bool
     error: str | None
     created_at: datetime
@@ -106,6 +134,7 @@ def run_status(row: dict, api_base_url: str, admin: bool = False) -> RunStatus:
         output_url=media_url(api_base_url, row["output_key"]) if delivered else None,
         tokens_reserved=row["tokens"],
         tokens_charged=row["tokens"] if delivered else 0,
+        price=run_pricing(row),
         cached=row["routing_decision"] == CACHE_DECISION,
         error=row["error"],
         created_at=row["created_at"],
@@ -178,6 +207,7 @@ def create_run(
             video_id=run["video_id"],
             params=json.loads(run["params"]),
             tokens_reserved=run["tokens"],
+            price=run_pricing(run),
         )
 
     fingerprint = form_fingerprint(file, slug, video_id, params) if idempotency_key else ""

@@ -15,33 +15,34 @@ then suggested only; catalog order within a tier): the first is the job's primar
 one whose best result is delivered first (assets/batch/best.py).
 
 Parameter estimates (each replaces the catalog default only when the example shows the
-effect; a target asked for in words only keeps the defaults):
+effect; a target asked for in words only keeps the defaults), each clipped to the effect's
+``param_ranges`` in ``data/effects.yaml`` — the one declaration of a parameter's range, which
+the API also checks a user's run parameters against (``resources.services.runs``):
 
 * warm / cool grade ``strength``: the example's colour-temperature shift from D65 (6504 K) in
-  mired (1e6 / K, the scale on which equal steps look equally strong), per MIRED_PER_STRENGTH,
-  clipped to STRENGTH_RANGE. MIRED_PER_STRENGTH is the catalog providers' own scale
+  mired (1e6 / K, the scale on which equal steps look equally strong), per MIRED_PER_STRENGTH.
+  (A look M2 measures is at most 4000 K warm / at least 9000 K cool, so an estimate from a
+  measured look is at least 0.64 / 0.47; only a look Gemini named alone can read weaker.)
+  MIRED_PER_STRENGTH is the catalog providers' own scale
   (data/providers.yaml ffmpeg-colortemp: strength 0.6 = 4100 K warm, 10100 K cool): warm
   (1e6/4100 - 1e6/6504) / 0.6 = 150 mired, cool (1e6/6504 - 1e6/10100) / 0.6 = 91 mired.
 * cartoon ``levels``: the example's luma bins per posterize band, LUMA_BINS_PER_LEVEL (a
-  6-band posterize of bikes.mp4 read 15.3 bins after H.264: 2.55 per band), clipped to
-  LEVELS_RANGE; ``edge_density``: the example's share of edge pixels (the outline strength the
-  output should match; providers that do not take it ignore it).
+  6-band posterize of bikes.mp4 read 15.3 bins after H.264: 2.55 per band); ``edge_density``:
+  the example's share of edge pixels (the outline strength the output should match;
+  providers that do not take it ignore it).
 * slow motion ``factor``: a duplicated-frame slow motion by f repeats 1 - 1/f of its frame
-  pairs, so f = 1 / (1 - repeat_share), rounded to a half and clipped to FACTOR_RANGE.
+  pairs, so f = 1 / (1 - repeat_share), rounded to a half.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 D65_K = 6504.0
 MIRED_PER_STRENGTH = {"warm_grade": 150.0, "cool_grade": 91.0}
-STRENGTH_RANGE = (0.1, 1.0)
 LUMA_BINS_PER_LEVEL = 2.55
-LEVELS_RANGE = (3, 12)
-FACTOR_RANGE = (1.5, 4.0)
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def target_effects(
             continue
         params = dict(spec.get("params", {}))
         if any(r.startswith("example:") for r in reasons):
-            params.update(estimate_params(effect_type, metrics))
+            params.update(estimate_params(effect_type, metrics, spec.get("param_ranges") or {}))
         targets.append(Target(effect_type, params, reasons))
     return sorted(targets, key=_tier)  # stable: catalog order within a tier
 
@@ -121,21 +122,30 @@ def _tier(t: Target) -> int:
     return 2 if described else 3
 
 
-def estimate_params(effect_type: str, metrics: Mapping[str, float]) -> dict:
+def estimate_params(effect_type: str, metrics: Mapping[str, float], ranges: Mapping[str, Sequence[float]]) -> dict:
     """Parameters of ``effect_type`` estimated from the example's ``metrics`` (module
-    docstring); {} for an effect type with no estimate or when a needed metric is missing."""
+    docstring); {} for an effect type with no estimate or when a needed metric is missing.
+
+    Args:
+        ranges: the effect's ``param_ranges`` (``data/effects.yaml``): parameter → [lowest,
+            highest]; every estimate is clipped to its range.
+
+    Raises:
+        KeyError: an estimated parameter has no declared range (the catalog must declare it).
+    """
     if effect_type in MIRED_PER_STRENGTH and metrics.get("color_temperature"):
         shift = 1e6 / metrics["color_temperature"] - 1e6 / D65_K
         signed = shift if effect_type == "warm_grade" else -shift
-        return {"strength": round(_clip(signed / MIRED_PER_STRENGTH[effect_type], *STRENGTH_RANGE), 2)}
+        return {"strength": round(_clip(signed / MIRED_PER_STRENGTH[effect_type], ranges["strength"]), 2)}
     if effect_type == "cartoon" and metrics.get("luma_levels"):
-        levels = round(_clip(metrics["luma_levels"] / LUMA_BINS_PER_LEVEL, *LEVELS_RANGE))
+        levels = round(_clip(metrics["luma_levels"] / LUMA_BINS_PER_LEVEL, ranges["levels"]))
         return {"levels": int(levels), "edge_density": round(float(metrics.get("edge_density", 0.0)), 4)}
     if effect_type == "slow_motion" and "repeat_share" in metrics:
         share = min(float(metrics["repeat_share"]), 0.9)
-        return {"factor": _clip(round(2 / (1 - share)) / 2, *FACTOR_RANGE)}
+        return {"factor": _clip(round(2 / (1 - share)) / 2, ranges["factor"])}
     return {}
 
 
-def _clip(x: float, low: float, high: float) -> float:
-    return min(high, max(low, float(x)))
+def _clip(x: float, bounds: Sequence[float]) -> float:
+    low, high = bounds
+    return min(float(high), max(float(low), float(x)))

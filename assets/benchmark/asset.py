@@ -15,6 +15,7 @@ from assets.ingest.proxy import make_proxy
 from assets.lineage import reads
 from economics.cost_model import cost_frame
 from economics.matrix import provider_effect_matrix as matrix_of
+from economics.revenue import provider_executions
 from resources.catalog import Catalog
 from resources.events import stable_id, utcnow
 from resources.lake import Lake
@@ -122,7 +123,8 @@ def provider_effect_matrix(lake: dg.ResourceParam[Lake], platform: dg.ResourcePa
         )
         frames.append(matrix_of(bench, "benchmark", now, latest))
     quality = lake.read(QUALITY_SCORES).select("task_id", "composite")
-    executions = lake.read(EXECUTION_COSTS).join(quality, on="task_id", how="left")
+    # Cache hits ran no provider: the matrix measures providers.
+    executions = provider_executions(lake.read(EXECUTION_COSTS)).join(quality, on="task_id", how="left")
     # Real and simulated executions are separate rows of the matrix: they never mix silently.
     for source, label in (("real", "executions"), ("simulated", "simulated")):
         rows = executions.filter(pl.col("source") == source)

@@ -24,7 +24,15 @@ from economics.margin import margin as margin_of
 from economics.marginality import WINDOWS
 from economics.marginality import marginality_windows as windows_of
 from economics.off_policy import change_estimates, estimate_rows, logged_decisions
-from economics.revenue import CACHE_SELECTION, cache_savings, job_charges, recognise, run_deliveries
+from economics.revenue import (
+    CACHE_SELECTION,
+    cache_hit_costs,
+    cache_savings,
+    job_charges,
+    provider_executions,
+    recognise,
+    run_deliveries,
+)
 from economics.revenue import job_margins as job_margins_of
 from economics.routing import manifest_rows
 from economics.telemetry import REAL, finished_executions
@@ -78,14 +86,18 @@ def _execution_costs_since(
     ledger entries moved since then (all tasks when ``watermark`` is None), with the full cost
     breakdown (compute, startup, idle, partner, storage, bandwidth; ``assets.costing.task_costs``,
     which M5's best-result selection uses too) when the registry's providers are given, and the
-    revenue the ledger recognises (``economics.revenue``)."""
+    revenue the ledger recognises (``economics.revenue``); plus a row per effect run served
+    from the result cache in the same span (``_cache_hits``: its charge, no cost, the cost it
+    saved)."""
     events = lake.scan(EXECUTION_EVENTS)
     ledger = lake.scan(LEDGER_ENTRIES)
+    since: datetime | None = None
+    moved: list[str] = []
     if watermark is not None:
         since = watermark - LATE_MARGIN
         # A job's entries carry its video as correlation id: a moved job re-costs the video's tasks.
-        moved = ledger.filter(pl.col("occurred_at") > since).select("correlation_id").unique().collect()
-        moved = moved["correlation_id"].drop_nulls().to_list()
+        entries = ledger.filter(pl.col("occurred_at") > since).select("correlation_id").unique().collect()
+        moved = entries["correlation_id"].drop_nulls().to_list()
         recent = events.filter(pl.col("occurred_at") > since)
         # Two scans rather than one OR'd predicate: a plain time bound lets each scan skip
         # old files by their statistics; the OR defeats that pruning.
@@ -96,7 +108,29 @@ def _execution_costs_since(
         ledger = ledger.filter(pl.col("occurred_at") > watermark - LEDGER_LOOKBACK)
     executions = finished_executions(events)
     listed = task_costs(executions, lake, catalog, token_usd_rate, registry_providers, utcnow())
-    return recognise(listed, _charges(lake, ledger, executions["video_id"].unique().to_list()), token_usd_rate)
+    listed = listed.with_columns(cache_hit=pl.lit(False), saved_cost_usd=pl.lit(None, pl.Float64))
+    hits = _cache_hits(lake, since, moved, listed)
+    costs = pl.concat([listed, hits], how="diagonal_relaxed") if hits.height else listed
+    return recognise(costs, _charges(lake, ledger, costs["video_id"].unique().to_list()), token_usd_rate)
+
+
+def _cache_hits(lake: Lake, since: datetime | None, moved: list[str], fresh: pl.DataFrame) -> pl.DataFrame:
+    """``execution_costs`` rows (``economics.revenue.cache_hit_costs``, before their charge is
+    recognised) of the effect runs served from the result cache after ``since`` (all when
+    None) or whose ledger moved (``moved``: run ids), each with the cost of the task whose
+    output it reused, from this cycle's ``fresh`` rows or the table."""
+    where = pl.col("selection") == CACHE_SELECTION
+    if since is not None:
+        where &= (pl.col("finished_at") > since) | pl.col("run_id").is_in(moved)
+    outputs = lake.read(RUN_OUTPUTS, where)
+    reused = outputs["cached_from_task_id"].drop_nulls().unique().to_list()
+    made = fresh.filter(pl.col("task_id").is_in(reused)).select("task_id", "cost_usd")
+    if reused:
+        # A reused output may be of any age (it is reused while it is stored), so its cost
+        # row is looked up by task id; only a cycle with new hits scans for it.
+        stored = lake.scan(EXECUTION_COSTS).filter(pl.col("task_id").is_in(reused)).select("task_id", "cost_usd")
+        made = pl.concat([made, stored.collect()], how="vertical_relaxed")
+    return cache_hit_costs(cache_savings(outputs, made))
 
 
 def _charges(lake: Lake, ledger: pl.LazyFrame, video_ids: list[str]) -> pl.DataFrame:
@@ -152,7 +186,8 @@ def execution_costs(
     share (measured utilisation) + partner + storage + bandwidth, docs/architecture.md,
     "Economics" — tokens charged as the ledger settled the task's job (its net charge on the
     delivered task, 0 on the job's other tasks; list price for simulated executions), margin;
-    one row per finished task.
+    one row per finished task, and one per effect run served from the result cache (its
+    charge at no cost, ``cache_hit``, ``saved_cost_usd``).
 
     Incremental: each cycle costs only the tasks that finished since the table's newest
     ``finished_at`` (minus LATE_MARGIN) or whose ledger moved, and upserts them by task id,
@@ -196,17 +231,14 @@ def job_margins(lake: dg.ResourceParam[Lake], platform: dg.ResourceParam[Setting
     effect run (``job_kind``) — tokens charged once, the cost of every task it ran (ranked,
     exploration, shadow) and of its LLM calls (``llm_costs``), and the margin
     (``economics.revenue.job_margins``); a run served from the result cache with no cost and
-    the cost it saved (``economics.revenue.cache_savings``). Upserted by job id, so a late
-    refund updates its job."""
+    the cost it saved (its ``execution_costs`` row). Upserted by job id, so a late refund
+    updates its job."""
     since = utcnow() - LEDGER_LOOKBACK
     costs = lake.read(EXECUTION_COSTS, (pl.col("source") == REAL) & (pl.col("finished_at") > since))
-    hits = lake.read(RUN_OUTPUTS, (pl.col("selection") == CACHE_SELECTION) & (pl.col("finished_at") > since))
-    reused = lake.read(EXECUTION_COSTS, pl.col("task_id").is_in(hits["cached_from_task_id"].drop_nulls().to_list()))
-    savings = cache_savings(hits, reused)
-    videos = [*costs["video_id"].unique().to_list(), *savings["video_id"].to_list()]
+    videos = costs["video_id"].unique().to_list()
     charges = _charges(lake, lake.scan(LEDGER_ENTRIES), videos)
     llm = lake.read(LLM_COSTS, pl.col("correlation_id").is_in(videos))
-    jobs = job_margins_of(costs, charges, platform.token_usd_rate, llm, savings)
+    jobs = job_margins_of(costs, charges, platform.token_usd_rate, llm)
     lake.upsert(JOB_MARGINS, jobs)
     charged = int(jobs["tokens_charged"].sum() or 0)
     margin = margin_of(charged, float(jobs["cost_tokens"].sum() or 0))
@@ -247,7 +279,8 @@ def routing_manifest(
     config = BanditConfig(half_life=platform.routing_half_life_executions, floor=platform.routing_floor)
     # Real executions only: simulated history must never steer real routing (docs/architecture.md, "Economics").
     real = lake.read(EXECUTION_COSTS, (pl.col("source") == REAL) & (pl.col("finished_at") > now - ROUTING_LOOKBACK))
-    recent = newest_per_effect(real, config.keep_executions)
+    # A cache hit ran no provider: it says nothing of one's success, cost or speed.
+    recent = newest_per_effect(provider_executions(real), config.keep_executions)
     quality = lake.read(QUALITY_SCORES, pl.col("task_id").is_in(recent["task_id"].to_list()))
     stats = decayed_stats(observations(recent, quality), config)
     current = manifest_store.read()

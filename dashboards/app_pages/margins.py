@@ -12,6 +12,7 @@ from dashboards.data import fmt_pct, fmt_usd
 from economics.marginality import WINDOWS
 
 ctx = widgets.page("Margins")
+_SAVED = widgets.money("Saved by the cache", help="what the cache hits' reused outputs cost when they were made")
 
 # -- now ---------------------------------------------------------------------------------------
 windows = state.windows(ctx)
@@ -34,20 +35,21 @@ else:
         widgets.chart(
             charts.grouped_bars(data.revenue_vs_cost(by_effect), "effect_type", "usd", "measure", y_title="USD")
         )
-        widgets.table(by_effect.drop("window", "window_end"))
+        widgets.table(by_effect.drop("window", "window_end"), saved_cost_usd=_SAVED)
     with right:
         st.subheader("Per provider")
-        widgets.table(by_provider.drop("window", "window_end"))
+        widgets.table(by_provider.drop("window", "window_end"), saved_cost_usd=_SAVED)
 
 # -- creation vs runs --------------------------------------------------------------------------
 st.subheader("Creation vs runs")
 st.caption(
     "Creation: the test batches that make an effect from an example video. Runs: users applying a "
-    "published effect to their own video. One cost model and one ledger; shown apart."
+    "published effect to their own video. One cost model and one ledger; shown apart. A run served "
+    "from the result cache is a cache hit, not an execution: its charge is revenue at no cost."
 )
 span = st.segmented_control("Over the last", list(WINDOWS), default="7d", key="kinds_window") or "7d"
 kinds = state.job_kinds(ctx, WINDOWS[span])
-if int(kinds["executions"].sum()) == 0:
+if int(kinds["executions"].sum()) + int(kinds["cache_hits"].sum()) == 0:
     widgets.empty("No executions in this window.", f"Pick a longer window ({ctx.source} executions).")
 else:
     widgets.table(
@@ -56,6 +58,7 @@ else:
         cost_usd=widgets.money("Cost"),
         margin_usd=widgets.money("Margin USD"),
         margin=widgets.percent("Margin"),
+        saved_cost_usd=widgets.money("Saved by the cache", help="what the reused outputs cost when they were made"),
     )
 if ctx.source == "real":
     jobs = state.jobs_by_kind(ctx, WINDOWS[span])

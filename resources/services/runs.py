@@ -4,7 +4,9 @@ video, paid in tokens (``POST /v1/effects/{slug}/runs``; the run itself is Dagst
 
 In order: the slug must name a published effect (its pinned revision,
 ``resources.services.gallery.pinned_revision``, gives the effect type, the parameters and the
-price); the user's ``params`` must be within the effect's declared ranges (``data/effects.yaml``
+base price; the price reserved is the effective price when the run is accepted,
+``economics.pricing.run_price``: the effect type's runtime price parameter when one is in
+force); the user's ``params`` must be within the effect's declared ranges (``data/effects.yaml``
 ``param_ranges``); the balance must cover the price (checked before any byte is read); the
 video is either an upload of theirs (by ``video_id``, its bytes stored) or a new upload that
 passes the same intake as ``POST /v1/uploads`` (``resources.services.uploads``: content type,
@@ -164,9 +166,12 @@ def submit_run(
     params = check_params(revision.effect_type, catalog.param_ranges(revision.effect_type), request.params)
     if (request.video_id is None) == (request.upload is None):
         raise RunRefused(422, "video_required", "Name your video: a video_id of your uploads, or a file (not both).")
+    # The price in force now (the revision's, or the effect type's runtime price parameter);
+    # create_run decides it again in the reservation's own transaction.
+    price = store.run_price(revision.effect_type, revision.price_tokens).tokens
     available = store.balance(user_id)["available"]
-    if revision.price_tokens > available:  # before any byte is read
-        raise UserQuotaExceeded(user_id, revision.price_tokens, available)
+    if price > available:  # before any byte is read
+        raise UserQuotaExceeded(user_id, price, available)
     if request.upload is not None:
         video = new_input(store, media, request.upload, max_upload_bytes)
     else:
@@ -182,7 +187,7 @@ def submit_run(
         video_id=video.video_id,
         input_sha256=video.sha256,
         input_key=video.media_key,
-        tokens=revision.price_tokens,
+        revision_price_tokens=revision.price_tokens,
         admit=admit,
     )
     return run, revision

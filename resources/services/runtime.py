@@ -8,8 +8,10 @@ Where each parameter is honoured:
 * ``provider.<id>.concurrency`` — the dispatch: remote tasks claim slots against it inside
   the claim's transaction (``assets.execution.remote.send``), local tasks of a run share that
   many slots per provider (M6, ``assets.execution.runner.run_tasks``);
-* ``effect.<type>.price_tokens`` — the list price M5 charges a job (``economics.pricing``) and
-  the price the recommendations compare against;
+* ``effect.<type>.price_tokens`` — the list price M5 charges a job (``economics.pricing``), the
+  price an effect run of the type is reserved when accepted (``economics.pricing.run_price``,
+  read in the run's own transaction, ``resources.store.runs.create_run``) and the price the
+  recommendations compare against;
 * ``routing.<type>.pin`` / ``routing.<type>.demote.<id>`` — every routing manifest published,
   by the economics job (``assets.gold.economics.routing_manifest``) and at once on a change
   (``republish_routing``).
@@ -29,9 +31,8 @@ from resources.manifest_store import ManifestStore
 from resources.schemas import ROUTING_MANIFESTS
 from resources.store import parameters
 from resources.store.client import Store
+from resources.store.parameters import CONCURRENCY, EFFECT, PRICE, PROVIDER, ROUTING
 
-PROVIDER, EFFECT, ROUTING = "provider", "effect", "routing"
-CONCURRENCY, PRICE = "concurrency", "price_tokens"
 # How far back the store's manifest history is searched for the regular manifest an adjusted
 # one was built on (the store keeps 1,000 versions).
 _HISTORY = 1000

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from economics.pricing import RunPrice
 from resources.store import (
     admission,
     alerts,
@@ -467,6 +468,12 @@ class Store:
         """``runs.create_run``: the queued run, its price reserved in the same transaction."""
         with self.write() as s:
             return runs.create_run(s, user_id, **fields)
+
+    def run_price(self, effect_type: str, revision_price_tokens: int) -> RunPrice:
+        """``runs.effective_price``: what a run of ``effect_type`` pinned to a revision of that
+        price would be reserved now (``create_run`` decides again in its own transaction)."""
+        with self.read() as s:
+            return runs.effective_price(s, effect_type, revision_price_tokens)
 
     def effect_run(self, run_id: str, user_id: str | None = None) -> dict:
         """``runs.get_run``: ``RunNotFound`` also when not ``user_id``'s."""

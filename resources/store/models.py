@@ -298,7 +298,10 @@ class EffectRun(Base):
     state, moved by its Dagster run (its events are in ``pipeline_events`` under
     ``run_id``, the correlation id). ``params`` is JSON (the revision's parameters with the
     user's, validated); ``tokens`` the price reserved (the ledger job is
-    ``economics.ledger.job_id(run_id)``); ``cache_key`` names a delivered output for reuse
+    ``economics.ledger.job_id(run_id)``): the effective price when the run was accepted
+    (``economics.pricing.run_price``), derived from ``revision_price_tokens`` (the pinned
+    revision's price) and the runtime price parameter in force, whose change is
+    ``price_change_id`` (null: the revision's price stood); ``cache_key`` names a delivered output for reuse
     (``assets/runs/plan.py``), ``cached_from`` the run whose output a cache hit reused.
     """
 
@@ -309,6 +312,7 @@ class EffectRun(Base):
             f"routing_decision IS NULL OR {_one_of('routing_decision', ROUTING_DECISIONS)}", name="routing_decision"
         ),
         CheckConstraint("tokens >= 0", name="tokens_not_negative"),
+        CheckConstraint("revision_price_tokens >= 0", name="revision_price_not_negative"),
         Index(None, "user_id", "seq"),
         # The GPU admission counts a workspace's unfinished runs (admission.py).
         Index(None, "workspace_id", "status"),
@@ -329,6 +333,8 @@ class EffectRun(Base):
     input_sha256: Mapped[str] = mapped_column(String(64))
     input_key: Mapped[str] = mapped_column(String(500))
     tokens: Mapped[int]
+    revision_price_tokens: Mapped[int]
+    price_change_id: Mapped[str | None] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(16))
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     provider_id: Mapped[str | None] = mapped_column(String(64))

@@ -35,6 +35,10 @@ from resources.store.models import CHANGE_SOURCES, PARAMETER_SCOPES, ParameterCh
 from resources.store.sql import as_dict, new_id, utcnow
 
 Key = tuple[str, str, str]  # (scope, subject, name)
+# The scopes (``models.PARAMETER_SCOPES``) and the parameter names the platform honours
+# (resources/services/runtime.py says where each is read).
+PROVIDER, EFFECT, ROUTING = "provider", "effect", "routing"
+CONCURRENCY, PRICE = "concurrency", "price_tokens"
 # The advisory lock every parameter write takes on PostgreSQL (any fixed 64-bit number).
 _LOCK = 0x454C4B504152414D  # "ELKPARAM"
 UNSET: Any = object()  # "no expectation" (None means "expected not set")
@@ -83,6 +87,14 @@ def in_force(session: Session, scope: str | None = None) -> dict[Key, dict]:
     if scope is not None:
         query = query.where(RuntimeParameter.scope == scope)
     return {(p.scope, p.subject, p.name): _row(p) for p in session.scalars(query)}
+
+
+def get(session: Session, scope: str, subject: str, name: str) -> dict | None:
+    """The parameter (scope, subject, name) set now (``value`` decoded, ``change_id``,
+    ``updated_at``), or None when it is not set. Read inside the caller's transaction, so a
+    decision taken on it (a run's price) and the write it leads to see the same value."""
+    row = session.get(RuntimeParameter, (scope, subject, name))
+    return None if row is None else _row(row)
 
 
 def values(session: Session, scope: str, name: str) -> dict[str, Any]:

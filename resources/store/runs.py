@@ -22,7 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from economics.ledger import job_id
-from resources.store import admission, ledger
+from economics.pricing import RunPrice, run_price
+from resources.store import admission, ledger, parameters
 from resources.store.errors import Conflict, InvalidInput, NotFound, UnknownUser
 from resources.store.models import RUN_STATUSES, EffectRun, User
 from resources.store.sql import as_dict, new_id, utcnow
@@ -74,18 +75,25 @@ def create_run(
     video_id: str,
     input_sha256: str,
     input_key: str,
-    tokens: int,
+    revision_price_tokens: int,
     at: datetime | None = None,
     admit: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Queue a run of ``user_id`` and reserve its price ``tokens`` (its ledger job:
+    """Queue a run of ``user_id`` and reserve its price (its ledger job:
     ``economics.ledger.job_id(run_id)``, correlation id = the run id) in one transaction.
+
+    The price is the effective price in force in this transaction
+    (``economics.pricing.run_price``: the effect type's ``effect.<type>.price_tokens`` runtime
+    parameter when set, else the revision's price), so a price change commits either before
+    the run (it pays the new price) or after it (the old); the run records it (``tokens``),
+    the revision's price and the change that set it (``price_change_id``).
 
     Args:
         params: the run's parameters (validated by the caller), stored as JSON.
         video_id, input_sha256, input_key: the user's upload the run renders (its bytes'
             sha256 and media key).
-        tokens: the pinned revision's price; 0 reserves nothing (a free effect).
+        revision_price_tokens: the pinned revision's price; an effective price of 0 reserves
+            nothing (a free effect).
         admit: GPU admission, called with the workspace's ``admission.gpu_load`` (workspace
             row locked) before the insert; it raises to refuse (nothing is written).
 
@@ -93,11 +101,14 @@ def create_run(
         The run row (``status`` ``queued``).
 
     Raises:
-        UnknownUser; InvalidInput (negative tokens); economics.budget.UserQuotaExceeded (the
-        balance cannot cover the price: nothing is written); whatever ``admit`` raises.
+        UnknownUser; InvalidInput (a negative price, or a price parameter that is not a whole
+        number of tokens); economics.budget.UserQuotaExceeded (the balance cannot cover the
+        price: nothing is written); whatever ``admit`` raises.
     """
-    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
-        raise InvalidInput("tokens must be a non-negative integer")
+    if isinstance(revision_price_tokens, bool) or not isinstance(revision_price_tokens, int):
+        raise InvalidInput("revision_price_tokens must be a non-negative integer")
+    price = effective_price(session, effect_type, revision_price_tokens)
+    tokens = price.tokens
     user = session.get(User, user_id)
     if user is None:
         raise UnknownUser(f"no user {user_id!r}")
@@ -118,6 +129,8 @@ def create_run(
         input_sha256=input_sha256,
         input_key=input_key,
         tokens=tokens,
+        revision_price_tokens=price.revision_price_tokens,
+        price_change_id=price.change_id,
         status=QUEUED,
         progress=0.0,
         attempts=0,
@@ -129,6 +142,22 @@ def create_run(
         reason = f"effect run {slug}"
         ledger.reserve(session, user_id, job_id(run_id), tokens, correlation_id=run_id, reason=reason, at=now)
     return as_dict(run)
+
+
+def effective_price(session: Session, effect_type: str, revision_price_tokens: int) -> RunPrice:
+    """``economics.pricing.run_price`` of a run of ``effect_type`` pinned to a revision priced
+    ``revision_price_tokens``, with the price parameter in force in ``session``.
+
+    Raises:
+        InvalidInput: a negative price, or a parameter that is not a whole number of tokens.
+    """
+    param = parameters.get(session, parameters.EFFECT, effect_type, parameters.PRICE)
+    try:
+        if param is None:
+            return run_price(revision_price_tokens)
+        return run_price(revision_price_tokens, param["value"], param["change_id"])
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def _locked(session: Session, run_id: str) -> EffectRun:
