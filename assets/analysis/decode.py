@@ -3,23 +3,24 @@
 Every frame is decoded once, with PyAV (``resources.video.probe.open_video``, the reader every
 stage shares), and
 
-* converted to BGR at the coded size and handed to PySceneDetect's ``ContentDetector``
-  (``scenes.SceneCuts``: downscaled the way the library's ``SceneManager`` does, on a worker
-  thread) with a ``FrameTimecode`` of the frame's own timestamp, so the detector sees the
-  frames and clock it would see through the library's own decoder, without a second decode;
+* converted to BGR at the size the library's ``SceneManager`` would shrink it to and handed
+  to PySceneDetect's ``ContentDetector`` (``scenes.SceneCuts``, on a worker thread) with a
+  ``FrameTimecode`` of the frame's own timestamp (``scenes.StreamClock``), so the detector sees
+  the frames and clock it would see through the library's own decoder, without a second decode;
 * converted to RGB at ``ANALYSIS_MAX_SIDE`` when it is a sampled frame or a sampled frame's
   partner (the motion / colour / texture measures read those, ``features``).
 
 Before, PySceneDetect opened the file again with its OpenCV backend (about half of the
-analysis time): the detector's scores are identical frame for frame (both convert with
-FFmpeg's swscale at the coded size), and so are the cut times (the frame's timestamp from the
-stream's start, the clock of both PySceneDetect backends); every field of the analysis of the
-14 golden videos came out unchanged, and ``tests/test_analysis.py`` holds a real MP4 and AVI
-to it.
+analysis time); the cut times are the same (the frame's timestamp from the stream's start, the
+clock of both PySceneDetect backends, and the detector's frames differ only by the downscaling
+filter: see ``scenes``); every field of the analysis of the 14 golden videos and their proxies
+came out unchanged, and ``tests/test_analysis.py`` holds a real MP4 and AVI to it.
 
 Conversions run on the calling thread (``threads=1``): swscale's automatic slice threads cost
 more than they save on frames this small (twice the CPU, and on a busy machine up to 10x the
-wall time of a conversion, waiting for the pool), and give identical pixels.
+wall time of a conversion, waiting for the pool), and give identical pixels. Each kind of
+conversion keeps one swscale context for the whole pass (a ``VideoReformatter``; PyAV's
+``VideoFrame.to_ndarray`` sets one up per frame), with identical pixels.
 
 Which frames are sampled depends on the frame count, which a demux-only pass reads first
 (packets, not decoded: a few ms, and not the header's claim).
@@ -32,8 +33,9 @@ from fractions import Fraction
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
-from assets.analysis.scenes import SceneCuts, timecode
+from assets.analysis.scenes import SceneCuts, StreamClock
 from resources.video.probe import open_video
 
 # Sampled frames are scaled so their longest side is at most this many px: color means and
@@ -94,6 +96,8 @@ def decode_example(path: str, sample_frames: int, fps: float) -> ExampleFrames:
         # already rejected files that have any.
         stream.thread_type = "AUTO"
         rate = Fraction(stream.average_rate or stream.guessed_rate or Fraction(fps).limit_denominator(1001))
+        clock = StreamClock(stream, rate)
+        to_detector, to_sample = VideoReformatter(), VideoReformatter()
         scenes: SceneCuts | None = None
         sample_size = (0, 0)
         t0 = None
@@ -108,11 +112,13 @@ def decode_example(path: str, sample_frames: int, fps: float) -> ExampleFrames:
                 t0 = t if t0 is None else t0
                 t -= t0
                 times.append(t)
-                scenes.feed(timecode(stream, frame, index, rate), frame.to_ndarray(format="bgr24", threads=1))
+                scenes.feed(clock(frame, index), frame, to_detector)
                 partners = [w for w in waiting if t >= w[0] + MIN_PAIR_GAP_S]
                 if index not in starts and not partners:
                     continue
-                rgb = frame.to_ndarray(width=sample_size[0], height=sample_size[1], format="rgb24", threads=1)
+                rgb = to_sample.reformat(
+                    frame, width=sample_size[0], height=sample_size[1], format="rgb24", threads=1
+                ).to_ndarray()
                 pairs += [(w_t, w_rgb, t, rgb) for w_t, w_rgb in partners]
                 waiting = [w for w in waiting if t < w[0] + MIN_PAIR_GAP_S]
                 if index in starts:
