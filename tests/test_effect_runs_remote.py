@@ -13,6 +13,7 @@ once) — or falls back to the next ranked provider, or refunds it at the run's 
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 
@@ -157,4 +158,64 @@ def test_a_run_on_the_gpu_provider_ends_its_dagster_run_and_is_delivered_by_the_
     [cost] = lake.read(EXECUTION_COSTS, pl.col("video_id") == run_id).to_dicts()
     assert (cost["job_kind"], cost["provider_id"], cost["tokens_charged"]) == ("run", GPU, PRICE)
     assert cost["compute_cost_usd"] > 0
+    store.close()
+
+
+def test_a_failed_gpu_prompt_falls_back_to_the_next_ranked_provider_and_is_charged_once(world, short_bikes):
+    comfy, configured, instance = world
+    settings = configured([GPU, "opencv-cartoon"])
+    driver = Driver(build_definitions(settings), instance)
+    lake = Lake(uri=settings.lake_uri)
+    comfy.fail_next(exception_type="ValueError", exception_message="injected: the graph cannot run")  # permanent
+    with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        user = new_user(client)
+        run_id = _post_run(client, user, short_bikes)
+        assert [r.success for r in driver.step("run_sensor")] == [True]
+        assert client.get(f"/v1/runs/{run_id}", headers=user["headers"]).json()["status"] == "running"
+        [collected] = _collect(driver)
+        assert collected.success
+        status = client.get(f"/v1/runs/{run_id}", headers=ADMIN).json()
+        assert (status["status"], status["tokens_charged"], status["routing"]["attempts"]) == ("delivered", PRICE, 2)
+        assert status["routing"]["provider_id"] == GPU  # routed there; the fallback delivered
+    rows = {r["provider_id"]: r for r in lake.read(RUN_OUTPUTS, pl.col("run_id") == run_id).to_dicts()}
+    assert (rows[GPU]["status"], rows[GPU]["delivered"], rows[GPU]["error_class"]) == ("failed", False, "ValueError")
+    assert rows["opencv-cartoon"]["delivered"] and rows["opencv-cartoon"]["gate_passed"]
+    events = _events(lake, run_id)
+    [fell] = lake.read(PIPELINE_EVENTS, pl.col("correlation_id") == run_id).filter(
+        pl.col("event_type") == "TaskFellBack"
+    )["payload"]
+    assert json.loads(fell)["fallback_provider_id"] == "opencv-cartoon" and json.loads(fell)["provider_id"] == GPU
+    assert events.count("RunDelivered") == 1 and "RunRefunded" not in events
+    assert _ledger(driver, lake, run_id) == ["reserve", "consume"]
+    dispatched = lake.read(EXECUTION_EVENTS, pl.col("correlation_id") == run_id).filter(
+        pl.col("event_type") == "TaskDispatched"
+    )
+    assert dispatched.height == 2 and set(dispatched["job_kind"]) == {"run"}
+
+
+def test_the_run_deadline_stops_a_running_gpu_prompt_and_the_run_is_refunded_once(world, short_bikes):
+    comfy, configured, instance = world
+    comfy.node_delay_s = 1.0  # ~7 s of work: still running at the run's deadline
+    settings = configured([GPU], run_deadline_s=3.0)
+    driver = Driver(build_definitions(settings), instance)
+    lake, store = Lake(uri=settings.lake_uri), Store(settings.database_url)
+    with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        user = new_user(client)
+        run_id = _post_run(client, user, short_bikes)
+        assert [r.success for r in driver.step("run_sensor")] == [True]
+        [collected] = _collect(driver)
+        assert collected.success
+        status = client.get(f"/v1/runs/{run_id}", headers=user["headers"]).json()
+        assert (status["status"], status["tokens_charged"]) == ("refunded", 0)
+        assert status["error"] == "no provider made a usable video before the run's deadline (1 tried)"
+        balance = client.get(f"/v1/users/{user['user_id']}/balance", headers=user["headers"]).json()
+        assert (balance["spent"], balance["reserved_outstanding"]) == (0, 0)
+        assert driver.run("run_sensor", _request(run_id)).success  # re-executed: nothing twice
+        assert _ledger(driver, lake, run_id) == ["reserve", "refund"]
+    [row] = lake.read(RUN_OUTPUTS, pl.col("run_id") == run_id).to_dicts()
+    assert (row["status"], row["error_class"]) == ("failed", "RunDeadline")
+    events = _events(lake, run_id)
+    assert "TaskDeadlinePassed" in events and events.count("RunRefunded") == 1
+    # Our deadline, not the provider's fault: its breaker did not count it.
+    assert store.breakers()[GPU]["consecutive_failures"] == 0
     store.close()
