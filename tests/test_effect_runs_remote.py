@@ -219,3 +219,44 @@ def test_the_run_deadline_stops_a_running_gpu_prompt_and_the_run_is_refunded_onc
     # Our deadline, not the provider's fault: its breaker did not count it.
     assert store.breakers()[GPU]["consecutive_failures"] == 0
     store.close()
+
+
+def test_a_finished_gpu_result_whose_collect_never_ran_is_requeued_by_recovery_and_delivered(world, short_bikes):
+    from datetime import UTC, datetime
+
+    from assets.execution import remote as remote_tasks
+    from resources.media import MediaStore
+    from resources.providers.client import ProviderRegistry
+
+    _, configured, instance = world
+    settings = configured([GPU], recovery_stuck_after_s=1.0, recovery_requeues=1)
+    driver = Driver(build_definitions(settings), instance)
+    lake, store = Lake(uri=settings.lake_uri), Store(settings.database_url)
+    providers, media = ProviderRegistry(path=settings.providers_path), MediaStore(uri=settings.media_uri)
+    with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        user = new_user(client)
+        run_id = _post_run(client, user, short_bikes)
+        assert [r.success for r in driver.step("run_sensor")] == [True]
+        # The task finishes, but the collect is never requested (the daemon went down with
+        # the remote task sensor's tick): the run waits on a run nobody will start.
+        deadline = time.monotonic() + 120
+        while store.remote_tasks(("finished",), run_id) == [] and time.monotonic() < deadline:
+            remote_tasks.advance(store, providers.registry(), providers.remote_adapter, media, datetime.now(UTC))
+            time.sleep(0.2)
+        assert store.remote_tasks(("finished",), run_id) != []
+        assert driver.tick("recovery_sensor") == []  # the first tick after an outage
+        time.sleep(1.2)
+        [requeue] = driver.tick("recovery_sensor")
+        assert (requeue.job_name, requeue.partition_key, requeue.run_key) == (
+            "effect_run_job",
+            run_id,
+            f"recover:{run_id}:run:1",
+        )
+        assert driver.run("recovery_sensor", requeue).success
+        status = client.get(f"/v1/runs/{run_id}", headers=user["headers"]).json()
+        assert (status["status"], status["tokens_charged"]) == ("delivered", PRICE)
+        # The remote task sensor's own request, arriving late, finds the run settled.
+        assert driver.tick("remote_task_sensor") == []
+        assert _ledger(driver, lake, run_id) == ["reserve", "consume"]
+    assert _events(lake, run_id).count("RecoveryRequeued") == 1
+    store.close()
