@@ -43,7 +43,7 @@ SLUG = "toon"
 PRICE = PRICES["cartoon"]
 
 
-def _registry(tmp_path, base_url: str, order: list[str], broken: set[str] = frozenset(), **gpu) -> str:
+def _registry(tmp_path, base_url: str, order: list[str], broken: frozenset[str] = frozenset(), **gpu) -> str:
     """data/providers.yaml with only the cartoon providers ``order`` names, in that order,
     active (ComfyUI at ``base_url``, with ``gpu``'s settings); those in ``broken`` given a
     filter graph ffmpeg refuses."""
@@ -71,7 +71,7 @@ def world(settings, instance, tmp_path):
         publish(store, slug=SLUG, effect_type="cartoon", params={"levels": 6})
         store.close()
 
-        def configured(order: list[str], broken: set[str] = frozenset(), **update):
+        def configured(order: list[str], broken: frozenset[str] = frozenset(), **update):
             gpu = update.pop("gpu", {})
             path = _registry(tmp_path, comfy.base_url, order, broken, **gpu)
             return settings.model_copy(update={"providers_path": path, "exploration_rate": 0.0, **update})
