@@ -53,6 +53,7 @@ from resources.schemas import (
 )
 from resources.store.client import Store
 from resources.store.models import RUN_SOURCE
+from resources.store.runs import is_run_id
 
 INTERVAL_S = 5
 # Landing is the first hop of every request's way into the lake (API → store → bronze →
@@ -212,7 +213,11 @@ def completion_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourcePara
 COLLECT_RETRIES = 3
 
 
-@dg.sensor(job=collect_job, minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    jobs=[collect_job, effect_run_job],
+    minimum_interval_seconds=INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def remote_task_sensor(
     context: dg.SensorEvaluationContext,
     store: dg.ResourceParam[Store],
@@ -225,7 +230,9 @@ def remote_task_sensor(
     their backoff, sends waiting tasks as slots free up, and records what happened in
     ``pipeline_events``. A video whose remote tasks have all finished gets a ``collect_job``
     run (M6 again: outputs stored, outcomes recorded, provider cleaned up); the completion
-    sensor then starts its evaluation.
+    sensor then starts its evaluation. An effect run's finished remote task gets an
+    ``effect_run_job`` run of the run's partition (``run_outputs`` again: collected, gated,
+    delivered or fallen back or refunded).
 
     Idle cost: one indexed store query (no remote task open → skip, no provider called)."""
     if not store.remote_tasks():
@@ -235,8 +242,10 @@ def remote_task_sensor(
         record_pipeline_events(lake, progress.events)
     requests = []
     for video_id, finished in sorted(progress.ready.items()):
+        # An effect run's tasks are under its run id: its own job collects them.
+        job = effect_run_job if is_run_id(video_id) else collect_job
         runs = context.instance.get_run_records(
-            dg.RunsFilter(job_name=collect_job.name, tags={"dagster/partition": video_id}), limit=20
+            dg.RunsFilter(job_name=job.name, tags={"dagster/partition": video_id}), limit=20
         )
         if any(r.dagster_run.status in IN_FLIGHT for r in runs):
             continue
@@ -253,7 +262,9 @@ def remote_task_sensor(
                 video_id=video_id,
             )
             continue
-        requests.append(dg.RunRequest(partition_key=video_id, run_key=f"collect:{video_id}:{finished}:{failed}"))
+        requests.append(
+            dg.RunRequest(job_name=job.name, partition_key=video_id, run_key=f"collect:{video_id}:{finished}:{failed}")
+        )
     return (
         dg.SensorResult(run_requests=requests)
         if requests

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -25,11 +26,14 @@ from pipelines.recovery.rules import (
     EVALUATE,
     INTAKE,
     PUBLISH,
+    RUN,
     Abandon,
     Policy,
     Requeue,
+    RunFacts,
     VideoFacts,
     decide,
+    decide_run,
     phase,
 )
 
@@ -88,6 +92,36 @@ def test_an_ended_video_gets_its_final_status():
     assert settled_status(VideoFacts("v", since=T0, events=frozenset({"VideoIngested"}))) is None
     assert settled_status(VideoFacts("v", since=T0, events=frozenset({"VideoRejected"}))) == "rejected"
     assert settled_status(VideoFacts("v", since=T0, events=frozenset({"NoUsableResult"}))) == "done"
+
+
+def test_a_stuck_effect_run_is_requeued_while_its_work_can_finish_else_failed():
+    policy = Policy(stuck_after_s=60, requeues=1)
+    started = RunFacts("run_a", "running", since=at(0), deadline=at(600), last_activity=at(10))
+    assert decide_run(started, policy, at(69)) is None  # quiet 59 s
+    assert decide_run(replace(started, live_run=True), policy, at(500)) is None
+    # Its GPU task is with the provider: the remote task sensor follows it (and stops it at
+    # the run's deadline), whatever the time.
+    for state in ("waiting", "submitting", "submitted", "cancelling"):
+        assert decide_run(replace(started, remote_states=(state,)), policy, at(5000)) is None
+    first = decide_run(started, policy, at(71))
+    assert first == Requeue("run_a", RUN, "effect_run_job", 1, 61.0) and first.run_key == "recover:run_a:run:1"
+    # Its one re-queue used: failed, with the reason its owner reads.
+    spent = decide_run(replace(started, requeued=1, last_activity=at(100)), policy, at(200))
+    assert isinstance(spent, Abandon) and spent.requeues == 1 and "could not be completed in time" in spent.reason
+    # Past its deadline with nothing left to collect: failed at once, no re-queue.
+    late = decide_run(started, policy, at(601))
+    assert isinstance(late, Abandon) and late.requeues == 0
+    # Past its deadline, but a finished GPU result waits: the collect may still deliver it.
+    assert decide_run(replace(started, remote_states=("finished",)), policy, at(601)) == Requeue(
+        "run_a", RUN, "effect_run_job", 1, 591.0
+    )
+    # Queued and never started (its Dagster run never came): started, whatever the time.
+    assert decide_run(RunFacts("run_q", "queued", since=at(0)), policy, at(61)) == Requeue(
+        "run_q", RUN, "effect_run_job", 1, 61.0
+    )
+    # Settled runs need nothing.
+    for final in ("delivered", "refunded", "failed"):
+        assert decide_run(replace(started, status=final), policy, at(10_000)) is None
 
 
 # --- the sensor on real runs ------------------------------------------------------------------
@@ -318,3 +352,114 @@ def test_a_started_run_whose_worker_is_gone_is_reported_failed(tmp_path):
         assert instance.get_run_by_id(runs["dead"]).status == dg.DagsterRunStatus.FAILURE
         assert instance.get_run_by_id(runs["alive"]).status == dg.DagsterRunStatus.STARTED
         assert reap_dead_runs(instance) == []
+
+
+# --- effect runs whose run died ---------------------------------------------------------------
+
+
+def _dead_run_of_partition(instance: dg.DagsterInstance, partition: str) -> str:
+    """A Dagster run of ``partition``, STARTED, whose worker process is gone (it logged the
+    pid of a process that has exited: a kill -9 of the worker with its code server)."""
+    from dagster._core.events import EngineEventData
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+
+    @dg.op
+    def noop():
+        return None
+
+    @dg.job
+    def effect_run_job():
+        noop()
+
+    run = instance.create_run_for_job(effect_run_job, tags={"dagster/partition": partition})
+    instance.report_engine_event(
+        f"Started process for run (pid: {dead.pid}).", run, EngineEventData.in_process(dead.pid)
+    )
+    instance.handle_new_event(
+        dg.EventLogEntry(
+            error_info=None,
+            level="DEBUG",
+            user_message="",
+            run_id=run.run_id,
+            timestamp=time.time(),
+            dagster_event=dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, effect_run_job.name),
+        )
+    )
+    return run.run_id
+
+
+@pytest.mark.slow
+@pytest.mark.video
+def test_an_effect_run_whose_worker_died_past_its_deadline_is_failed_and_refunded_exactly_once(
+    settings, instance, short_carphone
+):
+    from api.app import create_app
+    from economics.ledger import job_id
+    from pipelines.definitions import build_definitions
+    from pipelines.recovery.sensor import abandon_run
+    from resources.lake import Lake
+    from resources.schemas import NOTIFICATIONS, PIPELINE_EVENTS
+    from resources.store.client import Store
+    from resources.store.models import LedgerEntry
+    from tests.api_users import new_user
+    from tests.harness import Driver
+    from tests.published import PRICES, SLUG, publish
+    from tests.server import serve
+
+    settings = settings.model_copy(
+        update={"recovery_stuck_after_s": 1.0, "recovery_requeues": 1, "run_deadline_s": 1.0}
+    )
+    store, lake = Store(settings.database_url), Lake(uri=settings.lake_uri)
+    publish(store)
+    driver = Driver(build_definitions(settings), instance)
+
+    def kinds(run_id):
+        with store.read() as s:
+            return sorted(e.kind for e in s.query(LedgerEntry).filter(LedgerEntry.task_id == job_id(run_id)))
+
+    with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        user = new_user(client)
+        r = client.post(
+            f"/v1/effects/{SLUG}/runs", headers=user["headers"], files={"file": ("c.mp4", short_carphone.read_bytes())}
+        )
+        run_id = r.json()["run_id"]
+        # The run sensor starts the run; its worker marks it running and is killed (with its
+        # code server) before anything else: the run holds its reservation, its Dagster run
+        # stays STARTED with no worker, and the sensor's run key is spent.
+        [request] = driver.tick("run_sensor")
+        assert request.partition_key == run_id
+        store.start_run(run_id)
+        dead = _dead_run_of_partition(instance, run_id)
+        assert driver.tick("recovery_sensor") == []  # the first tick after an outage: a deadline of grace
+        assert store.effect_run(run_id)["status"] == "running"
+        time.sleep(1.2)
+        # The dead run is reported failed; the run is past its deadline with nothing to
+        # collect: failed and refunded, not re-queued. (Its input, an upload that no creation
+        # job runs on, is not taken for a stuck video either.)
+        assert driver.tick("recovery_sensor") == []
+        assert instance.get_run_by_id(dead).status == dg.DagsterRunStatus.FAILURE
+        status = client.get(f"/v1/runs/{run_id}", headers=user["headers"]).json()
+        assert (status["status"], status["tokens_charged"]) == ("failed", 0)
+        assert (
+            status["error"] == "making your video stopped before it was finished, and it could not be completed in time"
+        )
+        balance = client.get(f"/v1/users/{user['user_id']}/balance", headers=user["headers"]).json()
+        assert (balance["spent"], balance["reserved_outstanding"], balance["refunded"]) == (0, 0, PRICES["warm_grade"])
+        # Exactly once: another tick, a second abandon racing it, a late run of the partition
+        # and a late delivery all change nothing.
+        assert driver.tick("recovery_sensor") == []
+        assert abandon_run(store, lake, Abandon(run_id, RUN, 0, 2.0), store.effect_run(run_id)) is None
+        assert driver.run("run_sensor", request).success
+        assert store.settle_run(run_id, "delivered", "late delivery") is None
+        assert kinds(run_id) == ["refund", "reserve"]
+    events = lake.read(PIPELINE_EVENTS, pl.col("correlation_id") == run_id)
+    recovery = events.filter(pl.col("stage") == "recovery")["event_type"].to_list()
+    assert sorted(recovery) == ["RunAbandoned", "UserNotified"]
+    [abandoned] = events.filter(pl.col("event_type") == "RunAbandoned")["payload"].to_list()
+    assert json.loads(abandoned)["refunded_tokens"] == PRICES["warm_grade"]
+    assert "RunDelivered" not in events["event_type"].to_list()
+    driver.land()
+    assert lake.read(NOTIFICATIONS, pl.col("correlation_id") == run_id)["kind"].to_list() == ["run_failed"]
+    store.close()

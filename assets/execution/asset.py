@@ -345,47 +345,32 @@ def _collect(context, t, row, providers, media, workdir, record, rows, video_id,
             "finished_at": None,
         }
         return
-    r = json.loads(row["result"])
-    adapter = providers.adapter(t["provider_id"])
-    status, error_class, message, size = r["status"], r["error_class"], r["error_message"], None
-    dest = str(Path(workdir) / f"{t['task_id']}.mp4")
-    if status == "succeeded":
-        try:
-            size = adapter.fetch(r["handle"], r["output"], dest)
-            media.put_file(output_key(video_id, t["task_id"]), dest)
-        except Exception as exc:  # noqa: BLE001 - a vanished output fails this task only
-            status, error_class, message = "failed", "OutputMissing", f"{type(exc).__name__}: {exc}"
-    if r.get("handle"):
-        try:
-            adapter.cleanup(r["handle"], r.get("output"))
-        except Exception as exc:  # noqa: BLE001 - leftovers cost disk, not correctness
-            warn(
-                context,
-                f"task {t['task_id']}: provider clean-up failed: {exc}",
-                event_type="provider_cleanup_failed",
-                economic_impact_usd=0.0,  # leftovers cost the provider's disk, priced nowhere yet
-                urgency="low",
-                operator_action="Remove the task's leftover files on the provider if this repeats.",
-                runbook="docs/runbooks/platform-logs.md#provider_cleanup_failed",
-                provider_id=t["provider_id"],
-                task_id=t["task_id"],
-            )
-    spec = providers.registry().spec(t["provider_id"])
-    started = r.get("started")
-    result = TaskResult(
-        task_id=t["task_id"],
-        status=status,
-        output_path=dest if status == "succeeded" else None,
-        duration_ms=int(r["duration_ms"]),
-        compute_seconds=float(r["compute_seconds"]),
-        instance_type=spec.instance_type,
-        queue_wait_ms=int(r["queue_wait_ms"]),
-        partner_cost_usd=spec.cost.partner_cost_usd_per_call if started and not r.get("reused") else 0.0,
-        attempts=int(r["attempts"]),
-        error_class=error_class,
-        error_message=message,
+    got = remote_tasks.collect(
+        row,
+        providers.registry().spec(t["provider_id"]),
+        providers.adapter(t["provider_id"]),
+        media,
+        output_key(video_id, t["task_id"]),
+        str(Path(workdir) / f"{t['task_id']}.mp4"),
     )
-    record(t, result, size)
+    if got.cleanup_error is not None:
+        cleanup_failed(context, t, got.cleanup_error)
+    record(t, got.result, got.output_bytes)
+
+
+def cleanup_failed(context, t: dict, error: str) -> None:
+    """Warn that the provider's clean-up of task ``t`` failed (its leftover files)."""
+    warn(
+        context,
+        f"task {t['task_id']}: provider clean-up failed: {error}",
+        event_type="provider_cleanup_failed",
+        economic_impact_usd=0.0,  # leftovers cost the provider's disk, priced nowhere yet
+        urgency="low",
+        operator_action="Remove the task's leftover files on the provider if this repeats.",
+        runbook="docs/runbooks/platform-logs.md#provider_cleanup_failed",
+        provider_id=t["provider_id"],
+        task_id=t["task_id"],
+    )
 
 
 def _earlier_fallbacks(batch: list[dict], prior: dict, stored: dict) -> list[dict]:

@@ -18,8 +18,9 @@ from datetime import datetime, timedelta
 
 from resources.events import event
 from resources.media import MediaStore
-from resources.providers.base import Located, ProviderTask, RemoteAdapter, RemoteStatus
+from resources.providers.base import Located, ProviderTask, RemoteAdapter, RemoteStatus, TaskResult
 from resources.providers.client import RegistryView
+from resources.providers.registry import ProviderSpec
 from resources.providers.resilience import BreakerPolicy, Transition, account, overdue, retry_delay_s, send_orphaned
 from resources.store import parameters, remote
 from resources.store.client import Store
@@ -58,6 +59,62 @@ def breaker_event(t: Transition, correlation_id: str) -> dict:
 
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
+
+
+def run_deadline(row: dict) -> datetime | None:
+    """The deadline of the effect run a remote task serves (its spec's ``deadline``, ISO
+    8601), or None for a video's task: past it the task is stopped (``RunDeadline``), since
+    its output could no longer be delivered in time."""
+    at = json.loads(row["spec"]).get("deadline")
+    return datetime.fromisoformat(at) if at else None
+
+
+@dataclass(frozen=True)
+class Collected:
+    """A finished remote task, collected: its result as the provider timed it (``output_path``
+    the downloaded file when it succeeded), the stored output's size, and why the provider's
+    clean-up failed (None when it did not)."""
+
+    result: TaskResult
+    output_bytes: int | None
+    cleanup_error: str | None = None
+
+
+def collect(row: dict, spec: ProviderSpec, adapter: RemoteAdapter, media: MediaStore, key: str, dest: str) -> Collected:
+    """Collect a ``finished`` remote task (its store ``row``): download a succeeded output to
+    ``dest`` and store it under media key ``key`` (a vanished output fails the task,
+    ``OutputMissing``), clean the provider up (a failed clean-up costs disk, not correctness:
+    reported, not raised), and build its ``TaskResult`` from the stored outcome. M6 collects a
+    video's tasks with it, an effect run its own (``assets/runs``)."""
+    r = json.loads(row["result"])
+    status, error_class, message, size = r["status"], r["error_class"], r["error_message"], None
+    if status == "succeeded":
+        try:
+            size = adapter.fetch(r["handle"], r["output"], dest)
+            media.put_file(key, dest)
+        except Exception as exc:  # noqa: BLE001 - a vanished output fails this task only
+            status, error_class, message = "failed", "OutputMissing", f"{type(exc).__name__}: {exc}"
+    cleanup_error = None
+    if r.get("handle"):
+        try:
+            adapter.cleanup(r["handle"], r.get("output"))
+        except Exception as exc:  # noqa: BLE001 - leftovers cost disk, not correctness
+            cleanup_error = str(exc)
+    started = r.get("started")
+    result = TaskResult(
+        task_id=row["task_id"],
+        status=status,
+        output_path=dest if status == "succeeded" else None,
+        duration_ms=int(r["duration_ms"]),
+        compute_seconds=float(r["compute_seconds"]),
+        instance_type=spec.instance_type,
+        queue_wait_ms=int(r["queue_wait_ms"]),
+        partner_cost_usd=spec.cost.partner_cost_usd_per_call if started and not r.get("reused") else 0.0,
+        attempts=int(r["attempts"]),
+        error_class=error_class,
+        error_message=message,
+    )
+    return Collected(result, size if status == "succeeded" else None, cleanup_error)
 
 
 def send(
@@ -205,8 +262,8 @@ def poll(store: Store, registry: RegistryView, adapter_for: Callable[[str], Remo
         spec = registry.spec(row["provider_id"])
         deadlines = spec.deadlines()
         if row["state"] == "waiting":
-            if overdue(deadlines, row["enqueued_at"], None, now) == "QueueTimeout":
-                progress.events += _give_up(store, registry, row, "QueueTimeout", now)
+            if (late := overdue(deadlines, row["enqueued_at"], None, now, run_deadline(row))) is not None:
+                progress.events += _give_up(store, registry, row, late, now)
             continue
         if row["state"] == "submitting" or not row["handle"]:
             continue  # a sender is at work (or died: its claim ages into a queue timeout)
@@ -236,7 +293,7 @@ def poll(store: Store, registry: RegistryView, adapter_for: Callable[[str], Remo
             if now - row["cancel_requested_at"] > timedelta(seconds=deadlines.cancel_grace_s):
                 progress.events += _give_up(store, registry, row, row["error_class"] or "Timeout", now)
             continue
-        late = overdue(deadlines, row["enqueued_at"], row["started_at"], now)
+        late = overdue(deadlines, row["enqueued_at"], row["started_at"], now, run_deadline(row))
         if late is not None:
             adapter.cancel(row["handle"])
             with store.write() as s:

@@ -16,32 +16,43 @@ order, each step recorded under the run's correlation id (its ``run_id``):
 5. **routing**: ONE provider by ``economics.routing.route_run`` (exploit 1 − ε, explore ε;
    the decision and its propensity stored with the run, ``RunRouted``), plus copies on the
    shadow providers (costed, never delivered nor charged);
-6. **execution**: through M6's local runner (``assets.execution.local.run_local``: the same
-   adapters, breakers, telemetry), each attempt's output through M7's technical gate
-   (``assets.quality.gate.technical_gate``); a failure or a refused output falls back to the
-   next provider in rank order (``TaskFellBack``) while the run's deadline
-   (``Settings.run_deadline_s``) allows;
+6. **execution**: a local provider through M6's local runner
+   (``assets.execution.local.run_local``: the same adapters, breakers, telemetry); a remote
+   one (ComfyUI) is sent through M6's asynchronous path (a ``remote_tasks`` row under the
+   run's id, the provider's admission, retries and breaker; ``assets.execution.remote``) and
+   the Dagster run ends with the effect run still ``running``; the remote task sensor follows
+   the task and, once it has finished, starts this asset again for the run, which collects
+   the output (``_resume``) and goes on from there. Each attempt's output goes through M7's
+   technical gate (``assets.quality.gate.technical_gate``); a failure or a refused output
+   falls back to the next provider in rank order (``TaskFellBack``) while the run's deadline
+   (``Settings.run_deadline_s``) allows — a remote task still running at the deadline is
+   stopped (``RunDeadline``);
 7. **settlement**: delivered → the reservation consumed, the output's key and cache key
    stored, ``RunDelivered``, the user notified; nothing delivered → refunded and told
-   (the reason in ``RunRefunded``).
+   (the reason in ``RunRefunded``). Settling is one compare-and-set in the store with the
+   ledger entry (``Store.settle_run``): whoever ends the run first (this asset, or the
+   recovery sensor giving a stuck run up) settles it, once.
 
 Every task's ``TaskDispatched`` / ``TaskSucceeded`` / ``TaskFailed`` goes to
 ``execution_events`` with ``job_kind = run``, so the economics job costs runs with the same
 model as the test batches. A run already final (a re-executed partition) changes nothing:
-its earlier rows are returned as they are.
+its earlier rows are returned as they are (a remote task of it left uncollected is released).
 """
 
 import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from assets.common import frame
-from assets.execution.asset import result_events, store_breaker
+from assets.execution import remote as remote_tasks
+from assets.execution.asset import PENDING, cleanup_failed, result_events, store_breaker
 from assets.execution.local import dispatched_event, output_key, run_local
 from assets.ingest.asset import ingest_limits
 from assets.ingest.probe import VideoRejected, probe_video, validate
@@ -62,7 +73,6 @@ from assets.runs.plan import (
     run_rng,
     run_task_id,
 )
-from economics import ledger
 from economics.revenue import CACHE_SELECTION
 from economics.routing import RunRoute, current_rankings, route_run
 from economics.telemetry import RUN
@@ -78,6 +88,7 @@ from resources.providers.resilience import breaker_allows
 from resources.refunds import refund_and_notify
 from resources.schemas import PROVIDER_REGISTRY, RUN_OUTPUTS
 from resources.settings import Settings
+from resources.store import remote
 from resources.store.client import Store
 from resources.store.models import CACHE_DECISION
 from resources.store.runs import DELIVERED, FAILED, FINAL, REFUNDED
@@ -136,13 +147,14 @@ class _Run:
     def status_url(self) -> str:
         return f"{self.platform.api_base_url.rstrip('/')}/v1/runs/{self.run_id}"
 
-    def deliver(self, output: str, task_id: str, delivered_by: str, key: str, **state) -> None:
-        """Charge the reservation, store the outcome (``state``: run columns to set), tell
-        the user."""
+    def deliver(self, output: str, task_id: str, delivered_by: str, key: str, **state) -> bool:
+        """Charge the reservation and store the outcome (``state``: run columns to set) in
+        one compare-and-set, then tell the user; False (nothing done) when the run was
+        already settled elsewhere (the recovery sensor gave it up meanwhile)."""
         tokens = self.run["tokens"]
-        if tokens > 0:
-            self.store.consume(ledger.job_id(self.run_id), reason=f"effect run {self.run['slug']} delivered")
-        self.store.finish_run(self.run_id, DELIVERED, output_key=output, cache_key=key, **state)
+        reason = f"effect run {self.run['slug']} delivered"
+        if self.store.settle_run(self.run_id, DELIVERED, reason, output_key=output, cache_key=key, **state) is None:
+            return False
         name = self.catalog.effects()[self.run["effect_type"]]["display_name"]
         self.note(
             "RunDelivered",
@@ -160,12 +172,23 @@ class _Run:
                 url=self.status_url,
             )
         )
+        return True
 
     def refund(self, reason: str, **state) -> None:
-        """Give the reservation back, store the outcome, tell the user (``reason`` says why,
-        in words a user understands)."""
+        """Give the reservation back and store the outcome in one compare-and-set, then tell
+        the user (``reason`` says why, in words a user understands); nothing when the run was
+        already settled elsewhere."""
         self.flush()  # the tasks' events first: refund_and_notify appends its own after them
         self.pipeline, self.executions = [], []
+        status = REFUNDED if self.run["tokens"] > 0 else FAILED
+        if (
+            self.store.settle_run(
+                self.run_id, status, f"effect run {self.run['slug']}: {reason}", error=reason, **state
+            )
+            is None
+        ):
+            return
+        # The refund is made; this replays it (the ledger returns the first) for its tokens.
         refunded = refund_and_notify(
             self.store,
             self.lake,
@@ -180,7 +203,6 @@ class _Run:
             body=f"{reason}. Your {{tokens}} tokens were refunded.",
             event_identity="refunded",
         )
-        self.store.finish_run(self.run_id, REFUNDED if self.run["tokens"] > 0 else FAILED, error=reason, **state)
         warn(
             self.context,
             f"run {self.run_id} refunded: {reason}",
@@ -211,12 +233,16 @@ def run_outputs(
     store: dg.ResourceParam[Store],
 ) -> Iterator[dg.Output]:
     """One row per provider task the run made (the routed provider, its fallbacks, the shadow
-    copies) with its outcome, technical gate and whether it was delivered; or one ``cache``
-    row when a stored output was reused (module docstring). Nothing for a run refused before
-    any provider ran (its input unreadable, no provider routable)."""
+    copies) with its outcome, technical gate and whether it was delivered — a remote task
+    still running is a ``pending`` row, replaced when it is collected —; or one ``cache`` row
+    when a stored output was reused (module docstring). Nothing for a run refused before any
+    provider ran (its input unreadable, no provider routable), nor for a run whose remote
+    task is still at its provider."""
     run_id = context.partition_key
     run = store.effect_run(run_id)
+    stored = store.video_remote_tasks(run_id)
     if run["status"] in FINAL:  # a re-executed partition: the run is settled, nothing twice
+        _release(context, store, providers, stored)
         prior = lake.read(RUN_OUTPUTS, pl.col("run_id") == run_id)
         if prior.height:
             yield dg.Output(prior, metadata={"status": run["status"], "reexecuted": True})
@@ -224,6 +250,11 @@ def run_outputs(
     run = store.start_run(run_id, utcnow())
     registry = providers.registry()
     work = _Run(context, run, store, lake, platform, catalog, registry)
+    if stored:  # its remote task was sent by an earlier run of this partition
+        resumed = _resume(work, stored, providers, media)
+        if resumed is not None:
+            yield resumed
+        return
     work.note("RunStarted", {"slug": run["slug"], "revision_id": run["revision_id"], "tokens": run["tokens"]})
     entries, version, shadow = _routable(registry, lake, manifest_store, run["effect_type"])
     if not entries:
@@ -261,13 +292,22 @@ def run_outputs(
             "manifest_version": version,
         },
     )
-    delivered, late = _execute(work, route, version, registry, providers, media, proxy)
-    if delivered is None:
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as workdir:
+        attempt = _Attempt(route, version, proxy, stack.enter_context(media.local_file(proxy)), workdir)
+        outcome = _execute(work, attempt, providers, media)
+    yield _settle(work, outcome)
+
+
+def _settle(work: _Run, outcome: tuple[str, bool]) -> dg.Output:
+    """Refund a run nothing was delivered for (``outcome``: ``_execute``'s), record its
+    events, and its ``run_outputs`` rows as the asset's output."""
+    state, late = outcome
+    if state == EXHAUSTED:
         tried = sum(r["selection"] != "shadow" for r in work.rows)
         deadline = " before the run's deadline" if late else ""
         work.refund(f"no provider made a usable video{deadline} ({tried} tried)", attempts=tried)
     work.flush()
-    yield _output(work, "refunded" if delivered is None else "delivered")
+    return _output(work, "refunded" if state == EXHAUSTED else state)
 
 
 def _output(work: _Run, outcome: str) -> dg.Output:
@@ -285,14 +325,14 @@ def _output(work: _Run, outcome: str) -> dg.Output:
 def _routable(
     registry: RegistryView, lake: Lake, manifest_store: ManifestStore, effect_type: str
 ) -> tuple[list[dict], str, list[str]]:
-    """(manifest entries of the effect type among the healthy providers that run inline,
-    manifest version, shadow providers that run inline). Remote providers (ComfyUI) are left
-    out: a run executes inside its Dagster run, and a remote task outlives the run that sends
-    it (docs/architecture.md, "Effect runs")."""
-    remote = {p.provider_id for p in registry.providers if p.remote}
-    active = registry.active_by_effect(exclude=unhealthy_providers(lake) | remote)
+    """(manifest entries of the effect type among the healthy providers, local or remote,
+    manifest version, shadow providers that run inline). A remote shadow provider gets no
+    copy: a copy is made alongside the run's first attempt, and a remote one would outlive
+    it for an output nobody is shown (docs/architecture.md, "Effect runs")."""
+    remote_ids = {p.provider_id for p in registry.providers if p.remote}
+    active = registry.active_by_effect(exclude=unhealthy_providers(lake))
     rankings, version, _ = current_rankings(manifest_store.read(), active, utcnow())
-    shadow = [p for p in registry.shadow_for(effect_type) if p not in remote]
+    shadow = [p for p in registry.shadow_for(effect_type) if p not in remote_ids]
     return rankings.get(effect_type, []), version, shadow
 
 
@@ -395,71 +435,207 @@ def _refused(t: dict, instance_type: str) -> TaskResult:
     )  # fmt: skip
 
 
+DELIVERED_NOW, SENT, EXHAUSTED = "delivered", "pending", "exhausted"  # _execute's outcomes
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """What the run's attempts share: its route, the manifest version it was routed by, its
+    input (the proxy's media key and a local copy) and a work directory."""
+
+    route: RunRoute
+    version: str
+    proxy_key: str
+    input_path: str
+    workdir: str
+
+
 def _execute(
-    work: _Run,
-    route: RunRoute,
-    version: str,
-    registry: RegistryView,
-    providers: ProviderRegistry,
-    media: MediaStore,
-    proxy: str,
-) -> tuple[str | None, bool]:
-    """Try the run's providers in ``attempt_order`` (the shadow copies alongside the first)
-    until one's output passes the technical gate, within the deadline, and deliver it.
+    work: _Run, a: _Attempt, providers: ProviderRegistry, media: MediaStore, start: int = 0, failed: dict | None = None
+) -> tuple[str, bool]:
+    """Try the run's providers in ``attempt_order`` from the ``start``-th (the shadow copies
+    alongside the first) until one's output passes the technical gate, within the deadline,
+    and deliver it; a remote provider's task is sent instead and the run waits for it.
+
+    Args:
+        failed: the ``run_outputs`` row of the attempt before ``start`` when it failed (the
+            fallback names it).
 
     Returns:
-        (the delivered task id or None, whether the deadline stopped the fallbacks).
+        (``DELIVERED_NOW``, ``SENT`` (a remote task is now the run's attempt) or
+        ``EXHAUSTED``, whether the deadline stopped the fallbacks).
     """
+    route, registry = a.route, work.registry
     ranks = {p: i for i, p in enumerate(route.candidates, start=1)}
-    failed: dict | None = None  # the previous attempt's row, when it failed
+    for n, provider_id in enumerate(attempt_order(route)):
+        if n < start:
+            continue
+        if n and _past(work):
+            return EXHAUSTED, True
+        t = _task(work, provider_id, route.selection if n == 0 else "ranked")
+        shadows = [_task(work, p, "shadow") for p in route.shadow] if n == 0 else []
+        now = utcnow()
+        fallback_for = failed["task_id"] if failed else None
+        work.executions += [
+            dispatched_event(work.run_id, b, ranks.get(b["provider_id"], 0), a.version, fallback_for, now, STAGE, RUN)
+            for b in [t, *shadows]
+        ]
+        if failed is not None:
+            work.note(
+                "TaskFellBack",
+                {
+                    "task_id": failed["task_id"],
+                    "provider_id": failed["provider_id"],
+                    "fallback_task_id": t["task_id"],
+                    "fallback_provider_id": provider_id,
+                    "reason": failed["error_class"],
+                },
+                identity=failed["task_id"],
+            )
+        work.store.update_run(work.run_id, attempts=n + 1, progress=min(ATTEMPT + 0.15 * n, GATED - 0.05))
+        spec = registry.spec(provider_id)
+        sending = spec.remote and breaker_allows(store_breaker(work.store, provider_id), spec.breaker_policy(), now)
+        results = _run_batch(work, shadows if sending else [t, *shadows], a, providers, media, now)
+        for b in shadows:
+            _shadow_row(work, registry, b, results[b["task_id"]])
+        if sending:
+            _send(work, a, t, n, fallback_for, providers, media, now)
+            return SENT, False
+        row = _attempt_row(work, registry, route, t, results[t["task_id"]])
+        if _gate_and_deliver(work, row, t, results[t["task_id"]], a.input_path, n):
+            return DELIVERED_NOW, False
+        failed = row
+    return EXHAUSTED, False
+
+
+def _send(
+    work: _Run, a: _Attempt, t: dict, n: int, fallback_for: str | None, providers: ProviderRegistry,
+    media: MediaStore, now: datetime,
+) -> None:  # fmt: skip
+    """Enqueue attempt ``n`` of the run on its remote provider (a ``remote_tasks`` row under
+    the run's id) and send it if the provider has a slot now (else the remote task sensor
+    sends it when one frees). The row's spec carries what the collect needs to go on without
+    this run: the route, the manifest version, the attempt's number and the run's deadline
+    (past it the remote task sensor stops the task, ``RunDeadline``)."""
+    spec = {
+        "input_key": a.proxy_key,
+        "params": work.params,
+        "prompt": "",
+        "fallback_for": fallback_for,
+        "deadline": deadline_of(work.run["started_at"], work.platform.run_deadline_s).isoformat(),
+        "run": {"route": asdict(a.route), "manifest_version": a.version, "attempt": n},
+    }
+    with work.store.write() as s:
+        remote.enqueue(
+            s,
+            [
+                {
+                    "task_id": t["task_id"],
+                    "video_id": work.run_id,
+                    "provider_id": t["provider_id"],
+                    "effect_type": t["effect_type"],
+                    "selection": t["selection"],
+                    "spec": json.dumps(spec),
+                }
+            ],
+            now,
+        )
+    sent = remote_tasks.send(work.store, work.registry, providers.remote_adapter, media, now, work.run_id)
+    work.pipeline.extend(sent.events)
+    version, _ = _key(work, work.registry, t["provider_id"])
+    routed = t["provider_id"] == a.route.provider_id
+    work.row(
+        t["task_id"],
+        t["provider_id"],
+        provider_version=version,
+        selection=t["selection"],
+        routing_decision=a.route.decision if routed else None,
+        propensity=a.route.propensity if routed else None,
+        status=PENDING,
+        finished_at=None,
+    )
+
+
+def _resume(work: _Run, stored: list[dict], providers: ProviderRegistry, media: MediaStore) -> dg.Output | None:
+    """Go on with a run whose remote task an earlier run of its partition sent: collect the
+    finished task (output stored, provider cleaned up, outcome recorded as the provider
+    timed it), gate it against the run's input and deliver it, or fall back to the next
+    provider (``_execute`` from the next attempt) within the deadline, else refund. The task
+    is marked collected once that is done, so a run that stops half-way collects it again.
+
+    Returns:
+        The run's ``run_outputs`` rows, or None when there is nothing to do yet (the
+        task is still at its provider; the remote task sensor follows it) or any more (it
+        was collected: a recovery re-queue of a run that stopped after that finds it so).
+    """
+    if any(r["state"] not in ("finished", "collected") for r in stored):
+        return None
+    finished = [r for r in stored if r["state"] == "finished"]
+    if not finished:
+        return None
+    row = finished[-1]  # a run has one remote attempt at a time: its latest
+    spec = json.loads(row["spec"])
+    plan = spec["run"]
+    doc = plan["route"]
+    route = RunRoute(**{**doc, "fallbacks": tuple(doc["fallbacks"]), "shadow": tuple(doc["shadow"])})
+    n = int(plan["attempt"])
+    t = {**_task(work, row["provider_id"], row["selection"]), "task_id": row["task_id"]}
+    prior = work.lake.read(RUN_OUTPUTS, pl.col("run_id") == work.run_id)
+    work.rows = [r for r in prior.to_dicts() if r["task_id"] != row["task_id"]]
+    spec_of = work.registry.spec(row["provider_id"])
     with ExitStack() as stack, tempfile.TemporaryDirectory() as workdir:
-        input_path = stack.enter_context(media.local_file(proxy))
-        for n, provider_id in enumerate(attempt_order(route)):
-            if n and _past(work):
-                return None, True
-            t = _task(work, provider_id, route.selection if n == 0 else "ranked")
-            batch = [t, *(_task(work, p, "shadow") for p in route.shadow)] if n == 0 else [t]
-            now = utcnow()
-            fallback_for = failed["task_id"] if failed else None
-            work.executions += [
-                dispatched_event(work.run_id, b, ranks.get(b["provider_id"], 0), version, fallback_for, now, STAGE, RUN)
-                for b in batch
-            ]
-            if failed is not None:
-                work.note(
-                    "TaskFellBack",
-                    {
-                        "task_id": failed["task_id"],
-                        "provider_id": failed["provider_id"],
-                        "fallback_task_id": t["task_id"],
-                        "fallback_provider_id": provider_id,
-                        "reason": failed["error_class"],
-                    },
-                    identity=failed["task_id"],
-                )
-            work.store.update_run(work.run_id, attempts=n + 1, progress=min(ATTEMPT + 0.15 * n, GATED - 0.05))
-            results = _run_batch(work, batch, input_path, workdir, registry, providers, media, now)
-            for b in batch[1:]:
-                _shadow_row(work, registry, b, results[b["task_id"]])
-            row = _attempt_row(work, registry, route, t, results[t["task_id"]])
-            if _gate_and_deliver(work, row, t, results[t["task_id"]], input_path, n):
-                return t["task_id"], False
-            failed = row
-    return None, False
+        input_path = stack.enter_context(media.local_file(spec["input_key"]))
+        a = _Attempt(route, plan["manifest_version"], spec["input_key"], input_path, workdir)
+        got = remote_tasks.collect(
+            row,
+            spec_of,
+            providers.remote_adapter(row["provider_id"]),
+            media,
+            output_key(work.run_id, row["task_id"]),
+            str(Path(workdir) / f"{row['task_id']}.mp4"),
+        )
+        if got.cleanup_error is not None:
+            cleanup_failed(work.context, t, got.cleanup_error)
+        p, e = result_events(t, got.result, utcnow(), got.output_bytes, stage=STAGE, job_kind=RUN)
+        work.pipeline.append(p)
+        work.executions.append(e)
+        attempt = _attempt_row(work, work.registry, route, t, got.result)
+        if _gate_and_deliver(work, attempt, t, got.result, a.input_path, n):
+            outcome: tuple[str, bool] = (DELIVERED_NOW, False)
+        elif _past(work):
+            outcome = (EXHAUSTED, True)
+        else:
+            outcome = _execute(work, a, providers, media, start=n + 1, failed=attempt)
+    output = _settle(work, outcome)
+    with work.store.write() as s:
+        remote.collected(s, [row["task_id"]], utcnow())
+    return output
+
+
+def _release(context, store: Store, providers: ProviderRegistry, stored: list[dict]) -> None:
+    """A settled run's remote tasks that finished but were never collected (the run was
+    given up by the recovery sensor, or settled before it marked them): marked collected and
+    their provider cleaned up, so the remote task sensor stops asking for them."""
+    left = [r for r in stored if r["state"] == "finished"]
+    for row in left:
+        result = json.loads(row["result"] or "{}")
+        if result.get("handle") and row["provider_id"] in {p.provider_id for p in providers.registry().providers}:
+            try:
+                providers.remote_adapter(row["provider_id"]).cleanup(result["handle"], result.get("output"))
+            except Exception as exc:  # noqa: BLE001 - leftovers cost disk, not correctness
+                cleanup_failed(context, row, str(exc))
+    if left:
+        with store.write() as s:
+            remote.collected(s, [r["task_id"] for r in left], utcnow())
 
 
 def _run_batch(
-    work: _Run,
-    batch: list[dict],
-    input_path: str,
-    workdir: str,
-    registry: RegistryView,
-    providers: ProviderRegistry,
-    media: MediaStore,
-    now: datetime,
+    work: _Run, batch: list[dict], a: _Attempt, providers: ProviderRegistry, media: MediaStore, now: datetime
 ) -> dict[str, TaskResult]:
-    """Run ``batch`` through M6's local runner (a task whose provider's breaker is open is
-    refused without running) and record each outcome's events; task id → result."""
+    """Run ``batch`` through M6's local runner on the run's input (a task whose provider's
+    breaker is open is refused without running) and record each outcome's events; task id →
+    result."""
+    registry, input_path, workdir = work.registry, a.input_path, a.workdir
     allowed = []
     results: dict[str, TaskResult] = {}
     for b in batch:
@@ -530,7 +706,8 @@ def _attempt_row(work: _Run, registry: RegistryView, route: RunRoute, t: dict, r
 
 def _gate_and_deliver(work: _Run, row: dict, t: dict, result: TaskResult, input_path: str, n: int) -> bool:
     """Gate a succeeded attempt's output (M7's technical gate against the run's input) and
-    deliver it when it passes; True when delivered. A refused output's row says why."""
+    deliver it when it passes; True when the run is settled by it (delivered, or found settled
+    elsewhere: nothing more to try). A refused output's row says why."""
     if result.status != "succeeded":
         return False
     try:
@@ -551,5 +728,7 @@ def _gate_and_deliver(work: _Run, row: dict, t: dict, result: TaskResult, input_
     _, key = _key(work, work.registry, t["provider_id"])
     row.update(delivered=True, output_key=output, cache_key=key)
     work.store.update_run(work.run_id, progress=GATED)
-    work.deliver(output, t["task_id"], t["provider_id"], key, attempts=n + 1)
+    if not work.deliver(output, t["task_id"], t["provider_id"], key, attempts=n + 1):
+        # Settled meanwhile by the recovery sensor (given up and refunded): never charged now.
+        row.update(delivered=False, error_class="RunSettled")
     return True

@@ -6,6 +6,10 @@ unfinished uploads and unsettled reservations older than the deadline (work in f
 nature few: the GPU admission caps it), plus delivered jobs and approval decisions as they
 pass the deadline (a window from the cursor's watermark), which stay watched while they wait
 on a run. Only for those are the lake's tables read, filtered to their videos.
+
+Effect runs are watched by their own state (``Store.unfinished_runs``: queued or running,
+queued before the deadline; migration 0013), not by their reservation: a free run reserves
+nothing, and a run's reservation says nothing about where its work stands.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 import dagster as dg
 import polars as pl
 
+from assets.runs.plan import deadline_of
 from economics import ledger
 from economics.telemetry import DISPATCHED_EVENT, TERMINAL_EVENTS
-from pipelines.recovery.rules import REQUEUED_EVENT, VideoFacts
+from pipelines.recovery.rules import REQUEUED_EVENT, RunFacts, VideoFacts
 from pipelines.recovery.runs import partition_runs
 from resources.lake import Lake
 from resources.schemas import APPROVAL_REQUESTS, BEST_RESULT, EXECUTION_EVENTS, GALLERY_REVISIONS, PIPELINE_EVENTS
@@ -182,3 +188,42 @@ def _decided(store: Store, approval_id: str) -> bool:
     except NotFound:
         return False
     return True
+
+
+def gather_runs(
+    lake: Lake,
+    store: Store,
+    instance: dg.DagsterInstance,
+    runs: list[dict],
+    resumed_at: datetime | None,
+    run_deadline_s: float,
+) -> dict[str, RunFacts]:
+    """``RunFacts`` of each unfinished effect run (``runs``: their store rows): one filtered
+    read of ``pipeline_events`` for all of them, the store's remote tasks and the instance's
+    runs per partition."""
+    if not runs:
+        return {}
+    ids = sorted(r["run_id"] for r in runs)
+    events = (
+        lake.scan(PIPELINE_EVENTS)
+        .filter(pl.col("correlation_id").is_in(ids))
+        .select("correlation_id", "event_type", "occurred_at")
+        .collect()
+    )
+    out = {}
+    for run in runs:
+        run_id = run["run_id"]
+        mine = events.filter(pl.col("correlation_id") == run_id)
+        live, last_start = partition_runs(instance, run_id)
+        last_event = cast(datetime | None, mine["occurred_at"].max() if mine.height else None)
+        out[run_id] = RunFacts(
+            run_id=run_id,
+            status=run["status"],
+            since=run["created_at"],
+            deadline=deadline_of(run["started_at"], run_deadline_s) if run["started_at"] else None,
+            last_activity=_latest(last_event, last_start, resumed_at),
+            live_run=live,
+            remote_states=tuple(r["state"] for r in store.remote_tasks(OPEN_STATES, run_id)),
+            requeued=mine.filter(pl.col("event_type") == REQUEUED_EVENT).height,
+        )
+    return out

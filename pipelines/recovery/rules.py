@@ -16,6 +16,16 @@ requeue's attempt) and recorded as an event of a deterministic id, so a second t
 the same facts decides the same thing and it is applied once: a requeued run is live (or has
 recorded something) on the next tick, and an abandoned video has an end event.
 
+Effect runs (``RunFacts``, ``decide_run``) wait on one job, ``effect_run_job`` of their
+partition (phase ``run``). A run is stuck when it is not final, no provider is working on its
+remote task (the remote task sensor follows those, within their deadlines and the run's), no
+run of its partition is live, and nothing was recorded for it for ``Policy.stuck_after_s``.
+Then its job is started again if its work can still finish — it never started, a remote
+result is waiting to be collected, or its deadline has not passed — at most
+``Policy.requeues`` times; otherwise it is failed and its tokens refunded (``Abandon``), in
+one compare-and-set with its status in the store, so it is settled once whoever gets there
+first (its own run, or this).
+
 Times are tz-aware UTC datetimes; durations seconds.
 """
 
@@ -27,12 +37,22 @@ from datetime import datetime
 
 INTAKE, COLLECT, EVALUATE, PUBLISH = "intake", "collect", "evaluate", "publish"
 PHASES = (INTAKE, COLLECT, EVALUATE, PUBLISH)
-# The job that moves a video on from each phase (pipelines/jobs.py).
-JOB_OF_PHASE = {INTAKE: "intake_job", COLLECT: "collect_job", EVALUATE: "evaluation_job", PUBLISH: "publish_job"}
+RUN = "run"  # an effect run's one phase: its effect_run_job
+# The job that moves a video (or an effect run) on from each phase (pipelines/jobs.py).
+JOB_OF_PHASE = {
+    INTAKE: "intake_job",
+    COLLECT: "collect_job",
+    EVALUATE: "evaluation_job",
+    PUBLISH: "publish_job",
+    RUN: "effect_run_job",
+}
 
 STAGE = "recovery"
 REQUEUED_EVENT = "RecoveryRequeued"
 ABANDONED_EVENT = "VideoAbandoned"
+RUN_ABANDONED_EVENT = "RunAbandoned"
+# Effect run states that still need work (resources/store/runs.py: queued, running).
+UNFINISHED_RUN = frozenset({"queued", "running"})
 # A video with one of these events has ended: published, rejected at the door, rejected by an
 # admin, nothing usable, nothing to make, no analysis, no tokens, or given up by recovery.
 END_EVENTS = frozenset(
@@ -58,6 +78,7 @@ USER_REASONS = {
     COLLECT: "the results of the GPU provider for your video could not be collected",
     EVALUATE: "the results made for your video could not be scored and compared",
     PUBLISH: "your approved effect could not be published",
+    RUN: "making your video stopped before it was finished, and it could not be completed in time",
 }
 
 
@@ -159,8 +180,9 @@ def phase(f: VideoFacts) -> str | None:
     return INTAKE
 
 
-def quiet_for(f: VideoFacts, now: datetime) -> float:
-    """Seconds since anything was recorded for the video (or since it came under watch)."""
+def quiet_for(f: VideoFacts | RunFacts, now: datetime) -> float:
+    """Seconds since anything was recorded for the video or run (or since it came under
+    watch)."""
     last = max(f.since, f.last_activity) if f.last_activity is not None else f.since
     return max(0.0, (now - last).total_seconds())
 
@@ -194,3 +216,58 @@ def settled_status(f: VideoFacts) -> str | None:
     if not f.events & END_EVENTS:
         return None
     return "rejected" if "VideoRejected" in f.events else "done"
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the store, the lake and the Dagster instance say about one unfinished effect run.
+
+    Attributes:
+        run_id: the run (its ``runs`` partition, its ledger job ``economics.ledger.job_id``).
+        status: its store status (``queued`` or ``running``; a final one needs nothing).
+        since: when it was queued.
+        deadline: its start + ``Settings.run_deadline_s`` (None: it never started).
+        last_activity: the latest of its pipeline events, its partition's runs' starts and
+            the sensor's own resumption after an outage (None: nothing beyond ``since``).
+        live_run: a run of its partition is queued or running with a live worker.
+        remote_states: the states of its remote tasks not yet collected.
+        requeued: how many times recovery started its job again.
+    """
+
+    run_id: str
+    status: str
+    since: datetime
+    deadline: datetime | None = None
+    last_activity: datetime | None = None
+    live_run: bool = False
+    remote_states: tuple[str, ...] = ()
+    requeued: int = 0
+
+
+def run_waits(f: RunFacts) -> bool:
+    """True while the run waits on a run of its job: not final, and no remote task of it is
+    still with its provider (the remote task sensor follows those, and stops one at the run's
+    deadline)."""
+    return f.status in UNFINISHED_RUN and not any(s in REMOTE_FOLLOWED for s in f.remote_states)
+
+
+def run_can_finish(f: RunFacts, now: datetime) -> bool:
+    """True when starting the run's job again may still deliver: it never started, a
+    finished remote result waits to be collected (gate and delivery remain), or its deadline
+    has not passed."""
+    return f.status == "queued" or "finished" in f.remote_states or (f.deadline is not None and now < f.deadline)
+
+
+def decide_run(f: RunFacts, policy: Policy, now: datetime) -> Requeue | Abandon | None:
+    """What to do about ``f``'s run now: nothing (it does not wait on a run, one is live, or
+    it was quiet for less than ``policy.stuck_after_s``), start its ``effect_run_job`` again
+    (when its work can still finish, at most ``policy.requeues`` times), else fail it and
+    refund its tokens."""
+    if not run_waits(f) or f.live_run:
+        return None
+    quiet = quiet_for(f, now)
+    if quiet < policy.stuck_after_s:
+        return None
+    if run_can_finish(f, now) and f.requeued < policy.requeues:
+        return Requeue(f.run_id, RUN, JOB_OF_PHASE[RUN], f.requeued + 1, quiet)
+    return Abandon(f.run_id, RUN, f.requeued, quiet)

@@ -12,7 +12,11 @@ Each tick:
 3. each watched video (``facts.watched``) is decided on (``rules.decide``): its phase's job
    started again with a run key of its own (``RecoveryRequeued``), or — after
    ``recovery_requeues`` attempts — the video failed, its job refunded and the user told why
-   (``VideoAbandoned``, ``resources.refunds.refund_and_notify``).
+   (``VideoAbandoned``, ``resources.refunds.refund_and_notify``);
+4. each unfinished effect run queued before the deadline (``Store.unfinished_runs``) is
+   decided on (``rules.decide_run``): its ``effect_run_job`` started again
+   (``RecoveryRequeued``), or the run failed with a reason and its tokens refunded in one
+   compare-and-set in the store (``RunAbandoned``, the user told).
 
 Every resolution is a ``pipeline_events`` row of a deterministic id; a second tick on the same
 facts changes nothing (``rules`` module docstring). Idle cost: five indexed store queries and
@@ -21,21 +25,25 @@ one run query.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dagster as dg
 
 from assets.execution.remote import recover_orphaned_sends
 from assets.logs import warn
-from assets.partitions import videos
-from pipelines.jobs import collect_job, evaluation_job, intake_job, publish_job
-from pipelines.recovery.facts import Cursor, Watched, gather, watched
+from assets.partitions import effect_runs, videos
+from pipelines.jobs import collect_job, effect_run_job, evaluation_job, intake_job, publish_job
+from pipelines.recovery.facts import Cursor, Watched, gather, gather_runs, watched
 from pipelines.recovery.rules import (
     ABANDONED_EVENT,
     REQUEUED_EVENT,
+    RUN_ABANDONED_EVENT,
     STAGE,
     Abandon,
     Policy,
     Requeue,
     decide,
+    decide_run,
     settled_status,
     waits_on_a_run,
 )
@@ -48,6 +56,7 @@ from resources.refunds import refund_and_notify
 from resources.settings import Settings
 from resources.store.client import Store
 from resources.store.errors import UploadNotFound
+from resources.store.runs import FAILED
 
 RECOVERY_TAG = "effectlake/recovery"
 
@@ -97,12 +106,37 @@ def abandon(store: Store, lake: Lake, a: Abandon, user_id: str | None) -> int:
     return tokens
 
 
+def abandon_run(store: Store, lake: Lake, a: Abandon, run: dict) -> int | None:
+    """Fail the effect run ``run`` (its store row): status ``failed`` with the reason the
+    user reads and its tokens refunded, in one compare-and-set in the store
+    (``Store.settle_run``); then ``RunAbandoned`` and the user told. Returns the tokens given
+    back, or None when the run was settled meanwhile (by its own run: nothing is done)."""
+    settled = store.settle_run(a.video_id, FAILED, f"recovery: effect run {run['slug']} stuck", error=a.reason)
+    if settled is None:
+        return None
+    # The refund is made; refund_and_notify replays it (the ledger returns the first) for
+    # its tokens, then records the outcome and the notification.
+    return refund_and_notify(
+        store,
+        lake,
+        STAGE,
+        f"recovery: effect run {run['slug']} stuck",
+        outcome=RUN_ABANDONED_EVENT,
+        details={"phase": a.phase, "requeues": a.requeues, "quiet_s": round(a.quiet_s, 1), "reason": a.reason},
+        user_id=run["user_id"],
+        video_id=a.video_id,
+        kind="run_failed",
+        title="Your video could not be made",
+        body=f"Sorry: {a.reason}. Your {{tokens}} tokens were given back to your balance.",
+    )
+
+
 def build_recovery_sensor(interval_s: int) -> dg.SensorDefinition:
     """The recovery sensor, ticking every ``interval_s`` seconds (``Settings.recovery_interval_s``)."""
 
     @dg.sensor(
         name="recovery_sensor",
-        jobs=[intake_job, collect_job, evaluation_job, publish_job],
+        jobs=[intake_job, collect_job, evaluation_job, publish_job, effect_run_job],
         minimum_interval_seconds=interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
@@ -161,7 +195,11 @@ def build_recovery_sensor(interval_s: int) -> dg.SensorDefinition:
                 )
             if video_id in cursor.watch and (video_id in abandoned or not waits_on_a_run(f)):
                 del cursor.watch[video_id]
+        run_requests, abandoned_runs = _recover_runs(context, store, lake, platform, policy, cursor, now, events)
+        requests += run_requests
         record_pipeline_events(lake, events)
+        if abandoned_runs:
+            context.log.info(f"failed and refunded stuck effect run(s): {', '.join(abandoned_runs)}")
         if requests:
             context.log.info(f"re-queued {', '.join(r.run_key or '' for r in requests)}")
         return dg.SensorResult(
@@ -171,3 +209,52 @@ def build_recovery_sensor(interval_s: int) -> dg.SensorDefinition:
         )
 
     return recovery_sensor
+
+
+def _recover_runs(
+    context: dg.SensorEvaluationContext,
+    store: Store,
+    lake: Lake,
+    platform: Settings,
+    policy: Policy,
+    cursor: Cursor,
+    now,
+    events: list[dict],
+) -> tuple[list[dg.RunRequest], list[str]]:
+    """Step 4 of a tick (module docstring): the run requests of the re-queued effect runs
+    (their ``RecoveryRequeued`` appended to ``events``) and the ids of the runs failed and
+    refunded."""
+    stale = store.unfinished_runs(now - timedelta(seconds=policy.stuck_after_s))
+    facts = gather_runs(lake, store, context.instance, stale, cursor.resumed_at, platform.run_deadline_s)
+    rows = {r["run_id"]: r for r in stale}
+    partitions = str(effect_runs.name)  # named at definition: never None
+    known = set(context.instance.get_dynamic_partitions(partitions))
+    requests, abandoned = [], []
+    for run_id, f in facts.items():
+        decision = decide_run(f, policy, now)
+        if isinstance(decision, Requeue):
+            if run_id not in known:  # queued, never landed into a partition (the sensor died)
+                context.instance.add_dynamic_partitions(partitions, [run_id])
+            events.append(requeue_event(decision, now))
+            requests.append(
+                dg.RunRequest(
+                    job_name=decision.job,
+                    partition_key=run_id,
+                    run_key=decision.run_key,
+                    tags={RECOVERY_TAG: f"{decision.phase}:{decision.attempt}"},
+                )
+            )
+        elif isinstance(decision, Abandon) and abandon_run(store, lake, decision, rows[run_id]) is not None:
+            abandoned.append(run_id)
+            warn(
+                context,
+                f"effect run {run_id}: stuck after {decision.requeues} restarts; failed and refunded",
+                event_type="effect_run_abandoned",
+                economic_impact_usd=rows[run_id]["tokens"] * platform.token_usd_rate,  # the revenue given back
+                urgency="high",
+                operator_action="Open the run's failed effect_run_job runs (tag effectlake/recovery) and fix what "
+                "stops them.",
+                runbook="docs/runbooks/platform-logs.md#effect_run_abandoned",
+                run_id=run_id,
+            )
+    return requests, abandoned

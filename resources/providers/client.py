@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from resources.providers.base import ProviderAdapter
+from resources.providers.base import ProviderAdapter, RemoteAdapter
 from resources.providers.registry import ProviderSpec, Registry, build_adapter, load_registry
 
 
@@ -86,3 +86,15 @@ class ProviderRegistry(BaseModel):
     def adapter(self, provider_id: str) -> ProviderAdapter:
         """The adapter of ``provider_id`` (cached per registry file version)."""
         return _adapter(self.path, self._mtime(), provider_id)
+
+    def remote_adapter(self, provider_id: str) -> RemoteAdapter:
+        """The adapter of a remote provider, as the asynchronous protocol (submit, status,
+        fetch, cleanup).
+
+        Raises:
+            TypeError: ``provider_id``'s adapter runs inline (a local provider).
+        """
+        adapter = self.adapter(provider_id)
+        if not isinstance(adapter, RemoteAdapter):
+            raise TypeError(f"{provider_id} is not a remote provider")
+        return adapter

@@ -34,8 +34,12 @@ TRANSIENT_ERRORS = frozenset(
     }
 )
 # Failures that say nothing about the provider's health: they never count against its breaker.
-# ``Orphaned``: the sender stopped before the provider got the task (recovery), not its doing.
-NOT_THE_PROVIDERS_FAULT = frozenset({"InputMissing", "InvalidParams", "DecodeError", "BreakerOpen", "Orphaned"})
+# ``Orphaned``: the sender stopped before the provider got the task (recovery), not its doing;
+# ``RunDeadline``: the effect run it serves ran out of time (our deadline, not the provider's).
+RUN_DEADLINE = "RunDeadline"
+NOT_THE_PROVIDERS_FAULT = frozenset(
+    {"InputMissing", "InvalidParams", "DecodeError", "BreakerOpen", "Orphaned", RUN_DEADLINE}
+)
 
 
 def is_transient(error_class: str | None) -> bool:
@@ -300,12 +304,18 @@ def overdue(
     enqueued_at: datetime,
     started_at: datetime | None,
     now: datetime,
+    run_deadline: datetime | None = None,
 ) -> str | None:
     """``QueueTimeout`` when the task never started within ``queue_s`` of enqueueing,
-    ``Timeout`` when it started (on the provider) more than ``run_s`` ago, else None."""
+    ``Timeout`` when it started (on the provider) more than ``run_s`` ago, ``RunDeadline``
+    when the effect run the task serves has a deadline (``run_deadline``) and it has passed
+    (its result could no longer be delivered in time), else None."""
     if started_at is None:
-        return "QueueTimeout" if now - enqueued_at > timedelta(seconds=deadlines.queue_s) else None
-    return "Timeout" if now - started_at > timedelta(seconds=deadlines.run_s) else None
+        if now - enqueued_at > timedelta(seconds=deadlines.queue_s):
+            return "QueueTimeout"
+    elif now - started_at > timedelta(seconds=deadlines.run_s):
+        return "Timeout"
+    return RUN_DEADLINE if run_deadline is not None and now >= run_deadline else None
 
 
 def send_orphaned(submitted_at: datetime | None, now: datetime, grace_s: float) -> bool:

@@ -500,6 +500,16 @@ class Store:
         with self.write() as s:
             return runs.finish(s, run_id, status, at, **fields)
 
+    def settle_run(self, run_id: str, status: str, reason: str, at: datetime | None = None, **fields) -> dict | None:
+        """``runs.settle``: end a run and settle its tokens once (None: it was already final)."""
+        with self.write() as s:
+            return runs.settle(s, run_id, status, reason, at, **fields)
+
+    def unfinished_runs(self, before: datetime) -> list[dict]:
+        """``runs.unfinished``: queued or running runs created before ``before``."""
+        with self.read() as s:
+            return runs.unfinished(s, before)
+
     def cached_run(self, workspace_id: str, cache_key: str) -> dict | None:
         """``runs.cached``: a delivered run of the workspace with this result-cache key."""
         with self.read() as s:

@@ -318,6 +318,8 @@ class EffectRun(Base):
         Index(None, "workspace_id", "status"),
         # The result cache looks delivered outputs up by key within a workspace.
         Index(None, "workspace_id", "cache_key"),
+        # The orphan-recovery sensor watches unfinished runs by age (watch: runs.unfinished).
+        Index(None, "status", "created_at"),
     )
 
     seq: Mapped[int] = mapped_column(SEQ, primary_key=True, autoincrement=True)

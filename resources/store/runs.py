@@ -6,7 +6,8 @@ reserves its price in the same transaction (``ledger.reserve``, under the user's
 lock), so a run exists if and only if it is paid for; the GPU admission of the workspace is
 decided there too, with the workspace row locked (``admission.gpu_load``). The run's Dagster
 run moves it on (``start`` → ``update`` → ``finish``); settling its tokens (consume or refund)
-is the ledger's, by the job id, in the caller's own call.
+is done with the run's end in one transaction (``settle``: consume on delivery, refund
+otherwise), a compare-and-set on the run's status, so it happens once whoever ends the run.
 
 States: ``models.RUN_STATUSES``; a final run (delivered, refunded, failed) never changes
 again, so a re-executed Dagster run finds it final and does nothing twice.
@@ -246,6 +247,55 @@ def finish(session: Session, run_id: str, status: str, at: datetime | None = Non
     run.status, run.progress, run.finished_at = status, 1.0, at or utcnow()
     session.flush()
     return as_dict(run)
+
+
+def settle(
+    session: Session, run_id: str, status: str, reason: str, at: datetime | None = None, **fields
+) -> dict | None:
+    """End a run that is not final yet, once, with its ledger settlement in the same
+    transaction: ``delivered`` consumes the reservation, ``refunded`` / ``failed`` refund it
+    (a free run, ``tokens`` 0, has none). A compare-and-set on the run's status under its row
+    lock: of two settlers racing (a run's own collect, the recovery sensor giving it up) the
+    first wins and the second changes nothing — so a run is charged or refunded exactly once,
+    and never refunded after it was delivered.
+
+    Args:
+        status: one of ``FINAL``.
+        reason: the ledger entry's reason.
+        fields: state columns to set (``STATE_FIELDS``).
+
+    Returns:
+        The settled run, or None when it was already final (nothing written).
+
+    Raises:
+        RunNotFound; InvalidInput (a status that is not final, or a request column);
+        resources.store.errors.LedgerConflict (a consume of a job refunded outside the run).
+    """
+    if status not in FINAL:
+        raise InvalidInput(f"a run ends {FINAL}, not {status!r}")
+    run = _locked(session, run_id)
+    if run.status in FINAL:
+        return None
+    if run.tokens > 0:
+        if status == DELIVERED:
+            ledger.consume(session, job_id(run_id), reason=reason, at=at)
+        else:
+            ledger.refund(session, job_id(run_id), reason, at=at)
+    _set(run, fields)
+    run.status, run.progress, run.finished_at = status, 1.0, at or utcnow()
+    session.flush()
+    return as_dict(run)
+
+
+def unfinished(session: Session, before: datetime) -> list[dict]:
+    """Runs still ``queued`` or ``running`` that were created before ``before``, oldest first
+    (what the orphan-recovery sensor watches; index on ``status, created_at``)."""
+    query = (
+        select(EffectRun)
+        .where(EffectRun.status.in_((QUEUED, RUNNING)), EffectRun.created_at < before)
+        .order_by(EffectRun.created_at)
+    )
+    return [as_dict(r) for r in session.scalars(query)]
 
 
 def cached(session: Session, workspace_id: str, cache_key: str) -> dict | None:

@@ -12,17 +12,19 @@ from sqlalchemy.orm import Session, aliased
 
 from economics import ledger as rules
 from resources.store.admission import ACTIVE_STATUSES
-from resources.store.models import Decision, LedgerEntry, Upload
+from resources.store.models import RUN_SOURCE, Decision, LedgerEntry, Upload
 from resources.store.sql import as_dict
 
 
 def stale_uploads(session: Session, before: datetime) -> list[dict]:
     """Uploads still unfinished (``ACTIVE_STATUSES``: received, ingested or dispatched)
     that arrived before ``before``: ``{video_id, user_id, status, uploaded_at}``, oldest
-    first."""
+    first. A video sent with an effect run is that run's input, not an example: no creation
+    job ever runs on it (its status stays ``uploaded``), so it is left out — the run itself
+    is watched (``runs.unfinished``)."""
     query = (
         select(Upload.video_id, Upload.user_id, Upload.status, Upload.uploaded_at)
-        .where(Upload.status.in_(ACTIVE_STATUSES), Upload.uploaded_at < before)
+        .where(Upload.status.in_(ACTIVE_STATUSES), Upload.uploaded_at < before, Upload.source != RUN_SOURCE)
         .order_by(Upload.uploaded_at)
     )
     return [dict(r._mapping) for r in session.execute(query)]
