@@ -206,9 +206,11 @@ def in_flight_runs(graphql_url: str) -> list[dict]:
         httpx.HTTPError: the webserver did not answer.
         RuntimeError: it answered with an error instead of runs.
     """
-    body = httpx.post(
-        graphql_url, json={"query": IN_FLIGHT_QUERY, "variables": {"statuses": list(IN_FLIGHT)}}, timeout=30
-    ).raise_for_status().json()
+    body = (
+        httpx.post(graphql_url, json={"query": IN_FLIGHT_QUERY, "variables": {"statuses": list(IN_FLIGHT)}}, timeout=30)
+        .raise_for_status()
+        .json()
+    )
     runs = (body.get("data") or {}).get("runsOrError") or {}
     if runs.get("__typename") != "Runs":
         raise RuntimeError(f"Dagster did not list runs: {body}")
