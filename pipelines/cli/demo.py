@@ -102,6 +102,57 @@ def _wait_stage(client: httpx.Client, video_id: str, stages: set[str], timeout_s
         raise TimeoutError(f"video {video_id} stuck at stage {seen[-1]} after {timeout_s:.0f} s") from None
 
 
+def chain_env(home: Path, api_port: int, admin_key: str) -> dict[str, str]:
+    """The environment of the chain's processes: this one's, with the instance (``home``), the
+    lake, media, manifest and store the settings name, the API's URL and its bootstrap admin
+    key, so the API, the daemon's runs and the CLI all see the same data."""
+    settings = get_settings()
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "LAKE_URI": settings.lake_uri,
+        "MEDIA_URI": settings.media_uri,
+        "MANIFEST_URI": settings.manifest_uri,
+        "DATABASE_URL": settings.database_url,
+        "EFFECTLAKE_API_URL": f"http://127.0.0.1:{api_port}",
+        "EFFECTLAKE_ADMIN_KEY": admin_key,
+    }
+
+
+def spawn_chain(
+    children: ChildGroup, env: dict[str, str], logs: Path, api_port: int, dagster_port: int
+) -> tuple[subprocess.Popen, subprocess.Popen]:
+    """Create every lake table, then start the intake API (uvicorn) and ``dagster dev``
+    (webserver + daemon, which evaluates the sensors and launches the runs) in ``children``,
+    logging to ``logs``; (api, dagster) processes, not yet waited for (``wait_chain``)."""
+    Lake(uri=env["LAKE_URI"]).ensure_all()
+    logs.mkdir(parents=True, exist_ok=True)
+    bin_dir = Path(sys.executable).parent
+    api = children.spawn(
+        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(api_port)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        log=logs / "api.log",
+    )
+    dagster = children.spawn(
+        [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(dagster_port)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        log=logs / "dagster.log",
+    )
+    return api, dagster
+
+
+def wait_chain(api: subprocess.Popen, dagster: subprocess.Popen, api_port: int, dagster_port: int) -> None:
+    """Wait for the API (60 s) and the Dagster webserver (180 s) to answer.
+
+    Raises:
+        TimeoutError: one did not answer in time; RuntimeError: one exited.
+    """
+    _wait_http(f"http://127.0.0.1:{api_port}/healthz", 60, "the API", api)
+    _wait_http(f"http://127.0.0.1:{dagster_port}/server_info", 180, "the Dagster webserver", dagster)
+
+
 def run_demo(
     exit_after: bool,
     api_port: int,
@@ -116,41 +167,18 @@ def run_demo(
 
     settings = get_settings()
     home = dagster_home()
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "LAKE_URI": settings.lake_uri,
-        "MEDIA_URI": settings.media_uri,
-        "MANIFEST_URI": settings.manifest_uri,
-        "DATABASE_URL": settings.database_url,
-        "EFFECTLAKE_API_URL": f"http://127.0.0.1:{api_port}",
-    }
     # The API's bootstrap admin: the configured key, else a one-off key (printed below) that the
     # demo drives the approvals with.
     admin_key = settings.admin_api_key or new_key()[1]
-    env["EFFECTLAKE_ADMIN_KEY"] = admin_key
+    env = chain_env(home, api_port, admin_key)
     # The admin dashboard gets a one-off password (printed below) unless one is configured.
     dashboard_env, dashboard_password = with_password(env)
-    Lake(uri=settings.lake_uri).ensure_all()
     # Not "logs": that folder belongs to the Dagster instance (compute logs) and is cleaned by it.
     logs = home / "demo_logs"
-    logs.mkdir(exist_ok=True)
-    bin_dir = Path(sys.executable).parent
     # Every child (and what it starts: dagster dev's webserver, daemon and code servers) is
     # stopped with the demo, however it ends: normally, Ctrl-C, SIGTERM or kill -9.
     with ChildGroup() as children:
-        api = children.spawn(
-            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(api_port)],
-            env=env,
-            cwd=PROJECT_ROOT,
-            log=logs / "api.log",
-        )
-        dagster = children.spawn(
-            [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(dagster_port)],
-            env=env,
-            cwd=PROJECT_ROOT,
-            log=logs / "dagster.log",
-        )
+        api, dagster = spawn_chain(children, env, logs, api_port, dagster_port)
         dashboard_port = pick_port(dashboard_port)  # another dashboard may hold the default port
         dashboard = children.spawn(
             streamlit_command(dashboard_port), env=dashboard_env, cwd=PROJECT_ROOT, log=logs / "dashboard.log"
@@ -159,8 +187,7 @@ def run_demo(
         try:
             base = f"http://127.0.0.1:{api_port}"
             dashboard_url = f"http://127.0.0.1:{dashboard_port}"
-            _wait_http(f"{base}/healthz", 60, "the API", api)
-            _wait_http(f"http://127.0.0.1:{dagster_port}/server_info", 180, "the Dagster webserver", dagster)
+            wait_chain(api, dagster, api_port, dagster_port)
             print(f"API: {base}   Dagster UI: http://127.0.0.1:{dagster_port}   lake: {settings.lake_uri}")
             try:  # the dashboard is for people watching; the demo itself does not need it
                 _wait_http(f"{dashboard_url}/_stcore/health", 60, "the dashboard", dashboard)
