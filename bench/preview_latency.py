@@ -162,7 +162,7 @@ def hop_times(lake, instance, uploads: dict[str, tuple[float, float]]) -> dict[s
     for vid, (sent, answered) in uploads.items():
         mine = events.filter(pl.col("correlation_id") == vid)
         at: dict[str, float] = {"uploaded": answered}
-        for name in HOPS[4:8] + ["QualityEvaluated", PREVIEW, "ApprovalRequested"]:
+        for name in [*HOPS[4:8], "QualityEvaluated", PREVIEW, "ApprovalRequested"]:
             times = mine.filter(pl.col("event_type") == name)["occurred_at"]
             if len(times):
                 at[name] = _epoch(times.min())
@@ -205,6 +205,22 @@ def summarize(n: int, hops: dict[str, dict[str, float]]) -> list[str]:
         else:
             cells.append(f"{statistics.median(values):.1f} / {max(values):.1f}")
     return cells
+
+
+def write_table(block: str, sizes: list[int], columns: list[list[str]], notes: list[str]) -> None:
+    """Print the hop table of the batches ``sizes`` and write it into docs/performance.md."""
+    header = ["hop (s since upload)", *[f"{n} video{'s' if n > 1 else ''}" for n in sizes]]
+    rows = [[hop, *[c[i] for c in columns]] for i, hop in enumerate(HOPS)]
+    lines = [
+        f"`bench/preview_latency.py --videos {','.join(map(str, sizes))}` ({block}), "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, 10 s 1280x720 clips uploaded together; "
+        "seconds from the upload request, one video: its time, a batch: median / slowest video. "
+        "Previews and load average (1 min) before → after each batch: " + "; ".join(notes) + ".",
+        "",
+        *markdown_table(header, rows),
+    ]
+    print("\n".join(lines), flush=True)
+    write_doc_block("performance.md", f"preview-latency-{block}", lines)
 
 
 def main() -> None:
@@ -265,18 +281,8 @@ def main() -> None:
                 print(f"  {vid}: " + ", ".join(f"{k} {v}" for k, v in h.items()), flush=True)
             columns.append(summarize(n, hops))
             notes.append(f"{n}: {len(previews)}/{n} previews, load {load_before} → {load_after}")
-    header = ["hop (s since upload)", *[f"{n} video{'s' if n > 1 else ''}" for n in sizes]]
-    rows = [[hop, *[c[i] for c in columns]] for i, hop in enumerate(HOPS)]
-    lines = [
-        f"`bench/preview_latency.py --videos {args.videos}` ({args.block}), "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, 10 s 1280x720 clips uploaded together; "
-        "seconds from the upload request, one video: its time, a batch: median / slowest video. "
-        "Previews and load average (1 min) before → after each batch: " + "; ".join(notes) + ".",
-        "",
-        *markdown_table(header, rows),
-    ]
-    print("\n".join(lines))
-    write_doc_block("performance.md", f"preview-latency-{args.block}", lines)
+            # Written after every batch: a batch that runs out of time leaves the ones before.
+            write_table(args.block, sizes[: len(columns)], columns, notes)
     tmp.cleanup()
 
 

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -42,17 +43,41 @@ DAGSTER_YAML = """\
 # Written by `effectlake demo` for the embedded instance (SQLite storage under this folder).
 telemetry:
   enabled: false
+# Every sensor on its own thread: evaluated one after the other, a loop of eleven sensors on a
+# busy code server took tens of seconds, and each hop of a video waited for the whole loop.
+# Runs a tick requests are submitted side by side too (a batch of uploads is one tick).
+sensors:
+  use_threads: true
+  num_workers: 12
+  num_submit_workers: 4
+schedules:
+  use_threads: true
+  num_workers: 4
+# The queue is checked every second (Dagster's default is 5 s), and runs are launched side
+# by side (a launch is a code-server call that starts a process).
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
+    dequeue_use_threads: true
+    dequeue_num_workers: 4
 concurrency:
   runs:
     # 2 cores: a few videos in flight at once; provider tasks add their own parallelism.
     # No pools: reservations lock the user's row in the transactional store.
-    max_concurrent_runs: 3
+    max_concurrent_runs: 4
     tag_concurrency_limits:
       # One run per video at a time: a run the recovery sensor starts again never races
       # another of the same video.
       - key: dagster/partition
         value:
           applyLimitPerUniqueValue: true
+        limit: 1
+      # The cycles, benchmarks and A/B tests (pipelines/jobs.py BACKGROUND) one at a time:
+      # they never hold the slots videos wait for.
+      - key: effectlake/lane
+        value: background
         limit: 1
 # Runs stuck starting or cancelling are failed (the recovery sensor handles runs whose worker
 # died: pipelines/recovery/runs.py).
@@ -200,7 +225,7 @@ def run_demo(
             print(f"DAGSTER_HOME: {home}   logs: {logs}", flush=True)
             if not settings.admin_api_key:
                 print(f"API admin key (one-off, Authorization: Bearer): {admin_key}", flush=True)
-            code = _drive(base, admin_key, timeout_s, videos or sample_videos())
+            code = _drive(base, admin_key, timeout_s, videos or sample_videos(), lambda: economics_cycle(env, logs))
             if exit_after:
                 return code
             print("\nServing the API, the Dagster UI and the admin dashboard; Ctrl-C to stop.", flush=True)
@@ -230,7 +255,21 @@ DEMO_DESCRIPTIONS = {
 }
 
 
-def _drive(base: str, admin_key: str, timeout_s: float, videos: list[Path]) -> int:
+def economics_cycle(env: dict[str, str], logs: Path) -> bool:
+    """One economics cycle now (``effectlake economics``: the job in a process of its own, on
+    the chain's instance and lake), so the costs, margins and routing manifest of the demo's
+    executions are there at once rather than at the next 15-minute schedule; True when it
+    succeeded (its output is in ``logs/economics.log``)."""
+    with open(logs / "economics.log", "w") as log:
+        done = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "economics"], env=env, cwd=PROJECT_ROOT, stdout=log, stderr=log
+        )
+    return done.returncode == 0
+
+
+def _drive(
+    base: str, admin_key: str, timeout_s: float, videos: list[Path], economics: Callable[[], bool] | None = None
+) -> int:
     started: dict[str, float] = {}
     admin = {"Authorization": f"Bearer {admin_key}"}
     with httpx.Client(base_url=base, timeout=60) as client:
@@ -256,9 +295,17 @@ def _drive(base: str, admin_key: str, timeout_s: float, videos: list[Path]) -> i
                 ).raise_for_status()
                 print(f"approved {approval} for {vid}", flush=True)
         print()
+        ended = {vid: (_wait_stage(client, vid, ENDED, timeout_s), time.monotonic() - started[vid]) for vid in ids}
         code = 0
+        if economics is not None:
+            # Every video has ended: cost them now, so the summary, the dashboard and the
+            # manifest show this demo's executions.
+            ok = economics()
+            print(f"economics cycle: {'done' if ok else 'FAILED'}\n", flush=True)
+            code |= 0 if ok else 1
         for vid in ids:
-            status = _wait_stage(client, vid, ENDED, timeout_s)
-            print(format_video(status, time.monotonic() - started[vid]), "\n", flush=True)
+            # Read again: the cycle has costed the video's executions since it ended.
+            status = client.get(f"/v1/videos/{vid}").raise_for_status().json()
+            print(format_video(status, ended[vid][1]), "\n", flush=True)
             code |= 0 if status["stage"] == "published" else 1
         return code
