@@ -38,7 +38,6 @@ import concurrent.futures
 import os
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -120,12 +119,15 @@ def upload_together(base: str, user: dict[str, str], clips: list[Path]) -> dict[
 
 
 def wait_previews(lake, ids: set[str], timeout_s: float) -> set[str]:
-    """Wait until every video in ``ids`` has a preview (or ended without one); those that did."""
+    """Wait until every video in ``ids`` has its preview and approval request (or ended
+    without one); those that did."""
     import polars as pl
 
     from resources.schemas import PIPELINE_EVENTS
 
-    final = [PREVIEW, "NoUsableResult", "NoTargetEffect", "VideoRejected", "AnalysisFailed", "VideoAbandoned"]
+    # The run's last event after the preview (the approval request), or an end without one.
+    final = ["ApprovalRequested", "NoUsableResult", "NoTargetEffect", "VideoRejected", "AnalysisFailed"]
+    final.append("VideoAbandoned")
     deadline = time.monotonic() + timeout_s
     done: set[str] = set()
     while time.monotonic() < deadline:
@@ -287,4 +289,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -25,6 +25,7 @@ from resources.catalog import Catalog
 from resources.events import event, record_pipeline_events
 from resources.gemini.client import GeminiClient
 from resources.gemini.fallback import with_fallback
+from resources.gemini.pricing import Usage
 from resources.lake import Lake
 from resources.llm_costs import record_llm_cost
 from resources.media import MediaStore
@@ -124,7 +125,7 @@ def quality_scores(
     costs = cost_frame(provider_outputs, catalog.rate_card(), prices, platform.token_usd_rate)
     outputs = list(costs.iter_rows(named=True))
 
-    def score(out: dict, reference: str) -> tuple[QualityVector, str | None, object]:
+    def score(out: dict, reference: str) -> tuple[QualityVector, str | None, Usage | None]:
         effect_type, task_params = out["effect_type"], json.loads(params[out["task_id"]])
         with ExitStack() as stack:
             path = stack.enter_context(media.local_file(out["output_key"])) if out["output_key"] else None
@@ -169,7 +170,7 @@ def quality_scores(
             }
         )
     df = frame(rows, QUALITY_SCORES)
-    ranks = {}
+    ranks: dict[str, int] = {}
     for _, part in df.group_by("effect_type"):
         ranks.update(zip(part["task_id"], rank_outputs(part["composite"].to_list()), strict=True))
     df = df.with_columns(rank=pl.col("task_id").replace_strict(ranks, return_dtype=pl.Int64))
