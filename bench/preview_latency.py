@@ -196,7 +196,8 @@ def hop_times(lake, instance, uploads: dict[str, tuple[float, float]]) -> dict[s
 
 
 def summarize(n: int, hops: dict[str, dict[str, float]]) -> list[str]:
-    """One row per hop: ``median / max`` over the batch's videos (``—``: no video got there)."""
+    """One row per hop: ``median / max`` over the batch's videos that got there (``(k/n)``
+    when only k of them did within the timeout; ``—``: none did)."""
     cells = []
     for hop in HOPS:
         values = [h[hop] for h in hops.values() if hop in h]
@@ -205,7 +206,8 @@ def summarize(n: int, hops: dict[str, dict[str, float]]) -> list[str]:
         elif n == 1:
             cells.append(f"{values[0]:.1f}")
         else:
-            cells.append(f"{statistics.median(values):.1f} / {max(values):.1f}")
+            reached = "" if len(values) == n else f" ({len(values)}/{n})"
+            cells.append(f"{statistics.median(values):.1f} / {max(values):.1f}{reached}")
     return cells
 
 
