@@ -14,10 +14,12 @@ Hops, seconds from the moment the upload's request was sent (per video; the tabl
 median and the slowest video of the batch), read from the lake (``pipeline_events``,
 ``bronze/uploads``) and from the instance's run records (their start times):
 
-- ``landing run start``: the landing run that landed the upload's row starts;
-- ``landed``: the row's commit into ``bronze/uploads`` (its landing ``recorded_at`` is the
-  store's; the run's end stands for the commit);
-- ``intake run start``: the video's first run (``intake_job``, or the hot path's run) starts;
+- ``landing run queued`` / ``start``: the landing run that landed the upload's row (the first
+  one the landing sensor requested after the upload) is created by the sensor's tick / starts
+  (its process is up);
+- ``landed``: that run ends (its commit into ``bronze/uploads``);
+- ``intake run queued`` / ``start``: the video's first run (``intake_job``) is created by the
+  upload sensor's tick / starts;
 - ``VideoIngested`` … ``TestBatchDispatched``: those stages' events;
 - ``first output``: the first ``TaskSucceeded`` (a provider's render the user could watch);
 - ``tasks finished``: the video's last task outcome;
@@ -47,8 +49,10 @@ from floors import markdown_table, write_doc_block
 
 HOPS = [
     "uploaded",
+    "landing run queued",
     "landing run start",
     "landed",
+    "intake run queued",
     "intake run start",
     "VideoIngested",
     "ContentAnalyzed",
@@ -156,7 +160,7 @@ def hop_times(lake, instance, uploads: dict[str, tuple[float, float]]) -> dict[s
     landed = dict(lake.read(UPLOADS, pl.col("video_id").is_in(ids)).select("video_id", "recorded_at").iter_rows())
     records = instance.get_run_records(dg.RunsFilter(), limit=5000)
     landings = sorted(
-        (r.start_time, r.end_time)
+        (r.create_timestamp.timestamp(), r.start_time, r.end_time)
         for r in records
         if r.dagster_run.job_name == "landing_job" and r.start_time and r.end_time
     )
@@ -174,19 +178,20 @@ def hop_times(lake, instance, uploads: dict[str, tuple[float, float]]) -> dict[s
         ends = mine.filter(pl.col("event_type").is_in(["TaskSucceeded", "TaskFailed"]))["occurred_at"]
         if len(ends):
             at["tasks finished"] = _epoch(ends.max())
-        # The landing run that landed the row: the first to end after the upload was answered
-        # (landing runs never overlap: the sensor requests none while one is in flight).
-        after = [(s, e) for s, e in landings if e >= answered]
+        # The landing run that landed the row: the first the sensor requested after the upload
+        # was answered (it saw the store's row; landing runs never overlap: the sensor
+        # requests none while one is in flight).
+        after = [(c, s, e) for c, s, e in landings if c >= answered]
         if vid in landed and after:
-            at["landing run start"], at["landed"] = max(after[0][0], sent), after[0][1]
+            at["landing run queued"], at["landing run start"], at["landed"] = after[0]
         runs = sorted(
-            (r.start_time, r.dagster_run.job_name)
+            (r.start_time, r.dagster_run.job_name, r.create_timestamp.timestamp())
             for r in records
             if r.dagster_run.tags.get("dagster/partition") == vid and r.start_time
         )
         if runs:
-            at["intake run start"] = runs[0][0]
-            scoring = [s for s, job in runs if job == "evaluation_job"]
+            at["intake run queued"], at["intake run start"] = runs[0][2], runs[0][0]
+            scoring = [s for s, job, _ in runs if job == "evaluation_job"]
             if scoring:
                 at["evaluation run start"] = scoring[0]
             elif "QualityEvaluated" in at:
