@@ -66,6 +66,16 @@ HOPS = [
     "ApprovalRequested",
 ]
 PREVIEW = "BestResultSelected"
+# The hops that are a stage's event of the video in pipeline_events.
+STAGE_EVENTS = [
+    "VideoIngested",
+    "ContentAnalyzed",
+    "PromptsGenerated",
+    "TestBatchDispatched",
+    "QualityEvaluated",
+    PREVIEW,
+    "ApprovalRequested",
+]
 DESCRIPTION = "make it look like a cartoon"
 
 
@@ -168,7 +178,7 @@ def hop_times(lake, instance, uploads: dict[str, tuple[float, float]]) -> dict[s
     for vid, (sent, answered) in uploads.items():
         mine = events.filter(pl.col("correlation_id") == vid)
         at: dict[str, float] = {"uploaded": answered}
-        for name in [*HOPS[4:8], "QualityEvaluated", PREVIEW, "ApprovalRequested"]:
+        for name in STAGE_EVENTS:
             times = mine.filter(pl.col("event_type") == name)["occurred_at"]
             if len(times):
                 at[name] = _epoch(times.min())
