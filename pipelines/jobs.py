@@ -23,8 +23,11 @@ from assets.runs.asset import run_outputs
 
 # Landing runs every few seconds on small batches: in-process whatever the deployment, since a
 # process per table would cost more than the batch.
+# Landing is every request's first hop: its runs are launched before any other queued run
+# (``dagster/priority``), so a burst of uploads' intake runs never holds the next landing.
 landing_job = dg.define_asset_job(
     "landing_job",
+    tags={"dagster/priority": "1"},
     selection=dg.AssetSelection.assets(*LANDING_ASSETS),
     executor_def=dg.in_process_executor,
     description="Store → bronze: one batch and one Delta commit per mirrored table with new rows.",

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from pipelines.cli.demo import DAGSTER_YAML
-from pipelines.jobs import BACKGROUND, economics_job, intake_job
+from pipelines.jobs import BACKGROUND, economics_job, intake_job, landing_job
 
 
 def test_demo_instance_config_loads_without_a_pool_limit(tmp_path):
@@ -26,6 +26,8 @@ def test_demo_instance_keeps_one_run_per_video_and_one_background_run(tmp_path):
         # The hot path is checked often and evaluated in parallel.
         assert instance.run_coordinator.dequeue_interval_seconds == 1
         assert instance.get_settings("sensors")["use_threads"] is True
-    # The cycles carry the background lane; a video's run does not.
+    # The cycles carry the background lane and come last; a video's run does not; landing,
+    # every request's first hop, comes first.
     assert economics_job.tags["effectlake/lane"] == "background"
     assert "effectlake/lane" not in (intake_job.tags or {})
+    assert int(landing_job.tags["dagster/priority"]) > 0 > int(economics_job.tags["dagster/priority"])
