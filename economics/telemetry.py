@@ -237,3 +237,30 @@ def videos_with_all_tasks_finished(events: pl.DataFrame) -> pl.DataFrame:
         .select(video_id="correlation_id", tasks="dispatched")
         .sort("video_id")
     )
+
+
+def videos_awaiting_evaluation(events: pl.DataFrame, evaluated: pl.DataFrame) -> pl.DataFrame:
+    """(video_id, tasks) of ``videos_with_all_tasks_finished`` that no evaluation has scored
+    since their last task finished: the videos whose run ended without evaluating them (a
+    failed step), or whose last tasks were collected by a run that did not.
+
+    Args:
+        events: execution events with ``correlation_id``, ``task_id``, ``event_type``,
+            ``occurred_at`` (and ``job_kind``, when present).
+        evaluated: one row per evaluation (``QualityEvaluated``), ``correlation_id`` and
+            ``occurred_at``.
+    """
+    finished = videos_with_all_tasks_finished(events)
+    last = (
+        events.filter(pl.col("event_type").is_in(TERMINAL_EVENTS))
+        .group_by("correlation_id")
+        .agg(finished_at=pl.col("occurred_at").max())
+    )
+    scored = evaluated.group_by("correlation_id").agg(evaluated_at=pl.col("occurred_at").max())
+    return (
+        finished.join(last, left_on="video_id", right_on="correlation_id", how="left")
+        .join(scored, left_on="video_id", right_on="correlation_id", how="left")
+        .filter(pl.col("evaluated_at").is_null() | (pl.col("evaluated_at") < pl.col("finished_at")))
+        .select("video_id", "tasks")
+        .sort("video_id")
+    )

@@ -1,5 +1,10 @@
 """The jobs: the main chain is split where it waits for something outside the run
-(provider tasks finishing, an admin deciding), and sensors start each part."""
+(remote provider tasks finishing, an admin deciding), and sensors start each part.
+
+A video whose provider tasks all run inline is carried from ingest to its approval request in
+one run (``intake_job``): every run boundary costs a sensor tick, the queue and a run process
+importing the code location, which is most of a first preview's latency
+(docs/performance.md, "Time to first preview")."""
 
 import dagster as dg
 
@@ -18,8 +23,11 @@ from assets.runs.asset import run_outputs
 
 # Landing runs every few seconds on small batches: in-process whatever the deployment, since a
 # process per table would cost more than the batch.
+# Landing is every request's first hop: its runs are launched before any other queued run
+# (``dagster/priority``), so a burst of uploads' intake runs never holds the next landing.
 landing_job = dg.define_asset_job(
     "landing_job",
+    tags={"dagster/priority": "1"},
     selection=dg.AssetSelection.assets(*LANDING_ASSETS),
     executor_def=dg.in_process_executor,
     description="Store → bronze: one batch and one Delta commit per mirrored table with new rows.",
@@ -27,27 +35,42 @@ landing_job = dg.define_asset_job(
 
 # The other jobs name no executor: they take the deployment's (EFFECTLAKE_EXECUTOR, set on the
 # Definitions by pipelines/definitions.py; pipelines/executors.py says which and why).
+# The evaluation (M7, M5's best result, M9) runs in the same run as the tasks it scores
+# whenever they all finished there; ``quality_scores`` yields nothing while a remote output is
+# pending, which skips the rest, and the collect run evaluates the video instead.
+EVALUATION = (quality_scores, best_result, approval_requests)
+# Runs off the hot path (the cycles, benchmarks, A/B tests): queued after a video's runs
+# (``dagster/priority``; the run queue launches higher first) and, on the demo's and the
+# production instance, one at a time (tag ``effectlake/lane``: dagster.yaml's
+# tag_concurrency_limits), so they never hold every run slot while videos wait.
+BACKGROUND = {"dagster/priority": "-1", "effectlake/lane": "background"}
+
 intake_job = dg.define_asset_job(
     "intake_job",
-    selection=dg.AssetSelection.assets(ingested_video, content_analysis, prompt_variants, test_batch, provider_outputs),
+    selection=dg.AssetSelection.assets(
+        ingested_video, content_analysis, prompt_variants, test_batch, provider_outputs, *EVALUATION
+    ),
     partitions_def=videos,
-    description="M1→M6 for one uploaded video: ingest, analyze, prompt, dispatch, execute.",
+    description="M1→M6 for one uploaded video (ingest, analyze, prompt, dispatch, execute), then M7, M5, M9 "
+    "when every task finished inline.",
 )
 # The same M6 asset again, for videos whose remote (GPU) tasks have all finished: it stores
-# their outputs and records their outcomes without re-running what is already final, and the
-# completion sensor then starts the evaluation.
+# their outputs and records their outcomes without re-running what is already final, and
+# evaluates the video in the same run.
 collect_job = dg.define_asset_job(
     "collect_job",
-    selection=dg.AssetSelection.assets(provider_outputs),
+    selection=dg.AssetSelection.assets(provider_outputs, *EVALUATION),
     partitions_def=videos,
     executor_def=dg.in_process_executor,
-    description="M6 again once a video's remote tasks have finished: store, record, clean the provider up.",
+    description="M6 again once a video's remote tasks have finished: store, record, clean the provider up; "
+    "then M7, M5, M9.",
 )
 evaluation_job = dg.define_asset_job(
     "evaluation_job",
     selection=dg.AssetSelection.assets(quality_scores, best_result, approval_requests),
     partitions_def=videos,
-    description="M7, M5, M9 once every provider task of the video has finished.",
+    description="M7, M5, M9 for a video whose tasks all finished but whose run did not evaluate it "
+    "(the completion sensor's and the recovery's way).",
 )
 publish_job = dg.define_asset_job(
     "publish_job",
@@ -66,6 +89,7 @@ effect_run_job = dg.define_asset_job(
 )
 economics_job = dg.define_asset_job(
     "economics_job",
+    tags=BACKGROUND,
     selection=dg.AssetSelection.groups("economics", "M3_registry"),
     description="M8: registry health, execution costs, marginality windows, routing manifest.",
 )
@@ -78,6 +102,7 @@ economics_schedule = dg.ScheduleDefinition(
 
 benchmark_job = dg.define_asset_job(
     "benchmark_job",
+    tags=BACKGROUND,
     selection=dg.AssetSelection.groups("benchmark"),
     description="Reference suite × effect types × every provider → benchmark_reports, provider_effect_matrix.",
 )
@@ -89,6 +114,7 @@ benchmark_schedule = dg.ScheduleDefinition(
 
 ab_job = dg.define_asset_job(
     "ab_job",
+    tags=BACKGROUND,
     selection=dg.AssetSelection.groups("ab_testing"),
     description="An admin A/B test: one video on several chosen providers, side by side.",
 )

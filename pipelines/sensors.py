@@ -27,7 +27,7 @@ from assets.landing.rows import LANDINGS
 from assets.lineage import table_key
 from assets.logs import warn
 from assets.partitions import effect_runs, videos
-from economics.telemetry import videos_with_all_tasks_finished
+from economics.telemetry import videos_awaiting_evaluation, videos_with_all_tasks_finished
 from pipelines.jobs import (
     ab_job,
     benchmark_job,
@@ -48,6 +48,7 @@ from resources.schemas import (
     BENCHMARK_REPORTS,
     EFFECT_RUNS,
     EXECUTION_EVENTS,
+    PIPELINE_EVENTS,
     UPLOADS,
     TableSpec,
 )
@@ -60,6 +61,8 @@ INTERVAL_S = 5
 # the sensors below): a short interval keeps that hop's latency small. A tick is one
 # Dagster run query and one indexed store query per table.
 LANDING_INTERVAL_S = 2
+# M7's event: a video's outputs were scored.
+EVALUATED_EVENT = "QualityEvaluated"
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -196,17 +199,48 @@ def run_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]
 
 @dg.sensor(job=evaluation_job, minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
 def completion_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
-    """Every provider task of a video finished (succeeded or failed) → its evaluation run."""
-    return _on_table_change(
+    """Every provider task of a video finished (succeeded or failed) and no evaluation has
+    scored them → its evaluation run.
+
+    The run that finishes a video's tasks evaluates it itself (``intake_job``,
+    ``collect_job``), so this sensor only catches a run that ended without doing so (its
+    evaluation step failed). While a run of the video is live it may still evaluate: the
+    video is deferred, and the cursor stays where it was so the next tick looks again."""
+    version = _changed(context, lake, EXECUTION_EVENTS)
+    if version is None:
+        return dg.SkipReason("no new task events")
+    events = lake.read(EXECUTION_EVENTS)
+    finished = videos_with_all_tasks_finished(events)
+    ids = finished["video_id"].to_list()
+    evaluated = lake.read(
+        PIPELINE_EVENTS, (pl.col("event_type") == EVALUATED_EVENT) & pl.col("correlation_id").is_in(ids)
+    ).select("correlation_id", "occurred_at")
+    waiting = videos_awaiting_evaluation(events, evaluated)
+    live = live_partitions(context.instance, waiting["video_id"].to_list())
+    requests = for_known_videos(
         context,
-        lake,
-        EXECUTION_EVENTS,
-        "no new task events",
-        lambda events: [
+        [
             dg.RunRequest(partition_key=r["video_id"], run_key=f"evaluate:{r['video_id']}:{r['tasks']}")
-            for r in videos_with_all_tasks_finished(events).iter_rows(named=True)
+            for r in waiting.iter_rows(named=True)
+            if r["video_id"] not in live
         ],
     )
+    if live:  # the cursor stays: the next tick looks at these videos again
+        idle = None if requests else f"{len(live)} video(s) finished in a run still live"
+        return dg.SensorResult(run_requests=requests, skip_reason=idle)
+    return dg.SensorResult(
+        run_requests=requests, asset_events=[observed(EXECUTION_EVENTS, version, events.height)], cursor=str(version)
+    )
+
+
+def live_partitions(instance: dg.DagsterInstance, video_ids: list[str]) -> set[str]:
+    """Those of ``video_ids`` with a run queued, starting or running (one query per video,
+    on the run storage's tag index; ``video_ids`` are the few awaiting something)."""
+    return {
+        v
+        for v in video_ids
+        if instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": v}, statuses=IN_FLIGHT), limit=1)
+    }
 
 
 # A failed collect run is retried by a new request (a new run key) at most this many times.

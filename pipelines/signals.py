@@ -11,12 +11,13 @@ from assets.gold.alerts import alerts
 from assets.gold.logs import platform_logs
 from assets.gold.signals import bottleneck_classifications, economic_alerts, metric_streams, signals
 from economics.ids import stable_id
-from pipelines.jobs import economics_job
+from pipelines.jobs import BACKGROUND, economics_job
 from resources.lake import Lake
 from resources.schemas import BOTTLENECK_CLASSIFICATIONS
 
 signals_job = dg.define_asset_job(
     "signals_job",
+    tags=BACKGROUND,
     selection=dg.AssetSelection.assets(
         platform_logs, metric_streams, signals, economic_alerts, bottleneck_classifications, alerts
     ),
@@ -26,6 +27,7 @@ signals_job = dg.define_asset_job(
 )
 actions_job = dg.define_asset_job(
     "actions_job",
+    tags=BACKGROUND,
     selection=dg.AssetSelection.assets(bottleneck_actions),
     executor_def=dg.in_process_executor,
     description="The automatic actions of new bottleneck classifications and the restores of cleared ones.",

@@ -9,8 +9,16 @@ import polars as pl
 import pytest
 
 from resources.lake import Lake
+from resources.manifest_store import ManifestStore
 from resources.samples import sample_videos
-from resources.schemas import GALLERY_REVISIONS, PIPELINE_EVENTS
+from resources.schemas import (
+    EXECUTION_COSTS,
+    EXECUTION_EVENTS,
+    GALLERY_REVISIONS,
+    JOB_MARGINS,
+    PIPELINE_EVENTS,
+    ROUTING_MANIFESTS,
+)
 from tests.server import free_port
 
 pytestmark = pytest.mark.video
@@ -53,3 +61,13 @@ def test_demo_publishes_every_sample_through_the_daemon(tmp_path):
     assert published["correlation_id"].n_unique() == len(samples)
     # The instance the daemon used is the one DAGSTER_HOME named: its runs are on disk there.
     assert (tmp_path / "dagster_home" / "history").exists()
+    # The demo ends with one economics cycle: every video's job has its margin, every task
+    # of theirs its cost, and a manifest is published from their executions.
+    assert "economics cycle: done" in proc.stdout
+    margins = lake.read(JOB_MARGINS)
+    assert set(published["correlation_id"]) <= set(margins["video_id"])
+    assert margins.filter(pl.col("tokens_charged") > 0)["margin"].is_not_null().all()
+    finished = lake.read(EXECUTION_EVENTS, pl.col("event_type").is_in(["TaskSucceeded", "TaskFailed"]))
+    assert set(lake.read(EXECUTION_COSTS)["task_id"]) == set(finished["task_id"]) != set()
+    assert lake.read(ROUTING_MANIFESTS).height > 0
+    assert ManifestStore(uri=env["MANIFEST_URI"]).read() is not None

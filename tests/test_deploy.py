@@ -145,7 +145,13 @@ def test_instance_configs_load_on_postgresql(which, tmp_path, pg_databases, monk
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
-        assert {lim["key"] for lim in limits} == {"dagster/sensor_name", "dagster/schedule_name", "dagster/partition"}
+        assert {lim["key"] for lim in limits} == {
+            "dagster/sensor_name",
+            "dagster/schedule_name",
+            "dagster/partition",
+            "effectlake/lane",
+        }
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
         instance.get_runs()  # the schema was created: the storage really is that database
 
 

@@ -379,7 +379,7 @@ def _run_everything(defs, instance, settings, clip, truncated) -> None:
             ids.append(r.json()["video_id"])
         assert [r.success for r in driver.step("upload_sensor")] == [True, True]
         assert client.get(f"/v1/videos/{ids[1]}").json()["stage"] == "rejected"
-        assert [r.success for r in driver.step("completion_sensor")] == [True]
+        assert driver.step("completion_sensor") == []  # the intake run evaluated it
         approval_id = client.get(f"/v1/videos/{ids[0]}").json()["approval"]["approval_id"]
         # An approval: the publish stage writes a revision and moves its slug's pin.
         assert (

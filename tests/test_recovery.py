@@ -40,6 +40,17 @@ from pipelines.recovery.rules import (
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
 
+def _intake_until_m6() -> list[dg.AssetKey]:
+    """The intake run's assets up to M6: a run that dies before its evaluation steps."""
+    from assets.analysis.asset import content_analysis
+    from assets.batch.asset import test_batch
+    from assets.execution.asset import provider_outputs
+    from assets.ingest.asset import ingested_video
+    from assets.prompts.asset import prompt_variants
+
+    return [a.key for a in (ingested_video, content_analysis, prompt_variants, test_batch, provider_outputs)]
+
+
 def at(s: float) -> datetime:
     return T0 + timedelta(seconds=s)
 
@@ -154,9 +165,14 @@ def test_stuck_videos_are_requeued_then_failed_and_refunded_exactly_once(setting
             r = client.post("/v1/uploads", files={"file": (clip.name, clip.read_bytes(), "video/mp4")})
             ids.append(r.json()["video_id"])
         ok, lost = ids
-        assert all(run.success for run in driver.step("upload_sensor"))
-        # Both videos' tasks are done, but their evaluation runs never start (as if the daemon
-        # died before the completion sensor's tick): both wait on a run nobody will start.
+        # Both videos' tasks are done, but their evaluation never runs (as if the run's worker
+        # died between M6 and M7, and the daemon before the completion sensor's tick): both
+        # wait on a run nobody will start.
+        for request in driver.tick("upload_sensor"):
+            until_m6 = dg.RunRequest(
+                partition_key=request.partition_key, run_key=request.run_key, asset_selection=_intake_until_m6()
+            )
+            assert driver.run("upload_sensor", until_m6).success
         assert _tick(driver) == []  # the first tick after an outage: a full deadline of grace
         time.sleep(1.2)
         requests = _tick(driver)

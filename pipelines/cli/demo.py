@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -42,17 +43,41 @@ DAGSTER_YAML = """\
 # Written by `effectlake demo` for the embedded instance (SQLite storage under this folder).
 telemetry:
   enabled: false
+# Every sensor on its own thread: evaluated one after the other, a loop of eleven sensors on a
+# busy code server took tens of seconds, and each hop of a video waited for the whole loop.
+# Runs a tick requests are submitted side by side too (a batch of uploads is one tick).
+sensors:
+  use_threads: true
+  num_workers: 12
+  num_submit_workers: 4
+schedules:
+  use_threads: true
+  num_workers: 4
+# The queue is checked every second (Dagster's default is 5 s), and runs are launched side
+# by side (a launch is a code-server call that starts a process).
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
+    dequeue_use_threads: true
+    dequeue_num_workers: 4
 concurrency:
   runs:
     # 2 cores: a few videos in flight at once; provider tasks add their own parallelism.
     # No pools: reservations lock the user's row in the transactional store.
-    max_concurrent_runs: 3
+    max_concurrent_runs: 4
     tag_concurrency_limits:
       # One run per video at a time: a run the recovery sensor starts again never races
       # another of the same video.
       - key: dagster/partition
         value:
           applyLimitPerUniqueValue: true
+        limit: 1
+      # The cycles, benchmarks and A/B tests (pipelines/jobs.py BACKGROUND) one at a time:
+      # they never hold the slots videos wait for.
+      - key: effectlake/lane
+        value: background
         limit: 1
 # Runs stuck starting or cancelling are failed (the recovery sensor handles runs whose worker
 # died: pipelines/recovery/runs.py).
@@ -102,6 +127,57 @@ def _wait_stage(client: httpx.Client, video_id: str, stages: set[str], timeout_s
         raise TimeoutError(f"video {video_id} stuck at stage {seen[-1]} after {timeout_s:.0f} s") from None
 
 
+def chain_env(home: Path, api_port: int, admin_key: str) -> dict[str, str]:
+    """The environment of the chain's processes: this one's, with the instance (``home``), the
+    lake, media, manifest and store the settings name, the API's URL and its bootstrap admin
+    key, so the API, the daemon's runs and the CLI all see the same data."""
+    settings = get_settings()
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "LAKE_URI": settings.lake_uri,
+        "MEDIA_URI": settings.media_uri,
+        "MANIFEST_URI": settings.manifest_uri,
+        "DATABASE_URL": settings.database_url,
+        "EFFECTLAKE_API_URL": f"http://127.0.0.1:{api_port}",
+        "EFFECTLAKE_ADMIN_KEY": admin_key,
+    }
+
+
+def spawn_chain(
+    children: ChildGroup, env: dict[str, str], logs: Path, api_port: int, dagster_port: int
+) -> tuple[subprocess.Popen, subprocess.Popen]:
+    """Create every lake table, then start the intake API (uvicorn) and ``dagster dev``
+    (webserver + daemon, which evaluates the sensors and launches the runs) in ``children``,
+    logging to ``logs``; (api, dagster) processes, not yet waited for (``wait_chain``)."""
+    Lake(uri=env["LAKE_URI"]).ensure_all()
+    logs.mkdir(parents=True, exist_ok=True)
+    bin_dir = Path(sys.executable).parent
+    api = children.spawn(
+        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(api_port)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        log=logs / "api.log",
+    )
+    dagster = children.spawn(
+        [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(dagster_port)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        log=logs / "dagster.log",
+    )
+    return api, dagster
+
+
+def wait_chain(api: subprocess.Popen, dagster: subprocess.Popen, api_port: int, dagster_port: int) -> None:
+    """Wait for the API (60 s) and the Dagster webserver (180 s) to answer.
+
+    Raises:
+        TimeoutError: one did not answer in time; RuntimeError: one exited.
+    """
+    _wait_http(f"http://127.0.0.1:{api_port}/healthz", 60, "the API", api)
+    _wait_http(f"http://127.0.0.1:{dagster_port}/server_info", 180, "the Dagster webserver", dagster)
+
+
 def run_demo(
     exit_after: bool,
     api_port: int,
@@ -116,41 +192,18 @@ def run_demo(
 
     settings = get_settings()
     home = dagster_home()
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "LAKE_URI": settings.lake_uri,
-        "MEDIA_URI": settings.media_uri,
-        "MANIFEST_URI": settings.manifest_uri,
-        "DATABASE_URL": settings.database_url,
-        "EFFECTLAKE_API_URL": f"http://127.0.0.1:{api_port}",
-    }
     # The API's bootstrap admin: the configured key, else a one-off key (printed below) that the
     # demo drives the approvals with.
     admin_key = settings.admin_api_key or new_key()[1]
-    env["EFFECTLAKE_ADMIN_KEY"] = admin_key
+    env = chain_env(home, api_port, admin_key)
     # The admin dashboard gets a one-off password (printed below) unless one is configured.
     dashboard_env, dashboard_password = with_password(env)
-    Lake(uri=settings.lake_uri).ensure_all()
     # Not "logs": that folder belongs to the Dagster instance (compute logs) and is cleaned by it.
     logs = home / "demo_logs"
-    logs.mkdir(exist_ok=True)
-    bin_dir = Path(sys.executable).parent
     # Every child (and what it starts: dagster dev's webserver, daemon and code servers) is
     # stopped with the demo, however it ends: normally, Ctrl-C, SIGTERM or kill -9.
     with ChildGroup() as children:
-        api = children.spawn(
-            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(api_port)],
-            env=env,
-            cwd=PROJECT_ROOT,
-            log=logs / "api.log",
-        )
-        dagster = children.spawn(
-            [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(dagster_port)],
-            env=env,
-            cwd=PROJECT_ROOT,
-            log=logs / "dagster.log",
-        )
+        api, dagster = spawn_chain(children, env, logs, api_port, dagster_port)
         dashboard_port = pick_port(dashboard_port)  # another dashboard may hold the default port
         dashboard = children.spawn(
             streamlit_command(dashboard_port), env=dashboard_env, cwd=PROJECT_ROOT, log=logs / "dashboard.log"
@@ -159,8 +212,7 @@ def run_demo(
         try:
             base = f"http://127.0.0.1:{api_port}"
             dashboard_url = f"http://127.0.0.1:{dashboard_port}"
-            _wait_http(f"{base}/healthz", 60, "the API", api)
-            _wait_http(f"http://127.0.0.1:{dagster_port}/server_info", 180, "the Dagster webserver", dagster)
+            wait_chain(api, dagster, api_port, dagster_port)
             print(f"API: {base}   Dagster UI: http://127.0.0.1:{dagster_port}   lake: {settings.lake_uri}")
             try:  # the dashboard is for people watching; the demo itself does not need it
                 _wait_http(f"{dashboard_url}/_stcore/health", 60, "the dashboard", dashboard)
@@ -173,7 +225,7 @@ def run_demo(
             print(f"DAGSTER_HOME: {home}   logs: {logs}", flush=True)
             if not settings.admin_api_key:
                 print(f"API admin key (one-off, Authorization: Bearer): {admin_key}", flush=True)
-            code = _drive(base, admin_key, timeout_s, videos or sample_videos())
+            code = _drive(base, admin_key, timeout_s, videos or sample_videos(), lambda: economics_cycle(env, logs))
             if exit_after:
                 # A video counts as published once its EffectPublished event is in; its run
                 # still writes its silver row and its RUN_SUCCESS after that. Stopping Dagster
@@ -251,7 +303,21 @@ DEMO_DESCRIPTIONS = {
 }
 
 
-def _drive(base: str, admin_key: str, timeout_s: float, videos: list[Path]) -> int:
+def economics_cycle(env: dict[str, str], logs: Path) -> bool:
+    """One economics cycle now (``effectlake economics``: the job in a process of its own, on
+    the chain's instance and lake), so the costs, margins and routing manifest of the demo's
+    executions are there at once rather than at the next 15-minute schedule; True when it
+    succeeded (its output is in ``logs/economics.log``)."""
+    with open(logs / "economics.log", "w") as log:
+        done = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "economics"], env=env, cwd=PROJECT_ROOT, stdout=log, stderr=log
+        )
+    return done.returncode == 0
+
+
+def _drive(
+    base: str, admin_key: str, timeout_s: float, videos: list[Path], economics: Callable[[], bool] | None = None
+) -> int:
     started: dict[str, float] = {}
     admin = {"Authorization": f"Bearer {admin_key}"}
     with httpx.Client(base_url=base, timeout=60) as client:
@@ -277,9 +343,17 @@ def _drive(base: str, admin_key: str, timeout_s: float, videos: list[Path]) -> i
                 ).raise_for_status()
                 print(f"approved {approval} for {vid}", flush=True)
         print()
+        ended = {vid: (_wait_stage(client, vid, ENDED, timeout_s), time.monotonic() - started[vid]) for vid in ids}
         code = 0
+        if economics is not None:
+            # Every video has ended: cost them now, so the summary, the dashboard and the
+            # manifest show this demo's executions.
+            ok = economics()
+            print(f"economics cycle: {'done' if ok else 'FAILED'}\n", flush=True)
+            code |= 0 if ok else 1
         for vid in ids:
-            status = _wait_stage(client, vid, ENDED, timeout_s)
-            print(format_video(status, time.monotonic() - started[vid]), "\n", flush=True)
+            # Read again: the cycle has costed the video's executions since it ended.
+            status = client.get(f"/v1/videos/{vid}").raise_for_status().json()
+            print(format_video(status, ended[vid][1]), "\n", flush=True)
             code |= 0 if status["stage"] == "published" else 1
         return code

@@ -63,6 +63,20 @@ storage:
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
+  # The queue checked every second, runs launched side by side (the demo's reasons:
+  # pipelines/cli/demo.py).
+  config:
+    dequeue_interval_seconds: 1
+    dequeue_use_threads: true
+    dequeue_num_workers: 4
+# Sensors on their own threads: one slow tick never holds the others' (a video's hops).
+sensors:
+  use_threads: true
+  num_workers: 12
+  num_submit_workers: 4
+schedules:
+  use_threads: true
+  num_workers: 4
 concurrency:
   runs:
     max_concurrent_runs: 4
@@ -81,6 +95,10 @@ concurrency:
       - key: dagster/partition
         value:
           applyLimitPerUniqueValue: true
+        limit: 1
+      # The cycles, benchmarks and A/B tests one at a time (pipelines/jobs.py BACKGROUND).
+      - key: effectlake/lane
+        value: background
         limit: 1
 # Runs stuck starting or cancelling are failed (runs whose worker died: the recovery sensor,
 # pipelines/recovery/runs.py).

@@ -25,14 +25,11 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import cv2
 import numpy as np
 import structlog
-from google import genai
-from google.genai import errors as genai_errors
-from google.genai import types
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState
 
@@ -53,6 +50,28 @@ JPEG_QUALITY = 85
 
 M = TypeVar("M", bound=BaseModel)
 
+
+class _OnFirstUse:
+    """A module imported when one of its attributes is first read. google-genai takes about a
+    second to import (its ``types``), every run process imports this module, and only a
+    client with an API key ever calls the SDK."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+if TYPE_CHECKING:
+    from google import genai
+    from google.genai import errors as genai_errors
+    from google.genai import types
+else:
+    genai = _OnFirstUse("google.genai")
+    genai_errors = _OnFirstUse("google.genai.errors")
+    types = _OnFirstUse("google.genai.types")
+
 # The SDK's HTTP stack (httpx2 in google-genai 3.x, httpx before): its transport errors
 # (connection refused / reset, timeouts) are as passing as a 503.
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = tuple(
@@ -60,7 +79,10 @@ _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = tuple(
     for module in (importlib.import_module(name) for name in ("httpx", "httpx2") if importlib.util.find_spec(name))
 )
 
-_API_OR_TRANSPORT: tuple[type[BaseException], ...] = (genai_errors.APIError, *_TRANSPORT_ERRORS)
+
+def _api_or_transport() -> tuple[type[BaseException], ...]:
+    """The SDK's API error and the transport errors of its HTTP stack."""
+    return (genai_errors.APIError, *_TRANSPORT_ERRORS)
 
 
 class GeminiError(Exception):
@@ -422,7 +444,7 @@ class GeminiClient:
             return
         try:
             self._sdk.files.delete(name=name)
-        except _API_OR_TRANSPORT as exc:
+        except _api_or_transport() as exc:
             log.info("gemini: could not delete %s (%s); it expires on its own", name, _describe(exc))
 
     # -- M4 ---------------------------------------------------------------------------------
