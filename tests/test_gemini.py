@@ -396,3 +396,21 @@ def test_merge_takes_names_from_gemini_and_measurements_from_the_local_analysis(
     for measured in ("scene_count", "scene_cuts_ms", "motion_level", "mean_luma", "style_scores", "analysis_ms"):
         assert row[measured] == LOCAL_ROW[measured] and sources[measured] == "local"
     assert set(sources) == set(row)
+
+
+def test_threads_share_one_sdk_client():
+    """M7 scores outputs on threads that share one client: however many ask at once, one SDK
+    client is made (two made at once, the dropped one closed its connections under the
+    other's request: "Cannot send a request, as the client has been closed")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    gemini = GeminiClient("test-key", "gemini-2.5-flash", PRICES)
+    start = threading.Barrier(8)
+
+    def make(_: int) -> int:
+        start.wait()
+        return id(gemini._client())
+
+    with ThreadPoolExecutor(8) as pool:
+        assert len(set(pool.map(make, range(8)))) == 1
+    gemini.close()

@@ -180,6 +180,13 @@ class RecordingStore(Store):
         Record.add("write", store_table_key("ledger_entries"), 1)
         return super().refund(*args, **kwargs)
 
+    def settle_run(self, *args, **kwargs):
+        # An effect run's end consumes or refunds its reservation in the same transaction.
+        settled = super().settle_run(*args, **kwargs)
+        if settled is not None:  # a run already final settles nothing
+            Record.add("write", store_table_key("ledger_entries"), 1)
+        return settled
+
     def balance(self, user_id):
         Record.add("read", store_table_key("ledger_entries"))
         return super().balance(user_id)

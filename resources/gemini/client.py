@@ -21,6 +21,7 @@ import importlib.util
 import json
 import mimetypes
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -230,6 +231,10 @@ class GeminiClient:
         self.cache = ResultCache(cache_dir) if cache_dir else None
         self.judge_max_frames = judge_max_frames
         self._sdk: genai.Client | None = None
+        # M7 scores a video's outputs on threads that share this client: two threads that
+        # both found no SDK client made one each, and the one dropped closed its HTTP
+        # connections under the other's request when collected (genai.Client.__del__).
+        self._sdk_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings) -> GeminiClient:
@@ -259,20 +264,22 @@ class GeminiClient:
     def _client(self) -> genai.Client:
         if self.api_key is None:
             raise MissingApiKey("GOOGLE_API_KEY is not set")
-        if self._sdk is None:
-            options = types.HttpOptions(
-                api_version=API_VERSION,
-                timeout=round(self.timeout_s * 1000),  # the SDK takes milliseconds
-                base_url=self.base_url or None,
-            )
-            self._sdk = genai.Client(api_key=self.api_key, http_options=options)
-        return self._sdk
+        with self._sdk_lock:
+            if self._sdk is None:
+                options = types.HttpOptions(
+                    api_version=API_VERSION,
+                    timeout=round(self.timeout_s * 1000),  # the SDK takes milliseconds
+                    base_url=self.base_url or None,
+                )
+                self._sdk = genai.Client(api_key=self.api_key, http_options=options)
+            return self._sdk
 
     def close(self) -> None:
         """Close the SDK's HTTP connections (the client can be used again afterwards)."""
-        if self._sdk is not None:
-            self._sdk.close()
-            self._sdk = None
+        with self._sdk_lock:
+            if self._sdk is not None:
+                self._sdk.close()
+                self._sdk = None
 
     def __enter__(self) -> GeminiClient:
         return self
