@@ -20,6 +20,7 @@ from assets.quality import (
     GateResult,
     QualityInputError,
     QualityVector,
+    artifacts,
     fullref,
     rank_outputs,
     score_output,
@@ -495,3 +496,36 @@ def test_sampling_survives_wrong_duration_metadata(proxy, monkeypatch):
     lied = frames.decode(proxy, samples=8)
     assert [s.index for s in lied.samples.values()] == [s.index for s in honest.samples.values()]
     assert max(s.index for s in lied.samples.values()) >= 70  # slot 7 of 8 sits at 15/16 of 75 frames
+
+
+def _banding_by_definition(luma: np.ndarray) -> float:
+    """artifacts.banding written out pixel by pixel: a 2..4-level step with 6 zero steps on
+    each side, inside the frame."""
+    shares = []
+    for img in (luma.astype(int), luma.astype(int).T):
+        diff = np.abs(np.diff(img, axis=1))
+        count = 0
+        for row in diff:
+            for i in range(6, row.size - 6):
+                if 2 <= row[i] <= 4 and not row[i - 6 : i].any() and not row[i + 1 : i + 7].any():
+                    count += 1
+        shares.append(count / luma.size)
+    return float(np.mean(shares))
+
+
+def test_artifact_statistics_match_their_definitions():
+    """banding (erosions) and noise (two 3-tap passes) are fast forms of their definitions:
+    equal on staircases, plateaus, noise and frames smaller than a flank."""
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        h, w = (int(v) for v in rng.integers(2, 48, 2))
+        img = rng.integers(0, 4, (h, w)).cumsum(axis=int(rng.integers(0, 2))) % 256
+        img[rng.random((h, w)) < rng.random()] = 9  # plateaus of varying share
+        img = img.astype(np.uint8)
+        assert artifacts.banding(img) == pytest.approx(_banding_by_definition(img), abs=1e-12)
+        if min(h, w) >= 3:
+            second = np.abs(np.diff(np.diff(img.astype(int), 2, axis=0), 2, axis=1)).sum()
+            sigma = math.sqrt(math.pi / 2) * second / (6 * (w - 2) * (h - 2))
+            assert artifacts.noise(img) == pytest.approx(sigma, rel=1e-12)
+    staircase = np.repeat(np.arange(0, 60, 3, dtype=np.uint8), 8)[None, :].repeat(16, axis=0)
+    assert artifacts.banding(staircase) > 0
