@@ -88,7 +88,7 @@ def blockiness(luma: np.ndarray) -> float:
         total = cv2.sumElems(diff)[0]
         n_off = diff.size - n_on
         ratios.append((on / n_on + _GRAD_FLOOR) / ((total - on) / n_off + _GRAD_FLOOR))
-    return float(np.mean(ratios))
+    return (ratios[0] + ratios[1]) / 2  # np.mean of two, without its per-call overhead
 
 
 #: Immerkaer's N = [[1, -2, 1], [-2, 4, -2], [1, -2, 1]] is this second difference applied
@@ -153,7 +153,7 @@ def banding(luma: np.ndarray) -> float:
             continue
         flanked = cv2.bitwise_and(cv2.bitwise_and(centre, before), after)
         shares.append(cv2.countNonZero(flanked) / luma.size)
-    return float(np.mean(shares))
+    return (shares[0] + shares[1]) / 2
 
 
 def frozen_share(frame_mad: np.ndarray) -> float:
