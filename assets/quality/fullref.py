@@ -12,7 +12,7 @@ gives per frame of the aligned pair, at the input's native resolution:
 * ``ssim``: luma SSIM as libvmaf's ``float_ssim`` defines it (Wang et al. 2004, 0..1),
   computed by this process (``ssim.frame_ssim``) on the pair's luma planes, which the same
   graph writes to a pipe: libvmaf's own ``float_ssim`` runs IQA's scalar convolutions and cost
-  more CPU than VMAF at 320 px (0.25 s against 0.16 s for 75 frames) and 60 % of it at 720p;
+  more CPU than VMAF at 320 px (0.25 s against 0.16 s for 75 frames) and 40-60 % of it at 720p;
   OpenCV's take a few ms a frame. Values agree with libvmaf's to 1e-5
   (``tests/test_quality.py``).
 """
