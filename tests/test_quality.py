@@ -20,12 +20,16 @@ from assets.quality import (
     GateResult,
     QualityInputError,
     QualityVector,
+    artifacts,
+    fullref,
     rank_outputs,
     score_output,
     technical_gate,
 )
+from assets.quality.align import plan
+from assets.quality.frames import packet_timeline
 from assets.quality.similarity import phash, phash_distance, ssim
-from resources.ffmpeg import run_ffmpeg
+from resources.ffmpeg import FFmpegError, run_ffmpeg, stream_ffmpeg
 from resources.schemas import QUALITY_METRICS, QUALITY_SCORES
 
 FRAME_SERIES = ("frame_vmaf", "frame_psnr_y", "frame_ssim", "frame_artifacts", "damaged_frames")
@@ -188,6 +192,43 @@ def test_fidelity_agrees_with_ffmpeg_ssim_filter(proxy, blur_noise, make, workdi
         ys = [float(tok[2:]) for tok in tokens if tok.startswith("Y:")]
         ours = score_output(proxy, path, "warm_grade", {}).fidelity
         assert ours == pytest.approx(float(np.mean(ys)), abs=0.04), name
+
+
+def _libvmaf_float_ssim(reference: str, distorted: str, log: Path) -> np.ndarray:
+    lavfi = f"[0:v][1:v]libvmaf=log_fmt=json:log_path={log}:feature=name=float_ssim:shortest=1"
+    run_ffmpeg(["-i", distorted, "-i", reference, "-lavfi", lavfi, "-f", "null", "-"])
+    frames = sorted(json.loads(log.read_text())["frames"], key=lambda f: f["frameNum"])
+    return np.asarray([f["metrics"]["float_ssim"] for f in frames])
+
+
+@pytest.mark.parametrize("size", ["320:-2", "960:540"])
+def test_frame_ssim_is_libvmafs_float_ssim(proxy, make, workdir, size):
+    """fullref computes SSIM itself (assets/quality/ssim.py) from the pairs of its libvmaf
+    graph; every frame must equal libvmaf's own float_ssim to 1e-5 (its log prints 6
+    decimals; the series are stored with 4), at a size it decimates (540 lines: by 2) and one
+    it does not, on a degraded output with flat and textured areas."""
+    tag = size.replace(":", "x")
+    reference = make(f"ref-{tag}.mp4", ["-vf", f"scale={size}", *X264])
+    distorted = make(f"dist-{tag}.mp4", ["-vf", f"scale={size},gblur=sigma=2,noise=alls=20:allf=t", *X264])
+    expected = _libvmaf_float_ssim(reference, distorted, workdir / f"float_ssim-{tag}.json")
+    alignment = plan(packet_timeline(reference), packet_timeline(distorted), "none", {})
+    got = fullref.measure(reference, distorted, alignment).ssim
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() < 1e-5
+    assert expected.min() < 0.9  # the degradation is visible, so the check is not trivial
+
+
+def test_stream_ffmpeg_chunks_and_errors(tmp_path):
+    frames = [
+        bytes(c)
+        for c in stream_ffmpeg(
+            ["-f", "lavfi", "-i", "color=gray:s=16x8:d=0.2:r=10", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"],
+            chunk_bytes=16 * 8,
+        )
+    ]
+    assert len(frames) == 2 and frames[0] == bytes([frames[0][0]]) * 128
+    with pytest.raises(FFmpegError):
+        list(stream_ffmpeg(["-i", str(tmp_path / "missing.mp4"), "-f", "rawvideo", "pipe:1"], chunk_bytes=64))
 
 
 # --- slow motion ------------------------------------------------------------------------------
@@ -455,3 +496,36 @@ def test_sampling_survives_wrong_duration_metadata(proxy, monkeypatch):
     lied = frames.decode(proxy, samples=8)
     assert [s.index for s in lied.samples.values()] == [s.index for s in honest.samples.values()]
     assert max(s.index for s in lied.samples.values()) >= 70  # slot 7 of 8 sits at 15/16 of 75 frames
+
+
+def _banding_by_definition(luma: np.ndarray) -> float:
+    """artifacts.banding written out pixel by pixel: a 2..4-level step with 6 zero steps on
+    each side, inside the frame."""
+    shares = []
+    for img in (luma.astype(int), luma.astype(int).T):
+        diff = np.abs(np.diff(img, axis=1))
+        count = 0
+        for row in diff:
+            for i in range(6, row.size - 6):
+                if 2 <= row[i] <= 4 and not row[i - 6 : i].any() and not row[i + 1 : i + 7].any():
+                    count += 1
+        shares.append(count / luma.size)
+    return float(np.mean(shares))
+
+
+def test_artifact_statistics_match_their_definitions():
+    """banding (erosions) and noise (two 3-tap passes) are fast forms of their definitions:
+    equal on staircases, plateaus, noise and frames smaller than a flank."""
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        h, w = (int(v) for v in rng.integers(2, 48, 2))
+        img = rng.integers(0, 4, (h, w)).cumsum(axis=int(rng.integers(0, 2))) % 256
+        img[rng.random((h, w)) < rng.random()] = 9  # plateaus of varying share
+        img = img.astype(np.uint8)
+        assert artifacts.banding(img) == pytest.approx(_banding_by_definition(img), abs=1e-12)
+        if min(h, w) >= 3:
+            second = np.abs(np.diff(np.diff(img.astype(int), 2, axis=0), 2, axis=1)).sum()
+            sigma = math.sqrt(math.pi / 2) * second / (6 * (w - 2) * (h - 2))
+            assert artifacts.noise(img) == pytest.approx(sigma, rel=1e-12)
+    staircase = np.repeat(np.arange(0, 60, 3, dtype=np.uint8), 8)[None, :].repeat(16, axis=0)
+    assert artifacts.banding(staircase) > 0

@@ -88,10 +88,12 @@ def blockiness(luma: np.ndarray) -> float:
         total = cv2.sumElems(diff)[0]
         n_off = diff.size - n_on
         ratios.append((on / n_on + _GRAD_FLOOR) / ((total - on) / n_off + _GRAD_FLOOR))
-    return float(np.mean(ratios))
+    return (ratios[0] + ratios[1]) / 2  # np.mean of two, without its per-call overhead
 
 
-_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
+#: Immerkaer's N = [[1, -2, 1], [-2, 4, -2], [1, -2, 1]] is this second difference applied
+#: along both axes.
+_SECOND_DIFFERENCE = np.array([1, -2, 1], dtype=np.float32)
 
 
 def noise(luma: np.ndarray) -> float:
@@ -102,9 +104,11 @@ def noise(luma: np.ndarray) -> float:
     of two Laplacians (above). Fine texture reads as noise too, hence only the excess over the
     input is scored.
     """
-    # 16-bit signed output: exact for 8-bit input (|response| <= 16 x 255) and ~2x faster
-    # than float32 on 720p frames.
-    response = cv2.filter2D(luma, cv2.CV_16S, _IMMERKAER)[1:-1, 1:-1]
+    # N is the outer product of [1, -2, 1] with itself: two 3-tap passes instead of one 9-tap
+    # pass (half the CPU at 720p). Exact: every partial sum is an integer below 2^24 (|row
+    # response| <= 4 x 255, |response| <= 16 x 255), so float accumulation loses nothing, and
+    # 16-bit signed output holds it.
+    response = cv2.sepFilter2D(luma, cv2.CV_16S, _SECOND_DIFFERENCE, _SECOND_DIFFERENCE)[1:-1, 1:-1]
     h, w = luma.shape
     total = float(cv2.norm(response, cv2.NORM_L1))
     return float(math.sqrt(math.pi / 2) * total / (6 * (w - 2) * (h - 2)))
@@ -126,22 +130,30 @@ def banding(luma: np.ndarray) -> float:
         Contour pixels / all pixels, averaged over both axes; 0 for noisy or flat images.
     """
     k = _BAND_FLANK
+    run = np.ones((1, k), np.uint8)
     shares = []
     for axis in (1, 0):
         a, b = (luma[:, 1:], luma[:, :-1]) if axis == 1 else (luma[1:, :], luma[:-1, :])
         diff = cv2.absdiff(a, b)
         step = cv2.inRange(diff, _BAND_STEP_MIN, _BAND_STEP_MAX)  # 255 on a small step
         flat = cv2.threshold(diff, 0, 1, cv2.THRESH_BINARY_INV)[1]  # 1 where the step is 0
-        # Count flat neighbours within k on both sides: an unnormalised box sum over 2k+1 taps
-        # (at most 2k+1, so 8-bit holds it) minus the centre (a contour pixel is itself a
-        # step, not flat, so the sum is its flanks'); 2k means both flanks are flat. Zero
-        # padding makes runs cut by the frame border not count. OpenCV operations throughout:
-        # each is one pass over the frame, and at 720p the passes are what costs.
-        size = (2 * k + 1, 1) if axis == 1 else (1, 2 * k + 1)
-        flanks = cv2.boxFilter(flat, cv2.CV_8U, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
-        flanked = cv2.threshold(flanks, 2 * k - 1, 255, cv2.THRESH_BINARY)[1]
-        shares.append(cv2.countNonZero(cv2.bitwise_and(step, flanked)) / luma.size)
-    return float(np.mean(shares))
+        # run[i] = 1 when the k steps i .. i+k-1 are all flat (an erosion: each is one SIMD
+        # pass over the frame, and at 720p the passes are what costs). Step i is flanked when
+        # run[i - k] (steps i-k .. i-1) and run[i + 1] (i+1 .. i+k) both hold. Zero padding:
+        # runs cut by the frame border do not count, and steps closer than k to either border
+        # cannot be flanked, so only i in [k, n - 1) is looked at.
+        kernel = run if axis == 1 else run.T
+        runs = cv2.erode(flat, kernel, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        if axis == 1:
+            centre, before, after = step[:, k:-1], runs[:, : -k - 1], runs[:, k + 1 :]
+        else:
+            centre, before, after = step[k:-1], runs[: -k - 1], runs[k + 1 :]
+        if centre.size == 0:
+            shares.append(0.0)
+            continue
+        flanked = cv2.bitwise_and(cv2.bitwise_and(centre, before), after)
+        shares.append(cv2.countNonZero(flanked) / luma.size)
+    return (shares[0] + shares[1]) / 2
 
 
 def frozen_share(frame_mad: np.ndarray) -> float:
