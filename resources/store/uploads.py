@@ -251,6 +251,13 @@ def get_upload(session: Session, video_id: str, user_id: str | None = None) -> d
     return as_dict(upload)
 
 
+def by_ids(session: Session, video_ids: list[str]) -> list[dict]:
+    """The uploads among ``video_ids`` that exist (one query on the unique ``video_id``)."""
+    if not video_ids:
+        return []
+    return [as_dict(u) for u in session.scalars(select(Upload).where(Upload.video_id.in_(video_ids)))]
+
+
 def list_uploads(session: Session, user_id: str, after_seq: int = 0, limit: int = 50) -> list[dict]:
     """The user's uploads in ``seq`` order after the cursor ``after_seq`` (cursor paging)."""
     query = select(Upload).where(Upload.user_id == user_id, Upload.seq > after_seq).order_by(Upload.seq).limit(limit)
