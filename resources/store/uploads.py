@@ -164,9 +164,10 @@ def _promote(session: Session, run_input: Upload, fields: dict) -> dict:
     """The user's upload first sent with an effect run (source ``run``), now sent as an
     example: the same video (``video_id``, bytes, media key) becomes an example upload with
     ``fields`` (filename, content_type, source, status, priorities, description,
-    uploaded_at). It is re-inserted under a new ``seq``, so the landing's seq cursor brings
-    it back, the uploads landing's upsert replaces the landed row and the upload sensor
-    starts its creation job (an update in place would keep the old seq and never land)."""
+    uploaded_at). It is re-inserted under a new ``seq``, so the seq cursors bring it back:
+    the uploads landing's upsert replaces the landed row, and the upload sensor (which reads
+    this table past its seq cursor) starts its creation job (an update in place would keep
+    the old seq, which both cursors have passed)."""
     values = as_dict(run_input) | {k: fields[k] for k in PROMOTED if k in fields}
     del values["seq"], values["recorded_at"]
     # The new row is inserted while the old one still holds the largest seq: SQLite gives an
