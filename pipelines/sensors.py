@@ -2,8 +2,10 @@
 tasks, admin decisions, users' effect runs.
 
 ``landing_sensor`` asks the transactional store whether any mirrored table has rows past its
-landing cursor and starts ``landing_job`` for those tables (``assets/landing``). The others
-each read one bronze table through the lake resource. The cursor is that table's Delta
+landing cursor and starts ``landing_job`` for those tables (``assets/landing``).
+``upload_sensor`` and ``run_sensor`` read their new rows from the store too (cursor: the
+store seq), so a user's upload or effect run starts without waiting for its landing, which
+happens in parallel. The others each read one bronze table through the lake resource. The cursor is that table's Delta
 version, so a tick with no new commit reads nothing; run keys make every request at most
 once per sensor, so re-reading a table never starts a run twice. A tick that sees a new
 version reports an ``AssetObservation`` of the table's asset (Delta version, rows), so the
@@ -46,21 +48,21 @@ from resources.schemas import (
     AB_REQUESTS,
     APPROVAL_DECISIONS,
     BENCHMARK_REPORTS,
-    EFFECT_RUNS,
     EXECUTION_EVENTS,
     PIPELINE_EVENTS,
     UPLOADS,
     TableSpec,
 )
 from resources.store.client import Store
-from resources.store.models import RUN_SOURCE
+from resources.store.feed import UploadCursor, advance_cursor
 from resources.store.runs import is_run_id
 
 INTERVAL_S = 5
-# Landing is the first hop of every request's way into the lake (API → store → bronze →
-# the sensors below): a short interval keeps that hop's latency small. A tick is one
-# Dagster run query and one indexed store query per table.
-LANDING_INTERVAL_S = 2
+# The sensors that read the transactional store (landing, new uploads, new effect runs) are
+# the first hop of a request's way into the pipeline: a short interval keeps that hop's
+# latency small. A tick is a few indexed store queries (and, for landing, one Dagster run
+# query). The daemon's sensor loop makes it 5 s there (docs/architecture.md).
+STORE_INTERVAL_S = 2
 # M7's event: a video's outputs were scored.
 EVALUATED_EVENT = "QualityEvaluated"
 IN_FLIGHT = [
@@ -71,7 +73,7 @@ IN_FLIGHT = [
 ]
 
 
-@dg.sensor(job=landing_job, minimum_interval_seconds=LANDING_INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=landing_job, minimum_interval_seconds=STORE_INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
 def landing_sensor(context: dg.SensorEvaluationContext, store: dg.ResourceParam[Store], lake: dg.ResourceParam[Lake]):
     """Store tables with rows past their landing cursor → one ``landing_job`` run for
     exactly those tables' assets.
@@ -149,51 +151,61 @@ def _on_table_change(
     return dg.SensorResult(run_requests=made, asset_events=[observed(spec, version, table.height)], cursor=str(version))
 
 
-@dg.sensor(job=intake_job, minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
-def upload_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
-    """New rows in ``uploads`` → a ``videos`` partition each and its intake run
-    (run_key = video_id, so the same bytes uploaded twice run once)."""
-    version = _changed(context, lake, UPLOADS)
-    if version is None:
+# Rows a store-fed sensor reads per tick: more wait for the next one.
+FEED_BATCH = 1_000
+SEQ_CURSOR = "seq:"
+
+
+@dg.sensor(job=intake_job, minimum_interval_seconds=STORE_INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
+def upload_sensor(context: dg.SensorEvaluationContext, store: dg.ResourceParam[Store], lake: dg.ResourceParam[Lake]):
+    """New received uploads in the store → a ``videos`` partition each and its intake run
+    (run_key = video_id, so the same bytes uploaded twice run once).
+
+    It reads the transactional store, not ``bronze/uploads``: an upload starts its intake
+    without waiting for the landing run, which lands the same row in parallel
+    (docs/architecture.md, "Time to first preview"). A tick is one indexed store query past
+    the cursor, plus one by id for presigned uploads still waiting for their bytes
+    (``resources.store.feed``: cursor, what counts as received, presigned completion)."""
+    cursor = UploadCursor.decode(context.cursor)
+    rows, settled = store.recent_changes("uploads", cursor.seq, FEED_BATCH)
+    watched = store.uploads_by_id(list(cursor.pending))
+    received, after = advance_cursor(cursor, rows, settled, watched, utcnow())
+    if not received and after == cursor:
         return dg.SkipReason("no new uploads")
     known = set(context.instance.get_dynamic_partitions(videos.name))
-    uploads = lake.read(UPLOADS).sort("uploaded_at")
-    # Only uploads whose bytes are stored: a presigned upload lands while still pending.
-    received = uploads.filter(
-        pl.col("media_key").is_not_null()
-        & pl.col("status").fill_null("uploaded").is_in(["uploaded", "accepted"])
-        # A video sent with an effect run is that run's input, not an example to build from.
-        & (pl.col("source").fill_null("upload") != RUN_SOURCE)
-    )
-    new = [v for v in received["video_id"].to_list() if v not in known]
-    # Tables exist before runs go parallel: a partition overwrite into a table that does not
-    # exist yet can lose another run's partition (docs/architecture.md, "Known pitfalls").
-    lake.ensure_all()
+    new = [r["video_id"] for r in received if r["video_id"] not in known]
+    if new:
+        # Tables exist before runs go parallel: a partition overwrite into a table that does
+        # not exist yet can lose another run's partition (docs/architecture.md, "Known pitfalls").
+        lake.ensure_all()
     return dg.SensorResult(
         run_requests=[dg.RunRequest(partition_key=v, run_key=v) for v in new],
         dynamic_partitions_requests=[videos.build_add_request(new)] if new else [],
-        asset_events=[observed(UPLOADS, version, uploads.height)],
-        cursor=str(version),
+        cursor=after.encode(),
     )
 
 
-@dg.sensor(job=effect_run_job, minimum_interval_seconds=INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
-def run_sensor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
-    """New rows in ``effect_runs`` (queued runs, landed from the store) → a ``runs``
-    partition each and its ``effect_run_job`` run (run_key = run id, so a run is executed
-    once whatever the ticks)."""
-    version = _changed(context, lake, EFFECT_RUNS)
-    if version is None:
+@dg.sensor(job=effect_run_job, minimum_interval_seconds=STORE_INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING)
+def run_sensor(context: dg.SensorEvaluationContext, store: dg.ResourceParam[Store], lake: dg.ResourceParam[Lake]):
+    """New rows in the store's ``effect_runs`` (runs the API queued) → a ``runs`` partition
+    each and its ``effect_run_job`` run (run_key = run id, so a run is executed once
+    whatever the ticks). Read from the store like ``upload_sensor`` (one indexed query past
+    the cursor, the store seq), so a user's run does not wait for its row to be landed in
+    ``bronze/effect_runs``."""
+    # "seq:<n>": a bare number is the bronze-era cursor (a Delta version, not a seq): start over.
+    raw = (context.cursor or "").removeprefix(SEQ_CURSOR)
+    after = int(raw) if context.cursor and context.cursor.startswith(SEQ_CURSOR) and raw.isdigit() else 0
+    rows, settled = store.recent_changes("effect_runs", after, FEED_BATCH)
+    if not rows:
         return dg.SkipReason("no new effect runs")
     known = set(context.instance.get_dynamic_partitions(effect_runs.name))
-    runs = lake.read(EFFECT_RUNS).sort("seq")
-    new = [r for r in runs["run_id"].to_list() if r not in known]
-    lake.ensure_all()  # tables exist before runs write partitions in parallel (Known pitfalls)
+    new = [r["run_id"] for r in rows if r["run_id"] not in known]
+    if new:
+        lake.ensure_all()  # tables exist before runs write partitions in parallel (Known pitfalls)
     return dg.SensorResult(
         run_requests=[dg.RunRequest(partition_key=r, run_key=r) for r in new],
         dynamic_partitions_requests=[effect_runs.build_add_request(new)] if new else [],
-        asset_events=[observed(EFFECT_RUNS, version, runs.height)],
-        cursor=str(version),
+        cursor=f"{SEQ_CURSOR}{settled}",
     )
 
 

@@ -11,6 +11,8 @@ import dagster as dg
 from assets.partitions import videos
 
 LANDING_SENSOR = "landing_sensor"
+# Sensors that read the transactional store themselves: their tick does not wait for landing.
+STORE_FED = frozenset({LANDING_SENSOR, "upload_sensor", "run_sensor"})
 
 
 @dataclass
@@ -27,10 +29,12 @@ class Driver:
         """Evaluate a sensor once; return its new run requests (run keys already used by
         this sensor are dropped, as the daemon does).
 
-        Any other sensor's tick first lands the store's new rows (``land``), as the daemon's
-        landing sensor does every few seconds: the API writes to the store, and the
-        sensors watch the bronze tables those rows are landed in."""
-        if sensor_name != LANDING_SENSOR:
+        A tick of a sensor that watches a bronze table first lands the store's new rows
+        (``land``), as the daemon's landing sensor does every few seconds: the API writes to
+        the store, and those sensors watch the bronze tables its rows are landed in. The
+        sensors that read the store themselves (``STORE_FED``: new uploads, new effect runs)
+        tick without it, as the daemon may tick them before any landing run."""
+        if sensor_name not in STORE_FED:
             self.land()
         sensor = self.defs.resolve_sensor_def(sensor_name)
         resources = self.defs.resources

@@ -135,27 +135,21 @@ def test_idle_ticks_start_nothing_and_new_rows_start_one_run(settings, store, dr
     assert lake.read(RECOMMENDATION_DECISIONS).select("recommendation_id", "reason").rows() == [("rec-1", "not now")]
 
 
-def test_the_upload_sensor_starts_the_intake_run_of_a_landed_upload(settings, store, driver):
+def test_a_presigned_upload_is_landed_pending_then_completed_in_place(settings, store, driver):
     user = _user(store)
-    upload = _upload(store, user["user_id"])
-    # A presigned upload whose bytes have not arrived lands too, but starts nothing.
+    # A presigned upload whose bytes have not arrived lands too (pending).
     presigned = pending_upload(store, user["user_id"], "later.mp4")
-    sensor = driver.defs.resolve_sensor_def("upload_sensor")
-    context = dg.build_sensor_context(instance=driver.instance, resources=driver.defs.resources)
-    assert isinstance(sensor(context), dg.SkipReason)  # not landed yet: the lake has no upload
-    # The harness lands first, as the landing sensor would have by the upload sensor's tick.
-    assert [r.partition_key for r in driver.tick("upload_sensor")] == [upload["video_id"]]
+    assert table_key(UPLOADS) in _landed(driver)  # with the user's welcome credit
+    lake = Lake(uri=settings.lake_uri)
+    assert lake.read(UPLOADS)["status"].to_list() == ["pending"]
     assert driver.tick("landing_sensor") == []
 
     # Its bytes arrive: the row changes in place (same seq), and the landing still sees it.
     sha = hashlib.sha256(b"later").hexdigest()
     store.complete_upload(presigned["video_id"], user["user_id"], sha256=sha, bytes_=5, media_key=f"raw/{sha}.mp4")
     assert _landed(driver) == [table_key(UPLOADS)]
-    lake = Lake(uri=settings.lake_uri)
     [row] = lake.read(UPLOADS, pl.col("video_id") == presigned["video_id"]).to_dicts()
     assert (row["status"], row["media_key"], row["seq"]) == ("uploaded", f"raw/{sha}.mp4", presigned["seq"])
-    assert lake.read(UPLOADS).height == 2
-    assert [r.partition_key for r in driver.tick("upload_sensor")] == [presigned["video_id"]]
     assert driver.tick("landing_sensor") == []
 
 

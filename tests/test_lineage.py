@@ -31,10 +31,11 @@ from pipelines import definitions
 from pipelines.checks import CHECKS
 from pipelines.definitions import build_definitions
 from pipelines.reporting_lake import RunReportingLake
-from pipelines.sensors import approval_sensor, upload_sensor
+from pipelines.sensors import ab_test_sensor, approval_sensor
 from resources.lake import Lake
 from resources.manifest_store import ManifestStore
 from resources.schemas import (
+    AB_REQUESTS,
     ALL_TABLES,
     APPROVAL_DECISIONS,
     BEST_RESULT,
@@ -44,7 +45,6 @@ from resources.schemas import (
     QUALITY_SCORES,
     ROUTING_MANIFESTS,
     TEST_BATCH,
-    UPLOADS,
     TableSpec,
 )
 from resources.settings import DATA_DIR, Settings
@@ -314,9 +314,9 @@ def test_feedback_reads_are_only_the_reads_that_would_close_a_cycle(settings):
 def test_sensors_observe_the_bronze_table_they_watch(settings, instance):
     defs = build_definitions(settings)
     lake = Lake(uri=settings.lake_uri)
-    lake.append(UPLOADS, pl.DataFrame([{"video_id": "v1", "user_id": "u", "media_key": "raw/v1.mp4"}]))
     lake.append(APPROVAL_DECISIONS, pl.DataFrame([{"approval_id": "a1", "video_id": "v1", "decision": "approve"}]))
-    for sensor, spec in ((upload_sensor, UPLOADS), (approval_sensor, APPROVAL_DECISIONS)):
+    lake.append(AB_REQUESTS, pl.DataFrame([{"experiment_id": "e1", "video_id": "v1"}]))
+    for sensor, spec in ((approval_sensor, APPROVAL_DECISIONS), (ab_test_sensor, AB_REQUESTS)):
         result = sensor(dg.build_sensor_context(instance=instance, resources=defs.resources))
         [seen] = result.asset_events
         assert isinstance(seen, dg.AssetObservation) and seen.asset_key == table_key(spec)

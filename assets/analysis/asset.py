@@ -14,7 +14,7 @@ import polars as pl
 from assets.analysis.features import ContentAnalysis, analyze_video
 from assets.analysis.targets import target_effects
 from assets.common import SILVER_KW, frame, only_row, silver_ins
-from assets.lineage import reads
+from assets.uploads import UPLOADS_TABLE, upload_field
 from resources.catalog import Catalog
 from resources.events import event, record_pipeline_events
 from resources.gemini.client import GeminiClient
@@ -26,7 +26,7 @@ from resources.llm_costs import record_llm_cost
 from resources.media import MediaStore
 from resources.refunds import refund_and_notify
 from resources.retry import transient_failures
-from resources.schemas import CONTENT_ANALYSIS, UPLOADS
+from resources.schemas import CONTENT_ANALYSIS
 from resources.store.client import Store
 from resources.store.models import MAX_DESCRIPTION_CHARS
 
@@ -52,11 +52,10 @@ EVENT_FIELDS = (
 )
 
 
-def upload_description(lake: Lake, video_id: str) -> str | None:
-    """The uploader's description from the video's ``bronze/uploads`` row (None when there is
-    none, or the table predates the column), cut to MAX_DESCRIPTION_CHARS."""
-    rows = lake.read(UPLOADS, pl.col("video_id") == video_id)
-    raw = rows["description"][0] if "description" in rows.columns and rows.height else None
+def upload_description(store: Store, video_id: str) -> str | None:
+    """The uploader's description from the video's upload row in the store (None when there
+    is none), cut to MAX_DESCRIPTION_CHARS."""
+    raw = upload_field(store, video_id, "description")
     return raw.strip()[:MAX_DESCRIPTION_CHARS] or None if raw else None
 
 
@@ -64,7 +63,7 @@ def upload_description(lake: Lake, video_id: str) -> str | None:
     group_name="M2_analysis",
     output_required=False,
     ins=silver_ins("ingested_video"),
-    deps=reads(UPLOADS),
+    deps=[UPLOADS_TABLE],
     **SILVER_KW,
 )
 def content_analysis(
@@ -89,7 +88,7 @@ def content_analysis(
     if video["status"] != "accepted":
         context.log.info(f"skipping analysis: video {video_id} was rejected")
         return
-    description = upload_description(lake, video_id)
+    description = upload_description(store, video_id)
     taxonomy, effects = catalog.style_taxonomy(), catalog.effect_catalog()
     attempts = 0
 

@@ -14,6 +14,7 @@ from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.lineage import reads
 from assets.logs import warn
 from assets.registry.asset import unhealthy_providers
+from assets.uploads import UPLOADS_TABLE
 from economics import ledger
 from economics.budget import UserQuotaExceeded, check_budget
 from economics.pricing import job_price
@@ -27,7 +28,7 @@ from resources.manifest_store import ManifestStore, ManifestUnreadable
 from resources.media import MediaStore
 from resources.notifications import notify_user
 from resources.providers.client import ProviderRegistry
-from resources.schemas import PROVIDER_REGISTRY, TEST_BATCH, UPLOADS
+from resources.schemas import PROVIDER_REGISTRY, TEST_BATCH
 from resources.services.runtime import effective_prices
 from resources.settings import Settings
 from resources.store.client import Store
@@ -47,7 +48,7 @@ def task_id_for(video_id: str, effect_type: str, provider_id: str) -> str:
     group_name="M5_batch",
     output_required=False,
     ins=silver_ins("prompt_variants", "ingested_video"),
-    deps=reads(PROVIDER_REGISTRY, UPLOADS),
+    deps=[UPLOADS_TABLE, *reads(PROVIDER_REGISTRY)],
     **SILVER_KW,
 )
 def test_batch(
@@ -123,7 +124,7 @@ def test_batch(
     for r in rows:
         r["input_key"] = input_key
     # Priced with the weights the best result will be chosen with (the uploader's, else the preset).
-    weights = upload_priorities(context, lake, video_id, platform.priority).weights()
+    weights = upload_priorities(context, store, video_id, platform.priority).weights()
     price = job_price(
         effective_prices(catalog, store),  # the list prices in force (an approved price revision)
         (r["effect_type"] for r in rows if r["selection"] != "shadow"),

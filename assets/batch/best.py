@@ -13,6 +13,7 @@ from assets.common import SILVER_KW, frame, only_row, silver_ins
 from assets.costing import task_costs
 from assets.lineage import reads
 from assets.logs import warn
+from assets.uploads import UPLOADS_TABLE, upload_field
 from economics import ledger
 from economics.best import rank_candidates
 from economics.margin import margin
@@ -24,7 +25,7 @@ from resources.lake import Lake
 from resources.priorities import Priorities, parse_priorities
 from resources.providers.client import ProviderRegistry
 from resources.refunds import refund_and_notify
-from resources.schemas import BEST_RESULT, EXECUTION_EVENTS, UPLOADS
+from resources.schemas import BEST_RESULT, EXECUTION_EVENTS
 from resources.settings import Settings
 from resources.store.client import Store
 from resources.store.errors import JobNotReserved
@@ -37,7 +38,7 @@ WINNER = ("task_id", "effect_type", "provider_id", "score", "composite", "cost_u
 @dg.asset(
     group_name="M5_batch",
     ins=silver_ins("quality_scores", "provider_outputs", "test_batch", "content_analysis"),
-    deps=reads(UPLOADS, EXECUTION_EVENTS),
+    deps=[UPLOADS_TABLE, *reads(EXECUTION_EVENTS)],
     **SILVER_KW,
 )
 def best_result(
@@ -68,7 +69,7 @@ def best_result(
         costs,
     )
     targets = only_row(content_analysis, "content_analysis")["target_effect_types"]
-    weights = upload_priorities(context, lake, video_id, platform.priority).weights()
+    weights = upload_priorities(context, store, video_id, platform.priority).weights()
     ranked = target_ranking(candidates, targets, weights)
     if ranked.is_empty():
         return _no_result(context, store, lake, video_id, test_batch, candidates.height, now)
@@ -144,13 +145,11 @@ def _with_full_costs(candidates: pl.DataFrame, costs: pl.DataFrame) -> pl.DataFr
     )
 
 
-def upload_priorities(context, lake: Lake, video_id: str, default: str) -> Priorities:
-    """The uploader's weights from the video's ``uploads`` row; the ``default`` preset
-    (Settings.priority, balanced unless set) when the row, its ``priorities`` column (tables
-    written before it existed) or its value is missing, or the stored value does not parse
-    (it was validated at the door, so that is logged)."""
-    rows = lake.read(UPLOADS, pl.col("video_id") == video_id)
-    raw = rows["priorities"][0] if "priorities" in rows.columns and rows.height else None
+def upload_priorities(context, store: Store, video_id: str, default: str) -> Priorities:
+    """The uploader's weights from the video's upload row in the store; the ``default``
+    preset (Settings.priority, balanced unless set) when the row or its value is missing, or
+    the stored value does not parse (it was validated at the door, so that is logged)."""
+    raw = upload_field(store, video_id, "priorities")
     try:
         return parse_priorities(raw) if raw else Priorities.named(default)
     except ValueError as e:

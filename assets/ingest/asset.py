@@ -5,17 +5,17 @@ import time
 import dagster as dg
 import polars as pl
 
-from assets.common import SILVER_KW, frame, only_row
+from assets.common import SILVER_KW, frame
 from assets.ingest.probe import IngestLimits, VideoRejected, probe_video, validate
 from assets.ingest.proxy import make_proxy
-from assets.lineage import reads
 from assets.logs import warn
+from assets.uploads import UPLOADS_TABLE, upload_row
 from resources.events import event, record_pipeline_events, utcnow
 from resources.job_status import ACCEPTED, REJECTED, mark_job
 from resources.lake import Lake
 from resources.media import MediaStore
 from resources.notifications import notify_user
-from resources.schemas import INGESTED_VIDEO, UPLOADS
+from resources.schemas import INGESTED_VIDEO
 from resources.settings import Settings
 from resources.store.client import Store
 
@@ -39,7 +39,7 @@ def ingest_limits(platform: Settings) -> IngestLimits:
     )
 
 
-@dg.asset(group_name="M1_ingest", deps=reads(UPLOADS), **SILVER_KW)
+@dg.asset(group_name="M1_ingest", deps=[UPLOADS_TABLE], **SILVER_KW)
 def ingested_video(
     context: dg.AssetExecutionContext,
     lake: dg.ResourceParam[Lake],
@@ -53,9 +53,12 @@ def ingested_video(
     A video that fails probing or validation is not an error of the run: it gets
     ``status = 'rejected'`` with a readable reason, a ``VideoRejected`` event and a user
     notification, and the downstream stages skip it.
+
+    The upload row is read from the store (``assets.uploads``), so the intake does not wait
+    for the landing run that copies it into ``bronze/uploads``.
     """
     video_id = context.partition_key
-    upload = only_row(lake.read(UPLOADS, pl.col("video_id") == video_id), "upload")
+    upload = upload_row(store, video_id)
     limits = ingest_limits(platform)
     started = time.perf_counter()
     row: dict = {"video_id": video_id, "user_id": upload["user_id"]}

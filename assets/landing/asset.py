@@ -27,7 +27,7 @@ The cursor: exactly once without a two-phase commit
     is *requested*, and a failed run would skip its batch.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import dagster as dg
 import polars as pl
@@ -39,6 +39,7 @@ from resources.lake import Lake
 from resources.schemas import RECOMMENDATIONS, UPLOADS
 from resources.store.client import Store
 from resources.store.errors import UploadNotFound
+from resources.store.feed import PENDING_WATCH
 
 GROUP = "bronze"
 # Rows landed per table per run: one Delta commit each. Bigger backlogs take several ticks.
@@ -63,8 +64,8 @@ def landing_cursor(instance: dg.DagsterInstance, lake: Lake, landing: Landing) -
 
 # A presigned upload lands while ``pending`` and is completed later in place (same seq), so the
 # seq cursor never brings it back: the uploads landing re-reads the pending rows it landed, for
-# as long as a presigned URL can still be used (with a margin), and lands their new state.
-PENDING_WATCH = timedelta(days=1)
+# PENDING_WATCH (as long as a presigned URL can still be used, with a margin; the upload
+# sensor watches its pending uploads as long), and lands their new state.
 
 
 def completed_uploads(lake: Lake, store: Store, now: datetime) -> pl.DataFrame:

@@ -20,6 +20,12 @@ row below the returned cursor has committed or rolled back. Rows are landed up t
 late, which the lake's readers do not notice. Gaps in ``seq`` (rolled back or skipped
 inserts) are normal and never waited for.
 
+Readers that can act on a row twice without harm (the upload and run sensors: their run
+keys and partitions make a second request a no-op) need not wait the grace out: ``recent``
+returns every committed row past the cursor at once, and a cursor that only moves to the
+settled prefix (``settled_through``), so a row that commits late under a smaller seq is still
+read by the next call.
+
 Rows are returned as they are now: mutable operational columns (an upload's ``status``, a
 notification's ``delivered_at``) are landed with the value they had when read, once.
 """
@@ -83,3 +89,32 @@ def changes_since(
             break
         rows.append(as_dict(row))
     return rows, rows[-1]["seq"] if rows else after_seq
+
+
+def settled_through(rows: list[dict], after_seq: int, cutoff: datetime) -> int:
+    """The cursor ``changes_since`` would return for ``rows`` (seq order, past ``after_seq``)
+    with the grace ``cutoff`` (``now − grace``): the seq of the last row before the first one
+    recorded after ``cutoff``, or ``after_seq`` when the first is already that recent."""
+    through = after_seq
+    for row in rows:
+        if row["recorded_at"] > cutoff:
+            break
+        through = row["seq"]
+    return through
+
+
+def recent(
+    session: Session, table: str, after_seq: int, limit: int = 1000, *, now: datetime | None = None
+) -> tuple[list[dict], int]:
+    """(every committed row of ``table`` with ``seq > after_seq``, up to ``limit``, in seq
+    order; the settled cursor): the rows are read without the grace, the cursor keeps it
+    (``settled_through`` with the backend's ``default_grace``), so the rows past it are read
+    again by the next call and a late commit under a smaller seq is never skipped.
+
+    Raises:
+        InvalidInput: as ``changes_since``.
+    """
+    now = now or utcnow()
+    rows, _ = changes_since(session, table, after_seq, limit, grace=timedelta(0), now=now)
+    grace = default_grace(session.get_bind().dialect.name)
+    return rows, settled_through(rows, after_seq, now - grace)

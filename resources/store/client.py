@@ -358,6 +358,18 @@ class Store:
         with self.read() as s:
             return changes.changes_since(s, table, after_seq, limit, grace=grace, now=now)
 
+    def recent_changes(
+        self, table: str, after_seq: int, limit: int = 1000, *, now: datetime | None = None
+    ) -> tuple[list[dict], int]:
+        """``changes.recent``: (committed rows with seq > after_seq, settled cursor)."""
+        with self.read() as s:
+            return changes.recent(s, table, after_seq, limit, now=now)
+
+    def uploads_by_id(self, video_ids: list[str]) -> list[dict]:
+        """``uploads.by_ids``: the uploads among ``video_ids`` that exist (any order)."""
+        with self.read() as s:
+            return uploads.by_ids(s, video_ids)
+
     # --- remote provider tasks -----------------------------------------------------------
     # Composed operations (claim, submitted, finish, retry_later…) run in ``write()`` with
     # ``resources.store.remote``'s functions; these are the common reads.

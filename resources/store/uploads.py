@@ -164,9 +164,10 @@ def _promote(session: Session, run_input: Upload, fields: dict) -> dict:
     """The user's upload first sent with an effect run (source ``run``), now sent as an
     example: the same video (``video_id``, bytes, media key) becomes an example upload with
     ``fields`` (filename, content_type, source, status, priorities, description,
-    uploaded_at). It is re-inserted under a new ``seq``, so the landing's seq cursor brings
-    it back, the uploads landing's upsert replaces the landed row and the upload sensor
-    starts its creation job (an update in place would keep the old seq and never land)."""
+    uploaded_at). It is re-inserted under a new ``seq``, so the seq cursors bring it back:
+    the uploads landing's upsert replaces the landed row, and the upload sensor (which reads
+    this table past its seq cursor) starts its creation job (an update in place would keep
+    the old seq, which both cursors have passed)."""
     values = as_dict(run_input) | {k: fields[k] for k in PROMOTED if k in fields}
     del values["seq"], values["recorded_at"]
     # The new row is inserted while the old one still holds the largest seq: SQLite gives an
@@ -249,6 +250,13 @@ def get_upload(session: Session, video_id: str, user_id: str | None = None) -> d
     if upload is None:
         raise UploadNotFound(f"no upload {video_id!r}")
     return as_dict(upload)
+
+
+def by_ids(session: Session, video_ids: list[str]) -> list[dict]:
+    """The uploads among ``video_ids`` that exist (one query on the unique ``video_id``)."""
+    if not video_ids:
+        return []
+    return [as_dict(u) for u in session.scalars(select(Upload).where(Upload.video_id.in_(video_ids)))]
 
 
 def list_uploads(session: Session, user_id: str, after_seq: int = 0, limit: int = 50) -> list[dict]:
