@@ -9,6 +9,7 @@ from datetime import timedelta
 import dagster as dg
 import polars as pl
 import pytest
+from sqlalchemy import text
 
 from assets.batch.best import best_result, selection_costs
 from assets.gold.economics import execution_costs
@@ -162,14 +163,25 @@ def _inputs(now):
     return quality, outputs, batch
 
 
-def _upload(lake: Lake, priorities: str | None) -> None:
-    # The bronze uploads row with the store's ``priorities`` column, written as the landing of
-    # store rows into bronze will write it (the column is added to the table's schema).
-    row = pl.DataFrame(
-        {"video_id": [VIDEO], "user_id": ["u1"], "priorities": [priorities]}, schema_overrides={"priorities": pl.String}
-    )
-    lake.ensure(UPLOADS)
-    row.write_delta(lake.table_uri(UPLOADS), mode="append", delta_write_options={"schema_mode": "merge"})
+def _upload(settings, user_id: str, priorities: str | None) -> None:
+    """VIDEO's upload in the store with the user's ``priorities``, as the API records it (M5
+    reads the upload from the store, not from its landed bronze row)."""
+    store = Store(settings.database_url)
+    made = store.create_upload(
+        user_id,
+        filename="select.mp4",
+        content_type="video/mp4",
+        sha256="5" * 64,
+        bytes_=1,
+        media_key="uploads/select.mp4",
+        priorities=priorities,
+    ).upload
+    # The store draws video ids; the rows of this test are keyed by VIDEO.
+    with store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE uploads SET video_id = :v WHERE video_id = :made"), {"v": VIDEO, "made": made["video_id"]}
+        )
+    store.close()
 
 
 def _select(settings, now) -> dict:
@@ -211,9 +223,8 @@ def test_selection_uses_the_uploads_weights_and_execution_costs_cost(settings, i
     lake = Lake(uri=settings.lake_uri)
     now = utcnow()
     lake.append(EXECUTION_EVENTS, _events(now))
-    _upload(lake, priorities)
-
     user_id = _reserved_job(settings)
+    _upload(settings, user_id, priorities)
     best = _select(settings, now)
     assert best["outcome"] == "selected" and best["task_id"] == winner
     # Delivered: the job's one reservation is charged, and the row's margin is the job's.
