@@ -39,10 +39,9 @@ ENDED = {
     "failed",
 }
 
-DAGSTER_YAML = """\
-# Written by `effectlake demo` for the embedded instance (SQLite storage under this folder).
-telemetry:
-  enabled: false
+# How the daemon drives runs, the same on the demo's and the production profile's instance
+# (pipelines/cli/prod.py).
+DAEMON_YAML = """\
 # Every sensor on its own thread: evaluated one after the other, a loop of eleven sensors on a
 # busy code server took tens of seconds, and each hop of a video waited for the whole loop.
 # Runs a tick requests are submitted side by side too (a batch of uploads is one tick).
@@ -54,7 +53,8 @@ schedules:
   use_threads: true
   num_workers: 4
 # The queue is checked every second (Dagster's default is 5 s), and runs are launched side
-# by side (a launch is a code-server call that starts a process).
+# by side (a launch is a code-server call that starts a process). The limits are in
+# `concurrency` (Dagster refuses them in both places).
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
@@ -62,6 +62,16 @@ run_coordinator:
     dequeue_interval_seconds: 1
     dequeue_use_threads: true
     dequeue_num_workers: 4
+"""
+
+DAGSTER_YAML = (
+    """\
+# Written by `effectlake demo` for the embedded instance (SQLite storage under this folder).
+telemetry:
+  enabled: false
+"""
+    + DAEMON_YAML
+    + """\
 concurrency:
   runs:
     # 2 cores: a few videos in flight at once; provider tasks add their own parallelism.
@@ -86,6 +96,7 @@ run_monitoring:
   start_timeout_seconds: 180
   cancel_timeout_seconds: 180
 """
+)
 
 
 def dagster_home() -> Path:

@@ -36,6 +36,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from dashboards.launch import pick_port
+from pipelines.cli.demo import DAEMON_YAML
 from resources.processes import ChildGroup
 from resources.retry import PollTimeout, until_ready
 from resources.s3 import ensure_buckets, s3_environment, unsafe_commit_settings
@@ -58,26 +59,7 @@ storage:
   postgres:
     postgres_url:
       env: {DAGSTER_PG_ENV}
-# Runs wait in a queue the daemon drains; the limits are in `concurrency` below (Dagster refuses
-# them in both places).
-run_coordinator:
-  module: dagster.core.run_coordinator
-  class: QueuedRunCoordinator
-  # The queue checked every second, runs launched side by side (the demo's reasons:
-  # pipelines/cli/demo.py).
-  config:
-    dequeue_interval_seconds: 1
-    dequeue_use_threads: true
-    dequeue_num_workers: 4
-# Sensors on their own threads: one slow tick never holds the others' (a video's hops).
-sensors:
-  use_threads: true
-  num_workers: 12
-  num_submit_workers: 4
-schedules:
-  use_threads: true
-  num_workers: 4
-concurrency:
+{DAEMON_YAML}concurrency:
   runs:
     max_concurrent_runs: 4
     tag_concurrency_limits:

@@ -73,6 +73,17 @@ def requeue_event(r: Requeue, now) -> dict:
     )
 
 
+def requeue_request(r: Requeue, partition_key: str) -> dg.RunRequest:
+    """The run request of a requeue: its phase's job for ``partition_key`` (a video or an
+    effect run), keyed once per (partition, phase, attempt) and tagged with the attempt."""
+    return dg.RunRequest(
+        job_name=r.job,
+        partition_key=partition_key,
+        run_key=r.run_key,
+        tags={RECOVERY_TAG: f"{r.phase}:{r.attempt}"},
+    )
+
+
 def abandon(store: Store, lake: Lake, a: Abandon, user_id: str | None) -> int:
     """Fail the video: refund its job (a consumed job's charge is reversed), tell the user
     why, record ``VideoAbandoned`` and free its GPU slot. Each part is idempotent, so a tick
@@ -168,14 +179,7 @@ def build_recovery_sensor(interval_s: int) -> dg.SensorDefinition:
             decision = decide(f, policy, now)
             if isinstance(decision, Requeue):
                 events.append(requeue_event(decision, now))
-                requests.append(
-                    dg.RunRequest(
-                        job_name=decision.job,
-                        partition_key=video_id,
-                        run_key=decision.run_key,
-                        tags={RECOVERY_TAG: f"{decision.phase}:{decision.attempt}"},
-                    )
-                )
+                requests.append(requeue_request(decision, video_id))
                 if video_id not in known:
                     new_partitions.append(video_id)
             elif isinstance(decision, Abandon):
@@ -236,14 +240,7 @@ def _recover_runs(
             if run_id not in known:  # queued, never landed into a partition (the sensor died)
                 context.instance.add_dynamic_partitions(partitions, [run_id])
             events.append(requeue_event(decision, now))
-            requests.append(
-                dg.RunRequest(
-                    job_name=decision.job,
-                    partition_key=run_id,
-                    run_key=decision.run_key,
-                    tags={RECOVERY_TAG: f"{decision.phase}:{decision.attempt}"},
-                )
-            )
+            requests.append(requeue_request(decision, run_id))
         elif isinstance(decision, Abandon) and abandon_run(store, lake, decision, rows[run_id]) is not None:
             abandoned.append(run_id)
             warn(
