@@ -62,6 +62,27 @@ run_coordinator:
     dequeue_interval_seconds: 1
     dequeue_use_threads: true
     dequeue_num_workers: 4
+# Runs stuck starting or cancelling are failed (the recovery sensor handles runs whose worker
+# died: pipelines/recovery/runs.py).
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+"""
+# The run limits both instances end their `tag_concurrency_limits` list with (items at its
+# indentation).
+SHARED_RUN_LIMITS_YAML = """\
+      # One run per video at a time: a run the recovery sensor starts again never races
+      # another of the same video.
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+      # The cycles, benchmarks and A/B tests (pipelines/jobs.py BACKGROUND) one at a time:
+      # they never hold the slots videos wait for.
+      - key: effectlake/lane
+        value: background
+        limit: 1
 """
 
 DAGSTER_YAML = (
@@ -78,24 +99,8 @@ concurrency:
     # No pools: reservations lock the user's row in the transactional store.
     max_concurrent_runs: 4
     tag_concurrency_limits:
-      # One run per video at a time: a run the recovery sensor starts again never races
-      # another of the same video.
-      - key: dagster/partition
-        value:
-          applyLimitPerUniqueValue: true
-        limit: 1
-      # The cycles, benchmarks and A/B tests (pipelines/jobs.py BACKGROUND) one at a time:
-      # they never hold the slots videos wait for.
-      - key: effectlake/lane
-        value: background
-        limit: 1
-# Runs stuck starting or cancelling are failed (the recovery sensor handles runs whose worker
-# died: pipelines/recovery/runs.py).
-run_monitoring:
-  enabled: true
-  start_timeout_seconds: 180
-  cancel_timeout_seconds: 180
 """
+    + SHARED_RUN_LIMITS_YAML
 )
 
 

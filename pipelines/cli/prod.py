@@ -36,7 +36,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from dashboards.launch import pick_port
-from pipelines.cli.demo import DAEMON_YAML
+from pipelines.cli.demo import DAEMON_YAML, SHARED_RUN_LIMITS_YAML
 from resources.processes import ChildGroup
 from resources.retry import PollTimeout, until_ready
 from resources.s3 import ensure_buckets, s3_environment, unsafe_commit_settings
@@ -65,7 +65,7 @@ storage:
     tag_concurrency_limits:
       # At most two runs started by one sensor at a time (uploads arriving in a burst queue
       # instead of all decoding at once), one run per schedule (an economics cycle never
-      # overlaps the previous one), one run per video at a time.
+      # overlaps the previous one); then the limits the demo's instance has too.
       - key: dagster/sensor_name
         value:
           applyLimitPerUniqueValue: true
@@ -74,21 +74,7 @@ storage:
         value:
           applyLimitPerUniqueValue: true
         limit: 1
-      - key: dagster/partition
-        value:
-          applyLimitPerUniqueValue: true
-        limit: 1
-      # The cycles, benchmarks and A/B tests one at a time (pipelines/jobs.py BACKGROUND).
-      - key: effectlake/lane
-        value: background
-        limit: 1
-# Runs stuck starting or cancelling are failed (runs whose worker died: the recovery sensor,
-# pipelines/recovery/runs.py).
-run_monitoring:
-  enabled: true
-  start_timeout_seconds: 180
-  cancel_timeout_seconds: 180
-"""
+{SHARED_RUN_LIMITS_YAML}"""
 
 
 def _pg_reachable(url: str) -> bool:
