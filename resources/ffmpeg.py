@@ -56,6 +56,16 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def _command(args: list[str]) -> list[str]:
+    """``ffmpeg -hide_banner -nostdin -loglevel error -y <args>``."""
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args]
+
+
+def _failure(returncode: int, stderr: str) -> FFmpegError:
+    """The error of a child that exited with ``returncode``: its stderr's last 5 lines."""
+    return FFmpegError(returncode, "\n".join(stderr.strip().splitlines()[-5:]) or "no output")
+
+
 def run_ffmpeg(args: list[str], timeout_s: float = 600.0) -> ProcessStats:
     """Run ``ffmpeg -hide_banner -nostdin -y <args>`` and measure it.
 
@@ -69,8 +79,7 @@ def run_ffmpeg(args: list[str], timeout_s: float = 600.0) -> ProcessStats:
     Raises:
         FFmpegError: non-zero exit (with the stderr tail), or timeout (returncode -9).
     """
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args]
-    return run_measured(cmd, timeout_s=timeout_s)
+    return run_measured(_command(args), timeout_s=timeout_s)
 
 
 def run_measured(cmd: list[str], timeout_s: float = 600.0) -> ProcessStats:
@@ -95,8 +104,7 @@ def run_measured(cmd: list[str], timeout_s: float = 600.0) -> ProcessStats:
     wall_ms = int((time.perf_counter() - started) * 1000)
     stderr = stderr_bytes.decode("utf-8", "replace")
     if proc.returncode != 0:
-        tail = "\n".join(stderr.strip().splitlines()[-5:])
-        raise FFmpegError(proc.returncode, tail or "no output")
+        raise _failure(proc.returncode, stderr)
     return ProcessStats(
         wall_ms=wall_ms,
         cpu_seconds=usage.ru_utime + usage.ru_stime,
@@ -117,7 +125,7 @@ def stream_ffmpeg(args: list[str], chunk_bytes: int, timeout_s: float = 600.0) -
     """
     if chunk_bytes < 1:
         raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args]
+    cmd = _command(args)
     # stderr to a file: a pipe nobody reads while stdout is being read could fill and block.
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
@@ -148,5 +156,4 @@ def stream_ffmpeg(args: list[str], chunk_bytes: int, timeout_s: float = 600.0) -
             returncode = proc.wait()
         if returncode != 0:
             err.seek(0)
-            tail = "\n".join(err.read().decode("utf-8", "replace").strip().splitlines()[-5:])
-            raise FFmpegError(returncode, tail or "no output")
+            raise _failure(returncode, err.read().decode("utf-8", "replace"))
