@@ -83,12 +83,9 @@ def changes_since(
         grace = default_grace(session.get_bind().dialect.name)
     cutoff = (now or utcnow()) - grace
     query = select(model).where(model.seq > after_seq).order_by(model.seq).limit(limit)
-    rows = []
-    for row in session.scalars(query):
-        if row.recorded_at > cutoff:
-            break
-        rows.append(as_dict(row))
-    return rows, rows[-1]["seq"] if rows else after_seq
+    rows = [as_dict(row) for row in session.scalars(query)]
+    through = settled_through(rows, after_seq, cutoff)
+    return [r for r in rows if r["seq"] <= through], through
 
 
 def settled_through(rows: list[dict], after_seq: int, cutoff: datetime) -> int:
