@@ -6,7 +6,9 @@ stops every group: when the ``with`` block ends, normally or by an exception; wh
 gets SIGTERM or SIGHUP (turned into ``SystemExit`` so the block unwinds; SIGINT is Python's
 ``KeyboardInterrupt`` already); and, on Linux, when this process dies without a chance to clean
 up (``kill -9``): each child asks the kernel for SIGTERM on its parent's death
-(``prctl(PR_SET_PDEATHSIG)``).
+(``prctl(PR_SET_PDEATHSIG)``). Children start with SIGINT, SIGQUIT and SIGTERM at their default
+action whatever this process inherited (a background job of a shell ignores SIGINT; ``dagster
+dev`` would then ignore SIGTERM as well and outlive everything above).
 
 Stopping sends SIGTERM to the group, waits ``grace_s``, then SIGKILLs what is left.
 """
@@ -24,12 +26,20 @@ from pathlib import Path
 from types import FrameType, TracebackType
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+SIG_DFL = 0  # signal.h: the default action
 HANDLED = (signal.SIGTERM, signal.SIGHUP)
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def _child_setup() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    # A shell starts background jobs with SIGINT and SIGQUIT ignored, and an ignored signal
+    # stays ignored across exec. Python then installs no KeyboardInterrupt handler, and
+    # `dagster dev` copies SIGINT's handler to SIGTERM: it would ignore both our SIGTERM and
+    # the parent-death signal below, and outlive this command.
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+        libc.signal(sig, SIG_DFL)
     if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -62,8 +72,8 @@ class ChildGroup:
                 stdout=out,
                 stderr=subprocess.STDOUT if out else None,
                 start_new_session=True,
-                # Runs between fork and exec: only a prctl call, no locks that another thread may hold.
-                preexec_fn=_die_with_parent,
+                # Runs between fork and exec: only libc calls, no locks that another thread may hold.
+                preexec_fn=_child_setup,
             )
         finally:
             if out:
