@@ -28,7 +28,8 @@ from assets.quality import (
 )
 from assets.quality.align import plan
 from assets.quality.frames import packet_timeline
-from assets.quality.similarity import phash, phash_distance, ssim
+from assets.quality.similarity import phash, phash_distance
+from assets.quality.ssim import frame_ssim
 from resources.ffmpeg import FFmpegError, run_ffmpeg, stream_ffmpeg
 from resources.schemas import QUALITY_METRICS, QUALITY_SCORES
 
@@ -464,12 +465,12 @@ def test_ssim_units():
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:64, 0:64]
     img = (128 + 60 * np.sin(xx / 6.0) * np.cos(yy / 9.0)).astype(np.uint8)  # smooth texture
-    assert ssim(img, img) == pytest.approx(1.0)
-    noisy = np.clip(img + rng.normal(0, 30, img.shape), 0, 255)
-    assert ssim(img, noisy) == pytest.approx(ssim(noisy, img))
-    assert ssim(img, noisy) < 0.9
-    with pytest.raises(ValueError, match="need two equal 2-D images"):
-        ssim(img, img[:32])
+    assert frame_ssim(img, img) == pytest.approx(1.0)
+    noisy = np.clip(img + rng.normal(0, 30, img.shape), 0, 255).astype(np.uint8)
+    assert frame_ssim(img, noisy) == pytest.approx(frame_ssim(noisy, img))
+    assert frame_ssim(img, noisy) < 0.9
+    with pytest.raises(ValueError, match="frame sizes differ"):
+        frame_ssim(img, img[:32])
 
 
 def test_phash_matches_imagehash_algorithm():

@@ -1,10 +1,5 @@
-"""Content similarity of a frame pair: SSIM and perceptual-hash distance.
-
-SSIM follows Wang, Bovik, Sheikh & Simoncelli, "Image quality assessment: from error
-visibility to structural similarity", IEEE Trans. Image Processing 13(4), 2004: Gaussian
-window 11x11 with sigma 1.5, K1 = 0.01, K2 = 0.03, dynamic range L = 255, and the mean of the
-SSIM map over the window-valid region (as the authors' reference ``ssim_index.m`` does with
-``filter2(..., 'valid')``).
+"""Content similarity of a frame pair: perceptual-hash distance (SSIM is ``ssim.py``, as
+libvmaf computes it).
 
 The perceptual hash is the DCT hash of the ``imagehash`` library (``imagehash.phash``, after
 N. Krawetz, "Looks Like It", hackerfactor.com 2011): grey image -> 32x32 -> 2-D DCT-II -> the
@@ -18,46 +13,8 @@ import math
 import cv2
 import numpy as np
 
-_WIN = 11
-_SIGMA = 1.5
-_C1 = (0.01 * 255) ** 2
-_C2 = (0.03 * 255) ** 2
-
 _HASH = 8  # 8x8 = 64 bits
 _HASH_INPUT = 32  # imagehash: hash_size * highfreq_factor (4)
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM of two equally sized 8-bit luma images (Wang et al. 2004).
-
-    Args:
-        a, b: (h, w) arrays, values 0..255 (any real dtype), h and w >= 11.
-
-    Returns:
-        Mean SSIM in [-1, 1]; 1.0 for identical images.
-
-    Raises:
-        ValueError: shapes differ or are smaller than the 11x11 window.
-    """
-    if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"need two equal 2-D images, got {a.shape} and {b.shape}")
-    if min(a.shape) < _WIN:
-        raise ValueError(f"image {a.shape} smaller than the {_WIN}x{_WIN} SSIM window")
-    x = a.astype(np.float32)
-    y = b.astype(np.float32)
-
-    def blur(img: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(img, (_WIN, _WIN), _SIGMA, borderType=cv2.BORDER_REFLECT)
-
-    mu_x, mu_y = blur(x), blur(y)
-    mu_xx, mu_yy, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
-    var_x = blur(x * x) - mu_xx
-    var_y = blur(y * y) - mu_yy
-    cov = blur(x * y) - mu_xy
-    num = (2 * mu_xy + _C1) * (2 * cov + _C2)
-    den = (mu_xx + mu_yy + _C1) * (var_x + var_y + _C2)
-    pad = _WIN // 2  # drop the border where the window would hang over the edge ('valid')
-    return float((num / den)[pad:-pad, pad:-pad].mean())
 
 
 def phash(gray: np.ndarray) -> np.ndarray:
