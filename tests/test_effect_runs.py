@@ -280,3 +280,33 @@ def test_past_the_deadline_no_further_provider_is_tried_and_the_run_is_refunded(
     assert lake.read(RUN_OUTPUTS, pl.col("run_id") == run["run_id"])["provider_id"].to_list() == ["ffmpeg-lut3d"]
     assert "TaskFellBack" not in _events(lake, run["run_id"])
     assert _ledger(driver, lake, run["run_id"]) == ["reserve", "refund"]
+
+
+def test_a_worker_lost_right_after_the_settlement_leaves_the_runs_compute_in_the_lake(
+    gallery, short_carphone, monkeypatch
+):
+    """The user is charged in the store's settlement; the tasks' events reach the lake before
+    it, so the economics cost the run even when its worker dies at once (nothing re-runs a
+    settled run to write them again)."""
+    import assets.runs.asset as runs_asset
+
+    settings, instance, base, slug = gallery
+    driver = Driver(build_definitions(settings), instance)
+    lake = Lake(uri=settings.lake_uri)
+
+    def lost(*args, **kwargs):
+        raise RuntimeError("run worker lost")
+
+    # The first thing after the settlement: the user's notification.
+    monkeypatch.setattr(runs_asset, "notify_user", lost)
+    with httpx.Client(base_url=base, timeout=60) as client:
+        user = new_user(client)
+        run = _run(
+            client, slug, user, params=json.dumps({"strength": 0.45}), file=("c.mp4", short_carphone.read_bytes())
+        )
+        assert [r.success for r in driver.step("run_sensor")] == [False]
+        status = client.get(f"/v1/runs/{run['run_id']}", headers=user["headers"]).json()
+        assert (status["status"], status["tokens_charged"]) == ("delivered", PRICE)
+    executions = lake.read(EXECUTION_EVENTS, pl.col("correlation_id") == run["run_id"])
+    assert "TaskSucceeded" in executions["event_type"].to_list()
+    assert _events(lake, run["run_id"])[:2] == ["RunStarted", "RunRouted"]

@@ -108,7 +108,8 @@ ROUTED, ATTEMPT, GATED = 0.2, 0.3, 0.9
 
 class _Run:
     """One run's work: its store row, the clients, and what it has recorded so far (pipeline
-    and execution events, ``run_outputs`` rows), written in one commit each at the end."""
+    and execution events, ``run_outputs`` rows). Events are written in one commit each before
+    the run is settled and once more at the end (``flush``)."""
 
     def __init__(
         self, context, run: dict, store: Store, lake: Lake, platform: Settings, catalog: Catalog, registry: RegistryView
@@ -140,8 +141,11 @@ class _Run:
         return row
 
     def flush(self) -> None:
+        """Write the events recorded so far (execution events, then pipeline events) and
+        start new lists."""
         record_execution_events(self.lake, self.executions)
         record_pipeline_events(self.lake, self.pipeline)
+        self.pipeline, self.executions = [], []
 
     @property
     def status_url(self) -> str:
@@ -153,6 +157,10 @@ class _Run:
         already settled elsewhere (the recovery sensor gave it up meanwhile)."""
         tokens = self.run["tokens"]
         reason = f"effect run {self.run['slug']} delivered"
+        # The tasks' events before the settlement: a worker dying right after it must not
+        # leave a charged run whose compute the economics never see (nothing re-runs a
+        # settled run). Dying before it instead leaves the run to the recovery sensor.
+        self.flush()
         if self.store.settle_run(self.run_id, DELIVERED, reason, output_key=output, cache_key=key, **state) is None:
             return False
         name = self.catalog.effects()[self.run["effect_type"]]["display_name"]
@@ -179,7 +187,6 @@ class _Run:
         the user (``reason`` says why, in words a user understands); nothing when the run was
         already settled elsewhere."""
         self.flush()  # the tasks' events first: refund_and_notify appends its own after them
-        self.pipeline, self.executions = [], []
         status = REFUNDED if self.run["tokens"] > 0 else FAILED
         if (
             self.store.settle_run(
