@@ -99,6 +99,16 @@ def _run(client: httpx.Client, slug: str, user: dict, **form) -> dict:
     return r.json()
 
 
+def _run_once(driver: Driver, base: str, slug: str, clip, strength: float, succeeds: bool) -> tuple[dict, dict]:
+    """A new user's run of ``slug`` on ``clip`` at ``strength``, its Dagster run (which must
+    succeed or fail as ``succeeds`` says); (the run as queued, its status after)."""
+    with httpx.Client(base_url=base, timeout=60) as client:
+        user = new_user(client)
+        run = _run(client, slug, user, params=json.dumps({"strength": strength}), file=("c.mp4", clip.read_bytes()))
+        assert [r.success for r in driver.step("run_sensor")] == [succeeds]
+        return run, client.get(f"/v1/runs/{run['run_id']}", headers=user["headers"]).json()
+
+
 def _events(lake: Lake, run_id: str) -> list[str]:
     return lake.read(PIPELINE_EVENTS, pl.col("correlation_id") == run_id).sort("occurred_at")["event_type"].to_list()
 
@@ -267,13 +277,7 @@ def test_past_the_deadline_no_further_provider_is_tried_and_the_run_is_refunded(
     )
     driver = Driver(build_definitions(settings), instance)
     lake = Lake(uri=settings.lake_uri)
-    with httpx.Client(base_url=base, timeout=60) as client:
-        user = new_user(client)
-        run = _run(
-            client, slug, user, params=json.dumps({"strength": 0.9}), file=("c.mp4", short_carphone.read_bytes())
-        )
-        assert [r.success for r in driver.step("run_sensor")] == [True]
-        status = client.get(f"/v1/runs/{run['run_id']}", headers=user["headers"]).json()
+    run, status = _run_once(driver, base, slug, short_carphone, strength=0.9, succeeds=True)
     assert status["status"] == "refunded"
     assert status["error"] == "no provider made a usable video before the run's deadline (1 tried)"
     # The fallback that would have delivered was never dispatched.
@@ -299,14 +303,8 @@ def test_a_worker_lost_right_after_the_settlement_leaves_the_runs_compute_in_the
 
     # The first thing after the settlement: the user's notification.
     monkeypatch.setattr(runs_asset, "notify_user", lost)
-    with httpx.Client(base_url=base, timeout=60) as client:
-        user = new_user(client)
-        run = _run(
-            client, slug, user, params=json.dumps({"strength": 0.45}), file=("c.mp4", short_carphone.read_bytes())
-        )
-        assert [r.success for r in driver.step("run_sensor")] == [False]
-        status = client.get(f"/v1/runs/{run['run_id']}", headers=user["headers"]).json()
-        assert (status["status"], status["tokens_charged"]) == ("delivered", PRICE)
+    run, status = _run_once(driver, base, slug, short_carphone, strength=0.45, succeeds=False)
+    assert (status["status"], status["tokens_charged"]) == ("delivered", PRICE)
     executions = lake.read(EXECUTION_EVENTS, pl.col("correlation_id") == run["run_id"])
     assert "TaskSucceeded" in executions["event_type"].to_list()
     assert _events(lake, run["run_id"])[:2] == ["RunStarted", "RunRouted"]
