@@ -155,7 +155,10 @@ def test_stuck_videos_are_requeued_then_failed_and_refunded_exactly_once(setting
     from tests.harness import Driver
     from tests.server import serve
 
-    settings = settings.model_copy(update={"recovery_stuck_after_s": 1.0, "recovery_requeues": 1})
+    # The deadline must outlast two sensor ticks in a row (a requeue, then a tick that must see
+    # it as recent): 3 s, not 1, so a busy machine's slow tick cannot make it look stuck again.
+    stuck_s = 3.0
+    settings = settings.model_copy(update={"recovery_stuck_after_s": stuck_s, "recovery_requeues": 1})
     driver = Driver(build_definitions(settings), instance)
     lake, store = Lake(uri=settings.lake_uri), Store(settings.database_url)
     with serve(create_app(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
@@ -174,7 +177,7 @@ def test_stuck_videos_are_requeued_then_failed_and_refunded_exactly_once(setting
             )
             assert driver.run("upload_sensor", until_m6).success
         assert _tick(driver) == []  # the first tick after an outage: a full deadline of grace
-        time.sleep(1.2)
+        time.sleep(stuck_s + 0.2)
         requests = _tick(driver)
         assert sorted((r.job_name, r.partition_key, r.run_key) for r in requests) == sorted(
             ("evaluation_job", v, f"recover:{v}:evaluate:1") for v in ids
@@ -183,7 +186,7 @@ def test_stuck_videos_are_requeued_then_failed_and_refunded_exactly_once(setting
         # The first video's run runs and it goes on to its admin; the second's is lost too.
         assert driver.run("recovery_sensor", next(r for r in requests if r.partition_key == ok)).success
         assert client.get(f"/v1/videos/{ok}").json()["stage"] == "awaiting_approval"
-        time.sleep(1.2)
+        time.sleep(stuck_s + 0.2)
         assert _tick(driver) == []  # the lost video's second chance is over: failed, not re-queued
         assert _tick(driver) == []
         driver.land()
