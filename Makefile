@@ -16,11 +16,13 @@ LOCK   := requirements.lock
 .PHONY: install demo demo-prod test lint typecheck lock system-deps
 
 # Install exactly the locked versions, then the project itself without touching them. Runs again
-# whenever pyproject.toml or the lock changes.
+# whenever pyproject.toml or the lock changes. opencv-python (scenedetect's) and the contrib build
+# share cv2/, the last installed wins: the contrib one (cv2.ximgproc) goes last, at the lock's pin.
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --force-reinstall "$$(grep -m1 '^opencv-contrib-python-headless==' $(LOCK))"
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 

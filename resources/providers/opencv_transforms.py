@@ -150,8 +150,96 @@ def cartoon(
     return apply
 
 
-# -(sum of the three channels) / 255, as a 1x3 cv2.transform matrix.
-_MINUS_CHANNEL_SUM = np.full((1, 3), -1 / 255, np.float32)
+_XIMGPROC_MISSING = (
+    "cv2 has no ximgproc.dtFilter (the domain-transform filter): this OpenCV is not the "
+    "opencv-contrib-python-headless build; `make install` reinstalls it last"
+)
+
+
+def _has_dt_filter() -> bool:
+    """``cv2.ximgproc.dtFilter`` exists: only the contrib build's binary has it.
+
+    Not just ``cv2.ximgproc``: another OpenCV wheel unpacked over contrib leaves contrib's
+    ``cv2/ximgproc/`` stub folder behind, which imports as an empty namespace package.
+    """
+    return hasattr(getattr(cv2, "ximgproc", None), "dtFilter")
+
+
+def _domain_transform(image: np.ndarray, sigma_s: float, sigma_r: float, white: float) -> np.ndarray:
+    """Gastal & Oliveira's normalized-convolution domain-transform filter (SIGGRAPH 2011; 3
+    iterations, as ``cv2.edgePreservingFilter`` / ``cv2.stylization`` run it) of ``image``
+    guided by itself: ``cv2.ximgproc.dtFilter`` (OpenCV contrib), the same filter as the
+    photo module's ``edgePreservingFilter(flags=NORMCONV_FILTER)`` to a level, at a fifth of
+    its CPU (a 229x168 frame: 2.7 ms against 12.4).
+
+    Args:
+        image: ``HxWx3`` uint8 (``white`` 255) or float32 on [0, 1] (``white`` 1).
+        sigma_s: spatial sigma, px.
+        sigma_r: range sigma on OpenCV's [0, 1] scale; dtFilter takes it in the guide's
+            units, hence ``sigma_r * white``.
+
+    Returns:
+        The filtered image, same shape and dtype.
+    """
+    # Keywords only: in OpenCV 5.0.0 a positional call raises "Incorrect DT filter mode".
+    return cv2.ximgproc.dtFilter(
+        guide=image,
+        src=image,
+        sigmaSpatial=float(sigma_s),
+        sigmaColor=float(sigma_r * white),
+        mode=cv2.ximgproc.DTF_NC,
+        numIters=3,
+    )
+
+
+class _Scratch:
+    """The arrays one transform instance reuses from frame to frame for its intermediates,
+    by name (``scratch(name, shape, dtype)``: the same array while shape and dtype match).
+
+    Why: a 654x480 frame's float intermediates are 3.7 MB each; allocated anew every frame,
+    glibc serves them from fresh pages (mmap, or heap it has just trimmed back to the OS)
+    whose first-touch page faults cost as much as the arithmetic (stylize on Megamind at 480
+    lines: 11.3 ms a frame against 5.7 with reuse). Not thread-safe: each transform instance
+    is built per task and runs on that task's one thread (``local_opencv``).
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __call__(self, name: str, shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
+        array = self._arrays.get(name)
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = self._arrays[name] = np.empty(shape, dtype)
+        return array
+
+
+def _darken_by_gradient(image: np.ndarray, white: float, scratch: _Scratch) -> np.ndarray:
+    """``cv2.stylization``'s outlines: ``image x (1 - sum over the three channels of the Sobel
+    gradient magnitude of image / white)`` (OpenCV photo module, ``Domain_Filter::
+    find_magnitude``: 3x3 Sobel, ``magnitude(gx, gy)``), in ``image``'s units, rounded and
+    saturated to uint8 at 255 for ``white`` (negatives to 0).
+
+    Args:
+        image: ``HxWx3`` uint8 (``white`` 255) or float32 on [0, 1] (``white`` 1).
+        scratch: where the intermediates live (the result is one of them: copy it to keep it
+            past the next call).
+
+    Returns:
+        ``HxWx3`` uint8.
+    """
+    h, w = image.shape[:2]
+    shape = (h, w, 3)
+    # All three channels at once (the float Sobel is exact on 8-bit input); the magnitude
+    # over the flattened rows is the per-channel one.
+    gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, dst=scratch("gx", shape, np.float32), ksize=3)
+    gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, dst=scratch("gy", shape, np.float32), ksize=3)
+    magnitude = scratch("magnitude", shape, np.float32)
+    cv2.magnitude(gx.reshape(h, -1), gy.reshape(h, -1), magnitude.reshape(h, -1))
+    # One affine cv2.transform makes the darkening factor, 1 - channel sum / white, in each of
+    # three output channels: no separate +1 and channel merge (0.5 ms a 480p frame).
+    factor_of = np.hstack([np.full((3, 3), -1 / white), np.ones((3, 1))]).astype(np.float32)
+    factor = cv2.transform(magnitude, factor_of, dst=scratch("factor", shape, np.float32))
+    return cv2.multiply(image, factor, dst=scratch("darkened", shape, np.uint8), scale=255 / white, dtype=cv2.CV_8U)
 
 
 @register("stylize")
@@ -168,23 +256,30 @@ def stylize(
     whose output is then darkened by its own gradient magnitude; OpenCV photo module) then
     ``toon_quantizer(levels, chroma_step, saturation)``.
 
-    The filter, which is most of the cost, runs at ``filter_scale`` of the frame's size
-    (``cv2.edgePreservingFilter``, the same filter, with ``sigma_s`` scaled alike so it smooths
-    over the same share of the picture) and is brought back to full size (bicubic) before the
-    gradient darkening, which stays at full size so outlines keep their one-pixel weight (at
-    the filter's size they come out thick: M7's style adherence fell from 1.0 to 0.66). The
-    filter's cost falls with the square of the scale (a 480p frame: ~165 ms at 1, ~35 at 0.5,
-    ~17 at 0.35). At 0.35 (what opencv-stylize runs) against full-size ``cv2.stylization``, on
-    Megamind.avi at 320 px / 480 lines: M7 composite 0.879 / 0.848 against 0.888 / 0.840,
-    fidelity (SSIM to the input) 0.027 / 0.026 lower, style adherence and artifacts no worse,
-    the two outputs at SSIM 0.88 / 0.95 to each other (the 6-level quantizer turns small shifts
-    into band flips: a CRF 18 re-encode of the input alone moves the full-size output to 0.97);
+    The filter is ``cv2.ximgproc.dtFilter`` (OpenCV contrib; ``_domain_transform``), the same
+    filter as ``cv2.edgePreservingFilter`` at a fifth of its CPU: on Megamind.avi at 480
+    lines, 1 pixel value in ~10,000 differs, by one level. At ``filter_scale`` 1 this is
+    ``cv2.stylization`` itself, in float as it computes (within one level of it, on 1 pixel
+    value in ~20,000; ``tests/test_providers.py``), at a quarter of its CPU.
+
+    Below 1 the filter, which is most of the cost, runs at ``filter_scale`` of the frame's
+    size on the 8-bit picture with ``sigma_s`` scaled alike, so it smooths over the same share
+    of the picture, and is brought back to full size (bicubic) before the gradient darkening,
+    which stays at full size so outlines keep their one-pixel weight (at the filter's size
+    they come out thick: M7's style adherence fell from 1.0 to 0.66). A 654x480 frame at 0.35
+    (what opencv-stylize runs): ~6 ms, 2.7 of them the filter (``edgePreservingFilter``
+    took 12.4). At 0.35 against full-size ``cv2.stylization``, on Megamind.avi at 320 px /
+    480 lines: M7 composite 0.879 / 0.848 against 0.888 / 0.840, fidelity (SSIM to the
+    input) 0.027 / 0.026 lower, style adherence and artifacts no worse, the two outputs at
+    SSIM 0.88 / 0.95 to each other (the 6-level quantizer turns small shifts into band flips:
+    a CRF 18 re-encode of the input alone moves the full-size output to 0.97);
     ``tests/test_providers.py`` holds it to that. At 0.25 the blocking measure or the style
-    adherence gave way (artifacts 0.26, style 0.73). 1.0 is ``cv2.stylization`` itself.
+    adherence gave way (artifacts 0.26, style 0.73).
 
     Raises:
         ValueError: ``sigma_s`` outside 0…200, ``sigma_r`` outside 0…1 (OpenCV's ranges),
-            ``filter_scale`` outside (0, 1], or quantizer params.
+            ``filter_scale`` outside (0, 1], quantizer params, or ``cv2.ximgproc`` missing
+            (an OpenCV build other than opencv-contrib-python-headless).
     """
     quantize = toon_quantizer(levels, chroma_step, saturation)
     if not 0 < sigma_s <= 200:
@@ -193,10 +288,16 @@ def stylize(
         raise ValueError(f"sigma_r must be in (0, 1], got {sigma_r}")
     if not 0 < filter_scale <= 1:
         raise ValueError(f"filter_scale must be in (0, 1], got {filter_scale}")
+    if not _has_dt_filter():
+        raise ValueError(_XIMGPROC_MISSING)
+    scratch = _Scratch()
     if filter_scale == 1:
 
         def full(frame: np.ndarray) -> np.ndarray:
-            return quantize(cv2.stylization(frame, sigma_s=float(sigma_s), sigma_r=float(sigma_r)))
+            # cv2.stylization's own steps: the picture as float on [0, 1], filtered and
+            # darkened in float, stored as 8 bits once at the end.
+            image = np.multiply(frame, np.float32(1 / 255), dtype=np.float32)
+            return quantize(_darken_by_gradient(_domain_transform(image, sigma_s, sigma_r, 1.0), 1.0, scratch))
 
         return full
 
@@ -204,21 +305,12 @@ def stylize(
         h, w = frame.shape[:2]
         size = (max(1, round(w * filter_scale)), max(1, round(h * filter_scale)))
         small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-        smooth = cv2.edgePreservingFilter(
-            small, flags=cv2.NORMCONV_FILTER, sigma_s=float(sigma_s * filter_scale), sigma_r=float(sigma_r)
-        )
+        smooth = _domain_transform(small, sigma_s * filter_scale, sigma_r, 255.0)
         # Bicubic: bilinear 2x puts every edge's steepest step between an odd and an even
         # column, a 2-px lattice M7's blocking measure reads as blocks (0.22 against 0.10).
-        up = cv2.resize(smooth, (w, h), interpolation=cv2.INTER_CUBIC)
-        # cv2.stylization's darkening: 1 - the summed Sobel gradient magnitude of the three
-        # channels of the [0, 1] picture (OpenCV's Domain_Filter::find_magnitude), clipped at 0
-        # by the 8-bit store. Taken on all three channels of the 8-bit picture at once and
-        # scaled by 1/255 in the channel sum: 0.8x the CPU of per-channel float passes, and
-        # the same bytes but for float rounding (1 pixel in 400,000 off by one level).
-        gx, gy = cv2.Sobel(up, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(up, cv2.CV_32F, 0, 1, ksize=3)
-        magnitude = cv2.magnitude(gx.reshape(h, -1), gy.reshape(h, -1)).reshape(h, w, 3)
-        darken = cv2.transform(magnitude, _MINUS_CHANNEL_SUM) + np.float32(1)
-        # x darken, rounded and saturated to 8 bits as OpenCV stores it (negatives to 0).
-        return quantize(cv2.multiply(up, cv2.merge([darken, darken, darken]), dtype=cv2.CV_8U))
+        up = cv2.resize(smooth, (w, h), dst=scratch("up", frame.shape, np.uint8), interpolation=cv2.INTER_CUBIC)
+        # Darkened on the 8-bit picture: the same bytes as on its float copy but for float
+        # rounding (1 pixel in 400,000 off by one level), at 0.8x the CPU.
+        return quantize(_darken_by_gradient(up, 255.0, scratch))
 
     return apply
