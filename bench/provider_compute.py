@@ -1,12 +1,13 @@
 """Compute seconds per task of every local provider, the number the cost model charges.
 
 Each active local provider of ``data/providers.yaml`` (ffmpeg and OpenCV adapters; ComfyUI is
-remote) runs each of its effect types once, one task at a time, on a real clip, through the
-adapter's own ``execute``: ``compute_seconds`` is what M6 records and
-``assets/costing.py`` turns into cost (worker-thread CPU of the in-process work + CPU of the
-ffmpeg children, ``resources/providers/_local.py``). Clips: OpenCV's ``Megamind.avi`` cut to
-10 s at 480 lines (654x480, 24 fps; issue 12's "10 s 480p clip"), and the reference content M6
-renders on (2 s of ``bikes.mp4`` at 320 px, ``assets/batch/reference.py``).
+remote), or each one named with ``--only`` whatever its mode, runs each of its effect types
+once, one task at a time, on a real clip, through the adapter's own ``execute``:
+``compute_seconds`` is what M6 records and ``assets/costing.py`` turns into cost (worker-thread
+CPU of the in-process work + CPU of the ffmpeg children, ``resources/providers/_local.py``).
+Clips: OpenCV's ``Megamind.avi`` cut to 10 s at 480 lines (654x480, 24 fps; issue 12's "10 s
+480p clip"), and the reference content M6 renders on (2 s of ``bikes.mp4`` at 320 px,
+``assets/batch/reference.py``).
 
 Usage: ``python bench/provider_compute.py [--only PROVIDER ...] [--no-docs]``; rewrites the
 table of docs/performance.md ("Provider compute seconds") unless ``--no-docs`` or ``--only``.
@@ -46,13 +47,17 @@ def clips(tmp: Path) -> dict[str, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", nargs="*", default=[], help="provider ids (default: every local one)")
+    ap.add_argument(
+        "--only", nargs="*", default=[], help="provider ids, disabled ones too (default: every active local one)"
+    )
     ap.add_argument("--no-docs", action="store_true", help="print only; leave docs/performance.md alone")
     args = ap.parse_args()
     params = {k: v["params"] for k, v in yaml.safe_load((DATA_DIR / "effects.yaml").read_text())["effects"].items()}
     registry = load_registry(DATA_DIR / "providers.yaml")
-    specs = [p for p in registry.providers if p.mode == "active" and not p.remote]
-    specs = [p for p in specs if not args.only or p.provider_id in args.only]
+    # --only names providers whatever their mode, so a disabled one can be measured beside its
+    # replacement; without it, the active ones.
+    specs = [p for p in registry.providers if not p.remote]
+    specs = [p for p in specs if (p.provider_id in args.only if args.only else p.mode == "active")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         found = clips(Path(tmp))

@@ -33,7 +33,7 @@ def test_ab_test_runs_each_provider_once_and_charges_nobody(settings, instance, 
         body = {
             "video_id": vid,
             "effect_type": "slow_motion",
-            "providers": ["ffmpeg-slowmo-dup", "ffmpeg-slowmo-blend", "ffmpeg-slowmo-mci"],
+            "providers": ["ffmpeg-slowmo-dup", "ffmpeg-slowmo-blend", "opencv-slowmo-flow"],
         }
         r = c.post("/v1/admin/ab-tests", headers=ADMIN, json=body)
         assert r.status_code == 202

@@ -247,26 +247,54 @@ def call_ffmpeg(args: list[str], timeout_s: float, meter: CpuMeter) -> ProcessSt
     return stats
 
 
+def raw_frame_shape(pix_fmt: str, width: int, height: int) -> tuple[int, ...]:
+    """Array shape of one raw frame as PyAV's ``to_ndarray`` gives it: ``bgr24`` →
+    ``(height, width, 3)``, ``yuv420p`` → ``(3·height/2, width)`` (I420 planes stacked).
+
+    Raises:
+        ValueError: another format, or ``yuv420p`` with an odd size (PyAV refuses it).
+    """
+    if pix_fmt == "bgr24":
+        return (height, width, 3)
+    if pix_fmt == "yuv420p":
+        if width % 2 or height % 2:
+            raise ValueError(f"yuv420p frames need even sizes, got {width}x{height}")
+        return (height * 3 // 2, width)
+    raise ValueError(f"unsupported raw pixel format {pix_fmt!r}")
+
+
 class RawVideoEncoder:
-    """An ffmpeg libx264 child fed raw BGR frames on stdin (``ENCODE_ARGS`` output).
+    """An ffmpeg libx264 child fed raw frames on stdin (``ENCODE_ARGS`` output).
 
     Use as a context manager; ``write`` each frame, then ``close``. The child's own CPU
     (``os.wait4`` rusage) is added to ``meter`` when it is reaped, whether it succeeded or not.
 
     Args:
         output_path: mp4 to write.
-        width, height: frame size in pixels; every frame must be ``height x width x 3`` uint8.
+        width, height: frame size in pixels.
         fps: frame rate (exact fraction), stamped on the constant-rate output.
         timeout_s: the child is killed after this many seconds.
         meter: receives the child's CPU seconds.
+        pix_fmt: ``bgr24`` (frames ``height x width x 3`` uint8) or ``yuv420p`` (I420,
+            ``3·height/2 x width`` uint8, even sizes), as PyAV's ``to_ndarray`` gives them.
     """
 
-    def __init__(self, output_path: str, width: int, height: int, fps: Fraction, timeout_s: float, meter: CpuMeter):
-        self.shape = (height, width, 3)
+    def __init__(
+        self,
+        output_path: str,
+        width: int,
+        height: int,
+        fps: Fraction,
+        timeout_s: float,
+        meter: CpuMeter,
+        pix_fmt: str = "bgr24",
+    ):
+        self.shape = raw_frame_shape(pix_fmt, width, height)
         self._meter = meter
         self._timeout_s = timeout_s
         self._timed_out = False
-        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *self.args(width, height, fps, output_path)]
+        args = self.args(width, height, fps, output_path, pix_fmt)
+        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._stderr: deque[str] = deque(maxlen=5)
         # Drain stderr on a thread so a chatty child can never block on a full pipe while we
@@ -278,14 +306,14 @@ class RawVideoEncoder:
         self._reaped = False
 
     @staticmethod
-    def args(width: int, height: int, fps: Fraction, output_path: str) -> list[str]:
-        """The encoder's ffmpeg arguments: raw BGR frames of ``width x height`` at ``fps`` on
-        stdin, cropped to even dimensions, encoded with ``ENCODE_ARGS`` to an mp4."""
+    def args(width: int, height: int, fps: Fraction, output_path: str, pix_fmt: str = "bgr24") -> list[str]:
+        """The encoder's ffmpeg arguments: raw ``pix_fmt`` frames of ``width x height`` at
+        ``fps`` on stdin, cropped to even dimensions, encoded with ``ENCODE_ARGS`` to an mp4."""
         return [
             "-f",
             "rawvideo",
             "-pix_fmt",
-            "bgr24",
+            pix_fmt,
             "-s",
             f"{width}x{height}",
             "-framerate",

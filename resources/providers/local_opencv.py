@@ -2,6 +2,10 @@
 
 Pipeline per task: PyAV decodes the input on the worker thread → the registered transform
 (``opencv_transforms``) maps each BGR frame → raw frames are piped into an ffmpeg libx264 child.
+A retiming transform (``opencv_transforms.RETIMING``, e.g. slow motion) takes the place of the
+per-frame map: it consumes the decoded frames (in its own pixel format, e.g. I420) and yields
+the output's, which run through the same loop, encoder and accounting at the input's frame
+rate.
 
 Why PyAV to decode: its decoder can be held to the calling thread (``thread_count = 1``), so
 ``time.thread_time()`` sees all the decoding CPU; ``cv2.VideoCapture`` decodes on FFmpeg worker
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import av
@@ -38,10 +43,12 @@ from resources.providers._local import (
     TaskFailure,
     ffmpeg_health,
     probe_video,
+    raw_frame_shape,
     workflow_names,
 )
 from resources.providers.base import Health, ProviderTask
-from resources.providers.opencv_transforms import TRANSFORMS, FrameTransform
+from resources.providers.opencv_flow import StreamTransform
+from resources.providers.opencv_transforms import RETIMING, TRANSFORMS, TransformFactory
 from resources.providers.params import resolve
 from resources.providers.registry import ProviderSpec
 
@@ -60,19 +67,32 @@ def _pin_opencv_to_calling_thread() -> None:
             _pinned = True
 
 
-def _check_frame(name: str, image: np.ndarray, out: object) -> None:
-    """A transform must return a frame like its input (same shape, uint8)."""
-    if isinstance(out, np.ndarray) and out.shape == image.shape and out.dtype == np.uint8:
+def _check_frame(name: str, shape: tuple[int, ...], out: object) -> None:
+    """A transform must return frames like its input's (``shape``, uint8)."""
+    if isinstance(out, np.ndarray) and out.shape == shape and out.dtype == np.uint8:
         return
     got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
-    raise TaskFailure("TransformError", f"{name} returned {got} for a {image.shape} uint8 frame")
+    raise TaskFailure("TransformError", f"{name} returned {got} for a {shape} uint8 frame")
+
+
+def _per_frame(factory: TransformFactory) -> Callable[..., StreamTransform]:
+    """A frame-transform factory as a stream-transform factory: the frame transform mapped
+    over the frames."""
+
+    def build(**kwargs: Any) -> StreamTransform:
+        transform = factory(**kwargs)
+        return lambda frames: map(transform, frames)
+
+    return build
 
 
 class OpenCVAdapter(LocalAdapter):
-    """Runs ``spec.workflow.transform`` frame by frame (protocol: ``resources.providers.base``).
+    """Runs ``spec.workflow.transform`` frame by frame, or over the stream for a retiming
+    transform (protocol: ``resources.providers.base``).
 
     Output: H.264 yuv420p mp4 at the input's size and constant frame rate (the input's average
-    rate: the normalized proxies are constant-rate), video only. Failures come back as failed
+    rate: the normalized proxies are constant-rate), video only; as many frames as the input,
+    or as the retiming transform yields. Failures come back as failed
     ``TaskResult``s: ``InputMissing``, ``InvalidParams`` (the transform rejects its params),
     ``DecodeError``, ``TransformError`` (wrong frame shape out), ``FFmpegError`` (encoder),
     ``Timeout``, ``OutputInvalid``.
@@ -86,7 +106,14 @@ class OpenCVAdapter(LocalAdapter):
     def __init__(self, spec: ProviderSpec):
         super().__init__(spec)
         self.workflow = spec.opencv_workflow()
-        self.factory = TRANSFORMS[self.workflow.transform]
+        retiming = RETIMING.get(self.workflow.transform)
+        # factory(**kwargs) -> frames in → frames out; pixel_format: what frames are decoded
+        # as, handed to the transform and piped to the encoder.
+        self.factory: Callable[..., StreamTransform]
+        if retiming is not None:
+            self.factory, self.pixel_format = retiming.factory, retiming.pixel_format
+        else:
+            self.factory, self.pixel_format = _per_frame(TRANSFORMS[self.workflow.transform]), "bgr24"
         _pin_opencv_to_calling_thread()
 
     def health_check(self) -> Health:
@@ -102,7 +129,8 @@ class OpenCVAdapter(LocalAdapter):
         exprs = self.workflow.params.get(task.effect_type)
         return resolve(exprs, names) if exprs is not None else dict(task.params)
 
-    def _transform_for(self, task: ProviderTask, names: dict) -> FrameTransform:
+    def _transform_for(self, task: ProviderTask, names: dict) -> StreamTransform:
+        """The task's transform as frames in → frames out (a frame transform mapped over them)."""
         kwargs = self._kwargs(task, names)
         try:
             return self.factory(**kwargs)
@@ -111,7 +139,7 @@ class OpenCVAdapter(LocalAdapter):
 
     def recipe(self, task: ProviderTask) -> dict[str, Any]:
         """``{"kind": "opencv", "transform", "kwargs", "decode", "encoder_args", "seeds"}``:
-        the registered frame transform and the arguments it is built with, how frames are
+        the registered transform (per frame, or retiming) and the arguments it is built with, how frames are
         decoded (PyAV, BGR, one thread) and the encoder's arguments (``RawVideoEncoder.args``
         at the input's size and rate; ``{output}`` for the path). Transforms are
         deterministic: no seeds."""
@@ -120,40 +148,57 @@ class OpenCVAdapter(LocalAdapter):
             "kind": "opencv",
             "transform": self.workflow.transform,
             "kwargs": self._kwargs(task, workflow_names(task, facts)),
-            "decode": {"library": "pyav", "format": "bgr24", "thread_count": 1},
-            "encoder_args": RawVideoEncoder.args(facts.width, facts.height, facts.fps, "{output}"),
+            "decode": {"library": "pyav", "format": self.pixel_format, "thread_count": 1},
+            "encoder_args": RawVideoEncoder.args(facts.width, facts.height, facts.fps, "{output}", self.pixel_format),
             "seeds": {},
         }
 
     def _render(self, task: ProviderTask, out_path: str, meter: CpuMeter, timings: dict[str, int]) -> None:
         facts = probe_video(task.input_path)
         transform = self._transform_for(task, workflow_names(task, facts))
-        decode_s = transform_s = encode_s = 0.0
+        decode_s = encode_s = 0.0
+        size: tuple[int, int] = (0, 0)  # width, height of the first decoded frame
+        shape: tuple[int, ...] = ()  # its array shape in self.pixel_format
         with av.open(task.input_path) as container:
             stream = container.streams.video[0]
             # One decoder thread = this thread: its CPU is then in thread_time (see module doc).
             stream.codec_context.thread_count = 1
-            encoder: RawVideoEncoder | None = None
-            try:
+
+            def decoded() -> Iterator[np.ndarray]:
+                nonlocal decode_s, size, shape
                 t = time.perf_counter()
                 for frame in container.decode(stream):
+                    if not shape:
+                        size = (frame.width, frame.height)
+                        try:
+                            shape = raw_frame_shape(self.pixel_format, *size)
+                        except ValueError as exc:
+                            raise TaskFailure("DecodeError", f"{task.input_path}: {exc}") from None
                     # swscale on this thread too (its automatic slice threads would escape
                     # thread_time, and cost more than they save on frames this small).
-                    image = frame.to_ndarray(format="bgr24", threads=1)
-                    t1 = time.perf_counter()
-                    out = transform(image)
-                    t2 = time.perf_counter()
-                    _check_frame(self.workflow.transform, image, out)
+                    image = frame.to_ndarray(format=self.pixel_format, threads=1)
+                    decode_s += time.perf_counter() - t
+                    yield image
+                    t = time.perf_counter()
+
+            encoder: RawVideoEncoder | None = None
+            started = time.perf_counter()
+            try:
+                # Time between the decoder's yields and the encoder's writes is the transform's.
+                for out in transform(decoded()):
+                    t = time.perf_counter()
+                    _check_frame(self.workflow.transform, shape, out)
                     if encoder is None:
                         encoder = RawVideoEncoder(
-                            out_path, image.shape[1], image.shape[0], facts.fps, self.spec.timeout_seconds, meter
+                            out_path,
+                            *size,
+                            facts.fps,
+                            self.spec.timeout_seconds,
+                            meter,
+                            self.pixel_format,
                         )
                     encoder.write(out)
-                    t3 = time.perf_counter()
-                    decode_s += t1 - t
-                    transform_s += t2 - t1
-                    encode_s += t3 - t2
-                    t = t3
+                    encode_s += time.perf_counter() - t
                 if encoder is None:
                     raise TaskFailure("DecodeError", f"{task.input_path}: no frames decoded")
                 t = time.perf_counter()
@@ -163,4 +208,5 @@ class OpenCVAdapter(LocalAdapter):
                 if encoder is not None:
                     encoder.abort()
                 raise
+            transform_s = time.perf_counter() - started - decode_s - encode_s
         timings.update(decode=int(decode_s * 1000), transform=int(transform_s * 1000), encode=int(encode_s * 1000))

@@ -5,6 +5,10 @@ A transform factory takes the workflow's keyword params once per task and return
 params (``ValueError``) so a bad registry entry fails before any frame is decoded, and
 precompute what they can (LUTs), so per-frame work is only the image operations.
 
+Retiming transforms (``RETIMING``) map the whole stream instead: their factory returns a
+function from the decoded frames to the output frames (same shape, any number of them, at the
+input's frame rate), for effects that change timing such as slow motion.
+
 Threading: these run in the adapter's worker thread; the adapter pins OpenCV to the calling
 thread (``cv2.setNumThreads(0)``) so ``time.thread_time()`` sees all of their CPU.
 """
@@ -12,9 +16,12 @@ thread (``cv2.setNumThreads(0)``) so ``time.thread_time()`` sees all of their CP
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from resources.providers.opencv_flow import StreamTransform, flow_slow_motion
 
 FrameTransform = Callable[[np.ndarray], np.ndarray]
 TransformFactory = Callable[..., FrameTransform]
@@ -30,6 +37,20 @@ def register(name: str) -> Callable[[TransformFactory], TransformFactory]:
         return factory
 
     return deco
+
+
+@dataclass(frozen=True)
+class Retiming:
+    """A retiming transform: ``factory(**params)`` returns frames in → frames out, over frames
+    decoded as ``pixel_format`` (a PyAV ``to_ndarray`` format the encoder also takes raw:
+    ``bgr24`` ``H x W x 3``, or ``yuv420p`` I420 ``(3H/2) x W``)."""
+
+    factory: Callable[..., StreamTransform]
+    pixel_format: str
+
+
+# Retiming transforms by name (``providers.yaml`` ``transform: <name>`` too; module doc).
+RETIMING: dict[str, Retiming] = {"flow_slow_motion": Retiming(flow_slow_motion, "yuv420p")}
 
 
 def _odd(name: str, value: float, minimum: int = 3) -> int:

@@ -166,7 +166,8 @@ class OpenCVWorkflow(_Workflow):
 
     Attributes:
         transform: name of a frame transform in
-            ``resources.providers.opencv_transforms.TRANSFORMS``.
+            ``resources.providers.opencv_transforms.TRANSFORMS`` or of a retiming transform in
+            its ``RETIMING``.
         params: effect type → the transform's keyword arguments (numbers or expressions over
             the effect's params and the input's facts). When an effect type has no entry the
             effect's params are passed as they are.
@@ -177,10 +178,11 @@ class OpenCVWorkflow(_Workflow):
     @field_validator("transform")
     @classmethod
     def _known_transform(cls, v: str) -> str:
-        from resources.providers.opencv_transforms import TRANSFORMS
+        from resources.providers.opencv_transforms import RETIMING, TRANSFORMS
 
-        if v not in TRANSFORMS:
-            raise ValueError(f"unknown frame transform {v!r} (known: {', '.join(sorted(TRANSFORMS))})")
+        if v not in TRANSFORMS and v not in RETIMING:
+            known = ", ".join(sorted([*TRANSFORMS, *RETIMING]))
+            raise ValueError(f"unknown frame transform {v!r} (known: {known})")
         return v
 
 
