@@ -21,6 +21,8 @@ from assets.analysis.features import (
     color_metrics,
     dominant_style,
     motion_level,
+    pair_differences,
+    repeat_share,
     score_styles,
     trapezoid,
 )
@@ -271,8 +273,9 @@ def test_pairs_across_a_cut_are_not_motion():
     black, white = np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 255, np.uint8)
     still = (0.0, black, 0.04, black)
     across_cut = (1.00, black, 1.04, white)
-    assert motion_level([still, across_cut], cuts_s=[]) == pytest.approx(0.5)
-    assert motion_level([still, across_cut], cuts_s=[1.04]) == 0.0
+    assert motion_level(pair_differences([still, across_cut], cuts_s=[])) == pytest.approx(0.5)
+    assert motion_level(pair_differences([still, across_cut], cuts_s=[1.04])) == 0.0
+    assert repeat_share(pair_differences([still, across_cut], cuts_s=[1.04])) == 1.0
 
 
 def test_motion_classes():

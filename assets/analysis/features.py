@@ -188,8 +188,9 @@ def analyze_video(
     decoded = decode_example(path, sample_frames, fps)
     cuts_s, samples, duration_s = decoded.cuts_s, decoded.pairs, decoded.duration_s
     metrics = color_metrics([first for _, first, _, _ in samples])
-    metrics["motion_level"] = motion_level(samples, cuts_s, cut_tolerance_s=1.5 / fps)
-    metrics["repeat_share"] = repeat_share(samples, cuts_s, cut_tolerance_s=1.5 / fps)
+    differences = pair_differences(samples, cuts_s, cut_tolerance_s=1.5 / fps)
+    metrics["motion_level"] = motion_level(differences)
+    metrics["repeat_share"] = repeat_share(differences)
     metrics.update(texture_metrics([first for _, first, _, _ in samples]))
     metrics["cuts_per_minute"] = len(cuts_s) * 60.0 / duration_s
     scores = score_styles(metrics, style_taxonomy)
@@ -267,46 +268,46 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
-def motion_level(
+def pair_differences(
     pairs: list[tuple[float, np.ndarray, float, np.ndarray]], cuts_s: list[float], cut_tolerance_s: float = 0.001
-) -> float:
-    """Trimmed mean of |luma(partner) - luma(frame)| / 255 over the pairs, each scaled to a
-    REFERENCE_INTERVAL_S step (x REFERENCE_INTERVAL_S / gap; small differences grow about
-    linearly with the gap), 0..1.
+) -> list[tuple[float, float]]:
+    """``(mean |luma(partner) - luma(frame)| in levels at MOTION_MAX_SIDE, gap in s)`` of each
+    pair within one shot: what ``motion_level`` and ``repeat_share`` read, measured once.
 
     Pairs whose two frames lie in different shots are skipped (a cut is an edit, measured by
     ``cuts_per_minute``, not motion) unless every pair does. ``cut_tolerance_s`` widens each
     pair for that test: cut times count frames (frame number / fps) while pair times are
     timestamps, and a file with a timestamp gap (a dropped frame in an AVI) puts the two clocks
-    a frame apart. The mean is trimmed by MOTION_TRIM at each end, so one flash, fade-in from
-    black or cut PySceneDetect did not report (shorter than its 15-frame minimum shot) does not
-    decide the class: which pair lands on such a frame depends on the frame count, which a
-    file and its proxy need not share.
+    a frame apart.
     """
     within = [
         p for p in pairs if not any(p[0] - cut_tolerance_s < c <= p[2] + cut_tolerance_s for c in cuts_s)
     ] or pairs
-    diffs = [
-        float(cv2.absdiff(_motion_luma(a), _motion_luma(b)).mean()) * REFERENCE_INTERVAL_S / max(t_b - t_a, 0.001)
-        for t_a, a, t_b, b in within
-    ]
-    return min(1.0, float(trim_mean(diffs, MOTION_TRIM)) / 255) if diffs else 0.0
+    return [(float(cv2.absdiff(_motion_luma(a), _motion_luma(b)).mean()), t_b - t_a) for t_a, a, t_b, b in within]
 
 
-def repeat_share(
-    pairs: list[tuple[float, np.ndarray, float, np.ndarray]], cuts_s: list[float], cut_tolerance_s: float = 0.001
-) -> float:
-    """Share 0..1 of the within-shot pairs whose mean |luma(partner) - luma(frame)| (at
-    MOTION_MAX_SIDE, not scaled to a time step) is below REPEAT_LEVEL levels: the partner is a
-    repeat of the frame. Pairs spanning a cut are left out as in ``motion_level``; 0.0 without
-    pairs. A still shot repeats every frame too: callers read it together with motion_level."""
-    within = [
-        p for p in pairs if not any(p[0] - cut_tolerance_s < c <= p[2] + cut_tolerance_s for c in cuts_s)
-    ] or pairs
-    if not within:
+def motion_level(differences: list[tuple[float, float]]) -> float:
+    """Trimmed mean of the pairs' luma differences (``pair_differences``) / 255, each scaled to
+    a REFERENCE_INTERVAL_S step (x REFERENCE_INTERVAL_S / gap; small differences grow about
+    linearly with the gap), 0..1; 0.0 without pairs.
+
+    The mean is trimmed by MOTION_TRIM at each end, so one flash, fade-in from black or cut
+    PySceneDetect did not report (shorter than its 15-frame minimum shot) does not decide the
+    class: which pair lands on such a frame depends on the frame count, which a file and its
+    proxy need not share.
+    """
+    scaled = [diff * REFERENCE_INTERVAL_S / max(gap, 0.001) for diff, gap in differences]
+    return min(1.0, float(trim_mean(scaled, MOTION_TRIM)) / 255) if scaled else 0.0
+
+
+def repeat_share(differences: list[tuple[float, float]]) -> float:
+    """Share 0..1 of the pairs (``pair_differences``: within one shot) whose luma difference,
+    not scaled to a time step, is below REPEAT_LEVEL levels: the partner is a repeat of the
+    frame; 0.0 without pairs. A still shot repeats every frame too: callers read it together
+    with motion_level."""
+    if not differences:
         return 0.0
-    repeats = sum(float(cv2.absdiff(_motion_luma(a), _motion_luma(b)).mean()) < REPEAT_LEVEL for _, a, _, b in within)
-    return repeats / len(within)
+    return sum(diff < REPEAT_LEVEL for diff, _ in differences) / len(differences)
 
 
 def classify_motion(level: float) -> Decision:
