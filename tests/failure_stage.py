@@ -10,8 +10,10 @@ A state folder ``ROOT`` holds ``lake/``, ``media/``, ``store.db``, ``manifest/``
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -35,6 +37,9 @@ STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "M8": ("economics_job", ()),  # the whole economics job
 }
 DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+# The suite's crash cells set it to the step keys to kill in: see hold_at_first_commit_in.
+HOLD_ENV = "EFFECTLAKE_FAILURE_STAGE_HOLD"
+HELD_MARKER = "held"  # created in the state folder once the process is held
 COMFY = "comfyui-gpu"
 
 
@@ -116,9 +121,37 @@ def run_stage(defs: dg.Definitions, instance: dg.DagsterInstance, stage: str, vi
     )
 
 
+def hold_at_first_commit_in(step_keys: set[str], marker: Path) -> None:
+    """Block this process for good at the first lake commit one of ``step_keys`` makes
+    (``Lake._retry`` wraps every append, upsert and overwrite): the suite's SIGKILL then always
+    lands mid-step. Without it a step quicker than the suite's poll for its start (M9's,
+    ~0.1 s) could finish, run and all, before the kill. Commits of other steps (the economics
+    job's upstream ones) and outside any step go through. ``marker`` is created when the
+    process is held, for the suite to check that the kill came there."""
+    from resources.lake import Lake
+
+    commit = Lake._retry
+
+    def held(fn):
+        try:
+            step = dg.OpExecutionContext.get().op_handle.name
+        except dg.DagsterInvariantViolationError:  # not inside a step
+            step = None
+        if step not in step_keys:
+            return commit(fn)
+        marker.touch()
+        time.sleep(3600)  # until the suite's SIGKILL
+        raise AssertionError("the suite did not kill this process")
+
+    Lake._retry = staticmethod(held)  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> int:
     root, stage, video_id = Path(argv[0]), argv[1], argv[2]
     from pipelines.definitions import build_definitions
+
+    if os.environ.get(HOLD_ENV):
+        hold_at_first_commit_in(set(os.environ[HOLD_ENV].split(",")), root / HELD_MARKER)
 
     defs = build_definitions(cell_settings(root))
     home = root / "dagster_home"

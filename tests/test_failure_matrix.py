@@ -42,7 +42,16 @@ import polars as pl
 import pytest
 
 from resources.settings import PROJECT_ROOT
-from tests.failure_stage import COMFY, cell_settings, merge_settings, run_stage, step_keys, write_registry
+from tests.failure_stage import (
+    COMFY,
+    HELD_MARKER,
+    HOLD_ENV,
+    cell_settings,
+    merge_settings,
+    run_stage,
+    step_keys,
+    write_registry,
+)
 
 FAULTS = ("crash", "timeout", "provider", "storage", "bad_output")
 ROWS = ("M1", "M2", "M3", "M4", "M5", "M6", "M7", "M5b", "M9", "M10", "M8")
@@ -378,6 +387,17 @@ def _wait_step_start(
     raise AssertionError("the step never started")
 
 
+def _wait_held(marker: Path, proc: subprocess.Popen, timeout_s: float = 300) -> None:
+    """Until the stage process is held at its step's first lake commit (``failure_stage``)."""
+    deadline = time.monotonic() + timeout_s
+    while not marker.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"the stage process ended ({proc.returncode}) before it was held")
+        if time.monotonic() > deadline:
+            raise AssertionError("the stage process was never held at a commit of its step")
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("stage", _params("crash"))
 def test_process_crash(stage, make_cell, own_comfy):
     """SIGKILL of the stage's process (and its children) mid-step: the run is left started
@@ -394,13 +414,14 @@ def test_process_crash(stage, make_cell, own_comfy):
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.failure_stage", str(cell.root), stage, cell.video_id],
             cwd=PROJECT_ROOT,
-            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), HOLD_ENV: ",".join(keys)},
             start_new_session=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
             run_id = _wait_step_start(instance, keys, proc)
+            _wait_held(cell.root / HELD_MARKER, proc)
         finally:
             with_group = proc.pid
             os.killpg(with_group, signal.SIGKILL)
