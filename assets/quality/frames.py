@@ -277,19 +277,24 @@ def decode(path: str, samples: int, work_size: tuple[int, int] | None = None) ->
         ValueError: ``samples < 1``.
     """
     positions = sample_positions(samples)
-    meta = probe(path)
-    if work_size is None:
-        work_size = working_size(meta.width, meta.height) if meta.width > 0 else (MAX_SIDE, MAX_SIDE)
-    span_hint = meta.duration_s
-    if span_hint <= 0 and meta.declared_frames > 0 and meta.fps > 0:
-        span_hint = meta.declared_frames / meta.fps
-    video = _decode_pass(path, meta, positions, work_size, span_hint)
+    # One open for the header and the first pass: opening probes the stream (decodes a frame).
+    container, stream = _open(path)
+    with container:
+        meta = _meta(path, read_header(container, stream))
+        if work_size is None:
+            work_size = working_size(meta.width, meta.height) if meta.width > 0 else (MAX_SIDE, MAX_SIDE)
+        span_hint = meta.duration_s
+        if span_hint <= 0 and meta.declared_frames > 0 and meta.fps > 0:
+            span_hint = meta.declared_frames / meta.fps
+        video = _decode_pass(container, stream, meta, positions, work_size, span_hint)
     # Metadata duration off by more than two frames (and 2%) from the decoded timeline: the
     # relative positions would land on the wrong content, so re-sample with the measured span.
     # Not for damaged files, whose decoded span is short because frames were lost.
     tolerance = max(2 * video.frame_duration_s, 0.02 * video.duration_s)
     if video.frames and not video.decode_errors and abs(video.duration_s - span_hint) > tolerance:
-        video = _decode_pass(path, meta, positions, work_size, video.duration_s)
+        container, stream = _open(path)
+        with container:
+            video = _decode_pass(container, stream, meta, positions, work_size, video.duration_s)
     return video
 
 
@@ -336,7 +341,8 @@ def _luma(frame: av.VideoFrame) -> np.ndarray:
 
 
 def _decode_pass(
-    path: str,
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
     meta: VideoMeta,
     positions: np.ndarray,
     work_size: tuple[int, int],
@@ -352,6 +358,9 @@ def _decode_pass(
     outliers: list[float] = [0.0]
     native_stats: list[tuple[float, float, float]] = []
     cells: list[np.ndarray] = []  # the last two frames' working-size luma (outlier needs t-1, t+1)
+    # The last consecutive pair's cell differences, d(t-1, t): the outlier test of frame t
+    # needs it again as d(t-1, t) beside d(t, t+1), so each pair's is computed once.
+    prev_cells: np.ndarray | None = None
     samples: dict[int, SampledFrame] = {}
     errors = 0
     first_error: str | None = None
@@ -369,48 +378,53 @@ def _decode_pass(
             converted[index] = SampledFrame(index, rgb, small, native)
         samples[slot] = converted[index]
 
-    container, stream = _open(path)
-    with container:
-        stream.thread_type = "AUTO"
-        # Make the decoder reject damaged packets instead of silently concealing them (h264
-        # otherwise patches broken macroblocks and returns a frame): the rejected packets are
-        # the integrity evidence the gate needs. Valid streams never trigger it.
-        stream.codec_context.options = {"err_detect": "explode"}
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.FFmpegError as exc:
-                # Keep going: later keyframes may decode, and the count of rejected packets
-                # is the integrity evidence.
-                errors += 1
-                first_error = first_error or str(exc)
-                continue
-            for frame in frames:
-                index = len(timestamps)
-                t = frame.time
-                if t is None:
-                    t = timestamps[-1] + (1.0 / meta.fps if meta.fps else 0.04) if timestamps else 0.0
-                timestamps.append(float(t))
-                native = _luma(frame)
-                small = cv2.resize(native, (w, h), interpolation=cv2.INTER_AREA)
-                if prev_small is not None:
-                    mads.append(float(cv2.absdiff(small, prev_small).mean()))
-                prev_small = small
-                grids.append(cv2.resize(small, grid, interpolation=cv2.INTER_AREA).astype(np.float32))
-                blacks.append(bool(np.count_nonzero(small <= BLACK_LUMA) >= BLACK_RATIO * small.size))
-                cell_stats.append(_cell_stats(small))
-                native_stats.append((artifacts.blockiness(native), artifacts.noise(native), artifacts.banding(native)))
-                if len(cells) == 2:
-                    outliers.append(_outlier(cells[0], cells[1], small, grid))
-                cells = [*cells[-1:], small]
-                if targets is None:
-                    targets = float(t) + positions * span_s
-                # The frame shown at instant x is the last one starting at or before x: every
-                # target before this frame's start belongs to the previous frame.
-                while next_slot < len(targets) and targets[next_slot] < t - _EPS_S and prev:
-                    keep(next_slot, *prev)
-                    next_slot += 1
-                prev = (index, frame, native)
+    stream.thread_type = "AUTO"
+    # Make the decoder reject damaged packets instead of silently concealing them (h264
+    # otherwise patches broken macroblocks and returns a frame): the rejected packets are
+    # the integrity evidence the gate needs. Valid streams never trigger it.
+    stream.codec_context.options = {"err_detect": "explode"}
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.FFmpegError as exc:
+            # Keep going: later keyframes may decode, and the count of rejected packets
+            # is the integrity evidence.
+            errors += 1
+            first_error = first_error or str(exc)
+            continue
+        for frame in frames:
+            index = len(timestamps)
+            t = frame.time
+            if t is None:
+                t = timestamps[-1] + (1.0 / meta.fps if meta.fps else 0.04) if timestamps else 0.0
+            timestamps.append(float(t))
+            native = _luma(frame)
+            # A same-size resize is a copy (OpenCV's shortcut): share the array instead;
+            # nothing writes to either.
+            small = native if native.shape == (h, w) else _resize(native, (w, h))
+            pair_cells = None
+            if prev_small is not None:
+                # One difference image for the frame's MAD and its cell differences.
+                diff = cv2.absdiff(small, prev_small)
+                mads.append(float(diff.mean()))
+                pair_cells = _cells(diff, grid)
+            prev_small = small
+            grids.append(cv2.resize(small, grid, interpolation=cv2.INTER_AREA).astype(np.float32))
+            blacks.append(bool(np.count_nonzero(small <= BLACK_LUMA) >= BLACK_RATIO * small.size))
+            cell_stats.append(_cell_stats(small))
+            native_stats.append((artifacts.blockiness(native), artifacts.noise(native), artifacts.banding(native)))
+            if len(cells) == 2 and prev_cells is not None and pair_cells is not None:
+                outliers.append(_outlier(prev_cells, pair_cells, _cells(cv2.absdiff(cells[0], small), grid)))
+            cells = [*cells[-1:], small]
+            prev_cells = pair_cells
+            if targets is None:
+                targets = float(t) + positions * span_s
+            # The frame shown at instant x is the last one starting at or before x: every
+            # target before this frame's start belongs to the previous frame.
+            while next_slot < len(targets) and targets[next_slot] < t - _EPS_S and prev:
+                keep(next_slot, *prev)
+                next_slot += 1
+            prev = (index, frame, native)
     if prev is not None and targets is not None:
         end = timestamps[-1] + (
             float(np.median(np.diff(timestamps))) if len(timestamps) > 1 else (1.0 / meta.fps if meta.fps else 0.0)
@@ -458,11 +472,17 @@ def _cell_stats(small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
 
 
-def _outlier(before: np.ndarray, frame: np.ndarray, after: np.ndarray, grid: tuple[int, int]) -> float:
-    """Two-sided temporal outlier level of ``frame`` (see DecodedVideo.outlier), levels."""
+def _cells(diff: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """(gh, gw) float32 GRID_CELL means of an (h, w) uint8 absolute luma difference, levels."""
+    return cv2.resize(diff.astype(np.float32), grid, interpolation=cv2.INTER_AREA)
 
-    def cell_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return cv2.resize(cv2.absdiff(a, b).astype(np.float32), grid, interpolation=cv2.INTER_AREA)
 
-    excess = np.minimum(cell_diff(before, frame), cell_diff(frame, after)) - cell_diff(before, after)
+def _resize(luma: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
+
+
+def _outlier(before_frame: np.ndarray, frame_after: np.ndarray, before_after: np.ndarray) -> float:
+    """Two-sided temporal outlier level of a frame (see DecodedVideo.outlier), levels, from
+    the cell differences (``_cells``) of (t-1, t), (t, t+1) and (t-1, t+1)."""
+    excess = np.minimum(before_frame, frame_after) - before_after
     return max(0.0, float(excess.max()))
