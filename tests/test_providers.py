@@ -25,7 +25,7 @@ from resources.ffmpeg import FFmpegError, run_ffmpeg
 from resources.providers import _local, opencv_transforms
 from resources.providers.base import ProviderAdapter, ProviderTask, TaskResult
 from resources.providers.local_ffmpeg import FFmpegAdapter, filter_path, graph_filters
-from resources.providers.local_opencv import OpenCVAdapter
+from resources.providers.local_opencv import BgrFrames, OpenCVAdapter
 from resources.providers.registry import ProviderUnavailable, Registry, RegistryError, build_adapter, load_registry
 from resources.settings import DATA_DIR
 from tests.clips import h264_clip
@@ -397,6 +397,64 @@ def test_registry_model_can_be_built_from_a_mapping():
     assert reg.get("only").cost.cold_start_seconds == 0
     with pytest.raises(KeyError, match="only"):
         reg.get("missing")
+
+
+# --- the OpenCV adapter's YUV -> BGR -> YUV round trip --------------------------------------------
+
+
+def _luma_psnr(path: str | Path, reference: str | Path) -> float:
+    """Luma PSNR (dB) of ``path`` against ``reference``, frame by frame (same frame count), from
+    the pooled mean squared error of the decoded Y planes (8 bit: peak 255)."""
+    with av.open(str(path)) as a, av.open(str(reference)) as b:
+        pairs = zip(a.decode(video=0), b.decode(video=0), strict=True)
+        errors = [
+            np.mean((x.to_ndarray(format="gray").astype(np.float64) - y.to_ndarray(format="gray")) ** 2)
+            for x, y in pairs
+        ]
+    return float(10 * np.log10(255.0**2 / np.mean(errors)))
+
+
+@pytest.mark.parametrize("clip_name", ["bikes 320 px", "Megamind 480 lines"])
+def test_an_unchanged_frame_survives_the_opencv_round_trip(clip_name, bikes_proxy, tmp_path):
+    # An identity transform through the opencv adapter (decode -> BGR -> encoder) must keep the
+    # input about as well as the ffmpeg adapter copying it (`-vf null`, no colour conversion):
+    # same encoder and CRF, so only the two YUV <-> BGR conversions differ. With PyAV's and
+    # ffmpeg's default conversions it was 3.7 (bikes) and 4.3 dB (Megamind) worse; now within
+    # 0.15 dB (docs/performance.md).
+    if clip_name == "bikes 320 px":
+        clip = bikes_proxy
+    else:
+        clip = h264_clip(Path(sample("Megamind.avi")), tmp_path / "megamind.mp4", "2", "-vf", "scale=-2:480")
+    curves = REGISTRY.get("opencv-curves")
+    unit = {"r_gamma": "1", "g_gamma": "1", "b_gamma": "1"}
+    identity = curves.model_copy(update={"workflow": {**curves.workflow, "params": {"warm_grade": unit}}})
+    colortemp = REGISTRY.get("ffmpeg-colortemp")
+    copy = colortemp.model_copy(update={"workflow": {"graph": "null"}})
+    psnr = {}
+    for name, adapter, pid in (
+        ("opencv", OpenCVAdapter(identity), "opencv-curves"),
+        ("ffmpeg", FFmpegAdapter(copy), "ffmpeg-colortemp"),
+    ):
+        result = adapter.execute(_task(pid, "warm_grade", clip, tmp_path / name))
+        assert result.status == "succeeded", result.error_message
+        psnr[name] = _luma_psnr(result.output_path, clip)
+    assert psnr["opencv"] >= psnr["ffmpeg"] - 1.0, psnr
+
+
+def test_frames_cvtcolor_cannot_take_go_through_swscale_alike(bikes_proxy):
+    # 4:4:4 and full-range frames take the swscale path: the same picture as the cvtColor path
+    # (BT.601 both) to a level or two; only chroma placement and rounding differ. Odd sizes too.
+    with av.open(str(bikes_proxy)) as c:
+        frame = next(c.decode(video=0))
+    to_bgr = BgrFrames()
+    ours = to_bgr(frame).astype(np.int16)
+    assert ours.shape == (frame.height, frame.width, 3)
+    full_range = frame.reformat(format="yuv420p", dst_color_range="JPEG")
+    assert full_range.color_range == 2  # AVCOL_RANGE_JPEG
+    for other in (frame.reformat(format="yuv444p"), full_range):
+        assert np.median(np.abs(to_bgr(other) - ours)) <= 2
+    odd = frame.reformat(width=frame.width - 1, height=frame.height - 1)
+    assert to_bgr(odd).shape == (frame.height - 1, frame.width - 1, 3)
 
 
 # --- opencv-stylize's filter: the contrib build, the photo module's output ----------------------
