@@ -441,7 +441,7 @@ def test_an_unchanged_frame_survives_the_opencv_round_trip(clip_name, bikes_prox
     assert psnr["opencv"] >= psnr["ffmpeg"] - 1.0, psnr
 
 
-def test_frames_cvtcolor_cannot_take_go_through_swscale_alike(bikes_proxy):
+def test_frames_cvtcolor_cannot_convert_go_through_swscale(bikes_proxy):
     # 4:4:4 and full-range frames take the swscale path: the same picture as the cvtColor path
     # (BT.601 both) to a level or two; only chroma placement and rounding differ. Odd sizes too.
     with av.open(str(bikes_proxy)) as c:
