@@ -70,7 +70,13 @@ EVEN_CROP = "crop=trunc(iw/2)*2:trunc(ih/2)*2"
 # adapter's decode (local_opencv.BGR_DECODE), so an unchanged frame comes back as it went in.
 # ffmpeg's automatic conversion (bicubic, without accurate_rnd) cost 1.6 dB of luma PSNR on an
 # identity pass of the 10 s 480p clip (see local_opencv); bitexact: the same pixels on every CPU.
-BGR_TO_YUV420 = "scale=flags=bicubic+accurate_rnd+bitexact:out_color_matrix=bt601:out_range=tv,format=yuv420p"
+# setparams then drops the colour tags the explicit matrix adds (BT.470BG, limited range): the
+# proxies and the ffmpeg adapter's outputs are untagged, and a player shows an untagged HD
+# video as BT.709, so a BT.601 tag would show an unchanged frame in other colours than its input.
+BGR_TO_YUV420 = (
+    "scale=flags=bicubic+accurate_rnd+bitexact:out_color_matrix=bt601:out_range=tv,format=yuv420p,"
+    "setparams=range=unknown:colorspace=unknown"
+)
 
 MAX_ATTEMPTS = 2  # one retry, for transient failures only (see classify)
 RETRY_PAUSE_S = 0.5  # let a momentary resource shortage (memory, pids) clear before retrying

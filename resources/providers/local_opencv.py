@@ -168,7 +168,7 @@ class OpenCVAdapter(LocalAdapter):
         """OpenCV is importable with the transform registered, and the encoder (ffmpeg with
         libx264) runs."""
         t0 = time.perf_counter()
-        encoder = ffmpeg_health(("crop",))
+        encoder = ffmpeg_health(("crop", "scale", "format", "setparams"))  # RawVideoEncoder.args' filters
         latency = int((time.perf_counter() - t0) * 1000)
         cv = f"cv2 {cv2.__version__}, transform {self.workflow.transform}"
         return Health(encoder.ok, f"{cv}; {encoder.detail}", latency)
