@@ -24,8 +24,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHILD = (
     "import signal, sys, time\n"
     "signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))\n"
-    "print('ready', flush=True)\n"
     "try:\n"
+    # Inside the try: the suite may stop it the moment it reads the line.
+    "    print('ready', flush=True)\n"
     "    time.sleep(600)\n"
     "except KeyboardInterrupt:\n"
     "    sys.exit(3)\n"
