@@ -332,8 +332,25 @@ def test_an_orphaned_send_is_followed_again_if_the_provider_has_it_else_failed(c
 # --- runs whose worker died with its code server -----------------------------------------------
 
 
-def test_a_started_run_whose_worker_is_gone_is_reported_failed(tmp_path):
+def _started_in(instance: dg.DagsterInstance, run: dg.DagsterRun, pid: int) -> None:
+    """Record ``run`` as started by a worker process ``pid``: the engine event a run worker
+    logs with its pid, then RUN_START (the run is STARTED)."""
     from dagster._core.events import EngineEventData
+
+    instance.report_engine_event(f"Started process for run (pid: {pid}).", run, EngineEventData.in_process(pid))
+    instance.handle_new_event(
+        dg.EventLogEntry(
+            error_info=None,
+            level="DEBUG",
+            user_message="",
+            run_id=run.run_id,
+            timestamp=time.time(),
+            dagster_event=dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, run.job_name),
+        )
+    )
+
+
+def test_a_started_run_whose_worker_is_gone_is_reported_failed(tmp_path):
 
     from pipelines.recovery.runs import reap_dead_runs, worker_gone
 
@@ -352,17 +369,7 @@ def test_a_started_run_whose_worker_is_gone_is_reported_failed(tmp_path):
         runs = {}
         for name, pid in (("dead", dead.pid), ("alive", os.getpid())):
             run = instance.create_run_for_job(job)
-            instance.report_engine_event(f"Started process for run (pid: {pid}).", run, EngineEventData.in_process(pid))
-            instance.handle_new_event(
-                dg.EventLogEntry(
-                    error_info=None,
-                    level="DEBUG",
-                    user_message="",
-                    run_id=run.run_id,
-                    timestamp=time.time(),
-                    dagster_event=dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, job.name),
-                )
-            )
+            _started_in(instance, run, pid)
             runs[name] = run.run_id
         records = {n: instance.get_run_record_by_id(r) for n, r in runs.items()}
         assert all(r.dagster_run.status == dg.DagsterRunStatus.STARTED for r in records.values())
@@ -379,7 +386,6 @@ def test_a_started_run_whose_worker_is_gone_is_reported_failed(tmp_path):
 def _dead_run_of_partition(instance: dg.DagsterInstance, partition: str) -> str:
     """A Dagster run of ``partition``, STARTED, whose worker process is gone (it logged the
     pid of a process that has exited: a kill -9 of the worker with its code server)."""
-    from dagster._core.events import EngineEventData
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -393,19 +399,7 @@ def _dead_run_of_partition(instance: dg.DagsterInstance, partition: str) -> str:
         noop()
 
     run = instance.create_run_for_job(effect_run_job, tags={"dagster/partition": partition})
-    instance.report_engine_event(
-        f"Started process for run (pid: {dead.pid}).", run, EngineEventData.in_process(dead.pid)
-    )
-    instance.handle_new_event(
-        dg.EventLogEntry(
-            error_info=None,
-            level="DEBUG",
-            user_message="",
-            run_id=run.run_id,
-            timestamp=time.time(),
-            dagster_event=dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, effect_run_job.name),
-        )
-    )
+    _started_in(instance, run, dead.pid)
     return run.run_id
 
 
