@@ -160,6 +160,12 @@ class Abandon:
         """Why, in the user's words."""
         return USER_REASONS[self.phase]
 
+    @property
+    def details(self) -> dict:
+        """The payload of the abandon event: phase, requeues, quiet seconds (0.1 s), reason."""
+        quiet_s = round(self.quiet_s, 1)
+        return {"phase": self.phase, "requeues": self.requeues, "quiet_s": quiet_s, "reason": self.reason}
+
 
 def phase(f: VideoFacts) -> str | None:
     """The run ``f``'s video waits on (one of ``PHASES``), or None when it waits on no run:
