@@ -43,19 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from floors import write_doc_block
 
-
-def _rows(writer: str, commit: int, n: int):
-    import polars as pl
-
-    now = datetime.now(UTC)
-    return pl.DataFrame(
-        {
-            "event_id": [f"{writer}-{commit}-{i}" for i in range(n)],
-            "event_type": ["TaskSucceeded"] * n,
-            "correlation_id": [f"{writer}-{commit}"] * n,
-            "occurred_at": [now] * n,
-        }
-    )
+from tests.event_rows import event_batch
 
 
 def _writer(uri: str, env: dict, name: str, commits: int, rows: int, blind: bool, barrier, out) -> None:
@@ -85,7 +73,7 @@ def _writer(uri: str, env: dict, name: str, commits: int, rows: int, blind: bool
     lake.ensure(PIPELINE_EVENTS)
     table = lake.table_uri(PIPELINE_EVENTS)
     storage = lake._options()
-    batches = [_rows(name, c, rows) for c in range(commits)]
+    batches = [event_batch(f"{name}-{c}", rows) for c in range(commits)]
     barrier.wait(timeout=120)
     latencies, given_up = [], 0
     for df in batches:

@@ -7,10 +7,8 @@ import json
 import multiprocessing as mp
 import os
 import threading
-from datetime import UTC, datetime
 
 import boto3
-import polars as pl
 import pytest
 from botocore.exceptions import ClientError
 
@@ -19,6 +17,7 @@ from resources.lake import Lake
 from resources.media import MediaStore
 from resources.s3 import ensure_buckets, s3_environment, unsafe_commit_settings
 from resources.schemas import PIPELINE_EVENTS
+from tests.event_rows import event_batch
 from tests.s3_server import local_s3_process
 
 ROUNDS = 12
@@ -52,25 +51,13 @@ def s3_process(monkeypatch, tmp_path):
         yield env
 
 
-def _events(writer: str, round_: int) -> pl.DataFrame:
-    now = datetime.now(UTC)
-    return pl.DataFrame(
-        {
-            "event_id": [f"{writer}-{round_}-{i}" for i in range(ROWS_PER_ROUND)],
-            "event_type": ["TaskSucceeded"] * ROWS_PER_ROUND,
-            "correlation_id": [f"{writer}-{round_}"] * ROWS_PER_ROUND,
-            "occurred_at": [now] * ROWS_PER_ROUND,
-        }
-    )
-
-
 def _writer(name: str, uri: str, env: dict[str, str], barrier, errors) -> None:
     os.environ.update(env)
     lake = Lake(uri=uri)
     try:
         for r in range(ROUNDS):
             barrier.wait(timeout=60)  # both writers start each round's append together
-            lake.append(PIPELINE_EVENTS, _events(name, r))
+            lake.append(PIPELINE_EVENTS, event_batch(f"{name}-{r}", ROWS_PER_ROUND))
     except Exception as exc:
         errors.put(f"{name}: {type(exc).__name__}: {exc}")
 
@@ -92,7 +79,7 @@ def test_two_processes_appending_to_one_table_on_s3_lose_no_commit(s3_process):
 
     lake = Lake(uri=uri)
     rows = lake.read(PIPELINE_EVENTS)
-    expected = {e for w in "ab" for r in range(ROUNDS) for e in _events(w, r)["event_id"]}
+    expected = {e for w in "ab" for r in range(ROUNDS) for e in event_batch(f"{w}-{r}", ROWS_PER_ROUND)["event_id"]}
     assert set(rows["event_id"]) == expected and rows.height == len(expected)
     # One commit per append after the create, each holding exactly its own rows: none replaced
     # another (a lost commit would leave fewer versions or a version with another's files).
