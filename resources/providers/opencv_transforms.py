@@ -15,6 +15,7 @@ thread (``cv2.setNumThreads(0)``) so ``time.thread_time()`` sees all of their CP
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -234,6 +235,13 @@ class _Scratch:
         return array
 
 
+@functools.cache
+def _darkening_matrix(white: float) -> np.ndarray:
+    """The 3x4 ``cv2.transform`` matrix of ``1 - channel sum / white`` in each of three output
+    channels (the affine column is the 1); built once per ``white``, not once a frame."""
+    return np.hstack([np.full((3, 3), -1 / white), np.ones((3, 1))]).astype(np.float32)
+
+
 def _darken_by_gradient(image: np.ndarray, white: float, scratch: _Scratch) -> np.ndarray:
     """``cv2.stylization``'s outlines: ``image x (1 - sum over the three channels of the Sobel
     gradient magnitude of image / white)`` (OpenCV photo module, ``Domain_Filter::
@@ -258,8 +266,7 @@ def _darken_by_gradient(image: np.ndarray, white: float, scratch: _Scratch) -> n
     cv2.magnitude(gx.reshape(h, -1), gy.reshape(h, -1), magnitude.reshape(h, -1))
     # One affine cv2.transform makes the darkening factor, 1 - channel sum / white, in each of
     # three output channels: no separate +1 and channel merge (0.5 ms a 480p frame).
-    factor_of = np.hstack([np.full((3, 3), -1 / white), np.ones((3, 1))]).astype(np.float32)
-    factor = cv2.transform(magnitude, factor_of, dst=scratch("factor", shape, np.float32))
+    factor = cv2.transform(magnitude, _darkening_matrix(white), dst=scratch("factor", shape, np.float32))
     return cv2.multiply(image, factor, dst=scratch("darkened", shape, np.uint8), scale=255 / white, dtype=cv2.CV_8U)
 
 
