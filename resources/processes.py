@@ -28,18 +28,22 @@ from types import FrameType, TracebackType
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 SIG_DFL = 0  # signal.h: the default action
 HANDLED = (signal.SIGTERM, signal.SIGHUP)
+# libc's functions looked up here, in the parent: in the forked child a dlopen/dlsym could
+# wait forever on a loader lock another parent thread held at the fork.
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_SIGNAL = _LIBC.signal
+_PRCTL = _LIBC.prctl if sys.platform == "linux" else None
 
 
 def _child_setup() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL(None, use_errno=True)
     # A shell starts background jobs with SIGINT and SIGQUIT ignored, and an ignored signal
     # stays ignored across exec. Python then installs no KeyboardInterrupt handler, and
     # `dagster dev` copies SIGINT's handler to SIGTERM: it would ignore both our SIGTERM and
     # the parent-death signal below, and outlive this command.
     for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
-        libc.signal(sig, SIG_DFL)
-    if sys.platform == "linux":
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        _SIGNAL(sig, SIG_DFL)
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
