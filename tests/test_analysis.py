@@ -7,27 +7,36 @@ import json
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 import yaml
 from scenedetect import ContentDetector, detect
+from scenedetect.common import FrameTimecode
 
 from assets.analysis import analyze_video
 from assets.analysis.color import SRGB_TO_XYZ, color_temperature_k, mccamy_cct
 from assets.analysis.decode import decode_example
 from assets.analysis.features import (
+    SATURATION_MIN_VALUE,
     classify_motion,
     classify_temperature,
     color_metrics,
     dominant_style,
+    frame_color,
+    measure_sample,
     motion_level,
+    motion_luma,
     pair_differences,
+    pooled_color,
     repeat_share,
     score_styles,
     trapezoid,
 )
-from assets.analysis.look import palette_colours
+from assets.analysis.look import luma_levels, mean_texture, palette_colours, texture_metrics
+from assets.analysis.scenes import SceneCuts, _ContentScores
 from assets.analysis.targets import described_effects, estimate_params, target_effects
+from assets.analysis.worker import SerialWorker
 from assets.ingest import probe_video
 from tests.clips import lavfi_clip
 from tests.test_ingest import sample
@@ -270,7 +279,7 @@ def test_trapezoid_edges_and_bad_rules():
 
 
 def test_pairs_across_a_cut_are_not_motion():
-    black, white = np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 255, np.uint8)
+    black, white = np.zeros((8, 8), np.uint8), np.full((8, 8), 255, np.uint8)  # motion lumas
     still = (0.0, black, 0.04, black)
     across_cut = (1.00, black, 1.04, white)
     assert motion_level(pair_differences([still, across_cut], cuts_s=[])) == pytest.approx(0.5)
@@ -369,3 +378,69 @@ def test_one_decode_pass_measures_what_the_separate_passes_did(name):
     firsts = [rgb for _, rgb, _, _ in one.pairs]
     assert color_temperature_k(firsts) == pytest.approx(_per_pixel_gray_world_cct(firsts), rel=1e-9)
     assert [palette_colours(f) for f in firsts] == [_bincount_palette(f) for f in firsts]
+
+
+@pytest.mark.parametrize("name", ["bikes.mp4", "Megamind.avi"])
+def test_measures_taken_during_the_pass_pool_to_those_of_the_frames(name):
+    # analyze_video measures each sampled frame on the worker thread as it is decoded and pools
+    # the results; the same frames measured afterwards, all at once, give the same numbers.
+    path = sample(name)
+    fps = probe_video(path).fps
+    frames = decode_example(path, 48, fps)
+    measured = decode_example(path, 48, fps, measure_sample, motion_luma)
+    firsts = [rgb for _, rgb, _, _ in frames.pairs]
+    samples = [m for _, m, _, _ in measured.pairs]
+    assert pooled_color([m.color for m in samples]) == color_metrics(firsts)
+    assert mean_texture([m.texture for m in samples]) == texture_metrics(firsts)
+    lumas = [(t, motion_luma(a), t2, motion_luma(b)) for t, a, t2, b in frames.pairs]
+    during = [(t, m.motion_luma, t2, partner) for t, m, t2, partner in measured.pairs]
+    assert pair_differences(during, measured.cuts_s) == pair_differences(lumas, frames.cuts_s)
+    # ... and the OpenCV forms of two per-pixel measures equal their NumPy definitions.
+    for rgb in firsts:
+        luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        counts = np.sort(np.bincount((luma // 4).ravel()))[::-1]
+        assert luma_levels(luma) == int(np.searchsorted(np.cumsum(counts), 0.9 * counts.sum()) + 1)
+        hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+        lit = hsv[..., 2] >= SATURATION_MIN_VALUE
+        color = frame_color(rgb, luma)
+        assert (color.saturation_sum, color.saturation_pixels) == (float(hsv[..., 1][lit].sum()), int(lit.sum()))
+
+
+@pytest.mark.parametrize("name", ["bikes.mp4", "Megamind.avi"])
+def test_content_scores_are_the_libraries_bit_for_bit(name):
+    # The detector's frame score in two OpenCV calls against ContentDetector's own NumPy form,
+    # frame by frame on the detector-size frames of a real clip (cuts included).
+    path = sample(name)
+    ours, library = _ContentScores(), ContentDetector()
+    ours_cuts, library_cuts = [], []
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        cuts = SceneCuts(stream.codec_context.width, stream.codec_context.height)
+        reformatter = av.video.reformatter.VideoReformatter()
+        for index, frame in enumerate(container.decode(stream)):
+            bgr = cuts.convert(frame, reformatter)
+            position = FrameTimecode(index, 25.0)
+            ours_cuts += ours.process_frame(position, bgr)
+            library_cuts += library.process_frame(position, bgr)
+            assert ours._frame_score == library._frame_score, index
+    assert ours_cuts == library_cuts and len(ours_cuts) >= 3
+
+
+def test_serial_worker_runs_calls_in_order_and_raises_the_first_error():
+    done = []
+    with SerialWorker("test", backlog=2) as worker:
+        for i in range(20):
+            worker.submit(done.append, i)
+        worker.finish()
+    assert done == list(range(20))
+
+    def fail(i):
+        raise ValueError(f"call {i}")
+
+    with SerialWorker("test", backlog=2) as worker:
+        worker.submit(fail, 1)
+        worker.submit(fail, 2)
+        worker.submit(done.append, "after")
+        with pytest.raises(ValueError, match="call 1"):
+            worker.finish()
+    assert "after" not in done

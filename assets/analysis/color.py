@@ -53,25 +53,29 @@ def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
 _LINEAR = srgb_to_linear(np.arange(256, dtype=np.uint8))
 
 
-def gray_world_xy(frames: list[np.ndarray]) -> tuple[float, float] | None:
-    """CIE 1931 (x, y) of the gray-world illuminant estimate of RGB uint8 frames (h, w, 3).
+def channel_counts(rgb: np.ndarray) -> np.ndarray:
+    """Histograms of the R, G and B levels of the usable pixels of an RGB uint8 frame (h, w,
+    3): float64 (3, 256) counts, the pixels neither blown out nor near-black
+    (CLIPPED_LEVEL, BLACK_LEVEL): what the gray-world estimate pools over frames."""
+    channels = cv2.split(np.ascontiguousarray(rgb))
+    lowest = cv2.min(cv2.min(channels[0], channels[1]), channels[2])
+    highest = cv2.max(cv2.max(channels[0], channels[1]), channels[2])
+    usable = ((lowest < CLIPPED_LEVEL) & (highest >= BLACK_LEVEL)).view(np.uint8)
+    return np.stack([cv2.calcHist([channel], [0], usable, [256], [0, 256]).ravel() for channel in channels]).astype(
+        np.float64
+    )
 
-    The mean linear RGB of every pixel neither blown out nor near-black of all frames (pooled, so a frame
-    with more usable pixels weighs more), converted to XYZ with the sRGB matrix. Summed as a
-    histogram of each channel's 256 levels times their linear values (``_LINEAR``): the same
-    sum as converting every pixel, without a float per pixel.
+
+def counts_xy(counts: np.ndarray) -> tuple[float, float] | None:
+    """CIE 1931 (x, y) of the gray-world illuminant of ``counts`` (3, 256), the usable pixels'
+    level histograms of one or more frames (``channel_counts``, summed: pooled, so a frame with
+    more usable pixels weighs more), through XYZ with the sRGB matrix. The mean linear RGB is
+    the histograms times each level's linear value (``_LINEAR``): the same sum as converting
+    every pixel, without a float per pixel.
 
     Returns:
         (x, y), or None when no pixel is usable.
     """
-    counts = np.zeros((3, 256))
-    for rgb in frames:
-        channels = cv2.split(np.ascontiguousarray(rgb))
-        lowest = cv2.min(cv2.min(channels[0], channels[1]), channels[2])
-        highest = cv2.max(cv2.max(channels[0], channels[1]), channels[2])
-        usable = ((lowest < CLIPPED_LEVEL) & (highest >= BLACK_LEVEL)).view(np.uint8)
-        for c, channel in enumerate(channels):
-            counts[c] += cv2.calcHist([channel], [0], usable, [256], [0, 256]).ravel()
     count = counts[0].sum()
     if count == 0:
         return None
@@ -100,5 +104,10 @@ def color_temperature_k(frames: list[np.ndarray]) -> float:
     Lower is warmer: a tungsten / golden-hour look is ~2500-4500 K, camera-balanced daylight
     ~5000-7000 K, shade, blue hour and teal grades above ~8000 K.
     """
-    xy = gray_world_xy(frames)
+    return counts_cct(sum((channel_counts(rgb) for rgb in frames), np.zeros((3, 256))))
+
+
+def counts_cct(counts: np.ndarray) -> float:
+    """``color_temperature_k`` of frames whose ``channel_counts`` sum to ``counts`` (3, 256)."""
+    xy = counts_xy(counts)
     return D65_CCT_K if xy is None else mccamy_cct(*xy)

@@ -45,8 +45,11 @@ def palette_colours(rgb: np.ndarray) -> int:
 def luma_levels(luma: np.ndarray) -> int:
     """Fewest luma bins (LUMA_BIN_LEVELS levels each) covering PALETTE_COVERAGE of a uint8 luma
     frame (h, w), >= 1 (module docstring)."""
-    counts = np.sort(np.bincount((luma // LUMA_BIN_LEVELS).ravel()))[::-1]
-    covered = np.cumsum(counts)
+    # One OpenCV histogram of 256 / LUMA_BIN_LEVELS bins: the same counts as a bincount of
+    # luma // LUMA_BIN_LEVELS (the bins are whole levels), at a third of the CPU.
+    bins = 256 // LUMA_BIN_LEVELS
+    counts = np.sort(cv2.calcHist([luma], [0], None, [bins], [0, 256]).ravel())[::-1]
+    covered = np.cumsum(counts, dtype=np.float64)
     return int(np.searchsorted(covered, PALETTE_COVERAGE * covered[-1]) + 1)
 
 
@@ -55,15 +58,27 @@ def edge_density(luma: np.ndarray) -> float:
     return float(np.count_nonzero(cv2.Canny(luma, CANNY_LOW, CANNY_HIGH))) / luma.size
 
 
+def frame_texture(rgb: np.ndarray, luma: np.ndarray) -> tuple[int, int, float]:
+    """``(palette_colours, luma_levels, edge_density)`` of one RGB uint8 frame (h, w, 3) and
+    its luma (h, w)."""
+    return palette_colours(rgb), luma_levels(luma), edge_density(luma)
+
+
+def mean_texture(textures: list[tuple[int, int, float]]) -> dict[str, float]:
+    """``palette_colours``, ``luma_levels`` and ``edge_density`` averaged over frames'
+    ``frame_texture``; all 0.0 for none."""
+    if not textures:
+        return {"palette_colours": 0.0, "luma_levels": 0.0, "edge_density": 0.0}
+    palettes, levels, edges = zip(*textures, strict=True)
+    return {
+        "palette_colours": float(np.mean(palettes)),
+        "luma_levels": float(np.mean(levels)),
+        "edge_density": float(np.mean(edges)),
+    }
+
+
 def texture_metrics(frames: list[np.ndarray]) -> dict[str, float]:
     """``palette_colours`` (mean dominant palette size), ``luma_levels`` (mean luma bins) and
     ``edge_density`` (mean share of edge pixels) of RGB uint8 frames (h, w, 3); all 0.0 for no
     frames."""
-    if not frames:
-        return {"palette_colours": 0.0, "luma_levels": 0.0, "edge_density": 0.0}
-    lumas = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-    return {
-        "palette_colours": float(np.mean([palette_colours(f) for f in frames])),
-        "luma_levels": float(np.mean([luma_levels(y) for y in lumas])),
-        "edge_density": float(np.mean([edge_density(y) for y in lumas])),
-    }
+    return mean_texture([frame_texture(f, cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)) for f in frames])

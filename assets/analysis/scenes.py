@@ -1,9 +1,9 @@
-"""PySceneDetect's ``ContentDetector`` fed frames that are decoded elsewhere, on its own thread.
+"""PySceneDetect's ``ContentDetector`` fed frames that are decoded elsewhere.
 
 PySceneDetect normally decodes the video itself (``scenedetect.detect`` with a backend). Here
-the caller's decode pass hands each frame over (``SceneCuts.feed``) and the detector runs on a
-worker thread, so its work (HSV conversion, frame differences: OpenCV and NumPy, which release
-the GIL) overlaps the decoding instead of following it.
+the caller's decode pass converts each frame for the detector (``SceneCuts.convert``, on the
+decoding thread) and hands it to ``SceneCuts.process``, which the caller may run on a worker
+thread (``analysis/worker.py``) so the detector's work overlaps the decoding.
 
 Frames come at the size PySceneDetect's ``SceneManager`` gives the detector: the longest side
 downscaled to ``DEFAULT_MIN_WIDTH`` (256 px, ``compute_downscale_factor``, ``detector_size``).
@@ -17,24 +17,22 @@ golden videos and their proxies), and every cut of those 28 files came out the s
 keeps its defaults (threshold 27 on the weighted HSV frame difference, shots of at least 15
 frames), the library's values for ordinary footage; frames of another size than the first are
 skipped, as ``SceneManager`` skips them.
+
+The frame score is the library's, computed with fewer passes (``_ContentScores``): the same
+integer sums of absolute HSV differences, so bit-identical scores and cuts.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 from scenedetect import ContentDetector
 from scenedetect.common import FrameTimecode, Timecode
 from scenedetect.scene_manager import compute_downscale_factor
-
-# Frames waiting for the detector: enough to ride out a slow frame on either side (each is
-# ~100 kB at the detector's size).
-QUEUE_FRAMES = 8
 
 # swscale's filter for the detector's frames: of its bilinear, area and fast-bilinear filters,
 # fast bilinear is the cheapest and the closest to the library's cv2.INTER_LINEAR resize (mean
@@ -92,11 +90,43 @@ class StreamClock:
         return FrameTimecode(Timecode(pts=max(0, pts - self._offset), time_base=base), self._rate)
 
 
-class SceneCuts:
-    """ContentDetector over the frames of one video, on a worker thread.
+class _ContentScores(ContentDetector):
+    """``ContentDetector`` with its default weights, the frame score computed in two OpenCV
+    calls instead of ~20 NumPy passes.
 
-    ``feed`` every decoded frame in presentation order, then ``finish`` once; or ``close``
-    (also on error) to stop the thread without results. Use as a context manager.
+    The library's score is the weighted mean of three components, each ``sum(|a - b|) /
+    pixels`` of one HSV plane of this frame and the last (``_mean_pixel_distance``: two int32
+    copies, a subtraction, an absolute value and a sum per plane, ~0.15 ms a 256 px frame, as
+    much as decoding it). ``cv2.absdiff`` of the two 3-plane HSV frames and ``cv2.sumElems``
+    give the same integer sums (exact in float64 below 2^53), divided and weighted in the
+    library's order, so the score is bit-identical (``tests/test_analysis.py`` holds it to the
+    library's on real frames). Only the default weights (no edge component, no stats manager)
+    are supported: the edge map is the one component this leaves out.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        assert self._weights.delta_edges == 0.0, "edge weights are not supported"
+        self._last_hsv: np.ndarray | None = None
+
+    def _calculate_frame_score(self, timecode: FrameTimecode, frame_img: np.ndarray) -> float:
+        hsv = cv2.cvtColor(frame_img, cv2.COLOR_BGR2HSV)
+        last, self._last_hsv = self._last_hsv, hsv
+        if last is None:
+            return 0.0
+        pixels = float(hsv.shape[0] * hsv.shape[1])
+        hue, sat, lum, _ = cv2.sumElems(cv2.absdiff(hsv, last))
+        components = ContentDetector.Components(
+            delta_hue=hue / pixels, delta_sat=sat / pixels, delta_lum=lum / pixels, delta_edges=0.0
+        )
+        return sum(c * w for c, w in zip(components, self._weights, strict=True)) / sum(abs(w) for w in self._weights)
+
+
+class SceneCuts:
+    """ContentDetector over the frames of one video.
+
+    For each decoded frame in presentation order: ``convert`` it on the decoding thread, then
+    ``process`` the result (on any one thread, in order); ``finish`` once after the last.
 
     Args:
         width, height: the video's coded size (``size`` is the detector's).
@@ -105,23 +135,18 @@ class SceneCuts:
     def __init__(self, width: int, height: int):
         self._coded = (width, height)
         self.size = detector_size(width, height)
-        self._detector = ContentDetector()
+        self._detector = _ContentScores()
         self._cuts: list[FrameTimecode] = []
         self._last: FrameTimecode | None = None
-        self._error: BaseException | None = None
-        self._queue: queue.Queue[tuple[FrameTimecode, np.ndarray] | None] = queue.Queue(QUEUE_FRAMES)
-        self._thread = threading.Thread(target=self._run, name="scene-cuts", daemon=True)
-        self._thread.start()
 
-    def feed(self, position: FrameTimecode, frame: av.VideoFrame, reformatter: VideoReformatter) -> None:
-        """Queue one decoded frame, ``position`` its time (``StreamClock``): converted to BGR at
-        ``size`` by ``reformatter`` on the calling thread (one swscale context for every frame,
-        ``threads=1``: see ``analysis/decode.py``). Frames whose coded size differs from the
-        first's are skipped. Blocks while QUEUE_FRAMES frames wait."""
-        self._last = position
+    def convert(self, frame: av.VideoFrame, reformatter: VideoReformatter) -> np.ndarray | None:
+        """``frame`` as the detector reads it: BGR uint8 (h, w, 3) at ``size``, converted by
+        ``reformatter`` (one swscale context for every frame, ``threads=1``: see
+        ``analysis/decode.py``); None for a frame whose coded size differs from the first's
+        (skipped, as ``SceneManager`` skips it)."""
         if (frame.width, frame.height) != self._coded:
-            return
-        bgr = reformatter.reformat(
+            return None
+        return reformatter.reformat(
             frame,
             width=self.size[0],
             height=self.size[1],
@@ -129,39 +154,16 @@ class SceneCuts:
             interpolation=DETECTOR_INTERPOLATION,
             threads=1,
         ).to_ndarray()
-        self._queue.put((position, bgr))
+
+    def process(self, position: FrameTimecode, bgr: np.ndarray | None) -> None:
+        """Score one frame, ``position`` its time (``StreamClock``) and ``bgr`` what ``convert``
+        gave (None: a skipped frame, which still moves the end of the last shot)."""
+        self._last = position
+        if bgr is not None:
+            self._cuts += self._detector.process_frame(position, bgr)
 
     def finish(self) -> list[float]:
-        """Wait for the detector: cut times in s (start of every shot after the first), sorted.
-
-        Raises:
-            whatever the detector raised on the worker thread.
-        """
-        self.close()
-        if self._error is not None:
-            raise self._error
+        """Cut times in s (start of every shot after the first), sorted."""
         if self._last is not None:
             self._cuts += self._detector.post_process(self._last)
         return [c.seconds for c in sorted(set(self._cuts))]
-
-    def close(self) -> None:
-        """Stop the worker thread (idempotent)."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-    def __enter__(self) -> SceneCuts:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is not None:
-                continue  # keep draining so the feeding thread never blocks
-            position, bgr = item
-            try:
-                self._cuts += self._detector.process_frame(position, bgr)
-            except BaseException as exc:  # noqa: BLE001 - re-raised by finish on the caller's thread
-                self._error = exc
