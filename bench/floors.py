@@ -18,6 +18,13 @@ from pathlib import Path
 
 import av
 
+from resources.allocator import keep_freed_pages
+
+# The stages run in processes set up as the platform's are (pipelines/definitions.py): with
+# the C heap keeping freed pages, so a bench's repetitions do not differ from a fresh run's by
+# how far glibc's threshold has drifted.
+keep_freed_pages()
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 

@@ -73,6 +73,7 @@ from pipelines.signals import (
     signals_schedule,
 )
 from resources import logconfig
+from resources.allocator import keep_freed_pages
 from resources.clients import Clients
 from resources.dagster_resources import client_resources
 from resources.settings import Settings, get_settings
@@ -132,6 +133,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     with the executor ``settings.executor`` names (``pipelines.executors``)."""
     settings = settings or get_settings()
     logconfig.configure()
+    keep_freed_pages()  # every run process does per-frame array work (resources/allocator.py)
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,

@@ -13,6 +13,7 @@ import math
 import random
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -29,7 +30,7 @@ from assets.quality import (
 from assets.quality.align import plan
 from assets.quality.frames import packet_timeline
 from assets.quality.similarity import phash, phash_distance
-from assets.quality.ssim import frame_ssim
+from assets.quality.ssim import SsimScorer, frame_ssim
 from resources.ffmpeg import FFmpegError, run_ffmpeg, stream_ffmpeg
 from resources.schemas import QUALITY_METRICS, QUALITY_SCORES
 
@@ -471,6 +472,19 @@ def test_ssim_units():
     assert frame_ssim(img, noisy) < 0.9
     with pytest.raises(ValueError, match="frame sizes differ"):
         frame_ssim(img, img[:32])
+
+
+@pytest.mark.parametrize("size", [(320, 180), (1280, 720), (321, 181)])
+def test_ssim_scorer_reuses_its_arrays_without_carrying_state(size):
+    # One scorer over many pairs (fullref's reader) gives each pair exactly what a fresh one
+    # gives it, at 1:1 and decimated (720p: factor 3) sizes, flat frames included.
+    w, h = size
+    rng = np.random.default_rng(7)
+    frames = [rng.integers(0, 256, (h, w), dtype=np.uint8) for _ in range(3)] + [np.full((h, w), 90, np.uint8)]
+    pairs = [(a, cv2.GaussianBlur(a, (5, 5), 1.0 + i)) for i, a in enumerate(frames)] + [(frames[3], frames[3])]
+    scorer = SsimScorer(w, h)
+    assert [scorer(a, b) for a, b in pairs] == [SsimScorer(w, h)(a, b) for a, b in pairs]
+    assert scorer(frames[3], frames[3]) == 1.0
 
 
 def test_phash_matches_imagehash_algorithm():

@@ -10,7 +10,7 @@ gives per frame of the aligned pair, at the input's native resolution:
 * ``psnr_y``: luma PSNR in dB (libvmaf's ``psnr`` feature extractor; capped at 60 dB for
   8-bit identical frames);
 * ``ssim``: luma SSIM as libvmaf's ``float_ssim`` defines it (Wang et al. 2004, 0..1),
-  computed by this process (``ssim.frame_ssim``) on the pair's luma planes, which the same
+  computed by this process (``ssim.SsimScorer``) on the pair's luma planes, which the same
   graph writes to a pipe: libvmaf's own ``float_ssim`` runs IQA's scalar convolutions and cost
   more CPU than VMAF at 320 px (0.25 s against 0.16 s for 75 frames) and 40-60 % of it at 720p;
   OpenCV's take a few ms a frame. Values agree with libvmaf's to 1e-5
@@ -29,7 +29,7 @@ import numpy as np
 from resources.ffmpeg import stream_ffmpeg
 
 from .align import Alignment
-from .ssim import frame_ssim
+from .ssim import SsimScorer
 
 #: libvmaf's PSNR of identical 8-bit frames (its ``psnr`` extractor caps at 6 x bit depth + 12 dB).
 PSNR_MAX_DB = 60.0
@@ -53,7 +53,7 @@ class FrameSeries:
 
 
 def measure(input_path: str, output_path: str, alignment: Alignment, threads: int = THREADS) -> FrameSeries:
-    """VMAF, PSNR-Y (libvmaf) and SSIM (``ssim.frame_ssim``) of ``output_path`` against
+    """VMAF, PSNR-Y (libvmaf) and SSIM (``ssim.SsimScorer``) of ``output_path`` against
     ``input_path``, from one ffmpeg process.
 
     Args:
@@ -87,9 +87,10 @@ def measure(input_path: str, output_path: str, alignment: Alignment, threads: in
         args += ["-map", "[vmaf]", "-fps_mode", "passthrough", "-f", "null", "-"]
         args += ["-map", "[pair]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"]
         ssim = []
+        scorer = SsimScorer(width, height)
         for chunk in stream_ffmpeg(args, chunk_bytes=width * height * 2):
             pair = np.frombuffer(chunk, np.uint8).reshape(2 * height, width)
-            ssim.append(frame_ssim(pair[height:], pair[:height]))
+            ssim.append(scorer(pair[height:], pair[:height]))
         with open(log, encoding="utf-8") as fh:
             frames = json.load(fh)["frames"]
     finally:

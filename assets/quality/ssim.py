@@ -77,8 +77,90 @@ def decimate(luma: np.ndarray, factor: int) -> np.ndarray:
     return (sums * float(np.float32(1.0 / (factor * factor)))).astype(np.float32)
 
 
+class SsimScorer:
+    """``frame_ssim`` for many pairs of one size, in arrays allocated once.
+
+    The steps of the module docstring, each NumPy ufunc and OpenCV call writing into an array
+    kept from pair to pair (the results are bit-identical to allocating each temporary, which
+    ``tests/test_quality.py`` checks). Why: a 320 x 180 pair needs ~20 temporaries of 0.2-0.4
+    MB, and glibc serves blocks that size with ``mmap`` unless earlier frees have raised its
+    threshold: in that state each pair cost ~650 page faults and 2.0 ms instead of 0.8 ms
+    (docs/performance.md). Not thread-safe: one scorer per thread.
+
+    Args:
+        width, height: the frames' size in px.
+    """
+
+    def __init__(self, width: int, height: int):
+        self.shape = (height, width)
+        self.factor = decimation(width, height)
+        h, w = (
+            height // self.factor + (height & 1 if self.factor > 1 else 0),
+            width // self.factor + (width & 1 if self.factor > 1 else 0),
+        )
+        if min(h, w) < GAUSSIAN_TAPS.size:
+            raise ValueError(f"frame {width}x{height} too small for SSIM's 11-px window")
+        r = GAUSSIAN_TAPS.size // 2
+        valid = (h - 2 * r, w - 2 * r)
+        self._r = r
+        self._f32 = {k: np.empty((h, w), np.float32) for k in ("x", "y", "xx", "yy", "xy")}
+        self._win = {k: np.empty((h, w), np.float32) for k in ("x", "y", "xx", "yy", "xy")}
+        self._v32 = {k: np.empty(valid, np.float32) for k in ("mxx", "myy", "mxy")}
+        self._f64 = {k: np.empty(valid, np.float64) for k in ("mu_x", "mu_y", "var_x", "var_y", "cov", "a", "b", "c")}
+
+    def __call__(self, reference: np.ndarray, distorted: np.ndarray) -> float:
+        """Mean SSIM of one pair, as ``frame_ssim``.
+
+        Raises:
+            ValueError: a frame is not of the scorer's size.
+        """
+        if reference.shape != self.shape or distorted.shape != self.shape:
+            raise ValueError(f"frame sizes differ: {reference.shape} vs {distorted.shape}, expected {self.shape}")
+        f, v, d, r = self._f32, self._v32, self._f64, self._r
+        if self.factor == 1:
+            np.copyto(f["x"], reference, casting="unsafe")
+            np.copyto(f["y"], distorted, casting="unsafe")
+        else:
+            f["x"][...], f["y"][...] = decimate(reference, self.factor), decimate(distorted, self.factor)
+        x, y = f["x"], f["y"]
+        np.multiply(x, x, out=f["xx"])
+        np.multiply(y, y, out=f["yy"])
+        np.multiply(x, y, out=f["xy"])
+        win = {}
+        for k in ("x", "y", "xx", "yy", "xy"):
+            cv2.sepFilter2D(f[k], cv2.CV_32F, GAUSSIAN_TAPS, GAUSSIAN_TAPS, dst=self._win[k])
+            win[k] = self._win[k][r:-r, r:-r]
+        mu_x, mu_y = win["x"], win["y"]
+        var_x = np.subtract(win["xx"], np.multiply(mu_x, mu_x, out=v["mxx"]), out=v["mxx"])
+        np.maximum(var_x, 0.0, out=var_x)
+        var_y = np.subtract(win["yy"], np.multiply(mu_y, mu_y, out=v["myy"]), out=v["myy"])
+        np.maximum(var_y, 0.0, out=var_y)
+        cov = np.subtract(win["xy"], np.multiply(mu_x, mu_y, out=v["mxy"]), out=v["mxy"])
+        cov[(cov < 0) & ((var_x == 0) | (var_y == 0))] = 0.0
+        for name, src in (("mu_x", mu_x), ("mu_y", mu_y), ("var_x", var_x), ("var_y", var_y), ("cov", cov)):
+            np.copyto(d[name], src)
+        mx, my, vx, vy, cv, a, b, c = (d[k] for k in ("mu_x", "mu_y", "var_x", "var_y", "cov", "a", "b", "c"))
+        # num = (2 mu_x mu_y + C1) (2 cov + C2), den = (mu_x^2 + mu_y^2 + C1) (var_x + var_y + C2)
+        np.multiply(2.0, mx, out=a)
+        np.multiply(a, my, out=a)
+        np.add(a, _C1, out=a)
+        np.multiply(2.0, cv, out=b)
+        np.add(b, _C2, out=b)
+        np.multiply(a, b, out=a)
+        np.multiply(mx, mx, out=b)
+        np.multiply(my, my, out=c)
+        np.add(b, c, out=b)
+        np.add(b, _C1, out=b)
+        np.add(vx, vy, out=c)
+        np.add(c, _C2, out=c)
+        np.multiply(b, c, out=b)
+        np.divide(a, b, out=a)
+        return float(np.mean(a))
+
+
 def frame_ssim(reference: np.ndarray, distorted: np.ndarray) -> float:
-    """libvmaf ``float_ssim`` of one pair of luma frames (module docstring).
+    """libvmaf ``float_ssim`` of one pair of luma frames (module docstring); for many pairs of
+    one size, ``SsimScorer`` reuses its arrays.
 
     Args:
         reference, distorted: (H, W) uint8 luma of the same size, H and W large enough that
@@ -93,25 +175,4 @@ def frame_ssim(reference: np.ndarray, distorted: np.ndarray) -> float:
     if reference.shape != distorted.shape:
         raise ValueError(f"frame sizes differ: {reference.shape} vs {distorted.shape}")
     h, w = reference.shape
-    factor = decimation(w, h)
-    x, y = decimate(reference, factor), decimate(distorted, factor)
-    if min(x.shape) < GAUSSIAN_TAPS.size:
-        raise ValueError(f"frame {w}x{h} too small for SSIM's 11-px window")
-    r = GAUSSIAN_TAPS.size // 2
-
-    def window(img: np.ndarray) -> np.ndarray:
-        # "Valid" convolution: keep only where the whole window is inside the frame.
-        return cv2.sepFilter2D(img, cv2.CV_32F, GAUSSIAN_TAPS, GAUSSIAN_TAPS)[r:-r, r:-r]
-
-    mu_x, mu_y = window(x), window(y)
-    var_x = np.maximum(window(x * x) - mu_x * mu_x, 0.0)
-    var_y = np.maximum(window(y * y) - mu_y * mu_y, 0.0)
-    cov = window(x * y) - mu_x * mu_y
-    # libvmaf's fix for flat windows (its #796): where either variance is 0, a covariance
-    # that rounding made negative counts as 0 (else identical flat areas score below 1).
-    cov[(cov < 0) & ((var_x == 0) | (var_y == 0))] = 0.0
-    # IQA's l * c * s with C3 = C2 / 2 reduces to Wang et al.'s two-factor form.
-    mu_x, mu_y, var_x, var_y, cov = (a.astype(np.float64) for a in (mu_x, mu_y, var_x, var_y, cov))
-    num = (2.0 * mu_x * mu_y + _C1) * (2.0 * cov + _C2)
-    den = (mu_x * mu_x + mu_y * mu_y + _C1) * (var_x + var_y + _C2)
-    return float(np.mean(num / den))
+    return SsimScorer(w, h)(reference, distorted)

@@ -10,8 +10,10 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``effectlake`` console script."""
     from resources import logconfig
+    from resources.allocator import keep_freed_pages
 
     logconfig.configure()
+    keep_freed_pages()  # the CLI runs stages in-process too (resources/allocator.py)
     parser = argparse.ArgumentParser(prog="effectlake", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the main job end to end on real sample videos")
