@@ -729,7 +729,7 @@ class OraclePolicy:
 def reference_market(origin: datetime) -> Market:
     """A market shaped after ``data/providers.yaml``: the 9 local providers over 4 effect
     types plus the ComfyUI provider as shadow, with one price shock (opencv-cartoon ×3 at
-    +30 h), one outage (opencv-slowmo-flow, +10 h to +11 h), a diurnal volume curve and
+    +30 h), one outage (ffmpeg-slowmo-mci, +10 h to +11 h), a diurnal volume curve and
     load-dependent latency. Median compute seconds are rough guesses in the ratios measured
     on the real providers (docs/architecture.md), not measurements. Used by
     ``effectlake simulate`` and the benches."""
@@ -741,7 +741,7 @@ def reference_market(origin: datetime) -> Market:
         ]
         + [
             ProviderModel("ffmpeg-slowmo-dup", "slow_motion", "cpu-2c", 1.5, quality_mean=0.6),
-            ProviderModel("opencv-slowmo-flow", "slow_motion", "cpu-2c", 4.0, quality_mean=0.9, failure_rate=0.02),
+            ProviderModel("ffmpeg-slowmo-mci", "slow_motion", "cpu-8c", 40.0, quality_mean=0.9, failure_rate=0.02),
             ProviderModel("opencv-cartoon", "cartoon", "cpu-2c", 12.0, quality_mean=0.75),
             ProviderModel("ffmpeg-posterize", "cartoon", "cpu-2c", 4.0, quality_mean=0.65),
             ProviderModel("comfyui-gpu", "cartoon", "gpu-l4", 20.0, quality_mean=0.9, mode="shadow"),
@@ -751,7 +751,7 @@ def reference_market(origin: datetime) -> Market:
         tuple(models),
         origin,
         shocks=(Shock("opencv-cartoon", origin + timedelta(hours=30), cost_factor=3.0),),
-        outages=(Outage("opencv-slowmo-flow", origin + timedelta(hours=10), origin + timedelta(hours=11)),),
+        outages=(Outage("ffmpeg-slowmo-mci", origin + timedelta(hours=10), origin + timedelta(hours=11)),),
         volume_by_hour=diurnal(0.4),
         latency_load_elasticity=0.5,
     )
