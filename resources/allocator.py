@@ -20,7 +20,6 @@ allocators and are not affected.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 # <malloc.h>: mallopt parameters.
@@ -40,10 +39,11 @@ def keep_freed_pages() -> bool:
     """
     if not sys.platform.startswith("linux"):
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    # The symbols already loaded into this process (libc's among them), as resources/processes.py
+    # reaches libc: ctypes.util.find_library would run ``ldconfig -p`` in a subprocess, at the
+    # start of every run process.
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is None:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(

@@ -16,6 +16,8 @@ Pure: NumPy and OpenCV on RGB uint8 arrays, no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import cv2
 import numpy as np
 
@@ -104,10 +106,10 @@ def color_temperature_k(frames: list[np.ndarray]) -> float:
     Lower is warmer: a tungsten / golden-hour look is ~2500-4500 K, camera-balanced daylight
     ~5000-7000 K, shade, blue hour and teal grades above ~8000 K.
     """
-    return counts_cct(sum((channel_counts(rgb) for rgb in frames), np.zeros((3, 256))))
+    return counts_cct(channel_counts(rgb) for rgb in frames)
 
 
-def counts_cct(counts: np.ndarray) -> float:
-    """``color_temperature_k`` of frames whose ``channel_counts`` sum to ``counts`` (3, 256)."""
-    xy = counts_xy(counts)
+def counts_cct(counts: Iterable[np.ndarray]) -> float:
+    """``color_temperature_k`` of frames from their ``channel_counts`` (each (3, 256)), pooled."""
+    xy = counts_xy(sum(counts, np.zeros((3, 256))))
     return D65_CCT_K if xy is None else mccamy_cct(*xy)

@@ -42,7 +42,6 @@ from typing import Generic, TypeVar
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
-from scenedetect.common import FrameTimecode
 
 from assets.analysis.scenes import SceneCuts, StreamClock
 from assets.analysis.worker import SerialWorker
@@ -139,7 +138,7 @@ def decode_example(
             t0 = t if t0 is None else t0
             t -= t0
             times.append(t)
-            worker.submit(_detect, scenes, clock(frame, index), frame, to_detector)
+            worker.submit(scenes.feed, clock(frame, index), frame, to_detector)
             done = [w for w in waiting if t >= w[0] + MIN_PAIR_GAP_S]
             if index not in starts and not done:
                 continue
@@ -161,10 +160,6 @@ def decode_example(
         duration_s=max(times) - min(times) + 1 / fps,
         frames=len(times),
     )
-
-
-def _detect(scenes: SceneCuts, position: FrameTimecode, frame: av.VideoFrame, reformatter: VideoReformatter) -> None:
-    scenes.process(position, scenes.convert(frame, reformatter))
 
 
 class _Sampler(Generic[S, P]):

@@ -280,7 +280,7 @@ def pooled_color(colors: list[FrameColor]) -> dict[str, float]:
         "mean_luma": float(np.mean([c.luma_mean for c in colors])),
         "contrast": float(np.mean([c.luma_std for c in colors])),
         "mean_saturation": saturation_sum / saturation_pixels / 255 if saturation_pixels else 0.0,
-        "color_temperature": counts_cct(sum((c.channel_counts for c in colors), np.zeros((3, 256)))),
+        "color_temperature": counts_cct(c.channel_counts for c in colors),
     }
 
 

@@ -1,9 +1,9 @@
 """PySceneDetect's ``ContentDetector`` fed frames that are decoded elsewhere.
 
 PySceneDetect normally decodes the video itself (``scenedetect.detect`` with a backend). Here
-the caller's decode pass converts each frame for the detector (``SceneCuts.convert``, on the
-decoding thread) and hands it to ``SceneCuts.process``, which the caller may run on a worker
-thread (``analysis/worker.py``) so the detector's work overlaps the decoding.
+the caller's decode pass hands each decoded frame to ``SceneCuts.feed``, which converts it for
+the detector and scores it; the caller runs it on a worker thread (``analysis/worker.py``) so
+the detector's work overlaps the decoding.
 
 Frames come at the size PySceneDetect's ``SceneManager`` gives the detector: the longest side
 downscaled to ``DEFAULT_MIN_WIDTH`` (256 px, ``compute_downscale_factor``, ``detector_size``).
@@ -125,8 +125,8 @@ class _ContentScores(ContentDetector):
 class SceneCuts:
     """ContentDetector over the frames of one video.
 
-    For each decoded frame in presentation order: ``convert`` it on the decoding thread, then
-    ``process`` the result (on any one thread, in order); ``finish`` once after the last.
+    ``feed`` each decoded frame in presentation order (on any one thread), then ``finish`` once
+    after the last.
 
     Args:
         width, height: the video's coded size (``size`` is the detector's).
@@ -155,10 +155,11 @@ class SceneCuts:
             threads=1,
         ).to_ndarray()
 
-    def process(self, position: FrameTimecode, bgr: np.ndarray | None) -> None:
-        """Score one frame, ``position`` its time (``StreamClock``) and ``bgr`` what ``convert``
-        gave (None: a skipped frame, which still moves the end of the last shot)."""
+    def feed(self, position: FrameTimecode, frame: av.VideoFrame, reformatter: VideoReformatter) -> None:
+        """Score one decoded frame, ``position`` its time (``StreamClock``), converted by
+        ``convert`` with ``reformatter``; a skipped frame still moves the end of the last shot."""
         self._last = position
+        bgr = self.convert(frame, reformatter)
         if bgr is not None:
             self._cuts += self._detector.process_frame(position, bgr)
 

@@ -41,10 +41,6 @@ class SerialWorker:
         if self._error is None:
             self._calls.put((fn, args))
 
-    def busy(self) -> bool:
-        """Whether calls are waiting (the worker has not caught up)."""
-        return not self._calls.empty()
-
     def finish(self) -> None:
         """Wait for every queued call.
 

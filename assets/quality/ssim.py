@@ -42,6 +42,14 @@ def decimation(width: int, height: int) -> int:
     return max(1, int(min(width, height) / 256.0 + 0.5))
 
 
+def decimated_shape(height: int, width: int, factor: int) -> tuple[int, int]:
+    """(h, w) of a ``height`` x ``width`` frame decimated by ``factor`` (``decimate``): IQA's
+    ``(h // f + h % 2, w // f + w % 2)``, the frame's own size when ``factor`` is 1."""
+    if factor == 1:
+        return height, width
+    return height // factor + (height & 1), width // factor + (width & 1)
+
+
 def decimate(luma: np.ndarray, factor: int) -> np.ndarray:
     """IQA's ``_iqa_decimate`` with its ``factor`` x ``factor`` box low-pass, float32.
 
@@ -55,7 +63,7 @@ def decimate(luma: np.ndarray, factor: int) -> np.ndarray:
     if factor == 1:
         return luma.astype(np.float32)
     h, w = luma.shape
-    sh, sw = h // factor + (h & 1), w // factor + (w & 1)
+    sh, sw = decimated_shape(h, w, factor)
     lead = factor // 2  # the block of output (x, y) starts at (f x - f // 2, f y - f // 2)
     padded = cv2.copyMakeBorder(
         luma,
@@ -94,10 +102,7 @@ class SsimScorer:
     def __init__(self, width: int, height: int):
         self.shape = (height, width)
         self.factor = decimation(width, height)
-        h, w = (
-            height // self.factor + (height & 1 if self.factor > 1 else 0),
-            width // self.factor + (width & 1 if self.factor > 1 else 0),
-        )
+        h, w = decimated_shape(height, width, self.factor)
         if min(h, w) < GAUSSIAN_TAPS.size:
             raise ValueError(f"frame {width}x{height} too small for SSIM's 11-px window")
         r = GAUSSIAN_TAPS.size // 2
