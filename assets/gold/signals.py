@@ -3,7 +3,7 @@ cycle; docs/signals.md): metric streams → signals and Isolation Forest alerts 
 classifications. The logic is in ``economics`` (metric_streams, signal_detection, outliers,
 bottlenecks); these assets read the lake, call it, and write the result."""
 
-from __future__ import annotations
+from datetime import datetime
 
 import dagster as dg
 import polars as pl
@@ -11,7 +11,7 @@ import polars as pl
 from assets.gold.logs import platform_logs
 from assets.lineage import reads
 from economics.bottlenecks import EVIDENCE_WINDOW, classify, evidence_for
-from economics.metric_streams import EXECUTION_COLUMNS, GRAIN
+from economics.metric_streams import EXECUTION_COLUMNS, GRAIN, LEAD_IN, lead_in_covers, recompute_from, recomputed
 from economics.metric_streams import metric_streams as streams_of
 from economics.outliers import alert_frame, feature_rows, unusual
 from economics.signal_detection import Policy, detect, history_start
@@ -42,22 +42,56 @@ def _since(now):
     return history_start(now, POLICY)
 
 
-@dg.asset(deps=reads(EXECUTION_EVENTS, EXECUTION_COSTS, LEDGER_ENTRIES), **GOLD)
-def metric_streams(lake: dg.ResourceParam[Lake], catalog: dg.ResourceParam[Catalog]) -> dg.MaterializeResult:
-    """Per provider × effect type, instance type and user, at a 5-minute grain: latency,
-    queue wait, error rates (throttling apart), cost per run, margin, cold-start share,
-    utilisation, token burn and time to exhaustion. Recomputed over the detectors' history
-    window (3 days) and upserted, so late events correct their interval."""
-    now = utcnow()
+class StreamsConfig(dg.Config):
+    """``full_refresh``: recompute the whole history window instead of the last hour (after
+    events that arrived more than ``metric_streams.LATE_MARGIN`` late, or a rate-card change)."""
+
+    full_refresh: bool = False
+
+
+def streams_to_write(
+    lake: Lake, now: datetime, keep_warm_seconds: float, full_refresh: bool = False
+) -> tuple[pl.DataFrame, datetime]:
+    """The ``metric_streams`` rows a cycle at ``now`` (re)writes, and the first bucket of its
+    execution scopes: from ``metric_streams.recompute_from`` (the last hour before the newest
+    bucket written; the whole 3-day window on the first cycle or a full refresh), reading
+    events from ``LEAD_IN`` earlier, or from the window's start when a task ran longer than
+    that lead-in covers (``lead_in_covers``)."""
     since = _since(now)
+    start = since if full_refresh else recompute_from(since, lake.column_max(METRIC_STREAMS, "bucket_start"))
+    read_from = max(since, start - LEAD_IN)
+    executions, costs = _finished_since(lake, read_from)
+    if read_from > since and not lead_in_covers(executions, start, read_from, keep_warm_seconds):
+        start = read_from = since
+        executions, costs = _finished_since(lake, since)
+    streams = streams_of(executions, costs, lake.read(LEDGER_ENTRIES), keep_warm_seconds)
+    return recomputed(streams, start, since), start
+
+
+def _finished_since(lake: Lake, since: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The tasks finished at or after ``since`` (``EXECUTION_COLUMNS``) and their cost rows."""
     events = lake.scan(EXECUTION_EVENTS).filter(pl.col("occurred_at") >= since)
     executions = finished_executions(events, columns=tuple(c for c in EXECUTION_COLUMNS if c not in _IDENTITY))
-    costs = lake.read(EXECUTION_COSTS, pl.col("finished_at") >= since)
-    streams = streams_of(executions, costs, lake.read(LEDGER_ENTRIES), catalog.rate_card().keep_warm_seconds)
-    lake.upsert(METRIC_STREAMS, streams, recent=("bucket_start", since - GRAIN))
+    return executions, lake.read(EXECUTION_COSTS, pl.col("finished_at") >= since)
+
+
+@dg.asset(deps=reads(EXECUTION_EVENTS, EXECUTION_COSTS, LEDGER_ENTRIES), **GOLD)
+def metric_streams(
+    config: StreamsConfig, lake: dg.ResourceParam[Lake], catalog: dg.ResourceParam[Catalog]
+) -> dg.MaterializeResult:
+    """Per provider × effect type, instance type and user, at a 5-minute grain: latency,
+    queue wait, error rates (throttling apart), cost per run, margin, cold-start share,
+    utilisation, token burn and time to exhaustion. Each cycle recomputes the buckets of the
+    last hour before the newest one written (the whole 3-day window on the first) and upserts
+    them, so an event up to an hour late corrects its interval and a cycle's cost follows the
+    new events, not the history (``streams_to_write``)."""
+    now = utcnow()
+    streams, start = streams_to_write(lake, now, catalog.rate_card().keep_warm_seconds, config.full_refresh)
+    lake.upsert(METRIC_STREAMS, streams, recent=("bucket_start", _since(now) - GRAIN))
     return dg.MaterializeResult(
         metadata={
             "rows": streams.height,
+            "recomputed_from": start.isoformat(),
             **{s: int((streams["scope"] == s).sum()) for s in ("provider_effect", "user")},
         }
     )
