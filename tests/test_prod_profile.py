@@ -71,11 +71,13 @@ def test_demo_prod_publishes_through_postgres_s3_and_redis(tmp_path, warm_bikes,
         proc = subprocess.run(
             [sys.executable, "-m", "pipelines.cli", "demo-prod", "--exit", "--video", str(warm_bikes)]
             + [arg for pair in ports.items() for arg in pair]
-            + ["--timeout", "240", "--dagster-home", str(tmp_path / "dagster_home")],
+            # The chain takes ~2 min alone; under CI's parallel heavy suites on 2 cores (load
+            # ~20) one run took 4 min, every step starting a process: time, not a hang.
+            + ["--timeout", "480", "--dagster-home", str(tmp_path / "dagster_home")],
             env=env,
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=900,
         )
         logs = tmp_path / "dagster_home" / "demo_logs"
         detail = proc.stdout[-3000:] + proc.stderr[-3000:]
