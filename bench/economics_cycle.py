@@ -39,6 +39,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from floors import peak_rss_gb
+
 APPEND_ROWS = 1_000_000
 
 
@@ -122,17 +124,9 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _peak_rss_gb() -> float:
-    # VmHWM: this process's own high-water mark. Not getrusage's ru_maxrss, which a child
-    # inherits from its parent at exec (Linux keeps the larger of the two), so a child of a
-    # parent holding the prepared rows would report the parent's size.
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1e6
-
-
 def _report(step: str, started: float, cpu_started: float, **extra) -> None:
     wall, cpu = time.perf_counter() - started, _cpu_s() - cpu_started
-    _emit({"step": step, "wall_s": wall, "cpu_s": cpu, "peak_rss_gb": _peak_rss_gb(), **extra})
+    _emit({"step": step, "wall_s": wall, "cpu_s": cpu, "peak_rss_gb": peak_rss_gb(), **extra})
 
 
 def _emit(record: dict) -> None:

@@ -97,15 +97,23 @@ def write_doc_block(doc: str, name: str, lines: Sequence[str]) -> Path:
     return path
 
 
+def peak_rss_gb() -> float:
+    """This process's own peak resident set size in GB (``VmHWM``). Not getrusage's
+    ``ru_maxrss``, which a child inherits from its parent at exec (Linux keeps the larger of
+    the two), so a child of a parent holding a prepared lake would report the parent's size."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1e6
+
+
 def report(step: str, started: float, **extra) -> None:
     """Print one JSON line for a bench step run in its own process: its wall time since
-    ``started`` (``time.perf_counter()``), its peak RSS (GB) and ``extra``."""
+    ``started`` (``time.perf_counter()``), its peak RSS (GB, ``peak_rss_gb``) and ``extra``."""
     print(
         json.dumps(
             {
                 "step": step,
                 "wall_s": round(time.perf_counter() - started, 2),
-                "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
+                "peak_rss_gb": round(peak_rss_gb(), 2),
                 **extra,
             }
         )
