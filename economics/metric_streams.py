@@ -224,7 +224,8 @@ def recompute_from(since: datetime, newest_bucket: datetime | None, late_margin:
     ``since`` (the detectors' history start, a bucket boundary); ``since`` on the first cycle.
 
     Why not the whole history every time: at 10 M executions in the 3-day history, reading and
-    grouping them took 256 s of a 5-minute cycle (docs/performance.md)."""
+    grouping them took 40-256 s of a 5-minute cycle and 14 GB (docs/signals.md, "Cost of a
+    cycle")."""
     if newest_bucket is None:
         return since
     # late_margin is whole buckets and newest_bucket a boundary, so the result is one too.
