@@ -44,6 +44,7 @@ def redis_prefix():
         client.delete(*keys)
 
 
+@pytest.mark.timeout(1200)
 def test_demo_prod_publishes_through_postgres_s3_and_redis(tmp_path, warm_bikes, pg_databases, redis_prefix):
     dagster_db, store_db = pg_databases(), pg_databases()
     with local_s3_process(tmp_path / "s3.log") as s3_env:
@@ -71,13 +72,14 @@ def test_demo_prod_publishes_through_postgres_s3_and_redis(tmp_path, warm_bikes,
         proc = subprocess.run(
             [sys.executable, "-m", "pipelines.cli", "demo-prod", "--exit", "--video", str(warm_bikes)]
             + [arg for pair in ports.items() for arg in pair]
-            # The chain takes ~2 min alone; under CI's parallel heavy suites on 2 cores (load
-            # ~20) one run took 4 min, every step starting a process: time, not a hang.
-            + ["--timeout", "480", "--dagster-home", str(tmp_path / "dagster_home")],
+            # The chain takes ~2 min alone. Under CI's parallel heavy suites on 2 cores (load
+            # ~20), with the quarter-hour economics and signals runs beside it, runs took 4 and
+            # over 8 min, every step starting a process: time, not a hang.
+            + ["--timeout", "720", "--dagster-home", str(tmp_path / "dagster_home")],
             env=env,
             capture_output=True,
             text=True,
-            timeout=900,
+            timeout=1000,
         )
         logs = tmp_path / "dagster_home" / "demo_logs"
         detail = proc.stdout[-3000:] + proc.stderr[-3000:]
