@@ -412,6 +412,11 @@ def cost_frame(
 
 
 # --- amortisation inputs, measured from history ---------------------------------------------------
+def task_start() -> pl.Expr:
+    """A task's start: ``finished_at`` minus its wall time ``duration_ms`` (null when either is)."""
+    return pl.col("finished_at") - pl.duration(milliseconds=pl.col("duration_ms"))
+
+
 def cold_starts(
     executions: pl.DataFrame, keep_warm_seconds: float = DEFAULT_KEEP_WARM_SECONDS, by: str = "provider_id"
 ) -> pl.DataFrame:
@@ -419,7 +424,7 @@ def cold_starts(
     after every earlier task of its fleet (``by``) ended, so it paid a cold start (the rule
     ``measure_bursts`` splits bursts by). Rows without ``finished_at`` or ``duration_ms`` are
     dropped; the result is sorted by ``by`` and start time."""
-    start = pl.col("finished_at") - pl.duration(milliseconds=pl.col("duration_ms"))
+    start = task_start()
     return (
         executions.filter(pl.col("finished_at").is_not_null() & pl.col("duration_ms").is_not_null())
         .sort(by, start)
@@ -463,7 +468,7 @@ def measure_bursts(
     by_burst = (
         cold_starts(executions, keep_warm_seconds, by)
         .rename({"cold_start": "_new"})
-        .with_columns(_start=pl.col("finished_at") - pl.duration(milliseconds=pl.col("duration_ms")))
+        .with_columns(_start=task_start())
         .with_columns(_burst=pl.col("_new").cast(pl.Int64).cum_sum().over(by))
         .group_by(by, "_burst")
         .agg(

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from economics.cost_model import DEFAULT_KEEP_WARM_SECONDS, cold_starts, measure_bursts
+from economics.cost_model import DEFAULT_KEEP_WARM_SECONDS, cold_starts, measure_bursts, task_start
 from economics.ledger import CONSUME, balances
 from economics.margin import margin_expr
 from economics.telemetry import THROTTLE_CLASSES, TIMEOUT_CLASSES
@@ -244,10 +244,8 @@ def lead_in_covers(
     (``cost_model.cold_starts``), so only tasks that ended after ``its start - keep_warm``
     matter, and the read holds them all when every such task started at least
     ``keep_warm_seconds`` after ``read_from``. False: recompute from further back."""
-    first = executions.filter(pl.col("finished_at") >= start).select(
-        (pl.col("finished_at") - pl.duration(milliseconds=pl.col("duration_ms").fill_null(0))).min()
-    )
-    earliest = first.item() if first.height else None
+    # Tasks without a duration are dropped by cold_starts, so they decide nothing (min skips nulls).
+    earliest = executions.filter(pl.col("finished_at") >= start).select(task_start().min()).item()
     return earliest is None or earliest - timedelta(seconds=keep_warm_seconds) >= read_from
 
 
