@@ -41,12 +41,12 @@ from assets.runs.asset import run_outputs
 from pipelines.checks import CHECKS
 from pipelines.executors import executor_for
 from pipelines.jobs import (
+    BENCHMARK_CRON,
+    ECONOMICS_CRON,
     ab_job,
     benchmark_job,
-    benchmark_schedule,
     collect_job,
     economics_job,
-    economics_schedule,
     effect_run_job,
     evaluation_job,
     intake_job,
@@ -66,11 +66,11 @@ from pipelines.sensors import (
     upload_sensor,
 )
 from pipelines.signals import (
+    SIGNALS_CRON,
     actions_job,
     after_economics_sensor,
     bottleneck_action_sensor,
     signals_job,
-    signals_schedule,
 )
 from resources import logconfig
 from resources.allocator import keep_freed_pages
@@ -112,6 +112,17 @@ ASSETS = [
     *BRONZE,
     *STORE,
 ]
+
+
+def build_schedules(running: bool) -> list[dg.ScheduleDefinition]:
+    """The cron schedules: economics every 15 minutes, signals every 5, the benchmark weekly
+    (names ``<job>_schedule``), each starting RUNNING when the daemon starts if ``running``,
+    else STOPPED (``Settings.schedules_running``). A state set in the UI overrides either."""
+    status = dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
+    return [
+        dg.ScheduleDefinition(job=job, cron_schedule=cron, default_status=status)
+        for job, cron in ((economics_job, ECONOMICS_CRON), (benchmark_job, BENCHMARK_CRON), (signals_job, SIGNALS_CRON))
+    ]
 
 
 def build_resources(settings: Settings) -> dict:
@@ -163,7 +174,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             bottleneck_action_sensor,
             build_recovery_sensor(settings.recovery_interval_s),
         ],
-        schedules=[economics_schedule, benchmark_schedule, signals_schedule],
+        schedules=build_schedules(settings.schedules_running),
         resources=build_resources(settings),
         executor=executor_for(settings.executor),
     )

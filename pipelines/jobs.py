@@ -94,11 +94,7 @@ economics_job = dg.define_asset_job(
     description="M8: registry health, execution costs, marginality windows, routing manifest.",
 )
 
-economics_schedule = dg.ScheduleDefinition(
-    job=economics_job,
-    cron_schedule="*/15 * * * *",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
+ECONOMICS_CRON = "*/15 * * * *"
 
 benchmark_job = dg.define_asset_job(
     "benchmark_job",
@@ -106,11 +102,7 @@ benchmark_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("benchmark"),
     description="Reference suite × effect types × every provider → benchmark_reports, provider_effect_matrix.",
 )
-benchmark_schedule = dg.ScheduleDefinition(
-    job=benchmark_job,
-    cron_schedule="0 3 * * 1",  # Mondays 03:00 UTC, off-peak
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
+BENCHMARK_CRON = "0 3 * * 1"  # Mondays 03:00 UTC, off-peak
 
 ab_job = dg.define_asset_job(
     "ab_job",

@@ -32,9 +32,7 @@ actions_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="The automatic actions of new bottleneck classifications and the restores of cleared ones.",
 )
-signals_schedule = dg.ScheduleDefinition(
-    job=signals_job, cron_schedule="*/5 * * * *", default_status=dg.DefaultScheduleStatus.RUNNING
-)
+SIGNALS_CRON = "*/5 * * * *"
 
 
 @dg.run_status_sensor(

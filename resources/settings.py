@@ -233,6 +233,14 @@ class Settings(BaseSettings):
             interval, seconds.
         recovery_horizon_hours (``EFFECTLAKE_RECOVERY_HORIZON_HOURS``): on its first tick, how
             far back the sensor looks for delivered and decided videos, hours.
+
+    Schedules (``pipelines/definitions.py``):
+        schedules_running (``EFFECTLAKE_SCHEDULES_RUNNING``): whether the cron schedules
+            (economics every 15 minutes, signals every 5, the weekly benchmark) run from the
+            daemon's start (default true). False starts them stopped; the sensors, the demo's
+            closing economics cycle and a start from the Dagster UI still work. For test stacks
+            whose runs must not be joined by a scheduled cycle when the clock crosses a
+            quarter hour.
     """
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
@@ -340,6 +348,9 @@ class Settings(BaseSettings):
     recovery_submit_grace_s: float = Field(default=300.0, gt=0, alias="EFFECTLAKE_RECOVERY_SUBMIT_GRACE_S")
     recovery_interval_s: int = Field(default=30, ge=1, alias="EFFECTLAKE_RECOVERY_INTERVAL_S")
     recovery_horizon_hours: float = Field(default=48.0, gt=0, alias="EFFECTLAKE_RECOVERY_HORIZON_HOURS")
+
+    # -- schedules --------------------------------------------------------------------------
+    schedules_running: bool = Field(default=True, alias="EFFECTLAKE_SCHEDULES_RUNNING")
 
     @field_validator("deployment")
     @classmethod

