@@ -45,10 +45,9 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy.optimize import brentq
-from scipy.special import ndtri
 
 # Montgomery's defaults for a 1σ shift (Table 9.3: ARL₀ = 465, ARL₁ = 10.4).
 CUSUM_K = 0.5
@@ -57,8 +56,9 @@ CUSUM_H = 5.0
 ROBUST_Z_LIMIT = 3.5
 # Trailing window of the robust z-score: 2 hours of 5-minute intervals.
 ROBUST_Z_WINDOW = 24
-# MAD of a standard normal, Φ⁻¹(3/4): MAD / this estimates σ (scipy's scale="normal").
-NORMAL_MAD = float(ndtri(0.75))
+# MAD of a standard normal, Φ⁻¹(3/4): MAD / this estimates σ (scipy's scale="normal"; the
+# standard library's inverse CDF gives the same float as scipy.special.ndtri).
+NORMAL_MAD = NormalDist().inv_cdf(0.75)
 # A day of 5-minute intervals: the platform's season.
 DAILY_SEASON_5MIN = 288
 # Width of the Holt-Winters prediction band in residual standard deviations (≈ 99.7 %).
@@ -196,6 +196,10 @@ def calibrate_h(arl0: float, k: float = CUSUM_K) -> float:
     """
     if arl0 <= 1:
         raise ValueError(f"ARL0 must exceed 1 interval, got {arl0}")
+    # Imported here: scipy.optimize takes ~0.6 s to import, and this module is imported (for
+    # its schemas' sake) by every Dagster run process, few of which calibrate a CUSUM.
+    from scipy.optimize import brentq
+
     return float(brentq(lambda h: two_sided_arl0(k, h) - arl0, 0.0, 100.0))
 
 

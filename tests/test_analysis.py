@@ -13,6 +13,7 @@ import pytest
 import yaml
 from scenedetect import ContentDetector, detect
 from scenedetect.common import FrameTimecode
+from scipy.stats import trim_mean
 
 from assets.analysis import analyze_video
 from assets.analysis.color import SRGB_TO_XYZ, color_temperature_k, mccamy_cct
@@ -32,6 +33,7 @@ from assets.analysis.features import (
     repeat_share,
     score_styles,
     trapezoid,
+    trimmed_mean,
 )
 from assets.analysis.look import luma_levels, mean_texture, palette_colours, texture_metrics
 from assets.analysis.scenes import SceneCuts, _ContentScores
@@ -444,3 +446,11 @@ def test_serial_worker_runs_calls_in_order_and_raises_the_first_error():
         with pytest.raises(ValueError, match="call 1"):
             worker.finish()
     assert "after" not in done
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 9, 10, 11, 57, 300])
+@pytest.mark.parametrize("proportion", [0.0, 0.1, 0.25, 0.49])
+def test_trimmed_mean_is_scipys_trim_mean_to_the_bit(n, proportion):
+    values = list(np.random.default_rng(n).gamma(2.0, 20.0, n))
+    values[::4] = [v * 50 for v in values[::4]]  # outliers for the trim to cut
+    assert trimmed_mean(values, proportion) == float(trim_mean(values, proportion))
