@@ -139,10 +139,10 @@ class SsimScorer:
             win[k] = self._win[k][r:-r, r:-r]
         # Per window in float32, as IQA forms its window terms (fp32 means, variances and
         # denominators; its quotient is double, which moves no value by more than 4e-9 here);
-        # the mean of the map is accumulated in double. Each product is
-        # formed once and reused (mu_x mu_y in the numerator, mu_x^2 + mu_y^2 in the
-        # denominator), every operation in place: ~15 passes over the map instead of ~25 in
-        # float64, and identical frames still give exactly 1 (2 cov = var_x + var_y).
+        # the mean of the map is accumulated in double. Each product is formed once and reused
+        # (mu_x mu_y in the numerator, mu_x^2 + mu_y^2 in the denominator), every operation in
+        # place: ~15 passes over the map instead of ~25 in float64, and identical frames still
+        # give exactly 1 (2 cov = var_x + var_y).
         mxx = np.multiply(win["x"], win["x"], out=v["mxx"])
         myy = np.multiply(win["y"], win["y"], out=v["myy"])
         mxy = np.multiply(win["x"], win["y"], out=v["mxy"])
