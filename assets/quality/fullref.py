@@ -83,7 +83,11 @@ def measure(input_path: str, output_path: str, alignment: Alignment, threads: in
             ":feature=name=psnr:shortest=1[vmaf];"
             "[dist_y]extractplanes=y[dl];[ref_y]extractplanes=y[rl];[dl][rl]vstack=shortest=1[pair]"
         )
-        args = ["-i", output_path, "-i", input_path, "-filter_complex", graph]
+        # One decoder thread per input and one filter-graph thread: libvmaf has its own
+        # threads, and more would only add CPU to a pass that is bound by it (~10 % of its
+        # CPU at 320 px, docs/performance.md).
+        args = ["-filter_complex_threads", "1", "-threads", "1", "-i", output_path, "-threads", "1", "-i", input_path]
+        args += ["-filter_complex", graph]
         args += ["-map", "[vmaf]", "-fps_mode", "passthrough", "-f", "null", "-"]
         args += ["-map", "[pair]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"]
         ssim = []

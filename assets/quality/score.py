@@ -8,11 +8,14 @@ per-frame artifact detectors (``detectors``) and the technical gate, and pools t
 series (``pooling``: libvmaf's harmonic mean, so a handful of ruined frames counts).
 
 libvmaf (one ffmpeg filter graph, which decodes both videos itself) does not wait for the
-decode: the alignment its graph needs is first planned from the packets' timestamps
-(``frames.packet_timeline``, a demux without decoding), libvmaf starts on it in a child process,
-and this process decodes meanwhile. The alignment planned from the decode is compared with it
-afterwards; libvmaf runs again only if the two graphs differ (a file whose packets do not all
-decode), so the series are always those of the decoded timeline.
+decode: on a worker thread, the alignment its graph needs is planned from the packets'
+timestamps (``frames.packet_timeline``, a demux without decoding) and libvmaf starts on it in a
+child process, while this thread decodes from the start. The alignment planned from the decode
+is compared with it afterwards; libvmaf runs again only if the two graphs differ (a file whose
+packets do not all decode), so the series are always those of the decoded timeline. Everything
+that does not need libvmaf's series (artifacts, temporal consistency, style, pHash) is measured
+before waiting for it: on two cores the scoring is CPU-bound, and work done after the child
+exits would run on one.
 
 Fidelity is measured on what the effect must preserve (``FIDELITY_METRIC``):
 
@@ -188,9 +191,10 @@ def score_output_with_frames(
         raise ValueError(f"samples must be >= 1, got {samples}")
     started = time.perf_counter()
     params = params or {}
-    # libvmaf runs in its own ffmpeg process while this one decodes (module docstring).
+    # libvmaf runs in its own ffmpeg process while this one decodes (module docstring); the
+    # demux that plans its graph runs in the pool too, so the decode starts at once.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="libvmaf") as pool:
-        early = _start_fullref(pool, input_path, output_path, effect_type, params)
+        early = pool.submit(_early_fullref, input_path, output_path, effect_type, params)
         try:
             inp = _decode_input(input_path, samples)
         except QualityInputError as exc:
@@ -209,21 +213,21 @@ def score_output_with_frames(
         pairs = _matched_slots(inp, out)
         if not pairs:
             return _unknown(gate.failures or ["no frame pairs could be matched"], started), _NO_FRAMES
+        # Everything that does not need libvmaf's series is measured while it still runs.
+        m = alignment.measurements()
+        content = _content(inp, out, pairs, effect_type, params, found, m, example_look)
         series = _full_reference(early, input_path, output_path, alignment)
-    m = alignment.measurements()
-    vector = _score(inp, out, pairs, effect_type, params, gate, samples, started, series, found, m, example_look)
+    vector = _vector(content, series, effect_type, gate, len(pairs), samples, started, found, m)
     return vector, ScoredFrames([inp.samples[s].rgb for s in pairs], [out.samples[s].rgb for s in pairs])
 
 
-EarlyFullRef = tuple[Alignment, "Future[FrameSeries]"]
-
-
-def _start_fullref(
-    pool: ThreadPoolExecutor, input_path: str, output_path: str | None, effect_type: str, params: dict
-) -> EarlyFullRef | None:
-    """Start libvmaf on the alignment the packets' timestamps give (``frames.packet_timeline``,
-    no decoding), so it runs while this process decodes both videos; None when the packets do
-    not tell (no output, an unreadable file, packets without timestamps)."""
+def _early_fullref(
+    input_path: str, output_path: str | None, effect_type: str, params: dict
+) -> tuple[Alignment, FrameSeries | None] | None:
+    """(the alignment the packets' timestamps give, libvmaf's series on it), meant to run
+    beside the decode: ``frames.packet_timeline`` demuxes without decoding. The series is None
+    when ffmpeg fails on that graph; the whole result None when the packets do not tell (no
+    output, an unreadable file, packets without timestamps)."""
     if not output_path:
         return None
     inp, out = packet_timeline(input_path), packet_timeline(output_path)
@@ -233,19 +237,24 @@ def _start_fullref(
         guess = plan(inp, out, effect_type, params)
     except ValueError:
         return None
-    return guess, pool.submit(fullref.measure, input_path, output_path, guess)
+    return guess, _measure(input_path, output_path, guess)
 
 
 def _full_reference(
-    early: EarlyFullRef | None, input_path: str, output_path: str, alignment: Alignment
+    early: Future[tuple[Alignment, FrameSeries | None] | None], input_path: str, output_path: str, alignment: Alignment
 ) -> FrameSeries | None:
     """libvmaf's per-frame series on ``alignment``: the early run's when it ran the same
-    filter graph (always, for a file that decodes cleanly), else a run of its own. None when
-    ffmpeg fails: the gate already holds the reason (integrity); fidelity is then unknown,
-    not made up."""
+    filter graph (always, for a file that decodes cleanly), else a run of its own."""
+    guessed = early.result()
+    if guessed is not None and guessed[0].same_graph(alignment):
+        return guessed[1]
+    return _measure(input_path, output_path, alignment)
+
+
+def _measure(input_path: str, output_path: str, alignment: Alignment) -> FrameSeries | None:
+    """``fullref.measure``, None when ffmpeg fails: the gate already holds the reason
+    (integrity); fidelity is then unknown, not made up."""
     try:
-        if early is not None and early[0].same_graph(alignment):
-            return early[1].result()
         return fullref.measure(input_path, output_path, alignment)
     except (FFmpegError, ValueError):
         return None
@@ -328,20 +337,28 @@ def _matched_slots(inp: DecodedVideo, out: DecodedVideo) -> list[int]:
     return slots
 
 
-def _score(
+@dataclass(frozen=True)
+class _Content:
+    """The vector's dimensions that do not need libvmaf's series (``_content``)."""
+
+    artifacts: float
+    style_adherence: float | None
+    temporal_consistency: float
+    perceptual_hash_distance: float
+
+
+def _content(
     inp: DecodedVideo,
     out: DecodedVideo,
     slots: list[int],
     effect_type: str,
     params: dict,
-    gate: GateResult,
-    samples: int,
-    started: float,
-    series: FrameSeries | None,
     found: FrameArtifacts,
     m: dict[str, float],
     example_look: dict[str, float] | None = None,
-) -> QualityVector:
+) -> _Content:
+    """Artifacts, temporal consistency, style adherence and pHash distance of a decoded pair
+    (``slots``: matched sample slots); their statistics go into ``m``."""
     ins = [inp.samples[s] for s in slots]
     outs = [out.samples[s] for s in slots]
     hashes = [
@@ -350,16 +367,6 @@ def _score(
     ]
     phash_distance = float(np.mean(hashes))
     m["phash_mean"] = phash_distance
-
-    metric = FIDELITY_METRIC.get(effect_type, DEFAULT_FIDELITY_METRIC)
-    fidelity = None
-    if series is not None:
-        m.update(pooling.summary("vmaf", series.vmaf))
-        m.update(pooling.summary("psnr_y", series.psnr_y, full_scale=fullref.PSNR_MAX_DB))
-        m.update(pooling.summary("ssim", series.ssim, full_scale=1.0))
-        m["fidelity_metric_vmaf"] = float(metric == "vmaf")
-        fidelity = m["vmaf_hmean"] / 100.0 if metric == "vmaf" else m["ssim_hmean"]
-        fidelity = min(1.0, max(0.0, fidelity))
 
     cleanliness = pooling.harmonic_mean(1.0 - found.level, full_scale=1.0)
     artifact_score = min(1.0, max(0.0, 1.0 - cleanliness))
@@ -393,20 +400,45 @@ def _score(
         frames_in=float(inp.frames),
         frames_out=float(out.frames),
         pairs_scored=float(len(slots)),
-        pairs_requested=float(samples),
     )
+    return _Content(artifact_score, style_score, temporal_score, phash_distance)
+
+
+def _vector(
+    content: _Content,
+    series: FrameSeries | None,
+    effect_type: str,
+    gate: GateResult,
+    pairs: int,
+    samples: int,
+    started: float,
+    found: FrameArtifacts,
+    m: dict[str, float],
+) -> QualityVector:
+    """The scored vector: fidelity from ``series`` (None when libvmaf failed) beside the
+    ``content`` dimensions, the composite, and every statistic of ``m``."""
+    metric = FIDELITY_METRIC.get(effect_type, DEFAULT_FIDELITY_METRIC)
+    fidelity = None
+    if series is not None:
+        m.update(pooling.summary("vmaf", series.vmaf))
+        m.update(pooling.summary("psnr_y", series.psnr_y, full_scale=fullref.PSNR_MAX_DB))
+        m.update(pooling.summary("ssim", series.ssim, full_scale=1.0))
+        m["fidelity_metric_vmaf"] = float(metric == "vmaf")
+        fidelity = m["vmaf_hmean"] / 100.0 if metric == "vmaf" else m["ssim_hmean"]
+        fidelity = min(1.0, max(0.0, fidelity))
+    m["pairs_requested"] = float(samples)
     vector = {
         "fidelity": fidelity,
-        "artifacts": artifact_score,
-        "style_adherence": style_score,
-        "temporal_consistency": temporal_score,
+        "artifacts": content.artifacts,
+        "style_adherence": content.style_adherence,
+        "temporal_consistency": content.temporal_consistency,
     }
     return QualityVector(
         status="scored",
         **vector,
-        perceptual_hash_distance=phash_distance,
+        perceptual_hash_distance=content.perceptual_hash_distance,
         composite=composite(vector, gate.passed),
-        confidence=min(1.0, len(slots) / samples),
+        confidence=min(1.0, pairs / samples),
         gate_passed=gate.passed,
         gate_failures=list(gate.failures),
         measurements={k: float(v) for k, v in m.items()},
