@@ -10,9 +10,9 @@ from datetime import timedelta
 import polars as pl
 import pytest
 
-from assets.gold.signals import streams_to_write
+from assets.gold.signals import _finished_since, streams_to_write
 from economics.cost_model import cost_frame
-from economics.metric_streams import GRAIN, LATE_MARGIN, STREAM_KEYS
+from economics.metric_streams import GRAIN, LATE_MARGIN, STREAM_KEYS, metric_streams, streams_in_chunks
 from economics.signal_detection import Policy, history_start
 from economics.simulator import execution_events, reference_market, simulate
 from resources.clients import Clients
@@ -94,3 +94,38 @@ def test_a_task_longer_than_the_lead_in_recomputes_the_whole_window(lake):
     part, start = streams_to_write(lake, now, KEEP_WARM_S)
     assert start == since
     assert part.filter(pl.col("scope") != "user")["bucket_start"].min() < now - 2 * LATE_MARGIN
+
+
+@pytest.mark.parametrize("from_hours", [0, 2])
+def test_streams_computed_in_chunks_are_the_whole_computations(lake, from_hours):
+    """``streams_in_chunks`` (half-hour chunks here, six hours in the asset) gives the rows of
+    one ``metric_streams`` over everything, with tasks that outlast a chunk: one that ran three
+    hours and one per fleet that started in a chunk and ended two chunks later, both of which
+    keep their fleet warm across the chunks' edges."""
+    lake, now = lake
+    since = history_start(now, Policy())
+    start = since + timedelta(hours=from_hours)
+    executions, costs = _finished_since(lake, since)
+    longest = executions.sort("finished_at").tail(1)["task_id"].item()
+    stretched = executions.with_columns(
+        duration_ms=pl.when(pl.col("task_id") == longest)
+        .then(pl.lit(3 * 3600 * 1000))
+        .when(pl.col("task_id").is_in(executions.group_by("provider_id").agg(pl.col("task_id").first())["task_id"]))
+        .then(pl.col("duration_ms") + 60 * 60 * 1000)
+        .otherwise(pl.col("duration_ms"))
+        .cast(executions.schema["duration_ms"])
+    )
+    ledger = lake.read(LEDGER_ENTRIES)
+    whole = metric_streams(stretched, costs, ledger, KEEP_WARM_S).filter(
+        (pl.col("bucket_start") >= start) | (pl.col("scope") == "user")
+    )
+    chunked = streams_in_chunks(stretched, costs, ledger, start, KEEP_WARM_S, chunk=timedelta(minutes=30))
+    assert whole.filter(pl.col("scope") == "instance_type").height > 0
+    assert _sorted(chunked).equals(_sorted(whole))
+
+
+def test_a_chunk_must_be_whole_buckets(lake):
+    lake, now = lake
+    executions, costs = _finished_since(lake, history_start(now, Policy()))
+    with pytest.raises(ValueError, match="multiple"):
+        streams_in_chunks(executions, costs, lake.read(LEDGER_ENTRIES), now, KEEP_WARM_S, chunk=timedelta(minutes=7))

@@ -11,8 +11,16 @@ import polars as pl
 from assets.gold.logs import platform_logs
 from assets.lineage import reads
 from economics.bottlenecks import EVIDENCE_WINDOW, classify, evidence_for
-from economics.metric_streams import EXECUTION_COLUMNS, GRAIN, LEAD_IN, lead_in_covers, recompute_from, recomputed
-from economics.metric_streams import metric_streams as streams_of
+from economics.metric_streams import (
+    COST_COLUMNS,
+    EXECUTION_COLUMNS,
+    GRAIN,
+    LEAD_IN,
+    lead_in_covers,
+    recompute_from,
+    recomputed,
+    streams_in_chunks,
+)
 from economics.outliers import alert_frame, feature_rows, unusual
 from economics.signal_detection import Policy, detect, history_start
 from economics.telemetry import finished_executions
@@ -64,7 +72,7 @@ def streams_to_write(
     if read_from > since and not lead_in_covers(executions, start, read_from, keep_warm_seconds):
         start = read_from = since
         executions, costs = _finished_since(lake, since)
-    streams = streams_of(executions, costs, lake.read(LEDGER_ENTRIES), keep_warm_seconds)
+    streams = streams_in_chunks(executions, costs, lake.read(LEDGER_ENTRIES), start, keep_warm_seconds)
     return recomputed(streams, start, since), start
 
 
@@ -72,7 +80,9 @@ def _finished_since(lake: Lake, since: datetime) -> tuple[pl.DataFrame, pl.DataF
     """The tasks finished at or after ``since`` (``EXECUTION_COLUMNS``) and their cost rows."""
     events = lake.scan(EXECUTION_EVENTS).filter(pl.col("occurred_at") >= since)
     executions = finished_executions(events, columns=tuple(c for c in EXECUTION_COLUMNS if c not in _IDENTITY))
-    return executions, lake.read(EXECUTION_COSTS, pl.col("finished_at") >= since)
+    # Only the columns the streams read: the whole rows are twice the executions' memory.
+    costs = lake.scan(EXECUTION_COSTS).filter(pl.col("finished_at") >= since).select("task_id", *COST_COLUMNS)
+    return executions, costs.collect()
 
 
 @dg.asset(deps=reads(EXECUTION_EVENTS, EXECUTION_COSTS, LEDGER_ENTRIES), **GOLD)
