@@ -168,10 +168,10 @@ def metric_streams(
             burn uses the consumption entries inside the executions' time span and after).
         keep_warm_seconds: the rate card's keep-warm period (what makes a start cold).
     """
-    return _streams(_with_costs(executions, costs), ledger, keep_warm_seconds)
+    return _streams(with_costs(executions, costs), ledger, keep_warm_seconds)
 
 
-def _with_costs(executions: pl.DataFrame, costs: pl.DataFrame) -> pl.DataFrame:
+def with_costs(executions: pl.DataFrame, costs: pl.DataFrame) -> pl.DataFrame:
     """The executions with their ``COST_COLUMNS`` (null without a cost row; ``execution_costs``
     has one row a task); no executions, no join (``costs`` may then have no schema)."""
     if executions.is_empty():
@@ -180,7 +180,7 @@ def _with_costs(executions: pl.DataFrame, costs: pl.DataFrame) -> pl.DataFrame:
 
 
 def _streams(costed: pl.DataFrame, ledger: pl.DataFrame, keep_warm_seconds: float) -> pl.DataFrame:
-    """``metric_streams`` of executions that carry their costs (``_with_costs``)."""
+    """``metric_streams`` of executions that carry their costs (``with_costs``)."""
     frames = []
     if not costed.is_empty():
         runs = (
@@ -237,8 +237,7 @@ def _in_stream_order(streams: pl.DataFrame) -> pl.DataFrame:
 
 
 def streams_in_chunks(
-    executions: pl.DataFrame,
-    costs: pl.DataFrame,
+    costed: pl.DataFrame,
     ledger: pl.DataFrame,
     start: datetime,
     keep_warm_seconds: float = DEFAULT_KEEP_WARM_SECONDS,
@@ -257,7 +256,9 @@ def streams_in_chunks(
     chunk's edges.
 
     Args:
-        executions, costs, ledger, keep_warm_seconds: as ``metric_streams``.
+        costed: the executions with their costs (``with_costs``: ``metric_streams``'
+            ``executions`` plus ``COST_COLUMNS``).
+        ledger, keep_warm_seconds: as ``metric_streams``.
         start: the first bucket of the execution scopes (a bucket boundary).
         chunk: buckets per step, a whole number of GRAIN.
 
@@ -266,10 +267,10 @@ def streams_in_chunks(
     """
     if chunk <= timedelta(0) or chunk % GRAIN:
         raise ValueError(f"chunk must be a positive multiple of {GRAIN}, got {chunk}")
-    parts = [_streams(executions.clear(), ledger, keep_warm_seconds)]  # the user scope
-    if executions.is_empty():
+    parts = [_streams(costed.clear(), ledger, keep_warm_seconds)]  # the user scope
+    if costed.is_empty():
         return parts[0]
-    runs = _with_costs(executions, costs).with_columns(_start=task_start())
+    runs = costed.with_columns(_start=task_start())
     last = runs.select(pl.col("finished_at").max()).item()
     lo_bucket = start
     while last is not None and lo_bucket <= last:
@@ -294,7 +295,7 @@ def recompute_from(since: datetime, newest_bucket: datetime | None, late_margin:
 
     Why not the whole history every time: at 10 M executions in the 3-day history, reading and
     grouping them took 40-256 s of a 5-minute cycle and 14 GB; in ``STREAM_CHUNK`` steps, as
-    the first cycle now computes them, 16 s and 6 GB (docs/signals.md, "Cost of a cycle")."""
+    the first cycle now computes them, ~20 s and ~4.3 GB (docs/signals.md, "Cost of a cycle")."""
     if newest_bucket is None:
         return since
     # late_margin is whole buckets and newest_bucket a boundary, so the result is one too.

@@ -10,9 +10,17 @@ from datetime import timedelta
 import polars as pl
 import pytest
 
-from assets.gold.signals import _finished_since, streams_to_write
+from assets.gold.signals import costed_since, streams_to_write
 from economics.cost_model import cost_frame
-from economics.metric_streams import GRAIN, LATE_MARGIN, STREAM_KEYS, metric_streams, streams_in_chunks
+from economics.metric_streams import (
+    COST_COLUMNS,
+    GRAIN,
+    LATE_MARGIN,
+    STREAM_KEYS,
+    metric_streams,
+    streams_in_chunks,
+    with_costs,
+)
 from economics.signal_detection import Policy, history_start
 from economics.simulator import execution_events, reference_market, simulate
 from resources.clients import Clients
@@ -105,7 +113,8 @@ def test_streams_computed_in_chunks_are_the_whole_computations(lake, from_hours)
     lake, now = lake
     since = history_start(now, Policy())
     start = since + timedelta(hours=from_hours)
-    executions, costs = _finished_since(lake, since)
+    costed = costed_since(lake, since)
+    executions, costs = costed.drop(*COST_COLUMNS), costed.select("task_id", *COST_COLUMNS)
     longest = executions.sort("finished_at").tail(1)["task_id"].item()
     stretched = executions.with_columns(
         duration_ms=pl.when(pl.col("task_id") == longest)
@@ -119,13 +128,13 @@ def test_streams_computed_in_chunks_are_the_whole_computations(lake, from_hours)
     whole = metric_streams(stretched, costs, ledger, KEEP_WARM_S).filter(
         (pl.col("bucket_start") >= start) | (pl.col("scope") == "user")
     )
-    chunked = streams_in_chunks(stretched, costs, ledger, start, KEEP_WARM_S, chunk=timedelta(minutes=30))
+    chunked = streams_in_chunks(with_costs(stretched, costs), ledger, start, KEEP_WARM_S, chunk=timedelta(minutes=30))
     assert whole.filter(pl.col("scope") == "instance_type").height > 0
     assert _sorted(chunked).equals(_sorted(whole))
 
 
 def test_a_chunk_must_be_whole_buckets(lake):
     lake, now = lake
-    executions, costs = _finished_since(lake, history_start(now, Policy()))
+    costed = costed_since(lake, history_start(now, Policy()))
     with pytest.raises(ValueError, match="multiple"):
-        streams_in_chunks(executions, costs, lake.read(LEDGER_ENTRIES), now, KEEP_WARM_S, chunk=timedelta(minutes=7))
+        streams_in_chunks(costed, lake.read(LEDGER_ENTRIES), now, KEEP_WARM_S, chunk=timedelta(minutes=7))

@@ -23,7 +23,7 @@ from economics.metric_streams import (
 )
 from economics.outliers import alert_frame, feature_rows, unusual
 from economics.signal_detection import Policy, detect, history_start
-from economics.telemetry import finished_executions
+from economics.telemetry import latest_outcomes
 from resources.catalog import Catalog
 from resources.events import utcnow
 from resources.lake import Lake
@@ -41,7 +41,7 @@ from resources.settings import Settings
 
 GOLD = {"key_prefix": ["gold"], "group_name": "signals", "kinds": {"polars", "deltalake"}}
 POLICY = Policy()
-# The identity columns finished_executions always returns (the rest are asked for).
+# The identity columns latest_outcomes always returns (the rest are asked for).
 _IDENTITY = ("task_id", "provider_id", "effect_type", "finished_at")
 
 
@@ -68,21 +68,23 @@ def streams_to_write(
     since = _since(now)
     start = since if full_refresh else recompute_from(since, lake.column_max(METRIC_STREAMS, "bucket_start"))
     read_from = max(since, start - LEAD_IN)
-    executions, costs = _finished_since(lake, read_from)
-    if read_from > since and not lead_in_covers(executions, start, read_from, keep_warm_seconds):
+    costed = costed_since(lake, read_from)
+    if read_from > since and not lead_in_covers(costed, start, read_from, keep_warm_seconds):
         start = read_from = since
-        executions, costs = _finished_since(lake, since)
-    streams = streams_in_chunks(executions, costs, lake.read(LEDGER_ENTRIES), start, keep_warm_seconds)
+        costed = costed_since(lake, since)
+    streams = streams_in_chunks(costed, lake.read(LEDGER_ENTRIES), start, keep_warm_seconds)
     return recomputed(streams, start, since), start
 
 
-def _finished_since(lake: Lake, since: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The tasks finished at or after ``since`` (``EXECUTION_COLUMNS``) and their cost rows."""
+def costed_since(lake: Lake, since: datetime) -> pl.DataFrame:
+    """The tasks finished at or after ``since`` (``EXECUTION_COLUMNS``) with their
+    ``COST_COLUMNS`` (``metric_streams.with_costs``), joined as they are read (one frame in
+    memory, not the executions, their costs and the join), the costs' other columns never
+    read."""
     events = lake.scan(EXECUTION_EVENTS).filter(pl.col("occurred_at") >= since)
-    executions = finished_executions(events, columns=tuple(c for c in EXECUTION_COLUMNS if c not in _IDENTITY))
-    # Only the columns the streams read: the whole rows are twice the executions' memory.
+    executions = latest_outcomes(events, columns=tuple(c for c in EXECUTION_COLUMNS if c not in _IDENTITY))
     costs = lake.scan(EXECUTION_COSTS).filter(pl.col("finished_at") >= since).select("task_id", *COST_COLUMNS)
-    return executions, costs.collect()
+    return executions.join(costs, on="task_id", how="left").collect(engine="streaming")
 
 
 @dg.asset(deps=reads(EXECUTION_EVENTS, EXECUTION_COSTS, LEDGER_ENTRIES), **GOLD)
