@@ -25,6 +25,7 @@ apply to a scope are null. Pure: Polars only.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import polars as pl
 
@@ -52,6 +53,8 @@ LEAD_IN = timedelta(hours=1)
 STREAM_CHUNK = timedelta(hours=6)
 # The ``execution_costs`` columns the streams read (beside ``task_id``).
 COST_COLUMNS = ("cost_usd", "startup_cost_usd", "tokens_charged", "cost_tokens")
+
+_Frame = TypeVar("_Frame", pl.DataFrame, pl.LazyFrame)
 
 UTC_TS = pl.Datetime("us", "UTC")
 ERROR_COUNT = pl.Struct({"error_class": pl.String, "count": pl.Int64})
@@ -171,10 +174,11 @@ def metric_streams(
     return _streams(with_costs(executions, costs), ledger, keep_warm_seconds)
 
 
-def with_costs(executions: pl.DataFrame, costs: pl.DataFrame) -> pl.DataFrame:
+def with_costs(executions: _Frame, costs: _Frame) -> _Frame:
     """The executions with their ``COST_COLUMNS`` (null without a cost row; ``execution_costs``
-    has one row a task); no executions, no join (``costs`` may then have no schema)."""
-    if executions.is_empty():
+    has one row a task), eager or lazy (a lazy plan reads only those columns of ``costs``);
+    no executions, no join (``costs`` may then have no schema)."""
+    if isinstance(executions, pl.DataFrame) and executions.is_empty():
         return executions
     return executions.join(costs.select("task_id", *COST_COLUMNS), on="task_id", how="left")
 
@@ -272,10 +276,10 @@ def streams_in_chunks(
         return parts[0]
     runs = costed.with_columns(_start=task_start())
     last = runs.select(pl.col("finished_at").max()).item()
+    finished = pl.col("finished_at")
     lo_bucket = start
     while last is not None and lo_bucket <= last:
         hi_bucket = lo_bucket + chunk
-        finished = pl.col("finished_at")
         first_start = runs.select(
             pl.col("_start").filter((finished >= lo_bucket) & (finished < hi_bucket)).min()
         ).item()

@@ -12,7 +12,6 @@ from assets.gold.logs import platform_logs
 from assets.lineage import reads
 from economics.bottlenecks import EVIDENCE_WINDOW, classify, evidence_for
 from economics.metric_streams import (
-    COST_COLUMNS,
     EXECUTION_COLUMNS,
     GRAIN,
     LEAD_IN,
@@ -20,6 +19,7 @@ from economics.metric_streams import (
     recompute_from,
     recomputed,
     streams_in_chunks,
+    with_costs,
 )
 from economics.outliers import alert_frame, feature_rows, unusual
 from economics.signal_detection import Policy, detect, history_start
@@ -83,8 +83,8 @@ def costed_since(lake: Lake, since: datetime) -> pl.DataFrame:
     read."""
     events = lake.scan(EXECUTION_EVENTS).filter(pl.col("occurred_at") >= since)
     executions = latest_outcomes(events, columns=tuple(c for c in EXECUTION_COLUMNS if c not in _IDENTITY))
-    costs = lake.scan(EXECUTION_COSTS).filter(pl.col("finished_at") >= since).select("task_id", *COST_COLUMNS)
-    return executions.join(costs, on="task_id", how="left").collect(engine="streaming")
+    costs = lake.scan(EXECUTION_COSTS).filter(pl.col("finished_at") >= since)
+    return with_costs(executions, costs).collect(engine="streaming")
 
 
 @dg.asset(deps=reads(EXECUTION_EVENTS, EXECUTION_COSTS, LEDGER_ENTRIES), **GOLD)
