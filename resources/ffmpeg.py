@@ -6,13 +6,10 @@ a fresh machine needs nothing from the OS; ``FFMPEG_BINARY`` overrides it.
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -110,50 +107,3 @@ def run_measured(cmd: list[str], timeout_s: float = 600.0) -> ProcessStats:
         cpu_seconds=usage.ru_utime + usage.ru_stime,
         max_rss_kb=usage.ru_maxrss,
     )
-
-
-def stream_ffmpeg(args: list[str], chunk_bytes: int, timeout_s: float = 600.0) -> Iterator[memoryview]:
-    """Run ``ffmpeg -hide_banner -nostdin -y <args>`` whose output goes to ``pipe:1`` and yield
-    its standard output in chunks of exactly ``chunk_bytes`` (one raw video frame each).
-
-    The chunk is a view of one reused buffer, valid until the next one is asked for (copy what
-    must outlive it). A trailing partial chunk is dropped. Leaving the loop early kills the child.
-
-    Raises:
-        FFmpegError: non-zero exit (with the stderr tail), or timeout (returncode -9).
-        ValueError: ``chunk_bytes < 1``.
-    """
-    if chunk_bytes < 1:
-        raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
-    cmd = _command(args)
-    # stderr to a file: a pipe nobody reads while stdout is being read could fill and block.
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
-        killer = threading.Timer(timeout_s, proc.kill)
-        killer.start()
-        buffer = bytearray(chunk_bytes)
-        view = memoryview(buffer)
-        reader = proc.stdout
-        assert isinstance(reader, io.BufferedReader)  # Popen's default buffering
-        finished = False
-        try:
-            while True:
-                filled = 0
-                while filled < chunk_bytes:
-                    n = reader.readinto(view[filled:])
-                    if not n:
-                        break
-                    filled += n
-                if filled < chunk_bytes:
-                    break
-                yield view
-            finished = True
-        finally:
-            killer.cancel()
-            if not finished:
-                proc.kill()
-            reader.close()
-            returncode = proc.wait()
-        if returncode != 0:
-            err.seek(0)
-            raise _failure(returncode, err.read().decode("utf-8", "replace"))

@@ -5,11 +5,11 @@ moves rows. Modules, one job each:
 
 * ``frames``: decode a video once; per-frame statistics + frames sampled by relative time.
 * ``align``: the output on the input's timeline (time scale, rate conversion, trim, scale).
-* ``fullref``: per-frame VMAF, PSNR-Y and SSIM from one libvmaf pass (ffmpeg).
+* ``fullref``: per-frame VMAF, PSNR-Y (libvmaf) and SSIM from one ffmpeg pass.
 * ``pooling``: per-frame series -> one number (libvmaf's harmonic mean).
 * ``detectors``: per-frame artifacts and localized damage against the aligned input frame.
 * ``audio``: the gate's soundtrack check (presence, sync, duration).
-* ``similarity``: SSIM (Wang et al. 2004) and the DCT perceptual hash (``imagehash.phash``).
+* ``similarity``: the DCT perceptual hash (``imagehash.phash``).
 * ``artifacts``: per-frame blocking, noise and banding statistics; tolerances and severities.
 * ``temporal``: flicker and jitter relative to the input.
 * ``style``: effect-specific adherence (warm/cool grade, slow motion, cartoon).

@@ -212,7 +212,7 @@ class DecodedVideo(VideoTiming):
 def working_size(width: int, height: int, max_side: int = MAX_SIDE) -> tuple[int, int]:
     """(w, h) with the aspect of ``width`` x ``height`` and the longer side <= ``max_side``.
 
-    Never upscales; each side is at least 16 px so the 11x11 SSIM window fits.
+    Never upscales; each side is at least 16 px (one ``GRID_CELL``: the flicker grid has a cell).
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"invalid frame size {width}x{height}")

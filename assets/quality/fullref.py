@@ -9,12 +9,19 @@ gives per frame of the aligned pair, at the input's native resolution:
   metric", 2016), 0..100, from ffmpeg's ``libvmaf``;
 * ``psnr_y``: luma PSNR in dB (libvmaf's ``psnr`` feature extractor; capped at 60 dB for
   8-bit identical frames);
-* ``ssim``: luma SSIM as libvmaf's ``float_ssim`` defines it (Wang et al. 2004, 0..1),
-  computed by this process (``ssim.SsimScorer``) on the pair's luma planes, which the same
-  graph writes to a pipe: libvmaf's own ``float_ssim`` runs IQA's scalar convolutions and cost
-  more CPU than VMAF at 320 px (0.25 s against 0.16 s for 75 frames) and 40-60 % of it at 720p;
-  OpenCV's take a few ms a frame. Values agree with libvmaf's to 1e-5
-  (``tests/test_quality.py``).
+* ``ssim``: luma SSIM (Wang, Bovik, Sheikh, Simoncelli, "Image quality assessment: from error
+  visibility to structural similarity", IEEE TIP 13(4), 2004) from ffmpeg's ``ssim`` filter in
+  the same graph: x264's form of the index, the mean over 8x8 windows every 4 px with uniform
+  weights (K1 = 0.01, K2 = 0.03), 0..1 in practice, on the pair first shrunk by
+  ``ssim_decimation`` (a box average; by 1 while the shorter side is under 384 px).
+
+Why that form of SSIM and not libvmaf's ``float_ssim`` (an 11x11 Gaussian window, IQA's
+code, which shrinks the same way): both are the same index (0.002 apart on the mean of an x264
+CRF 30 clip at 320 px; on a heavy blur with noise, SSIM 0.4-0.7, the smaller uniform window
+reads up to 0.07 higher at 320 px and 0.03 at 540 lines, correlation 0.998 frame by frame),
+and ffmpeg's SIMD filter costs ~5 CPU ms for 75 frames at 320 px, where ``float_ssim`` costs
+more than VMAF itself and the Gaussian window computed in this process cost ~50 ms, ~60 with
+the pipe that carried it the pairs (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -26,10 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from resources.ffmpeg import stream_ffmpeg
+from resources.ffmpeg import run_ffmpeg
 
 from .align import Alignment
-from .ssim import SsimScorer
 
 #: libvmaf's PSNR of identical 8-bit frames (its ``psnr`` extractor caps at 6 x bit depth + 12 dB).
 PSNR_MAX_DB = 60.0
@@ -44,7 +50,7 @@ class FrameSeries:
     Attributes:
         vmaf: (n,) float64, 0..100.
         psnr_y: (n,) float64, dB.
-        ssim: (n,) float64, luma SSIM, -1..1 (practically 0..1).
+        ssim: (n,) float64, luma SSIM (module docstring), -1..1 (practically 0..1).
     """
 
     vmaf: np.ndarray
@@ -53,7 +59,7 @@ class FrameSeries:
 
 
 def measure(input_path: str, output_path: str, alignment: Alignment, threads: int = THREADS) -> FrameSeries:
-    """VMAF, PSNR-Y (libvmaf) and SSIM (``ssim.SsimScorer``) of ``output_path`` against
+    """VMAF, PSNR-Y (libvmaf) and SSIM (ffmpeg's ``ssim``) of ``output_path`` against
     ``input_path``, from one ffmpeg process.
 
     Args:
@@ -67,45 +73,80 @@ def measure(input_path: str, output_path: str, alignment: Alignment, threads: in
 
     Raises:
         resources.ffmpeg.FFmpegError: ffmpeg failed (unreadable file).
-        ValueError: libvmaf logged no frame, or not as many as the graph gave pairs.
+        ValueError: libvmaf logged no frame, or not as many as the SSIM filter.
     """
-    fd, log = tempfile.mkstemp(suffix=".vmaf.json")
-    os.close(fd)
+    log, stats = _temp_path(".vmaf.json"), _temp_path(".ssim.txt")
+    factor = ssim_decimation(*alignment.size)
     width, height = alignment.size
+    scale = f"scale={width // factor}:{height // factor}:flags=area" if factor > 1 else "null"
     try:
-        # One graph, two outputs: libvmaf (VMAF, PSNR) to its log, and each pair's luma planes
-        # stacked (output above input) to our stdout for SSIM. The split pairs sit behind the
-        # same frame sync (shortest) as libvmaf's, so pair i is libvmaf's frame i.
+        # One graph, two sinks: libvmaf (VMAF, PSNR) to its JSON log and ffmpeg's SSIM to its
+        # stats file. Both pair their inputs behind the same frame sync (shortest), so line i
+        # of the stats file is libvmaf's frame i.
         graph = (
-            f"[0:v]{alignment.output_filter()},split[dist][dist_y];"
-            f"[1:v]{alignment.input_filter()},split[ref][ref_y];"
+            f"[0:v]{alignment.output_filter()},split[dist][dist_s];"
+            f"[1:v]{alignment.input_filter()},split[ref][ref_s];"
             f"[dist][ref]libvmaf=log_fmt=json:log_path={log}:n_threads={threads}"
             ":feature=name=psnr:shortest=1[vmaf];"
-            "[dist_y]extractplanes=y[dl];[ref_y]extractplanes=y[rl];[dl][rl]vstack=shortest=1[pair]"
+            f"[dist_s]{scale}[dist_d];[ref_s]{scale}[ref_d];"
+            f"[dist_d][ref_d]ssim=stats_file={stats}:shortest=1[ssim]"
         )
         # One decoder thread per input and one filter-graph thread: libvmaf has its own
         # threads, and more would only add CPU to a pass that is bound by it (~10 % of its
         # CPU at 320 px, docs/performance.md).
         args = ["-filter_complex_threads", "1", "-threads", "1", "-i", output_path, "-threads", "1", "-i", input_path]
         args += ["-filter_complex", graph]
-        args += ["-map", "[vmaf]", "-fps_mode", "passthrough", "-f", "null", "-"]
-        args += ["-map", "[pair]", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"]
-        ssim = []
-        scorer = SsimScorer(width, height)
-        for chunk in stream_ffmpeg(args, chunk_bytes=width * height * 2):
-            pair = np.frombuffer(chunk, np.uint8).reshape(2 * height, width)
-            ssim.append(scorer(pair[height:], pair[:height]))
+        for sink in ("[vmaf]", "[ssim]"):
+            args += ["-map", sink, "-fps_mode", "passthrough", "-f", "null", "-"]
+        run_ffmpeg(args)
         with open(log, encoding="utf-8") as fh:
             frames = json.load(fh)["frames"]
+        with open(stats, encoding="utf-8") as fh:
+            ssim = ssim_y(fh.read())
     finally:
         os.unlink(log)
+        os.unlink(stats)
     if not frames:
         raise ValueError(f"libvmaf compared no frames of {output_path}")
     frames.sort(key=lambda f: f["frameNum"])
     if len(ssim) != len(frames):
-        raise ValueError(f"{len(ssim)} SSIM pairs but {len(frames)} libvmaf frames for {output_path}")
+        raise ValueError(f"{len(ssim)} SSIM frames but {len(frames)} libvmaf frames for {output_path}")
 
     def series(name: str) -> np.ndarray:
         return np.asarray([f["metrics"][name] for f in frames], dtype=np.float64)
 
     return FrameSeries(vmaf=series("vmaf"), psnr_y=series("psnr_y"), ssim=np.asarray(ssim, dtype=np.float64))
+
+
+def ssim_decimation(width: int, height: int) -> int:
+    """The factor SSIM's frames are shrunk by first: ``max(1, round(min(w, h) / 256))``, halves
+    up. Wang et al.'s recommendation for viewing at a distance (their reference code, and
+    libvmaf's ``float_ssim``, decimate so): at 720p and above the index otherwise charges
+    pixel noise a viewer does not see."""
+    return max(1, int(min(width, height) / 256.0 + 0.5))
+
+
+def ssim_y(stats: str) -> list[float]:
+    """The per-frame luma SSIM of an ffmpeg ``ssim`` stats file, in frame order.
+
+    Args:
+        stats: the file's text, one line per frame pair, e.g.
+            ``n:1 Y:0.977140 U:0.990933 V:0.991240 All:0.981789 (17.396584)``.
+
+    Raises:
+        ValueError: a line without a ``Y:`` value.
+    """
+    values = []
+    for line in stats.splitlines():
+        y = next((token[2:] for token in line.split() if token.startswith("Y:")), None)
+        if y is None:
+            raise ValueError(f"ffmpeg ssim stats line without Y: {line!r}")
+        values.append(float(y))
+    return values
+
+
+def _temp_path(suffix: str) -> str:
+    """A new empty file's path (the caller removes it): where a filter writes its log."""
+    fd, path = tempfile.mkstemp(suffix=suffix)
+    os.close(fd)
+    return path

@@ -3,7 +3,7 @@
 ``score_output`` decodes the input (cached: several providers' outputs are scored against the
 same proxy) and the output once each (per-frame statistics, ``samples`` frames at relative
 positions for style and pHash), puts the output on the input's timeline (``align``), runs
-libvmaf once for per-frame VMAF, PSNR and SSIM at native resolution (``fullref``), runs the
+one ffmpeg graph for per-frame VMAF, PSNR and SSIM at native resolution (``fullref``), runs the
 per-frame artifact detectors (``detectors``) and the technical gate, and pools the per-frame
 series (``pooling``: libvmaf's harmonic mean, so a handful of ruined frames counts).
 

@@ -1,5 +1,5 @@
-"""Content similarity of a frame pair: perceptual-hash distance (SSIM is ``ssim.py``, as
-libvmaf computes it).
+"""Content similarity of a frame pair: perceptual-hash distance (SSIM is ``fullref``'s, from
+ffmpeg).
 
 The perceptual hash is the DCT hash of the ``imagehash`` library (``imagehash.phash``, after
 N. Krawetz, "Looks Like It", hackerfactor.com 2011): grey image -> 32x32 -> 2-D DCT-II -> the
