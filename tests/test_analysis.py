@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from pathlib import Path
 
 import av
@@ -38,7 +39,7 @@ from assets.analysis.features import (
 from assets.analysis.look import luma_levels, mean_texture, palette_colours, texture_metrics
 from assets.analysis.scenes import SceneCuts, _ContentScores
 from assets.analysis.targets import described_effects, estimate_params, target_effects
-from assets.analysis.worker import SerialWorker
+from assets.analysis.worker import SerialWorker, SharedJobs
 from assets.ingest import probe_video
 from tests.clips import lavfi_clip
 from tests.test_ingest import sample
@@ -418,9 +419,8 @@ def test_content_scores_are_the_libraries_bit_for_bit(name):
     with av.open(path) as container:
         stream = container.streams.video[0]
         cuts = SceneCuts(stream.codec_context.width, stream.codec_context.height)
-        reformatter = av.video.reformatter.VideoReformatter()
         for index, frame in enumerate(container.decode(stream)):
-            bgr = cuts.convert(frame, reformatter)
+            bgr = cuts.convert(frame)
             position = FrameTimecode(index, 25.0)
             ours_cuts += ours.process_frame(position, bgr)
             library_cuts += library.process_frame(position, bgr)
@@ -446,6 +446,33 @@ def test_serial_worker_runs_calls_in_order_and_raises_the_first_error():
         with pytest.raises(ValueError, match="call 1"):
             worker.finish()
     assert "after" not in done
+
+
+def test_submitting_thread_takes_shared_jobs_while_the_worker_is_behind():
+    # The worker is held on its first call; with its queue full, submit runs the shared jobs on
+    # the submitting thread instead of waiting, each job once, then waits for room as before.
+    release, ran = threading.Event(), []
+    jobs = SharedJobs()
+    for i in range(5):
+        jobs.add(lambda i=i: ran.append((i, threading.current_thread().name)))
+    with SerialWorker("worker", backlog=1) as worker:
+        worker.submit(release.wait)  # running: the worker is busy
+        worker.submit(jobs.run_one)  # waiting: the queue is full now
+        threading.Timer(0.2, release.set).start()
+        worker.submit(ran.append, ("ordered", "call"), spare=jobs.run_one)
+        worker.finish()
+    assert sorted(i for i, _ in ran[:5]) == [0, 1, 2, 3, 4]  # every job once, before the call
+    assert ran[5] == ("ordered", "call")
+    # All but the ticket's one ran here while the worker was held (the ticket found none left).
+    assert {name for _, name in ran[:5]} == {threading.current_thread().name}
+    assert not jobs.run_one()
+
+    def fail():
+        raise ValueError("job")
+
+    jobs.add(fail)
+    with pytest.raises(ValueError, match="job"):
+        jobs.drain()
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 9, 10, 11, 57, 300])

@@ -11,10 +11,13 @@ stage shares), and
   partner, and measured (the caller's ``measure_sample`` / ``measure_partner``: the motion,
   colour and texture measures of ``features``) as it is decoded, not kept until the end.
 
-The decoding thread only decodes and hands each frame over: the conversions, the detector's
-scores and the measures run on one worker thread (``worker.SerialWorker``), in frame order, so
-on the second core they overlap the decoding instead of following it. The decoder runs without
-frame threads, whose extra threads would compete with the worker for that core.
+The decoding thread decodes and hands each frame over: the detector's conversions and scores
+run on one worker thread (``worker.SerialWorker``), in frame order, so on the second core they
+overlap the decoding instead of following it. The sampled frames' conversions and measures need
+no order (``worker.SharedJobs``): the worker takes them between the detector's frames, and the
+decoding thread takes them whenever the worker is behind, instead of waiting for it. The
+decoder runs without frame threads, whose extra threads would compete with the worker for that
+core.
 
 Before, PySceneDetect opened the file again with its OpenCV backend (about half of the
 analysis time); the cut times are the same (the frame's timestamp from the stream's start, the
@@ -34,6 +37,7 @@ Which frames are sampled depends on the frame count, which a demux-only pass rea
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -44,7 +48,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from assets.analysis.scenes import SceneCuts, StreamClock
-from assets.analysis.worker import SerialWorker
+from assets.analysis.worker import SerialWorker, SharedJobs
 from resources.video.probe import open_video
 
 # Sampled frames are scaled so their longest side is at most this many px: color means and
@@ -107,7 +111,9 @@ def decode_example(
         fps: the decoded frame rate (``VideoProbe.fps``): places frames that carry no
             timestamp and is the detector's rate when the stream declares none.
         measure_sample, measure_partner: called on the worker thread with each sampled frame /
-            partner frame, RGB uint8 (h, w, 3); a frame that is both gets both calls.
+            partner frame, RGB uint8 (h, w, 3); a frame that is both gets both calls. They run
+            on the worker thread or on the calling one, in any order: they must not share
+            state.
 
     Raises:
         ValueError: fewer than 2 frames decoded, or no two frames MIN_PAIR_GAP_S apart.
@@ -119,12 +125,12 @@ def decode_example(
     waiting: list[tuple[float, int]] = []  # sampled frames whose partner is not decoded yet
     times: list[float] = []
     container, stream = open_video(path)
+    jobs = SharedJobs()  # the sampled frames' conversions and measures, taken by either thread
     with container, SerialWorker("analysis", WORKER_BACKLOG) as worker:
         # No frame threading: its threads would take the core the worker needs (the decode
         # alone is faster with them, the whole pass slower).
         rate = Fraction(stream.average_rate or stream.guessed_rate or Fraction(fps).limit_denominator(1001))
         clock = StreamClock(stream, rate)
-        to_detector = VideoReformatter()
         scenes: SceneCuts | None = None
         sampler: _Sampler[S, P] | None = None
         t0 = None
@@ -138,16 +144,18 @@ def decode_example(
             t0 = t if t0 is None else t0
             t -= t0
             times.append(t)
-            worker.submit(scenes.feed, clock(frame, index), frame, to_detector)
+            worker.submit(scenes.feed, clock(frame, index), frame, spare=jobs.run_one)
             done = [w for w in waiting if t >= w[0] + MIN_PAIR_GAP_S]
             if index not in starts and not done:
                 continue
-            worker.submit(sampler.measure, index, frame, index in starts, bool(done))
+            jobs.add(sampler.measure, index, frame, index in starts, bool(done))
+            worker.submit(jobs.run_one, spare=jobs.run_one)  # a ticket: the worker runs one if any is left
             if done:
                 paired += [(w_t, w_index, t, index) for w_t, w_index in done]
                 waiting = [w for w in waiting if t < w[0] + MIN_PAIR_GAP_S]
             if index in starts:
                 waiting.append((t, index))
+        jobs.drain()
         worker.finish()
     cuts_s = scenes.finish() if scenes is not None else []
     if len(times) < 2 or sampler is None:
@@ -164,7 +172,8 @@ def decode_example(
 
 class _Sampler(Generic[S, P]):
     """The sampled frames and partners of one pass, converted to RGB at ANALYSIS_MAX_SIDE and
-    measured on the worker thread; the results by frame index."""
+    measured on whichever thread takes the job; the results by frame index. One swscale
+    context per thread: a context is not safe to share."""
 
     def __init__(
         self,
@@ -174,14 +183,17 @@ class _Sampler(Generic[S, P]):
         measure_partner: Callable[[np.ndarray], P],
     ):
         self._size = _analysis_size(width, height)
-        self._reformatter = VideoReformatter()
+        self._local = threading.local()
         self._measure_sample, self._measure_partner = measure_sample, measure_partner
         self.samples: dict[int, S] = {}
         self.partners: dict[int, P] = {}
 
     def measure(self, index: int, frame: av.VideoFrame, sampled: bool, partnered: bool) -> None:
         """Convert frame ``index`` and measure it as a sampled frame and/or a partner."""
-        rgb = self._reformatter.reformat(
+        reformatter = getattr(self._local, "reformatter", None)
+        if reformatter is None:
+            reformatter = self._local.reformatter = VideoReformatter()
+        rgb = reformatter.reformat(
             frame, width=self._size[0], height=self._size[1], format="rgb24", threads=1
         ).to_ndarray()
         if sampled:

@@ -8,11 +8,18 @@ the detector's work overlaps the decoding.
 Frames come at the size PySceneDetect's ``SceneManager`` gives the detector: the longest side
 downscaled to ``DEFAULT_MIN_WIDTH`` (256 px, ``compute_downscale_factor``, ``detector_size``).
 The library converts every frame to BGR at the coded size and then shrinks it with bilinear
-``cv2.resize``; here FFmpeg's swscale converts the decoded YUV straight to that size
-(``SWS_FAST_BILINEAR``, ``DETECTOR_INTERPOLATION``), which costs less than the conversion at the
-coded size alone. The detector's scores are not bit-identical to the library's (mean absolute
-difference 0.3 of its 0-255 scale, 3 % relative, at most 3.3 near a cut peak, over the 14
-golden videos and their proxies), and every cut of those 28 files came out the same;
+``cv2.resize``; here FFmpeg's swscale shrinks the decoded YUV planes to that size
+(``SWS_FAST_BILINEAR``, ``DETECTOR_INTERPOLATION``) and converts the small frame to BGR, which
+costs less than the conversion at the coded size alone. In two swscale steps when the
+detector's size is even both ways (most sizes: 256x144 for 16:9, 256x188 for the Megamind.avi
+proxy): a conversion that also scales goes through swscale's generic output path, ~130 us a
+640x470 frame against ~95 us for the SIMD scaler plus the unscaled conversion, whose SIMD code
+needs even sides (at 256x109, bikes.mp4's, it costs 48 instead of 13 us and one step is
+cheaper). The two steps' BGR differs from the one step's by 0.7 of a level on average, at
+chroma edges more. The detector's scores are not bit-identical to
+the library's (mean absolute difference 0.3 of its 0-255 scale, 3 % relative, at most 3.3 near
+a cut peak, over the 14 golden videos and their proxies, for the one-step conversion), and
+every cut of those 28 files came out the same, with one step and with two;
 ``tests/test_analysis.py`` holds a real MP4 and AVI to the library's own pass. The detector
 keeps its defaults (threshold 27 on the weighted HSV frame difference, shots of at least 15
 frames), the library's values for ordinary footage; frames of another size than the first are
@@ -135,31 +142,34 @@ class SceneCuts:
     def __init__(self, width: int, height: int):
         self._coded = (width, height)
         self.size = detector_size(width, height)
+        # One swscale context per step for every frame (PyAV's to_ndarray sets one up per frame).
+        self._shrink, self._to_bgr = VideoReformatter(), VideoReformatter()
+        self._two_steps = self.size[0] % 2 == 0 and self.size[1] % 2 == 0
         self._detector = _ContentScores()
         self._cuts: list[FrameTimecode] = []
         self._last: FrameTimecode | None = None
 
-    def convert(self, frame: av.VideoFrame, reformatter: VideoReformatter) -> np.ndarray | None:
-        """``frame`` as the detector reads it: BGR uint8 (h, w, 3) at ``size``, converted by
-        ``reformatter`` (one swscale context for every frame, ``threads=1``: see
-        ``analysis/decode.py``); None for a frame whose coded size differs from the first's
-        (skipped, as ``SceneManager`` skips it)."""
+    def convert(self, frame: av.VideoFrame) -> np.ndarray | None:
+        """``frame`` as the detector reads it: BGR uint8 (h, w, 3) at ``size`` (module
+        docstring; swscale with ``threads=1``: see ``analysis/decode.py``); None for a frame
+        whose coded size differs from the first's (skipped, as ``SceneManager`` skips it)."""
         if (frame.width, frame.height) != self._coded:
             return None
-        return reformatter.reformat(
-            frame,
-            width=self.size[0],
-            height=self.size[1],
-            format="bgr24",
-            interpolation=DETECTOR_INTERPOLATION,
-            threads=1,
-        ).to_ndarray()
+        w, h = self.size
+        if not self._two_steps:
+            return self._to_bgr.reformat(
+                frame, width=w, height=h, format="bgr24", interpolation=DETECTOR_INTERPOLATION, threads=1
+            ).to_ndarray()
+        small = self._shrink.reformat(
+            frame, width=w, height=h, format="yuv420p", interpolation=DETECTOR_INTERPOLATION, threads=1
+        )
+        return self._to_bgr.reformat(small, format="bgr24", threads=1).to_ndarray()
 
-    def feed(self, position: FrameTimecode, frame: av.VideoFrame, reformatter: VideoReformatter) -> None:
-        """Score one decoded frame, ``position`` its time (``StreamClock``), converted by
-        ``convert`` with ``reformatter``; a skipped frame still moves the end of the last shot."""
+    def feed(self, position: FrameTimecode, frame: av.VideoFrame) -> None:
+        """Score one decoded frame, ``position`` its time (``StreamClock``), as ``convert``
+        gives it; a skipped frame still moves the end of the last shot."""
         self._last = position
-        bgr = self.convert(frame, reformatter)
+        bgr = self.convert(frame)
         if bgr is not None:
             self._cuts += self._detector.process_frame(position, bgr)
 
