@@ -110,10 +110,11 @@ def decode_example(
         sample_frames: frames sampled, evenly spread by index over the real frame count.
         fps: the decoded frame rate (``VideoProbe.fps``): places frames that carry no
             timestamp and is the detector's rate when the stream declares none.
-        measure_sample, measure_partner: called on the worker thread with each sampled frame /
-            partner frame, RGB uint8 (h, w, 3); a frame that is both gets both calls. They run
-            on the worker thread or on the calling one, in any order: they must not share
-            state.
+        measure_sample, measure_partner: called with each sampled frame / partner frame, RGB
+            uint8 (h, w, 3), on the worker thread or on the calling one and in any order (they
+            must not share state); a frame that is both gets both calls. Frames wait for them
+            in memory no longer than ``WORKER_BACKLOG`` calls: a job waits only beside its
+            ticket in the worker's queue.
 
     Raises:
         ValueError: fewer than 2 frames decoded, or no two frames MIN_PAIR_GAP_S apart.

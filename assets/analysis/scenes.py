@@ -16,10 +16,10 @@ proxy): a conversion that also scales goes through swscale's generic output path
 640x470 frame against ~95 us for the SIMD scaler plus the unscaled conversion, whose SIMD code
 needs even sides (at 256x109, bikes.mp4's, it costs 48 instead of 13 us and one step is
 cheaper). The two steps' BGR differs from the one step's by 0.7 of a level on average, at
-chroma edges more. The detector's scores are not bit-identical to
-the library's (mean absolute difference 0.3 of its 0-255 scale, 3 % relative, at most 3.3 near
-a cut peak, over the 14 golden videos and their proxies, for the one-step conversion), and
-every cut of those 28 files came out the same, with one step and with two;
+chroma edges more. The detector's scores are not bit-identical to the library's (mean
+absolute difference 0.3 of its 0-255 scale, 3 % relative, at most 3.3 near a cut peak, over
+the 14 golden videos and their proxies, for the one-step conversion), and every cut of those
+28 files came out the same, with one step and with two;
 ``tests/test_analysis.py`` holds a real MP4 and AVI to the library's own pass. The detector
 keeps its defaults (threshold 27 on the weighted HSV frame difference, shots of at least 15
 frames), the library's values for ordinary footage; frames of another size than the first are
