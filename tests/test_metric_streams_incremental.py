@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from assets.gold.signals import costed_since, streams_to_write
-from economics.cost_model import cost_frame
+from economics.cost_model import cold_starts, cost_frame
 from economics.metric_streams import (
     COST_COLUMNS,
     GRAIN,
@@ -130,6 +130,44 @@ def test_streams_computed_in_chunks_are_the_whole_computations(lake, from_hours)
     )
     chunked = streams_in_chunks(with_costs(stretched, costs), ledger, start, KEEP_WARM_S, chunk=timedelta(minutes=30))
     assert whole.filter(pl.col("scope") == "instance_type").height > 0
+    assert _sorted(chunked).equals(_sorted(whole))
+
+
+def test_a_task_running_past_its_chunks_end_keeps_its_fleet_warm_in_it(lake):
+    """A fleet of two tasks: A starts 25 minutes before a chunk and ends 20 minutes after it, B
+    runs inside the chunk. B is warm only because A is running; A finished in a later chunk,
+    so B's chunk must take it for its start (the rule for tasks that started in or before a
+    chunk and finished after it), or B reads as a cold start."""
+    lake, now = lake
+    since = history_start(now, Policy())
+    chunk = timedelta(minutes=30)
+    costed = costed_since(lake, since)
+    edge = since + ((now - timedelta(hours=3)) - since) // chunk * chunk  # a chunk's start
+    template = costed.sort("task_id").head(1)
+    sparse = pl.concat(
+        [
+            template.with_columns(
+                task_id=pl.lit(task),
+                provider_id=pl.lit("sparse-provider"),
+                instance_type=pl.lit("sparse-instance"),
+                finished_at=pl.lit(edge + end).cast(costed.schema["finished_at"]),
+                duration_ms=pl.lit(int(run.total_seconds() * 1000)).cast(costed.schema["duration_ms"]),
+            )
+            for task, end, run in (
+                ("sparse-a", timedelta(minutes=50), timedelta(minutes=75)),
+                ("sparse-b", timedelta(minutes=10), timedelta(minutes=5)),
+            )
+        ]
+    )
+    executions = pl.concat([costed, sparse])
+    warm = cold_starts(executions.filter(pl.col("provider_id") == "sparse-provider"), KEEP_WARM_S)
+    assert warm.filter(pl.col("task_id") == "sparse-b")["cold_start"].to_list() == [False]
+    ledger = lake.read(LEDGER_ENTRIES)
+    whole = metric_streams(
+        executions.drop(*COST_COLUMNS), executions.select("task_id", *COST_COLUMNS), ledger, KEEP_WARM_S
+    )
+    whole = whole.filter((pl.col("bucket_start") >= since) | (pl.col("scope") == "user"))
+    chunked = streams_in_chunks(executions, ledger, since, KEEP_WARM_S, chunk=chunk)
     assert _sorted(chunked).equals(_sorted(whole))
 
 
