@@ -95,6 +95,8 @@ def terminal_event_expr(status: pl.Expr) -> pl.Expr:
 # The row position ``latest_outcomes`` tags terminal events with: how its second pass drops
 # the superseded events of re-executed tasks without reading their task ids again.
 _ROW = "__event_row"
+#: The 32-bit hash of a task id that ``latest_outcomes`` finds repeats by.
+TASK_HASH = (pl.col("task_id").hash() % (1 << 32)).cast(pl.UInt32)
 
 
 def latest_outcomes(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED) -> pl.LazyFrame:
@@ -102,10 +104,12 @@ def latest_outcomes(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED) -> 
     re-executed task has several terminal events).
 
     The plan streams: nothing sorts or groups the whole table. A first pass reads only the
-    task ids, hashes them (64-bit) and sorts the hashes (numpy: a sort of integers, not of the
-    rows) to find the few hashes seen more than once; the events behind those are fetched by
+    task ids, hashes them to 32 bits and sorts the hashes (numpy: a sort of integers, not of
+    the rows) to find the hashes seen more than once; the events behind those are fetched by
     position and settled exactly on their task id (a hash collision between two tasks only
-    costs that fetch). The returned plan drops the superseded events by position, so the
+    costs that fetch: at 10 M events ~12,000 pairs beside the ~50,000 re-executed tasks). 32
+    bits rather than 64: half the array to allocate and sort, ~100 ms less at 10 M events,
+    for ~20 % more rows fetched. The returned plan drops the superseded events by position, so the
     consumer (a group-by, a sink) reads every other row once and never holds them all.
 
     Args:
@@ -158,23 +162,26 @@ def _kept(terminal: pl.LazyFrame) -> pl.Series | None:
     # The n-th hash is the n-th terminal event's (a collect keeps the order), so the
     # positions need not be collected. Each array goes as soon as it is used: the fetch
     # below reads the task ids again, and the peak memory is the two passes' overlap.
-    hashed = terminal.select(pl.col("task_id").hash()).collect(engine="streaming").to_series()
+    hashed = terminal.select(TASK_HASH).collect(engine="streaming").to_series()
     n = len(hashed)
     hashes = np.sort(hashed.to_numpy())
     repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
     del hashes
     if not len(repeated):
         return None
-    candidates = pl.Series(_ROW, np.flatnonzero(hashed.is_in(pl.Series(repeated).implode()).to_numpy()))
+    candidate = hashed.is_in(pl.Series(repeated).implode())  # per position
     del hashed
     rows = (
-        terminal.filter(pl.col(_ROW).is_in(candidates.cast(pl.get_index_type()).implode()))
+        # By a gather from the positions' booleans, as ``latest_outcomes`` drops rows.
+        terminal.filter(pl.lit(candidate).gather(pl.col(_ROW)))
         .select(_ROW, "task_id", "occurred_at")
         .collect(engine="streaming")
     )
     # The latest event of each task (ties: the later row) is kept; every other one goes.
     latest = rows.sort("occurred_at", _ROW).group_by("task_id", maintain_order=True).agg(pl.col(_ROW).last())[_ROW]
     superseded = rows.filter(~pl.col(_ROW).is_in(latest.implode()))[_ROW].to_numpy()
+    if not len(superseded):  # only colliding hashes, no task with two events
+        return None
     kept = np.ones(n, dtype=bool)
     kept[superseded] = False
     return pl.Series("kept", kept)

@@ -36,6 +36,7 @@ from economics.telemetry import (
     CREATION,
     DISPATCHED_EVENT,
     REAL,
+    TASK_HASH,
     TELEMETRY,
     TERMINAL_EVENTS,
     finished_executions,
@@ -252,6 +253,30 @@ def test_repeats_are_settled_on_the_task_id_and_ties_by_row_order():
     ).with_columns(pl.lit(None, pl.String).alias(c) for c in ("provider_id", "effect_type"))
     got = finished_executions(events.lazy(), columns=("status",)).sort("task_id")
     assert got.select("task_id", "status").rows() == [("t1", "succeeded"), ("t2", "succeeded"), ("t3", "failed")]
+
+
+def test_tasks_whose_hashes_collide_keep_their_own_outcomes():
+    # Two task ids with the same 32-bit hash (found among 200,000), one event each, beside a
+    # re-executed task: the collision only costs a fetch; each task keeps its own outcome.
+    ids = pl.DataFrame({"task_id": [f"task-{i}" for i in range(200_000)]}).with_columns(h=TASK_HASH)
+    a, b = ids.filter(pl.col("h").is_duplicated()).sort("h", "task_id")["task_id"].head(2).to_list()
+    assert ids.filter(pl.col("task_id").is_in([a, b]))["h"].n_unique() == 1
+    t0 = NOW - timedelta(hours=1)
+    rows = [
+        ("e1", "TaskSucceeded", "v", t0, a, "succeeded"),
+        ("e2", "TaskFailed", "v", t0 + timedelta(minutes=2), b, "failed"),
+        ("e3", "TaskFailed", "v", t0, "t3", "failed"),
+        ("e4", "TaskSucceeded", "v", t0 + timedelta(minutes=1), "t3", "succeeded"),
+    ]
+    events = pl.DataFrame(
+        rows,
+        schema=["event_id", "event_type", "correlation_id", "occurred_at", "task_id", "status"],
+        orient="row",
+    ).with_columns(pl.lit(None, pl.String).alias(c) for c in ("provider_id", "effect_type"))
+    got = finished_executions(events.lazy(), columns=("status",))
+    assert sorted(got.select("task_id", "status").rows()) == sorted(
+        [(a, "succeeded"), (b, "failed"), ("t3", "succeeded")]
+    )
 
 
 # --- the cost model on a plan -------------------------------------------------------------------
