@@ -20,8 +20,8 @@ code, which shrinks the same way): both are the same index (0.002 apart on the m
 CRF 30 clip at 320 px; on a heavy blur with noise, SSIM 0.4-0.7, the smaller uniform window
 reads up to 0.07 higher at 320 px and 0.03 at 540 lines, correlation 0.998 frame by frame),
 and ffmpeg's SIMD filter costs ~5 CPU ms for 75 frames at 320 px, where ``float_ssim`` costs
-more than VMAF itself and the Gaussian window computed in this process cost ~50 ms, ~60 with
-the pipe that carried it the pairs (docs/performance.md).
+more than VMAF itself, and the Gaussian window computed in this process cost ~50 CPU ms, ~60
+with the pipe that carried the pairs to it (docs/performance.md).
 """
 
 from __future__ import annotations
