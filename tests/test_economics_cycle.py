@@ -237,6 +237,16 @@ def test_latest_outcomes_is_a_plan_that_keeps_the_asked_columns(lake):
     assert got["source"].null_count() == 0
 
 
+def _terminal_events(rows: list[tuple]) -> pl.DataFrame:
+    """Terminal events from (event_id, event_type, correlation_id, occurred_at, task_id,
+    status) rows, without provider or effect type."""
+    return pl.DataFrame(
+        rows,
+        schema=["event_id", "event_type", "correlation_id", "occurred_at", "task_id", "status"],
+        orient="row",
+    ).with_columns(pl.lit(None, pl.String).alias(c) for c in ("provider_id", "effect_type"))
+
+
 def test_repeats_are_settled_on_the_task_id_and_ties_by_row_order():
     t0 = NOW - timedelta(hours=1)
     rows = [
@@ -246,11 +256,7 @@ def test_repeats_are_settled_on_the_task_id_and_ties_by_row_order():
         ("e4", "TaskFailed", "v", t0 + timedelta(minutes=1), "t3", "failed"),
         ("e5", "TaskFailed", "v", t0 + timedelta(minutes=1), "t3", "failed"),  # same instant: the later row wins
     ]
-    events = pl.DataFrame(
-        rows,
-        schema=["event_id", "event_type", "correlation_id", "occurred_at", "task_id", "status"],
-        orient="row",
-    ).with_columns(pl.lit(None, pl.String).alias(c) for c in ("provider_id", "effect_type"))
+    events = _terminal_events(rows)
     got = finished_executions(events.lazy(), columns=("status",)).sort("task_id")
     assert got.select("task_id", "status").rows() == [("t1", "succeeded"), ("t2", "succeeded"), ("t3", "failed")]
 
@@ -268,11 +274,7 @@ def test_tasks_whose_hashes_collide_keep_their_own_outcomes():
         ("e3", "TaskFailed", "v", t0, "t3", "failed"),
         ("e4", "TaskSucceeded", "v", t0 + timedelta(minutes=1), "t3", "succeeded"),
     ]
-    events = pl.DataFrame(
-        rows,
-        schema=["event_id", "event_type", "correlation_id", "occurred_at", "task_id", "status"],
-        orient="row",
-    ).with_columns(pl.lit(None, pl.String).alias(c) for c in ("provider_id", "effect_type"))
+    events = _terminal_events(rows)
     got = finished_executions(events.lazy(), columns=("status",))
     assert sorted(got.select("task_id", "status").rows()) == sorted(
         [(a, "succeeded"), (b, "failed"), ("t3", "succeeded")]
