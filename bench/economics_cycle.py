@@ -11,7 +11,7 @@ Usage: ``python bench/economics_cycle.py [--sizes 1000000,10000000] [--repeat 3]
 2. cycle: what the economics job computes on a full recompute, without writing it —
    terminal events → the latest outcome per task → execution costs → marginality windows and
    provider statistics → routing manifest — streamed from the table
-   (``economics.telemetry.latest_outcomes``, ``cost_model.cost_frame`` on the plan,
+   (``economics.telemetry.terminal_outcomes``, ``cost_model.cost_frame`` on the plan,
    ``economics.cycle.windows_and_stats``);
 3. floor: DuckDB ``GROUP BY provider_id, effect_type`` with count and a sum of
    ``compute_seconds`` over the table's pyarrow dataset (the least any cycle must do: read
@@ -70,7 +70,7 @@ def cycle(root: str) -> None:
     from economics.cost_model import cost_frame
     from economics.cycle import windows_and_stats
     from economics.routing import build_manifest
-    from economics.telemetry import latest_outcomes
+    from economics.telemetry import terminal_outcomes
     from resources.catalog import Catalog
     from resources.lake import Lake
     from resources.providers.client import ProviderRegistry
@@ -80,7 +80,7 @@ def cycle(root: str) -> None:
     t, cpu = time.perf_counter(), _cpu_s()
     settings = get_settings()
     lake, catalog = Lake(uri=root), Catalog(data_dir=settings.data_dir)
-    executions = latest_outcomes(lake.scan(EXECUTION_EVENTS))
+    executions = terminal_outcomes(lake.scan(EXECUTION_EVENTS))
     costs = cost_frame(executions, catalog.rate_card(), catalog.prices(), settings.token_usd_rate)
     now = datetime.now(UTC)
     windows, stats = windows_and_stats(costs, now, pl.DataFrame(schema=QUALITY_SCORES.schema))

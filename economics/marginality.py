@@ -25,6 +25,7 @@ import polars as pl
 from economics.frames import collected, names
 from economics.margin import margin_expr
 from economics.revenue import with_cache_columns
+from economics.tallies import CLASS_COLUMNS, Tally, partial_aggs, shares
 
 WINDOWS: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -100,18 +101,19 @@ def _per_window(
     return from_window_partials(collected(window_partials(costs, now, by, aggs)), now, by, list(aggs))
 
 
-# The marginality aggregates (sums and counts: ``window_partials`` adds them up per window),
-# over rows with ``cache_hit`` (``economics.revenue.with_cache_columns``): a cache hit is not
-# an execution, its charge is revenue at no cost and what it saved is summed apart.
-MARGIN_SUMS: dict[str, pl.Expr] = {
-    "executions": (~pl.col("cache_hit")).sum().cast(pl.Int64),
-    "succeeded": (pl.col("status") == "succeeded").sum().cast(pl.Int64),
-    "cache_hits": pl.col("cache_hit").sum().cast(pl.Int64),
-    "saved_cost_usd": pl.col("saved_cost_usd").sum().cast(pl.Float64),
-    "tokens_charged": pl.col("tokens_charged").sum().cast(pl.Int64),
-    "cost_tokens": pl.col("cost_tokens").sum(),
-    "revenue_usd": pl.col("revenue_usd").sum(),
-    "cost_usd": pl.col("cost_usd").sum(),
+# The marginality tallies (``economics.tallies``: sums and counts, which ``window_partials``
+# adds up per window), over rows with ``cache_hit`` (``economics.revenue.with_cache_columns``):
+# a cache hit is not an execution, its charge is revenue at no cost and what it saved is
+# summed apart.
+MARGIN_TALLIES: dict[str, Tally] = {
+    "executions": Tally(~pl.col("cache_hit")),
+    "succeeded": Tally(pl.col("status") == "succeeded"),
+    "cache_hits": Tally(pl.col("cache_hit")),
+    "saved_cost_usd": Tally(value="saved_cost_usd", dtype=pl.Float64),
+    "tokens_charged": Tally(value="tokens_charged", dtype=pl.Int64),
+    "cost_tokens": Tally(value="cost_tokens"),
+    "revenue_usd": Tally(value="revenue_usd"),
+    "cost_usd": Tally(value="cost_usd"),
 }
 
 
@@ -141,13 +143,15 @@ def marginality_windows(costs: pl.DataFrame | pl.LazyFrame, now: datetime) -> pl
     """
     keys = margin_keys(costs)
     rows = with_cache_columns(costs)
-    return from_marginality_partials(collected(window_partials(rows, now, keys, MARGIN_SUMS)), now, keys)
+    partials = window_partials(rows, now, (*keys, *CLASS_COLUMNS), partial_aggs(MARGIN_TALLIES.values()))
+    return from_marginality_partials(collected(partials), now, keys)
 
 
 def from_marginality_partials(partials: pl.DataFrame, now: datetime, keys: Sequence[str]) -> pl.DataFrame:
-    """``marginality_windows`` from ``window_partials`` rows holding the MARGIN_SUMS columns,
-    grouped by ``keys`` (or finer: the finer keys are summed away)."""
-    out = from_window_partials(partials, now, keys, list(MARGIN_SUMS))
+    """``marginality_windows`` from ``window_partials`` rows of ``tallies.partial_aggs``
+    (of MARGIN_TALLIES at least) grouped by ``keys`` and ``tallies.CLASS_COLUMNS`` (or
+    finer: the finer keys are summed away)."""
+    out = from_window_partials(partials.with_columns(**shares(MARGIN_TALLIES)), now, keys, list(MARGIN_TALLIES))
     return out.with_columns(margin=margin_expr("tokens_charged", "cost_tokens")).sort("window", *keys)
 
 

@@ -21,27 +21,25 @@ from datetime import datetime
 import polars as pl
 
 from economics.frames import collected
-from economics.revenue import CACHE_STATUS
+from economics.revenue import CACHE_STATUS, with_cache_columns
+from economics.tallies import CLASS_COLUMNS, Tally, partial_aggs, shares
 
 KEYS = ["provider_id", "effect_type"]
 
-# What ``provider_stats`` sums per group before it divides (sums and counts, so partial rows
-# of finer groups — economics.cycle's windows — add up): the means are Σ / count of the
-# non-null values, as polars' ``mean`` takes them. ``when(ok).then(x)`` rather than
-# ``x.filter(ok)``: elementwise, so a streamed group-by takes it at half the CPU (measured).
-# A cache hit's row (status ``cached``, economics.revenue) ran no provider: it is neither an
-# execution nor a success nor a failure.
+# What ``provider_stats`` sums per group before it divides (``economics.tallies``: sums and
+# counts, so partial rows of finer groups — economics.cycle's windows — add up): the means
+# are Σ / count of the non-null values, as polars' ``mean`` takes them. A cache hit's row
+# (status ``cached``, economics.revenue) ran no provider: it is neither an execution nor a
+# success nor a failure.
 _OK = pl.col("status") == "succeeded"
 _RAN = pl.col("status") != CACHE_STATUS
-_IF_OK = {c: pl.when(_OK).then(pl.col(c)) for c in ("cost_usd", "duration_ms")}
-STAT_SUMS: dict[str, pl.Expr] = {
-    "_s_executions": _RAN.sum(),
-    "_s_ok": _OK.sum(),
-    "_s_ok_n": pl.when(_RAN).then(_OK).count(),
-    "_s_cost": _IF_OK["cost_usd"].sum(),
-    "_s_cost_n": _IF_OK["cost_usd"].count(),
-    "_s_duration": _IF_OK["duration_ms"].sum(),
-    "_s_duration_n": _IF_OK["duration_ms"].count(),
+STAT_TALLIES: dict[str, Tally] = {
+    "_s_executions": Tally(_RAN),
+    "_s_ok": Tally(_OK),
+    "_s_cost": Tally(_OK, "cost_usd"),
+    "_s_cost_n": Tally(_OK, "cost_usd", count=True),
+    "_s_duration": Tally(_OK, "duration_ms"),
+    "_s_duration_n": Tally(_OK, "duration_ms", count=True),
 }
 
 
@@ -71,24 +69,27 @@ def provider_stats(
     if since is not None:
         costs = costs.filter(pl.col("finished_at") >= since)
         quality = quality.join(collected(costs.select("task_id")), on="task_id", how="semi")
-    return from_stat_partials(collected(costs.group_by(KEYS).agg(**STAT_SUMS)), quality)
+    partials = with_cache_columns(costs).group_by(*KEYS, *CLASS_COLUMNS).agg(**partial_aggs(STAT_TALLIES.values()))
+    return from_stat_partials(collected(partials), quality)
 
 
 def from_stat_partials(partials: pl.DataFrame, quality: pl.DataFrame) -> pl.DataFrame:
-    """``provider_stats`` from rows holding the STAT_SUMS columns grouped by KEYS (or finer:
-    the finer keys are summed away), and the quality rows of the same executions."""
+    """``provider_stats`` from rows of ``tallies.partial_aggs`` (of STAT_TALLIES at least)
+    grouped by KEYS and ``tallies.CLASS_COLUMNS`` (or finer: the finer keys are summed
+    away), and the quality rows of the same executions."""
 
     def mean(total: str, count: str) -> pl.Expr:
         return pl.when(pl.col(count) > 0).then(pl.col(total) / pl.col(count))
 
     q = quality.filter(pl.col("status") == "scored").group_by(KEYS).agg(mean_quality=pl.col("composite").mean())
     return (
-        partials.group_by(KEYS)
-        .agg(pl.col(c).sum() for c in STAT_SUMS)
+        partials.with_columns(**shares(STAT_TALLIES))
+        .group_by(KEYS)
+        .agg(pl.col(c).sum() for c in STAT_TALLIES)
         .select(
             *KEYS,
             executions=pl.col("_s_executions").cast(pl.UInt32),
-            success_rate=mean("_s_ok", "_s_ok_n"),
+            success_rate=mean("_s_ok", "_s_executions"),
             mean_cost_usd=mean("_s_cost", "_s_cost_n"),
             mean_duration_ms=mean("_s_duration", "_s_duration_n").cast(pl.Float64),
         )

@@ -1,7 +1,7 @@
 """The streamed economics cycle gives the numbers the eager one gave, on a simulated Delta lake.
 
 The latest outcome per task, the cost model, the marginality windows and the provider
-statistics were rewritten to stream a lake scan (hash pass + drop of superseded rows, lazy
+statistics were rewritten to stream a lake scan (hash pass + marking of superseded rows, lazy
 cost columns, sums per window index added up per window, one pass for windows and stats).
 The functions below are the eager forms they replace, kept here verbatim as the reference:
 on the same lake — re-executed tasks, dispatch events, rows outside every window and after
@@ -36,11 +36,13 @@ from economics.telemetry import (
     CREATION,
     DISPATCHED_EVENT,
     REAL,
+    SUPERSEDED,
     TASK_HASH,
     TELEMETRY,
     TERMINAL_EVENTS,
     finished_executions,
     latest_outcomes,
+    terminal_outcomes,
 )
 from resources.events import upgrade_execution_events
 from resources.lake import Lake
@@ -220,6 +222,23 @@ def test_latest_outcome_per_task_matches_the_per_group_sort(lake):
     assert kept.height == latest.height and (kept["finished_at"] == kept["last"]).all()
 
 
+def test_terminal_outcomes_mark_every_event_but_each_tasks_latest(lake):
+    events = lake.scan(EXECUTION_EVENTS)
+    marked = terminal_outcomes(events).collect()
+    terminal = events.filter(pl.col("event_type").is_in(TERMINAL_EVENTS)).collect()
+    assert marked.height == terminal.height and marked[SUPERSEDED].dtype == pl.Boolean
+    # the unmarked rows are the latest outcomes; the marked ones, one per extra event
+    latest = marked.filter(~pl.col(SUPERSEDED)).drop(SUPERSEDED)
+    assert_frame_equal(_by_task(latest), _by_task(finished_executions(events)))
+    assert marked[SUPERSEDED].sum() == terminal.height - terminal["task_id"].n_unique() > 300
+    # each marked event is no later than its task's latest
+    superseded = marked.filter(pl.col(SUPERSEDED)).join(latest, on="task_id", suffix="_latest")
+    assert (superseded["finished_at"] <= superseded["finished_at_latest"]).all()
+    # without a re-executed task nothing is marked
+    once = events.filter(~pl.col("task_id").is_in(superseded["task_id"].implode()))
+    assert terminal_outcomes(once).collect()[SUPERSEDED].sum() == 0
+
+
 def test_latest_outcomes_is_a_plan_that_keeps_the_asked_columns(lake):
     plan = latest_outcomes(lake.scan(EXECUTION_EVENTS), columns=("status", "error_class", "source"))
     assert isinstance(plan, pl.LazyFrame)
@@ -341,10 +360,12 @@ def test_provider_stats_of_a_plan_equal_the_grouped_means(costs):
             assert_frame_equal(provider_stats(given, quality, *args), old, **FLOAT_SUMS)
 
 
-def test_windows_and_stats_in_one_pass_equal_the_two_functions(costs, lake):
+@pytest.mark.parametrize("outcomes", [latest_outcomes, terminal_outcomes])
+def test_windows_and_stats_in_one_pass_equal_the_two_functions(costs, lake, outcomes):
     quality = quality_rows(costs.with_columns(composite=pl.col("compute_seconds") / 100))
-    # the plan from the lake, as the cycle streams it
-    plan = cost_frame(latest_outcomes(lake.scan(EXECUTION_EVENTS)), CARD, PRICES, TOKEN_USD)
+    # the plan from the lake, as the cycle streams it: the latest outcomes, or every terminal
+    # event with the superseded ones marked (grouped apart and dropped)
+    plan = cost_frame(outcomes(lake.scan(EXECUTION_EVENTS)), CARD, PRICES, TOKEN_USD)
     windows, stats = windows_and_stats(plan, NOW, quality)
     assert_frame_equal(windows, reference_marginality_windows(costs, NOW), **FLOAT_SUMS)
     assert_frame_equal(stats, reference_provider_stats(costs, quality), **FLOAT_SUMS)
