@@ -197,13 +197,15 @@ def idle_seconds(busy_seconds, utilisation):
 
 
 def storage_usd(output_bytes, rate_card: RateCard):
-    """USD to keep ``output_bytes`` for the rate card's retention period."""
-    return output_bytes / BYTES_PER_GB * rate_card.storage_usd_per_gb_month * rate_card.retention_days / DAYS_PER_MONTH
+    """USD to keep ``output_bytes`` for the rate card's retention period (one factor per
+    byte, so a column pays a single multiplication)."""
+    per_byte = rate_card.storage_usd_per_gb_month * rate_card.retention_days / DAYS_PER_MONTH / BYTES_PER_GB
+    return output_bytes * per_byte
 
 
 def bandwidth_usd(egress_bytes, rate_card: RateCard):
     """USD to send ``egress_bytes`` out of the cloud."""
-    return egress_bytes / BYTES_PER_GB * rate_card.bandwidth_usd_per_gb
+    return egress_bytes * (rate_card.bandwidth_usd_per_gb / BYTES_PER_GB)
 
 
 def partner_usage_usd(tokens, credits, usd_per_million_tokens, usd_per_credit):
@@ -287,8 +289,14 @@ def _breakdown(outputs: Frame, rate_card: RateCard, profiles: Mapping[str, Provi
         return lookup(pl.col("provider_id"), values, dtype).fill_null(fallback) if values else fallback
 
     p = {f.name: profile(f.name, pl.Boolean if f.name == "spot" else pl.Float64) for f in fields(ProviderCostProfile)}
-    spot = _col(outputs, "spot", None).cast(pl.Boolean).fill_null(p["spot"])
-    spot_factor = pl.when(spot).then(rate_card.spot_multiplier).otherwise(1.0)
+    # Spot capacity multiplies the instance's rate: per row when rows or profiles say so,
+    # else by one number (none at all when nothing runs on spot).
+    spot: pl.Expr | float = p["spot"]
+    if "spot" in names(outputs):
+        spot = pl.col("spot").cast(pl.Boolean).fill_null(p["spot"])
+    spot_factor: pl.Expr | float | None = rate_card.spot_multiplier if spot is True else None
+    if isinstance(spot, pl.Expr):
+        spot_factor = pl.when(spot).then(rate_card.spot_multiplier).otherwise(1.0)
     # USD per instance-second and "delivered to a user" are columns of their own (several terms
     # read them; polars does not share a lookup between expressions). An unpriced instance
     # type fails a lazy plan too: the rows the rate card does not price (and only those) are
@@ -302,11 +310,13 @@ def _breakdown(outputs: Frame, rate_card: RateCard, profiles: Mapping[str, Provi
     unpriced = pl.when(rate.is_null()).then(pl.col("instance_type")).cast(pl.Enum(list(rate_card.usd_per_second)))
     guarded = rate.fill_null(unpriced.to_physical().cast(pl.Float64))
     # (still null after the guard: no instance type, no compute charged)
-    df = df.with_columns(_instance_usd=guarded.fill_null(0.0) * spot_factor)
+    usd = guarded.fill_null(0.0)
+    df = df.with_columns(_instance_usd=usd if spot_factor is None else usd * spot_factor)
     instance_usd = pl.col("_instance_usd")
     busy, output_bytes = _amount(df, "compute_seconds"), _amount(df, "output_bytes")
-    downloads = pl.when(pl.col(_VISIBLE)).then(rate_card.egress_per_output).otherwise(0.0)
-    egress = _col(df, "egress_bytes", None).cast(pl.Float64).fill_null(output_bytes * downloads)
+    # Unrecorded egress: each delivered output downloaded ``egress_per_output`` times.
+    assumed = pl.when(pl.col(_VISIBLE)).then(output_bytes * rate_card.egress_per_output).otherwise(0.0)
+    egress = pl.col("egress_bytes").cast(pl.Float64).fill_null(assumed) if "egress_bytes" in names(df) else assumed
     usage = None
     if not _zero(p["partner_usd_per_million_tokens"]) or not _zero(p["partner_usd_per_credit"]):
         usage = partner_usage_usd(

@@ -8,16 +8,16 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict
 
 from economics.cost_model import RateCard
+from resources.yamlio import safe_load
 
 
 @lru_cache(maxsize=32)
 def _load(path: str, mtime: float) -> dict:
     with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        return safe_load(fh)
 
 
 def load_yaml(path: str | Path) -> dict:

@@ -25,6 +25,7 @@ from resources.providers.base import ProviderAdapter
 from resources.providers.params import ParamError, check_syntax
 from resources.providers.resilience import BreakerPolicy, Deadlines, RetryPolicy
 from resources.settings import DATA_DIR, PROJECT_ROOT
+from resources.yamlio import safe_load
 
 AdapterKind = Literal["ffmpeg", "opencv", "comfyui"]
 Mode = Literal["active", "shadow", "disabled"]
@@ -464,16 +465,16 @@ def load_registry(
     p = Path(path)
     raw = p.read_bytes()
     try:
-        data = yaml.safe_load(raw)
+        data = safe_load(raw)
     except yaml.YAMLError as exc:
         raise RegistryError(f"{p}: not valid YAML: {exc}") from None
     context = {}
     effects = _sibling(p, "effects.yaml", effects_path)
     if effects is not None:
-        context["effect_types"] = set((yaml.safe_load(effects.read_bytes()) or {}).get("effects", {}))
+        context["effect_types"] = set((safe_load(effects.read_bytes()) or {}).get("effects", {}))
     rate_card = _sibling(p, "rate_card.yaml", rate_card_path)
     if rate_card is not None:
-        context["instance_types"] = set((yaml.safe_load(rate_card.read_bytes()) or {}).get("instance_types", {}))
+        context["instance_types"] = set((safe_load(rate_card.read_bytes()) or {}).get("instance_types", {}))
     return Registry.from_mapping(data, version=content_version(raw), source=str(p), context=context or None)
 
 
