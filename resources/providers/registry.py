@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails
 
+from resources.catalog import load_yaml
 from resources.providers.base import ProviderAdapter
 from resources.providers.params import ParamError, check_syntax
 from resources.providers.resilience import BreakerPolicy, Deadlines, RetryPolicy
@@ -471,10 +472,10 @@ def load_registry(
     context = {}
     effects = _sibling(p, "effects.yaml", effects_path)
     if effects is not None:
-        context["effect_types"] = set((safe_load(effects.read_bytes()) or {}).get("effects", {}))
+        context["effect_types"] = set((load_yaml(effects) or {}).get("effects", {}))
     rate_card = _sibling(p, "rate_card.yaml", rate_card_path)
     if rate_card is not None:
-        context["instance_types"] = set((safe_load(rate_card.read_bytes()) or {}).get("instance_types", {}))
+        context["instance_types"] = set((load_yaml(rate_card) or {}).get("instance_types", {}))
     return Registry.from_mapping(data, version=content_version(raw), source=str(p), context=context or None)
 
 
