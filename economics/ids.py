@@ -8,6 +8,11 @@ and the insert-if-absent append keeps the first row.
 Bulk writers (the market simulator, millions of rows) cannot afford a Python call per row,
 so ``stable_id_sql`` renders the same rule as a DuckDB expression over columns; the tests
 check that both give identical ids for the same values.
+
+A task id also has a numeric key (``task_key``, ``with_task_keys``): 128 bits of its sha256
+as two 64-bit integers, which execution events carry beside the id so that the economics
+can tell one task's events apart from every other's by reading two fixed-width columns
+instead of decoding the id strings (``economics.telemetry.terminal_outcomes``).
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+
+import duckdb
+import polars as pl
 
 SEPARATOR = "|"
 # Event ids: 32 hex digits (128 bits) — collisions are out of reach at any realistic volume.
@@ -71,3 +79,35 @@ def event_id_sql(
 ) -> str:
     """``event_id`` as a DuckDB expression over the named columns (see ``stable_id_sql``)."""
     return stable_id_sql(stage, event_type, correlation_id, identity, length=EVENT_ID_LENGTH)
+
+
+# The columns of a task's key in ``execution_events``: the first and second 64 bits of the
+# sha256 of its task id, each read as a big-endian signed integer (Delta has no unsigned type).
+TASK_KEY = ("task_key_hi", "task_key_lo")
+
+
+def task_key(task_id: str) -> tuple[int, int]:
+    """The key of one task id: ``(hi, lo)``, its sha256's bytes 0-7 and 8-15 as big-endian
+    signed 64-bit integers. Two different task ids share a key with probability 2^-128."""
+    digest = hashlib.sha256(task_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True), int.from_bytes(digest[8:16], "big", signed=True)
+
+
+def with_task_keys(frame: pl.DataFrame, task_id: str = "task_id") -> pl.DataFrame:
+    """``frame`` with TASK_KEY (Int64) computed from its ``task_id`` column (``task_key`` per
+    row, null where the id is null), replacing any already there.
+
+    One rule for every writer: DuckDB hashes the whole column (a bulk writer's millions of
+    rows cost no Python call per row; tests/test_ids.py checks it against ``task_key``).
+    """
+    if frame.is_empty():
+        return frame.with_columns(pl.lit(None, pl.Int64).alias(c) for c in TASK_KEY)
+    halves = ", ".join(
+        f"('0x' || substr(sha256(task_id), {1 + 16 * i}, 16))::UBIGINT AS {name}" for i, name in enumerate(TASK_KEY)
+    )
+    ids = frame.select(pl.col(task_id).cast(pl.String).alias("task_id")).to_arrow()
+    with duckdb.connect() as con:  # private in-memory database: no shared default connection
+        con.register("ids", ids)
+        keys = con.sql(f"SELECT {halves} FROM ids").pl()
+    # UBIGINT's bits read as signed: the big-endian signed integers of ``task_key``.
+    return frame.with_columns(keys[c].reinterpret(signed=True).alias(c) for c in TASK_KEY)

@@ -657,8 +657,8 @@ def execution_events(rows: pl.DataFrame, stage: str = "M6") -> pl.DataFrame:
 
     ``event_id`` is ``economics.ids.event_id`` of (stage, event type, video id, task id),
     computed in DuckDB from the same rule, so writing the same rows twice is idempotent in
-    the lake and a real M6 event of the same task would have the same id. Pure: returns a
-    frame, writes nothing.
+    the lake and a real M6 event of the same task would have the same id (the lake derives
+    the task key on write, as for M6's). Pure: returns a frame, writes nothing.
     """
     events = rows.select(
         terminal_event_expr(pl.col("status")).alias("event_type"),

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from economics.frames import one_of
+from economics.ids import TASK_KEY
 
 # Where an execution came from. Simulated money never mixes with real money (marginality
 # splits by it) and never steers routing.
@@ -94,11 +95,17 @@ def terminal_event_expr(status: pl.Expr) -> pl.Expr:
     return pl.when(status == "succeeded").then(pl.lit(SUCCEEDED_EVENT)).otherwise(pl.lit(FAILED_EVENT))
 
 
-# The row position ``terminal_outcomes`` tags terminal events with: how its second pass finds
-# the superseded events of re-executed tasks without reading their task ids again.
+# The row position ``terminal_outcomes`` tags terminal events with: how the superseded events
+# it finds are marked in the plan without reading their task ids again.
 _ROW = "__event_row"
-#: The 32-bit hash of a task id that ``terminal_outcomes`` finds repeats by.
-TASK_HASH = (pl.col("task_id").hash() % (1 << 32)).cast(pl.UInt32)
+#: A task's 128-bit fingerprint in ``terminal_outcomes`` (columns h and g): the task key
+#: written with each event (``economics.ids.TASK_KEY``).
+TASK_FINGERPRINT = {"h": pl.col(TASK_KEY[0]), "g": pl.col(TASK_KEY[1])}
+#: The fingerprint of every event instead, when some event has no task key (written before
+#: the keys): two 64-bit hashes of the task id under different seeds, independent (ids whose
+#: first hashes agree in their low 32 bits differ in the second, tests/test_economics_cycle.py).
+#: Two different task ids share either fingerprint with probability 2^-128.
+TASK_ID_HASHES = {"h": pl.col("task_id").hash(seed=0), "g": pl.col("task_id").hash(seed=1)}
 #: The Boolean column of ``terminal_outcomes``: a later terminal event of the task replaces this one.
 SUPERSEDED = "superseded"
 
@@ -107,16 +114,21 @@ def terminal_outcomes(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED) -
     """Terminal task events, lazily, each marked ``SUPERSEDED`` when it is not its task's
     latest outcome (a re-executed task has several terminal events).
 
-    The plan streams: nothing sorts or groups the whole table. A first pass reads only the
-    task ids, hashes them to 32 bits and sorts the hashes (numpy: a sort of integers, not of
-    the rows) to find the hashes seen more than once; the events behind those are fetched by
-    position and settled exactly on their task id (a hash collision between two tasks only
-    costs that fetch: at 10 M events ~12,000 pairs beside the ~50,000 re-executed tasks). 32
-    bits rather than 64: half the array to allocate and sort, ~100 ms less at 10 M events,
-    for ~20 % more rows fetched. The returned plan marks the superseded events by position, so
-    the consumer (a group-by, a sink) reads every row once and never holds them all; an
-    aggregate can group the marked rows apart and drop them after (``economics.cycle``), a
-    consumer of rows filters them out (``latest_outcomes``).
+    The plan streams: nothing sorts or groups the whole table. A first pass reads only each
+    terminal event's time and its task's 128-bit fingerprint: the task key written with the
+    event (two Int64 columns, ``TASK_FINGERPRINT``), or, when some event of the table has
+    none, two hashes of every task id (``TASK_ID_HASHES``: decoding the id strings costs about
+    twice the keys' read, ~0.3 against ~0.15 CPU s at 10 M events). The low 32 bits of the
+    fingerprint are sorted (numpy: a sort of integers, not of the rows) to find the events
+    whose bits are seen more than once (re-executed tasks, and ~12,000 pairs of 32-bit
+    collisions at 10 M events), and those few are settled on the whole fingerprint and their
+    times: two of n task ids share a fingerprint with probability below n^2 / 2^129 (10^-25 at
+    10 M events, 10^-21 at 1 B), and the ids themselves are not read again (a second decoding
+    of the whole column, whatever the filter: ~0.4 CPU s at 10 M). The returned plan marks
+    the superseded events by position, so the consumer (a group-by, a sink) reads every row
+    once and never holds them all; an aggregate can group the marked rows apart and drop
+    them after (``economics.cycle``), a consumer of rows filters them out
+    (``latest_outcomes``).
 
     Args:
         events: ``execution_events`` rows (envelope, ``task_id``, ``provider_id``,
@@ -175,28 +187,29 @@ def latest_outcomes(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED) -> 
 def _superseded(terminal: pl.LazyFrame) -> pl.Series | None:
     """Per position (``_ROW``), whether a later terminal event of its task replaces the
     event; None when none does (no task has two)."""
-    # The n-th hash is the n-th terminal event's (a collect keeps the order), so the
-    # positions need not be collected. Each array goes as soon as it is used: the fetch
-    # below reads the task ids again, and the peak memory is the two passes' overlap.
-    hashed = terminal.select(TASK_HASH).collect(engine="streaming").to_series()
-    n = len(hashed)
-    hashes = np.sort(hashed.to_numpy())
+    # The n-th row is the n-th terminal event's (a collect keeps the order), so the
+    # positions need not be collected.
+    times = {"t": pl.col("occurred_at")}
+    seen = None
+    if set(TASK_KEY) <= set(terminal.collect_schema().names()):
+        seen = terminal.select(**TASK_FINGERPRINT, **times).collect(engine="streaming")
+    if seen is None or seen["h"].has_nulls() or seen["g"].has_nulls():  # a key missing: hash every id
+        seen = terminal.select(**TASK_ID_HASHES, **times).collect(engine="streaming")
+    n = seen.height
+    # The repeats are found on 32 bits: half the array of 64 to allocate and sort (~0.1 s
+    # less at 10 M events), for a few thousand more candidates settled below.
+    low = seen["h"].to_numpy().astype(np.uint32)
+    hashes = np.sort(low)
     repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
     del hashes
     if not len(repeated):
         return None
-    candidate = hashed.is_in(pl.Series(repeated).implode())  # per position
-    del hashed
-    rows = (
-        # By a gather from the positions' booleans, as ``terminal_outcomes`` marks rows.
-        terminal.filter(pl.lit(candidate).gather(pl.col(_ROW)))
-        .select(_ROW, "task_id", "occurred_at")
-        .collect(engine="streaming")
-    )
+    rows = seen.with_row_index(_ROW).filter(pl.Series(low).is_in(pl.Series(repeated).implode()))
+    del seen, low
     # The latest event of each task (ties: the later row) is kept; every other one goes.
-    latest = rows.sort("occurred_at", _ROW).group_by("task_id", maintain_order=True).agg(pl.col(_ROW).last())[_ROW]
+    latest = rows.sort("t", _ROW).group_by(*TASK_FINGERPRINT, maintain_order=True).agg(pl.col(_ROW).last())[_ROW]
     replaced = rows.filter(~pl.col(_ROW).is_in(latest.implode()))[_ROW].to_numpy()
-    if not len(replaced):  # only colliding hashes, no task with two events
+    if not len(replaced):  # only colliding keys, no task with two events
         return None
     superseded = np.zeros(n, dtype=bool)
     superseded[replaced] = True

@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from economics.ids import event_id, stable_id
+from economics.ids import TASK_KEY, event_id, stable_id
 from economics.telemetry import UNTYPED, telemetry_from_payload
 from resources.lake import Lake
 from resources.schemas import EXECUTION_EVENTS, PIPELINE_EVENTS
@@ -73,12 +73,18 @@ def record_execution_events(lake: Lake, rows: list[dict]) -> int:
 
 
 def upgrade_execution_events(lake: Lake) -> int:
-    """Move the telemetry of task events written before it had typed columns out of their
-    JSON payload into the columns (``economics.telemetry.telemetry_from_payload``), in place
-    (a merge on ``event_id``); how many rows were rewritten. The economics reads only the
-    columns, so a lake from before typed telemetry runs this once (``effectlake init``); a
-    second run finds nothing."""
-    stale = lake.scan(EXECUTION_EVENTS).filter(UNTYPED).collect(engine="streaming")
+    """Bring task events written by older versions up to the current columns, in place (a
+    merge on ``event_id``); how many rows were rewritten. Events whose telemetry is only in
+    their JSON payload (before typed telemetry) get it moved into the columns
+    (``economics.telemetry.telemetry_from_payload``); events without a task key (before
+    ``economics.ids.TASK_KEY``) get theirs (the lake's write derives them). The economics
+    reads only the columns, and reads
+    the keys only when every terminal event has one, so a lake from before runs this once
+    (``effectlake init``); a second run finds nothing."""
+    events = lake.scan(EXECUTION_EVENTS)
+    keyed = set(TASK_KEY) <= set(events.collect_schema().names())
+    unkeyed = pl.col("task_id").is_not_null() & (pl.col(TASK_KEY[0]).is_null() if keyed else pl.lit(True))
+    stale = events.filter(UNTYPED | unkeyed).collect(engine="streaming")
     if stale.is_empty():
         return 0
     lake.upsert(EXECUTION_EVENTS, telemetry_from_payload(stale))

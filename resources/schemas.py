@@ -9,11 +9,13 @@ they are read back by the code that wrote them, never filtered on in SQL. What i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import polars as pl
 
 from economics.bottlenecks import CLASSIFICATION_SCHEMA
+from economics.ids import TASK_KEY, with_task_keys
 from economics.metric_streams import STREAM_SCHEMA
 from economics.off_policy import ESTIMATES_SCHEMA
 from economics.outliers import ALERT_SCHEMA
@@ -36,6 +38,8 @@ class TableSpec:
         schema: Polars schema; the Delta schema is derived from it.
         key: columns that identify a row; appends skip rows whose key already exists.
         partition_by: Delta partition column (``video_id`` for silver), or None.
+        derive: columns computed from the others on every write (``conform``), so that no
+            writer can store them inconsistent with what they derive from; None for most.
     """
 
     layer: str
@@ -43,6 +47,7 @@ class TableSpec:
     schema: pl.Schema
     key: tuple[str, ...]
     partition_by: str | None = None
+    derive: Callable[[pl.DataFrame], pl.DataFrame] | None = None
 
     @property
     def path(self) -> str:
@@ -106,12 +111,19 @@ UPLOADS = _spec(
 PIPELINE_EVENTS = _event_table("pipeline_events")
 # Task events carry their telemetry as typed columns (null where an event type has none,
 # e.g. TaskDispatched): the economics job reads them without decoding the payload.
-EXECUTION_EVENTS = _event_table(
-    "execution_events",
-    task_id=pl.String,
-    provider_id=pl.String,
-    effect_type=pl.String,
-    **TELEMETRY,
+# ``task_key_hi``/``task_key_lo`` (``economics.ids.TASK_KEY``) are the task id's numeric key,
+# derived from it on every write so that the economics groups a task's events by reading two
+# Int64 columns.
+EXECUTION_EVENTS = replace(
+    _event_table(
+        "execution_events",
+        task_id=pl.String,
+        **dict.fromkeys(TASK_KEY, pl.Int64),
+        provider_id=pl.String,
+        effect_type=pl.String,
+        **TELEMETRY,
+    ),
+    derive=with_task_keys,
 )
 # A job's paid calls outside the providers (Gemini: resources/gemini/pricing.py
 # Usage.cost_line()), one row per call; job_margins adds them to the job's cost.
@@ -907,7 +919,8 @@ VIDEO_TABLES: tuple[TableSpec, ...] = tuple(t for t in ALL_TABLES if t.partition
 
 
 def conform(df: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
-    """Return ``df`` with exactly ``spec``'s columns, in order, cast to its types.
+    """Return ``df`` with exactly ``spec``'s columns, in order, cast to its types, and its
+    derived columns (``TableSpec.derive``) computed.
 
     Missing columns become typed nulls (so an all-null column is never written as Null type).
 
@@ -918,6 +931,7 @@ def conform(df: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     extra = set(df.columns) - set(spec.schema.names())
     if extra:
         raise ValueError(f"{spec.name}: columns not in schema: {sorted(extra)}")
-    return df.select(
+    rows = df.select(
         [(pl.col(c) if c in df.columns else pl.lit(None)).cast(t).alias(c) for c, t in spec.schema.items()]
     )
+    return rows if spec.derive is None else spec.derive(rows)

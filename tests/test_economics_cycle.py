@@ -16,10 +16,12 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
+from deltalake import write_deltalake
 from polars.testing import assert_frame_equal
 
 from economics.cost_model import ProviderCostProfile, RateCard, cost_frame
 from economics.cycle import windows_and_stats
+from economics.ids import TASK_KEY, with_task_keys
 from economics.margin import margin_expr
 from economics.marginality import WINDOWS, burn_rates, marginality_windows
 from economics.simulator import (
@@ -37,7 +39,7 @@ from economics.telemetry import (
     DISPATCHED_EVENT,
     REAL,
     SUPERSEDED,
-    TASK_HASH,
+    TASK_ID_HASHES,
     TELEMETRY,
     TERMINAL_EVENTS,
     finished_executions,
@@ -239,6 +241,28 @@ def test_terminal_outcomes_mark_every_event_but_each_tasks_latest(lake):
     assert terminal_outcomes(once).collect()[SUPERSEDED].sum() == 0
 
 
+def test_task_keys_and_task_id_hashes_mark_the_same_events(lake):
+    # Every event of the lake has its task key; without the key columns, or with one event
+    # missing its key, every task id is hashed instead: the same events are marked.
+    events = lake.scan(EXECUTION_EVENTS)
+    keyed = terminal_outcomes(events).collect()
+    assert keyed[SUPERSEDED].sum() > 300
+    first_unkeyed = pl.when(pl.int_range(pl.len()) == 0).then(None).otherwise(pl.col(TASK_KEY[0]))
+    for unkeyed in (events.drop(*TASK_KEY), events.with_columns(first_unkeyed.alias(TASK_KEY[0]))):
+        assert_frame_equal(terminal_outcomes(unkeyed).collect(), keyed)
+
+
+def test_with_task_keys_events_are_told_apart_by_their_keys():
+    # Two tasks given one key (as two ids sharing 128 bits would be) are one task to the
+    # keyed pass: only the later outcome of the two is kept. Their own keys keep both.
+    t0 = NOW - timedelta(hours=1)
+    rows = [("e1", "TaskSucceeded", "v", t0, "t1", "succeeded"), ("e2", "TaskFailed", "v", t0, "t2", "failed")]
+    events = with_task_keys(_terminal_events(rows))
+    assert finished_executions(events.lazy()).height == 2
+    shared = events.with_columns(pl.col(c).first() for c in TASK_KEY)
+    assert finished_executions(shared.lazy())["task_id"].to_list() == ["t2"]
+
+
 def test_latest_outcomes_is_a_plan_that_keeps_the_asked_columns(lake):
     plan = latest_outcomes(lake.scan(EXECUTION_EVENTS), columns=("status", "error_class", "source"))
     assert isinstance(plan, pl.LazyFrame)
@@ -266,7 +290,8 @@ def _terminal_events(rows: list[tuple]) -> pl.DataFrame:
     ).with_columns(pl.lit(None, pl.String).alias(c) for c in ("provider_id", "effect_type"))
 
 
-def test_repeats_are_settled_on_the_task_id_and_ties_by_row_order():
+@pytest.mark.parametrize("keyed", [True, False], ids=["task keys", "task id hashes"])
+def test_repeats_are_settled_on_the_task_id_and_ties_by_row_order(keyed):
     t0 = NOW - timedelta(hours=1)
     rows = [
         ("e1", "TaskFailed", "v", t0, "t1", "failed"),
@@ -276,16 +301,22 @@ def test_repeats_are_settled_on_the_task_id_and_ties_by_row_order():
         ("e5", "TaskFailed", "v", t0 + timedelta(minutes=1), "t3", "failed"),  # same instant: the later row wins
     ]
     events = _terminal_events(rows)
+    events = with_task_keys(events) if keyed else events
     got = finished_executions(events.lazy(), columns=("status",)).sort("task_id")
     assert got.select("task_id", "status").rows() == [("t1", "succeeded"), ("t2", "succeeded"), ("t3", "failed")]
 
 
 def test_tasks_whose_hashes_collide_keep_their_own_outcomes():
-    # Two task ids with the same 32-bit hash (found among 200,000), one event each, beside a
-    # re-executed task: the collision only costs a fetch; each task keeps its own outcome.
-    ids = pl.DataFrame({"task_id": [f"task-{i}" for i in range(200_000)]}).with_columns(h=TASK_HASH)
-    a, b = ids.filter(pl.col("h").is_duplicated()).sort("h", "task_id")["task_id"].head(2).to_list()
-    assert ids.filter(pl.col("task_id").is_in([a, b]))["h"].n_unique() == 1
+    # Two task ids whose first hashes agree in the 32 bits the repeats are sorted on (found
+    # among 200,000), one event each, beside a re-executed task: both become candidates, the
+    # whole fingerprint tells them apart, each task keeps its own outcome.
+    ids = pl.DataFrame({"task_id": [f"task-{i}" for i in range(200_000)]}).with_columns(**TASK_ID_HASHES)
+    ids = ids.with_columns(low=pl.col("h") % (1 << 32))
+    pairs = ids.filter(pl.col("low").is_duplicated())
+    assert pairs.height >= 2
+    # The seeds' hashes are independent: no pair agreeing on 32 bits of one agrees on the other.
+    assert pairs.group_by("low").agg(pl.col("g").n_unique())["g"].min() > 1
+    a, b = pairs.sort("low", "task_id")["task_id"].head(2).to_list()
     t0 = NOW - timedelta(hours=1)
     rows = [
         ("e1", "TaskSucceeded", "v", t0, a, "succeeded"),
@@ -390,6 +421,17 @@ def test_an_old_lakes_task_events_are_upgraded_once(tmp_path):
     upgraded = lake.read(EXECUTION_EVENTS)
     assert upgraded.height == events.height and set(upgraded["payload"]) == {"{}"}
     assert_frame_equal(_by_task(finished_executions(upgraded.lazy())), _by_task(expected))
+
+
+def test_a_table_from_before_task_keys_gets_the_columns_and_the_keys(tmp_path):
+    events = conform(execution_events(simulate(_market(), NOW - timedelta(hours=3), 2, 50, seed=12)), EXECUTION_EVENTS)
+    lake = Lake(uri=str(tmp_path))
+    write_deltalake(lake.table_uri(EXECUTION_EVENTS), events.drop(*TASK_KEY).to_arrow())  # the old schema
+    assert not set(TASK_KEY) & set(lake.scan(EXECUTION_EVENTS).collect_schema().names())
+    assert upgrade_execution_events(lake) == events.height
+    assert upgrade_execution_events(lake) == 0
+    stored = lake.read(EXECUTION_EVENTS).select("event_id", *TASK_KEY).sort("event_id")
+    assert_frame_equal(stored, events.select("event_id", *TASK_KEY).sort("event_id"))
 
 
 # --- the incremental upsert ---------------------------------------------------------------------

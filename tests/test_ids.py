@@ -1,5 +1,6 @@
 """One id rule: ``stable_id`` in Python and ``stable_id_sql`` in DuckDB give the same ids, and
-the ids already stored (events, ledger entries, A/B tasks, simulated runs) keep their values."""
+the ids already stored (events, ledger entries, A/B tasks, simulated runs) keep their values;
+a task's key is the same from every writer."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import polars as pl
 import pytest
 
 from economics import ledger
-from economics.ids import event_id, event_id_sql, stable_id, stable_id_sql
+from economics.ids import TASK_KEY, event_id, event_id_sql, stable_id, stable_id_sql, task_key, with_task_keys
 from economics.routing import ab_assignments
 from economics.simulator import Market, ProviderModel, execution_events, simulate
-from resources.events import event
+from resources.events import event, record_execution_events
+from resources.lake import Lake
+from resources.schemas import EXECUTION_EVENTS, conform
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 ROWS = pl.DataFrame(
@@ -77,3 +80,29 @@ def test_stored_id_values_are_unchanged():
     assert simulate(market, T0, 1, 50, seed=4)["task_id"][0] == f"sim-{old(f'4|{T0.isoformat()}', 8)}-t0"
     assert stable_id("notification", "v1", "no_result", "") == old("notification|v1|no_result|", 32)
     assert stable_id({"b": 1, "a": 2}, length=12) == old('{"a": 2, "b": 1}', 12)
+
+
+def test_a_task_key_is_its_ids_sha256_halves_from_every_writer(tmp_path):
+    ids = ["t1", "sim-3479b27d-t1000000", "ünïcødé ✓", 'a"b', "", None]
+    digest = hashlib.sha256(b"t1").digest()
+    assert task_key("t1") == tuple(int.from_bytes(digest[i : i + 8], "big", signed=True) for i in (0, 8))
+    keyed = with_task_keys(pl.DataFrame({"task_id": ids}))
+    assert keyed.select(TASK_KEY).rows() == [task_key(t) if t is not None else (None, None) for t in ids]
+    assert keyed.select(TASK_KEY).drop_nulls().n_unique() == len(ids) - 1
+    # every write derives the key from the id: the simulator's bulk rows, a recorded event,
+    # and a row whose id was changed without its key (it gets its own)
+    rows = simulate(Market((ProviderModel("p", "cartoon", "cpu-2c", 1.0),), T0), T0, 1, 50, seed=3)
+    simulated = conform(execution_events(rows), EXECUTION_EVENTS).head(5)
+    assert simulated.select(TASK_KEY).rows() == [task_key(t) for t in simulated["task_id"]]
+    lake = Lake(uri=str(tmp_path))
+    recorded = [
+        event(e["event_type"], e["correlation_id"], e["stage"], {}, identity=e["task_id"], task_id=e["task_id"])
+        for e in simulated.iter_rows(named=True)
+    ]
+    assert record_execution_events(lake, recorded) == 5
+    renamed = simulated.head(1).with_columns(event_id=pl.lit("renamed"), task_id=pl.lit("another-task"))
+    assert lake.append(EXECUTION_EVENTS, renamed) == 1
+    stored = lake.read(EXECUTION_EVENTS)
+    assert sorted(stored.select("task_id", *TASK_KEY).rows()) == sorted(
+        (t, *task_key(t)) for t in [*simulated["task_id"], "another-task"]
+    )

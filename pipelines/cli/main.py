@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         lake.ensure_all()
         upgraded = upgrade_execution_events(lake)
         if upgraded:
-            print(f"{upgraded:,} task events: telemetry moved from the JSON payload to its columns")
+            print(f"{upgraded:,} task events brought up to the current columns (typed telemetry, task keys)")
         return 0
     return 2
 
