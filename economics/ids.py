@@ -93,7 +93,7 @@ def task_key(task_id: str) -> tuple[int, int]:
     return int.from_bytes(digest[:8], "big", signed=True), int.from_bytes(digest[8:16], "big", signed=True)
 
 
-def with_task_keys(frame: pl.DataFrame, task_id: str = "task_id") -> pl.DataFrame:
+def with_task_keys(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with TASK_KEY (Int64) computed from its ``task_id`` column (``task_key`` per
     row, null where the id is null), replacing any already there.
 
@@ -105,9 +105,15 @@ def with_task_keys(frame: pl.DataFrame, task_id: str = "task_id") -> pl.DataFram
     halves = ", ".join(
         f"('0x' || substr(sha256(task_id), {1 + 16 * i}, 16))::UBIGINT AS {name}" for i, name in enumerate(TASK_KEY)
     )
-    ids = frame.select(pl.col(task_id).cast(pl.String).alias("task_id")).to_arrow()
+    ids = frame.select(pl.col("task_id").cast(pl.String)).to_arrow()
     with duckdb.connect() as con:  # private in-memory database: no shared default connection
         con.register("ids", ids)
         keys = con.sql(f"SELECT {halves} FROM ids").pl()
     # UBIGINT's bits read as signed: the big-endian signed integers of ``task_key``.
     return frame.with_columns(keys[c].reinterpret(signed=True).alias(c) for c in TASK_KEY)
+
+
+def has_task_keys(frame: pl.DataFrame | pl.LazyFrame) -> bool:
+    """Whether ``frame`` (an ``execution_events`` scan or plan) has the TASK_KEY columns: a
+    table written before them lacks them until the lake's next write merges its schema."""
+    return set(TASK_KEY) <= set(frame.collect_schema().names())

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from economics.frames import one_of
-from economics.ids import TASK_KEY
+from economics.ids import TASK_KEY, has_task_keys
 
 # Where an execution came from. Simulated money never mixes with real money (marginality
 # splits by it) and never steers routing.
@@ -191,7 +191,7 @@ def _superseded(terminal: pl.LazyFrame) -> pl.Series | None:
     # positions need not be collected.
     times = {"t": pl.col("occurred_at")}
     seen = None
-    if set(TASK_KEY) <= set(terminal.collect_schema().names()):
+    if has_task_keys(terminal):
         seen = terminal.select(**TASK_FINGERPRINT, **times).collect(engine="streaming")
     if seen is None or seen["h"].has_nulls() or seen["g"].has_nulls():  # a key missing: hash every id
         seen = terminal.select(**TASK_ID_HASHES, **times).collect(engine="streaming")

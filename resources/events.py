@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from economics.ids import TASK_KEY, event_id, stable_id
+from economics.ids import TASK_KEY, event_id, has_task_keys, stable_id
 from economics.telemetry import UNTYPED, telemetry_from_payload
 from resources.lake import Lake
 from resources.schemas import EXECUTION_EVENTS, PIPELINE_EVENTS
@@ -78,12 +78,11 @@ def upgrade_execution_events(lake: Lake) -> int:
     their JSON payload (before typed telemetry) get it moved into the columns
     (``economics.telemetry.telemetry_from_payload``); events without a task key (before
     ``economics.ids.TASK_KEY``) get theirs (the lake's write derives them). The economics
-    reads only the columns, and reads
-    the keys only when every terminal event has one, so a lake from before runs this once
-    (``effectlake init``); a second run finds nothing."""
+    reads only the columns, and reads the keys only when every terminal event has one, so a
+    lake from before runs this once (``effectlake init``); a second run finds nothing."""
     events = lake.scan(EXECUTION_EVENTS)
-    keyed = set(TASK_KEY) <= set(events.collect_schema().names())
-    unkeyed = pl.col("task_id").is_not_null() & (pl.col(TASK_KEY[0]).is_null() if keyed else pl.lit(True))
+    missing = pl.col(TASK_KEY[0]).is_null() if has_task_keys(events) else pl.lit(True)
+    unkeyed = pl.col("task_id").is_not_null() & missing
     stale = events.filter(UNTYPED | unkeyed).collect(engine="streaming")
     if stale.is_empty():
         return 0
