@@ -146,7 +146,8 @@ def terminal_outcomes(events: pl.LazyFrame, columns: tuple[str, ...] = COSTED) -
         ``job_kind`` to CREATION. Row order is not defined. Of two terminal events of one
         task at the same instant, the later row of ``events`` is the latest.
 
-    Runs the first pass (and the fetch, when a task has several events) when called.
+    Runs the first pass (the fingerprints and times, and the settling of the few repeats) when
+    called.
     """
     # A table written before a telemetry column was declared lacks it until its next append
     # (the lake's merge adds it): read it as nulls meanwhile.
